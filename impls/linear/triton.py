@@ -1,0 +1,253 @@
+"""linear/triton: chunked linear attention (optional scalar decay) in Triton, forward and backward,
+plus a one-launch recurrent decode step. Kernels and their math: impls/linear/triton_kernels.py.
+
+Forward = two launches (chunk states, then outputs); backward = two launches (state gradients, then
+dq/dk/dv/dg) plus a float64 reverse cumsum for the decay gradient. The forward's chunk states are
+kept for the backward (B*H*T/64 * D*D elements in the input dtype: 1 GiB at 131072 tokens, H=16,
+D=128 in bf16) instead of being recomputed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from impls.linear.base import LinearAttention, LinearState
+
+log = logging.getLogger(__name__)
+
+CHUNK = 64
+
+
+@dataclass(frozen=True)
+class LinearTritonConfig:
+    """Launch parameters. None = chosen by a heuristic from the shape (see ``resolve``)."""
+
+    chunk: int = CHUNK
+    #: state block of the sequential passes (chunk states forward, state gradients backward)
+    state_bk: int | None = None
+    state_bv: int | None = None
+    state_warps: int = 4
+    state_stages: int = 2
+    #: value-dim block of the output pass and of the dq/dk/dv pass
+    o_bv: int | None = None
+    o_warps: int = 4
+    dqkv_bv: int = 64
+    dqkv_warps: int = 8
+    stages: int = 2
+
+    def resolve(self, BH: int, D: int, n_sm: int) -> tuple[int, int, int]:
+        """(state_bk, state_bv, o_bv) for B*H sequences of head dim D on n_sm multiprocessors.
+        The sequential passes have only D/BK * D/BV * B*H programs: small blocks when B*H is small
+        (long sequences, batch 1) so that every multiprocessor gets work."""
+        bk, bv = self.state_bk, self.state_bv
+        if bk is None or bv is None:
+            bk, bv = min(64, D), min(64, D)
+            for cand in ((min(64, D), min(64, D)), (min(64, D), 32), (32, 32)):
+                bk, bv = cand
+                if (D // bk) * (D // bv) * BH >= 2 * n_sm:
+                    break
+        o_bv = self.o_bv or min(64, D)
+        return bk, bv, o_bv
+
+
+DEFAULT_CONFIG = LinearTritonConfig()
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _precision(dtype: torch.dtype) -> str:
+    # float32 inputs get true float32 products (not tf32): float32 is the accuracy mode here.
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def _n_sm(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 1
+
+
+def _launch_kw(warps: int, stages: int) -> dict:
+    return {} if _interpreting() else {"num_warps": warps, "num_stages": stages}
+
+
+def _chunk_cumsum(decay: torch.Tensor, B: int, T: int, H: int, NT: int, BT: int) -> torch.Tensor:
+    """(B, T, H) log-decays -> (B*H, NT*BT) float32 cumulative sums restarting at every chunk; the
+    padded tail holds decay 0."""
+    g = decay.to(torch.float32).permute(0, 2, 1)  # (B, H, T)
+    if NT * BT != T:
+        g = torch.nn.functional.pad(g, (0, NT * BT - T))
+    return g.reshape(B, H, NT, BT).cumsum(-1).reshape(B * H, NT * BT).contiguous()
+
+
+def chunk_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    scale: float,
+    *,
+    final_state: torch.Tensor | None = None,
+    cfg: LinearTritonConfig = DEFAULT_CONFIG,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """o (B, T, H, D) and the chunk states h (B*H, NT, D, D). q, k, v contiguous; g from
+    ``_chunk_cumsum`` or None; final_state, if given, a contiguous float32 (B, H, D, D) to fill."""
+    from impls.linear import triton_kernels as K
+
+    B, T, H, D = q.shape
+    BT = cfg.chunk
+    NT = triton_cdiv(T, BT)
+    bk, bv, o_bv = cfg.resolve(B * H, D, _n_sm(q.device))
+    h = torch.empty(B * H, NT, D, D, device=q.device, dtype=q.dtype)
+    prec = _precision(q.dtype)
+    use_g = g is not None
+    gg = g if use_g else q  # placeholder pointer, never read
+    K.chunk_fwd_h_kernel[(D // bk, D // bv, B * H)](
+        k, v, gg, h, final_state if final_state is not None else h, T, NT,
+        H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=final_state is not None,
+        PRECISION=prec, **_launch_kw(cfg.state_warps, cfg.state_stages),
+    )
+    o = torch.empty_like(q)
+    K.chunk_fwd_o_kernel[(D // o_bv, NT, B * H)](
+        q, k, v, gg, h, o, scale, T, NT,
+        H=H, D=D, BT=BT, BV=o_bv, USE_G=use_g, PRECISION=prec, **_launch_kw(cfg.o_warps, cfg.stages),
+    )
+    return o, h
+
+
+def chunk_backward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    g: torch.Tensor | None,
+    h: torch.Tensor,
+    do: torch.Tensor,
+    scale: float,
+    *,
+    cfg: LinearTritonConfig = DEFAULT_CONFIG,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """dq, dk, dv and, with a decay, dg = q.dq - k.dk per token as (B*H, NT*BT) float32."""
+    from impls.linear import triton_kernels as K
+
+    B, T, H, D = q.shape
+    BT = cfg.chunk
+    NT = triton_cdiv(T, BT)
+    bk, bv, _ = cfg.resolve(B * H, D, _n_sm(q.device))
+    prec = _precision(q.dtype)
+    use_g = g is not None
+    gg = g if use_g else q
+    dh = torch.empty_like(h)
+    K.chunk_bwd_dh_kernel[(D // bk, D // bv, B * H)](
+        q, do, gg, dh, scale, T, NT,
+        H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, PRECISION=prec,
+        **_launch_kw(cfg.state_warps, cfg.state_stages),
+    )
+    dq = torch.empty_like(q)
+    dk = torch.empty_like(k)
+    dv = torch.empty_like(v)
+    dg = torch.empty(B * H, NT * BT, device=q.device, dtype=torch.float32) if use_g else None
+    K.chunk_bwd_dqkv_kernel[(NT, B * H)](
+        q, k, v, gg, h, do, dh, dq, dk, dv, dg if use_g else dq, scale, T, NT,
+        H=H, D=D, BT=BT, BV=min(cfg.dqkv_bv, D), USE_G=use_g, PRECISION=prec,
+        **_launch_kw(cfg.dqkv_warps, cfg.stages),
+    )
+    return dq, dk, dv, dg
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _decay_grad(dg: torch.Tensor, B: int, T: int, H: int, dtype: torch.dtype) -> torch.Tensor:
+    """d decay_t = sum_{u >= t} dg_u, per sequence; (B*H, TP) -> (B, T, H)."""
+    x = dg[:, :T].to(torch.float64)
+    rev = x.flip(-1).cumsum(-1).flip(-1)
+    return rev.reshape(B, H, T).permute(0, 2, 1).to(dtype)
+
+
+class _ChunkLinearAttn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, decay, scale: float, cfg: LinearTritonConfig):  # type: ignore[override]
+        B, T, H, D = q.shape
+        NT = triton_cdiv(T, cfg.chunk)
+        g = _chunk_cumsum(decay, B, T, H, NT, cfg.chunk) if decay is not None else None
+        o, h = chunk_forward(q, k, v, g, scale, cfg=cfg)
+        ctx.save_for_backward(q, k, v, g, h)
+        ctx.scale = scale
+        ctx.cfg = cfg
+        ctx.decay_dtype = decay.dtype if decay is not None else None
+        return o
+
+    @staticmethod
+    def backward(ctx, do):  # type: ignore[override]
+        q, k, v, g, h = ctx.saved_tensors
+        dq, dk, dv, dg = chunk_backward(q, k, v, g, h, do.contiguous(), ctx.scale, cfg=ctx.cfg)
+        ddecay = None
+        if dg is not None and ctx.needs_input_grad[3]:
+            B, T, H, _ = q.shape
+            ddecay = _decay_grad(dg, B, T, H, ctx.decay_dtype)
+        return dq, dk, dv, ddecay, None, None
+
+
+class LinearTriton(LinearAttention):
+    description = "Triton chunked linear attention (chunk 64, fwd+bwd, optional decay) + recurrent decode step"
+    triton = True
+    dtypes = (torch.float16, torch.bfloat16, torch.float32)
+    head_dims = (64, 128)
+
+    def __init__(self, config: LinearTritonConfig = DEFAULT_CONFIG) -> None:
+        self.config = config
+
+    def _forward(self, q, k, v, *, decay, scale: float) -> torch.Tensor:
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        if decay is not None:
+            decay = decay.contiguous()
+        if torch.is_grad_enabled() and any(
+            x is not None and x.requires_grad for x in (q, k, v, decay)
+        ):
+            return _ChunkLinearAttn.apply(q, k, v, decay, scale, self.config)
+        B, T, H, _ = q.shape
+        g = _chunk_cumsum(decay, B, T, H, triton_cdiv(T, self.config.chunk), self.config.chunk) if decay is not None else None
+        return chunk_forward(q, k, v, g, scale, cfg=self.config)[0]
+
+    def _prefill(self, state: LinearState, q, k, v, decay) -> torch.Tensor:
+        self._check_state(state, q.shape[0], q.shape[2], q.shape[3], q.device)
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        B, T, H, _ = q.shape
+        g = _chunk_cumsum(decay, B, T, H, triton_cdiv(T, self.config.chunk), self.config.chunk) if decay is not None else None
+        with torch.no_grad():
+            o, _ = chunk_forward(q, k, v, g, state.scale, final_state=state.S, cfg=self.config)
+        state.pos = T
+        return o
+
+    def _step(self, state: LinearState, q, k, v, decay) -> torch.Tensor:
+        from impls.linear import triton_kernels as K
+
+        self.check_runnable(q)
+        B, H, D = q.shape
+        self._check_state(state, B, H, D, q.device)
+        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+        o = torch.empty_like(q)
+        BV = min(32, D)
+        K.recurrent_step_kernel[(B * H, D // BV)](
+            q, k, v, decay.contiguous() if decay is not None else q, state.S, o, state.scale,
+            D=D, BV=BV, USE_G=decay is not None, **_launch_kw(4, 1),
+        )
+        state.pos += 1
+        return o
+
+    @staticmethod
+    def _check_state(state: LinearState, B: int, H: int, D: int, device: torch.device) -> None:
+        S = state.S
+        if S.shape != (B, H, D, D):
+            raise ValueError(f"state.S has shape {tuple(S.shape)}, expected {(B, H, D, D)} for these inputs")
+        if S.dtype != torch.float32:
+            raise TypeError(f"linear/triton keeps its state in float32, got state.S of dtype {S.dtype}")
+        if S.device != device:
+            raise ValueError(f"state.S is on {S.device} but the inputs are on {device}")
+        if not S.is_contiguous():
+            raise ValueError("state.S must be contiguous")

@@ -1,0 +1,257 @@
+"""Triton kernels for chunked linear attention with an optional scalar log-decay per (B, T, H).
+
+Math (impls/linear/base.py):  S_t = exp(decay_t) S_{t-1} + k_t v_t^T,   o_t = scale * q_t S_t.
+
+Chunked form (the GLA / flash-linear-attention "chunk" algorithm, Yang et al. 2024, written anew
+here). Split T into chunks of BT tokens. Inside chunk c let g_t be the float32 cumulative sum of the
+decays from the chunk start up to and including t, and G = g at the chunk's last token. With h_c the
+state entering chunk c:
+
+    o_t     = scale * ( exp(g_t) q_t h_c + sum_{s <= t in c} exp(g_t - g_s) (q_t . k_s) v_s )
+    h_{c+1} = exp(G) h_c + sum_{s in c} exp(G - g_s) k_s v_s^T
+
+Backward, with dh_c the gradient of the state at the END of chunk c (dh_last = 0):
+
+    dh_{c-1} = exp(G_c) dh_c + scale * sum_{t in c} exp(g_t) q_t dO_t^T
+    dq_t = scale * ( exp(g_t) dO_t h_c^T + sum_{s <= t} exp(g_t - g_s) (dO_t . v_s) k_s )
+    dk_s = scale * sum_{t >= s} exp(g_t - g_s) (dO_t . v_s) q_t + exp(G - g_s) v_s dh_c^T
+    dv_s = scale * sum_{t >= s} exp(g_t - g_s) (q_t . k_s) dO_t + exp(G - g_s) k_s dh_c
+    d decay_t = sum_{u >= t} (q_u . dq_u - k_u . dk_u)        (reverse cumsum over the sequence)
+
+The last line follows from q~_t = q_t exp(Gamma_t), k~_s = k_s exp(-Gamma_s) with Gamma the global
+cumulative decay: o depends on Gamma only through q~ and k~.
+
+Layout: q, k, v, o, dO are (B, T, H, D) contiguous, so token t of head h of batch b sits at
+((b * T + t) * H + h) * D. g / dg are (B*H, TP) float32 with TP = T rounded up to BT (the padded
+tail carries decay 0, so G of a partial last chunk is g at token T-1). Chunk states h / dh are
+(B*H, NT, D, D) in the input dtype (they are only ever a tensor-core operand); the running state
+inside a kernel and the final state are float32. Tokens past T are masked to zero on load and
+never stored, so any T works.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _seq_base(i_bh, T, H: tl.constexpr, D: tl.constexpr):
+    """Element offset of token 0 of sequence (b, h) in a (B, T, H, D) tensor (int64)."""
+    i_b = i_bh // H
+    i_h = i_bh % H
+    return (i_b.to(tl.int64) * T * H + i_h) * D
+
+
+# --------------------------------------------------------------------------------------------
+# Forward, pass 1: the chunk states.
+# Program (i_k, i_v, i_bh) owns the [BK, BV] block of the state of sequence i_bh and walks the
+# chunks in order: stores h_c (state entering chunk c), then h <- exp(G) h + (k * exp(G - g))^T v.
+# Grid (D / BK, D / BV, B * H). Sequential in c; parallel over state blocks and sequences.
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_fwd_h_kernel(
+    k, v, g, h, ht, T, NT,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    USE_G: tl.constexpr, STORE_H: tl.constexpr, STORE_FINAL: tl.constexpr, PRECISION: tl.constexpr,
+):
+    i_k = tl.program_id(0)
+    i_v = tl.program_id(1)
+    i_bh = tl.program_id(2).to(tl.int64)
+    base = _seq_base(i_bh, T, H, D)
+    row = H * D
+    offs_t = tl.arange(0, BT)
+    offs_k = i_k * BK + tl.arange(0, BK)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    TP = NT * BT
+    b_h = tl.zeros([BK, BV], dtype=tl.float32)
+    for i_t in range(NT):
+        if STORE_H:
+            p_h = h + (i_bh * NT + i_t) * D * D + offs_k[:, None] * D + offs_v[None, :]
+            tl.store(p_h, b_h.to(h.dtype.element_ty))
+        t = i_t * BT + offs_t
+        m_t = t < T
+        b_kt = tl.load(k + base + t[None, :] * row + offs_k[:, None], mask=m_t[None, :], other=0.0)  # [BK, BT]
+        b_v = tl.load(v + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+        if USE_G:
+            b_g = tl.load(g + i_bh * TP + t)
+            g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+            b_h = b_h * tl.exp(g_last)
+            b_kt = (b_kt * tl.exp(g_last - b_g)[None, :]).to(b_v.dtype)
+        b_h += tl.dot(b_kt, b_v, input_precision=PRECISION)
+    if STORE_FINAL:
+        p_ht = ht + i_bh * D * D + offs_k[:, None] * D + offs_v[None, :]
+        tl.store(p_ht, b_h)
+
+
+# --------------------------------------------------------------------------------------------
+# Forward, pass 2: the outputs, fully parallel over chunks.
+# Program (i_v, i_t, i_bh): o[chunk, BV block] = scale * (exp(g) * (q h_c) + (mask(q k^T) * D) v).
+# Grid (D / BV, NT, B * H); q, k are loaded whole ([BT, D]).
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_fwd_o_kernel(
+    q, k, v, g, h, o, scale, T, NT,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+    USE_G: tl.constexpr, PRECISION: tl.constexpr,
+):
+    i_v = tl.program_id(0)
+    i_t = tl.program_id(1)
+    i_bh = tl.program_id(2).to(tl.int64)
+    base = _seq_base(i_bh, T, H, D)
+    row = H * D
+    offs_d = tl.arange(0, D)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    offs_i = tl.arange(0, BT)
+    t = i_t * BT + offs_i
+    m_t = t < T
+    b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+    b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+    b_v = tl.load(v + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+    b_h = tl.load(h + (i_bh * NT + i_t) * D * D + offs_d[:, None] * D + offs_v[None, :])  # [D, BV]
+    b_o = tl.dot(b_q, b_h, input_precision=PRECISION)
+    b_s = tl.dot(b_q, tl.trans(b_k), input_precision=PRECISION)  # [BT(t), BT(s)]
+    causal = offs_i[:, None] >= offs_i[None, :]
+    if USE_G:
+        b_g = tl.load(g + i_bh * NT * BT + t)
+        b_o = b_o * tl.exp(b_g)[:, None]
+        b_s = b_s * tl.exp(tl.where(causal, b_g[:, None] - b_g[None, :], float("-inf")))
+    else:
+        b_s = tl.where(causal, b_s, 0.0)
+    b_o += tl.dot(b_s.to(b_v.dtype), b_v, input_precision=PRECISION)
+    tl.store(o + base + t[:, None] * row + offs_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_t[:, None])
+
+
+# --------------------------------------------------------------------------------------------
+# Backward, pass 1: the state gradients, walking the chunks backwards.
+# Program (i_k, i_v, i_bh) owns a [BK, BV] block of dh; stores dh_c (gradient of the state at the
+# end of chunk c), then dh <- exp(G) dh + scale * (q * exp(g))^T dO. Grid (D / BK, D / BV, B * H).
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_bwd_dh_kernel(
+    q, do, g, dh, scale, T, NT,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+    USE_G: tl.constexpr, PRECISION: tl.constexpr,
+):
+    i_k = tl.program_id(0)
+    i_v = tl.program_id(1)
+    i_bh = tl.program_id(2).to(tl.int64)
+    base = _seq_base(i_bh, T, H, D)
+    row = H * D
+    offs_t = tl.arange(0, BT)
+    offs_k = i_k * BK + tl.arange(0, BK)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    TP = NT * BT
+    b_dh = tl.zeros([BK, BV], dtype=tl.float32)
+    for i in range(NT):
+        i_t = NT - 1 - i
+        p_dh = dh + (i_bh * NT + i_t) * D * D + offs_k[:, None] * D + offs_v[None, :]
+        tl.store(p_dh, b_dh.to(dh.dtype.element_ty))
+        t = i_t * BT + offs_t
+        m_t = t < T
+        b_qt = tl.load(q + base + t[None, :] * row + offs_k[:, None], mask=m_t[None, :], other=0.0)  # [BK, BT]
+        b_do = tl.load(do + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+        if USE_G:
+            b_g = tl.load(g + i_bh * TP + t)
+            g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+            b_dh = b_dh * tl.exp(g_last)
+            b_qt = (b_qt * tl.exp(b_g)[None, :]).to(b_do.dtype)
+        b_dh += scale * tl.dot(b_qt, b_do, input_precision=PRECISION)
+
+
+# --------------------------------------------------------------------------------------------
+# Backward, pass 2: dq, dk, dv (and dg = q.dq - k.dk per token), fully parallel over chunks.
+# Program (i_t, i_bh) loads q, k of the chunk whole and loops over BV blocks of the value dim,
+# accumulating dO v^T (for the intra-chunk part), dO h^T (dq) and v dh^T (dk); dv of each block is
+# finished and stored inside the loop. Grid (NT, B * H).
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_bwd_dqkv_kernel(
+    q, k, v, g, h, do, dh, dq, dk, dv, dg, scale, T, NT,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+    USE_G: tl.constexpr, PRECISION: tl.constexpr,
+):
+    i_t = tl.program_id(0)
+    i_bh = tl.program_id(1).to(tl.int64)
+    base = _seq_base(i_bh, T, H, D)
+    row = H * D
+    TP = NT * BT
+    offs_d = tl.arange(0, D)
+    offs_i = tl.arange(0, BT)
+    t = i_t * BT + offs_i
+    m_t = t < T
+    b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+    b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+    # P^T[s, t] = k_s . q_t, masked to t >= s, times exp(g_t - g_s) and scale
+    b_pt = tl.dot(b_k, tl.trans(b_q), input_precision=PRECISION)
+    causal_t = offs_i[:, None] <= offs_i[None, :]  # [s, t]: s <= t
+    if USE_G:
+        b_g = tl.load(g + i_bh * TP + t)
+        g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+        b_pt = b_pt * tl.exp(tl.where(causal_t, b_g[None, :] - b_g[:, None], float("-inf")))
+        w_end = tl.exp(g_last - b_g)  # [BT]: exp(G - g_s)
+    else:
+        b_pt = tl.where(causal_t, b_pt, 0.0)
+    b_pt = (b_pt * scale).to(b_k.dtype)
+    b_ds = tl.zeros([BT, BT], dtype=tl.float32)  # [t, s]
+    b_dq = tl.zeros([BT, D], dtype=tl.float32)
+    b_dk = tl.zeros([BT, D], dtype=tl.float32)
+    p_hc = h + (i_bh * NT + i_t) * D * D
+    p_dhc = dh + (i_bh * NT + i_t) * D * D
+    for i_v in tl.static_range(D // BV):
+        offs_v = i_v * BV + tl.arange(0, BV)
+        b_v = tl.load(v + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+        b_do = tl.load(do + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+        b_h = tl.load(p_hc + offs_d[:, None] * D + offs_v[None, :])  # [D, BV]
+        b_dh = tl.load(p_dhc + offs_d[:, None] * D + offs_v[None, :])  # [D, BV]
+        b_ds += tl.dot(b_do, tl.trans(b_v), input_precision=PRECISION)
+        b_dq += tl.dot(b_do, tl.trans(b_h), input_precision=PRECISION)
+        b_dk += tl.dot(b_v, tl.trans(b_dh), input_precision=PRECISION)
+        b_dv = tl.dot(b_k, b_dh, input_precision=PRECISION)
+        if USE_G:
+            b_dv = b_dv * w_end[:, None]
+        b_dv += tl.dot(b_pt, b_do, input_precision=PRECISION)
+        tl.store(dv + base + t[:, None] * row + offs_v[None, :], b_dv.to(dv.dtype.element_ty), mask=m_t[:, None])
+    causal = offs_i[:, None] >= offs_i[None, :]  # [t, s]: s <= t
+    if USE_G:
+        b_ds = b_ds * tl.exp(tl.where(causal, b_g[:, None] - b_g[None, :], float("-inf")))
+        b_dq = b_dq * (scale * tl.exp(b_g))[:, None]
+        b_dk = b_dk * w_end[:, None]
+    else:
+        b_ds = tl.where(causal, b_ds, 0.0)
+        b_dq = b_dq * scale
+    b_ds = (b_ds * scale).to(b_k.dtype)
+    b_dq += tl.dot(b_ds, b_k, input_precision=PRECISION)
+    b_dk += tl.dot(tl.trans(b_ds), b_q, input_precision=PRECISION)
+    tl.store(dq + base + t[:, None] * row + offs_d[None, :], b_dq.to(dq.dtype.element_ty), mask=m_t[:, None])
+    tl.store(dk + base + t[:, None] * row + offs_d[None, :], b_dk.to(dk.dtype.element_ty), mask=m_t[:, None])
+    if USE_G:
+        b_dg = tl.sum(b_q.to(tl.float32) * b_dq - b_k.to(tl.float32) * b_dk, axis=1)
+        tl.store(dg + i_bh * TP + t, b_dg)
+
+
+# --------------------------------------------------------------------------------------------
+# Decode: one recurrent step, in place on the float32 state.
+# Program (i_bh, i_v) owns columns [i_v*BV, (i_v+1)*BV) of S (D x D) of sequence i_bh:
+#   S <- exp(decay) S + k v^T;  o = scale * q S.   Grid (B * H, D / BV). Memory-bound: S is read
+# and written once. q_t, k_t, v_t, o_t are (B, H, D) contiguous, decay_t (B, H).
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def recurrent_step_kernel(
+    q, k, v, decay, S, o, scale,
+    D: tl.constexpr, BV: tl.constexpr, USE_G: tl.constexpr,
+):
+    i_bh = tl.program_id(0).to(tl.int64)
+    i_v = tl.program_id(1)
+    offs_d = tl.arange(0, D)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    p_S = S + i_bh * D * D + offs_d[:, None] * D + offs_v[None, :]
+    b_S = tl.load(p_S)
+    b_q = tl.load(q + i_bh * D + offs_d).to(tl.float32)
+    b_k = tl.load(k + i_bh * D + offs_d).to(tl.float32)
+    b_v = tl.load(v + i_bh * D + offs_v).to(tl.float32)
+    if USE_G:
+        b_S = b_S * tl.exp(tl.load(decay + i_bh).to(tl.float32))
+    b_S += b_k[:, None] * b_v[None, :]
+    tl.store(p_S, b_S)
+    b_o = tl.sum(b_q[:, None] * b_S, axis=0) * scale
+    tl.store(o + i_bh * D + offs_v, b_o.to(o.dtype.element_ty))
