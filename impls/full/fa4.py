@@ -1,0 +1,60 @@
+"""flash-attn-4 (CuTe DSL, ``flash_attn.cute.flash_attn_func``), optional peer: the fastest full
+attention measured on our H200 (shared/spec/h200-anchors.md). Stage it with shared/tools/fa4-wheels.sh.
+
+forward: ``flash_attn_func(q, k, v, softmax_scale=scale, causal=causal)`` on (B, T, H, D); it returns
+(out, lse), we keep out. decode: the same kernel with one query token against the filled part of the
+cache (non-causal: every cached key is in the past), the cache held as (B, S, H, D) like flash-attn's
+and exposed to KVCache as (B, H, S, D) views. The first call per shape compiles (a few seconds).
+"""
+from __future__ import annotations
+
+import torch
+
+from impls.full.base import FullAttention, KVCache
+from impls.peer_utils import fa4_unavailable_reason
+
+
+def fa4_func():
+    from flash_attn.cute import flash_attn_func
+
+    return flash_attn_func
+
+
+class FullFA4(FullAttention):
+    description = "flash-attn-4 (CuTe DSL) flash_attn_func; decode: same kernel over the cache"
+    devices = ("cuda",)
+    dtypes = (torch.float16, torch.bfloat16)
+    head_dims = (64, 96, 128)
+
+    @classmethod
+    def extra_unavailable_reason(cls, device: str) -> str | None:
+        return fa4_unavailable_reason(device)
+
+    def _forward(self, q, k, v, *, causal, scale):
+        out = fa4_func()(q, k, v, softmax_scale=scale, causal=causal)
+        return out[0] if isinstance(out, tuple) else out
+
+    def _init_state(self, batch, heads, head_dim, max_len, device, dtype, scale) -> KVCache:
+        shape = (batch, max_len, heads, head_dim)
+        k = torch.zeros(shape, device=device, dtype=dtype)
+        v = torch.zeros(shape, device=device, dtype=dtype)
+        return KVCache(k.transpose(1, 2), v.transpose(1, 2), scale)
+
+    def _prefill(self, state: KVCache, q, k, v):
+        T0 = q.shape[1]
+        state.k[:, :, :T0] = k.transpose(1, 2)
+        state.v[:, :, :T0] = v.transpose(1, 2)
+        state.pos = T0
+        return self._forward(q, k, v, causal=True, scale=state.scale)
+
+    def _step(self, state: KVCache, q, k, v):
+        self.check_runnable(q)
+        p = state.pos
+        state.k[:, :, p] = k
+        state.v[:, :, p] = v
+        kc = state.k.transpose(1, 2)[:, : p + 1]
+        vc = state.v.transpose(1, 2)[:, : p + 1]
+        out = fa4_func()(q[:, None], kc, vc, softmax_scale=state.scale, causal=False)
+        out = out[0] if isinstance(out, tuple) else out
+        state.pos += 1
+        return out[:, 0]

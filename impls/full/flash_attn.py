@@ -1,0 +1,55 @@
+"""flash-attn 2.x (Dao-AILab, package ``flash_attn`` with its CUDA extension), optional peer.
+
+forward: ``flash_attn_func(q, k, v, softmax_scale=scale, causal=causal)`` on (B, T, H, D) directly.
+decode: ``flash_attn_with_kvcache``, which appends the new key/value at ``cache_seqlens`` and attends
+over the cache in one call. flash-attn wants its cache as (B, S, H, D); our KVCache holds (B, H, S, D)
+tensors, so the cache is allocated (B, S, H, D) and KVCache keeps transposed views of it (no copy).
+"""
+from __future__ import annotations
+
+import torch
+
+from impls.full.base import FullAttention, KVCache
+from impls.peer_utils import fa2_unavailable_reason
+
+
+class FullFlashAttn(FullAttention):
+    description = "flash-attn 2.x flash_attn_func; decode via flash_attn_with_kvcache"
+    devices = ("cuda",)
+    dtypes = (torch.float16, torch.bfloat16)
+    head_dims = (32, 64, 96, 128, 160, 192, 224, 256)
+
+    @classmethod
+    def extra_unavailable_reason(cls, device: str) -> str | None:
+        return fa2_unavailable_reason(device)
+
+    def _forward(self, q, k, v, *, causal, scale):
+        from flash_attn import flash_attn_func
+
+        return flash_attn_func(q, k, v, softmax_scale=scale, causal=causal)
+
+    def _init_state(self, batch, heads, head_dim, max_len, device, dtype, scale) -> KVCache:
+        shape = (batch, max_len, heads, head_dim)  # flash-attn's cache layout; KVCache sees (B, H, S, D) views
+        k = torch.zeros(shape, device=device, dtype=dtype)
+        v = torch.zeros(shape, device=device, dtype=dtype)
+        return KVCache(k.transpose(1, 2), v.transpose(1, 2), scale)
+
+    def _prefill(self, state: KVCache, q, k, v):
+        T0 = q.shape[1]
+        state.k[:, :, :T0] = k.transpose(1, 2)
+        state.v[:, :, :T0] = v.transpose(1, 2)
+        state.pos = T0
+        return self._forward(q, k, v, causal=True, scale=state.scale)
+
+    def _step(self, state: KVCache, q, k, v):
+        from flash_attn import flash_attn_with_kvcache
+
+        self.check_runnable(q)
+        B = q.shape[0]
+        seqlens = torch.full((B,), state.pos, dtype=torch.int32, device=q.device)
+        o = flash_attn_with_kvcache(
+            q[:, None], state.k.transpose(1, 2), state.v.transpose(1, 2), k=k[:, None], v=v[:, None],
+            cache_seqlens=seqlens, softmax_scale=state.scale, causal=True,
+        )
+        state.pos += 1
+        return o[:, 0]

@@ -1,0 +1,45 @@
+"""Causal attention with compiled FlexAttention (torch.nn.attention.flex_attention).
+
+The causal BlockMask is built compiled and cached per (T, device): no dense T x T mask. flex_attention
+itself runs under torch.compile (the fused Triton kernel on CUDA, inductor's C++ kernel on the CPU,
+where there is no backward). Non-causal calls run flex without a mask. Decode: FlexAttention has no
+KV-cache decode path here, so a step is one query against the KV cache through SDPA with PyTorch's
+own backend choice (stated, not hidden: decode timings of full/flex are SDPA timings).
+"""
+from __future__ import annotations
+
+import torch
+
+from impls.full.base import FullAttention, KVCache
+from impls.peer_utils import block_mask, compiled_flex, flex_unavailable_reason, sdpa_decode, to_bhtd
+
+
+class FullFlex(FullAttention):
+    description = "compiled FlexAttention, causal block mask (compiled, cached per shape); decode via SDPA"
+    backward_devices = ("cuda",)
+    dtypes = (torch.float16, torch.bfloat16, torch.float32)
+
+    @classmethod
+    def extra_unavailable_reason(cls, device: str) -> str | None:
+        return flex_unavailable_reason(device)
+
+    def _forward(self, q, k, v, *, causal, scale):
+        qh, kh, vh = to_bhtd(q, k, v)
+        T = q.shape[1]
+        bm = block_mask("causal", 0, T, T, q.device) if causal else None
+        return compiled_flex()(qh, kh, vh, block_mask=bm, scale=scale).transpose(1, 2)
+
+    def _prefill(self, state: KVCache, q, k, v):
+        T0 = q.shape[1]
+        state.k[:, :, :T0] = k.transpose(1, 2)
+        state.v[:, :, :T0] = v.transpose(1, 2)
+        state.pos = T0
+        return self._forward(q, k, v, causal=True, scale=state.scale)
+
+    def _step(self, state: KVCache, q, k, v):
+        p = state.pos
+        state.k[:, :, p] = k
+        state.v[:, :, p] = v
+        o = sdpa_decode(None, q, state.k, state.v, p + 1, state.scale, self.name)
+        state.pos += 1
+        return o

@@ -1,0 +1,191 @@
+"""Shared pieces of the peer implementations (SDPA with one pinned backend, compiled FlexAttention,
+block masks cached per shape, optional-package probes).
+
+Nothing here falls back silently: a pinned SDPA backend that refuses a configuration raises
+UnavailableError with the reasons PyTorch gives; a block mask is always built compiled
+(``create_block_mask(..., _compile=True)``), so no dense T x T mask is ever materialised.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import logging
+import warnings
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from impls.base import UnavailableError
+
+log = logging.getLogger(__name__)
+
+
+# ----- optional packages -------------------------------------------------------------------------
+def has_module(name: str) -> bool:
+    """True if ``name`` (dotted allowed) can be imported, without importing more than its parents."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def cuda_capability() -> tuple[int, int] | None:
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_capability()
+
+
+def fa2_unavailable_reason(device: str) -> str | None:
+    """flash-attn 2.x = package ``flash_attn`` with its compiled extension ``flash_attn_2_cuda``
+    (flash-attn-4 installs ``flash_attn.cute`` only, which is not flash-attn 2)."""
+    if not has_module("flash_attn_2_cuda") or not has_module("flash_attn.flash_attn_interface"):
+        return "flash-attn 2.x (package flash_attn with its CUDA extension flash_attn_2_cuda) is not installed"
+    cap = cuda_capability()
+    if device == "cuda" and cap is not None and cap < (8, 0):
+        return f"flash-attn 2 needs an Ampere or newer GPU, this one is sm_{cap[0]}{cap[1]}"
+    return None
+
+
+def fa4_unavailable_reason(device: str) -> str | None:
+    """flash-attn-4 (CuTe DSL): ``flash_attn.cute`` plus the ``cutlass`` DSL (nvidia-cutlass-dsl)."""
+    if not has_module("flash_attn.cute"):
+        return "flash-attn-4 (flash_attn.cute) is not installed (see shared/tools/fa4-wheels.sh)"
+    if not has_module("cutlass"):
+        return "flash-attn-4 needs the CuTe DSL package nvidia-cutlass-dsl (module cutlass), not installed"
+    cap = cuda_capability()
+    if device == "cuda" and cap is not None and cap[0] not in (9, 10, 11, 12):
+        return f"flash-attn-4 runs on Hopper (sm_90) and Blackwell GPUs, this one is sm_{cap[0]}{cap[1]}"
+    return None
+
+
+# ----- SDPA with a pinned backend ----------------------------------------------------------------
+_NO_KERNEL = ("No available kernel", "No viable backend")
+
+
+def sdpa_pinned(
+    backend: "torch.nn.attention.SDPBackend | None",
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool,
+    scale: float,
+    who: str,
+) -> torch.Tensor:
+    """F.scaled_dot_product_attention on (B, H, T, D) tensors with exactly ``backend`` enabled
+    (None = PyTorch's own choice). A backend that refuses raises UnavailableError naming why."""
+    if backend is None:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+    from torch.nn.attention import sdpa_kernel
+
+    try:
+        with sdpa_kernel([backend]):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+    except RuntimeError as exc:
+        if not any(s in str(exc) for s in _NO_KERNEL):
+            raise
+    # collect PyTorch's reasons (it emits them as warnings) for a clear error
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with sdpa_kernel([backend]):
+                F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)
+        except RuntimeError:
+            pass
+    reasons = "; ".join(str(w.message).strip().replace("\n", " ") for w in caught) or "no reason given"
+    raise UnavailableError(
+        f"{who}: SDPA backend {backend.name} cannot run q{tuple(q.shape)} {q.dtype} on {q.device} "
+        f"(causal={causal}); it is pinned, so there is no fallback. PyTorch says: {reasons}"
+    )
+
+
+def sdpa_decode(
+    backend: "torch.nn.attention.SDPBackend | None",
+    q: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    n: int,
+    scale: float,
+    who: str,
+) -> torch.Tensor:
+    """One query token (B, H, D) against the first n cached keys/values (B, H, S, D): (B, H, D)."""
+    o = sdpa_pinned(backend, q[:, :, None], k_cache[:, :, :n], v_cache[:, :, :n], causal=False, scale=scale,
+                    who=who)
+    return o[:, :, 0]
+
+
+# ----- FlexAttention ------------------------------------------------------------------------------
+@functools.cache
+def compiled_flex() -> Callable:
+    """flex_attention under torch.compile (the fused kernel; eager flex is a slow dense path)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def flex_lse_kwargs() -> dict:
+    """Ask flex_attention for the log-sum-exp: ``return_aux=AuxRequest(lse=True)`` where it exists
+    (torch >= 2.9), else the older ``return_lse=True``."""
+    try:
+        from torch.nn.attention.flex_attention import AuxRequest
+    except ImportError:
+        return {"return_lse": True}
+    return {"return_aux": AuxRequest(lse=True)}
+
+
+def split_flex_lse(result) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, lse) from flex_attention's result under either API; lse in natural-log units."""
+    out, aux = result
+    lse = aux if isinstance(aux, torch.Tensor) else aux.lse
+    return out, lse
+
+
+def _causal_mask(b, h, q_idx, kv_idx):
+    return q_idx >= kv_idx
+
+
+def _window_mask(window: int):
+    def mask(b, h, q_idx, kv_idx):
+        return (q_idx >= kv_idx) & (q_idx - kv_idx < window)
+
+    return mask
+
+
+def _chunk_mask(chunk_size: int):
+    def mask(b, h, q_idx, kv_idx):  # query in chunk q_idx // L sees the final states of chunks j < c
+        return q_idx // chunk_size > kv_idx
+
+    return mask
+
+
+_BLOCK_MASKS: dict[tuple, object] = {}
+
+
+def block_mask(kind: str, param: int, q_len: int, kv_len: int, device: torch.device):
+    """A BlockMask for 'causal' (param ignored), 'window' (param = window) or 'chunk' (param = chunk
+    size; kv are chunk states), broadcast over batch and heads, built compiled and cached per shape."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    key = (kind, param, q_len, kv_len, str(device))
+    if key not in _BLOCK_MASKS:
+        mask_mod = {"causal": lambda: _causal_mask, "window": lambda: _window_mask(param),
+                    "chunk": lambda: _chunk_mask(param)}[kind]()
+        log.debug("building block mask %s", key)
+        _BLOCK_MASKS[key] = create_block_mask(mask_mod, None, None, q_len, kv_len, device=device, _compile=True)
+    return _BLOCK_MASKS[key]
+
+
+def flex_unavailable_reason(device: str) -> str | None:
+    if not has_module("torch.nn.attention.flex_attention"):
+        return f"this torch ({torch.__version__}) has no FlexAttention"
+    if device == "cpu":
+        import shutil  # compiled CPU flex goes through inductor's C++ backend
+
+        if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+            return "compiled FlexAttention on the CPU needs a C++ compiler (g++/clang++), none found"
+    return None
+
+
+def to_bhtd(*xs: torch.Tensor) -> list[torch.Tensor]:
+    return [x.transpose(1, 2) for x in xs]

@@ -1,0 +1,174 @@
+"""RAT as its authors formulate it (the paper's speed baseline), written from shared/spec/rat.md:
+
+1. intra-chunk gated recurrence of keys and values with ONE associative scan over the chunk axis, in
+   float32: elements (f, (1-f) k, (1-f) v), combine (a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2) (the
+   first-order linear recurrence x_l = a_l x_{l-1} + b_l; x_{-1} = 0 because every chunk is scanned
+   on its own);
+2. chunk-index RoPE on q and the scanned keys (impls/rope.py tables, position = t // L);
+3. FlexAttention of every query over the chunk-end states K_j, V_j with the block mask
+   ``q_idx // L > kv_idx`` (strictly earlier chunks), returning the log-sum-exp;
+4. the exact merge with the self term s = scale q.kt[c,l]: with m = max(lse, s),
+   y = (e^(lse-m) o_inter + e^(s-m) vt) / (e^(lse-m) + e^(s-m)); chunk 0 has lse = -inf, so y = vt.
+
+Steps 1-4 run as one torch.compile'd graph (fullgraph, static shapes); the block mask is built
+compiled and cached per (T, L, device): T = 131072 never materialises a dense mask. FlexAttention runs
+in the input dtype (bf16 on the GPU), the scan, the self term and the merge in float32.
+On CUDA the scan is ``associative_scan(combine_mode="pointwise")`` (a Triton scan, the authors' path).
+The CPU path is for tests only and runs the SAME function EAGERLY: PyTorch refuses the pointwise scan
+off CUDA ("all input tensors need to be on CUDA"), so it uses ``combine_mode="generic"`` (same combine,
+same math), and compiled FlexAttention on the CPU does not return the log-sum-exp (torch 2.13: "torch.compile
+on CPU only supports inference and `return_lse` is not supported yet"), so flex runs eagerly there (its
+unfused path). There is no FlexAttention backward on the CPU, so train mode is CUDA only.
+
+Decode: the chunk cache (post-RoPE chunk-end keys, values) and the running float32 pre-RoPE states;
+a step updates the running states, writes slot c and attends over slots 0..c with SDPA (PyTorch's
+backend choice). Prefill pads the prompt to a whole chunk with f = 1, k = v = 0 (which leaves the
+running state unchanged), so the padded chunk's end state is the prompt's last running state.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import torch
+from torch._higher_order_ops import associative_scan
+from torch.nn.attention.flex_attention import flex_attention
+
+from impls.peer_utils import block_mask, flex_lse_kwargs, flex_unavailable_reason, sdpa_decode, split_flex_lse
+from impls.rat.base import RAT, RATState
+from impls.rope import apply_rope, rope_cos_sin
+
+
+_LSE_KW = flex_lse_kwargs()
+
+
+def _combine(x, y):
+    a1, bk1, bv1 = x
+    a2, bk2, bv2 = y
+    return a1 * a2, a2 * bk1 + bk2, a2 * bv1 + bv2
+
+
+def rat_core(q, k, v, f, cos, sin, bmask, chunk_size: int, scale: float, scan_mode: str, with_state: bool):
+    """Steps 1-4 for (B, T, H, D) inputs, T a multiple of chunk_size. cos/sin: (T, D) float32 chunk-index
+    tables or None (no RoPE). Returns y (dtype of q), plus (pre-RoPE chunk-end keys, chunk-end values),
+    both (B, C, H, D) float32, when with_state."""
+    B, T, H, D = q.shape
+    L = chunk_size
+    C = T // L
+    f32 = torch.float32
+    a = f.to(f32).reshape(B, C, L, H, D)
+    bk = (1 - a) * k.to(f32).reshape(B, C, L, H, D)
+    bv = (1 - a) * v.to(f32).reshape(B, C, L, H, D)
+    _, kt, vt = associative_scan(_combine, (a, bk, bv), dim=2, combine_mode=scan_mode)
+    kt = kt.reshape(B, T, H, D)
+    vt = vt.reshape(B, T, H, D)
+    qf = q.to(f32)
+    if cos is not None:
+        c, s = cos[None, :, None, :], sin[None, :, None, :]
+        qf = apply_rope(qf, c, s)
+        kr = apply_rope(kt, c, s)
+    else:
+        kr = kt
+    own = scale * (qf * kr).sum(-1)  # (B, T, H): the query's own running state
+    K = kr[:, L - 1 :: L]  # (B, C, H, D) chunk-end states
+    V = vt[:, L - 1 :: L]
+    dt = q.dtype
+    res = flex_attention(qf.to(dt).transpose(1, 2), K.to(dt).transpose(1, 2), V.to(dt).transpose(1, 2),
+                         block_mask=bmask, scale=scale, **_LSE_KW)
+    o, lse = split_flex_lse(res)
+    o = o.transpose(1, 2).to(f32)  # (B, T, H, D)
+    lse = lse.transpose(1, 2).to(f32)  # (B, T, H)
+    m = torch.maximum(lse, own)
+    w_inter = torch.exp(lse - m)
+    w_own = torch.exp(own - m)
+    y = (w_inter[..., None] * o + w_own[..., None] * vt) / (w_inter + w_own)[..., None]
+    y = y.to(dt)
+    if with_state:
+        return y, kt[:, L - 1 :: L], V
+    return y
+
+
+@functools.cache
+def _compiled_core():
+    return torch.compile(rat_core, fullgraph=True, dynamic=False)
+
+
+_ROPE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def chunk_rope(T: int, L: int, D: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    key = (T, L, D, str(device))
+    if key not in _ROPE:
+        _ROPE[key] = rope_cos_sin(torch.arange(T, device=device) // L, D, dtype=torch.float32)
+    return _ROPE[key]
+
+
+class RATFlex(RAT):
+    description = ("the RAT authors' formulation: compiled associative scan (float32) + compiled FlexAttention "
+                   "over chunk states (mask q//L > kv, lse) + exact merge with the self term; decode via SDPA over "
+                   "the chunk cache. CPU (tests only): the same function eager, generic scan, eager flex")
+    backward_devices = ("cuda",)
+    dtypes = (torch.float16, torch.bfloat16, torch.float32)
+
+    @classmethod
+    def extra_unavailable_reason(cls, device: str) -> str | None:
+        return flex_unavailable_reason(device)
+
+    def _run(self, q, k, v, f, chunk_size, rope, scale, with_state):
+        B, T, H, D = q.shape
+        if rope and D % 2:
+            raise ValueError(f"RoPE needs an even head_dim, got {D}")
+        cos, sin = chunk_rope(T, chunk_size, D, q.device) if rope else (None, None)
+        bm = block_mask("chunk", chunk_size, T, T // chunk_size, q.device)
+        if q.is_cuda:
+            return _compiled_core()(q, k, v, f, cos, sin, bm, chunk_size, scale, "pointwise", with_state)
+        # CPU (tests): the same function, eager; see the module docstring for why
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+            return rat_core(q, k, v, f, cos, sin, bm, chunk_size, scale, "generic", with_state)
+
+    def _forward(self, q, k, v, f, *, chunk_size, rope, scale):
+        return self._run(q, k, v, f, chunk_size, rope, scale, False)
+
+    def _prefill(self, state: RATState, q, k, v, f):
+        B, T0, H, D = q.shape
+        L = state.chunk_size
+        pad = math.ceil(T0 / L) * L - T0
+        if pad:  # f = 1, k = v = 0 keeps the running state: the padded chunk ends in the state at T0 - 1
+            zeros = q.new_zeros(B, pad, H, D)
+            q, k, v = (torch.cat([x, zeros], 1) for x in (q, k, v))
+            f = torch.cat([f, torch.ones_like(zeros)], 1)
+        with torch.no_grad():
+            y, k_end, v_end = self._run(q, k, v, f, L, state.rope, state.scale, True)
+            C = k_end.shape[1]
+            kc = k_end
+            if state.rope:
+                cos, sin = rope_cos_sin(torch.arange(C, device=q.device), D, dtype=torch.float32)
+                kc = apply_rope(k_end, cos[None, :, None], sin[None, :, None])
+            state.k_cache[:, :, :C] = kc.transpose(1, 2).to(state.k_cache.dtype)
+            state.v_cache[:, :, :C] = v_end.transpose(1, 2).to(state.v_cache.dtype)
+            state.kt.copy_(k_end[:, -1])
+            state.vt.copy_(v_end[:, -1])
+        state.pos = T0
+        return y[:, :T0]
+
+    def _step(self, state: RATState, q, k, v, f):
+        sdt = state.kt.dtype
+        c, l = divmod(state.pos, state.chunk_size)
+        if l == 0:
+            state.kt.zero_()
+            state.vt.zero_()
+        fs = f.to(sdt)
+        state.kt.mul_(fs).add_((1 - fs) * k.to(sdt))
+        state.vt.mul_(fs).add_((1 - fs) * v.to(sdt))
+        key = state.kt
+        if state.rope:
+            cos, sin = rope_cos_sin(torch.tensor([c], device=q.device), q.shape[-1], dtype=sdt)
+            key = apply_rope(key, cos, sin)
+            q = apply_rope(q.to(sdt), cos, sin).to(q.dtype)
+        state.k_cache[:, :, c] = key.to(state.k_cache.dtype)
+        state.v_cache[:, :, c] = state.vt.to(state.v_cache.dtype)
+        o = sdpa_decode(None, q.to(state.k_cache.dtype), state.k_cache, state.v_cache, c + 1, state.scale, self.name)
+        state.pos += 1
+        return o.to(q.dtype)
