@@ -15,7 +15,7 @@ from impls.base import UnavailableError
 from impls.linear.triton import LinearTriton, LinearTritonConfig
 
 # small state / value blocks: exercises the split-state path of the sequential kernels
-SMALL_BLOCKS = LinearTritonConfig(state_bk=32, state_bv=32, o_bv=32, dqkv_bv=32)
+SMALL_BLOCKS = LinearTritonConfig(state_bk=32, state_bv=32, o_bv=32, dqk_bv=32)
 
 
 def rand(B, T, H, D, seed, decay=True):

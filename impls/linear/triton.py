@@ -31,11 +31,13 @@ class LinearTritonConfig:
     state_bv: int | None = None
     state_warps: int = 4
     state_stages: int = 2
-    #: value-dim block of the output pass and of the dq/dk/dv pass
+    #: value-dim block of the output pass and of the dv pass
     o_bv: int | None = None
     o_warps: int = 4
-    dqkv_bv: int = 64
-    dqkv_warps: int = 8
+    #: key-dim block (one program each) and value-dim block (looped over) of the dq/dk pass
+    dqk_bk: int = 64
+    dqk_bv: int = 64
+    dqk_warps: int = 4
     stages: int = 2
 
     def resolve(self, BH: int, D: int, n_sm: int) -> tuple[int, int, int]:
@@ -136,7 +138,7 @@ def chunk_backward(
     B, T, H, D = q.shape
     BT = cfg.chunk
     NT = triton_cdiv(T, BT)
-    bk, bv, _ = cfg.resolve(B * H, D, _n_sm(q.device))
+    bk, bv, o_bv = cfg.resolve(B * H, D, _n_sm(q.device))
     prec = _precision(q.dtype)
     use_g = g is not None
     gg = g if use_g else q
@@ -149,11 +151,18 @@ def chunk_backward(
     dq = torch.empty_like(q)
     dk = torch.empty_like(k)
     dv = torch.empty_like(v)
-    dg = torch.empty(B * H, NT * BT, device=q.device, dtype=torch.float32) if use_g else None
-    K.chunk_bwd_dqkv_kernel[(NT, B * H)](
-        q, k, v, gg, h, do, dh, dq, dk, dv, dg if use_g else dq, scale, T, NT,
-        H=H, D=D, BT=BT, BV=min(cfg.dqkv_bv, D), USE_G=use_g, PRECISION=prec,
-        **_launch_kw(cfg.dqkv_warps, cfg.stages),
+    dqk_bk = min(cfg.dqk_bk, D)
+    dg = torch.empty(D // dqk_bk, B * H, NT * BT, device=q.device, dtype=torch.float32) if use_g else None
+    K.chunk_bwd_dqk_kernel[(D // dqk_bk, NT, B * H)](
+        q, k, v, gg, h, do, dh, dq, dk, dg if use_g else dq, scale, T, NT,
+        H=H, D=D, BT=BT, BK=dqk_bk, BV=min(cfg.dqk_bv, D), USE_G=use_g, PRECISION=prec,
+        **_launch_kw(cfg.dqk_warps, cfg.stages),
+    )
+    if dg is not None:
+        dg = dg.sum(0) if dg.shape[0] > 1 else dg[0]
+    K.chunk_bwd_dv_kernel[(D // o_bv, NT, B * H)](
+        q, k, gg, do, dh, dv, scale, T, NT,
+        H=H, D=D, BT=BT, BV=o_bv, USE_G=use_g, PRECISION=prec, **_launch_kw(cfg.o_warps, cfg.stages),
     )
     return dq, dk, dv, dg
 

@@ -159,66 +159,54 @@ def chunk_bwd_dh_kernel(
 
 
 # --------------------------------------------------------------------------------------------
-# Backward, pass 2: dq, dk, dv (and dg = q.dq - k.dk per token), fully parallel over chunks.
-# Program (i_t, i_bh) loads q, k of the chunk whole and loops over BV blocks of the value dim,
-# accumulating dO v^T (for the intra-chunk part), dO h^T (dq) and v dh^T (dk); dv of each block is
-# finished and stored inside the loop. Grid (NT, B * H).
+# Backward, pass 2a: dq, dk (and dg = q.dq - k.dk per token), fully parallel over chunks.
+# Program (i_k, i_t, i_bh) owns columns [i_k*BK, (i_k+1)*BK) of dq and dk of one chunk. It loops over
+# BV blocks of the value dim accumulating dO v^T (intra-chunk part), dO h^T (dq) and v dh^T (dk),
+# then adds ds k and ds^T q. dg gets this block's share of q.dq - k.dk: (D/BK, B*H, TP), summed by
+# the caller. Grid (D / BK, NT, B * H).
 # --------------------------------------------------------------------------------------------
 @triton.jit
-def chunk_bwd_dqkv_kernel(
-    q, k, v, g, h, do, dh, dq, dk, dv, dg, scale, T, NT,
-    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+def chunk_bwd_dqk_kernel(
+    q, k, v, g, h, do, dh, dq, dk, dg, scale, T, NT,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     USE_G: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    i_t = tl.program_id(0)
-    i_bh = tl.program_id(1).to(tl.int64)
+    i_k = tl.program_id(0)
+    i_t = tl.program_id(1)
+    i_bh = tl.program_id(2).to(tl.int64)
     base = _seq_base(i_bh, T, H, D)
     row = H * D
     TP = NT * BT
-    offs_d = tl.arange(0, D)
+    offs_d = i_k * BK + tl.arange(0, BK)
     offs_i = tl.arange(0, BT)
     t = i_t * BT + offs_i
     m_t = t < T
-    b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
-    b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
-    # P^T[s, t] = k_s . q_t, masked to t >= s, times exp(g_t - g_s) and scale
-    b_pt = tl.dot(b_k, tl.trans(b_q), input_precision=PRECISION)
-    causal_t = offs_i[:, None] <= offs_i[None, :]  # [s, t]: s <= t
-    if USE_G:
-        b_g = tl.load(g + i_bh * TP + t)
-        g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
-        b_pt = b_pt * tl.exp(tl.where(causal_t, b_g[None, :] - b_g[:, None], float("-inf")))
-        w_end = tl.exp(g_last - b_g)  # [BT]: exp(G - g_s)
-    else:
-        b_pt = tl.where(causal_t, b_pt, 0.0)
-    b_pt = (b_pt * scale).to(b_k.dtype)
     b_ds = tl.zeros([BT, BT], dtype=tl.float32)  # [t, s]
-    b_dq = tl.zeros([BT, D], dtype=tl.float32)
-    b_dk = tl.zeros([BT, D], dtype=tl.float32)
+    b_dq = tl.zeros([BT, BK], dtype=tl.float32)
+    b_dk = tl.zeros([BT, BK], dtype=tl.float32)
     p_hc = h + (i_bh * NT + i_t) * D * D
     p_dhc = dh + (i_bh * NT + i_t) * D * D
-    for i_v in tl.static_range(D // BV):
+    for i_v in range(D // BV):
         offs_v = i_v * BV + tl.arange(0, BV)
         b_v = tl.load(v + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
         b_do = tl.load(do + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
-        b_h = tl.load(p_hc + offs_d[:, None] * D + offs_v[None, :])  # [D, BV]
-        b_dh = tl.load(p_dhc + offs_d[:, None] * D + offs_v[None, :])  # [D, BV]
+        b_h = tl.load(p_hc + offs_v[:, None] + offs_d[None, :] * D)  # [BV, BK] = h^T block
+        b_dh = tl.load(p_dhc + offs_v[:, None] + offs_d[None, :] * D)  # [BV, BK] = dh^T block
         b_ds += tl.dot(b_do, tl.trans(b_v), input_precision=PRECISION)
-        b_dq += tl.dot(b_do, tl.trans(b_h), input_precision=PRECISION)
-        b_dk += tl.dot(b_v, tl.trans(b_dh), input_precision=PRECISION)
-        b_dv = tl.dot(b_k, b_dh, input_precision=PRECISION)
-        if USE_G:
-            b_dv = b_dv * w_end[:, None]
-        b_dv += tl.dot(b_pt, b_do, input_precision=PRECISION)
-        tl.store(dv + base + t[:, None] * row + offs_v[None, :], b_dv.to(dv.dtype.element_ty), mask=m_t[:, None])
+        b_dq += tl.dot(b_do, b_h, input_precision=PRECISION)
+        b_dk += tl.dot(b_v, b_dh, input_precision=PRECISION)
     causal = offs_i[:, None] >= offs_i[None, :]  # [t, s]: s <= t
     if USE_G:
+        b_g = tl.load(g + i_bh * TP + t)
+        g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
         b_ds = b_ds * tl.exp(tl.where(causal, b_g[:, None] - b_g[None, :], float("-inf")))
         b_dq = b_dq * (scale * tl.exp(b_g))[:, None]
-        b_dk = b_dk * w_end[:, None]
+        b_dk = b_dk * tl.exp(g_last - b_g)[:, None]
     else:
         b_ds = tl.where(causal, b_ds, 0.0)
         b_dq = b_dq * scale
+    b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, BK]
+    b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, BK]
     b_ds = (b_ds * scale).to(b_k.dtype)
     b_dq += tl.dot(b_ds, b_k, input_precision=PRECISION)
     b_dk += tl.dot(tl.trans(b_ds), b_q, input_precision=PRECISION)
@@ -226,7 +214,47 @@ def chunk_bwd_dqkv_kernel(
     tl.store(dk + base + t[:, None] * row + offs_d[None, :], b_dk.to(dk.dtype.element_ty), mask=m_t[:, None])
     if USE_G:
         b_dg = tl.sum(b_q.to(tl.float32) * b_dq - b_k.to(tl.float32) * b_dk, axis=1)
-        tl.store(dg + i_bh * TP + t, b_dg)
+        tl.store(dg + (i_k * tl.num_programs(2) + i_bh) * TP + t, b_dg)
+
+
+# --------------------------------------------------------------------------------------------
+# Backward, pass 2b: dv, fully parallel over chunks.
+# Program (i_v, i_t, i_bh): dv[chunk, BV block] = (scale * mask(k q^T) * D^T) dO + exp(G - g) k dh_c.
+# Grid (D / BV, NT, B * H); q, k loaded whole.
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_bwd_dv_kernel(
+    q, k, g, do, dh, dv, scale, T, NT,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+    USE_G: tl.constexpr, PRECISION: tl.constexpr,
+):
+    i_v = tl.program_id(0)
+    i_t = tl.program_id(1)
+    i_bh = tl.program_id(2).to(tl.int64)
+    base = _seq_base(i_bh, T, H, D)
+    row = H * D
+    TP = NT * BT
+    offs_d = tl.arange(0, D)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    offs_i = tl.arange(0, BT)
+    t = i_t * BT + offs_i
+    m_t = t < T
+    b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+    b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+    b_do = tl.load(do + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+    b_dh = tl.load(dh + (i_bh * NT + i_t) * D * D + offs_d[:, None] * D + offs_v[None, :])  # [D, BV]
+    b_dv = tl.dot(b_k, b_dh, input_precision=PRECISION)
+    b_pt = tl.dot(b_k, tl.trans(b_q), input_precision=PRECISION)  # [BT(s), BT(t)] = k_s . q_t
+    causal_t = offs_i[:, None] <= offs_i[None, :]  # [s, t]: s <= t
+    if USE_G:
+        b_g = tl.load(g + i_bh * TP + t)
+        g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+        b_dv = b_dv * tl.exp(g_last - b_g)[:, None]
+        b_pt = b_pt * tl.exp(tl.where(causal_t, b_g[None, :] - b_g[:, None], float("-inf")))
+    else:
+        b_pt = tl.where(causal_t, b_pt, 0.0)
+    b_dv += tl.dot((b_pt * scale).to(b_do.dtype), b_do, input_precision=PRECISION)
+    tl.store(dv + base + t[:, None] * row + offs_v[None, :], b_dv.to(dv.dtype.element_ty), mask=m_t[:, None])
 
 
 # --------------------------------------------------------------------------------------------

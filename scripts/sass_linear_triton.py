@@ -1,0 +1,95 @@
+"""Compile the linear/triton kernels for sm_90 without a GPU and report registers, spills, shared
+memory and the matrix instructions in the SASS (HGMMA = Hopper wgmma).
+
+    python scripts/sass_linear_triton.py [--dump DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from impls.linear import triton_kernels as K  # noqa: E402
+
+BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+
+
+def compile_one(fn, sig: dict, consts: dict, warps: int, stages: int):
+    # what the launcher specialises at run time: 16-byte aligned pointers (torch allocations)
+    attrs = {(i,): [["tt.divisibility", 16]] for i, (k, t) in enumerate(sig.items()) if t.startswith("*")}
+    src = ASTSource(fn, sig, consts, attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 128), options={"num_warps": warps, "num_stages": stages})
+
+
+def sass_stats(cubin: bytes) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+        path = f.name
+    sass = subprocess.run([os.path.join(BIN, "cuobjdump"), "-sass", path], capture_output=True, text=True).stdout
+    res = subprocess.run([os.path.join(BIN, "cuobjdump"), "-res-usage", path], capture_output=True, text=True).stdout
+    os.unlink(path)
+    ops = {op: len(re.findall(rf"\b{op}\b", sass)) for op in ("HGMMA", "HMMA", "LDL", "STL", "LDGSTS", "UTMALDG")}
+    ops["FFMA"] = len(re.findall(r"\bFFMA\b", sass))
+    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", res)
+    return {"res": m.group(0) if m else res.strip(), **ops}, sass
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dump", default=None)
+    args = ap.parse_args()
+    H, D, BT = 16, 128, 64
+    for dt in ("bf16",):
+        p = f"*{dt}"
+        cases = []
+        for use_g in (False, True):
+            for bk, bv in ((64, 64), (64, 32), (32, 32)):
+                cases.append((f"fwd_h g={use_g} bk={bk} bv={bv}", K.chunk_fwd_h_kernel,
+                              {"k": p, "v": p, "g": "*fp32", "h": p, "ht": "*fp32", "T": "i32", "NT": "i32"},
+                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=False, PRECISION="tf32"), 4, 2))
+                cases.append((f"bwd_dh g={use_g} bk={bk} bv={bv}", K.chunk_bwd_dh_kernel,
+                              {"q": p, "do": p, "g": "*fp32", "dh": p, "scale": "fp32", "T": "i32", "NT": "i32"},
+                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, PRECISION="tf32"), 4, 2))
+            for bv, w in ((64, 4), (128, 8)):
+                cases.append((f"fwd_o g={use_g} bv={bv} w={w}", K.chunk_fwd_o_kernel,
+                              {"q": p, "k": p, "v": p, "g": "*fp32", "h": p, "o": p, "scale": "fp32", "T": "i32", "NT": "i32"},
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
+            for bk, bv, w in ((64, 64, 4), (64, 32, 4), (64, 64, 8), (128, 32, 8)):
+                cases.append((f"bwd_dqk g={use_g} bk={bk} bv={bv} w={w}", K.chunk_bwd_dqk_kernel,
+                              {"q": p, "k": p, "v": p, "g": "*fp32", "h": p, "do": p, "dh": p, "dq": p, "dk": p,
+                               "dg": "*fp32", "scale": "fp32", "T": "i32", "NT": "i32"},
+                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
+            for bv, w in ((64, 4), (128, 8)):
+                cases.append((f"bwd_dv g={use_g} bv={bv} w={w}", K.chunk_bwd_dv_kernel,
+                              {"q": p, "k": p, "g": "*fp32", "do": p, "dh": p, "dv": p, "scale": "fp32", "T": "i32", "NT": "i32"},
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
+        cases.append(("step g=True", K.recurrent_step_kernel,
+                      {"q": p, "k": p, "v": p, "decay": p, "S": "*fp32", "o": p, "scale": "fp32"},
+                      dict(D=D, BV=32, USE_G=True), 4, 1))
+        for name, fn, sig, consts, w, s in cases:
+            sig = {**sig, **{k: "constexpr" for k in consts}}
+            try:
+                ck = compile_one(fn, sig, consts, w, s)
+            except Exception as exc:  # noqa: BLE001
+                print(f"{name:36s} FAILED: {exc}")
+                continue
+            st, sass = sass_stats(ck.asm["cubin"])
+            print(f"{name:36s} {st['res']:40s} smem={ck.metadata.shared:6d} HGMMA={st['HGMMA']:3d} HMMA={st['HMMA']:3d} "
+                  f"LDL={st['LDL']} STL={st['STL']} LDGSTS={st['LDGSTS']}")
+            if args.dump:
+                os.makedirs(args.dump, exist_ok=True)
+                with open(os.path.join(args.dump, name.replace(" ", "_").replace("=", "") + ".sass"), "w") as f:
+                    f.write(sass)
+
+
+if __name__ == "__main__":
+    main()
