@@ -7,6 +7,7 @@ register("swa/reference", "impls.swa.reference:SWAReference")
 register("linear/reference", "impls.linear.reference:LinearReference")
 register("rat/reference", "impls.rat.reference:RATReference")
 register("linear/triton", "impls.linear.triton:LinearTriton")
+register("rat/triton", "impls.rat.triton:RATTriton")
 
 # peers (impls/<family>/<peer>.py): the best attention users could run instead
 register("full/sdpa-flash", "impls.full.sdpa:SDPAFlash")

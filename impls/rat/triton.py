@@ -1,0 +1,309 @@
+"""rat/triton: RAT (../shared/spec/rat.md) in fused Triton kernels, forward, backward and decode.
+
+Forward = two launches: chunk ends (scan of k, v; RoPE'd chunk-end keys and values, compact
+(B, H, C, D)), then one flash-style kernel that per BM query rows runs the online softmax over the
+chunk ends j < c(t) and merges the self term (its own float32 scan of the tile) into the same
+softmax. Backward = three launches: Delta and RoPE'd q; dK/dV of the chunk ends; dq plus the
+reverse scan that gives dk, dv, df. Nothing of size T x C is ever stored: memory is linear in T.
+Decode step = one launch (running-state update, slot write, softmax over the slots, optional
+split over slots merged in-kernel). Kernels and their math: impls/rat/triton_kernels.py.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+
+from impls.rat.base import RAT, RATState
+from impls.rope import rope_cos_sin
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RATTritonConfig:
+    """Tile sizes and launch parameters (GPU). Under TRITON_INTERPRET=1 all tiles are 16."""
+
+    fwd_bm: int = 128  # query rows per forward program
+    fwd_bn: int = 64  # chunk ends per inner step
+    fwd_warps: int = 8
+    fwd_stages: int = 2
+    dkv_bn: int = 64  # chunk ends per dK/dV program
+    dkv_bm: int = 64  # query rows per inner step
+    dkv_warps: int = 4
+    dkv_stages: int = 2
+    dq_bm: int = 64
+    dq_bn: int = 64
+    dq_warps: int = 4
+    dq_stages: int = 2
+    end_bm: int = 64  # rows per tile of the chunk-end scan (when L <= end_bm)
+    step_bn: int = 64
+    step_warps: int = 4
+    #: slot splits of the decode step (None: enough programs for two per multiprocessor)
+    step_splits: int | None = None
+
+
+DEFAULT_CONFIG = RATTritonConfig()
+INTERPRET_CONFIG = RATTritonConfig(16, 16, 1, 1, 16, 16, 1, 1, 16, 16, 1, 1, 16, 16, 1)
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _cfg(cfg: RATTritonConfig | None) -> RATTritonConfig:
+    if cfg is not None:
+        return cfg
+    return INTERPRET_CONFIG if _interpreting() else DEFAULT_CONFIG
+
+
+def _kw(warps: int, stages: int) -> dict:
+    return {} if _interpreting() else {"num_warps": warps, "num_stages": stages}
+
+
+def _prec(dtype: torch.dtype) -> str:
+    # float32 inputs get true float32 products: float32 is the accuracy mode
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def _tile_for(L: int, bm: int) -> tuple[int, int]:
+    """(BM, ITERS): a tile never straddles a chunk boundary. L <= bm: BM = bm holds bm / L chunks;
+    L > bm: one chunk = ITERS tiles of BM rows (BM = the largest power of two <= bm dividing L)."""
+    if L <= bm and bm % L == 0:
+        return bm, 1
+    BM = bm
+    while BM > 16 and L % BM:
+        BM //= 2
+    if L % BM:
+        raise ValueError(
+            f"rat/triton needs a chunk_size that is a power of two or a multiple of 16, got {L}"
+        )
+    return BM, L // BM
+
+
+_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def rope_tables(n: int, D: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin (n', D/2) float32 for chunk indices 0..n'-1 (n' >= n, a power of two), from
+    impls.rope.rope_cos_sin (angles in float64, rounded once); cached per device and head dim."""
+    n2 = 1 << max(4, (n - 1).bit_length())
+    key = (device, D)
+    have = _TABLES.get(key)
+    if have is None or have[0].shape[0] < n2:
+        cos, sin = rope_cos_sin(torch.arange(n2, device=device), D, dtype=torch.float32)
+        have = (cos[:, : D // 2].contiguous(), sin[:, : D // 2].contiguous())
+        _TABLES[key] = have
+    return have
+
+
+def _same_strides(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    if all(x.stride() == xs[0].stride() for x in xs) and xs[0].stride(-1) == 1:
+        return xs
+    return tuple(x.contiguous() for x in xs)
+
+
+def chunk_ends(
+    k, v, f, L: int, rope: bool, cfg: RATTritonConfig, ke=None, ve=None, carry_bm: int | None = None,
+    last_state: tuple[torch.Tensor, torch.Tensor] | None = None,
+):
+    """Launch chunk_end_kernel. Returns (ke, ve, ck, cv, BM) with ke/ve (B, H, C, D) (or the given
+    cache views) and carries (B*H, n_tiles, D) float32 when L > BM (else None)."""
+    from impls.rat import triton_kernels as K
+
+    B, T, H, D = k.shape
+    C = math.ceil(T / L)
+    BM, ITERS = _tile_for(L, carry_bm or cfg.end_bm)
+    has_carry = ITERS > 1
+    if ke is None:
+        ke = torch.empty(B, H, C, D, device=k.device, dtype=k.dtype)
+        ve = torch.empty_like(ke)
+    n_tiles = math.ceil(T / BM)
+    if has_carry:
+        ck = torch.empty(B * H, n_tiles, D, device=k.device, dtype=torch.float32)
+        cv = torch.empty_like(ck)
+    else:
+        ck = cv = ke  # unused
+    cos, sin = rope_tables(C, D, k.device) if rope else (ke, ke)
+    stk, stv = last_state if last_state is not None else (ke, ke)
+    grid = (math.ceil(T / (BM * ITERS)), B * H)
+    K.chunk_end_kernel[grid](
+        k, v, f, cos, sin, ke, ve, ck, cv, stk, stv,
+        k.stride(0), k.stride(1), k.stride(2), ke.stride(0), ke.stride(1), ke.stride(2), T, H, n_tiles,
+        L=L, BM=BM, HALF=D // 2, ITERS=ITERS, ROPE=rope, HAS_CARRY=has_carry,
+        WRITE_LAST=last_state is not None, **_kw(4, 1),
+    )
+    return ke, ve, (ck if has_carry else None), (cv if has_carry else None), BM
+
+
+def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig, *, need_lse: bool,
+                ke=None, ve=None, last_state=None):
+    from impls.rat import triton_kernels as K
+
+    B, T, H, D = q.shape
+    BM, ITERS = _tile_for(L, cfg.fwd_bm)
+    ke, ve, ck, cv, _ = chunk_ends(k, v, f, L, rope, cfg, ke, ve, carry_bm=BM if ITERS > 1 else None,
+                                   last_state=last_state)
+    o = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
+    lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
+    cos, sin = rope_tables(math.ceil(T / L), D, q.device) if rope else (o, o)
+    n_tiles = math.ceil(T / BM)
+    grid = (n_tiles, B * H)
+    K.fwd_kernel[grid](
+        q, k, v, f, cos, sin, ke, ve, ck if ck is not None else o, cv if cv is not None else o, o, lse,
+        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
+        ke.stride(0), ke.stride(1), ke.stride(2), T, H, n_tiles, scale * K.LOG2E,
+        L=L, BM=BM, BN=cfg.fwd_bn, HALF=D // 2, ROPE=rope, HAS_CARRY=ck is not None, STORE_LSE=need_lse,
+        PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
+    )
+    return o, (lse if need_lse else None), ke, ve, ck, cv, BM
+
+
+def rat_backward(do, q, k, v, f, o, lse, ke, ve, ck, cv, fwd_bm: int, L: int, rope: bool, scale: float,
+                 cfg: RATTritonConfig):
+    from impls.rat import triton_kernels as K
+
+    B, T, H, D = q.shape
+    C = T // L
+    HALF = D // 2
+    if do.stride() != o.stride():
+        do = do.contiguous()
+    cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
+    prec = _prec(q.dtype)
+    # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D)
+    delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
+    qr = torch.empty(B * H, T, D, device=q.device, dtype=q.dtype)
+    bm0 = 16 if _interpreting() else 64
+    K.bwd_pre_kernel[(math.ceil(T / bm0), B * H)](
+        q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1),
+        o.stride(2), T, H, L=L, BM=bm0, HALF=HALF, ROPE=rope, **_kw(4, 1),
+    )
+    # 2. dK, dV of the chunk ends (float32, w.r.t. the RoPE'd keys)
+    dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
+    dve = torch.empty_like(dke)
+    K.bwd_dkv_kernel[(math.ceil(C / cfg.dkv_bn), B * H)](
+        qr, do, lse, delta, ke, ve, dke, dve, o.stride(0), o.stride(1), o.stride(2),
+        ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E,
+        L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec, **_kw(cfg.dkv_warps, cfg.dkv_stages),
+    )
+    # 3. dq and the reverse scan -> dk, dv, df
+    BM, ITERS = _tile_for(L, cfg.dq_bm)
+    if ITERS > 1 and BM != fwd_bm:  # carries at this kernel's tile size
+        _, _, ck, cv, _ = chunk_ends(k, v, f, L, rope, cfg, torch.empty_like(ke), torch.empty_like(ve),
+                                     carry_bm=BM)
+    dq = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
+    dk = torch.empty_like(dq)
+    dv = torch.empty_like(dq)
+    df = torch.empty_like(dq)
+    n_tiles = math.ceil(T / BM)
+    K.bwd_dq_kernel[(math.ceil(T / (BM * ITERS)), B * H)](
+        q, k, v, f, do, cos, sin, ke, ve, ck if ck is not None else dke, cv if cv is not None else dke,
+        dke, dve, lse, delta, dq, dk, dv, df,
+        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
+        dq.stride(0), dq.stride(1), dq.stride(2), ke.stride(0), ke.stride(1), ke.stride(2),
+        T, H, C, n_tiles, scale, scale * K.LOG2E,
+        L=L, BM=BM, BN=cfg.dq_bn, HALF=HALF, ITERS=ITERS, ROPE=rope, HAS_CARRY=ITERS > 1, PREC=prec,
+        **_kw(cfg.dq_warps, cfg.dq_stages),
+    )
+    return dq, dk, dv, df
+
+
+class _RATFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig):  # type: ignore[override]
+        need = any(ctx.needs_input_grad[:4])
+        o, lse, ke, ve, ck, cv, bm = rat_forward(q, k, v, f, L, rope, scale, cfg, need_lse=need)
+        if need:
+            ctx.save_for_backward(q, k, v, f, o, lse, ke, ve, ck, cv)
+            ctx.meta = (bm, L, rope, scale, cfg)
+        return o
+
+    @staticmethod
+    def backward(ctx, do):  # type: ignore[override]
+        q, k, v, f, o, lse, ke, ve, ck, cv = ctx.saved_tensors
+        bm, L, rope, scale, cfg = ctx.meta
+        dq, dk, dv, df = rat_backward(do, q, k, v, f, o, lse, ke, ve, ck, cv, bm, L, rope, scale, cfg)
+        return dq, dk, dv, df, None, None, None, None
+
+
+_STEP_WS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+class RATTriton(RAT):
+    description = ("fused Triton: scan + chunk-index RoPE + flash softmax over chunk ends with the self term "
+                   "merged exactly; fwd/bwd; one-launch decode step")
+    triton = True
+    dtypes = (torch.float16, torch.bfloat16, torch.float32)
+    head_dims = (32, 64, 128)
+
+    def __init__(self, config: RATTritonConfig | None = None) -> None:
+        self.config = config
+
+    def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float) -> torch.Tensor:
+        _tile_for(chunk_size, 16)  # clear error for unsupported chunk sizes
+        q, k, v, f = _same_strides(q, k, v, f)
+        return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, _cfg(self.config))
+
+    def _check_state(self, state: RATState, q: torch.Tensor) -> None:
+        if state.k_cache.dtype != q.dtype or state.k_cache.device != q.device:
+            raise ValueError(f"decode state holds {state.k_cache.dtype} on {state.k_cache.device}; "
+                             f"the inputs are {q.dtype} on {q.device}")
+        B, H, _, D = state.k_cache.shape
+        if (q.shape[0], q.shape[-2], q.shape[-1]) != (B, H, D):
+            raise ValueError(f"decode state is for (B, H, D) = {(B, H, D)}, inputs have shape {tuple(q.shape)}")
+        if state.kt.dtype != torch.float32 or not state.kt.is_contiguous() or not state.vt.is_contiguous():
+            raise ValueError("rat/triton needs a decode state made by its own init_state (float32 running state)")
+        if state.k_cache.stride(-1) != 1 or state.k_cache.stride() != state.v_cache.stride():
+            raise ValueError("rat/triton needs k_cache and v_cache with one layout, last dim contiguous")
+
+    def _prefill(self, state: RATState, q, k, v, f) -> torch.Tensor:
+        self._check_state(state, q)
+        _tile_for(state.chunk_size, 16)
+        q, k, v, f = _same_strides(q, k, v, f)
+        cfg = _cfg(self.config)
+        with torch.no_grad():
+            o, *_ = rat_forward(q, k, v, f, state.chunk_size, state.rope, state.scale, cfg, need_lse=False,
+                                ke=state.k_cache, ve=state.v_cache, last_state=(state.kt, state.vt))
+        state.pos = q.shape[1]
+        return o
+
+    def _step(self, state: RATState, q, k, v, f) -> torch.Tensor:
+        from impls.rat import triton_kernels as K
+
+        self._check_state(state, q)
+        cfg = _cfg(self.config)
+        B, H, D = q.shape
+        c, l = divmod(state.pos, state.chunk_size)
+        q, k, v, f = _same_strides(q, k, v, f)
+        o = torch.empty(B, H, D, device=q.device, dtype=q.dtype)
+        cos, sin = rope_tables(state.k_cache.shape[2], D, q.device) if state.rope else (o, o)
+        BH = B * H
+        splits = 1
+        if cfg.step_splits is not None:
+            splits = cfg.step_splits
+        elif q.device.type == "cuda":
+            n_sm = torch.cuda.get_device_properties(q.device).multi_processor_count
+            while splits < 64 and BH * splits < 2 * n_sm and c > splits * 4 * cfg.step_bn:
+                splits *= 2
+        n_per = math.ceil(max(c, 1) / splits / cfg.step_bn) * cfg.step_bn
+        key = (q.device, BH, splits, D)
+        if splits > 1:
+            if key not in _STEP_WS:
+                _STEP_WS[key] = (torch.empty(BH * splits * (D + 2), device=q.device, dtype=torch.float32),
+                                 torch.zeros(BH, device=q.device, dtype=torch.int32))
+            ws, cnt = _STEP_WS[key]
+        else:
+            ws = cnt = state.kt
+        kc = state.k_cache
+        K.step_kernel[(BH, splits)](
+            q, k, v, f, state.kt, state.vt, kc, state.v_cache, cos, sin, o, ws, cnt,
+            q.stride(0), q.stride(1), o.stride(0), o.stride(1), kc.stride(0), kc.stride(1), kc.stride(2), H, c, int(l == 0), n_per,
+            state.scale * K.LOG2E, HALF=D // 2, BN=cfg.step_bn, ROPE=state.rope, SPLITS=splits,
+            **_kw(cfg.step_warps, 1),
+        )
+        state.pos += 1
+        return o
+

@@ -1,0 +1,139 @@
+"""rat/triton against the float64 reference, in Triton's interpreter (fp32, small shapes, 16-row tiles):
+forward and every gradient (q, k, v, f) with rope on and off, partial tiles, chunk_size 1, chunks
+longer than a tile (carried scan state, forward and reverse), chunk_size == T, non-contiguous inputs,
+prefill + decode steps (with and without the split-over-slots merge) against one forward pass, and
+clear errors for what it does not support."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
+import torch
+
+import impls
+from impls.base import UnavailableError
+from impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+
+def rand(B, T, H, D, seed):
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(B, T, H, D, generator=g) for _ in range(3))
+    f = torch.sigmoid(2 * torch.randn(B, T, H, D, generator=g))
+    return q, k, v, f
+
+
+def check(a: torch.Tensor, b: torch.Tensor, tol: float, what: str) -> None:
+    a, b = a.double(), b.double()
+    assert a.shape == b.shape and torch.isfinite(a).all(), what
+    if b.norm() == 0:  # e.g. dq, dk when chunk_size == T: y does not depend on q, k
+        assert a.abs().max() < tol, f"{what}: {a.abs().max():.2e} (reference is 0)"
+        return
+    err = ((a - b).norm() / b.norm()).item()
+    assert err < tol, f"{what}: relative error {err:.2e}"
+
+
+def reference_grads(q, k, v, f, do, L, rope):
+    leaves = [x.double().requires_grad_(True) for x in (q, k, v, f)]
+    o = impls.get("rat/reference").forward(*leaves, chunk_size=L, rope=rope)
+    return o, torch.autograd.grad(o, leaves, do.double())
+
+
+def test_registered():
+    impl = impls.get("rat/triton")
+    assert isinstance(impl, RATTriton)
+    assert impl.unavailable_reason("cpu") is None  # TRITON_INTERPRET=1
+
+
+@pytest.mark.parametrize(
+    "B,T,H,D,L,rope",
+    [
+        (1, 32, 1, 32, 4, True),  # 4 chunks per 16-row tile
+        (2, 48, 2, 32, 16, False),  # one chunk per tile, B and H > 1
+        (1, 40, 1, 32, 8, True),  # last tile partial (40 = 2.5 tiles)
+        (1, 24, 2, 32, 1, True),  # chunk 1: causal attention over scanned tokens
+        (1, 64, 1, 32, 32, True),  # chunks of 2 tiles: carried state in the scans
+        (2, 64, 1, 32, 64, True),  # chunk_size == T (4 tiles), y = vt
+        (1, 32, 1, 64, 8, True),  # D = 64
+    ],
+)
+def test_forward_backward(B, T, H, D, L, rope):
+    q, k, v, f = rand(B, T, H, D, seed=T * 7 + L + D)
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+    o = impls.get("rat/triton").forward(*leaves, chunk_size=L, rope=rope)
+    do = torch.randn_like(o)
+    grads = torch.autograd.grad(o, leaves, do)
+    ro, rgrads = reference_grads(q, k, v, f, do, L, rope)
+    check(o, ro, 2e-6, "o")
+    for name, g, rg in zip("qkvf", grads, rgrads):
+        check(g, rg, 1e-5, f"d{name}")
+
+
+def test_non_contiguous_inputs_and_scale():
+    B, T, H, D, L = 1, 32, 2, 32, 8
+    g = torch.Generator().manual_seed(3)
+    packed = torch.randn(B, T, H, 4 * D, generator=g)  # q, k, v, gate logits side by side
+    q, k, v, z = packed.split(D, dim=-1)
+    f = torch.sigmoid(z)
+    assert not q.is_contiguous()
+    o = impls.get("rat/triton").forward(q, k, v, f, chunk_size=L, scale=0.3)
+    ref = impls.get("rat/reference").forward(q.double(), k.double(), v.double(), f.double(), chunk_size=L, scale=0.3)
+    check(o, ref, 2e-6, "o")
+
+
+def test_forget_gate_one_gives_no_nan():
+    q, k, v, _ = rand(1, 32, 1, 32, seed=1)
+    f = torch.ones_like(q)
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+    o = impls.get("rat/triton").forward(*leaves, chunk_size=8)
+    o.sum().backward()
+    assert torch.isfinite(o).all() and o.abs().max() == 0
+    assert all(torch.isfinite(x.grad).all() for x in leaves)
+
+
+@pytest.mark.parametrize(
+    "T,T0,L,rope,splits",
+    [
+        (44, 21, 4, True, 1),  # prompt ends mid-chunk
+        (40, 16, 8, False, 1),  # prompt ends on a chunk boundary
+        (96, 5, 1, True, 4),  # chunk 1: up to 95 slots over 4 splits of 32 (merge in-kernel)
+        (64, 40, 32, True, 2),  # chunks longer than a tile in prefill
+    ],
+)
+def test_prefill_then_steps_equals_forward(T, T0, L, rope, splits):
+    B, H, D = 2, 2, 32
+    q, k, v, f = rand(B, T, H, D, seed=T0 + splits)
+    ref = impls.get("rat/reference").forward(q.double(), k.double(), v.double(), f.double(), chunk_size=L, rope=rope)
+    impl = RATTriton(dataclasses.replace(INTERPRET_CONFIG, step_splits=splits))
+    state = impl.init_state(B, H, D, T + 3, device="cpu", dtype=torch.float32, chunk_size=L, rope=rope)
+    outs = [impl.prefill(state, q[:, :T0], k[:, :T0], v[:, :T0], f[:, :T0])]
+    check(outs[0], ref[:, :T0], 2e-6, "prefill")
+    for t in range(T0, T):
+        outs.append(impl.step(state, q[:, t], k[:, t], v[:, t], f[:, t])[:, None])
+    assert state.pos == T
+    check(torch.cat(outs, 1), ref, 2e-6, "prefill + steps")
+    # the cache holds the reference's chunk ends (slot c: running state of the current chunk)
+    ref_state = impls.get("rat/reference").init_state(B, H, D, T + 3, device="cpu", dtype=torch.float64,
+                                                       chunk_size=L, rope=rope)
+    impls.get("rat/reference").prefill(ref_state, q.double(), k.double(), v.double(), f.double())
+    n = -(-T // L)
+    check(state.k_cache[:, :, :n], ref_state.k_cache[:, :, :n], 2e-6, "k_cache")
+    check(state.v_cache[:, :, :n], ref_state.v_cache[:, :, :n], 2e-6, "v_cache")
+    check(state.kt, ref_state.kt, 2e-6, "running kt")
+
+
+def test_errors():
+    impl = impls.get("rat/triton")
+    q, k, v, f = rand(1, 48, 1, 32, seed=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        impl.forward(q, k, v, f, chunk_size=24)  # not a power of two nor a multiple of 16
+    with pytest.raises(UnavailableError, match="dtype"):
+        impl.forward(q.double(), k.double(), v.double(), f.double(), chunk_size=8)
+    x = torch.randn(1, 16, 1, 48)
+    with pytest.raises(UnavailableError, match="head_dim"):
+        impl.forward(x, x, x, torch.sigmoid(x), chunk_size=8)
+    state = impl.init_state(1, 1, 32, 64, device="cpu", dtype=torch.float32, chunk_size=8)
+    with pytest.raises(ValueError, match="decode state"):
+        impl.prefill(state, *(x.repeat(2, 1, 1, 1) for x in (q, k, v, f)))  # state is for B = 1
