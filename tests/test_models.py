@@ -1,0 +1,338 @@
+"""Layer and model modules (models/): structure, decode == forward, generation == forward, hybrids.
+
+CPU, small sizes, the */reference implementations; float64 where outputs are compared, so the
+tolerances are tight."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import impls
+from impls.rope import apply_rope, rope_cos_sin
+from models import (
+    AUTHORS_HYBRID_WINDOW,
+    AttentionLayer,
+    LanguageModel,
+    LinearAttentionLayer,
+    LMConfig,
+    RATLayer,
+    RNNLayer,
+    SWALayer,
+    build_mixer,
+    find_max_batch,
+)
+from models.lm import is_oom
+
+F64 = torch.float64
+DM, H, D = 32, 4, 8  # tiny layer: d_model, heads, head_dim (H * D == DM for RAT)
+KINDS = ("attention", "swa", "linear", "rat", "rnn")
+
+
+def layer(kind: str, dtype=F64, **kw):
+    torch.manual_seed(0)
+    kw.setdefault("chunk_size", 4)
+    kw.setdefault("window", 5)
+    return build_mixer(kind, DM, H, D, dtype=dtype, **kw)
+
+
+def rms(x, w, eps=1e-6):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+# ----- forward: shapes, dtypes, structure ---------------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_layer_forward_shape_dtype(kind, dtype):
+    m = layer(kind, dtype)
+    x = torch.randn(2, 8, DM, dtype=dtype)
+    y = m(x)
+    assert y.shape == x.shape and y.dtype == dtype and torch.isfinite(y).all()
+    y.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_bf16_autocast_passes_one_dtype_to_the_impl(kind, monkeypatch):
+    """Under bf16 autocast the projections give bf16 q, k, v; the gate (RAT) and decay (linear) are
+    computed in float32; the impl receives q, k, v (and f) in one dtype."""
+    m = layer(kind, torch.float32)
+    seen = {}
+    orig = m.impl.forward
+
+    def spy(*args, **kw):
+        seen["dtypes"] = [a.dtype for a in args]
+        if kw.get("decay") is not None:
+            seen["decay"] = kw["decay"].dtype
+        return orig(*args, **kw)
+
+    monkeypatch.setattr(m.impl, "forward", spy)
+    x = torch.randn(2, 8, DM)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x)
+    assert y.shape == x.shape and torch.isfinite(y.float()).all()
+    assert set(seen["dtypes"]) == {torch.bfloat16}
+    assert len(seen["dtypes"]) == (4 if kind in ("rat", "rnn") else 3)
+    if kind == "linear":
+        assert seen["decay"] == torch.float32
+
+
+def test_rat_layer_equals_hand_written_composition():
+    torch.manual_seed(1)
+    G, L, T = 2, 4, 8
+    m = RATLayer(DM, H, D, "rat/reference", chunk_size=L, groups=G, dtype=F64)
+    x = torch.randn(2, T, DM, dtype=F64)
+    W = m.in_proj.weight  # (3*DM + 2*G*D, DM)
+    h = rms(x, m.norm.weight)
+    proj = h @ W.T
+    z, v, g = proj[..., :DM], proj[..., DM:2 * DM], proj[..., 2 * DM:3 * DM]
+    qg = proj[..., 3 * DM:3 * DM + G * D].reshape(2, T, G, D)
+    kg = proj[..., 3 * DM + G * D:].reshape(2, T, G, D)
+    heads = torch.tensor([h % G for h in range(H)])  # head h uses group h % G (tiled, not interleaved)
+    q, k = qg[:, :, heads], kg[:, :, heads]
+    f = torch.sigmoid(g + m.gate_bias).reshape(2, T, H, D)
+    y = impls.get("rat/reference").forward(q, k, v.reshape(2, T, H, D), f, chunk_size=L)
+    want = x + (torch.sigmoid(z) * y.reshape(2, T, DM)) @ m.out_proj.weight.T
+    torch.testing.assert_close(m(x), want, rtol=1e-12, atol=1e-12)
+    # the tiling is a real constraint: interleaved groups (h // (H/G)) give a different layer output
+    inter = torch.tensor([h // (H // G) for h in range(H)])
+    y2 = impls.get("rat/reference").forward(qg[:, :, inter], kg[:, :, inter], v.reshape(2, T, H, D), f, chunk_size=L)
+    assert not torch.allclose(y, y2)
+
+
+def test_rat_gate_bias_init_range():
+    L = 16
+    m = RATLayer(256, 2, 128, chunk_size=L)
+    b = m.gate_bias.detach()
+    assert b.min() >= 0 and b.max() <= math.log(L - 1) + 1e-6  # log(U[1, L-1])
+    assert b.min() < 0.2 and b.max() > math.log(L - 1) - 0.1  # spread over the whole range
+    # uniform on [1, L-1] after exp: the mean is L/2
+    assert abs(b.exp().mean().item() - L / 2) < 0.7
+    f = torch.sigmoid(b)
+    assert f.min() >= 0.5 and f.max() <= 1 - 1 / L + 1e-6
+    assert RNNLayer(32, 4, 8, gate_init_span=1000).gate_bias.max() > math.log(500)
+
+
+def test_rat_layer_groups_are_tiled_across_heads():
+    m = RATLayer(DM, H, D, chunk_size=4, groups=2, dtype=F64)
+    _, q, k, _, _ = m._project(torch.randn(3, 4, DM, dtype=F64))
+    for h in range(H):
+        assert torch.equal(q[:, :, h], q[:, :, h % 2]) and torch.equal(k[:, :, h], k[:, :, h % 2])
+    assert not torch.equal(q[:, :, 0], q[:, :, 1])
+
+
+def test_attention_layer_equals_hand_written_composition():
+    torch.manual_seed(2)
+    T = 6
+    m = AttentionLayer(DM, H, D, dtype=F64)
+    x = torch.randn(2, T, DM, dtype=F64)
+    q, k, v = (rms(x, m.norm.weight) @ m.qkv_proj.weight.T).reshape(2, T, 3, H, D).unbind(2)
+    cos, sin = rope_cos_sin(torch.arange(T), D, dtype=F64)
+    q, k = apply_rope(q, cos[:, None], sin[:, None]), apply_rope(k, cos[:, None], sin[:, None])
+    o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+    want = x + o.transpose(1, 2).reshape(2, T, DM) @ m.out_proj.weight.T
+    torch.testing.assert_close(m(x), want, rtol=1e-12, atol=1e-12)
+
+
+def test_swa_window_convention():
+    """window w: t attends t - w < s <= t. A full-attention layer with the same weights agrees while
+    T <= w and differs after."""
+    torch.manual_seed(3)
+    a = AttentionLayer(DM, H, D, dtype=F64)
+    s = SWALayer(DM, H, D, window=4, dtype=F64)
+    s.load_state_dict(a.state_dict())
+    x = torch.randn(1, 8, DM, dtype=F64)
+    ya, ys = a(x), s(x)
+    torch.testing.assert_close(ya[:, :4], ys[:, :4])
+    assert not torch.allclose(ya[:, 4:], ys[:, 4:])
+    assert AUTHORS_HYBRID_WINDOW == 1025
+
+
+def test_rnn_is_rat_with_one_chunk():
+    torch.manual_seed(4)
+    T = 8
+    rnn = RNNLayer(DM, H, D, dtype=F64)
+    rat = RATLayer(DM, H, D, chunk_size=T, dtype=F64)
+    rat.load_state_dict(rnn.state_dict())
+    x = torch.randn(2, T, DM, dtype=F64)
+    torch.testing.assert_close(rnn(x), rat(x), rtol=0, atol=0)
+    # and a different T is still one chunk
+    assert torch.isfinite(rnn(torch.randn(1, 5, DM, dtype=F64))).all()
+
+
+def test_linear_layer_without_decay():
+    m = LinearAttentionLayer(DM, H, D, decay=False, dtype=F64)
+    assert m.in_proj.out_features == 3 * H * D
+    assert layer("linear").in_proj.out_features == 3 * H * D + H
+    x = torch.randn(2, 5, DM, dtype=F64)
+    assert m(x).shape == x.shape
+
+
+# ----- decode: prefill + steps == forward ---------------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("T0", [1, 4, 7])
+def test_layer_prefill_then_steps_equals_forward(kind, T0):
+    m = layer(kind)
+    T = 12  # a multiple of the chunk size 4; window 5 < T so the SWA ring buffer wraps
+    x = torch.randn(2, T, DM, dtype=F64)
+    with torch.no_grad():
+        want = m(x)
+        cache = m.init_cache(2, T, "cpu", F64)
+        got = [m.prefill(cache, x[:, :T0])]
+        for t in range(T0, T):
+            got.append(m.step(cache, x[:, t])[:, None])
+    assert cache.pos == T
+    torch.testing.assert_close(torch.cat(got, 1), want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_cache_prefill_after_reset_and_batch_slices(kind):
+    m = layer(kind)
+    x = torch.randn(3, 8, DM, dtype=F64)
+    with torch.no_grad():
+        cache = m.init_cache(3, 8, "cpu", F64)
+        y1 = m.prefill(cache, x)
+        cache.reset()
+        y2 = torch.cat([m.prefill(cache.batch_slice(0, 2), x[:2]), m.prefill(cache.batch_slice(2, 3), x[2:])])
+    torch.testing.assert_close(y1, y2, rtol=1e-12, atol=1e-12)
+
+
+def test_cache_bytes():
+    B, T, L = 2, 40, 4
+    rat = layer("rat", torch.float32, chunk_size=L).init_cache(B, T, "cpu", torch.float32)
+    # chunk cache 2 * ceil(T/L) * H * D per sequence, plus the running kt, vt
+    assert rat.nbytes() == 4 * B * (2 * math.ceil(T / L) * H * D + 2 * H * D)
+    att = layer("attention", torch.float32).init_cache(B, T, "cpu", torch.float32)
+    assert att.nbytes() == 4 * B * 2 * T * H * D
+    swa = layer("swa", torch.float32, window=5).init_cache(B, T, "cpu", torch.float32)
+    assert swa.nbytes() == 4 * B * 2 * 5 * H * D
+
+
+# ----- model --------------------------------------------------------------------------------------
+def tiny(mixer: str, **kw) -> LanguageModel:
+    torch.manual_seed(5)
+    cfg = LMConfig(vocab_size=50, d_model=DM, n_layers=4, heads=H, head_dim=D, mixer=mixer, chunk_size=4, window=5,
+                   **kw)
+    return LanguageModel(cfg, dtype=F64)
+
+
+@pytest.mark.parametrize("mixer", KINDS + ("rat-swa", "attention-swa"))
+def test_generate_matches_forward_greedy(mixer):
+    m = tiny(mixer)
+    ids = torch.randint(0, 50, (2, 7))
+    r = m.generate(ids, 6)
+    assert r.tokens.shape == (2, 6) and r.decode_mode == "eager"
+    seq = torch.cat([ids, r.tokens], 1)[:, :-1]  # 12 tokens: a multiple of the chunk size
+    with torch.no_grad():
+        logits = m(seq)
+    assert torch.equal(logits[:, 6:].argmax(-1), r.tokens)
+    # the decode logits themselves agree with the forward's
+    caches = m.init_caches(2, 12)
+    with torch.no_grad():
+        last = m.prefill(caches, ids)
+        torch.testing.assert_close(last, logits[:, 6], rtol=1e-10, atol=1e-10)
+        step = m.decode_step(caches, r.tokens[:, 0])
+        torch.testing.assert_close(step, logits[:, 7], rtol=1e-10, atol=1e-10)
+    assert r.cache_bytes == m.cache_bytes(caches) > 0
+    assert r.tokens_per_s > 0 and r.decode_tokens_per_s > 0
+
+
+def test_generate_prefill_in_batch_pieces():
+    m = tiny("rat-swa")
+    ids = torch.randint(0, 50, (5, 6))
+    assert torch.equal(m.generate(ids, 4).tokens, m.generate(ids, 4, prefill_batch=2).tokens)
+
+
+def test_hybrid_alternation():
+    m = tiny("rat-swa")
+    assert [x.kind for x in m.mixers] == ["rat", "swa", "rat", "swa"]
+    assert [type(x).__name__ for x in m.layers] == ["RATLayer", "FeedForward", "SWALayer", "FeedForward"] * 2
+    assert all(x.window == 5 for x in m.mixers if x.kind == "swa")
+    assert [x.kind for x in tiny("attention-swa").mixers] == ["attention", "swa"] * 2
+    cfg = LMConfig(n_layers=3, layer_kinds=("rat", "linear", "rnn"))
+    assert cfg.kinds() == ["rat", "linear", "rnn"]
+    rep = tiny("rat-swa").cache_report(tiny("rat-swa").init_caches(1, 16))
+    assert set(rep) == {"rat", "swa", "total"} and rep["total"] == rep["rat"] + rep["swa"]
+
+
+def test_model_impls_per_family_and_param_count():
+    m = tiny("rat-swa", impls={"rat": "rat/reference", "swa": "swa/reference"})
+    assert {x.impl_name for x in m.mixers} == {"rat/reference", "swa/reference"}
+    assert m.config.n_params() == sum(p.numel() for p in m.parameters())
+    for mixer in KINDS:
+        assert tiny(mixer).config.n_params() == sum(p.numel() for p in tiny(mixer).parameters())
+    # the paper's 1.3B model (formula only; not built here)
+    assert 1.25e9 < LMConfig(mixer="rat").n_params() < 1.35e9
+    assert 1.25e9 < LMConfig(mixer="attention").n_params() < 1.35e9
+
+
+def test_graphs_on_cpu_say_why_not():
+    m = tiny("rat")
+    ids = torch.randint(0, 50, (1, 4))
+    r = m.generate(ids, 4, graphs="auto")
+    assert r.decode_mode == "eager" and "CUDA" in r.graph_note
+    with pytest.raises(RuntimeError, match="no decode step ran as a CUDA graph"):
+        m.generate(ids, 4, graphs="on")
+
+
+def test_decode_signatures():
+    m = tiny("rat-swa")
+    caches = m.init_caches(1, 32)
+    rat, swa = m.layers[0], m.layers[2]
+    assert [rat.decode_signature(caches[0], p) for p in (4, 5, 7, 8)] == [(1, True), (1, False), (1, False),
+                                                                         (2, True)]
+    assert swa.decode_signature(caches[2], 5) != swa.decode_signature(caches[2], 6)
+    lin = tiny("linear")
+    lc = lin.init_caches(1, 8)
+    assert lin.decode_signature(lc, 3) == lin.decode_signature(lc, 7)
+
+
+# ----- errors and helpers -------------------------------------------------------------------------
+def test_errors():
+    with pytest.raises(ValueError, match="'rat/\\*' implementation"):
+        RATLayer(DM, H, D, "full/reference")
+    with pytest.raises(ValueError, match="unknown implementation"):
+        AttentionLayer(DM, H, D, "full/nope")
+    with pytest.raises(ValueError, match="heads \\* head_dim"):
+        RATLayer(48, H, D)
+    with pytest.raises(ValueError, match="groups"):
+        RATLayer(DM, H, D, groups=3)
+    with pytest.raises(ValueError, match="window"):
+        SWALayer(DM, H, D, window=0)
+    with pytest.raises(ValueError, match="unknown mixer kind"):
+        build_mixer("mamba", DM, H, D)
+    with pytest.raises(ValueError, match="hybrid"):
+        LMConfig(mixer="rat-mamba").kinds()
+    with pytest.raises(ValueError, match="layout"):
+        layer("rat")(torch.randn(2, 8, DM + 1, dtype=F64))
+    with pytest.raises(ValueError, match="multiple of chunk_size"):
+        layer("rat")(torch.randn(2, 6, DM, dtype=F64))
+    m = layer("attention")
+    cache = m.init_cache(1, 2, "cpu", F64)
+    m.prefill(cache, torch.randn(1, 2, DM, dtype=F64))
+    with pytest.raises(ValueError, match="full"):
+        m.step(cache, torch.randn(1, DM, dtype=F64))
+    with pytest.raises(ValueError, match="n_new"):
+        tiny("rat").generate(torch.zeros(1, 4, dtype=torch.long), 0)
+
+
+def test_find_max_batch():
+    def run(b):
+        if b > 37:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    r = find_max_batch(run, start=4, limit=1000)
+    assert r.batch == 37 and not r.limit_reached
+    assert all(ok == (b <= 37) for b, ok in r.tried)
+    assert find_max_batch(run, start=64, limit=1000, multiple=4).batch == 36
+    assert find_max_batch(run, start=1, limit=20).batch == 20
+    assert find_max_batch(lambda b: run(b * 1000), start=1).batch == 0
+
+    def boom(b):
+        raise ValueError("not an OOM")
+
+    with pytest.raises(ValueError, match="not an OOM"):
+        find_max_batch(boom)
+    assert is_oom(RuntimeError("CUDA error: out of memory")) and not is_oom(RuntimeError("other"))
