@@ -1,0 +1,149 @@
+"""The cost model: FLOPs and minimum bytes moved, one function per family, written down once.
+
+Conventions (shared by every family):
+- B batch, T tokens, H heads, D head dim, e bytes per element of the case's dtype.
+- A multiply-add is 2 FLOPs. q k^T over P (query, key) pairs and P v cost 4 * B * H * D * P.
+- train = forward + backward = 3.5 x forward (FlashAttention's convention: the backward is 2.5 x
+  the forward, counting the recomputation of the attention matrix).
+- prefill = forward. Its minimum bytes also count writing the decode state, which is part of a
+  prefill's job.
+- decode = one step at position T - 1 with T - 1 tokens in the state.
+- Minimum bytes: every input read once and every output written once (train: the forward's q, k,
+  v[, f | decay] reads and output write, then a backward that reads the inputs, the output and its
+  gradient and writes one gradient per input). Decode: the state read, the new entries written, the
+  token's inputs read and its output written. Running states kept in float32 count 4 bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from bench.sweep import Case, torch_dtype
+
+TRAIN_FACTOR = 3.5
+#: chunk size of the chunked form of linear attention the FLOPs are counted for (fla's)
+LINEAR_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: float
+    bytes: float
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity, FLOP per byte."""
+        return self.flops / self.bytes if self.bytes else float("nan")
+
+
+def _e(case: Case) -> int:
+    return torch.empty((), dtype=torch_dtype(case.dtype)).element_size()
+
+
+def _f32(case: Case) -> int:
+    return 8 if case.dtype == "float64" else 4
+
+
+# ----- full attention -----------------------------------------------------------------------------
+def full_cost(case: Case) -> Cost:
+    """Causal softmax attention, FlashAttention's convention: forward 2 * B * H * T^2 * D FLOPs (half
+    of the T x T pairs). Decode: the token at T - 1 attends T keys: 4 * B * H * T * D."""
+    B, T, H, D, e = case.batch, case.seq_len, case.heads, case.head_dim, _e(case)
+    n = B * T * H * D
+    fwd = 2.0 * B * H * T * T * D
+    if case.mode == "train":
+        return Cost(TRAIN_FACTOR * fwd, 12.0 * n * e)
+    if case.mode == "prefill":
+        return Cost(fwd, 4.0 * n * e + 2.0 * n * e)  # + K/V cache write
+    # decode: read 2 (T - 1) cached rows, write the new k, v, read q, k, v, write o
+    return Cost(4.0 * B * H * T * D, float(B * H * D * e * (2 * (T - 1) + 2 + 3 + 1)))
+
+
+# ----- sliding-window attention -------------------------------------------------------------------
+def swa_pairs(T: int, window: int) -> int:
+    """Exact (query, key) pairs: sum over rows t of min(t + 1, window)."""
+    W = min(window, T)
+    return W * (W + 1) // 2 + (T - W) * W
+
+
+def swa_cost(case: Case) -> Cost:
+    """Forward 4 * B * H * D * swa_pairs(T, W) (the exact sum over rows). Decode: min(T, W) keys."""
+    B, T, H, D, e, W = case.batch, case.seq_len, case.heads, case.head_dim, _e(case), case.window
+    assert W is not None
+    n = B * T * H * D
+    fwd = 4.0 * B * H * D * swa_pairs(T, W)
+    kv = min(T, W)
+    if case.mode == "train":
+        return Cost(TRAIN_FACTOR * fwd, 12.0 * n * e)
+    if case.mode == "prefill":
+        return Cost(fwd, 4.0 * n * e + 2.0 * B * kv * H * D * e)  # + ring buffer write
+    return Cost(4.0 * B * H * D * kv, float(B * H * D * e * (2 * (kv - 1) + 2 + 3 + 1)))
+
+
+# ----- linear attention ---------------------------------------------------------------------------
+def linear_cost(case: Case) -> Cost:
+    """Chunked form with chunk c = min(64, T), per token: intra-chunk causal q k^T and (q k^T) v,
+    c * D pairs halved -> 2 * c * D; inter-chunk q S (2 * D^2) and the state update k^T v (2 * D^2).
+    Forward = B * H * T * (2 * c * D + 4 * D^2). The decay's elementwise work is not counted.
+    Decode: S = exp(decay) S + k v^T and o = q S: 4 * B * H * D^2 (+ B * H * D^2 with decay)."""
+    B, T, H, D, e = case.batch, case.seq_len, case.heads, case.head_dim, _e(case)
+    f32 = _f32(case)
+    c = min(LINEAR_CHUNK, T)
+    n = B * T * H * D
+    decay_bytes = B * T * H * f32 if case.decay else 0
+    fwd = float(B * H * T * (2 * c * D + 4 * D * D))
+    state = B * H * D * D * f32
+    if case.mode == "train":
+        return Cost(TRAIN_FACTOR * fwd, 12.0 * n * e + 3.0 * decay_bytes)
+    if case.mode == "prefill":
+        return Cost(fwd, 4.0 * n * e + decay_bytes + state)
+    flops = 4.0 * B * H * D * D + (B * H * D * D if case.decay else 0)
+    return Cost(flops, float(2 * state + 4 * B * H * D * e + (B * H * f32 if case.decay else 0)))
+
+
+# ----- RAT ----------------------------------------------------------------------------------------
+#: elementwise FLOPs per (b, t, h, d): the scan of k and v (f*x_prev + (1-f)*x: 3 each, 1 - f once: 7)
+#: and chunk-index RoPE on q and the scanned keys (x*cos + rotate(x)*sin: 3 each: 6)
+RAT_ELEMENTWISE = 13
+
+
+def rat_pairs(T: int, L: int) -> int:
+    """(query, key) pairs of RAT's attention: a query in chunk c sees c earlier chunk states and its
+    own running state: L * sum_{c < C} (c + 1) = L * C * (C + 1) / 2 with C = T / L."""
+    C = T // L
+    return L * C * (C + 1) // 2
+
+
+def rat_cost(case: Case) -> Cost:
+    """Forward 4 * B * H * D * rat_pairs(T, L) (inter-chunk attention + the self term) + 13 * B*T*H*D
+    (scan and RoPE). For many chunks the attention part tends to the anchors' 2 * B * H * T * (T/L) * D.
+    Decode at T - 1: c + 1 = (T - 1) // L + 1 cache slots."""
+    B, T, H, D, e, L = case.batch, case.seq_len, case.heads, case.head_dim, _e(case), case.chunk_size
+    assert L is not None
+    f32 = _f32(case)
+    n = B * T * H * D
+    C = -(-T // L)
+    fwd = 4.0 * B * H * D * rat_pairs(T, L) + RAT_ELEMENTWISE * n
+    if case.mode == "train":
+        return Cost(TRAIN_FACTOR * fwd, 15.0 * n * e)  # fwd: q k v f read, o write; bwd: 6 reads, 4 grads
+    if case.mode == "prefill":
+        return Cost(fwd, 5.0 * n * e + 2.0 * B * C * H * D * e + 2.0 * B * H * D * f32)  # + chunk cache, running
+    c = (T - 1) // L
+    flops = 4.0 * B * H * D * (c + 1) + RAT_ELEMENTWISE * B * H * D
+    nbytes = (2 * B * H * c * D * e  # finished chunk states read
+              + 2 * 2 * B * H * D * f32  # running kt, vt read and written
+              + 2 * B * H * D * e  # slot c written
+              + 5 * B * H * D * e)  # q, k, v, f read, o written
+    return Cost(flops, float(nbytes))
+
+
+COST_MODELS = {"full": full_cost, "swa": swa_cost, "linear": linear_cost, "rat": rat_cost}
+
+
+def cost(case: Case) -> Cost:
+    """FLOPs and minimum bytes of one timed call of ``case``."""
+    try:
+        return COST_MODELS[case.family](case)
+    except KeyError:
+        raise ValueError(f"no cost model for family {case.family!r}") from None

@@ -1,0 +1,53 @@
+"""Peak device memory of one call, out-of-memory detection, and freeing memory after a case."""
+from __future__ import annotations
+
+import gc
+from typing import Callable
+
+import torch
+
+_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for CUDA and CPU out-of-memory errors (torch raises several kinds)."""
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    if isinstance(exc, RuntimeError):
+        text = str(exc).lower()
+        return any(t in text for t in _OOM_TEXT)
+    return False
+
+
+def free(device: str) -> None:
+    """Return cached device memory after a case (call once the case's tensors are unreferenced)."""
+    gc.collect()
+    if device == "cuda" and torch.cuda.is_available():
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+
+
+def peak_of(fn: Callable[[], object], reset: Callable[[], None], device: str) -> tuple[int | None, int | None]:
+    """(peak bytes allocated during one call, bytes allocated before it) on CUDA; (None, None) elsewhere.
+
+    The peak includes what was already allocated (inputs, state, gradients of the previous call are
+    freed), i.e. the memory this case needs on the device, as torch's allocator counts it."""
+    if device != "cuda":
+        reset()
+        fn()
+        return None, None
+    torch.cuda.synchronize()
+    reset()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    out = fn()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    del out
+    return int(peak), int(base)
+
+
+def device_memory_bytes(device: str) -> int | None:
+    if device == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
+    return None

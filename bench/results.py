@@ -1,0 +1,168 @@
+"""Rows, the JSON Lines results file, run metadata, loading into pandas, and resume.
+
+A run directory holds:
+    results.jsonl   one row per finished case, appended (and fsync'ed) as each case finishes
+    run.json        run metadata: command, git revision, versions, device, measured ceilings, sweep spec
+    report.md, figures/   regenerated from the two files above by bench.report
+A crash or Ctrl-C loses at most the case that was running; ``finished_keys`` lets a resumed run skip
+every case that already has a row.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from bench.sweep import Case
+
+log = logging.getLogger(__name__)
+
+RESULTS = "results.jsonl"
+META = "run.json"
+
+#: every status a row can have
+STATUSES = ("ok", "oom", "error", "wrong", "unsupported", "unavailable", "skipped")
+
+
+@dataclass
+class Row:
+    """One case's outcome. Timing columns are None unless status == 'ok'."""
+
+    key: str
+    family: str
+    impl: str
+    label: str
+    mode: str
+    level: str
+    batch: int
+    seq_len: int
+    heads: int
+    head_dim: int
+    chunk_size: int | None
+    window: int | None
+    decay: bool | None
+    dtype: str
+    device: str
+    status: str
+    #: why: the error, the unsupported / unavailable / skipped reason, or what the accuracy check found
+    reason: str | None = None
+    ms_median: float | None = None
+    ms_p20: float | None = None
+    ms_p80: float | None = None
+    n_samples: int | None = None
+    samples_ms: list[float] = field(default_factory=list)
+    timer: str | None = None
+    timer_note: str | None = None
+    #: the first call (compilation, autotuning), timed apart from the samples
+    first_call_ms: float | None = None
+    flops: float | None = None
+    bytes: float | None = None
+    tflops: float | None = None
+    gbps: float | None = None
+    pct_peak_flops: float | None = None
+    pct_peak_bw: float | None = None
+    peak_mem_bytes: int | None = None
+    mem_before_bytes: int | None = None
+    state_bytes_per_seq: int | None = None
+    fill_ms: float | None = None
+    accuracy: str | None = None  # 'pass', 'wrong', 'unchecked'
+    max_abs_err: float | None = None
+    grad_max_abs_err: float | None = None
+    accuracy_tol: float | None = None
+    power_w_mean: float | None = None
+    power_w_max: float | None = None
+    temp_c_max: float | None = None
+    sm_clock_mhz_min: float | None = None
+    sm_clock_mhz_mean: float | None = None
+    throttle: str | None = None
+    energy_j: float | None = None
+    started_at: str | None = None
+    wall_s: float | None = None
+    rank: int | None = None
+
+    @classmethod
+    def for_case(cls, case: Case, status: str, **kw: object) -> "Row":
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        return cls(key=case.key, family=case.family, impl=case.impl, label=case.label, mode=case.mode,
+                   level=case.level, batch=case.batch, seq_len=case.seq_len, heads=case.heads,
+                   head_dim=case.head_dim, chunk_size=case.chunk_size, window=case.window, decay=case.decay,
+                   dtype=case.dtype, device=case.device, status=status, **kw)  # type: ignore[arg-type]
+
+    def case(self) -> Case:
+        return Case.from_dict(asdict(self))
+
+    def to_json(self) -> str:
+        d = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+        return json.dumps(d, separators=(",", ":"))
+
+
+ROW_COLUMNS = [f.name for f in fields(Row)]
+
+
+def append_row(path: str | Path, row: Row) -> None:
+    """Append one row and make it durable before returning."""
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(row.to_json() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """All rows of a results file (a directory means its results.jsonl). A truncated last line (a crash
+    while writing) is skipped with a warning."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("%s:%d is not a complete JSON row; skipped", path, i)
+    return rows
+
+
+def finished_keys(path: str | Path) -> set[str]:
+    """Keys of cases that already have a row (a resumed sweep skips them)."""
+    p = Path(path)
+    if (p.is_dir() and not (p / RESULTS).exists()) or (not p.is_dir() and not p.exists()):
+        return set()
+    return {r["key"] for r in read_rows(p)}
+
+
+def load(path: str | Path):  # -> pandas.DataFrame
+    """A results file (or run directory) as a pandas DataFrame with every Row column; when a case was
+    measured more than once (resumed runs), the last row wins."""
+    import pandas as pd
+
+    rows = read_rows(path)
+    df = pd.DataFrame(rows, columns=ROW_COLUMNS if not rows else None)
+    for col in ROW_COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    if len(df):
+        df = df.drop_duplicates("key", keep="last").reset_index(drop=True)
+    return df[ROW_COLUMNS + [c for c in df.columns if c not in ROW_COLUMNS]]
+
+
+# ----- run metadata -------------------------------------------------------------------------------
+def write_meta(run_dir: str | Path, meta: dict) -> None:
+    path = Path(run_dir) / META
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_meta(run_dir: str | Path) -> dict:
+    p = Path(run_dir)
+    path = p / META if p.is_dir() else p.parent / META
+    if not path.exists():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))

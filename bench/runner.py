@@ -1,0 +1,240 @@
+"""Runs the cases of a sweep: one row per case, appended to the results file as soon as it is known.
+
+Per case, in order (the first that applies decides the status):
+    skipped      an earlier, shorter case of the same series was slower than ``max_call_s`` per call
+    unsupported  the family rejects the configuration, or ``impl.unsupported_reason`` gives a reason
+    unavailable  the implementation cannot run on this machine (package, device, GPU architecture)
+    wrong        it disagrees with the family reference on a small shape (bench.accuracy): not timed
+    oom          out of memory while preparing or running; memory is freed and the sweep goes on
+    error        any other exception (the message is the row's reason)
+    ok           timed (bench.timing), with peak memory, cost-model rates and NVML samples
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import impls
+from bench import accuracy, costs, memory, timing
+from bench import cases as C
+from bench.device import Ceilings, Nvml, NvmlSampler, now_utc
+from bench.results import Row, append_row
+from bench.sweep import Case, SweepSpec, series_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runner:
+    """State shared by the cases of one run (accuracy results are cached per configuration)."""
+
+    results_path: Path
+    spec: SweepSpec
+    ceilings: Ceilings | None = None
+    nvml: Nvml | None = None
+    rank: int | None = None
+    _accuracy: dict[tuple, object] = field(default_factory=dict)
+    _slow_series: dict[tuple, str] = field(default_factory=dict)
+    _allocated: bool = False
+
+    @property
+    def policy(self) -> timing.TimingPolicy:
+        s = self.spec
+        return timing.TimingPolicy(repeats=s.repeats, min_repeats=min(s.min_repeats, s.repeats), warmup=s.warmup,
+                                   budget_s=s.case_budget_s, flush_l2=s.flush_l2, cuda_graph=s.cuda_graphs)
+
+    def run(
+        self,
+        cases: Iterable[Case],
+        *,
+        skip: set[str] | None = None,
+        on_start: Callable[[Case], None] | None = None,
+        on_done: Callable[[Case, Row | None], None] | None = None,
+    ) -> list[Row]:
+        """Run every case not in ``skip`` (keys), appending each row to the results file."""
+        rows = []
+        for case in cases:
+            if skip and case.key in skip:
+                if on_done:
+                    on_done(case, None)
+                continue
+            if on_start:
+                on_start(case)
+            row = self.run_case(case)
+            append_row(self.results_path, row)
+            rows.append(row)
+            if on_done:
+                on_done(case, row)
+        return rows
+
+    # ----- one case -------------------------------------------------------------------------------
+    def run_case(self, case: Case) -> Row:
+        started, t0 = now_utc(), time.perf_counter()
+        self._allocated = False
+        try:
+            row = self._run_case(case)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a row; the sweep goes on
+            status = "oom" if memory.is_oom(exc) else "error"
+            reason = f"{type(exc).__name__}: {str(exc).strip()}"[:2000]
+            log.info("%s: %s", case.short(), reason)
+            log.debug("traceback", exc_info=True)
+            row = Row.for_case(case, status, reason=reason)
+        if self._allocated:
+            memory.free(case.device)  # the case's tensors (and any traceback frames) are gone by now
+        row.started_at, row.wall_s, row.rank = started, time.perf_counter() - t0, self.rank
+        return row
+
+    def _run_case(self, case: Case) -> Row:
+        skey = series_key(case)
+        if skey in self._slow_series:
+            return Row.for_case(case, "skipped", reason=self._slow_series[skey])
+        problem = C.case_problem(case)
+        if problem:
+            return Row.for_case(case, "unsupported", reason=problem)
+        try:
+            cls = impls.load_class(case.impl)
+            reason = cls.unavailable_reason(case.device)
+        except impls.UnavailableError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+        if reason:
+            return Row.for_case(case, "unavailable", reason=reason)
+        impl = impls.get(case.impl)
+        dtype = C.torch_dtype(case.dtype)
+        reason = impl.unsupported_reason(mode=case.mode, device=case.device, dtype=dtype, head_dim=case.head_dim,
+                                         seq_len=case.seq_len, batch=case.batch, heads=case.heads, **case.params)
+        if reason:
+            return Row.for_case(case, "unsupported", reason=reason)
+
+        self._allocated = True
+        acc = self._check(impl, case)
+        acc_cols = {"max_abs_err": acc.max_abs_err, "grad_max_abs_err": acc.grad_max_abs_err,
+                    "accuracy_tol": acc.tol,
+                    "accuracy": {True: "pass", False: "wrong", None: "unchecked"}[acc.ok]}
+        if acc.ok is False:
+            return Row.for_case(case, "wrong", reason=acc.detail, **acc_cols)
+        return self._time(impl, case, acc_cols, acc.detail if acc.ok is None else None)
+
+    def _check(self, impl: object, case: Case) -> accuracy.AccuracyResult:
+        if not self.spec.check_accuracy:
+            return accuracy.AccuracyResult(ok=None, detail="accuracy check turned off")
+        key = accuracy.check_key(case)
+        if key not in self._accuracy:
+            try:
+                self._accuracy[key] = accuracy.check(impl, case)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 - remembered, so the same failure is not re-run per T
+                self._accuracy[key] = exc
+                memory.free(case.device)
+        res = self._accuracy[key]
+        if isinstance(res, Exception):
+            kind = "out of memory" if memory.is_oom(res) else "failed"
+            raise RuntimeError(f"the accuracy check {kind}: {type(res).__name__}: {res}") from None
+        return res  # type: ignore[return-value]
+
+    def _time(self, impl: object, case: Case, acc_cols: dict, note: str | None) -> Row:
+        dev = case.device
+        prep = C.prepare(impl, case, seed=self.spec.seed)  # type: ignore[arg-type]
+        first_ms = timing.first_call(prep.fn, prep.reset, dev)
+        peak, before = memory.peak_of(prep.fn, prep.reset, dev)
+        with NvmlSampler(self.nvml if dev == "cuda" else None) as sampler:
+            t = timing.measure(prep.fn, prep.reset, dev, self.policy, graphable=prep.graphable and dev == "cuda",
+                               first_ms=first_ms)
+        ms = t.median
+        if ms > self.spec.max_call_s * 1e3:
+            self._slow_series[series_key(case)] = (
+                f"a shorter sequence of this series took {ms / 1e3:.1f} s per call (> max_call_s "
+                f"{self.spec.max_call_s:g} s)")
+        cost = costs.cost(case)
+        tflops = cost.flops / (ms * 1e-3) / 1e12
+        gbps = cost.bytes / (ms * 1e-3) / 1e9
+        ceil = self.ceilings
+        notes = [n for n in (t.note, note) if n]
+        return Row.for_case(
+            case, "ok", reason="; ".join(notes) or None,
+            ms_median=ms, ms_p20=t.p20, ms_p80=t.p80, n_samples=t.n, samples_ms=[round(s, 6) for s in t.samples_ms],
+            timer=t.timer, timer_note=t.note, first_call_ms=t.first_call_ms,
+            flops=cost.flops, bytes=cost.bytes, tflops=tflops, gbps=gbps,
+            pct_peak_flops=100 * tflops / ceil.matmul_tflops if ceil else None,
+            pct_peak_bw=100 * gbps / ceil.copy_gbps if ceil else None,
+            peak_mem_bytes=peak, mem_before_bytes=before, state_bytes_per_seq=prep.state_bytes_per_seq,
+            fill_ms=prep.fill_ms, **acc_cols, **sampler.summary(),
+        )
+
+
+# ----- a whole sweep ------------------------------------------------------------------------------
+def start(
+    spec: SweepSpec,
+    run_dir: str | Path,
+    *,
+    command: str,
+    preset: str | None = None,
+    resume: bool = False,
+    measure_ceilings: bool = True,
+) -> tuple[Runner, list[Case], set[str]]:
+    """Create (or, with ``resume``, reopen) a run directory: metadata with the device, versions and
+    measured ceilings, the expanded cases and the keys already finished. The caller then calls
+    ``runner.run(cases, skip=done)``."""
+    from bench import device as D
+    from bench import results as R
+    from bench.sweep import expand
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cases = expand(spec)
+    meta = R.read_meta(run_dir) if resume else {}
+    done = R.finished_keys(run_dir) if resume else set()
+    if not resume and (run_dir / R.RESULTS).exists() and (run_dir / R.RESULTS).stat().st_size:
+        raise FileExistsError(f"{run_dir / R.RESULTS} already has rows: resume it or choose another --out")
+    ceilings = None
+    if meta.get("ceilings"):
+        ceilings = D.Ceilings(**meta["ceilings"])  # a resumed run keeps the ceilings its rows were rated with
+    elif measure_ceilings:
+        ceilings = D.measure_ceilings(spec.device)
+    info = D.describe(spec.device)
+    if resume and meta:
+        meta.setdefault("resumed", []).append({"at": D.now_utc(), "command": command, "git": D.git_revision()})
+    else:
+        meta = {
+            "command": command, "preset": preset, "started_at": D.now_utc(), "git": D.git_revision(),
+            "device": info.to_dict(), "ceilings": None if ceilings is None else ceilings.__dict__,
+            "spec": spec.to_dict(), "n_cases": len(cases),
+        }
+    R.write_meta(run_dir, meta)
+    nvml = D.Nvml.open(0) if spec.device == "cuda" else None
+    raise_recompile_limit()
+    runner = Runner(run_dir / R.RESULTS, spec, ceilings=ceilings, nvml=nvml)
+    (run_dir / R.RESULTS).touch()
+    return runner, cases, done
+
+
+def raise_recompile_limit(limit: int = 256) -> None:
+    """A sweep calls compiled peers (FlexAttention) at many shapes in one process; torch.compile's
+    default recompile limit (8) would silently drop later shapes to eager mode."""
+    try:
+        import torch._dynamo
+
+        cfg = torch._dynamo.config
+        for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
+                     "accumulated_cache_size_limit"):
+            if hasattr(cfg, name) and getattr(cfg, name) < limit:
+                setattr(cfg, name, limit)
+    except Exception as exc:  # noqa: BLE001 - not fatal: only compiled peers care
+        log.warning("could not raise torch.compile's recompile limit: %s", exc)
+
+
+def finish(run_dir: str | Path, rows: list[Row]) -> None:
+    """Record the end of a run in its metadata."""
+    from bench import device as D
+    from bench import results as R
+
+    meta = R.read_meta(run_dir)
+    meta["finished_at"] = D.now_utc()
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    meta["last_session_status_counts"] = counts
+    R.write_meta(run_dir, meta)

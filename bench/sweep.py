@@ -1,0 +1,357 @@
+"""Sweep grammar, presets and expansion of a sweep into cases.
+
+Grammar (CLI and presets alike):
+    sizes      "4096", "4k" (= 4096), "1m" (= 1048576), lists "4k,16k,128k", doubling ranges "4k..128k"
+    impls      comma-separated names or globs: "rat/*,full/sdpa-*"
+    modes      "train,prefill,decode"
+    dtypes     "bf16" | "fp16" | "fp32" | "fp64" (or the torch names)
+    decay      "no,yes" (linear attention without / with a per-head decay)
+
+A Case is one measurement: frozen, hashable, with a stable ``key`` used by the results file (resume)
+and later by the regression gate and the multi-GPU sharding.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+MODES = ("train", "prefill", "decode")
+LEVELS = ("op",)
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+_DTYPES = {
+    "bf16": "bfloat16", "bfloat16": "bfloat16",
+    "fp16": "float16", "float16": "float16", "half": "float16",
+    "fp32": "float32", "float32": "float32", "float": "float32",
+    "fp64": "float64", "float64": "float64", "double": "float64",
+}
+_SHORT_DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float64": "fp64"}
+
+
+class SweepError(ValueError):
+    """A sweep argument that does not parse or makes no cases."""
+
+
+# ----- grammar ------------------------------------------------------------------------------------
+def parse_size(text: str | int) -> int:
+    """'4096' -> 4096, '4k' -> 4096, '1m' -> 1048576 (binary suffixes, as sequence lengths are)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        m = _SIZE.match(str(text))
+        if not m:
+            raise SweepError(f"cannot read {text!r} as a size: use an integer with an optional k or m suffix, e.g. 4k")
+        number, suffix = m.groups()
+        mult = {"": 1, "k": 1024, "m": 1024 * 1024}[suffix.lower()]
+        exact = float(number) * mult
+        if exact != int(exact):
+            raise SweepError(f"{text!r} is not a whole number")
+        value = int(exact)
+    if value < 1:
+        raise SweepError(f"sizes must be >= 1, got {text!r}")
+    return value
+
+
+def parse_sizes(text: str | int | list) -> list[int]:
+    """'4k,16k' -> [4096, 16384]; '4k..32k' -> [4096, 8192, 16384, 32768] (doubling); duplicates dropped."""
+    if isinstance(text, list):
+        items: list = text
+    elif isinstance(text, int):
+        items = [text]
+    else:
+        items = [p for p in str(text).split(",") if p.strip()]
+    if not items:
+        raise SweepError(f"empty size list {text!r}")
+    out: list[int] = []
+    for item in items:
+        if isinstance(item, str) and ".." in item:
+            lo_s, hi_s = item.split("..", 1)
+            lo, hi = parse_size(lo_s), parse_size(hi_s)
+            if hi < lo:
+                raise SweepError(f"range {item!r} runs backwards")
+            x = lo
+            while x <= hi:
+                out.append(x)
+                x *= 2
+        else:
+            out.append(parse_size(item))
+    return list(dict.fromkeys(out))
+
+
+def parse_modes(text: str | list[str]) -> list[str]:
+    items = text if isinstance(text, list) else [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in items if m not in MODES]
+    if bad or not items:
+        raise SweepError(f"unknown mode(s) {bad or text!r}; modes are {', '.join(MODES)}")
+    return list(dict.fromkeys(items))
+
+
+def parse_dtype(text: str) -> str:
+    """'bf16' -> 'bfloat16' (the torch name, which is what rows store)."""
+    try:
+        return _DTYPES[str(text).strip().lower().removeprefix("torch.")]
+    except KeyError:
+        raise SweepError(f"unknown dtype {text!r}; use one of bf16, fp16, fp32, fp64") from None
+
+
+def parse_bools(text: str | list[bool]) -> list[bool]:
+    if isinstance(text, list):
+        return text
+    table = {"no": False, "off": False, "false": False, "0": False, "yes": True, "on": True, "true": True, "1": True}
+    out = []
+    for p in (x.strip().lower() for x in str(text).split(",") if x.strip()):
+        if p not in table:
+            raise SweepError(f"cannot read {p!r} as yes/no")
+        out.append(table[p])
+    return list(dict.fromkeys(out))
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return getattr(torch, parse_dtype(name))
+
+
+def short_dtype(name: str) -> str:
+    return _SHORT_DTYPE.get(name, name)
+
+
+def format_size(n: int) -> str:
+    """4096 -> '4k', 131072 -> '128k', 1000 -> '1000'."""
+    for div, suf in ((1024 * 1024, "m"), (1024, "k")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suf}"
+    return str(n)
+
+
+# ----- cases --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """One measurement. Family parameters that do not apply are None (chunk_size for rat, window for
+    swa, decay for linear)."""
+
+    impl: str
+    mode: str
+    batch: int
+    seq_len: int
+    heads: int
+    head_dim: int
+    dtype: str
+    device: str
+    chunk_size: int | None = None
+    window: int | None = None
+    decay: bool | None = None
+    level: str = "op"
+
+    @property
+    def family(self) -> str:
+        return self.impl.split("/", 1)[0]
+
+    @property
+    def key(self) -> str:
+        """Stable identity across runs and machines of the same device type (used by resume/compare)."""
+        parts = [
+            self.impl, self.mode, self.level, f"B{self.batch}", f"T{self.seq_len}", f"H{self.heads}",
+            f"D{self.head_dim}", f"L{self.chunk_size if self.chunk_size is not None else '-'}",
+            f"W{self.window if self.window is not None else '-'}",
+            f"decay{'-' if self.decay is None else int(self.decay)}", self.dtype, self.device,
+        ]
+        return "|".join(parts)
+
+    @property
+    def params(self) -> dict[str, object]:
+        """Family parameters (for forward/init_state and unsupported_reason)."""
+        p: dict[str, object] = {}
+        if self.chunk_size is not None:
+            p["chunk_size"] = self.chunk_size
+        if self.window is not None:
+            p["window"] = self.window
+        if self.decay is not None:
+            p["decay"] = self.decay
+        return p
+
+    @property
+    def label(self) -> str:
+        """Series name in tables and plots: the implementation and its family parameters."""
+        extra = []
+        if self.chunk_size is not None:
+            extra.append(f"L={self.chunk_size}")
+        if self.window is not None:
+            extra.append(f"W={self.window}")
+        if self.decay:
+            extra.append("decay")
+        return self.impl + (f" ({', '.join(extra)})" if extra else "")
+
+    def short(self) -> str:
+        """Compact description for progress bars and logs."""
+        s = f"{self.label} {self.mode} B={self.batch} T={format_size(self.seq_len)}"
+        return s
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Case":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# ----- sweep spec ---------------------------------------------------------------------------------
+@dataclass
+class SweepSpec:
+    """What to measure. ``batches`` wins over ``tokens`` (tokens per batch: B = tokens // T)."""
+
+    impls: list[str] = field(default_factory=lambda: ["*"])
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    seq_lens: list[int] = field(default_factory=lambda: [256, 512])
+    chunk_sizes: list[int] = field(default_factory=lambda: [16])
+    windows: list[int] = field(default_factory=lambda: [128])
+    decays: list[bool] = field(default_factory=lambda: [False])
+    heads: list[int] = field(default_factory=lambda: [4])
+    head_dims: list[int] = field(default_factory=lambda: [64])
+    batches: list[int] | None = None
+    tokens: int | None = 2048
+    decode_batches: list[int] | None = None
+    dtype: str = "float32"
+    device: str = "cpu"
+    #: leave family references out when the impl patterns are globs (they are oracles, slow on purpose)
+    skip_references: bool = False
+    # timing policy
+    repeats: int = 30
+    min_repeats: int = 3
+    warmup: int = 1
+    case_budget_s: float = 0.5
+    #: a single call slower than this stops the series (larger seq_len of the same impl/mode are skipped)
+    max_call_s: float = 10.0
+    flush_l2: bool = True
+    cuda_graphs: bool = True
+    check_accuracy: bool = True
+    seed: int = 0
+
+    def batch_for(self, mode: str, seq_len: int) -> list[int]:
+        if mode == "decode" and self.decode_batches:
+            return list(self.decode_batches)
+        if self.batches:
+            return list(self.batches)
+        if self.tokens:
+            return [max(1, self.tokens // seq_len)]
+        return [1]
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def resolve_impls(patterns: list[str], skip_references: bool = False) -> list[str]:
+    """Registered names matching the patterns. A pattern matching nothing is an error; references are
+    dropped only from glob matches (naming one explicitly keeps it)."""
+    import impls
+
+    out: list[str] = []
+    for pat in patterns:
+        hits = impls.match(pat)
+        if skip_references and any(ch in pat for ch in "*?["):
+            hits = [h for h in hits if not h.endswith("/reference")]
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+def expand(spec: SweepSpec) -> list[Case]:
+    """Every case of a sweep, in run order: implementation, mode, heads, head_dim, family params, T, B.
+
+    Sequence length varies fastest inside a series, so a series that runs out of time or memory at
+    one length can skip the longer ones."""
+    names = resolve_impls(spec.impls, spec.skip_references)
+    dtype = parse_dtype(spec.dtype)
+    cases: list[Case] = []
+    for name in names:
+        family = name.split("/", 1)[0]
+        fam_params: list[dict[str, object]]
+        if family == "rat":
+            fam_params = [{"chunk_size": L} for L in spec.chunk_sizes]
+        elif family == "swa":
+            fam_params = [{"window": W} for W in spec.windows]
+        elif family == "linear":
+            fam_params = [{"decay": d} for d in spec.decays]
+        else:
+            fam_params = [{}]
+        for mode in spec.modes:
+            for H in spec.heads:
+                for D in spec.head_dims:
+                    for p in fam_params:
+                        for T in spec.seq_lens:
+                            for B in spec.batch_for(mode, T):
+                                cases.append(Case(impl=name, mode=mode, batch=B, seq_len=T, heads=H, head_dim=D,
+                                                  dtype=dtype, device=spec.device, **p))  # type: ignore[arg-type]
+    seen: set[str] = set()
+    unique = []
+    for c in cases:
+        if c.key not in seen:
+            seen.add(c.key)
+            unique.append(c)
+    if not unique:
+        raise SweepError("the sweep makes no cases")
+    return unique
+
+
+def series_key(case: Case) -> tuple:
+    """Cases that differ only in seq_len (and batch, when tokens per batch is fixed) form a series."""
+    return (case.impl, case.mode, case.heads, case.head_dim, case.chunk_size, case.window, case.decay,
+            case.dtype, case.device, case.level)
+
+
+# ----- presets ------------------------------------------------------------------------------------
+PRESETS = ("smoke", "default", "paper")
+
+
+def preset(name: str, device: str) -> SweepSpec:
+    """Named sweeps. CPU presets use small shapes and float32; GPU presets use H=16, D=128, bf16.
+
+    smoke    a few seconds: tiny shapes, every mode (CI and quick checks)
+    default  CPU: under 2 minutes on 2 cores; GPU: T = 4k, 16k, 64k at 128k tokens per batch
+    paper    the paper's Figure 3 grid at op level: T = 4k..128k, 256k tokens per batch (B = 256k / T),
+             chunk size 16, decode at batch 512, SWA window 1024; budgeted to finish in one 10-minute
+             GPU command for the available non-reference implementations
+    """
+    if name not in PRESETS:
+        raise SweepError(f"unknown preset {name!r}; presets are {', '.join(PRESETS)}")
+    gpu = device == "cuda"
+    if name == "smoke":
+        return SweepSpec(
+            seq_lens=[64, 128], chunk_sizes=[16], windows=[32], heads=[2], head_dims=[32], tokens=256,
+            dtype="bfloat16" if gpu else "float32", device=device, repeats=10, min_repeats=3, case_budget_s=0.1,
+            skip_references=gpu, max_call_s=5.0,
+        )
+    if name == "default":
+        if gpu:
+            return SweepSpec(
+                seq_lens=[4096, 16384, 65536], chunk_sizes=[16], windows=[1024], heads=[16], head_dims=[128],
+                tokens=131072, dtype="bfloat16", device=device, skip_references=True, repeats=50,
+                min_repeats=5, warmup=2, case_budget_s=1.0, max_call_s=5.0,
+            )
+        return SweepSpec(
+            seq_lens=[256, 512, 1024], chunk_sizes=[16], windows=[128], heads=[4], head_dims=[64], tokens=2048,
+            dtype="float32", device=device, repeats=15, min_repeats=3, warmup=1, case_budget_s=0.4, max_call_s=5.0,
+        )
+    # paper
+    if gpu:
+        return SweepSpec(
+            seq_lens=parse_sizes("4k..128k"), chunk_sizes=[16], windows=[1024], heads=[16], head_dims=[128],
+            tokens=262144, decode_batches=[512], dtype="bfloat16", device=device, skip_references=True,
+            repeats=30, min_repeats=3, warmup=1, case_budget_s=0.6, max_call_s=4.0,
+        )
+    return SweepSpec(
+        seq_lens=[256, 512, 1024, 2048], chunk_sizes=[16], windows=[128], heads=[4], head_dims=[64], tokens=4096,
+        decode_batches=[32], dtype="float32", device=device, repeats=10, min_repeats=3, case_budget_s=0.3,
+        max_call_s=5.0,
+    )
+
+
+def matches_any(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)

@@ -1,0 +1,246 @@
+#!/usr/bin/env python
+"""ratbench: sweep attention implementations over sequence length, chunk size and batch.
+
+A thin entry point: the work is in bench/ (sweep -> cases -> rows -> results file -> report).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+COMMANDS = ("run", "list", "report", "resume")
+
+EXAMPLES = """\
+examples:
+  python run_bench.py                                   # default sweep for this machine, prints the table
+  python run_bench.py --preset smoke                    # a few seconds, every mode
+  python run_bench.py --preset paper --device cuda --out reports/h200-paper
+                                                        # the paper's Figure 3 grid (op level, 256k tokens/batch)
+  python run_bench.py --impl 'rat/*,full/sdpa-*' --mode train,prefill --seq-len 4k..128k --tokens 128k \\
+      --heads 16 --head-dim 128 --dtype bf16 --device cuda
+  python run_bench.py --impl rat/triton --mode train --seq-len 16k --chunk-size 16,32,64,128 --batch 8
+  python run_bench.py --impl 'full/*,rat/*' --mode decode --seq-len 4k,16k --decode-batch 1,16,64,256,512
+  python run_bench.py --impl linear/fla,linear/reference --decay no,yes --seq-len 1k --batch 2 --device cpu
+  python run_bench.py list --device cuda                # every implementation, and why one cannot run
+  python run_bench.py report reports/runs/20261129-050000 --baseline full/sdpa-cudnn
+  python run_bench.py resume reports/runs/20261129-050000   # finish an interrupted sweep
+
+other commands:
+  list [--device D]              implementations and their availability
+  report RESULTS [--baseline B]  regenerate report.md and figures/ from a results file or run directory
+  resume DIR                     run the cases of DIR's sweep that have no row yet (same as --resume DIR)
+
+sizes take k/m suffixes (4k = 4096) and doubling ranges (4k..128k). Results go to
+reports/runs/<UTC timestamp>/ unless --out is given: results.jsonl (one JSON row per case, appended
+as each finishes), run.json (command, git revision, versions, device, measured ceilings), report.md
+and figures/*.png|pdf.
+"""
+
+log = logging.getLogger("ratbench")
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run_bench.py [run]",
+        description="Measure implementations over a grid (train = forward + backward, prefill = forward "
+                    "without grad, decode = one step at position T - 1) and write results, tables and figures.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("what to run (flags override the preset)")
+    g.add_argument("--preset", choices=["smoke", "default", "paper"], default=None,
+                   help="named sweep (default: 'default'); CPU presets use small shapes, e.g. --preset paper")
+    g.add_argument("--impl", help="comma-separated names or globs, e.g. 'rat/*,full/sdpa-*' (default: all; "
+                                  "GPU presets leave the slow */reference oracles out of globs)")
+    g.add_argument("--mode", help="train,prefill,decode (default: all three), e.g. --mode train")
+    g.add_argument("--seq-len", help="sequence lengths, e.g. 4k,16k,128k or 4k..128k")
+    g.add_argument("--chunk-size", help="RAT chunk sizes L, e.g. 16,64,128")
+    g.add_argument("--window", help="SWA windows (keys including the query), e.g. 1024")
+    g.add_argument("--decay", help="linear attention without/with a per-head decay: no, yes or no,yes")
+    bt = g.add_mutually_exclusive_group()
+    bt.add_argument("--batch", help="batch sizes, e.g. 1,8")
+    bt.add_argument("--tokens", help="tokens per batch, B = tokens // T (as the paper), e.g. 256k")
+    g.add_argument("--decode-batch", help="batch sizes for decode only (default: as --batch/--tokens), e.g. 64,512")
+    g.add_argument("--heads", help="heads H, e.g. 16")
+    g.add_argument("--head-dim", help="head dim D, e.g. 128")
+    g.add_argument("--dtype", help="bf16, fp16, fp32 or fp64, e.g. --dtype bf16 (GPU presets: bf16, CPU: fp32)")
+    g.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda if visible), e.g. --device cuda")
+    g.add_argument("--skip-references", action=argparse.BooleanOptionalAction, default=None,
+                   help="leave */reference out of glob matches (default: on for GPU presets)")
+    t = p.add_argument_group("timing")
+    t.add_argument("--repeats", type=int, help="most timed calls per case, e.g. --repeats 100")
+    t.add_argument("--min-repeats", type=int, help="fewest timed calls per case, e.g. 5")
+    t.add_argument("--budget", type=float, help="seconds of timed calls per case, e.g. 1.0")
+    t.add_argument("--max-call-s", type=float,
+                   help="a call slower than this skips the longer sequences of the same series, e.g. 5")
+    t.add_argument("--no-flush-l2", action="store_true", help="do not flush the L2 cache between timed calls")
+    t.add_argument("--no-cuda-graphs", action="store_true", help="time decode steps eagerly, not by graph replay")
+    t.add_argument("--no-check", action="store_true", help="skip the accuracy check against the family reference")
+    t.add_argument("--seed", type=int, help="input seed, e.g. 0")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", help="run directory (default: reports/runs/<UTC timestamp>), e.g. reports/h200")
+    o.add_argument("--resume", metavar="DIR", help="finish the sweep in DIR: cases with a row are skipped")
+    o.add_argument("--baseline", help="speed-ups over this implementation (default: full/sdpa-flash or the "
+                                      "first full attention timed), e.g. full/sdpa-cudnn")
+    o.add_argument("--no-figures", action="store_true", help="tables only")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("-v", "--verbose", action="store_true", help="log every case's errors")
+    return p
+
+
+def build_spec(args: argparse.Namespace):  # -> SweepSpec
+    from bench.sweep import (parse_bools, parse_dtype, parse_modes, parse_size, parse_sizes, preset)
+
+    import torch
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise SystemExit(f"--device must be cpu, cuda or auto, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda, but no CUDA GPU is visible to torch")
+    spec = preset(args.preset or "default", device)
+    if args.impl:
+        spec.impls = [p.strip() for p in args.impl.split(",") if p.strip()]
+    if args.mode:
+        spec.modes = parse_modes(args.mode)
+    if args.seq_len:
+        spec.seq_lens = parse_sizes(args.seq_len)
+    if args.chunk_size:
+        spec.chunk_sizes = parse_sizes(args.chunk_size)
+    if args.window:
+        spec.windows = parse_sizes(args.window)
+    if args.decay:
+        spec.decays = parse_bools(args.decay)
+    if args.batch:
+        spec.batches, spec.tokens = parse_sizes(args.batch), None
+    if args.tokens:
+        spec.tokens, spec.batches = parse_size(args.tokens), None
+    if args.decode_batch:
+        spec.decode_batches = parse_sizes(args.decode_batch)
+    if args.heads:
+        spec.heads = parse_sizes(args.heads)
+    if args.head_dim:
+        spec.head_dims = parse_sizes(args.head_dim)
+    if args.dtype:
+        spec.dtype = parse_dtype(args.dtype)
+    if args.skip_references is not None:
+        spec.skip_references = args.skip_references
+    for name, attr in (("repeats", "repeats"), ("min_repeats", "min_repeats"), ("budget", "case_budget_s"),
+                       ("max_call_s", "max_call_s"), ("seed", "seed")):
+        if getattr(args, name) is not None:
+            setattr(spec, attr, getattr(args, name))
+    spec.flush_l2 = spec.flush_l2 and not args.no_flush_l2
+    spec.cuda_graphs = spec.cuda_graphs and not args.no_cuda_graphs
+    spec.check_accuracy = spec.check_accuracy and not args.no_check
+    return spec
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    from bench import report, runner
+    from bench.results import read_meta
+    from bench.sweep import SweepError, SweepSpec
+
+    command = "python run_bench.py " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        if args.resume:
+            run_dir = Path(args.resume)
+            meta = read_meta(run_dir)
+            if not meta.get("spec"):
+                raise SystemExit(f"{run_dir} has no run.json with a sweep spec: nothing to resume")
+            spec = SweepSpec.from_dict(meta["spec"])
+            preset = meta.get("preset")
+        else:
+            spec = build_spec(args)
+            preset = args.preset or "default"
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            run_dir = Path(args.out) if args.out else Path("reports") / "runs" / stamp
+        r, cases, done = runner.start(spec, run_dir, command=command, preset=preset, resume=bool(args.resume))
+    except (SweepError, ValueError, FileExistsError) as exc:
+        print(f"run_bench.py: error: {exc}", file=sys.stderr)
+        return 2
+    todo = [c for c in cases if c.key not in done]
+    print(f"{len(cases)} cases ({len(cases) - len(todo)} already done) on {spec.device} -> {run_dir}", file=sys.stderr)
+    rows = []
+    try:
+        if args.no_progress or not todo:
+            rows = r.run(todo)
+        else:
+            from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            with tqdm(total=len(todo), unit="case", dynamic_ncols=True) as bar, logging_redirect_tqdm():
+                rows = r.run(todo, on_start=lambda c: bar.set_postfix_str(c.short(), refresh=True),
+                             on_done=lambda c, row: bar.update(1))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; finished cases are in {run_dir}; continue with: python run_bench.py resume {run_dir}",
+              file=sys.stderr)
+        return 130
+    runner.finish(run_dir, rows)
+    path = report.write_report(run_dir, baseline=args.baseline, figures=not args.no_figures)
+    print(report.summary_tables(run_dir, baseline=args.baseline))
+    print(f"results: {run_dir / 'results.jsonl'}\nreport:  {path}")
+    return 0
+
+
+def cmd_list(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="run_bench.py list", description="Every implementation and whether it runs here.")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto, e.g. --device cuda")
+    args = p.parse_args(argv)
+    import impls
+    import torch
+
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    rows = impls.available(device)
+    width = max(len(a.name) for a in rows)
+    for a in rows:
+        state = "available" if a.available else f"unavailable: {a.reason}"
+        print(f"{a.name:<{width}}  {state}" + (f"  -- {a.description}" if a.available and a.description else ""))
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="run_bench.py report",
+                                description="Regenerate report.md and figures/ from a results file.")
+    p.add_argument("results", help="results.jsonl or its run directory, e.g. reports/h200-paper")
+    p.add_argument("--baseline", help="speed-ups over this implementation, e.g. full/sdpa-cudnn")
+    p.add_argument("--out", help="write the report here instead of next to the results")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    args = p.parse_args(argv)
+    from bench import report
+
+    try:
+        path = report.write_report(args.results, baseline=args.baseline, out_dir=args.out,
+                                   figures=not args.no_figures)
+    except (OSError, ValueError) as exc:
+        print(f"run_bench.py report: error: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary_tables(args.results, baseline=args.baseline))
+    print(f"report: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "list":
+        return cmd_list(argv[1:])
+    if argv and argv[0] == "report":
+        return cmd_report(argv[1:])
+    if argv and argv[0] == "resume":
+        if len(argv) < 2 or argv[1].startswith("-"):
+            print("usage: run_bench.py resume DIR", file=sys.stderr)
+            return 2
+        argv = ["--resume", argv[1]] + argv[2:]
+    elif argv and argv[0] == "run":
+        argv = argv[1:]
+    args = _run_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return cmd_run(args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
