@@ -116,12 +116,36 @@ def sdpa_decode(
 
 
 # ----- FlexAttention ------------------------------------------------------------------------------
+def _no_silent_eager() -> dict:
+    """torch.compile settings for the compiled peers. Every new shape recompiles (static shapes), and by
+    default dynamo silently runs a function EAGERLY once it has been recompiled 8 times: for flex that
+    is an unfused path that materialises the full score matrix. Raise the limit, and fail loudly if
+    it is ever hit, instead of falling back."""
+    import torch._dynamo.config as cfg
+
+    want = {"recompile_limit": 512, "accumulated_recompile_limit": 4096, "fail_on_recompile_limit_hit": True}
+    return {k: v for k, v in want.items() if hasattr(cfg, k)}
+
+
+def compile_strict(fn: Callable) -> Callable:
+    """torch.compile(fn, fullgraph=True, dynamic=False), called under _no_silent_eager()."""
+    compiled = torch.compile(fn, fullgraph=True, dynamic=False)
+    settings = _no_silent_eager()
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with torch._dynamo.config.patch(**settings):
+            return compiled(*args, **kwargs)
+
+    return call
+
+
 @functools.cache
 def compiled_flex() -> Callable:
     """flex_attention under torch.compile (the fused kernel; eager flex is a slow dense path)."""
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention, dynamic=False)
+    return compile_strict(flex_attention)
 
 
 def flex_lse_kwargs() -> dict:

@@ -35,7 +35,7 @@ import torch
 from torch._higher_order_ops import associative_scan
 from torch.nn.attention.flex_attention import flex_attention
 
-from impls.peer_utils import block_mask, flex_lse_kwargs, flex_unavailable_reason, sdpa_decode, split_flex_lse
+from impls.peer_utils import block_mask, compile_strict, flex_lse_kwargs, flex_unavailable_reason, sdpa_decode, split_flex_lse
 from impls.rat.base import RAT, RATState
 from impls.rope import apply_rope, rope_cos_sin
 
@@ -91,7 +91,7 @@ def rat_core(q, k, v, f, cos, sin, bmask, chunk_size: int, scale: float, scan_mo
 
 @functools.cache
 def _compiled_core():
-    return torch.compile(rat_core, fullgraph=True, dynamic=False)
+    return compile_strict(rat_core)
 
 
 _ROPE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
