@@ -140,6 +140,29 @@ def check_decode(dtype, use_decay, seed) -> dict:
             "err_lowp_ref": elp, "err_state": es, "ok": e == e and e <= 2 * elp + 1e-5 and es < 1e-2}
 
 
+def check_fla(use_decay: bool) -> dict:
+    """fla must compute our definition: o of chunk_linear_attn(normalize=False) / chunk_simple_gla vs float64."""
+    torch.manual_seed(7)
+    B, T, Hh, Dd = 2, 1000, 4, 128
+    q, k, v = (torch.randn(B, T, Hh, Dd, device=DEV, dtype=torch.bfloat16) for _ in range(3))
+    decay = -torch.rand(B, T, Hh, device=DEV) * 0.2 if use_decay else None
+    r64 = impls.get("linear/reference").forward(q.double(), k.double(), v.double(),
+                                                decay=decay.double() if use_decay else None)
+    lp = lowp_forward(q, k, v, decay, Dd ** -0.5)
+    name = "fla chunk_simple_gla" if use_decay else "fla chunk_linear_attn"
+    try:
+        if use_decay:
+            from fla.ops.simple_gla import chunk_simple_gla
+            o = chunk_simple_gla(q, k, v, g=decay, scale=Dd ** -0.5)[0]
+        else:
+            from fla.ops.linear_attn import chunk_linear_attn
+            o = chunk_linear_attn(q, k, v, scale=Dd ** -0.5, normalize=False)[0]
+    except Exception as exc:  # noqa: BLE001
+        return {"what": name, "ok": None, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
+    e, elp = rel(o, r64), rel(lp, r64)
+    return {"what": name, "err": e, "err_lowp_ref": elp, "ok": e == e and e <= 2 * elp + 1e-5}
+
+
 def bench(fn, rep=200) -> float:
     if DRY:
         fn()
@@ -257,11 +280,13 @@ def main() -> None:
         for use_decay in (False, True):
             if dtype == torch.bfloat16:
                 checks.append(check_decode(dtype, use_decay, seed=100 + use_decay))
+    if fla_reason is None:
+        checks += [check_fla(False), check_fla(True)]
     res["checks"] = checks
     dump()
     print(f"checks done in {time.time() - t0:.0f}s", flush=True)
     for c in checks:
-        if not c["ok"]:
+        if c["ok"] is False:
             print("CHECK FAILED:", json.dumps(c, default=str)[:1500])
 
     cfgs = {
@@ -301,6 +326,9 @@ def main() -> None:
             worst = max((c[n]["err"] / max(c[n]["err_lowp_ref"], 1e-12), n) for n in ("o", "dq", "dk", "dv", "ddecay") if n in c)
             print(f"  {'ok ' if c['ok'] else 'BAD'} {c['dtype']:8s} D={c['D']:3d} T={c['T']:5d} decay={c['decay']!s:5s} "
                   f"o {c['o']['err']:.2e} (ref {c['o']['err_lowp_ref']:.2e})  worst ratio {worst[0]:.2f} ({worst[1]})")
+        elif str(c.get("what", "")).startswith("fla"):
+            print(f"  peer {c['what']}: " + (f"err {c['err']:.2e} (ref {c['err_lowp_ref']:.2e}) {'ok' if c['ok'] else 'BAD'}"
+                                               if "err" in c else f"not run: {c['reason'][:100]}"))
         elif "err" in c:
             print(f"  {'ok ' if c['ok'] else 'BAD'} decode {c['dtype']} decay={c['decay']} err {c['err']:.2e} (ref {c['err_lowp_ref']:.2e}) state {c['err_state']:.2e}")
         else:

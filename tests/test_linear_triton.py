@@ -93,6 +93,15 @@ def test_strong_decay_is_finite():
     assert rel(o, o_ref) < 1e-5
 
 
+def test_infinite_decay_is_a_reset():
+    """decay = -inf at some tokens (a hard reset of the state) gives the reference's output, no NaN."""
+    q, k, v, d = rand(1, 100, 2, 64, seed=9)
+    d[0, 10, 0] = d[0, 70, 1] = d[0, 71, 0] = float("-inf")
+    o = impls.get("linear/triton").forward(q, k, v, decay=d)
+    o_ref = impls.get("linear/reference").forward(q.double(), k.double(), v.double(), decay=d.double())
+    assert rel(o, o_ref) < 1e-5
+
+
 @pytest.mark.parametrize("decay", [False, True])
 def test_prefill_then_steps_match_forward(decay):
     B, T0, n, H, D = 2, 70, 5, 2, 64

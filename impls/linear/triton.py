@@ -77,10 +77,16 @@ def _launch_kw(warps: int, stages: int) -> dict:
     return {} if _interpreting() else {"num_warps": warps, "num_stages": stages}
 
 
+#: log-decays are clamped here before the within-chunk cumsum: exp(-100) = 3.7e-44 is already a
+#: full reset in float32, and the clamp keeps -inf (and -1e4) from turning differences of cumulative
+#: sums into NaN or from swamping the small decays that follow within the chunk.
+DECAY_MIN = -100.0
+
+
 def _chunk_cumsum(decay: torch.Tensor, B: int, T: int, H: int, NT: int, BT: int) -> torch.Tensor:
     """(B, T, H) log-decays -> (B*H, NT*BT) float32 cumulative sums restarting at every chunk; the
     padded tail holds decay 0."""
-    g = decay.to(torch.float32).permute(0, 2, 1)  # (B, H, T)
+    g = decay.to(torch.float32).clamp_min(DECAY_MIN).permute(0, 2, 1)  # (B, H, T)
     if NT * BT != T:
         g = torch.nn.functional.pad(g, (0, NT * BT - T))
     return g.reshape(B, H, NT, BT).cumsum(-1).reshape(B * H, NT * BT).contiguous()
