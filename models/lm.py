@@ -276,7 +276,7 @@ class LanguageModel(nn.Module):
             mode, note, n_graphs, g_steps, cap = "eager", "CUDA graphs off", 0, 0, 0.0
         else:
             mode = "cuda-graph" if runner.graph_steps else "eager"
-            note, n_graphs, g_steps, cap = runner.note(), len(runner.graphs), runner.graph_steps, runner.capture_s
+            note, n_graphs, g_steps, cap = runner.note(), runner.n_captured, runner.graph_steps, runner.capture_s
             if graphs == "on" and not runner.graph_steps and n_new > 2:
                 raise RuntimeError(f"graphs='on' but no decode step ran as a CUDA graph: {note}")
         return GenerateResult(tokens, B, T0, n_new, t1 - t0, t2 - t1, cap, self.cache_bytes(caches), mode, note,
@@ -292,6 +292,7 @@ class _GraphDecoder:
         self.pool = None
         self.eager_steps = 0
         self.graph_steps = 0
+        self.n_captured = 0
         self.capture_s = 0.0
         self.disabled: str | None = None
         self.static_tok: torch.Tensor | None = None
@@ -311,7 +312,7 @@ class _GraphDecoder:
 
     def note(self) -> str:
         if self.graph_steps:
-            return (f"{len(self.graphs)} graphs captured, {self.graph_steps} steps replayed, "
+            return (f"{self.n_captured} graphs captured, {self.graph_steps} steps replayed, "
                     f"{self.eager_steps} eager")
         if self.disabled:
             return self.disabled
@@ -339,7 +340,10 @@ class _GraphDecoder:
                 for s in self.states:
                     s.pos += 1
                 self.graph_steps += 1
-                return out.clone()
+                out = out.clone()
+                if self.remaining[sig] == 0:  # never replayed again: release it
+                    del self.graphs[sig]
+                return out
             if self.remaining[sig] > 0 and self.eager_steps >= 1:  # recurs: worth a graph
                 out = self._capture(sig, tok)
                 if out is not None:
@@ -378,6 +382,7 @@ class _GraphDecoder:
         if self.pool is None:
             self.pool = g.pool()
         self.graphs[sig] = (g, out)
+        self.n_captured += 1
         self.graph_steps += 1
         return out.clone()
 

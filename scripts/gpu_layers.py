@@ -1,0 +1,417 @@
+"""Layer- and model-level speed on one GPU, the paper's protocol (shared/spec/rat.md): run on the H200.
+
+    OUT=/tmp/out python scripts/gpu_layers.py [--compile] [--skip-model] [--skip-layer] [--budget-s 170]
+
+1. Availability of every implementation it would use, with the reason when one cannot run.
+2. Correctness first (a wrong implementation is never timed): each layer with implementation X against
+   the same layer (same weights) with the family's reference, bf16 autocast, B=2, T=512: relative error
+   of the mixer output; and the layer's prefill(496 tokens) + 16 steps against its own forward.
+3. Layer level (Dm 2048, H 16, D 128, 262,144 tokens per batch, bf16 autocast with float32 weights,
+   triton.testing.do_bench median), T in {4096, 32768, 131072}:
+   train = forward + out.mean().backward() (x requires grad, as for a layer inside a network);
+   prefill = forward under no_grad writing the decode cache.
+   Attention with full/sdpa-flash (the paper's baseline) and full/sdpa-cudnn; RAT (L = 16) with
+   rat/triton and rat/flex (the authors' formulation). --compile adds torch.compile'd layers.
+4. Layer-level decode ("gen", one step at position T-1; bf16 weights, no autocast; the cache is
+   allocated at T and its position set to T - 1, its contents do not change the cost), eager and as a
+   CUDA graph replay, (T, B) in {(4096, 64), (4096, 512), (16384, 512)}.
+5. Model level: the 1.3B model (bf16, random weights) generating --new tokens after a --prompt token
+   prefill at batch --batch, per mixer (attention, RAT, RAT-SWA, attention-SWA), CUDA graphs where a
+   decode step recurs (RAT: within a chunk); for graph runs the greedy tokens are checked equal to an
+   eager run. Fewer steps than the paper's 1024: throughput here is not Table 1's number.
+
+Prints a short table last and writes everything to $OUT/gpu_layers.json. Expected runtime on an H200:
+about 2-3 minutes (eager layers; --compile adds the compile time of every shape, minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+import impls  # noqa: E402
+from models import AttentionLayer, LanguageModel, LMConfig, RATLayer  # noqa: E402
+from models.lm import is_oom  # noqa: E402
+
+DM, H, D, L = 2048, 16, 128, 16
+TOKENS = 262144
+BF16 = torch.bfloat16
+DEV = "cuda"
+
+ATTN_IMPLS = ["full/sdpa-flash", "full/sdpa-cudnn"]
+RAT_IMPLS = ["rat/triton", "rat/flex"]
+SWA_PREFERENCE = ["swa/fa4", "swa/flash-attn", "swa/flex"]
+REF = {"attention": "full/reference", "rat": "rat/reference"}
+GEN_CASES = [(4096, 64), (4096, 512), (16384, 512)]
+CHECK_T = 512
+MODEL_SIZES: dict = {}
+
+T0_START = time.perf_counter()
+
+
+def elapsed() -> float:
+    return time.perf_counter() - T0_START
+
+
+def log(msg: str) -> None:
+    print(f"[{elapsed():6.1f}s] {msg}", flush=True)
+
+
+def free() -> None:
+    gc.collect()
+    if DEV == "cuda":
+        torch.cuda.empty_cache()
+
+
+def reset_peak() -> None:
+    if DEV == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_gib() -> float | None:
+    return torch.cuda.max_memory_allocated() / 2**30 if DEV == "cuda" else None
+
+
+def impl_reason(name: str, *, decode: bool = False) -> str | None:
+    """None if ``name`` is registered, importable and runs on CUDA in bf16 at head dim 128."""
+    try:
+        impl = impls.get(name)
+    except (impls.UnavailableError, ValueError) as exc:
+        return str(exc)
+    return impl.unsupported_reason(mode="decode" if decode else "train", device=DEV, dtype=BF16, head_dim=D)
+
+
+def make_layer(kind: str, impl: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if kind == "attention":
+        return AttentionLayer(DM, H, D, impl, device=DEV)
+    return RATLayer(DM, H, D, impl, chunk_size=L, device=DEV)
+
+
+def do_bench(fn) -> float:
+    if DEV != "cuda":  # --smoke on the CPU: a wall-clock median of 3 (checks the code paths, not speed)
+        fn()
+        ts = []
+        for _ in range(3):
+            t = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t) * 1e3)
+        return sorted(ts)[1]
+    import triton.testing
+
+    return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
+
+
+def rel(a: torch.Tensor, b: torch.Tensor, base: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / base.float().norm().clamp_min(1e-30))
+
+
+# ----- 2. correctness -----------------------------------------------------------------------------
+def check_layer(kind: str, impl: str) -> dict:
+    row: dict = {"kind": kind, "impl": impl}
+    try:
+        lay, ref = make_layer(kind, impl), make_layer(kind, REF[kind])
+        ref.load_state_dict(lay.state_dict())
+        x = torch.randn(2, CHECK_T, DM, device=DEV, dtype=BF16)
+        with torch.no_grad(), torch.autocast(DEV, dtype=BF16):
+            y, yr = lay(x), ref(x)
+            row["rel_err_vs_reference"] = rel(y, yr, yr - x)
+            if impls.get(impl).supports_decode:
+                cache = lay.init_cache(2, CHECK_T, DEV, BF16)
+                outs = [lay.prefill(cache, x[:, :CHECK_T - 16])]
+                outs += [lay.step(cache, x[:, t])[:, None] for t in range(CHECK_T - 16, CHECK_T)]
+                row["rel_err_decode_vs_forward"] = rel(torch.cat(outs, 1), y, y - x)
+        errs = [v for k, v in row.items() if k.startswith("rel_err")]
+        row["ok"] = all(math.isfinite(e) and e < 3e-2 for e in errs)
+    except Exception as exc:  # noqa: BLE001 - report, never time it
+        row["ok"] = False
+        row["error"] = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    free()
+    return row
+
+
+# ----- 3. layer train / prefill -------------------------------------------------------------------
+def time_layer(kind: str, impl: str, T: int, compiled: bool) -> dict:
+    B = TOKENS // T
+    row: dict = {"kind": kind, "impl": impl, "T": T, "B": B, "compiled": compiled}
+    lay = make_layer(kind, impl)
+    fwd = torch.compile(lay) if compiled else lay
+    for mode in ("train", "prefill"):
+        if mode == "prefill" and not impls.get(impl).supports_decode:
+            row["prefill_ms"] = None
+            row["prefill_note"] = "no decode support"
+            continue
+        try:
+            free()
+            reset_peak()
+            if mode == "train":
+                x = torch.randn(B, T, DM, device=DEV, dtype=BF16, requires_grad=True)
+                params = list(lay.parameters())
+
+                def fn():
+                    for p in params:
+                        p.grad = None
+                    x.grad = None
+                    with torch.autocast(DEV, dtype=BF16):
+                        out = fwd(x)
+                    out.mean().backward()
+            else:
+                x = torch.randn(B, T, DM, device=DEV, dtype=BF16)
+                cache = lay.init_cache(B, T, DEV, BF16)
+                pre = torch.compile(lay.prefill) if compiled else lay.prefill
+
+                def fn():
+                    cache.reset()
+                    with torch.no_grad(), torch.autocast(DEV, dtype=BF16):
+                        pre(cache, x)
+            row[f"{mode}_ms"] = do_bench(fn)
+            row[f"{mode}_peak_gib"] = peak_gib()
+        except Exception as exc:  # noqa: BLE001
+            row[f"{mode}_ms"] = None
+            row[f"{mode}_note"] = "OOM" if is_oom(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
+            if not is_oom(exc):
+                traceback.print_exc()
+        finally:
+            x = cache = fn = None  # noqa: F841
+            free()
+    log(f"layer {kind:9s} {impl:16s} T={T:6d} B={B:3d} compiled={compiled}: "
+        f"train {row.get('train_ms')} ms, prefill {row.get('prefill_ms')} ms")
+    return row
+
+
+# ----- 4. layer decode step -----------------------------------------------------------------------
+def time_gen(kind: str, impl: str, T: int, B: int) -> dict:
+    row: dict = {"kind": kind, "impl": impl, "T": T, "B": B}
+    try:
+        free()
+        lay = make_layer(kind, impl).to(BF16)
+        cache = lay.init_cache(B, T, DEV, BF16)
+        row["cache_gib"] = cache.nbytes() / 2**30
+        x_t = torch.randn(B, DM, device=DEV, dtype=BF16)
+
+        def fn():
+            cache.state.pos = T - 1
+            lay.step(cache, x_t)
+
+        with torch.no_grad():
+            row["eager_ms"] = do_bench(fn)
+            try:
+                if DEV != "cuda":
+                    raise RuntimeError("CUDA graphs need a CUDA device")
+                g = torch.cuda.CUDAGraph()
+                cache.state.pos = T - 1
+                with torch.cuda.graph(g):
+                    lay.step(cache, x_t)
+                row["graph_ms"] = do_bench(g.replay)
+            except Exception as exc:  # noqa: BLE001
+                row["graph_ms"] = None
+                row["graph_note"] = f"capture failed: {type(exc).__name__}: {str(exc)[:300]}"
+                if DEV == "cuda":
+                    torch.cuda.synchronize()
+    except Exception as exc:  # noqa: BLE001
+        row["eager_ms"] = None
+        row["note"] = "OOM" if is_oom(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
+    lay = cache = g = None  # noqa: F841
+    free()
+    log(f"gen   {kind:9s} {impl:16s} T={T:6d} B={B:3d}: eager {row.get('eager_ms')} ms, graph {row.get('graph_ms')} ms")
+    return row
+
+
+# ----- 5. model generation ------------------------------------------------------------------------
+def time_model(mixer: str, impl_map: dict, args) -> dict:
+    row: dict = {"mixer": mixer, "impls": impl_map, "batch": args.batch, "prompt": args.prompt, "new": args.new}
+    model = None
+    try:
+        free()
+        cfg = LMConfig(mixer=mixer, impls=impl_map, window=args.window, **MODEL_SIZES)
+        model = LanguageModel(cfg, device=DEV, dtype=BF16).eval()
+        row["params"] = cfg.n_params()
+        ids = torch.randint(0, cfg.vocab_size, (args.batch, args.prompt), device=DEV)
+        pb = min(args.prefill_batch, args.batch)
+        r = model.generate(ids, args.new, graphs="auto", prefill_batch=pb)
+        row.update(tokens_per_s=r.tokens_per_s, decode_tokens_per_s=r.decode_tokens_per_s, prefill_s=r.prefill_s,
+                   decode_s=r.decode_s, capture_s=r.capture_s, cache_gib=r.cache_bytes / 2**30,
+                   decode_mode=r.decode_mode, graph_note=r.graph_note, graph_steps=r.graph_steps,
+                   peak_gib=peak_gib())
+        if r.graph_steps:  # check the graphs against an eager run, and time the eager decode too
+            e = model.generate(ids, args.new, graphs="off", prefill_batch=pb)
+            row["graph_tokens_equal_eager"] = bool(torch.equal(e.tokens, r.tokens))
+            row["eager_decode_tokens_per_s"] = e.decode_tokens_per_s
+            row["eager_tokens_per_s"] = e.tokens_per_s
+    except Exception as exc:  # noqa: BLE001
+        row["note"] = "OOM" if is_oom(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
+        if not is_oom(exc):
+            traceback.print_exc()
+    model = None  # noqa: F841
+    free()
+    log(f"model {mixer:13s} {impl_map}: {row.get('tokens_per_s')} tok/s ({row.get('decode_mode')}; "
+        f"{row.get('graph_note') or row.get('note')})")
+    return row
+
+
+def smoke(args) -> None:
+    """Toy sizes on the CPU: every code path of this script, with CPU implementations."""
+    global DM, H, D, L, TOKENS, DEV, ATTN_IMPLS, RAT_IMPLS, SWA_PREFERENCE, GEN_CASES, CHECK_T
+    DM, H, D, L, TOKENS, DEV, CHECK_T = 64, 4, 16, 4, 128, "cpu", 32
+    ATTN_IMPLS, RAT_IMPLS, SWA_PREFERENCE = ["full/sdpa-math", "full/sdpa-cudnn"], ["rat/flex", "rat/reference"], \
+        ["swa/fa4", "swa/reference"]
+    GEN_CASES = [(32, 2)]
+    MODEL_SIZES.update(vocab_size=100, d_model=DM, n_layers=2, heads=H, head_dim=D, chunk_size=L)
+    args.T, args.batch, args.prompt, args.new, args.prefill_batch = "32,64", 2, 12, 6, 1
+
+
+def fmt(v, spec=".1f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd layers")
+    ap.add_argument("--skip-layer", action="store_true")
+    ap.add_argument("--skip-gen", action="store_true")
+    ap.add_argument("--skip-model", action="store_true")
+    ap.add_argument("--T", default="4096,32768,131072", help="layer-level sequence lengths")
+    ap.add_argument("--batch", type=int, default=64, help="model-level batch")
+    ap.add_argument("--prompt", type=int, default=3072)
+    ap.add_argument("--new", type=int, default=64, help="tokens generated per sequence (paper: 1024)")
+    ap.add_argument("--prefill-batch", type=int, default=16, help="sequences per prefill pass")
+    ap.add_argument("--window", type=int, default=1024)
+    ap.add_argument("--models", default="attention,rat,rat-swa,attention-swa")
+    ap.add_argument("--budget-s", type=float, default=170.0, help="skip remaining cases after this many seconds")
+    ap.add_argument("--smoke", action="store_true",
+                    help="run every code path on the CPU at toy sizes (checks the script, measures nothing useful)")
+    args = ap.parse_args()
+    if args.smoke:
+        smoke(args)
+    elif not torch.cuda.is_available():
+        raise SystemExit("gpu_layers.py needs a CUDA GPU (--smoke runs its code paths on the CPU at toy sizes)")
+    out_dir = os.environ.get("OUT", ".")
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rev = None
+    import triton
+
+    res: dict = {"machine": {"gpu": torch.cuda.get_device_name() if DEV == "cuda" else "cpu (--smoke)", "torch": torch.__version__,
+                             "triton": triton.__version__, "python": platform.python_version(), "git": rev},
+                 "args": vars(args), "availability": {}, "checks": [], "layer": [], "gen": [], "model": [],
+                 "skipped": []}
+
+    # 1. availability
+    wanted = ATTN_IMPLS + RAT_IMPLS + SWA_PREFERENCE + list(REF.values())
+    for name in wanted:
+        res["availability"][name] = impl_reason(name)
+        log(f"{name:18s} {'available' if res['availability'][name] is None else res['availability'][name]}")
+
+    # 2. correctness before timing
+    good: dict[str, list[str]] = {"attention": [], "rat": []}
+    for kind, names in (("attention", ATTN_IMPLS), ("rat", RAT_IMPLS)):
+        for name in names:
+            if res["availability"][name] is not None:
+                continue
+            row = check_layer(kind, name)
+            res["checks"].append(row)
+            log(f"check {kind} {name}: {row}")
+            if row["ok"]:
+                good[kind].append(name)
+
+    # 3-5 as a list of jobs, the primary implementations first (the first good RAT implementation and
+    # every attention one), then the other RAT implementations, so the budget cuts the extras
+    Ts = [int(t) for t in args.T.split(",")]
+    primary = {"attention": good["attention"], "rat": good["rat"][:1]}
+    extra = {"attention": [], "rat": good["rat"][1:]}
+    swa = next((n for n in SWA_PREFERENCE if res["availability"][n] is None), None)
+    if swa is None and not args.skip_model:
+        res["skipped"].append("SWA hybrids: no SWA implementation available: "
+                              + "; ".join(f"{n}: {res['availability'][n]}" for n in SWA_PREFERENCE))
+    rat_best = good["rat"][0] if good["rat"] else None
+    att_best = "full/sdpa-cudnn" if "full/sdpa-cudnn" in good["attention"] else (
+        good["attention"][0] if good["attention"] else None)
+    jobs: list[tuple[str, str, object]] = []  # (section, label, thunk)
+    for which in (primary, extra):
+        if not args.skip_layer:
+            for T in Ts:
+                for kind in ("rat", "attention"):
+                    for name in which[kind]:
+                        for compiled in (False, True) if args.compile else (False,):
+                            jobs.append(("layer", f"layer {kind} {name} T={T} compiled={compiled}",
+                                         lambda k=kind, n=name, t=T, c=compiled: time_layer(k, n, t, c)))
+        if not args.skip_gen:
+            for T, B in GEN_CASES:
+                for kind in ("rat", "attention"):
+                    for name in which[kind]:
+                        jobs.append(("gen", f"gen {kind} {name} T={T} B={B}",
+                                     lambda k=kind, n=name, t=T, b=B: time_gen(k, n, t, b)))
+        if not args.skip_model:
+            plans = []
+            for mixer in args.models.split(","):
+                if mixer == "attention":
+                    plans += [(mixer, {"full": n}) for n in which["attention"]]
+                elif mixer == "rat":
+                    plans += [(mixer, {"rat": n}) for n in which["rat"]]
+                elif mixer == "rat-swa" and rat_best and swa and which is primary:
+                    plans.append((mixer, {"rat": rat_best, "swa": swa}))
+                elif mixer == "attention-swa" and att_best and swa and which is primary:
+                    plans.append((mixer, {"full": att_best, "swa": swa}))
+            for mixer, impl_map in plans:
+                jobs.append(("model", f"model {mixer} {impl_map}", lambda m=mixer, i=impl_map: time_model(m, i, args)))
+    for section, label, thunk in jobs:
+        if elapsed() > args.budget_s:
+            res["skipped"].append(f"{label} (time budget {args.budget_s:.0f} s)")
+            continue
+        res[section].append(thunk())
+
+    res["elapsed_s"] = elapsed()
+    path = os.path.join(out_dir, "gpu_layers.json")
+    with open(path, "w") as fh:
+        json.dump(res, fh, indent=1, default=str)
+
+    # the short table, last
+    print(f"\n== {res['machine']['gpu']}, torch {torch.__version__}, triton {triton.__version__}; {path}")
+    for name, why in res["availability"].items():
+        if why is not None:
+            print(f"unavailable {name}: {why[:110]}")
+    for c in res["checks"]:
+        print(f"check {c['impl']:16s} ok={c['ok']} rel_err={fmt(c.get('rel_err_vs_reference'), '.2e')} "
+              f"decode={fmt(c.get('rel_err_decode_vs_forward'), '.2e')} {c.get('error', '')[:80]}")
+    if res["layer"]:
+        print("layer (ms, median)        T      B  compiled   train   prefill")
+        for r in res["layer"]:
+            print(f"  {r['kind']:9s} {r['impl']:16s} {r['T']:6d} {r['B']:3d} {str(r['compiled']):5s} "
+                  f"{fmt(r.get('train_ms')):>9s} {fmt(r.get('prefill_ms')):>8s} "
+                  f"{(r.get('train_note') or r.get('prefill_note') or '')[:40]}")
+    if res["gen"]:
+        print("gen, one layer step (ms)  T      B    eager    graph   cache GiB")
+        for r in res["gen"]:
+            print(f"  {r['kind']:9s} {r['impl']:16s} {r['T']:6d} {r['B']:3d} {fmt(r.get('eager_ms'), '.3f'):>8s} "
+                  f"{fmt(r.get('graph_ms'), '.3f'):>8s} {fmt(r.get('cache_gib'), '.2f'):>8s} "
+                  f"{(r.get('note') or r.get('graph_note') or '')[:40]}")
+    if res["model"]:
+        print(f"model 1.3B, B={args.batch}, prompt {args.prompt}, {args.new} new: tok/s (all) | decode tok/s | mode")
+        for r in res["model"]:
+            eq = r.get("graph_tokens_equal_eager")
+            extra = "" if eq is None else (
+                f" (graph == eager tokens: {eq}; eager decode {fmt(r.get('eager_decode_tokens_per_s'), '.0f')} tok/s)")
+            print(f"  {r['mixer']:13s} {','.join(r['impls'].values()):28s} {fmt(r.get('tokens_per_s'), '.0f'):>8s} "
+                  f"{fmt(r.get('decode_tokens_per_s'), '.0f'):>8s} {r.get('decode_mode', '-')}{extra} "
+                  f"{(r.get('note') or '')[:60]}")
+    if res["skipped"]:
+        print(f"skipped (budget or unavailable): {len(res['skipped'])}: " + "; ".join(res["skipped"])[:300])
+    print(f"elapsed {res['elapsed_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
