@@ -283,6 +283,26 @@ class LanguageModel(nn.Module):
                               n_graphs, g_steps)
 
 
+def graphs_unsupported_reason(device: torch.device) -> str | None:
+    if device.type != "cuda":
+        return f"CUDA graphs need a CUDA device; the model is on {device.type}"
+    return None
+
+
+def capture_graph(fn: Callable[[], torch.Tensor], pool: Any) -> tuple[Any, torch.Tensor]:
+    """Capture fn() as a CUDA graph (sharing memory pool ``pool``): kernels are recorded, not run; the
+    python in fn runs once. Returns the graph and fn's (static) output tensor."""
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, pool=pool):
+        out = fn()
+    return g, out
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 class _GraphDecoder:
     """Decode steps through CUDA graphs, one graph per recurring step signature (module docstring)."""
 
@@ -297,9 +317,7 @@ class _GraphDecoder:
         self.disabled: str | None = None
         self.static_tok: torch.Tensor | None = None
         self.states = [c.state for c in caches if c.state is not None]
-        dev = model.embed.weight.device
-        if dev.type != "cuda":
-            self.disabled = f"CUDA graphs need a CUDA device; the model is on {dev.type}"
+        self.disabled = graphs_unsupported_reason(model.embed.weight.device)
         # how often each step signature occurs among the steps still to run
         pos0 = self._pos()
         self.remaining: dict[tuple, int] = {}
@@ -357,16 +375,14 @@ class _GraphDecoder:
         if self.static_tok is None:
             self.static_tok = tok.clone()
         self.static_tok.copy_(tok)
-        torch.cuda.synchronize()
+        _sync()
         t = time.perf_counter()
-        g = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(g, pool=self.pool):
-                out = self.model._next_token(self.caches, self.static_tok)
+            g, out = capture_graph(lambda: self.model._next_token(self.caches, self.static_tok), self.pool)
         except Exception as exc:  # noqa: BLE001 - any capture failure means: this step is not capturable
             for s, p in zip(self.states, saved):
                 s.pos = p
-            torch.cuda.synchronize()
+            _sync()
             self.disabled = f"the decode step could not be captured as a CUDA graph: {type(exc).__name__}: {exc}"
             if self.mode == "on":
                 raise RuntimeError(self.disabled) from exc
@@ -377,7 +393,7 @@ class _GraphDecoder:
             if s.pos != p + 1:
                 raise RuntimeError(f"a decode step advanced a state from position {p} to {s.pos}, expected {p + 1}")
         g.replay()
-        torch.cuda.synchronize()
+        _sync()
         self.capture_s += time.perf_counter() - t
         if self.pool is None:
             self.pool = g.pool()

@@ -336,3 +336,71 @@ def test_find_max_batch():
     with pytest.raises(ValueError, match="not an OOM"):
         find_max_batch(boom)
     assert is_oom(RuntimeError("CUDA error: out of memory")) and not is_oom(RuntimeError("other"))
+
+
+# ----- graph decode bookkeeping, with a CPU stand-in for CUDA graphs -------------------------------
+class FakeGraph:
+    """Mimics a CUDA graph on the CPU: 'capture' runs the python once but undoes the tensor effects
+    (a real capture records kernels without running them); replay re-runs the step exactly as captured,
+    i.e. at the captured positions, writing into the captured output tensor."""
+
+    def __init__(self, fn, states):
+        self.fn, self.states = fn, states
+        tensors = [getattr(s, n) for s in states for n in vars(s) if isinstance(getattr(s, n), torch.Tensor)]
+        before = [t.clone() for t in tensors]
+        self.pos = [s.pos for s in states]
+        self.out = fn()
+        for t, b in zip(tensors, before):
+            t.copy_(b)
+        self.replays = 0
+
+    def replay(self):
+        now = [s.pos for s in self.states]
+        for s, p in zip(self.states, self.pos):
+            s.pos = p
+        self.out.copy_(self.fn())
+        for s, p in zip(self.states, now):
+            s.pos = p
+        self.replays += 1
+
+    def pool(self):
+        return None
+
+
+@pytest.mark.parametrize("mixer", ["rat", "linear", "rnn", "rat-swa", "attention"])
+def test_graph_decode_with_stand_in_graphs_matches_eager(mixer, monkeypatch):
+    import models.lm as lm
+
+    m = tiny(mixer)
+    caches_seen = []
+
+    def fake_capture(fn, pool):
+        states = [c.state for c in caches_seen[-1] if c.state is not None]
+        g = FakeGraph(fn, states)
+        return g, g.out
+
+    orig_init = m.init_caches
+
+    def init_caches(*a, **kw):
+        caches_seen.append(orig_init(*a, **kw))
+        return caches_seen[-1]
+
+    monkeypatch.setattr(m, "init_caches", init_caches)
+    monkeypatch.setattr(lm, "capture_graph", fake_capture)
+    monkeypatch.setattr(lm, "graphs_unsupported_reason", lambda device: None)
+    ids = torch.randint(0, 50, (2, 5))
+    eager = m.generate(ids, 14, graphs="off")
+    graph = m.generate(ids, 14, graphs="auto")
+    assert torch.equal(eager.tokens, graph.tokens)
+    assert caches_seen[-1][0].pos == 5 + 13
+    if mixer in ("rat", "linear", "rnn"):
+        # 13 steps at positions 5..17, chunk 4: RAT captures one graph per chunk after the warm-up step
+        assert graph.decode_mode == "cuda-graph" and graph.graph_steps > 0
+        assert graph.graph_steps + int(graph.graph_note.split(", ")[-1].split()[0]) == 13
+        if mixer in ("linear", "rnn"):
+            assert graph.n_graphs == 1 and graph.graph_steps == 12
+        else:
+            assert graph.n_graphs == 3  # captured at positions 6, 9, 13 (l = 2, 1, 1 of chunks 1, 2, 3)
+    else:  # attention and SWA layers bake the position in: no graph would be reused
+        assert graph.decode_mode == "eager" and graph.n_graphs == 0
+        assert "position" in graph.graph_note
