@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-_OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
+_OOM_TEXT = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
 
 
 def is_oom(exc: BaseException) -> bool:

@@ -236,6 +236,16 @@ def _size_ticks(ax, values) -> None:  # type: ignore[no-untyped-def]
     ax.minorticks_off()
 
 
+def _log_y(ax, suffix: str = "") -> None:  # type: ignore[no-untyped-def]
+    """Log y axis labelled at 1, 2, 5 x 10^k (plain numbers, not powers of ten)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}{suffix}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _fail_markers(ax, g, x_col: str, color) -> None:  # type: ignore[no-untyped-def]
     """Failed cases at the top of the axes: OOM as a red x, others as a hollow marker."""
     import matplotlib.transforms as mtransforms
@@ -254,20 +264,22 @@ def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) ->
     if not modes:
         return
     fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
-    colors = _colors(df)
+    styles = _styles(df)
     for ax, mode in zip(axes[0], modes):
         sub = df[df["mode"] == mode]
         for series, g in sub.groupby("series", sort=True):
+            if g.status.isin(["unavailable", "unsupported"]).all():
+                continue
             g = g.sort_values("seq_len")
             ok = g[g.status == "ok"]
-            c = colors[series]
+            st = styles[series]
+            ax.plot(ok.seq_len, ok.ms_median, marker=st["marker"], ls=st["ls"], ms=3.5, color=st["color"],
+                    label=series, lw=2.2 if series == baseline else 1.4)
             if not ok.empty:
-                ax.plot(ok.seq_len, ok.ms_median, marker="o", ms=3.5, color=c, label=series,
-                        lw=2.2 if series.startswith(str(baseline)) else 1.4)
-                ax.fill_between(ok.seq_len, ok.ms_p20, ok.ms_p80, color=c, alpha=0.15, lw=0)
-            _fail_markers(ax, g, "seq_len", c)
+                ax.fill_between(ok.seq_len, ok.ms_p20, ok.ms_p80, color=st["color"], alpha=0.15, lw=0)
+            _fail_markers(ax, g, "seq_len", st["color"])
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        _log_y(ax)
         _size_ticks(ax, sub.seq_len)
         ax.set_xlabel("sequence length T (tokens)")
         ax.set_ylabel("latency (ms)")
@@ -283,18 +295,20 @@ def plot_speedup(df, fig_dir: Path, written: list[str], baseline: str | None) ->
     plt = _plt()
     modes = [m for m in MODES if ((df["mode"] == m) & df["speedup"].notna()).any()]
     fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
-    colors = _colors(df)
+    styles = _styles(df)
     for ax, mode in zip(axes[0], modes):
         sub = df[(df["mode"] == mode) & (df.impl != baseline)]
         for series, g in sub.groupby("series", sort=True):
+            if g.status.isin(["unavailable", "unsupported"]).all():
+                continue
             g = g.sort_values("seq_len")
             ok = g[g.speedup.notna()]
-            if not ok.empty:
-                ax.plot(ok.seq_len, ok.speedup, marker="o", ms=3.5, color=colors[series], label=series)
-            _fail_markers(ax, g, "seq_len", colors[series])
+            st = styles[series]
+            ax.plot(ok.seq_len, ok.speedup, marker=st["marker"], ls=st["ls"], ms=3.5, color=st["color"], label=series)
+            _fail_markers(ax, g, "seq_len", st["color"])
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
+        _log_y(ax, "x")
         _size_ticks(ax, df[df["mode"] == mode].seq_len)
         ax.set_xlabel("sequence length T (tokens)")
         ax.set_ylabel(f"speed-up over {baseline} (x)")
@@ -384,14 +398,29 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
     ax.set_xlabel("arithmetic intensity (FLOP / minimum byte)")
     ax.set_ylabel("achieved TFLOP/s (cost model)")
     ax.set_title("roofline")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(fig, fig_dir, "roofline", written)
 
 
 def _colors(df) -> dict:  # type: ignore[no-untyped-def]
+    """One colour per implementation (tab10), so a family's variants are easy to follow."""
+    return {s: st["color"] for s, st in _styles(df).items()}
+
+
+def _styles(df) -> dict:  # type: ignore[no-untyped-def]
+    """Per series: the colour of its implementation, and a line style / marker per variant of it."""
     plt = _plt()
-    cmap = plt.get_cmap("tab20")
-    return {s: cmap(i % 20) for i, s in enumerate(sorted(df.series.unique()))}
+    cmap = plt.get_cmap("tab10")
+    impl_of = dict(zip(df.series, df.impl))
+    impl_list = sorted(set(impl_of.values()))
+    out, seen = {}, {}
+    for s in sorted(impl_of):
+        impl = impl_of[s]
+        i = seen.get(impl, 0)
+        seen[impl] = i + 1
+        out[s] = {"color": cmap(impl_list.index(impl) % 10), "ls": ["-", "--", ":", "-."][i % 4],
+                  "marker": "osD^v"[i % 5]}
+    return out
 
 
 def _legend(fig, axes) -> None:  # type: ignore[no-untyped-def]

@@ -204,11 +204,21 @@ def start(
             "spec": spec.to_dict(), "n_cases": len(cases),
         }
     R.write_meta(run_dir, meta)
+    _end_with_newline(run_dir / R.RESULTS)
     nvml = D.Nvml.open(0) if spec.device == "cuda" else None
     raise_recompile_limit()
     runner = Runner(run_dir / R.RESULTS, spec, ceilings=ceilings, nvml=nvml)
     (run_dir / R.RESULTS).touch()
     return runner, cases, done
+
+
+def _end_with_newline(path: Path) -> None:
+    """A run killed mid-write leaves a partial last line; start the next row on a line of its own."""
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as fh:
+            fh.seek(-1, 2)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
 
 
 def raise_recompile_limit(limit: int = 256) -> None:
