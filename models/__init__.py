@@ -18,7 +18,15 @@ from models.layers import (
     SWALayer,
     build_mixer,
 )
-from models.lm import GenerateResult, LanguageModel, LMConfig, MaxBatch, find_max_batch
+from models.lm import (
+    GenerateResult,
+    LanguageModel,
+    LMConfig,
+    MaxBatch,
+    find_max_batch,
+    max_generate_batch,
+    memory_probe,
+)
 from models.norm import RMSNorm
 
 __all__ = [
@@ -40,4 +48,6 @@ __all__ = [
     "SWALayer",
     "build_mixer",
     "find_max_batch",
+    "max_generate_batch",
+    "memory_probe",
 ]

@@ -467,3 +467,39 @@ def find_max_batch(run: Callable[[int], Any], *, start: int = 1, limit: int = 1 
         else:
             hi = mid
     return MaxBatch(lo, tried, False)
+
+
+def memory_probe(model: LanguageModel, batch: int, prompt_len: int, n_new: int, *, prefill_batch: int | None = None,
+                 decode_steps: int = 2, cache_dtype: torch.dtype | None = None) -> None:
+    """Allocate and exercise what ``generate(ids (batch, prompt_len), n_new, prefill_batch=...)`` needs at its
+    peak, quickly: the decode caches of the whole batch at full length, a real prefill of one prefill
+    piece (the other pieces reuse the same activation memory), and ``decode_steps`` real decode steps of
+    the whole batch (the caches of the sequences not prefilled hold zeros, which changes no memory).
+    Raises torch.OutOfMemoryError when it does not fit."""
+    dev = model.embed.weight.device
+    piece = min(prefill_batch or batch, batch)
+    with torch.no_grad():
+        caches = model.init_caches(batch, prompt_len + n_new - 1, dev, cache_dtype)
+        ids = torch.randint(0, model.config.vocab_size, (piece, prompt_len), device=dev)
+        sub = [c.batch_slice(0, piece) for c in caches]
+        h = model.embed(ids)
+        for layer, c in zip(model.layers, sub):
+            h = layer.prefill(c, h)
+        model._logits(h[:, -1])
+        del h
+        for c in caches:
+            if c.state is not None:
+                c.state.pos = prompt_len
+        tok = torch.zeros(batch, dtype=torch.long, device=dev)
+        for _ in range(min(decode_steps, n_new - 1)):
+            tok = model._next_token(caches, tok)
+        _sync()
+
+
+def max_generate_batch(model: LanguageModel, prompt_len: int, n_new: int, *, prefill_batch: int | None = None,
+                       start: int = 16, limit: int = 1 << 14, multiple: int = 8) -> MaxBatch:
+    """The largest batch (a multiple of ``multiple``) at which ``model.generate`` of n_new tokens after a
+    prompt_len-token prompt fits in memory, by ``find_max_batch`` over ``memory_probe``. Leave room for
+    CUDA graph pools by taking a smaller ``limit`` or a margin if you decode with graphs."""
+    return find_max_batch(lambda b: memory_probe(model, b, prompt_len, n_new, prefill_batch=prefill_batch),
+                          start=start, limit=limit, multiple=multiple)

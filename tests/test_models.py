@@ -404,3 +404,20 @@ def test_graph_decode_with_stand_in_graphs_matches_eager(mixer, monkeypatch):
     else:  # attention and SWA layers bake the position in: no graph would be reused
         assert graph.decode_mode == "eager" and graph.n_graphs == 0
         assert "position" in graph.graph_note
+
+
+def test_memory_probe_and_max_generate_batch(monkeypatch):
+    import models.lm as lm
+
+    m = tiny("rat-swa")
+    lm.memory_probe(m, 5, 6, 4, prefill_batch=2)  # runs on the CPU: real prefill piece + decode steps
+    sizes = []
+
+    def probe(model, b, prompt_len, n_new, prefill_batch=None):
+        sizes.append(b)
+        if b > 40:
+            raise torch.OutOfMemoryError("simulated")
+
+    monkeypatch.setattr(lm, "memory_probe", probe)
+    r = lm.max_generate_batch(m, 6, 4, start=8, multiple=8)
+    assert r.batch == 40 and all(b % 8 == 0 for b in sizes)
