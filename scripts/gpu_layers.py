@@ -16,7 +16,8 @@
    allocated at T and its position set to T - 1, its contents do not change the cost), eager and as a
    CUDA graph replay, (T, B) in {(4096, 64), (4096, 512), (16384, 512)}.
 5. Model level: the 1.3B model (bf16, random weights) generating --new tokens after a --prompt token
-   prefill at batch --batch, per mixer (attention, RAT, RAT-SWA, attention-SWA), CUDA graphs where a
+   prefill at batch --batch (or, with --max-batch LIMIT, at the largest batch that fits, searched by
+   models.max_generate_batch for a cache of prompt + --new-for-max-batch tokens; slow), per mixer (attention, RAT, RAT-SWA, attention-SWA), CUDA graphs where a
    decode step recurs (RAT: within a chunk); for graph runs the greedy tokens are checked equal to an
    eager run. Fewer steps than the paper's 1024: throughput here is not Table 1's number.
 
@@ -42,7 +43,7 @@ import torch  # noqa: E402
 
 import impls  # noqa: E402
 from models import AttentionLayer, LanguageModel, LMConfig, RATLayer  # noqa: E402
-from models.lm import is_oom  # noqa: E402
+from models.lm import is_oom, max_generate_batch  # noqa: E402
 
 DM, H, D, L = 2048, 16, 128, 16
 TOKENS = 262144
@@ -238,8 +239,19 @@ def time_model(mixer: str, impl_map: dict, args) -> dict:
         cfg = LMConfig(mixer=mixer, impls=impl_map, window=args.window, **MODEL_SIZES)
         model = LanguageModel(cfg, device=DEV, dtype=BF16).eval()
         row["params"] = cfg.n_params()
-        ids = torch.randint(0, cfg.vocab_size, (args.batch, args.prompt), device=DEV)
-        pb = min(args.prefill_batch, args.batch)
+        batch = args.batch
+        if args.max_batch:  # the largest batch whose generate fits (probe at full cache length)
+            t = time.perf_counter()
+            mb = max_generate_batch(model, args.prompt, args.new_for_max_batch, prefill_batch=args.prefill_batch,
+                                    start=64, limit=args.max_batch, multiple=8)
+            row.update(max_batch=mb.batch, max_batch_tried=mb.tried, max_batch_limit_reached=mb.limit_reached,
+                       max_batch_search_s=time.perf_counter() - t)
+            # generate at the max batch, with --new tokens (the memory was probed for --new-for-max-batch)
+            batch = row["batch"] = mb.batch
+            if batch == 0:
+                raise RuntimeError("not even batch 8 fits")
+        ids = torch.randint(0, cfg.vocab_size, (batch, args.prompt), device=DEV)
+        pb = min(args.prefill_batch, batch)
         r = model.generate(ids, args.new, graphs="auto", prefill_batch=pb)
         row.update(tokens_per_s=r.tokens_per_s, decode_tokens_per_s=r.decode_tokens_per_s, prefill_s=r.prefill_s,
                    decode_s=r.decode_s, capture_s=r.capture_s, cache_gib=r.cache_bytes / 2**30,
@@ -289,6 +301,10 @@ def main() -> None:
     ap.add_argument("--prefill-batch", type=int, default=16, help="sequences per prefill pass")
     ap.add_argument("--window", type=int, default=1024)
     ap.add_argument("--models", default="attention,rat,rat-swa,attention-swa")
+    ap.add_argument("--max-batch", type=int, default=0, metavar="LIMIT",
+                    help="search each model's max generate batch up to LIMIT (bisection on OOM; slow) and use it")
+    ap.add_argument("--new-for-max-batch", type=int, default=1024,
+                    help="cache length for the max-batch probe: prompt + this many new tokens (paper: 1024)")
     ap.add_argument("--budget-s", type=float, default=170.0, help="skip remaining cases after this many seconds")
     ap.add_argument("--smoke", action="store_true",
                     help="run every code path on the CPU at toy sizes (checks the script, measures nothing useful)")
@@ -400,12 +416,13 @@ def main() -> None:
                   f"{fmt(r.get('graph_ms'), '.3f'):>8s} {fmt(r.get('cache_gib'), '.2f'):>8s} "
                   f"{(r.get('note') or r.get('graph_note') or '')[:40]}")
     if res["model"]:
-        print(f"model 1.3B, B={args.batch}, prompt {args.prompt}, {args.new} new: tok/s (all) | decode tok/s | mode")
+        print(f"model 1.3B, prompt {args.prompt}, {args.new} new: batch | tok/s (all) | decode tok/s | mode")
         for r in res["model"]:
             eq = r.get("graph_tokens_equal_eager")
             extra = "" if eq is None else (
                 f" (graph == eager tokens: {eq}; eager decode {fmt(r.get('eager_decode_tokens_per_s'), '.0f')} tok/s)")
-            print(f"  {r['mixer']:13s} {','.join(r['impls'].values()):28s} {fmt(r.get('tokens_per_s'), '.0f'):>8s} "
+            print(f"  {r['mixer']:13s} {','.join(r['impls'].values()):28s} {r['batch']:5d} "
+                  f"{fmt(r.get('tokens_per_s'), '.0f'):>8s} "
                   f"{fmt(r.get('decode_tokens_per_s'), '.0f'):>8s} {r.get('decode_mode', '-')}{extra} "
                   f"{(r.get('note') or '')[:60]}")
     if res["skipped"]:
