@@ -163,11 +163,11 @@ def check_fla(use_decay: bool) -> dict:
     return {"what": name, "err": e, "err_lowp_ref": elp, "ok": e == e and e <= 2 * elp + 1e-5}
 
 
-def bench(fn, rep=200) -> float:
+def bench(fn, rep=120) -> float:
     if DRY:
         fn()
         return 0.0
-    return do_bench(fn, warmup=50, rep=rep, return_mode="median")
+    return do_bench(fn, warmup=30, rep=rep, return_mode="median")
 
 
 def time_train_prefill(T: int, cfgs: dict[str, LinearTritonConfig], fla_reason: str | None, quick: bool) -> list[dict]:
@@ -180,9 +180,12 @@ def time_train_prefill(T: int, cfgs: dict[str, LinearTritonConfig], fla_reason: 
     def add(impl, mode, dec, ms, **extra):
         rows.append({"impl": impl, "mode": mode, "decay": dec, "T": T, "B": B, "ms": ms, **extra})
 
+    n_sm = 1 if DRY else torch.cuda.get_device_properties(0).multi_processor_count
     for name, cfg in cfgs.items():
         impl = LinearTriton(cfg)
-        for dec in ((None, True) if name == "default" else (None,)):
+        if name == "default":
+            name = "default=" + ("fused" if cfg.plan(B * H, D, n_sm).fused else "twopass")
+        for dec in ((None, True) if name.startswith("default") else (None,)):
             leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
             dl = dec if dec is None else decay.clone().requires_grad_(True)
             ins = leaves + ([dl] if dl is not None else [])
@@ -291,18 +294,23 @@ def main() -> None:
 
     cfgs = {
         "default": LinearTritonConfig(),
-        "dqk8w": LinearTritonConfig(dqk_warps=8),
-        "o128": LinearTritonConfig(o_bv=128, o_warps=8),
-        "stages3": LinearTritonConfig(stages=3, state_stages=3),
+        "fused": LinearTritonConfig(fused=True),
+        "twopass": LinearTritonConfig(fused=False),
+        "fused-w4": LinearTritonConfig(fused=True, fused_warps=4),
+        "fused-bv32": LinearTritonConfig(fused=True, fused_bv=32, fused_warps=4),
+        "twopass-dqk8w": LinearTritonConfig(fused=False, dqk_warps=8),
+        "twopass-o128": LinearTritonConfig(fused=False, o_bv=128, o_warps=8),
+        "twopass-stages3": LinearTritonConfig(fused=False, stages=3, state_stages=3),
     }
     timing = []
     Ts = (64, 128) if DRY else (4096,) if args.quick else (4096, 16384, 131072)
     for T in Ts:
-        c = dict(cfgs)
+        # every variant at the first T; the forms (and state blocks at the longest T) after that
+        c = dict(cfgs) if T == Ts[0] else {n: cfgs[n] for n in ("default", "fused", "twopass")}
         if T == Ts[-1] and not args.quick:
-            c["state64x64"] = LinearTritonConfig(state_bk=64, state_bv=64)
-            c["state64x32"] = LinearTritonConfig(state_bk=64, state_bv=32)
-            c["state32x32w2"] = LinearTritonConfig(state_bk=32, state_bv=32, state_warps=2)
+            c["twopass-state64x64"] = LinearTritonConfig(fused=False, state_bk=64, state_bv=64)
+            c["twopass-state64x32"] = LinearTritonConfig(fused=False, state_bk=64, state_bv=32)
+            c["twopass-state32x32w2"] = LinearTritonConfig(fused=False, state_bk=32, state_bv=32, state_warps=2)
         try:
             timing += time_train_prefill(T, c, fla_reason, args.quick)
         except Exception:  # noqa: BLE001

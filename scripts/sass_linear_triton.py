@@ -46,6 +46,7 @@ def sass_stats(cubin: bytes) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dump", default=None)
+    ap.add_argument("--only", default=None, help="substring of the kernel names to compile")
     args = ap.parse_args()
     H, D, BT = 16, 128, 64
     for dt in ("bf16",):
@@ -72,10 +73,19 @@ def main() -> None:
                 cases.append((f"bwd_dv g={use_g} bv={bv} w={w}", K.chunk_bwd_dv_kernel,
                               {"q": p, "k": p, "g": "*fp32", "do": p, "dh": p, "dv": p, "scale": "fp32", "T": "i32", "NT": "i32"},
                               dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
+            for bv, w in ((64, 4), (64, 8), (32, 4)):
+                cases.append((f"fused_fwd g={use_g} bv={bv} w={w}", K.chunk_fused_fwd_kernel,
+                              {"q": p, "k": p, "v": p, "g": "*fp32", "o": p, "h": p, "ht": "*fp32", "scale": "fp32", "T": "i32", "NT": "i32"},
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=True, PRECISION="tf32"), w, 2))
+                cases.append((f"fused_bwd_dhv g={use_g} bv={bv} w={w}", K.chunk_fused_bwd_dhv_kernel,
+                              {"q": p, "k": p, "g": "*fp32", "do": p, "dh": p, "dv": p, "scale": "fp32", "T": "i32", "NT": "i32"},
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
         cases.append(("step g=True", K.recurrent_step_kernel,
                       {"q": p, "k": p, "v": p, "decay": p, "S": "*fp32", "o": p, "scale": "fp32"},
                       dict(D=D, BV=32, USE_G=True), 4, 1))
         for name, fn, sig, consts, w, s in cases:
+            if args.only and args.only not in name:
+                continue
             sig = {**sig, **{k: "constexpr" for k in consts}}
             try:
                 ck = compile_one(fn, sig, consts, w, s)

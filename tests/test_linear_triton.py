@@ -14,8 +14,11 @@ import impls
 from impls.base import UnavailableError
 from impls.linear.triton import LinearTriton, LinearTritonConfig
 
-# small state / value blocks: exercises the split-state path of the sequential kernels
-SMALL_BLOCKS = LinearTritonConfig(state_bk=32, state_bv=32, o_bv=32, dqk_bv=32)
+# both forms, whatever the CPU heuristic picks; small blocks exercise the split-state paths
+TWO_PASS = LinearTritonConfig(fused=False)
+SMALL_BLOCKS = LinearTritonConfig(fused=False, state_bk=32, state_bv=32, o_bv=32, dqk_bv=32)
+FUSED = LinearTritonConfig(fused=True)
+FUSED32 = LinearTritonConfig(fused=True, fused_bv=32, dqk_bk=32)
 
 
 def rand(B, T, H, D, seed, decay=True):
@@ -50,10 +53,14 @@ def test_registered():
     "B,T,H,D,decay,cfg",
     [
         (2, 64, 2, 64, False, None),  # one full chunk
-        (1, 100, 2, 64, True, None),  # a partial second chunk
+        (1, 100, 2, 64, True, TWO_PASS),  # a partial second chunk
+        (1, 100, 2, 64, True, FUSED),
         (2, 150, 1, 64, True, SMALL_BLOCKS),
-        (1, 37, 1, 128, False, None),  # shorter than one chunk, D = 128
+        (1, 37, 1, 128, False, TWO_PASS),  # shorter than one chunk, D = 128
+        (1, 37, 1, 128, False, FUSED),
         (1, 130, 1, 128, True, SMALL_BLOCKS),
+        (1, 130, 1, 128, True, FUSED32),
+        (1, 200, 1, 128, False, TWO_PASS),
     ],
 )
 def test_forward_backward(B, T, H, D, decay, cfg):
@@ -103,10 +110,11 @@ def test_infinite_decay_is_a_reset():
 
 
 @pytest.mark.parametrize("decay", [False, True])
-def test_prefill_then_steps_match_forward(decay):
+@pytest.mark.parametrize("cfg", [TWO_PASS, FUSED])
+def test_prefill_then_steps_match_forward(decay, cfg):
     B, T0, n, H, D = 2, 70, 5, 2, 64
     q, k, v, d = rand(B, T0 + n, H, D, seed=11, decay=decay)
-    impl = impls.get("linear/triton")
+    impl = LinearTriton(cfg)
     full = impl.forward(q, k, v, decay=d)
     state = impl.init_state(B, H, D, T0 + n, device="cpu", dtype=torch.float32)
     state.S.normal_()  # an empty state's contents must not matter: prefill overwrites it

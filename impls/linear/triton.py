@@ -1,10 +1,15 @@
 """linear/triton: chunked linear attention (optional scalar decay) in Triton, forward and backward,
 plus a one-launch recurrent decode step. Kernels and their math: impls/linear/triton_kernels.py.
 
-Forward = two launches (chunk states, then outputs); backward = two launches (state gradients, then
-dq/dk/dv/dg) plus a float64 reverse cumsum for the decay gradient. The forward's chunk states are
-kept for the backward (B*H*T/64 * D*D elements in the input dtype: 1 GiB at 131072 tokens, H=16,
-D=128 in bf16) instead of being recomputed.
+Two forms, picked from the shape (LinearTritonConfig.plan):
+- two-pass (few long sequences): forward = chunk states (sequential over chunks, parallel over state
+  blocks), then outputs (parallel over chunks); backward = state gradients, dv, dq/dk.
+- fused (many sequences): forward = one walker per (sequence, value block) that keeps the state in
+  registers and writes outputs (and the chunk states for the backward); backward = one reverse
+  walker writing the state gradients and dv, then the parallel dq/dk pass.
+The decay gradient is a float64 reverse cumsum of the per-token q.dq - k.dk. The forward's chunk
+states are kept for the backward (B*H*T/64 * D*D elements in the input dtype: 1 GiB at 131072
+tokens, H=16, D=128 in bf16) instead of being recomputed.
 """
 from __future__ import annotations
 
@@ -23,15 +28,22 @@ CHUNK = 64
 
 @dataclass(frozen=True)
 class LinearTritonConfig:
-    """Launch parameters. None = chosen by a heuristic from the shape (see ``resolve``)."""
+    """Launch parameters. None = chosen from the shape (see ``plan``)."""
 
     chunk: int = CHUNK
-    #: state block of the sequential passes (chunk states forward, state gradients backward)
+    #: fused single-walker kernels (forward: states + outputs; backward: state gradients + dv) instead
+    #: of the two-pass form. They launch only D/fused_bv programs per sequence, so None picks them
+    #: when B*H*D/fused_bv >= fused_min_waves * #SMs.
+    fused: bool | None = None
+    fused_bv: int = 64
+    fused_warps: int = 8
+    fused_min_waves: int = 4
+    #: state block of the sequential passes of the two-pass form (chunk states, state gradients)
     state_bk: int | None = None
     state_bv: int | None = None
     state_warps: int = 4
     state_stages: int = 2
-    #: value-dim block of the output pass and of the dv pass
+    #: value-dim block of the output pass and of the dv pass (two-pass form)
     o_bv: int | None = None
     o_warps: int = 4
     #: key-dim block (one program each) and value-dim block (looped over) of the dq/dk pass
@@ -40,19 +52,32 @@ class LinearTritonConfig:
     dqk_warps: int = 4
     stages: int = 2
 
-    def resolve(self, BH: int, D: int, n_sm: int) -> tuple[int, int, int]:
-        """(state_bk, state_bv, o_bv) for B*H sequences of head dim D on n_sm multiprocessors.
-        The sequential passes have only D/BK * D/BV * B*H programs: small blocks when B*H is small
-        (long sequences, batch 1) so that every multiprocessor gets work."""
+    def plan(self, BH: int, D: int, n_sm: int) -> "Plan":
+        """Block sizes for B*H sequences of head dim D on n_sm multiprocessors. The sequential passes
+        have only D/BK * D/BV * B*H programs: small state blocks when B*H is small (long sequences,
+        batch 1) so that every multiprocessor gets work."""
         bk, bv = self.state_bk, self.state_bv
         if bk is None or bv is None:
-            bk, bv = min(64, D), min(64, D)
             for cand in ((min(64, D), min(64, D)), (min(64, D), 32), (32, 32)):
                 bk, bv = cand
                 if (D // bk) * (D // bv) * BH >= 2 * n_sm:
                     break
-        o_bv = self.o_bv or min(64, D)
-        return bk, bv, o_bv
+        fbv = min(self.fused_bv, D)
+        fused = self.fused
+        if fused is None:
+            fused = BH * (D // fbv) >= self.fused_min_waves * n_sm
+        return Plan(fused, fbv, bk, bv, self.o_bv or min(64, D), min(self.dqk_bk, D), min(self.dqk_bv, D))
+
+
+@dataclass(frozen=True)
+class Plan:
+    fused: bool
+    fused_bv: int
+    state_bk: int
+    state_bv: int
+    o_bv: int
+    dqk_bk: int
+    dqk_bv: int
 
 
 DEFAULT_CONFIG = LinearTritonConfig()
@@ -99,32 +124,42 @@ def chunk_forward(
     g: torch.Tensor | None,
     scale: float,
     *,
+    store_h: bool = True,
     final_state: torch.Tensor | None = None,
     cfg: LinearTritonConfig = DEFAULT_CONFIG,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """o (B, T, H, D) and the chunk states h (B*H, NT, D, D). q, k, v contiguous; g from
-    ``_chunk_cumsum`` or None; final_state, if given, a contiguous float32 (B, H, D, D) to fill."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """o (B, T, H, D) and, if store_h, the chunk states h (B*H, NT, D, D) for the backward. q, k, v
+    contiguous; g from ``_chunk_cumsum`` or None; final_state, if given, a contiguous float32
+    (B, H, D, D) to fill with the state after the last token."""
     from impls.linear import triton_kernels as K
 
     B, T, H, D = q.shape
     BT = cfg.chunk
     NT = triton_cdiv(T, BT)
-    bk, bv, o_bv = cfg.resolve(B * H, D, _n_sm(q.device))
-    h = torch.empty(B * H, NT, D, D, device=q.device, dtype=q.dtype)
+    p = cfg.plan(B * H, D, _n_sm(q.device))
     prec = _precision(q.dtype)
     use_g = g is not None
     gg = g if use_g else q  # placeholder pointer, never read
-    K.chunk_fwd_h_kernel[(D // bk, D // bv, B * H)](
-        k, v, gg, h, final_state if final_state is not None else h, T, NT,
-        H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=final_state is not None,
-        PRECISION=prec, **_launch_kw(cfg.state_warps, cfg.state_stages),
-    )
     o = torch.empty_like(q)
-    K.chunk_fwd_o_kernel[(D // o_bv, NT, B * H)](
-        q, k, v, gg, h, o, scale, T, NT,
-        H=H, D=D, BT=BT, BV=o_bv, USE_G=use_g, PRECISION=prec, **_launch_kw(cfg.o_warps, cfg.stages),
+    if p.fused:
+        h = torch.empty(B * H, NT, D, D, device=q.device, dtype=q.dtype) if store_h else None
+        K.chunk_fused_fwd_kernel[(D // p.fused_bv, B * H)](
+            q, k, v, gg, o, h if store_h else o, final_state if final_state is not None else o, scale, T, NT,
+            H=H, D=D, BT=BT, BV=p.fused_bv, USE_G=use_g, STORE_H=store_h, STORE_FINAL=final_state is not None,
+            PRECISION=prec, **_launch_kw(cfg.fused_warps, cfg.stages),
+        )
+        return o, h
+    h = torch.empty(B * H, NT, D, D, device=q.device, dtype=q.dtype)
+    K.chunk_fwd_h_kernel[(D // p.state_bk, D // p.state_bv, B * H)](
+        k, v, gg, h, final_state if final_state is not None else h, T, NT,
+        H=H, D=D, BT=BT, BK=p.state_bk, BV=p.state_bv, USE_G=use_g, STORE_H=True,
+        STORE_FINAL=final_state is not None, PRECISION=prec, **_launch_kw(cfg.state_warps, cfg.state_stages),
     )
-    return o, h
+    K.chunk_fwd_o_kernel[(D // p.o_bv, NT, B * H)](
+        q, k, v, gg, h, o, scale, T, NT,
+        H=H, D=D, BT=BT, BV=p.o_bv, USE_G=use_g, PRECISION=prec, **_launch_kw(cfg.o_warps, cfg.stages),
+    )
+    return o, (h if store_h else None)
 
 
 def chunk_backward(
@@ -144,32 +179,37 @@ def chunk_backward(
     B, T, H, D = q.shape
     BT = cfg.chunk
     NT = triton_cdiv(T, BT)
-    bk, bv, o_bv = cfg.resolve(B * H, D, _n_sm(q.device))
+    p = cfg.plan(B * H, D, _n_sm(q.device))
     prec = _precision(q.dtype)
     use_g = g is not None
     gg = g if use_g else q
     dh = torch.empty_like(h)
-    K.chunk_bwd_dh_kernel[(D // bk, D // bv, B * H)](
-        q, do, gg, dh, scale, T, NT,
-        H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, PRECISION=prec,
-        **_launch_kw(cfg.state_warps, cfg.state_stages),
-    )
+    dv = torch.empty_like(v)
+    if p.fused:
+        K.chunk_fused_bwd_dhv_kernel[(D // p.fused_bv, B * H)](
+            q, k, gg, do, dh, dv, scale, T, NT,
+            H=H, D=D, BT=BT, BV=p.fused_bv, USE_G=use_g, PRECISION=prec, **_launch_kw(cfg.fused_warps, cfg.stages),
+        )
+    else:
+        K.chunk_bwd_dh_kernel[(D // p.state_bk, D // p.state_bv, B * H)](
+            q, do, gg, dh, scale, T, NT,
+            H=H, D=D, BT=BT, BK=p.state_bk, BV=p.state_bv, USE_G=use_g, PRECISION=prec,
+            **_launch_kw(cfg.state_warps, cfg.state_stages),
+        )
+        K.chunk_bwd_dv_kernel[(D // p.o_bv, NT, B * H)](
+            q, k, gg, do, dh, dv, scale, T, NT,
+            H=H, D=D, BT=BT, BV=p.o_bv, USE_G=use_g, PRECISION=prec, **_launch_kw(cfg.o_warps, cfg.stages),
+        )
     dq = torch.empty_like(q)
     dk = torch.empty_like(k)
-    dv = torch.empty_like(v)
-    dqk_bk = min(cfg.dqk_bk, D)
-    dg = torch.empty(D // dqk_bk, B * H, NT * BT, device=q.device, dtype=torch.float32) if use_g else None
-    K.chunk_bwd_dqk_kernel[(D // dqk_bk, NT, B * H)](
+    dg = torch.empty(D // p.dqk_bk, B * H, NT * BT, device=q.device, dtype=torch.float32) if use_g else None
+    K.chunk_bwd_dqk_kernel[(D // p.dqk_bk, NT, B * H)](
         q, k, v, gg, h, do, dh, dq, dk, dg if use_g else dq, scale, T, NT,
-        H=H, D=D, BT=BT, BK=dqk_bk, BV=min(cfg.dqk_bv, D), USE_G=use_g, PRECISION=prec,
+        H=H, D=D, BT=BT, BK=p.dqk_bk, BV=p.dqk_bv, USE_G=use_g, PRECISION=prec,
         **_launch_kw(cfg.dqk_warps, cfg.stages),
     )
     if dg is not None:
         dg = dg.sum(0) if dg.shape[0] > 1 else dg[0]
-    K.chunk_bwd_dv_kernel[(D // o_bv, NT, B * H)](
-        q, k, gg, do, dh, dv, scale, T, NT,
-        H=H, D=D, BT=BT, BV=o_bv, USE_G=use_g, PRECISION=prec, **_launch_kw(cfg.o_warps, cfg.stages),
-    )
     return dq, dk, dv, dg
 
 
@@ -227,7 +267,7 @@ class LinearTriton(LinearAttention):
             return _ChunkLinearAttn.apply(q, k, v, decay, scale, self.config)
         B, T, H, _ = q.shape
         g = _chunk_cumsum(decay, B, T, H, triton_cdiv(T, self.config.chunk), self.config.chunk) if decay is not None else None
-        return chunk_forward(q, k, v, g, scale, cfg=self.config)[0]
+        return chunk_forward(q, k, v, g, scale, store_h=False, cfg=self.config)[0]
 
     def _prefill(self, state: LinearState, q, k, v, decay) -> torch.Tensor:
         self._check_state(state, q.shape[0], q.shape[2], q.shape[3], q.device)
@@ -235,7 +275,7 @@ class LinearTriton(LinearAttention):
         B, T, H, _ = q.shape
         g = _chunk_cumsum(decay, B, T, H, triton_cdiv(T, self.config.chunk), self.config.chunk) if decay is not None else None
         with torch.no_grad():
-            o, _ = chunk_forward(q, k, v, g, state.scale, final_state=state.S, cfg=self.config)
+            o, _ = chunk_forward(q, k, v, g, state.scale, store_h=False, final_state=state.S, cfg=self.config)
         state.pos = T
         return o
 

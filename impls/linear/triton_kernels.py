@@ -258,6 +258,105 @@ def chunk_bwd_dv_kernel(
 
 
 # --------------------------------------------------------------------------------------------
+# Fused forward (one launch): program (i_v, i_bh) walks the chunks of sequence i_bh in order with
+# the [D, BV] block of the state in float32 registers; per chunk it writes the outputs of its value
+# block, o = scale * (exp(g) * (q h_c) + (mask(q k^T) * D) v), optionally stores h_c for the
+# backward, and advances the state. No h round trip through memory, but only D/BV * B*H programs:
+# the launcher uses it when B*H is large enough to fill the GPU. Grid (D / BV, B * H).
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_fused_fwd_kernel(
+    q, k, v, g, o, h, ht, scale, T, NT,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+    USE_G: tl.constexpr, STORE_H: tl.constexpr, STORE_FINAL: tl.constexpr, PRECISION: tl.constexpr,
+):
+    i_v = tl.program_id(0)
+    i_bh = tl.program_id(1).to(tl.int64)
+    base = _seq_base(i_bh, T, H, D)
+    row = H * D
+    TP = NT * BT
+    offs_d = tl.arange(0, D)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    offs_i = tl.arange(0, BT)
+    causal = offs_i[:, None] >= offs_i[None, :]
+    b_S = tl.zeros([D, BV], dtype=tl.float32)
+    for i_t in range(NT):
+        t = i_t * BT + offs_i
+        m_t = t < T
+        b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+        b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+        b_v = tl.load(v + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+        b_Sc = b_S.to(b_v.dtype)
+        if STORE_H:
+            tl.store(h + (i_bh * NT + i_t) * D * D + offs_d[:, None] * D + offs_v[None, :], b_Sc.to(h.dtype.element_ty))
+        b_o = tl.dot(b_q, b_Sc, input_precision=PRECISION)
+        b_s = tl.dot(b_q, tl.trans(b_k), input_precision=PRECISION)
+        if USE_G:
+            b_g = tl.load(g + i_bh * TP + t)
+            g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+            b_o = b_o * tl.exp(b_g)[:, None]
+            b_s = b_s * tl.exp(tl.where(causal, b_g[:, None] - b_g[None, :], float("-inf")))
+            b_vd = (b_v * tl.exp(g_last - b_g)[:, None]).to(b_v.dtype)  # decay folded into the smaller operand
+            b_S = b_S * tl.exp(g_last)
+        else:
+            b_s = tl.where(causal, b_s, 0.0)
+            b_vd = b_v
+        b_o += tl.dot(b_s.to(b_v.dtype), b_v, input_precision=PRECISION)
+        tl.store(o + base + t[:, None] * row + offs_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_t[:, None])
+        b_S += tl.dot(tl.trans(b_k), b_vd, input_precision=PRECISION)
+    if STORE_FINAL:
+        tl.store(ht + i_bh * D * D + offs_d[:, None] * D + offs_v[None, :], b_S)
+
+
+# --------------------------------------------------------------------------------------------
+# Fused backward pass 1 (replaces chunk_bwd_dh + chunk_bwd_dv): program (i_v, i_bh) walks the
+# chunks backwards with the [D, BV] block of dh in float32 registers; per chunk it stores dh_c (for
+# the dq/dk pass), writes dv = (scale * mask(k q^T) * D^T) dO + exp(G - g) k dh_c, and advances
+# dh <- exp(G) dh + scale * (q exp(g))^T dO. Grid (D / BV, B * H).
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_fused_bwd_dhv_kernel(
+    q, k, g, do, dh, dv, scale, T, NT,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+    USE_G: tl.constexpr, PRECISION: tl.constexpr,
+):
+    i_v = tl.program_id(0)
+    i_bh = tl.program_id(1).to(tl.int64)
+    base = _seq_base(i_bh, T, H, D)
+    row = H * D
+    TP = NT * BT
+    offs_d = tl.arange(0, D)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    offs_i = tl.arange(0, BT)
+    causal_t = offs_i[:, None] <= offs_i[None, :]  # [s, t]: s <= t
+    b_dh = tl.zeros([D, BV], dtype=tl.float32)
+    for i in range(NT):
+        i_t = NT - 1 - i
+        t = i_t * BT + offs_i
+        m_t = t < T
+        b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+        b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+        b_do = tl.load(do + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+        b_dhc = b_dh.to(b_do.dtype)
+        tl.store(dh + (i_bh * NT + i_t) * D * D + offs_d[:, None] * D + offs_v[None, :], b_dhc.to(dh.dtype.element_ty))
+        b_dv = tl.dot(b_k, b_dhc, input_precision=PRECISION)
+        b_pt = tl.dot(b_k, tl.trans(b_q), input_precision=PRECISION)  # [BT(s), BT(t)]
+        if USE_G:
+            b_g = tl.load(g + i_bh * TP + t)
+            g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+            b_dv = b_dv * tl.exp(g_last - b_g)[:, None]
+            b_pt = b_pt * tl.exp(tl.where(causal_t, b_g[None, :] - b_g[:, None], float("-inf")))
+            b_dog = (b_do * tl.exp(b_g)[:, None]).to(b_do.dtype)  # decay folded into the smaller operand
+            b_dh = b_dh * tl.exp(g_last)
+        else:
+            b_pt = tl.where(causal_t, b_pt, 0.0)
+            b_dog = b_do
+        b_dv += tl.dot((b_pt * scale).to(b_do.dtype), b_do, input_precision=PRECISION)
+        tl.store(dv + base + t[:, None] * row + offs_v[None, :], b_dv.to(dv.dtype.element_ty), mask=m_t[:, None])
+        b_dh += scale * tl.dot(tl.trans(b_q), b_dog, input_precision=PRECISION)
+
+
+# --------------------------------------------------------------------------------------------
 # Decode: one recurrent step, in place on the float32 state.
 # Program (i_bh, i_v) owns columns [i_v*BV, (i_v+1)*BV) of S (D x D) of sequence i_bh:
 #   S <- exp(decay) S + k v^T;  o = scale * q S.   Grid (B * H, D / BV). Memory-bound: S is read
