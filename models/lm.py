@@ -17,10 +17,12 @@ only for positions whose step launches the same kernels with the same arguments.
 which positions those are (``decode_signature``): every position for attention and SWA (so graphs
 never pay there: each would serve one step), one class for linear attention (its state has no
 position), and (chunk c, l == 0) for RAT (rat.md: a step uses the position only through its chunk
-and the reset at a chunk start): with L = 16, one graph serves the up to 14 steps of a chunk after
-the first one. A graph is captured for a signature that recurs in the remaining steps, after at least
-one eager decode step (warm-up: kernels compiled, autotuned and cuBLAS initialised); after each
-replay the python positions are advanced by hand, since replay does not run the python that does it.
+and the reset at a chunk start): with L = 16, steps l = 0 and 1 of a chunk run eagerly, l = 2 is
+captured and l = 3..15 replay it. A graph is captured at the second occurrence of a signature that recurs later: the first runs
+eagerly as the warm-up (Triton specialises kernels on integer arguments such as the chunk index and
+the l == 0 flag, so each signature's kernels are compiled, autotuned and cuBLAS initialised before a
+capture). After each replay the python positions are advanced by hand, since replay does not run the
+python that does it; a graph whose signature does not occur again is released.
 A device-tensor position in the implementations' states would let one graph serve every step.
 """
 from __future__ import annotations
@@ -221,7 +223,11 @@ class LanguageModel(nn.Module):
             sub = [c.batch_slice(b0, b0 + step) for c in caches]  # views: empty states at pos 0
             h = self.embed(ids[b0:b0 + step])
             for layer, c in zip(self.layers, sub):
+                views = c.state_tensors()
                 h = layer.prefill(c, h)
+                if any(a is not b for a, b in zip(views, c.state_tensors())):
+                    raise RuntimeError(f"{getattr(layer, 'impl_name', layer)} replaced a decode-state tensor during "
+                                       "prefill instead of writing it in place; prefill_batch needs in-place writes")
             outs.append(self._logits(h[:, -1]))
             subs.append(sub)
         for c, s in zip(caches, subs[0]):  # the views carried the positions; set them on the full caches
@@ -313,6 +319,7 @@ class _GraphDecoder:
         self.eager_steps = 0
         self.graph_steps = 0
         self.n_captured = 0
+        self.seen: set[tuple] = set()  # signatures that ran eagerly (kernels compiled for their arguments)
         self.capture_s = 0.0
         self.disabled: str | None = None
         self.static_tok: torch.Tensor | None = None
@@ -362,10 +369,11 @@ class _GraphDecoder:
                 if self.remaining[sig] == 0:  # never replayed again: release it
                     del self.graphs[sig]
                 return out
-            if self.remaining[sig] > 0 and self.eager_steps >= 1:  # recurs: worth a graph
+            if self.remaining[sig] > 0 and sig in self.seen:  # recurs, and ran eagerly once: capture
                 out = self._capture(sig, tok)
                 if out is not None:
                     return out
+        self.seen.add(sig)
         self.eager_steps += 1
         return model._next_token(caches, tok)
 
@@ -377,6 +385,8 @@ class _GraphDecoder:
         self.static_tok.copy_(tok)
         _sync()
         t = time.perf_counter()
+        if self.pool is None and torch.cuda.is_available():
+            self.pool = torch.cuda.graph_pool_handle()  # one memory pool for every graph of this generate
         try:
             g, out = capture_graph(lambda: self.model._next_token(self.caches, self.static_tok), self.pool)
         except Exception as exc:  # noqa: BLE001 - any capture failure means: this step is not capturable
@@ -395,8 +405,6 @@ class _GraphDecoder:
         g.replay()
         _sync()
         self.capture_s += time.perf_counter() - t
-        if self.pool is None:
-            self.pool = g.pool()
         self.graphs[sig] = (g, out)
         self.n_captured += 1
         self.graph_steps += 1
