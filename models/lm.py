@@ -446,8 +446,8 @@ def find_max_batch(run: Callable[[int], Any], *, start: int = 1, limit: int = 1 
             if not is_oom(exc):
                 raise
             ok = False
-        gc.collect()
-        if torch.cuda.is_available():
+        if torch.cuda.is_available():  # free what the failed try held (tracebacks keep tensors alive)
+            gc.collect()
             torch.cuda.empty_cache()
         tried.append((b, ok))
         log.info("max batch search: batch %d %s", b, "fits" if ok else "out of memory")
