@@ -301,12 +301,14 @@ def main() -> None:
         "twopass-dqk8w": LinearTritonConfig(fused=False, dqk_warps=8),
         "twopass-o128": LinearTritonConfig(fused=False, o_bv=128, o_warps=8),
         "twopass-stages3": LinearTritonConfig(fused=False, stages=3, state_stages=3),
+        "twopass-c128": LinearTritonConfig(fused=False, chunk=128, o_bv=128, o_warps=8, dqk_warps=8),
+        "fused-c128": LinearTritonConfig(fused=True, chunk=128, dqk_warps=8),
     }
     timing = []
     Ts = (64, 128) if DRY else (4096,) if args.quick else (4096, 16384, 131072)
     for T in Ts:
         # every variant at the first T; the forms (and state blocks at the longest T) after that
-        c = dict(cfgs) if T == Ts[0] else {n: cfgs[n] for n in ("default", "fused", "twopass")}
+        c = dict(cfgs) if T == Ts[0] else {n: cfgs[n] for n in ("default", "fused", "twopass", "twopass-c128")}
         if T == Ts[-1] and not args.quick:
             c["twopass-state64x64"] = LinearTritonConfig(fused=False, state_bk=64, state_bv=64)
             c["twopass-state64x32"] = LinearTritonConfig(fused=False, state_bk=64, state_bv=32)

@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--dump", default=None)
     ap.add_argument("--only", default=None, help="substring of the kernel names to compile")
     args = ap.parse_args()
-    H, D, BT = 16, 128, 64
+    H, D, BT = 16, 128, int(os.environ.get("BT", 64))
     for dt in ("bf16",):
         p = f"*{dt}"
         cases = []

@@ -19,6 +19,8 @@ TWO_PASS = LinearTritonConfig(fused=False)
 SMALL_BLOCKS = LinearTritonConfig(fused=False, state_bk=32, state_bv=32, o_bv=32, dqk_bv=32)
 FUSED = LinearTritonConfig(fused=True)
 FUSED32 = LinearTritonConfig(fused=True, fused_bv=32, dqk_bk=32)
+C128 = LinearTritonConfig(fused=False, chunk=128, o_bv=128)
+FUSED_C128 = LinearTritonConfig(fused=True, chunk=128)
 
 
 def rand(B, T, H, D, seed, decay=True):
@@ -61,6 +63,8 @@ def test_registered():
         (1, 130, 1, 128, True, SMALL_BLOCKS),
         (1, 130, 1, 128, True, FUSED32),
         (1, 200, 1, 128, False, TWO_PASS),
+        (1, 200, 1, 64, True, C128),  # chunk 128, partial second chunk
+        (1, 200, 1, 64, True, FUSED_C128),
     ],
 )
 def test_forward_backward(B, T, H, D, decay, cfg):

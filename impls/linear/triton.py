@@ -62,11 +62,12 @@ class LinearTritonConfig:
                 bk, bv = cand
                 if (D // bk) * (D // bv) * BH >= 2 * n_sm:
                     break
+        bk, bv = min(bk, D), min(bv, D)
         fbv = min(self.fused_bv, D)
         fused = self.fused
         if fused is None:
             fused = BH * (D // fbv) >= self.fused_min_waves * n_sm
-        return Plan(fused, fbv, bk, bv, self.o_bv or min(64, D), min(self.dqk_bk, D), min(self.dqk_bv, D))
+        return Plan(fused, fbv, bk, bv, min(self.o_bv or 64, D), min(self.dqk_bk, D), min(self.dqk_bv, D))
 
 
 @dataclass(frozen=True)
