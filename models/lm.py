@@ -18,11 +18,12 @@ which positions those are (``decode_signature``): every position for attention a
 never pay there: each would serve one step), one class for linear attention (its state has no
 position), and (chunk c, l == 0) for RAT (rat.md: a step uses the position only through its chunk
 and the reset at a chunk start): with L = 16, steps l = 0 and 1 of a chunk run eagerly, l = 2 is
-captured and l = 3..15 replay it. A graph is captured at the second occurrence of a signature that recurs later: the first runs
-eagerly as the warm-up (Triton specialises kernels on integer arguments such as the chunk index and
-the l == 0 flag, so each signature's kernels are compiled, autotuned and cuBLAS initialised before a
-capture). After each replay the python positions are advanced by hand, since replay does not run the
-python that does it; a graph whose signature does not occur again is released.
+captured and l = 3..15 replay it. A graph is captured at the second occurrence of a signature that
+recurs later; the first runs eagerly as the warm-up (Triton specialises kernels on integer arguments
+such as the chunk index and the l == 0 flag, so each signature's kernels are compiled, autotuned and
+cuBLAS initialised before a capture). After each replay the python positions are advanced by hand,
+since replay does not run the python that does it; a graph whose signature does not occur again is
+released. The decode loop itself stays in python (one replay per token).
 A device-tensor position in the implementations' states would let one graph serve every step.
 """
 from __future__ import annotations
@@ -331,6 +332,10 @@ class _GraphDecoder:
         for p in range(pos0, pos0 + n_steps):
             sig = model.decode_signature(caches, p)
             self.remaining[sig] = self.remaining.get(sig, 0) + 1
+        # mixer kinds whose step differs at every position (the ones that rule graphs out)
+        self.per_position_kinds = {
+            m.kind for m, c in zip(model.layers, caches) if isinstance(m, MixerLayer) and n_steps > 1
+            and len({m.decode_signature(c, p) for p in range(pos0, pos0 + n_steps)}) == n_steps}
 
     def _pos(self) -> int:
         return self.states[0].pos if self.states else 0
@@ -342,15 +347,8 @@ class _GraphDecoder:
         if self.disabled:
             return self.disabled
         return ("no decode step signature recurs: the step of "
-                + ", ".join(sorted({m.kind for m in self.model.mixers if m.decode_signature(self._cache_of(m), 0)
-                                    != m.decode_signature(self._cache_of(m), 1)}))
+                + ", ".join(sorted(self.per_position_kinds))
                 + " layers bakes the (python-int) position into its kernels, so a graph would serve one step")
-
-    def _cache_of(self, layer: nn.Module) -> LayerCache:
-        for m, c in zip(self.model.layers, self.caches):
-            if m is layer:
-                return c
-        raise KeyError(layer)
 
     def step(self, tok: torch.Tensor) -> torch.Tensor:
         model, caches = self.model, self.caches

@@ -31,6 +31,15 @@ DM, H, D = 32, 4, 8  # tiny layer: d_model, heads, head_dim (H * D == DM for RAT
 KINDS = ("attention", "swa", "linear", "rat", "rnn")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: intra-op threads only add contention (5x slower on a loaded 2-core runner)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def layer(kind: str, dtype=F64, **kw):
     torch.manual_seed(0)
     kw.setdefault("chunk_size", 4)
@@ -405,6 +414,8 @@ def test_graph_decode_with_stand_in_graphs_matches_eager(mixer, monkeypatch):
     else:  # attention and SWA layers bake the position in: no graph would be reused
         assert graph.decode_mode == "eager" and graph.n_graphs == 0
         assert "position" in graph.graph_note
+        named = graph.graph_note.split("the step of ")[1].split(" layers")[0]
+        assert named == ("swa" if mixer == "rat-swa" else "attention")
 
 
 def test_memory_probe_and_max_generate_batch(monkeypatch):
