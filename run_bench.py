@@ -75,6 +75,9 @@ def _run_parser() -> argparse.ArgumentParser:
     t.add_argument("--budget", type=float, help="seconds of timed calls per case, e.g. 1.0")
     t.add_argument("--max-call-s", type=float,
                    help="a call slower than this skips the longer sequences of the same series, e.g. 5")
+    t.add_argument("--time-limit", type=float,
+                   help="start no case after this many seconds; the rest wait for 'resume' (paper preset on a GPU: "
+                        "540), e.g. --time-limit 500")
     t.add_argument("--no-flush-l2", action="store_true", help="do not flush the L2 cache between timed calls")
     t.add_argument("--no-cuda-graphs", action="store_true", help="time decode steps eagerly, not by graph replay")
     t.add_argument("--no-check", action="store_true", help="skip the accuracy check against the family reference")
@@ -129,7 +132,8 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
         spec.dtype = parse_dtype(args.dtype)
     if args.skip_references is not None:
         spec.skip_references = args.skip_references
-    for name, attr in (("repeats", "repeats"), ("min_repeats", "min_repeats"), ("budget", "case_budget_s"),
+    for name, attr in (("time_limit", "time_limit_s"), ("repeats", "repeats"), ("min_repeats", "min_repeats"),
+                       ("budget", "case_budget_s"),
                        ("max_call_s", "max_call_s"), ("seed", "seed")):
         if getattr(args, name) is not None:
             setattr(spec, attr, getattr(args, name))
@@ -152,6 +156,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             if not meta.get("spec"):
                 raise SystemExit(f"{run_dir} has no run.json with a sweep spec: nothing to resume")
             spec = SweepSpec.from_dict(meta["spec"])
+            if args.time_limit is not None:
+                spec.time_limit_s = args.time_limit
             preset = meta.get("preset")
         else:
             spec = build_spec(args)
@@ -167,14 +173,14 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     rows = []
     try:
         if args.no_progress or not todo:
-            rows = r.run(todo)
+            rows = r.run(todo, time_limit_s=spec.time_limit_s)
         else:
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
             with tqdm(total=len(todo), unit="case", dynamic_ncols=True) as bar, logging_redirect_tqdm():
                 rows = r.run(todo, on_start=lambda c: bar.set_postfix_str(c.short(), refresh=True),
-                             on_done=lambda c, row: bar.update(1))
+                             on_done=lambda c, row: bar.update(1), time_limit_s=spec.time_limit_s)
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished cases are in {run_dir}; continue with: python run_bench.py resume {run_dir}",
               file=sys.stderr)
@@ -183,6 +189,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     path = report.write_report(run_dir, baseline=args.baseline, figures=not args.no_figures)
     print(report.summary_tables(run_dir, baseline=args.baseline))
     print(f"results: {run_dir / 'results.jsonl'}\nreport:  {path}")
+    if r.left:
+        print(f"time limit ({spec.time_limit_s:g} s) reached: {r.left} cases not run; finish them with: "
+              f"python run_bench.py resume {run_dir}", file=sys.stderr)
     return 0
 
 

@@ -6,7 +6,8 @@ from typing import Callable
 
 import torch
 
-_OOM_TEXT = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory", "failed to allocate")
+_OOM_TEXT = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory",
+             "failed to allocate")
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -19,9 +20,14 @@ def is_oom(exc: BaseException) -> bool:
     return False
 
 
-def free(device: str) -> None:
-    """Return cached device memory after a case (call once the case's tensors are unreferenced)."""
-    gc.collect()
+def free(device: str, collect: bool = False) -> None:
+    """Return cached device memory after a case (call once the case's tensors are unreferenced).
+    ``collect``: also run the garbage collector (after a failure, whose traceback frames form cycles
+    that hold tensors; it takes about 0.5 s with torch loaded, so not after every case)."""
+    if collect:
+        # the frames of a fresh traceback sit in the young generations: enough on the CPU; on CUDA,
+        # where an unfreed tensor can make every later case OOM, a full collection
+        gc.collect(2 if device == "cuda" else 1)
     if device == "cuda" and torch.cuda.is_available():
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -30,8 +36,9 @@ def free(device: str) -> None:
 def peak_of(fn: Callable[[], object], reset: Callable[[], None], device: str) -> tuple[int | None, int | None]:
     """(peak bytes allocated during one call, bytes allocated before it) on CUDA; (None, None) elsewhere.
 
-    The peak includes what was already allocated (inputs, state, gradients of the previous call are
-    freed), i.e. the memory this case needs on the device, as torch's allocator counts it."""
+    The peak includes what was already allocated (the inputs, the decode state), i.e. the memory
+    the case needs on the device as torch's allocator counts it; the runner subtracts what was
+    allocated before the case was prepared."""
     if device != "cuda":
         reset()
         fn()
@@ -45,6 +52,13 @@ def peak_of(fn: Callable[[], object], reset: Callable[[], None], device: str) ->
     peak = torch.cuda.max_memory_allocated()
     del out
     return int(peak), int(base)
+
+
+def allocated(device: str) -> int | None:
+    """Bytes torch has allocated on the device now (None on the CPU)."""
+    if device == "cuda" and torch.cuda.is_available():
+        return int(torch.cuda.memory_allocated())
+    return None
 
 
 def device_memory_bytes(device: str) -> int | None:

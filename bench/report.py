@@ -202,7 +202,8 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str]) -> str:  
     if t:
         out += ["## Cases not timed", "", t, ""]
     if figures:
-        out += ["## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in figures if f.endswith(".png")]
+        pngs = [f for f in figures if f.endswith(".png")]
+        out += ["## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in pngs]
         out.append("")
     return "\n".join(out)
 

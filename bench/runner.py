@@ -39,6 +39,8 @@ class Runner:
     _accuracy: dict[tuple, object] = field(default_factory=dict)
     _slow_series: dict[tuple, str] = field(default_factory=dict)
     _allocated: bool = False
+    #: cases not started because the time limit was reached
+    left: int = 0
 
     @property
     def policy(self) -> timing.TimingPolicy:
@@ -53,13 +55,21 @@ class Runner:
         skip: set[str] | None = None,
         on_start: Callable[[Case], None] | None = None,
         on_done: Callable[[Case, Row | None], None] | None = None,
+        time_limit_s: float | None = None,
     ) -> list[Row]:
-        """Run every case not in ``skip`` (keys), appending each row to the results file."""
+        """Run every case not in ``skip`` (keys), appending each row to the results file. With
+        ``time_limit_s``, no case starts after that many seconds: the rest are left for a resume
+        (``self.left`` counts them)."""
         rows = []
+        t0 = time.perf_counter()
+        self.left = 0
         for case in cases:
             if skip and case.key in skip:
                 if on_done:
                     on_done(case, None)
+                continue
+            if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
+                self.left += 1
                 continue
             if on_start:
                 on_start(case)
@@ -74,6 +84,7 @@ class Runner:
     def run_case(self, case: Case) -> Row:
         started, t0 = now_utc(), time.perf_counter()
         self._allocated = False
+        failed = False
         try:
             row = self._run_case(case)
         except KeyboardInterrupt:
@@ -84,8 +95,9 @@ class Runner:
             log.info("%s: %s", case.short(), reason)
             log.debug("traceback", exc_info=True)
             row = Row.for_case(case, status, reason=reason)
+            failed = True
         if self._allocated:
-            memory.free(case.device)  # the case's tensors (and any traceback frames) are gone by now
+            memory.free(case.device, collect=failed)  # the case's tensors (and any traceback frames) are gone by now
         row.started_at, row.wall_s, row.rank = started, time.perf_counter() - t0, self.rank
         return row
 
@@ -127,8 +139,8 @@ class Runner:
             try:
                 self._accuracy[key] = accuracy.check(impl, case)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - remembered, so the same failure is not re-run per T
-                self._accuracy[key] = exc
-                memory.free(case.device)
+                self._accuracy[key] = exc.with_traceback(None)
+                memory.free(case.device, collect=True)
         res = self._accuracy[key]
         if isinstance(res, Exception):
             kind = "out of memory" if memory.is_oom(res) else "failed"
@@ -137,9 +149,12 @@ class Runner:
 
     def _time(self, impl: object, case: Case, acc_cols: dict, note: str | None) -> Row:
         dev = case.device
+        outside = memory.allocated(dev)  # the harness's own buffers (L2 flush) are not the case's
         prep = C.prepare(impl, case, seed=self.spec.seed)  # type: ignore[arg-type]
         first_ms = timing.first_call(prep.fn, prep.reset, dev)
         peak, before = memory.peak_of(prep.fn, prep.reset, dev)
+        if peak is not None and before is not None and outside is not None:
+            peak, before = peak - outside, before - outside
         with NvmlSampler(self.nvml if dev == "cuda" else None) as sampler:
             t = timing.measure(prep.fn, prep.reset, dev, self.policy, graphable=prep.graphable and dev == "cuda",
                                first_ms=first_ms)
@@ -223,11 +238,15 @@ def _end_with_newline(path: Path) -> None:
 
 def raise_recompile_limit(limit: int = 256) -> None:
     """A sweep calls compiled peers (FlexAttention) at many shapes in one process; torch.compile's
-    default recompile limit (8) would silently drop later shapes to eager mode."""
+    default recompile limit (8) would silently drop later shapes to eager mode. Shapes are also kept
+    static (one specialised compile per shape, as the paper's protocol compiles per configuration)
+    instead of switching to a dynamic-shape graph after the first change."""
     try:
         import torch._dynamo
 
         cfg = torch._dynamo.config
+        if hasattr(cfg, "automatic_dynamic_shapes"):
+            cfg.automatic_dynamic_shapes = False
         for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit",
                      "accumulated_cache_size_limit"):
             if hasattr(cfg, name) and getattr(cfg, name) < limit:

@@ -229,6 +229,8 @@ class SweepSpec:
     cuda_graphs: bool = True
     check_accuracy: bool = True
     seed: int = 0
+    #: no case starts after this many seconds of a session; the rest wait for ``resume``
+    time_limit_s: float | None = None
 
     def batch_for(self, mode: str, seq_len: int) -> list[int]:
         if mode == "decode" and self.decode_batches:
@@ -308,13 +310,23 @@ def series_key(case: Case) -> tuple:
 
 # ----- presets ------------------------------------------------------------------------------------
 PRESETS = ("smoke", "default", "paper")
+#: the CPU default: what runs there without compiling (FlexAttention compiles with inductor on the CPU,
+#: about a minute per shape on 2 cores; Triton kernels need a GPU or TRITON_INTERPRET=1). --impl '*'
+#: runs everything.
+CPU_DEFAULT_IMPLS = ("*/reference", "full/sdpa-math")
+#: the paper preset on a GPU: the paper's baseline (SDPA, FlashAttention-2 backend), the strongest full
+#: attention we have (cuDNN SDPA, flash-attn, FA4), and every SWA, linear and RAT implementation.
+#: Math/efficient SDPA and FlexAttention for full attention are left out (slow or redundant at these
+#: lengths); name them with --impl to include them.
+PAPER_IMPLS = ("full/sdpa-flash", "full/sdpa-cudnn", "full/flash-attn", "full/fa4", "swa/*", "linear/*", "rat/*")
 
 
 def preset(name: str, device: str) -> SweepSpec:
     """Named sweeps. CPU presets use small shapes and float32; GPU presets use H=16, D=128, bf16.
 
     smoke    a few seconds: tiny shapes, every mode (CI and quick checks)
-    default  CPU: under 2 minutes on 2 cores; GPU: T = 4k, 16k, 64k at 128k tokens per batch
+    default  CPU: references and SDPA, under 2 minutes on 2 cores; GPU: the paper preset's
+             implementations at T = 4k, 16k, 64k with 128k tokens per batch (B = 128k / T), H 16, D 128
     paper    the paper's Figure 3 grid at op level: T = 4k..128k, 256k tokens per batch (B = 256k / T),
              chunk size 16, decode at batch 512, SWA window 1024; budgeted to finish in one 10-minute
              GPU command for the available non-reference implementations
@@ -324,27 +336,30 @@ def preset(name: str, device: str) -> SweepSpec:
     gpu = device == "cuda"
     if name == "smoke":
         return SweepSpec(
-            seq_lens=[64, 128], chunk_sizes=[16], windows=[32], heads=[2], head_dims=[32], tokens=256,
+            impls=["*"] if gpu else list(CPU_DEFAULT_IMPLS), seq_lens=[64, 128], chunk_sizes=[16], windows=[32],
+            heads=[2], head_dims=[32], tokens=256,
             dtype="bfloat16" if gpu else "float32", device=device, repeats=10, min_repeats=3, case_budget_s=0.1,
             skip_references=gpu, max_call_s=5.0,
         )
     if name == "default":
         if gpu:
             return SweepSpec(
-                seq_lens=[4096, 16384, 65536], chunk_sizes=[16], windows=[1024], heads=[16], head_dims=[128],
-                tokens=131072, dtype="bfloat16", device=device, skip_references=True, repeats=50,
-                min_repeats=5, warmup=2, case_budget_s=1.0, max_call_s=5.0,
+                impls=list(PAPER_IMPLS), seq_lens=[4096, 16384, 65536], chunk_sizes=[16], windows=[1024],
+                heads=[16], head_dims=[128], tokens=131072, dtype="bfloat16", device=device, skip_references=True,
+                repeats=50, min_repeats=5, warmup=2, case_budget_s=1.0, max_call_s=5.0, time_limit_s=540.0,
             )
         return SweepSpec(
-            seq_lens=[256, 512, 1024], chunk_sizes=[16], windows=[128], heads=[4], head_dims=[64], tokens=2048,
-            dtype="float32", device=device, repeats=15, min_repeats=3, warmup=1, case_budget_s=0.4, max_call_s=5.0,
+            impls=list(CPU_DEFAULT_IMPLS), seq_lens=[256, 512, 1024], chunk_sizes=[16], windows=[128], heads=[4],
+            head_dims=[64], tokens=2048, dtype="float32", device=device, repeats=15, min_repeats=3, warmup=1,
+            case_budget_s=0.3, max_call_s=5.0,
         )
     # paper
     if gpu:
         return SweepSpec(
-            seq_lens=parse_sizes("4k..128k"), chunk_sizes=[16], windows=[1024], heads=[16], head_dims=[128],
-            tokens=262144, decode_batches=[512], dtype="bfloat16", device=device, skip_references=True,
-            repeats=30, min_repeats=3, warmup=1, case_budget_s=0.6, max_call_s=4.0,
+            impls=list(PAPER_IMPLS), seq_lens=parse_sizes("4k..128k"), chunk_sizes=[16], windows=[1024], heads=[16],
+            head_dims=[128], tokens=262144, decode_batches=[512], dtype="bfloat16", device=device,
+            skip_references=True, repeats=30, min_repeats=3, warmup=1, case_budget_s=0.5, max_call_s=4.0,
+            time_limit_s=540.0,
         )
     return SweepSpec(
         seq_lens=[256, 512, 1024, 2048], chunk_sizes=[16], windows=[128], heads=[4], head_dims=[64], tokens=4096,

@@ -1,0 +1,73 @@
+"""run_bench.py end to end on the CPU (in-process, so the test stays fast)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import run_bench
+from bench.results import load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_every_flag_with_examples():
+    out = subprocess.run([sys.executable, "run_bench.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0
+    for flag in ("--impl", "--mode", "--seq-len", "--chunk-size", "--batch", "--tokens", "--window", "--heads",
+                 "--head-dim", "--dtype", "--device", "--repeats", "--out", "--preset", "--resume", "examples:",
+                 "report RESULTS", "resume DIR", "list"):
+        assert flag in out.stdout, flag
+
+
+def test_cli_smoke_run_report_and_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--preset", "smoke", "--impl", "full/reference,rat/reference,swa/reference", "--mode", "train,decode",
+            "--seq-len", "32,64", "--heads", "1", "--head-dim", "16", "--device", "cpu", "--repeats", "3",
+            "--no-progress", "--out", str(out)]
+    assert run_bench.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "train (forward + backward)" in printed and "`rat/reference (L=16)`" in printed
+    df = load(out)
+    assert len(df) == 12 and set(df.status) == {"ok"} and set(df.seq_len) == {32, 64}
+    assert (out / "report.md").exists() and (out / "figures" / "latency_vs_seq_len.pdf").exists()
+    meta = json.loads((out / "run.json").read_text())
+    assert "--preset smoke" in meta["command"] and meta["ceilings"]["copy_gbps"] > 0
+    # the same --out again is refused (rows would mix); resume finds nothing left to do
+    assert run_bench.main(argv) == 2
+    assert run_bench.main(["resume", str(out), "--no-progress"]) == 0
+    assert len(load(out)) == 12
+    # report regenerates from the results file alone, into another directory, with a chosen baseline
+    assert run_bench.main(["report", str(out / "results.jsonl"), "--baseline", "full/reference",
+                           "--out", str(tmp_path / "rep"), "--no-figures"]) == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "speed-ups are over `full/reference`" in md
+
+
+def test_resume_after_partial_run(tmp_path):
+    out = tmp_path / "run"
+    base = ["--impl", "full/reference", "--mode", "prefill", "--seq-len", "16,32,64", "--batch", "1", "--heads", "1",
+            "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--no-progress", "--no-figures", "--out", str(out)]
+    assert run_bench.main(base) == 0
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text("\n".join(lines[:1]) + "\n")  # as if it had died after one case
+    assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures"]) == 0
+    df = load(out)
+    assert sorted(df.seq_len) == [16, 32, 64]
+
+
+@pytest.mark.parametrize("argv,msg", [(["--seq-len", "4q"], "cannot read"), (["--impl", "nope/*"], "no implementation"),
+                                      (["--mode", "fwd"], "unknown mode"), (["--dtype", "int8"], "unknown dtype")])
+def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, msg):
+    assert run_bench.main(argv + ["--device", "cpu", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_list(capsys):
+    assert run_bench.main(["list", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "rat/reference" in out and "available" in out
