@@ -252,6 +252,7 @@ def time_decode(fla_reason: str | None) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="T = 4096 only")
+    ap.add_argument("--full", action="store_true", help="more launch variants (slower)")
     ap.add_argument("--dry-run", action="store_true", help="run the script logic on the CPU interpreter, tiny shapes")
     args = ap.parse_args()
     global DEV, DRY, TOKENS, H
@@ -296,23 +297,25 @@ def main() -> None:
         "default": LinearTritonConfig(),
         "fused": LinearTritonConfig(fused=True),
         "twopass": LinearTritonConfig(fused=False),
-        "fused-w4": LinearTritonConfig(fused=True, fused_warps=4),
-        "fused-bv32": LinearTritonConfig(fused=True, fused_bv=32, fused_warps=4),
-        "twopass-dqk8w": LinearTritonConfig(fused=False, dqk_warps=8),
-        "twopass-o128": LinearTritonConfig(fused=False, o_bv=128, o_warps=8),
-        "twopass-stages3": LinearTritonConfig(fused=False, stages=3, state_stages=3),
         "twopass-c128": LinearTritonConfig(fused=False, chunk=128, o_bv=128, o_warps=8, dqk_warps=8),
         "fused-c128": LinearTritonConfig(fused=True, chunk=128, dqk_warps=8),
+        "fused-bv32": LinearTritonConfig(fused=True, fused_bv=32, fused_warps=4),
     }
+    if args.full:
+        cfgs |= {
+            "fused-w4": LinearTritonConfig(fused=True, fused_warps=4),
+            "twopass-dqk8w": LinearTritonConfig(fused=False, dqk_warps=8),
+            "twopass-o128": LinearTritonConfig(fused=False, o_bv=128, o_warps=8),
+            "twopass-stages3": LinearTritonConfig(fused=False, stages=3, state_stages=3),
+        }
     timing = []
     Ts = (64, 128) if DRY else (4096,) if args.quick else (4096, 16384, 131072)
     for T in Ts:
-        # every variant at the first T; the forms (and state blocks at the longest T) after that
+        # every variant at the first T; the two forms (and state blocks at the longest T) after that
         c = dict(cfgs) if T == Ts[0] else {n: cfgs[n] for n in ("default", "fused", "twopass", "twopass-c128")}
         if T == Ts[-1] and not args.quick:
             c["twopass-state64x64"] = LinearTritonConfig(fused=False, state_bk=64, state_bv=64)
             c["twopass-state64x32"] = LinearTritonConfig(fused=False, state_bk=64, state_bv=32)
-            c["twopass-state32x32w2"] = LinearTritonConfig(fused=False, state_bk=32, state_bv=32, state_warps=2)
         try:
             timing += time_train_prefill(T, c, fla_reason, args.quick)
         except Exception:  # noqa: BLE001
