@@ -300,6 +300,7 @@ def main() -> None:
         "twopass-c128": LinearTritonConfig(fused=False, chunk=128, o_bv=128, o_warps=8, dqk_warps=8),
         "fused-c128": LinearTritonConfig(fused=True, chunk=128, dqk_warps=8),
         "fused-bv32": LinearTritonConfig(fused=True, fused_bv=32, fused_warps=4),
+        "fused-dqk128": LinearTritonConfig(fused=True, dqk_bk=128, dqk_bv=32, dqk_warps=8),
     }
     if args.full:
         cfgs |= {
