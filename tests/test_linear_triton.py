@@ -95,6 +95,22 @@ def test_custom_scale_and_grad_of_decay_only():
     assert rel(g, grads_ref[3]) < 1e-5
 
 
+def test_non_contiguous_inputs_and_bf16_decay_grad_dtype():
+    """(B, H, T, D) storage viewed as (B, T, H, D), a bf16 decay: same values, grads in the decay's dtype."""
+    q, k, v, d = rand(1, 90, 2, 64, seed=4)
+    qt, kt, vt = (x.transpose(1, 2).contiguous().transpose(1, 2).requires_grad_(True) for x in (q, k, v))
+    assert not qt.is_contiguous()
+    dl = d.to(torch.bfloat16).requires_grad_(True)
+    o = impls.get("linear/triton").forward(qt, kt, vt, decay=dl)
+    do = torch.randn_like(o)
+    grads = torch.autograd.grad(o, [qt, kt, vt, dl], do)
+    o_ref, grads_ref = reference_and_grads(q, k, v, dl.detach().float(), do)
+    assert rel(o, o_ref) < 1e-5
+    for a, b in zip(grads[:3], grads_ref[:3]):
+        assert rel(a, b) < 1e-5
+    assert grads[3].dtype == torch.bfloat16 and rel(grads[3], grads_ref[3]) < 1e-2
+
+
 def test_strong_decay_is_finite():
     """Log-decays of -30 per token: exp of within-chunk differences must never overflow."""
     q, k, v, _ = rand(1, 80, 1, 64, seed=5)
@@ -144,6 +160,9 @@ def test_errors():
         impl.forward(q, q, q)
     q = torch.randn(1, 8, 1, 64, dtype=torch.float64)
     with pytest.raises(UnavailableError, match="dtype"):
+        impl.forward(q, q, q)
+    q = torch.randn(1, 2, 65536, 64).expand(1, 2, 65536, 64)
+    with pytest.raises(ValueError, match="B\\*H"):
         impl.forward(q, q, q)
     state = impl.init_state(2, 1, 64, 8, device="cpu", dtype=torch.float32)
     qt = torch.randn(1, 1, 64)

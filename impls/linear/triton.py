@@ -258,7 +258,14 @@ class LinearTriton(LinearAttention):
     def __init__(self, config: LinearTritonConfig = DEFAULT_CONFIG) -> None:
         self.config = config
 
+    @staticmethod
+    def _check_grid(q: torch.Tensor) -> None:
+        B, _, H, _ = q.shape
+        if B * H > 65535:  # B*H is a y/z grid dimension of the chunked kernels
+            raise ValueError(f"linear/triton supports B*H <= 65535 sequences per call, got B*H = {B * H}")
+
     def _forward(self, q, k, v, *, decay, scale: float) -> torch.Tensor:
+        self._check_grid(q)
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         if decay is not None:
             decay = decay.contiguous()
@@ -272,6 +279,7 @@ class LinearTriton(LinearAttention):
 
     def _prefill(self, state: LinearState, q, k, v, decay) -> torch.Tensor:
         self._check_state(state, q.shape[0], q.shape[2], q.shape[3], q.device)
+        self._check_grid(q)
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         B, T, H, _ = q.shape
         g = _chunk_cumsum(decay, B, T, H, triton_cdiv(T, self.config.chunk), self.config.chunk) if decay is not None else None
