@@ -265,10 +265,11 @@ def resolve_impls(patterns: list[str], skip_references: bool = False) -> list[st
 
 
 def expand(spec: SweepSpec) -> list[Case]:
-    """Every case of a sweep, in run order: implementation, mode, heads, head_dim, family params, T, B.
+    """Every case of a sweep, in run order: sequence length (shortest first), then mode,
+    implementation, heads, head_dim, family params, batch.
 
-    Sequence length varies fastest inside a series, so a series that runs out of time or memory at
-    one length can skip the longer ones."""
+    Shorter sequences run first, so a series that is too slow at one length can skip its longer
+    ones, and a run stopped by its time limit has every implementation up to some length."""
     names = resolve_impls(spec.impls, spec.skip_references)
     dtype = parse_dtype(spec.dtype)
     cases: list[Case] = []
@@ -291,6 +292,9 @@ def expand(spec: SweepSpec) -> list[Case]:
                             for B in spec.batch_for(mode, T):
                                 cases.append(Case(impl=name, mode=mode, batch=B, seq_len=T, heads=H, head_dim=D,
                                                   dtype=dtype, device=spec.device, **p))  # type: ignore[arg-type]
+    order = {T: i for i, T in enumerate(sorted(spec.seq_lens))}
+    mode_order = {m: i for i, m in enumerate(spec.modes)}
+    cases.sort(key=lambda c: (order[c.seq_len], mode_order[c.mode]))  # stable: the loops' order within
     seen: set[str] = set()
     unique = []
     for c in cases:

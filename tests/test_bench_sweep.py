@@ -70,9 +70,11 @@ def test_expand_family_parameters_and_batches():
     assert all(c.window == 128 and c.chunk_size is None for c in by["swa", "train"])
     assert {c.batch for c in by["full", "decode"]} == {1, 8} and len(by["full", "decode"]) == 4
     assert all(c.chunk_size is None and c.window is None and c.decay is None for c in by["full", "train"])
-    # seq_len varies fastest within a series (so a slow series can skip its longer cases)
+    # shorter sequences first (a slow series skips its longer cases; a time-limited run covers every impl)
+    assert [c.seq_len for c in cases] == sorted(c.seq_len for c in cases)
     rat = [c for c in cases if c.family == "rat" and c.mode == "train"]
-    assert [(c.chunk_size, c.seq_len) for c in rat] == [(16, 256), (16, 1024), (64, 256), (64, 1024)]
+    assert [(c.chunk_size, c.seq_len) for c in rat] == [(16, 256), (64, 256), (16, 1024), (64, 1024)]
+    assert [c.mode for c in cases if c.seq_len == 256 and c.impl == "full/reference"] == ["train", "decode", "decode"]
 
 
 def test_expand_explicit_batches_win_over_tokens():
