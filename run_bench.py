@@ -67,6 +67,8 @@ def _run_parser() -> argparse.ArgumentParser:
     g.add_argument("--head-dim", help="head dim D, e.g. 128")
     g.add_argument("--dtype", help="bf16, fp16, fp32 or fp64, e.g. --dtype bf16 (GPU presets: bf16, CPU: fp32)")
     g.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda if visible), e.g. --device cuda")
+    g.add_argument("--threads", type=int,
+                   help="CPU threads for torch (default: torch's choice; 1 is steadier on a busy machine), e.g. 1")
     g.add_argument("--skip-references", action=argparse.BooleanOptionalAction, default=None,
                    help="leave */reference out of glob matches (default: on for GPU presets)")
     t = p.add_argument_group("timing")
@@ -149,6 +151,10 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench.sweep import SweepError, SweepSpec
 
     command = "python run_bench.py " + " ".join(shlex.quote(a) for a in argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         if args.resume:
             run_dir = Path(args.resume)

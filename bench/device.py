@@ -199,6 +199,7 @@ class DeviceInfo:
     capability: str | None = None
     memory_total_bytes: int | None = None
     cpu_count: int | None = None
+    torch_threads: int | None = None
     hostname: str = ""
     nvml: dict = field(default_factory=dict)
 
@@ -217,7 +218,7 @@ def describe(device: str) -> DeviceInfo:
         device=device, name=platform.processor() or platform.machine(), python=sys.version.split()[0],
         torch=torch.__version__, triton=triton_v, cuda=torch.version.cuda,
         cudnn=torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        cpu_count=os.cpu_count(), hostname=platform.node(),
+        cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(), hostname=platform.node(),
     )
     if device == "cuda" and torch.cuda.is_available():
         idx = torch.cuda.current_device()

@@ -115,7 +115,8 @@ def mode_table(df, mode: str, baseline: str | None) -> str:  # type: ignore[no-u
     for series, g in sub.groupby("series", sort=True):
         if g.status.isin(["unavailable", "unsupported"]).all():
             continue  # listed under 'Cases not timed'
-        cells = [f"`{series}`" if baseline is None or not series.startswith(baseline) else f"`{series}` (baseline)"]
+        is_base = baseline is not None and g.impl.iloc[0] == baseline
+        cells = [f"`{series}`" + (" (baseline)" if is_base else "")]
         for T in Ts:
             r = g[g.seq_len == T]
             if r.empty:
@@ -132,6 +133,27 @@ def mode_table(df, mode: str, baseline: str | None) -> str:  # type: ignore[no-u
                 cells.append(STATUS_MARK.get(r.status, r.status))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def speedup_table(df, mode: str, baseline: str) -> str:  # type: ignore[no-untyped-def]
+    """Implementation x sequence length: only the speed-up over a second baseline."""
+    sub = df[(df["mode"] == mode) & (df.impl != baseline) & df.speedup.notna()]
+    if sub.empty:
+        return ""
+    Ts = sorted(sub.seq_len.unique())
+    head = ["implementation"] + [f"T={format_size(int(T))}" for T in Ts]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for series, g in sub.groupby("series", sort=True):
+        cells = [f"`{series}`"]
+        for T in Ts:
+            r = g[g.seq_len == T]
+            cells.append(f"{r.speedup.iloc[0]:.3g}x" if len(r) else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+#: a second baseline shown where it was measured: the strongest SDPA backend on Hopper
+SECOND_BASELINE = "full/sdpa-cudnn"
 
 
 def detail_table(df, mode: str) -> str:  # type: ignore[no-untyped-def]
@@ -168,7 +190,8 @@ def reasons_table(df) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-def markdown(df, meta: dict, baseline: str | None, figures: list[str]) -> str:  # type: ignore[no-untyped-def]
+def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: ignore[no-untyped-def]
+             second=None) -> str:
     dev = meta.get("device", {})
     ceil = meta.get("ceilings") or {}
     spec = meta.get("spec", {})
@@ -177,10 +200,12 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str]) -> str:  
     out.append(f"- git: `{meta.get('git')}`, started {meta.get('started_at')}, finished {meta.get('finished_at')}")
     out.append(f"- device: {dev.get('name')} ({dev.get('device')}), capability {dev.get('capability')}, "
                f"driver {dev.get('nvml', {}).get('driver')}; python {dev.get('python')}, torch {dev.get('torch')}, "
-               f"triton {dev.get('triton')}, CUDA {dev.get('cuda')}")
+               f"triton {dev.get('triton')}, CUDA {dev.get('cuda')}"
+               + (f", {dev['torch_threads']} CPU threads" if dev.get("device") == "cpu" and dev.get("torch_threads")
+                  else ""))
     if ceil:
-        out.append(f"- measured ceilings: {ceil['matmul_dtype']} matmul {ceil['matmul_tflops']:.1f} TFLOP/s "
-                   f"({ceil['matmul_shape']}^3), copy {ceil['copy_gbps']:.0f} GB/s (read + write)")
+        out.append(f"- measured ceilings: {ceil['matmul_dtype']} matmul {ceil['matmul_tflops']:.4g} TFLOP/s "
+                   f"({ceil['matmul_shape']}^3), copy {ceil['copy_gbps']:.4g} GB/s (read + write)")
     if spec:
         out.append(f"- timing: median of up to {spec.get('repeats')} calls per case (at least "
                    f"{spec.get('min_repeats')}, budget {spec.get('case_budget_s')} s), L2 flushed before each call "
@@ -194,6 +219,10 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str]) -> str:  
         if not t:
             continue
         out += [f"## {MODE_TITLE[mode]}", "", "Median milliseconds (speed-up over the baseline).", "", t, ""]
+        if second is not None:
+            t2 = speedup_table(second, mode, SECOND_BASELINE)
+            if t2:
+                out += [f"Speed-up over `{SECOND_BASELINE}` on the same shapes:", "", t2, ""]
     for mode in MODES:
         t = detail_table(df, mode)
         if t:
@@ -470,6 +499,9 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
         raise ValueError(f"{path} has no rows")
     df = with_series(df)
     base = choose_baseline(df, baseline)
+    second = None
+    if base != SECOND_BASELINE and (df[df.status == "ok"].impl == SECOND_BASELINE).any():
+        second = speedups(df, SECOND_BASELINE)
     df = speedups(df, base)
     written: list[str] = []
     if figures:
@@ -480,7 +512,7 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
         plot_chunk_size(df, fig_dir, written)
         plot_decode_batch(df, fig_dir, written)
         plot_roofline(df, meta, fig_dir, written)
-    md = markdown(df, meta, base, written)
+    md = markdown(df, meta, base, written, second)
     report = out / "report.md"
     report.write_text(md, encoding="utf-8")
     return report
