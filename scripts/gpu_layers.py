@@ -284,6 +284,20 @@ def smoke(args) -> None:
     args.T, args.batch, args.prompt, args.new, args.prefill_batch = "32,64", 2, 12, 6, 1
 
 
+def speedups(rows: list[dict]) -> list[dict]:
+    """attention time / RAT time for every (RAT impl, attention impl, T, compiled) measured in both."""
+    out = []
+    for r in rows:
+        if r["kind"] != "rat":
+            continue
+        for a in rows:
+            if a["kind"] == "attention" and a["T"] == r["T"] and a["compiled"] == r["compiled"]:
+                ratio = {m: (a[f"{m}_ms"] / r[f"{m}_ms"] if a.get(f"{m}_ms") and r.get(f"{m}_ms") else None)
+                         for m in ("train", "prefill")}
+                out.append({"rat": r["impl"], "attention": a["impl"], "T": r["T"], "compiled": r["compiled"], **ratio})
+    return out
+
+
 def fmt(v, spec=".1f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -409,6 +423,13 @@ def main() -> None:
             print(f"  {r['kind']:9s} {r['impl']:16s} {r['T']:6d} {r['B']:3d} {str(r['compiled']):5s} "
                   f"{fmt(r.get('train_ms')):>9s} {fmt(r.get('prefill_ms')):>8s} "
                   f"{(r.get('train_note') or r.get('prefill_note') or '')[:40]}")
+    ratios = speedups(res["layer"])
+    res["layer_speedups"] = ratios
+    if ratios:
+        print("layer speed-up, attention ms / RAT ms (>1: RAT faster)")
+        for r in ratios:
+            print(f"  {r['rat']:12s} vs {r['attention']:16s} T={r['T']:6d} compiled={str(r['compiled']):5s} "
+                  f"train {fmt(r['train'], '.2f') + 'x':>7s}  prefill {fmt(r['prefill'], '.2f') + 'x':>7s}")
     if res["gen"]:
         print("gen, one layer step (ms)  T      B    eager    graph   cache GiB")
         for r in res["gen"]:
