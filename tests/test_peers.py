@@ -20,11 +20,25 @@ PEERS = ["full/sdpa-flash", "full/sdpa-cudnn", "full/sdpa-efficient", "full/sdpa
 TOL = 2e-5  # float32 peer vs float32 reference
 
 
-def decode_matches_forward(name, fwd_kwargs, state_kwargs, q, k, v, extra=None, T0=3, tol=TOL):
+@pytest.fixture(autouse=True, scope="module")
+def _one_compile_thread():
+    """Inductor's compile-worker pool costs more than it saves on a 2-core CI machine."""
+    import torch._inductor.config as cfg
+
+    old = cfg.compile_threads
+    cfg.compile_threads = 1
+    yield
+    cfg.compile_threads = old
+
+
+def decode_matches_reference(name, fwd_kwargs, state_kwargs, q, k, v, extra=None, T0=3, tol=TOL):
+    """prefill(T0) + steps of the peer == the family reference's forward over the whole sequence.
+    (Compared with the reference, not the peer's own forward: one compiled shape fewer per test.)"""
     impl = impls.get(name)
+    ref = impls.get(name.split("/")[0] + "/reference")
     B, T, H, D = q.shape
     args = (q, k, v) if extra is None else (q, k, v, extra)
-    full = impl.forward(*args, **fwd_kwargs)
+    full = ref.forward(*args, **fwd_kwargs)
     state = impl.init_state(B, H, D, T, device="cpu", dtype=q.dtype, **state_kwargs)
     outs = [impl.prefill(state, *(x[:, :T0] for x in args))]
     for t in range(T0, T):
@@ -69,20 +83,21 @@ def test_pinned_sdpa_backend_raises_instead_of_falling_back():
 
 
 # ----- full attention -----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["full/sdpa-math", "full/flex"])
-@pytest.mark.parametrize("shape", [(2, 40, 3, 16), (1, 7, 1, 32)])
-def test_full_peer_forward(name, shape):
+# compiled flex on the CPU costs ~10-30 s per new shape or mask: the tests share one shape, T = 40
+@pytest.mark.parametrize("name,shape,causal", [("full/sdpa-math", (2, 40, 3, 16), True),
+                                               ("full/sdpa-math", (1, 7, 1, 32), False),
+                                               ("full/flex", (2, 40, 3, 16), True)])
+def test_full_peer_forward(name, shape, causal):
     q, k, v, *_ = rand(*shape)
     ref = impls.get("full/reference")
-    impl = impls.get(name)
-    close(impl.forward(q, k, v), ref.forward(q, k, v), TOL)
-    close(impl.forward(q, k, v, causal=False, scale=0.3), ref.forward(q, k, v, causal=False, scale=0.3), TOL)
+    kw = {"causal": causal} if causal else {"causal": False, "scale": 0.3}
+    close(impls.get(name).forward(q, k, v, **kw), ref.forward(q, k, v, **kw), TOL)
 
 
 @pytest.mark.parametrize("name", ["full/sdpa-math", "full/flex"])
 def test_full_peer_decode(name):
-    q, k, v, *_ = rand(2, 12, 2, 16, seed=1)
-    decode_matches_forward(name, {}, {}, q, k, v, T0=5)
+    q, k, v, *_ = rand(2, 46, 3, 16, seed=1)
+    decode_matches_reference(name, {}, {}, q, k, v, T0=40)
 
 
 def test_sdpa_math_backward_matches_reference():
@@ -97,17 +112,16 @@ def test_sdpa_math_backward_matches_reference():
 
 
 # ----- sliding window -----------------------------------------------------------------------------
-@pytest.mark.parametrize("window", [1, 5, 16, 100])
+@pytest.mark.parametrize("window", [1, 100])
 def test_swa_flex_forward(window):
     q, k, v, *_ = rand(2, 40, 2, 16, seed=window)
     close(impls.get("swa/flex").forward(q, k, v, window=window),
           impls.get("swa/reference").forward(q, k, v, window=window), TOL)
 
 
-@pytest.mark.parametrize("window", [1, 4, 30])
-def test_swa_flex_decode(window):
-    q, k, v, *_ = rand(2, 14, 2, 16, seed=3)
-    decode_matches_forward("swa/flex", {"window": window}, {"window": window}, q, k, v, T0=6)
+def test_swa_flex_decode():
+    q, k, v, *_ = rand(2, 52, 2, 16, seed=3)  # prompt T0 = 40 (compiled above), then 12 steps past the window
+    decode_matches_reference("swa/flex", {"window": 7}, {"window": 7}, q, k, v, T0=40)
 
 
 def test_flex_block_masks_are_cached_and_never_dense():
@@ -126,7 +140,7 @@ def test_flex_block_masks_are_cached_and_never_dense():
 
 
 # ----- RAT: the authors' formulation --------------------------------------------------------------
-@pytest.mark.parametrize("L,T", [(4, 32), (1, 8), (16, 16), (8, 48)])
+@pytest.mark.parametrize("L,T", [(4, 32), (1, 8), (16, 16)])
 @pytest.mark.parametrize("rope", [True, False])
 def test_rat_flex_forward(L, T, rope):
     q, k, v, f, _ = rand(2, T, 2, 16, seed=L)
@@ -140,13 +154,20 @@ def test_rat_flex_f_one_is_finite():
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("T0", [1, 6, 8])
+@pytest.mark.parametrize("T0", [29, 32])
 @pytest.mark.parametrize("rope", [True, False])
 def test_rat_flex_decode(T0, rope):
-    """Prompts ending mid-chunk and on a chunk boundary, then steps across chunk boundaries."""
-    q, k, v, f, _ = rand(2, 16, 2, 16, seed=T0)
+    """Prompts ending mid-chunk (padded to 32 inside prefill) and on a chunk boundary, then steps
+    across chunk boundaries."""
+    q, k, v, f, _ = rand(2, 40, 2, 16, seed=T0)
     kw = {"chunk_size": 4, "rope": rope}
-    decode_matches_forward("rat/flex", kw, kw, q, k, v, extra=f, T0=T0)
+    decode_matches_reference("rat/flex", kw, kw, q, k, v, extra=f, T0=T0)
+
+
+def test_compiled_peers_never_fall_back_to_eager_silently():
+    from impls.peer_utils import _no_silent_eager
+
+    assert _no_silent_eager().get("fail_on_recompile_limit_hit") is True
 
 
 def test_rat_flex_no_cpu_backward_reported():
