@@ -1,6 +1,6 @@
 """rat/triton against the float64 reference, in Triton's interpreter (fp32, small shapes, 16-row tiles):
 forward and every gradient (q, k, v, f) with rope on and off, partial tiles, chunk_size 1, chunks
-longer than a tile (carried scan state, forward and reverse), chunk_size == T, non-contiguous inputs,
+longer than a tile, chunk_size == T, a chunk size that is not a power of two, non-contiguous inputs,
 prefill + decode steps (with and without the split-over-slots merge) against one forward pass, and
 clear errors for what it does not support."""
 from __future__ import annotations
@@ -54,8 +54,9 @@ def test_registered():
         (2, 48, 2, 32, 16, False),  # one chunk per tile, B and H > 1
         (1, 40, 1, 32, 8, True),  # last tile partial (40 = 2.5 tiles)
         (1, 24, 2, 32, 1, True),  # chunk 1: causal attention over scanned tokens
-        (1, 64, 1, 32, 32, True),  # chunks of 2 tiles: carried state in the scans
-        (2, 64, 1, 32, 64, True),  # chunk_size == T (4 tiles), y = vt
+        (1, 64, 1, 32, 32, True),  # chunks of 2 query tiles
+        (2, 64, 1, 32, 64, True),  # chunk_size == T (4 query tiles), y = vt
+        (1, 72, 1, 32, 12, True),  # chunk size not a power of two; 6 chunks over 2 scan programs
         (1, 32, 1, 64, 8, True),  # D = 64
     ],
 )
@@ -99,7 +100,7 @@ def test_forget_gate_one_gives_no_nan():
         (44, 21, 4, True, 1),  # prompt ends mid-chunk
         (40, 16, 8, False, 1),  # prompt ends on a chunk boundary
         (96, 5, 1, True, 4),  # chunk 1: up to 95 slots over 4 splits of 32 (merge in-kernel)
-        (64, 40, 32, True, 2),  # chunks longer than a tile in prefill
+        (64, 40, 32, True, 2),  # chunks longer than a query tile
     ],
 )
 def test_prefill_then_steps_equals_forward(T, T0, L, rope, splits):
@@ -128,7 +129,7 @@ def test_errors():
     impl = impls.get("rat/triton")
     q, k, v, f = rand(1, 48, 1, 32, seed=0)
     with pytest.raises(ValueError, match="chunk_size"):
-        impl.forward(q, k, v, f, chunk_size=24)  # not a power of two nor a multiple of 16
+        impl.forward(q, k, v, f, chunk_size=5)  # 48 is not a multiple of 5
     with pytest.raises(UnavailableError, match="dtype"):
         impl.forward(q.double(), k.double(), v.double(), f.double(), chunk_size=8)
     x = torch.randn(1, 16, 1, 48)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RATTritonConfig:
-    """Tile sizes and launch parameters (GPU). Under TRITON_INTERPRET=1 all tiles are 16."""
+    """Tile sizes and launch parameters (GPU). Under TRITON_INTERPRET=1: INTERPRET_CONFIG (16-row tiles)."""
 
     fwd_bm: int = 128  # query rows per forward program
     fwd_bn: int = 64  # chunk ends per inner step
@@ -33,13 +33,15 @@ class RATTritonConfig:
     fwd_stages: int = 2
     dkv_bn: int = 64  # chunk ends per dK/dV program
     dkv_bm: int = 64  # query rows per inner step
-    dkv_warps: int = 4
+    dkv_warps: int = 8
     dkv_stages: int = 2
     dq_bm: int = 64
     dq_bn: int = 64
-    dq_warps: int = 4
+    dq_warps: int = 8
     dq_stages: int = 2
-    end_bm: int = 64  # rows per tile of the chunk-end scan (when L <= end_bm)
+    scan_nc: int = 16  # chunks side by side in the scan kernels
+    scan_warps: int = 4
+    pre_bm: int = 64
     step_bn: int = 64
     step_warps: int = 4
     #: slot splits of the decode step (None: enough programs for two per multiprocessor)
@@ -47,7 +49,9 @@ class RATTritonConfig:
 
 
 DEFAULT_CONFIG = RATTritonConfig()
-INTERPRET_CONFIG = RATTritonConfig(16, 16, 1, 1, 16, 16, 1, 1, 16, 16, 1, 1, 16, 16, 1)
+INTERPRET_CONFIG = RATTritonConfig(
+    fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, scan_nc=4, pre_bm=16, step_bn=16,
+)
 
 
 def _interpreting() -> bool:
@@ -67,21 +71,6 @@ def _kw(warps: int, stages: int) -> dict:
 def _prec(dtype: torch.dtype) -> str:
     # float32 inputs get true float32 products: float32 is the accuracy mode
     return "ieee" if dtype == torch.float32 else "tf32"
-
-
-def _tile_for(L: int, bm: int) -> tuple[int, int]:
-    """(BM, ITERS): a tile never straddles a chunk boundary. L <= bm: BM = bm holds bm / L chunks;
-    L > bm: one chunk = ITERS tiles of BM rows (BM = the largest power of two <= bm dividing L)."""
-    if L <= bm and bm % L == 0:
-        return bm, 1
-    BM = bm
-    while BM > 16 and L % BM:
-        BM //= 2
-    if L % BM:
-        raise ValueError(
-            f"rat/triton needs a chunk_size that is a power of two or a multiple of 16, got {L}"
-        )
-    return BM, L // BM
 
 
 _TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -106,63 +95,41 @@ def _same_strides(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(x.contiguous() for x in xs)
 
 
-def chunk_ends(
-    k, v, f, L: int, rope: bool, cfg: RATTritonConfig, ke=None, ve=None, carry_bm: int | None = None,
-    last_state: tuple[torch.Tensor, torch.Tensor] | None = None,
-):
-    """Launch chunk_end_kernel. Returns (ke, ve, ck, cv, BM) with ke/ve (B, H, C, D) (or the given
-    cache views) and carries (B*H, n_tiles, D) float32 when L > BM (else None)."""
-    from impls.rat import triton_kernels as K
-
-    B, T, H, D = k.shape
-    C = math.ceil(T / L)
-    BM, ITERS = _tile_for(L, carry_bm or cfg.end_bm)
-    has_carry = ITERS > 1
-    if ke is None:
-        ke = torch.empty(B, H, C, D, device=k.device, dtype=k.dtype)
-        ve = torch.empty_like(ke)
-    n_tiles = math.ceil(T / BM)
-    if has_carry:
-        ck = torch.empty(B * H, n_tiles, D, device=k.device, dtype=torch.float32)
-        cv = torch.empty_like(ck)
-    else:
-        ck = cv = ke  # unused
-    cos, sin = rope_tables(C, D, k.device) if rope else (ke, ke)
-    stk, stv = last_state if last_state is not None else (ke, ke)
-    grid = (math.ceil(T / (BM * ITERS)), B * H)
-    K.chunk_end_kernel[grid](
-        k, v, f, cos, sin, ke, ve, ck, cv, stk, stv,
-        k.stride(0), k.stride(1), k.stride(2), ke.stride(0), ke.stride(1), ke.stride(2), T, H, n_tiles,
-        L=L, BM=BM, HALF=D // 2, ITERS=ITERS, ROPE=rope, HAS_CARRY=has_carry,
-        WRITE_LAST=last_state is not None, **_kw(4, 1),
-    )
-    return ke, ve, (ck if has_carry else None), (cv if has_carry else None), BM
-
-
 def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig, *, need_lse: bool,
                 ke=None, ve=None, last_state=None):
+    """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr, vt (per-token states, (B, T, H, D)),
+    ke, ve (chunk ends (B, H, C, D), or the given decode-cache views)."""
     from impls.rat import triton_kernels as K
 
     B, T, H, D = q.shape
-    BM, ITERS = _tile_for(L, cfg.fwd_bm)
-    ke, ve, ck, cv, _ = chunk_ends(k, v, f, L, rope, cfg, ke, ve, carry_bm=BM if ITERS > 1 else None,
-                                   last_state=last_state)
+    C = math.ceil(T / L)
+    HALF = D // 2
     o = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
+    ktr = torch.empty_like(o)
+    vt = torch.empty_like(o)
+    if ke is None:
+        ke = torch.empty(B, H, C, D, device=q.device, dtype=q.dtype)
+        ve = torch.empty_like(ke)
+    cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
+    stk, stv = last_state if last_state is not None else (o, o)
+    K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
+        k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
+        k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
+        ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
+        L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, **_kw(cfg.scan_warps, 1),
+    )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
-    cos, sin = rope_tables(math.ceil(T / L), D, q.device) if rope else (o, o)
-    n_tiles = math.ceil(T / BM)
-    grid = (n_tiles, B * H)
-    K.fwd_kernel[grid](
-        q, k, v, f, cos, sin, ke, ve, ck if ck is not None else o, cv if cv is not None else o, o, lse,
+    K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
+        q, ktr, vt, cos, sin, ke, ve, o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
-        ke.stride(0), ke.stride(1), ke.stride(2), T, H, n_tiles, scale * K.LOG2E,
-        L=L, BM=BM, BN=cfg.fwd_bn, HALF=D // 2, ROPE=rope, HAS_CARRY=ck is not None, STORE_LSE=need_lse,
+        ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
+        L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
         PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
     )
-    return o, (lse if need_lse else None), ke, ve, ck, cv, BM
+    return o, (lse if need_lse else None), ktr, vt, ke, ve
 
 
-def rat_backward(do, q, k, v, f, o, lse, ke, ve, ck, cv, fwd_bm: int, L: int, rope: bool, scale: float,
+def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, scale: float,
                  cfg: RATTritonConfig):
     from impls.rat import triton_kernels as K
 
@@ -173,40 +140,41 @@ def rat_backward(do, q, k, v, f, o, lse, ke, ve, ck, cv, fwd_bm: int, L: int, ro
         do = do.contiguous()
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
     prec = _prec(q.dtype)
+    os_ = (o.stride(0), o.stride(1), o.stride(2))
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D)
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
     qr = torch.empty(B * H, T, D, device=q.device, dtype=q.dtype)
-    bm0 = 16 if _interpreting() else 64
-    K.bwd_pre_kernel[(math.ceil(T / bm0), B * H)](
-        q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1),
-        o.stride(2), T, H, L=L, BM=bm0, HALF=HALF, ROPE=rope, **_kw(4, 1),
+    K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
+        q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), *os_, T, H,
+        L=L, BM=cfg.pre_bm, HALF=HALF, ROPE=rope, **_kw(4, 1),
     )
     # 2. dK, dV of the chunk ends (float32, w.r.t. the RoPE'd keys)
     dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
     dve = torch.empty_like(dke)
     K.bwd_dkv_kernel[(math.ceil(C / cfg.dkv_bn), B * H)](
-        qr, do, lse, delta, ke, ve, dke, dve, o.stride(0), o.stride(1), o.stride(2),
-        ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E,
+        qr, do, lse, delta, ke, ve, dke, dve, *os_, ke.stride(0), ke.stride(1), ke.stride(2),
+        T, H, C, scale, scale * K.LOG2E,
         L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec, **_kw(cfg.dkv_warps, cfg.dkv_stages),
     )
-    # 3. dq and the reverse scan -> dk, dv, df
-    BM, ITERS = _tile_for(L, cfg.dq_bm)
-    if ITERS > 1 and BM != fwd_bm:  # carries at this kernel's tile size
-        _, _, ck, cv, _ = chunk_ends(k, v, f, L, rope, cfg, torch.empty_like(ke), torch.empty_like(ve),
-                                     carry_bm=BM)
-    dq = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
-    dk = torch.empty_like(dq)
-    dv = torch.empty_like(dq)
-    df = torch.empty_like(dq)
-    n_tiles = math.ceil(T / BM)
-    K.bwd_dq_kernel[(math.ceil(T / (BM * ITERS)), B * H)](
-        q, k, v, f, do, cos, sin, ke, ve, ck if ck is not None else dke, cv if cv is not None else dke,
-        dke, dve, lse, delta, dq, dk, dv, df,
-        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
-        dq.stride(0), dq.stride(1), dq.stride(2), ke.stride(0), ke.stride(1), ke.stride(2),
-        T, H, C, n_tiles, scale, scale * K.LOG2E,
-        L=L, BM=BM, BN=cfg.dq_bn, HALF=HALF, ITERS=ITERS, ROPE=rope, HAS_CARRY=ITERS > 1, PREC=prec,
-        **_kw(cfg.dq_warps, cfg.dq_stages),
+    del qr
+    # 3. dq; direct gradients of kt (pre-RoPE) and vt in float32
+    dq = torch.empty_like(o)
+    dkt = torch.empty(B, T, H, D, device=q.device, dtype=torch.float32)
+    dvt = torch.empty_like(dkt)
+    assert dkt.stride() == o.stride()
+    K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
+        q, ktr, vt, do, cos, sin, ke, ve, dke, dve, lse, delta, dq, dkt, dvt,
+        q.stride(0), q.stride(1), q.stride(2), *os_, ke.stride(0), ke.stride(1), ke.stride(2),
+        T, H, C, scale, scale * K.LOG2E,
+        L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec, **_kw(cfg.dq_warps, cfg.dq_stages),
+    )
+    # 4. reverse scan -> dk, dv, df
+    dk = torch.empty_like(o)
+    dv = torch.empty_like(o)
+    df = torch.empty_like(o)
+    K.bwd_scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
+        k, v, f, ktr, vt, cos, sin, dkt, dvt, dk, dv, df, k.stride(0), k.stride(1), k.stride(2), *os_, T, H, C, L,
+        L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.scan_warps, 1),
     )
     return dq, dk, dv, df
 
@@ -215,17 +183,17 @@ class _RATFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig):  # type: ignore[override]
         need = any(ctx.needs_input_grad[:4])
-        o, lse, ke, ve, ck, cv, bm = rat_forward(q, k, v, f, L, rope, scale, cfg, need_lse=need)
+        o, lse, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, rope, scale, cfg, need_lse=need)
         if need:
-            ctx.save_for_backward(q, k, v, f, o, lse, ke, ve, ck, cv)
-            ctx.meta = (bm, L, rope, scale, cfg)
+            ctx.save_for_backward(q, k, v, f, o, lse, ktr, vt, ke, ve)
+            ctx.meta = (L, rope, scale, cfg)
         return o
 
     @staticmethod
     def backward(ctx, do):  # type: ignore[override]
-        q, k, v, f, o, lse, ke, ve, ck, cv = ctx.saved_tensors
-        bm, L, rope, scale, cfg = ctx.meta
-        dq, dk, dv, df = rat_backward(do, q, k, v, f, o, lse, ke, ve, ck, cv, bm, L, rope, scale, cfg)
+        q, k, v, f, o, lse, ktr, vt, ke, ve = ctx.saved_tensors
+        L, rope, scale, cfg = ctx.meta
+        dq, dk, dv, df = rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L, rope, scale, cfg)
         return dq, dk, dv, df, None, None, None, None
 
 
@@ -243,7 +211,6 @@ class RATTriton(RAT):
         self.config = config
 
     def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float) -> torch.Tensor:
-        _tile_for(chunk_size, 16)  # clear error for unsupported chunk sizes
         q, k, v, f = _same_strides(q, k, v, f)
         return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, _cfg(self.config))
 
@@ -261,7 +228,6 @@ class RATTriton(RAT):
 
     def _prefill(self, state: RATState, q, k, v, f) -> torch.Tensor:
         self._check_state(state, q)
-        _tile_for(state.chunk_size, 16)
         q, k, v, f = _same_strides(q, k, v, f)
         cfg = _cfg(self.config)
         with torch.no_grad():

@@ -1,41 +1,33 @@
-"""Triton kernels for RAT (../shared/spec/rat.md): fused intra-chunk scan, chunk-index RoPE and a
-flash-style softmax over earlier chunks' final states with the self term merged exactly.
+"""Triton kernels for RAT (../shared/spec/rat.md): intra-chunk scan, chunk-index RoPE and a flash-style
+softmax over earlier chunks' final states with the self term merged exactly into the same softmax.
 
-Notation: token t = (c, l), c = t // L; kt/vt are the float32 scanned states; K_j = RoPE_j(kt at the
-end of chunk j), V_j = vt at the end of chunk j ("chunk ends", compact (B, H, C, D)). Every kernel
-works on the head dim in two halves [0, D/2) and [D/2, D): rotate-half RoPE then needs no shuffles.
-Logits are kept in base 2 (scale2 = scale * log2(e)); lse is base 2 too.
+Notation: token t = (c, l), c = t // L; kt, vt are the scanned states (computed in float32); K_j =
+RoPE_j(kt at the end of chunk j), V_j = vt at the end of chunk j ("chunk ends", compact (B, H, C, D)).
+Every kernel works on the head dim in two halves [0, D/2) and [D/2, D), so rotate-half RoPE needs no
+shuffles. Logits are kept in base 2 (scale2 = scale * log2(e)); lse is base 2 too.
 
-Kernels (launchers at the bottom):
-  chunk_end_kernel  scan of k, v per tile; writes K_j (RoPE'd, input dtype) and V_j, optionally the
-                    float32 state entering each BM-row tile (carries, needed when L > BM) and the
-                    pre-RoPE float32 state at token T-1 (decode running state).
-  fwd_kernel        one program per BM query rows: softmax over chunk ends j < c(t) (flash loop),
-                    then the scan of its own rows (self term) merged into the same softmax.
-  bwd_pre_kernel    Delta = rowsum(dO * o) and q after RoPE (input dtype) for the dK/dV kernel.
-  bwd_dkv_kernel    one program per BN chunk ends: dK_j, dV_j over all queries t with c(t) > j.
-  bwd_dq_kernel     one program per row group (BM rows, or one chunk when L > BM, its tiles in
-                    reverse): dq (keys + self term), then the reverse scan that turns gradients of
-                    kt, vt (self term + chunk ends) into dk, dv, df.
-  step_kernel       one decode token: running-state update, slot write, softmax over slots 0..c,
-                    optionally split over slots with an in-kernel merge (one launch).
+Kernels (launchers in impls/rat/triton.py):
+  scan_kernel      grid (ceil(C / NC), B*H): NC chunks side by side, a loop over their L rows carrying
+                   the float32 states; writes RoPE_c(kt) and vt per token (input dtype), the chunk ends
+                   K_j, V_j, and optionally the pre-RoPE float32 state at token T-1 (decode state).
+  fwd_kernel       grid (ceil(T / BM), B*H): BM query rows; online softmax over chunk ends j < c(t)
+                   (unmasked blocks, then the few blocks that need the j < c(t) mask), then the self
+                   term q.RoPE(kt_t) merged into the same softmax; writes o and lse.
+  bwd_pre_kernel   Delta = rowsum(dO * o) and RoPE'd q (input dtype) for the dK/dV kernel.
+  bwd_dkv_kernel   grid (ceil(C / BN), B*H): dK_j, dV_j over all query rows t with c(t) > j.
+  bwd_dq_kernel    grid (ceil(T / BM), B*H): dq over chunk ends and the self term; the direct
+                   gradients of kt (pre-RoPE) and vt, chunk-end gradients added at l = L-1 (float32).
+  bwd_scan_kernel  grid (ceil(C / NC), B*H): reverse loop over each chunk, g_l = d_l + f_{l+1} g_{l+1};
+                   dk = (1-f) g_k, dv = (1-f) g_v, df = g_k (kt_{l-1} - k) + g_v (vt_{l-1} - v).
+  step_kernel      one decode token: running-state update, slot write, softmax over slots 0..c,
+                   optionally split over slots with an in-kernel merge (one launch, graph-capturable).
 """
 from __future__ import annotations
 
-import math
-
-import torch
 import triton
 import triton.language as tl
 
 LOG2E = 1.4426950408889634
-
-
-@triton.jit
-def _lin_combine(a1, bk1, bv1, a2, bk2, bv2):
-    # x -> a * x + b, applied left then right: (a1 a2, a2 b1 + b2). With reverse=True Triton feeds
-    # (acc from the later side, earlier element), giving z_i = a_i z_{i+1} + b_i.
-    return a1 * a2, bk1 * a2 + bk2, bv1 * a2 + bv2
 
 
 @triton.jit
@@ -49,123 +41,104 @@ def _rope_t(d1, d2, cos, sin):
     return d1 * cos + d2 * sin, d2 * cos - d1 * sin
 
 
-@triton.jit
-def _scan_half(K, V, F, roff, rows, T, ck, cv, offs_d, L: tl.constexpr):
-    """kt, vt (float32, [BM, HALF]) for rows `rows` (a tile inside one chunk group) of one half of the
-    head dim; ck, cv: state entering the tile (zeros at a chunk start)."""
-    m = (rows < T)[:, None]
-    ptr = roff[:, None] + offs_d[None, :]
-    k = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
-    v = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
-    f = tl.load(F + ptr, mask=m, other=1.0).to(tl.float32)
-    a = tl.where((rows % L == 0)[:, None], 0.0, f)
-    A, zk, zv = tl.associative_scan((a, (1.0 - f) * k, (1.0 - f) * v), 0, _lin_combine)
-    return zk + A * ck[None, :], zv + A * cv[None, :]
-
-
-@triton.jit
-def _last_row(x, BM: tl.constexpr):
-    r = tl.arange(0, BM)
-    return tl.sum(tl.where((r == BM - 1)[:, None], x, 0.0), axis=0)
-
-
-@triton.jit
-def _first_row(x, BM: tl.constexpr):
-    r = tl.arange(0, BM)
-    return tl.sum(tl.where((r == 0)[:, None], x, 0.0), axis=0)
-
-
 # ------------------------------------------------------------------------------------------------
-# 1. chunk ends
-# Grid (row groups, B*H). A row group is BM rows (L <= BM: BM / L whole chunks) or one chunk of L
-# rows scanned as L / BM tiles in order, the float32 state carried in registers.
+# 1. scan
 @triton.jit
-def chunk_end_kernel(
-    K, V, F, COS, SIN, KE, VE, CK, CV, STK, STV,
-    s_b, s_t, s_h, e_b, e_h, e_c, T, H, n_tiles,
-    L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, ITERS: tl.constexpr,
-    ROPE: tl.constexpr, HAS_CARRY: tl.constexpr, WRITE_LAST: tl.constexpr,
+def scan_kernel(
+    K, V, F, COS, SIN, KTR, VT, KE, VE, STK, STV,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, n_rows,
+    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, WRITE_LAST: tl.constexpr,
 ):
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
-    e_off = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h
+    cid = pid * NC + tl.arange(0, NC)
+    cm = cid < C
     offs_d = tl.arange(0, HALF)
-    ck1 = tl.zeros([HALF], tl.float32)
-    ck2 = tl.zeros([HALF], tl.float32)
-    cv1 = tl.zeros([HALF], tl.float32)
-    cv2 = tl.zeros([HALF], tl.float32)
-    for it in range(ITERS):
-        t0 = (pid * ITERS + it) * BM
-        rows = t0 + tl.arange(0, BM)
-        if HAS_CARRY:
-            tile = pid * ITERS + it
-            cptr = bh.to(tl.int64) * n_tiles * 2 * HALF + tile * 2 * HALF + offs_d
-            inb = tile < n_tiles
-            tl.store(CK + cptr, ck1, mask=inb)
-            tl.store(CK + cptr + HALF, ck2, mask=inb)
-            tl.store(CV + cptr, cv1, mask=inb)
-            tl.store(CV + cptr + HALF, cv2, mask=inb)
-        roff = in_off + rows.to(tl.int64) * s_t
-        kt1, vt1 = _scan_half(K, V, F, roff, rows, T, ck1, cv1, offs_d, L)
-        kt2, vt2 = _scan_half(K, V, F, roff, rows, T, ck2, cv2, offs_d + HALF, L)
-        ck1 = _last_row(kt1, BM)
-        ck2 = _last_row(kt2, BM)
-        cv1 = _last_row(vt1, BM)
-        cv2 = _last_row(vt2, BM)
-        valid = rows < T
-        if WRITE_LAST:
-            lm = (rows == T - 1)[:, None]
-            sptr = bh.to(tl.int64) * 2 * HALF + offs_d[None, :] + 0 * rows[:, None]
-            tl.store(STK + sptr, kt1, mask=lm)
-            tl.store(STK + sptr + HALF, kt2, mask=lm)
-            tl.store(STV + sptr, vt1, mask=lm)
-            tl.store(STV + sptr + HALF, vt2, mask=lm)
-        end = valid & ((rows % L == L - 1) | (rows == T - 1))
-        c = rows // L
+    d2 = offs_d[None, :]
+    if ROPE:
+        tptr = cid[:, None] * HALF + d2
+        cos = tl.load(COS + tptr, mask=cm[:, None], other=1.0)
+        sin = tl.load(SIN + tptr, mask=cm[:, None], other=0.0)
+    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
+    out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    kt1 = tl.zeros([NC, HALF], tl.float32)
+    kt2 = tl.zeros([NC, HALF], tl.float32)
+    vt1 = tl.zeros([NC, HALF], tl.float32)
+    vt2 = tl.zeros([NC, HALF], tl.float32)
+    kr1 = kt1
+    kr2 = kt2
+    for l in range(n_rows):  # n_rows == L, a run-time bound: the loop stays rolled
+        rows = cid.to(tl.int64) * L + l
+        m = (cm & (rows < T))[:, None]
+        ptr = in_off + rows[:, None] * s_t + d2
+        f1 = tl.load(F + ptr, mask=m, other=1.0).to(tl.float32)
+        f2 = tl.load(F + ptr + HALF, mask=m, other=1.0).to(tl.float32)
+        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
+        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
+        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        kt1 = f1 * kt1 + (1.0 - f1) * k1
+        kt2 = f2 * kt2 + (1.0 - f2) * k2
+        vt1 = f1 * vt1 + (1.0 - f1) * v1
+        vt2 = f2 * vt2 + (1.0 - f2) * v2
         if ROPE:
-            tptr = c[:, None] * HALF + offs_d[None, :]
-            cos = tl.load(COS + tptr, mask=end[:, None], other=1.0)
-            sin = tl.load(SIN + tptr, mask=end[:, None], other=0.0)
-            kt1, kt2 = _rope(kt1, kt2, cos, sin)
-        eptr = e_off + c.to(tl.int64)[:, None] * e_c + offs_d[None, :]
-        em = end[:, None]
-        tl.store(KE + eptr, kt1.to(KE.dtype.element_ty), mask=em)
-        tl.store(KE + eptr + HALF, kt2.to(KE.dtype.element_ty), mask=em)
-        tl.store(VE + eptr, vt1.to(VE.dtype.element_ty), mask=em)
-        tl.store(VE + eptr + HALF, vt2.to(VE.dtype.element_ty), mask=em)
+            kr1, kr2 = _rope(kt1, kt2, cos, sin)
+        else:
+            kr1 = kt1
+            kr2 = kt2
+        optr = out_off + rows[:, None] * o_t + d2
+        tl.store(KTR + optr, kr1.to(KTR.dtype.element_ty), mask=m)
+        tl.store(KTR + optr + HALF, kr2.to(KTR.dtype.element_ty), mask=m)
+        tl.store(VT + optr, vt1.to(VT.dtype.element_ty), mask=m)
+        tl.store(VT + optr + HALF, vt2.to(VT.dtype.element_ty), mask=m)
+    # chunk ends (for a partial last chunk: the state at T - 1, as masked rows left it unchanged)
+    eptr = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h + cid.to(tl.int64)[:, None] * e_c + d2
+    em = cm[:, None]
+    tl.store(KE + eptr, kr1.to(KE.dtype.element_ty), mask=em)
+    tl.store(KE + eptr + HALF, kr2.to(KE.dtype.element_ty), mask=em)
+    tl.store(VE + eptr, vt1.to(VE.dtype.element_ty), mask=em)
+    tl.store(VE + eptr + HALF, vt2.to(VE.dtype.element_ty), mask=em)
+    if WRITE_LAST:
+        lm = (cid == (T - 1) // L)[:, None]
+        sptr = bh.to(tl.int64) * 2 * HALF + d2 + 0 * cid[:, None]
+        tl.store(STK + sptr, kt1, mask=lm)
+        tl.store(STK + sptr + HALF, kt2, mask=lm)
+        tl.store(STV + sptr, vt1, mask=lm)
+        tl.store(STV + sptr + HALF, vt2, mask=lm)
 
 
 # ------------------------------------------------------------------------------------------------
 # 2. forward attention
 @triton.jit
-def _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE, VE, e_off, e_c, crow, lo, hi, scale2,
-               offs_d, BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
+def _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KEb, VEb, koff, e_c, crow, lo, hi, scale2,
+               BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
+    # KEb, VEb: this head's chunk ends; koff: int32 [BN, HALF] offsets of a key block (m_i is finite:
+    # the softmax was started with the self term)
     for start in range(lo, hi, BN):
-        offs_n = start + tl.arange(0, BN)
-        kptr = e_off + offs_n.to(tl.int64)[:, None] * e_c + offs_d[None, :]
+        kp = KEb + start * e_c + koff
+        vp = VEb + start * e_c + koff
         if MASK:
+            offs_n = start + tl.arange(0, BN)
             nm = (offs_n < hi)[:, None]
-            k1 = tl.load(KE + kptr, mask=nm, other=0.0)
-            k2 = tl.load(KE + kptr + HALF, mask=nm, other=0.0)
-            v1 = tl.load(VE + kptr, mask=nm, other=0.0)
-            v2 = tl.load(VE + kptr + HALF, mask=nm, other=0.0)
+            k1 = tl.load(kp, mask=nm, other=0.0)
+            k2 = tl.load(kp + HALF, mask=nm, other=0.0)
+            v1 = tl.load(vp, mask=nm, other=0.0)
+            v2 = tl.load(vp + HALF, mask=nm, other=0.0)
         else:
-            k1 = tl.load(KE + kptr)
-            k2 = tl.load(KE + kptr + HALF)
-            v1 = tl.load(VE + kptr)
-            v2 = tl.load(VE + kptr + HALF)
+            k1 = tl.load(kp)
+            k2 = tl.load(kp + HALF)
+            v1 = tl.load(vp)
+            v2 = tl.load(vp + HALF)
         s = tl.dot(qb1, tl.trans(k1), input_precision=PREC)
         s = tl.dot(qb2, tl.trans(k2), s, input_precision=PREC)
         s = s * scale2
         if MASK:
             s = tl.where(offs_n[None, :] < crow[:, None], s, float("-inf"))
         m_new = tl.maximum(m_i, tl.max(s, 1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_safe)
-        p = tl.exp2(s - m_safe[:, None])
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
         pb = p.to(v1.dtype)
         acc1 = tl.dot(pb, v1, acc1 * alpha[:, None], input_precision=PREC)
@@ -176,73 +149,57 @@ def _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE, VE, e_off, e_c, crow, lo, hi,
 
 @triton.jit
 def fwd_kernel(
-    Q, K, V, F, COS, SIN, KE, VE, CK, CV, O, LSE,
-    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, n_tiles, scale2,
+    Q, KTR, VT, COS, SIN, KE, VE, O, LSE,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr,
-    ROPE: tl.constexpr, HAS_CARRY: tl.constexpr, STORE_LSE: tl.constexpr, PREC: tl.constexpr,
+    ROPE: tl.constexpr, STORE_LSE: tl.constexpr, PREC: tl.constexpr,
 ):
     pid = tl.num_programs(0) - 1 - tl.program_id(0)  # longest rows first
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     e_off = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h
     t0 = pid * BM
     rows = t0 + tl.arange(0, BM)
     valid = rows < T
-    roff = in_off + rows.to(tl.int64) * s_t
+    vm = valid[:, None]
+    rows64 = rows.to(tl.int64)
     offs_d = tl.arange(0, HALF)
-    ptr = roff[:, None] + offs_d[None, :]
+    qptr = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + rows64[:, None] * s_t + offs_d[None, :]
     crow = rows // L
-    tptr = crow[:, None] * HALF + offs_d[None, :]
-    q1 = tl.load(Q + ptr, mask=valid[:, None], other=0.0).to(tl.float32)
-    q2 = tl.load(Q + ptr + HALF, mask=valid[:, None], other=0.0).to(tl.float32)
+    q1 = tl.load(Q + qptr, mask=vm, other=0.0).to(tl.float32)
+    q2 = tl.load(Q + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
     if ROPE:
-        cos = tl.load(COS + tptr, mask=valid[:, None], other=1.0)
-        sin = tl.load(SIN + tptr, mask=valid[:, None], other=0.0)
+        tptr = crow[:, None] * HALF + offs_d[None, :]
+        cos = tl.load(COS + tptr, mask=vm, other=1.0)
+        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
         q1, q2 = _rope(q1, q2, cos, sin)
+    # self term first (then q in float32, cos, sin and the state are dead during the loop): the row's
+    # own running state starts the online softmax with m = s_self, l = 1, acc = vt
+    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows64[:, None] * o_t + offs_d[None, :]
+    kr1 = tl.load(KTR + optr, mask=vm, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    m_i = tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2
+    l_i = tl.full([BM], 1.0, tl.float32)
+    acc1 = tl.load(VT + optr, mask=vm, other=0.0).to(tl.float32)
+    acc2 = tl.load(VT + optr + HALF, mask=vm, other=0.0).to(tl.float32)
     qb1 = q1.to(KE.dtype.element_ty)
     qb2 = q2.to(KE.dtype.element_ty)
-    # keys j < c(t): all rows see j < t0 // L; rows see up to c(t_last) - 1
+    # keys j < c(t): every row sees j < c(t0); the last row sees j < c(t_last)
     hi = (tl.minimum(t0 + BM, T) - 1) // L
     lo = ((t0 // L) // BN) * BN
-    m_i = tl.full([BM], float("-inf"), tl.float32)
-    l_i = tl.zeros([BM], tl.float32)
-    acc1 = tl.zeros([BM, HALF], tl.float32)
-    acc2 = tl.zeros([BM, HALF], tl.float32)
-    acc1, acc2, l_i, m_i = _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE, VE, e_off, e_c, crow, 0, lo,
-                                      scale2, offs_d, BN, HALF, False, PREC)
-    acc1, acc2, l_i, m_i = _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE, VE, e_off, e_c, crow, lo, hi,
-                                      scale2, offs_d, BN, HALF, True, PREC)
-    # self term: the scan of this tile (float32), RoPE'd with the row's chunk index
-    if HAS_CARRY:
-        cptr = bh.to(tl.int64) * n_tiles * 2 * HALF + pid * 2 * HALF + offs_d
-        ck1 = tl.load(CK + cptr)
-        ck2 = tl.load(CK + cptr + HALF)
-        cv1 = tl.load(CV + cptr)
-        cv2 = tl.load(CV + cptr + HALF)
-    else:
-        ck1 = tl.zeros([HALF], tl.float32)
-        ck2 = ck1
-        cv1 = ck1
-        cv2 = ck1
-    kt1, vt1 = _scan_half(K, V, F, roff, rows, T, ck1, cv1, offs_d, L)
-    kt2, vt2 = _scan_half(K, V, F, roff, rows, T, ck2, cv2, offs_d + HALF, L)
-    if ROPE:
-        kt1, kt2 = _rope(kt1, kt2, cos, sin)
-    s_self = tl.sum(q1 * kt1 + q2 * kt2, 1) * scale2
-    m_new = tl.maximum(m_i, s_self)
-    alpha = tl.exp2(m_i - m_new)
-    p_s = tl.exp2(s_self - m_new)
-    l_i = l_i * alpha + p_s
+    koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
+    acc1, acc2, l_i, m_i = _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow,
+                                      0, lo, scale2, BN, HALF, False, PREC)
+    acc1, acc2, l_i, m_i = _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow,
+                                      lo, hi, scale2, BN, HALF, True, PREC)
     inv = 1.0 / l_i
-    o1 = (acc1 * alpha[:, None] + p_s[:, None] * vt1) * inv[:, None]
-    o2 = (acc2 * alpha[:, None] + p_s[:, None] * vt2) * inv[:, None]
-    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows.to(tl.int64)[:, None] * o_t + offs_d[None, :]
-    tl.store(O + optr, o1.to(O.dtype.element_ty), mask=valid[:, None])
-    tl.store(O + optr + HALF, o2.to(O.dtype.element_ty), mask=valid[:, None])
+    o1 = acc1 * inv[:, None]
+    o2 = acc2 * inv[:, None]
+    tl.store(O + optr, o1.to(O.dtype.element_ty), mask=vm)
+    tl.store(O + optr + HALF, o2.to(O.dtype.element_ty), mask=vm)
     if STORE_LSE:
-        tl.store(LSE + bh.to(tl.int64) * T + rows, m_new + tl.log2(l_i), mask=valid)
+        tl.store(LSE + bh.to(tl.int64) * T + rows, m_i + tl.log2(l_i), mask=valid)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,20 +238,24 @@ def bwd_pre_kernel(
 
 
 @triton.jit
-def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QR, DO, LSE, DELTA, bh, do_off, o_t, offs_n, lo, hi, T,
-               scale2, offs_d, L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr,
-               PREC: tl.constexpr):
+def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n, lo, hi, T, scale2,
+               L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
+    # QRb: this head's RoPE'd q (T, D); DOb: this head's dO rows (stride o_t); LSEb, DELTAb: (T,)
+    r = tl.arange(0, BM)
+    d = tl.arange(0, HALF)
+    qoff = r[:, None] * (2 * HALF) + d[None, :]
+    ooff = r[:, None] * o_t + d[None, :]
+    qp = QRb + lo.to(tl.int64) * (2 * HALF) + qoff  # pointers advance by BM rows per step (no
+    op = DOb + lo.to(tl.int64) * o_t + ooff  # 32-bit overflow of t0 * o_t at 1M tokens)
     for t0 in range(lo, hi, BM):
-        rows = t0 + tl.arange(0, BM)
+        rows = t0 + r
         vm = (rows < T)[:, None]
-        rptr = bh.to(tl.int64) * T * 2 * HALF + rows.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
-        qr1 = tl.load(QR + rptr, mask=vm, other=0.0)
-        qr2 = tl.load(QR + rptr + HALF, mask=vm, other=0.0)
-        dptr = do_off + rows.to(tl.int64)[:, None] * o_t + offs_d[None, :]
-        do1 = tl.load(DO + dptr, mask=vm, other=0.0)
-        do2 = tl.load(DO + dptr + HALF, mask=vm, other=0.0)
-        lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=rows < T, other=float("inf"))
-        delta = tl.load(DELTA + bh.to(tl.int64) * T + rows, mask=rows < T, other=0.0)
+        qr1 = tl.load(qp, mask=vm, other=0.0)
+        qr2 = tl.load(qp + HALF, mask=vm, other=0.0)
+        do1 = tl.load(op, mask=vm, other=0.0)
+        do2 = tl.load(op + HALF, mask=vm, other=0.0)
+        lse = tl.load(LSEb + rows, mask=rows < T, other=float("inf"))
+        delta = tl.load(DELTAb + rows, mask=rows < T, other=0.0)
         st = tl.dot(k1, tl.trans(qr1), input_precision=PREC)
         st = tl.dot(k2, tl.trans(qr2), st, input_precision=PREC)  # [BN, BM]
         pt = tl.exp2(st * scale2 - lse[None, :])
@@ -308,6 +269,8 @@ def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QR, DO, LSE, DELTA, bh, do_of
         dst = (pt * (dpt - delta[None, :])).to(qr1.dtype)
         dk1 = tl.dot(dst, qr1, dk1, input_precision=PREC)
         dk2 = tl.dot(dst, qr2, dk2, input_precision=PREC)
+        qp += BM * (2 * HALF)
+        op += BM * o_t
     return dk1, dk2, dv1, dv2
 
 
@@ -339,10 +302,14 @@ def bwd_dkv_kernel(
     # rows t see key j iff c(t) > j: masked rows [(j0+1) L, (j0+BN) L), all keys visible after
     lo = (((j0 + 1) * L) // BM) * BM
     mid = tl.minimum((((j0 + BN) * L + BM - 1) // BM) * BM, ((T + BM - 1) // BM) * BM)
-    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QR, DO, LSE, DELTA, bh, do_off, o_t,
-                                    offs_n, lo, mid, T, scale2, offs_d, L, BM, HALF, True, PREC)
-    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QR, DO, LSE, DELTA, bh, do_off, o_t,
-                                    offs_n, mid, T, T, scale2, offs_d, L, BM, HALF, False, PREC)
+    QRb = QR + bh.to(tl.int64) * T * 2 * HALF
+    DOb = DO + do_off
+    LSEb = LSE + bh.to(tl.int64) * T
+    DELTAb = DELTA + bh.to(tl.int64) * T
+    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n,
+                                    lo, mid, T, scale2, L, BM, HALF, True, PREC)
+    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n,
+                                    mid, T, T, scale2, L, BM, HALF, False, PREC)
     dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
     tl.store(DKE + dptr, dk1 * scale, mask=nm)
     tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
@@ -351,22 +318,23 @@ def bwd_dkv_kernel(
 
 
 @triton.jit
-def _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE, VE, e_off, e_c, crow, lo, hi, scale2,
-              offs_d, BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
+def _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KEb, VEb, koff, e_c, crow, lo, hi, scale2,
+              BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
     for start in range(lo, hi, BN):
-        offs_n = start + tl.arange(0, BN)
-        kptr = e_off + offs_n.to(tl.int64)[:, None] * e_c + offs_d[None, :]
+        kp = KEb + start * e_c + koff
+        vp = VEb + start * e_c + koff
         if MASK:
+            offs_n = start + tl.arange(0, BN)
             nm = (offs_n < hi)[:, None]
-            k1 = tl.load(KE + kptr, mask=nm, other=0.0)
-            k2 = tl.load(KE + kptr + HALF, mask=nm, other=0.0)
-            v1 = tl.load(VE + kptr, mask=nm, other=0.0)
-            v2 = tl.load(VE + kptr + HALF, mask=nm, other=0.0)
+            k1 = tl.load(kp, mask=nm, other=0.0)
+            k2 = tl.load(kp + HALF, mask=nm, other=0.0)
+            v1 = tl.load(vp, mask=nm, other=0.0)
+            v2 = tl.load(vp + HALF, mask=nm, other=0.0)
         else:
-            k1 = tl.load(KE + kptr)
-            k2 = tl.load(KE + kptr + HALF)
-            v1 = tl.load(VE + kptr)
-            v2 = tl.load(VE + kptr + HALF)
+            k1 = tl.load(kp)
+            k2 = tl.load(kp + HALF)
+            v1 = tl.load(vp)
+            v2 = tl.load(vp + HALF)
         s = tl.dot(qb1, tl.trans(k1), input_precision=PREC)
         s = tl.dot(qb2, tl.trans(k2), s, input_precision=PREC)
         p = tl.exp2(s * scale2 - lse[:, None])
@@ -382,155 +350,145 @@ def _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE, VE, e_off, e_c, crow
 
 @triton.jit
 def bwd_dq_kernel(
-    Q, K, V, F, DO, COS, SIN, KE, VE, CK, CV, DKE, DVE, LSE, DELTA, DQ, DK, DV, DF,
-    s_b, s_t, s_h, o_b, o_t, o_h, g_b, g_t, g_h, e_b, e_h, e_c, T, H, C, n_tiles, scale, scale2,
-    L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, ITERS: tl.constexpr,
-    ROPE: tl.constexpr, HAS_CARRY: tl.constexpr, PREC: tl.constexpr,
+    Q, KTR, VT, DO, COS, SIN, KE, VE, DKE, DVE, LSE, DELTA, DQ, DKT, DVT,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
+    L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr,
+    ROPE: tl.constexpr, PREC: tl.constexpr,
 ):
+    """KTR, VT, DO, DQ, DKT, DVT share the (B, T, H, D) strides o_*; Q has s_*."""
     pid = tl.num_programs(0) - 1 - tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
-    do_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
-    g_off = b.to(tl.int64) * g_b + h.to(tl.int64) * g_h
     e_off = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h
     offs_d = tl.arange(0, HALF)
-    # gradient of kt, vt at the first row of the tile after this one (same chunk), carried backwards
-    gk1 = tl.zeros([HALF], tl.float32)
-    gk2 = tl.zeros([HALF], tl.float32)
-    gv1 = tl.zeros([HALF], tl.float32)
-    gv2 = tl.zeros([HALF], tl.float32)
-    for it in range(ITERS):
-        tile = pid * ITERS + (ITERS - 1 - it)
-        t0 = tile * BM
-        rows = t0 + tl.arange(0, BM)
-        valid = rows < T
-        vm = valid[:, None]
-        rows64 = rows.to(tl.int64)
-        roff = in_off + rows64 * s_t
-        ptr = roff[:, None] + offs_d[None, :]
-        crow = rows // L
+    t0 = pid * BM
+    rows = t0 + tl.arange(0, BM)
+    valid = rows < T
+    vm = valid[:, None]
+    rows64 = rows.to(tl.int64)
+    qptr = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + rows64[:, None] * s_t + offs_d[None, :]
+    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows64[:, None] * o_t + offs_d[None, :]
+    crow = rows // L
+    q1 = tl.load(Q + qptr, mask=vm, other=0.0).to(tl.float32)
+    q2 = tl.load(Q + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
+    if ROPE:
         tptr = crow[:, None] * HALF + offs_d[None, :]
-        # ---- dq over chunk ends j < c(t)
-        q1 = tl.load(Q + ptr, mask=vm, other=0.0).to(tl.float32)
-        q2 = tl.load(Q + ptr + HALF, mask=vm, other=0.0).to(tl.float32)
-        if ROPE:
-            cos = tl.load(COS + tptr, mask=vm, other=1.0)
-            sin = tl.load(SIN + tptr, mask=vm, other=0.0)
-            q1, q2 = _rope(q1, q2, cos, sin)
-        dptr = do_off + rows64[:, None] * o_t + offs_d[None, :]
-        db1 = tl.load(DO + dptr, mask=vm, other=0.0)
-        db2 = tl.load(DO + dptr + HALF, mask=vm, other=0.0)
-        lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=valid, other=0.0)
-        delta = tl.load(DELTA + bh.to(tl.int64) * T + rows, mask=valid, other=0.0)
-        hi = (tl.minimum(t0 + BM, T) - 1) // L
-        lo = ((t0 // L) // BN) * BN
-        dq1 = tl.zeros([BM, HALF], tl.float32)
-        dq2 = tl.zeros([BM, HALF], tl.float32)
-        qb1 = q1.to(KE.dtype.element_ty)
-        qb2 = q2.to(KE.dtype.element_ty)
-        dq1, dq2 = _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE, VE, e_off, e_c, crow, 0, lo, scale2,
-                             offs_d, BN, HALF, False, PREC)
-        dq1, dq2 = _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE, VE, e_off, e_c, crow, lo, hi, scale2,
-                             offs_d, BN, HALF, True, PREC)
-        # ---- self term: rescan the tile
-        if HAS_CARRY:
-            cptr = bh.to(tl.int64) * n_tiles * 2 * HALF + tile * 2 * HALF + offs_d
-            ck1 = tl.load(CK + cptr)
-            ck2 = tl.load(CK + cptr + HALF)
-            cv1 = tl.load(CV + cptr)
-            cv2 = tl.load(CV + cptr + HALF)
-        else:
-            ck1 = tl.zeros([HALF], tl.float32)
-            ck2 = ck1
-            cv1 = ck1
-            cv2 = ck1
-        kt1, vt1 = _scan_half(K, V, F, roff, rows, T, ck1, cv1, offs_d, L)
-        kt2, vt2 = _scan_half(K, V, F, roff, rows, T, ck2, cv2, offs_d + HALF, L)
-        if ROPE:
-            kr1, kr2 = _rope(kt1, kt2, cos, sin)
-        else:
-            kr1 = kt1
-            kr2 = kt2
-        do1 = db1.to(tl.float32)
-        do2 = db2.to(tl.float32)
-        p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
-        ds_s = p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
-        dq1 = dq1 * scale + (scale * ds_s)[:, None] * kr1
-        dq2 = dq2 * scale + (scale * ds_s)[:, None] * kr2
-        dkr1 = (scale * ds_s)[:, None] * q1
-        dkr2 = (scale * ds_s)[:, None] * q2
-        dvt1 = p_s[:, None] * do1
-        dvt2 = p_s[:, None] * do2
-        if ROPE:
-            dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
-        gptr = g_off + rows64[:, None] * g_t + offs_d[None, :]
-        tl.store(DQ + gptr, dq1.to(DQ.dtype.element_ty), mask=vm)
-        tl.store(DQ + gptr + HALF, dq2.to(DQ.dtype.element_ty), mask=vm)
-        # chunk-end rows also carry dK_c, dV_c (gradients w.r.t. the RoPE'd end key and the end value)
-        em = (valid & (rows % L == L - 1))[:, None]
-        eptr = bh.to(tl.int64) * C * 2 * HALF + crow.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
-        dkr1 += tl.load(DKE + eptr, mask=em, other=0.0)
-        dkr2 += tl.load(DKE + eptr + HALF, mask=em, other=0.0)
-        dvt1 += tl.load(DVE + eptr, mask=em, other=0.0)
-        dvt2 += tl.load(DVE + eptr + HALF, mask=em, other=0.0)
-        if ROPE:
-            dkr1, dkr2 = _rope_t(dkr1, dkr2, cos, sin)
-        # ---- reverse scan: g_t = d_t + f_{t+1} g_{t+1} inside a chunk
-        nxt = rows + 1
-        nm = ((nxt < T) & (nxt % L != 0))[:, None]
-        nptr = (roff + s_t)[:, None] + offs_d[None, :]
-        fn1 = tl.load(F + nptr, mask=nm, other=0.0).to(tl.float32)
-        fn2 = tl.load(F + nptr + HALF, mask=nm, other=0.0).to(tl.float32)
-        A1, zk1, zv1 = tl.associative_scan((fn1, dkr1, dvt1), 0, _lin_combine, reverse=True)
-        A2, zk2, zv2 = tl.associative_scan((fn2, dkr2, dvt2), 0, _lin_combine, reverse=True)
-        zk1 += A1 * gk1[None, :]
-        zv1 += A1 * gv1[None, :]
-        zk2 += A2 * gk2[None, :]
-        zv2 += A2 * gv2[None, :]
-        gk1 = _first_row(zk1, BM)
-        gk2 = _first_row(zk2, BM)
-        gv1 = _first_row(zv1, BM)
-        gv2 = _first_row(zv2, BM)
-        # ---- dk, dv, df; df needs the state before each row: scan of the rows shifted by one
-        k1 = tl.load(K + ptr, mask=vm, other=0.0).to(tl.float32)
-        k2 = tl.load(K + ptr + HALF, mask=vm, other=0.0).to(tl.float32)
-        v1 = tl.load(V + ptr, mask=vm, other=0.0).to(tl.float32)
-        v2 = tl.load(V + ptr + HALF, mask=vm, other=0.0).to(tl.float32)
-        f1 = tl.load(F + ptr, mask=vm, other=0.0).to(tl.float32)
-        f2 = tl.load(F + ptr + HALF, mask=vm, other=0.0).to(tl.float32)
-        kp1, vp1 = _prev_state_half(K, V, F, roff, rows, t0, T, s_t, ck1, cv1, offs_d, L)
-        kp2, vp2 = _prev_state_half(K, V, F, roff, rows, t0, T, s_t, ck2, cv2, offs_d + HALF, L)
-        tl.store(DK + gptr, ((1.0 - f1) * zk1).to(DK.dtype.element_ty), mask=vm)
-        tl.store(DK + gptr + HALF, ((1.0 - f2) * zk2).to(DK.dtype.element_ty), mask=vm)
-        tl.store(DV + gptr, ((1.0 - f1) * zv1).to(DV.dtype.element_ty), mask=vm)
-        tl.store(DV + gptr + HALF, ((1.0 - f2) * zv2).to(DV.dtype.element_ty), mask=vm)
-        df1 = zk1 * (kp1 - k1) + zv1 * (vp1 - v1)
-        df2 = zk2 * (kp2 - k2) + zv2 * (vp2 - v2)
-        tl.store(DF + gptr, df1.to(DF.dtype.element_ty), mask=vm)
-        tl.store(DF + gptr + HALF, df2.to(DF.dtype.element_ty), mask=vm)
+        cos = tl.load(COS + tptr, mask=vm, other=1.0)
+        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
+        q1, q2 = _rope(q1, q2, cos, sin)
+    db1 = tl.load(DO + optr, mask=vm, other=0.0)
+    db2 = tl.load(DO + optr + HALF, mask=vm, other=0.0)
+    lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=valid, other=0.0)
+    delta = tl.load(DELTA + bh.to(tl.int64) * T + rows, mask=valid, other=0.0)
+    # self term first; its dk/dv parts go to memory before the loop (fewer live registers)
+    kr1 = tl.load(KTR + optr, mask=vm, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    vt1 = tl.load(VT + optr, mask=vm, other=0.0).to(tl.float32)
+    vt2 = tl.load(VT + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    do1 = db1.to(tl.float32)
+    do2 = db2.to(tl.float32)
+    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+    ds_s = p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)  # dS of the self logit (times scale later)
+    dkr1 = (scale * ds_s)[:, None] * q1
+    dkr2 = (scale * ds_s)[:, None] * q2
+    dvt1 = p_s[:, None] * do1
+    dvt2 = p_s[:, None] * do2
+    # chunk-end rows also carry dK_c, dV_c (gradients w.r.t. the RoPE'd end key and the end value)
+    em = (valid & (rows % L == L - 1))[:, None]
+    eptr = bh.to(tl.int64) * C * 2 * HALF + crow.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
+    dkr1 += tl.load(DKE + eptr, mask=em, other=0.0)
+    dkr2 += tl.load(DKE + eptr + HALF, mask=em, other=0.0)
+    dvt1 += tl.load(DVE + eptr, mask=em, other=0.0)
+    dvt2 += tl.load(DVE + eptr + HALF, mask=em, other=0.0)
+    if ROPE:
+        dkr1, dkr2 = _rope_t(dkr1, dkr2, cos, sin)
+    tl.store(DKT + optr, dkr1, mask=vm)
+    tl.store(DKT + optr + HALF, dkr2, mask=vm)
+    tl.store(DVT + optr, dvt1, mask=vm)
+    tl.store(DVT + optr + HALF, dvt2, mask=vm)
+    # dq over chunk ends j < c(t), the accumulator seeded with the self term's dS * kt
+    dq1 = ds_s[:, None] * kr1
+    dq2 = ds_s[:, None] * kr2
+    qb1 = q1.to(KE.dtype.element_ty)
+    qb2 = q2.to(KE.dtype.element_ty)
+    hi = (tl.minimum(t0 + BM, T) - 1) // L
+    lo = ((t0 // L) // BN) * BN
+    koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
+    dq1, dq2 = _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, 0, lo,
+                         scale2, BN, HALF, False, PREC)
+    dq1, dq2 = _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, lo, hi,
+                         scale2, BN, HALF, True, PREC)
+    dq1 = dq1 * scale
+    dq2 = dq2 * scale
+    if ROPE:
+        tptr = crow[:, None] * HALF + offs_d[None, :]  # reloaded: not kept live through the loop
+        cos = tl.load(COS + tptr, mask=vm, other=1.0)
+        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
+        dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
+    tl.store(DQ + optr, dq1.to(DQ.dtype.element_ty), mask=vm)
+    tl.store(DQ + optr + HALF, dq2.to(DQ.dtype.element_ty), mask=vm)
 
 
 @triton.jit
-def _prev_state_half(K, V, F, roff, rows, t0, T, s_t, ck, cv, offs_d, L: tl.constexpr):
-    """kt, vt at the row before each row (0 at a chunk start): scan of the inputs shifted down by one
-    row, the first row seeded with the carried state entering the tile."""
-    prev = rows - 1
-    m = ((rows > t0) & (rows < T + 1))[:, None]
-    ptr = (roff - s_t)[:, None] + offs_d[None, :]
-    k = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
-    v = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
-    f = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
-    first = (rows == t0)[:, None]
-    a = tl.where(first, 1.0, tl.where((prev % L == 0)[:, None], 0.0, f))
-    bk = tl.where(first, 0.0, (1.0 - f) * k)
-    bv = tl.where(first, 0.0, (1.0 - f) * v)
-    A, zk, zv = tl.associative_scan((a, bk, bv), 0, _lin_combine)
-    start = (rows % L == 0)[:, None]
-    kp = tl.where(start, 0.0, zk + A * ck[None, :])
-    vp = tl.where(start, 0.0, zv + A * cv[None, :])
-    return kp, vp
+def bwd_scan_kernel(
+    K, V, F, KTR, VT, COS, SIN, DKT, DVT, DK, DV, DF,
+    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows,
+    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+):
+    """K, V, F have strides s_*; KTR, VT, DKT, DVT, DK, DV, DF have o_*. The state before row l is
+    read back from the forward's per-token states (un-rotated: one rotation per chunk)."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    cid = pid * NC + tl.arange(0, NC)
+    cm = cid < C
+    offs_d = tl.arange(0, HALF)
+    d2 = offs_d[None, :]
+    if ROPE:
+        tptr = cid[:, None] * HALF + d2
+        cos = tl.load(COS + tptr, mask=cm[:, None], other=1.0)
+        sin = tl.load(SIN + tptr, mask=cm[:, None], other=0.0)
+    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
+    out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    gk1 = tl.zeros([NC, HALF], tl.float32)
+    gk2 = tl.zeros([NC, HALF], tl.float32)
+    gv1 = tl.zeros([NC, HALF], tl.float32)
+    gv2 = tl.zeros([NC, HALF], tl.float32)
+    fn1 = gk1  # f of the row after (0 past the chunk end)
+    fn2 = gk1
+    for i in range(n_rows):  # n_rows == L
+        l = L - 1 - i
+        rows = cid.to(tl.int64) * L + l
+        m = (cm & (rows < T))[:, None]
+        ptr = in_off + rows[:, None] * s_t + d2
+        optr = out_off + rows[:, None] * o_t + d2
+        gk1 = tl.load(DKT + optr, mask=m, other=0.0) + fn1 * gk1
+        gk2 = tl.load(DKT + optr + HALF, mask=m, other=0.0) + fn2 * gk2
+        gv1 = tl.load(DVT + optr, mask=m, other=0.0) + fn1 * gv1
+        gv2 = tl.load(DVT + optr + HALF, mask=m, other=0.0) + fn2 * gv2
+        f1 = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
+        f2 = tl.load(F + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
+        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
+        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        pm = m & (l > 0)
+        kp1 = tl.load(KTR + optr - o_t, mask=pm, other=0.0).to(tl.float32)
+        kp2 = tl.load(KTR + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
+        if ROPE:
+            kp1, kp2 = _rope_t(kp1, kp2, cos, sin)
+        vp1 = tl.load(VT + optr - o_t, mask=pm, other=0.0).to(tl.float32)
+        vp2 = tl.load(VT + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
+        tl.store(DK + optr, ((1.0 - f1) * gk1).to(DK.dtype.element_ty), mask=m)
+        tl.store(DK + optr + HALF, ((1.0 - f2) * gk2).to(DK.dtype.element_ty), mask=m)
+        tl.store(DV + optr, ((1.0 - f1) * gv1).to(DV.dtype.element_ty), mask=m)
+        tl.store(DV + optr + HALF, ((1.0 - f2) * gv2).to(DV.dtype.element_ty), mask=m)
+        tl.store(DF + optr, (gk1 * (kp1 - k1) + gv1 * (vp1 - v1)).to(DF.dtype.element_ty), mask=m)
+        tl.store(DF + optr + HALF, (gk2 * (kp2 - k2) + gv2 * (vp2 - v2)).to(DF.dtype.element_ty), mask=m)
+        fn1 = f1
+        fn2 = f2
 
 
 # ------------------------------------------------------------------------------------------------

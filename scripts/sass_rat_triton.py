@@ -1,0 +1,120 @@
+"""Compile the rat/triton kernels for sm_90 without a GPU and report registers, spills (LDL/STL),
+shared memory and the matrix instructions in the SASS (HGMMA = Hopper wgmma).
+
+    python scripts/sass_rat_triton.py [--dump DIR] [--L 16] [--D 128]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import triton  # noqa: E402
+from triton.backends.compiler import GPUTarget  # noqa: E402
+from triton.compiler import ASTSource  # noqa: E402
+
+from impls.rat import triton_kernels as K  # noqa: E402
+from impls.rat.triton import DEFAULT_CONFIG as CFG  # noqa: E402
+
+BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+
+
+# run-time specialisation marks pointers and integers divisible by 16 (tt.divisibility = 16): do the
+# same here, else the SASS shows scalar 2-byte loads that the real launch does not have
+NOT_DIV16 = {"H", "C", "c", "reset", "n_rows", "scale", "scale2", "n_per_split"}
+
+
+def compile_one(fn, sig: dict, consts: dict, warps: int, stages: int):
+    names = list(sig)
+    attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names)
+             if n not in NOT_DIV16 and sig[n] != "fp32"}
+    sig = {**sig, **{k: "constexpr" for k in consts}}
+    src = ASTSource(fn, sig, consts, attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages})
+
+
+def sass_stats(cubin: bytes) -> tuple[dict, str]:
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+        path = f.name
+    sass = subprocess.run([os.path.join(BIN, "cuobjdump"), "-sass", path], capture_output=True, text=True).stdout
+    res = subprocess.run([os.path.join(BIN, "cuobjdump"), "-res-usage", path], capture_output=True, text=True).stdout
+    os.unlink(path)
+    ops = {op: len(re.findall(rf"\b{op}\b", sass)) for op in ("HGMMA", "HMMA", "LDL", "STL", "LDGSTS", "UTMALDG")}
+    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", res)
+    return {"res": m.group(0) if m else res.strip(), **ops}, sass
+
+
+def cases(L: int, D: int, dt: str = "bf16"):
+    p, f32, i32 = f"*{dt}", "*fp32", "i32"
+    HALF = D // 2
+    for nc, w in ((CFG.scan_nc, CFG.scan_warps), (16, 4), (16, 8), (8, 4)):
+        yield (f"scan nc={nc} w={w}", K.scan_kernel,
+               dict(K=p, V=p, F=p, COS=f32, SIN=f32, KTR=p, VT=p, KE=p, VE=p, STK=f32, STV=f32,
+                    s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32,
+                    C=i32, n_rows=i32), dict(L=L, NC=nc, HALF=HALF, ROPE=True, WRITE_LAST=False), w, 1)
+        yield (f"bwd_scan nc={nc} w={w}", K.bwd_scan_kernel,
+               dict(K=p, V=p, F=p, KTR=p, VT=p, COS=f32, SIN=f32, DKT=f32, DVT=f32, DK=p, DV=p, DF=p,
+                    s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, T=i32, H=i32, C=i32, n_rows=i32),
+               dict(L=L, NC=nc, HALF=HALF, ROPE=True), w, 1)
+    for bm, bn, w, s in ((CFG.fwd_bm, CFG.fwd_bn, CFG.fwd_warps, CFG.fwd_stages), (128, 128, 8, 2),
+                         (64, 64, 4, 2), (128, 64, 8, 1), (64, 64, 4, 1)):
+        yield (f"fwd bm={bm} bn={bn} w={w} s={s}", K.fwd_kernel,
+               dict(Q=p, KTR=p, VT=p, COS=f32, SIN=f32, KE=p, VE=p, O=p, LSE=f32,
+                    s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32, e_h=i32, e_c=i32, T=i32,
+                    H=i32, scale2="fp32"),
+               dict(L=L, BM=bm, BN=bn, HALF=HALF, ROPE=True, STORE_LSE=True, PREC="tf32"), w, s)
+    yield ("bwd_pre", K.bwd_pre_kernel,
+           dict(Q=p, O=p, DO=p, COS=f32, SIN=f32, DELTA=f32, QR=p, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32,
+                o_h=i32, T=i32, H=i32), dict(L=L, BM=CFG.pre_bm, HALF=HALF, ROPE=True), 4, 1)
+    for bn, bm, w, s in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages), (128, 64, 8, 2), (64, 64, 4, 2),
+                         (64, 32, 4, 2), (128, 32, 8, 2)):
+        yield (f"bwd_dkv bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
+               dict(QR=p, DO=p, LSE=f32, DELTA=f32, KE=p, VE=p, DKE=f32, DVE=f32, o_b=i32, o_t=i32, o_h=i32,
+                    e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32, C=i32, scale="fp32", scale2="fp32"),
+               dict(L=L, BM=bm, BN=bn, HALF=HALF, PREC="tf32"), w, s)
+    for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (64, 32, 8, 2), (64, 64, 8, 1),
+                         (32, 64, 4, 2), (64, 64, 8, 3)):
+        yield (f"bwd_dq bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,
+               dict(Q=p, KTR=p, VT=p, DO=p, COS=f32, SIN=f32, KE=p, VE=p, DKE=f32, DVE=f32, LSE=f32, DELTA=f32,
+                    DQ=p, DKT=f32, DVT=f32, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32,
+                    e_h=i32, e_c=i32, T=i32, H=i32, C=i32, scale="fp32", scale2="fp32"),
+               dict(L=L, BM=bm, BN=bn, HALF=HALF, ROPE=True, PREC="tf32"), w, s)
+    yield ("step", K.step_kernel,
+           dict(Q=p, K=p, V=p, F=p, KT=f32, VT=f32, KC=p, VC=p, COS=f32, SIN=f32, O=p, WS=f32, CNT="*i32",
+                s_b=i32, s_h=i32, o_b=i32, o_h=i32, c_b=i32, c_h=i32, c_c=i32, H=i32, c=i32, reset=i32,
+                n_per_split=i32, scale2="fp32"),
+           dict(HALF=HALF, BN=CFG.step_bn, ROPE=True, SPLITS=4), CFG.step_warps, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dump", default=None)
+    ap.add_argument("--L", type=int, default=16)
+    ap.add_argument("--D", type=int, default=128)
+    ap.add_argument("--only", default=None, help="substring of the case names to compile")
+    args = ap.parse_args()
+    for name, fn, sig, consts, w, s in cases(args.L, args.D):
+        if args.only and args.only not in name:
+            continue
+        try:
+            ck = compile_one(fn, sig, consts, w, s)
+        except Exception as exc:  # noqa: BLE001
+            print(f"{name:36s} FAILED: {str(exc)[:400]}")
+            continue
+        st, sass = sass_stats(ck.asm["cubin"])
+        print(f"{name:36s} {st['res']:40s} smem={ck.metadata.shared:6d} HGMMA={st['HGMMA']:3d} HMMA={st['HMMA']:3d} "
+              f"LDL={st['LDL']} STL={st['STL']} LDGSTS={st['LDGSTS']}", flush=True)
+        if args.dump:
+            os.makedirs(args.dump, exist_ok=True)
+            with open(os.path.join(args.dump, name.replace(" ", "_").replace("=", "") + ".sass"), "w") as f:
+                f.write(sass)
+
+
+if __name__ == "__main__":
+    main()
