@@ -139,6 +139,7 @@ class Runner:
             try:
                 self._accuracy[key] = accuracy.check(impl, case)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - remembered, so the same failure is not re-run per T
+                exc.__context__ = exc.__cause__ = None  # keep the message, not the frames (and their tensors)
                 self._accuracy[key] = exc.with_traceback(None)
                 memory.free(case.device, collect=True)
         res = self._accuracy[key]
