@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,19 @@ def test_empty_results(tmp_path):
     (tmp_path / "results.jsonl").write_text("")
     with pytest.raises(ValueError, match="no rows"):
         report.write_report(tmp_path)
+
+
+def test_report_from_a_committed_run(tmp_path):
+    """A results file written by an earlier version of the harness (a CPU smoke run) still loads and
+    reports: the results format is what the gate and the multi-GPU merge build on."""
+    stored = Path(__file__).parent / "data" / "bench_run_cpu_smoke"
+    df = load(stored / "results.jsonl")
+    assert len(df) == 30 and set(df.status) == {"ok"} and df.key.is_unique
+    assert all(len(s) == n for s, n in zip(df.samples_ms, df.n_samples))
+    path = report.write_report(stored, out_dir=tmp_path, figures=True)
+    md = path.read_text()
+    for name in ("full/reference", "full/sdpa-math", "linear/reference", "rat/reference (L=16)",
+                 "swa/reference (W=32)"):
+        assert f"`{name}`" in md
+    assert (tmp_path / "figures" / "roofline.png").exists()
+    assert not (stored / "report.md").exists()  # --out leaves the stored run untouched
