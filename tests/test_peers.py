@@ -222,3 +222,13 @@ def test_fla_gated_train_refusal_is_reported_only_on_hopper_with_old_triton():
     # no GPU here: nothing to refuse
     if not torch.cuda.is_available():
         assert gated_backward_refusal() is None
+
+
+def test_optional_flash_attn_packages_give_install_reasons():
+    """flash-attn 2 needs its CUDA extension (flash-attn-4 alone installs only flash_attn.cute)."""
+    from impls.peer_utils import fa2_unavailable_reason, fa4_unavailable_reason, has_module
+
+    if not has_module("flash_attn_2_cuda"):
+        assert "flash-attn 2" in fa2_unavailable_reason("cuda")
+    if not has_module("flash_attn.cute"):
+        assert "flash-attn-4" in fa4_unavailable_reason("cuda")

@@ -24,7 +24,7 @@ class FullFA4(FullAttention):
     description = "flash-attn-4 (CuTe DSL) flash_attn_func; decode: same kernel over the cache"
     devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16)
-    head_dims = (64, 96, 128)
+    head_dims = tuple(range(8, 257, 8))  # sm_90: multiples of 8 up to 256 (sm_100: <= 128, 192, 256)
 
     @classmethod
     def extra_unavailable_reason(cls, device: str) -> str | None:

@@ -17,7 +17,7 @@ class SWAFlashAttn(SlidingWindowAttention):
     description = "flash-attn 2.x flash_attn_func, window_size=(window-1, 0); decode via SDPA over the ring buffer"
     devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16)
-    head_dims = (32, 64, 96, 128, 160, 192, 224, 256)
+    head_dims = tuple(range(8, 257, 8))  # flash-attn 2: multiples of 8 up to 256
 
     @classmethod
     def extra_unavailable_reason(cls, device: str) -> str | None:
