@@ -12,9 +12,9 @@
    prefill = forward under no_grad writing the decode cache.
    Attention with full/sdpa-flash (the paper's baseline) and full/sdpa-cudnn; RAT (L = 16) with
    rat/triton and rat/flex (the authors' formulation). --compile adds torch.compile'd layers.
-4. Layer-level decode ("gen", one step at position T-1; bf16 weights, no autocast; the cache is
-   allocated at T and its position set to T - 1, its contents do not change the cost), eager and as a
-   CUDA graph replay, (T, B) in {(4096, 64), (4096, 512), (16384, 512)}.
+4. Layer-level decode ("gen", one step at position T-1 after a real prefill of T - 1 random tokens;
+   bf16 weights, no autocast), eager and as a CUDA graph replay, (T, B) in {(4096, 64), (4096, 512),
+   (16384, 512)}. The callables are models.cases.layer_callable, the same the harness can use.
 5. Model level: the 1.3B model (bf16, random weights) generating --new tokens after a --prompt token
    prefill at batch --batch (or, with --max-batch LIMIT, at the largest batch that fits, searched by
    models.max_generate_batch for a cache of prompt + --new-for-max-batch tokens; slow), per mixer (attention, RAT, RAT-SWA, attention-SWA), CUDA graphs where a
@@ -43,6 +43,7 @@ import torch  # noqa: E402
 
 import impls  # noqa: E402
 from models import AttentionLayer, LanguageModel, LMConfig, RATLayer  # noqa: E402
+from models.cases import LayerCase, graph_callable, layer_callable  # noqa: E402
 from models.lm import is_oom, max_generate_batch  # noqa: E402
 
 DM, H, D, L = 2048, 16, 128, 16
@@ -144,40 +145,25 @@ def check_layer(kind: str, impl: str) -> dict:
 
 
 # ----- 3. layer train / prefill -------------------------------------------------------------------
+def layer_case(kind: str, impl: str, mode: str, T: int, B: int, **kw) -> LayerCase:
+    return LayerCase(kind, impl, mode, B, T, d_model=DM, heads=H, head_dim=D, chunk_size=L, dtype=BF16, device=DEV,
+                     **kw)
+
+
 def time_layer(kind: str, impl: str, T: int, compiled: bool) -> dict:
     B = TOKENS // T
     row: dict = {"kind": kind, "impl": impl, "T": T, "B": B, "compiled": compiled}
-    lay = make_layer(kind, impl)
-    fwd = torch.compile(lay) if compiled else lay
     for mode in ("train", "prefill"):
         if mode == "prefill" and not impls.get(impl).supports_decode:
             row["prefill_ms"] = None
             row["prefill_note"] = "no decode support"
             continue
+        lc = None
         try:
             free()
             reset_peak()
-            if mode == "train":
-                x = torch.randn(B, T, DM, device=DEV, dtype=BF16, requires_grad=True)
-                params = list(lay.parameters())
-
-                def fn():
-                    for p in params:
-                        p.grad = None
-                    x.grad = None
-                    with torch.autocast(DEV, dtype=BF16):
-                        out = fwd(x)
-                    out.mean().backward()
-            else:
-                x = torch.randn(B, T, DM, device=DEV, dtype=BF16)
-                cache = lay.init_cache(B, T, DEV, BF16)
-                pre = torch.compile(lay.prefill) if compiled else lay.prefill
-
-                def fn():
-                    cache.reset()
-                    with torch.no_grad(), torch.autocast(DEV, dtype=BF16):
-                        pre(cache, x)
-            row[f"{mode}_ms"] = do_bench(fn)
+            lc = layer_callable(layer_case(kind, impl, mode, T, B, compile=compiled))
+            row[f"{mode}_ms"] = do_bench(lc.fn)
             row[f"{mode}_peak_gib"] = peak_gib()
         except Exception as exc:  # noqa: BLE001
             row[f"{mode}_ms"] = None
@@ -185,7 +171,7 @@ def time_layer(kind: str, impl: str, T: int, compiled: bool) -> dict:
             if not is_oom(exc):
                 traceback.print_exc()
         finally:
-            x = cache = fn = None  # noqa: F841
+            lc = None  # noqa: F841
             free()
     log(f"layer {kind:9s} {impl:16s} T={T:6d} B={B:3d} compiled={compiled}: "
         f"train {row.get('train_ms')} ms, prefill {row.get('prefill_ms')} ms")
@@ -194,37 +180,30 @@ def time_layer(kind: str, impl: str, T: int, compiled: bool) -> dict:
 
 # ----- 4. layer decode step -----------------------------------------------------------------------
 def time_gen(kind: str, impl: str, T: int, B: int) -> dict:
+    """One decode step at position T - 1 after a real prefill of T - 1 tokens, eager and replayed as
+    a CUDA graph (the same layer and cache)."""
     row: dict = {"kind": kind, "impl": impl, "T": T, "B": B}
+    lc = None
     try:
         free()
-        lay = make_layer(kind, impl).to(BF16)
-        cache = lay.init_cache(B, T, DEV, BF16)
-        row["cache_gib"] = cache.nbytes() / 2**30
-        x_t = torch.randn(B, DM, device=DEV, dtype=BF16)
-
-        def fn():
-            cache.state.pos = T - 1
-            lay.step(cache, x_t)
-
-        with torch.no_grad():
-            row["eager_ms"] = do_bench(fn)
-            try:
-                if DEV != "cuda":
-                    raise RuntimeError("CUDA graphs need a CUDA device")
-                g = torch.cuda.CUDAGraph()
-                cache.state.pos = T - 1
-                with torch.cuda.graph(g):
-                    lay.step(cache, x_t)
-                row["graph_ms"] = do_bench(g.replay)
-            except Exception as exc:  # noqa: BLE001
-                row["graph_ms"] = None
-                row["graph_note"] = f"capture failed: {type(exc).__name__}: {str(exc)[:300]}"
-                if DEV == "cuda":
-                    torch.cuda.synchronize()
+        t = time.perf_counter()
+        lc = layer_callable(layer_case(kind, impl, "decode", T, B))
+        row["fill_s"] = time.perf_counter() - t
+        row["cache_gib"] = lc.cache_bytes / 2**30
+        row["eager_ms"] = do_bench(lc.fn)
+        try:
+            row["graph_ms"] = do_bench(graph_callable(lc.fn))
+        except Exception as exc:  # noqa: BLE001
+            row["graph_ms"] = None
+            row["graph_note"] = f"capture failed: {type(exc).__name__}: {str(exc)[:300]}"
+            if DEV == "cuda":
+                torch.cuda.synchronize()
     except Exception as exc:  # noqa: BLE001
         row["eager_ms"] = None
         row["note"] = "OOM" if is_oom(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
-    lay = cache = g = None  # noqa: F841
+        if not is_oom(exc):
+            traceback.print_exc()
+    lc = None  # noqa: F841
     free()
     log(f"gen   {kind:9s} {impl:16s} T={T:6d} B={B:3d}: eager {row.get('eager_ms')} ms, graph {row.get('graph_ms')} ms")
     return row

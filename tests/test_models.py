@@ -24,6 +24,7 @@ from models import (
     build_mixer,
     find_max_batch,
 )
+from models.layers import KIND_FAMILY
 from models.lm import is_oom
 
 F64 = torch.float64
@@ -433,3 +434,45 @@ def test_memory_probe_and_max_generate_batch(monkeypatch):
     monkeypatch.setattr(lm, "memory_probe", probe)
     r = lm.max_generate_batch(m, 6, 4, start=8, multiple=8)
     assert r.batch == 40 and all(b % 8 == 0 for b in sizes)
+
+
+# ----- layer-level timed callables ------------------------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_layer_callables(kind):
+    from models.cases import LayerCase, layer_callable
+
+    kw = dict(d_model=DM, heads=H, head_dim=D, chunk_size=4, window=5, device="cpu")
+    tr = layer_callable(LayerCase(kind, f"{KIND_FAMILY[kind]}/reference", "train", 2, 8, **kw))
+    tr.fn()
+    assert all(p.grad is not None for p in tr.layer.parameters())
+    pre = layer_callable(LayerCase(kind, f"{KIND_FAMILY[kind]}/reference", "prefill", 2, 8, **kw))
+    pre.fn()
+    pre.fn()  # the cache is marked empty before each call
+    dec = layer_callable(LayerCase(kind, f"{KIND_FAMILY[kind]}/reference", "decode", 3, 9, dtype=torch.float32, **kw))
+    dec.fn()
+    dec.fn()
+    assert dec.cache.pos == 9 and dec.cache_bytes == dec.cache.nbytes() > 0  # the step at T - 1, every call
+    assert tr.cache is None and tr.cache_bytes is None
+    with pytest.raises(ValueError, match="CUDA"):
+        layer_callable(LayerCase(kind, f"{KIND_FAMILY[kind]}/reference", "decode", 1, 4, dtype=torch.float32,
+                                 graph=True, **kw))
+
+
+def test_fill_cache_is_a_real_prefill(monkeypatch):
+    import models.cases
+    from models.cases import fill_cache
+
+    monkeypatch.setattr(models.cases, "FILL_TOKENS", 22)  # 2 sequences per prefill call: slices 2, 2, 1
+    m = layer("rat", torch.float32)
+    cache = m.init_cache(5, 12, "cpu", torch.float32)
+    fill_cache(m, cache, 5, 11, torch.float32, "cpu")
+    assert cache.pos == 11
+    assert cache.state.v_cache[:, :, :3].abs().sum(dim=(1, 2, 3)).min() > 0  # every sequence written
+    # the same as one prefill of the whole batch with the same inputs
+    gen = torch.Generator().manual_seed(1)
+    xs = [torch.randn(n, 11, DM, generator=gen) for n in (2, 2, 1)]
+    ref = m.init_cache(5, 12, "cpu", torch.float32)
+    with torch.no_grad():
+        m.prefill(ref, torch.cat(xs))
+    torch.testing.assert_close(cache.state.v_cache, ref.state.v_cache)
+    torch.testing.assert_close(cache.state.kt, ref.state.kt)
