@@ -2,8 +2,8 @@
 before the case is timed. A wrong implementation is reported as 'wrong' and never timed.
 
 The small shape: B = 2, H = 2, the case's head_dim, dtype, device and family parameters, and
-T = min(case T, max(128, 4 L, W + 64)) rounded up to a multiple of L, so that RAT has several chunks
-and SWA's window is exceeded. What is compared, per mode:
+T = min(case T, max(128, 4 L, W + 64)) rounded up to a multiple of lcm(L, 128), so that RAT has
+several chunks, SWA's window is exceeded and tiled kernels see whole tiles. What is compared, per mode:
     train    the output and the gradient of every input, for one random output gradient
     prefill  the output of ``prefill`` on an empty state (``forward`` if there is no decode path)
     decode   prefill of T - n tokens then n steps (crossing a chunk boundary), against forward
@@ -50,7 +50,8 @@ def small_case(case: Case) -> Case:
     want = max(128, 4 * L)
     if case.window is not None:
         want = max(want, case.window + 64)
-    want = math.ceil(want / L) * L
+    unit = math.lcm(L, 128)  # kernels often tile T by 64 or 128: check at a length they accept
+    want = math.ceil(want / unit) * unit
     return dataclasses.replace(case, batch=2, heads=2, seq_len=min(case.seq_len, want))
 
 
