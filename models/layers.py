@@ -26,6 +26,9 @@ Dtypes: under bf16 autocast the projections produce bf16 q, k, v; the forget gat
 float32 and then cast to that dtype, because implementations take q, k, v and f in one dtype. Note
 that this rounds f to bf16 (spacing 2^-8 below 1), so gates closer to 1 than ~0.996 become exactly 1.
 
+torch.compile: the implementation call is opaque to the compiler (torch.compiler.disable), so compiling
+a layer fuses the layer's glue and leaves the implementation's kernels as they are.
+
 Decode (every layer): ``cache = layer.init_cache(batch, max_len, device, dtype)``,
 ``y = layer.prefill(cache, x)`` for a prompt x (B, T0, Dm), then ``y_t = layer.step(cache, x_t)`` for
 x_t (B, Dm). Prefill + steps equal forward on the whole sequence (tests/test_models.py). ``dtype`` is
@@ -52,6 +55,14 @@ AUTHORS_HYBRID_WINDOW = 1025
 DEFAULT_WINDOW = 1024
 #: GLA's gate normaliser for the linear-attention layer's decay: decay = logsigmoid(a) / 16
 LINEAR_DECAY_NORMALISER = 16.0
+
+
+@torch.compiler.disable
+def _opaque(fn, *args, **kwargs):
+    """Call an implementation outside torch.compile's tracing: a compiled layer fuses its own glue (norm,
+    projections, gates, RoPE) while the implementation runs as itself (its kernels, or its own compiled
+    graph), so a compiled layer still names exactly which attention kernel ran."""
+    return fn(*args, **kwargs)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -184,7 +195,7 @@ class AttentionLayer(MixerLayer):
 
     # family-specific pieces (SWALayer overrides these three)
     def _attend(self, q, k, v):
-        return self.impl.forward(q, k, v, causal=True)
+        return _opaque(self.impl.forward, q, k, v, causal=True)
 
     def _impl_state(self, batch, max_len, device, dtype):
         return self.impl.init_state(batch, self.heads, self.head_dim, max_len, device=device, dtype=dtype)
@@ -220,7 +231,7 @@ class AttentionLayer(MixerLayer):
         if T0 > cache.rope_cos.shape[0]:
             raise ValueError(f"the cache holds max_len={cache.rope_cos.shape[0]} tokens; the prompt has {T0}")
         q, k, v = self._qkv(h, cache.rope_cos[:T0], cache.rope_sin[:T0])
-        return self.out_proj(self.impl.prefill(cache.state, q, k, v).flatten(-2))
+        return self.out_proj(_opaque(self.impl.prefill, cache.state, q, k, v).flatten(-2))
 
     def _mix_step(self, cache, h):
         p = cache.state.pos
@@ -246,7 +257,7 @@ class SWALayer(AttentionLayer):
         self.window = window
 
     def _attend(self, q, k, v):
-        return self.impl.forward(q, k, v, window=self.window)
+        return _opaque(self.impl.forward, q, k, v, window=self.window)
 
     def _impl_state(self, batch, max_len, device, dtype):
         return self.impl.init_state(batch, self.heads, self.head_dim, max_len, device=device, dtype=dtype,
@@ -290,7 +301,7 @@ class LinearAttentionLayer(MixerLayer):
 
     def _mix(self, h):
         q, k, v, decay = self._project(h)
-        return self._out(self.impl.forward(q, k, v, decay=decay))
+        return self._out(_opaque(self.impl.forward, q, k, v, decay=decay))
 
     def init_cache(self, batch: int, max_len: int, device: torch.device | str, dtype: torch.dtype) -> LayerCache:
         return LayerCache(self.impl.init_state(batch, self.heads, self.head_dim, max_len, device=device,
@@ -298,7 +309,7 @@ class LinearAttentionLayer(MixerLayer):
 
     def _mix_prefill(self, cache, h):
         q, k, v, decay = self._project(h)
-        return self._out(self.impl.prefill(cache.state, q, k, v, decay))
+        return self._out(_opaque(self.impl.prefill, cache.state, q, k, v, decay))
 
     def _mix_step(self, cache, h):
         q, k, v, decay = self._project(h)
@@ -368,7 +379,7 @@ class RATLayer(MixerLayer):
     def _mix(self, h):
         L = h.shape[1] if self.chunk_size is None else self.chunk_size
         z, q, k, v, f = self._project(h)
-        return self._out(z, self.impl.forward(q, k, v, f, chunk_size=L, rope=self.rope))
+        return self._out(z, _opaque(self.impl.forward, q, k, v, f, chunk_size=L, rope=self.rope))
 
     def decode_chunk_size(self, max_len: int) -> int:
         return max_len if self.chunk_size is None else self.chunk_size
@@ -379,7 +390,7 @@ class RATLayer(MixerLayer):
 
     def _mix_prefill(self, cache, h):
         z, q, k, v, f = self._project(h)
-        return self._out(z, self.impl.prefill(cache.state, q, k, v, f))
+        return self._out(z, _opaque(self.impl.prefill, cache.state, q, k, v, f))
 
     def _mix_step(self, cache, h):
         z, q, k, v, f = self._project(h)

@@ -476,3 +476,26 @@ def test_fill_cache_is_a_real_prefill(monkeypatch):
         m.prefill(ref, torch.cat(xs))
     torch.testing.assert_close(cache.state.v_cache, ref.state.v_cache)
     torch.testing.assert_close(cache.state.kt, ref.state.kt)
+
+
+@pytest.mark.parametrize("kind", ["attention", "rat"])
+def test_compiled_layer_matches_eager(kind):
+    """torch.compile traces the layer's glue and leaves the implementation opaque (aot_eager backend:
+    dynamo and autograd tracing without a C++ toolchain)."""
+    m = layer(kind, torch.float32)
+    x = torch.randn(2, 8, DM, requires_grad=True)
+    y = torch.compile(m, backend="aot_eager")(x)
+    y.mean().backward()
+    gx = x.grad.clone()
+    x.grad = None
+    y2 = m(x)
+    y2.mean().backward()
+    torch.testing.assert_close(y, y2)
+    torch.testing.assert_close(gx, x.grad)
+    cache = m.init_cache(2, 8, "cpu", torch.float32)
+    pre = torch.compile(m.prefill, backend="aot_eager")
+    with torch.no_grad():
+        for _ in range(2):
+            cache.reset()
+            torch.testing.assert_close(pre(cache, x), y2)
+            assert cache.pos == 8
