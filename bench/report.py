@@ -132,7 +132,7 @@ def mode_table(df, mode: str, baseline: str | None) -> str:  # type: ignore[no-u
             else:
                 cells.append(STATUS_MARK.get(r.status, r.status))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def speedup_table(df, mode: str, baseline: str) -> str:  # type: ignore[no-untyped-def]
