@@ -135,6 +135,10 @@ def test_flex_block_masks_are_cached_and_never_dense():
     assert time.perf_counter() - t0 < 60
     assert bm.shape[-2:] == (T, T)
     assert block_mask("window", 1024, T, T, torch.device("cpu")) is bm
+    import resource
+
+    # a dense bool mask alone is 17 GB: this process never came near that
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 8e6  # KiB on Linux
     # 1024-token window over 128-blocks: each query block row touches at most 9 kv blocks
     assert int(bm.kv_num_blocks.max()) + int(bm.full_kv_num_blocks.max()) <= 9
 
