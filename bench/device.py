@@ -246,7 +246,10 @@ def _cpu_name() -> str | None:
 
 
 def git_revision(path: str = ".") -> str | None:
-    """HEAD's commit, with '+dirty' when tracked files differ from it."""
+    """HEAD's commit, with '+dirty' when tracked files differ from it. Where the tree is a copy
+    without .git (a remote GPU machine), the environment variable RATBENCH_GIT_REV supplies it."""
+    if os.environ.get("RATBENCH_GIT_REV"):
+        return os.environ["RATBENCH_GIT_REV"]
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
         if rev.returncode != 0:

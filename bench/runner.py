@@ -97,7 +97,7 @@ class Runner:
             row = Row.for_case(case, status, reason=reason)
             failed = True
         if self._allocated:
-            memory.free(case.device, collect=failed)  # the case's tensors (and any traceback frames) are gone by now
+            memory.free(case.device, collect=failed)  # the case's tensors (and traceback frames) are gone now
         row.started_at, row.wall_s, row.rank = started, time.perf_counter() - t0, self.rank
         return row
 
