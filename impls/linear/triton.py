@@ -7,7 +7,7 @@ Two forms, picked from the shape (LinearTritonConfig.plan):
 - fused (many sequences): forward = one walker per (sequence, value block) that keeps the state in
   registers and writes outputs (and the chunk states for the backward); backward = one reverse
   walker writing the state gradients and dv, then the parallel dq/dk pass.
-The decay gradient is a float64 reverse cumsum of the per-token q.dq - k.dk. The forward's chunk
+The decay gradient is computed chunk by chunk in the dq/dk pass (see its kernel). The forward's chunk
 states are kept for the backward (B*H*T/64 * D*D elements in the input dtype: 1 GiB at 131072
 tokens, H=16, D=128 in bf16) instead of being recomputed.
 """
@@ -174,7 +174,7 @@ def chunk_backward(
     *,
     cfg: LinearTritonConfig = DEFAULT_CONFIG,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """dq, dk, dv and, with a decay, dg = q.dq - k.dk per token as (B*H, NT*BT) float32."""
+    """dq, dk, dv and, with a decay, its gradient as (B*H, NT*BT) float32 (padded tail zero)."""
     from impls.linear import triton_kernels as K
 
     B, T, H, D = q.shape
@@ -219,10 +219,8 @@ def triton_cdiv(a: int, b: int) -> int:
 
 
 def _decay_grad(dg: torch.Tensor, B: int, T: int, H: int, dtype: torch.dtype) -> torch.Tensor:
-    """d decay_t = sum_{u >= t} dg_u, per sequence; (B*H, TP) -> (B, T, H)."""
-    x = dg[:, :T].to(torch.float64)
-    rev = x.flip(-1).cumsum(-1).flip(-1)
-    return rev.reshape(B, H, T).permute(0, 2, 1).to(dtype)
+    """(B*H, TP) float32 decay gradient from the dq/dk pass -> (B, T, H)."""
+    return dg[:, :T].reshape(B, H, T).permute(0, 2, 1).to(dtype)
 
 
 class _ChunkLinearAttn(torch.autograd.Function):
