@@ -104,6 +104,17 @@ def chunk_rope(T: int, L: int, D: int, device: torch.device) -> tuple[torch.Tens
     return _ROPE[key]
 
 
+_SLOT_ROPE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def slot_rope(n_slots: int, D: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin (n_slots, D) float32 for chunk positions 0..n_slots-1 (decode: row c for chunk c)."""
+    key = (n_slots, D, str(device))
+    if key not in _SLOT_ROPE:
+        _SLOT_ROPE[key] = rope_cos_sin(torch.arange(n_slots, device=device), D, dtype=torch.float32)
+    return _SLOT_ROPE[key]
+
+
 class RATFlex(RAT):
     description = ("the RAT authors' formulation: compiled associative scan (float32) + compiled FlexAttention "
                    "over chunk states (mask q//L > kv, lse) + exact merge with the self term; decode via SDPA over "
@@ -144,8 +155,8 @@ class RATFlex(RAT):
             C = k_end.shape[1]
             kc = k_end
             if state.rope:
-                cos, sin = rope_cos_sin(torch.arange(C, device=q.device), D, dtype=torch.float32)
-                kc = apply_rope(k_end, cos[None, :, None], sin[None, :, None])
+                cos, sin = slot_rope(state.k_cache.shape[2], D, q.device)
+                kc = apply_rope(k_end, cos[None, :C, None], sin[None, :C, None])
             state.k_cache[:, :, :C] = kc.transpose(1, 2).to(state.k_cache.dtype)
             state.v_cache[:, :, :C] = v_end.transpose(1, 2).to(state.v_cache.dtype)
             state.kt.copy_(k_end[:, -1])
@@ -164,7 +175,8 @@ class RATFlex(RAT):
         state.vt.mul_(fs).add_((1 - fs) * v.to(sdt))
         key = state.kt
         if state.rope:
-            cos, sin = rope_cos_sin(torch.tensor([c], device=q.device), q.shape[-1], dtype=sdt)
+            cos, sin = slot_rope(state.k_cache.shape[2], q.shape[-1], q.device)
+            cos, sin = cos[c].to(sdt), sin[c].to(sdt)
             key = apply_rope(key, cos, sin)
             q = apply_rope(q.to(sdt), cos, sin).to(q.dtype)
         state.k_cache[:, :, c] = key.to(state.k_cache.dtype)
