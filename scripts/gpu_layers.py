@@ -1,6 +1,6 @@
 """Layer- and model-level speed on one GPU, the paper's protocol (shared/spec/rat.md): run on the H200.
 
-    OUT=/tmp/out python scripts/gpu_layers.py [--compile] [--skip-model] [--skip-layer] [--budget-s 170]
+    OUT=/tmp/out python scripts/gpu_layers.py [--compile off|on|both] [--skip-model] [--skip-layer] [--budget-s 170]
 
 1. Availability of every implementation it would use, with the reason when one cannot run.
 2. Correctness first (a wrong implementation is never timed): each layer with implementation X against
@@ -11,7 +11,8 @@
    train = forward + out.mean().backward() (x requires grad, as for a layer inside a network);
    prefill = forward under no_grad writing the decode cache.
    Attention with full/sdpa-flash (the paper's baseline) and full/sdpa-cudnn; RAT (L = 16) with
-   rat/triton and rat/flex (the authors' formulation). --compile adds torch.compile'd layers.
+   rat/triton and rat/flex (the authors' formulation). --compile on|both times torch.compile'd layers
+   (the paper's protocol; the compiler fuses the layer's glue, the implementation stays opaque).
 4. Layer-level decode ("gen", one step at position T-1 after a real prefill of T - 1 random tokens;
    bf16 weights, no autocast), eager and as a CUDA graph replay, (T, B) in {(4096, 64), (4096, 512),
    (16384, 512)}. The callables are models.cases.layer_callable, the same the harness can use.
@@ -22,7 +23,7 @@
    eager run. Fewer steps than the paper's 1024: throughput here is not Table 1's number.
 
 Prints a short table last and writes everything to $OUT/gpu_layers.json. Expected runtime on an H200:
-about 2-3 minutes (eager layers; --compile adds the compile time of every shape, minutes).
+about 2-3 minutes with eager layers; --compile adds the compile time of every shape (raise --budget-s).
 """
 from __future__ import annotations
 
@@ -283,7 +284,8 @@ def fmt(v, spec=".1f") -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--compile", action="store_true", help="also time torch.compile'd layers")
+    ap.add_argument("--compile", choices=("off", "on", "both"), default="off",
+                    help="layer level: eager (off), torch.compile'd (on) or both")
     ap.add_argument("--skip-layer", action="store_true")
     ap.add_argument("--skip-gen", action="store_true")
     ap.add_argument("--skip-model", action="store_true")
@@ -355,7 +357,7 @@ def main() -> None:
             for T in Ts:
                 for kind in ("rat", "attention"):
                     for name in which[kind]:
-                        for compiled in (False, True) if args.compile else (False,):
+                        for compiled in {"off": (False,), "on": (True,), "both": (False, True)}[args.compile]:
                             jobs.append(("layer", f"layer {kind} {name} T={T} compiled={compiled}",
                                          lambda k=kind, n=name, t=T, c=compiled: time_layer(k, n, t, c)))
         if not args.skip_gen:
