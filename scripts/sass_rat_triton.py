@@ -53,7 +53,7 @@ def sass_stats(cubin: bytes) -> tuple[dict, str]:
 def cases(L: int, D: int, dt: str = "bf16"):
     p, f32, i32 = f"*{dt}", "*fp32", "i32"
     HALF = D // 2
-    for nc, w in ((CFG.scan_nc, CFG.scan_warps), (16, 4), (16, 8), (8, 4)):
+    for nc, w in ((CFG.scan_nc, CFG.scan_warps), (32, 4), (16, 8), (32, 8)):
         yield (f"scan nc={nc} w={w}", K.scan_kernel,
                dict(K=p, V=p, F=p, COS=f32, SIN=f32, KTR=p, VT=p, KE=p, VE=p, STK=f32, STV=f32,
                     s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32,
@@ -63,7 +63,7 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, T=i32, H=i32, C=i32, n_rows=i32),
                dict(L=L, NC=nc, HALF=HALF, ROPE=True), w, 1)
     for bm, bn, w, s in ((CFG.fwd_bm, CFG.fwd_bn, CFG.fwd_warps, CFG.fwd_stages), (128, 128, 8, 2),
-                         (64, 64, 4, 2), (128, 64, 8, 1), (64, 64, 4, 1)):
+                         (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 2)):
         yield (f"fwd bm={bm} bn={bn} w={w} s={s}", K.fwd_kernel,
                dict(Q=p, KTR=p, VT=p, COS=f32, SIN=f32, KE=p, VE=p, O=p, LSE=f32,
                     s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32, e_h=i32, e_c=i32, T=i32,
@@ -72,14 +72,14 @@ def cases(L: int, D: int, dt: str = "bf16"):
     yield ("bwd_pre", K.bwd_pre_kernel,
            dict(Q=p, O=p, DO=p, COS=f32, SIN=f32, DELTA=f32, QR=p, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32,
                 o_h=i32, T=i32, H=i32), dict(L=L, BM=CFG.pre_bm, HALF=HALF, ROPE=True), 4, 1)
-    for bn, bm, w, s in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages), (128, 64, 8, 2), (64, 64, 4, 2),
-                         (64, 32, 4, 2), (128, 32, 8, 2)):
+    for bn, bm, w, s in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages), (128, 64, 8, 2), (128, 32, 8, 2),
+                         (128, 32, 8, 3), (128, 64, 8, 3)):
         yield (f"bwd_dkv bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
                dict(QR=p, DO=p, LSE=f32, DELTA=f32, KE=p, VE=p, DKE=f32, DVE=f32, o_b=i32, o_t=i32, o_h=i32,
                     e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32, C=i32, scale="fp32", scale2="fp32"),
                dict(L=L, BM=bm, BN=bn, HALF=HALF, PREC="tf32"), w, s)
-    for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (64, 32, 8, 2), (64, 64, 8, 1),
-                         (32, 64, 4, 2), (64, 64, 8, 3)):
+    for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 32, 8, 2), (128, 64, 8, 2),
+                         (128, 32, 8, 3), (64, 32, 8, 3)):
         yield (f"bwd_dq bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,
                dict(Q=p, KTR=p, VT=p, DO=p, COS=f32, SIN=f32, KE=p, VE=p, DKE=f32, DVE=f32, LSE=f32, DELTA=f32,
                     DQ=p, DKT=f32, DVT=f32, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32,

@@ -73,6 +73,26 @@ def _prec(dtype: torch.dtype) -> str:
     return "ieee" if dtype == torch.float32 else "tf32"
 
 
+#: profiling hook (scripts/gpu_rat_triton_tune.py): when a list, every launch appends
+#: (stage name, start event, end event) CUDA events
+STAGE_EVENTS: list | None = None
+
+
+class _stage:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        if STAGE_EVENTS is not None:
+            self.ev = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            self.ev[0].record()
+
+    def __exit__(self, *exc: object) -> None:
+        if STAGE_EVENTS is not None:
+            self.ev[1].record()
+            STAGE_EVENTS.append((self.name, *self.ev))
+
+
 _TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
@@ -112,20 +132,22 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         ve = torch.empty_like(ke)
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
     stk, stv = last_state if last_state is not None else (o, o)
-    K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
-        k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
-        k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
-        ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
-        L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, **_kw(cfg.scan_warps, 1),
-    )
+    with _stage("scan"):
+        K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
+            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
+            k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
+            ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
+            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, **_kw(cfg.scan_warps, 1),
+        )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
-    K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
-        q, ktr, vt, cos, sin, ke, ve, o, lse,
-        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
-        ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
-        L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
-        PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
-    )
+    with _stage("fwd"):
+        K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
+            q, ktr, vt, cos, sin, ke, ve, o, lse,
+            q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
+            ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
+            L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
+            PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
+        )
     return o, (lse if need_lse else None), ktr, vt, ke, ve
 
 
@@ -144,38 +166,42 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D)
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
     qr = torch.empty(B * H, T, D, device=q.device, dtype=q.dtype)
-    K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
-        q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), *os_, T, H,
-        L=L, BM=cfg.pre_bm, HALF=HALF, ROPE=rope, **_kw(4, 1),
-    )
+    with _stage("bwd_pre"):
+        K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
+            q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), *os_, T, H,
+            L=L, BM=cfg.pre_bm, HALF=HALF, ROPE=rope, **_kw(4, 1),
+        )
     # 2. dK, dV of the chunk ends (float32, w.r.t. the RoPE'd keys)
     dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
     dve = torch.empty_like(dke)
-    K.bwd_dkv_kernel[(math.ceil(C / cfg.dkv_bn), B * H)](
-        qr, do, lse, delta, ke, ve, dke, dve, *os_, ke.stride(0), ke.stride(1), ke.stride(2),
-        T, H, C, scale, scale * K.LOG2E,
-        L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec, **_kw(cfg.dkv_warps, cfg.dkv_stages),
-    )
+    with _stage("bwd_dkv"):
+        K.bwd_dkv_kernel[(math.ceil(C / cfg.dkv_bn), B * H)](
+            qr, do, lse, delta, ke, ve, dke, dve, *os_, ke.stride(0), ke.stride(1), ke.stride(2),
+            T, H, C, scale, scale * K.LOG2E,
+            L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec, **_kw(cfg.dkv_warps, cfg.dkv_stages),
+        )
     del qr
     # 3. dq; direct gradients of kt (pre-RoPE) and vt in float32
     dq = torch.empty_like(o)
     dkt = torch.empty(B, T, H, D, device=q.device, dtype=torch.float32)
     dvt = torch.empty_like(dkt)
     assert dkt.stride() == o.stride()
-    K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
-        q, ktr, vt, do, cos, sin, ke, ve, dke, dve, lse, delta, dq, dkt, dvt,
-        q.stride(0), q.stride(1), q.stride(2), *os_, ke.stride(0), ke.stride(1), ke.stride(2),
-        T, H, C, scale, scale * K.LOG2E,
-        L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec, **_kw(cfg.dq_warps, cfg.dq_stages),
-    )
+    with _stage("bwd_dq"):
+        K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
+            q, ktr, vt, do, cos, sin, ke, ve, dke, dve, lse, delta, dq, dkt, dvt,
+            q.stride(0), q.stride(1), q.stride(2), *os_, ke.stride(0), ke.stride(1), ke.stride(2),
+            T, H, C, scale, scale * K.LOG2E,
+            L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec, **_kw(cfg.dq_warps, cfg.dq_stages),
+        )
     # 4. reverse scan -> dk, dv, df
     dk = torch.empty_like(o)
     dv = torch.empty_like(o)
     df = torch.empty_like(o)
-    K.bwd_scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
-        k, v, f, ktr, vt, cos, sin, dkt, dvt, dk, dv, df, k.stride(0), k.stride(1), k.stride(2), *os_, T, H, C, L,
-        L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.scan_warps, 1),
-    )
+    with _stage("bwd_scan"):
+        K.bwd_scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
+            k, v, f, ktr, vt, cos, sin, dkt, dvt, dk, dv, df, k.stride(0), k.stride(1), k.stride(2), *os_, T, H, C, L,
+            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.scan_warps, 1),
+        )
     return dq, dk, dv, df
 
 

@@ -1,0 +1,113 @@
+"""Per-kernel times of rat/triton (forward + backward) for several tile configurations, on one GPU.
+
+    OUT=/some/dir python scripts/gpu_rat_triton_tune.py [--ts 4096,131072] [--reps 10]
+
+bf16, H = 16, D = 128, L = 16, 131072 tokens per batch. Config i sets option i of every stage at
+once (the stages are separate launches, so one run times one option of each); the stage times come
+from CUDA events around each launch (impls.rat.triton.STAGE_EVENTS), median over --reps runs after
+warm-up. Prints, per T, a table stage x option and the best option per stage; writes
+$OUT/rat_triton_tune.json. FLOP counts per stage are written next to the times (TF/s).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+import impls.rat.triton as RT  # noqa: E402
+from impls.rat.triton import DEFAULT_CONFIG, RATTriton  # noqa: E402
+
+FWD = [(128, 64, 8, 2), (128, 128, 8, 2), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 2)]
+DKV = [(64, 64, 8, 2), (128, 64, 8, 2), (128, 32, 8, 2), (128, 32, 8, 3), (128, 64, 8, 3)]
+DQ = [(64, 64, 8, 2), (128, 32, 8, 2), (128, 64, 8, 2), (64, 32, 8, 3), (64, 64, 8, 3)]
+SCAN = [(16, 4), (32, 4), (16, 8), (8, 4), (32, 8)]
+PRE = [64, 128, 32, 64, 64]
+
+
+def config(i: int) -> RT.RATTritonConfig:
+    fb, fn, fw, fs = FWD[i]
+    kb, km, kw, ks = DKV[i]
+    qb, qn, qw, qs = DQ[i]
+    nc, sw = SCAN[i]
+    return dataclasses.replace(DEFAULT_CONFIG, fwd_bm=fb, fwd_bn=fn, fwd_warps=fw, fwd_stages=fs,
+                               dkv_bn=kb, dkv_bm=km, dkv_warps=kw, dkv_stages=ks,
+                               dq_bm=qb, dq_bn=qn, dq_warps=qw, dq_stages=qs, scan_nc=nc, scan_warps=sw,
+                               pre_bm=PRE[i])
+
+
+def label(stage: str, i: int) -> str:
+    return {"fwd": str(FWD[i]), "bwd_dkv": str(DKV[i]), "bwd_dq": str(DQ[i]), "scan": str(SCAN[i]),
+            "bwd_scan": str(SCAN[i]), "bwd_pre": str(PRE[i])}[stage]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ts", default="4096,131072")
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--configs", default="0,1,2,3,4")
+    args = ap.parse_args()
+    H, D, L, TOKENS = 16, 128, 16, 131072
+    out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "results": {}}
+    import triton
+    out["triton"] = triton.__version__
+    t_start = time.time()
+    for T in [int(x) for x in args.ts.split(",")]:
+        B = TOKENS // T
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q, k, v = (torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3))
+        f = torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 1).bfloat16()
+        do = torch.randn_like(q)
+        leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+        C = T // L
+        mm = 2 * B * H * T * C * D / 2  # one T x C/2 x D matmul (causal at chunk granularity)
+        flops = {"fwd": 2 * mm, "bwd_dkv": 4 * mm, "bwd_dq": 3 * mm}
+        table = {}
+        for i in [int(x) for x in args.configs.split(",")]:
+            impl = RATTriton(config(i))
+            for _ in range(3):
+                o = impl.forward(*leaves, chunk_size=L)
+                torch.autograd.grad(o, leaves, do)
+            torch.cuda.synchronize()
+            runs: dict[str, list[float]] = {}
+            for _ in range(args.reps):
+                RT.STAGE_EVENTS = []
+                o = impl.forward(*leaves, chunk_size=L)
+                torch.autograd.grad(o, leaves, do)
+                torch.cuda.synchronize()
+                for name, s, e in RT.STAGE_EVENTS:
+                    runs.setdefault(name, []).append(s.elapsed_time(e))
+                RT.STAGE_EVENTS = None
+            table[i] = {n: statistics.median(x) for n, x in runs.items()}
+            table[i]["total"] = sum(table[i].values())
+            print(f"T={T} config {i}: " + " ".join(f"{n}={t:.3f}" for n, t in table[i].items()), flush=True)
+        stages = [s for s in table[next(iter(table))] if s != "total"]
+        best = {}
+        for s in stages:
+            i = min(table, key=lambda j: table[j][s])
+            tf = flops.get(s, 0) / (table[i][s] * 1e-3) / 1e12
+            best[s] = {"option": label(s, i), "ms": table[i][s], "tflops": tf}
+        out["results"][T] = {"B": B, "table": table, "best": best,
+                             "best_total_ms": sum(b["ms"] for b in best.values())}
+        print(f"T={T} best: " + json.dumps(best), flush=True)
+        with open(os.path.join(os.environ.get("OUT", "/tmp"), "rat_triton_tune.json"), "w") as fh:
+            json.dump(out, fh, indent=1)
+        del q, k, v, f, do, leaves
+        torch.cuda.empty_cache()
+    print(f"\n== best per stage (ms, TF/s) == total {time.time() - t_start:.0f} s")
+    for T, r in out["results"].items():
+        print(f"T={T} B={r['B']} sum of best stages {r['best_total_ms']:.2f} ms")
+        for s, b in r["best"].items():
+            print(f"  {s:9s} {b['ms']:8.3f} ms  {b['tflops']:6.1f} TF/s  {b['option']}")
+
+
+if __name__ == "__main__":
+    main()
