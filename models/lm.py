@@ -300,8 +300,14 @@ def capture_graph(fn: Callable[[], torch.Tensor], pool: Any) -> tuple[Any, torch
     """Capture fn() as a CUDA graph (sharing memory pool ``pool``): kernels are recorded, not run; the
     python in fn runs once. Returns the graph and fn's (static) output tensor."""
     g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g, pool=pool):
-        out = fn()
+    prev = torch.cuda.current_stream()
+    try:
+        with torch.cuda.graph(g, pool=pool):
+            out = fn()
+    except BaseException:
+        # a failed capture raises from capture_end before torch.cuda.graph restores the stream
+        torch.cuda.set_stream(prev)
+        raise
     return g, out
 
 
