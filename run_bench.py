@@ -90,6 +90,7 @@ def _run_parser() -> argparse.ArgumentParser:
     o.add_argument("--baseline", help="speed-ups over this implementation (default: full/sdpa-flash or the "
                                       "first full attention timed), e.g. full/sdpa-cudnn")
     o.add_argument("--no-figures", action="store_true", help="tables only")
+    o.add_argument("--dry-run", action="store_true", help="print the cases the sweep would run, run nothing")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     o.add_argument("-v", "--verbose", action="store_true", help="log every case's errors")
     return p
@@ -105,7 +106,7 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):
         raise SystemExit(f"--device must be cpu, cuda or auto, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available() and not args.dry_run:
         raise SystemExit("--device cuda, but no CUDA GPU is visible to torch")
     spec = preset(args.preset or "default", device)
     if args.impl:
@@ -168,6 +169,14 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         else:
             spec = build_spec(args)
             preset = args.preset or "default"
+            if args.dry_run:
+                from bench.sweep import expand
+
+                cases = expand(spec)
+                for c in cases:
+                    print(c.key)
+                print(f"{len(cases)} cases", file=sys.stderr)
+                return 0
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
             run_dir = Path(args.out) if args.out else Path("reports") / "runs" / stamp
         r, cases, done = runner.start(spec, run_dir, command=command, preset=preset, resume=bool(args.resume))
@@ -210,10 +219,19 @@ def cmd_list(argv: list[str]) -> int:
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     rows = impls.available(device)
+    print(f"implementations on {device}:")
     width = max(len(a.name) for a in rows)
     for a in rows:
-        state = "available" if a.available else f"unavailable: {a.reason}"
-        print(f"{a.name:<{width}}  {state}" + (f"  -- {a.description}" if a.available and a.description else ""))
+        if not a.available:
+            print(f"  {a.name:<{width}}  unavailable: {a.reason}")
+            continue
+        cls = impls.load_class(a.name)
+        dts = ",".join(str(d).removeprefix("torch.").replace("bfloat16", "bf16").replace("float", "fp")
+                       for d in cls.dtypes)
+        hd = "any" if cls.head_dims is None else ",".join(map(str, cls.head_dims))
+        train = "train" if device in cls.backward_devices else "no-train"
+        decode = "decode" if cls.supports_decode else "no-decode"
+        print(f"  {a.name:<{width}}  available  [{train}, {decode}, {dts}, head_dim {hd}]  {a.description}")
     return 0
 
 
