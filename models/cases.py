@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 
 from models.layers import DEFAULT_WINDOW, LayerCache, MixerLayer, build_mixer
+from models.lm import capture_graph
 
 #: tokens per prefill call when filling a decode cache
 FILL_TOKENS = 262144
@@ -139,7 +140,5 @@ def graph_callable(fn: Callable[[], None]) -> Callable[[], None]:
         raise ValueError("CUDA graphs need a CUDA device")
     fn()
     torch.cuda.synchronize()
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
+    g, _ = capture_graph(fn, None)
     return g.replay
