@@ -193,9 +193,19 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
-            with tqdm(total=len(todo), unit="case", dynamic_ncols=True) as bar, logging_redirect_tqdm():
-                rows = r.run(todo, on_start=lambda c: bar.set_postfix_str(c.short(), refresh=True),
-                             on_done=lambda c, row: bar.update(1), time_limit_s=spec.time_limit_s)
+            weights = _weights(todo, spec)
+            count = {"n": 0}
+
+            def on_start(c) -> None:  # type: ignore[no-untyped-def]
+                count["n"] += 1
+                bar.set_postfix_str(f"case {count['n']}/{len(todo)}: {c.short()}", refresh=True)
+
+            # the bar advances by each case's estimated cost, so its time-left estimate weighs long cases
+            fmt = "{l_bar}{bar}| [{elapsed}<{remaining}]{postfix}"
+            with tqdm(total=sum(weights.values()), bar_format=fmt, dynamic_ncols=True) as bar, \
+                    logging_redirect_tqdm():
+                rows = r.run(todo, on_start=on_start, on_done=lambda c, row: bar.update(weights[c.key]),
+                             time_limit_s=spec.time_limit_s)
     except KeyboardInterrupt:
         print(f"\ninterrupted; finished cases are in {run_dir}; continue with: python run_bench.py resume {run_dir}",
               file=sys.stderr)
@@ -208,6 +218,27 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"time limit ({spec.time_limit_s:g} s) reached: {r.left} cases not run; finish them with: "
               f"python run_bench.py resume {run_dir}", file=sys.stderr)
     return 0
+
+
+def _weights(cases, spec) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Estimated seconds per case (bench.costs.estimate_seconds), for the progress bar."""
+    import impls
+    from bench.costs import estimate_seconds
+
+    avail: dict[str, bool] = {}
+    out = {}
+    for c in cases:
+        if c.impl not in avail:
+            try:
+                avail[c.impl] = impls.load_class(c.impl).unavailable_reason(c.device) is None
+            except Exception:  # noqa: BLE001 - the run itself reports why
+                avail[c.impl] = False
+        try:
+            out[c.key] = estimate_seconds(c, budget_s=spec.case_budget_s, min_repeats=spec.min_repeats,
+                                          available=avail[c.impl])
+        except ValueError:
+            out[c.key] = 1.0
+    return out
 
 
 def cmd_list(argv: list[str]) -> int:

@@ -147,3 +147,21 @@ def cost(case: Case) -> Cost:
         return COST_MODELS[case.family](case)
     except KeyError:
         raise ValueError(f"no cost model for family {case.family!r}") from None
+
+
+#: nominal rates for estimates only (never for reported numbers): dense bf16 on an H100/H200-class GPU,
+#: a few CPU cores
+NOMINAL = {"cuda": (800e12, 4.0e12), "cpu": (1e11, 1e10)}
+
+
+def estimate_seconds(case: Case, *, budget_s: float = 1.0, min_repeats: int = 3, available: bool = True) -> float:
+    """A rough wall-clock estimate of one case (progress bars, balancing shards): a call at 30% of
+    the nominal matmul rate or 50% of the copy bandwidth, whichever is slower, times the calls a case
+    makes (first, memory, warm-up and at least ``min_repeats`` timed), or the timing budget, plus a
+    fixed overhead. Cases that cannot run cost (almost) nothing."""
+    if not available:
+        return 0.01
+    flops_rate, bw = NOMINAL.get(case.device, NOMINAL["cpu"])
+    c = cost(case)
+    call = max(c.flops / (0.3 * flops_rate), c.bytes / (0.5 * bw))
+    return 0.3 + max(budget_s, (3 + min_repeats) * call)

@@ -85,3 +85,13 @@ def test_linear_chunked_form_by_hand():
 def test_unknown_family():
     with pytest.raises(ValueError, match="no cost model"):
         cost(Case(impl="moe/x", mode="train", batch=1, seq_len=1, heads=1, head_dim=1, dtype="float32", device="cpu"))
+
+
+def test_estimate_seconds_orders_cases():
+    from bench.costs import estimate_seconds
+
+    small = case("full", "train", B=1, T=4096, H=16, D=128, dtype="bfloat16")
+    big = case("full", "train", B=1, T=131072, H=16, D=128, dtype="bfloat16")
+    small, big = (Case(**{**c.to_dict(), "device": "cuda"}) for c in (small, big))
+    assert estimate_seconds(big) > estimate_seconds(small) >= 1.0  # at least the timing budget
+    assert estimate_seconds(big, available=False) < 0.1
