@@ -11,7 +11,7 @@ import functools
 import importlib.util
 import logging
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,7 @@ _NO_KERNEL = ("No available kernel", "No viable backend")
 
 
 def sdpa_pinned(
-    backend: "torch.nn.attention.SDPBackend | None",
+    backend: torch.nn.attention.SDPBackend | None,
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
@@ -101,7 +101,7 @@ def sdpa_pinned(
 
 
 def sdpa_decode(
-    backend: "torch.nn.attention.SDPBackend | None",
+    backend: torch.nn.attention.SDPBackend | None,
     q: torch.Tensor,
     k_cache: torch.Tensor,
     v_cache: torch.Tensor,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import glob
+import importlib.util
 import json
 import math
 import os
@@ -34,8 +35,7 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
 
 DEV = "cuda"
 TOKENS, H, D = 131072, 16, 128
@@ -51,16 +51,13 @@ PEERS = ["rat/flex", "full/sdpa-flash", "full/sdpa-cudnn", "full/fa4", "swa/flex
 # ----- optional packages carried as wheels ---------------------------------------------------------
 def ensure_wheels() -> str:
     """pip-install wheels carried in .whl/ (fla-core) if fla does not import; returns a note."""
-    try:
-        import fla  # noqa: F401
+    if importlib.util.find_spec("fla") is not None:
         return "fla importable"
-    except Exception:  # noqa: BLE001
-        pass
     wheels = sorted(glob.glob(os.path.join(ROOT, ".whl", "*.whl")))
     if not wheels:
         return "fla not importable, no wheels under .whl/"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", *wheels],
-                       capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", *wheels]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     return f"installed {len(wheels)} wheel(s) from .whl/ (rc {r.returncode}) {r.stderr[-200:]}"
 
 
@@ -82,7 +79,7 @@ def peak_gb() -> float | None:
 
 
 def rule(err: float, err_lowp: float) -> bool:
-    return err == err and err <= 2 * err_lowp + 1e-5
+    return not math.isnan(err) and err <= 2 * err_lowp + 1e-5
 
 
 # ----- per family: inputs, call, the low-precision reference ---------------------------------------
@@ -134,7 +131,8 @@ def lowp_reference(family: str, x: dict, use_decay: bool):
 
 
 def grad_names(family: str, use_decay: bool) -> list[str]:
-    return ["q", "k", "v"] + (["f"] if family == "rat" else []) + (["decay"] if family == "linear" and use_decay else [])
+    extra = {"rat": ["f"], "linear": ["decay"] if use_decay else []}.get(family, [])
+    return ["q", "k", "v"] + extra
 
 
 def out_and_grads(fn, x: dict, names: list[str], do: torch.Tensor | None):
@@ -247,7 +245,6 @@ def time_fwd_train(impl, family: str, T: int, use_decay: bool, train: bool, rep:
         out["fwd_tflops"] = f / out["fwd_ms"] / 1e9
         if "train_ms" in out:
             out["train_tflops"] = 3.5 * f / out["train_ms"] / 1e9
-    del x
     if not SMOKE:
         torch.cuda.empty_cache()
     return out
@@ -277,7 +274,6 @@ def time_decode(impl, family: str, T: int, use_decay: bool, rep: int) -> dict:
     with torch.no_grad():
         ms = bench(step, rep)
     kv_bytes = st.nbytes_per_sequence(T) * B if hasattr(st, "nbytes_per_sequence") else None
-    del st
     if not SMOKE:
         torch.cuda.empty_cache()
     return {"B": B, "decode_ms": ms, "state_gb": kv_bytes / 1e9 if kv_bytes else None,
@@ -305,8 +301,9 @@ def main() -> None:
     out_dir = os.environ.get("OUT", ".")
     wheel_note = ensure_wheels()
 
-    import impls
     import triton
+
+    import impls
 
     env = {"torch": torch.__version__, "triton": triton.__version__, "wheels": wheel_note, "smoke": SMOKE}
     if not SMOKE:
@@ -318,11 +315,8 @@ def main() -> None:
             env[mod] = getattr(m, "__version__", "installed")
         except Exception as exc:  # noqa: BLE001
             env[mod] = f"not importable ({type(exc).__name__})"
-    try:
-        env["git"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                    text=True).stdout.strip()
-    except Exception:  # noqa: BLE001
-        pass
+    cmd = ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]
+    env["git"] = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.strip() or "unknown"
     avail = {r.name: r for r in impls.available(DEV)}
     peers = [n for n in PEERS if n in avail]
     if args.only:

@@ -10,10 +10,10 @@ import time
 
 import pytest
 import torch
+from test_references import close, rand
 
 import impls
 from impls.base import UnavailableError
-from test_references import close, rand
 
 PEERS = ["full/sdpa-flash", "full/sdpa-cudnn", "full/sdpa-efficient", "full/sdpa-math", "full/flex",
          "full/flash-attn", "full/fa4", "swa/flex", "swa/flash-attn", "swa/fa4", "linear/fla", "rat/flex"]

@@ -57,9 +57,9 @@ class LinearFLA(LinearAttention):
 
     def unsupported_reason(self, *, mode, device, dtype, head_dim, **params):
         reason = super().unsupported_reason(mode=mode, device=device, dtype=dtype, head_dim=head_dim, **params)
-        if reason is None and mode == "train" and params.get("decay") is not None and params.get("decay") is not False:
-            if device == "cuda":
-                reason = gated_backward_refusal()
+        gated = params.get("decay") is not None and params.get("decay") is not False
+        if reason is None and mode == "train" and gated and device == "cuda":
+            reason = gated_backward_refusal()
         return reason
 
     def _chunk(self, q, k, v, decay, scale, final_state: bool):

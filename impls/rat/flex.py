@@ -35,10 +35,16 @@ import torch
 from torch._higher_order_ops import associative_scan
 from torch.nn.attention.flex_attention import flex_attention
 
-from impls.peer_utils import block_mask, compile_strict, flex_lse_kwargs, flex_unavailable_reason, sdpa_decode, split_flex_lse
+from impls.peer_utils import (
+    block_mask,
+    compile_strict,
+    flex_lse_kwargs,
+    flex_unavailable_reason,
+    sdpa_decode,
+    split_flex_lse,
+)
 from impls.rat.base import RAT, RATState
 from impls.rope import apply_rope, rope_cos_sin
-
 
 _LSE_KW = flex_lse_kwargs()
 
@@ -127,7 +133,7 @@ class RATFlex(RAT):
         return flex_unavailable_reason(device)
 
     def _run(self, q, k, v, f, chunk_size, rope, scale, with_state):
-        B, T, H, D = q.shape
+        T, D = q.shape[1], q.shape[3]
         if rope and D % 2:
             raise ValueError(f"RoPE needs an even head_dim, got {D}")
         cos, sin = chunk_rope(T, chunk_size, D, q.device) if rope else (None, None)
