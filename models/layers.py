@@ -18,8 +18,8 @@ registry name of one implementation of its family, so any implementation plugs i
   f = sigmoid(float32(g) + float32(gate_bias)) with gate_bias initialised to log(U[1, L-1]); y = RAT op;
   out = out_proj(sigmoid(z) * y) + x.
 - RNNLayer: RATLayer with chunk_size = T (one chunk spanning the whole sequence: y = vt, a gated RNN).
-  Forward uses L = T of the input; decode uses L = max_len of the cache (one slot), which gives the same
-  outputs since a single chunk never reaches the inter-chunk attention.
+  Forward uses L = T of the input; decode uses one chunk covering the cache's max_len (one slot), which
+  gives the same outputs since a single chunk never reaches the inter-chunk attention.
 - FeedForward: pre-RMSNorm, Dm -> 4 Dm, GELU, -> Dm, residual.
 
 Dtypes: under bf16 autocast the projections produce bf16 q, k, v; the forget gate is computed in
@@ -382,7 +382,11 @@ class RATLayer(MixerLayer):
         return self._out(z, _opaque(self.impl.forward, q, k, v, f, chunk_size=L, rope=self.rope))
 
     def decode_chunk_size(self, max_len: int) -> int:
-        return max_len if self.chunk_size is None else self.chunk_size
+        """The chunk size of the decode state; for the RNN one chunk covering max_len tokens, rounded up
+        to a power of two (any L >= max_len is the same single chunk; kernels prefer powers of two)."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        return 1 << max(0, (max_len - 1).bit_length())
 
     def init_cache(self, batch: int, max_len: int, device: torch.device | str, dtype: torch.dtype) -> LayerCache:
         return LayerCache(self.impl.init_state(batch, self.heads, self.head_dim, max_len, device=device, dtype=dtype,
