@@ -24,7 +24,8 @@ registry name of one implementation of its family, so any implementation plugs i
 
 Dtypes: under bf16 autocast the projections produce bf16 q, k, v; the forget gate is computed in
 float32 and then cast to that dtype, because implementations take q, k, v and f in one dtype. Note
-that this rounds f to bf16 (spacing 2^-8 below 1), so gates closer to 1 than ~0.996 become exactly 1.
+that this rounds f to bf16 (spacing 2^-8 just below 1): 1 - f is quantised in steps of 2^-8 (for L = 16,
+1 - f in [1/16, 1/2] at init: up to ~3% relative error), and gates above 1 - 2^-9 become exactly 1.
 
 torch.compile: the implementation call is opaque to the compiler (torch.compiler.disable), so compiling
 a layer fuses the layer's glue and leaves the implementation's kernels as they are.
