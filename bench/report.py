@@ -162,6 +162,8 @@ def detail_table(df, mode: str) -> str:  # type: ignore[no-untyped-def]
         return ""
     head = ["implementation", "B", "T", "ms median [p20, p80]", "n", "timer", "TFLOP/s", "% peak", "GB/s",
             "% BW", "peak mem", "state/seq", "max abs err", "first call ms"]
+    if mode == "decode":
+        head.insert(4, "tokens/s")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in sub.iterrows():
         def pct(x: object) -> str:
@@ -169,13 +171,16 @@ def detail_table(df, mode: str) -> str:  # type: ignore[no-untyped-def]
             return "" if f is None else f"{f:.1f}"
 
         err = _num(r.max_abs_err)
-        lines.append("| " + " | ".join([
+        cells = [
             f"`{r.series}`", str(r.batch), format_size(int(r.seq_len)),
             f"{_ms(r.ms_median)} [{_ms(r.ms_p20)}, {_ms(r.ms_p80)}]", str(int(r.n_samples)), str(r.timer),
             f"{r.tflops:.3g}", pct(r.pct_peak_flops), f"{r.gbps:.3g}", pct(r.pct_peak_bw),
             _bytes(r.peak_mem_bytes), _bytes(r.state_bytes_per_seq),
             "" if err is None else f"{err:.2g}", f"{r.first_call_ms:.0f}",
-        ]) + " |")
+        ]
+        if mode == "decode":  # one new token per sequence per step
+            cells.insert(4, f"{r.batch / (r.ms_median * 1e-3):.4g}")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -183,10 +188,13 @@ def reasons_table(df) -> str:  # type: ignore[no-untyped-def]
     bad = df[df.status != "ok"]
     if bad.empty:
         return ""
-    lines = ["| implementation | mode | status | cases | reason |", "|---|---|---|---|---|"]
-    for (impl, mode, status, reason), g in bad.groupby(["impl", "mode", "status", "reason"], dropna=False, sort=True):
-        text = str(reason if reason == reason else "").replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| `{impl}` | {mode} | {status} | {len(g)} | {text[:300]} |")
+    lines = ["| implementation | mode | status | sequence lengths | reason (first case) |", "|---|---|---|---|---|"]
+    for (series, mode, status), g in bad.groupby(["series", "mode", "status"], sort=True):
+        g = g.sort_values(["seq_len", "batch"])
+        reason = g.reason.iloc[0]
+        text = str(reason if reason == reason and reason is not None else "").replace("|", "\\|").replace("\n", " ")
+        Ts = ", ".join(f"{format_size(int(T))} (B={B})" for T, B in zip(g.seq_len, g.batch))
+        lines.append(f"| `{series}` | {mode} | {status} | {Ts} | {text[:300]} |")
     return "\n".join(lines)
 
 
