@@ -13,15 +13,12 @@ tokens, H=16, D=128 in bf16) instead of being recomputed.
 """
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 
 import torch
 
 from impls.linear.base import LinearAttention, LinearState
-
-log = logging.getLogger(__name__)
 
 CHUNK = 64
 
@@ -256,6 +253,12 @@ class LinearTriton(LinearAttention):
     def __init__(self, config: LinearTritonConfig = DEFAULT_CONFIG) -> None:
         self.config = config
 
+    def _cumsum(self, decay: torch.Tensor | None, q: torch.Tensor) -> torch.Tensor | None:
+        if decay is None:
+            return None
+        B, T, H, _ = q.shape
+        return _chunk_cumsum(decay, B, T, H, triton_cdiv(T, self.config.chunk), self.config.chunk)
+
     @staticmethod
     def _check_grid(q: torch.Tensor) -> None:
         B, _, H, _ = q.shape
@@ -271,19 +274,16 @@ class LinearTriton(LinearAttention):
             x is not None and x.requires_grad for x in (q, k, v, decay)
         ):
             return _ChunkLinearAttn.apply(q, k, v, decay, scale, self.config)
-        B, T, H, _ = q.shape
-        g = _chunk_cumsum(decay, B, T, H, triton_cdiv(T, self.config.chunk), self.config.chunk) if decay is not None else None
-        return chunk_forward(q, k, v, g, scale, store_h=False, cfg=self.config)[0]
+        return chunk_forward(q, k, v, self._cumsum(decay, q), scale, store_h=False, cfg=self.config)[0]
 
     def _prefill(self, state: LinearState, q, k, v, decay) -> torch.Tensor:
         self._check_state(state, q.shape[0], q.shape[2], q.shape[3], q.device)
         self._check_grid(q)
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        B, T, H, _ = q.shape
-        g = _chunk_cumsum(decay, B, T, H, triton_cdiv(T, self.config.chunk), self.config.chunk) if decay is not None else None
         with torch.no_grad():
-            o, _ = chunk_forward(q, k, v, g, state.scale, store_h=False, final_state=state.S, cfg=self.config)
-        state.pos = T
+            o, _ = chunk_forward(q, k, v, self._cumsum(decay, q), state.scale, store_h=False, final_state=state.S,
+                                 cfg=self.config)
+        state.pos = q.shape[1]
         return o
 
     def _step(self, state: LinearState, q, k, v, decay) -> torch.Tensor:
