@@ -154,6 +154,20 @@ def layer_case(kind: str, impl: str, mode: str, T: int, B: int, **kw) -> LayerCa
                      **kw)
 
 
+def layer_flops(kind: str, T: int, B: int, mode: str) -> float:
+    """FLOPs of one layer call: projections 2 * tokens * Dm * (out features), plus the core in the
+    anchors' convention (h200-anchors.md): attention fwd 2*B*H*T^2*D, RAT fwd 2*B*H*T*(T/L)*D;
+    train = 3 x projections + 3.5 x core."""
+    n = B * T
+    if kind == "attention":
+        proj = 2 * n * DM * (3 * H * D) + 2 * n * H * D * DM
+        core = 2 * B * H * T * T * D
+    else:  # rat: in_proj to z, v, g, q, k and out_proj
+        proj = 2 * n * DM * (3 * DM + 2 * 2 * D) + 2 * n * DM * DM
+        core = 2 * B * H * T * (T // L) * D
+    return float(proj + core) if mode == "prefill" else float(3 * proj + 3.5 * core)
+
+
 def time_layer(kind: str, impl: str, T: int, compiled: bool) -> dict:
     B = TOKENS // T
     row: dict = {"kind": kind, "impl": impl, "T": T, "B": B, "compiled": compiled}
@@ -169,6 +183,7 @@ def time_layer(kind: str, impl: str, T: int, compiled: bool) -> dict:
             lc = layer_callable(layer_case(kind, impl, mode, T, B, compile=compiled))
             row[f"{mode}_ms"] = do_bench(lc.fn)
             row[f"{mode}_peak_gib"] = peak_gib()
+            row[f"{mode}_tflops"] = layer_flops(kind, T, B, mode) / (row[f"{mode}_ms"] * 1e-3) / 1e12
         except Exception as exc:  # noqa: BLE001
             row[f"{mode}_ms"] = None
             row[f"{mode}_note"] = "OOM" if is_oom(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -405,10 +420,11 @@ def main() -> None:
         print(f"check {c['impl']:16s} ok={c['ok']} rel_err={fmt(c.get('rel_err_vs_reference'), '.2e')} "
               f"decode={fmt(c.get('rel_err_decode_vs_forward'), '.2e')} {c.get('error', '')[:80]}")
     if res["layer"]:
-        print("layer (ms, median)        T      B  compiled   train   prefill")
+        print("layer (ms, median; TFLOP/s)        T      B  compiled   train (TF/s)   prefill (TF/s)")
         for r in res["layer"]:
             print(f"  {r['kind']:9s} {r['impl']:16s} {r['T']:6d} {r['B']:3d} {str(r['compiled']):5s} "
-                  f"{fmt(r.get('train_ms')):>9s} {fmt(r.get('prefill_ms')):>8s} "
+                  f"{fmt(r.get('train_ms')):>9s} ({fmt(r.get('train_tflops'), '.0f'):>4s}) "
+                  f"{fmt(r.get('prefill_ms')):>8s} ({fmt(r.get('prefill_tflops'), '.0f'):>4s}) "
                   f"{(r.get('train_note') or r.get('prefill_note') or '')[:40]}")
     ratios = speedups(res["layer"])
     res["layer_speedups"] = ratios
