@@ -14,7 +14,6 @@ Modes (what one timed call does):
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -23,8 +22,6 @@ import torch
 
 from bench.sweep import Case, torch_dtype
 from impls.base import Implementation
-
-log = logging.getLogger(__name__)
 
 #: prompt tokens per prefill call when filling a decode state (bounds the prompt's memory)
 FILL_TOKENS = 262144

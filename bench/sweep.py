@@ -13,13 +13,13 @@ and later by the regression gate and the multi-GPU sharding.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import re
 from dataclasses import dataclass, field
 
 import torch
 
 MODES = ("train", "prefill", "decode")
+#: op = the attention op alone (q, k, v[, f | decay] in, output out); layer-level cases may follow
 LEVELS = ("op",)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
@@ -373,6 +373,3 @@ def preset(name: str, device: str) -> SweepSpec:
         max_call_s=5.0,
     )
 
-
-def matches_any(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)

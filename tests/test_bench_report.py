@@ -1,7 +1,6 @@
 """Tables and figures regenerated from a stored results file."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
