@@ -499,3 +499,12 @@ def test_compiled_layer_matches_eager(kind):
             cache.reset()
             torch.testing.assert_close(pre(cache, x), y2)
             assert cache.pos == 8
+
+
+@pytest.mark.parametrize("mixer", ["rat-swa", "linear"])
+def test_generate_is_batch_invariant(mixer):
+    m = tiny(mixer)
+    ids = torch.randint(0, 50, (3, 6))
+    both = m.generate(ids, 5).tokens
+    for b in range(3):
+        assert torch.equal(m.generate(ids[b:b + 1], 5).tokens, both[b:b + 1])
