@@ -8,8 +8,8 @@ one timed call:
 - prefill: forward under no_grad writing the layer's decode cache (allocated once, at seq_len; each
   call marks it empty first), autocast as in train.
 - decode: one ``step`` at position seq_len - 1 of a cache filled by real prefills of seq_len - 1
-  random tokens (in batch slices of about FILL_TOKENS tokens); weights in ``dtype`` (a deployed model,
-  no autocast). Each call resets the position to seq_len - 1, so every call is the same step.
+  random tokens (in batch slices of about FILL_TOKENS tokens; ``fill="none"`` only sets the position);
+  weights in ``dtype`` (a deployed model, no autocast). Each call resets the position to seq_len - 1, so every call is the same step.
   ``graph=True`` captures that step once as a CUDA graph and the closure replays it.
 """
 from __future__ import annotations
@@ -46,6 +46,9 @@ class LayerCase:
     device: str = "cuda"
     compile: bool = False  # torch.compile the layer (train, prefill)
     graph: bool = False  # decode: replay the step as a CUDA graph
+    #: decode: "prefill" fills the cache with real prefills of seq_len - 1 random tokens; "none" only sets
+    #: the position (zeros in the cache: the same kernels and bytes, no data-dependent work), much faster
+    fill: str = "prefill"
     seed: int = 0
 
 
@@ -120,8 +123,11 @@ def layer_callable(case: LayerCase) -> LayerCallable:
     # decode: a deployed layer, weights in the activation dtype
     layer = layer.to(case.dtype)
     cache = layer.init_cache(B, T, dev, case.dtype)
-    if T > 1:
+    if case.fill not in ("prefill", "none"):
+        raise ValueError(f"fill must be 'prefill' or 'none', got {case.fill!r}")
+    if T > 1 and case.fill == "prefill":
         fill_cache(layer, cache, B, T - 1, case.dtype, dev)
+    cache.state.pos = T - 1
     x_t = torch.randn(B, case.d_model, generator=gen, device=dev, dtype=case.dtype)
 
     def step() -> None:

@@ -58,6 +58,7 @@ SWA_PREFERENCE = ["swa/fa4", "swa/flash-attn", "swa/flex"]
 REF = {"attention": "full/reference", "rat": "rat/reference"}
 GEN_CASES = [(4096, 64), (4096, 512), (16384, 512)]
 CHECK_T = 512
+GEN_FILL = "prefill"
 MODEL_SIZES: dict = {}
 
 T0_START = time.perf_counter()
@@ -206,7 +207,7 @@ def time_gen(kind: str, impl: str, T: int, B: int) -> dict:
     try:
         free()
         t = time.perf_counter()
-        lc = layer_callable(layer_case(kind, impl, "decode", T, B))
+        lc = layer_callable(layer_case(kind, impl, "decode", T, B, fill=GEN_FILL))
         row["fill_s"] = time.perf_counter() - t
         row["cache_gib"] = lc.cache_bytes / 2**30
         row["eager_ms"] = do_bench(lc.fn)
@@ -309,6 +310,8 @@ def main() -> None:
                     help="layer level: eager (off), torch.compile'd (on) or both")
     ap.add_argument("--skip-layer", action="store_true")
     ap.add_argument("--skip-gen", action="store_true")
+    ap.add_argument("--gen-fill", choices=("prefill", "none"), default="prefill",
+                    help="layer decode: fill the cache by real prefills (default) or only set the position")
     ap.add_argument("--skip-model", action="store_true")
     ap.add_argument("--T", default="4096,32768,131072", help="layer-level sequence lengths")
     ap.add_argument("--batch", type=int, default=64, help="model-level batch")
@@ -325,6 +328,8 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true",
                     help="run every code path on the CPU at toy sizes (checks the script, measures nothing useful)")
     args = ap.parse_args()
+    global GEN_FILL
+    GEN_FILL = args.gen_fill
     if args.smoke:
         smoke(args)
     elif not torch.cuda.is_available():

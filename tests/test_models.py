@@ -508,3 +508,15 @@ def test_generate_is_batch_invariant(mixer):
     both = m.generate(ids, 5).tokens
     for b in range(3):
         assert torch.equal(m.generate(ids[b:b + 1], 5).tokens, both[b:b + 1])
+
+
+def test_decode_callable_without_fill():
+    from models.cases import LayerCase, layer_callable
+
+    kw = dict(d_model=DM, heads=H, head_dim=D, chunk_size=4, device="cpu", dtype=torch.float32)
+    dec = layer_callable(LayerCase("rat", "rat/reference", "decode", 2, 9, fill="none", **kw))
+    assert dec.cache.pos == 8 and dec.cache.state.v_cache.abs().sum() == 0
+    dec.fn()
+    assert dec.cache.pos == 9
+    with pytest.raises(ValueError, match="fill"):
+        layer_callable(LayerCase("rat", "rat/reference", "decode", 2, 9, fill="zeros", **kw))
