@@ -18,6 +18,7 @@ from models.layers import (
     SWALayer,
     build_mixer,
 )
+from models.cases import LayerCallable, LayerCase, graph_callable, layer_callable
 from models.lm import (
     GenerateResult,
     LanguageModel,
@@ -39,6 +40,8 @@ __all__ = [
     "LMConfig",
     "LanguageModel",
     "LayerCache",
+    "LayerCallable",
+    "LayerCase",
     "LinearAttentionLayer",
     "MaxBatch",
     "MixerLayer",
@@ -48,6 +51,8 @@ __all__ = [
     "SWALayer",
     "build_mixer",
     "find_max_batch",
+    "graph_callable",
+    "layer_callable",
     "max_generate_batch",
     "memory_probe",
 ]
