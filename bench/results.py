@@ -72,6 +72,7 @@ class Row:
     max_abs_err: float | None = None
     grad_max_abs_err: float | None = None
     accuracy_tol: float | None = None
+    #: NVML, sampled during the timed loop (CUDA with nvidia-ml-py only); energy includes the L2 flushes
     power_w_mean: float | None = None
     power_w_max: float | None = None
     temp_c_max: float | None = None
