@@ -162,7 +162,10 @@ def measure(
         except Exception as exc:  # noqa: BLE001 - any capture failure means: time the eager call
             note = f"CUDA graph capture failed, eager step timed: {type(exc).__name__}: {str(exc)[:200]}"
             log.info(note)
-            torch.cuda.synchronize()
+            try:
+                torch.cuda.synchronize()
+            except Exception as sync_exc:  # noqa: BLE001 - a broken capture can poison the stream
+                raise RuntimeError(f"{note}; the stream did not recover: {sync_exc}") from None
             call = fn
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
     ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
