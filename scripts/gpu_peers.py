@@ -322,26 +322,31 @@ def main() -> None:
     if args.only:
         pats = [p.strip() for p in args.only.split(",") if p.strip()]
         peers = [n for n in peers if any(fnmatch.fnmatchcase(n, p) for p in pats)]
-    # variants: linear without and with decay
+    # variants: linear without and with decay; rat/flex with torch's own scan backward (last: least important)
     cases = []
     for n in peers:
         fam = n.split("/")[0]
-        cases += [(n, fam, False), (n, fam, True)] if fam == "linear" else [(n, fam, False)]
+        for dec in (False, True) if fam == "linear" else (False,):
+            cases.append({"label": n + ("[decay]" if dec else ""), "name": n, "fam": fam, "dec": dec,
+                          "make": lambda n=n: impls.get(n), "variant": False})
+    if "rat/flex" in peers:
+        cases.append({"label": "rat/flex[torch-scan-bwd]", "name": "rat/flex", "fam": "rat", "dec": False,
+                      "make": lambda: impls.load_class("rat/flex")(scan_backward="torch"), "variant": True})
     ts = [int(t) for t in args.ts.split(",")]
     results = {"env": env, "availability": {n: r.reason for n, r in avail.items()}, "correctness": [],
                "timing": [], "skipped": []}
     print(json.dumps(env), flush=True)
 
     ok: dict[tuple, bool] = {}
-    for name, fam, dec in cases:
-        label = name + ("[decay]" if dec else "")
+    for case in cases:
+        label, name, fam, dec = case["label"], case["name"], case["fam"], case["dec"]
         if not avail[name].available:
             results["correctness"].append({"impl": label, "ok": None, "reason": avail[name].reason})
             continue
         if time.time() - t_start > args.budget:
             results["skipped"].append(f"{label}: not checked, time budget ({args.budget:.0f} s) spent")
             continue
-        impl = impls.get(name)
+        impl = case["make"]()
         train = impl.unsupported_reason(mode="train", device=DEV, dtype=DT, head_dim=D,
                                         **({"decay": dec} if fam == "linear" else {}))
         row = {"impl": label, "train_unsupported": train}
@@ -350,36 +355,39 @@ def main() -> None:
             row["forward"] = check_forward(name, fam, impl, dec, train is None)
         except Exception as exc:  # noqa: BLE001
             row["forward"] = {"ok": False, "error": err_text(exc), "trace": traceback.format_exc()[-1500:]}
-        try:
-            row["decode"] = check_decode(name, fam, impl, dec)
-        except Exception as exc:  # noqa: BLE001
-            row["decode"] = {"ok": False, "error": err_text(exc)}
+        if case["variant"]:  # same decode path as its base peer
+            row["decode"] = {"ok": None, "note": "same decode as " + name}
+        else:
+            try:
+                row["decode"] = check_decode(name, fam, impl, dec)
+            except Exception as exc:  # noqa: BLE001
+                row["decode"] = {"ok": False, "error": err_text(exc)}
         row["seconds"] = round(time.time() - t0, 1)
-        ok[(name, dec)] = bool(row["forward"].get("ok"))
-        ok[(name, dec, "train")] = bool(row["forward"].get("train_ok"))
-        ok[(name, dec, "decode")] = bool(row["decode"].get("ok"))
+        ok[label] = bool(row["forward"].get("ok"))
+        ok[(label, "train")] = bool(row["forward"].get("train_ok"))
+        ok[(label, "decode")] = bool(row["decode"].get("ok"))
         results["correctness"].append(row)
         print(f"check {label}: forward ok={row['forward'].get('ok')} decode ok={row['decode'].get('ok')} "
               f"({row['seconds']} s) {row['forward'].get('error', '')} {row['decode'].get('error', '')}", flush=True)
 
     slow = ("full/sdpa-math",)  # unfused T x T scores: checked, not timed
     for T in ts:
-        for name, fam, dec in cases:
-            label = name + ("[decay]" if dec else "")
-            if not ok.get((name, dec)) or name in slow:
+        for case in cases:
+            label, name, fam, dec = case["label"], case["name"], case["fam"], case["dec"]
+            if not ok.get(label) or name in slow:
                 continue
             if time.time() - t_start > args.budget:
                 results["skipped"].append(f"{label} T={T}: time budget ({args.budget:.0f} s) spent")
                 continue
-            impl = impls.get(name)
-            train = ok.get((name, dec, "train"), False)
+            impl = case["make"]()
+            train = ok.get((label, "train"), False)
             row = {"impl": label, "T": T}
             t0 = time.time()
             try:
                 row.update(time_fwd_train(impl, fam, T, dec, train, args.rep))
             except Exception as exc:  # noqa: BLE001
                 row["error"] = err_text(exc)
-            if ok.get((name, dec, "decode")):
+            if ok.get((label, "decode")):
                 try:
                     row.update(time_decode(impl, fam, T, dec, args.rep))
                 except Exception as exc:  # noqa: BLE001
@@ -400,10 +408,10 @@ def main() -> None:
         return "-" if v is None else (f"{v:.{p}f}" if isinstance(v, float) else str(v))
 
     print("\ncorrectness (bf16, rel L2 err vs float64 ref; rule: <= 2x bf16-ref err + 1e-5)")
-    print(f"{'impl':24} {'fwd':5} {'o err':>9} {'2x ref':>9} {'grads':6} {'decode':6}  note")
+    print(f"{'impl':26} {'fwd':5} {'o err':>9} {'2x ref':>9} {'grads':6} {'decode':6}  note")
     for r in results["correctness"]:
         if r.get("ok") is None and "forward" not in r:
-            print(f"{r['impl']:24} {'n/a':5} {'':>9} {'':>9} {'':6} {'':6}  {r['reason'][:70]}")
+            print(f"{r['impl']:26} {'n/a':5} {'':>9} {'':>9} {'':6} {'':6}  {r['reason'][:70]}")
             continue
         fw, dc = r["forward"], r["decode"]
         o = fw.get("o", {})
@@ -412,13 +420,14 @@ def main() -> None:
         g = "ERR" if fw.get("train_error") else g
         note = (fw.get("error", "") or fw.get("train_error", "") or dc.get("error", "")
                 or (f"train: {r['train_unsupported']}" if r["train_unsupported"] else ""))
-        print(f"{r['impl']:24} {('ok' if fw.get('ok') else 'FAIL'):5} {fmt(o.get('err'), 5):>9} "
+        dec_s = {True: "ok", False: "FAIL", None: "-"}[dc.get("ok")]
+        print(f"{r['impl']:26} {('ok' if fw.get('ok') else 'FAIL'):5} {fmt(o.get('err'), 5):>9} "
               f"{fmt(2 * o['err_lowp_ref'] if 'err_lowp_ref' in o else None, 5):>9} {g:6} "
-              f"{('ok' if dc.get('ok') else 'FAIL'):6}  {note[:70]}")
+              f"{dec_s:6}  {note[:70]}")
     print(f"\ntiming (ms, do_bench median; {TOKENS} tokens/batch, H={H}, D={D}, bf16; decode: B=64, one step at T-1)")
-    print(f"{'impl':24} {'T':>6} {'B':>3} {'fwd':>8} {'train':>8} {'train TF/s':>10} {'decode':>8} {'peak GB':>8}")
+    print(f"{'impl':26} {'T':>6} {'B':>3} {'fwd':>8} {'train':>8} {'train TF/s':>10} {'decode':>8} {'peak GB':>8}")
     for r in results["timing"]:
-        print(f"{r['impl']:24} {r['T']:>6} {TOKENS // r['T']:>3} {fmt(r.get('fwd_ms')):>8} {fmt(r.get('train_ms')):>8} "
+        print(f"{r['impl']:26} {r['T']:>6} {TOKENS // r['T']:>3} {fmt(r.get('fwd_ms')):>8} {fmt(r.get('train_ms')):>8} "
               f"{fmt(r.get('train_tflops'), 0):>10} {fmt(r.get('decode_ms'), 3):>8} "
               f"{fmt(r.get('train_peak_gb', r.get('fwd_peak_gb')), 1):>8} {r.get('error', '')[:60]}")
     for s in results["skipped"]:

@@ -236,3 +236,15 @@ def test_optional_flash_attn_packages_give_install_reasons():
         assert "flash-attn 2" in fa2_unavailable_reason("cuda")
     if not has_module("flash_attn.cute"):
         assert "flash-attn-4" in fa4_unavailable_reason("cuda")
+
+
+@pytest.mark.parametrize("backward", ["reverse-scan", "torch"])
+def test_rat_flex_scan_backward_gradcheck(backward):
+    """rat/flex's scan backward (one reverse associative scan) against finite differences, float64; the
+    CPU runs combine_mode='generic', the same combine as CUDA's 'pointwise'."""
+    from impls.rat.flex import chunk_scan
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(1, 2, 5, 2, 3, generator=g, dtype=torch.float64).requires_grad_()
+    bk, bv = (torch.randn(1, 2, 5, 2, 3, generator=g, dtype=torch.float64).requires_grad_() for _ in range(2))
+    assert torch.autograd.gradcheck(lambda *x: chunk_scan(*x, "generic", backward), (a, bk, bv))

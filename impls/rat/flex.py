@@ -10,7 +10,9 @@
 4. the exact merge with the self term s = scale q.kt[c,l]: with m = max(lse, s),
    y = (e^(lse-m) o_inter + e^(s-m) vt) / (e^(lse-m) + e^(s-m)); chunk 0 has lse = -inf, so y = vt.
 
-Steps 1-4 run as one torch.compile'd graph (fullgraph, static shapes); the block mask is built
+The scan's backward is one reverse associative scan with the same combine (ChunkScan below: O(1) extra
+memory); torch's own associative_scan backward, which builds an L x L matrix per element, is kept as
+``RATFlex(scan_backward="torch")`` for comparison. Steps 1-4 run as one torch.compile'd graph (fullgraph, static shapes); the block mask is built
 compiled and cached per (T, L, device): T = 131072 never materialises a dense mask. FlexAttention runs
 in the input dtype (bf16 on the GPU), the scan, the self term and the merge in float32.
 On CUDA the scan is ``associative_scan(combine_mode="pointwise")`` (a Triton scan, the authors' path).
@@ -32,6 +34,7 @@ import math
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch._higher_order_ops import associative_scan
 from torch.nn.attention.flex_attention import flex_attention
 
@@ -55,7 +58,41 @@ def _combine(x, y):
     return a1 * a2, a2 * bk1 + bk2, a2 * bv1 + bv2
 
 
-def rat_core(q, k, v, f, cos, sin, bmask, chunk_size: int, scale: float, scan_mode: str, with_state: bool):
+class ChunkScan(torch.autograd.Function):
+    """kt, vt = the chunked scan of (a, bk, bv) along dim 2 (the position in the chunk), with an O(1)-memory
+    backward that is itself one reverse associative scan with the same combine:
+        g_l = gk_l + a_{l+1} g_{l+1}   (g_L = 0),   d bk_l = g_l,   d a_l = g_l . kt_{l-1} (+ the same for v).
+    torch's built-in associative_scan backward instead materialises an L x L transition matrix per element
+    (16x the scanned tensors at L = 16); scan_backward="torch" selects it for comparison."""
+
+    @staticmethod
+    def forward(ctx, a, bk, bv, mode: str):
+        _, kt, vt = associative_scan(_combine, (a, bk, bv), dim=2, combine_mode=mode)
+        ctx.save_for_backward(a, kt, vt)
+        ctx.mode = mode
+        return kt, vt
+
+    @staticmethod
+    def backward(ctx, gk, gv):
+        a, kt, vt = ctx.saved_tensors
+        gk = torch.zeros_like(kt) if gk is None else gk
+        gv = torch.zeros_like(vt) if gv is None else gv
+        a_next = F.pad(a[:, :, 1:], (0, 0, 0, 0, 0, 1))  # element l carries a_{l+1}
+        _, g_k, g_v = associative_scan(_combine, (a_next, gk, gv), dim=2, reverse=True, combine_mode=ctx.mode)
+        prev = (0, 0, 0, 0, 1, 0)  # x_{l-1}, with x_{-1} = 0
+        da = g_k * F.pad(kt[:, :, :-1], prev) + g_v * F.pad(vt[:, :, :-1], prev)
+        return da, g_k, g_v, None
+
+
+def chunk_scan(a, bk, bv, mode: str, backward: str):
+    if backward == "reverse-scan":
+        return ChunkScan.apply(a, bk, bv, mode)
+    _, kt, vt = associative_scan(_combine, (a, bk, bv), dim=2, combine_mode=mode)
+    return kt, vt
+
+
+def rat_core(q, k, v, f, cos, sin, bmask, chunk_size: int, scale: float, scan_mode: str, with_state: bool,
+             scan_backward: str = "reverse-scan"):
     """Steps 1-4 for (B, T, H, D) inputs, T a multiple of chunk_size. cos/sin: (T, D) float32 chunk-index
     tables or None (no RoPE). Returns y (dtype of q), plus (pre-RoPE chunk-end keys, chunk-end values),
     both (B, C, H, D) float32, when with_state."""
@@ -66,7 +103,7 @@ def rat_core(q, k, v, f, cos, sin, bmask, chunk_size: int, scale: float, scan_mo
     a = f.to(f32).reshape(B, C, L, H, D)
     bk = (1 - a) * k.to(f32).reshape(B, C, L, H, D)
     bv = (1 - a) * v.to(f32).reshape(B, C, L, H, D)
-    _, kt, vt = associative_scan(_combine, (a, bk, bv), dim=2, combine_mode=scan_mode)
+    kt, vt = chunk_scan(a, bk, bv, scan_mode, scan_backward)
     kt = kt.reshape(B, T, H, D)
     vt = vt.reshape(B, T, H, D)
     qf = q.to(f32)
@@ -122,11 +159,17 @@ def slot_rope(n_slots: int, D: int, device: torch.device) -> tuple[torch.Tensor,
 
 
 class RATFlex(RAT):
-    description = ("the RAT authors' formulation: compiled associative scan (float32) + compiled FlexAttention "
-                   "over chunk states (mask q//L > kv, lse) + exact merge with the self term; decode via SDPA over "
-                   "the chunk cache. CPU (tests only): the same function eager, generic scan, eager flex")
+    description = ("the RAT authors' formulation: compiled associative scan (float32; backward = reverse scan) + "
+                   "compiled FlexAttention over chunk states (mask q//L > kv, lse) + exact merge with the self term; "
+                   "decode via SDPA over the chunk cache. CPU (tests only): the same function eager, generic scan, "
+                   "eager flex")
     backward_devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
+
+    def __init__(self, scan_backward: str = "reverse-scan") -> None:
+        if scan_backward not in ("reverse-scan", "torch"):
+            raise ValueError(f"scan_backward must be 'reverse-scan' or 'torch', got {scan_backward!r}")
+        self.scan_backward = scan_backward
 
     @classmethod
     def extra_unavailable_reason(cls, device: str) -> str | None:
@@ -139,11 +182,12 @@ class RATFlex(RAT):
         cos, sin = chunk_rope(T, chunk_size, D, q.device) if rope else (None, None)
         bm = block_mask("chunk", chunk_size, T, T // chunk_size, q.device)
         if q.is_cuda:
-            return _compiled_core()(q, k, v, f, cos, sin, bm, chunk_size, scale, "pointwise", with_state)
+            return _compiled_core()(q, k, v, f, cos, sin, bm, chunk_size, scale, "pointwise", with_state,
+                                    self.scan_backward)
         # CPU (tests): the same function, eager; see the module docstring for why
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
-            return rat_core(q, k, v, f, cos, sin, bm, chunk_size, scale, "generic", with_state)
+            return rat_core(q, k, v, f, cos, sin, bm, chunk_size, scale, "generic", with_state, self.scan_backward)
 
     def _forward(self, q, k, v, f, *, chunk_size, rope, scale):
         return self._run(q, k, v, f, chunk_size, rope, scale, False)
