@@ -220,6 +220,10 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: 
                    f"on CUDA: {spec.get('flush_l2')}, decode by CUDA-graph replay: {spec.get('cuda_graphs')}")
     counts = df.status.value_counts().to_dict()
     out.append("- cases: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    planned = meta.get("n_cases")
+    if planned and len(df) < planned:
+        out.append(f"- **incomplete**: {len(df)} of {planned} cases have a row (time limit or interrupted); "
+                   f"`python run_bench.py resume <this directory>` runs the rest")
     out.append(f"- speed-ups are over `{baseline}` on the same shape" if baseline else "- no baseline")
     out.append("")
     for mode in MODES:

@@ -58,8 +58,8 @@ class Runner:
         time_limit_s: float | None = None,
     ) -> list[Row]:
         """Run every case not in ``skip`` (keys), appending each row to the results file. With
-        ``time_limit_s``, no case starts after that many seconds: the rest are left for a resume
-        (``self.left`` counts them)."""
+        ``time_limit_s``, no case starts after that many seconds (but one always runs, so every
+        session makes progress): the rest are left for a resume (``self.left`` counts them)."""
         rows = []
         t0 = time.perf_counter()
         self.left = 0
@@ -68,7 +68,7 @@ class Runner:
                 if on_done:
                     on_done(case, None)
                 continue
-            if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
+            if time_limit_s is not None and rows and time.perf_counter() - t0 > time_limit_s:
                 self.left += 1
                 continue
             if on_start:

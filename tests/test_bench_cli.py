@@ -79,3 +79,17 @@ def test_list(capsys):
     assert run_bench.main(["list", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "rat/reference" in out and "available" in out
+
+
+def test_time_limit_leaves_cases_for_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--impl", "full/reference", "--mode", "prefill", "--seq-len", "16,32,64", "--batch", "1", "--heads", "1",
+            "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--no-progress", "--no-figures",
+            "--time-limit", "0", "--out", str(out)]
+    assert run_bench.main(argv) == 0
+    assert len(load(out)) == 1  # the first case starts, then the limit stops the rest
+    assert "2 cases not run" in capsys.readouterr().err
+    assert "**incomplete**: 1 of 3 cases" in (out / "report.md").read_text()
+    assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures", "--time-limit", "1000"]) == 0
+    assert len(load(out)) == 3
+    assert "incomplete" not in (out / "report.md").read_text()
