@@ -12,15 +12,16 @@
 
 The scan's backward is one reverse associative scan with the same combine (ChunkScan below: O(1) extra
 memory); torch's own associative_scan backward, which builds an L x L matrix per element, is kept as
-``RATFlex(scan_backward="torch")`` for comparison. Steps 1-4 run as one torch.compile'd graph (fullgraph, static shapes); the block mask is built
-compiled and cached per (T, L, device): T = 131072 never materialises a dense mask. FlexAttention runs
-in the input dtype (bf16 on the GPU), the scan, the self term and the merge in float32.
+``RATFlex(scan_backward="torch")`` for comparison. Steps 1-4 run as one torch.compile'd graph
+(fullgraph, static shapes); the block mask is built compiled and cached per (T, L, device): T = 131072
+never materialises a dense mask. FlexAttention runs in the input dtype (bf16 on the GPU), the scan, the
+self term and the merge in float32.
 On CUDA the scan is ``associative_scan(combine_mode="pointwise")`` (a Triton scan, the authors' path).
 The CPU path is for tests only and runs the SAME function EAGERLY: PyTorch refuses the pointwise scan
 off CUDA ("all input tensors need to be on CUDA"), so it uses ``combine_mode="generic"`` (same combine,
-same math), and compiled FlexAttention on the CPU does not return the log-sum-exp (torch 2.13: "torch.compile
-on CPU only supports inference and `return_lse` is not supported yet"), so flex runs eagerly there (its
-unfused path). There is no FlexAttention backward on the CPU, so train mode is CUDA only.
+same math), and compiled FlexAttention on the CPU does not return the log-sum-exp (torch 2.13:
+"torch.compile on CPU only supports inference and `return_lse` is not supported yet"), so flex runs
+eagerly there (its unfused path). There is no FlexAttention backward on the CPU, so train mode is CUDA only.
 
 Decode: the chunk cache (post-RoPE chunk-end keys, values) and the running float32 pre-RoPE states;
 a step updates the running states, writes slot c and attends over slots 0..c with SDPA (PyTorch's
