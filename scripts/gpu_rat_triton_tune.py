@@ -28,9 +28,11 @@ from impls.rat.triton import DEFAULT_CONFIG, RATTriton  # noqa: E402
 
 FWD = [(128, 64, 8, 2), (128, 128, 8, 2), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 2)]
 DKV = [(64, 64, 8, 2), (128, 64, 8, 2), (128, 32, 8, 2), (128, 32, 8, 3), (128, 64, 8, 3)]
-DQ = [(64, 64, 8, 2), (128, 32, 8, 2), (128, 64, 8, 2), (64, 32, 8, 3), (64, 64, 8, 3)]
-SCAN = [(16, 4), (32, 4), (16, 8), (8, 4), (32, 8)]
+DQ = [(64, 64, 8, 2), (128, 32, 8, 2), (128, 64, 8, 2), (128, 64, 8, 3), (64, 64, 8, 3)]
+SCAN = [(16, 4), (32, 8), (16, 8), (8, 4), (32, 4)]
+BSCAN = [(8, 4), (16, 8), (8, 8), (4, 4), (16, 4)]
 PRE = [64, 128, 32, 64, 64]
+STEP = [(64, 4, 1), (128, 4, 1), (64, 8, 1), (128, 8, 1), (64, 4, 2), (32, 4, 1)]
 
 
 def config(i: int) -> RT.RATTritonConfig:
@@ -38,15 +40,16 @@ def config(i: int) -> RT.RATTritonConfig:
     kb, km, kw, ks = DKV[i]
     qb, qn, qw, qs = DQ[i]
     nc, sw = SCAN[i]
+    bn_, bw = BSCAN[i]
     return dataclasses.replace(DEFAULT_CONFIG, fwd_bm=fb, fwd_bn=fn, fwd_warps=fw, fwd_stages=fs,
                                dkv_bn=kb, dkv_bm=km, dkv_warps=kw, dkv_stages=ks,
                                dq_bm=qb, dq_bn=qn, dq_warps=qw, dq_stages=qs, scan_nc=nc, scan_warps=sw,
-                               pre_bm=PRE[i])
+                               bscan_nc=bn_, bscan_warps=bw, pre_bm=PRE[i])
 
 
 def label(stage: str, i: int) -> str:
     return {"fwd": str(FWD[i]), "bwd_dkv": str(DKV[i]), "bwd_dq": str(DQ[i]), "scan": str(SCAN[i]),
-            "bwd_scan": str(SCAN[i]), "bwd_pre": str(PRE[i])}[stage]
+            "bwd_scan": str(BSCAN[i]), "bwd_pre": str(PRE[i])}[stage]
 
 
 def main() -> None:
@@ -102,6 +105,30 @@ def main() -> None:
             json.dump(out, fh, indent=1)
         del q, k, v, f, do, leaves
         torch.cuda.empty_cache()
+    # decode step variants (step_bn, step_warps, splits) at B = 64, T = 16384, position T (1025 slots)
+    from triton.testing import do_bench
+    B, T = 64, 16384
+    dec = []
+    for bn, w, sp in STEP:
+        impl = RATTriton(dataclasses.replace(DEFAULT_CONFIG, step_bn=bn, step_warps=w, step_splits=sp))
+        st = impl.init_state(B, H, D, T + L, device="cuda", dtype=torch.bfloat16, chunk_size=L)
+        st.k_cache.normal_()
+        st.v_cache.normal_()
+        x = [torch.randn(B, H, D, device="cuda").bfloat16() for _ in range(4)]
+
+        def step():
+            st.pos = T
+            impl.step(st, *x)
+
+        ms = do_bench(step, warmup=20, rep=200, return_mode="median")
+        qs = x[0][:, :, None]
+        sd = do_bench(lambda: torch.nn.functional.scaled_dot_product_attention(
+            qs, st.k_cache[:, :, : T // L + 1], st.v_cache[:, :, : T // L + 1]), warmup=20, rep=200, return_mode="median")
+        dec.append({"step_bn": bn, "warps": w, "splits": sp, "step_ms": ms, "sdpa_ms": sd})
+        print(json.dumps(dec[-1]), flush=True)
+    out["decode"] = dec
+    with open(os.path.join(os.environ.get("OUT", "/tmp"), "rat_triton_tune.json"), "w") as fh:
+        json.dump(out, fh, indent=1)
     print(f"\n== best per stage (ms, TF/s) == total {time.time() - t_start:.0f} s")
     for T, r in out["results"].items():
         print(f"T={T} B={r['B']} sum of best stages {r['best_total_ms']:.2f} ms")

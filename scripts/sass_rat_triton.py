@@ -58,10 +58,11 @@ def cases(L: int, D: int, dt: str = "bf16"):
                dict(K=p, V=p, F=p, COS=f32, SIN=f32, KTR=p, VT=p, KE=p, VE=p, STK=f32, STV=f32,
                     s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32,
                     C=i32, n_rows=i32), dict(L=L, NC=nc, HALF=HALF, ROPE=True, WRITE_LAST=False), w, 1)
-        yield (f"bwd_scan nc={nc} w={w}", K.bwd_scan_kernel,
-               dict(K=p, V=p, F=p, KTR=p, VT=p, COS=f32, SIN=f32, DKT=f32, DVT=f32, DK=p, DV=p, DF=p,
-                    s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, T=i32, H=i32, C=i32, n_rows=i32),
-               dict(L=L, NC=nc, HALF=HALF, ROPE=True), w, 1)
+        yield (f"bwd_scan nc={nc // 2} w={w}", K.bwd_scan_kernel,
+               dict(Q=p, K=p, V=p, F=p, KTR=p, VT=p, DO=p, LSE=f32, DELTA=f32, COS=f32, SIN=f32, DKE=f32, DVE=f32,
+                    DK=p, DV=p, DF=p, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, T=i32, H=i32, C=i32,
+                    n_rows=i32, scale="fp32", scale2="fp32"),
+               dict(L=L, NC=nc // 2, HALF=HALF, ROPE=True), w, 1)
     for bm, bn, w, s in ((CFG.fwd_bm, CFG.fwd_bn, CFG.fwd_warps, CFG.fwd_stages), (128, 128, 8, 2),
                          (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 2)):
         yield (f"fwd bm={bm} bn={bn} w={w} s={s}", K.fwd_kernel,
@@ -79,11 +80,11 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32, C=i32, scale="fp32", scale2="fp32"),
                dict(L=L, BM=bm, BN=bn, HALF=HALF, PREC="tf32"), w, s)
     for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 32, 8, 2), (128, 64, 8, 2),
-                         (128, 32, 8, 3), (64, 32, 8, 3)):
+                         (128, 64, 8, 3), (64, 64, 8, 3)):
         yield (f"bwd_dq bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,
-               dict(Q=p, KTR=p, VT=p, DO=p, COS=f32, SIN=f32, KE=p, VE=p, DKE=f32, DVE=f32, LSE=f32, DELTA=f32,
-                    DQ=p, DKT=f32, DVT=f32, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32,
-                    e_h=i32, e_c=i32, T=i32, H=i32, C=i32, scale="fp32", scale2="fp32"),
+               dict(Q=p, KTR=p, VT=p, DO=p, COS=f32, SIN=f32, KE=p, VE=p, LSE=f32, DELTA=f32,
+                    DQ=p, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32,
+                    e_h=i32, e_c=i32, T=i32, H=i32, scale="fp32", scale2="fp32"),
                dict(L=L, BM=bm, BN=bn, HALF=HALF, ROPE=True, PREC="tf32"), w, s)
     yield ("step", K.step_kernel,
            dict(Q=p, K=p, V=p, F=p, KT=f32, VT=f32, KC=p, VC=p, COS=f32, SIN=f32, O=p, WS=f32, CNT="*i32",

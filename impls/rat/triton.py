@@ -39,8 +39,10 @@ class RATTritonConfig:
     dq_bn: int = 64
     dq_warps: int = 8
     dq_stages: int = 2
-    scan_nc: int = 16  # chunks side by side in the scan kernels
+    scan_nc: int = 16  # chunks side by side in the forward scan
     scan_warps: int = 4
+    bscan_nc: int = 8  # ... and in the backward scan
+    bscan_warps: int = 4
     pre_bm: int = 64
     step_bn: int = 64
     step_warps: int = 4
@@ -50,7 +52,8 @@ class RATTritonConfig:
 
 DEFAULT_CONFIG = RATTritonConfig()
 INTERPRET_CONFIG = RATTritonConfig(
-    fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, scan_nc=4, pre_bm=16, step_bn=16,
+    fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, scan_nc=4, bscan_nc=2, pre_bm=16,
+    step_bn=16,
 )
 
 
@@ -181,26 +184,25 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
             L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec, **_kw(cfg.dkv_warps, cfg.dkv_stages),
         )
     del qr
-    # 3. dq; direct gradients of kt (pre-RoPE) and vt in float32
+    # 3. dq (chunk ends + self term)
     dq = torch.empty_like(o)
-    dkt = torch.empty(B, T, H, D, device=q.device, dtype=torch.float32)
-    dvt = torch.empty_like(dkt)
-    assert dkt.stride() == o.stride()
     with _stage("bwd_dq"):
         K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
-            q, ktr, vt, do, cos, sin, ke, ve, dke, dve, lse, delta, dq, dkt, dvt,
+            q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
             q.stride(0), q.stride(1), q.stride(2), *os_, ke.stride(0), ke.stride(1), ke.stride(2),
-            T, H, C, scale, scale * K.LOG2E,
-            L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec, **_kw(cfg.dq_warps, cfg.dq_stages),
+            T, H, scale, scale * K.LOG2E,
+            L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec,
+            **_kw(cfg.dq_warps, cfg.dq_stages),
         )
-    # 4. reverse scan -> dk, dv, df
+    # 4. self-term gradients of kt, vt, chunk-end dK/dV, reverse scan -> dk, dv, df
     dk = torch.empty_like(o)
     dv = torch.empty_like(o)
     df = torch.empty_like(o)
     with _stage("bwd_scan"):
-        K.bwd_scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
-            k, v, f, ktr, vt, cos, sin, dkt, dvt, dk, dv, df, k.stride(0), k.stride(1), k.stride(2), *os_, T, H, C, L,
-            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.scan_warps, 1),
+        K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
+            q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df,
+            k.stride(0), k.stride(1), k.stride(2), *os_, T, H, C, L, scale, scale * K.LOG2E,
+            L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.bscan_warps, 1),
         )
     return dq, dk, dv, df
 

@@ -15,9 +15,9 @@ Kernels (launchers in impls/rat/triton.py):
                    term q.RoPE(kt_t) merged into the same softmax; writes o and lse.
   bwd_pre_kernel   Delta = rowsum(dO * o) and RoPE'd q (input dtype) for the dK/dV kernel.
   bwd_dkv_kernel   grid (ceil(C / BN), B*H): dK_j, dV_j over all query rows t with c(t) > j.
-  bwd_dq_kernel    grid (ceil(T / BM), B*H): dq over chunk ends and the self term; the direct
-                   gradients of kt (pre-RoPE) and vt, chunk-end gradients added at l = L-1 (float32).
-  bwd_scan_kernel  grid (ceil(C / NC), B*H): reverse loop over each chunk, g_l = d_l + f_{l+1} g_{l+1};
+  bwd_dq_kernel    grid (ceil(T / BM), B*H): dq over chunk ends, then the self term's part of dq.
+  bwd_scan_kernel  grid (ceil(C / NC), B*H): reverse loop over each chunk: the direct gradients of kt
+                   (pre-RoPE) and vt (self term, chunk-end dK/dV at l = L-1), g_l = d_l + f_{l+1} g_{l+1},
                    dk = (1-f) g_k, dv = (1-f) g_v, df = g_k (kt_{l-1} - k) + g_v (vt_{l-1} - v).
   step_kernel      one decode token: running-state update, slot write, softmax over slots 0..c,
                    optionally split over slots with an in-kernel merge (one launch, graph-capturable).
@@ -163,12 +163,14 @@ def fwd_kernel(
     rows = t0 + tl.arange(0, BM)
     valid = rows < T
     vm = valid[:, None]
-    rows64 = rows.to(tl.int64)
     offs_d = tl.arange(0, HALF)
-    qptr = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + rows64[:, None] * s_t + offs_d[None, :]
+    # scalar 64-bit tile bases, 32-bit offsets inside the tile (fewer live registers than 64-bit offsets)
+    r = tl.arange(0, BM)
+    Qt = Q + (b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + t0.to(tl.int64) * s_t)
+    qptr = r[:, None] * s_t + offs_d[None, :]
     crow = rows // L
-    q1 = tl.load(Q + qptr, mask=vm, other=0.0).to(tl.float32)
-    q2 = tl.load(Q + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
+    q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
+    q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
     if ROPE:
         tptr = crow[:, None] * HALF + offs_d[None, :]
         cos = tl.load(COS + tptr, mask=vm, other=1.0)
@@ -176,13 +178,14 @@ def fwd_kernel(
         q1, q2 = _rope(q1, q2, cos, sin)
     # self term first (then q in float32, cos, sin and the state are dead during the loop): the row's
     # own running state starts the online softmax with m = s_self, l = 1, acc = vt
-    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows64[:, None] * o_t + offs_d[None, :]
-    kr1 = tl.load(KTR + optr, mask=vm, other=0.0).to(tl.float32)
-    kr2 = tl.load(KTR + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    o_base = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + t0.to(tl.int64) * o_t
+    optr = r[:, None] * o_t + offs_d[None, :]
+    kr1 = tl.load(KTR + o_base + optr, mask=vm, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + o_base + optr + HALF, mask=vm, other=0.0).to(tl.float32)
     m_i = tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2
     l_i = tl.full([BM], 1.0, tl.float32)
-    acc1 = tl.load(VT + optr, mask=vm, other=0.0).to(tl.float32)
-    acc2 = tl.load(VT + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    acc1 = tl.load(VT + o_base + optr, mask=vm, other=0.0).to(tl.float32)
+    acc2 = tl.load(VT + o_base + optr + HALF, mask=vm, other=0.0).to(tl.float32)
     qb1 = q1.to(KE.dtype.element_ty)
     qb2 = q2.to(KE.dtype.element_ty)
     # keys j < c(t): every row sees j < c(t0); the last row sees j < c(t_last)
@@ -196,8 +199,8 @@ def fwd_kernel(
     inv = 1.0 / l_i
     o1 = acc1 * inv[:, None]
     o2 = acc2 * inv[:, None]
-    tl.store(O + optr, o1.to(O.dtype.element_ty), mask=vm)
-    tl.store(O + optr + HALF, o2.to(O.dtype.element_ty), mask=vm)
+    tl.store(O + o_base + optr, o1.to(O.dtype.element_ty), mask=vm)
+    tl.store(O + o_base + optr + HALF, o2.to(O.dtype.element_ty), mask=vm)
     if STORE_LSE:
         tl.store(LSE + bh.to(tl.int64) * T + rows, m_i + tl.log2(l_i), mask=valid)
 
@@ -350,12 +353,13 @@ def _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KEb, VEb, koff, e_c, cro
 
 @triton.jit
 def bwd_dq_kernel(
-    Q, KTR, VT, DO, COS, SIN, KE, VE, DKE, DVE, LSE, DELTA, DQ, DKT, DVT,
-    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
+    Q, KTR, VT, DO, COS, SIN, KE, VE, LSE, DELTA, DQ,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr,
     ROPE: tl.constexpr, PREC: tl.constexpr,
 ):
-    """KTR, VT, DO, DQ, DKT, DVT share the (B, T, H, D) strides o_*; Q has s_*."""
+    """dq = RoPE_c^T(scale * (sum_j dS_tj K_j + dS_t,self kt_t)). KTR, VT, DO, DQ share the strides o_*;
+    Q has s_*. The self term is added after the loop (its gradients of kt, vt are bwd_scan_kernel's)."""
     pid = tl.num_programs(0) - 1 - tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -366,52 +370,28 @@ def bwd_dq_kernel(
     rows = t0 + tl.arange(0, BM)
     valid = rows < T
     vm = valid[:, None]
-    rows64 = rows.to(tl.int64)
-    qptr = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + rows64[:, None] * s_t + offs_d[None, :]
-    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows64[:, None] * o_t + offs_d[None, :]
+    # scalar 64-bit tile bases, 32-bit offsets inside the tile (fewer live registers than 64-bit offsets)
+    r = tl.arange(0, BM)
+    Qt = Q + (b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + t0.to(tl.int64) * s_t)
+    qptr = r[:, None] * s_t + offs_d[None, :]
+    o_base = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + t0.to(tl.int64) * o_t
+    optr = r[:, None] * o_t + offs_d[None, :]
     crow = rows // L
-    q1 = tl.load(Q + qptr, mask=vm, other=0.0).to(tl.float32)
-    q2 = tl.load(Q + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
+    q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
+    q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
     if ROPE:
         tptr = crow[:, None] * HALF + offs_d[None, :]
         cos = tl.load(COS + tptr, mask=vm, other=1.0)
         sin = tl.load(SIN + tptr, mask=vm, other=0.0)
         q1, q2 = _rope(q1, q2, cos, sin)
-    db1 = tl.load(DO + optr, mask=vm, other=0.0)
-    db2 = tl.load(DO + optr + HALF, mask=vm, other=0.0)
-    lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=valid, other=0.0)
-    delta = tl.load(DELTA + bh.to(tl.int64) * T + rows, mask=valid, other=0.0)
-    # self term first; its dk/dv parts go to memory before the loop (fewer live registers)
-    kr1 = tl.load(KTR + optr, mask=vm, other=0.0).to(tl.float32)
-    kr2 = tl.load(KTR + optr + HALF, mask=vm, other=0.0).to(tl.float32)
-    vt1 = tl.load(VT + optr, mask=vm, other=0.0).to(tl.float32)
-    vt2 = tl.load(VT + optr + HALF, mask=vm, other=0.0).to(tl.float32)
-    do1 = db1.to(tl.float32)
-    do2 = db2.to(tl.float32)
-    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
-    ds_s = p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)  # dS of the self logit (times scale later)
-    dkr1 = (scale * ds_s)[:, None] * q1
-    dkr2 = (scale * ds_s)[:, None] * q2
-    dvt1 = p_s[:, None] * do1
-    dvt2 = p_s[:, None] * do2
-    # chunk-end rows also carry dK_c, dV_c (gradients w.r.t. the RoPE'd end key and the end value)
-    em = (valid & (rows % L == L - 1))[:, None]
-    eptr = bh.to(tl.int64) * C * 2 * HALF + crow.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
-    dkr1 += tl.load(DKE + eptr, mask=em, other=0.0)
-    dkr2 += tl.load(DKE + eptr + HALF, mask=em, other=0.0)
-    dvt1 += tl.load(DVE + eptr, mask=em, other=0.0)
-    dvt2 += tl.load(DVE + eptr + HALF, mask=em, other=0.0)
-    if ROPE:
-        dkr1, dkr2 = _rope_t(dkr1, dkr2, cos, sin)
-    tl.store(DKT + optr, dkr1, mask=vm)
-    tl.store(DKT + optr + HALF, dkr2, mask=vm)
-    tl.store(DVT + optr, dvt1, mask=vm)
-    tl.store(DVT + optr + HALF, dvt2, mask=vm)
-    # dq over chunk ends j < c(t), the accumulator seeded with the self term's dS * kt
-    dq1 = ds_s[:, None] * kr1
-    dq2 = ds_s[:, None] * kr2
     qb1 = q1.to(KE.dtype.element_ty)
     qb2 = q2.to(KE.dtype.element_ty)
+    db1 = tl.load(DO + o_base + optr, mask=vm, other=0.0)
+    db2 = tl.load(DO + o_base + optr + HALF, mask=vm, other=0.0)
+    lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=valid, other=0.0)
+    delta = tl.load(DELTA + bh.to(tl.int64) * T + rows, mask=valid, other=0.0)
+    dq1 = tl.zeros([BM, HALF], tl.float32)
+    dq2 = tl.zeros([BM, HALF], tl.float32)
     hi = (tl.minimum(t0 + BM, T) - 1) // L
     lo = ((t0 // L) // BN) * BN
     koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
@@ -419,25 +399,37 @@ def bwd_dq_kernel(
                          scale2, BN, HALF, False, PREC)
     dq1, dq2 = _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, lo, hi,
                          scale2, BN, HALF, True, PREC)
-    dq1 = dq1 * scale
-    dq2 = dq2 * scale
+    # self term (q is re-read and re-rotated here: not kept live in float32 through the loop)
+    q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
+    q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
     if ROPE:
-        tptr = crow[:, None] * HALF + offs_d[None, :]  # reloaded: not kept live through the loop
         cos = tl.load(COS + tptr, mask=vm, other=1.0)
         sin = tl.load(SIN + tptr, mask=vm, other=0.0)
+        q1, q2 = _rope(q1, q2, cos, sin)
+    kr1 = tl.load(KTR + o_base + optr, mask=vm, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + o_base + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+    vt1 = tl.load(VT + o_base + optr, mask=vm, other=0.0).to(tl.float32)
+    vt2 = tl.load(VT + o_base + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    ds_s = p_s * (tl.sum(db1.to(tl.float32) * vt1 + db2.to(tl.float32) * vt2, 1) - delta)
+    dq1 = (dq1 + ds_s[:, None] * kr1) * scale
+    dq2 = (dq2 + ds_s[:, None] * kr2) * scale
+    if ROPE:
         dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
-    tl.store(DQ + optr, dq1.to(DQ.dtype.element_ty), mask=vm)
-    tl.store(DQ + optr + HALF, dq2.to(DQ.dtype.element_ty), mask=vm)
+    tl.store(DQ + o_base + optr, dq1.to(DQ.dtype.element_ty), mask=vm)
+    tl.store(DQ + o_base + optr + HALF, dq2.to(DQ.dtype.element_ty), mask=vm)
 
 
 @triton.jit
 def bwd_scan_kernel(
-    K, V, F, KTR, VT, COS, SIN, DKT, DVT, DK, DV, DF,
-    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows,
+    Q, K, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF,
+    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2,
     L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
 ):
-    """K, V, F have strides s_*; KTR, VT, DKT, DVT, DK, DV, DF have o_*. The state before row l is
-    read back from the forward's per-token states (un-rotated: one rotation per chunk)."""
+    """Direct gradients of kt, vt per row (the self term: dS_self scale q_r and p_self dO, plus dK_c,
+    dV_c at l = L-1), then the reverse scan g_l = d_l + f_{l+1} g_{l+1} and dk, dv, df.
+    Q, K, V, F have strides s_*; KTR, VT, DO, DK, DV, DF have o_*. The state before row l is read back
+    from the forward's per-token states (un-rotated: one rotation per chunk)."""
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -452,22 +444,56 @@ def bwd_scan_kernel(
         sin = tl.load(SIN + tptr, mask=cm[:, None], other=0.0)
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    r_off = bh.to(tl.int64) * T
     gk1 = tl.zeros([NC, HALF], tl.float32)
     gk2 = tl.zeros([NC, HALF], tl.float32)
     gv1 = tl.zeros([NC, HALF], tl.float32)
     gv2 = tl.zeros([NC, HALF], tl.float32)
     fn1 = gk1  # f of the row after (0 past the chunk end)
     fn2 = gk1
+    # chunk-end gradients (w.r.t. the RoPE'd end key and the end value), added at l = L - 1
+    eptr = bh.to(tl.int64) * C * 2 * HALF + cid.to(tl.int64)[:, None] * 2 * HALF + d2
+    dke1 = tl.load(DKE + eptr, mask=cm[:, None], other=0.0)
+    dke2 = tl.load(DKE + eptr + HALF, mask=cm[:, None], other=0.0)
+    dve1 = tl.load(DVE + eptr, mask=cm[:, None], other=0.0)
+    dve2 = tl.load(DVE + eptr + HALF, mask=cm[:, None], other=0.0)
     for i in range(n_rows):  # n_rows == L
         l = L - 1 - i
         rows = cid.to(tl.int64) * L + l
-        m = (cm & (rows < T))[:, None]
+        rv = cm & (rows < T)
+        m = rv[:, None]
         ptr = in_off + rows[:, None] * s_t + d2
         optr = out_off + rows[:, None] * o_t + d2
-        gk1 = tl.load(DKT + optr, mask=m, other=0.0) + fn1 * gk1
-        gk2 = tl.load(DKT + optr + HALF, mask=m, other=0.0) + fn2 * gk2
-        gv1 = tl.load(DVT + optr, mask=m, other=0.0) + fn1 * gv1
-        gv2 = tl.load(DVT + optr + HALF, mask=m, other=0.0) + fn2 * gv2
+        # self term of row l
+        q1 = tl.load(Q + ptr, mask=m, other=0.0).to(tl.float32)
+        q2 = tl.load(Q + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        kr1 = tl.load(KTR + optr, mask=m, other=0.0).to(tl.float32)
+        kr2 = tl.load(KTR + optr + HALF, mask=m, other=0.0).to(tl.float32)
+        vt1 = tl.load(VT + optr, mask=m, other=0.0).to(tl.float32)
+        vt2 = tl.load(VT + optr + HALF, mask=m, other=0.0).to(tl.float32)
+        do1 = tl.load(DO + optr, mask=m, other=0.0).to(tl.float32)
+        do2 = tl.load(DO + optr + HALF, mask=m, other=0.0).to(tl.float32)
+        lse = tl.load(LSE + r_off + rows, mask=rv, other=0.0)
+        delta = tl.load(DELTA + r_off + rows, mask=rv, other=0.0)
+        if ROPE:
+            q1, q2 = _rope(q1, q2, cos, sin)
+        p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+        ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
+        dk1 = ds_s[:, None] * q1
+        dk2 = ds_s[:, None] * q2
+        dv1 = p_s[:, None] * do1
+        dv2 = p_s[:, None] * do2
+        if l == L - 1:
+            dk1 += dke1
+            dk2 += dke2
+            dv1 += dve1
+            dv2 += dve2
+        if ROPE:
+            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
+        gk1 = dk1 + fn1 * gk1
+        gk2 = dk2 + fn2 * gk2
+        gv1 = dv1 + fn1 * gv1
+        gv2 = dv2 + fn2 * gv2
         f1 = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
         f2 = tl.load(F + ptr + HALF, mask=m, other=0.0).to(tl.float32)
         k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
