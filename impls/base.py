@@ -14,6 +14,9 @@ from typing import ClassVar
 import torch
 
 
+_AVAILABILITY: dict[tuple[type, str, str | None], str | None] = {}
+
+
 class UnavailableError(RuntimeError):
     """The implementation cannot run here (no GPU, package missing, unsupported configuration)."""
 
@@ -44,8 +47,16 @@ class Implementation:
     @classmethod
     def unavailable_reason(cls, device: str | None = None) -> str | None:
         """None if this implementation can run on ``device`` (a device type, default: this machine's
-        best), else a sentence saying why not."""
+        best), else a sentence saying why not. Cached per class, device and TRITON_INTERPRET, since
+        every call of forward/prefill/step asks."""
         device = device or default_device()
+        key = (cls, device, os.environ.get("TRITON_INTERPRET"))
+        if key not in _AVAILABILITY:
+            _AVAILABILITY[key] = cls._unavailable_reason(device)
+        return _AVAILABILITY[key]
+
+    @classmethod
+    def _unavailable_reason(cls, device: str) -> str | None:
         for mod in cls.requires:
             if importlib.util.find_spec(mod.split(".")[0]) is None:
                 return f"optional package '{mod}' is not installed"

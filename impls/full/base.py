@@ -75,6 +75,7 @@ class FullAttention(Implementation):
     def step(self, state: KVCache, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """One token (B, H, D) at position state.pos; appends k, v and attends over all cached tokens."""
         check_step_qkv(q, k, v)
+        self.check_runnable(q)
         check_decode_room(state.pos, 1, state.max_len)
         return self._step(state, q, k, v)
 

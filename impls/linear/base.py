@@ -89,6 +89,7 @@ class LinearAttention(Implementation):
         self, state: LinearState, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, decay: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_step_qkv(q, k, v)
+        self.check_runnable(q)
         check_decay(decay, q, step=True)
         return self._step(state, q, k, v, decay)
 

@@ -116,6 +116,7 @@ class RAT(Implementation):
     ) -> torch.Tensor:
         """One token (B, H, D) at position state.pos (rat.md, Decode)."""
         check_step_qkv(q, k, v)
+        self.check_runnable(q)
         check_gate(f, q, "f_t")
         if state.pos >= state.max_len:
             raise ValueError(f"decode state holds max_len={state.max_len} tokens and is full")

@@ -74,6 +74,7 @@ class SlidingWindowAttention(Implementation):
 
     def step(self, state: RingCache, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         check_step_qkv(q, k, v)
+        self.check_runnable(q)
         return self._step(state, q, k, v)
 
     def _forward(self, q, k, v, *, window: int, scale: float) -> torch.Tensor:
