@@ -97,9 +97,9 @@ def _run_parser() -> argparse.ArgumentParser:
 
 
 def build_spec(args: argparse.Namespace):  # -> SweepSpec
-    from bench.sweep import (parse_bools, parse_dtype, parse_modes, parse_size, parse_sizes, preset)
-
     import torch
+
+    from bench.sweep import parse_bools, parse_dtype, parse_modes, parse_size, parse_sizes, preset
 
     device = args.device
     if device == "auto":
@@ -245,8 +245,9 @@ def cmd_list(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="run_bench.py list", description="Every implementation and whether it runs here.")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto, e.g. --device cuda")
     args = p.parse_args(argv)
-    import impls
     import torch
+
+    import impls
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     rows = impls.available(device)

@@ -38,7 +38,7 @@ class Nvml:
         self.handle = handle
 
     @classmethod
-    def open(cls, cuda_index: int = 0) -> "Nvml | None":
+    def open(cls, cuda_index: int = 0) -> Nvml | None:
         try:
             import pynvml
         except ImportError:
@@ -121,7 +121,7 @@ class NvmlSampler:
         self._e0: int | None = None
         self._e1: int | None = None
 
-    def __enter__(self) -> "NvmlSampler":
+    def __enter__(self) -> NvmlSampler:
         if self.nvml is not None:
             self._e0 = self.nvml.energy_mj()
             self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -251,11 +251,12 @@ def git_revision(path: str = ".") -> str | None:
     if os.environ.get("RATBENCH_GIT_REV"):
         return os.environ["RATBENCH_GIT_REV"]
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10,
+                             check=False)
         if rev.returncode != 0:
             return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
-                               capture_output=True, text=True, timeout=10)
+                               capture_output=True, text=True, timeout=10, check=False)
         return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -269,20 +270,24 @@ def measure_ceilings(device: str) -> Ceilings:
         n, dt, copy_bytes = 8192, torch.bfloat16, 1 << 30
     else:
         n, dt, copy_bytes = 1024, torch.float32, 64 << 20
-    a = torch.randn(n, n, device=device, dtype=dt)
-    b = torch.randn(n, n, device=device, dtype=dt)
-    c = torch.empty(n, n, device=device, dtype=dt)
-    t = timing.measure(lambda: torch.matmul(a, b, out=c), lambda: None, device, policy)
-    tflops = 2.0 * n ** 3 / (t.median * 1e-3) / 1e12
-    del a, b, c
-    src = torch.empty(copy_bytes // 4, device=device, dtype=torch.float32).fill_(1.0)
-    dst = torch.empty_like(src)
-    t = timing.measure(lambda: dst.copy_(src), lambda: None, device, policy)
-    gbps = 2.0 * copy_bytes / (t.median * 1e-3) / 1e9
-    del src, dst
+    tflops = 2.0 * n ** 3 / (_time_matmul(n, dt, device, policy) * 1e-3) / 1e12
+    gbps = 2.0 * copy_bytes / (_time_copy(copy_bytes, device, policy) * 1e-3) / 1e9
     if device == "cuda":
         torch.cuda.empty_cache()
     return Ceilings(tflops, str(dt).removeprefix("torch."), n, gbps, copy_bytes)
+
+
+def _time_matmul(n: int, dt: torch.dtype, device: str, policy: timing.TimingPolicy) -> float:
+    a = torch.randn(n, n, device=device, dtype=dt)
+    b = torch.randn(n, n, device=device, dtype=dt)
+    c = torch.empty(n, n, device=device, dtype=dt)
+    return timing.measure(lambda: torch.matmul(a, b, out=c), lambda: None, device, policy).median
+
+
+def _time_copy(nbytes: int, device: str, policy: timing.TimingPolicy) -> float:
+    src = torch.empty(nbytes // 4, device=device, dtype=torch.float32).fill_(1.0)
+    dst = torch.empty_like(src)
+    return timing.measure(lambda: dst.copy_(src), lambda: None, device, policy).median
 
 
 def now_utc() -> str:

@@ -40,6 +40,10 @@ def _num(x: object) -> float | None:
     return None if math.isnan(f) else f
 
 
+def _missing(x: object) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
 def _ms(x: float) -> str:
     return f"{x:.3g}" if x < 100 else f"{x:.0f}"
 
@@ -67,7 +71,7 @@ def choose_baseline(df, baseline: str | None = None) -> str | None:  # type: ign
     candidates = [n for n in BASELINE_PRIORITY if n in counts]
     if candidates:  # the most complete of the preferred baselines (earlier in the list wins ties)
         return max(candidates, key=lambda n: (counts[n], -candidates.index(n)))
-    return sorted(counts)[0] if counts else None
+    return min(counts) if counts else None
 
 
 def with_series(df):  # type: ignore[no-untyped-def]
@@ -192,7 +196,7 @@ def reasons_table(df) -> str:  # type: ignore[no-untyped-def]
     for (series, mode, status), g in bad.groupby(["series", "mode", "status"], sort=True):
         g = g.sort_values(["seq_len", "batch"])
         reason = g.reason.iloc[0]
-        text = str(reason if reason == reason and reason is not None else "").replace("|", "\\|").replace("\n", " ")
+        text = "" if _missing(reason) else str(reason).replace("|", "\\|").replace("\n", " ")
         Ts = ", ".join(f"{format_size(int(T))} (B={B})" for T, B in zip(g.seq_len, g.batch))
         lines.append(f"| `{series}` | {mode} | {status} | {Ts} | {text[:300]} |")
     return "\n".join(lines)
@@ -272,7 +276,7 @@ def _save(fig, fig_dir: Path, name: str, written: list[str]) -> None:  # type: i
 
 
 def _size_ticks(ax, values) -> None:  # type: ignore[no-untyped-def]
-    vals = sorted(set(int(v) for v in values))
+    vals = sorted({int(v) for v in values})
     ax.set_xticks(vals)
     ax.set_xticklabels([format_size(v) for v in vals])
     ax.minorticks_off()

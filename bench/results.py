@@ -85,7 +85,7 @@ class Row:
     rank: int | None = None
 
     @classmethod
-    def for_case(cls, case: Case, status: str, **kw: object) -> "Row":
+    def for_case(cls, case: Case, status: str, **kw: object) -> Row:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         return cls(key=case.key, family=case.family, impl=case.impl, label=case.label, mode=case.mode,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import impls
 from bench import accuracy, costs, memory, timing
@@ -89,7 +89,7 @@ class Runner:
             row = self._run_case(case)
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a row; the sweep goes on
+        except Exception as exc:
             status = "oom" if memory.is_oom(exc) else "error"
             reason = f"{type(exc).__name__}: {str(exc).strip()}"[:2000]
             log.info("%s: %s", case.short(), reason)

@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from bench import device as D  # noqa: E402
-from bench import runner, timing  # noqa: E402
-from bench.results import load  # noqa: E402
-from bench.sweep import SweepSpec  # noqa: E402
+from bench import device as D
+from bench import runner, timing
+from bench.results import load
+from bench.sweep import SweepSpec
 
 RESULTS: list[dict] = []
 

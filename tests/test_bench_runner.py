@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+import bench_fakes
 import pytest
 import torch
 
-import bench_fakes
 from bench import cases as C
 from bench import runner
 from bench.results import Row, finished_keys, load, read_rows

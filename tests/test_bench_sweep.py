@@ -3,8 +3,20 @@ from __future__ import annotations
 
 import pytest
 
-from bench.sweep import (Case, SweepError, SweepSpec, expand, format_size, parse_bools, parse_dtype, parse_modes,
-                         parse_size, parse_sizes, preset, resolve_impls)
+from bench.sweep import (
+    Case,
+    SweepError,
+    SweepSpec,
+    expand,
+    format_size,
+    parse_bools,
+    parse_dtype,
+    parse_modes,
+    parse_size,
+    parse_sizes,
+    preset,
+    resolve_impls,
+)
 
 
 @pytest.mark.parametrize("text,value", [("4096", 4096), ("4k", 4096), ("4K", 4096), ("128k", 131072),
