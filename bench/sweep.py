@@ -331,7 +331,7 @@ def preset(name: str, device: str) -> SweepSpec:
     smoke    a few seconds: tiny shapes, every mode (CI and quick checks)
     default  CPU: references and SDPA, under 2 minutes on 2 cores; GPU: the paper preset's
              implementations at T = 4k, 16k, 64k with 128k tokens per batch (B = 128k / T), H 16, D 128,
-             RAT chunk sizes 16 and 64, decode at batch 64 and 512 (the anchors' batches)
+             chunk size 16, decode at batch 64 and 512 (the anchors' batches)
     paper    the paper's Figure 3 grid at op level: T = 4k..128k, 256k tokens per batch (B = 256k / T),
              chunk size 16, decode at batch 512, SWA window 1024; budgeted to finish in one 10-minute
              GPU command for the available non-reference implementations
@@ -349,7 +349,7 @@ def preset(name: str, device: str) -> SweepSpec:
     if name == "default":
         if gpu:
             return SweepSpec(
-                impls=list(PAPER_IMPLS), seq_lens=[4096, 16384, 65536], chunk_sizes=[16, 64], windows=[1024],
+                impls=list(PAPER_IMPLS), seq_lens=[4096, 16384, 65536], chunk_sizes=[16], windows=[1024],
                 heads=[16], head_dims=[128], tokens=131072, decode_batches=[64, 512], dtype="bfloat16",
                 device=device, skip_references=True,
                 repeats=50, min_repeats=5, warmup=2, case_budget_s=1.0, max_call_s=5.0, time_limit_s=540.0,
