@@ -116,6 +116,8 @@ class Prepared:
     fill_ms: float | None = None
     #: decode steps can be captured in a CUDA graph
     graphable: bool = False
+    #: what one timed call runs: 'forward+backward', 'prefill' (writes the decode state), 'forward', 'step'
+    call: str = ""
 
 
 def _noop() -> None:
@@ -135,7 +137,7 @@ def prepare(impl: Implementation, case: Case, seed: int = 0) -> Prepared:
             out = forward(impl, case, x)
             return torch.autograd.grad(out, wrt, grad_out)
 
-        return Prepared(train, _noop)
+        return Prepared(train, _noop, call="forward+backward")
 
     if case.mode == "prefill":
         x = make_inputs(case, B, T, H, seed=seed)
@@ -149,13 +151,13 @@ def prepare(impl: Implementation, case: Case, seed: int = 0) -> Prepared:
             def reset_prefill() -> None:
                 state.pos = 0  # type: ignore[attr-defined]
 
-            return Prepared(run_prefill, reset_prefill, state=state)
+            return Prepared(run_prefill, reset_prefill, state=state, call="prefill")
 
         def run_forward() -> object:
             with torch.no_grad():
                 return forward(impl, case, x)
 
-        return Prepared(run_forward, _noop)
+        return Prepared(run_forward, _noop, call="forward")
 
     if case.mode == "decode":
         state, fill_ms = filled_state(impl, case, seed)
@@ -171,7 +173,8 @@ def prepare(impl: Implementation, case: Case, seed: int = 0) -> Prepared:
         nbytes = None
         if hasattr(state, "nbytes_per_sequence"):
             nbytes = int(state.nbytes_per_sequence(T))  # type: ignore[attr-defined]
-        return Prepared(run_step, reset_step, state=state, state_bytes_per_seq=nbytes, fill_ms=fill_ms, graphable=True)
+        return Prepared(run_step, reset_step, state=state, state_bytes_per_seq=nbytes, fill_ms=fill_ms, graphable=True,
+                        call="step")
 
     raise ValueError(f"unknown mode {case.mode!r}")
 

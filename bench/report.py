@@ -164,7 +164,7 @@ def detail_table(df, mode: str) -> str:  # type: ignore[no-untyped-def]
     sub = df[(df["mode"] == mode) & (df.status == "ok")].sort_values(["series", "seq_len", "batch"])
     if sub.empty:
         return ""
-    head = ["implementation", "B", "T", "ms median [p20, p80]", "n", "timer", "TFLOP/s", "% peak", "GB/s",
+    head = ["implementation", "B", "T", "ms median [p20, p80]", "n", "timer / call", "TFLOP/s", "% peak", "GB/s",
             "% BW", "peak mem", "state/seq", "max abs err", "first call ms"]
     if mode == "decode":
         head.insert(4, "tokens/s")
@@ -177,7 +177,8 @@ def detail_table(df, mode: str) -> str:  # type: ignore[no-untyped-def]
         err = _num(r.max_abs_err)
         cells = [
             f"`{r.series}`", str(r.batch), format_size(int(r.seq_len)),
-            f"{_ms(r.ms_median)} [{_ms(r.ms_p20)}, {_ms(r.ms_p80)}]", str(int(r.n_samples)), str(r.timer),
+            f"{_ms(r.ms_median)} [{_ms(r.ms_p20)}, {_ms(r.ms_p80)}]", str(int(r.n_samples)),
+            str(r.timer) + ("" if _missing(r.get("timed_call")) else f" / {r.timed_call}"),
             f"{r.tflops:.3g}", pct(r.pct_peak_flops), f"{r.gbps:.3g}", pct(r.pct_peak_bw),
             _bytes(r.peak_mem_bytes), _bytes(r.state_bytes_per_seq),
             "" if err is None else f"{err:.2g}", f"{r.first_call_ms:.0f}",

@@ -56,6 +56,8 @@ class Row:
     samples_ms: list[float] = field(default_factory=list)
     timer: str | None = None
     timer_note: str | None = None
+    #: what one timed call ran: 'forward+backward', 'prefill' (also writes the decode state), 'forward', 'step'
+    timed_call: str | None = None
     #: the first call (compilation, autotuning), timed apart from the samples
     first_call_ms: float | None = None
     flops: float | None = None

@@ -172,7 +172,7 @@ class Runner:
         return Row.for_case(
             case, "ok", reason="; ".join(notes) or None,
             ms_median=ms, ms_p20=t.p20, ms_p80=t.p80, n_samples=t.n, samples_ms=[round(s, 6) for s in t.samples_ms],
-            timer=t.timer, timer_note=t.note, first_call_ms=t.first_call_ms,
+            timer=t.timer, timer_note=t.note, timed_call=prep.call, first_call_ms=t.first_call_ms,
             flops=cost.flops, bytes=cost.bytes, tflops=tflops, gbps=gbps,
             pct_peak_flops=100 * tflops / ceil.matmul_tflops if ceil else None,
             pct_peak_bw=100 * gbps / ceil.copy_gbps if ceil else None,

@@ -169,3 +169,12 @@ def test_timing_statistics_on_cpu():
     # 1 first call + 2 warm-up + 7 timed (the budget would allow many more; repeats caps it)
     assert t.n == 7 and len(calls) == 10 and t.timer == "wall-clock" and t.first_call_ms is not None
     assert t.p20 <= t.median <= t.p80
+
+
+def test_prefill_says_which_call_was_timed(tmp_path, fakes):
+    rows, _ = run(tmp_path, impls=["full/reference", "full/test-nodecode"], modes=["prefill", "train", "decode"],
+                  seq_lens=[32])
+    calls = {(r.impl, r.mode): r.timed_call for r in rows if r.status == "ok"}
+    assert calls == {("full/reference", "prefill"): "prefill", ("full/test-nodecode", "prefill"): "forward",
+                     ("full/reference", "train"): "forward+backward", ("full/test-nodecode", "train"): "forward+backward",
+                     ("full/reference", "decode"): "step"}
