@@ -430,16 +430,16 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
     xs = np.logspace(math.log10(lo), math.log10(hi), 200)
     peak, bw = ceil["matmul_tflops"], ceil["copy_gbps"]
     ax.plot(xs, np.minimum(peak, bw * xs / 1e3), color="black", lw=1.2,
-            label=f"ceiling: {peak:.0f} TFLOP/s {ceil['matmul_dtype']} matmul, {bw:.0f} GB/s copy")
+            label=f"ceiling: {peak:.3g} TFLOP/s {ceil['matmul_dtype']} matmul, {bw:.3g} GB/s copy")
     markers = {"train": "o", "prefill": "s", "decode": "^"}
     colors = _colors(df)
-    seen = set()
     for (series, mode), g in ok.groupby(["series", "mode"], sort=True):
-        label = series if series not in seen else None
-        seen.add(series)
-        ax.scatter(g.flops / g.bytes, g.tflops, marker=markers.get(mode, "o"), color=colors[series], s=18, label=label)
+        ax.scatter(g.flops / g.bytes, g.tflops, marker=markers.get(mode, "o"), color=colors[series], s=18)
+    for series in sorted(ok.series.unique()):  # legend: colour = implementation, marker = mode
+        ax.scatter([], [], marker="s", color=colors[series], label=series)
     for mode, mk in markers.items():
-        ax.scatter([], [], marker=mk, color="gray", label=mode)
+        if (ok["mode"] == mode).any():
+            ax.scatter([], [], marker=mk, color="gray", label=mode)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (FLOP / minimum byte)")
