@@ -201,18 +201,20 @@ def decode_case(B: int, T: int, H: int, D: int, L: int, splits: int | None) -> d
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--check-ts", default="4096,32768")
+    ap.add_argument("--checks", default="4096:128:16,32768:128:16,4096:64:64,2048:128:1",
+                    help="T:D:L correctness cases (bf16, B = 1, H = 4)")
     ap.add_argument("--ts", default="4096,8192,16384,32768,65536,131072")
-    ap.add_argument("--flex-ts", default="4096,131072")
+    ap.add_argument("--flex-ts", default="4096,8192,16384,32768,65536,131072")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds; later stages are skipped past it")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
     H, D, L, TOKENS = 16, 128, 16, 131072
     ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
-    check_ts, ts, flex_ts = ints(args.check_ts), ints(args.ts), ints(args.flex_ts)
+    checks = [tuple(int(y) for y in x.split(":")) for x in args.checks.split(",") if x]
+    ts, flex_ts = ints(args.ts), ints(args.flex_ts)
     if DRY:
         H, D, TOKENS = 2, 32, 128
-        check_ts, ts, flex_ts = [64], [32, 64], []
+        checks, ts, flex_ts = [(64, 32, 16), (32, 32, 1)], [32, 64], []
     out_dir = os.environ.get("OUT", "/tmp")
     res = {"env": env_info(), "config": dataclasses.asdict(DEFAULT_CONFIG), "checks": [], "timing": [], "decode": []}
     print(json.dumps(res["env"]), flush=True)
@@ -221,12 +223,12 @@ def main() -> None:
         with open(os.path.join(out_dir, "rat_triton.json"), "w") as fh:
             json.dump(res, fh, indent=1)
 
-    for T in check_ts:
+    for T, Dc, Lc in checks:
         if elapsed() > args.budget * 0.4:
             print(f"skip check T={T}: budget", flush=True)
             continue
         try:
-            r = check(T, 4 if not DRY else 1, D, L, torch.float32 if DRY else torch.bfloat16)
+            r = check(T, 4 if not DRY else 1, Dc, Lc, torch.float32 if DRY else torch.bfloat16)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             r = {"T": T, "error": repr(exc)[:300]}
@@ -269,7 +271,7 @@ def main() -> None:
         if "tensors" not in c:
             print(c)
             continue
-        print(f"T={c['T']} pass={c['pass']}: " + "  ".join(
+        print(f"T={c['T']} D={c['D']} L={c['L']} pass={c['pass']}: " + "  ".join(
             f"{n} {r['ours_maxabs']:.2e}/{r['bf16ref_maxabs']:.2e} (rel {r['ours_rel']:.1e})" for n, r in c["tensors"].items()))
     print("\n== op timing, bf16, H=16 D=128 L=16, 131072 tokens (median ms) ==")
     print(f"{'impl':12s} {'T':>7s} {'B':>3s} {'train':>9s} {'prefill':>9s} {'peak GiB':>9s}")

@@ -26,23 +26,26 @@ import torch  # noqa: E402
 import impls.rat.triton as RT  # noqa: E402
 from impls.rat.triton import DEFAULT_CONFIG, RATTriton  # noqa: E402
 
-FWD = [(128, 64, 8, 2), (128, 128, 8, 2), (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 2)]
-DKV = [(64, 64, 8, 2), (128, 64, 8, 2), (128, 32, 8, 2), (128, 32, 8, 3), (128, 64, 8, 3)]
-DQ = [(64, 64, 8, 2), (128, 32, 8, 2), (128, 64, 8, 2), (128, 64, 8, 3), (64, 64, 8, 3)]
-SCAN = [(16, 4), (32, 8), (16, 8), (8, 4), (32, 4)]
-BSCAN = [(8, 4), (16, 8), (8, 8), (4, 4), (16, 4)]
-PRE = [64, 128, 32, 64, 64]
-STEP = [(64, 4, 1), (128, 4, 1), (64, 8, 1), (128, 8, 1), (64, 4, 2), (32, 4, 1)]
+# sweep 3 (the earlier sweeps' options are in reports/rat-triton/tune{1,2}_*.json): the other stages at
+# their tuned defaults, dK/dV options (BN, BM, warps, stages, reverse)
+FWD = [(128, 128, 8, 3)] * 5
+DKV = [(128, 64, 8, 3, True), (128, 64, 8, 3, False), (128, 64, 8, 4, True), (128, 32, 8, 3, True),
+       (64, 64, 8, 3, True)]
+DQ = [(128, 64, 8, 3)] * 5
+SCAN = [(16, 4)] * 5
+BSCAN = [(4, 4)] * 5
+PRE = [32] * 5
+STEP = [(128, 4, 1), (128, 4, 2), (256, 4, 1), (256, 8, 1)]
 
 
 def config(i: int) -> RT.RATTritonConfig:
     fb, fn, fw, fs = FWD[i]
-    kb, km, kw, ks = DKV[i]
+    kb, km, kw, ks, kr = DKV[i]
     qb, qn, qw, qs = DQ[i]
     nc, sw = SCAN[i]
     bn_, bw = BSCAN[i]
     return dataclasses.replace(DEFAULT_CONFIG, fwd_bm=fb, fwd_bn=fn, fwd_warps=fw, fwd_stages=fs,
-                               dkv_bn=kb, dkv_bm=km, dkv_warps=kw, dkv_stages=ks,
+                               dkv_bn=kb, dkv_bm=km, dkv_warps=kw, dkv_stages=ks, dkv_reverse=kr,
                                dq_bm=qb, dq_bn=qn, dq_warps=qw, dq_stages=qs, scan_nc=nc, scan_warps=sw,
                                bscan_nc=bn_, bscan_warps=bw, pre_bm=PRE[i])
 
@@ -57,6 +60,7 @@ def main() -> None:
     ap.add_argument("--ts", default="4096,131072")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--configs", default="0,1,2,3,4")
+    ap.add_argument("--no-decode", action="store_true")
     args = ap.parse_args()
     H, D, L, TOKENS = 16, 128, 16, 131072
     out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "results": {}}
@@ -109,7 +113,7 @@ def main() -> None:
     from triton.testing import do_bench
     B, T = 64, 16384
     dec = []
-    for bn, w, sp in STEP:
+    for bn, w, sp in ([] if args.no_decode else STEP):
         impl = RATTriton(dataclasses.replace(DEFAULT_CONFIG, step_bn=bn, step_warps=w, step_splits=sp))
         st = impl.init_state(B, H, D, T + L, device="cuda", dtype=torch.bfloat16, chunk_size=L)
         st.k_cache.normal_()

@@ -78,7 +78,7 @@ def cases(L: int, D: int, dt: str = "bf16"):
         yield (f"bwd_dkv bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
                dict(QR=p, DO=p, LSE=f32, DELTA=f32, KE=p, VE=p, DKE=f32, DVE=f32, o_b=i32, o_t=i32, o_h=i32,
                     e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32, C=i32, scale="fp32", scale2="fp32"),
-               dict(L=L, BM=bm, BN=bn, HALF=HALF, PREC="tf32"), w, s)
+               dict(L=L, BM=bm, BN=bn, HALF=HALF, PREC="tf32", REVERSE=True), w, s)
     for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 32, 8, 2), (128, 64, 8, 2),
                          (128, 64, 8, 3), (64, 64, 8, 3)):
         yield (f"bwd_dq bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,

@@ -10,6 +10,7 @@ split over slots merged in-kernel). Kernels and their math: impls/rat/triton_ker
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -28,29 +29,36 @@ class RATTritonConfig:
     """Tile sizes and launch parameters (GPU). Under TRITON_INTERPRET=1: INTERPRET_CONFIG (16-row tiles)."""
 
     fwd_bm: int = 128  # query rows per forward program
-    fwd_bn: int = 64  # chunk ends per inner step
+    fwd_bn: int = 128  # chunk ends per inner step
     fwd_warps: int = 8
-    fwd_stages: int = 2
-    dkv_bn: int = 64  # chunk ends per dK/dV program
+    fwd_stages: int = 3
+    dkv_bn: int = 128  # chunk ends per dK/dV program
     dkv_bm: int = 64  # query rows per inner step
     dkv_warps: int = 8
-    dkv_stages: int = 2
-    dq_bm: int = 64
+    dkv_stages: int = 3
+    dkv_reverse: bool = True  # walk query tiles last-to-first (key blocks of a head share rows in L2)
+    dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
-    dq_stages: int = 2
+    dq_stages: int = 3
     scan_nc: int = 16  # chunks side by side in the forward scan
     scan_warps: int = 4
-    bscan_nc: int = 8  # ... and in the backward scan
+    bscan_nc: int = 4  # ... and in the backward scan
     bscan_warps: int = 4
-    pre_bm: int = 64
-    step_bn: int = 64
+    pre_bm: int = 32
+    step_bn: int = 128
     step_warps: int = 4
     #: slot splits of the decode step (None: enough programs for two per multiprocessor)
     step_splits: int | None = None
 
 
+# Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
+# for many chunk ends per sequence; fewer chunk ends prefer smaller forward tiles; float32 operands
+# take twice the shared memory, so smaller tiles and fewer stages.
 DEFAULT_CONFIG = RATTritonConfig()
+SHORT_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=2)
+FP32_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=1, dkv_bn=64,
+                                  dkv_bm=64, dkv_stages=1, dq_bm=64, dq_bn=64, dq_stages=1)
 INTERPRET_CONFIG = RATTritonConfig(
     fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, scan_nc=4, bscan_nc=2, pre_bm=16,
     step_bn=16,
@@ -61,10 +69,16 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _cfg(cfg: RATTritonConfig | None) -> RATTritonConfig:
+def _cfg(cfg: RATTritonConfig | None, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16
+         ) -> RATTritonConfig:
+    """The given config, else the interpreter's, else one chosen from the chunk count and dtype."""
     if cfg is not None:
         return cfg
-    return INTERPRET_CONFIG if _interpreting() else DEFAULT_CONFIG
+    if _interpreting():
+        return INTERPRET_CONFIG
+    if dtype == torch.float32:
+        return FP32_CONFIG
+    return DEFAULT_CONFIG if n_chunks >= 2048 else SHORT_CONFIG
 
 
 def _kw(warps: int, stages: int) -> dict:
@@ -181,7 +195,8 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         K.bwd_dkv_kernel[(math.ceil(C / cfg.dkv_bn), B * H)](
             qr, do, lse, delta, ke, ve, dke, dve, *os_, ke.stride(0), ke.stride(1), ke.stride(2),
             T, H, C, scale, scale * K.LOG2E,
-            L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec, **_kw(cfg.dkv_warps, cfg.dkv_stages),
+            L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec, REVERSE=cfg.dkv_reverse,
+            **_kw(cfg.dkv_warps, cfg.dkv_stages),
         )
     del qr
     # 3. dq (chunk ends + self term)
@@ -240,7 +255,8 @@ class RATTriton(RAT):
 
     def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float) -> torch.Tensor:
         q, k, v, f = _same_strides(q, k, v, f)
-        return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, _cfg(self.config))
+        cfg = _cfg(self.config, q.shape[1] // chunk_size, q.dtype)
+        return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, cfg)
 
     def _check_state(self, state: RATState, q: torch.Tensor) -> None:
         if state.k_cache.dtype != q.dtype or state.k_cache.device != q.device:
@@ -257,7 +273,7 @@ class RATTriton(RAT):
     def _prefill(self, state: RATState, q, k, v, f) -> torch.Tensor:
         self._check_state(state, q)
         q, k, v, f = _same_strides(q, k, v, f)
-        cfg = _cfg(self.config)
+        cfg = _cfg(self.config, math.ceil(q.shape[1] / state.chunk_size), q.dtype)
         with torch.no_grad():
             o, *_ = rat_forward(q, k, v, f, state.chunk_size, state.rope, state.scale, cfg, need_lse=False,
                                 ke=state.k_cache, ve=state.v_cache, last_state=(state.kt, state.vt))

@@ -242,15 +242,26 @@ def bwd_pre_kernel(
 
 @triton.jit
 def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n, lo, hi, T, scale2,
-               L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
-    # QRb: this head's RoPE'd q (T, D); DOb: this head's dO rows (stride o_t); LSEb, DELTAb: (T,)
+               L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr,
+               REVERSE: tl.constexpr):
+    # QRb: this head's RoPE'd q (T, D); DOb: this head's dO rows (stride o_t); LSEb, DELTAb: (T,).
+    # REVERSE walks the query tiles from the last one down: every key block of a head then reads the
+    # same rows at about the same time (shared in L2) instead of each starting at its own first row.
     r = tl.arange(0, BM)
     d = tl.arange(0, HALF)
     qoff = r[:, None] * (2 * HALF) + d[None, :]
     ooff = r[:, None] * o_t + d[None, :]
-    qp = QRb + lo.to(tl.int64) * (2 * HALF) + qoff  # pointers advance by BM rows per step (no
-    op = DOb + lo.to(tl.int64) * o_t + ooff  # 32-bit overflow of t0 * o_t at 1M tokens)
-    for t0 in range(lo, hi, BM):
+    n = (hi - lo + BM - 1) // BM
+    if REVERSE:
+        first = lo + (n - 1) * BM
+        step = -BM
+    else:
+        first = lo
+        step = BM
+    qp = QRb + first.to(tl.int64) * (2 * HALF) + qoff  # pointers move by BM rows per step (no
+    op = DOb + first.to(tl.int64) * o_t + ooff  # 32-bit overflow of t0 * o_t at 1M tokens)
+    for i in range(n):
+        t0 = first + i * step
         rows = t0 + r
         vm = (rows < T)[:, None]
         qr1 = tl.load(qp, mask=vm, other=0.0)
@@ -272,8 +283,8 @@ def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, 
         dst = (pt * (dpt - delta[None, :])).to(qr1.dtype)
         dk1 = tl.dot(dst, qr1, dk1, input_precision=PREC)
         dk2 = tl.dot(dst, qr2, dk2, input_precision=PREC)
-        qp += BM * (2 * HALF)
-        op += BM * o_t
+        qp += step * (2 * HALF)
+        op += step * o_t
     return dk1, dk2, dv1, dv2
 
 
@@ -282,6 +293,7 @@ def bwd_dkv_kernel(
     QR, DO, LSE, DELTA, KE, VE, DKE, DVE,
     o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr,
+    REVERSE: tl.constexpr,
 ):
     pid = tl.program_id(0)  # key block 0 has the most queries: it starts first
     bh = tl.program_id(1)
@@ -310,9 +322,9 @@ def bwd_dkv_kernel(
     LSEb = LSE + bh.to(tl.int64) * T
     DELTAb = DELTA + bh.to(tl.int64) * T
     dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n,
-                                    lo, mid, T, scale2, L, BM, HALF, True, PREC)
+                                    mid, T, T, scale2, L, BM, HALF, False, PREC, REVERSE)
     dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n,
-                                    mid, T, T, scale2, L, BM, HALF, False, PREC)
+                                    lo, mid, T, scale2, L, BM, HALF, True, PREC, REVERSE)
     dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
     tl.store(DKE + dptr, dk1 * scale, mask=nm)
     tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
