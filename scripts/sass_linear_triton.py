@@ -49,37 +49,38 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="substring of the kernel names to compile")
     args = ap.parse_args()
     H, D, BT = 16, 128, int(os.environ.get("BT", 64))
-    for dt in ("bf16",):
+    for dt in os.environ.get("DTYPES", "bf16").split(","):
         p = f"*{dt}"
+        prec = os.environ.get("FP32_PRECISION", "ieee") if dt == "fp32" else "tf32"
         cases = []
         for use_g in (False, True):
             for bk, bv in ((64, 64), (64, 32), (32, 32)):
                 cases.append((f"fwd_h g={use_g} bk={bk} bv={bv}", K.chunk_fwd_h_kernel,
                               {"k": p, "v": p, "g": "*fp32", "h": p, "ht": "*fp32", "T": "i32", "NT": "i32"},
-                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=False, PRECISION="tf32"), 4, 2))
+                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=False, PRECISION=prec), 4, 2))
                 cases.append((f"bwd_dh g={use_g} bk={bk} bv={bv}", K.chunk_bwd_dh_kernel,
                               {"q": p, "do": p, "g": "*fp32", "dh": p, "scale": "fp32", "T": "i32", "NT": "i32"},
-                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, PRECISION="tf32"), 4, 2))
+                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, PRECISION=prec), 4, 2))
             for bv, w in ((64, 4), (128, 8)):
                 cases.append((f"fwd_o g={use_g} bv={bv} w={w}", K.chunk_fwd_o_kernel,
                               {"q": p, "k": p, "v": p, "g": "*fp32", "h": p, "o": p, "scale": "fp32", "T": "i32", "NT": "i32"},
-                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION=prec), w, 2))
             for bk, bv, w in ((64, 64, 4), (64, 32, 4), (64, 64, 8), (128, 32, 8)):
                 cases.append((f"bwd_dqk g={use_g} bk={bk} bv={bv} w={w}", K.chunk_bwd_dqk_kernel,
                               {"q": p, "k": p, "v": p, "g": "*fp32", "h": p, "do": p, "dh": p, "dq": p, "dk": p,
                                "dg": "*fp32", "scale": "fp32", "T": "i32", "NT": "i32"},
-                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
+                              dict(H=H, D=D, BT=BT, BK=bk, BV=bv, USE_G=use_g, PRECISION=prec), w, 2))
             for bv, w in ((64, 4), (128, 8)):
                 cases.append((f"bwd_dv g={use_g} bv={bv} w={w}", K.chunk_bwd_dv_kernel,
                               {"q": p, "k": p, "g": "*fp32", "do": p, "dh": p, "dv": p, "scale": "fp32", "T": "i32", "NT": "i32"},
-                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION=prec), w, 2))
             for bv, w in ((64, 4), (64, 8), (32, 4)):
                 cases.append((f"fused_fwd g={use_g} bv={bv} w={w}", K.chunk_fused_fwd_kernel,
                               {"q": p, "k": p, "v": p, "g": "*fp32", "o": p, "h": p, "ht": "*fp32", "scale": "fp32", "T": "i32", "NT": "i32"},
-                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=True, PRECISION="tf32"), w, 2))
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=True, PRECISION=prec), w, 2))
                 cases.append((f"fused_bwd_dhv g={use_g} bv={bv} w={w}", K.chunk_fused_bwd_dhv_kernel,
                               {"q": p, "k": p, "g": "*fp32", "do": p, "dh": p, "dv": p, "scale": "fp32", "T": "i32", "NT": "i32"},
-                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION="tf32"), w, 2))
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION=prec), w, 2))
         cases.append(("step g=True", K.recurrent_step_kernel,
                       {"q": p, "k": p, "v": p, "decay": p, "S": "*fp32", "o": p, "scale": "fp32"},
                       dict(D=D, BV=32, USE_G=True), 4, 1))
