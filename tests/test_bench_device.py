@@ -1,0 +1,38 @@
+"""Device metadata and NVML degrade gracefully on a machine without a GPU driver."""
+from __future__ import annotations
+
+import torch
+
+from bench import device as D
+
+
+def test_describe_cpu_and_git():
+    info = D.describe("cpu")
+    assert info.device == "cpu" and info.torch == torch.__version__ and info.python.count(".") == 2
+    assert info.nvml == {} and info.torch_threads >= 1
+    rev = D.git_revision()
+    assert rev is None or len(rev.split("+")[0]) == 40
+
+
+def test_git_revision_from_the_environment(monkeypatch):
+    monkeypatch.setenv("RATBENCH_GIT_REV", "0123abc")
+    assert D.git_revision() == "0123abc"
+
+
+def test_nvml_absent_is_not_an_error():
+    nv = D.Nvml.open(0)  # no driver here: None (nvmlInit raises NVMLError_LibraryNotFound), never an exception
+    if not torch.cuda.is_available():
+        assert nv is None
+    with D.NvmlSampler(None) as s:
+        pass
+    assert s.summary() == {}
+
+
+def test_throttle_reason_names():
+    assert D.throttle_names(0) == []
+    assert D.throttle_names(0x4 | 0x40) == ["sw_power_cap", "hw_thermal_slowdown"]
+
+
+def test_cpu_ceilings_are_measured():
+    c = D.measure_ceilings("cpu")
+    assert c.matmul_tflops > 0 and c.copy_gbps > 0 and c.matmul_dtype == "float32"
