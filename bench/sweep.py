@@ -333,8 +333,9 @@ def preset(name: str, device: str) -> SweepSpec:
              implementations at T = 4k, 16k, 64k with 128k tokens per batch (B = 128k / T), H 16, D 128,
              chunk size 16, decode at batch 64 and 512 (the anchors' batches)
     paper    the paper's Figure 3 grid at op level: T = 4k..128k, 256k tokens per batch (B = 256k / T),
-             chunk size 16, decode at batch 512, SWA window 1024; budgeted to finish in one 10-minute
-             GPU command for the available non-reference implementations
+             chunk size 16, decode at batch 512, SWA window 1024; per-case time budgets, and a 540 s
+             time limit so that one 10-minute GPU command always ends with its results written (any cases
+             left over are finished by ``resume``; compile times of the compiled peers decide which)
     """
     if name not in PRESETS:
         raise SweepError(f"unknown preset {name!r}; presets are {', '.join(PRESETS)}")
@@ -368,7 +369,8 @@ def preset(name: str, device: str) -> SweepSpec:
             time_limit_s=540.0,
         )
     return SweepSpec(
-        seq_lens=[256, 512, 1024, 2048], chunk_sizes=[16], windows=[128], heads=[4], head_dims=[64], tokens=4096,
+        impls=list(CPU_DEFAULT_IMPLS), seq_lens=[256, 512, 1024, 2048], chunk_sizes=[16], windows=[128], heads=[4],
+        head_dims=[64], tokens=4096,
         decode_batches=[32], dtype="float32", device=device, repeats=10, min_repeats=3, case_budget_s=0.3,
         max_call_s=5.0,
     )
