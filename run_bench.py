@@ -25,6 +25,7 @@ examples:
   python run_bench.py --impl rat/triton --mode train --seq-len 16k --chunk-size 16,32,64,128 --batch 8
   python run_bench.py --impl 'full/*,rat/*' --mode decode --seq-len 4k,16k --decode-batch 1,16,64,256,512
   python run_bench.py --impl linear/fla,linear/reference --decay no,yes --seq-len 1k --batch 2 --device cpu
+  python run_bench.py --preset paper --device cuda --dry-run   # the cases it would run
   python run_bench.py list --device cuda                # every implementation, and why one cannot run
   python run_bench.py report reports/runs/20261129-050000 --baseline full/sdpa-cudnn
   python run_bench.py resume reports/runs/20261129-050000   # finish an interrupted sweep
@@ -87,8 +88,9 @@ def _run_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run directory (default: reports/runs/<UTC timestamp>), e.g. reports/h200")
     o.add_argument("--resume", metavar="DIR", help="finish the sweep in DIR: cases with a row are skipped")
-    o.add_argument("--baseline", help="speed-ups over this implementation (default: full/sdpa-flash or the "
-                                      "first full attention timed), e.g. full/sdpa-cudnn")
+    o.add_argument("--baseline", help="speed-ups over this implementation (default: full/sdpa-flash, the paper's "
+                                      "baseline, or the most complete full attention timed; speed-ups over "
+                                      "full/sdpa-cudnn are added when it was timed), e.g. full/sdpa-cudnn")
     o.add_argument("--no-figures", action="store_true", help="tables only")
     o.add_argument("--dry-run", action="store_true", help="print the cases the sweep would run, run nothing")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
