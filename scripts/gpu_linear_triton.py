@@ -97,17 +97,26 @@ def grads_of(fn, q, k, v, decay, do):
     return [o.detach(), *gs]
 
 
-def check_case(B, T, Hh, Dd, dtype, use_decay, seed) -> dict:
-    torch.manual_seed(seed)
-    q, k, v = (torch.randn(B, T, Hh, Dd, device=DEV).to(dtype) for _ in range(3))
-    decay = (-torch.rand(B, T, Hh, device=DEV) * 0.2) if use_decay else None
-    do = torch.randn(B, T, Hh, Dd, device=DEV).to(dtype)
-    scale = Dd ** -0.5
-    ref = impls.get("linear/reference")
-    ours = impls.get("linear/triton")
-    r64 = grads_of(lambda a, b, c, d: ref.forward(a, b, c, decay=d), q.double(), k.double(), v.double(),
-                   decay.double() if decay is not None else None, do.double())
-    rlp = grads_of(lambda a, b, c, d: lowp_forward(a, b, c, d, scale), q, k, v, decay, do)
+_REFS: dict = {}
+
+
+def check_case(B, T, Hh, Dd, dtype, use_decay, seed, impl=None) -> dict:
+    """Output and gradients of ``impl`` (default: the registered linear/triton) vs float64, FA rule.
+    References are cached per input set, so checking several launch variants costs one reference."""
+    key = (B, T, Hh, Dd, dtype, use_decay, seed)
+    if key not in _REFS:
+        torch.manual_seed(seed)
+        q, k, v = (torch.randn(B, T, Hh, Dd, device=DEV).to(dtype) for _ in range(3))
+        decay = (-torch.rand(B, T, Hh, device=DEV) * 0.2) if use_decay else None
+        do = torch.randn(B, T, Hh, Dd, device=DEV).to(dtype)
+        scale = Dd ** -0.5
+        ref = impls.get("linear/reference")
+        r64 = grads_of(lambda a, b, c, d: ref.forward(a, b, c, decay=d), q.double(), k.double(), v.double(),
+                       decay.double() if decay is not None else None, do.double())
+        rlp = grads_of(lambda a, b, c, d: lowp_forward(a, b, c, d, scale), q, k, v, decay, do)
+        _REFS[key] = (q, k, v, decay, do, r64, rlp)
+    q, k, v, decay, do, r64, rlp = _REFS[key]
+    ours = impl or impls.get("linear/triton")
     poison()
     got = grads_of(lambda a, b, c, d: ours.forward(a, b, c, decay=d), q, k, v, decay, do)
     torch.cuda.synchronize()
@@ -189,6 +198,13 @@ def time_train_prefill(T: int, cfgs: dict[str, LinearTritonConfig], fla_reason: 
     n_sm = 1 if DRY else torch.cuda.get_device_properties(0).multi_processor_count
     for name, cfg in cfgs.items():
         impl = LinearTriton(cfg)
+        # a variant is timed only if it passes the same check (bf16, decay, all gradients) first
+        vshape = (1, 128, 2, D) if DRY else (2, 1024, 4, D)
+        chks = [check_case(*vshape, torch.bfloat16, dd, seed=999, impl=impl) for dd in (False, True)]
+        chk = chks[0] if not chks[0]["ok"] else chks[1]
+        if not chk["ok"] and not DRY:
+            add(f"linear/triton[{name}]", "train", False, None, reason="failed the correctness check", check=chk)
+            continue
         if name == "default":
             name = "default=" + ("fused" if cfg.plan(B * H, D, n_sm).fused else "twopass")
         for dec in ((None, True) if name.startswith("default") else (None,)):
