@@ -207,6 +207,9 @@ def main() -> None:
     ap.add_argument("--flex-ts", default="4096,8192,16384,32768,65536,131072")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds; later stages are skipped past it")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--override", default="", help="k=v,... applied to the auto-chosen tile configs")
+    ap.add_argument("--decode", default="64:16384:0,64:16384:4,1:131072:0,1:131072:1",
+                    help="B:T:splits decode cases (splits 0 = automatic)")
     args = ap.parse_args()
     H, D, L, TOKENS = 16, 128, 16, 131072
     ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
@@ -215,8 +218,20 @@ def main() -> None:
     if DRY:
         H, D, TOKENS = 2, 32, 128
         checks, ts, flex_ts = [(64, 32, 16), (32, 32, 1)], [32, 64], []
+    if args.override:
+        import impls.rat.triton as RT
+        kv = {}
+        for item in args.override.split(","):
+            key, val = item.split("=")
+            kv[key] = {"True": True, "False": False}.get(val, None) if val in ("True", "False") else int(val)
+        RT.DEFAULT_CONFIG = dataclasses.replace(RT.DEFAULT_CONFIG, **kv)
+        short = {k: v for k, v in kv.items() if not k.startswith("fwd_") or k == "fwd_full_v"}
+        RT.SHORT_CONFIG = dataclasses.replace(RT.SHORT_CONFIG, **short)
     out_dir = os.environ.get("OUT", "/tmp")
-    res = {"env": env_info(), "config": dataclasses.asdict(DEFAULT_CONFIG), "checks": [], "timing": [], "decode": []}
+    import impls.rat.triton as RT
+    res = {"env": env_info(), "config": dataclasses.asdict(RT.DEFAULT_CONFIG),
+           "short_config": dataclasses.asdict(RT.SHORT_CONFIG), "override": args.override,
+           "checks": [], "timing": [], "decode": []}
     print(json.dumps(res["env"]), flush=True)
 
     def save():
@@ -243,7 +258,9 @@ def main() -> None:
         res["timing"].append(r)
         print(json.dumps(r), flush=True)
         save()
-    for B, T, splits in ((64, 16384, None), (64, 16384, 4), (1, 131072, None), (1, 131072, 1)):
+    for case in args.decode.split(","):
+        B, T, splits = (int(x) for x in case.split(":"))
+        splits = splits or None
         if DRY:
             B, T = 2, 64
         if elapsed() > args.budget * 0.85:

@@ -72,6 +72,22 @@ def test_forward_backward(B, T, H, D, L, rope):
         check(g, rg, 1e-5, f"d{name}")
 
 
+@pytest.mark.parametrize("L", [4, 32])
+def test_half_dim_kernel_variants(L):
+    """The forward and dK/dV kernels that work on the two head-dim halves (config switches)."""
+    B, T, H, D = 1, 64, 1, 32
+    q, k, v, f = rand(B, T, H, D, seed=L)
+    impl = RATTriton(dataclasses.replace(INTERPRET_CONFIG, fwd_full_v=False, dkv_full=False, dkv_reverse=False))
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+    o = impl.forward(*leaves, chunk_size=L)
+    do = torch.randn_like(o)
+    grads = torch.autograd.grad(o, leaves, do)
+    ro, rgrads = reference_grads(q, k, v, f, do, L, True)
+    check(o, ro, 2e-6, "o")
+    for name, g, rg in zip("qkvf", grads, rgrads):
+        check(g, rg, 1e-5, f"d{name}")
+
+
 def test_non_contiguous_inputs_and_scale():
     B, T, H, D, L = 1, 32, 2, 32, 8
     g = torch.Generator().manual_seed(3)

@@ -35,8 +35,10 @@ class RATTritonConfig:
     dkv_bn: int = 128  # chunk ends per dK/dV program
     dkv_bm: int = 64  # query rows per inner step
     dkv_warps: int = 8
-    dkv_stages: int = 3
+    dkv_stages: int = 4
     dkv_reverse: bool = True  # walk query tiles last-to-first (key blocks of a head share rows in L2)
+    dkv_full: bool = True  # bwd_dkv_full_kernel (products over the full head dim) instead of halves
+    fwd_full_v: bool = True  # fwd_fullv_kernel (V and the accumulator over the full head dim)
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -158,7 +160,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     with _stage("fwd"):
-        K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
+        (K.fwd_fullv_kernel if cfg.fwd_full_v else K.fwd_kernel)[(math.ceil(T / cfg.fwd_bm), B * H)](
             q, ktr, vt, cos, sin, ke, ve, o, lse,
             q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
             ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
@@ -192,12 +194,15 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
     dve = torch.empty_like(dke)
     with _stage("bwd_dkv"):
-        K.bwd_dkv_kernel[(math.ceil(C / cfg.dkv_bn), B * H)](
-            qr, do, lse, delta, ke, ve, dke, dve, *os_, ke.stride(0), ke.stride(1), ke.stride(2),
-            T, H, C, scale, scale * K.LOG2E,
-            L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec, REVERSE=cfg.dkv_reverse,
-            **_kw(cfg.dkv_warps, cfg.dkv_stages),
-        )
+        dkv_args = (qr, do, lse, delta, ke, ve, dke, dve, *os_, ke.stride(0), ke.stride(1), ke.stride(2),
+                    T, H, C, scale, scale * K.LOG2E)
+        grid = (math.ceil(C / cfg.dkv_bn), B * H)
+        if cfg.dkv_full:
+            K.bwd_dkv_full_kernel[grid](*dkv_args, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, D=D, PREC=prec,
+                                        REVERSE=cfg.dkv_reverse, **_kw(cfg.dkv_warps, cfg.dkv_stages))
+        else:
+            K.bwd_dkv_kernel[grid](*dkv_args, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
+                                   REVERSE=cfg.dkv_reverse, **_kw(cfg.dkv_warps, cfg.dkv_stages))
     del qr
     # 3. dq (chunk ends + self term)
     dq = torch.empty_like(o)

@@ -205,6 +205,91 @@ def fwd_kernel(
         tl.store(LSE + bh.to(tl.int64) * T + rows, m_i + tl.log2(l_i), mask=valid)
 
 
+@triton.jit
+def _fwd_inner_fullv(acc, l_i, m_i, qb1, qb2, KEb, VEb, koff, voff, e_c, crow, lo, hi, scale2,
+                     BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
+    # as _fwd_inner, with V and the accumulator over the full head dim (one P.V product, N = D)
+    for start in range(lo, hi, BN):
+        kp = KEb + start * e_c + koff
+        vp = VEb + start * e_c + voff
+        if MASK:
+            offs_n = start + tl.arange(0, BN)
+            nm = (offs_n < hi)[:, None]
+            k1 = tl.load(kp, mask=nm, other=0.0)
+            k2 = tl.load(kp + HALF, mask=nm, other=0.0)
+            v = tl.load(vp, mask=nm, other=0.0)
+        else:
+            k1 = tl.load(kp)
+            k2 = tl.load(kp + HALF)
+            v = tl.load(vp)
+        s = tl.dot(qb1, tl.trans(k1), input_precision=PREC)
+        s = tl.dot(qb2, tl.trans(k2), s, input_precision=PREC)
+        s = s * scale2
+        if MASK:
+            s = tl.where(offs_n[None, :] < crow[:, None], s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(s - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None], input_precision=PREC)
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
+def fwd_fullv_kernel(
+    Q, KTR, VT, COS, SIN, KE, VE, O, LSE,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale2,
+    L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr,
+    ROPE: tl.constexpr, STORE_LSE: tl.constexpr, PREC: tl.constexpr,
+):
+    """fwd_kernel with V, the accumulator and o over the full head dim."""
+    pid = tl.num_programs(0) - 1 - tl.program_id(0)  # longest rows first
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    e_off = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h
+    t0 = pid * BM
+    rows = t0 + tl.arange(0, BM)
+    valid = rows < T
+    vm = valid[:, None]
+    offs_d = tl.arange(0, HALF)
+    offs_f = tl.arange(0, 2 * HALF)
+    r = tl.arange(0, BM)
+    Qt = Q + (b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + t0.to(tl.int64) * s_t)
+    qptr = r[:, None] * s_t + offs_d[None, :]
+    crow = rows // L
+    q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
+    q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
+    if ROPE:
+        tptr = crow[:, None] * HALF + offs_d[None, :]
+        cos = tl.load(COS + tptr, mask=vm, other=1.0)
+        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
+        q1, q2 = _rope(q1, q2, cos, sin)
+    o_base = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + t0.to(tl.int64) * o_t
+    optr = r[:, None] * o_t + offs_d[None, :]
+    kr1 = tl.load(KTR + o_base + optr, mask=vm, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + o_base + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    m_i = tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2
+    l_i = tl.full([BM], 1.0, tl.float32)
+    fptr = r[:, None] * o_t + offs_f[None, :]
+    acc = tl.load(VT + o_base + fptr, mask=vm, other=0.0).to(tl.float32)
+    qb1 = q1.to(KE.dtype.element_ty)
+    qb2 = q2.to(KE.dtype.element_ty)
+    hi = (tl.minimum(t0 + BM, T) - 1) // L
+    lo = ((t0 // L) // BN) * BN
+    koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
+    voff = tl.arange(0, BN)[:, None] * e_c + offs_f[None, :]
+    acc, l_i, m_i = _fwd_inner_fullv(acc, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, voff, e_c, crow,
+                                     0, lo, scale2, BN, HALF, False, PREC)
+    acc, l_i, m_i = _fwd_inner_fullv(acc, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, voff, e_c, crow,
+                                     lo, hi, scale2, BN, HALF, True, PREC)
+    o = acc * (1.0 / l_i)[:, None]
+    tl.store(O + o_base + fptr, o.to(O.dtype.element_ty), mask=vm)
+    if STORE_LSE:
+        tl.store(LSE + bh.to(tl.int64) * T + rows, m_i + tl.log2(l_i), mask=valid)
+
+
 # ------------------------------------------------------------------------------------------------
 # 3. backward
 @triton.jit
@@ -330,6 +415,75 @@ def bwd_dkv_kernel(
     tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
     tl.store(DVE + dptr, dv1, mask=nm)
     tl.store(DVE + dptr + HALF, dv2, mask=nm)
+
+
+@triton.jit
+def bwd_dkv_full_kernel(
+    QR, DO, LSE, DELTA, KE, VE, DKE, DVE,
+    o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
+    L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, D: tl.constexpr, PREC: tl.constexpr,
+    REVERSE: tl.constexpr,
+):
+    """bwd_dkv_kernel over the full head dim: every operand (RoPE'd q, RoPE'd chunk ends) is read
+    already rotated, so no halves are needed; products have N = D."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    j0 = pid * BN
+    offs_n = j0 + tl.arange(0, BN)
+    nm = (offs_n < C)[:, None]
+    offs_f = tl.arange(0, D)
+    e_off = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h
+    kptr = e_off + offs_n.to(tl.int64)[:, None] * e_c + offs_f[None, :]
+    k = tl.load(KE + kptr, mask=nm, other=0.0)
+    v = tl.load(VE + kptr, mask=nm, other=0.0)
+    dk = tl.zeros([BN, D], tl.float32)
+    dv = tl.zeros([BN, D], tl.float32)
+    lo = (((j0 + 1) * L) // BM) * BM
+    mid = tl.minimum((((j0 + BN) * L + BM - 1) // BM) * BM, ((T + BM - 1) // BM) * BM)
+    QRb = QR + bh.to(tl.int64) * T * D
+    DOb = DO + b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    LSEb = LSE + bh.to(tl.int64) * T
+    DELTAb = DELTA + bh.to(tl.int64) * T
+    r = tl.arange(0, BM)
+    qoff = r[:, None] * D + offs_f[None, :]
+    ooff = r[:, None] * o_t + offs_f[None, :]
+    for phase in tl.static_range(2):
+        if phase == 0:  # rows that see every key of the block (no mask), then the masked rows
+            p_lo = mid
+            p_hi = T
+        else:
+            p_lo = lo
+            p_hi = mid
+        n = (p_hi - p_lo + BM - 1) // BM
+        if REVERSE:
+            first = p_lo + (n - 1) * BM
+            step = -BM
+        else:
+            first = p_lo
+            step = BM
+        qp = QRb + first.to(tl.int64) * D + qoff
+        op = DOb + first.to(tl.int64) * o_t + ooff
+        for i in range(n):
+            rows = first + i * step + r
+            vm = (rows < T)[:, None]
+            qr = tl.load(qp, mask=vm, other=0.0)
+            do = tl.load(op, mask=vm, other=0.0)
+            lse = tl.load(LSEb + rows, mask=rows < T, other=float("inf"))
+            delta = tl.load(DELTAb + rows, mask=rows < T, other=0.0)
+            pt = tl.exp2(tl.dot(k, tl.trans(qr), input_precision=PREC) * scale2 - lse[None, :])
+            if phase == 1:
+                pt = tl.where(offs_n[:, None] < (rows // L)[None, :], pt, 0.0)
+            dv = tl.dot(pt.to(do.dtype), do, dv, input_precision=PREC)
+            dpt = tl.dot(v, tl.trans(do), input_precision=PREC)
+            dst = (pt * (dpt - delta[None, :])).to(qr.dtype)
+            dk = tl.dot(dst, qr, dk, input_precision=PREC)
+            qp += step * D
+            op += step * o_t
+    dptr = bh.to(tl.int64) * C * D + offs_n.to(tl.int64)[:, None] * D + offs_f[None, :]
+    tl.store(DKE + dptr, dk * scale, mask=nm)
+    tl.store(DVE + dptr, dv, mask=nm)
 
 
 @triton.jit
