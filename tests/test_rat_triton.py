@@ -73,11 +73,11 @@ def test_forward_backward(B, T, H, D, L, rope):
 
 
 @pytest.mark.parametrize("L", [4, 32])
-def test_half_dim_kernel_variants(L):
-    """The forward and dK/dV kernels that work on the two head-dim halves (config switches)."""
+def test_full_dim_kernel_variants(L):
+    """The forward and dK/dV kernels over the full head dim (config switches; not the defaults)."""
     B, T, H, D = 1, 64, 1, 32
     q, k, v, f = rand(B, T, H, D, seed=L)
-    impl = RATTriton(dataclasses.replace(INTERPRET_CONFIG, fwd_full_v=False, dkv_full=False, dkv_reverse=False))
+    impl = RATTriton(dataclasses.replace(INTERPRET_CONFIG, fwd_full_v=True, dkv_full=True, dkv_reverse=False))
     leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
     o = impl.forward(*leaves, chunk_size=L)
     do = torch.randn_like(o)

@@ -37,8 +37,8 @@ class RATTritonConfig:
     dkv_warps: int = 8
     dkv_stages: int = 4
     dkv_reverse: bool = True  # walk query tiles last-to-first (key blocks of a head share rows in L2)
-    dkv_full: bool = True  # bwd_dkv_full_kernel (products over the full head dim) instead of halves
-    fwd_full_v: bool = True  # fwd_fullv_kernel (V and the accumulator over the full head dim)
+    dkv_full: bool = False  # bwd_dkv_full_kernel (products over the full head dim) instead of halves
+    fwd_full_v: bool = False  # fwd_fullv_kernel (V and the accumulator over the full head dim)
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
