@@ -151,6 +151,9 @@ def test_errors():
     x = torch.randn(1, 16, 1, 48)
     with pytest.raises(UnavailableError, match="head_dim"):
         impl.forward(x, x, x, torch.sigmoid(x), chunk_size=8)
+    big = torch.randn(65536, 1, 1, 32)  # B * H > 65535: more sequences than one launch grid axis holds
+    with pytest.raises(ValueError, match="B \\* H"):
+        impl.forward(big, big, big, torch.sigmoid(big), chunk_size=1)
     state = impl.init_state(1, 1, 32, 64, device="cpu", dtype=torch.float32, chunk_size=8)
     with pytest.raises(ValueError, match="decode state"):
         impl.prefill(state, *(x.repeat(2, 1, 1, 1) for x in (q, k, v, f)))  # state is for B = 1

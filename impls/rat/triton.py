@@ -128,6 +128,12 @@ def rope_tables(n: int, D: int, device: torch.device) -> tuple[torch.Tensor, tor
     return have
 
 
+def _check_grid(B: int, H: int) -> None:
+    if B * H > 65535:  # B*H is the second launch-grid axis
+        raise ValueError(f"rat/triton supports B * H <= 65535 sequences per call, got B={B}, H={H}: "
+                         "split the batch")
+
+
 def _same_strides(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
     if all(x.stride() == xs[0].stride() for x in xs) and xs[0].stride(-1) == 1:
         return xs
@@ -260,6 +266,7 @@ class RATTriton(RAT):
 
     def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float) -> torch.Tensor:
         q, k, v, f = _same_strides(q, k, v, f)
+        _check_grid(q.shape[0], q.shape[2])
         cfg = _cfg(self.config, q.shape[1] // chunk_size, q.dtype)
         return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, cfg)
 
@@ -277,6 +284,7 @@ class RATTriton(RAT):
 
     def _prefill(self, state: RATState, q, k, v, f) -> torch.Tensor:
         self._check_state(state, q)
+        _check_grid(q.shape[0], q.shape[2])
         q, k, v, f = _same_strides(q, k, v, f)
         cfg = _cfg(self.config, math.ceil(q.shape[1] / state.chunk_size), q.dtype)
         with torch.no_grad():
