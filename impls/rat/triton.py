@@ -1,12 +1,13 @@
 """rat/triton: RAT (../shared/spec/rat.md) in fused Triton kernels, forward, backward and decode.
 
-Forward = two launches: chunk ends (scan of k, v; RoPE'd chunk-end keys and values, compact
-(B, H, C, D)), then one flash-style kernel that per BM query rows runs the online softmax over the
-chunk ends j < c(t) and merges the self term (its own float32 scan of the tile) into the same
-softmax. Backward = three launches: Delta and RoPE'd q; dK/dV of the chunk ends; dq plus the
-reverse scan that gives dk, dv, df. Nothing of size T x C is ever stored: memory is linear in T.
-Decode step = one launch (running-state update, slot write, softmax over the slots, optional
-split over slots merged in-kernel). Kernels and their math: impls/rat/triton_kernels.py.
+Forward = two launches: the scan (float32 state; RoPE'd kt and vt per token in the input dtype, and
+the chunk ends K_j, V_j, compact (B, H, C, D)), then one flash-style kernel that per BM query rows
+starts the online softmax with the self term and runs it over the chunk ends j < c(t).
+Backward = four launches: Delta and RoPE'd q; dK/dV of the chunk ends; dq; the backward scan (self-
+term gradients of kt and vt, chunk-end gradients, reverse recurrence -> dk, dv, df). Nothing of size
+T x C is ever stored: memory is linear in T. Decode step = one launch (running-state update, slot
+write, softmax over the slots, optional split over slots merged in-kernel), CUDA-graph capturable.
+Kernels and their math: impls/rat/triton_kernels.py; measurements: impls/rat/NOTES.md.
 """
 from __future__ import annotations
 
