@@ -34,15 +34,15 @@ DRY = "--dry-run" in sys.argv
 if DRY:
     os.environ["TRITON_INTERPRET"] = "1"
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import triton  # noqa: E402
-from triton.testing import do_bench  # noqa: E402
+import torch
+import torch.nn.functional as F
+import triton
+from triton.testing import do_bench
 
-import impls  # noqa: E402
-from impls.rat.reference import rat_attention  # noqa: E402
-from impls.rat.triton import DEFAULT_CONFIG, RATTriton, rope_tables  # noqa: E402
-from impls.rope import apply_rope  # noqa: E402
+import impls
+from impls.rat.reference import rat_attention
+from impls.rat.triton import DEFAULT_CONFIG, RATTriton, rope_tables
+from impls.rope import apply_rope
 
 DEV = "cpu" if DRY else "cuda"
 T0 = time.time()
@@ -59,14 +59,15 @@ def env_info() -> dict:
         info["sm_count"] = torch.cuda.get_device_properties(0).multi_processor_count
         try:
             info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.mem",
-                                             "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+                                             "--format=csv,noheader"], capture_output=True, text=True,
+                                            check=False).stdout.strip()
         except Exception as exc:  # noqa: BLE001
             info["driver"] = repr(exc)
     try:
         info["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                     text=True).stdout.strip()
-    except Exception:  # noqa: BLE001
-        pass
+                                     text=True, check=False).stdout.strip()
+    except Exception as exc:  # noqa: BLE001
+        info["git"] = repr(exc)
     return info
 
 
@@ -100,7 +101,7 @@ def check(T: int, H: int, D: int, L: int, dtype=torch.bfloat16) -> dict:
     rows = {}
     ok_all = True
     for name, a, b, c, d in zip(["o", "dq", "dk", "dv", "df"], ours, low, r32, r64):
-        def errs(x):
+        def errs(x, d=d):
             x = x.double()
             return (x - d).abs().max().item(), ((x - d).norm() / d.norm()).item()
         e_ours, e_low, e_r32 = errs(a), errs(b), errs(c)
@@ -212,7 +213,7 @@ def main() -> None:
                     help="B:T:splits decode cases (splits 0 = automatic)")
     args = ap.parse_args()
     H, D, L, TOKENS = 16, 128, 16, 131072
-    ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+    ints = lambda s: [int(x) for x in s.split(",") if x]
     checks = [tuple(int(y) for y in x.split(":")) for x in args.checks.split(",") if x]
     ts, flex_ts = ints(args.ts), ints(args.flex_ts)
     if DRY:

@@ -21,10 +21,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import torch  # noqa: E402
+import torch
 
-import impls.rat.triton as RT  # noqa: E402
-from impls.rat.triton import DEFAULT_CONFIG, RATTriton  # noqa: E402
+import impls.rat.triton as RT
+from impls.rat.triton import DEFAULT_CONFIG, RATTriton
 
 # sweep 4 (earlier sweeps' options are in reports/rat-triton/*tune*.json): full-head-dim kernels
 # (fwd: V/accumulator over D; dK/dV: all products over D) against the two-halves kernels.
@@ -128,14 +128,14 @@ def main() -> None:
         st.v_cache.normal_()
         x = [torch.randn(B, H, D, device="cuda").bfloat16() for _ in range(4)]
 
-        def step():
+        def step(st=st, impl=impl, x=x):
             st.pos = T
             impl.step(st, *x)
 
         ms = do_bench(step, warmup=20, rep=200, return_mode="median")
-        qs = x[0][:, :, None]
-        sd = do_bench(lambda: torch.nn.functional.scaled_dot_product_attention(
-            qs, st.k_cache[:, :, : T // L + 1], st.v_cache[:, :, : T // L + 1]), warmup=20, rep=200, return_mode="median")
+        qs, kc, vc = x[0][:, :, None], st.k_cache[:, :, : T // L + 1], st.v_cache[:, :, : T // L + 1]
+        sd = do_bench(lambda qs=qs, kc=kc, vc=vc: torch.nn.functional.scaled_dot_product_attention(qs, kc, vc),
+                      warmup=20, rep=200, return_mode="median")
         dec.append({"step_bn": bn, "warps": w, "splits": sp, "step_ms": ms, "sdpa_ms": sd})
         print(json.dumps(dec[-1]), flush=True)
     out["decode"] = dec

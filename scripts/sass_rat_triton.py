@@ -14,12 +14,12 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
 
-from impls.rat import triton_kernels as K  # noqa: E402
-from impls.rat.triton import DEFAULT_CONFIG as CFG  # noqa: E402
+from impls.rat import triton_kernels as K
+from impls.rat.triton import DEFAULT_CONFIG as CFG
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 
@@ -42,8 +42,8 @@ def sass_stats(cubin: bytes) -> tuple[dict, str]:
     with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
         f.write(cubin)
         path = f.name
-    sass = subprocess.run([os.path.join(BIN, "cuobjdump"), "-sass", path], capture_output=True, text=True).stdout
-    res = subprocess.run([os.path.join(BIN, "cuobjdump"), "-res-usage", path], capture_output=True, text=True).stdout
+    sass = subprocess.run([os.path.join(BIN, "cuobjdump"), "-sass", path], capture_output=True, text=True, check=False).stdout
+    res = subprocess.run([os.path.join(BIN, "cuobjdump"), "-res-usage", path], capture_output=True, text=True, check=False).stdout
     os.unlink(path)
     ops = {op: len(re.findall(rf"\b{op}\b", sass)) for op in ("HGMMA", "HMMA", "LDL", "STL", "LDGSTS", "UTMALDG")}
     m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", res)
@@ -55,53 +55,53 @@ def cases(L: int, D: int, dt: str = "bf16"):
     HALF = D // 2
     for nc, w in ((CFG.scan_nc, CFG.scan_warps), (32, 4), (16, 8), (32, 8)):
         yield (f"scan nc={nc} w={w}", K.scan_kernel,
-               dict(K=p, V=p, F=p, COS=f32, SIN=f32, KTR=p, VT=p, KE=p, VE=p, STK=f32, STV=f32,
-                    s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32,
-                    C=i32, n_rows=i32), dict(L=L, NC=nc, HALF=HALF, ROPE=True, WRITE_LAST=False), w, 1)
+               {"K": p, "V": p, "F": p, "COS": f32, "SIN": f32, "KTR": p, "VT": p, "KE": p, "VE": p, "STK": f32, "STV": f32,
+                    "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32,
+                    "C": i32, "n_rows": i32}, {"L": L, "NC": nc, "HALF": HALF, "ROPE": True, "WRITE_LAST": False}, w, 1)
         yield (f"bwd_scan nc={nc // 2} w={w}", K.bwd_scan_kernel,
-               dict(Q=p, K=p, V=p, F=p, KTR=p, VT=p, DO=p, LSE=f32, DELTA=f32, COS=f32, SIN=f32, DKE=f32, DVE=f32,
-                    DK=p, DV=p, DF=p, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, T=i32, H=i32, C=i32,
-                    n_rows=i32, scale="fp32", scale2="fp32"),
-               dict(L=L, NC=nc // 2, HALF=HALF, ROPE=True), w, 1)
+               {"Q": p, "K": p, "V": p, "F": p, "KTR": p, "VT": p, "DO": p, "LSE": f32, "DELTA": f32, "COS": f32, "SIN": f32, "DKE": f32, "DVE": f32,
+                    "DK": p, "DV": p, "DF": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "T": i32, "H": i32, "C": i32,
+                    "n_rows": i32, "scale": "fp32", "scale2": "fp32"},
+               {"L": L, "NC": nc // 2, "HALF": HALF, "ROPE": True}, w, 1)
     for bm, bn, w, s in ((CFG.fwd_bm, CFG.fwd_bn, CFG.fwd_warps, CFG.fwd_stages), (128, 128, 8, 2),
                          (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 2)):
         yield (f"fwd bm={bm} bn={bn} w={w} s={s}", K.fwd_kernel,
-               dict(Q=p, KTR=p, VT=p, COS=f32, SIN=f32, KE=p, VE=p, O=p, LSE=f32,
-                    s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32, e_h=i32, e_c=i32, T=i32,
-                    H=i32, scale2="fp32"),
-               dict(L=L, BM=bm, BN=bn, HALF=HALF, ROPE=True, STORE_LSE=True, PREC="tf32"), w, s)
+               {"Q": p, "KTR": p, "VT": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "O": p, "LSE": f32,
+                    "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
+                    "H": i32, "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
     for bm, bn, w, s in ((128, 128, 8, 3), (128, 64, 8, 3), (64, 64, 4, 2)):
         yield (f"fwd_fullv bm={bm} bn={bn} w={w} s={s}", K.fwd_fullv_kernel,
-               dict(Q=p, KTR=p, VT=p, COS=f32, SIN=f32, KE=p, VE=p, O=p, LSE=f32,
-                    s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32, e_h=i32, e_c=i32, T=i32,
-                    H=i32, scale2="fp32"),
-               dict(L=L, BM=bm, BN=bn, HALF=HALF, ROPE=True, STORE_LSE=True, PREC="tf32"), w, s)
+               {"Q": p, "KTR": p, "VT": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "O": p, "LSE": f32,
+                    "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
+                    "H": i32, "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
     for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (128, 32, 8, 3), (64, 64, 8, 3), (64, 64, 4, 3)):
         yield (f"bwd_dkv_full bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_full_kernel,
-               dict(QR=p, DO=p, LSE=f32, DELTA=f32, KE=p, VE=p, DKE=f32, DVE=f32, o_b=i32, o_t=i32, o_h=i32,
-                    e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32, C=i32, scale="fp32", scale2="fp32"),
-               dict(L=L, BM=bm, BN=bn, D=D, PREC="tf32", REVERSE=True), w, s)
+               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
+                    "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "D": D, "PREC": "tf32", "REVERSE": True}, w, s)
     yield ("bwd_pre", K.bwd_pre_kernel,
-           dict(Q=p, O=p, DO=p, COS=f32, SIN=f32, DELTA=f32, QR=p, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32,
-                o_h=i32, T=i32, H=i32), dict(L=L, BM=CFG.pre_bm, HALF=HALF, ROPE=True), 4, 1)
+           {"Q": p, "O": p, "DO": p, "COS": f32, "SIN": f32, "DELTA": f32, "QR": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32,
+                "o_h": i32, "T": i32, "H": i32}, {"L": L, "BM": CFG.pre_bm, "HALF": HALF, "ROPE": True}, 4, 1)
     for bn, bm, w, s in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages), (128, 64, 8, 2), (128, 32, 8, 2),
                          (128, 32, 8, 3), (128, 64, 8, 3)):
         yield (f"bwd_dkv bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
-               dict(QR=p, DO=p, LSE=f32, DELTA=f32, KE=p, VE=p, DKE=f32, DVE=f32, o_b=i32, o_t=i32, o_h=i32,
-                    e_b=i32, e_h=i32, e_c=i32, T=i32, H=i32, C=i32, scale="fp32", scale2="fp32"),
-               dict(L=L, BM=bm, BN=bn, HALF=HALF, PREC="tf32", REVERSE=True), w, s)
+               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
+                    "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32", "REVERSE": True}, w, s)
     for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 32, 8, 2), (128, 64, 8, 2),
                          (128, 64, 8, 3), (64, 64, 8, 3)):
         yield (f"bwd_dq bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,
-               dict(Q=p, KTR=p, VT=p, DO=p, COS=f32, SIN=f32, KE=p, VE=p, LSE=f32, DELTA=f32,
-                    DQ=p, s_b=i32, s_t=i32, s_h=i32, o_b=i32, o_t=i32, o_h=i32, e_b=i32,
-                    e_h=i32, e_c=i32, T=i32, H=i32, scale="fp32", scale2="fp32"),
-               dict(L=L, BM=bm, BN=bn, HALF=HALF, ROPE=True, PREC="tf32"), w, s)
+               {"Q": p, "KTR": p, "VT": p, "DO": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "LSE": f32, "DELTA": f32,
+                    "DQ": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32,
+                    "e_h": i32, "e_c": i32, "T": i32, "H": i32, "scale": "fp32", "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "PREC": "tf32"}, w, s)
     yield ("step", K.step_kernel,
-           dict(Q=p, K=p, V=p, F=p, KT=f32, VT=f32, KC=p, VC=p, COS=f32, SIN=f32, O=p, WS=f32, CNT="*i32",
-                s_b=i32, s_h=i32, o_b=i32, o_h=i32, c_b=i32, c_h=i32, c_c=i32, H=i32, c=i32, reset=i32,
-                n_per_split=i32, scale2="fp32"),
-           dict(HALF=HALF, BN=CFG.step_bn, ROPE=True, SPLITS=4), CFG.step_warps, 1)
+           {"Q": p, "K": p, "V": p, "F": p, "KT": f32, "VT": f32, "KC": p, "VC": p, "COS": f32, "SIN": f32, "O": p, "WS": f32, "CNT": "*i32",
+                "s_b": i32, "s_h": i32, "o_b": i32, "o_h": i32, "c_b": i32, "c_h": i32, "c_c": i32, "H": i32, "c": i32, "reset": i32,
+                "n_per_split": i32, "scale2": "fp32"},
+           {"HALF": HALF, "BN": CFG.step_bn, "ROPE": True, "SPLITS": 4}, CFG.step_warps, 1)
 
 
 def main() -> None:
