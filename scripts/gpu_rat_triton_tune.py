@@ -1,12 +1,12 @@
-"""Per-kernel times of rat/triton (forward + backward) for several tile configurations, on one GPU.
+"""Per-kernel times of rat/triton (forward + backward) for several configurations, on one GPU.
 
-    OUT=/some/dir python scripts/gpu_rat_triton_tune.py [--ts 4096,131072] [--reps 10]
+    OUT=/some/dir python scripts/gpu_rat_triton_tune.py [--ts 131072,16384] [--reps 6] [--no-decode]
 
-bf16, H = 16, D = 128, L = 16, 131072 tokens per batch. Config i sets option i of every stage at
-once (the stages are separate launches, so one run times one option of each); the stage times come
-from CUDA events around each launch (impls.rat.triton.STAGE_EVENTS), median over --reps runs after
-warm-up. Prints, per T, a table stage x option and the best option per stage; writes
-$OUT/rat_triton_tune.json. FLOP counts per stage are written next to the times (TF/s).
+bf16, H = 16, D = 128, L = 16, 131072 tokens per batch. Each SWEEP entry overrides fields of the config
+rat/triton picks by itself for that T; stage times come from CUDA events around each launch
+(impls.rat.triton.STAGE_EVENTS), median over --reps runs after warm-up. Prints per T a line per entry
+(stage times, total) and the best entry; writes $OUT/rat_triton_tune.json with TF/s per product stage.
+Earlier sweeps (tile sizes, stage counts, walk order) are in reports/rat-triton/*tune*.json.
 """
 from __future__ import annotations
 
@@ -26,41 +26,23 @@ import torch
 import impls.rat.triton as RT
 from impls.rat.triton import DEFAULT_CONFIG, RATTriton
 
-# sweep 4 (earlier sweeps' options are in reports/rat-triton/*tune*.json): full-head-dim kernels
-# (fwd: V/accumulator over D; dK/dV: all products over D) against the two-halves kernels.
-# FWD: (BM, BN, warps, stages, full_v); DKV: (BN, BM, warps, stages, reverse, full)
-FWD = [(128, 128, 8, 3, True), (128, 128, 8, 3, False), (128, 64, 8, 3, True), (128, 128, 8, 3, False)]
-DKV = [(128, 64, 8, 4, True, True), (128, 64, 8, 4, True, False), (128, 64, 8, 3, True, True),
-       (128, 32, 8, 3, True, True)]
-DQ = [(128, 64, 8, 3)] * 4
-SCAN = [(16, 4)] * 4
-BSCAN = [(4, 4)] * 4
-PRE = [32] * 4
-STEP = [(128, 4, 1), (128, 4, 2), (256, 4, 1), (256, 8, 1)]
-
-
-def config(i: int) -> RT.RATTritonConfig:
-    fb, fn, fw, fs, ffv = FWD[i]
-    kb, km, kw, ks, kr, kf = DKV[i]
-    qb, qn, qw, qs = DQ[i]
-    nc, sw = SCAN[i]
-    bn_, bw = BSCAN[i]
-    return dataclasses.replace(DEFAULT_CONFIG, fwd_bm=fb, fwd_bn=fn, fwd_warps=fw, fwd_stages=fs, fwd_full_v=ffv,
-                               dkv_bn=kb, dkv_bm=km, dkv_warps=kw, dkv_stages=ks, dkv_reverse=kr, dkv_full=kf,
-                               dq_bm=qb, dq_bn=qn, dq_warps=qw, dq_stages=qs, scan_nc=nc, scan_warps=sw,
-                               bscan_nc=bn_, bscan_warps=bw, pre_bm=PRE[i])
-
-
-def label(stage: str, i: int) -> str:
-    return {"fwd": str(FWD[i]), "bwd_dkv": str(DKV[i]), "bwd_dq": str(DQ[i]), "scan": str(SCAN[i]),
-            "bwd_scan": str(BSCAN[i]), "bwd_pre": str(PRE[i])}[stage]
+# sweep 5: the measured defaults against the not-yet-measured switches
+SWEEP: dict[str, dict] = {
+    "default": {},
+    "fused_dq 128x64 s3": {"fused_dq": True, "dkv_stages": 3},
+    "fused_dq 64x64 s3": {"fused_dq": True, "dkv_bn": 64, "dkv_stages": 3},
+    "fused_dq 128x64 s4": {"fused_dq": True},
+    "full-dim fwd+dkv": {"fwd_full_v": True, "dkv_full": True},
+    "full-dim dkv s3": {"dkv_full": True, "dkv_stages": 3},
+}
+STEP = [(128, 4, 1), (128, 4, 2), (256, 4, 1), (64, 4, 1)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ts", default="4096,131072")
+    ap.add_argument("--ts", default="131072,16384")
     ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--configs", default="0,1,2,3")
+    ap.add_argument("--configs", default="", help="comma-separated SWEEP names (default: all)")
     ap.add_argument("--no-decode", action="store_true")
     args = ap.parse_args()
     H, D, L, TOKENS = 16, 128, 16, 131072
@@ -77,10 +59,11 @@ def main() -> None:
         leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
         C = T // L
         mm = 2 * B * H * T * C * D / 2  # one T x C/2 x D matmul (causal at chunk granularity)
-        flops = {"fwd": 2 * mm, "bwd_dkv": 4 * mm, "bwd_dq": 3 * mm}
+        flops = {"fwd": 2 * mm, "bwd_dkv": 4 * mm, "bwd_dq": 3 * mm}  # bwd_dkv: 5 * mm with fused_dq
         table = {}
-        for i in [int(x) for x in args.configs.split(",")]:
-            impl = RATTriton(config(i))
+        base = RT._cfg(None, C, torch.bfloat16)
+        for name in [x for x in args.configs.split(",") if x] or list(SWEEP):
+            impl = RATTriton(dataclasses.replace(base, **SWEEP[name]))
             for _ in range(3):
                 o = impl.forward(*leaves, chunk_size=L)
                 torch.autograd.grad(o, leaves, do)
@@ -91,28 +74,18 @@ def main() -> None:
                 o = impl.forward(*leaves, chunk_size=L)
                 torch.autograd.grad(o, leaves, do)
                 torch.cuda.synchronize()
-                for name, s, e in RT.STAGE_EVENTS:
-                    runs.setdefault(name, []).append(s.elapsed_time(e))
+                for stage, s0, e0 in RT.STAGE_EVENTS:
+                    runs.setdefault(stage, []).append(s0.elapsed_time(e0))
                 RT.STAGE_EVENTS = None
-            table[i] = {n: statistics.median(x) for n, x in runs.items()}
-            table[i]["total"] = sum(table[i].values())
-            print(f"T={T} config {i}: " + " ".join(f"{n}={t:.3f}" for n, t in table[i].items()), flush=True)
-        stages = [s for s in table[next(iter(table))] if s != "total"]
-        best = {}
-        for s in stages:
-            i = min(table, key=lambda j: table[j][s])
-            tf = flops.get(s, 0) / (table[i][s] * 1e-3) / 1e12
-            best[s] = {"option": label(s, i), "ms": table[i][s], "tflops": tf}
-        bf = min(table, key=lambda j: table[j]["fwd"])
-        bk = min(table, key=lambda j: table[j]["bwd_dkv"])
-        f_, k_ = FWD[bf], DKV[bk]
-        override = (f"fwd_bm={f_[0]},fwd_bn={f_[1]},fwd_warps={f_[2]},fwd_stages={f_[3]},fwd_full_v={f_[4]},"
-                    f"dkv_bn={k_[0]},dkv_bm={k_[1]},dkv_warps={k_[2]},dkv_stages={k_[3]},dkv_reverse={k_[4]},"
-                    f"dkv_full={k_[5]}")
-        print(f"T={T} override: {override}", flush=True)
-        out["results"][T] = {"B": B, "table": table, "best": best, "override": override,
-                             "best_total_ms": sum(b["ms"] for b in best.values())}
-        print(f"T={T} best: " + json.dumps(best), flush=True)
+            table[name] = {n: statistics.median(x) for n, x in runs.items()}
+            table[name]["total"] = sum(table[name].values())
+            tf = {n: flops[n] / (table[name][n] * 1e-3) / 1e12 for n in flops if n in table[name]}
+            print(f"T={T} {name:22s} " + " ".join(f"{n}={t:.3f}" for n, t in table[name].items())
+                  + "  TF/s " + " ".join(f"{n}={x:.0f}" for n, x in tf.items()), flush=True)
+        best = min(table, key=lambda j: table[j]["total"])
+        out["results"][T] = {"B": B, "base_config": dataclasses.asdict(base), "table": table, "best": best,
+                             "best_overrides": SWEEP[best], "best_total_ms": table[best]["total"]}
+        print(f"T={T} best: {best} {table[best]['total']:.2f} ms", flush=True)
         with open(os.path.join(os.environ.get("OUT", "/tmp"), "rat_triton_tune.json"), "w") as fh:
             json.dump(out, fh, indent=1)
         del q, k, v, f, do, leaves
@@ -141,11 +114,10 @@ def main() -> None:
     out["decode"] = dec
     with open(os.path.join(os.environ.get("OUT", "/tmp"), "rat_triton_tune.json"), "w") as fh:
         json.dump(out, fh, indent=1)
-    print(f"\n== best per stage (ms, TF/s) == total {time.time() - t_start:.0f} s")
+    print(f"\n== fwd + bwd, sum of stage medians (ms) == total {time.time() - t_start:.0f} s")
     for T, r in out["results"].items():
-        print(f"T={T} B={r['B']} sum of best stages {r['best_total_ms']:.2f} ms")
-        for s, b in r["best"].items():
-            print(f"  {s:9s} {b['ms']:8.3f} ms  {b['tflops']:6.1f} TF/s  {b['option']}")
+        print(f"T={T} B={r['B']}: " + "  ".join(f"{n} {x['total']:.2f}" for n, x in r["table"].items())
+              + f"  -> best {r['best']}")
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "C": i32, "n_rows": i32}, {"L": L, "NC": nc, "HALF": HALF, "ROPE": True, "WRITE_LAST": False}, w, 1)
         yield (f"bwd_scan nc={nc // 2} w={w}", K.bwd_scan_kernel,
                {"Q": p, "K": p, "V": p, "F": p, "KTR": p, "VT": p, "DO": p, "LSE": f32, "DELTA": f32, "COS": f32, "SIN": f32, "DKE": f32, "DVE": f32,
-                    "DK": p, "DV": p, "DF": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "T": i32, "H": i32, "C": i32,
+                    "DK": p, "DV": p, "DF": p, "DQA": f32, "DQ": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "T": i32, "H": i32, "C": i32,
                     "n_rows": i32, "scale": "fp32", "scale2": "fp32"},
-               {"L": L, "NC": nc // 2, "HALF": HALF, "ROPE": True}, w, 1)
+               {"L": L, "NC": nc // 2, "HALF": HALF, "ROPE": True, "FUSED_DQ": False}, w, 1)
     for bm, bn, w, s in ((CFG.fwd_bm, CFG.fwd_bn, CFG.fwd_warps, CFG.fwd_stages), (128, 128, 8, 2),
                          (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 2)):
         yield (f"fwd bm={bm} bn={bn} w={w} s={s}", K.fwd_kernel,
@@ -84,12 +84,14 @@ def cases(L: int, D: int, dt: str = "bf16"):
     yield ("bwd_pre", K.bwd_pre_kernel,
            {"Q": p, "O": p, "DO": p, "COS": f32, "SIN": f32, "DELTA": f32, "QR": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32,
                 "o_h": i32, "T": i32, "H": i32}, {"L": L, "BM": CFG.pre_bm, "HALF": HALF, "ROPE": True}, 4, 1)
-    for bn, bm, w, s in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages), (128, 64, 8, 2), (128, 32, 8, 2),
-                         (128, 32, 8, 3), (128, 64, 8, 3)):
-        yield (f"bwd_dkv bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
-               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
+    for bn, bm, w, s, atom in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages, False),
+                               (128, 64, 8, 3, False), (128, 64, 8, 4, True), (128, 64, 8, 3, True),
+                               (128, 32, 8, 3, True), (64, 64, 8, 3, True)):
+        yield (f"bwd_dkv{'+dq' if atom else ''} bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
+               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "DQA": f32, "o_b": i32, "o_t": i32, "o_h": i32,
                     "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
-               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32", "REVERSE": True}, w, s)
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32", "REVERSE": True, "DQ_ATOMIC": atom},
+               w, s)
     for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 32, 8, 2), (128, 64, 8, 2),
                          (128, 64, 8, 3), (64, 64, 8, 3)):
         yield (f"bwd_dq bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,

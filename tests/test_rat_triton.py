@@ -72,12 +72,20 @@ def test_forward_backward(B, T, H, D, L, rope):
         check(g, rg, 1e-5, f"d{name}")
 
 
+VARIANTS = {
+    "full-dim": {"fwd_full_v": True, "dkv_full": True, "dkv_reverse": False},
+    "fused-dq": {"fused_dq": True},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("L", [4, 32])
-def test_full_dim_kernel_variants(L):
-    """The forward and dK/dV kernels over the full head dim (config switches; not the defaults)."""
+def test_kernel_variants(L, variant):
+    """Config switches that are not the defaults: full-head-dim forward and dK/dV kernels; dq
+    accumulated by the dK/dV kernel (float32 atomics) and finished in the backward scan."""
     B, T, H, D = 1, 64, 1, 32
     q, k, v, f = rand(B, T, H, D, seed=L)
-    impl = RATTriton(dataclasses.replace(INTERPRET_CONFIG, fwd_full_v=True, dkv_full=True, dkv_reverse=False))
+    impl = RATTriton(dataclasses.replace(INTERPRET_CONFIG, **VARIANTS[variant]))
     leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
     o = impl.forward(*leaves, chunk_size=L)
     do = torch.randn_like(o)

@@ -40,6 +40,9 @@ class RATTritonConfig:
     dkv_reverse: bool = True  # walk query tiles last-to-first (key blocks of a head share rows in L2)
     dkv_full: bool = False  # bwd_dkv_full_kernel (products over the full head dim) instead of halves
     fwd_full_v: bool = False  # fwd_fullv_kernel (V and the accumulator over the full head dim)
+    #: dq inside the dK/dV kernel (float32 atomics, 5 products instead of 7; dq then finished in the
+    #: backward scan) instead of bwd_dq_kernel. Half-dim dK/dV kernel only; not measured yet.
+    fused_dq: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -201,35 +204,40 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
     dve = torch.empty_like(dke)
     with _stage("bwd_dkv"):
-        dkv_args = (qr, do, lse, delta, ke, ve, dke, dve, *os_, ke.stride(0), ke.stride(1), ke.stride(2),
-                    T, H, C, scale, scale * K.LOG2E)
+        dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if cfg.fused_dq else dke
+        dkv_args = (qr, do, lse, delta, ke, ve, dke, dve)
+        strides = (*os_, ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E)
         grid = (math.ceil(C / cfg.dkv_bn), B * H)
         if cfg.dkv_full:
-            K.bwd_dkv_full_kernel[grid](*dkv_args, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, D=D, PREC=prec,
+            if cfg.fused_dq:
+                raise ValueError("RATTritonConfig: fused_dq needs dkv_full=False")
+            K.bwd_dkv_full_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, D=D, PREC=prec,
                                         REVERSE=cfg.dkv_reverse, **_kw(cfg.dkv_warps, cfg.dkv_stages))
         else:
-            K.bwd_dkv_kernel[grid](*dkv_args, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
-                                   REVERSE=cfg.dkv_reverse, **_kw(cfg.dkv_warps, cfg.dkv_stages))
+            K.bwd_dkv_kernel[grid](*dkv_args, dqa, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF,
+                                   PREC=prec, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq,
+                                   **_kw(cfg.dkv_warps, cfg.dkv_stages))
     del qr
-    # 3. dq (chunk ends + self term)
+    # 3. dq (chunk ends + self term), unless the dK/dV kernel accumulated it
     dq = torch.empty_like(o)
-    with _stage("bwd_dq"):
-        K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
-            q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
-            q.stride(0), q.stride(1), q.stride(2), *os_, ke.stride(0), ke.stride(1), ke.stride(2),
-            T, H, scale, scale * K.LOG2E,
-            L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec,
-            **_kw(cfg.dq_warps, cfg.dq_stages),
-        )
+    if not cfg.fused_dq:
+        with _stage("bwd_dq"):
+            K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
+                q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
+                q.stride(0), q.stride(1), q.stride(2), *os_, ke.stride(0), ke.stride(1), ke.stride(2),
+                T, H, scale, scale * K.LOG2E,
+                L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec,
+                **_kw(cfg.dq_warps, cfg.dq_stages),
+            )
     # 4. self-term gradients of kt, vt, chunk-end dK/dV, reverse scan -> dk, dv, df
     dk = torch.empty_like(o)
     dv = torch.empty_like(o)
     df = torch.empty_like(o)
     with _stage("bwd_scan"):
         K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
-            q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df,
+            q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq,
             k.stride(0), k.stride(1), k.stride(2), *os_, T, H, C, L, scale, scale * K.LOG2E,
-            L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.bscan_warps, 1),
+            L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, FUSED_DQ=cfg.fused_dq, **_kw(cfg.bscan_warps, 1),
         )
     return dq, dk, dv, df
 

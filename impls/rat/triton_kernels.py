@@ -326,9 +326,9 @@ def bwd_pre_kernel(
 
 
 @triton.jit
-def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n, lo, hi, T, scale2,
+def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, o_t, offs_n, lo, hi, T, scale2,
                L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr,
-               REVERSE: tl.constexpr):
+               REVERSE: tl.constexpr, DQ_ATOMIC: tl.constexpr):
     # QRb: this head's RoPE'd q (T, D); DOb: this head's dO rows (stride o_t); LSEb, DELTAb: (T,).
     # REVERSE walks the query tiles from the last one down: every key block of a head then reads the
     # same rows at about the same time (shared in L2) instead of each starting at its own first row.
@@ -345,6 +345,7 @@ def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, 
         step = BM
     qp = QRb + first.to(tl.int64) * (2 * HALF) + qoff  # pointers move by BM rows per step (no
     op = DOb + first.to(tl.int64) * o_t + ooff  # 32-bit overflow of t0 * o_t at 1M tokens)
+    ap = DQAb + first.to(tl.int64) * (2 * HALF) + qoff  # DQ_ATOMIC: float32 (T, D) dq accumulator
     for i in range(n):
         t0 = first + i * step
         rows = t0 + r
@@ -368,6 +369,11 @@ def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, 
         dst = (pt * (dpt - delta[None, :])).to(qr1.dtype)
         dk1 = tl.dot(dst, qr1, dk1, input_precision=PREC)
         dk2 = tl.dot(dst, qr2, dk2, input_precision=PREC)
+        if DQ_ATOMIC:  # this key block's share of dq (unscaled, RoPE'd frame), summed in float32
+            ds = tl.trans(dst)
+            tl.atomic_add(ap, tl.dot(ds, k1, input_precision=PREC), mask=vm, sem="relaxed")
+            tl.atomic_add(ap + HALF, tl.dot(ds, k2, input_precision=PREC), mask=vm, sem="relaxed")
+            ap += step * (2 * HALF)
         qp += step * (2 * HALF)
         op += step * o_t
     return dk1, dk2, dv1, dv2
@@ -375,10 +381,10 @@ def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, 
 
 @triton.jit
 def bwd_dkv_kernel(
-    QR, DO, LSE, DELTA, KE, VE, DKE, DVE,
+    QR, DO, LSE, DELTA, KE, VE, DKE, DVE, DQA,
     o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr,
-    REVERSE: tl.constexpr,
+    REVERSE: tl.constexpr, DQ_ATOMIC: tl.constexpr,
 ):
     pid = tl.program_id(0)  # key block 0 has the most queries: it starts first
     bh = tl.program_id(1)
@@ -406,10 +412,11 @@ def bwd_dkv_kernel(
     DOb = DO + do_off
     LSEb = LSE + bh.to(tl.int64) * T
     DELTAb = DELTA + bh.to(tl.int64) * T
-    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n,
-                                    mid, T, T, scale2, L, BM, HALF, False, PREC, REVERSE)
-    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, o_t, offs_n,
-                                    lo, mid, T, scale2, L, BM, HALF, True, PREC, REVERSE)
+    DQAb = DQA + bh.to(tl.int64) * T * 2 * HALF
+    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, o_t, offs_n,
+                                    mid, T, T, scale2, L, BM, HALF, False, PREC, REVERSE, DQ_ATOMIC)
+    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, o_t, offs_n,
+                                    lo, mid, T, scale2, L, BM, HALF, True, PREC, REVERSE, DQ_ATOMIC)
     dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
     tl.store(DKE + dptr, dk1 * scale, mask=nm)
     tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
@@ -588,9 +595,9 @@ def bwd_dq_kernel(
 
 @triton.jit
 def bwd_scan_kernel(
-    Q, K, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF,
+    Q, K, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQA, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2,
-    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, FUSED_DQ: tl.constexpr,
 ):
     """Direct gradients of kt, vt per row (the self term: dS_self scale q_r and p_self dO, plus dK_c,
     dV_c at l = L-1), then the reverse scan g_l = d_l + f_{l+1} g_{l+1} and dk, dv, df.
@@ -649,6 +656,14 @@ def bwd_scan_kernel(
         dk2 = ds_s[:, None] * q2
         dv1 = p_s[:, None] * do1
         dv2 = p_s[:, None] * do2
+        if FUSED_DQ:  # dq = RoPE^T(scale * sum_j dS K_j (accumulated by the dK/dV kernel) + dS_self kt)
+            aptr = (r_off + rows)[:, None] * (2 * HALF) + d2
+            dq1 = scale * tl.load(DQA + aptr, mask=m, other=0.0) + ds_s[:, None] * kr1
+            dq2 = scale * tl.load(DQA + aptr + HALF, mask=m, other=0.0) + ds_s[:, None] * kr2
+            if ROPE:
+                dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
+            tl.store(DQ + optr, dq1.to(DQ.dtype.element_ty), mask=m)
+            tl.store(DQ + optr + HALF, dq2.to(DQ.dtype.element_ty), mask=m)
         if l == L - 1:
             dk1 += dke1
             dk2 += dke2
