@@ -12,7 +12,6 @@ Kernels and their math: impls/rat/triton_kernels.py; measurements: impls/rat/NOT
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import os
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ import torch
 
 from impls.rat.base import RAT, RATState
 from impls.rope import rope_cos_sin
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

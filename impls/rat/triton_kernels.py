@@ -10,11 +10,13 @@ Kernels (launchers in impls/rat/triton.py):
   scan_kernel      grid (ceil(C / NC), B*H): NC chunks side by side, a loop over their L rows carrying
                    the float32 states; writes RoPE_c(kt) and vt per token (input dtype), the chunk ends
                    K_j, V_j, and optionally the pre-RoPE float32 state at token T-1 (decode state).
-  fwd_kernel       grid (ceil(T / BM), B*H): BM query rows; online softmax over chunk ends j < c(t)
-                   (unmasked blocks, then the few blocks that need the j < c(t) mask), then the self
-                   term q.RoPE(kt_t) merged into the same softmax; writes o and lse.
+  fwd_kernel       grid (ceil(T / BM), B*H): BM query rows; the self term q.RoPE(kt_t) starts the
+                   online softmax (m = s_self, l = 1, acc = vt), then the flash loop over chunk ends
+                   j < c(t) (unmasked blocks, then the few that need the mask); writes o and lse.
+                   fwd_fullv_kernel: the same with V and the accumulator over the full head dim.
   bwd_pre_kernel   Delta = rowsum(dO * o) and RoPE'd q (input dtype) for the dK/dV kernel.
-  bwd_dkv_kernel   grid (ceil(C / BN), B*H): dK_j, dV_j over all query rows t with c(t) > j.
+  bwd_dkv_kernel   grid (ceil(C / BN), B*H): dK_j, dV_j over all query rows t with c(t) > j (optionally
+                   also dq's share, float32 atomics); bwd_dkv_full_kernel: over the full head dim.
   bwd_dq_kernel    grid (ceil(T / BM), B*H): dq over chunk ends, then the self term's part of dq.
   bwd_scan_kernel  grid (ceil(C / NC), B*H): reverse loop over each chunk: the direct gradients of kt
                    (pre-RoPE) and vt (self term, chunk-end dK/dV at l = L-1), g_l = d_l + f_{l+1} g_{l+1},
