@@ -89,8 +89,9 @@ def _kw(warps: int, stages: int) -> dict:
 
 
 def _prec(dtype: torch.dtype) -> str:
-    # float32 inputs get true float32 products: float32 is the accuracy mode
-    return "ieee" if dtype == torch.float32 else "tf32"
+    # float32 inputs: three-pass tf32 (about float32 accuracy on the tensor cores); "ieee" products
+    # spill 3-8 KB per thread on sm_90 (scripts/sass_rat_triton.py, NOTES.md)
+    return "tf32x3" if dtype == torch.float32 else "tf32"
 
 
 #: profiling hook (scripts/gpu_rat_triton_tune.py): when a list, every launch appends
