@@ -85,6 +85,16 @@ class Row:
     started_at: str | None = None
     wall_s: float | None = None
     rank: int | None = None
+    #: layer / model level (bench.levels): mixer kind (model: the mixer, e.g. rat-swa), torch.compile'd layer,
+    #: model's generated tokens and depth; generated tokens per second (layer decode: batch / step time; model:
+    #: batch * new tokens / (prefill + decode) time), allocated decode-cache bytes, and level-specific details
+    kind: str | None = None
+    compiled: bool | None = None
+    new_tokens: int | None = None
+    n_layers: int | None = None
+    tokens_per_s: float | None = None
+    cache_bytes: int | None = None
+    details: dict | None = None
 
     @classmethod
     def for_case(cls, case: Case, status: str, **kw: object) -> Row:
@@ -93,7 +103,8 @@ class Row:
         return cls(key=case.key, family=case.family, impl=case.impl, label=case.label, mode=case.mode,
                    level=case.level, batch=case.batch, seq_len=case.seq_len, heads=case.heads,
                    head_dim=case.head_dim, chunk_size=case.chunk_size, window=case.window, decay=case.decay,
-                   dtype=case.dtype, device=case.device, status=status, **kw)  # type: ignore[arg-type]
+                   dtype=case.dtype, device=case.device, status=status, kind=case.kind, compiled=case.compiled,
+                   new_tokens=case.new_tokens, n_layers=case.n_layers, **kw)  # type: ignore[arg-type]
 
     def case(self) -> Case:
         return Case.from_dict(asdict(self))

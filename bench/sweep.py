@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import torch
 
 MODES = ("train", "prefill", "decode")
-#: op = the attention op alone (q, k, v[, f | decay] in, output out); layer-level cases may follow
-LEVELS = ("op",)
+#: op = the attention op alone (q, k, v[, f | decay] in, output out); layer = one whole mixer layer
+#: (norm, projections, op, gates, out_proj, residual; bench.levels); model = the paper's LM generating tokens
+LEVELS = ("op", "layer", "model")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
 _DTYPES = {
@@ -144,6 +145,12 @@ class Case:
     window: int | None = None
     decay: bool | None = None
     level: str = "op"
+    #: layer / model level (bench.levels): the mixer kind (attention, swa, linear, rat, rnn; model: a mixer
+    #: like "rat-swa"), torch.compile of the layer, and the model's new tokens and depth
+    kind: str | None = None
+    compiled: bool | None = None
+    new_tokens: int | None = None
+    n_layers: int | None = None
 
     @property
     def family(self) -> str:
@@ -158,6 +165,9 @@ class Case:
             f"W{self.window if self.window is not None else '-'}",
             f"decay{'-' if self.decay is None else int(self.decay)}", self.dtype, self.device,
         ]
+        if self.level != "op":  # op keys stay as they were (resume of older results files)
+            parts += [f"K{self.kind}", f"compiled{int(bool(self.compiled))}", f"N{self.new_tokens or '-'}",
+                      f"n{self.n_layers or '-'}"]
         return "|".join(parts)
 
     @property
@@ -182,6 +192,10 @@ class Case:
             extra.append(f"W={self.window}")
         if self.decay:
             extra.append("decay")
+        if self.level != "op":  # bench.levels.label: "layer rat/triton (L=16)", "model rat-swa: ..."
+            from bench.levels import label
+
+            return label(self, extra)
         return self.impl + (f" ({', '.join(extra)})" if extra else "")
 
     def short(self) -> str:
@@ -231,6 +245,25 @@ class SweepSpec:
     seed: int = 0
     #: no case starts after this many seconds of a session; the rest wait for ``resume``
     time_limit_s: float | None = None
+    #: levels to run (LEVELS); layer and model cases are expanded by bench.levels from the fields below
+    levels: list[str] = field(default_factory=lambda: ["op"])
+    #: layer level: mixer kinds (attention, swa, linear, rat, rnn), RAT chunk sizes (None: chunk_sizes),
+    #: torch.compile of the layer for train / prefill (no / yes / both)
+    kinds: list[str] = field(default_factory=lambda: ["attention", "rat", "rnn"])
+    layer_chunk_sizes: list[int] | None = None
+    compile: list[bool] = field(default_factory=lambda: [False])
+    #: layer decode: "prefill" fills the cache with real prefills of T - 1 random tokens, "none" only sets
+    #: the position (same kernels and bytes, faster to set up)
+    decode_fill: str = "prefill"
+    #: model level: mixers (models.LMConfig.mixer), prompt and generated tokens, depth, vocabulary, and the
+    #: batch: None searches the largest that fits (models.max_generate_batch) up to max_batch_limit
+    models: list[str] = field(default_factory=lambda: ["attention", "rat", "attention-swa", "rat-swa"])
+    prompt_len: int = 3072
+    new_tokens: int = 1024
+    n_layers: int = 24
+    vocab_size: int = 32000
+    model_batch: int | None = None
+    max_batch_limit: int = 8192
 
     def batch_for(self, mode: str, seq_len: int) -> list[int]:
         if mode == "decode" and self.decode_batches:
@@ -265,7 +298,26 @@ def resolve_impls(patterns: list[str], skip_references: bool = False) -> list[st
 
 
 def expand(spec: SweepSpec) -> list[Case]:
-    """Every case of a sweep, in run order: sequence length (shortest first), then mode,
+    """Every case of a sweep: op-level cases (expand_op) when "op" is among ``spec.levels``, then layer- and
+    model-level cases (bench.levels.expand), in the order the levels are listed."""
+    bad = [lv for lv in spec.levels if lv not in LEVELS]
+    if bad or not spec.levels:
+        raise SweepError(f"unknown level(s) {bad or spec.levels!r}; levels are {', '.join(LEVELS)}")
+    out: list[Case] = []
+    for lv in dict.fromkeys(spec.levels):
+        if lv == "op":
+            out += expand_op(spec)
+        else:
+            from bench.levels import expand as expand_level
+
+            out += expand_level(spec, lv)
+    if not out:
+        raise SweepError("the sweep makes no cases")
+    return out
+
+
+def expand_op(spec: SweepSpec) -> list[Case]:
+    """Every op-level case of a sweep, in run order: sequence length (shortest first), then mode,
     implementation, heads, head_dim, family params, batch.
 
     Shorter sequences run first, so a series that is too slow at one length can skip its longer
@@ -332,7 +384,11 @@ def preset(name: str, device: str) -> SweepSpec:
     default  CPU: references and SDPA, under 2 minutes on 2 cores; GPU: the paper preset's
              implementations at T = 4k, 16k, 64k with 128k tokens per batch (B = 128k / T), H 16, D 128,
              chunk size 16, decode at batch 64 and 512 (the anchors' batches)
-    paper    the paper's Figure 3 grid at op level: T = 4k..128k, 256k tokens per batch (B = 256k / T),
+    paper    the paper's Figure 3 (layer level: attention, RAT at chunk 16, 64, 128 and the RNN; train,
+             prefill, and gen = decode at batch 512) and Table 1 (model level: the 1.3B model generating
+             1024 tokens after a 3072-token prompt at the largest batch that fits, for attention, RAT,
+             attention-SWA, RAT-SWA); ``--level op`` gives the same grid at op level:
+             T = 4k..128k, 256k tokens per batch (B = 256k / T),
              chunk size 16, decode at batch 512, SWA window 1024; per-case time budgets, and a 540 s
              time limit so that one 10-minute GPU command always ends with its results written (any cases
              left over are finished by ``resume``; compile times of the compiled peers decide which)
@@ -366,12 +422,14 @@ def preset(name: str, device: str) -> SweepSpec:
             impls=list(PAPER_IMPLS), seq_lens=parse_sizes("4k..128k"), chunk_sizes=[16], windows=[1024], heads=[16],
             head_dims=[128], tokens=262144, decode_batches=[512], dtype="bfloat16", device=device,
             skip_references=True, repeats=30, min_repeats=3, warmup=1, case_budget_s=0.5, max_call_s=4.0,
-            time_limit_s=540.0,
+            time_limit_s=540.0, levels=["layer", "model"], layer_chunk_sizes=[16, 64, 128],
         )
+    # CPU: the same grid on tiny shapes (checks every code path; its numbers are not comparable to the paper's)
     return SweepSpec(
         impls=list(CPU_DEFAULT_IMPLS), seq_lens=[256, 512, 1024, 2048], chunk_sizes=[16], windows=[128], heads=[4],
         head_dims=[64], tokens=4096,
         decode_batches=[32], dtype="float32", device=device, repeats=10, min_repeats=3, case_budget_s=0.3,
-        max_call_s=5.0,
+        max_call_s=5.0, levels=["layer", "model"], layer_chunk_sizes=[16, 64, 128], prompt_len=48, new_tokens=16,
+        n_layers=2, max_batch_limit=4,
     )
 
