@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-COMMANDS = ("run", "list", "report", "resume")
+COMMANDS = ("run", "list", "report", "resume", "compare", "gate", "calibrate", "static")
 
 EXAMPLES = """\
 examples:
@@ -34,6 +34,11 @@ other commands:
   list [--device D]              implementations and their availability
   report RESULTS [--baseline B]  regenerate report.md and figures/ from a results file or run directory
   resume DIR                     run the cases of DIR's sweep that have no row yet (same as --resume DIR)
+  compare BASE NEW               per-case slowdown NEW/BASE with a bootstrap interval; exit 1 on a regression
+  gate --baseline B              re-measure B's cases here in interleaved rounds and compare (exit 0/1/2)
+  calibrate --baseline B         A/A gate runs: false-alarm rate, smallest detectable slowdown
+  static [--baseline F]          compile every Triton kernel for sm_90: registers, spills, smem, HGMMA vs F
+  (see bench/README.md, "Perf-regression gate"; --register NAME=MODULE:CLASS adds an implementation)
 
 sizes take k/m suffixes (4k = 4096) and doubling ranges (4k..128k). Results go to
 reports/runs/<UTC timestamp>/ unless --out is given: results.jsonl (one JSON row per case, appended
@@ -181,15 +186,28 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                 return 0
             stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
             run_dir = Path(args.out) if args.out else Path("reports") / "runs" / stamp
-        r, cases, done = runner.start(spec, run_dir, command=command, preset=preset, resume=bool(args.resume))
+        from bench import distributed
+
+        # under torchrun: this rank's share of the cases, rows to results.rank<k>.jsonl (bench/distributed.py)
+        session = distributed.Session.init(spec.device) if distributed.launched() else None
+        if session is not None:
+            r, cases, done, run_dir = session.start(spec, run_dir, command=command, preset=preset,
+                                                    resume=bool(args.resume))
+        else:
+            r, cases, done = runner.start(spec, run_dir, command=command, preset=preset, resume=bool(args.resume))
     except (SweepError, ValueError, FileExistsError) as exc:
         print(f"run_bench.py: error: {exc}", file=sys.stderr)
         return 2
     todo = [c for c in cases if c.key not in done]
-    print(f"{len(cases)} cases ({len(cases) - len(todo)} already done) on {spec.device} -> {run_dir}", file=sys.stderr)
+    if session is not None:
+        print(f"rank {session.rank} of {session.world_size}: {len(todo)} cases (its share) on {spec.device} -> "
+              f"{run_dir}", file=sys.stderr)
+    else:
+        print(f"{len(cases)} cases ({len(cases) - len(todo)} already done) on {spec.device} -> {run_dir}",
+              file=sys.stderr)
     rows = []
     try:
-        if args.no_progress or not todo:
+        if args.no_progress or not todo or (session is not None and not session.is_main):
             rows = r.run(todo, time_limit_s=spec.time_limit_s)
         else:
             from tqdm import tqdm
@@ -212,10 +230,19 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"\ninterrupted; finished cases are in {run_dir}; continue with: python run_bench.py resume {run_dir}",
               file=sys.stderr)
         return 130
+    if session is not None:  # wait for every rank; rank 0 merges the rank files and writes the report
+        rows, r.left, arrived = session.finish(r)
+        session.close()
+        if not session.is_main:
+            return 0 if arrived else 1
     runner.finish(run_dir, rows)
     path = report.write_report(run_dir, baseline=args.baseline, figures=not args.no_figures)
     print(report.summary_tables(run_dir, baseline=args.baseline))
     print(f"results: {run_dir / 'results.jsonl'}\nreport:  {path}")
+    if session is not None and not arrived:
+        print(f"a rank died: {r.left} cases have no row; finish them with: torchrun --nproc-per-node=N "
+              f"run_bench.py resume {run_dir}", file=sys.stderr)
+        return 1
     if r.left:
         print(f"time limit ({spec.time_limit_s:g} s) reached: {r.left} cases not run; finish them with: "
               f"python run_bench.py resume {run_dir}", file=sys.stderr)
@@ -280,6 +307,11 @@ def cmd_report(argv: list[str]) -> int:
     from bench import report
 
     try:
+        from bench.distributed import merge_rank_files
+
+        src = Path(args.results)  # rows of a torchrun launch that never reached its merge
+        if src.is_dir() or src.name == "results.jsonl":
+            merge_rank_files(src if src.is_dir() else src.parent)
         path = report.write_report(args.results, baseline=args.baseline, out_dir=args.out,
                                    figures=not args.no_figures)
     except (OSError, ValueError) as exc:
@@ -292,6 +324,16 @@ def cmd_report(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("compare", "gate", "calibrate", "static"):  # the perf gate: bench/gate_cli.py
+        from bench import gate_cli
+
+        return getattr(gate_cli, f"cmd_{argv[0]}")(argv[1:])
+    if "--register" in argv:  # extra implementations for a sweep (e.g. the gate's test-only ones)
+        from bench.gate import parse_register, register_impls
+
+        i = argv.index("--register")
+        register_impls(parse_register(argv[i + 1:i + 2]))
+        return main(argv[:i] + argv[i + 2:])
     if argv and argv[0] == "list":
         return cmd_list(argv[1:])
     if argv and argv[0] == "report":

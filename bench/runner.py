@@ -202,6 +202,10 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     cases = expand(spec)
     meta = R.read_meta(run_dir) if resume else {}
+    if resume:  # rows of a torchrun launch that never reached its merge (bench/distributed.py)
+        from bench.distributed import merge_rank_files
+
+        merge_rank_files(run_dir)
     done = R.finished_keys(run_dir) if resume else set()
     if not resume and (run_dir / R.RESULTS).exists() and (run_dir / R.RESULTS).stat().st_size:
         raise FileExistsError(f"{run_dir / R.RESULTS} already has rows: resume it or choose another --out")
