@@ -8,6 +8,8 @@ register("linear/reference", "impls.linear.reference:LinearReference")
 register("rat/reference", "impls.rat.reference:RATReference")
 register("linear/triton", "impls.linear.triton:LinearTriton")
 register("rat/triton", "impls.rat.triton:RATTriton")
+register("full/triton", "impls.full.triton:FullTriton")
+register("swa/triton", "impls.swa.triton:SWATriton")
 
 # peers (impls/<family>/<peer>.py): the best attention users could run instead
 register("full/sdpa-flash", "impls.full.sdpa:SDPAFlash")
