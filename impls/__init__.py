@@ -5,6 +5,7 @@
     y = rat.forward(q, k, v, f, chunk_size=16)
     impls.available()   # every implementation, whether it runs here, and why not
 """
+from impls import catalog as _catalog  # noqa: F401  (registers the built-in implementations)
 from impls.base import Implementation, UnavailableError
 from impls.registry import (
     FAMILIES,
@@ -17,7 +18,6 @@ from impls.registry import (
     names,
     register,
 )
-from impls import catalog as _catalog  # noqa: F401  (registers the built-in implementations)
 
 __all__ = [
     "FAMILIES",

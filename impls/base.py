@@ -13,7 +13,6 @@ from typing import ClassVar
 
 import torch
 
-
 _AVAILABILITY: dict[tuple[type, str, str | None], str | None] = {}
 
 

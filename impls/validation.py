@@ -59,6 +59,12 @@ def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def check_state_dims(**dims: object) -> None:
+    """Check the sizes given to init_state (batch, heads, head_dim, max_len, ...): positive ints."""
+    for name, value in dims.items():
+        check_positive_int(name, value)
+
+
 def resolve_scale(scale: float | None, head_dim: int) -> float:
     """The softmax / readout scale: D ** -0.5 unless given."""
     if scale is None:

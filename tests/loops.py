@@ -29,7 +29,7 @@ def softmax_readout(q: torch.Tensor, keys: list[torch.Tensor], values: list[torc
 
 def full_loop(q, k, v, scale, window=None, causal=True):
     q, k, v = q.double(), k.double(), v.double()
-    B, T, H, D = q.shape
+    T = q.shape[1]
     out = torch.empty_like(q)
     for t in range(T):
         lo = 0 if window is None else max(0, t - window + 1)

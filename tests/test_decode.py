@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_references import close, rand
 
 import impls
-from test_references import close, rand
 
 
 def run_decode(name, fwd_kwargs, state_kwargs, T, T0, B=2, H=3, D=8, extra=None):

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from loops import rat_loop
+from test_references import close, rand
 
 import impls
 from impls.rope import apply_rope, rope_cos_sin
-from loops import rat_loop
-from test_references import close, rand
 
 
 @pytest.mark.parametrize("T,H,D", [(1, 1, 4), (9, 2, 8), (32, 3, 16)])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from impls.base import Implementation
-from impls.validation import check_positive_int, check_qkv, check_step_qkv, resolve_scale
+from impls.validation import check_qkv, check_state_dims, check_step_qkv, resolve_scale
 
 
 @dataclass
@@ -58,8 +58,7 @@ class FullAttention(Implementation):
         dtype: torch.dtype,
         scale: float | None = None,
     ) -> KVCache:
-        for n, x in (("batch", batch), ("heads", heads), ("head_dim", head_dim), ("max_len", max_len)):
-            check_positive_int(n, x)
+        check_state_dims(batch=batch, heads=heads, head_dim=head_dim, max_len=max_len)
         return self._init_state(batch, heads, head_dim, max_len, torch.device(device), dtype,
                                 resolve_scale(scale, head_dim))
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import torch
 
 from impls.base import Implementation
-from impls.validation import check_positive_int, check_qkv, check_step_qkv, check_tensor, resolve_scale
+from impls.validation import (
+    check_qkv,
+    check_state_dims,
+    check_step_qkv,
+    check_tensor,
+    resolve_scale,
+)
 
 
 @dataclass
@@ -69,8 +75,7 @@ class LinearAttention(Implementation):
         scale: float | None = None,
     ) -> LinearState:
         """max_len is accepted for a uniform interface; the state does not grow with length."""
-        for n, x in (("batch", batch), ("heads", heads), ("head_dim", head_dim), ("max_len", max_len)):
-            check_positive_int(n, x)
+        check_state_dims(batch=batch, heads=heads, head_dim=head_dim, max_len=max_len)
         sdt = torch.float64 if dtype == torch.float64 else torch.float32
         S = torch.zeros(batch, heads, head_dim, head_dim, device=device, dtype=sdt)
         return LinearState(S, resolve_scale(scale, head_dim))

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import torch
 
 from impls.base import Implementation
-from impls.validation import check_like, check_positive_int, check_qkv, check_step_qkv, check_tensor, resolve_scale
+from impls.validation import (
+    check_like,
+    check_positive_int,
+    check_qkv,
+    check_state_dims,
+    check_step_qkv,
+    check_tensor,
+    resolve_scale,
+)
 
 
 @dataclass
@@ -90,8 +98,7 @@ class RAT(Implementation):
         rope: bool = True,
         scale: float | None = None,
     ) -> RATState:
-        for n, x in (("batch", batch), ("heads", heads), ("head_dim", head_dim), ("max_len", max_len)):
-            check_positive_int(n, x)
+        check_state_dims(batch=batch, heads=heads, head_dim=head_dim, max_len=max_len)
         check_chunk_size(chunk_size)
         if rope and head_dim % 2:
             raise ValueError(f"RoPE needs an even head_dim, got {head_dim}")

@@ -39,7 +39,7 @@ def rat_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: torch.Tensor, chunk_size: int, rope: bool, scale: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Steps 1-3 in the compute dtype. Returns (y, kt after RoPE, vt), all (B, T, H, D)."""
-    B, T, H, D = q.shape
+    _, T, _, D = q.shape
     L = chunk_size
     # 1. intra-chunk gated recurrence on keys and values (queries are not recurred)
     kt = chunk_scan(k, f, L)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from impls.base import Implementation
-from impls.validation import check_positive_int, check_qkv, check_step_qkv, resolve_scale
+from impls.validation import check_positive_int, check_qkv, check_state_dims, check_step_qkv, resolve_scale
 
 
 @dataclass
@@ -59,9 +59,7 @@ class SlidingWindowAttention(Implementation):
         scale: float | None = None,
     ) -> RingCache:
         """max_len is accepted for a uniform interface; the ring buffer holds ``window`` tokens."""
-        for n, x in (("batch", batch), ("heads", heads), ("head_dim", head_dim), ("max_len", max_len),
-                     ("window", window)):
-            check_positive_int(n, x)
+        check_state_dims(batch=batch, heads=heads, head_dim=head_dim, max_len=max_len, window=window)
         return self._init_state(batch, heads, head_dim, window, torch.device(device), dtype,
                                 resolve_scale(scale, head_dim))
 
