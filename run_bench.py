@@ -19,7 +19,12 @@ examples:
   python run_bench.py                                   # default sweep for this machine, prints the table
   python run_bench.py --preset smoke                    # a few seconds, every mode
   python run_bench.py --preset paper --device cuda --out reports/h200-paper
-                                                        # the paper's Figure 3 grid (op level, 256k tokens/batch)
+                                                        # the paper's Figure 3 (layer level, 256k tokens/batch)
+                                                        # and Table 1 (model level); --level op: op-level grid
+  python run_bench.py --level layer --kind attention,rat --impl 'full/sdpa-*,rat/triton' --seq-len 4k..128k \
+      --tokens 256k --heads 16 --head-dim 128 --dtype bf16 --compile no,yes --device cuda
+  python run_bench.py --level model --model rat,rat-swa --impl 'rat/triton,swa/*' --heads 16 --head-dim 128 \
+      --dtype bf16 --device cuda                        # 1.3B model, 1024 tokens after 3072, largest batch
   python run_bench.py --impl 'rat/*,full/sdpa-*' --mode train,prefill --seq-len 4k..128k --tokens 128k \\
       --heads 16 --head-dim 128 --dtype bf16 --device cuda
   python run_bench.py --impl rat/triton --mode train --seq-len 16k --chunk-size 16,32,64,128 --batch 8
@@ -69,6 +74,21 @@ def _run_parser() -> argparse.ArgumentParser:
     bt.add_argument("--batch", help="batch sizes, e.g. 1,8")
     bt.add_argument("--tokens", help="tokens per batch, B = tokens // T (as the paper), e.g. 256k")
     g.add_argument("--decode-batch", help="batch sizes for decode only (default: as --batch/--tokens), e.g. 64,512")
+    lv = p.add_argument_group("layer and model level (bench/levels.py; d_model = heads x head dim)")
+    lv.add_argument("--level", help="op (the attention op alone), layer (a whole mixer layer: norm, projections, op, "
+                                    "gates, residual) and/or model (the LM generating tokens), e.g. layer,model "
+                                    "(default: op; paper preset: layer,model)")
+    lv.add_argument("--kind", help="layer kinds: attention, swa, linear, rat, rnn, e.g. attention,rat,rnn")
+    lv.add_argument("--layer-chunk-size", help="RAT chunk sizes at layer level (default: --chunk-size), e.g. 16,64,128")
+    lv.add_argument("--compile", help="torch.compile the layer (train, prefill): no, yes or no,yes (default: no)")
+    lv.add_argument("--decode-fill", choices=["prefill", "none"],
+                    help="layer decode cache: real prefills of T - 1 tokens (default) or only the position set")
+    lv.add_argument("--model", help="model mixers, hybrids as <even>-<odd>, e.g. attention,rat,attention-swa,rat-swa")
+    lv.add_argument("--prompt-len", help="model: prompt tokens prefilled before generating, e.g. 3072")
+    lv.add_argument("--new-tokens", help="model: tokens generated per sequence, e.g. 1024")
+    lv.add_argument("--layers", type=int, help="model: mixer layers (each followed by an FFN), e.g. 24")
+    lv.add_argument("--model-batch", help="model: a fixed batch instead of the largest that fits, e.g. 64")
+    lv.add_argument("--max-batch", help="model: upper limit of the largest-batch search, e.g. 4096")
     g.add_argument("--heads", help="heads H, e.g. 16")
     g.add_argument("--head-dim", help="head dim D, e.g. 128")
     g.add_argument("--dtype", help="bf16, fp16, fp32 or fp64, e.g. --dtype bf16 (GPU presets: bf16, CPU: fp32)")
@@ -142,6 +162,24 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
         spec.dtype = parse_dtype(args.dtype)
     if args.skip_references is not None:
         spec.skip_references = args.skip_references
+    if args.level:
+        spec.levels = [x.strip() for x in args.level.split(",") if x.strip()]
+    if args.kind:
+        spec.kinds = [x.strip() for x in args.kind.split(",") if x.strip()]
+    if args.layer_chunk_size:
+        spec.layer_chunk_sizes = parse_sizes(args.layer_chunk_size)
+    if args.compile:
+        spec.compile = parse_bools(args.compile)
+    if args.decode_fill:
+        spec.decode_fill = args.decode_fill
+    if args.model:
+        spec.models = [x.strip() for x in args.model.split(",") if x.strip()]
+    for name, attr in (("prompt_len", "prompt_len"), ("new_tokens", "new_tokens"), ("model_batch", "model_batch"),
+                       ("max_batch", "max_batch_limit")):
+        if getattr(args, name):
+            setattr(spec, attr, parse_size(getattr(args, name)))
+    if args.layers:
+        spec.n_layers = args.layers
     for name, attr in (("time_limit", "time_limit_s"), ("repeats", "repeats"), ("min_repeats", "min_repeats"),
                        ("budget", "case_budget_s"),
                        ("max_call_s", "max_call_s"), ("seed", "seed")):

@@ -143,6 +143,10 @@ COST_MODELS = {"full": full_cost, "swa": swa_cost, "linear": linear_cost, "rat":
 
 def cost(case: Case) -> Cost:
     """FLOPs and minimum bytes of one timed call of ``case``."""
+    if case.level == "layer":  # projections + this op (bench.levels.layer_cost)
+        from bench.levels import layer_cost
+
+        return layer_cost(case)
     try:
         return COST_MODELS[case.family](case)
     except KeyError:

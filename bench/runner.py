@@ -105,6 +105,10 @@ class Runner:
         skey = series_key(case)
         if skey in self._slow_series:
             return Row.for_case(case, "skipped", reason=self._slow_series[skey])
+        if case.level != "op":  # layer and model cases: bench.levels (same statuses, timing and rows)
+            from bench import levels
+
+            return levels.run_case(self, case)
         problem = C.case_problem(case)
         if problem:
             return Row.for_case(case, "unsupported", reason=problem)
@@ -148,10 +152,11 @@ class Runner:
             raise RuntimeError(f"the accuracy check {kind}: {type(res).__name__}: {res}") from None
         return res  # type: ignore[return-value]
 
-    def _time(self, impl: object, case: Case, acc_cols: dict, note: str | None) -> Row:
+    def _time(self, impl: object, case: Case, acc_cols: dict, note: str | None, prep: C.Prepared | None = None) -> Row:
         dev = case.device
         outside = memory.allocated(dev)  # the harness's own buffers (L2 flush) are not the case's
-        prep = C.prepare(impl, case, seed=self.spec.seed)  # type: ignore[arg-type]
+        if prep is None:  # (layer cases come prepared by bench.levels)
+            prep = C.prepare(impl, case, seed=self.spec.seed)  # type: ignore[arg-type]
         first_ms = timing.first_call(prep.fn, prep.reset, dev)
         peak, before = memory.peak_of(prep.fn, prep.reset, dev)
         if peak is not None and before is not None and outside is not None:

@@ -1,0 +1,346 @@
+"""Layer- and model-level cases of the harness (``--level layer|model``), the paper's protocol (rat.md).
+
+Layer level: one whole mixer layer of models/layers.py (RMSNorm, projections, the op, gates, out_proj,
+residual) with Dm = H * D, built and called by models.cases.layer_callable:
+    train    forward + out.mean().backward() under autocast to the case's dtype (float32 weights)
+    prefill  forward under no_grad writing the layer's decode cache (autocast as in train)
+    decode   one layer step at position T - 1 of a cache filled by real prefills of T - 1 random tokens
+             (weights in the case's dtype); on CUDA replayed as a CUDA graph (bench.timing)
+``compiled`` cases torch.compile the layer (train, prefill): the compiler fuses the layer's glue, the
+implementation stays opaque (models/layers.py). Kinds: attention, swa, linear, rat (chunk_size L), rnn
+(RAT with one chunk of T tokens). Timing, memory, NVML, statuses: as op-level cases (bench.runner). Before
+timing, the layer with the implementation is compared with the same layer (same weights) with the family
+reference on a small shape (models.checks.check_layer): output, input gradient (train), prefill + steps
+vs forward (decode). Cost: projections (models/costs.py) + the op (bench/costs.py).
+
+Model level: the paper's LM (models.lm: 24 x [mixer, FFN 4 Dm GELU], vocab 32000, random weights, the
+case's dtype) generating ``new_tokens`` after a real ``seq_len``-token prompt prefill, at the largest batch
+that fits (models.max_generate_batch; or a fixed batch), CUDA graphs for the decode steps where a step
+recurs (models.lm), measured by models.throughput.measure_generation. One timed generate per case (the
+warm-up and graph check run first at a small batch). Row: ms_median = prefill + decode wall time,
+tokens_per_s = batch * new_tokens / that time, cache_bytes, batch = the batch used, details = everything
+measured (decode-only tokens/s, max-batch search, graph notes). Mixers: attention, swa, linear, rat, rnn and
+hybrids "<even>-<odd>" (rat-swa: the paper's RAT-SWA); a hybrid's families use their best available
+implementation (PREFERENCE), single mixers every implementation matched by --impl.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+
+import torch
+
+import impls
+from bench import costs
+from bench.sweep import Case, SweepError, SweepSpec, parse_dtype, resolve_impls, torch_dtype
+
+log = logging.getLogger(__name__)
+
+#: mixer kind -> the family of implementation it takes (as models.layers.KIND_FAMILY)
+KIND_FAMILY = {"attention": "full", "swa": "swa", "linear": "linear", "rat": "rat", "rnn": "rat"}
+#: fastest first: the implementation a hybrid model uses for each family (the first available one)
+PREFERENCE = {
+    "full": ("full/fa4", "full/sdpa-cudnn", "full/flash-attn", "full/sdpa-flash", "full/sdpa-efficient", "full/flex",
+             "full/sdpa-math", "full/reference"),
+    "swa": ("swa/fa4", "swa/flash-attn", "swa/flex", "swa/reference"),
+    "rat": ("rat/triton", "rat/flex", "rat/reference"),
+    "linear": ("linear/triton", "linear/fla", "linear/reference"),
+}
+#: prefill tokens per call when filling a layer's decode cache is models.cases.FILL_TOKENS
+
+
+def label(case: Case, extra: list[str]) -> str:
+    """Series name: 'layer rat rat/triton (L=16)', 'layer rnn rat/triton (L=T)', 'layer attention
+    full/sdpa-flash (compiled)', 'model rat-swa rat/triton+swa/flex (L=16, W=1024)'."""
+    if case.kind == "rnn":
+        extra = ["L=T"] + [e for e in extra if not e.startswith("L=")]
+    if case.compiled:
+        extra = extra + ["compiled"]
+    return f"{case.level} {case.kind} {case.impl}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def mixer_kinds(mixer: str) -> list[str]:
+    """'rat-swa' -> ['rat', 'swa'], 'attention' -> ['attention'] (as models.LMConfig reads them)."""
+    parts = mixer.split("-")
+    if len(parts) > 2 or any(p not in KIND_FAMILY for p in parts):
+        raise SweepError(f"model mixer must be one of {', '.join(KIND_FAMILY)} or a hybrid '<even>-<odd>' of two of "
+                         f"them (e.g. rat-swa), got {mixer!r}")
+    return parts
+
+
+def _available(name: str, device: str) -> bool:
+    try:
+        cls = impls.load_class(name)
+        return cls.unavailable_reason(device) is None and cls.supports_decode
+    except Exception:  # noqa: BLE001 - not available: the run says why
+        return False
+
+
+def best_impl(family: str, names: list[str], device: str) -> str | None:
+    """The first of PREFERENCE[family] among ``names`` that is available on ``device`` with a decode path,
+    else the first of ``names`` of the family (its row then says why it cannot run), else None."""
+    fam = [n for n in names if n.split("/", 1)[0] == family]
+    for n in PREFERENCE.get(family, ()):
+        if n in fam and _available(n, device):
+            return n
+    return next((n for n in fam if _available(n, device)), fam[0] if fam else None)
+
+
+def expand(spec: SweepSpec, level: str) -> list[Case]:
+    """The layer- or model-level cases of ``spec`` (module docstring)."""
+    names = resolve_impls(spec.impls, spec.skip_references)
+    dtype = parse_dtype(spec.dtype)
+    cases: list[Case] = []
+    if level == "layer":
+        for kind in spec.kinds:
+            if kind not in KIND_FAMILY:
+                raise SweepError(f"unknown layer kind {kind!r}; kinds are {', '.join(KIND_FAMILY)}")
+            fam = KIND_FAMILY[kind]
+            params: list[dict] = [{}]
+            if kind == "rat":
+                params = [{"chunk_size": L} for L in (spec.layer_chunk_sizes or spec.chunk_sizes)]
+            elif kind == "swa":
+                params = [{"window": W} for W in spec.windows]
+            elif kind == "linear":
+                params = [{"decay": d} for d in spec.decays]
+            for name in (n for n in names if n.split("/", 1)[0] == fam):
+                for mode in spec.modes:
+                    for compiled in (dict.fromkeys(spec.compile) if mode != "decode" else [False]):
+                        for H in spec.heads:
+                            for D in spec.head_dims:
+                                for p in params:
+                                    for T in spec.seq_lens:
+                                        for B in spec.batch_for(mode, T):
+                                            cases.append(Case(impl=name, mode=mode, batch=B, seq_len=T, heads=H,
+                                                              head_dim=D, dtype=dtype, device=spec.device,
+                                                              level="layer", kind=kind, compiled=bool(compiled), **p))
+        order = {T: i for i, T in enumerate(sorted(spec.seq_lens))}
+        mode_order = {m: i for i, m in enumerate(spec.modes)}
+        cases.sort(key=lambda c: (order[c.seq_len], mode_order[c.mode]))
+    elif level == "model":
+        for mixer in spec.models:
+            kinds = mixer_kinds(mixer)
+            fams = list(dict.fromkeys(KIND_FAMILY[k] for k in kinds))
+            if len(fams) == 1:  # every matched implementation of the one family
+                choices = [[n] for n in names if n.split("/", 1)[0] == fams[0]]
+            else:
+                picks = [best_impl(f, names, spec.device) for f in fams]
+                choices = [picks] if all(picks) else []
+            if not choices:
+                log.warning("model %s: no implementation of %s matches --impl %s", mixer, "/".join(fams),
+                            ",".join(spec.impls))
+            p: dict = {}
+            if "rat" in kinds:
+                p["chunk_size"] = spec.chunk_sizes[0]
+            if "swa" in kinds:
+                p["window"] = spec.windows[0]
+            if "linear" in kinds:
+                p["decay"] = spec.decays[0]
+            for impl_list in choices:
+                cases.append(Case(impl="+".join(impl_list), mode="generate", batch=spec.model_batch or 0,
+                                  seq_len=spec.prompt_len, heads=spec.heads[0], head_dim=spec.head_dims[0], dtype=dtype,
+                                  device=spec.device, level="model", kind=mixer, compiled=False,
+                                  new_tokens=spec.new_tokens, n_layers=spec.n_layers, **p))
+    else:
+        raise SweepError(f"bench.levels expands layer and model levels, not {level!r}")
+    return cases
+
+
+# ----- cost -----------------------------------------------------------------------------------------
+def op_case(case: Case) -> Case:
+    """The op-level case inside a layer case (the RNN: one chunk of T tokens)."""
+    L = case.seq_len if case.kind == "rnn" else case.chunk_size
+    return dataclasses.replace(case, level="op", kind=None, compiled=None, new_tokens=None, n_layers=None,
+                               chunk_size=L)
+
+
+def layer_cost(case: Case) -> costs.Cost:
+    """FLOPs and minimum bytes of one layer call: projections (models/costs.py) + the op (bench/costs.py)."""
+    from models.costs import layer_dense_bytes, layer_flops
+
+    mixer = costs.cost(op_case(case))
+    Dm = case.heads * case.head_dim
+    e = torch.empty((), dtype=torch_dtype(case.dtype)).element_size()
+    wb = e if case.mode == "decode" or case.dtype == "float64" else 4  # autocast keeps float32 weights
+    decay = bool(case.decay) if case.decay is not None else True
+    flops = layer_flops(case.kind, case.mode, case.batch, case.seq_len, Dm, case.heads, case.head_dim, mixer.flops,
+                        linear_decay=decay)
+    nbytes = mixer.bytes + layer_dense_bytes(case.kind, case.mode, case.batch, case.seq_len, Dm, case.heads,
+                                             case.head_dim, wb, e, linear_decay=decay)
+    return costs.Cost(flops, nbytes)
+
+
+# ----- running ----------------------------------------------------------------------------------------
+def _layer_case(case: Case, fill: str, seed: int):  # -> models.cases.LayerCase
+    from models.cases import LayerCase
+    from models.layers import DEFAULT_WINDOW
+
+    return LayerCase(case.kind, case.impl, case.mode, case.batch, case.seq_len, d_model=case.heads * case.head_dim,
+                     heads=case.heads, head_dim=case.head_dim, chunk_size=case.chunk_size or 16,
+                     window=case.window or DEFAULT_WINDOW, dtype=torch_dtype(case.dtype), device=case.device,
+                     compile=bool(case.compiled), fill=fill, seed=seed)
+
+
+def prepare_layer(case: Case, *, fill: str = "prefill", seed: int = 0):  # -> bench.cases.Prepared
+    """The layer callable of ``case`` as the runner times it."""
+    from bench.cases import Prepared
+    from models.cases import layer_callable
+
+    t0 = time.perf_counter()
+    lc = layer_callable(_layer_case(case, fill, seed))
+    if case.device == "cuda":
+        torch.cuda.synchronize()
+    fill_ms = (time.perf_counter() - t0) * 1e3 if case.mode == "decode" else None
+    per_seq = None if lc.cache_bytes is None else lc.cache_bytes // case.batch
+    call = {"train": "layer forward+backward", "prefill": "layer prefill", "decode": "layer step"}[case.mode]
+
+    def reset() -> None:  # the closures reset what they need (the cache position) themselves
+        return None
+
+    prep = Prepared(lc.fn, reset, state=lc.cache, state_bytes_per_seq=per_seq, fill_ms=fill_ms,
+                    graphable=case.mode == "decode", call=call)
+    prep.layer_callable = lc  # type: ignore[attr-defined]  # keeps the layer alive with the closure
+    return prep
+
+
+def _check_small(case: Case) -> tuple[int, int]:
+    """(batch, seq_len) of the layer accuracy check: several chunks, whole 128-token tiles."""
+    L = case.chunk_size if case.kind == "rat" and case.chunk_size else 1
+    want = max(128, 4 * L)
+    if case.window is not None:
+        want = max(want, case.window + 64)
+    unit = math.lcm(L, 128)
+    return 2, min(case.seq_len, math.ceil(want / unit) * unit)
+
+
+def check_layer_case(runner, case: Case, kind: str, impl_name: str, mode: str):  # -> models.checks.LayerCheck|None
+    """The layer accuracy check for (kind, impl, mode) at a small shape, cached on the runner. None when the
+    implementation is the family reference or checks are off."""
+    from models.checks import check_layer
+
+    if not runner.spec.check_accuracy or impls.get(impl_name).is_reference:
+        return None
+    B, T = _check_small(case)
+    if case.level == "model":  # the model's layers at its width; the check's own length
+        T = max(T, 4 * (case.chunk_size or 1))
+    key = ("layer-check", kind, impl_name, mode, T, case.heads, case.head_dim, case.chunk_size, case.window,
+           case.dtype, case.device)
+    if key not in runner._accuracy:
+        try:
+            runner._accuracy[key] = check_layer(
+                kind, impl_name, mode=mode, d_model=case.heads * case.head_dim, heads=case.heads,
+                head_dim=case.head_dim, chunk_size=case.chunk_size or 16, window=case.window or 1024, batch=B,
+                seq_len=T, device=case.device, dtype=torch_dtype(case.dtype))
+        except Exception as exc:  # noqa: BLE001 - remembered; the case reports it
+            exc.__context__ = exc.__cause__ = None
+            runner._accuracy[key] = exc.with_traceback(None)
+    res = runner._accuracy[key]
+    if isinstance(res, Exception):
+        raise RuntimeError(f"the layer accuracy check failed: {type(res).__name__}: {res}") from None  # noqa: TRY004
+    return res
+
+
+def _unavailable(case: Case, names: list[str], mode: str) -> tuple[str, str] | None:
+    """(status, reason) when an implementation of the case cannot run it."""
+    for name in names:
+        try:
+            cls = impls.load_class(name)
+            reason = cls.unavailable_reason(case.device)
+        except impls.UnavailableError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+        if reason:
+            return "unavailable", f"{name}: {reason}" if len(names) > 1 else reason
+    for name in names:
+        fam = name.split("/", 1)[0]
+        params: dict = {}
+        if fam == "rat":
+            params["chunk_size"] = case.seq_len if case.kind == "rnn" else case.chunk_size
+        elif fam == "swa":
+            params["window"] = case.window
+        elif fam == "linear":
+            params["decay"] = case.decay
+        reason = impls.get(name).unsupported_reason(mode=mode, device=case.device, dtype=torch_dtype(case.dtype),
+                                                    head_dim=case.head_dim, seq_len=case.seq_len, batch=case.batch,
+                                                    heads=case.heads, **params)
+        if reason:
+            return "unsupported", f"{name}: {reason}" if len(names) > 1 else reason
+    return None
+
+
+def run_case(runner, case: Case):  # -> bench.results.Row
+    """One layer- or model-level case (the runner calls this for level != 'op'; exceptions become
+    oom / error rows there)."""
+    from bench.results import Row
+
+    if case.kind not in KIND_FAMILY and case.level == "layer":
+        return Row.for_case(case, "unsupported", reason=f"unknown layer kind {case.kind!r}")
+    if case.level == "layer":
+        if case.kind == "rat" and case.seq_len % (case.chunk_size or 1):
+            return Row.for_case(case, "unsupported",
+                                reason=f"seq_len {case.seq_len} is not a multiple of chunk_size {case.chunk_size}")
+        bad = _unavailable(case, [case.impl], case.mode)
+        if bad:
+            return Row.for_case(case, bad[0], reason=bad[1])
+        runner._allocated = True
+        chk = check_layer_case(runner, case, case.kind, case.impl, case.mode)
+        acc = {"accuracy": "unchecked" if chk is None else ("pass" if chk.ok else "wrong")}
+        if chk is not None:
+            acc.update(max_abs_err=chk.rel_err, grad_max_abs_err=chk.rel_err_grad, accuracy_tol=chk.tol)
+            if not chk.ok:
+                return Row.for_case(case, "wrong", reason=f"layer vs the reference layer: {chk.detail}", **acc)
+        note = None if chk is not None else ("accuracy check turned off" if not runner.spec.check_accuracy
+                                             else "the family reference itself")
+        prep = prepare_layer(case, fill=runner.spec.decode_fill, seed=runner.spec.seed)
+        row = runner._time(impls.get(case.impl), case, acc, note, prep=prep)
+        row.cache_bytes = None if prep.state_bytes_per_seq is None else prep.state_bytes_per_seq * case.batch
+        if row.status == "ok" and case.mode == "decode":
+            row.tokens_per_s = case.batch / (row.ms_median * 1e-3)
+        row.details = {"d_model": case.heads * case.head_dim, "decode_fill": runner.spec.decode_fill,
+                       "check": None if chk is None else dataclasses.asdict(chk)}
+        return row
+    if case.level == "model":
+        return _run_model(runner, case)
+    raise ValueError(f"bench.levels runs layer and model cases, not level {case.level!r}")
+
+
+def _run_model(runner, case: Case):  # -> bench.results.Row
+    from bench.results import Row
+    from models.lm import LMConfig
+    from models.throughput import measure_generation
+
+    names = case.impl.split("+")
+    kinds = mixer_kinds(case.kind)
+    bad = _unavailable(case, names, "decode")
+    if bad:
+        return Row.for_case(case, bad[0], reason=bad[1])
+    runner._allocated = True
+    checks = {}
+    for kind in dict.fromkeys(kinds):
+        name = next(n for n in names if n.split("/", 1)[0] == KIND_FAMILY[kind])
+        chk = check_layer_case(runner, case, kind, name, "decode")
+        if chk is not None:
+            checks[f"{kind} {name}"] = dataclasses.asdict(chk)
+            if not chk.ok:
+                return Row.for_case(case, "wrong", reason=f"{kind} layer with {name} vs the reference layer: "
+                                                          f"{chk.detail}", accuracy="wrong", details={"checks": checks})
+    impl_map = {n.split("/", 1)[0]: n for n in names}
+    cfg = LMConfig(vocab_size=runner.spec.vocab_size, d_model=case.heads * case.head_dim, n_layers=case.n_layers or 24,
+                   heads=case.heads, head_dim=case.head_dim, mixer=case.kind, impls=impl_map,
+                   chunk_size=case.chunk_size or 16, window=case.window or 1024,
+                   linear_decay=True if case.decay is None else bool(case.decay))
+    g = measure_generation(cfg, device=case.device, dtype=torch_dtype(case.dtype), prompt_len=case.seq_len,
+                           n_new=case.new_tokens or 1024, batch=case.batch or None,
+                           max_batch_limit=runner.spec.max_batch_limit,
+                           graphs="auto" if runner.spec.cuda_graphs else "off", seed=runner.spec.seed)
+    ms = (g.prefill_s + g.decode_s) * 1e3
+    row = Row.for_case(case, "ok", ms_median=ms, ms_p20=ms, ms_p80=ms, n_samples=1, samples_ms=[round(ms, 3)],
+                       timer="wall-clock (synchronised)", timed_call="generate (prefill + decode steps)",
+                       first_call_ms=(g.warmup_s or 0) * 1e3, peak_mem_bytes=g.peak_bytes,
+                       state_bytes_per_seq=g.cache_bytes // max(g.batch, 1),
+                       accuracy="pass" if checks else "unchecked", tokens_per_s=g.tokens_per_s,
+                       cache_bytes=g.cache_bytes, details={**g.to_dict(), "checks": checks})
+    row.batch = g.batch
+    log.info("model %s %s: batch %d, %.0f tokens/s", case.kind, case.impl, g.batch, g.tokens_per_s)
+    return row
