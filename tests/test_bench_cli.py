@@ -69,7 +69,7 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, msg):
 
 def test_dry_run(capsys):
     assert run_bench.main(["--preset", "paper", "--device", "cpu", "--impl", "rat/reference", "--mode", "train",
-                           "--dry-run"]) == 0
+                           "--level", "op", "--dry-run"]) == 0
     out = capsys.readouterr()
     assert out.out.splitlines()[0] == "rat/reference|train|op|B16|T256|H4|D64|L16|W-|decay-|float32|cpu"
     assert "4 cases" in out.err
