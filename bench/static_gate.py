@@ -1,0 +1,480 @@
+"""Static kernel gate: compile every Triton kernel of the project for sm_90 (no GPU needed) at the
+configurations the GPU runs use, and check registers, spills, shared memory and the SASS mix.
+
+How the configurations are found: each scenario (an implementation and mode at a GPU preset shape,
+bf16, H = 16, D = 128) is run with tensors on torch's ``meta`` device while ``JITFunction`` launches
+are intercepted. Each launch records the kernel, its arguments (types, integer values), constexprs,
+``num_warps`` and ``num_stages``, i.e. what the wrappers really launch on the GPU (tile configs
+chosen by sequence length included), without hand-kept signature tables. Each distinct launch is
+then compiled with ``triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))``, with the
+run-time specialisation Triton itself would apply (16-divisible integers and pointers marked, 1
+folded to a constant). ``cuobjdump -res-usage`` and ``-sass`` (shipped in the triton package) give
+registers, stack, local memory and the instruction mix.
+
+Checks against the committed baseline (reports/baselines/static-sm90.json), per kernel id:
+    fail  a kernel that spills (STL/LDL, local memory or stack) where the baseline did not, or spills
+          more; a kernel that had HGMMA and has none; shared memory over 232448 bytes (the H100/H200
+          per-block opt-in limit); a launch that no longer compiles; a kernel with spills that is not
+          in the baseline
+    note  register changes, fewer HGMMA, kernels gone or new
+Output is sorted and contains no timings or paths: the same source gives the same JSON.
+
+    python run_bench.py static [--baseline FILE] [--update] [--jobs N] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SMEM_LIMIT = 232448  # bytes per block, opt-in maximum on sm_90 (H100/H200: 227 KB)
+DEFAULT_BASELINE = Path("reports/baselines/static-sm90.json")
+OPS = ("HGMMA", "HMMA", "LDL", "STL", "LDGSTS", "UTMALDG", "FFMA", "BAR", "SHFL", "LDS", "STS", "LDG", "STG")
+
+
+def triton_bin(tool: str) -> str:
+    import triton
+
+    path = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", tool)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{tool} not found at {path}: the triton package ships it with the NVIDIA backend")
+    return path
+
+
+# ----- compiling one kernel -----------------------------------------------------------------------
+def compile_sm90(fn, signature: dict, constexprs: dict, attrs: dict, num_warps: int, num_stages: int):
+    """``triton.compile`` for sm_90. ``signature`` maps every parameter name to its type (constexprs
+    included, as "constexpr"); ``attrs`` maps (index,) to [["tt.divisibility", 16]]."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    src = ASTSource(fn, signature, constexprs, attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": num_warps, "num_stages": num_stages})
+
+
+def sass_stats(cubin: bytes) -> tuple[dict, str]:
+    """Registers, stack, shared and local memory (cuobjdump -res-usage) and instruction counts."""
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+        path = f.name
+    try:
+        sass = subprocess.run([triton_bin("cuobjdump"), "-sass", path], capture_output=True, text=True,
+                              check=True).stdout
+        res = subprocess.run([triton_bin("cuobjdump"), "-res-usage", path], capture_output=True, text=True,
+                             check=True).stdout
+    finally:
+        os.unlink(path)
+    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", res)
+    out: dict = {"res": m.group(0) if m else res.strip()}
+    if m:
+        out.update(regs=int(m.group(1)), stack=int(m.group(2)), shared_static=int(m.group(3)), local=int(m.group(4)))
+    instr = [ln for ln in sass.splitlines() if re.match(r"\s*/\*[0-9a-f]{4,}\*/\s", ln)]
+    out["instructions"] = len(instr)
+    for op in OPS:
+        out[op] = len(re.findall(rf"\b{op}\b", sass))
+    return out, sass
+
+
+# ----- finding the launches -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scenario:
+    """One implementation call the GPU runs make, at the shape that picks its kernel configs."""
+
+    name: str
+    impl: str
+    mode: str  # train | prefill | decode
+    seq_len: int
+    batch: int = 1
+    heads: int = 16
+    head_dim: int = 128
+    dtype: str = "bfloat16"
+    params: tuple = ()  # family parameters as (name, value) pairs
+    config: str | None = None  # "module:ATTR" of a config object to construct the implementation with
+
+
+#: GPU presets: bf16, H 16, D 128, RAT chunk 16, linear with and without decay; sequence lengths
+#: that select each tile config (rat/triton: SHORT_CONFIG below 2048 chunks, DEFAULT_CONFIG from it).
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("rat train T=4k", "rat/triton", "train", 4096, params=(("chunk_size", 16),)),
+    Scenario("rat train T=32k", "rat/triton", "train", 32768, params=(("chunk_size", 16),)),
+    Scenario("rat prefill T=4k", "rat/triton", "prefill", 4096, params=(("chunk_size", 16),)),
+    Scenario("rat prefill T=32k", "rat/triton", "prefill", 32768, params=(("chunk_size", 16),)),
+    Scenario("rat decode T=32k", "rat/triton", "decode", 32768, batch=64, params=(("chunk_size", 16),)),
+    Scenario("rat decode T=32k split", "rat/triton", "decode", 32768, batch=1, params=(("chunk_size", 16),),
+             config="bench.static_gate:RAT_SPLIT_CONFIG"),
+    Scenario("linear train", "linear/triton", "train", 4096, params=(("decay", False),)),
+    Scenario("linear train decay", "linear/triton", "train", 4096, params=(("decay", True),)),
+    Scenario("linear prefill", "linear/triton", "prefill", 4096, params=(("decay", False),)),
+    Scenario("linear prefill decay", "linear/triton", "prefill", 4096, params=(("decay", True),)),
+    Scenario("linear decode", "linear/triton", "decode", 4096, batch=64, params=(("decay", False),)),
+    Scenario("linear decode decay", "linear/triton", "decode", 4096, batch=64, params=(("decay", True),)),
+)
+
+
+def __getattr__(name: str):  # RAT_SPLIT_CONFIG, built lazily (the decode split the GPU picks for small batches)
+    if name == "RAT_SPLIT_CONFIG":
+        from impls.rat.triton import DEFAULT_CONFIG
+
+        return dataclasses.replace(DEFAULT_CONFIG, step_splits=4)
+    raise AttributeError(name)
+
+
+@dataclass
+class Launch:
+    module: str
+    kernel: str
+    signature: dict
+    constexprs: dict
+    attrs: list  # indices of parameters marked 16-divisible
+    num_warps: int
+    num_stages: int
+    scenarios: list[str] = field(default_factory=list)
+
+    @property
+    def ident(self) -> str:
+        ce = " ".join(f"{k}={v}" for k, v in sorted(self.constexprs.items()))
+        ptr = next((t for t in self.signature.values() if t.startswith("*")), "")
+        spec = json.dumps([self.signature, sorted(self.constexprs.items()), self.attrs], sort_keys=True, default=str)
+        h = hashlib.sha1(spec.encode()).hexdigest()[:8]
+        fam = self.module.split(".")[1] if self.module.count(".") >= 1 else self.module
+        return f"{fam}.{self.kernel} [{ce}] w{self.num_warps} s{self.num_stages} {ptr.lstrip('*')} #{h}"
+
+
+def _specialize(arg: object, kp) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
+    """(type, 16-divisible) as Triton's launcher specialises ``arg`` for parameter ``kp``."""
+    try:
+        from triton.backends.compiler import BaseBackend
+        from triton.runtime.jit import native_specialize_impl
+
+        spec = not getattr(kp, "do_not_specialize", False)
+        align = not getattr(kp, "do_not_specialize_on_alignment", False)
+        ty, key = native_specialize_impl(BaseBackend, arg, False, spec, align)
+        return ty, isinstance(key, str) and "D" in key
+    except ImportError:  # older triton: the same rules by hand
+        import torch
+
+        if isinstance(arg, torch.Tensor):
+            short = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32", torch.int32: "i32",
+                     torch.int64: "i64", torch.float64: "fp64", torch.int8: "i8", torch.uint8: "u8"}
+            return "*" + short[arg.dtype], True
+        if isinstance(arg, bool):
+            return "u1", False
+        if isinstance(arg, int):
+            if arg == 1:
+                return "constexpr", False
+            return ("i32" if -2**31 <= arg < 2**31 else "i64"), arg % 16 == 0
+        if isinstance(arg, float):
+            return "fp32", False
+        if arg is None:
+            return "constexpr", False
+        raise TypeError(f"cannot specialise argument of type {type(arg).__name__}") from None
+
+
+def _record(jit, args: tuple, kwargs: dict, scenario: str, out: list[Launch]) -> None:  # type: ignore[no-untyped-def]
+    params = jit.params
+    names = [p.name for p in params]
+    bound: dict[str, object] = dict(zip(names, args))
+    warps, stages = kwargs.pop("num_warps", 4), kwargs.pop("num_stages", 3)
+    bound.update({k: v for k, v in kwargs.items() if k in names})
+    for p in params:
+        if p.name not in bound and p.has_default:
+            bound[p.name] = p.default
+    sig, consts, attrs = {}, {}, []
+    for i, p in enumerate(params):
+        v = bound[p.name]
+        if p.is_constexpr:
+            sig[p.name], consts[p.name] = "constexpr", v
+            continue
+        ty, div = _specialize(v, p)
+        sig[p.name] = ty
+        if ty == "constexpr":
+            consts[p.name] = v
+        elif div:
+            attrs.append(i)
+    out.append(Launch(jit.fn.__module__, jit.fn.__name__, sig, consts, attrs, int(warps), int(stages), [scenario]))
+
+
+@contextlib.contextmanager
+def _intercept(scenario: str, out: list[Launch]) -> Iterator[None]:
+    from triton.runtime.jit import JITFunction
+
+    orig = JITFunction.__getitem__
+
+    def getitem(self, grid):  # type: ignore[no-untyped-def]
+        return lambda *a, **kw: _record(self, a, dict(kw), scenario, out)
+
+    JITFunction.__getitem__ = getitem  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        JITFunction.__getitem__ = orig  # type: ignore[method-assign]
+
+
+def _drive(sc: Scenario) -> None:
+    """Run the scenario's calls on meta tensors (kernels intercepted, nothing computed)."""
+    import importlib
+
+    import torch
+
+    import impls
+    from bench.cases import forward as family_forward
+    from bench.sweep import Case
+
+    cls = impls.load_class(sc.impl)
+    if sc.config:
+        mod, attr = sc.config.split(":")
+        impl = cls(getattr(importlib.import_module(mod), attr))  # type: ignore[call-arg]
+    else:
+        impl = cls()
+    # the public checks refuse the meta device; the kernels' own argument checks still run
+    impl.unavailable_reason = lambda device: None  # type: ignore[method-assign]
+    params = dict(sc.params)
+    case = Case(impl=sc.impl, mode=sc.mode, batch=sc.batch, seq_len=sc.seq_len, heads=sc.heads,
+                head_dim=sc.head_dim, dtype=sc.dtype, device="meta",
+                chunk_size=params.get("chunk_size"), window=params.get("window"), decay=params.get("decay"))
+    dt = getattr(torch, sc.dtype)
+    B, T, H, D = sc.batch, sc.seq_len, sc.heads, sc.head_dim
+    meta = torch.device("meta")
+
+    def inputs(step: bool) -> dict:
+        shape = (B, H, D) if step else (B, T, H, D)
+        x = {n: torch.empty(shape, device=meta, dtype=dt) for n in ("q", "k", "v")}
+        if case.family == "rat":
+            x["f"] = torch.empty(shape, device=meta, dtype=dt)
+        elif case.family == "linear" and case.decay:
+            x["decay"] = torch.empty(shape[:-1], device=meta, dtype=torch.float32)
+        return x
+
+    fam_extra = {"rat": lambda x: (x["f"],), "linear": lambda x: (x.get("decay"),)}[case.family]
+    if sc.mode == "train":
+        x = inputs(False)
+        for t in x.values():
+            t.requires_grad_(True)
+        o = _private_forward(impl, case, x)
+        torch.autograd.grad(o, list(x.values()), torch.empty_like(o))
+    elif sc.mode in ("prefill", "decode"):
+        kw = {"chunk_size": case.chunk_size} if case.family == "rat" else {}
+        state = impl.init_state(B, H, D, T, device=meta, dtype=dt, **kw)  # type: ignore[attr-defined]
+        with torch.no_grad():
+            if sc.mode == "prefill":
+                x = inputs(False)
+                impl._prefill(state, x["q"], x["k"], x["v"], *fam_extra(x))  # type: ignore[attr-defined]
+            else:
+                state.pos = T - 1
+                x = inputs(True)
+                impl._step(state, x["q"], x["k"], x["v"], *fam_extra(x))  # type: ignore[attr-defined]
+    else:
+        raise ValueError(f"unknown mode {sc.mode!r}")
+    del family_forward
+
+
+def _private_forward(impl, case, x):  # type: ignore[no-untyped-def]
+    """The family forward without the public checks that refuse the meta device."""
+    import math
+
+    if case.family == "rat":
+        return impl._forward(x["q"], x["k"], x["v"], x["f"], chunk_size=case.chunk_size, rope=True,
+                             scale=case.head_dim ** -0.5)
+    if case.family == "linear":
+        return impl._forward(x["q"], x["k"], x["v"], decay=x.get("decay"), scale=1 / math.sqrt(case.head_dim))
+    raise ValueError(f"no static scenario driver for family {case.family!r}")
+
+
+def collect_launches(scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Launch]:
+    """Every distinct kernel launch of the scenarios (merged by id, scenarios listed)."""
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        raise RuntimeError("the static gate compiles for sm_90: run it without TRITON_INTERPRET=1 (the "
+                           "interpreter replaces the kernels it needs to compile)")
+    found: list[Launch] = []
+    for sc in scenarios:
+        with _intercept(sc.name, found):
+            _drive(sc)
+    merged: dict[str, Launch] = {}
+    for ln in found:
+        if ln.ident in merged:
+            if ln.scenarios[0] not in merged[ln.ident].scenarios:
+                merged[ln.ident].scenarios.append(ln.scenarios[0])
+        else:
+            merged[ln.ident] = ln
+    return [merged[k] for k in sorted(merged)]
+
+
+# ----- compiling them -----------------------------------------------------------------------------
+def _compile_launch(ln: Launch) -> dict:
+    """Worker: compile one launch and measure it (runs in a separate process)."""
+    import importlib
+
+    os.environ.pop("TRITON_INTERPRET", None)
+    mod = importlib.import_module(ln.module)
+    fn = getattr(mod, ln.kernel)
+    attrs = {(i,): [["tt.divisibility", 16]] for i in ln.attrs}
+    rec: dict = {"id": ln.ident, "kernel": f"{ln.module}.{ln.kernel}", "constexprs": {k: _jsonable(v) for k, v in
+                                                                                     sorted(ln.constexprs.items())},
+                 "num_warps": ln.num_warps, "num_stages": ln.num_stages, "scenarios": sorted(ln.scenarios)}
+    try:
+        ck = compile_sm90(fn, ln.signature, ln.constexprs, attrs, ln.num_warps, ln.num_stages)
+        st, _ = sass_stats(ck.asm["cubin"])
+    except Exception as exc:  # noqa: BLE001 - a kernel that does not compile is a gate failure, reported
+        rec["error"] = f"{type(exc).__name__}: {str(exc).strip()[:500]}"
+        return rec
+    st.pop("res", None)
+    rec.update(st)
+    rec["shared"] = int(ck.metadata.shared)
+    rec["spills"] = st.get("LDL", 0) + st.get("STL", 0)
+    return rec
+
+
+def _jsonable(v: object) -> object:
+    return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+
+
+def measure(jobs: int | None = None) -> dict:
+    """Compile every launch (in ``jobs`` processes) and return the report (deterministic)."""
+    import triton
+    import multiprocessing as mp
+
+    launches = collect_launches()
+    jobs = jobs or min(len(launches), os.cpu_count() or 1)
+    if jobs > 1:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
+            recs = list(ex.map(_compile_launch, launches))
+    else:
+        recs = [_compile_launch(ln) for ln in launches]
+    return {"target": "cuda sm_90 (GPUTarget('cuda', 90, 32))", "triton": triton.__version__,
+            "smem_limit": SMEM_LIMIT, "kernels": {r["id"]: r for r in sorted(recs, key=lambda r: r["id"])}}
+
+
+# ----- checking -----------------------------------------------------------------------------------
+def _spill(r: dict) -> int:
+    return r.get("spills", 0) + (1 if r.get("local", 0) or r.get("stack", 0) else 0)
+
+
+def check(report: dict, baseline: dict | None) -> tuple[list[str], list[str]]:
+    """(failures, notes) of a report against a baseline (None: absolute rules only)."""
+    fails, notes = [], []
+    base = (baseline or {}).get("kernels", {})
+    for kid, r in report["kernels"].items():
+        if "error" in r:
+            fails.append(f"{kid}: does not compile: {r['error']}")
+            continue
+        if r["shared"] > SMEM_LIMIT:
+            fails.append(f"{kid}: shared memory {r['shared']} B > {SMEM_LIMIT} B per block (sm_90 limit)")
+        b = base.get(kid)
+        if b is None or "error" in b:
+            if baseline is not None:
+                notes.append(f"{kid}: new kernel (not in the baseline)")
+            if _spill(r) and baseline is not None:
+                fails.append(f"{kid}: new kernel spills (LDL+STL {r['spills']}, local {r.get('local')} B, "
+                             f"stack {r.get('stack')} B)")
+            continue
+        if r.get("local", 0) > b.get("local", 0) or r.get("stack", 0) > b.get("stack", 0) \
+                or r["spills"] > b.get("spills", 0):
+            fails.append(f"{kid}: new spills: LDL+STL {b.get('spills', 0)} -> {r['spills']}, local "
+                         f"{b.get('local', 0)} -> {r.get('local', 0)} B, stack {b.get('stack', 0)} -> {r.get('stack', 0)} B")
+        if b.get("HGMMA", 0) > 0 and r.get("HGMMA", 0) == 0:
+            fails.append(f"{kid}: lost HGMMA ({b['HGMMA']} -> 0): its matrix products left the wgmma path")
+        elif r.get("HGMMA", 0) < b.get("HGMMA", 0):
+            notes.append(f"{kid}: HGMMA {b['HGMMA']} -> {r['HGMMA']}")
+        if r.get("regs") != b.get("regs"):
+            notes.append(f"{kid}: registers {b.get('regs')} -> {r.get('regs')}")
+        if r["shared"] != b.get("shared"):
+            notes.append(f"{kid}: shared memory {b.get('shared')} -> {r['shared']} B")
+    if baseline is not None:
+        for kid in sorted(set(base) - set(report["kernels"])):
+            notes.append(f"{kid}: gone (in the baseline, not launched now)")
+    return fails, notes
+
+
+def to_markdown(report: dict, fails: list[str], notes: list[str], baseline: str | None) -> str:
+    verdict = "FAIL" if fails else "PASS"
+    lines = [f"### Static kernel gate (sm_90): {verdict}", "",
+             f"{len(report['kernels'])} kernel launches compiled with triton {report['triton']}"
+             + (f", compared with `{baseline}`" if baseline else ", no baseline") + ".", ""]
+    if fails:
+        lines += ["Failures:", ""] + [f"- {f}" for f in fails] + [""]
+    if notes:
+        lines += ["Notes:", ""] + [f"- {n}" for n in notes] + [""]
+    lines += ["| kernel | regs | spills (LDL+STL) | local B | stack B | shared B | HGMMA | HMMA | instructions |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for kid, r in report["kernels"].items():
+        if "error" in r:
+            lines.append(f"| {kid} | error | | | | | | | |")
+            continue
+        lines.append(f"| {kid} | {r.get('regs')} | {r['spills']} | {r.get('local')} | {r.get('stack')} | "
+                     f"{r['shared']} | {r.get('HGMMA')} | {r.get('HMMA')} | {r.get('instructions')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="run_bench.py static",
+        description="Compile every Triton kernel launch of the GPU runs for sm_90 (no GPU) and check registers, "
+                    "spills, shared memory and HGMMA against a baseline. Exit 0 pass, 1 fail, 2 unusable.")
+    p.add_argument("--baseline", default=str(DEFAULT_BASELINE),
+                   help=f"baseline JSON (default {DEFAULT_BASELINE}); 'none' checks the absolute rules only")
+    p.add_argument("--update", action="store_true", help="write the measured report as the new baseline")
+    p.add_argument("--jobs", type=int, help="compile processes (default: CPU count)")
+    p.add_argument("--out", help="also write static.md and static.json here, e.g. reports/runs/static")
+    p.add_argument("--list", action="store_true", help="print the launches found, compile nothing")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.pop("TRITON_INTERPRET", None) if os.environ.get("TRITON_INTERPRET") == "0" else None
+    t0 = time.perf_counter()
+    try:
+        if args.list:
+            for ln in collect_launches():
+                print(ln.ident, " <- ", ", ".join(ln.scenarios))
+            return 0
+        base = None
+        if args.baseline != "none" and not args.update:
+            bp = Path(args.baseline)
+            if not bp.exists():
+                print(f"run_bench.py static: error: baseline {bp} does not exist (create it with --update)",
+                      file=sys.stderr)
+                return 2
+            base = json.loads(bp.read_text(encoding="utf-8"))
+        report = measure(args.jobs)
+    except (RuntimeError, FileNotFoundError, ImportError) as exc:
+        print(f"run_bench.py static: error: {exc}", file=sys.stderr)
+        return 2
+    fails, notes = check(report, base)
+    md = to_markdown(report, fails, notes, None if base is None else args.baseline)
+    print(md)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "static.md").write_text(md, encoding="utf-8")
+        (out / "static.json").write_text(json.dumps({**report, "failures": fails, "notes": notes}, indent=2) + "\n",
+                                         encoding="utf-8")
+    if args.update:
+        bp = Path(args.baseline if args.baseline != "none" else DEFAULT_BASELINE)
+        bp.parent.mkdir(parents=True, exist_ok=True)
+        bp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"baseline written: {bp}", file=sys.stderr)
+    print(f"static gate: {'FAIL' if fails else 'PASS'} ({len(report['kernels'])} kernels, "
+          f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    if args.update:
+        return 0
+    return 1 if fails else 0
+
+
+def _unused(*_: Callable) -> None:  # keep linters quiet about math in type-only paths
+    del math
