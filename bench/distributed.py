@@ -23,8 +23,9 @@ Without torchrun (no RANK / WORLD_SIZE in the environment) nothing here runs.
 - The process group is gloo, on the GPU too: ranks exchange only a few Python objects (the case lists,
   a barrier), never tensors, so NCCL's communicators (device memory that would show up in the peak
   memory of the cases, and a barrier that hangs instead of failing when a peer dies) buy nothing here.
-  NCCL_NVLS_ENABLE=0 and TORCH_SYMM_MEM_DISABLE_MULTICAST=1 are still set (if unset), as the device
-  documentation requires, in case anything in the process creates an NCCL communicator.
+  NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and NVSHMEM_DISABLE_NVLS=1 are still set (if
+  unset) before the process group exists, as the device documentation requires (NVLink multicast stays
+  off), in case anything in the process creates a communicator.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 #: set (if unset) before the process group exists, as the device documentation requires
-ENV_DEFAULTS = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}
+ENV_DEFAULTS = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 #: seconds a rank waits at a barrier for the others (ranks finish their shards at different times)
 TIMEOUT_ENV = "RATBENCH_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 24 * 3600.0
@@ -224,7 +225,7 @@ class Session:
 
     def _identity(self) -> dict[str, object]:
         ident: dict[str, object] = {"rank": self.rank, "local_rank": self.local_rank, "host": socket.gethostname(),
-                                    "pid": os.getpid()}
+                                    "pid": os.getpid(), "env": {k: os.environ.get(k) for k in ENV_DEFAULTS}}
         if self.device == "cuda":
             import torch
 

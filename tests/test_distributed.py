@@ -79,6 +79,9 @@ def test_two_gloo_ranks_match_one_process_and_a_dead_rank_is_resumed(tmp_path):
     assert (two / "report.md").exists()
     meta = json.loads((two / "run.json").read_text())
     assert [s["n_cases"] for s in meta["distributed"][0]["shards"]] == [6, 6]
+    for ident in meta["distributed"][0]["ranks"]:  # NVLink multicast stays off in every rank
+        assert ident["env"] == {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+                                "NVSHMEM_DISABLE_NVLS": "1"}
 
     # rank 1 dies after one case: torchrun fails; the rows written so far survive, nothing is complete
     dead = tmp_path / "dead"
