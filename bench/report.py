@@ -530,6 +530,10 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
         plot_decode_batch(df, fig_dir, written)
         plot_roofline(df, meta, fig_dir, written)
     md = markdown(df, meta, base, written, second)
+    if (df["level"] != "op").any():  # layer / model rows: the paper's Figure 3 and Table 1 side by side
+        from bench import paper
+
+        md += "\n" + paper.section(df, meta, out / "figures" if figures else None)
     report = out / "report.md"
     report.write_text(md, encoding="utf-8")
     return report
