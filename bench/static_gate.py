@@ -110,8 +110,9 @@ class Scenario:
     config: str | None = None  # "module:ATTR" of a config object to construct the implementation with
 
 
-#: GPU presets: bf16, H 16, D 128, RAT chunk 16, linear with and without decay; sequence lengths
-#: that select each tile config (rat/triton: SHORT_CONFIG below 2048 chunks, DEFAULT_CONFIG from it).
+#: GPU presets: bf16, H 16, D 128, RAT chunk 16, SWA window 1024, linear with and without decay;
+#: sequence lengths that select each tile config (rat/triton: SHORT_CONFIG below 2048 chunks,
+#: DEFAULT_CONFIG from it) and decode batches that select the split-K variants.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat train T=4k", "rat/triton", "train", 4096, params=(("chunk_size", 16),)),
     Scenario("rat train T=32k", "rat/triton", "train", 32768, params=(("chunk_size", 16),)),
@@ -120,6 +121,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat decode T=32k", "rat/triton", "decode", 32768, batch=64, params=(("chunk_size", 16),)),
     Scenario("rat decode T=32k split", "rat/triton", "decode", 32768, batch=1, params=(("chunk_size", 16),),
              config="bench.static_gate:RAT_SPLIT_CONFIG"),
+    Scenario("full train T=4k", "full/triton", "train", 4096),
+    Scenario("full train T=32k", "full/triton", "train", 32768),
+    Scenario("full prefill T=4k", "full/triton", "prefill", 4096),
+    Scenario("full decode T=32k", "full/triton", "decode", 32768, batch=64),
+    Scenario("full decode T=32k split", "full/triton", "decode", 32768, batch=1,
+             config="bench.static_gate:FULL_SPLIT_CONFIG"),
+    Scenario("swa train W=1024", "swa/triton", "train", 4096, params=(("window", 1024),)),
+    Scenario("swa prefill W=1024", "swa/triton", "prefill", 4096, params=(("window", 1024),)),
+    Scenario("swa decode W=1024", "swa/triton", "decode", 4096, batch=64, params=(("window", 1024),)),
     Scenario("linear train", "linear/triton", "train", 4096, params=(("decay", False),)),
     Scenario("linear train decay", "linear/triton", "train", 4096, params=(("decay", True),)),
     Scenario("linear prefill", "linear/triton", "prefill", 4096, params=(("decay", False),)),
@@ -129,11 +139,16 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def __getattr__(name: str):  # RAT_SPLIT_CONFIG, built lazily (the decode split the GPU picks for small batches)
+def __getattr__(name: str):  # *_SPLIT_CONFIG, built lazily: the split decode the GPU picks for small batches
+    # (on the meta device the wrappers cannot ask for the SM count, so the split is forced)
     if name == "RAT_SPLIT_CONFIG":
         from impls.rat.triton import DEFAULT_CONFIG
 
         return dataclasses.replace(DEFAULT_CONFIG, step_splits=4)
+    if name == "FULL_SPLIT_CONFIG":
+        from impls.full.triton import DEFAULT_CONFIG as FULL_DEFAULT
+
+        return dataclasses.replace(FULL_DEFAULT, step_splits=4)
     raise AttributeError(name)
 
 
@@ -263,7 +278,7 @@ def _drive(sc: Scenario) -> None:
             x["decay"] = torch.empty(shape[:-1], device=meta, dtype=torch.float32)
         return x
 
-    fam_extra = {"rat": lambda x: (x["f"],), "linear": lambda x: (x.get("decay"),)}[case.family]
+    fam_extra = {"rat": lambda x: (x["f"],), "linear": lambda x: (x.get("decay"),)}.get(case.family, lambda x: ())
     if sc.mode == "train":
         x = inputs(False)
         for t in x.values():
@@ -271,7 +286,7 @@ def _drive(sc: Scenario) -> None:
         o = _private_forward(impl, case, x)
         torch.autograd.grad(o, list(x.values()), torch.empty_like(o))
     elif sc.mode in ("prefill", "decode"):
-        kw = {"chunk_size": case.chunk_size} if case.family == "rat" else {}
+        kw = {"rat": {"chunk_size": case.chunk_size}, "swa": {"window": case.window}}.get(case.family, {})
         state = impl.init_state(B, H, D, T, device=meta, dtype=dt, **kw)  # type: ignore[attr-defined]
         with torch.no_grad():
             if sc.mode == "prefill":
@@ -295,6 +310,10 @@ def _private_forward(impl, case, x):  # type: ignore[no-untyped-def]
                              scale=case.head_dim ** -0.5)
     if case.family == "linear":
         return impl._forward(x["q"], x["k"], x["v"], decay=x.get("decay"), scale=1 / math.sqrt(case.head_dim))
+    if case.family == "full":
+        return impl._forward(x["q"], x["k"], x["v"], causal=True, scale=case.head_dim ** -0.5)
+    if case.family == "swa":
+        return impl._forward(x["q"], x["k"], x["v"], window=case.window, scale=case.head_dim ** -0.5)
     raise ValueError(f"no static scenario driver for family {case.family!r}")
 
 
