@@ -20,7 +20,8 @@
    prefill at batch --batch (or, with --max-batch LIMIT, at the largest batch that fits, searched by
    models.max_generate_batch for a cache of prompt + --new-for-max-batch tokens; slow), per mixer (attention, RAT, RAT-SWA, attention-SWA), CUDA graphs where a
    decode step recurs (RAT: within a chunk); for graph runs the greedy tokens are checked equal to an
-   eager run. Fewer steps than the paper's 1024: throughput here is not Table 1's number.
+   small-batch eager run (models.throughput). Fewer steps than the paper's 1024: throughput here is not
+   Table 1's number; ``run_bench.py --preset paper`` measures Table 1 itself (bench/levels.py).
 
 Prints a short table last and writes everything to $OUT/gpu_layers.json. Expected runtime on an H200:
 about 2-3 minutes with eager layers; --compile adds the compile time of every shape (raise --budget-s).
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import os
 import platform
 import subprocess
@@ -43,9 +43,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 import impls  # noqa: E402
-from models import AttentionLayer, LanguageModel, LMConfig, RATLayer  # noqa: E402
+from bench.levels import layer_cost  # noqa: E402
+from bench.sweep import Case  # noqa: E402
+from models import LMConfig  # noqa: E402
 from models.cases import LayerCase, graph_callable, layer_callable  # noqa: E402
-from models.lm import is_oom, max_generate_batch  # noqa: E402
+from models.checks import check_layer as _check_layer  # noqa: E402
+from models.lm import is_oom  # noqa: E402
+from models.throughput import measure_generation  # noqa: E402
 
 DM, H, D, L = 2048, 16, 128, 16
 TOKENS = 262144
@@ -96,13 +100,6 @@ def impl_reason(name: str, *, decode: bool = False) -> str | None:
     return impl.unsupported_reason(mode="decode" if decode else "train", device=DEV, dtype=BF16, head_dim=D)
 
 
-def make_layer(kind: str, impl: str) -> torch.nn.Module:
-    torch.manual_seed(0)
-    if kind == "attention":
-        return AttentionLayer(DM, H, D, impl, device=DEV)
-    return RATLayer(DM, H, D, impl, chunk_size=L, device=DEV)
-
-
 def do_bench(fn) -> float:
     if DEV != "cuda":  # --smoke on the CPU: a wall-clock median of 3 (checks the code paths, not speed)
         fn()
@@ -117,30 +114,13 @@ def do_bench(fn) -> float:
     return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
 
 
-def rel(a: torch.Tensor, b: torch.Tensor, base: torch.Tensor) -> float:
-    return float((a.float() - b.float()).norm() / base.float().norm().clamp_min(1e-30))
-
-
-# ----- 2. correctness -----------------------------------------------------------------------------
+# ----- 2. correctness (models.checks.check_layer, the harness's layer check) -----------------------
 def check_layer(kind: str, impl: str) -> dict:
     row: dict = {"kind": kind, "impl": impl}
     try:
-        lay, ref = make_layer(kind, impl), make_layer(kind, REF[kind])
-        ref.load_state_dict(lay.state_dict())
-        x = torch.randn(2, CHECK_T, DM, device=DEV, dtype=BF16)
-        # compare the mixer outputs (before the residual, which would swamp them in bf16)
-        with torch.no_grad(), torch.autocast(DEV, dtype=BF16):
-            h = lay.norm(x)
-            y, yr = lay._mix(h), ref._mix(h)
-            row["rel_err_vs_reference"] = rel(y, yr, yr)
-            if impls.get(impl).supports_decode:
-                T0 = CHECK_T - 16
-                cache = lay.init_cache(2, CHECK_T, DEV, BF16)
-                outs = [lay._mix_prefill(cache, h[:, :T0])]
-                outs += [lay._mix_step(cache, h[:, t])[:, None] for t in range(T0, CHECK_T)]
-                row["rel_err_decode_vs_forward"] = rel(torch.cat(outs, 1), y, y)
-        errs = [v for k, v in row.items() if k.startswith("rel_err")]
-        row["ok"] = all(math.isfinite(e) and e < 3e-2 for e in errs)
+        c = _check_layer(kind, impl, mode="decode", d_model=DM, heads=H, head_dim=D, chunk_size=L, batch=2,
+                         seq_len=CHECK_T, device=DEV, dtype=BF16)
+        row.update(rel_err_vs_reference=c.rel_err, rel_err_decode_vs_forward=c.rel_err_decode, ok=c.ok)
     except Exception as exc:  # noqa: BLE001 - report, never time it
         row["ok"] = False
         row["error"] = f"{type(exc).__name__}: {exc}"
@@ -156,17 +136,11 @@ def layer_case(kind: str, impl: str, mode: str, T: int, B: int, **kw) -> LayerCa
 
 
 def layer_flops(kind: str, T: int, B: int, mode: str) -> float:
-    """FLOPs of one layer call: projections 2 * tokens * Dm * (out features), plus the core in the
-    anchors' convention (h200-anchors.md): attention fwd 2*B*H*T^2*D, RAT fwd 2*B*H*T*(T/L)*D;
-    train = 3 x projections + 3.5 x core."""
-    n = B * T
-    if kind == "attention":
-        proj = 2 * n * DM * (3 * H * D) + 2 * n * H * D * DM
-        core = 2 * B * H * T * T * D
-    else:  # rat: in_proj to z, v, g, q, k and out_proj
-        proj = 2 * n * DM * (3 * DM + 2 * 2 * D) + 2 * n * DM * DM
-        core = 2 * B * H * T * (T // L) * D
-    return float(proj + core) if mode == "prefill" else float(3 * proj + 3.5 * core)
+    """FLOPs of one layer call, the harness's layer cost model: projections (models/costs.py, 3 x in
+    train) + the op (bench/costs.py, 3.5 x in train)."""
+    case = Case(impl=REF[kind], mode=mode, batch=B, seq_len=T, heads=H, head_dim=D, dtype="bfloat16", device=DEV,
+                chunk_size=L if kind == "rat" else None, level="layer", kind=kind)
+    return layer_cost(case).flops
 
 
 def time_layer(kind: str, impl: str, T: int, compiled: bool) -> dict:
@@ -231,44 +205,22 @@ def time_gen(kind: str, impl: str, T: int, B: int) -> dict:
 
 # ----- 5. model generation ------------------------------------------------------------------------
 def time_model(mixer: str, impl_map: dict, args) -> dict:
+    """models.throughput.measure_generation (the harness's model level): warm-up and graph check at a small
+    batch, then one generate at --batch (or the largest batch that fits, with --max-batch LIMIT)."""
     row: dict = {"mixer": mixer, "impls": impl_map, "batch": args.batch, "prompt": args.prompt, "new": args.new}
-    model = None
     try:
         free()
         cfg = LMConfig(mixer=mixer, impls=impl_map, window=args.window, **MODEL_SIZES)
-        model = LanguageModel(cfg, device=DEV, dtype=BF16).eval()
-        row["params"] = cfg.n_params()
-        batch = args.batch
-        if args.max_batch:  # the largest batch whose generate fits (probe at full cache length)
-            t = time.perf_counter()
-            mb = max_generate_batch(model, args.prompt, args.new_for_max_batch, prefill_batch=args.prefill_batch,
-                                    start=64, limit=args.max_batch, multiple=8)
-            row.update(max_batch=mb.batch, max_batch_tried=mb.tried, max_batch_limit_reached=mb.limit_reached,
-                       max_batch_search_s=time.perf_counter() - t)
-            # generate at the max batch, with --new tokens (the memory was probed for --new-for-max-batch)
-            batch = row["batch"] = mb.batch
-            if batch == 0:
-                raise RuntimeError("not even batch 8 fits")
-        ids = torch.randint(0, cfg.vocab_size, (batch, args.prompt), device=DEV)
-        pb = min(args.prefill_batch, batch)
-        r = model.generate(ids, args.new, graphs="auto", prefill_batch=pb)
-        row.update(tokens_per_s=r.tokens_per_s, decode_tokens_per_s=r.decode_tokens_per_s, prefill_s=r.prefill_s,
-                   decode_s=r.decode_s, capture_s=r.capture_s, cache_gib=r.cache_bytes / 2**30,
-                   decode_mode=r.decode_mode, graph_note=r.graph_note, graph_steps=r.graph_steps,
-                   peak_gib=peak_gib())
-        if r.graph_steps:  # check the graphs against an eager run, and time the eager decode too
-            e = model.generate(ids, args.new, graphs="off", prefill_batch=pb)
-            row["graph_tokens_equal_eager"] = bool(torch.equal(e.tokens, r.tokens))
-            # bf16 logits of a random model have near-ties: a different cuBLAS choice inside a capture can
-            # flip one argmax and the sequence diverges from there; the fraction tells a flip from a bug
-            row["graph_sequences_equal_fraction"] = float((e.tokens == r.tokens).all(1).float().mean())
-            row["eager_decode_tokens_per_s"] = e.decode_tokens_per_s
-            row["eager_tokens_per_s"] = e.tokens_per_s
+        g = measure_generation(cfg, device=DEV, dtype=BF16, prompt_len=args.prompt, n_new=args.new,
+                               batch=None if args.max_batch else args.batch, max_batch_limit=args.max_batch or 8192,
+                               prefill_batch=args.prefill_batch, graphs="auto")
+        row.update({k: v for k, v in g.to_dict().items() if k not in ("mixer", "impls", "n_new", "prompt_len")})
+        row["cache_gib"] = g.cache_bytes / 2**30
+        row["peak_gib"] = None if g.peak_bytes is None else g.peak_bytes / 2**30
     except Exception as exc:  # noqa: BLE001
         row["note"] = "OOM" if is_oom(exc) else f"{type(exc).__name__}: {str(exc)[:300]}"
         if not is_oom(exc):
             traceback.print_exc()
-    model = None  # noqa: F841
     free()
     log(f"model {mixer:13s} {impl_map}: {row.get('tokens_per_s')} tok/s ({row.get('decode_mode')}; "
         f"{row.get('graph_note') or row.get('note')})")
@@ -449,8 +401,8 @@ def main() -> None:
         for r in res["model"]:
             eq = r.get("graph_tokens_equal_eager")
             extra = "" if eq is None else (
-                f" (graph == eager tokens: {eq}, {fmt(r.get('graph_sequences_equal_fraction'), '.2f')} of sequences;"
-                f" eager decode {fmt(r.get('eager_decode_tokens_per_s'), '.0f')} tok/s)")
+                f" (graph == eager tokens at batch {r.get('check_batch')}: {eq}, "
+                f"{fmt(r.get('graph_sequences_equal_fraction'), '.2f')} of sequences)")
             print(f"  {r['mixer']:13s} {','.join(r['impls'].values()):28s} {r['batch']:5d} "
                   f"{fmt(r.get('tokens_per_s'), '.0f'):>8s} "
                   f"{fmt(r.get('decode_tokens_per_s'), '.0f'):>8s} {r.get('decode_mode', '-')}{extra} "
