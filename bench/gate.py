@@ -237,8 +237,8 @@ def calibration_summary(verdicts: list[CMP.Verdict], thresholds: tuple[float, ..
 
 def calibration_markdown(s: dict, config: str) -> str:
     lines = [f"### Gate calibration: {s['runs']} A/A runs", "", config, "",
-             "| threshold | false-alarm runs | false-alarm rate | smallest slowdown caught in 90% of runs "
-             "(worst case) | (median case) | worst case |", "| --- | --- | --- | --- | --- | --- |"]
+             ("| threshold | false-alarm runs | false-alarm rate | smallest slowdown caught in 90% of runs "
+              "(worst case) | (median case) | worst case |"), "| --- | --- | --- | --- | --- | --- |"]
     for r in s["thresholds"]:
         dw = "-" if r["detectable_worst"] is None else f"{r['detectable_worst']:.1%}"
         dm = "-" if r["detectable_median"] is None else f"{r['detectable_median']:.1%}"

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,8 +303,6 @@ def _drive(sc: Scenario) -> None:
 
 def _private_forward(impl, case, x):  # type: ignore[no-untyped-def]
     """The family forward without the public checks that refuse the meta device."""
-    import math
-
     if case.family == "rat":
         return impl._forward(x["q"], x["k"], x["v"], x["f"], chunk_size=case.chunk_size, rope=True,
                              scale=case.head_dim ** -0.5)
@@ -367,8 +365,9 @@ def _jsonable(v: object) -> object:
 
 def measure(jobs: int | None = None) -> dict:
     """Compile every launch (in ``jobs`` processes) and return the report (deterministic)."""
-    import triton
     import multiprocessing as mp
+
+    import triton
 
     launches = collect_launches()
     jobs = jobs or min(len(launches), os.cpu_count() or 1)
@@ -493,7 +492,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.update:
         return 0
     return 1 if fails else 0
-
-
-def _unused(*_: Callable) -> None:  # keep linters quiet about math in type-only paths
-    del math

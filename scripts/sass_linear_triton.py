@@ -7,40 +7,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
-
+from bench.static_gate import compile_sm90, sass_stats  # shared with the static gate
 from impls.linear import triton_kernels as K  # noqa: E402
-
-BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 
 
 def compile_one(fn, sig: dict, consts: dict, warps: int, stages: int):
     # what the launcher specialises at run time: 16-byte aligned pointers (torch allocations)
     attrs = {(i,): [["tt.divisibility", 16]] for i, (k, t) in enumerate(sig.items()) if t.startswith("*")}
-    src = ASTSource(fn, sig, consts, attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 128), options={"num_warps": warps, "num_stages": stages})
-
-
-def sass_stats(cubin: bytes) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
-        f.write(cubin)
-        path = f.name
-    sass = subprocess.run([os.path.join(BIN, "cuobjdump"), "-sass", path], capture_output=True, text=True).stdout
-    res = subprocess.run([os.path.join(BIN, "cuobjdump"), "-res-usage", path], capture_output=True, text=True).stdout
-    os.unlink(path)
-    ops = {op: len(re.findall(rf"\b{op}\b", sass)) for op in ("HGMMA", "HMMA", "LDL", "STL", "LDGSTS", "UTMALDG")}
-    ops["FFMA"] = len(re.findall(r"\bFFMA\b", sass))
-    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", res)
-    return {"res": m.group(0) if m else res.strip(), **ops}, sass
+    return compile_sm90(fn, sig, consts, attrs, warps, stages)
 
 
 def main() -> None:

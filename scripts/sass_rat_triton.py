@@ -7,22 +7,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-
+from bench.static_gate import compile_sm90, sass_stats  # shared with the static gate
 from impls.rat import triton_kernels as K
 from impls.rat.triton import DEFAULT_CONFIG as CFG
-
-BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
-
 
 # run-time specialisation marks pointers and integers divisible by 16 (tt.divisibility = 16): do the
 # same here, else the SASS shows scalar 2-byte loads that the real launch does not have
@@ -34,20 +25,7 @@ def compile_one(fn, sig: dict, consts: dict, warps: int, stages: int):
     attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names)
              if n not in NOT_DIV16 and sig[n] != "fp32"}
     sig = {**sig, **{k: "constexpr" for k in consts}}
-    src = ASTSource(fn, sig, consts, attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages})
-
-
-def sass_stats(cubin: bytes) -> tuple[dict, str]:
-    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
-        f.write(cubin)
-        path = f.name
-    sass = subprocess.run([os.path.join(BIN, "cuobjdump"), "-sass", path], capture_output=True, text=True, check=False).stdout
-    res = subprocess.run([os.path.join(BIN, "cuobjdump"), "-res-usage", path], capture_output=True, text=True, check=False).stdout
-    os.unlink(path)
-    ops = {op: len(re.findall(rf"\b{op}\b", sass)) for op in ("HGMMA", "HMMA", "LDL", "STL", "LDGSTS", "UTMALDG")}
-    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+) LOCAL:(\d+)", res)
-    return {"res": m.group(0) if m else res.strip(), **ops}, sass
+    return compile_sm90(fn, sig, consts, attrs, warps, stages)
 
 
 def cases(L: int, D: int, dt: str = "bf16"):
