@@ -29,7 +29,11 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634
+# the flash-attention inner loops and the decode loop/merge are the core shared with full/swa triton
+from impls.attention_core import LOG2E, decode_finish, decode_inner, dkv_inner, dq_inner, fwd_inner
+
+__all__ = ["LOG2E", "scan_kernel", "fwd_kernel", "fwd_fullv_kernel", "bwd_pre_kernel", "bwd_dkv_kernel",
+           "bwd_dkv_full_kernel", "bwd_dq_kernel", "bwd_scan_kernel", "step_kernel"]
 
 
 @triton.jit
@@ -114,42 +118,6 @@ def scan_kernel(
 # ------------------------------------------------------------------------------------------------
 # 2. forward attention
 @triton.jit
-def _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KEb, VEb, koff, e_c, crow, lo, hi, scale2,
-               BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
-    # KEb, VEb: this head's chunk ends; koff: int32 [BN, HALF] offsets of a key block (m_i is finite:
-    # the softmax was started with the self term)
-    for start in range(lo, hi, BN):
-        kp = KEb + start * e_c + koff
-        vp = VEb + start * e_c + koff
-        if MASK:
-            offs_n = start + tl.arange(0, BN)
-            nm = (offs_n < hi)[:, None]
-            k1 = tl.load(kp, mask=nm, other=0.0)
-            k2 = tl.load(kp + HALF, mask=nm, other=0.0)
-            v1 = tl.load(vp, mask=nm, other=0.0)
-            v2 = tl.load(vp + HALF, mask=nm, other=0.0)
-        else:
-            k1 = tl.load(kp)
-            k2 = tl.load(kp + HALF)
-            v1 = tl.load(vp)
-            v2 = tl.load(vp + HALF)
-        s = tl.dot(qb1, tl.trans(k1), input_precision=PREC)
-        s = tl.dot(qb2, tl.trans(k2), s, input_precision=PREC)
-        s = s * scale2
-        if MASK:
-            s = tl.where(offs_n[None, :] < crow[:, None], s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        pb = p.to(v1.dtype)
-        acc1 = tl.dot(pb, v1, acc1 * alpha[:, None], input_precision=PREC)
-        acc2 = tl.dot(pb, v2, acc2 * alpha[:, None], input_precision=PREC)
-        m_i = m_new
-    return acc1, acc2, l_i, m_i
-
-
-@triton.jit
 def fwd_kernel(
     Q, KTR, VT, COS, SIN, KE, VE, O, LSE,
     s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale2,
@@ -194,10 +162,10 @@ def fwd_kernel(
     hi = (tl.minimum(t0 + BM, T) - 1) // L
     lo = ((t0 // L) // BN) * BN
     koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
-    acc1, acc2, l_i, m_i = _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow,
-                                      0, lo, scale2, BN, HALF, False, PREC)
-    acc1, acc2, l_i, m_i = _fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow,
-                                      lo, hi, scale2, BN, HALF, True, PREC)
+    acc1, acc2, l_i, m_i = fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow, crow,
+                                     0, lo, scale2, BN, HALF, False, PREC, False)
+    acc1, acc2, l_i, m_i = fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow, crow,
+                                     lo, hi, scale2, BN, HALF, True, PREC, False)
     inv = 1.0 / l_i
     o1 = acc1 * inv[:, None]
     o2 = acc2 * inv[:, None]
@@ -210,7 +178,7 @@ def fwd_kernel(
 @triton.jit
 def _fwd_inner_fullv(acc, l_i, m_i, qb1, qb2, KEb, VEb, koff, voff, e_c, crow, lo, hi, scale2,
                      BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
-    # as _fwd_inner, with V and the accumulator over the full head dim (one P.V product, N = D)
+    # as attention_core.fwd_inner, with V and the accumulator over the full head dim (one P.V product, N = D)
     for start in range(lo, hi, BN):
         kp = KEb + start * e_c + koff
         vp = VEb + start * e_c + voff
@@ -328,60 +296,6 @@ def bwd_pre_kernel(
 
 
 @triton.jit
-def _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, o_t, offs_n, lo, hi, T, scale2,
-               L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr,
-               REVERSE: tl.constexpr, DQ_ATOMIC: tl.constexpr):
-    # QRb: this head's RoPE'd q (T, D); DOb: this head's dO rows (stride o_t); LSEb, DELTAb: (T,).
-    # REVERSE walks the query tiles from the last one down: every key block of a head then reads the
-    # same rows at about the same time (shared in L2) instead of each starting at its own first row.
-    r = tl.arange(0, BM)
-    d = tl.arange(0, HALF)
-    qoff = r[:, None] * (2 * HALF) + d[None, :]
-    ooff = r[:, None] * o_t + d[None, :]
-    n = (hi - lo + BM - 1) // BM
-    if REVERSE:
-        first = lo + (n - 1) * BM
-        step = -BM
-    else:
-        first = lo
-        step = BM
-    qp = QRb + first.to(tl.int64) * (2 * HALF) + qoff  # pointers move by BM rows per step (no
-    op = DOb + first.to(tl.int64) * o_t + ooff  # 32-bit overflow of t0 * o_t at 1M tokens)
-    ap = DQAb + first.to(tl.int64) * (2 * HALF) + qoff  # DQ_ATOMIC: float32 (T, D) dq accumulator
-    for i in range(n):
-        t0 = first + i * step
-        rows = t0 + r
-        vm = (rows < T)[:, None]
-        qr1 = tl.load(qp, mask=vm, other=0.0)
-        qr2 = tl.load(qp + HALF, mask=vm, other=0.0)
-        do1 = tl.load(op, mask=vm, other=0.0)
-        do2 = tl.load(op + HALF, mask=vm, other=0.0)
-        lse = tl.load(LSEb + rows, mask=rows < T, other=float("inf"))
-        delta = tl.load(DELTAb + rows, mask=rows < T, other=0.0)
-        st = tl.dot(k1, tl.trans(qr1), input_precision=PREC)
-        st = tl.dot(k2, tl.trans(qr2), st, input_precision=PREC)  # [BN, BM]
-        pt = tl.exp2(st * scale2 - lse[None, :])
-        if MASK:
-            pt = tl.where(offs_n[:, None] < (rows // L)[None, :], pt, 0.0)
-        pb = pt.to(do1.dtype)
-        dv1 = tl.dot(pb, do1, dv1, input_precision=PREC)
-        dv2 = tl.dot(pb, do2, dv2, input_precision=PREC)
-        dpt = tl.dot(v1, tl.trans(do1), input_precision=PREC)
-        dpt = tl.dot(v2, tl.trans(do2), dpt, input_precision=PREC)
-        dst = (pt * (dpt - delta[None, :])).to(qr1.dtype)
-        dk1 = tl.dot(dst, qr1, dk1, input_precision=PREC)
-        dk2 = tl.dot(dst, qr2, dk2, input_precision=PREC)
-        if DQ_ATOMIC:  # this key block's share of dq (unscaled, RoPE'd frame), summed in float32
-            ds = tl.trans(dst)
-            tl.atomic_add(ap, tl.dot(ds, k1, input_precision=PREC), mask=vm, sem="relaxed")
-            tl.atomic_add(ap + HALF, tl.dot(ds, k2, input_precision=PREC), mask=vm, sem="relaxed")
-            ap += step * (2 * HALF)
-        qp += step * (2 * HALF)
-        op += step * o_t
-    return dk1, dk2, dv1, dv2
-
-
-@triton.jit
 def bwd_dkv_kernel(
     QR, DO, LSE, DELTA, KE, VE, DKE, DVE, DQA,
     o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
@@ -415,10 +329,12 @@ def bwd_dkv_kernel(
     LSEb = LSE + bh.to(tl.int64) * T
     DELTAb = DELTA + bh.to(tl.int64) * T
     DQAb = DQA + bh.to(tl.int64) * T * 2 * HALF
-    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, o_t, offs_n,
-                                    mid, T, T, scale2, L, BM, HALF, False, PREC, REVERSE, DQ_ATOMIC)
-    dk1, dk2, dv1, dv2 = _dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, o_t, offs_n,
-                                    lo, mid, T, scale2, L, BM, HALF, True, PREC, REVERSE, DQ_ATOMIC)
+    dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, 2 * HALF, o_t,
+                                   offs_n, mid, T, T, scale2, 0, L, BM, HALF, False, PREC, REVERSE, DQ_ATOMIC, True,
+                                   False)
+    dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, 2 * HALF, o_t,
+                                   offs_n, lo, mid, T, scale2, 0, L, BM, HALF, True, PREC, REVERSE, DQ_ATOMIC, True,
+                                   False)
     dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
     tl.store(DKE + dptr, dk1 * scale, mask=nm)
     tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
@@ -496,37 +412,6 @@ def bwd_dkv_full_kernel(
 
 
 @triton.jit
-def _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KEb, VEb, koff, e_c, crow, lo, hi, scale2,
-              BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr):
-    for start in range(lo, hi, BN):
-        kp = KEb + start * e_c + koff
-        vp = VEb + start * e_c + koff
-        if MASK:
-            offs_n = start + tl.arange(0, BN)
-            nm = (offs_n < hi)[:, None]
-            k1 = tl.load(kp, mask=nm, other=0.0)
-            k2 = tl.load(kp + HALF, mask=nm, other=0.0)
-            v1 = tl.load(vp, mask=nm, other=0.0)
-            v2 = tl.load(vp + HALF, mask=nm, other=0.0)
-        else:
-            k1 = tl.load(kp)
-            k2 = tl.load(kp + HALF)
-            v1 = tl.load(vp)
-            v2 = tl.load(vp + HALF)
-        s = tl.dot(qb1, tl.trans(k1), input_precision=PREC)
-        s = tl.dot(qb2, tl.trans(k2), s, input_precision=PREC)
-        p = tl.exp2(s * scale2 - lse[:, None])
-        if MASK:
-            p = tl.where(offs_n[None, :] < crow[:, None], p, 0.0)
-        dp = tl.dot(db1, tl.trans(v1), input_precision=PREC)
-        dp = tl.dot(db2, tl.trans(v2), dp, input_precision=PREC)
-        ds = (p * (dp - delta[:, None])).to(k1.dtype)
-        dq1 = tl.dot(ds, k1, dq1, input_precision=PREC)
-        dq2 = tl.dot(ds, k2, dq2, input_precision=PREC)
-    return dq1, dq2
-
-
-@triton.jit
 def bwd_dq_kernel(
     Q, KTR, VT, DO, COS, SIN, KE, VE, LSE, DELTA, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale, scale2,
@@ -570,10 +455,10 @@ def bwd_dq_kernel(
     hi = (tl.minimum(t0 + BM, T) - 1) // L
     lo = ((t0 // L) // BN) * BN
     koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
-    dq1, dq2 = _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, 0, lo,
-                         scale2, BN, HALF, False, PREC)
-    dq1, dq2 = _dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, lo, hi,
-                         scale2, BN, HALF, True, PREC)
+    dq1, dq2 = dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, crow, 0,
+                        lo, scale2, BN, HALF, False, PREC, False)
+    dq1, dq2 = dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, crow, lo,
+                        hi, scale2, BN, HALF, True, PREC, False)
     # self term (q is re-read and re-rotated here: not kept live in float32 through the loop)
     q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
     q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
@@ -761,47 +646,7 @@ def step_kernel(
     acc2 = vt2 * l_i
     lo = sp * n_per_split
     hi = tl.minimum(lo + n_per_split, c)
-    for start in range(lo, hi, BN):
-        offs_n = start + tl.arange(0, BN)
-        nm = (offs_n < hi)[:, None]
-        kptr = c_off + offs_n.to(tl.int64)[:, None] * c_c + offs_d[None, :]
-        k1 = tl.load(KC + kptr, mask=nm, other=0.0).to(tl.float32)
-        k2 = tl.load(KC + kptr + HALF, mask=nm, other=0.0).to(tl.float32)
-        s = tl.sum(k1 * q1[None, :] + k2 * q2[None, :], 1) * scale2
-        s = tl.where(offs_n < hi, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 0))
-        alpha = tl.exp2(m_i - m_new)
-        p = tl.exp2(s - m_new)
-        v1 = tl.load(VC + kptr, mask=nm, other=0.0).to(tl.float32)
-        v2 = tl.load(VC + kptr + HALF, mask=nm, other=0.0).to(tl.float32)
-        l_i = l_i * alpha + tl.sum(p, 0)
-        acc1 = acc1 * alpha + tl.sum(p[:, None] * v1, 0)
-        acc2 = acc2 * alpha + tl.sum(p[:, None] * v2, 0)
-        m_i = m_new
+    acc1, acc2, l_i, m_i = decode_inner(acc1, acc2, l_i, m_i, q1, q2, KC, VC, c_off, c_c, lo, hi, c, scale2,
+                                        BN, HALF, False)
     o_ptr = O + b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + offs_d
-    if SPLITS == 1:
-        tl.store(o_ptr, (acc1 / l_i).to(O.dtype.element_ty))
-        tl.store(o_ptr + HALF, (acc2 / l_i).to(O.dtype.element_ty))
-    else:
-        # workspace row per (bh, split): [m, l, acc (2 HALF)], padded to 2 HALF + 2
-        W = 2 * HALF + 2
-        wrow = WS + (bh.to(tl.int64) * SPLITS + sp) * W
-        tl.store(wrow + 2 + offs_d, acc1)
-        tl.store(wrow + 2 + HALF + offs_d, acc2)
-        tl.store(wrow, m_i)
-        tl.store(wrow + 1, l_i)
-        tl.debug_barrier()
-        done = tl.atomic_add(CNT + bh, 1, sem="acq_rel")
-        if done == SPLITS - 1:
-            offs_s = tl.arange(0, SPLITS)
-            base = WS + (bh.to(tl.int64) * SPLITS + offs_s) * W
-            ms = tl.load(base, cache_modifier=".cg")
-            ls = tl.load(base + 1, cache_modifier=".cg")
-            mx = tl.max(ms, 0)
-            wgt = tl.where(ms == float("-inf"), 0.0, tl.exp2(ms - mx))
-            lt = tl.sum(wgt * ls, 0)
-            a1 = tl.load(base[:, None] + 2 + offs_d[None, :], cache_modifier=".cg")
-            a2 = tl.load(base[:, None] + 2 + HALF + offs_d[None, :], cache_modifier=".cg")
-            tl.store(o_ptr, (tl.sum(wgt[:, None] * a1, 0) / lt).to(O.dtype.element_ty))
-            tl.store(o_ptr + HALF, (tl.sum(wgt[:, None] * a2, 0) / lt).to(O.dtype.element_ty))
-            tl.store(CNT + bh, 0)
+    decode_finish(o_ptr, acc1, acc2, l_i, m_i, WS, CNT, bh, sp, HALF, SPLITS)
