@@ -1,0 +1,310 @@
+"""full/triton and swa/triton on one GPU: correctness (FlashAttention rule), then train / prefill /
+decode timings beside SDPA (FlashAttention-2 and cuDNN backends) and compiled Flex SWA.
+
+    OUT=/some/dir python scripts/gpu_full_swa_triton.py [--ts 4096,...,131072] [--window 1024]
+        [--budget 480] [--override fwd_bn=64,...] [--dry-run]
+
+Correctness (B = 1, H = 4, fresh random inputs, outputs over NaN-poisoned memory): err(x) = max|x -
+ref64| (FlashAttention's rule) and ||x - ref64|| / ||ref64||, ref64 = the float64 reference
+(impls/{full,swa}/reference.py on the upcast inputs). bf16/fp16: pass if err(ours) <= 2 * err(the
+same reference math run in the low dtype) + 1e-6, for o, dq, dk, dv. fp32 (tf32x3 products): relative
+error <= 1e-4. SDPA FA2's errors are recorded beside ours for full attention.
+
+Timing: triton.testing.do_bench medians, bf16, H = 16, D = 128, 131072 tokens per batch (B = 131072 / T);
+train = forward + autograd.grad(q, k, v); prefill = forward under no_grad. full: full/triton, full/sdpa-flash,
+full/sdpa-cudnn; swa (window 1024): swa/triton, swa/flex. TF/s for full uses the causal convention of
+../shared/spec/h200-anchors.md (fwd 2 B H T^2 D, train 3.5x fwd). Decode (bf16, H = 16, D = 128): one
+step at position T, plain call and CUDA-graph replay, against the SDPA-backed peers' step; output checked
+against a float32 softmax over the cache. Writes $OUT/full_swa_triton.json; prints a short table last.
+--dry-run runs the whole script on the CPU interpreter with tiny shapes.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+DRY = "--dry-run" in sys.argv
+if DRY:
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import torch
+import triton
+from triton.testing import do_bench
+
+import impls
+import impls.full.triton as FT
+from impls.full.reference import attention, causal_mask
+from impls.swa.reference import window_mask
+
+DEV = "cpu" if DRY else "cuda"
+T0 = time.time()
+
+
+def elapsed() -> float:
+    return time.time() - T0
+
+
+def env_info() -> dict:
+    info = {"torch": torch.__version__, "triton": triton.__version__, "python": sys.version.split()[0]}
+    if not DRY:
+        info["device"] = torch.cuda.get_device_name()
+        try:
+            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.mem",
+                                             "--format=csv,noheader"], capture_output=True, text=True,
+                                            check=False).stdout.strip()
+        except Exception as exc:  # noqa: BLE001
+            info["driver"] = repr(exc)
+    info["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                 check=False).stdout.strip()
+    return info
+
+
+def grads_of(fn, xs, do):
+    leaves = [x.detach().clone().requires_grad_(True) for x in xs]
+    o = fn(*leaves)
+    return [o.detach()] + [g.detach() for g in torch.autograd.grad(o, leaves, do.to(o.dtype))]
+
+
+def check(family: str, T: int, D: int, dtype: torch.dtype, window: int | None, causal: bool = True) -> dict:
+    H = 4 if not DRY else 1
+    g = torch.Generator(device=DEV).manual_seed(T + D)
+    q, k, v = (torch.randn(1, T, H, D, device=DEV, generator=g).to(dtype) for _ in range(3))
+    do = torch.randn(1, T, H, D, device=DEV, generator=g).to(dtype)
+    kw = {"window": window} if family == "swa" else {"causal": causal}
+    if not DRY:  # poison the allocator's free memory so that unwritten outputs show up as NaN
+        junk = torch.full((T * H * D * 16,), float("nan"), device=DEV, dtype=torch.float32)
+        del junk
+    ours = grads_of(lambda *a: impls.get(f"{family}/triton").forward(*a, **kw), (q, k, v), do)
+    r64 = grads_of(lambda *a: impls.get(f"{family}/reference").forward(*a, **kw), [x.double() for x in (q, k, v)],
+                   do.double())
+    mask = window_mask(T, window, q.device) if family == "swa" else (causal_mask(T, q.device) if causal else None)
+    low = grads_of(lambda *a: attention(*a, mask, D ** -0.5), (q, k, v), do)
+    peer = None
+    if family == "full" and dtype != torch.float32 and not DRY:
+        try:
+            peer = grads_of(lambda *a: impls.get("full/sdpa-flash").forward(*a, **kw), (q, k, v), do)
+        except Exception as exc:  # noqa: BLE001
+            peer = repr(exc)[:200]
+    rows, ok_all = {}, True
+    for i, name in enumerate(["o", "dq", "dk", "dv"]):
+        d = r64[i]
+
+        def errs(x, d=d):
+            x = x.double()
+            return (x - d).abs().max().item(), ((x - d).norm() / d.norm()).item()
+        e_ours, e_low = errs(ours[i]), errs(low[i])
+        finite = bool(torch.isfinite(ours[i]).all())
+        ok = finite and (e_ours[1] <= 1e-4 if dtype == torch.float32 else e_ours[0] <= 2 * e_low[0] + 1e-6)
+        ok_all &= ok
+        rows[name] = {"ours_maxabs": e_ours[0], "ours_rel": e_ours[1], "lowref_maxabs": e_low[0],
+                      "lowref_rel": e_low[1], "finite": finite, "pass": ok}
+        if isinstance(peer, list):
+            rows[name]["sdpa_flash_maxabs"], rows[name]["sdpa_flash_rel"] = errs(peer[i])
+    return {"family": family, "T": T, "H": H, "D": D, "dtype": str(dtype), "window": window, "causal": causal,
+            "pass": ok_all, "tensors": rows, "peer_error": peer if isinstance(peer, str) else None}
+
+
+def bench(fn, ms_hint: float = 10.0) -> float:
+    if DRY:
+        fn()
+        return float("nan")
+    rep = max(50, min(400, int(30 * ms_hint)))
+    return do_bench(fn, warmup=max(20, rep // 4), rep=rep, return_mode="median")
+
+
+def time_op(name: str, T: int, H: int, D: int, tokens: int, window: int | None) -> dict:
+    B = max(1, tokens // T)
+    impl = impls.get(name)
+    dt = torch.float32 if DRY else torch.bfloat16
+    g = torch.Generator(device=DEV).manual_seed(1)
+    q, k, v = (torch.randn(B, T, H, D, device=DEV, generator=g).to(dt) for _ in range(3))
+    do = torch.randn_like(q)
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
+    kw = {"window": window} if name.startswith("swa/") else {"causal": True}
+    row = {"impl": name, "T": T, "B": B, "H": H, "D": D, "window": window}
+
+    def prefill():
+        with torch.no_grad():
+            impl.forward(q, k, v, **kw)
+
+    def train():
+        o = impl.forward(*leaves, **kw)
+        torch.autograd.grad(o, leaves, do)
+
+    try:
+        row["prefill_ms"] = bench(prefill)
+        if not DRY:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        hint = row["prefill_ms"] * 3.5 if row["prefill_ms"] == row["prefill_ms"] else 10
+        row["train_ms"] = bench(train, hint)
+        if not DRY:
+            row["train_peak_gib"] = (torch.cuda.max_memory_allocated() - base) / 2**30
+        if name.startswith("full/"):
+            fwd_flop = 2 * B * H * T * T * D  # causal convention of the anchors
+            row["prefill_tflops"] = fwd_flop / row["prefill_ms"] / 1e9
+            row["train_tflops"] = 3.5 * fwd_flop / row["train_ms"] / 1e9
+    except Exception as exc:  # noqa: BLE001
+        row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        traceback.print_exc()
+    del q, k, v, do, leaves
+    if not DRY:
+        torch.cuda.empty_cache()
+    return row
+
+
+def decode_case(name: str, B: int, T: int, H: int, D: int, window: int | None, splits: int | None) -> dict:
+    impl = impls.get(name)
+    if name.endswith("/triton") and splits is not None:
+        impl = type(impl)(dataclasses.replace(FT.DEFAULT_CONFIG, step_splits=splits))
+    dt = torch.float32 if DRY else torch.bfloat16
+    kw = {"window": window} if name.startswith("swa/") else {}
+    st = impl.init_state(B, H, D, T + 1, device=DEV, dtype=dt, **kw)
+    g = torch.Generator(device=DEV).manual_seed(5)
+    st.k.copy_(torch.randn(st.k.shape, device=DEV, generator=g))
+    st.v.copy_(torch.randn(st.v.shape, device=DEV, generator=g))
+    q, k, v = (torch.randn(B, H, D, device=DEV, generator=g).to(dt) for _ in range(3))
+    row = {"impl": name, "B": B, "T": T, "window": window, "splits": splits}
+
+    def step():
+        st.pos = T  # writes slot T (full) / T % window (swa) with the same k, v: repeatable
+        return impl.step(st, q, k, v)
+
+    o = step()
+    n = T + 1 if window is None else window  # every slot is in the window after the step (T >= window)
+    logits = torch.einsum("bhd,bhjd->bhj", q.float(), st.k[:, :, :n].float()) * D ** -0.5
+    ref = torch.einsum("bhj,bhjd->bhd", logits.softmax(-1), st.v[:, :, :n].float())
+    row["err_rel"] = ((o.float() - ref).norm() / ref.norm()).item()
+    row["step_ms"] = bench(step, 0.1)
+    if not DRY:
+        graph = torch.cuda.CUDAGraph()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            step()
+        torch.cuda.current_stream().wait_stream(s)
+        try:
+            with torch.cuda.graph(graph):
+                st.pos = T
+                impl.step(st, q, k, v)
+            row["step_graph_ms"] = bench(graph.replay, 0.1)
+        except Exception as exc:  # noqa: BLE001
+            row["graph_error"] = repr(exc)[:200]
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ts", default="4096,8192,16384,32768,65536,131072")
+    ap.add_argument("--window", type=int, default=1024)
+    ap.add_argument("--budget", type=float, default=480.0, help="seconds; later stages are skipped past it")
+    ap.add_argument("--skip-peers", action="store_true", help="time only our kernels")
+    ap.add_argument("--override", default="", help="k=v,... applied to the bf16 tile config")
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args()
+    H, D, TOKENS, W = 16, 128, 131072, args.window
+    ts = [int(x) for x in args.ts.split(",") if x]
+    checks = [("full", 4096, 128, torch.bfloat16, None, True), ("full", 1000, 64, torch.bfloat16, None, True),
+              ("full", 2048, 128, torch.float16, None, True), ("full", 1536, 128, torch.bfloat16, None, False),
+              ("full", 1024, 128, torch.float32, None, True),
+              ("swa", 4096, 128, torch.bfloat16, 1024, True), ("swa", 3000, 64, torch.bfloat16, 100, True),
+              ("swa", 2048, 128, torch.float16, 1024, True), ("swa", 1024, 128, torch.float32, 200, True),
+              ("swa", 1000, 128, torch.bfloat16, 1, True)]
+    decode = [("full", 64, 4096, None), ("full", 64, 16384, None), ("full", 1, 131072, None),
+              ("swa", 64, 16384, W), ("swa", 1, 131072, W)]
+    if DRY:
+        H, D, TOKENS, W = 2, 32, 128, 16
+        ts = [32, 64]
+        checks = [("full", 40, 32, torch.float32, None, True), ("swa", 40, 32, torch.float32, 7, True)]
+        decode = [("full", 2, 40, None), ("swa", 2, 40, 16)]
+    if args.override:
+        kv = {k: (v == "True" if v in ("True", "False") else int(v))
+              for k, v in (item.split("=") for item in args.override.split(","))}
+        FT.DEFAULT_CONFIG = dataclasses.replace(FT.DEFAULT_CONFIG, **kv)
+    out_dir = os.environ.get("OUT", "/tmp")
+    res = {"env": env_info(), "config": dataclasses.asdict(FT.DEFAULT_CONFIG), "override": args.override,
+           "checks": [], "timing": [], "decode": []}
+    print(json.dumps(res["env"]), flush=True)
+
+    def save():
+        with open(os.path.join(out_dir, "full_swa_triton.json"), "w") as fh:
+            json.dump(res, fh, indent=1)
+
+    for fam, T, Dc, dt, win, causal in checks:
+        if elapsed() > args.budget * 0.25:
+            print(f"skip check {fam} T={T}: budget", flush=True)
+            continue
+        try:
+            r = check(fam, T, Dc, dt, win, causal)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            r = {"family": fam, "T": T, "error": repr(exc)[:300]}
+        res["checks"].append(r)
+        print(json.dumps(r), flush=True)
+        save()
+    names = [("full/triton", None), ("swa/triton", W)]
+    if not args.skip_peers and not DRY:
+        names += [("full/sdpa-flash", None), ("full/sdpa-cudnn", None), ("swa/flex", W)]
+    for name, win in names:
+        for T in ts:
+            if elapsed() > args.budget * 0.8:
+                print(f"skip timing {name} T={T}: budget", flush=True)
+                continue
+            r = time_op(name, T, H, D, TOKENS, win)
+            res["timing"].append(r)
+            print(json.dumps(r), flush=True)
+            save()
+    for fam, B, T, win in decode:
+        for name in ([f"{fam}/triton"] + ([] if DRY else [f"{fam}/sdpa-flash" if fam == "full" else "swa/flex"])):
+            if elapsed() > args.budget * 0.95:
+                break
+            try:
+                r = decode_case(name, B, T, H, D, win, None)
+            except Exception as exc:  # noqa: BLE001
+                traceback.print_exc()
+                r = {"impl": name, "B": B, "T": T, "error": repr(exc)[:300]}
+            res["decode"].append(r)
+            print(json.dumps(r), flush=True)
+            save()
+    save()
+    print("\n== correctness (max|err| vs float64; bf16/fp16 pass = ours <= 2x low-precision reference) ==")
+    for c in res["checks"]:
+        if "tensors" not in c:
+            print(c)
+            continue
+        print(f"{c['family']} T={c['T']} D={c['D']} {c['dtype']} W={c['window']} causal={c['causal']} pass={c['pass']}: "
+              + "  ".join(f"{n} {r['ours_maxabs']:.1e}/{r['lowref_maxabs']:.1e}" for n, r in c["tensors"].items()))
+    print(f"\n== op timing, bf16, H={H} D={D}, {TOKENS} tokens, window {W} (median ms; TF/s causal convention) ==")
+    print(f"{'impl':16s} {'T':>7s} {'B':>3s} {'train':>9s} {'prefill':>9s} {'train TF/s':>10s} {'peak GiB':>9s}")
+    for r in res["timing"]:
+        print(f"{r['impl']:16s} {r['T']:7d} {r['B']:3d} {r.get('train_ms', float('nan')):9.2f} "
+              f"{r.get('prefill_ms', float('nan')):9.2f} {r.get('train_tflops', float('nan')):10.0f} "
+              f"{r.get('train_peak_gib', float('nan')):9.2f} {r.get('error', '')[:50]}")
+    by = {(r["impl"], r["T"]): r for r in res["timing"]}
+    print("\n== ratios (peer ms / ours ms; >= 0.8 vs sdpa-flash and >= 1 vs swa/flex are the targets) ==")
+    for T in ts:
+        line = f"T={T:6d}"
+        for ours, peer in (("full/triton", "full/sdpa-flash"), ("full/triton", "full/sdpa-cudnn"),
+                           ("swa/triton", "swa/flex")):
+            a, b = by.get((ours, T), {}), by.get((peer, T), {})
+            for mode in ("train_ms", "prefill_ms"):
+                if mode in a and mode in b:
+                    line += f"  {peer.split('/')[1]} {mode[:-3]} {b[mode] / a[mode]:.2f}x"
+        print(line)
+    print("\n== decode step (ms) ==")
+    for r in res["decode"]:
+        print({k: (float(f"{v:.3g}") if isinstance(v, float) else v) for k, v in r.items()})
+    print(f"total {elapsed():.0f} s")
+
+
+if __name__ == "__main__":
+    main()
