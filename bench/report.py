@@ -341,6 +341,8 @@ def plot_speedup(df, fig_dir: Path, written: list[str], baseline: str | None) ->
         return
     plt = _plt()
     modes = [m for m in MODES if ((df["mode"] == m) & df["speedup"].notna()).any()]
+    if not modes:  # (model-level rows only: no train / prefill / decode mode)
+        return
     fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
     styles = _styles(df)
     for ax, mode in zip(axes[0], modes):
