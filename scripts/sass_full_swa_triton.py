@@ -34,12 +34,14 @@ def cases(D: int, dt: str):
                    {"Q": p, "K": p, "V": p, "O": p, "LSE": f32, **strides, "scale2": "fp32"},
                    {"BM": bm, "BN": bn, "HALF": HALF, "CAUSAL": causal, "WINDOW": window, "STORE_LSE": True,
                     "PREC": prec}, w, s)
-        for bn, bm, w, s in ((cfg.dkv_bn, cfg.dkv_bm, cfg.dkv_warps, cfg.dkv_stages), (128, 64, 8, 3), (64, 64, 4, 3)):
-            yield (f"bwd_dkv {mode} bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
-                   {"Q": p, "K": p, "V": p, "DO": p, "LSE": f32, "DELTA": f32, "DK": p, "DV": p, **strides,
-                    "scale": "fp32", "scale2": "fp32"},
+        for bn, bm, w, s, atom in ((cfg.dkv_bn, cfg.dkv_bm, cfg.dkv_warps, cfg.dkv_stages, False),
+                                   (128, 64, 8, 3, False), (64, 64, 4, 3, False), (128, 64, 8, 3, True),
+                                   (64, 64, 8, 3, True)):
+            yield (f"bwd_dkv{'+dq' if atom else ''} {mode} bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
+                   {"Q": p, "K": p, "V": p, "DO": p, "LSE": f32, "DELTA": f32, "DK": p, "DV": p, "DQA": f32,
+                    **strides, "scale": "fp32", "scale2": "fp32"},
                    {"BM": bm, "BN": bn, "HALF": HALF, "CAUSAL": causal, "WINDOW": window, "PREC": prec,
-                    "REVERSE": True}, w, s)
+                    "REVERSE": True, "DQ_ATOMIC": atom}, w, s)
         for bm, bn, w, s in ((cfg.dq_bm, cfg.dq_bn, cfg.dq_warps, cfg.dq_stages), (128, 128, 8, 2)):
             yield (f"bwd_dq {mode} bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,
                    {"Q": p, "K": p, "V": p, "DO": p, "LSE": f32, "DELTA": f32, "DQ": p, **strides,

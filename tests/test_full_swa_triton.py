@@ -82,6 +82,15 @@ def test_swa(T, window, D):
     run("swa/reference", impls.get("swa/triton"), q, k, v, window=window)
 
 
+@pytest.mark.parametrize("family,T,kw", [("full", 40, {"causal": True}), ("full", 33, {"causal": False}),
+                                          ("swa", 80, {"window": 23})])
+def test_fused_dq(family, T, kw):
+    """config fused_dq: dq accumulated by the dK/dV kernel with float32 atomics, then scaled."""
+    q, k, v = rand(1, T, 1, 32, seed=T)
+    cfg = dataclasses.replace(INTERPRET_CONFIG, fused_dq=True)
+    run(f"{family}/reference", FullTriton(cfg) if family == "full" else SWATriton(cfg), q, k, v, **kw)
+
+
 def test_non_contiguous_inputs_and_scale():
     g = torch.Generator().manual_seed(3)
     packed = torch.randn(1, 33, 2, 96, generator=g)

@@ -4,8 +4,9 @@ with a window (key blocks outside it are skipped). The inner loops are the atten
 rat/triton (impls/attention_core.py); the kernels are impls/full/triton_kernels.py.
 
 Forward = one launch (o and the base-2 lse). Backward = three launches: Delta = rowsum(dO o); dK/dV
-per key block; dq per query tile (5 + 2 products: dq recomputes S and dP rather than using atomics,
-like rat/triton's measured default). Decode step = one launch (cache write + split-KV softmax +
+per key block; dq per query tile (4 + 3 products: dq recomputes S and dP rather than using atomics,
+like rat/triton's measured default); config fused_dq: dq by float32 atomics in the dK/dV kernel
+(5 products, FA2 style) and a small finishing pass. Decode step = one launch (cache write + split-KV softmax +
 in-kernel merge), CUDA-graph capturable. Measurements and the floor: impls/full/NOTES.md.
 """
 from __future__ import annotations
@@ -35,6 +36,9 @@ class FlashConfig:
     dkv_warps: int = 8
     dkv_stages: int = 4
     dkv_reverse: bool = True
+    #: dq accumulated by the dK/dV kernel (float32 atomics, 5 products instead of 7) instead of
+    #: bwd_dq_kernel; dq is then not bitwise deterministic run to run. Not measured yet.
+    fused_dq: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -122,11 +126,17 @@ def flash_backward(do, q, k, v, o, lse, *, causal: bool, window: int | None, sca
                                                          **_kw(4, 1))
     dk = torch.empty_like(o)
     dv = torch.empty_like(o)
+    dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if cfg.fused_dq else delta
     K.bwd_dkv_kernel[(math.ceil(T / cfg.dkv_bn), B * H)](
-        q, k, v, do, lse, delta, dk, dv, *qs, *os_, T, H, window or T, scale, scale * K.LOG2E,
-        BM=cfg.dkv_bm, BN=cfg.dkv_bn, REVERSE=cfg.dkv_reverse, **flags, **_kw(cfg.dkv_warps, cfg.dkv_stages),
+        q, k, v, do, lse, delta, dk, dv, dqa, *qs, *os_, T, H, window or T, scale, scale * K.LOG2E,
+        BM=cfg.dkv_bm, BN=cfg.dkv_bn, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq, **flags,
+        **_kw(cfg.dkv_warps, cfg.dkv_stages),
     )
     dq = torch.empty_like(o)
+    if cfg.fused_dq:
+        K.dq_finish_kernel[(math.ceil(T / cfg.pre_bm), B * H)](dqa, dq, *os_, T, H, scale, BM=cfg.pre_bm,
+                                                               HALF=D // 2, **_kw(4, 1))
+        return dq, dk, dv
     K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
         q, k, v, do, lse, delta, dq, *qs, *os_, T, H, window or T, scale, scale * K.LOG2E,
         BM=cfg.dq_bm, BN=cfg.dq_bn, **flags, **_kw(cfg.dq_warps, cfg.dq_stages),

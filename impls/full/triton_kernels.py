@@ -12,6 +12,8 @@ Kernels (launchers in impls/full/triton.py):
   bwd_dkv_kernel grid (ceil(T / BN), B*H): dK, dV of BN keys over the query rows that see them
                  (unmasked rows, then the masked diagonal / window-edge rows), rows last-to-first.
   bwd_dq_kernel  grid (ceil(T / BM), B*H): dq of BM rows over their keys (same ranges as forward).
+                 Or (fused_dq): bwd_dkv_kernel adds dS K to a float32 dq accumulator with atomics
+                 (FA2's 5-product backward) and dq_finish_kernel scales and casts it.
   decode_kernel  grid (B*H, SPLITS): one new token; split 0 writes its k, v into the cache slot and
                  starts the softmax with it; every split attends over its share of the older slots;
                  the last split to finish merges (one launch, graph-capturable).
@@ -23,7 +25,8 @@ import triton.language as tl
 
 from impls.attention_core import LOG2E, decode_finish, decode_inner, dkv_inner, dq_inner, fwd_inner
 
-__all__ = ["LOG2E", "fwd_kernel", "bwd_pre_kernel", "bwd_dkv_kernel", "bwd_dq_kernel", "decode_kernel"]
+__all__ = ["LOG2E", "fwd_kernel", "bwd_pre_kernel", "bwd_dkv_kernel", "bwd_dq_kernel", "dq_finish_kernel",
+           "decode_kernel"]
 
 
 @triton.jit
@@ -118,11 +121,13 @@ def bwd_pre_kernel(O, DO, DELTA, o_b, o_t, o_h, T, H, BM: tl.constexpr, HALF: tl
 
 @triton.jit
 def bwd_dkv_kernel(
-    Q, K, V, DO, LSE, DELTA, DK, DV,
+    Q, K, V, DO, LSE, DELTA, DK, DV, DQA,
     s_b, s_t, s_h, o_b, o_t, o_h, T, H, window, scale, scale2,
     BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, CAUSAL: tl.constexpr, WINDOW: tl.constexpr,
-    PREC: tl.constexpr, REVERSE: tl.constexpr,
+    PREC: tl.constexpr, REVERSE: tl.constexpr, DQ_ATOMIC: tl.constexpr,
 ):
+    """DQ_ATOMIC: also add this key block's dS K to the float32 (B*H, T, D) dq accumulator DQA
+    (5 products per tile instead of 4 here + 3 in bwd_dq_kernel; dq_finish_kernel scales it)."""
     pid = tl.program_id(0)  # key block 0 has the most query rows: it starts first
     bh = tl.program_id(1)
     b = bh // H
@@ -145,6 +150,7 @@ def bwd_dkv_kernel(
     DOb = DO + b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     LSEb = LSE + bh.to(tl.int64) * T
     DELTAb = DELTA + bh.to(tl.int64) * T
+    DQAb = DQA + bh.to(tl.int64) * T * 2 * HALF
     t_pad = ((T + BM - 1) // BM) * BM
     # row tiles: [lo, mid) masked (diagonal), [mid, mid2) see every key of the block, [mid2, end)
     # masked (window's far edge: rows t < s + window)
@@ -160,17 +166,17 @@ def bwd_dkv_kernel(
     else:
         mid2 = T
         end = T
-    dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, LSEb, s_t, o_t,
+    dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, s_t, o_t,
                                    offs_n, mid, mid2, T, scale2, window, 1, BM, HALF, False, PREC, REVERSE,
-                                   False, False, False)
+                                   DQ_ATOMIC, False, False)
     if WINDOW:
-        dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, LSEb, s_t,
+        dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, s_t,
                                        o_t, offs_n, mid2, end, T, scale2, window, 1, BM, HALF, True, PREC,
-                                       REVERSE, False, False, True)
+                                       REVERSE, DQ_ATOMIC, False, True)
     if CAUSAL:
-        dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, LSEb, s_t,
+        dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, s_t,
                                        o_t, offs_n, lo, mid, T, scale2, window, 1, BM, HALF, True, PREC,
-                                       REVERSE, False, False, WINDOW)
+                                       REVERSE, DQ_ATOMIC, False, WINDOW)
     optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + offs_n.to(tl.int64)[:, None] * o_t + offs_d[None, :]
     tl.store(DK + optr, (dk1 * scale).to(DK.dtype.element_ty), mask=nm)
     tl.store(DK + optr + HALF, (dk2 * scale).to(DK.dtype.element_ty), mask=nm)
@@ -226,6 +232,23 @@ def bwd_dq_kernel(
                         scale2, BN, HALF, True, PREC, WINDOW)
     tl.store(DQ + o_base + optr, (dq1 * scale).to(DQ.dtype.element_ty), mask=vm)
     tl.store(DQ + o_base + optr + HALF, (dq2 * scale).to(DQ.dtype.element_ty), mask=vm)
+
+
+@triton.jit
+def dq_finish_kernel(DQA, DQ, o_b, o_t, o_h, T, H, scale, BM: tl.constexpr, HALF: tl.constexpr):
+    """dq = scale * the float32 accumulator of bwd_dkv_kernel (DQ_ATOMIC), in dq's dtype and layout."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    rows = pid * BM + tl.arange(0, BM)
+    vm = (rows < T)[:, None]
+    offs_d = tl.arange(0, HALF)
+    aptr = (bh.to(tl.int64) * T + rows)[:, None] * (2 * HALF) + offs_d[None, :]
+    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows.to(tl.int64)[:, None] * o_t + offs_d[None, :]
+    tl.store(DQ + optr, (scale * tl.load(DQA + aptr, mask=vm, other=0.0)).to(DQ.dtype.element_ty), mask=vm)
+    tl.store(DQ + optr + HALF, (scale * tl.load(DQA + aptr + HALF, mask=vm, other=0.0)).to(DQ.dtype.element_ty),
+             mask=vm)
 
 
 @triton.jit
