@@ -426,9 +426,9 @@ def preset(name: str, device: str) -> SweepSpec:
         )
     # CPU: the same grid on tiny shapes (checks every code path; its numbers are not comparable to the paper's)
     return SweepSpec(
-        impls=list(CPU_DEFAULT_IMPLS), seq_lens=[256, 512, 1024, 2048], chunk_sizes=[16], windows=[128], heads=[4],
-        head_dims=[64], tokens=4096,
-        decode_batches=[32], dtype="float32", device=device, repeats=10, min_repeats=3, case_budget_s=0.3,
+        impls=list(CPU_DEFAULT_IMPLS), seq_lens=[128, 256, 512], chunk_sizes=[16], windows=[64], heads=[2],
+        head_dims=[32], tokens=1024,
+        decode_batches=[8], dtype="float32", device=device, repeats=5, min_repeats=2, case_budget_s=0.2,
         max_call_s=5.0, levels=["layer", "model"], layer_chunk_sizes=[16, 64, 128], prompt_len=48, new_tokens=16,
         n_layers=2, max_batch_limit=4,
     )

@@ -71,8 +71,8 @@ def test_dry_run(capsys):
     assert run_bench.main(["--preset", "paper", "--device", "cpu", "--impl", "rat/reference", "--mode", "train",
                            "--level", "op", "--dry-run"]) == 0
     out = capsys.readouterr()
-    assert out.out.splitlines()[0] == "rat/reference|train|op|B16|T256|H4|D64|L16|W-|decay-|float32|cpu"
-    assert "4 cases" in out.err
+    assert out.out.splitlines()[0] == "rat/reference|train|op|B8|T128|H2|D32|L16|W-|decay-|float32|cpu"
+    assert "3 cases" in out.err
 
 
 def test_list(capsys):
