@@ -1,18 +1,25 @@
 """Test-only implementations for the regression gate (tests/test_gate.py and .ci/run).
 
 ``WorkFull`` computes causal full attention with the reference's math ``REPEATS`` times per call (the
-last result is returned, so it is correct); ``SlowedWorkFull`` does the same work 1.5x as often: a
-real, known slowdown of the kind a code change makes (more work, not a sleep). Registered under the
+last result is returned, so it is correct), each repetition followed by a 2 ms sleep;
+``SlowedWorkFull`` does all of it 1.5x as often: a known slowdown of the kind a code change makes.
+The sleep makes up most of a call on purpose: CI machines and shared boxes are loaded by other
+processes, and a call that is mostly computation is slowed by them several-fold at random (seen here:
+1 ms calls taking 190 ms under a load of 4.6 on 2 cores), while a sleep ends on time. Registered under the
 same name in two runs (``--register full/test-gate=gate_fakes:WorkFull`` for the baseline, then
 ``...:SlowedWorkFull`` for the change), the gate sees one case whose code got 1.5x slower.
 """
 from __future__ import annotations
 
+import time
+
 from impls.full.reference import FullReference
+
+SLEEP_S = 0.002
 
 
 class WorkFull(FullReference):
-    description = "test-only: the reference's full attention, computed 2 times per call"
+    description = "test-only: the reference's full attention + a 2 ms sleep, 2 times per call"
     is_reference = False
     REPEATS = 2
 
@@ -20,6 +27,7 @@ class WorkFull(FullReference):
         out = None
         for _ in range(self.REPEATS):
             out = super()._forward(q, k, v, causal=causal, scale=scale)
+            time.sleep(SLEEP_S)
         return out
 
 

@@ -1,0 +1,293 @@
+"""The perf-regression gate: compare statistics on synthetic samples, the CLI's exit codes, the gate
+end to end on the CPU with a test-only implementation (A/A passes, a 1.5x slower copy fails), the
+calibration arithmetic, and the static kernel gate (one small kernel compiled for sm_90)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import compare as CMP
+from bench import gate as G
+from bench import results as R
+from bench import static_gate as S
+from bench.sweep import Case, SweepSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY_CASE = Case(impl="full/reference", mode="prefill", batch=2, seq_len=256, heads=2, head_dim=32,
+                dtype="float32", device="cpu")
+
+
+def _meta(name: str = "Test CPU", device: str = "cpu", **spec_kw) -> dict:
+    spec = SweepSpec(device=device, **spec_kw)
+    return {"device": {"device": device, "name": name, "torch": "2.13.0", "triton": "3.7.1"},
+            "spec": spec.to_dict(), "ceilings": None}
+
+
+def _write_run(d: Path, samples: dict[Case, list[float]], meta: dict | None = None, status: dict | None = None) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    R.write_meta(d, meta or _meta())
+    for case, s in samples.items():
+        st = (status or {}).get(case, "ok")
+        if st == "ok":
+            row = R.Row.for_case(case, "ok", ms_median=float(np.median(s)), samples_ms=list(s), n_samples=len(s),
+                                 timer="wall-clock", timed_call="prefill")
+        else:
+            row = R.Row.for_case(case, st, reason="boom")
+        R.append_row(d / R.RESULTS, row)
+    return d
+
+
+def _noisy(center: float, n: int, rel: float, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return list(center * (1 + rel * rng.standard_normal(n)).clip(0.5, None))
+
+
+# ----- statistics ---------------------------------------------------------------------------------
+def test_ten_percent_slowdown_with_low_noise_is_a_regression():
+    base, new = _noisy(1.0, 30, 0.01, 1), _noisy(1.10, 30, 0.01, 2)
+    ratio, lo, hi = CMP.median_ratio_ci(base, new, seed=3)
+    assert 1.08 < ratio < 1.12 and lo < ratio < hi
+    assert CMP.classify(ratio, lo, hi, 0.05) == CMP.REGRESSION
+
+
+def test_aa_is_not_flagged_and_noise_makes_it_inconclusive_not_failing():
+    cfg = CMP.CompareConfig()
+    for seed in range(20):  # A/A: same distribution, 20 different draws: never a regression
+        b = {"key": "k", "samples_ms": _noisy(1.0, 30, 0.02, seed)}
+        n = {"key": "k", "samples_ms": _noisy(1.0, 30, 0.02, 100 + seed)}
+        assert CMP.compare_case(b, n, cfg).status in (CMP.UNCHANGED, CMP.INCONCLUSIVE)
+    # very noisy A/A (30% per sample, 10 samples a side): false alarms stay rare (measured: 2 in 100)
+    alarms = sum(CMP.compare_case({"key": f"k{s}", "samples_ms": _noisy(1.0, 10, 0.3, s)},
+                                  {"key": f"k{s}", "samples_ms": _noisy(1.0, 10, 0.3, 1000 + s)}, cfg).status
+                 == CMP.REGRESSION for s in range(100))
+    assert alarms <= 5
+
+
+def test_improvement_and_too_few_samples_and_determinism():
+    cfg = CMP.CompareConfig()
+    b = {"key": "k", "samples_ms": _noisy(1.0, 30, 0.01, 1)}
+    fast = {"key": "k", "samples_ms": _noisy(0.8, 30, 0.01, 2)}
+    assert CMP.compare_case(b, fast, cfg).status == CMP.IMPROVEMENT
+    few = {"key": "k", "samples_ms": [2.0, 2.0, 2.0]}
+    r = CMP.compare_case(b, few, cfg)
+    assert r.status == CMP.INCONCLUSIVE and "fewer than" in r.note
+    r1, r2 = CMP.compare_case(b, fast, cfg), CMP.compare_case(b, fast, cfg)
+    assert (r1.ci_low, r1.ci_high) == (r2.ci_low, r2.ci_high)  # fixed seed per case key
+    with pytest.raises(ValueError, match="positive"):
+        CMP.median_ratio_ci([1.0, -1.0], [1.0])
+    with pytest.raises(ValueError, match="threshold"):
+        CMP.CompareConfig(threshold=1.5)
+
+
+def _cases(n: int) -> list[Case]:
+    return [Case(impl="full/reference", mode="prefill", batch=2, seq_len=64 * (i + 1), heads=2, head_dim=32,
+                 dtype="float32", device="cpu") for i in range(n)]
+
+
+def test_compare_cli_exit_codes_and_outputs(tmp_path, capsys):
+    import run_bench
+
+    c = _cases(4)
+    base = _write_run(tmp_path / "base", {x: _noisy(1.0 + i, 30, 0.01, i) for i, x in enumerate(c[:3])})
+    same = _write_run(tmp_path / "same", {x: _noisy(1.0 + i, 30, 0.01, 50 + i) for i, x in enumerate(c[:3])})
+    assert run_bench.main(["compare", str(base), str(same)]) == 0
+    assert (same / "compare.md").exists()
+    v = json.loads((same / "compare.json").read_text())
+    assert v["verdict"] == "pass" and v["counts"].get("regression", 0) == 0
+    # one case 10% slower, one case missing, one new case, one faster
+    slow = _write_run(tmp_path / "slow", {c[0]: _noisy(1.10, 30, 0.01, 7), c[1]: _noisy(1.6, 30, 0.01, 8),
+                                          c[3]: _noisy(4.0, 30, 0.01, 9)})
+    assert run_bench.main(["compare", str(base), str(slow)]) == 1
+    v = json.loads((slow / "compare.json").read_text())
+    st = {x["key"]: x["status"] for x in v["cases"]}
+    assert st[c[0].key] == "regression" and st[c[1].key] == "improvement"
+    assert st[c[2].key] == "missing" and st[c[3].key] == "new"
+    md = (slow / "compare.md").read_text()
+    assert "FAIL" in md and "regression" in md
+    # improvements fail only on request (a stale baseline)
+    fast = _write_run(tmp_path / "fast", {c[0]: _noisy(0.7, 30, 0.01, 1)})
+    assert run_bench.main(["compare", str(base), str(fast)]) == 0
+    assert run_bench.main(["compare", str(base), str(fast), "--fail-on-improvement"]) == 1
+
+
+def test_compare_refuses_mismatched_runs(tmp_path, capsys):
+    import run_bench
+
+    c = _cases(1)
+    base = _write_run(tmp_path / "base", {c[0]: _noisy(1.0, 30, 0.01, 1)})
+    other = _write_run(tmp_path / "other", {c[0]: _noisy(1.0, 30, 0.01, 2)}, meta=_meta(name="Other CPU"))
+    assert run_bench.main(["compare", str(base), str(other)]) == 2
+    assert "device name" in capsys.readouterr().err
+    proto = _write_run(tmp_path / "proto", {c[0]: _noisy(1.0, 30, 0.01, 2)},
+                       meta=_meta(name="GPU", device="cuda", flush_l2=False))
+    base_gpu = _write_run(tmp_path / "bgpu", {c[0]: _noisy(1.0, 30, 0.01, 1)}, meta=_meta(name="GPU", device="cuda"))
+    with pytest.raises(CMP.MismatchError, match="L2 flush"):
+        CMP.compare_runs(base_gpu, proto)
+    (tmp_path / "nometa").mkdir()
+    (tmp_path / "nometa" / R.RESULTS).write_text((base / R.RESULTS).read_text())
+    assert run_bench.main(["compare", str(base), str(tmp_path / "nometa")]) == 2
+
+
+def test_broken_and_unusable_cases(tmp_path):
+    c = _cases(2)
+    base = _write_run(tmp_path / "base", {x: _noisy(1.0, 30, 0.01, i) for i, x in enumerate(c)})
+    new = _write_run(tmp_path / "new", {c[0]: [], c[1]: []}, status={c[0]: "error", c[1]: "unavailable"})
+    v = CMP.compare_runs(base, new)
+    assert v.verdict == "unusable" and v.exit_code == 2
+    st = {x.key: x.status for x in v.cases}
+    assert st == {c[0].key: CMP.BROKEN, c[1].key: CMP.UNUSABLE}
+
+
+# ----- calibration arithmetic ---------------------------------------------------------------------
+def test_detectable_slowdown_follows_from_the_interval():
+    # an A/A interval starting at 0.98 needs (1 + s) * 0.98 > 1.05: s > 7.14%
+    assert G.detectable_slowdown([0.98] * 10, 0.05) == pytest.approx(1.05 / 0.98 - 1)
+    # 90% of runs: the 9th smallest need of 10
+    lows = [1.0] * 9 + [0.5]
+    assert G.detectable_slowdown(lows, 0.05) == pytest.approx(0.05)
+    # and it is what injecting the slowdown into the samples gives
+    base, new = _noisy(1.0, 40, 0.02, 1), _noisy(1.0, 40, 0.02, 2)
+    _, lo, _ = CMP.median_ratio_ci(base, new, seed=9)
+    s = G.detectable_slowdown([lo], 0.05)
+    _, lo2, _ = CMP.median_ratio_ci(base, [x * (1 + s + 1e-3) for x in new], seed=9)
+    _, lo3, _ = CMP.median_ratio_ci(base, [x * (1 + s - 1e-3) for x in new], seed=9)
+    assert lo2 > 1.05 > lo3
+
+
+# ----- the gate end to end on the CPU -------------------------------------------------------------
+@pytest.fixture
+def gate_impl():
+    """full/test-gate registered as WorkFull; ``swap(cls)`` re-registers it (a code change)."""
+    import impls
+    from impls import registry
+
+    name = "full/test-gate"
+
+    def swap(target: str) -> None:
+        registry._REGISTRY.pop(name, None)
+        registry._CLASSES.pop(name, None)
+        impls.register(name, target)
+
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a loaded box, OpenMP threads waiting for each other dominate the timings
+    swap("gate_fakes:WorkFull")
+    yield swap
+    torch.set_num_threads(threads)
+    registry._REGISTRY.pop(name, None)
+    registry._CLASSES.pop(name, None)
+
+
+def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
+    from bench import runner
+
+    spec = SweepSpec(impls=["full/test-gate"], modes=["prefill"], seq_lens=[256], batches=[2], heads=[2],
+                     head_dims=[32], device="cpu", repeats=20, min_repeats=20, case_budget_s=0.0)
+    r, cases, _ = runner.start(spec, tmp_path / "base", command="test", measure_ceilings=False)
+    rows = r.run(cases)
+    assert [x.status for x in rows] == ["ok"]
+    gcfg = G.GateConfig(rounds=4, samples_per_round=6)
+    ccfg = CMP.CompareConfig(threshold=0.2)  # a shared CPU is noisy: the test asks for 1.5x against 1.2
+    v = G.gate(tmp_path / "base", tmp_path / "aa", gcfg, ccfg)
+    assert v.verdict == "pass", v.reason
+    assert (tmp_path / "aa" / "gate.md").exists() and (tmp_path / "aa" / G.ROUNDS_FILE).exists()
+    pooled = R.read_rows(tmp_path / "aa")
+    assert pooled[0]["n_samples"] == 24 and len(R.read_rows(tmp_path / "aa" / G.ROUNDS_FILE)) == 4
+    gate_impl("gate_fakes:SlowedWorkFull")
+    v = G.gate(tmp_path / "base", tmp_path / "slow", gcfg, ccfg)
+    assert v.verdict == "fail" and v.exit_code == 1, (v.reason, v.cases)
+    assert v.cases[0].status == CMP.REGRESSION and 1.3 < v.cases[0].ratio < 1.7
+
+
+def test_gate_refuses_another_device(tmp_path):
+    c = _cases(1)
+    base = _write_run(tmp_path / "base", {c[0]: _noisy(1.0, 30, 0.01, 1)}, meta=_meta(name="Some Other CPU"))
+    v = G.gate(base, tmp_path / "new", G.GateConfig(rounds=1), CMP.CompareConfig())
+    assert v.exit_code == 2 and "device mismatch" in v.reason
+
+
+# ----- static kernel gate -------------------------------------------------------------------------
+def _report(**kw) -> dict:
+    k = {"regs": 128, "stack": 0, "local": 0, "spills": 0, "shared": 65536, "HGMMA": 8, "HMMA": 0,
+         "instructions": 500}
+    k.update(kw)
+    return {"triton": "x", "kernels": {"rat.fwd_kernel [BM=64] w4 s2 bf16 #0": k}}
+
+
+def test_static_check_rules():
+    base = _report()
+    assert S.check(_report(), base) == ([], [])
+    fails, _ = S.check(_report(spills=12, stack=64), base)
+    assert any("new spills" in f for f in fails)
+    fails, _ = S.check(_report(HGMMA=0), base)
+    assert any("lost HGMMA" in f for f in fails)
+    fails, _ = S.check(_report(shared=S.SMEM_LIMIT + 1), base)
+    assert any("shared memory" in f for f in fails)
+    fails, notes = S.check(_report(regs=168), base)
+    assert not fails and any("registers 128 -> 168" in n for n in notes)
+    fails, _ = S.check({"triton": "x", "kernels": {"k": {"error": "boom"}}}, None)
+    assert fails
+
+
+KERNEL = textwrap.dedent('''
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def mm_kernel(A, B, C, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
+        rm = tl.arange(0, BM)
+        rn = tl.arange(0, BN)
+        rk = tl.arange(0, BK)
+        a = tl.load(A + rm[:, None] * BK + rk[None, :])
+        b = tl.load(B + rk[:, None] * BN + rn[None, :])
+        tl.store(C + rm[:, None] * BN + rn[None, :], tl.dot(a, b))
+''')
+
+
+def _clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
+    return env
+
+
+def test_static_gate_compiles_a_small_kernel_for_sm90(tmp_path):
+    (tmp_path / "tiny_kernels.py").write_text(KERNEL)
+    code = textwrap.dedent('''
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        from bench import static_gate as S
+        import tiny_kernels as T
+        ck = S.compile_sm90(T.mm_kernel, {"A": "*bf16", "B": "*bf16", "C": "*fp32", "BM": "constexpr",
+                            "BN": "constexpr", "BK": "constexpr"}, {"BM": 64, "BN": 64, "BK": 64},
+                            {(0,): [["tt.divisibility", 16]], (1,): [["tt.divisibility", 16]],
+                             (2,): [["tt.divisibility", 16]]}, 4, 2)
+        st, sass = S.sass_stats(ck.asm["cubin"])
+        st["shared"] = ck.metadata.shared
+        print(json.dumps(st))
+    ''')
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=_clean_env(), check=False,
+                         cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    st = json.loads(out.stdout.strip().splitlines()[-1])
+    assert 0 < st["regs"] <= 255 and st["HGMMA"] > 0 and st["instructions"] > 0
+    assert st["LDL"] == st["STL"] == 0 and st["shared"] > 0
+
+
+def test_static_gate_finds_the_gpu_launches():
+    out = subprocess.run([sys.executable, "run_bench.py", "static", "--list"], capture_output=True, text=True,
+                         env=_clean_env(), cwd=ROOT, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    # rat/triton at T=32k runs the big forward tile, at 4k the short one (bench.static_gate.SCENARIOS)
+    assert any(ln.startswith("rat.fwd_kernel [BM=128 BN=128") and "rat train T=32k" in ln for ln in lines)
+    assert any(ln.startswith("rat.fwd_kernel [BM=64 BN=64") and "rat train T=4k" in ln for ln in lines)
+    assert any(ln.startswith("linear.recurrent_step_kernel") for ln in lines)
+    assert all("bf16" in ln for ln in lines if "  <-  " in ln)
