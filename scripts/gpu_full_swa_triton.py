@@ -2,7 +2,7 @@
 decode timings beside SDPA (FlashAttention-2 and cuDNN backends) and compiled Flex SWA.
 
     OUT=/some/dir python scripts/gpu_full_swa_triton.py [--ts 4096,...,131072] [--window 1024]
-        [--budget 480] [--override fwd_bn=64,...] [--dry-run]
+        [--budget 480] [--override fwd_bn=64,...] [--variants "name:k=v,...;..."] [--dry-run]
 
 Correctness (B = 1, H = 4, fresh random inputs, outputs over NaN-poisoned memory): err(x) = max|x -
 ref64| (FlashAttention's rule) and ||x - ref64|| / ||ref64||, ref64 = the float64 reference
@@ -156,16 +156,14 @@ def time_op(name: str, T: int, H: int, D: int, tokens: int, window: int | None) 
     except Exception as exc:  # noqa: BLE001
         row["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         traceback.print_exc()
-    del q, k, v, do, leaves
-    if not DRY:
-        torch.cuda.empty_cache()
     return row
 
 
 def decode_case(name: str, B: int, T: int, H: int, D: int, window: int | None, splits: int | None) -> dict:
     impl = impls.get(name)
     if name.endswith("/triton") and splits is not None:
-        impl = type(impl)(dataclasses.replace(FT.DEFAULT_CONFIG, step_splits=splits))
+        base = FT.INTERPRET_CONFIG if DRY else FT.DEFAULT_CONFIG
+        impl = type(impl)(dataclasses.replace(base, step_splits=splits))
     dt = torch.float32 if DRY else torch.bfloat16
     kw = {"window": window} if name.startswith("swa/") else {}
     st = impl.init_state(B, H, D, T + 1, device=DEV, dtype=dt, **kw)
@@ -209,6 +207,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=480.0, help="seconds; later stages are skipped past it")
     ap.add_argument("--skip-peers", action="store_true", help="time only our kernels")
     ap.add_argument("--override", default="", help="k=v,... applied to the bf16 tile config")
+    ap.add_argument("--variants", default="fused:fused_dq=True,dkv_bn=64,dkv_bm=64,dkv_stages=3",
+                    help="name:k=v,...;... extra bf16 configs of our kernels: checked once, then timed (train)")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
     H, D, TOKENS, W = 16, 128, 131072, args.window
@@ -219,17 +219,25 @@ def main() -> None:
               ("swa", 4096, 128, torch.bfloat16, 1024, True), ("swa", 3000, 64, torch.bfloat16, 100, True),
               ("swa", 2048, 128, torch.float16, 1024, True), ("swa", 1024, 128, torch.float32, 200, True),
               ("swa", 1000, 128, torch.bfloat16, 1, True)]
-    decode = [("full", 64, 4096, None), ("full", 64, 16384, None), ("full", 1, 131072, None),
-              ("swa", 64, 16384, W), ("swa", 1, 131072, W)]
+    decode = [("full", 64, 4096, None, None), ("full", 64, 16384, None, None), ("full", 64, 16384, None, 4),
+              ("full", 1, 131072, None, None), ("swa", 64, 16384, W, None), ("swa", 1, 131072, W, None)]
     if DRY:
         H, D, TOKENS, W = 2, 32, 128, 16
         ts = [32, 64]
         checks = [("full", 40, 32, torch.float32, None, True), ("swa", 40, 32, torch.float32, 7, True)]
-        decode = [("full", 2, 40, None), ("swa", 2, 40, 16)]
+        decode = [("full", 2, 40, None, None), ("full", 2, 40, None, 2), ("swa", 2, 40, 16, None)]
+    def parse_kv(text: str) -> dict:
+        return {k: (v == "True" if v in ("True", "False") else int(v))
+                for k, v in (item.split("=") for item in text.split(",") if item)}
+
     if args.override:
-        kv = {k: (v == "True" if v in ("True", "False") else int(v))
-              for k, v in (item.split("=") for item in args.override.split(","))}
-        FT.DEFAULT_CONFIG = dataclasses.replace(FT.DEFAULT_CONFIG, **kv)
+        FT.DEFAULT_CONFIG = dataclasses.replace(FT.DEFAULT_CONFIG, **parse_kv(args.override))
+    variants = {}
+    for item in args.variants.split(";"):
+        if item:
+            vname, kv = item.split(":", 1)
+            variants[vname] = dataclasses.replace(FT.DEFAULT_CONFIG if not DRY else FT.INTERPRET_CONFIG,
+                                                  **parse_kv(kv))
     out_dir = os.environ.get("OUT", "/tmp")
     res = {"env": env_info(), "config": dataclasses.asdict(FT.DEFAULT_CONFIG), "override": args.override,
            "checks": [], "timing": [], "decode": []}
@@ -260,15 +268,50 @@ def main() -> None:
                 print(f"skip timing {name} T={T}: budget", flush=True)
                 continue
             r = time_op(name, T, H, D, TOKENS, win)
+            if not DRY:
+                torch.cuda.empty_cache()  # the inputs of the last case are freed by now
             res["timing"].append(r)
             print(json.dumps(r), flush=True)
             save()
-    for fam, B, T, win in decode:
-        for name in ([f"{fam}/triton"] + ([] if DRY else [f"{fam}/sdpa-flash" if fam == "full" else "swa/flex"])):
+    # variants of our kernels: one bf16 check per family (the FlashAttention rule), then train timing
+    default_cfg = FT.DEFAULT_CONFIG
+    for vname, vcfg in variants.items():
+        FT.DEFAULT_CONFIG = vcfg  # impls.get(...) objects carry config None: _cfg picks DEFAULT_CONFIG
+        if DRY:
+            FT.INTERPRET_CONFIG, saved = vcfg, FT.INTERPRET_CONFIG
+        try:
+            for fam, T, Dc, dt, win, causal in checks[:1] + [c for c in checks if c[0] == "swa"][:1]:
+                if elapsed() > args.budget * 0.85:
+                    break
+                try:
+                    r = check(fam, T, Dc, dt, win, causal)
+                except Exception as exc:  # noqa: BLE001
+                    traceback.print_exc()
+                    r = {"family": fam, "T": T, "error": repr(exc)[:300]}
+                r["variant"] = vname
+                res["checks"].append(r)
+                print(json.dumps(r), flush=True)
+            for name, win in names[:2]:
+                for T in ts:
+                    if elapsed() > args.budget * 0.85:
+                        print(f"skip variant {vname} {name} T={T}: budget", flush=True)
+                        continue
+                    r = time_op(name, T, H, D, TOKENS, win)
+                    r["impl"] = f"{name}[{vname}]"
+                    res["timing"].append(r)
+                    print(json.dumps(r), flush=True)
+                    save()
+        finally:
+            FT.DEFAULT_CONFIG = default_cfg
+            if DRY:
+                FT.INTERPRET_CONFIG = saved
+    for fam, B, T, win, splits in decode:
+        peers = [] if DRY or splits is not None else [f"{fam}/sdpa-flash" if fam == "full" else "swa/flex"]
+        for name in [f"{fam}/triton"] + peers:
             if elapsed() > args.budget * 0.95:
                 break
             try:
-                r = decode_case(name, B, T, H, D, win, None)
+                r = decode_case(name, B, T, H, D, win, splits)
             except Exception as exc:  # noqa: BLE001
                 traceback.print_exc()
                 r = {"impl": name, "B": B, "T": T, "error": repr(exc)[:300]}
@@ -281,12 +324,12 @@ def main() -> None:
         if "tensors" not in c:
             print(c)
             continue
-        print(f"{c['family']} T={c['T']} D={c['D']} {c['dtype']} W={c['window']} causal={c['causal']} pass={c['pass']}: "
+        print(f"{c.get('variant', 'default')}: {c['family']} T={c['T']} D={c['D']} {c['dtype']} W={c['window']} causal={c['causal']} pass={c['pass']}: "
               + "  ".join(f"{n} {r['ours_maxabs']:.1e}/{r['lowref_maxabs']:.1e}" for n, r in c["tensors"].items()))
     print(f"\n== op timing, bf16, H={H} D={D}, {TOKENS} tokens, window {W} (median ms; TF/s causal convention) ==")
-    print(f"{'impl':16s} {'T':>7s} {'B':>3s} {'train':>9s} {'prefill':>9s} {'train TF/s':>10s} {'peak GiB':>9s}")
+    print(f"{'impl':22s} {'T':>7s} {'B':>3s} {'train':>9s} {'prefill':>9s} {'train TF/s':>10s} {'peak GiB':>9s}")
     for r in res["timing"]:
-        print(f"{r['impl']:16s} {r['T']:7d} {r['B']:3d} {r.get('train_ms', float('nan')):9.2f} "
+        print(f"{r['impl']:22s} {r['T']:7d} {r['B']:3d} {r.get('train_ms', float('nan')):9.2f} "
               f"{r.get('prefill_ms', float('nan')):9.2f} {r.get('train_tflops', float('nan')):10.0f} "
               f"{r.get('train_peak_gib', float('nan')):9.2f} {r.get('error', '')[:50]}")
     by = {(r["impl"], r["T"]): r for r in res["timing"]}
@@ -294,11 +337,14 @@ def main() -> None:
     for T in ts:
         line = f"T={T:6d}"
         for ours, peer in (("full/triton", "full/sdpa-flash"), ("full/triton", "full/sdpa-cudnn"),
-                           ("swa/triton", "swa/flex")):
+                           ("swa/triton", "swa/flex"),
+                           *((f"full/triton[{v}]", "full/sdpa-flash") for v in variants),
+                           *((f"swa/triton[{v}]", "swa/flex") for v in variants)):
             a, b = by.get((ours, T), {}), by.get((peer, T), {})
             for mode in ("train_ms", "prefill_ms"):
                 if mode in a and mode in b:
-                    line += f"  {peer.split('/')[1]} {mode[:-3]} {b[mode] / a[mode]:.2f}x"
+                    tag = ours.split("[")[1][:-1] + ":" if "[" in ours else ""
+                    line += f"  {tag}{peer.split('/')[1]} {mode[:-3]} {b[mode] / a[mode]:.2f}x"
         print(line)
     print("\n== decode step (ms) ==")
     for r in res["decode"]:

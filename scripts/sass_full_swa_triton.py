@@ -13,11 +13,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import sass_rat_triton as S  # noqa: E402
+import sass_rat_triton as S
 
-from impls.full import triton_kernels as K  # noqa: E402
-from impls.full.triton import DEFAULT_CONFIG as CFG  # noqa: E402
-from impls.full.triton import FP32_CONFIG  # noqa: E402
+from impls.full import triton_kernels as K
+from impls.full.triton import DEFAULT_CONFIG as CFG
+from impls.full.triton import FP32_CONFIG
 
 S.NOT_DIV16 |= {"window", "n_old", "cur"}
 

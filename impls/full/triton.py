@@ -44,7 +44,7 @@ class FlashConfig:
     dq_warps: int = 8
     dq_stages: int = 3
     pre_bm: int = 64
-    step_bn: int = 64
+    step_bn: int = 128  # rat/triton's measured step tile
     step_warps: int = 4
     #: slot splits of the decode step (None: enough programs for two per multiprocessor)
     step_splits: int | None = None

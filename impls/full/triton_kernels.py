@@ -25,8 +25,15 @@ import triton.language as tl
 
 from impls.attention_core import LOG2E, decode_finish, decode_inner, dkv_inner, dq_inner, fwd_inner
 
-__all__ = ["LOG2E", "fwd_kernel", "bwd_pre_kernel", "bwd_dkv_kernel", "bwd_dq_kernel", "dq_finish_kernel",
-           "decode_kernel"]
+__all__ = [
+    "LOG2E",
+    "bwd_dkv_kernel",
+    "bwd_dq_kernel",
+    "bwd_pre_kernel",
+    "decode_kernel",
+    "dq_finish_kernel",
+    "fwd_kernel",
+]
 
 
 @triton.jit

@@ -32,8 +32,18 @@ import triton.language as tl
 # the flash-attention inner loops and the decode loop/merge are the core shared with full/swa triton
 from impls.attention_core import LOG2E, decode_finish, decode_inner, dkv_inner, dq_inner, fwd_inner
 
-__all__ = ["LOG2E", "scan_kernel", "fwd_kernel", "fwd_fullv_kernel", "bwd_pre_kernel", "bwd_dkv_kernel",
-           "bwd_dkv_full_kernel", "bwd_dq_kernel", "bwd_scan_kernel", "step_kernel"]
+__all__ = [
+    "LOG2E",
+    "bwd_dkv_full_kernel",
+    "bwd_dkv_kernel",
+    "bwd_dq_kernel",
+    "bwd_pre_kernel",
+    "bwd_scan_kernel",
+    "fwd_fullv_kernel",
+    "fwd_kernel",
+    "scan_kernel",
+    "step_kernel",
+]
 
 
 @triton.jit
