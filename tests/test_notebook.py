@@ -1,0 +1,69 @@
+"""notebooks/figures.ipynb regenerates every figure from the committed results files, on the CPU.
+
+With nbformat + nbclient + ipykernel installed the notebook runs in a real kernel; without them its code
+cells run in order with exec in one namespace (the same code, minus the kernel). Either way the test
+checks the figures it must have written."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "figures.ipynb"
+
+
+def _run_with_nbclient(out: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    env = dict(os.environ)
+    os.environ["RATBENCH_FIGURES_DIR"] = str(out)  # the kernel inherits the environment
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(env)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors
+
+
+def _run_with_exec(out: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RATBENCH_FIGURES_DIR", str(out))
+    monkeypatch.chdir(NOTEBOOK.parent)
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    ns: dict = {"__name__": "__notebook__"}
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), f"{NOTEBOOK.name} cell", "exec"), ns)  # noqa: S102
+
+
+def _has_kernel() -> bool:
+    try:
+        import ipykernel  # noqa: F401
+        import nbclient  # noqa: F401
+        import nbformat  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("runner", ["nbclient" if _has_kernel() else "exec"])
+def test_notebook_regenerates_every_figure(tmp_path, monkeypatch, runner):
+    out = tmp_path / "figures"
+    if runner == "nbclient":
+        _run_with_nbclient(out)
+    else:
+        _run_with_exec(out, monkeypatch)
+    op = out / "h200-op-2026-11-29" / "figures"
+    for name in ("latency_vs_seq_len", "speedup_vs_seq_len", "roofline"):  # the committed report's figures
+        assert (op / f"{name}.png").stat().st_size > 10_000 and (op / f"{name}.pdf").exists()
+    assert (out / "h200-op-2026-11-29" / "report.md").read_text().startswith("# ratbench results")
+    assert (out / "layers-2026-11-29" / "paper_figure3.png").stat().st_size > 10_000
+    committed = {p.parent.relative_to(ROOT / "reports") for p in ROOT.glob("reports/**/results.jsonl")}
+    for run in committed:  # every committed run got its figures
+        assert list((out / str(run).replace("/", "_") / "figures").glob("*.png")), run
