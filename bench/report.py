@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 #: first of these with timed rows is the default baseline
 BASELINE_PRIORITY = ("full/sdpa-flash", "full/sdpa-cudnn", "full/sdpa", "full/flash-attn", "full/fa4", "full/flex",
                      "full/sdpa-math", "full/reference")
-SHAPE_COLS = ["mode", "seq_len", "batch", "heads", "head_dim", "dtype", "device", "level"]
+#: rows compared for a speed-up share these (layer level: compiled layers against compiled layers)
+SHAPE_COLS = ["mode", "seq_len", "batch", "heads", "head_dim", "dtype", "device", "level", "compiled"]
 STATUS_MARK = {"oom": "OOM", "error": "error", "wrong": "wrong", "unsupported": "n/a", "unavailable": "n/a",
                "skipped": "skipped"}
 MODE_TITLE = {"train": "train (forward + backward)", "prefill": "prefill (forward, no grad)",
