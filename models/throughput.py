@@ -101,7 +101,7 @@ def measure_generation(config: LMConfig, *, device: str = "cuda", dtype: torch.d
     # warm-up (compiles and autotunes every kernel the decode uses) and the graph check, at a small batch
     t = time.perf_counter()
     cb = min(batch, check_batch)
-    chunk = config.chunk_size if any(k in ("rat",) for k in config.kinds()) else 1
+    chunk = config.chunk_size if "rat" in config.kinds() else 1
     res.check_batch, res.check_new = cb, min(n_new, 2 * chunk + 3)
     ids = torch.randint(0, config.vocab_size, (cb, prompt_len), device=dev, generator=gen)
     eager = model.generate(ids, res.check_new, graphs="off", prefill_batch=pb)
@@ -115,17 +115,18 @@ def measure_generation(config: LMConfig, *, device: str = "cuda", dtype: torch.d
     res.warmup_s = time.perf_counter() - t
     _free(dev)
     # the timed generate
-    while True:
+    r = None
+    while r is None:
+        ids = torch.randint(0, config.vocab_size, (batch, prompt_len), device=dev, generator=gen)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         try:
-            ids = torch.randint(0, config.vocab_size, (batch, prompt_len), device=dev, generator=gen)
-            if dev.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
             r = model.generate(ids, n_new, graphs=graphs if dev.type == "cuda" else "off",
                                prefill_batch=min(pb, batch))
-            break
         except Exception as exc:
             if not is_oom(exc) or res.oom_retries >= oom_retries or batch <= batch_multiple:
                 raise
+        if r is None:  # out of memory (freed here, outside the except block whose traceback holds the caches)
             ids = None
             _free(dev)
             res.oom_retries += 1

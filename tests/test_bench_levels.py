@@ -229,3 +229,24 @@ def test_levels_label():
              device="cpu", level="layer", kind="rnn", compiled=True)
     assert c.label == "layer rnn rat/triton (L=T, compiled)"
     assert levels.mixer_kinds("rat-swa") == ["rat", "swa"]
+
+
+def test_generation_lowers_the_batch_when_the_timed_generate_runs_out_of_memory(monkeypatch):
+    from models.lm import LanguageModel, LMConfig
+    from models.throughput import measure_generation
+
+    real = LanguageModel.generate
+
+    def generate(self, ids, n_new, **kw):
+        if ids.shape[0] > 12:
+            raise torch.OutOfMemoryError("CUDA out of memory (test stand-in)")
+        return real(self, ids, n_new, **kw)
+
+    monkeypatch.setattr(LanguageModel, "generate", generate)
+    cfg = LMConfig(vocab_size=64, d_model=16, n_layers=2, heads=2, head_dim=8, mixer="rat", chunk_size=4,
+                   impls={"rat": "rat/reference"})
+    g = measure_generation(cfg, device="cpu", dtype=torch.float32, prompt_len=8, n_new=3, batch=16)
+    assert (g.batch, g.oom_retries, g.check_batch) == (8, 1, 8)  # 16 * 7/8 rounded down to a multiple of 8
+    assert g.tokens_per_s > 0 and g.cache_bytes > 0
+    with pytest.raises(torch.OutOfMemoryError):
+        measure_generation(cfg, device="cpu", dtype=torch.float32, prompt_len=8, n_new=3, batch=16, oom_retries=0)
