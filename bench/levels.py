@@ -79,12 +79,11 @@ def _available(name: str, device: str) -> bool:
 
 
 def best_impl(family: str, names: list[str], device: str) -> str | None:
-    """The first of PREFERENCE[family] among ``names`` that is available on ``device`` with a decode path,
-    else the first of ``names`` of the family (its row then says why it cannot run), else None."""
-    fam = [n for n in names if n.split("/", 1)[0] == family]
-    for n in PREFERENCE.get(family, ()):
-        if n in fam and _available(n, device):
-            return n
+    """The first of ``names`` of the family, in PREFERENCE order, that is available on ``device`` with a decode
+    path, else the first in that order (its row then says why it cannot run), else None."""
+    pref = PREFERENCE.get(family, ())
+    fam = sorted((n for n in names if n.split("/", 1)[0] == family),
+                 key=lambda n: pref.index(n) if n in pref else len(pref))
     return next((n for n in fam if _available(n, device)), fam[0] if fam else None)
 
 
