@@ -195,7 +195,7 @@ def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
     rows = r.run(cases)
     assert [x.status for x in rows] == ["ok"]
     gcfg = G.GateConfig(rounds=4, samples_per_round=6)
-    ccfg = CMP.CompareConfig(threshold=0.2)  # a shared CPU is noisy: the test asks for 1.5x against 1.2
+    ccfg = CMP.CompareConfig(threshold=0.1)  # a shared CPU is noisy: the test asks for 1.5x against 1.1
     v = G.gate(tmp_path / "base", tmp_path / "aa", gcfg, ccfg)
     assert v.verdict == "pass", v.reason
     assert (tmp_path / "aa" / "gate.md").exists() and (tmp_path / "aa" / G.ROUNDS_FILE).exists()
@@ -204,7 +204,7 @@ def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
     gate_impl("gate_fakes:SlowedWorkFull")
     v = G.gate(tmp_path / "base", tmp_path / "slow", gcfg, ccfg)
     assert v.verdict == "fail" and v.exit_code == 1, (v.reason, v.cases)
-    assert v.cases[0].status == CMP.REGRESSION and 1.3 < v.cases[0].ratio < 1.7
+    assert v.cases[0].status == CMP.REGRESSION and v.cases[0].ratio > 1.15, v.cases[0]  # 1.5 on an idle box
 
 
 def test_gate_refuses_another_device(tmp_path):
