@@ -289,6 +289,20 @@ def section(df, meta: dict | None = None, fig_dir: Path | None = None) -> str:  
              "Ratio = ours / paper (times: below 1 is faster than published; tokens/s: above 1 is faster). "
              "Speed-ups are attention ms / RAT ms on our machine, against SDPA's FlashAttention-2 backend (the "
              "paper's baseline) and against the fastest full attention we timed."), ""]
+    notes = []
+    dec = df[(df.level == "layer") & (df["mode"] == "decode") & (df.status == "ok")]
+    fills = sorted({d.get("decode_fill") for d in dec.details if isinstance(d, dict) and d.get("decode_fill")})
+    if fills:
+        notes.append("gen: the layer's cache at T - 1 was " + " / ".join(
+            {"prefill": "filled by real prefills of T - 1 random tokens",
+             "none": "left at zeros with the position set (the same kernels and bytes as a filled one)"}.get(f, f)
+            for f in fills) + f"; timer {', '.join(sorted(set(dec.timer.dropna())))}")
+    mod = df[(df.level == "model") & df.window.notna()]
+    if not mod.empty:
+        notes.append(f"SWA layers attend W = {', '.join(str(int(w)) for w in sorted(set(mod.window)))} keys including "
+                     "the query (the authors' hybrid mask q - kv <= 1024 keeps 1025)")
+    if notes:
+        out += [f"- {n}" for n in notes] + [""]
     hl = headlines(df)
     if hl:
         out += ["Headlines:", ""] + hl + [""]
