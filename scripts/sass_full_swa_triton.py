@@ -28,7 +28,7 @@ def cases(D: int, dt: str):
     cfg = FP32_CONFIG if dt == "fp32" else CFG
     prec = "tf32x3" if dt == "fp32" else "tf32"
     strides = {n: i32 for n in ("s_b", "s_t", "s_h", "o_b", "o_t", "o_h", "T", "H", "window")}
-    for mode, causal, window in (("causal", True, False), ("window", True, True)):
+    for mode, causal, window in (("causal", True, False), ("window", True, True), ("noncausal", False, False)):
         for bm, bn, w, s in ((cfg.fwd_bm, cfg.fwd_bn, cfg.fwd_warps, cfg.fwd_stages), (128, 64, 8, 3), (128, 128, 8, 2)):
             yield (f"fwd {mode} bm={bm} bn={bn} w={w} s={s}", K.fwd_kernel,
                    {"Q": p, "K": p, "V": p, "O": p, "LSE": f32, **strides, "scale2": "fp32"},
@@ -57,14 +57,34 @@ def cases(D: int, dt: str):
                {"HALF": HALF, "BN": cfg.step_bn, "SKIP": skip, "SPLITS": splits}, cfg.step_warps, 1)
 
 
+def ones(name: str, fn, sig: dict, consts: dict, warps: int) -> None:
+    from bench.static_gate import compile_sm90
+
+    for k in [k for k in sig if k in ("T", "H", "window", "n_old", "cur", "n_per_split")]:
+        sig1 = {a: ("constexpr" if a == k else b) for a, b in sig.items()}
+        attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(sig1)
+                 if n not in S.NOT_DIV16 and sig1[n] not in ("fp32", "constexpr")}
+        try:
+            compile_sm90(fn, {**sig1, **{x: "constexpr" for x in consts}}, {**consts, k: 1}, attrs, warps, 1)
+            print(f"{name:40s} {k}=1 ok", flush=True)
+        except Exception as exc:  # noqa: BLE001
+            print(f"{name:40s} {k}=1 FAILED: {str(exc)[:300]}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--D", type=int, default=128)
     ap.add_argument("--dtype", default="bf16", choices=["bf16", "fp16", "fp32"])
     ap.add_argument("--only", default=None, help="substring of the case names to compile")
+    ap.add_argument("--ones", action="store_true",
+                    help="compile each case once per int argument set to constexpr 1 (what the launcher's "
+                         "specialisation does to an int that equals 1: T, H, window, n_old, cur)")
     args = ap.parse_args()
     for name, fn, sig, consts, w, s in cases(args.D, args.dtype):
         if args.only and args.only not in name:
+            continue
+        if args.ones:
+            ones(name, fn, sig, consts, w)
             continue
         try:
             ck = S.compile_one(fn, sig, consts, w, s)

@@ -165,8 +165,8 @@ def bwd_dkv_kernel(
         lo = (j0 // BM) * BM
         mid = tl.minimum(((j0 + BN - 1 + BM - 1) // BM) * BM, t_pad)
     else:
-        lo = 0
-        mid = 0
+        lo = j0 * 0  # tensors, not python ints (T == 1 arrives as a constexpr)
+        mid = j0 * 0
     if WINDOW:
         mid2 = tl.maximum(tl.minimum(((j0 + window) // BM) * BM, t_pad), mid)
         end = tl.minimum(((j0 + BN - 1 + window + BM - 1) // BM) * BM, t_pad)
@@ -281,7 +281,7 @@ def decode_kernel(
     vn1 = tl.load(V + x_off + offs_d)
     vn2 = tl.load(V + x_off + HALF + offs_d)
     own = sp == 0
-    slot = c_off + cur.to(tl.int64) * c_c + offs_d
+    slot = c_off + cur * c_c + offs_d  # (cur may arrive as a constexpr 1: no .to())
     tl.store(KC + slot, kn1.to(KC.dtype.element_ty), mask=own)
     tl.store(KC + slot + HALF, kn2.to(KC.dtype.element_ty), mask=own)
     tl.store(VC + slot, vn1.to(VC.dtype.element_ty), mask=own)
