@@ -250,3 +250,21 @@ def test_generation_lowers_the_batch_when_the_timed_generate_runs_out_of_memory(
     assert g.tokens_per_s > 0 and g.cache_bytes > 0
     with pytest.raises(torch.OutOfMemoryError):
         measure_generation(cfg, device="cpu", dtype=torch.float32, prompt_len=8, n_new=3, batch=16, oom_retries=0)
+
+
+def test_cpu_paper_preset_end_to_end(tmp_path):
+    """--preset paper on the CPU (one length, a few implementations): layer and model rows, the side-by-side
+    section labelled not comparable."""
+    out = tmp_path / "paper"
+    argv = ["--preset", "paper", "--device", "cpu", "--seq-len", "128", "--impl", "full/sdpa-math,rat/reference",
+            "--model", "attention,rat", "--layer-chunk-size", "16,128", "--new-tokens", "4", "--prompt-len", "16",
+            "--no-progress", "--threads", "1", "--repeats", "2", "--min-repeats", "1", "--budget", "0.01",
+            "--out", str(out)]
+    assert run_bench.main(argv) == 0
+    df = load(out)
+    assert set(df.level) == {"layer", "model"} and set(df.status) == {"ok"}, df[["label", "status", "reason"]]
+    assert set(df[df.level == "layer"].kind) == {"attention", "rat", "rnn"}
+    assert (df[(df.level == "layer") & (df["mode"] == "decode")].batch == 8).all()  # the CPU preset's gen batch
+    md = (out / "report.md").read_text()
+    assert "NOT COMPARABLE" in md and "### Table 1" in md and "Figure 3, gen" in md
+    assert (out / "figures" / "paper_figure3.png").exists()
