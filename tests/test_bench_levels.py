@@ -44,7 +44,10 @@ def test_layer_level_end_to_end(tmp_path):
     assert rat8 == kv // 8 + 2 * (2 * 2 * 8) * 4
     # the non-reference implementation was checked against the reference layer before timing
     math_rows = df[df.impl == "full/sdpa-math"]
-    assert set(math_rows.accuracy) == {"pass"} and (math_rows.max_abs_err < 1e-4).all()
+    assert set(math_rows.accuracy) == {"pass"}
+    assert all(d["check"]["ok"] and d["check"]["rel_err"] < 1e-4 for d in math_rows.details)
+    assert all(d["check"]["rel_err_grad"] is not None for d in math_rows[math_rows["mode"] == "train"].details)
+    assert all(d["check"]["rel_err_decode"] is not None for d in math_rows[math_rows["mode"] == "decode"].details)
     assert set(df[df.impl.str.endswith("reference")].accuracy) == {"unchecked"}
     assert (df.flops > 0).all() and (df.peak_mem_bytes.isna()).all()
     md = (out / "report.md").read_text()
