@@ -17,6 +17,8 @@ Checks against the committed baseline (reports/baselines/static-sm90.json), per 
           per-block opt-in limit); a launch that no longer compiles; a kernel with spills that is not
           in the baseline
     note  register changes, fewer HGMMA, kernels gone or new
+A kernel whose id changed only because a constexpr was added or removed (same kernel, warps, stages,
+equal values on the shared constexprs) is compared with its predecessor.
 Output is sorted and contains no timings or paths: the same source gives the same JSON.
 
     python run_bench.py static [--baseline FILE] [--update] [--jobs N] [--out DIR]
@@ -385,6 +387,21 @@ def _spill(r: dict) -> int:
     return r.get("spills", 0) + (1 if r.get("local", 0) or r.get("stack", 0) else 0)
 
 
+def _predecessor(r: dict, base: dict, current: set[str]) -> tuple[dict | None, str | None]:
+    """A baseline entry of the same kernel, warps and stages whose constexprs agree with ``r``'s on
+    every name they share (a constexpr was added or removed, e.g. a new switch left at its default);
+    None unless exactly one such entry no longer matches a current id."""
+    hits = []
+    for bid, b in base.items():
+        if bid in current or b.get("kernel") != r.get("kernel") or (b.get("num_warps"), b.get("num_stages")) != (
+                r.get("num_warps"), r.get("num_stages")):
+            continue
+        bc, rc = b.get("constexprs", {}), r.get("constexprs", {})
+        if set(bc) != set(rc) and all(bc[k] == rc[k] for k in set(bc) & set(rc)):
+            hits.append(bid)
+    return (base[hits[0]], hits[0]) if len(hits) == 1 else (None, None)
+
+
 def check(report: dict, baseline: dict | None) -> tuple[list[str], list[str]]:
     """(failures, notes) of a report against a baseline (None: absolute rules only)."""
     fails, notes = [], []
@@ -396,6 +413,10 @@ def check(report: dict, baseline: dict | None) -> tuple[list[str], list[str]]:
         if r["shared"] > SMEM_LIMIT:
             fails.append(f"{kid}: shared memory {r['shared']} B > {SMEM_LIMIT} B per block (sm_90 limit)")
         b = base.get(kid)
+        if b is None and baseline is not None:
+            b, prev = _predecessor(r, base, set(report["kernels"]))
+            if b is not None:
+                notes.append(f"{kid}: compared with {prev} (same kernel and launch; constexprs added or removed)")
         if b is None or "error" in b:
             if baseline is not None:
                 notes.append(f"{kid}: new kernel (not in the baseline)")
