@@ -19,6 +19,7 @@ from models.layers import (
     build_mixer,
 )
 from models.cases import LayerCallable, LayerCase, graph_callable, layer_callable
+from models.checks import LayerCheck, check_layer
 from models.lm import (
     GenerateResult,
     LanguageModel,
@@ -29,6 +30,7 @@ from models.lm import (
     memory_probe,
 )
 from models.norm import RMSNorm
+from models.throughput import Generation, measure_generation
 
 __all__ = [
     "AUTHORS_HYBRID_WINDOW",
@@ -37,11 +39,13 @@ __all__ = [
     "AttentionLayer",
     "FeedForward",
     "GenerateResult",
+    "Generation",
     "LMConfig",
     "LanguageModel",
     "LayerCache",
     "LayerCallable",
     "LayerCase",
+    "LayerCheck",
     "LinearAttentionLayer",
     "MaxBatch",
     "MixerLayer",
@@ -50,9 +54,11 @@ __all__ = [
     "RNNLayer",
     "SWALayer",
     "build_mixer",
+    "check_layer",
     "find_max_batch",
     "graph_callable",
     "layer_callable",
     "max_generate_batch",
+    "measure_generation",
     "memory_probe",
 ]

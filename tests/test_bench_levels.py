@@ -271,3 +271,12 @@ def test_cpu_paper_preset_end_to_end(tmp_path):
     md = (out / "report.md").read_text()
     assert "NOT COMPARABLE" in md and "### Table 1" in md and "Figure 3, gen" in md
     assert (out / "figures" / "paper_figure3.png").exists()
+
+
+@pytest.mark.parametrize("argv,msg", [(["--level", "kernel"], "unknown level"), (["--level", "layer", "--kind", "gru"],
+                                                                                  "unknown layer kind"),
+                                      (["--level", "model", "--model", "rat-gru"], "mixer must be")])
+def test_bad_level_arguments_are_clear_errors(tmp_path, capsys, argv, msg):
+    assert run_bench.main(argv + ["--impl", "rat/reference", "--device", "cpu", "--out", str(tmp_path / "x"),
+                                  "--no-progress"]) == 2
+    assert msg in capsys.readouterr().err
