@@ -9,7 +9,8 @@ into one row per case. Every round's row goes to ``rounds.jsonl``, the pooled ro
 ``results.jsonl`` with a ``run.json`` beside it, so a gate run is itself a valid baseline.
 
 Calibration (``calibrate``): the same code against a baseline N times (A/A). Each run is compared
-with the baseline; a run with any regression is a false alarm. The smallest detectable slowdown of a
+with the baseline (noise plus any drift of the machine since the baseline was measured) and with the
+session's first run (noise alone); a run with any regression is a false alarm. The smallest detectable slowdown of a
 case follows from its A/A intervals: a uniform slowdown by a factor (1 + s) multiplies every sample,
 hence the ratio and both ends of its interval, so an A/A run whose interval starts at ``lo`` flags
 that slowdown exactly when lo * (1 + s) > 1 + t, i.e. s > (1 + t) / lo - 1. The detectable slowdown
@@ -60,11 +61,19 @@ class GateConfig:
 
 
 def register_impls(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> None:
+    """Register each (name, "module:Class"); a name already registered is replaced (and logged): that
+    is how a patched implementation is gated under the baseline's name."""
     import impls
+    from impls import registry
 
     for name, target in pairs:
-        if name not in impls.names():
-            impls.register(name, target)
+        if name in impls.names():
+            if registry._REGISTRY[name].target == target:
+                continue
+            log.warning("--register replaces %s (%s) with %s", name, registry._REGISTRY[name].target, target)
+            registry._REGISTRY.pop(name)
+            registry._CLASSES.pop(name, None)
+        impls.register(name, target)
 
 
 def parse_register(items: list[str] | None) -> tuple[tuple[str, str], ...]:
@@ -213,17 +222,18 @@ def calibration_summary(verdicts: list[CMP.Verdict], thresholds: tuple[float, ..
                 per_case.setdefault(c.key, []).append(c)
     rows = []
     for t in thresholds:
-        alarm_runs = 0
-        alarm_cases = 0
+        alarm_runs = alarm_cases = improvement_runs = 0
         for v in verdicts:
-            flagged = [c for c in v.cases if c.ci_low is not None and c.ci_low > 1 + t
-                       and c.n_base >= v.config["min_samples"] and c.n_new >= v.config["min_samples"]]
+            enough = [c for c in v.cases if c.ci_low is not None
+                      and c.n_base >= v.config["min_samples"] and c.n_new >= v.config["min_samples"]]
+            flagged = [c for c in enough if c.ci_low > 1 + t]
             alarm_runs += bool(flagged)
             alarm_cases += len(flagged)
+            improvement_runs += any(c.ci_high < 1 / (1 + t) for c in enough)
         det = {k: detectable_slowdown([c.ci_low for c in cs], t) for k, cs in per_case.items()}
         rows.append({"threshold": t, "false_alarm_runs": alarm_runs, "runs": len(verdicts),
                      "false_alarm_rate": alarm_runs / max(1, len(verdicts)),
-                     "false_alarm_cases": alarm_cases,
+                     "false_alarm_cases": alarm_cases, "false_improvement_runs": improvement_runs,
                      "detectable_worst": max(det.values()) if det else None,
                      "detectable_median": float(np.median(list(det.values()))) if det else None,
                      "worst_case": max(det, key=det.get) if det else None})
@@ -235,20 +245,29 @@ def calibration_summary(verdicts: list[CMP.Verdict], thresholds: tuple[float, ..
             "suggested_threshold": ok[0]["threshold"] if ok else None}
 
 
-def calibration_markdown(s: dict, config: str) -> str:
-    lines = [f"### Gate calibration: {s['runs']} A/A runs", "", config, "",
-             ("| threshold | false-alarm runs | false-alarm rate | smallest slowdown caught in 90% of runs "
-              "(worst case) | (median case) | worst case |"), "| --- | --- | --- | --- | --- | --- |"]
+def _calibration_table(s: dict, title: str) -> list[str]:
+    lines = [f"#### {title}: {s['runs']} comparisons", "",
+             ("| threshold | false-alarm runs | false-alarm rate | runs with a false improvement | smallest "
+              "slowdown caught in 90% of runs (worst case) | (median case) | worst case |"),
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in s["thresholds"]:
         dw = "-" if r["detectable_worst"] is None else f"{r['detectable_worst']:.1%}"
         dm = "-" if r["detectable_median"] is None else f"{r['detectable_median']:.1%}"
         lines.append(f"| {r['threshold']:.1%} | {r['false_alarm_runs']}/{r['runs']} | {r['false_alarm_rate']:.0%} | "
-                     f"{dw} | {dm} | {r['worst_case'] or '-'} |")
+                     f"{r['false_improvement_runs']}/{r['runs']} | {dw} | {dm} | {r['worst_case'] or '-'} |")
     sug = s["suggested_threshold"]
-    lines += ["", f"Smallest threshold without a false alarm in these runs: {'none' if sug is None else f'{sug:.1%}'}.",
-              "", "| case | A/A ratio min | A/A ratio max | median CI half-width |", "| --- | --- | --- | --- |"]
+    lines += ["", f"Smallest threshold without a false alarm: {'none' if sug is None else f'{sug:.1%}'}.", "",
+              "| case | A/A ratio min | A/A ratio max | median CI half-width |", "| --- | --- | --- | --- |"]
     for k, c in sorted(s["cases"].items()):
         lines.append(f"| {k} | {c['ratio_min']:.4f} | {c['ratio_max']:.4f} | {c['ci_halfwidth_median']:.4f} |")
+    return lines + [""]
+
+
+def calibration_markdown(s: dict, config: str) -> str:
+    lines = [f"### Gate calibration: {s['runs']} A/A gate runs", "", config, ""]
+    lines += _calibration_table(s, "Against the baseline (what the gate sees: noise plus drift since the baseline)")
+    if s.get("session") and s["session"]["runs"]:
+        lines += _calibration_table(s["session"], "Within this session (each run against the first: noise only)")
     return "\n".join(lines) + "\n"
 
 
@@ -269,6 +288,8 @@ def calibrate(baseline: str | Path, out_dir: str | Path, n: int, gcfg: GateConfi
             log.warning("calibrate: run %d/%d: %s (%s)", i + 1, n, v.verdict, v.reason)
     s = calibration_summary(verdicts)
     s["seconds_per_run"] = (time.perf_counter() - t0) / n
+    # the same runs against the first one: what the noise alone does, without the drift since the baseline
+    s["session"] = calibration_summary([CMP.compare_runs(out / "aa00", out / f"aa{i:02d}", ccfg) for i in range(1, n)])
     s["config"] = {"gate": dataclasses.asdict(gcfg), "compare": dataclasses.asdict(ccfg), "baseline": str(baseline)}
     desc = (f"Baseline `{baseline}`; {gcfg.rounds} rounds per run; {ccfg.confidence:.0%} bootstrap interval; "
             f"{s['seconds_per_run']:.1f} s per gate run.")

@@ -1,0 +1,46 @@
+"""Real code changes for checking the regression gate on a GPU (scripts/gpu_gate.py).
+
+Each class is rat/triton with one launch parameter made worse, registered in place of rat/triton by
+``run_bench.py gate --register rat/triton=gate_variants:<Class>`` (PYTHONPATH=scripts), so the gate
+sees the baseline's case keys run by changed code. How much slower each is gets measured by
+scripts/gpu_gate.py (interleaved A/B with many samples) before the detection runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from impls.rat.triton import DEFAULT_CONFIG, SHORT_CONFIG, RATTriton
+
+
+class _Variant(RATTriton):
+    CHANGE: ClassVar[dict] = {}
+
+    def __init__(self, config=None) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(config)
+
+    def _cfg_for(self, n_chunks: int):  # type: ignore[no-untyped-def]
+        base = DEFAULT_CONFIG if n_chunks >= 2048 else SHORT_CONFIG
+        return dataclasses.replace(base, **self.CHANGE)
+
+    def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float):  # type: ignore[no-untyped-def]
+        self.config = self._cfg_for(q.shape[1] // chunk_size)
+        return super()._forward(q, k, v, f, chunk_size=chunk_size, rope=rope, scale=scale)
+
+
+class RATDkvStages3(_Variant):
+    description = "gate check: rat/triton with the dK/dV kernel at 3 pipeline stages (default 4)"
+    CHANGE: ClassVar[dict] = {"dkv_stages": 3}
+
+
+class RATDqTile64(_Variant):
+    description = "gate check: rat/triton with the dQ kernel at 64 query rows per program (default 128)"
+    CHANGE: ClassVar[dict] = {"dq_bm": 64, "dq_bn": 64}
+
+
+class RATScan8(_Variant):
+    description = "gate check: rat/triton with 8 chunks side by side in the forward scan (default 16)"
+    CHANGE: ClassVar[dict] = {"scan_nc": 8}
+
+
+VARIANTS = ("RATDkvStages3", "RATDqTile64", "RATScan8")
