@@ -37,10 +37,10 @@ def _ccfg(args: argparse.Namespace):  # -> CompareConfig
                          min_samples=args.min_samples, seed=args.seed, fail_on_improvement=args.fail_on_improvement)
 
 
-def _print_verdict(v, md: Path | None) -> None:  # type: ignore[no-untyped-def]
+def _print_verdict(v, md: Path | None, title: str = "Perf gate") -> None:  # type: ignore[no-untyped-def]
     from bench.compare import to_markdown
 
-    print(to_markdown(v))
+    print(to_markdown(v, title))
     if md is not None:
         print(f"summary: {md}\nverdict: {md.with_suffix('.json')}", file=sys.stderr)
     print(f"verdict: {v.verdict} (exit {v.exit_code}): {v.reason}", file=sys.stderr)
@@ -70,7 +70,7 @@ def cmd_compare(argv: list[str]) -> int:
     new = Path(args.new)
     out = Path(args.out) if args.out else (new if new.is_dir() else new.parent)
     md, _ = CMP.write_outputs(v, out, stem="compare", title="Perf compare")
-    _print_verdict(v, md)
+    _print_verdict(v, md, "Perf compare")
     return v.exit_code
 
 
