@@ -51,9 +51,10 @@ class FlashConfig:
 
 
 DEFAULT_CONFIG = FlashConfig()
-#: float32 operands (tf32x3) take twice the shared memory: smaller tiles, fewer stages
-FP32_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=1, dkv_bn=64,
-                                  dkv_bm=64, dkv_stages=1, dq_bm=64, dq_bn=64, dq_stages=1)
+#: float32 operands (tf32x3: each operand split in two, three products) take 2-3x the registers and
+#: shared memory: the smallest-spill tiles of a local sm_90 sweep (NOTES.md); a checking path, not a fast one
+FP32_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=32, fwd_warps=4, fwd_stages=1, dkv_bn=32,
+                                  dkv_bm=32, dkv_warps=4, dkv_stages=1, dq_bm=64, dq_bn=32, dq_warps=4, dq_stages=1)
 INTERPRET_CONFIG = FlashConfig(fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, pre_bm=16,
                                step_bn=16)
 
