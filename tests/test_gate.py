@@ -237,6 +237,26 @@ def test_static_check_rules():
     assert fails
 
 
+def test_static_predecessor_when_a_constexpr_is_added():
+    old = {"kernel": "m.k", "num_warps": 8, "num_stages": 3, "constexprs": {"BM": 64}, "regs": 200, "stack": 0,
+           "local": 0, "spills": 0, "shared": 1024, "HGMMA": 8}
+    new = {**old, "constexprs": {"BM": 64, "DQ_ATOMIC": False}, "spills": 10, "stack": 32}
+    fails, notes = S.check({"kernels": {"new-id": new}}, {"kernels": {"old-id": old}})
+    assert any("new spills" in f for f in fails) and any("compared with old-id" in n for n in notes)
+    other = {**new, "constexprs": {"BM": 128, "DQ_ATOMIC": False}}  # a different tile is not a predecessor
+    fails, notes = S.check({"kernels": {"new-id": other}}, {"kernels": {"old-id": old}})
+    assert any("new kernel spills" in f for f in fails)
+
+
+def test_register_replaces_a_registered_name(gate_impl):
+    import impls
+
+    G.register_impls([("full/test-gate", "gate_fakes:SlowedWorkFull")])
+    assert impls.load_class("full/test-gate").REPEATS == 3
+    with pytest.raises(ValueError, match="NAME=MODULE:CLASS"):
+        G.parse_register(["full/x"])
+
+
 KERNEL = textwrap.dedent('''
     import triton
     import triton.language as tl
