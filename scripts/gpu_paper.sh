@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The RAT paper's Figure 3 (layer level) and Table 1 (model level) on one GPU, in commands of under 10 minutes.
+#
+#   OUT=/path bash scripts/gpu_paper.sh layer|model|compiled [STAGE]
+#
+# Each phase is one harness run directory, $OUT/<phase> (results.jsonl, run.json, report.md: three files,
+# no figures, so that everything comes back from a remote machine). If STAGE/<phase>/run.json exists
+# (STAGE defaults to reports/h200-paper), that earlier part-run is copied to $OUT/<phase> and resumed;
+# otherwise the phase starts. No case starts after TIME_LIMIT seconds (the last one started finishes:
+# layer cases take at most about a minute, model cases about four), so repeat a phase until its report.md
+# has no "**incomplete**" line, copying $OUT/<phase>/* back to STAGE/<phase>/ after each command.
+#   layer     Figure 3: attention (SDPA FA2 = the paper's baseline, SDPA cuDNN), RAT L = 16, 64, 128 and the
+#             RNN (rat/triton); train, prefill, gen at batch 512; T 4k..128k, 262,144 tokens per batch;
+#             eager layers; gen caches at zeros with the position set (--decode-fill none: same kernels
+#             and bytes, no minutes of filling)
+#   model     Table 1: the 1.3B model generating 1024 tokens after a 3072-token prompt at the largest batch
+#             that fits: attention (FA2, cuDNN), RAT, attention-SWA, RAT-SWA (SWA: swa/flex)
+#   compiled  the paper's torch.compile protocol for the headline series: attention (FA2, cuDNN) and RAT
+#             L = 16, train and prefill (each shape compiles once: slower)
+# Then, on any machine: bash scripts/gpu_paper.sh merge [STAGE] -> STAGE/all/report.md with the figures and the
+# side-by-side section (bench/paper.py) over every phase's rows.
+# Environment: DEVICE (cuda), TIME_LIMIT (layer 420, model 240, compiled 420), LAYER_IMPLS, MODEL_IMPLS.
+set -euo pipefail
+phase=${1:?usage: gpu_paper.sh layer|model|compiled|merge [STAGE]}
+stage=${2:-reports/h200-paper}
+dev=${DEVICE:-cuda}
+common=(--no-progress --no-figures)
+case "$phase" in
+  layer)
+    args=(--preset paper --level layer --device "$dev" --decode-fill none
+          --impl "${LAYER_IMPLS:-full/sdpa-flash,full/sdpa-cudnn,rat/triton}")
+    limit=${TIME_LIMIT:-420} ;;
+  model)
+    args=(--preset paper --level model --device "$dev"
+          --impl "${MODEL_IMPLS:-full/sdpa-flash,full/sdpa-cudnn,rat/triton,swa/flex}")
+    limit=${TIME_LIMIT:-240} ;;
+  compiled)
+    args=(--preset paper --level layer --device "$dev" --kind attention,rat --layer-chunk-size 16
+          --mode train,prefill --compile yes --impl "${LAYER_IMPLS:-full/sdpa-flash,full/sdpa-cudnn,rat/triton}")
+    limit=${TIME_LIMIT:-420} ;;
+  merge)
+    mkdir -p "$stage/all"
+    : > "$stage/all/results.jsonl"
+    first=""
+    for p in layer compiled model; do
+      if [ -f "$stage/$p/results.jsonl" ]; then
+        cat "$stage/$p/results.jsonl" >> "$stage/all/results.jsonl"
+        [ -n "$first" ] || first=$p
+      fi
+    done
+    [ -n "$first" ] || { echo "no phase results under $stage" >&2; exit 2; }
+    cp "$stage/$first/run.json" "$stage/all/run.json"
+    python run_bench.py report "$stage/all"
+    exit 0 ;;
+  *) echo "unknown phase $phase (layer, model, compiled, merge)" >&2; exit 2 ;;
+esac
+: "${OUT:?set OUT to the output folder}"
+mkdir -p "$OUT/$phase"
+if [ -f "$stage/$phase/run.json" ]; then
+  cp "$stage/$phase/results.jsonl" "$stage/$phase/run.json" "$OUT/$phase/"
+  python run_bench.py resume "$OUT/$phase" --time-limit "$limit" "${common[@]}"
+else
+  python run_bench.py "${args[@]}" --time-limit "$limit" "${common[@]}" --out "$OUT/$phase"
+fi
+grep -q '\*\*incomplete\*\*' "$OUT/$phase/report.md" && echo "PHASE $phase INCOMPLETE: copy $OUT/$phase/* to $stage/$phase/ and run again" \
+  || echo "PHASE $phase COMPLETE"
