@@ -350,6 +350,9 @@ def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool 
                 pts = sorted((T, v) for T, v in FIGURE3[mode][kind].items() if v is not None)
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", marker=mk, ms=4, color="0.45",
                         label=f"paper {'attention (FA2)' if kind == 'attention' else 'RAT L=16'}")
+                for T in (T for T, v in FIGURE3[mode][kind].items() if v is None):  # the paper's OOM
+                    ax.plot(T, 0.96, marker="x", color="0.45", ms=7, mew=2, clip_on=False,
+                            transform=ax.get_xaxis_transform())
         ax.set_xscale("log", base=2)
         _log_y(ax)
         _size_ticks(ax, list(sub.seq_len) + ([] if not_comparable else list(FIGURE3[mode]["rat"])))
