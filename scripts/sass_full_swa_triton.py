@@ -41,7 +41,7 @@ def cases(D: int, dt: str):
                    {"Q": p, "K": p, "V": p, "DO": p, "LSE": f32, "DELTA": f32, "DK": p, "DV": p, "DQA": f32,
                     **strides, "scale": "fp32", "scale2": "fp32"},
                    {"BM": bm, "BN": bn, "HALF": HALF, "CAUSAL": causal, "WINDOW": window, "PREC": prec,
-                    "REVERSE": True, "DQ_ATOMIC": atom}, w, s)
+                    "REVERSE": True, "DQ_ATOMIC": atom, "SAME_T": True}, w, s)
         for bm, bn, w, s in ((cfg.dq_bm, cfg.dq_bn, cfg.dq_warps, cfg.dq_stages), (128, 128, 8, 2)):
             yield (f"bwd_dq {mode} bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,
                    {"Q": p, "K": p, "V": p, "DO": p, "LSE": f32, "DELTA": f32, "DQ": p, **strides,

@@ -130,7 +130,8 @@ def flash_backward(do, q, k, v, o, lse, *, causal: bool, window: int | None, sca
     dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if cfg.fused_dq else delta
     K.bwd_dkv_kernel[(math.ceil(T / cfg.dkv_bn), B * H)](
         q, k, v, do, lse, delta, dk, dv, dqa, *qs, *os_, T, H, window or T, scale, scale * K.LOG2E,
-        BM=cfg.dkv_bm, BN=cfg.dkv_bn, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq, **flags,
+        BM=cfg.dkv_bm, BN=cfg.dkv_bn, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq,
+        SAME_T=q.stride(1) == o.stride(1), **flags,
         **_kw(cfg.dkv_warps, cfg.dkv_stages),
     )
     dq = torch.empty_like(o)
