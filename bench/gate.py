@@ -175,7 +175,7 @@ def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, comma
             R.append_row(out / ROUNDS_FILE, row)
             per_case[c.key].append(row)
         if progress:
-            log.warning("gate: round %d/%d done (%.0f s)", r + 1, cfg.rounds, time.perf_counter() - t0)
+            log.info("gate: round %d/%d done (%.0f s)", r + 1, cfg.rounds, time.perf_counter() - t0)
     (out / R.RESULTS).touch()
     for c in cases:
         R.append_row(out / R.RESULTS, _pool(per_case[c.key]))
@@ -285,7 +285,7 @@ def calibrate(baseline: str | Path, out_dir: str | Path, n: int, gcfg: GateConfi
             raise GateError(f"A/A run {i}: {v.reason}")
         verdicts.append(v)
         if progress:
-            log.warning("calibrate: run %d/%d: %s (%s)", i + 1, n, v.verdict, v.reason)
+            log.info("calibrate: run %d/%d: %s (%s)", i + 1, n, v.verdict, v.reason)
     s = calibration_summary(verdicts)
     s["seconds_per_run"] = (time.perf_counter() - t0) / n
     # the same runs against the first one: what the noise alone does, without the drift since the baseline

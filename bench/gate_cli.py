@@ -95,6 +95,8 @@ def _setup(args: argparse.Namespace):  # -> GateConfig
         import torch
 
         torch.set_num_threads(args.threads)
+    if not args.no_progress:  # per-round progress on stderr
+        logging.getLogger("bench.gate").setLevel(logging.INFO)
     return GateConfig(rounds=args.rounds, samples_per_round=args.samples_per_round,
                       register=parse_register(args.register))
 
