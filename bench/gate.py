@@ -142,6 +142,12 @@ def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, comma
     register_impls(cfg.register)
     dev = _check_device(meta)
     cases = baseline_cases(rows)
+    import impls
+
+    unknown = sorted({c.impl for c in cases} - set(impls.names()))
+    if unknown:
+        raise GateError(f"the baseline has cases of implementations not registered here: {', '.join(unknown)} "
+                        "(a test-only or out-of-tree one needs --register NAME=MODULE:CLASS)")
     spec = SweepSpec.from_dict(meta["spec"])
     spec.time_limit_s = None
     per = cfg.samples_per_round or max(3, math.ceil(spec.repeats / cfg.rounds))

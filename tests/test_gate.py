@@ -207,6 +207,16 @@ def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
     assert v.cases[0].status == CMP.REGRESSION and v.cases[0].ratio > 1.15, v.cases[0]  # 1.5 on an idle box
 
 
+def test_gate_unknown_implementation_is_unusable(tmp_path):
+    c = Case(impl="full/not-registered", mode="prefill", batch=2, seq_len=64, heads=2, head_dim=32,
+             dtype="float32", device="cpu")
+    from bench.device import describe
+
+    base = _write_run(tmp_path / "base", {c: _noisy(1.0, 30, 0.01, 1)}, meta=_meta(name=describe("cpu").name))
+    v = G.gate(base, tmp_path / "new", G.GateConfig(rounds=1), CMP.CompareConfig())
+    assert v.exit_code == 2 and "--register" in v.reason
+
+
 def test_gate_refuses_another_device(tmp_path):
     c = _cases(1)
     base = _write_run(tmp_path / "base", {c[0]: _noisy(1.0, 30, 0.01, 1)}, meta=_meta(name="Some Other CPU"))
