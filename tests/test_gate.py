@@ -20,8 +20,6 @@ from bench import static_gate as S
 from bench.sweep import Case, SweepSpec
 
 ROOT = Path(__file__).resolve().parent.parent
-KEY_CASE = Case(impl="full/reference", mode="prefill", batch=2, seq_len=256, heads=2, head_dim=32,
-                dtype="float32", device="cpu")
 
 
 def _meta(name: str = "Test CPU", device: str = "cpu", **spec_kw) -> dict:
