@@ -199,10 +199,16 @@ def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
     assert (tmp_path / "aa" / "gate.md").exists() and (tmp_path / "aa" / G.ROUNDS_FILE).exists()
     pooled = R.read_rows(tmp_path / "aa")
     assert pooled[0]["n_samples"] == 24 and len(R.read_rows(tmp_path / "aa" / G.ROUNDS_FILE)) == 4
-    gate_impl("gate_fakes:SlowedWorkFull")
-    v = G.gate(tmp_path / "base", tmp_path / "slow", gcfg, ccfg)
-    assert v.verdict == "fail" and v.exit_code == 1, (v.reason, v.cases)
-    assert v.cases[0].status == CMP.REGRESSION and v.cases[0].ratio > 1.15, v.cases[0]  # 1.5 on an idle box
+    # the command line, with the slowed copy registered in place of the baseline's implementation
+    import run_bench
+
+    rc = run_bench.main(["gate", "--baseline", str(tmp_path / "base"), "--out", str(tmp_path / "slow"),
+                         "--register", "full/test-gate=gate_fakes:SlowedWorkFull", "--rounds", "4",
+                         "--samples-per-round", "6", "--threshold", "0.1", "--threads", "1", "--no-progress"])
+    v = json.loads((tmp_path / "slow" / "gate.json").read_text())
+    assert rc == 1 and v["verdict"] == "fail", v["reason"]
+    c = v["cases"][0]
+    assert c["status"] == CMP.REGRESSION and c["ratio"] > 1.15, c  # 1.5 on an idle box
 
 
 def test_gate_unknown_implementation_is_unusable(tmp_path):
