@@ -1,7 +1,7 @@
 """Test-only implementations for the regression gate (tests/test_gate.py and .ci/run).
 
 ``WorkFull`` computes causal full attention with the reference's math ``REPEATS`` times per call (the
-last result is returned, so it is correct), each repetition followed by a 5 ms sleep;
+last result is returned, so it is correct), each repetition followed by a 10 ms sleep;
 ``SlowedWorkFull`` does all of it 1.5x as often: a known slowdown of the kind a code change makes.
 The sleep makes up most of a call on purpose: CI machines and shared boxes are loaded by other
 processes, and a call that is mostly computation is slowed by them several-fold at random (seen here:
@@ -15,11 +15,11 @@ import time
 
 from impls.full.reference import FullReference
 
-SLEEP_S = 0.005
+SLEEP_S = 0.010
 
 
 class WorkFull(FullReference):
-    description = "test-only: the reference's full attention + a 5 ms sleep, 2 times per call"
+    description = "test-only: the reference's full attention + a 10 ms sleep, 2 times per call"
     is_reference = False
     REPEATS = 2
 
