@@ -251,7 +251,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             from tqdm import tqdm
             from tqdm.contrib.logging import logging_redirect_tqdm
 
-            weights = _weights(todo, spec)
+            from bench.costs import estimate_cases
+
+            weights = estimate_cases(todo, spec)
             count = {"n": 0}
 
             def on_start(c) -> None:  # type: ignore[no-untyped-def]
@@ -285,27 +287,6 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"time limit ({spec.time_limit_s:g} s) reached: {r.left} cases not run; finish them with: "
               f"python run_bench.py resume {run_dir}", file=sys.stderr)
     return 0
-
-
-def _weights(cases, spec) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Estimated seconds per case (bench.costs.estimate_seconds), for the progress bar."""
-    import impls
-    from bench.costs import estimate_seconds
-
-    avail: dict[str, bool] = {}
-    out = {}
-    for c in cases:
-        if c.impl not in avail:
-            try:
-                avail[c.impl] = impls.load_class(c.impl).unavailable_reason(c.device) is None
-            except Exception:  # noqa: BLE001 - the run itself reports why
-                avail[c.impl] = False
-        try:
-            out[c.key] = estimate_seconds(c, budget_s=spec.case_budget_s, min_repeats=spec.min_repeats,
-                                          available=avail[c.impl])
-        except ValueError:
-            out[c.key] = 1.0
-    return out
 
 
 def cmd_list(argv: list[str]) -> int:

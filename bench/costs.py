@@ -15,6 +15,7 @@ Conventions (shared by every family):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -169,3 +170,24 @@ def estimate_seconds(case: Case, *, budget_s: float = 1.0, min_repeats: int = 3,
     c = cost(case)
     call = max(c.flops / (0.3 * flops_rate), c.bytes / (0.5 * bw))
     return 0.3 + max(budget_s, (3 + min_repeats) * call)
+
+
+def estimate_cases(cases: Sequence[Case], spec) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Estimated seconds per case key (``estimate_seconds``; 1 s when the model has no formula): the
+    progress bar's weights and the shard balance under torchrun."""
+    import impls
+
+    avail: dict[str, bool] = {}
+    out = {}
+    for c in cases:
+        if c.impl not in avail:
+            try:
+                avail[c.impl] = impls.load_class(c.impl).unavailable_reason(c.device) is None
+            except Exception:  # noqa: BLE001 - the run itself reports why
+                avail[c.impl] = False
+        try:
+            out[c.key] = estimate_seconds(c, budget_s=spec.case_budget_s, min_repeats=spec.min_repeats,
+                                          available=avail[c.impl])
+        except ValueError:
+            out[c.key] = 1.0
+    return out

@@ -162,27 +162,6 @@ def shard(cases: Sequence, weights: dict[str, float], world_size: int,
     return out
 
 
-def estimate(cases: Sequence, spec) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    """Estimated seconds per case (``bench.costs.estimate_seconds``; 1 s when the model has no formula)."""
-    import impls
-    from bench.costs import estimate_seconds
-
-    avail: dict[str, bool] = {}
-    out = {}
-    for c in cases:
-        if c.impl not in avail:
-            try:
-                avail[c.impl] = impls.load_class(c.impl).unavailable_reason(c.device) is None
-            except Exception:  # noqa: BLE001 - the run itself reports why
-                avail[c.impl] = False
-        try:
-            out[c.key] = estimate_seconds(c, budget_s=spec.case_budget_s, min_repeats=spec.min_repeats,
-                                          available=avail[c.impl])
-        except ValueError:
-            out[c.key] = 1.0
-    return out
-
-
 # ----- one rank of a run ----------------------------------------------------------------------------
 @dataclass
 class Session:
@@ -245,6 +224,7 @@ class Session:
         from bench import device as D
         from bench import results as R
         from bench import runner as RN
+        from bench.costs import estimate_cases
 
         idents: list = [None] * self.world_size
         dist.all_gather_object(idents, self._identity())
@@ -260,7 +240,7 @@ class Session:
                                               "choose another --out")
                 r, cases, done = RN.start(spec, run_dir, command=command, preset=preset, resume=resume)
                 todo = [c for c in cases if c.key not in done]
-                weights = estimate(todo, spec)
+                weights = estimate_cases(todo, spec)
                 shards = shard(todo, weights, self.world_size)
                 self.all_keys = [c.key for c in cases]
                 self._offsets = {k: (rank_path(run_dir, k).stat().st_size if rank_path(run_dir, k).exists()
