@@ -52,6 +52,16 @@ def _rope(x1, x2, cos, sin):
 
 
 @triton.jit
+def _rope_at(x1, x2, COS, SIN, cid, offs_d, vm, HALF: tl.constexpr):
+    """_rope of the rows' halves x1, x2 ([BM, HALF]) at table rows cid (their chunk ids); rows
+    outside vm read cos 1, sin 0."""
+    tptr = cid[:, None] * HALF + offs_d[None, :]
+    cos = tl.load(COS + tptr, mask=vm, other=1.0)
+    sin = tl.load(SIN + tptr, mask=vm, other=0.0)
+    return _rope(x1, x2, cos, sin)
+
+
+@triton.jit
 def _rope_t(d1, d2, cos, sin):
     # transpose of _rope (the inverse rotation): gradient w.r.t. the un-rotated halves
     return d1 * cos + d2 * sin, d2 * cos - d1 * sin
@@ -152,10 +162,7 @@ def fwd_kernel(
     q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
     q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
     if ROPE:
-        tptr = crow[:, None] * HALF + offs_d[None, :]
-        cos = tl.load(COS + tptr, mask=vm, other=1.0)
-        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
-        q1, q2 = _rope(q1, q2, cos, sin)
+        q1, q2 = _rope_at(q1, q2, COS, SIN, crow, offs_d, vm, HALF)
     # self term first (then q in float32, cos, sin and the state are dead during the loop): the row's
     # own running state starts the online softmax with m = s_self, l = 1, acc = vt
     o_base = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + t0.to(tl.int64) * o_t
@@ -242,10 +249,7 @@ def fwd_fullv_kernel(
     q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
     q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
     if ROPE:
-        tptr = crow[:, None] * HALF + offs_d[None, :]
-        cos = tl.load(COS + tptr, mask=vm, other=1.0)
-        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
-        q1, q2 = _rope(q1, q2, cos, sin)
+        q1, q2 = _rope_at(q1, q2, COS, SIN, crow, offs_d, vm, HALF)
     o_base = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + t0.to(tl.int64) * o_t
     optr = r[:, None] * o_t + offs_d[None, :]
     kr1 = tl.load(KTR + o_base + optr, mask=vm, other=0.0).to(tl.float32)
@@ -296,10 +300,7 @@ def bwd_pre_kernel(
     q1 = tl.load(Q + qptr, mask=vm, other=0.0).to(tl.float32)
     q2 = tl.load(Q + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
     if ROPE:
-        tptr = (rows // L)[:, None] * HALF + offs_d[None, :]
-        cos = tl.load(COS + tptr, mask=vm, other=1.0)
-        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
-        q1, q2 = _rope(q1, q2, cos, sin)
+        q1, q2 = _rope_at(q1, q2, COS, SIN, rows // L, offs_d, vm, HALF)
     rptr = bh.to(tl.int64) * T * 2 * HALF + rows.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
     tl.store(QR + rptr, q1.to(QR.dtype.element_ty), mask=vm)
     tl.store(QR + rptr + HALF, q2.to(QR.dtype.element_ty), mask=vm)
