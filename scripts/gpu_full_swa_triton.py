@@ -24,7 +24,6 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -35,9 +34,8 @@ DRY = "--dry-run" in sys.argv
 if DRY:
     os.environ["TRITON_INTERPRET"] = "1"
 
+import _gpu_common as _common  # scripts/_gpu_common.py (the script's folder is on sys.path)
 import torch
-import triton
-from triton.testing import do_bench
 
 import impls
 import impls.full.triton as FT
@@ -53,24 +51,10 @@ def elapsed() -> float:
 
 
 def env_info() -> dict:
-    info = {"torch": torch.__version__, "triton": triton.__version__, "python": sys.version.split()[0]}
-    if not DRY:
-        info["device"] = torch.cuda.get_device_name()
-        try:
-            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.mem",
-                                             "--format=csv,noheader"], capture_output=True, text=True,
-                                            check=False).stdout.strip()
-        except Exception as exc:  # noqa: BLE001
-            info["driver"] = repr(exc)
-    info["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                 check=False).stdout.strip()
-    return info
+    return _common.env_info(ROOT, DRY)
 
 
-def grads_of(fn, xs, do):
-    leaves = [x.detach().clone().requires_grad_(True) for x in xs]
-    o = fn(*leaves)
-    return [o.detach()] + [g.detach() for g in torch.autograd.grad(o, leaves, do.to(o.dtype))]
+grads_of = _common.grads_of
 
 
 def check(family: str, T: int, D: int, dtype: torch.dtype, window: int | None, causal: bool = True) -> dict:
@@ -113,11 +97,7 @@ def check(family: str, T: int, D: int, dtype: torch.dtype, window: int | None, c
 
 
 def bench(fn, ms_hint: float = 10.0) -> float:
-    if DRY:
-        fn()
-        return float("nan")
-    rep = max(50, min(400, int(30 * ms_hint)))
-    return do_bench(fn, warmup=max(20, rep // 4), rep=rep, return_mode="median")
+    return _common.bench(fn, ms_hint, dry=DRY)
 
 
 def time_op(name: str, T: int, H: int, D: int, tokens: int, window: int | None) -> dict:

@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -34,10 +33,9 @@ DRY = "--dry-run" in sys.argv
 if DRY:
     os.environ["TRITON_INTERPRET"] = "1"
 
+import _gpu_common as _common  # scripts/_gpu_common.py (the script's folder is on sys.path)
 import torch
 import torch.nn.functional as F
-import triton
-from triton.testing import do_bench
 
 import impls
 from impls.rat.reference import rat_attention
@@ -53,22 +51,7 @@ def elapsed() -> float:
 
 
 def env_info() -> dict:
-    info = {"torch": torch.__version__, "triton": triton.__version__, "python": sys.version.split()[0]}
-    if not DRY:
-        info["device"] = torch.cuda.get_device_name()
-        info["sm_count"] = torch.cuda.get_device_properties(0).multi_processor_count
-        try:
-            info["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.sm,clocks.mem",
-                                             "--format=csv,noheader"], capture_output=True, text=True,
-                                            check=False).stdout.strip()
-        except Exception as exc:  # noqa: BLE001
-            info["driver"] = repr(exc)
-    try:
-        info["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                     text=True, check=False).stdout.strip()
-    except Exception as exc:  # noqa: BLE001
-        info["git"] = repr(exc)
-    return info
+    return _common.env_info(ROOT, DRY, sm_count=True)
 
 
 def rand_inputs(B, T, H, D, dtype, seed):
@@ -78,10 +61,7 @@ def rand_inputs(B, T, H, D, dtype, seed):
     return q, k, v, f
 
 
-def grads_of(fn, xs, do):
-    leaves = [x.detach().clone().requires_grad_(True) for x in xs]
-    o = fn(*leaves)
-    return [o.detach()] + [g.detach() for g in torch.autograd.grad(o, leaves, do.to(o.dtype))]
+grads_of = _common.grads_of
 
 
 def check(T: int, H: int, D: int, L: int, dtype=torch.bfloat16) -> dict:
@@ -116,11 +96,7 @@ def check(T: int, H: int, D: int, L: int, dtype=torch.bfloat16) -> dict:
 
 
 def bench(fn, ms_hint: float = 10.0) -> float:
-    if DRY:
-        fn()
-        return float("nan")
-    rep = max(50, min(400, int(30 * ms_hint)))
-    return do_bench(fn, warmup=max(20, rep // 4), rep=rep, return_mode="median")
+    return _common.bench(fn, ms_hint, dry=DRY)
 
 
 def time_op(name: str, T: int, H: int, D: int, L: int, tokens: int) -> dict:
