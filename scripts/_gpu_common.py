@@ -1,6 +1,7 @@
 """Helpers shared by the per-kernel GPU scripts (scripts/gpu_rat_triton.py, scripts/gpu_full_swa_triton.py,
 scripts/gpu_linear_triton.py, scripts/gpu_peers.py): environment report, gradients for the
-FlashAttention-rule error checks, relative errors and do_bench medians."""
+FlashAttention-rule error checks, relative errors and do_bench medians. triton is imported inside the
+functions that use it: importing this module imports torch only (gpu_peers.py imports no triton)."""
 from __future__ import annotations
 
 import subprocess
@@ -8,13 +9,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 import torch
-import triton
-from triton.testing import do_bench
 
 
 def env_info(root: str, dry: bool, *, sm_count: bool = False) -> dict:
     """torch / triton / python versions, and on the GPU (not ``dry``) the device name, optionally its SM
     count, and the driver and clocks from nvidia-smi; the short git revision of ``root``."""
+    import triton
+
     info = {"torch": torch.__version__, "triton": triton.__version__, "python": sys.version.split()[0]}
     if not dry:
         info["device"] = torch.cuda.get_device_name()
@@ -55,5 +56,7 @@ def bench(fn: Callable[[], object], ms_hint: float = 10.0, *, dry: bool = False)
     if dry:
         fn()
         return float("nan")
+    from triton.testing import do_bench
+
     rep = max(50, min(400, int(30 * ms_hint)))
     return do_bench(fn, warmup=max(20, rep // 4), rep=rep, return_mode="median")

@@ -31,6 +31,7 @@ sys.path.insert(0, ROOT)
 if "--dry-run" in sys.argv:  # the interpreter must be chosen before triton is imported
     os.environ["TRITON_INTERPRET"] = "1"
 
+import _gpu_common as _common  # noqa: E402  (scripts/_gpu_common.py)
 import torch  # noqa: E402
 import triton  # noqa: E402
 from triton.testing import do_bench  # noqa: E402
@@ -64,11 +65,7 @@ def ensure_fla() -> str | None:
         return f"fla not importable after installing wheels ({type(exc).__name__}: {exc}; pip: {r.stderr[-300:]})"
 
 
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double(), b.double()
-    if not torch.isfinite(a).all():
-        return float("nan")
-    return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+rel = _common.rel
 
 
 def poison() -> None:

@@ -35,6 +35,7 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import _gpu_common as _common  # scripts/_gpu_common.py (the script's folder is on sys.path)
 import torch
 
 DEV = "cuda"
@@ -63,11 +64,7 @@ def ensure_wheels() -> str:
 
 
 # ----- errors ---------------------------------------------------------------------------------------
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double(), b.double()
-    if not torch.isfinite(a).all():
-        return float("nan")
-    return ((a - b).norm() / b.norm().clamp_min(1e-300)).item()
+rel = _common.rel
 
 
 def reset_peak() -> None:
