@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from impls.full.base import FullAttention, KVCache
+from impls.full.kv_peer import BSHDCache, PromptPrefill
 from impls.peer_utils import fa4_unavailable_reason
 
 
@@ -20,7 +21,7 @@ def fa4_func():
     return flash_attn_func
 
 
-class FullFA4(FullAttention):
+class FullFA4(BSHDCache, PromptPrefill, FullAttention):
     description = "flash-attn-4 (CuTe DSL) flash_attn_func; decode: same kernel over the cache"
     devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16)
@@ -33,19 +34,6 @@ class FullFA4(FullAttention):
     def _forward(self, q, k, v, *, causal, scale):
         out = fa4_func()(q, k, v, softmax_scale=scale, causal=causal)
         return out[0] if isinstance(out, tuple) else out
-
-    def _init_state(self, batch, heads, head_dim, max_len, device, dtype, scale) -> KVCache:
-        shape = (batch, max_len, heads, head_dim)
-        k = torch.zeros(shape, device=device, dtype=dtype)
-        v = torch.zeros(shape, device=device, dtype=dtype)
-        return KVCache(k.transpose(1, 2), v.transpose(1, 2), scale)
-
-    def _prefill(self, state: KVCache, q, k, v):
-        T0 = q.shape[1]
-        state.k[:, :, :T0] = k.transpose(1, 2)
-        state.v[:, :, :T0] = v.transpose(1, 2)
-        state.pos = T0
-        return self._forward(q, k, v, causal=True, scale=state.scale)
 
     def _step(self, state: KVCache, q, k, v):
         self.check_runnable(q)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import torch
 
 from impls.full.base import FullAttention, KVCache
+from impls.full.kv_peer import BSHDCache, PromptPrefill
 from impls.peer_utils import fa2_unavailable_reason
 
 
-class FullFlashAttn(FullAttention):
+class FullFlashAttn(BSHDCache, PromptPrefill, FullAttention):
     description = "flash-attn 2.x flash_attn_func; decode via flash_attn_with_kvcache"
     devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16)
@@ -27,19 +28,6 @@ class FullFlashAttn(FullAttention):
         from flash_attn import flash_attn_func
 
         return flash_attn_func(q, k, v, softmax_scale=scale, causal=causal)
-
-    def _init_state(self, batch, heads, head_dim, max_len, device, dtype, scale) -> KVCache:
-        shape = (batch, max_len, heads, head_dim)  # flash-attn's cache layout; KVCache sees (B, H, S, D) views
-        k = torch.zeros(shape, device=device, dtype=dtype)
-        v = torch.zeros(shape, device=device, dtype=dtype)
-        return KVCache(k.transpose(1, 2), v.transpose(1, 2), scale)
-
-    def _prefill(self, state: KVCache, q, k, v):
-        T0 = q.shape[1]
-        state.k[:, :, :T0] = k.transpose(1, 2)
-        state.v[:, :, :T0] = v.transpose(1, 2)
-        state.pos = T0
-        return self._forward(q, k, v, causal=True, scale=state.scale)
 
     def _step(self, state: KVCache, q, k, v):
         from flash_attn import flash_attn_with_kvcache

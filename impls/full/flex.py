@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from impls.full.base import FullAttention, KVCache
+from impls.full.kv_peer import PromptPrefill
 from impls.peer_utils import block_mask, compiled_flex, flex_unavailable_reason, sdpa_decode, to_bhtd
 
 
-class FullFlex(FullAttention):
+class FullFlex(PromptPrefill, FullAttention):
     description = "compiled FlexAttention, causal block mask (compiled, cached per shape); decode via SDPA"
     backward_devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
@@ -28,13 +29,6 @@ class FullFlex(FullAttention):
         T = q.shape[1]
         bm = block_mask("causal", 0, T, T, q.device) if causal else None
         return compiled_flex()(qh, kh, vh, block_mask=bm, scale=scale).transpose(1, 2)
-
-    def _prefill(self, state: KVCache, q, k, v):
-        T0 = q.shape[1]
-        state.k[:, :, :T0] = k.transpose(1, 2)
-        state.v[:, :, :T0] = v.transpose(1, 2)
-        state.pos = T0
-        return self._forward(q, k, v, causal=True, scale=state.scale)
 
     def _step(self, state: KVCache, q, k, v):
         p = state.pos

@@ -15,10 +15,11 @@ from typing import ClassVar
 import torch
 
 from impls.full.base import FullAttention, KVCache
+from impls.full.kv_peer import PromptPrefill
 from impls.peer_utils import sdpa_decode, sdpa_pinned, to_bhtd
 
 
-class _SDPA(FullAttention):
+class _SDPA(PromptPrefill, FullAttention):
     backend_name: ClassVar[str] = ""
 
     @property
@@ -30,13 +31,6 @@ class _SDPA(FullAttention):
     def _forward(self, q, k, v, *, causal, scale):
         qh, kh, vh = to_bhtd(q, k, v)
         return sdpa_pinned(self.backend, qh, kh, vh, causal=causal, scale=scale, who=self.name).transpose(1, 2)
-
-    def _prefill(self, state: KVCache, q, k, v):
-        T0 = q.shape[1]
-        state.k[:, :, :T0] = k.transpose(1, 2)
-        state.v[:, :, :T0] = v.transpose(1, 2)
-        state.pos = T0
-        return self._forward(q, k, v, causal=True, scale=state.scale)
 
     def _step(self, state: KVCache, q, k, v):
         p = state.pos
