@@ -66,7 +66,7 @@ grads_of = _common.grads_of
 
 def check(T: int, H: int, D: int, L: int, dtype=torch.bfloat16) -> dict:
     q, k, v, f = rand_inputs(1, T, H, D, dtype, seed=T)
-    do = torch.randn(1, T, H, D, device=DEV).to(dtype)
+    do = torch.randn(1, T, H, D, device=DEV, generator=torch.Generator(device=DEV).manual_seed(T + 1)).to(dtype)
     impl = RATTriton()
     ref = impls.get("rat/reference")
     torch.cuda.empty_cache() if not DRY else None
