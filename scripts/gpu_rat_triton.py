@@ -1,14 +1,16 @@
 """rat/triton on one GPU: correctness (FlashAttention rule), then train / prefill / decode timings beside
 rat/flex (the authors' formulation) and SDPA over the same chunk cache.
 
-    OUT=/some/dir python scripts/gpu_rat_triton.py [--check-ts 4096,32768] [--ts 4096,...,131072]
+    OUT=/some/dir python scripts/gpu_rat_triton.py [--checks T:D:L[:dtype],...] [--ts 4096,...,131072]
         [--flex-ts 4096,131072] [--budget 420] [--dry-run]
 
 Correctness (bf16, H = 4, D = 128, L = 16, B = 1, fresh random inputs, outputs over NaN-poisoned memory):
 err(x) = max|x - ref64| (FlashAttention's rule) and ||x - ref64|| / ||ref64||, with ref64 the float64
 reference (impls/rat/reference.py on the upcast inputs). Pass if err(rat/triton) <= 2 * err(bf16 ref) +
 1e-6 for o and every gradient, where "bf16 ref" is the same reference math run in bf16 (rat_attention on
-bf16 tensors). The reference run through its own float32 upcast is reported too.
+bf16 tensors; fp16 checks likewise in fp16). fp32 checks (tf32x3 products) pass at a relative L2 error
+<= 1e-4. The reference run through its own float32 upcast is reported too. ``--ts 1048576`` trains
+one 1M-token sequence (B = 1) and reports its peak memory.
 
 Timing: triton.testing.do_bench medians, bf16, H = 16, D = 128, L = 16, 131072 tokens per batch.
 train = forward + autograd.grad(q, k, v, f); prefill = forward under no_grad. Decode: one step at
@@ -86,7 +88,8 @@ def check(T: int, H: int, D: int, L: int, dtype=torch.bfloat16) -> dict:
             return (x - d).abs().max().item(), ((x - d).norm() / d.norm()).item()
         e_ours, e_low, e_r32 = errs(a), errs(b), errs(c)
         finite = bool(torch.isfinite(a).all())
-        ok = finite and e_ours[0] <= 2 * e_low[0] + 1e-6
+        # fp32 (tf32x3 products): about float32 accuracy is the bar; bf16/fp16: the FlashAttention rule
+        ok = finite and (e_ours[1] <= 1e-4 if dtype == torch.float32 else e_ours[0] <= 2 * e_low[0] + 1e-6)
         ok_all &= ok
         rows[name] = {"ours_maxabs": e_ours[0], "ours_rel": e_ours[1], "bf16ref_maxabs": e_low[0],
                       "bf16ref_rel": e_low[1], "ref_fp32_maxabs": e_r32[0], "ref_fp32_rel": e_r32[1],
@@ -179,7 +182,7 @@ def decode_case(B: int, T: int, H: int, D: int, L: int, splits: int | None) -> d
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checks", default="4096:128:16,32768:128:16,4096:64:64,2048:128:1",
-                    help="T:D:L correctness cases (bf16, B = 1, H = 4)")
+                    help="T:D:L[:dtype] correctness cases (B = 1, H = 4; dtype bf16 (default), fp16 or fp32)")
     ap.add_argument("--ts", default="4096,8192,16384,32768,65536,131072")
     ap.add_argument("--flex-ts", default="4096,8192,16384,32768,65536,131072")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds; later stages are skipped past it")
@@ -190,11 +193,15 @@ def main() -> None:
     args = ap.parse_args()
     H, D, L, TOKENS = 16, 128, 16, 131072
     ints = lambda s: [int(x) for x in s.split(",") if x]
-    checks = [tuple(int(y) for y in x.split(":")) for x in args.checks.split(",") if x]
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    checks = []
+    for item in (x for x in args.checks.split(",") if x):
+        parts = item.split(":")
+        checks.append((int(parts[0]), int(parts[1]), int(parts[2]), dtypes[parts[3] if len(parts) > 3 else "bf16"]))
     ts, flex_ts = ints(args.ts), ints(args.flex_ts)
     if DRY:
         H, D, TOKENS = 2, 32, 128
-        checks, ts, flex_ts = [(64, 32, 16), (32, 32, 1)], [32, 64], []
+        checks, ts, flex_ts = [(64, 32, 16, torch.float32), (32, 32, 1, torch.float32)], [32, 64], []
     if args.override:
         import impls.rat.triton as RT
         kv = {}
@@ -215,12 +222,12 @@ def main() -> None:
         with open(os.path.join(out_dir, "rat_triton.json"), "w") as fh:
             json.dump(res, fh, indent=1)
 
-    for T, Dc, Lc in checks:
+    for T, Dc, Lc, dt in checks:
         if elapsed() > args.budget * 0.4:
             print(f"skip check T={T}: budget", flush=True)
             continue
         try:
-            r = check(T, 4 if not DRY else 1, Dc, Lc, torch.float32 if DRY else torch.bfloat16)
+            r = check(T, 4 if not DRY else 1, Dc, Lc, dt)
         except Exception as exc:  # noqa: BLE001
             traceback.print_exc()
             r = {"T": T, "error": repr(exc)[:300]}
