@@ -92,7 +92,9 @@ def check_layer(kind: str, impl: str, *, mode: str = "prefill", d_model: int, he
                 L = seq_len if chunk_size is None or kind == "rnn" else chunk_size
                 n = min(seq_len - 1, L + 2)
                 T0 = seq_len - n
-                cache = lay.init_cache(batch, seq_len, device, h.dtype)
+                # the cache holds what the projections produce under autocast (``dtype``), as in
+                # models.cases and the model's init_caches; h (the norm's output) stays float32
+                cache = lay.init_cache(batch, seq_len, device, dtype)
                 outs = [lay._mix_prefill(cache, h[:, :T0])] if T0 else []
                 outs += [lay._mix_step(cache, h[:, t])[:, None] for t in range(T0, seq_len)]
                 out.rel_err_decode = rel(torch.cat(outs, 1), y.detach())
