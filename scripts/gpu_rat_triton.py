@@ -242,7 +242,7 @@ def main() -> None:
         res["timing"].append(r)
         print(json.dumps(r), flush=True)
         save()
-    for case in args.decode.split(","):
+    for case in (x for x in args.decode.split(",") if x):
         B, T, splits = (int(x) for x in case.split(":"))
         splits = splits or None
         if DRY:
