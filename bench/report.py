@@ -372,18 +372,24 @@ def plot_chunk_size(df, fig_dir: Path, written: list[str]) -> None:  # type: ign
     sub = df[df.chunk_size.notna()]
     if sub.empty or sub.chunk_size.nunique() < 2:
         return
+    # modes with at least one measured point (a log axis with nothing on it cannot be drawn); layer rows
+    # also differ by kind, model rows are not a latency-vs-L series
+    sub = sub[sub["level"] != "model"] if "level" in sub else sub
+    modes = [m for m in MODES if ((sub["mode"] == m) & (sub.status == "ok")).any()]
+    if not modes:
+        return
     plt = _plt()
-    modes = [m for m in MODES if (sub["mode"] == m).any()]
+    sub = sub.assign(_kind=sub["kind"].fillna("") if "kind" in sub else "")
     fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
     for ax, mode in zip(axes[0], modes):
         m = sub[sub["mode"] == mode]
-        for (impl, T, B), g in m.groupby(["impl", "seq_len", "batch"], sort=True):
+        for (impl, kind, T, B), g in m.groupby(["impl", "_kind", "seq_len", "batch"], sort=True):
             g = g.sort_values("chunk_size")
             ok = g[g.status == "ok"]
             line = None
             if not ok.empty:
                 (line,) = ax.plot(ok.chunk_size, ok.ms_median, marker="o", ms=3.5,
-                                  label=f"{impl} T={format_size(int(T))} B={B}")
+                                  label=f"{kind + ' ' if kind else ''}{impl} T={format_size(int(T))} B={B}")
             _fail_markers(ax, g, "chunk_size", line.get_color() if line else "gray")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")

@@ -207,6 +207,21 @@ def test_paper_report_from_stored_tiny_results(tmp_path):
     assert {"layer", "model"} <= set(df.level)
 
 
+def test_report_when_every_row_of_a_mode_failed(tmp_path):
+    """A mode whose rows all failed (the H200 paper run's first RAT model and layer-decode rows) still gets a
+    report and figures: no empty log-scaled axis (matplotlib raised 'Data cannot be log-scaled')."""
+    rows = [json.loads(line) for line in (DATA / "results.jsonl").read_text().splitlines() if line.strip()]
+    for r in rows:
+        if r["mode"] in ("decode", "generate") and r["family"] == "rat":
+            r.update(status="error", reason="RuntimeError: broken on purpose", ms_median=None, ms_p20=None,
+                     ms_p80=None, samples_ms=None, tokens_per_s=None)
+    src = tmp_path / "results.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = report.write_report(src, out_dir=tmp_path / "out")
+    assert "broken on purpose" in path.read_text()
+    assert (tmp_path / "out" / "figures" / "latency_vs_chunk_size.png").exists()
+
+
 def test_rows_from_gpu_layers_json():
     df = paper.rows_from_gpu_layers(ROOT / "reports" / "layers-2026-11-29" / "gpu_layers.json")
     raw = json.loads((ROOT / "reports" / "layers-2026-11-29" / "gpu_layers.json").read_text())
