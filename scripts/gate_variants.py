@@ -43,4 +43,13 @@ class RATScan8(_Variant):
     CHANGE: ClassVar[dict] = {"scan_nc": 8}
 
 
-VARIANTS = ("RATDkvStages3", "RATDqTile64", "RATScan8")
+class RATDkvBM32(_Variant):
+    """About a 5% slowdown of rat/train: in the tune sweep of 2026-11-29 (reports/rat-triton/run2_*, NOTES.md
+    v4) dK/dV tiles (BN 128, BM 32) took 20.16 ms against 18.2 ms for (128, 64) at T = 128k, +1.9 ms of
+    a ~42 ms step (+4.5%). The first gate evidence run had no variant near 5% (+0.4%, +17.4%, -0.1%)."""
+
+    description = "gate check: rat/triton with the dK/dV kernel at 32 query rows per inner step (default 64)"
+    CHANGE: ClassVar[dict] = {"dkv_bm": 32}
+
+
+VARIANTS = ("RATDkvStages3", "RATDqTile64", "RATScan8", "RATDkvBM32")
