@@ -459,22 +459,22 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
 
 
 def _colors(df) -> dict:  # type: ignore[no-untyped-def]
-    """One colour per implementation (tab10), so a family's variants are easy to follow."""
+    """One colour per implementation (tab10; tab20 beyond ten), so a family's variants are easy to follow."""
     return {s: st["color"] for s, st in _styles(df).items()}
 
 
 def _styles(df) -> dict:  # type: ignore[no-untyped-def]
     """Per series: the colour of its implementation, and a line style / marker per variant of it."""
     plt = _plt()
-    cmap = plt.get_cmap("tab10")
     impl_of = dict(zip(df.series, df.impl))
     impl_list = sorted(set(impl_of.values()))
+    cmap = plt.get_cmap("tab10" if len(impl_list) <= 10 else "tab20")  # no two implementations share a colour
     out, seen = {}, {}
     for s in sorted(impl_of):
         impl = impl_of[s]
         i = seen.get(impl, 0)
         seen[impl] = i + 1
-        out[s] = {"color": cmap(impl_list.index(impl) % 10), "ls": ["-", "--", ":", "-."][i % 4],
+        out[s] = {"color": cmap(impl_list.index(impl) % cmap.N), "ls": ["-", "--", ":", "-."][i % 4],
                   "marker": "osD^v"[i % 5]}
     return out
 
