@@ -104,6 +104,21 @@ def test_model_level_end_to_end_with_max_batch_search(tmp_path, monkeypatch):
     assert "Table 1" in (out / "report.md").read_text()
 
 
+def test_half_precision_model_case_with_triton_kernels(tmp_path):
+    """The GPU runs bf16; the CPU tests mostly fp32. fp16 (which the Triton interpreter computes correctly)
+    exercises the low-precision path end to end: autocast in the layer check, the decode cache's dtype,
+    generation in half precision. On the H200 every rat/triton layer-decode and model case once failed its
+    check there ('decode state holds torch.float32; the inputs are torch.bfloat16')."""
+    out = tmp_path / "run"
+    argv = ["--level", "model", "--model", "rat", "--impl", "rat/triton",
+            "--dtype", "fp16", "--chunk-size", "4", "--seq-len", "16", "--prompt-len", "12", "--new-tokens", "4",
+            "--layers", "1", "--model-batch", "2", "--out", str(out), *TINY, "--head-dim", "32"]
+    assert run_bench.main(argv) == 0
+    df = load(out)
+    assert set(df.level) == {"model"} and set(df.status) == {"ok"}, df[["label", "status", "reason"]]
+    assert df.details.iloc[0]["checks"]["rat rat/triton"]["rel_err_decode"] is not None
+
+
 def test_layer_cost_is_projections_plus_op():
     kw = {"batch": 2, "seq_len": 64, "heads": 4, "head_dim": 16, "dtype": "float32", "device": "cpu"}
     for kind, impl, L in (("attention", "full/reference", None), ("rat", "rat/reference", 16),
