@@ -38,7 +38,8 @@ examples:
 other commands:
   list [--device D]              implementations and their availability
   report RESULTS [--baseline B]  regenerate report.md and figures/ from a results file or run directory
-  resume DIR                     run the cases of DIR's sweep that have no row yet (same as --resume DIR)
+  resume DIR                     run the cases of DIR's sweep that have no row yet (same as --resume DIR);
+                                 --retry error,oom also re-runs the cases that ended so
   compare BASE NEW               per-case slowdown NEW/BASE with a bootstrap interval; exit 1 on a regression
   gate --baseline B              re-measure B's cases here in interleaved rounds and compare (exit 0/1/2)
   calibrate --baseline B         A/A gate runs: false-alarm rate, smallest detectable slowdown
@@ -113,6 +114,9 @@ def _run_parser() -> argparse.ArgumentParser:
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run directory (default: reports/runs/<UTC timestamp>), e.g. reports/h200")
     o.add_argument("--resume", metavar="DIR", help="finish the sweep in DIR: cases with a row are skipped")
+    o.add_argument("--retry", metavar="STATUSES",
+                   help="with resume: also run again the cases whose last row has one of these statuses (the new "
+                        "row supersedes the old one), e.g. --retry error,oom after fixing a bug")
     o.add_argument("--baseline", help="speed-ups over this implementation (default: full/sdpa-flash, the paper's "
                                       "baseline, or the most complete full attention timed; speed-ups over "
                                       "full/sdpa-cudnn are added when it was timed), e.g. full/sdpa-cudnn")
@@ -193,7 +197,7 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import report, runner
-    from bench.results import read_meta
+    from bench.results import STATUSES, read_meta, read_rows
     from bench.sweep import SweepError, SweepSpec
 
     command = "python run_bench.py " + " ".join(shlex.quote(a) for a in argv)
@@ -201,6 +205,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    retry: set[str] = set()
+    if args.retry:
+        retry = {x.strip() for x in args.retry.split(",") if x.strip()}
+        bad = sorted(retry - set(STATUSES))
+        if not args.resume or bad or "ok" in retry:
+            print("run_bench.py: error: --retry goes with resume and takes statuses among "
+                  f"{', '.join(x for x in STATUSES if x != 'ok')}" + (f"; unknown: {', '.join(bad)}" if bad else ""),
+                  file=sys.stderr)
+            return 2
     try:
         if args.resume:
             run_dir = Path(args.resume)
@@ -236,6 +249,9 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     except (SweepError, ValueError, FileExistsError) as exc:
         print(f"run_bench.py: error: {exc}", file=sys.stderr)
         return 2
+    if retry:
+        last = {row["key"]: row.get("status") for row in read_rows(run_dir)}
+        done = {k for k in done if last.get(k) not in retry}
     todo = [c for c in cases if c.key not in done]
     if session is not None:
         print(f"rank {session.rank} of {session.world_size}: {len(todo)} cases (its share) on {spec.device} -> "

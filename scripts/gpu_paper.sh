@@ -19,7 +19,8 @@
 #             L = 16, train and prefill (each shape compiles once: slower)
 # Then, on any machine: bash scripts/gpu_paper.sh merge [STAGE] -> STAGE/all/report.md with the figures and the
 # side-by-side section (bench/paper.py) over every phase's rows.
-# Environment: DEVICE (cuda), TIME_LIMIT (layer 420, model 240, compiled 420), LAYER_IMPLS, MODEL_IMPLS.
+# Environment: DEVICE (cuda), TIME_LIMIT (layer 420, model 240, compiled 420), LAYER_IMPLS, MODEL_IMPLS,
+# RETRY (statuses to run again when resuming a stage, e.g. RETRY=error after a fix).
 set -euo pipefail
 phase=${1:?usage: gpu_paper.sh layer|model|compiled|merge [STAGE]}
 stage=${2:-reports/h200-paper}
@@ -58,7 +59,7 @@ esac
 mkdir -p "$OUT/$phase"
 if [ -f "$stage/$phase/run.json" ]; then
   cp "$stage/$phase/results.jsonl" "$stage/$phase/run.json" "$OUT/$phase/"
-  python run_bench.py resume "$OUT/$phase" --time-limit "$limit" "${common[@]}"
+  python run_bench.py resume "$OUT/$phase" --time-limit "$limit" ${RETRY:+--retry "$RETRY"} "${common[@]}"
 else
   python run_bench.py "${args[@]}" --time-limit "$limit" "${common[@]}" --out "$OUT/$phase"
 fi

@@ -60,6 +60,27 @@ def test_resume_after_partial_run(tmp_path):
     assert sorted(df.seq_len) == [16, 32, 64]
 
 
+def test_resume_retry_reruns_failed_cases(tmp_path, capsys):
+    """After a bug fix, `resume DIR --retry error` runs again the cases whose last row is an error; the
+    new row wins when the results are loaded; finished cases are not re-run."""
+    out = tmp_path / "run"
+    base = ["--impl", "full/reference", "--mode", "prefill", "--seq-len", "16,32", "--batch", "1", "--heads", "1",
+            "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--no-progress", "--no-figures", "--out", str(out)]
+    assert run_bench.main(base) == 0
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    rows[0].update(status="error", reason="RuntimeError: a bug since fixed", ms_median=None)
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures"]) == 0
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2  # plain resume: an error row is finished
+    assert run_bench.main(["resume", str(out), "--retry", "error", "--no-progress", "--no-figures"]) == 0
+    assert len((out / "results.jsonl").read_text().splitlines()) == 3  # only the failed case ran again
+    df = load(out)
+    assert len(df) == 2 and set(df.status) == {"ok"}
+    assert run_bench.main(["resume", str(out), "--retry", "ok"]) == 2
+    assert run_bench.main(["--retry", "error", "--out", str(tmp_path / "y"), "--device", "cpu"]) == 2
+    assert "--retry goes with resume" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv,msg", [(["--seq-len", "4q"], "cannot read"), (["--impl", "nope/*"], "no implementation"),
                                       (["--mode", "fwd"], "unknown mode"), (["--dtype", "int8"], "unknown dtype")])
 def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, msg):
