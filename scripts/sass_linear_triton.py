@@ -53,12 +53,30 @@ def main() -> None:
                               {"q": p, "k": p, "g": "*fp32", "do": p, "dh": p, "dv": p, "scale": "fp32", "T": "i32", "NT": "i32"},
                               dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION=prec), w, 2))
             for bv, w in ((64, 4), (64, 8), (32, 4)):
-                cases.append((f"fused_fwd g={use_g} bv={bv} w={w}", K.chunk_fused_fwd_kernel,
-                              {"q": p, "k": p, "v": p, "g": "*fp32", "o": p, "h": p, "ht": "*fp32", "scale": "fp32", "T": "i32", "NT": "i32"},
-                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, STORE_H=True, STORE_FINAL=True, PRECISION=prec), w, 2))
                 cases.append((f"fused_bwd_dhv g={use_g} bv={bv} w={w}", K.chunk_fused_bwd_dhv_kernel,
                               {"q": p, "k": p, "g": "*fp32", "do": p, "dh": p, "dv": p, "scale": "fp32", "T": "i32", "NT": "i32"},
                               dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION=prec), w, 2))
+            fwd_sig = {"q": p, "k": p, "v": p, "g": "*fp32", "o": p, "h": p, "ht": "*fp32", "h0": "*fp32", "scale": "fp32",
+                       "T": "i32", "NT": "i32", "L": "i32"}
+            for bv, w in ((64, 4), (64, 8), (32, 4)):
+                cases.append((f"fused_fwd g={use_g} bv={bv} w={w}", K.chunk_fused_fwd_kernel, fwd_sig,
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, USE_H0=False, STORE_H=True, STORE_FINAL=True,
+                                   PRECISION=prec), w, 2))
+            # the segmented walker of the no-grad forward / prefill (pass 3), its variants, pass 1, pass 2
+            for bv, w, st in ((64, 8, 2), (64, 8, 3), (32, 4, 2), (32, 4, 3), (128, 8, 2)):
+                cases.append((f"seg_fwd g={use_g} bv={bv} w={w} s={st}", K.chunk_fused_fwd_kernel, fwd_sig,
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, USE_H0=True, STORE_H=False, STORE_FINAL=True,
+                                   PRECISION=prec), w, st))
+            cases.append((f"seg_fwd_train g={use_g} bv=64 w=8 s=2", K.chunk_fused_fwd_kernel, fwd_sig,
+                          dict(H=H, D=D, BT=BT, BV=64, USE_G=use_g, USE_H0=True, STORE_H=True, STORE_FINAL=False,
+                               PRECISION=prec), 8, 2))
+            for bv, w, st in ((64, 4, 3), (64, 4, 2), (128, 8, 3)):
+                cases.append((f"seg_state g={use_g} bv={bv} w={w} s={st}", K.chunk_seg_state_kernel,
+                              {"k": p, "v": p, "g": "*fp32", "hs": "*fp32", "gs": "*fp32", "T": "i32", "NT": "i32",
+                               "L": "i32", "NS": "i32"},
+                              dict(H=H, D=D, BT=BT, BV=bv, USE_G=use_g, PRECISION=prec), w, st))
+            cases.append((f"seg_scan g={use_g}", K.chunk_seg_scan_kernel, {"hs": "*fp32", "gs": "*fp32", "NS": "i32"},
+                          dict(D=D, BLOCK=1024, USE_G=use_g), 4, 1))
         cases.append(("step g=True", K.recurrent_step_kernel,
                       {"q": p, "k": p, "v": p, "decay": p, "S": "*fp32", "o": p, "scale": "fp32"},
                       dict(D=D, BV=32, USE_G=True), 4, 1))

@@ -15,7 +15,7 @@ from impls.base import UnavailableError
 from impls.linear.triton import LinearTriton, LinearTritonConfig
 
 # both forms, whatever the CPU heuristic picks; small blocks exercise the split-state paths
-TWO_PASS = LinearTritonConfig(fused=False)
+TWO_PASS = LinearTritonConfig(fused=False, seg=False)  # seg=False: the no-grad forward and prefill too
 SMALL_BLOCKS = LinearTritonConfig(fused=False, state_bk=32, state_bv=32, o_bv=32, dqk_bv=32)
 FUSED = LinearTritonConfig(fused=True)
 FUSED32 = LinearTritonConfig(fused=True, fused_bv=32, dqk_bk=32)

@@ -7,6 +7,11 @@ Two forms, picked from the shape (LinearTritonConfig.plan):
 - fused (many sequences): forward = one walker per (sequence, value block) that keeps the state in
   registers and writes outputs (and the chunk states for the backward); backward = one reverse
   walker writing the state gradients and dv, then the parallel dq/dk pass.
+The forward without gradients (and prefill) always uses the walker (``seg``): when B*H is too small
+for one walker per (sequence, value block) to fill the GPU, the sequence is cut into NS segments
+(LinearTritonConfig.segments): the state each segment adds (pass 1, parallel), an in-place prefix
+over the segments (pass 2), then one walker per (segment, sequence, value block) from its segment's
+entering state (pass 3). Reads k, v twice and q once and writes o; no chunk states in memory.
 The decay gradient is computed chunk by chunk in the dq/dk pass (see its kernel). The forward's chunk
 states are kept for the backward (B*H*T/64 * D*D elements in the input dtype: 1 GiB at 131072
 tokens, H=16, D=128 in bf16) instead of being recomputed.
@@ -48,6 +53,26 @@ class LinearTritonConfig:
     dqk_bv: int = 64
     dqk_warps: int = 4
     stages: int = 2
+    #: forward without gradients and prefill: the (segmented) walker, whatever ``fused`` says
+    #: (False: the form ``plan`` picks, the behaviour before segments existed)
+    seg: bool = True
+    #: the training forward (chunk states kept for the backward) through the segmented walker too
+    #: instead of the two-pass form when B*H is small (the backward is the same either way)
+    seg_train: bool = False
+    #: chunks per segment; None = from the shape (``segments``)
+    seg_chunks: int | None = None
+    #: target programs of the segmented walker, in multiples of #SMs; and the shortest segment
+    seg_waves: int = 8
+    seg_min_chunks: int = 16
+    #: pipeline stages of the walker in the forward without gradients and prefill (the training
+    #: forward keeps ``stages``): 3 prefetches two chunks ahead; the walker runs one program per SM
+    #: (registers), so the extra 40 KB of shared memory per stage costs no occupancy
+    seg_stages: int = 3
+    #: value block, warps and stages of the segment-state pass; elements per program of the prefix
+    segstate_bv: int = 64
+    segstate_warps: int = 4
+    segstate_stages: int = 3
+    scan_block: int = 1024
 
     def plan(self, BH: int, D: int, n_sm: int) -> "Plan":
         """Block sizes for B*H sequences of head dim D on n_sm multiprocessors. The sequential passes
@@ -65,6 +90,22 @@ class LinearTritonConfig:
         if fused is None:
             fused = BH * (D // fbv) >= self.fused_min_waves * n_sm
         return Plan(fused, fbv, bk, bv, min(self.o_bv or 64, D), min(self.dqk_bk, D), min(self.dqk_bv, D))
+
+    def segments(self, BH: int, D: int, NT: int, n_sm: int, fused: bool) -> tuple[int, int]:
+        """(NS, L): the walker's segments of L chunks each (the last may be shorter) for B*H
+        sequences of NT chunks. One segment when ``fused`` (B*H*D/fused_bv programs fill the GPU);
+        otherwise enough segments for seg_waves * n_sm programs, none shorter than seg_min_chunks.
+        ``seg_chunks`` overrides the rule (the interpreter tests force many short segments)."""
+        if self.seg_chunks is not None:
+            L = self.seg_chunks
+        elif fused:
+            L = NT
+        else:
+            per_set = BH * (D // min(self.fused_bv, D))
+            ns = triton_cdiv(self.seg_waves * n_sm, per_set)
+            L = max(self.seg_min_chunks, triton_cdiv(NT, ns))
+        L = max(1, min(L, NT), triton_cdiv(NT, 65535))  # NS is a grid dimension
+        return triton_cdiv(NT, L), L
 
 
 @dataclass(frozen=True)
@@ -130,7 +171,9 @@ def chunk_forward(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """o (B, T, H, D) and, if store_h, the chunk states h (B*H, NT, D, D) for the backward. q, k, v
     contiguous; g from ``_chunk_cumsum`` or None; final_state, if given, a contiguous float32
-    (B, H, D, D) to fill with the state after the last token."""
+    (B, H, D, D) to fill with the state after the last token. The form: the walker if ``plan``
+    picks it (fused), or without stored states if cfg.seg, or with them if cfg.seg_train;
+    else the two-pass form."""
     from impls.linear import triton_kernels as K
 
     B, T, H, D = q.shape
@@ -141,12 +184,27 @@ def chunk_forward(
     use_g = g is not None
     gg = g if use_g else q  # placeholder pointer, never read
     o = torch.empty_like(q)
-    if p.fused:
+    if p.fused or (cfg.seg_train if store_h else cfg.seg):
+        NS, L = cfg.segments(B * H, D, NT, _n_sm(q.device), p.fused)
+        hs = None
+        if NS > 1:  # the state entering each segment: pass 1 (parallel over segments) + prefix
+            hs = torch.empty(B * H, NS, D, D, device=q.device, dtype=torch.float32)
+            gs = torch.empty(B * H, NS, device=q.device, dtype=torch.float32) if use_g else hs
+            sbv = min(cfg.segstate_bv, D)
+            K.chunk_seg_state_kernel[(D // sbv, NS - 1, B * H)](
+                k, v, gg, hs, gs, T, NT, L, NS,
+                H=H, D=D, BT=BT, BV=sbv, USE_G=use_g, PRECISION=prec,
+                **_launch_kw(cfg.segstate_warps, cfg.segstate_stages),
+            )
+            blk = min(cfg.scan_block, D * D)
+            K.chunk_seg_scan_kernel[(D * D // blk, B * H)](hs, gs, NS, D=D, BLOCK=blk, USE_G=use_g, **_launch_kw(4, 1))
         h = torch.empty(B * H, NT, D, D, device=q.device, dtype=q.dtype) if store_h else None
-        K.chunk_fused_fwd_kernel[(D // p.fused_bv, B * H)](
-            q, k, v, gg, o, h if store_h else o, final_state if final_state is not None else o, scale, T, NT,
-            H=H, D=D, BT=BT, BV=p.fused_bv, USE_G=use_g, STORE_H=store_h, STORE_FINAL=final_state is not None,
-            PRECISION=prec, **_launch_kw(cfg.fused_warps, cfg.stages),
+        K.chunk_fused_fwd_kernel[(D // p.fused_bv, NS, B * H)](
+            q, k, v, gg, o, h if store_h else o, final_state if final_state is not None else o,
+            hs if hs is not None else o, scale, T, NT, L,
+            H=H, D=D, BT=BT, BV=p.fused_bv, USE_G=use_g, USE_H0=hs is not None, STORE_H=store_h,
+            STORE_FINAL=final_state is not None, PRECISION=prec,
+            **_launch_kw(cfg.fused_warps, cfg.stages if store_h else cfg.seg_stages),
         )
         return o, h
     h = torch.empty(B * H, NT, D, D, device=q.device, dtype=q.dtype)

@@ -274,20 +274,27 @@ def chunk_bwd_dv_kernel(
 
 
 # --------------------------------------------------------------------------------------------
-# Fused forward (one launch): program (i_v, i_bh) walks the chunks of sequence i_bh in order with
-# the [D, BV] block of the state in float32 registers; per chunk it writes the outputs of its value
-# block, o = scale * (exp(g) * (q h_c) + (mask(q k^T) * D) v), optionally stores h_c for the
-# backward, and advances the state. No h round trip through memory, but only D/BV * B*H programs:
-# the launcher uses it when B*H is large enough to fill the GPU. Grid (D / BV, B * H).
+# Fused forward (the "walker"): program (i_v, i_s, i_bh) walks chunks [i_s*L, min((i_s+1)*L, NT)) of
+# sequence i_bh in order with the [D, BV] block of the state in float32 registers; per chunk it
+# writes the outputs of its value block, o = scale * (exp(g) * (q h_c) + (mask(q k^T) * D) v),
+# optionally stores h_c for the backward, and advances the state. No h round trip through memory.
+# Grid (D / BV, NS, B * H). One segment (NS = 1, L = NT, USE_H0 off) is the plain fused forward,
+# used when B*H*D/BV programs fill the GPU. With NS > 1 segments (small B*H, long sequences) the
+# walk of segment s starts from h0[i_bh, s] (float32 (B*H, NS, D, D)), the state entering the
+# segment, computed by chunk_seg_state_kernel + chunk_seg_scan_kernel; this cuts the sequential
+# walk from NT to L chunks and multiplies the programs by NS. The final state is stored by the
+# last segment's programs.
 # --------------------------------------------------------------------------------------------
 @triton.jit
 def chunk_fused_fwd_kernel(
-    q, k, v, g, o, h, ht, scale, T, NT,
+    q, k, v, g, o, h, ht, h0, scale, T, NT, L,
     H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
-    USE_G: tl.constexpr, STORE_H: tl.constexpr, STORE_FINAL: tl.constexpr, PRECISION: tl.constexpr,
+    USE_G: tl.constexpr, USE_H0: tl.constexpr, STORE_H: tl.constexpr, STORE_FINAL: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     i_v = tl.program_id(0)
-    i_bh = tl.program_id(1).to(tl.int64)
+    i_s = tl.program_id(1)
+    i_bh = tl.program_id(2).to(tl.int64)
     base = _seq_base(i_bh, T, H, D)
     row = H * D
     TP = NT * BT
@@ -295,8 +302,13 @@ def chunk_fused_fwd_kernel(
     offs_v = i_v * BV + tl.arange(0, BV)
     offs_i = tl.arange(0, BT)
     causal = offs_i[:, None] >= offs_i[None, :]
-    b_S = tl.zeros([D, BV], dtype=tl.float32)
-    for i_t in range(NT):
+    if USE_H0:
+        p_h0 = h0 + (i_bh * tl.num_programs(1) + i_s) * D * D + offs_d[:, None] * D + offs_v[None, :]
+        b_S = tl.load(p_h0)
+    else:
+        b_S = tl.zeros([D, BV], dtype=tl.float32)
+    c0 = i_s * L
+    for i_t in range(c0, tl.minimum(c0 + L, NT)):
         t = i_t * BT + offs_i
         m_t = t < T
         b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
@@ -321,7 +333,75 @@ def chunk_fused_fwd_kernel(
         tl.store(o + base + t[:, None] * row + offs_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_t[:, None])
         b_S += tl.dot(tl.trans(b_k), b_vd, input_precision=PRECISION)
     if STORE_FINAL:
-        tl.store(ht + i_bh * D * D + offs_d[:, None] * D + offs_v[None, :], b_S)
+        if i_s == tl.num_programs(1) - 1:
+            tl.store(ht + i_bh * D * D + offs_d[:, None] * D + offs_v[None, :], b_S)
+
+
+# --------------------------------------------------------------------------------------------
+# Segmented forward, pass 1: the state each segment adds, from a zero state.
+# Program (i_v, i_s, i_bh), i_s < NS - 1, walks chunks [i_s*L, (i_s+1)*L) of sequence i_bh with the
+# [D, BV] block of S in float32 registers: S <- exp(G_c) S + k^T (exp(G_c - g) * v), the chunk
+# update of the header, and stores S into hs[i_bh, i_s + 1] (float32 (B*H, NS, D, D)); with a decay
+# the program of value block 0 also stores the segment's total log-decay sum_c G_c into
+# gs[i_bh, i_s] (float32 (B*H, NS)). The last segment's own state is never needed (the walker of
+# the last segment ends with the final state). Grid (D / BV, NS - 1, B * H). Reads k and v once
+# (k once per value block), writes B*H*NS*D*D floats.
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_seg_state_kernel(
+    k, v, g, hs, gs, T, NT, L, NS,
+    H: tl.constexpr, D: tl.constexpr, BT: tl.constexpr, BV: tl.constexpr,
+    USE_G: tl.constexpr, PRECISION: tl.constexpr,
+):
+    i_v = tl.program_id(0)
+    i_s = tl.program_id(1)
+    i_bh = tl.program_id(2).to(tl.int64)
+    base = _seq_base(i_bh, T, H, D)
+    row = H * D
+    TP = NT * BT
+    offs_d = tl.arange(0, D)
+    offs_v = i_v * BV + tl.arange(0, BV)
+    offs_i = tl.arange(0, BT)
+    b_S = tl.zeros([D, BV], dtype=tl.float32)
+    b_G = tl.zeros([1], dtype=tl.float32)
+    c0 = i_s * L
+    for i_t in range(c0, tl.minimum(c0 + L, NT)):
+        t = i_t * BT + offs_i
+        m_t = t < T
+        b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
+        b_v = tl.load(v + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
+        if USE_G:
+            b_g = tl.load(g + i_bh * TP + t)
+            g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+            b_v = (b_v * tl.exp(g_last - b_g)[:, None]).to(b_k.dtype)
+            b_S = b_S * tl.exp(g_last)
+            b_G += g_last
+        b_S += tl.dot(tl.trans(b_k), b_v, input_precision=PRECISION)
+    tl.store(hs + (i_bh * NS + i_s + 1) * D * D + offs_d[:, None] * D + offs_v[None, :], b_S)
+    if USE_G:
+        if i_v == 0:
+            tl.store(gs + i_bh * NS + i_s + tl.arange(0, 1), b_G)
+
+
+# --------------------------------------------------------------------------------------------
+# Segmented forward, pass 2: in-place prefix over the segments. hs[i_bh, s] holds, for s >= 1, the
+# state added by segment s - 1 (pass 1); it becomes the state entering segment s:
+#   hs[0] = 0,   hs[s] = exp(gs[s - 1]) hs[s - 1] + hs[s].
+# Program (i_b, i_bh) owns BLOCK consecutive entries of the D*D state. Grid (D*D / BLOCK, B * H).
+# --------------------------------------------------------------------------------------------
+@triton.jit
+def chunk_seg_scan_kernel(hs, gs, NS, D: tl.constexpr, BLOCK: tl.constexpr, USE_G: tl.constexpr):
+    i_b = tl.program_id(0)
+    i_bh = tl.program_id(1).to(tl.int64)
+    p = hs + i_bh * NS * D * D + i_b * BLOCK + tl.arange(0, BLOCK)
+    b = tl.zeros([BLOCK], dtype=tl.float32)
+    tl.store(p, b)
+    for i_s in range(1, NS):
+        x = tl.load(p + i_s * D * D)
+        if USE_G:
+            b = b * tl.exp(tl.load(gs + i_bh * NS + i_s - 1))
+        b += x
+        tl.store(p + i_s * D * D, b)
 
 
 # --------------------------------------------------------------------------------------------

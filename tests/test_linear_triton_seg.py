@@ -1,0 +1,129 @@
+"""linear/triton's segmented walker (forward without gradients, prefill, and the opt-in training
+forward) in Triton's interpreter, fp32, small shapes: short segments are forced with ``seg_chunks``
+(on the CPU the shape rule would pick one segment), and the rule itself is checked at H200 shapes."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest
+import torch
+
+import impls
+from impls.linear import triton_kernels as K
+from impls.linear.triton import LinearTriton, LinearTritonConfig
+
+SEG1 = LinearTritonConfig(seg_chunks=1)  # every chunk its own segment
+SEG3_BV32 = LinearTritonConfig(seg_chunks=3, fused_bv=32, segstate_bv=32)  # partial last segment
+SEG_TRAIN = LinearTritonConfig(fused=False, seg_train=True, seg_chunks=2)  # two-pass backward
+SEG_TRAIN_FUSED = LinearTritonConfig(fused=True, seg_train=True, seg_chunks=1)  # fused backward
+
+
+def rand(B, T, H, D, seed, decay=True):
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(B, T, H, D, generator=g) for _ in range(3))
+    d = -torch.rand(B, T, H, generator=g) * 0.7 if decay else None
+    return q, k, v, d
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    assert a.shape == b.shape and torch.isfinite(a).all()
+    return ((a - b).norm() / b.norm()).item()
+
+
+def ref_forward(q, k, v, d):
+    return impls.get("linear/reference").forward(q.double(), k.double(), v.double(),
+                                                  decay=d.double() if d is not None else None)
+
+
+class _Forbidden:
+    """Stands in for the two-pass kernels: the segmented path must not launch them."""
+
+    def __getitem__(self, grid):
+        raise AssertionError("the two-pass forward ran instead of the segmented walker")
+
+
+def test_segments_rule_at_h200_shapes():
+    cfg = LinearTritonConfig()
+    n_sm, D = 132, 128
+    # B = 1, H = 16, T = 131072: 2048 chunks; 16 * 2 programs per segment set -> 33 segments of 63 chunks
+    assert not cfg.plan(16, D, n_sm).fused
+    assert cfg.segments(16, D, 2048, n_sm, fused=False) == (33, 63)
+    # B = 4, T = 32768: 512 chunks, 128 programs per set -> 9 segments of 57 chunks
+    assert cfg.segments(64, D, 512, n_sm, fused=False) == (9, 57)
+    # B = 32, T = 4096: the plain fused walker already fills the GPU: one segment
+    assert cfg.plan(512, D, n_sm).fused
+    assert cfg.segments(512, D, 64, n_sm, fused=True) == (1, 64)
+    # short sequences: no segment shorter than seg_min_chunks
+    assert cfg.segments(16, D, 40, n_sm, fused=False) == (3, 16)
+    # the override, and the grid limit on NS
+    assert LinearTritonConfig(seg_chunks=5).segments(16, D, 12, n_sm, fused=True) == (3, 5)
+    assert LinearTritonConfig(seg_chunks=1).segments(1, D, 70000, n_sm, fused=False) == (35000, 2)
+
+
+@pytest.mark.parametrize(
+    "B,T,H,D,decay,cfg",
+    [
+        (1, 200, 2, 64, False, SEG1),  # 4 segments, partial last chunk
+        (1, 200, 2, 64, True, SEG1),
+        (2, 256, 1, 128, True, SEG3_BV32),  # 4 chunks -> segments of 3 + 1
+        (1, 150, 1, 128, False, SEG3_BV32),  # a single segment (NS = 1) through the same path
+    ],
+)
+def test_segmented_forward_without_grad(B, T, H, D, decay, cfg, monkeypatch):
+    monkeypatch.setattr(K, "chunk_fwd_h_kernel", _Forbidden())
+    monkeypatch.setattr(K, "chunk_fwd_o_kernel", _Forbidden())
+    q, k, v, d = rand(B, T, H, D, seed=T + D, decay=decay)
+    o = LinearTriton(cfg).forward(q, k, v, decay=d)
+    assert o.dtype == torch.float32 and o.shape == q.shape
+    assert rel(o, ref_forward(q, k, v, d)) < 1e-5
+
+
+@pytest.mark.parametrize("decay", [False, True])
+@pytest.mark.parametrize("cfg", [SEG_TRAIN, SEG_TRAIN_FUSED])
+def test_segmented_training_forward_gradients(cfg, decay, monkeypatch):
+    monkeypatch.setattr(K, "chunk_fwd_h_kernel", _Forbidden())
+    B, T, H, D = 1, 200, 2, 64
+    q, k, v, d = rand(B, T, H, D, seed=21, decay=decay)
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
+    dl = d.clone().requires_grad_(True) if d is not None else None
+    torch.manual_seed(1)
+    do = torch.randn(B, T, H, D)
+    o = LinearTriton(cfg).forward(*leaves, decay=dl)
+    grads = torch.autograd.grad(o, leaves + ([dl] if dl is not None else []), do)
+    r_leaves = [x.double().requires_grad_(True) for x in (q, k, v)]
+    rd = d.double().requires_grad_(True) if d is not None else None
+    o_ref = impls.get("linear/reference").forward(*r_leaves, decay=rd)
+    grads_ref = torch.autograd.grad(o_ref, r_leaves + ([rd] if rd is not None else []), do.double())
+    assert rel(o, o_ref) < 1e-5
+    for name, a, b in zip(("dq", "dk", "dv", "ddecay"), grads, grads_ref):
+        assert rel(a, b) < 1e-5, name
+
+
+@pytest.mark.parametrize("decay", [False, True])
+def test_segmented_prefill_then_steps(decay):
+    B, T0, n, H, D = 1, 200, 3, 2, 64
+    q, k, v, d = rand(B, T0 + n, H, D, seed=31, decay=decay)
+    impl = LinearTriton(SEG1)
+    full = ref_forward(q, k, v, d)
+    state = impl.init_state(B, H, D, T0 + n, device="cpu", dtype=torch.float32)
+    state.S.normal_()  # prefill overwrites it
+    o0 = impl.prefill(state, q[:, :T0], k[:, :T0], v[:, :T0], d[:, :T0] if decay else None)
+    assert state.pos == T0
+    assert rel(o0, full[:, :T0]) < 1e-5
+    steps = [impl.step(state, q[:, t], k[:, t], v[:, t], d[:, t] if decay else None) for t in range(T0, T0 + n)]
+    assert rel(torch.stack(steps, 1), full[:, T0:]) < 1e-5
+    ref = impls.get("linear/reference")
+    rs = ref.init_state(B, H, D, T0 + n, device="cpu", dtype=torch.float64)
+    ref.prefill(rs, q.double(), k.double(), v.double(), d.double() if decay else None)
+    assert rel(state.S, rs.S) < 1e-5
+
+
+def test_segmented_reset_across_segments():
+    """decay = -inf at a segment's first token and inside another: the prefix over segments resets."""
+    q, k, v, d = rand(1, 200, 2, 64, seed=41)
+    d[0, 64, 0] = d[0, 130, 1] = float("-inf")
+    o = LinearTriton(SEG1).forward(q, k, v, decay=d)
+    assert rel(o, ref_forward(q, k, v, d)) < 1e-5
