@@ -203,7 +203,9 @@ def time_train_prefill(T: int, cfgs: dict[str, LinearTritonConfig], fla_reason: 
             add(f"linear/triton[{name}]", "train", False, None, reason="failed the correctness check", check=chk)
             continue
         if name == "default":
-            name = "default=" + ("fused" if cfg.plan(B * H, D, n_sm).fused else "twopass")
+            p = cfg.plan(B * H, D, n_sm)
+            ns = cfg.segments(B * H, D, triton.cdiv(T, cfg.chunk), n_sm, p.fused)[0]
+            name = "default=" + ("fused" if p.fused else "twopass") + f",prefill walker NS={ns}"
         for dec in ((None, True) if name.startswith("default") else (None,)):
             leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
             dl = dec if dec is None else decay.clone().requires_grad_(True)
@@ -312,21 +314,23 @@ def main() -> None:
         if c["ok"] is False and not str(c.get("what", "")).startswith("fla"):
             print("CHECK FAILED:", json.dumps(c, default=str)[:1500])
 
+    # seg=False: the named form also for prefill (the default's prefill is the segmented walker,
+    # compared with the old form in scripts/gpu_linear_prefill.py)
     cfgs = {
         "default": LinearTritonConfig(),
-        "fused": LinearTritonConfig(fused=True),
-        "twopass": LinearTritonConfig(fused=False),
-        "twopass-c128": LinearTritonConfig(fused=False, chunk=128, o_bv=128, o_warps=8, dqk_warps=8),
-        "fused-c128": LinearTritonConfig(fused=True, chunk=128, dqk_warps=8),
-        "fused-bv32": LinearTritonConfig(fused=True, fused_bv=32, fused_warps=4),
-        "fused-dqk128": LinearTritonConfig(fused=True, dqk_bk=128, dqk_bv=32, dqk_warps=8),
+        "fused": LinearTritonConfig(seg=False, fused=True),
+        "twopass": LinearTritonConfig(seg=False, fused=False),
+        "twopass-c128": LinearTritonConfig(seg=False, fused=False, chunk=128, o_bv=128, o_warps=8, dqk_warps=8),
+        "fused-c128": LinearTritonConfig(seg=False, fused=True, chunk=128, dqk_warps=8),
+        "fused-bv32": LinearTritonConfig(seg=False, fused=True, fused_bv=32, fused_warps=4),
+        "fused-dqk128": LinearTritonConfig(seg=False, fused=True, dqk_bk=128, dqk_bv=32, dqk_warps=8),
     }
     if args.full:
         cfgs |= {
-            "fused-w4": LinearTritonConfig(fused=True, fused_warps=4),
-            "twopass-dqk8w": LinearTritonConfig(fused=False, dqk_warps=8),
-            "twopass-o128": LinearTritonConfig(fused=False, o_bv=128, o_warps=8),
-            "twopass-stages3": LinearTritonConfig(fused=False, stages=3, state_stages=3),
+            "fused-w4": LinearTritonConfig(seg=False, fused=True, fused_warps=4),
+            "twopass-dqk8w": LinearTritonConfig(seg=False, fused=False, dqk_warps=8),
+            "twopass-o128": LinearTritonConfig(seg=False, fused=False, o_bv=128, o_warps=8),
+            "twopass-stages3": LinearTritonConfig(seg=False, fused=False, stages=3, state_stages=3),
         }
     timing = []
     Ts = (64, 128) if DRY else (4096,) if args.quick else (4096, 16384, 131072)
@@ -334,8 +338,8 @@ def main() -> None:
         # every variant at the first T; the two forms (and state blocks at the longest T) after that
         c = dict(cfgs) if T == Ts[0] else {n: cfgs[n] for n in ("default", "fused", "twopass", "twopass-c128")}
         if T == Ts[-1] and not args.quick:
-            c["twopass-state64x64"] = LinearTritonConfig(fused=False, state_bk=64, state_bv=64)
-            c["twopass-state64x32"] = LinearTritonConfig(fused=False, state_bk=64, state_bv=32)
+            c["twopass-state64x64"] = LinearTritonConfig(seg=False, fused=False, state_bk=64, state_bv=64)
+            c["twopass-state64x32"] = LinearTritonConfig(seg=False, fused=False, state_bk=64, state_bv=32)
         try:
             timing += time_train_prefill(T, c, fla_reason, args.quick)
         except Exception:  # noqa: BLE001

@@ -64,8 +64,8 @@ class LinearTritonConfig:
     #: target programs of the segmented walker, in multiples of #SMs; and the shortest segment
     seg_waves: int = 8
     seg_min_chunks: int = 16
-    #: pipeline stages of the walker in the forward without gradients and prefill (the training
-    #: forward keeps ``stages``): 3 prefetches two chunks ahead; the walker runs one program per SM
+    #: pipeline stages of the walker in the forward without gradients and prefill when ``seg`` (the
+    #: training forward, and everything with seg=False, keeps ``stages``): 3 prefetches two chunks ahead; the walker runs one program per SM
     #: (registers), so the extra 40 KB of shared memory per stage costs no occupancy
     seg_stages: int = 3
     #: value block, warps and stages of the segment-state pass; elements per program of the prefix
@@ -204,7 +204,7 @@ def chunk_forward(
             hs if hs is not None else o, scale, T, NT, L,
             H=H, D=D, BT=BT, BV=p.fused_bv, USE_G=use_g, USE_H0=hs is not None, STORE_H=store_h,
             STORE_FINAL=final_state is not None, PRECISION=prec,
-            **_launch_kw(cfg.fused_warps, cfg.stages if store_h else cfg.seg_stages),
+            **_launch_kw(cfg.fused_warps, cfg.seg_stages if cfg.seg and not store_h else cfg.stages),
         )
         return o, h
     h = torch.empty(B * H, NT, D, D, device=q.device, dtype=q.dtype)
