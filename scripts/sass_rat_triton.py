@@ -17,7 +17,7 @@ from impls.rat.triton import DEFAULT_CONFIG as CFG
 
 # run-time specialisation marks pointers and integers divisible by 16 (tt.divisibility = 16): do the
 # same here, else the SASS shows scalar 2-byte loads that the real launch does not have
-NOT_DIV16 = {"H", "C", "c", "reset", "n_rows", "scale", "scale2", "n_per_split"}
+NOT_DIV16 = {"H", "C", "c", "reset", "n_rows", "scale", "scale2", "n_per_split", "NSB", "NS"}
 
 
 def compile_one(fn, sig: dict, consts: dict, warps: int, stages: int):
@@ -41,6 +41,35 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "DK": p, "DV": p, "DF": p, "DQA": f32, "DQ": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "T": i32, "H": i32, "C": i32,
                     "n_rows": i32, "scale": "fp32", "scale2": "fp32"},
                {"L": L, "NC": nc // 2, "HALF": HALF, "ROPE": True, "FUSED_DQ": False}, w, 1)
+    # two-level scans for long chunks (v7)
+    S = CFG.lscan_s
+    for nb, w in ((CFG.lscan_nb, CFG.scan_warps), (8, 4), (32, 8)):
+        yield (f"lscan_sum nb={nb} w={w}", K.lscan_sum_kernel,
+               {"K": p, "V": p, "F": p, "SP": f32, "SK": f32, "SV": f32, "s_b": i32, "s_t": i32, "s_h": i32, "T": i32,
+                    "H": i32, "NSB": i32, "NS": i32, "n_rows": i32}, {"L": L, "S": S, "NB": nb, "HALF": HALF}, w, 1)
+        yield (f"lscan nb={nb} w={w}", K.lscan_kernel,
+               {"K": p, "V": p, "F": p, "COS": f32, "SIN": f32, "KTR": p, "VT": p, "KE": p, "VE": p, "STK": f32, "STV": f32,
+                    "SK": f32, "SV": f32, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32,
+                    "e_h": i32, "e_c": i32, "T": i32, "H": i32, "NSB": i32, "NS": i32, "n_rows": i32},
+               {"L": L, "S": S, "NB": nb, "HALF": HALF, "ROPE": True, "WRITE_LAST": False}, w, 1)
+    for nb, w in ((CFG.lscan_bnb, CFG.bscan_warps), (4, 4), (16, 8)):
+        bsig = {"Q": p, "F": p, "KTR": p, "VT": p, "DO": p, "LSE": f32, "DELTA": f32, "COS": f32, "SIN": f32, "DKE": f32,
+                "DVE": f32, "SP": f32, "SK": f32, "SV": f32, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32,
+                "o_h": i32, "T": i32, "H": i32, "C": i32, "NSB": i32, "NS": i32, "n_rows": i32, "scale": "fp32",
+                "scale2": "fp32"}
+        yield (f"bwd_lscan_sum nb={nb} w={w}", K.bwd_lscan_sum_kernel, bsig,
+               {"L": L, "S": S, "NB": nb, "HALF": HALF, "ROPE": True}, w, 1)
+        yield (f"bwd_lscan nb={nb} w={w}", K.bwd_lscan_kernel,
+               {"Q": p, "K": p, "V": p, "F": p, "KTR": p, "VT": p, "DO": p, "LSE": f32, "DELTA": f32, "COS": f32, "SIN": f32,
+                    "DKE": f32, "DVE": f32, "DK": p, "DV": p, "DF": p, "DQA": f32, "DQ": p, "SK": f32, "SV": f32,
+                    "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "T": i32, "H": i32, "C": i32,
+                    "NSB": i32, "NS": i32, "n_rows": i32, "scale": "fp32", "scale2": "fp32"},
+               {"L": L, "S": S, "NB": nb, "HALF": HALF, "ROPE": True, "FUSED_DQ": False}, w, 1)
+    for cb in (CFG.lscan_cb, 32, 128):
+        for rev in (False, True):
+            yield (f"lscan_carry cb={cb} rev={rev}", K.lscan_carry_kernel,
+                   {"SP": f32, "SK": f32, "SV": f32, "NSB": i32, "NS": i32}, {"D": D, "BD": 32, "CB": cb, "REVERSE": rev},
+                   4, 1)
     for bm, bn, w, s in ((CFG.fwd_bm, CFG.fwd_bn, CFG.fwd_warps, CFG.fwd_stages), (128, 128, 8, 2),
                          (128, 64, 8, 3), (128, 128, 8, 3), (64, 64, 4, 2)):
         yield (f"fwd bm={bm} bn={bn} w={w} s={s}", K.fwd_kernel,

@@ -53,6 +53,16 @@ class RATTritonConfig:
     step_warps: int = 4
     #: slot splits of the decode step (None: enough programs for two per multiprocessor)
     step_splits: int | None = None
+    #: two-level scans for long chunks (v7; triton_kernels section 5): None = automatic (`long_scan_used`:
+    #: min(L, T) >= lscan_min_len and at most lscan_max_lanes chunks (C * B * H) in all), True / False
+    #: force the two-level / the plain scans
+    long_scan: bool | None = None
+    lscan_s: int = 128  # rows per sub-block (the sequential part of a program)
+    lscan_min_len: int = 1024
+    lscan_max_lanes: int = 1024
+    lscan_cb: int = 64  # sub-block summaries per step of the carry scan
+    lscan_nb: int = 16  # sub-blocks side by side per forward program (warps: scan_warps)
+    lscan_bnb: int = 8  # ... per backward program (warps: bscan_warps; 8 x D/2 gives 8-16-byte loads)
 
 
 # Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
@@ -64,7 +74,7 @@ FP32_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=64, fwd_warp
                                   dkv_bm=64, dkv_stages=1, dq_bm=64, dq_bn=64, dq_stages=1)
 INTERPRET_CONFIG = RATTritonConfig(
     fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, scan_nc=4, bscan_nc=2, pre_bm=16,
-    step_bn=16,
+    step_bn=16, lscan_s=16, lscan_cb=4, lscan_nb=4, lscan_bnb=2,
 )
 
 
@@ -142,6 +152,34 @@ def _same_strides(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(x.contiguous() for x in xs)
 
 
+def long_scan_used(cfg: RATTritonConfig, B: int, H: int, T: int, L: int) -> bool:
+    """Whether the two-level scans (triton_kernels section 5) replace scan_kernel / bwd_scan_kernel.
+
+    The plain scans walk every chunk's rows in one program: C * B * H sequential lanes of min(L, T)
+    dependent steps. With few lanes the GPU idles on memory latency (about one DRAM round trip per
+    row: chunk_size = T = 131072 at B * H = 32 is 32 lanes of 131072 steps). The two-level scans move
+    8 instead of 5 (forward) and 15 instead of 10 (backward) token-sized passes of memory but keep every
+    lane S rows long. Rule (a model, to be checked on the GPU: scripts/gpu_rat_long_chunk.py): the plain
+    scans saturate memory with about 1.5-2.5k lanes of 0.7-1 us per row, so the two-level ones win
+    when min(L, T) >= lscan_min_len and C * B * H <= lscan_max_lanes; chunk sizes up to 256 never
+    qualify (min_len 1024)."""
+    if cfg.long_scan is not None:
+        return cfg.long_scan
+    return min(L, T) >= cfg.lscan_min_len and math.ceil(T / L) * B * H <= cfg.lscan_max_lanes
+
+
+def _lscan_shape(cfg: RATTritonConfig, T: int, L: int) -> tuple[int, int, int]:
+    """(S, NS, BD): rows per sub-block, sub-blocks per chunk, head-dim slice of the carry scan."""
+    S = cfg.lscan_s
+    return S, math.ceil(min(L, T) / S), 32
+
+
+def _lscan_buffers(B: int, H: int, C: int, NS: int, D: int, device: torch.device):
+    # per sub-block summaries (P, k part, v part), float32 (B*H, C*NS, D); dummies when NS == 1
+    n = C * NS if NS > 1 else 1
+    return tuple(torch.empty(B * H, n, D, device=device, dtype=torch.float32) for _ in range(3))
+
+
 def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig, *, need_lse: bool,
                 ke=None, ve=None, last_state=None):
     """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr, vt (per-token states, (B, T, H, D)),
@@ -159,13 +197,17 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         ve = torch.empty_like(ke)
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
     stk, stv = last_state if last_state is not None else (o, o)
-    with _stage("scan"):
-        K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
-            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
-            k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
-            ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
-            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, **_kw(cfg.scan_warps, 1),
-        )
+    if long_scan_used(cfg, B, H, T, L):
+        _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T, H, C, L, rope, last_state is not None, cfg)
+    else:
+        with _stage("scan"):
+            K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
+                k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
+                k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
+                ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
+                L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None,
+                **_kw(cfg.scan_warps, 1),
+            )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     with _stage("fwd"):
         (K.fwd_fullv_kernel if cfg.fwd_full_v else K.fwd_kernel)[(math.ceil(T / cfg.fwd_bm), B * H)](
@@ -176,6 +218,34 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
             PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
         )
     return o, (lse if need_lse else None), ktr, vt, ke, ve
+
+
+def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int, C: int, L: int, rope: bool,
+                   write_last: bool, cfg: RATTritonConfig) -> None:
+    """The forward scan as three launches (sub-block summaries, carry scan across sub-blocks, sub-blocks
+    re-run from their carries); writes what scan_kernel writes. One sub-block per chunk: one launch."""
+    from impls.rat import triton_kernels as K
+
+    B, _, _, D = k.shape
+    S, NS, BD = _lscan_shape(cfg, T, L)
+    NSB = C * NS
+    sp, sk, sv = _lscan_buffers(B, H, C, NS, D, k.device)
+    grid = (math.ceil(NSB / cfg.lscan_nb), B * H)
+    ins = (k.stride(0), k.stride(1), k.stride(2))
+    if NS > 1:
+        with _stage("scan_sum"):
+            K.lscan_sum_kernel[grid](k, v, f, sp, sk, sv, *ins, T, H, NSB, NS, S,
+                                     L=L, S=S, NB=cfg.lscan_nb, HALF=D // 2, **_kw(cfg.scan_warps, 1))
+        with _stage("scan_carry"):
+            K.lscan_carry_kernel[(C * (D // BD), B * H)](sp, sk, sv, NSB, NS, D=D, BD=BD, CB=cfg.lscan_cb,
+                                                           REVERSE=False, **_kw(4, 1))
+    with _stage("scan"):
+        K.lscan_kernel[grid](
+            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, sk, sv,
+            *ins, ktr.stride(0), ktr.stride(1), ktr.stride(2), ke.stride(0), ke.stride(1), ke.stride(2),
+            T, H, NSB, NS, S,
+            L=L, S=S, NB=cfg.lscan_nb, HALF=D // 2, ROPE=rope, WRITE_LAST=write_last, **_kw(cfg.scan_warps, 1),
+        )
 
 
 def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, scale: float,
@@ -231,6 +301,29 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     dk = torch.empty_like(o)
     dv = torch.empty_like(o)
     df = torch.empty_like(o)
+    if long_scan_used(cfg, B, H, T, L):
+        S, NS, BD = _lscan_shape(cfg, T, L)
+        NSB = C * NS
+        sp, sk, sv = _lscan_buffers(B, H, C, NS, D, q.device)
+        grid = (math.ceil(NSB / cfg.lscan_bnb), B * H)
+        ins = (k.stride(0), k.stride(1), k.stride(2))
+        if NS > 1:
+            with _stage("bwd_scan_sum"):
+                K.bwd_lscan_sum_kernel[grid](
+                    q, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, sp, sk, sv, *ins, *os_, T, H, C, NSB, NS, S,
+                    scale, scale * K.LOG2E, L=L, S=S, NB=cfg.lscan_bnb, HALF=HALF, ROPE=rope,
+                    **_kw(cfg.bscan_warps, 1),
+                )
+            with _stage("bwd_scan_carry"):
+                K.lscan_carry_kernel[(C * (D // BD), B * H)](sp, sk, sv, NSB, NS, D=D, BD=BD, CB=cfg.lscan_cb,
+                                                               REVERSE=True, **_kw(4, 1))
+        with _stage("bwd_scan"):
+            K.bwd_lscan_kernel[grid](
+                q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq, sk, sv,
+                *ins, *os_, T, H, C, NSB, NS, S, scale, scale * K.LOG2E,
+                L=L, S=S, NB=cfg.lscan_bnb, HALF=HALF, ROPE=rope, FUSED_DQ=cfg.fused_dq, **_kw(cfg.bscan_warps, 1),
+            )
+        return dq, dk, dv, df
     with _stage("bwd_scan"):
         K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
             q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq,

@@ -23,6 +23,8 @@ Kernels (launchers in impls/rat/triton.py):
                    dk = (1-f) g_k, dv = (1-f) g_v, df = g_k (kt_{l-1} - k) + g_v (vt_{l-1} - v).
   step_kernel      one decode token: running-state update, slot write, softmax over slots 0..c,
                    optionally split over slots with an in-kernel merge (one launch, graph-capturable).
+  lscan_*, bwd_lscan_*  (section 5) two-level versions of the two scans for long chunks (chunk_size = T):
+                   sub-blocks of S rows in parallel, a carry scan across them, then each re-run.
 """
 from __future__ import annotations
 
@@ -37,10 +39,15 @@ __all__ = [
     "bwd_dkv_full_kernel",
     "bwd_dkv_kernel",
     "bwd_dq_kernel",
+    "bwd_lscan_kernel",
+    "bwd_lscan_sum_kernel",
     "bwd_pre_kernel",
     "bwd_scan_kernel",
     "fwd_fullv_kernel",
     "fwd_kernel",
+    "lscan_carry_kernel",
+    "lscan_kernel",
+    "lscan_sum_kernel",
     "scan_kernel",
     "step_kernel",
 ]
@@ -661,3 +668,393 @@ def step_kernel(
                                         BN, HALF, False)
     o_ptr = O + b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + offs_d
     decode_finish(o_ptr, acc1, acc2, l_i, m_i, WS, CNT, bh, sp, HALF, SPLITS)
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. two-level scans for long chunks (v7; launched instead of scan_kernel / bwd_scan_kernel when a
+# chunk is long and there are few chunks in all, e.g. chunk_size = T: the "RNN" of the RAT paper)
+#
+# Each chunk is cut into NS = ceil(min(L, T) / S) sub-blocks of S rows (the last one may hold fewer
+# rows: L % S != 0, or a partial last chunk in prefill); sub-block sb = c * NS + j (chunk c, j-th
+# sub-block) covers chunk-local rows [j S, min((j + 1) S, L)). The recurrences are linear:
+#   forward  s_t = f_t s_{t-1} + (1 - f_t) x_t: a sub-block started from zero gives (P, s_loc) with
+#            P = prod f over its rows; the true end state is s_loc + P * s_in.
+#   backward g_l = d_l + f_{l+1} g_{l+1}; with h_l = f_l g_l (what row l hands to row l-1):
+#            h_first = H_loc + P * h_in, H_loc = f_first * g_loc(first row) from h_in = 0.
+# Three launches each way: (1) per sub-block summaries (P, s_loc for k and v) into float32
+# (B*H, C*NS, D) buffers, (2) lscan_carry_kernel: the inclusive scan of the summaries across the
+# sub-blocks of each chunk (in place; reverse order for the backward), (3) each sub-block re-run from
+# its carry (the inclusive summary of sub-block j-1, or j+1 backward; zero at the chunk's edge),
+# writing exactly what scan_kernel / bwd_scan_kernel write. Products of f may underflow to 0 (no
+# division anywhere). The inner loops are those of scan_kernel / bwd_scan_kernel with a per-lane
+# chunk-local row index; NB sub-blocks are side by side in one program.
+@triton.jit
+def _lin_combine(p1, a1, b1, p2, a2, b2):
+    # (p1, a1) then (p2, a2): x -> p2 (p1 x + a1) + a2, for the k and v parts (shared p)
+    return p1 * p2, p2 * a1 + a2, p2 * b1 + b2
+
+
+@triton.jit
+def lscan_sum_kernel(
+    K, V, F, SP, SK, SV,
+    s_b, s_t, s_h, T, H, NSB, NS, n_rows,
+    L: tl.constexpr, S: tl.constexpr, NB: tl.constexpr, HALF: tl.constexpr,
+):
+    """Grid (ceil(NSB / NB), B*H). Forward summaries of NB sub-blocks: P = prod f, kt and vt scanned
+    from a zero state over the sub-block's rows (masked rows: f = 1, x = 0, nothing changes)."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    sb = pid * NB + tl.arange(0, NB)
+    sm = sb < NSB
+    c = sb // NS
+    l0 = (sb - c * NS) * S
+    row0 = c.to(tl.int64) * L + l0
+    d2 = tl.arange(0, HALF)[None, :]
+    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
+    kt1 = tl.zeros([NB, HALF], tl.float32)
+    kt2 = tl.zeros([NB, HALF], tl.float32)
+    vt1 = tl.zeros([NB, HALF], tl.float32)
+    vt2 = tl.zeros([NB, HALF], tl.float32)
+    p1 = tl.full([NB, HALF], 1.0, tl.float32)
+    p2 = tl.full([NB, HALF], 1.0, tl.float32)
+    for r in range(n_rows):  # n_rows == S
+        rows = row0 + r
+        m = (sm & (l0 + r < L) & (rows < T))[:, None]
+        ptr = in_off + rows[:, None] * s_t + d2
+        f1 = tl.load(F + ptr, mask=m, other=1.0).to(tl.float32)
+        f2 = tl.load(F + ptr + HALF, mask=m, other=1.0).to(tl.float32)
+        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
+        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
+        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        kt1 = f1 * kt1 + (1.0 - f1) * k1
+        kt2 = f2 * kt2 + (1.0 - f2) * k2
+        vt1 = f1 * vt1 + (1.0 - f1) * v1
+        vt2 = f2 * vt2 + (1.0 - f2) * v2
+        p1 = p1 * f1
+        p2 = p2 * f2
+    sptr = (bh.to(tl.int64) * NSB + sb)[:, None] * (2 * HALF) + d2
+    em = sm[:, None]
+    tl.store(SP + sptr, p1, mask=em)
+    tl.store(SP + sptr + HALF, p2, mask=em)
+    tl.store(SK + sptr, kt1, mask=em)
+    tl.store(SK + sptr + HALF, kt2, mask=em)
+    tl.store(SV + sptr, vt1, mask=em)
+    tl.store(SV + sptr + HALF, vt2, mask=em)
+
+
+@triton.jit
+def lscan_carry_kernel(
+    SP, SK, SV, NSB, NS,
+    D: tl.constexpr, BD: tl.constexpr, CB: tl.constexpr, REVERSE: tl.constexpr,
+):
+    """Grid (C * D / BD, B*H): chunk c, head-dim slice of BD. Inclusive scan of the summaries
+    (P, a, b) of the chunk's NS sub-blocks (first to last, or last to first with REVERSE), CB at a time
+    (tl.associative_scan, then the carry of the blocks before): a_j <- a_j + P_j a_(j-1) (b alike),
+    written over SK, SV. SP is only read."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    c = pid // (D // BD)
+    offs_d = (pid % (D // BD)) * BD + tl.arange(0, BD)
+    offs_i = tl.arange(0, CB)
+    base = (bh.to(tl.int64) * NSB + c * NS) * D
+    ca = tl.zeros([BD], tl.float32)
+    cb = tl.zeros([BD], tl.float32)
+    for blk in range(0, NS, CB):
+        i = blk + offs_i
+        if REVERSE:
+            j = NS - 1 - i
+        else:
+            j = i
+        m = (i < NS)[:, None]
+        ptr = base + j[:, None] * D + offs_d[None, :]
+        p = tl.load(SP + ptr, mask=m, other=1.0)
+        a = tl.load(SK + ptr, mask=m, other=0.0)
+        bb = tl.load(SV + ptr, mask=m, other=0.0)
+        p, a, bb = tl.associative_scan((p, a, bb), 0, _lin_combine)
+        a = a + p * ca[None, :]
+        bb = bb + p * cb[None, :]
+        tl.store(SK + ptr, a, mask=m)
+        tl.store(SV + ptr, bb, mask=m)
+        last = (offs_i == CB - 1)[:, None]  # masked entries (P = 1, 0) keep the last valid value
+        ca = tl.sum(tl.where(last, a, 0.0), 0)
+        cb = tl.sum(tl.where(last, bb, 0.0), 0)
+
+
+@triton.jit
+def lscan_kernel(
+    K, V, F, COS, SIN, KTR, VT, KE, VE, STK, STV, SK, SV,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, NSB, NS, n_rows,
+    L: tl.constexpr, S: tl.constexpr, NB: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+    WRITE_LAST: tl.constexpr,
+):
+    """Grid (ceil(NSB / NB), B*H). scan_kernel over NB sub-blocks, each started from its carry (the
+    scanned summary of the sub-block before in the chunk; zero for the first): writes RoPE_c(kt), vt
+    per token; the chunk's last sub-block writes the chunk end K_c, V_c; with WRITE_LAST the sub-block
+    holding token T-1 writes the float32 state there (decode)."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    sb = pid * NB + tl.arange(0, NB)
+    sm = sb < NSB
+    c = sb // NS
+    j = sb - c * NS
+    l0 = j * S
+    row0 = c.to(tl.int64) * L + l0
+    d2 = tl.arange(0, HALF)[None, :]
+    if ROPE:
+        tptr = c[:, None] * HALF + d2
+        cos = tl.load(COS + tptr, mask=sm[:, None], other=1.0)
+        sin = tl.load(SIN + tptr, mask=sm[:, None], other=0.0)
+    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
+    out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    cptr = (bh.to(tl.int64) * NSB + sb - 1)[:, None] * (2 * HALF) + d2
+    cm = (sm & (j > 0))[:, None]
+    kt1 = tl.load(SK + cptr, mask=cm, other=0.0)
+    kt2 = tl.load(SK + cptr + HALF, mask=cm, other=0.0)
+    vt1 = tl.load(SV + cptr, mask=cm, other=0.0)
+    vt2 = tl.load(SV + cptr + HALF, mask=cm, other=0.0)
+    if ROPE:  # a sub-block with no row before T (partial last chunk) hands its carry on as the chunk end
+        kr1, kr2 = _rope(kt1, kt2, cos, sin)
+    else:
+        kr1 = kt1
+        kr2 = kt2
+    for r in range(n_rows):  # n_rows == S
+        rows = row0 + r
+        m = (sm & (l0 + r < L) & (rows < T))[:, None]
+        ptr = in_off + rows[:, None] * s_t + d2
+        f1 = tl.load(F + ptr, mask=m, other=1.0).to(tl.float32)
+        f2 = tl.load(F + ptr + HALF, mask=m, other=1.0).to(tl.float32)
+        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
+        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
+        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        kt1 = f1 * kt1 + (1.0 - f1) * k1
+        kt2 = f2 * kt2 + (1.0 - f2) * k2
+        vt1 = f1 * vt1 + (1.0 - f1) * v1
+        vt2 = f2 * vt2 + (1.0 - f2) * v2
+        if ROPE:
+            kr1, kr2 = _rope(kt1, kt2, cos, sin)
+        else:
+            kr1 = kt1
+            kr2 = kt2
+        optr = out_off + rows[:, None] * o_t + d2
+        tl.store(KTR + optr, kr1.to(KTR.dtype.element_ty), mask=m)
+        tl.store(KTR + optr + HALF, kr2.to(KTR.dtype.element_ty), mask=m)
+        tl.store(VT + optr, vt1.to(VT.dtype.element_ty), mask=m)
+        tl.store(VT + optr + HALF, vt2.to(VT.dtype.element_ty), mask=m)
+    eptr = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h + c.to(tl.int64)[:, None] * e_c + d2
+    em = (sm & (j == NS - 1))[:, None]
+    tl.store(KE + eptr, kr1.to(KE.dtype.element_ty), mask=em)
+    tl.store(KE + eptr + HALF, kr2.to(KE.dtype.element_ty), mask=em)
+    tl.store(VE + eptr, vt1.to(VE.dtype.element_ty), mask=em)
+    tl.store(VE + eptr + HALF, vt2.to(VE.dtype.element_ty), mask=em)
+    if WRITE_LAST:
+        c_last = (T - 1) // L
+        lm = (sb == c_last * NS + ((T - 1) - c_last * L) // S)[:, None]
+        sptr = bh.to(tl.int64) * 2 * HALF + d2 + 0 * sb[:, None]
+        tl.store(STK + sptr, kt1, mask=lm)
+        tl.store(STK + sptr + HALF, kt2, mask=lm)
+        tl.store(STV + sptr, vt1, mask=lm)
+        tl.store(STV + sptr + HALF, vt2, mask=lm)
+
+
+@triton.jit
+def _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off, cos, sin, scale, scale2,
+                HALF: tl.constexpr, ROPE: tl.constexpr):
+    """Direct gradients of the row's RoPE'd kt and of vt through the self term (as bwd_scan_kernel):
+    dk = dS_self q_r, dv = p_self dO; also q_r, kr and dS_self (for the fused-dq finish)."""
+    q1 = tl.load(Q + ptr, mask=m, other=0.0).to(tl.float32)
+    q2 = tl.load(Q + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+    kr1 = tl.load(KTR + optr, mask=m, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + optr + HALF, mask=m, other=0.0).to(tl.float32)
+    vt1 = tl.load(VT + optr, mask=m, other=0.0).to(tl.float32)
+    vt2 = tl.load(VT + optr + HALF, mask=m, other=0.0).to(tl.float32)
+    do1 = tl.load(DO + optr, mask=m, other=0.0).to(tl.float32)
+    do2 = tl.load(DO + optr + HALF, mask=m, other=0.0).to(tl.float32)
+    lse = tl.load(LSE + r_off + rows, mask=rv, other=0.0)
+    delta = tl.load(DELTA + r_off + rows, mask=rv, other=0.0)
+    if ROPE:
+        q1, q2 = _rope(q1, q2, cos, sin)
+    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+    ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
+    return ds_s[:, None] * q1, ds_s[:, None] * q2, p_s[:, None] * do1, p_s[:, None] * do2, kr1, kr2, ds_s
+
+
+@triton.jit
+def bwd_lscan_sum_kernel(
+    Q, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, SP, SK, SV,
+    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, NSB, NS, n_rows, scale, scale2,
+    L: tl.constexpr, S: tl.constexpr, NB: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+):
+    """Grid (ceil(NSB / NB), B*H). Backward summaries of NB sub-blocks: the reverse recurrence of
+    bwd_scan_kernel over the sub-block's rows from h_in = 0 (direct gradients of the self term, dK_c
+    and dV_c at l = L-1), P = prod f, and H = f_first * g_first for kt and vt."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    sb = pid * NB + tl.arange(0, NB)
+    sm = sb < NSB
+    c = sb // NS
+    l0 = (sb - c * NS) * S
+    row0 = c.to(tl.int64) * L + l0
+    d2 = tl.arange(0, HALF)[None, :]
+    if ROPE:
+        tptr = c[:, None] * HALF + d2
+        cos = tl.load(COS + tptr, mask=sm[:, None], other=1.0)
+        sin = tl.load(SIN + tptr, mask=sm[:, None], other=0.0)
+    else:
+        cos = 1.0
+        sin = 0.0
+    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
+    out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    r_off = bh.to(tl.int64) * T
+    em = (sm & (l0 + S > L - 1))[:, None]  # the sub-block holding row L-1 adds the chunk-end gradients
+    eptr = bh.to(tl.int64) * C * 2 * HALF + c.to(tl.int64)[:, None] * 2 * HALF + d2
+    dke1 = tl.load(DKE + eptr, mask=em, other=0.0)
+    dke2 = tl.load(DKE + eptr + HALF, mask=em, other=0.0)
+    dve1 = tl.load(DVE + eptr, mask=em, other=0.0)
+    dve2 = tl.load(DVE + eptr + HALF, mask=em, other=0.0)
+    gk1 = tl.zeros([NB, HALF], tl.float32)
+    gk2 = tl.zeros([NB, HALF], tl.float32)
+    gv1 = tl.zeros([NB, HALF], tl.float32)
+    gv2 = tl.zeros([NB, HALF], tl.float32)
+    fn1 = gk1
+    fn2 = gk1
+    p1 = tl.full([NB, HALF], 1.0, tl.float32)
+    p2 = tl.full([NB, HALF], 1.0, tl.float32)
+    for i in range(n_rows):  # n_rows == S
+        l = l0 + (S - 1 - i)
+        rows = row0 + (S - 1 - i)
+        rv = sm & (l < L) & (rows < T)
+        m = rv[:, None]
+        ptr = in_off + rows[:, None] * s_t + d2
+        optr = out_off + rows[:, None] * o_t + d2
+        dk1, dk2, dv1, dv2, _kr1, _kr2, _ds = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off,
+                                                         cos, sin, scale, scale2, HALF, ROPE)
+        end = (l == L - 1)[:, None]
+        dk1 += tl.where(end, dke1, 0.0)
+        dk2 += tl.where(end, dke2, 0.0)
+        dv1 += tl.where(end, dve1, 0.0)
+        dv2 += tl.where(end, dve2, 0.0)
+        if ROPE:
+            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
+        gk1 = dk1 + fn1 * gk1
+        gk2 = dk2 + fn2 * gk2
+        gv1 = dv1 + fn1 * gv1
+        gv2 = dv2 + fn2 * gv2
+        f1 = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
+        f2 = tl.load(F + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        p1 = p1 * tl.where(m, f1, 1.0)
+        p2 = p2 * tl.where(m, f2, 1.0)
+        fn1 = f1
+        fn2 = f2
+    sptr = (bh.to(tl.int64) * NSB + sb)[:, None] * (2 * HALF) + d2
+    sm2 = sm[:, None]
+    tl.store(SP + sptr, p1, mask=sm2)
+    tl.store(SP + sptr + HALF, p2, mask=sm2)
+    tl.store(SK + sptr, fn1 * gk1, mask=sm2)
+    tl.store(SK + sptr + HALF, fn2 * gk2, mask=sm2)
+    tl.store(SV + sptr, fn1 * gv1, mask=sm2)
+    tl.store(SV + sptr + HALF, fn2 * gv2, mask=sm2)
+
+
+@triton.jit
+def bwd_lscan_kernel(
+    Q, K, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQA, DQ, SK, SV,
+    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, NSB, NS, n_rows, scale, scale2,
+    L: tl.constexpr, S: tl.constexpr, NB: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+    FUSED_DQ: tl.constexpr,
+):
+    """Grid (ceil(NSB / NB), B*H). bwd_scan_kernel over NB sub-blocks, each started from its carry
+    h_in (the scanned summary of the sub-block after it in the chunk; zero for the chunk's last):
+    writes dk, dv, df (and dq with FUSED_DQ) exactly as bwd_scan_kernel does."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    sb = pid * NB + tl.arange(0, NB)
+    sm = sb < NSB
+    c = sb // NS
+    j = sb - c * NS
+    l0 = j * S
+    row0 = c.to(tl.int64) * L + l0
+    d2 = tl.arange(0, HALF)[None, :]
+    if ROPE:
+        tptr = c[:, None] * HALF + d2
+        cos = tl.load(COS + tptr, mask=sm[:, None], other=1.0)
+        sin = tl.load(SIN + tptr, mask=sm[:, None], other=0.0)
+    else:
+        cos = 1.0
+        sin = 0.0
+    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
+    out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    r_off = bh.to(tl.int64) * T
+    em = (sm & (l0 + S > L - 1))[:, None]
+    eptr = bh.to(tl.int64) * C * 2 * HALF + c.to(tl.int64)[:, None] * 2 * HALF + d2
+    dke1 = tl.load(DKE + eptr, mask=em, other=0.0)
+    dke2 = tl.load(DKE + eptr + HALF, mask=em, other=0.0)
+    dve1 = tl.load(DVE + eptr, mask=em, other=0.0)
+    dve2 = tl.load(DVE + eptr + HALF, mask=em, other=0.0)
+    # carry h_in = f g of the row after the sub-block: start with g = h_in, "f of the row after" = 1
+    cptr = (bh.to(tl.int64) * NSB + sb + 1)[:, None] * (2 * HALF) + d2
+    cm = (sm & (j < NS - 1))[:, None]
+    gk1 = tl.load(SK + cptr, mask=cm, other=0.0)
+    gk2 = tl.load(SK + cptr + HALF, mask=cm, other=0.0)
+    gv1 = tl.load(SV + cptr, mask=cm, other=0.0)
+    gv2 = tl.load(SV + cptr + HALF, mask=cm, other=0.0)
+    fn1 = tl.full([NB, HALF], 1.0, tl.float32)
+    fn2 = fn1
+    for i in range(n_rows):  # n_rows == S
+        l = l0 + (S - 1 - i)
+        rows = row0 + (S - 1 - i)
+        rv = sm & (l < L) & (rows < T)
+        m = rv[:, None]
+        ptr = in_off + rows[:, None] * s_t + d2
+        optr = out_off + rows[:, None] * o_t + d2
+        dk1, dk2, dv1, dv2, kr1, kr2, ds_s = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off,
+                                                         cos, sin, scale, scale2, HALF, ROPE)
+        if FUSED_DQ:  # dq = RoPE^T(scale * sum_j dS K_j (accumulated by the dK/dV kernel) + dS_self kt)
+            aptr = (r_off + rows)[:, None] * (2 * HALF) + d2
+            dq1 = scale * tl.load(DQA + aptr, mask=m, other=0.0) + ds_s[:, None] * kr1
+            dq2 = scale * tl.load(DQA + aptr + HALF, mask=m, other=0.0) + ds_s[:, None] * kr2
+            if ROPE:
+                dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
+            tl.store(DQ + optr, dq1.to(DQ.dtype.element_ty), mask=m)
+            tl.store(DQ + optr + HALF, dq2.to(DQ.dtype.element_ty), mask=m)
+        end = (l == L - 1)[:, None]
+        dk1 += tl.where(end, dke1, 0.0)
+        dk2 += tl.where(end, dke2, 0.0)
+        dv1 += tl.where(end, dve1, 0.0)
+        dv2 += tl.where(end, dve2, 0.0)
+        if ROPE:
+            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
+        gk1 = dk1 + fn1 * gk1
+        gk2 = dk2 + fn2 * gk2
+        gv1 = dv1 + fn1 * gv1
+        gv2 = dv2 + fn2 * gv2
+        f1 = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
+        f2 = tl.load(F + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
+        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
+        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        pm = m & (l > 0)[:, None]
+        kp1 = tl.load(KTR + optr - o_t, mask=pm, other=0.0).to(tl.float32)
+        kp2 = tl.load(KTR + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
+        if ROPE:
+            kp1, kp2 = _rope_t(kp1, kp2, cos, sin)
+        vp1 = tl.load(VT + optr - o_t, mask=pm, other=0.0).to(tl.float32)
+        vp2 = tl.load(VT + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
+        tl.store(DK + optr, ((1.0 - f1) * gk1).to(DK.dtype.element_ty), mask=m)
+        tl.store(DK + optr + HALF, ((1.0 - f2) * gk2).to(DK.dtype.element_ty), mask=m)
+        tl.store(DV + optr, ((1.0 - f1) * gv1).to(DV.dtype.element_ty), mask=m)
+        tl.store(DV + optr + HALF, ((1.0 - f2) * gv2).to(DV.dtype.element_ty), mask=m)
+        tl.store(DF + optr, (gk1 * (kp1 - k1) + gv1 * (vp1 - v1)).to(DF.dtype.element_ty), mask=m)
+        tl.store(DF + optr + HALF, (gk2 * (kp2 - k2) + gv2 * (vp2 - v2)).to(DF.dtype.element_ty), mask=m)
+        fn1 = f1
+        fn2 = f2
