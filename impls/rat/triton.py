@@ -7,6 +7,8 @@ Backward = four launches: Delta and RoPE'd q; dK/dV of the chunk ends; dq; the b
 term gradients of kt and vt, chunk-end gradients, reverse recurrence -> dk, dv, df). Nothing of size
 T x C is ever stored: memory is linear in T. Decode step = one launch (running-state update, slot
 write, softmax over the slots, optional split over slots merged in-kernel), CUDA-graph capturable.
+Long chunks with few chunks in all (chunk_size = T: the paper's RNN) use two-level scans instead of the
+two scan launches (sub-blocks in parallel + a carry scan; `long_scan_used`, RATTritonConfig.long_scan).
 Kernels and their math: impls/rat/triton_kernels.py; measurements: impls/rat/NOTES.md.
 """
 from __future__ import annotations
