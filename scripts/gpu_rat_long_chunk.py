@@ -220,7 +220,7 @@ def main() -> None:
                 r = time_rnn(T, tokens, H, D, long, dtype)
                 if not DRY:
                     torch.cuda.empty_cache()
-                r["auto_path"] = "two-level" if long_scan_used(RT._cfg(None, 1, dtype), r["B"], H, T, T) else "plain"
+                r["auto_path"] = "two-level" if long_scan_used(dataclasses.replace(RT._cfg(None, 1, dtype), long_scan=None), r["B"], H, T, T) else "plain"
                 res["timing"].append(r)
                 print(json.dumps(r), flush=True)
                 save()

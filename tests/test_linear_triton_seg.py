@@ -14,10 +14,10 @@ import impls
 from impls.linear import triton_kernels as K
 from impls.linear.triton import LinearTriton, LinearTritonConfig
 
-SEG1 = LinearTritonConfig(seg_chunks=1)  # every chunk its own segment
-SEG3_BV32 = LinearTritonConfig(seg_chunks=3, fused_bv=32, segstate_bv=32)  # partial last segment
-SEG_TRAIN = LinearTritonConfig(fused=False, seg_train=True, seg_chunks=2)  # two-pass backward
-SEG_TRAIN_FUSED = LinearTritonConfig(fused=True, seg_train=True, seg_chunks=1)  # fused backward
+SEG1 = LinearTritonConfig(seg=True, seg_chunks=1)  # every chunk its own segment
+SEG3_BV32 = LinearTritonConfig(seg=True, seg_chunks=3, fused_bv=32, segstate_bv=32)  # partial last segment
+SEG_TRAIN = LinearTritonConfig(seg=True, fused=False, seg_train=True, seg_chunks=2)  # two-pass backward
+SEG_TRAIN_FUSED = LinearTritonConfig(seg=True, fused=True, seg_train=True, seg_chunks=1)  # fused backward
 
 
 def rand(B, T, H, D, seed, decay=True):

@@ -7,7 +7,8 @@ Two forms, picked from the shape (LinearTritonConfig.plan):
 - fused (many sequences): forward = one walker per (sequence, value block) that keeps the state in
   registers and writes outputs (and the chunk states for the backward); backward = one reverse
   walker writing the state gradients and dv, then the parallel dq/dk pass.
-The forward without gradients (and prefill) always uses the walker (``seg``): when B*H is too small
+With ``seg`` (LinearTritonConfig; off by default until measured on a GPU: impls/linear/NOTES.md v-seg,
+scripts/gpu_linear_prefill.py), the forward without gradients (and prefill) uses the walker: when B*H is too small
 for one walker per (sequence, value block) to fill the GPU, the sequence is cut into NS segments
 (LinearTritonConfig.segments): the state each segment adds (pass 1, parallel), an in-place prefix
 over the segments (pass 2), then one walker per (segment, sequence, value block) from its segment's
@@ -54,8 +55,9 @@ class LinearTritonConfig:
     dqk_warps: int = 4
     stages: int = 2
     #: forward without gradients and prefill: the (segmented) walker, whatever ``fused`` says
-    #: (False: the form ``plan`` picks, the behaviour before segments existed)
-    seg: bool = True
+    #: (False: the form ``plan`` picks, the behaviour before segments existed). Off by default: the
+    #: measured path stays the default until scripts/gpu_linear_prefill.py has timed the walker on a GPU
+    seg: bool = False
     #: the training forward (chunk states kept for the backward) through the segmented walker too
     #: instead of the two-pass form when B*H is small (the backward is the same either way)
     seg_train: bool = False
