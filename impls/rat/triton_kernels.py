@@ -74,6 +74,142 @@ def _rope_t(d1, d2, cos, sin):
     return d1 * cos + d2 * sin, d2 * cos - d1 * sin
 
 
+@triton.jit
+def _maybe_rope(x1, x2, cos, sin, ROPE: tl.constexpr):
+    if ROPE:
+        x1, x2 = _rope(x1, x2, cos, sin)
+    return x1, x2
+
+
+# Helpers of the scans (scan_kernel, bwd_scan_kernel and the two-level scans of section 5); pointers p
+# address a [N, HALF] block of rows, p + HALF their second half. The per-row helpers (_scan_step,
+# _bwd_direct, _bwd_scan_step) call no helper of their own but _rope / _rope_t, and take pointers, not
+# bases and offsets, in the order the kernels had them: with a nested helper (e.g. _load2 in _scan_step)
+# or a split of _bwd_scan_step in two, the same PTX instructions came with other inlining line info and
+# ptxas scheduled some configurations of scan_kernel / bwd_scan_kernel differently (the sm_90 SASS of
+# the pre-existing kernels is kept byte-identical: scripts/sass_rat_triton.py --dump, NOTES.md v7).
+@triton.jit
+def _load2(p, m, other, HALF: tl.constexpr):
+    """Both halves at p as float32; rows outside m read `other`."""
+    x1 = tl.load(p, mask=m, other=other).to(tl.float32)
+    x2 = tl.load(p + HALF, mask=m, other=other).to(tl.float32)
+    return x1, x2
+
+
+@triton.jit
+def _store2(p, x1, x2, m, HALF: tl.constexpr):
+    """Both halves to p in its element type."""
+    tl.store(p, x1.to(p.dtype.element_ty), mask=m)
+    tl.store(p + HALF, x2.to(p.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _cos_sin(COS, SIN, idx, m, d2, HALF: tl.constexpr):
+    """RoPE tables at rows idx ([N], chunk ids; d2 = arange(HALF)[None, :]); rows outside m ([N]) read
+    cos 1, sin 0."""
+    tptr = idx[:, None] * HALF + d2
+    cos = tl.load(COS + tptr, mask=m[:, None], other=1.0)
+    sin = tl.load(SIN + tptr, mask=m[:, None], other=0.0)
+    return cos, sin
+
+
+@triton.jit
+def _scan_step(K, V, F, ptr, m, kt1, kt2, vt1, vt2, HALF: tl.constexpr):
+    """One row of the forward scan, s = f s + (1 - f) x for kt (x = k) and vt (x = v); masked rows read
+    f = 1, x = 0 and leave the state as it is. Returns the states and f."""
+    f1 = tl.load(F + ptr, mask=m, other=1.0).to(tl.float32)
+    f2 = tl.load(F + ptr + HALF, mask=m, other=1.0).to(tl.float32)
+    k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
+    k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+    v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
+    v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+    kt1 = f1 * kt1 + (1.0 - f1) * k1
+    kt2 = f2 * kt2 + (1.0 - f2) * k2
+    vt1 = f1 * vt1 + (1.0 - f1) * v1
+    vt2 = f2 * vt2 + (1.0 - f2) * v2
+    return kt1, kt2, vt1, vt2, f1, f2
+
+
+@triton.jit
+def _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off, cos, sin, scale, scale2,
+                HALF: tl.constexpr, ROPE: tl.constexpr):
+    """Direct gradients of the row's RoPE'd kt and of vt through the self term: dk = dS_self q_r,
+    dv = p_self dO; also kr and dS_self (for the fused-dq finish)."""
+    q1 = tl.load(Q + ptr, mask=m, other=0.0).to(tl.float32)
+    q2 = tl.load(Q + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+    kr1 = tl.load(KTR + optr, mask=m, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + optr + HALF, mask=m, other=0.0).to(tl.float32)
+    vt1 = tl.load(VT + optr, mask=m, other=0.0).to(tl.float32)
+    vt2 = tl.load(VT + optr + HALF, mask=m, other=0.0).to(tl.float32)
+    do1 = tl.load(DO + optr, mask=m, other=0.0).to(tl.float32)
+    do2 = tl.load(DO + optr + HALF, mask=m, other=0.0).to(tl.float32)
+    lse = tl.load(LSE + r_off + rows, mask=rv, other=0.0)
+    delta = tl.load(DELTA + r_off + rows, mask=rv, other=0.0)
+    if ROPE:
+        q1, q2 = _rope(q1, q2, cos, sin)
+    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+    ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
+    return ds_s[:, None] * q1, ds_s[:, None] * q2, p_s[:, None] * do1, p_s[:, None] * do2, kr1, kr2, ds_s
+
+
+@triton.jit
+def _dq_self(DQA, DQ, aptr, optr, m, ds_s, kr1, kr2, scale, cos, sin, HALF: tl.constexpr, ROPE: tl.constexpr):
+    """Fused dq: dq = RoPE^T(scale * sum_j dS K_j (accumulated by the dK/dV kernel) + dS_self kt)."""
+    dq1 = scale * tl.load(DQA + aptr, mask=m, other=0.0) + ds_s[:, None] * kr1
+    dq2 = scale * tl.load(DQA + aptr + HALF, mask=m, other=0.0) + ds_s[:, None] * kr2
+    if ROPE:
+        dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
+    _store2(DQ + optr, dq1, dq2, m, HALF)
+
+
+@triton.jit
+def _bwd_recur(dk1, dk2, dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin, ROPE: tl.constexpr):
+    """g_l = d_l + f_{l+1} g_{l+1} for kt (d w.r.t. RoPE'd kt: rotated back) and vt (bwd_lscan_sum_kernel;
+    _bwd_scan_step starts with the same lines, not a call: see above)."""
+    if ROPE:
+        dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
+    gk1 = dk1 + fn1 * gk1
+    gk2 = dk2 + fn2 * gk2
+    gv1 = dv1 + fn1 * gv1
+    gv2 = dv2 + fn2 * gv2
+    return gk1, gk2, gv1, gv2
+
+
+@triton.jit
+def _bwd_scan_step(K, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l, dk1, dk2, dv1, dv2, gk1, gk2, gv1, gv2,
+                   fn1, fn2, cos, sin, HALF: tl.constexpr, ROPE: tl.constexpr):
+    """One row of the reverse scan from its direct gradients d (w.r.t. RoPE'd kt, and vt): _bwd_recur,
+    then dk = (1-f) g_k, dv = (1-f) g_v, df = g_k (kt_{l-1} - k) + g_v (vt_{l-1} - v) of the rows at
+    chunk-local index l (a scalar or a [N, 1] column); the state before a row is read back from the
+    forward's per-token states (un-rotated here; zero before l = 0). Returns g and f (the next row's f_{l+1})."""
+    if ROPE:
+        dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
+    gk1 = dk1 + fn1 * gk1
+    gk2 = dk2 + fn2 * gk2
+    gv1 = dv1 + fn1 * gv1
+    gv2 = dv2 + fn2 * gv2
+    f1 = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
+    f2 = tl.load(F + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+    k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
+    k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+    v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
+    v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+    pm = m & (l > 0)
+    kp1 = tl.load(KTR + optr - o_t, mask=pm, other=0.0).to(tl.float32)
+    kp2 = tl.load(KTR + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
+    if ROPE:
+        kp1, kp2 = _rope_t(kp1, kp2, cos, sin)
+    vp1 = tl.load(VT + optr - o_t, mask=pm, other=0.0).to(tl.float32)
+    vp2 = tl.load(VT + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
+    tl.store(DK + optr, ((1.0 - f1) * gk1).to(DK.dtype.element_ty), mask=m)
+    tl.store(DK + optr + HALF, ((1.0 - f2) * gk2).to(DK.dtype.element_ty), mask=m)
+    tl.store(DV + optr, ((1.0 - f1) * gv1).to(DV.dtype.element_ty), mask=m)
+    tl.store(DV + optr + HALF, ((1.0 - f2) * gv2).to(DV.dtype.element_ty), mask=m)
+    tl.store(DF + optr, (gk1 * (kp1 - k1) + gv1 * (vp1 - v1)).to(DF.dtype.element_ty), mask=m)
+    tl.store(DF + optr + HALF, (gk2 * (kp2 - k2) + gv2 * (vp2 - v2)).to(DF.dtype.element_ty), mask=m)
+    return gk1, gk2, gv1, gv2, f1, f2
+
+
 # ------------------------------------------------------------------------------------------------
 # 1. scan
 @triton.jit
@@ -91,9 +227,10 @@ def scan_kernel(
     offs_d = tl.arange(0, HALF)
     d2 = offs_d[None, :]
     if ROPE:
-        tptr = cid[:, None] * HALF + d2
-        cos = tl.load(COS + tptr, mask=cm[:, None], other=1.0)
-        sin = tl.load(SIN + tptr, mask=cm[:, None], other=0.0)
+        cos, sin = _cos_sin(COS, SIN, cid, cm, d2, HALF)
+    else:
+        cos = 1.0
+        sin = 0.0
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     kt1 = tl.zeros([NC, HALF], tl.float32)
@@ -106,40 +243,21 @@ def scan_kernel(
         rows = cid.to(tl.int64) * L + l
         m = (cm & (rows < T))[:, None]
         ptr = in_off + rows[:, None] * s_t + d2
-        f1 = tl.load(F + ptr, mask=m, other=1.0).to(tl.float32)
-        f2 = tl.load(F + ptr + HALF, mask=m, other=1.0).to(tl.float32)
-        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
-        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
-        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        kt1 = f1 * kt1 + (1.0 - f1) * k1
-        kt2 = f2 * kt2 + (1.0 - f2) * k2
-        vt1 = f1 * vt1 + (1.0 - f1) * v1
-        vt2 = f2 * vt2 + (1.0 - f2) * v2
-        if ROPE:
-            kr1, kr2 = _rope(kt1, kt2, cos, sin)
-        else:
-            kr1 = kt1
-            kr2 = kt2
+        kt1, kt2, vt1, vt2, _f1, _f2 = _scan_step(K, V, F, ptr, m, kt1, kt2, vt1, vt2, HALF)
+        kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
         optr = out_off + rows[:, None] * o_t + d2
-        tl.store(KTR + optr, kr1.to(KTR.dtype.element_ty), mask=m)
-        tl.store(KTR + optr + HALF, kr2.to(KTR.dtype.element_ty), mask=m)
-        tl.store(VT + optr, vt1.to(VT.dtype.element_ty), mask=m)
-        tl.store(VT + optr + HALF, vt2.to(VT.dtype.element_ty), mask=m)
+        _store2(KTR + optr, kr1, kr2, m, HALF)
+        _store2(VT + optr, vt1, vt2, m, HALF)
     # chunk ends (for a partial last chunk: the state at T - 1, as masked rows left it unchanged)
     eptr = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h + cid.to(tl.int64)[:, None] * e_c + d2
     em = cm[:, None]
-    tl.store(KE + eptr, kr1.to(KE.dtype.element_ty), mask=em)
-    tl.store(KE + eptr + HALF, kr2.to(KE.dtype.element_ty), mask=em)
-    tl.store(VE + eptr, vt1.to(VE.dtype.element_ty), mask=em)
-    tl.store(VE + eptr + HALF, vt2.to(VE.dtype.element_ty), mask=em)
+    _store2(KE + eptr, kr1, kr2, em, HALF)
+    _store2(VE + eptr, vt1, vt2, em, HALF)
     if WRITE_LAST:
         lm = (cid == (T - 1) // L)[:, None]
         sptr = bh.to(tl.int64) * 2 * HALF + d2 + 0 * cid[:, None]
-        tl.store(STK + sptr, kt1, mask=lm)
-        tl.store(STK + sptr + HALF, kt2, mask=lm)
-        tl.store(STV + sptr, vt1, mask=lm)
-        tl.store(STV + sptr + HALF, vt2, mask=lm)
+        _store2(STK + sptr, kt1, kt2, lm, HALF)
+        _store2(STV + sptr, vt1, vt2, lm, HALF)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -517,9 +635,10 @@ def bwd_scan_kernel(
     offs_d = tl.arange(0, HALF)
     d2 = offs_d[None, :]
     if ROPE:
-        tptr = cid[:, None] * HALF + d2
-        cos = tl.load(COS + tptr, mask=cm[:, None], other=1.0)
-        sin = tl.load(SIN + tptr, mask=cm[:, None], other=0.0)
+        cos, sin = _cos_sin(COS, SIN, cid, cm, d2, HALF)
+    else:
+        cos = 1.0
+        sin = 0.0
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     r_off = bh.to(tl.int64) * T
@@ -531,10 +650,8 @@ def bwd_scan_kernel(
     fn2 = gk1
     # chunk-end gradients (w.r.t. the RoPE'd end key and the end value), added at l = L - 1
     eptr = bh.to(tl.int64) * C * 2 * HALF + cid.to(tl.int64)[:, None] * 2 * HALF + d2
-    dke1 = tl.load(DKE + eptr, mask=cm[:, None], other=0.0)
-    dke2 = tl.load(DKE + eptr + HALF, mask=cm[:, None], other=0.0)
-    dve1 = tl.load(DVE + eptr, mask=cm[:, None], other=0.0)
-    dve2 = tl.load(DVE + eptr + HALF, mask=cm[:, None], other=0.0)
+    dke1, dke2 = _load2(DKE + eptr, cm[:, None], 0.0, HALF)
+    dve1, dve2 = _load2(DVE + eptr, cm[:, None], 0.0, HALF)
     for i in range(n_rows):  # n_rows == L
         l = L - 1 - i
         rows = cid.to(tl.int64) * L + l
@@ -543,64 +660,18 @@ def bwd_scan_kernel(
         ptr = in_off + rows[:, None] * s_t + d2
         optr = out_off + rows[:, None] * o_t + d2
         # self term of row l
-        q1 = tl.load(Q + ptr, mask=m, other=0.0).to(tl.float32)
-        q2 = tl.load(Q + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        kr1 = tl.load(KTR + optr, mask=m, other=0.0).to(tl.float32)
-        kr2 = tl.load(KTR + optr + HALF, mask=m, other=0.0).to(tl.float32)
-        vt1 = tl.load(VT + optr, mask=m, other=0.0).to(tl.float32)
-        vt2 = tl.load(VT + optr + HALF, mask=m, other=0.0).to(tl.float32)
-        do1 = tl.load(DO + optr, mask=m, other=0.0).to(tl.float32)
-        do2 = tl.load(DO + optr + HALF, mask=m, other=0.0).to(tl.float32)
-        lse = tl.load(LSE + r_off + rows, mask=rv, other=0.0)
-        delta = tl.load(DELTA + r_off + rows, mask=rv, other=0.0)
-        if ROPE:
-            q1, q2 = _rope(q1, q2, cos, sin)
-        p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
-        ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
-        dk1 = ds_s[:, None] * q1
-        dk2 = ds_s[:, None] * q2
-        dv1 = p_s[:, None] * do1
-        dv2 = p_s[:, None] * do2
-        if FUSED_DQ:  # dq = RoPE^T(scale * sum_j dS K_j (accumulated by the dK/dV kernel) + dS_self kt)
-            aptr = (r_off + rows)[:, None] * (2 * HALF) + d2
-            dq1 = scale * tl.load(DQA + aptr, mask=m, other=0.0) + ds_s[:, None] * kr1
-            dq2 = scale * tl.load(DQA + aptr + HALF, mask=m, other=0.0) + ds_s[:, None] * kr2
-            if ROPE:
-                dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
-            tl.store(DQ + optr, dq1.to(DQ.dtype.element_ty), mask=m)
-            tl.store(DQ + optr + HALF, dq2.to(DQ.dtype.element_ty), mask=m)
+        dk1, dk2, dv1, dv2, kr1, kr2, ds_s = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off,
+                                                         cos, sin, scale, scale2, HALF, ROPE)
+        if FUSED_DQ:
+            _dq_self(DQA, DQ, (r_off + rows)[:, None] * (2 * HALF) + d2, optr, m, ds_s, kr1, kr2, scale, cos, sin,
+                     HALF, ROPE)
         if l == L - 1:
             dk1 += dke1
             dk2 += dke2
             dv1 += dve1
             dv2 += dve2
-        if ROPE:
-            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
-        gk1 = dk1 + fn1 * gk1
-        gk2 = dk2 + fn2 * gk2
-        gv1 = dv1 + fn1 * gv1
-        gv2 = dv2 + fn2 * gv2
-        f1 = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
-        f2 = tl.load(F + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
-        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
-        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        pm = m & (l > 0)
-        kp1 = tl.load(KTR + optr - o_t, mask=pm, other=0.0).to(tl.float32)
-        kp2 = tl.load(KTR + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
-        if ROPE:
-            kp1, kp2 = _rope_t(kp1, kp2, cos, sin)
-        vp1 = tl.load(VT + optr - o_t, mask=pm, other=0.0).to(tl.float32)
-        vp2 = tl.load(VT + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
-        tl.store(DK + optr, ((1.0 - f1) * gk1).to(DK.dtype.element_ty), mask=m)
-        tl.store(DK + optr + HALF, ((1.0 - f2) * gk2).to(DK.dtype.element_ty), mask=m)
-        tl.store(DV + optr, ((1.0 - f1) * gv1).to(DV.dtype.element_ty), mask=m)
-        tl.store(DV + optr + HALF, ((1.0 - f2) * gv2).to(DV.dtype.element_ty), mask=m)
-        tl.store(DF + optr, (gk1 * (kp1 - k1) + gv1 * (vp1 - v1)).to(DF.dtype.element_ty), mask=m)
-        tl.store(DF + optr + HALF, (gk2 * (kp2 - k2) + gv2 * (vp2 - v2)).to(DF.dtype.element_ty), mask=m)
-        fn1 = f1
-        fn2 = f2
+        gk1, gk2, gv1, gv2, fn1, fn2 = _bwd_scan_step(K, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l, dk1, dk2,
+                                                      dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin, HALF, ROPE)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -695,6 +766,19 @@ def _lin_combine(p1, a1, b1, p2, a2, b2):
 
 
 @triton.jit
+def _sub_blocks(NSB, NS, L: tl.constexpr, S: tl.constexpr, NB: tl.constexpr):
+    """The program's NB sub-blocks sb (sm: sb < NSB), their chunk c, index j in the chunk, first
+    chunk-local row l0 and first token row0."""
+    sb = tl.program_id(0) * NB + tl.arange(0, NB)
+    sm = sb < NSB
+    c = sb // NS
+    j = sb - c * NS
+    l0 = j * S
+    row0 = c.to(tl.int64) * L + l0
+    return sb, sm, c, j, l0, row0
+
+
+@triton.jit
 def lscan_sum_kernel(
     K, V, F, SP, SK, SV,
     s_b, s_t, s_h, T, H, NSB, NS, n_rows,
@@ -702,15 +786,10 @@ def lscan_sum_kernel(
 ):
     """Grid (ceil(NSB / NB), B*H). Forward summaries of NB sub-blocks: P = prod f, kt and vt scanned
     from a zero state over the sub-block's rows (masked rows: f = 1, x = 0, nothing changes)."""
-    pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    sb = pid * NB + tl.arange(0, NB)
-    sm = sb < NSB
-    c = sb // NS
-    l0 = (sb - c * NS) * S
-    row0 = c.to(tl.int64) * L + l0
+    sb, sm, _c, _j, l0, row0 = _sub_blocks(NSB, NS, L, S, NB)
     d2 = tl.arange(0, HALF)[None, :]
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     kt1 = tl.zeros([NB, HALF], tl.float32)
@@ -722,27 +801,15 @@ def lscan_sum_kernel(
     for r in range(n_rows):  # n_rows == S
         rows = row0 + r
         m = (sm & (l0 + r < L) & (rows < T))[:, None]
-        ptr = in_off + rows[:, None] * s_t + d2
-        f1 = tl.load(F + ptr, mask=m, other=1.0).to(tl.float32)
-        f2 = tl.load(F + ptr + HALF, mask=m, other=1.0).to(tl.float32)
-        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
-        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
-        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        kt1 = f1 * kt1 + (1.0 - f1) * k1
-        kt2 = f2 * kt2 + (1.0 - f2) * k2
-        vt1 = f1 * vt1 + (1.0 - f1) * v1
-        vt2 = f2 * vt2 + (1.0 - f2) * v2
+        kt1, kt2, vt1, vt2, f1, f2 = _scan_step(K, V, F, in_off + rows[:, None] * s_t + d2, m, kt1, kt2, vt1, vt2,
+                                                HALF)
         p1 = p1 * f1
         p2 = p2 * f2
     sptr = (bh.to(tl.int64) * NSB + sb)[:, None] * (2 * HALF) + d2
     em = sm[:, None]
-    tl.store(SP + sptr, p1, mask=em)
-    tl.store(SP + sptr + HALF, p2, mask=em)
-    tl.store(SK + sptr, kt1, mask=em)
-    tl.store(SK + sptr + HALF, kt2, mask=em)
-    tl.store(SV + sptr, vt1, mask=em)
-    tl.store(SV + sptr + HALF, vt2, mask=em)
+    _store2(SP + sptr, p1, p2, em, HALF)
+    _store2(SK + sptr, kt1, kt2, em, HALF)
+    _store2(SV + sptr, vt1, vt2, em, HALF)
 
 
 @triton.jit
@@ -794,94 +861,82 @@ def lscan_kernel(
     scanned summary of the sub-block before in the chunk; zero for the first): writes RoPE_c(kt), vt
     per token; the chunk's last sub-block writes the chunk end K_c, V_c; with WRITE_LAST the sub-block
     holding token T-1 writes the float32 state there (decode)."""
-    pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    sb = pid * NB + tl.arange(0, NB)
-    sm = sb < NSB
-    c = sb // NS
-    j = sb - c * NS
-    l0 = j * S
-    row0 = c.to(tl.int64) * L + l0
+    sb, sm, c, j, l0, row0 = _sub_blocks(NSB, NS, L, S, NB)
     d2 = tl.arange(0, HALF)[None, :]
     if ROPE:
-        tptr = c[:, None] * HALF + d2
-        cos = tl.load(COS + tptr, mask=sm[:, None], other=1.0)
-        sin = tl.load(SIN + tptr, mask=sm[:, None], other=0.0)
+        cos, sin = _cos_sin(COS, SIN, c, sm, d2, HALF)
+    else:
+        cos = 1.0
+        sin = 0.0
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     cptr = (bh.to(tl.int64) * NSB + sb - 1)[:, None] * (2 * HALF) + d2
     cm = (sm & (j > 0))[:, None]
-    kt1 = tl.load(SK + cptr, mask=cm, other=0.0)
-    kt2 = tl.load(SK + cptr + HALF, mask=cm, other=0.0)
-    vt1 = tl.load(SV + cptr, mask=cm, other=0.0)
-    vt2 = tl.load(SV + cptr + HALF, mask=cm, other=0.0)
-    if ROPE:  # a sub-block with no row before T (partial last chunk) hands its carry on as the chunk end
-        kr1, kr2 = _rope(kt1, kt2, cos, sin)
-    else:
-        kr1 = kt1
-        kr2 = kt2
+    kt1, kt2 = _load2(SK + cptr, cm, 0.0, HALF)
+    vt1, vt2 = _load2(SV + cptr, cm, 0.0, HALF)
+    # a sub-block with no row before T (partial last chunk) hands its carry on as the chunk end
+    kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
     for r in range(n_rows):  # n_rows == S
         rows = row0 + r
         m = (sm & (l0 + r < L) & (rows < T))[:, None]
         ptr = in_off + rows[:, None] * s_t + d2
-        f1 = tl.load(F + ptr, mask=m, other=1.0).to(tl.float32)
-        f2 = tl.load(F + ptr + HALF, mask=m, other=1.0).to(tl.float32)
-        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
-        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
-        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        kt1 = f1 * kt1 + (1.0 - f1) * k1
-        kt2 = f2 * kt2 + (1.0 - f2) * k2
-        vt1 = f1 * vt1 + (1.0 - f1) * v1
-        vt2 = f2 * vt2 + (1.0 - f2) * v2
-        if ROPE:
-            kr1, kr2 = _rope(kt1, kt2, cos, sin)
-        else:
-            kr1 = kt1
-            kr2 = kt2
+        kt1, kt2, vt1, vt2, _f1, _f2 = _scan_step(K, V, F, ptr, m, kt1, kt2, vt1, vt2, HALF)
+        kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
         optr = out_off + rows[:, None] * o_t + d2
-        tl.store(KTR + optr, kr1.to(KTR.dtype.element_ty), mask=m)
-        tl.store(KTR + optr + HALF, kr2.to(KTR.dtype.element_ty), mask=m)
-        tl.store(VT + optr, vt1.to(VT.dtype.element_ty), mask=m)
-        tl.store(VT + optr + HALF, vt2.to(VT.dtype.element_ty), mask=m)
+        _store2(KTR + optr, kr1, kr2, m, HALF)
+        _store2(VT + optr, vt1, vt2, m, HALF)
     eptr = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h + c.to(tl.int64)[:, None] * e_c + d2
     em = (sm & (j == NS - 1))[:, None]
-    tl.store(KE + eptr, kr1.to(KE.dtype.element_ty), mask=em)
-    tl.store(KE + eptr + HALF, kr2.to(KE.dtype.element_ty), mask=em)
-    tl.store(VE + eptr, vt1.to(VE.dtype.element_ty), mask=em)
-    tl.store(VE + eptr + HALF, vt2.to(VE.dtype.element_ty), mask=em)
+    _store2(KE + eptr, kr1, kr2, em, HALF)
+    _store2(VE + eptr, vt1, vt2, em, HALF)
     if WRITE_LAST:
         c_last = (T - 1) // L
         lm = (sb == c_last * NS + ((T - 1) - c_last * L) // S)[:, None]
         sptr = bh.to(tl.int64) * 2 * HALF + d2 + 0 * sb[:, None]
-        tl.store(STK + sptr, kt1, mask=lm)
-        tl.store(STK + sptr + HALF, kt2, mask=lm)
-        tl.store(STV + sptr, vt1, mask=lm)
-        tl.store(STV + sptr + HALF, vt2, mask=lm)
+        _store2(STK + sptr, kt1, kt2, lm, HALF)
+        _store2(STV + sptr, vt1, vt2, lm, HALF)
 
 
 @triton.jit
-def _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off, cos, sin, scale, scale2,
-                HALF: tl.constexpr, ROPE: tl.constexpr):
-    """Direct gradients of the row's RoPE'd kt and of vt through the self term (as bwd_scan_kernel):
-    dk = dS_self q_r, dv = p_self dO; also q_r, kr and dS_self (for the fused-dq finish)."""
-    q1 = tl.load(Q + ptr, mask=m, other=0.0).to(tl.float32)
-    q2 = tl.load(Q + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-    kr1 = tl.load(KTR + optr, mask=m, other=0.0).to(tl.float32)
-    kr2 = tl.load(KTR + optr + HALF, mask=m, other=0.0).to(tl.float32)
-    vt1 = tl.load(VT + optr, mask=m, other=0.0).to(tl.float32)
-    vt2 = tl.load(VT + optr + HALF, mask=m, other=0.0).to(tl.float32)
-    do1 = tl.load(DO + optr, mask=m, other=0.0).to(tl.float32)
-    do2 = tl.load(DO + optr + HALF, mask=m, other=0.0).to(tl.float32)
-    lse = tl.load(LSE + r_off + rows, mask=rv, other=0.0)
-    delta = tl.load(DELTA + r_off + rows, mask=rv, other=0.0)
+def _bwd_sub_setup(COS, SIN, DKE, DVE, bh, c, sm, l0, C, d2, L: tl.constexpr, S: tl.constexpr,
+                   HALF: tl.constexpr, ROPE: tl.constexpr):
+    """cos, sin of the sub-blocks' chunks and the chunk-end gradients dK_c, dV_c (read by the sub-block
+    holding row L-1 only, zero elsewhere)."""
     if ROPE:
-        q1, q2 = _rope(q1, q2, cos, sin)
-    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
-    ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
-    return ds_s[:, None] * q1, ds_s[:, None] * q2, p_s[:, None] * do1, p_s[:, None] * do2, kr1, kr2, ds_s
+        cos, sin = _cos_sin(COS, SIN, c, sm, d2, HALF)
+    else:
+        cos = 1.0
+        sin = 0.0
+    em = (sm & (l0 + S > L - 1))[:, None]
+    eptr = bh.to(tl.int64) * C * 2 * HALF + c.to(tl.int64)[:, None] * 2 * HALF + d2
+    dke1, dke2 = _load2(DKE + eptr, em, 0.0, HALF)
+    dve1, dve2 = _load2(DVE + eptr, em, 0.0, HALF)
+    return cos, sin, dke1, dke2, dve1, dve2
+
+
+@triton.jit
+def _bwd_sub_row(Q, KTR, VT, DO, LSE, DELTA, i, sm, l0, row0, in_off, out_off, r_off, s_t, o_t, d2, T,
+                 dke1, dke2, dve1, dve2, cos, sin, scale, scale2,
+                 L: tl.constexpr, S: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr):
+    """Row S-1-i of the sub-blocks (reverse order): its pointers and mask, and _bwd_direct's gradients
+    with dK_c, dV_c added at the chunk's last row l = L-1."""
+    l = l0 + (S - 1 - i)
+    rows = row0 + (S - 1 - i)
+    rv = sm & (l < L) & (rows < T)
+    m = rv[:, None]
+    ptr = in_off + rows[:, None] * s_t + d2
+    optr = out_off + rows[:, None] * o_t + d2
+    dk1, dk2, dv1, dv2, kr1, kr2, ds_s = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off,
+                                                     cos, sin, scale, scale2, HALF, ROPE)
+    end = (l == L - 1)[:, None]
+    dk1 += tl.where(end, dke1, 0.0)
+    dk2 += tl.where(end, dke2, 0.0)
+    dv1 += tl.where(end, dve1, 0.0)
+    dv2 += tl.where(end, dve2, 0.0)
+    return l, rows, m, ptr, optr, dk1, dk2, dv1, dv2, kr1, kr2, ds_s
 
 
 @triton.jit
@@ -893,32 +948,15 @@ def bwd_lscan_sum_kernel(
     """Grid (ceil(NSB / NB), B*H). Backward summaries of NB sub-blocks: the reverse recurrence of
     bwd_scan_kernel over the sub-block's rows from h_in = 0 (direct gradients of the self term, dK_c
     and dV_c at l = L-1), P = prod f, and H = f_first * g_first for kt and vt."""
-    pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    sb = pid * NB + tl.arange(0, NB)
-    sm = sb < NSB
-    c = sb // NS
-    l0 = (sb - c * NS) * S
-    row0 = c.to(tl.int64) * L + l0
+    sb, sm, c, _j, l0, row0 = _sub_blocks(NSB, NS, L, S, NB)
     d2 = tl.arange(0, HALF)[None, :]
-    if ROPE:
-        tptr = c[:, None] * HALF + d2
-        cos = tl.load(COS + tptr, mask=sm[:, None], other=1.0)
-        sin = tl.load(SIN + tptr, mask=sm[:, None], other=0.0)
-    else:
-        cos = 1.0
-        sin = 0.0
+    cos, sin, dke1, dke2, dve1, dve2 = _bwd_sub_setup(COS, SIN, DKE, DVE, bh, c, sm, l0, C, d2, L, S, HALF, ROPE)
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     r_off = bh.to(tl.int64) * T
-    em = (sm & (l0 + S > L - 1))[:, None]  # the sub-block holding row L-1 adds the chunk-end gradients
-    eptr = bh.to(tl.int64) * C * 2 * HALF + c.to(tl.int64)[:, None] * 2 * HALF + d2
-    dke1 = tl.load(DKE + eptr, mask=em, other=0.0)
-    dke2 = tl.load(DKE + eptr + HALF, mask=em, other=0.0)
-    dve1 = tl.load(DVE + eptr, mask=em, other=0.0)
-    dve2 = tl.load(DVE + eptr + HALF, mask=em, other=0.0)
     gk1 = tl.zeros([NB, HALF], tl.float32)
     gk2 = tl.zeros([NB, HALF], tl.float32)
     gv1 = tl.zeros([NB, HALF], tl.float32)
@@ -928,39 +966,20 @@ def bwd_lscan_sum_kernel(
     p1 = tl.full([NB, HALF], 1.0, tl.float32)
     p2 = tl.full([NB, HALF], 1.0, tl.float32)
     for i in range(n_rows):  # n_rows == S
-        l = l0 + (S - 1 - i)
-        rows = row0 + (S - 1 - i)
-        rv = sm & (l < L) & (rows < T)
-        m = rv[:, None]
-        ptr = in_off + rows[:, None] * s_t + d2
-        optr = out_off + rows[:, None] * o_t + d2
-        dk1, dk2, dv1, dv2, _kr1, _kr2, _ds = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off,
-                                                         cos, sin, scale, scale2, HALF, ROPE)
-        end = (l == L - 1)[:, None]
-        dk1 += tl.where(end, dke1, 0.0)
-        dk2 += tl.where(end, dke2, 0.0)
-        dv1 += tl.where(end, dve1, 0.0)
-        dv2 += tl.where(end, dve2, 0.0)
-        if ROPE:
-            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
-        gk1 = dk1 + fn1 * gk1
-        gk2 = dk2 + fn2 * gk2
-        gv1 = dv1 + fn1 * gv1
-        gv2 = dv2 + fn2 * gv2
-        f1 = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
-        f2 = tl.load(F + ptr + HALF, mask=m, other=0.0).to(tl.float32)
+        _l, _rows, m, ptr, _optr, dk1, dk2, dv1, dv2, _kr1, _kr2, _ds = _bwd_sub_row(
+            Q, KTR, VT, DO, LSE, DELTA, i, sm, l0, row0, in_off, out_off, r_off, s_t, o_t, d2, T,
+            dke1, dke2, dve1, dve2, cos, sin, scale, scale2, L, S, HALF, ROPE)
+        gk1, gk2, gv1, gv2 = _bwd_recur(dk1, dk2, dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin, ROPE)
+        f1, f2 = _load2(F + ptr, m, 0.0, HALF)
         p1 = p1 * tl.where(m, f1, 1.0)
         p2 = p2 * tl.where(m, f2, 1.0)
         fn1 = f1
         fn2 = f2
     sptr = (bh.to(tl.int64) * NSB + sb)[:, None] * (2 * HALF) + d2
     sm2 = sm[:, None]
-    tl.store(SP + sptr, p1, mask=sm2)
-    tl.store(SP + sptr + HALF, p2, mask=sm2)
-    tl.store(SK + sptr, fn1 * gk1, mask=sm2)
-    tl.store(SK + sptr + HALF, fn2 * gk2, mask=sm2)
-    tl.store(SV + sptr, fn1 * gv1, mask=sm2)
-    tl.store(SV + sptr + HALF, fn2 * gv2, mask=sm2)
+    _store2(SP + sptr, p1, p2, sm2, HALF)
+    _store2(SK + sptr, fn1 * gk1, fn2 * gk2, sm2, HALF)
+    _store2(SV + sptr, fn1 * gv1, fn2 * gv2, sm2, HALF)
 
 
 @triton.jit
@@ -973,88 +992,29 @@ def bwd_lscan_kernel(
     """Grid (ceil(NSB / NB), B*H). bwd_scan_kernel over NB sub-blocks, each started from its carry
     h_in (the scanned summary of the sub-block after it in the chunk; zero for the chunk's last):
     writes dk, dv, df (and dq with FUSED_DQ) exactly as bwd_scan_kernel does."""
-    pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H
-    sb = pid * NB + tl.arange(0, NB)
-    sm = sb < NSB
-    c = sb // NS
-    j = sb - c * NS
-    l0 = j * S
-    row0 = c.to(tl.int64) * L + l0
+    sb, sm, c, j, l0, row0 = _sub_blocks(NSB, NS, L, S, NB)
     d2 = tl.arange(0, HALF)[None, :]
-    if ROPE:
-        tptr = c[:, None] * HALF + d2
-        cos = tl.load(COS + tptr, mask=sm[:, None], other=1.0)
-        sin = tl.load(SIN + tptr, mask=sm[:, None], other=0.0)
-    else:
-        cos = 1.0
-        sin = 0.0
+    cos, sin, dke1, dke2, dve1, dve2 = _bwd_sub_setup(COS, SIN, DKE, DVE, bh, c, sm, l0, C, d2, L, S, HALF, ROPE)
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     r_off = bh.to(tl.int64) * T
-    em = (sm & (l0 + S > L - 1))[:, None]
-    eptr = bh.to(tl.int64) * C * 2 * HALF + c.to(tl.int64)[:, None] * 2 * HALF + d2
-    dke1 = tl.load(DKE + eptr, mask=em, other=0.0)
-    dke2 = tl.load(DKE + eptr + HALF, mask=em, other=0.0)
-    dve1 = tl.load(DVE + eptr, mask=em, other=0.0)
-    dve2 = tl.load(DVE + eptr + HALF, mask=em, other=0.0)
     # carry h_in = f g of the row after the sub-block: start with g = h_in, "f of the row after" = 1
     cptr = (bh.to(tl.int64) * NSB + sb + 1)[:, None] * (2 * HALF) + d2
     cm = (sm & (j < NS - 1))[:, None]
-    gk1 = tl.load(SK + cptr, mask=cm, other=0.0)
-    gk2 = tl.load(SK + cptr + HALF, mask=cm, other=0.0)
-    gv1 = tl.load(SV + cptr, mask=cm, other=0.0)
-    gv2 = tl.load(SV + cptr + HALF, mask=cm, other=0.0)
+    gk1, gk2 = _load2(SK + cptr, cm, 0.0, HALF)
+    gv1, gv2 = _load2(SV + cptr, cm, 0.0, HALF)
     fn1 = tl.full([NB, HALF], 1.0, tl.float32)
     fn2 = fn1
     for i in range(n_rows):  # n_rows == S
-        l = l0 + (S - 1 - i)
-        rows = row0 + (S - 1 - i)
-        rv = sm & (l < L) & (rows < T)
-        m = rv[:, None]
-        ptr = in_off + rows[:, None] * s_t + d2
-        optr = out_off + rows[:, None] * o_t + d2
-        dk1, dk2, dv1, dv2, kr1, kr2, ds_s = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off,
-                                                         cos, sin, scale, scale2, HALF, ROPE)
-        if FUSED_DQ:  # dq = RoPE^T(scale * sum_j dS K_j (accumulated by the dK/dV kernel) + dS_self kt)
-            aptr = (r_off + rows)[:, None] * (2 * HALF) + d2
-            dq1 = scale * tl.load(DQA + aptr, mask=m, other=0.0) + ds_s[:, None] * kr1
-            dq2 = scale * tl.load(DQA + aptr + HALF, mask=m, other=0.0) + ds_s[:, None] * kr2
-            if ROPE:
-                dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
-            tl.store(DQ + optr, dq1.to(DQ.dtype.element_ty), mask=m)
-            tl.store(DQ + optr + HALF, dq2.to(DQ.dtype.element_ty), mask=m)
-        end = (l == L - 1)[:, None]
-        dk1 += tl.where(end, dke1, 0.0)
-        dk2 += tl.where(end, dke2, 0.0)
-        dv1 += tl.where(end, dve1, 0.0)
-        dv2 += tl.where(end, dve2, 0.0)
-        if ROPE:
-            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
-        gk1 = dk1 + fn1 * gk1
-        gk2 = dk2 + fn2 * gk2
-        gv1 = dv1 + fn1 * gv1
-        gv2 = dv2 + fn2 * gv2
-        f1 = tl.load(F + ptr, mask=m, other=0.0).to(tl.float32)
-        f2 = tl.load(F + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        k1 = tl.load(K + ptr, mask=m, other=0.0).to(tl.float32)
-        k2 = tl.load(K + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        v1 = tl.load(V + ptr, mask=m, other=0.0).to(tl.float32)
-        v2 = tl.load(V + ptr + HALF, mask=m, other=0.0).to(tl.float32)
-        pm = m & (l > 0)[:, None]
-        kp1 = tl.load(KTR + optr - o_t, mask=pm, other=0.0).to(tl.float32)
-        kp2 = tl.load(KTR + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
-        if ROPE:
-            kp1, kp2 = _rope_t(kp1, kp2, cos, sin)
-        vp1 = tl.load(VT + optr - o_t, mask=pm, other=0.0).to(tl.float32)
-        vp2 = tl.load(VT + optr - o_t + HALF, mask=pm, other=0.0).to(tl.float32)
-        tl.store(DK + optr, ((1.0 - f1) * gk1).to(DK.dtype.element_ty), mask=m)
-        tl.store(DK + optr + HALF, ((1.0 - f2) * gk2).to(DK.dtype.element_ty), mask=m)
-        tl.store(DV + optr, ((1.0 - f1) * gv1).to(DV.dtype.element_ty), mask=m)
-        tl.store(DV + optr + HALF, ((1.0 - f2) * gv2).to(DV.dtype.element_ty), mask=m)
-        tl.store(DF + optr, (gk1 * (kp1 - k1) + gv1 * (vp1 - v1)).to(DF.dtype.element_ty), mask=m)
-        tl.store(DF + optr + HALF, (gk2 * (kp2 - k2) + gv2 * (vp2 - v2)).to(DF.dtype.element_ty), mask=m)
-        fn1 = f1
-        fn2 = f2
+        l, rows, m, ptr, optr, dk1, dk2, dv1, dv2, kr1, kr2, ds_s = _bwd_sub_row(
+            Q, KTR, VT, DO, LSE, DELTA, i, sm, l0, row0, in_off, out_off, r_off, s_t, o_t, d2, T,
+            dke1, dke2, dve1, dve2, cos, sin, scale, scale2, L, S, HALF, ROPE)
+        if FUSED_DQ:
+            _dq_self(DQA, DQ, (r_off + rows)[:, None] * (2 * HALF) + d2, optr, m, ds_s, kr1, kr2, scale, cos, sin,
+                     HALF, ROPE)
+        gk1, gk2, gv1, gv2, fn1, fn2 = _bwd_scan_step(K, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l[:, None],
+                                                      dk1, dk2, dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin,
+                                                      HALF, ROPE)
