@@ -41,6 +41,29 @@ def reference_grads(q, k, v, f, do, L, rope):
     return o, torch.autograd.grad(o, leaves, do.double())
 
 
+def assert_matches_reference(impl, q, k, v, f, L: int, rope: bool = True) -> None:
+    """impl's o and dq, dk, dv, df (for a random dO) against the float64 reference."""
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+    o = impl.forward(*leaves, chunk_size=L, rope=rope)
+    do = torch.randn_like(o)
+    grads = torch.autograd.grad(o, leaves, do)
+    ro, rgrads = reference_grads(q, k, v, f, do, L, rope)
+    check(o, ro, 2e-6, "o")
+    for name, g, rg in zip("qkvf", grads, rgrads):
+        check(g, rg, 1e-5, f"d{name}")
+
+
+def assert_gate_one_finite(impl, T: int, L: int) -> None:
+    """f = 1 everywhere (the states stay 0): o is exactly 0 and no gradient is NaN or inf."""
+    q, k, v, _ = rand(1, T, 1, 32, seed=1)
+    f = torch.ones_like(q)
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+    o = impl.forward(*leaves, chunk_size=L)
+    o.sum().backward()
+    assert torch.isfinite(o).all() and o.abs().max() == 0
+    assert all(torch.isfinite(x.grad).all() for x in leaves)
+
+
 def test_registered():
     impl = impls.get("rat/triton")
     assert isinstance(impl, RATTriton)
@@ -62,14 +85,7 @@ def test_registered():
 )
 def test_forward_backward(B, T, H, D, L, rope):
     q, k, v, f = rand(B, T, H, D, seed=T * 7 + L + D)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
-    o = impls.get("rat/triton").forward(*leaves, chunk_size=L, rope=rope)
-    do = torch.randn_like(o)
-    grads = torch.autograd.grad(o, leaves, do)
-    ro, rgrads = reference_grads(q, k, v, f, do, L, rope)
-    check(o, ro, 2e-6, "o")
-    for name, g, rg in zip("qkvf", grads, rgrads):
-        check(g, rg, 1e-5, f"d{name}")
+    assert_matches_reference(impls.get("rat/triton"), q, k, v, f, L, rope)
 
 
 VARIANTS = {
@@ -85,15 +101,7 @@ def test_kernel_variants(L, variant):
     accumulated by the dK/dV kernel (float32 atomics) and finished in the backward scan."""
     B, T, H, D = 1, 64, 1, 32
     q, k, v, f = rand(B, T, H, D, seed=L)
-    impl = RATTriton(dataclasses.replace(INTERPRET_CONFIG, **VARIANTS[variant]))
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
-    o = impl.forward(*leaves, chunk_size=L)
-    do = torch.randn_like(o)
-    grads = torch.autograd.grad(o, leaves, do)
-    ro, rgrads = reference_grads(q, k, v, f, do, L, True)
-    check(o, ro, 2e-6, "o")
-    for name, g, rg in zip("qkvf", grads, rgrads):
-        check(g, rg, 1e-5, f"d{name}")
+    assert_matches_reference(RATTriton(dataclasses.replace(INTERPRET_CONFIG, **VARIANTS[variant])), q, k, v, f, L)
 
 
 def test_non_contiguous_inputs_and_scale():
@@ -109,13 +117,7 @@ def test_non_contiguous_inputs_and_scale():
 
 
 def test_forget_gate_one_gives_no_nan():
-    q, k, v, _ = rand(1, 32, 1, 32, seed=1)
-    f = torch.ones_like(q)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
-    o = impls.get("rat/triton").forward(*leaves, chunk_size=8)
-    o.sum().backward()
-    assert torch.isfinite(o).all() and o.abs().max() == 0
-    assert all(torch.isfinite(x.grad).all() for x in leaves)
+    assert_gate_one_finite(impls.get("rat/triton"), 32, 8)
 
 
 @pytest.mark.parametrize(

@@ -13,28 +13,12 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
+from test_rat_triton import assert_gate_one_finite, assert_matches_reference, check, rand  # tests/ on sys.path
 
 import impls
 from impls.rat.triton import DEFAULT_CONFIG, INTERPRET_CONFIG, RATTriton, long_scan_used
 
 LONG = dataclasses.replace(INTERPRET_CONFIG, long_scan=True, lscan_bnb=4)
-
-
-def rand(B, T, H, D, seed):
-    g = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(B, T, H, D, generator=g) for _ in range(3))
-    f = torch.sigmoid(2 * torch.randn(B, T, H, D, generator=g))
-    return q, k, v, f
-
-
-def check(a: torch.Tensor, b: torch.Tensor, tol: float, what: str) -> None:
-    a, b = a.double(), b.double()
-    assert a.shape == b.shape and torch.isfinite(a).all(), what
-    if b.norm() == 0:  # dq, dk when chunk_size == T: y = vt does not depend on q, k
-        assert a.abs().max() < tol, f"{what}: {a.abs().max():.2e} (reference is 0)"
-        return
-    err = ((a - b).norm() / b.norm()).item()
-    assert err < tol, f"{what}: relative error {err:.2e}"
 
 
 @pytest.mark.parametrize(
@@ -49,16 +33,7 @@ def check(a: torch.Tensor, b: torch.Tensor, tol: float, what: str) -> None:
 def test_forward_backward(B, T, H, L, rope, extra):
     D = 32
     q, k, v, f = rand(B, T, H, D, seed=T + L)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
-    o = RATTriton(dataclasses.replace(LONG, **extra)).forward(*leaves, chunk_size=L, rope=rope)
-    do = torch.randn_like(o)
-    grads = torch.autograd.grad(o, leaves, do)
-    r_leaves = [x.double().requires_grad_(True) for x in (q, k, v, f)]
-    ro = impls.get("rat/reference").forward(*r_leaves, chunk_size=L, rope=rope)
-    rgrads = torch.autograd.grad(ro, r_leaves, do.double())
-    check(o, ro, 2e-6, "o")
-    for name, g, rg in zip("qkvf", grads, rgrads):
-        check(g, rg, 1e-5, f"d{name}")
+    assert_matches_reference(RATTriton(dataclasses.replace(LONG, **extra)), q, k, v, f, L, rope)
 
 
 @pytest.mark.parametrize(
@@ -91,13 +66,7 @@ def test_prefill_then_steps_equals_forward(T, T0, L, rope):
 
 
 def test_forget_gate_one_gives_no_nan():
-    q, k, v, _ = rand(1, 48, 1, 32, seed=1)
-    f = torch.ones_like(q)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
-    o = RATTriton(LONG).forward(*leaves, chunk_size=48)
-    o.sum().backward()
-    assert torch.isfinite(o).all() and o.abs().max() == 0
-    assert all(torch.isfinite(x.grad).all() for x in leaves)
+    assert_gate_one_finite(RATTriton(LONG), 48, 48)
 
 
 def test_rule():
