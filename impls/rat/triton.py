@@ -223,32 +223,49 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
     return o, (lse if need_lse else None), ktr, vt, ke, ve
 
 
+def _two_level(cfg: RATTritonConfig, B: int, H: int, T: int, L: int, C: int, D: int, device: torch.device,
+               nb: int, stage: str, reverse: bool, launch_sum, launch_run) -> None:
+    """The launches of a two-level scan (triton_kernels section 5): per sub-block summaries
+    (launch_sum(grid, sp, sk, sv, NSB, NS, S)), the carry scan across each chunk's sub-blocks (last to
+    first with ``reverse``: the backward), then every sub-block re-run from its carry
+    (launch_run(grid, sk, sv, NSB, NS, S)). One sub-block per chunk: the re-run alone."""
+    from impls.rat import triton_kernels as K
+
+    S, NS, BD = _lscan_shape(cfg, T, L)
+    NSB = C * NS
+    sp, sk, sv = _lscan_buffers(B, H, C, NS, D, device)
+    grid = (math.ceil(NSB / nb), B * H)
+    if NS > 1:
+        with _stage(f"{stage}_sum"):
+            launch_sum(grid, sp, sk, sv, NSB, NS, S)
+        with _stage(f"{stage}_carry"):
+            K.lscan_carry_kernel[(C * (D // BD), B * H)](sp, sk, sv, NSB, NS, D=D, BD=BD, CB=cfg.lscan_cb,
+                                                           REVERSE=reverse, **_kw(4, 1))
+    with _stage(stage):
+        launch_run(grid, sk, sv, NSB, NS, S)
+
+
 def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int, C: int, L: int, rope: bool,
                    write_last: bool, cfg: RATTritonConfig) -> None:
-    """The forward scan as three launches (sub-block summaries, carry scan across sub-blocks, sub-blocks
-    re-run from their carries); writes what scan_kernel writes. One sub-block per chunk: one launch."""
+    """The forward scan as a two-level scan (lscan_sum_kernel, the carry scan, lscan_kernel); writes what
+    scan_kernel writes."""
     from impls.rat import triton_kernels as K
 
     B, _, _, D = k.shape
-    S, NS, BD = _lscan_shape(cfg, T, L)
-    NSB = C * NS
-    sp, sk, sv = _lscan_buffers(B, H, C, NS, D, k.device)
-    grid = (math.ceil(NSB / cfg.lscan_nb), B * H)
     ins = (k.stride(0), k.stride(1), k.stride(2))
-    if NS > 1:
-        with _stage("scan_sum"):
-            K.lscan_sum_kernel[grid](k, v, f, sp, sk, sv, *ins, T, H, NSB, NS, S,
-                                     L=L, S=S, NB=cfg.lscan_nb, HALF=D // 2, **_kw(cfg.scan_warps, 1))
-        with _stage("scan_carry"):
-            K.lscan_carry_kernel[(C * (D // BD), B * H)](sp, sk, sv, NSB, NS, D=D, BD=BD, CB=cfg.lscan_cb,
-                                                           REVERSE=False, **_kw(4, 1))
-    with _stage("scan"):
+    kw = {"L": L, "NB": cfg.lscan_nb, "HALF": D // 2, **_kw(cfg.scan_warps, 1)}
+
+    def launch_sum(grid, sp, sk, sv, NSB, NS, S):
+        K.lscan_sum_kernel[grid](k, v, f, sp, sk, sv, *ins, T, H, NSB, NS, S, S=S, **kw)
+
+    def launch_run(grid, sk, sv, NSB, NS, S):
         K.lscan_kernel[grid](
             k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, sk, sv,
             *ins, ktr.stride(0), ktr.stride(1), ktr.stride(2), ke.stride(0), ke.stride(1), ke.stride(2),
-            T, H, NSB, NS, S,
-            L=L, S=S, NB=cfg.lscan_nb, HALF=D // 2, ROPE=rope, WRITE_LAST=write_last, **_kw(cfg.scan_warps, 1),
+            T, H, NSB, NS, S, S=S, ROPE=rope, WRITE_LAST=write_last, **kw,
         )
+
+    _two_level(cfg, B, H, T, L, C, D, k.device, cfg.lscan_nb, "scan", False, launch_sum, launch_run)
 
 
 def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, scale: float,
@@ -304,28 +321,20 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     dk = torch.empty_like(o)
     dv = torch.empty_like(o)
     df = torch.empty_like(o)
-    if long_scan_used(cfg, B, H, T, L):
-        S, NS, BD = _lscan_shape(cfg, T, L)
-        NSB = C * NS
-        sp, sk, sv = _lscan_buffers(B, H, C, NS, D, q.device)
-        grid = (math.ceil(NSB / cfg.lscan_bnb), B * H)
+    if long_scan_used(cfg, B, H, T, L):  # the two-level scan: bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel
         ins = (k.stride(0), k.stride(1), k.stride(2))
-        if NS > 1:
-            with _stage("bwd_scan_sum"):
-                K.bwd_lscan_sum_kernel[grid](
-                    q, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, sp, sk, sv, *ins, *os_, T, H, C, NSB, NS, S,
-                    scale, scale * K.LOG2E, L=L, S=S, NB=cfg.lscan_bnb, HALF=HALF, ROPE=rope,
-                    **_kw(cfg.bscan_warps, 1),
-                )
-            with _stage("bwd_scan_carry"):
-                K.lscan_carry_kernel[(C * (D // BD), B * H)](sp, sk, sv, NSB, NS, D=D, BD=BD, CB=cfg.lscan_cb,
-                                                               REVERSE=True, **_kw(4, 1))
-        with _stage("bwd_scan"):
-            K.bwd_lscan_kernel[grid](
-                q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq, sk, sv,
-                *ins, *os_, T, H, C, NSB, NS, S, scale, scale * K.LOG2E,
-                L=L, S=S, NB=cfg.lscan_bnb, HALF=HALF, ROPE=rope, FUSED_DQ=cfg.fused_dq, **_kw(cfg.bscan_warps, 1),
-            )
+        kw = {"L": L, "NB": cfg.lscan_bnb, "HALF": HALF, "ROPE": rope, **_kw(cfg.bscan_warps, 1)}
+
+        def launch_sum(grid, sp, sk, sv, NSB, NS, S):
+            K.bwd_lscan_sum_kernel[grid](q, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, sp, sk, sv, *ins, *os_,
+                                         T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S, **kw)
+
+        def launch_run(grid, sk, sv, NSB, NS, S):
+            K.bwd_lscan_kernel[grid](q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq, sk,
+                                     sv, *ins, *os_, T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S,
+                                     FUSED_DQ=cfg.fused_dq, **kw)
+
+        _two_level(cfg, B, H, T, L, C, D, q.device, cfg.lscan_bnb, "bwd_scan", True, launch_sum, launch_run)
         return dq, dk, dv, df
     with _stage("bwd_scan"):
         K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
