@@ -1,14 +1,28 @@
-"""Helpers shared by the per-kernel GPU scripts (scripts/gpu_rat_triton.py, scripts/gpu_full_swa_triton.py,
-scripts/gpu_linear_triton.py, scripts/gpu_peers.py): environment report, gradients for the
-FlashAttention-rule error checks, relative errors and do_bench medians. triton is imported inside the
-functions that use it: importing this module imports torch only (gpu_peers.py imports no triton)."""
+"""Helpers shared by the per-kernel GPU scripts (scripts/gpu_rat_triton.py, scripts/gpu_rat_long_chunk.py,
+scripts/gpu_full_swa_triton.py, scripts/gpu_linear_triton.py, scripts/gpu_peers.py): environment report,
+gradients and errors for the FlashAttention-rule checks, NaN-poisoned memory, do_bench medians, the time
+budget. triton is imported inside the functions that use it: importing this module imports torch only
+(gpu_peers.py imports no triton). A script run with --dry-run runs on Triton's CPU interpreter: importing
+this module then sets TRITON_INTERPRET=1 (DRY_RUN), so a script imports it before impls defines kernels."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 import torch
+
+DRY_RUN = "--dry-run" in sys.argv
+if DRY_RUN:  # the interpreter must be chosen before any kernel is defined
+    os.environ["TRITON_INTERPRET"] = "1"
+_T0 = time.time()
+
+
+def elapsed() -> float:
+    """Seconds since the script started (imported this module): the scripts' time budgets."""
+    return time.time() - _T0
 
 
 def env_info(root: str, dry: bool, *, sm_count: bool = False) -> dict:
@@ -40,6 +54,36 @@ def grads_of(fn: Callable, xs: Sequence[torch.Tensor], do: torch.Tensor) -> list
     leaves = [x.detach().clone().requires_grad_(True) for x in xs]
     o = fn(*leaves)
     return [o.detach()] + [g.detach() for g in torch.autograd.grad(o, leaves, do.to(o.dtype))]
+
+
+def errors(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
+    """(max|x - ref|, ||x - ref|| / ||ref||) against a float64 reference: FlashAttention's error measure
+    and the relative L2 error."""
+    x = x.double()
+    return (x - ref).abs().max().item(), ((x - ref).norm() / ref.norm()).item()
+
+
+def fa_rule_ok(x: torch.Tensor, e_ours: tuple[float, float], e_low: tuple[float, float], fp32: bool) -> bool:
+    """x finite and, for float32 inputs (tf32x3 products), a relative error <= 1e-4; for bf16/fp16 the
+    FlashAttention rule max|x - ref64| <= 2 max|low-precision reference - ref64| + 1e-6 (errors() pairs)."""
+    finite = bool(torch.isfinite(x).all())
+    return finite and (e_ours[1] <= 1e-4 if fp32 else e_ours[0] <= 2 * e_low[0] + 1e-6)
+
+
+def poison_free_memory(numel: int) -> None:
+    """Fill ``numel`` float32 of the CUDA caching allocator's free memory with NaN (emptying its cache
+    first), so that outputs a kernel leaves unwritten show up as NaN in the checks."""
+    torch.cuda.empty_cache()
+    junk = torch.full((numel,), float("nan"), device="cuda", dtype=torch.float32)
+    del junk
+
+
+def rat_inputs(B: int, T: int, H: int, D: int, dtype: torch.dtype, seed: int, device: str):
+    """q, k, v ~ N(0, 1) and gates f = sigmoid(N(1, 1)) (B, T, H, D), seeded, in ``dtype``."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    q, k, v = (torch.randn(B, T, H, D, device=device, generator=g).to(dtype) for _ in range(3))
+    f = torch.sigmoid(torch.randn(B, T, H, D, device=device, generator=g) + 1.0).to(dtype)
+    return q, k, v, f
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
