@@ -25,16 +25,12 @@ import dataclasses
 import json
 import os
 import sys
-import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-DRY = "--dry-run" in sys.argv
-if DRY:
-    os.environ["TRITON_INTERPRET"] = "1"
 
-import _gpu_common as _common  # scripts/_gpu_common.py (the script's folder is on sys.path)
+import _gpu_common as _common  # scripts/_gpu_common.py (on sys.path); first: --dry-run picks the interpreter
 import torch
 
 import impls
@@ -42,19 +38,14 @@ import impls.full.triton as FT
 from impls.full.reference import attention, causal_mask
 from impls.swa.reference import window_mask
 
+DRY = _common.DRY_RUN
 DEV = "cpu" if DRY else "cuda"
-T0 = time.time()
-
-
-def elapsed() -> float:
-    return time.time() - T0
+elapsed = _common.elapsed
+grads_of = _common.grads_of
 
 
 def env_info() -> dict:
     return _common.env_info(ROOT, DRY)
-
-
-grads_of = _common.grads_of
 
 
 def check(family: str, T: int, D: int, dtype: torch.dtype, window: int | None, causal: bool = True) -> dict:
@@ -63,9 +54,8 @@ def check(family: str, T: int, D: int, dtype: torch.dtype, window: int | None, c
     q, k, v = (torch.randn(1, T, H, D, device=DEV, generator=g).to(dtype) for _ in range(3))
     do = torch.randn(1, T, H, D, device=DEV, generator=g).to(dtype)
     kw = {"window": window} if family == "swa" else {"causal": causal}
-    if not DRY:  # poison the allocator's free memory so that unwritten outputs show up as NaN
-        junk = torch.full((T * H * D * 16,), float("nan"), device=DEV, dtype=torch.float32)
-        del junk
+    if not DRY:
+        _common.poison_free_memory(T * H * D * 16)
     ours = grads_of(lambda *a: impls.get(f"{family}/triton").forward(*a, **kw), (q, k, v), do)
     r64 = grads_of(lambda *a: impls.get(f"{family}/reference").forward(*a, **kw), [x.double() for x in (q, k, v)],
                    do.double())
@@ -81,17 +71,14 @@ def check(family: str, T: int, D: int, dtype: torch.dtype, window: int | None, c
     for i, name in enumerate(["o", "dq", "dk", "dv"]):
         d = r64[i]
 
-        def errs(x, d=d):
-            x = x.double()
-            return (x - d).abs().max().item(), ((x - d).norm() / d.norm()).item()
-        e_ours, e_low = errs(ours[i]), errs(low[i])
+        e_ours, e_low = _common.errors(ours[i], d), _common.errors(low[i], d)
         finite = bool(torch.isfinite(ours[i]).all())
-        ok = finite and (e_ours[1] <= 1e-4 if dtype == torch.float32 else e_ours[0] <= 2 * e_low[0] + 1e-6)
+        ok = _common.fa_rule_ok(ours[i], e_ours, e_low, dtype == torch.float32)
         ok_all &= ok
         rows[name] = {"ours_maxabs": e_ours[0], "ours_rel": e_ours[1], "lowref_maxabs": e_low[0],
                       "lowref_rel": e_low[1], "finite": finite, "pass": ok}
         if isinstance(peer, list):
-            rows[name]["sdpa_flash_maxabs"], rows[name]["sdpa_flash_rel"] = errs(peer[i])
+            rows[name]["sdpa_flash_maxabs"], rows[name]["sdpa_flash_rel"] = _common.errors(peer[i], d)
     return {"family": family, "T": T, "H": H, "D": D, "dtype": str(dtype), "window": window, "causal": causal,
             "pass": ok_all, "tensors": rows, "peer_error": peer if isinstance(peer, str) else None}
 
