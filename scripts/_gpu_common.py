@@ -6,10 +6,12 @@ budget. triton is imported inside the functions that use it: importing this modu
 this module then sets TRITON_INTERPRET=1 (DRY_RUN), so a script imports it before impls defines kernels."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 
 import torch
@@ -23,6 +25,45 @@ _T0 = time.time()
 def elapsed() -> float:
     """Seconds since the script started (imported this module): the scripts' time budgets."""
     return time.time() - _T0
+
+
+def over_budget(budget: float, frac: float, what: str) -> bool:
+    """True, and a line saying what is skipped, once elapsed() is past frac * budget seconds."""
+    if elapsed() > budget * frac:
+        print(f"skip {what}: budget", flush=True)
+        return True
+    return False
+
+
+def run_row(fn: Callable[..., dict], *args: object, **ident: object) -> dict:
+    """fn(*args), or, when it raises, the traceback printed and {**ident, "error": repr(exc)[:300]}."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001
+        traceback.print_exc()
+        return {**ident, "error": repr(exc)[:300]}
+
+
+class Results:
+    """A script's results (a dict of lists of rows and other fields), written as JSON to $OUT/<name>
+    (OUT defaults to /tmp) after every row, so that a run cut short keeps what it measured."""
+
+    def __init__(self, name: str, fields: dict) -> None:
+        out_dir = os.environ.get("OUT", "/tmp")
+        os.makedirs(out_dir, exist_ok=True)
+        self.path = os.path.join(out_dir, name)
+        self.res = fields
+
+    def add(self, key: str, row: dict, *, save: bool = True) -> None:
+        """Append row to res[key], print it as one JSON line and (``save``) write the file."""
+        self.res[key].append(row)
+        print(json.dumps(row), flush=True)
+        if save:
+            self.save()
+
+    def save(self) -> None:
+        with open(self.path, "w") as fh:
+            json.dump(self.res, fh, indent=1)
 
 
 def env_info(root: str, dry: bool, *, sm_count: bool = False) -> dict:

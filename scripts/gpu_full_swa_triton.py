@@ -204,41 +204,25 @@ def main() -> None:
             vname, kv = item.split(":", 1)
             variants[vname] = dataclasses.replace(FT.DEFAULT_CONFIG if not DRY else FT.INTERPRET_CONFIG,
                                                   **parse_kv(kv))
-    out_dir = os.environ.get("OUT", "/tmp")
-    res = {"env": env_info(), "config": dataclasses.asdict(FT.DEFAULT_CONFIG), "override": args.override,
-           "checks": [], "timing": [], "decode": []}
+    out = _common.Results("full_swa_triton.json", {
+        "env": env_info(), "config": dataclasses.asdict(FT.DEFAULT_CONFIG), "override": args.override,
+        "checks": [], "timing": [], "decode": []})
+    res = out.res
     print(json.dumps(res["env"]), flush=True)
-
-    def save():
-        with open(os.path.join(out_dir, "full_swa_triton.json"), "w") as fh:
-            json.dump(res, fh, indent=1)
-
     for fam, T, Dc, dt, win, causal in checks:
-        if elapsed() > args.budget * 0.3:
-            print(f"skip check {fam} T={T}: budget", flush=True)
-            continue
-        try:
-            r = check(fam, T, Dc, dt, win, causal)
-        except Exception as exc:  # noqa: BLE001
-            traceback.print_exc()
-            r = {"family": fam, "T": T, "error": repr(exc)[:300]}
-        res["checks"].append(r)
-        print(json.dumps(r), flush=True)
-        save()
+        if not _common.over_budget(args.budget, 0.3, f"check {fam} T={T}"):
+            out.add("checks", _common.run_row(check, fam, T, Dc, dt, win, causal, family=fam, T=T))
     names = [("full/triton", None), ("swa/triton", W)]
     if not args.skip_peers and not DRY:
         names += [("full/sdpa-flash", None), ("full/sdpa-cudnn", None), ("swa/flex", W)]
     for name, win in names:
         for T in ts:
-            if elapsed() > args.budget * 0.8:
-                print(f"skip timing {name} T={T}: budget", flush=True)
+            if _common.over_budget(args.budget, 0.8, f"timing {name} T={T}"):
                 continue
             r = time_op(name, T, H, D, TOKENS, win)
             if not DRY:
                 torch.cuda.empty_cache()  # the inputs of the last case are freed by now
-            res["timing"].append(r)
-            print(json.dumps(r), flush=True)
-            save()
+            out.add("timing", r)
     # variants of our kernels: one bf16 check per family (the FlashAttention rule), then train timing
     default_cfg = FT.DEFAULT_CONFIG
     for vname, vcfg in variants.items():
@@ -249,24 +233,12 @@ def main() -> None:
             for fam, T, Dc, dt, win, causal in checks[:1] + [c for c in checks if c[0] == "swa"][:1]:
                 if elapsed() > args.budget * 0.85:
                     break
-                try:
-                    r = check(fam, T, Dc, dt, win, causal)
-                except Exception as exc:  # noqa: BLE001
-                    traceback.print_exc()
-                    r = {"family": fam, "T": T, "error": repr(exc)[:300]}
-                r["variant"] = vname
-                res["checks"].append(r)
-                print(json.dumps(r), flush=True)
+                r = _common.run_row(check, fam, T, Dc, dt, win, causal, family=fam, T=T)
+                out.add("checks", {**r, "variant": vname}, save=False)
             for name, win in names[:2]:
                 for T in ts:
-                    if elapsed() > args.budget * 0.85:
-                        print(f"skip variant {vname} {name} T={T}: budget", flush=True)
-                        continue
-                    r = time_op(name, T, H, D, TOKENS, win)
-                    r["impl"] = f"{name}[{vname}]"
-                    res["timing"].append(r)
-                    print(json.dumps(r), flush=True)
-                    save()
+                    if not _common.over_budget(args.budget, 0.85, f"variant {vname} {name} T={T}"):
+                        out.add("timing", {**time_op(name, T, H, D, TOKENS, win), "impl": f"{name}[{vname}]"})
         finally:
             FT.DEFAULT_CONFIG = default_cfg
             if DRY:
@@ -276,15 +248,8 @@ def main() -> None:
         for name in [f"{fam}/triton"] + peers:
             if elapsed() > args.budget * 0.95:
                 break
-            try:
-                r = decode_case(name, B, T, H, D, win, splits)
-            except Exception as exc:  # noqa: BLE001
-                traceback.print_exc()
-                r = {"impl": name, "B": B, "T": T, "error": repr(exc)[:300]}
-            res["decode"].append(r)
-            print(json.dumps(r), flush=True)
-            save()
-    save()
+            out.add("decode", _common.run_row(decode_case, name, B, T, H, D, win, splits, impl=name, B=B, T=T))
+    out.save()
     print("\n== correctness (max|err| vs float64; bf16/fp16 pass = ours <= 2x low-precision reference) ==")
     for c in res["checks"]:
         if "tensors" not in c:

@@ -171,55 +171,33 @@ def main() -> None:
     if DRY:  # interpreter: fp32 (bf16 is garbage there), tiny shapes, 16-row sub-blocks
         H, D, dtype, check_h = 2, 32, torch.float32, 1
         checks, tokens_list, ts, sweep = [48], [64], [32, 64], [{"lscan_s": 32}, {"lscan_bnb": 4, "bscan_warps": 8}]
-    out_dir = os.environ.get("OUT", "/tmp")
-    os.makedirs(out_dir, exist_ok=True)
-    res = {"env": _common.env_info(ROOT, DRY, sm_count=True), "H": H, "D": D, "dtype": str(dtype),
-           "config": dataclasses.asdict(RT.DEFAULT_CONFIG), "bandwidth_assumed": BW, "checks": [], "timing": [],
-           "sweep": []}
+    out = _common.Results("rat_long_chunk.json", {
+        "env": _common.env_info(ROOT, DRY, sm_count=True), "H": H, "D": D, "dtype": str(dtype),
+        "config": dataclasses.asdict(RT.DEFAULT_CONFIG), "bandwidth_assumed": BW, "checks": [], "timing": [],
+        "sweep": []})
+    res = out.res
     print(json.dumps(res["env"]), flush=True)
-
-    def save():
-        with open(os.path.join(out_dir, "rat_long_chunk.json"), "w") as fh:
-            json.dump(res, fh, indent=1)
-
     for T in checks:
-        if elapsed() > args.budget * 0.3:
-            print(f"skip check T={T}: budget", flush=True)
-            continue
-        try:
-            r = check(T, check_h, D, dtype)
-        except Exception as exc:  # noqa: BLE001
-            traceback.print_exc()
-            r = {"T": T, "error": repr(exc)[:300]}
-        res["checks"].append(r)
-        print(json.dumps(r), flush=True)
-        save()
+        if not _common.over_budget(args.budget, 0.3, f"check T={T}"):
+            out.add("checks", _common.run_row(check, T, check_h, D, dtype, T=T))
+    auto = dataclasses.replace(RT._cfg(None, 1, dtype), long_scan=None)
     for tokens in tokens_list:
         for T in ts:
             if T > tokens:
                 continue
             for path, long in PATHS.items():
-                if elapsed() > args.budget * 0.8:
-                    print(f"skip timing tokens={tokens} T={T} {path}: budget", flush=True)
+                if _common.over_budget(args.budget, 0.8, f"timing tokens={tokens} T={T} {path}"):
                     continue
                 r = time_rnn(T, tokens, H, D, long, dtype)
                 if not DRY:
                     torch.cuda.empty_cache()
-                r["auto_path"] = "two-level" if long_scan_used(dataclasses.replace(RT._cfg(None, 1, dtype), long_scan=None), r["B"], H, T, T) else "plain"
-                res["timing"].append(r)
-                print(json.dumps(r), flush=True)
-                save()
+                r["auto_path"] = "two-level" if long_scan_used(auto, r["B"], H, T, T) else "plain"
+                out.add("timing", r)
     T, tokens = max(ts), max(tokens_list)
     for over in sweep:
-        if elapsed() > args.budget * 0.9:
-            print(f"skip {over}: budget", flush=True)
-            continue
-        r = time_rnn(T, tokens, H, D, True, dtype, **over)
-        r["overrides"] = over
-        res["sweep"].append(r)
-        print(json.dumps(r), flush=True)
-        save()
-    save()
+        if not _common.over_budget(args.budget, 0.9, str(over)):
+            out.add("sweep", {**time_rnn(T, tokens, H, D, True, dtype, **over), "overrides": over})
+    out.save()
     # short table
     print("\n== correctness, chunk_size = T (max|err| vs float64 / bf16 reference's; dq, dk: max|x|) ==")
     for c in res["checks"]:

@@ -192,37 +192,19 @@ def main() -> None:
         RT.DEFAULT_CONFIG = dataclasses.replace(RT.DEFAULT_CONFIG, **kv)
         short = {k: v for k, v in kv.items() if not k.startswith("fwd_") or k == "fwd_full_v"}
         RT.SHORT_CONFIG = dataclasses.replace(RT.SHORT_CONFIG, **short)
-    out_dir = os.environ.get("OUT", "/tmp")
     import impls.rat.triton as RT
-    res = {"env": env_info(), "config": dataclasses.asdict(RT.DEFAULT_CONFIG),
-           "short_config": dataclasses.asdict(RT.SHORT_CONFIG), "override": args.override,
-           "checks": [], "timing": [], "decode": []}
+    out = _common.Results("rat_triton.json", {
+        "env": env_info(), "config": dataclasses.asdict(RT.DEFAULT_CONFIG),
+        "short_config": dataclasses.asdict(RT.SHORT_CONFIG), "override": args.override,
+        "checks": [], "timing": [], "decode": []})
+    res = out.res
     print(json.dumps(res["env"]), flush=True)
-
-    def save():
-        with open(os.path.join(out_dir, "rat_triton.json"), "w") as fh:
-            json.dump(res, fh, indent=1)
-
     for T, Dc, Lc, dt in checks:
-        if elapsed() > args.budget * 0.4:
-            print(f"skip check T={T}: budget", flush=True)
-            continue
-        try:
-            r = check(T, 4 if not DRY else 1, Dc, Lc, dt)
-        except Exception as exc:  # noqa: BLE001
-            traceback.print_exc()
-            r = {"T": T, "error": repr(exc)[:300]}
-        res["checks"].append(r)
-        print(json.dumps(r), flush=True)
-        save()
+        if not _common.over_budget(args.budget, 0.4, f"check T={T}"):
+            out.add("checks", _common.run_row(check, T, 4 if not DRY else 1, Dc, Lc, dt, T=T))
     for T in ts:
-        if elapsed() > args.budget * 0.75:
-            print(f"skip timing T={T}: budget", flush=True)
-            continue
-        r = time_op("rat/triton", T, H, D, L, TOKENS)
-        res["timing"].append(r)
-        print(json.dumps(r), flush=True)
-        save()
+        if not _common.over_budget(args.budget, 0.75, f"timing T={T}"):
+            out.add("timing", time_op("rat/triton", T, H, D, L, TOKENS))
     for case in (x for x in args.decode.split(",") if x):
         B, T, splits = (int(x) for x in case.split(":"))
         splits = splits or None
@@ -230,23 +212,11 @@ def main() -> None:
             B, T = 2, 64
         if elapsed() > args.budget * 0.85:
             break
-        try:
-            r = decode_case(B, T, H, D, L, splits)
-        except Exception as exc:  # noqa: BLE001
-            traceback.print_exc()
-            r = {"B": B, "T": T, "splits": splits, "error": repr(exc)[:300]}
-        res["decode"].append(r)
-        print(json.dumps(r), flush=True)
-        save()
+        out.add("decode", _common.run_row(decode_case, B, T, H, D, L, splits, B=B, T=T, splits=splits))
     for T in flex_ts:
-        if elapsed() > args.budget * 0.8:
-            print(f"skip flex T={T}: budget", flush=True)
-            continue
-        r = time_op("rat/flex", T, H, D, L, TOKENS)
-        res["timing"].append(r)
-        print(json.dumps(r), flush=True)
-        save()
-    save()
+        if not _common.over_budget(args.budget, 0.8, f"flex T={T}"):
+            out.add("timing", time_op("rat/flex", T, H, D, L, TOKENS))
+    out.save()
     # short table
     print("\n== correctness (max|err| vs float64; pass = ours <= 2x bf16 reference) ==")
     for c in res["checks"]:
