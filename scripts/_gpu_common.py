@@ -97,6 +97,23 @@ def grads_of(fn: Callable, xs: Sequence[torch.Tensor], do: torch.Tensor) -> list
     return [o.detach()] + [g.detach() for g in torch.autograd.grad(o, leaves, do.to(o.dtype))]
 
 
+def train_prefill_fns(forward: Callable, xs: Sequence[torch.Tensor]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(prefill, train) for timing: prefill = forward(*xs) under no_grad; train = forward on leaf copies of
+    xs, then autograd.grad of every one of them for one random dO (drawn here, like xs[0])."""
+    do = torch.randn_like(xs[0])
+    leaves = [x.clone().requires_grad_(True) for x in xs]
+
+    def prefill() -> None:
+        with torch.no_grad():
+            forward(*xs)
+
+    def train() -> None:
+        o = forward(*leaves)
+        torch.autograd.grad(o, leaves, do)
+
+    return prefill, train
+
+
 def errors(x: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     """(max|x - ref|, ||x - ref|| / ||ref||) against a float64 reference: FlashAttention's error measure
     and the relative L2 error."""

@@ -93,19 +93,9 @@ def time_op(name: str, T: int, H: int, D: int, tokens: int, window: int | None) 
     dt = torch.float32 if DRY else torch.bfloat16
     g = torch.Generator(device=DEV).manual_seed(1)
     q, k, v = (torch.randn(B, T, H, D, device=DEV, generator=g).to(dt) for _ in range(3))
-    do = torch.randn_like(q)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
     kw = {"window": window} if name.startswith("swa/") else {"causal": True}
+    prefill, train = _common.train_prefill_fns(lambda *a: impl.forward(*a, **kw), (q, k, v))
     row = {"impl": name, "T": T, "B": B, "H": H, "D": D, "window": window}
-
-    def prefill():
-        with torch.no_grad():
-            impl.forward(q, k, v, **kw)
-
-    def train():
-        o = impl.forward(*leaves, **kw)
-        torch.autograd.grad(o, leaves, do)
-
     try:
         row["prefill_ms"] = bench(prefill)
         if not DRY:

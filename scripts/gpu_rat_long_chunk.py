@@ -110,18 +110,8 @@ def time_rnn(T: int, tokens: int, H: int, D: int, long: bool, dtype: torch.dtype
     L = T
     impl = make_impl(long, T, L, dtype, **over)
     q, k, v, f = rand_inputs(B, T, H, D, dtype, seed=1)
-    do = torch.randn_like(q)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+    prefill, train = _common.train_prefill_fns(lambda *a: impl.forward(*a, chunk_size=L), (q, k, v, f))
     row = {"T": T, "B": B, "tokens": B * T, "path": "two-level" if long else "plain"}
-
-    def prefill():
-        with torch.no_grad():
-            impl.forward(q, k, v, f, chunk_size=L)
-
-    def train():
-        o = impl.forward(*leaves, chunk_size=L)
-        torch.autograd.grad(o, leaves, do)
-
     try:
         row["prefill_ms"] = _common.bench(prefill, dry=DRY)
         hint = row["prefill_ms"] * 4 if row["prefill_ms"] == row["prefill_ms"] else 10.0

@@ -87,18 +87,8 @@ def time_op(name: str, T: int, H: int, D: int, L: int, tokens: int) -> dict:
     B = max(1, tokens // T)
     impl = impls.get(name)
     q, k, v, f = rand_inputs(B, T, H, D, torch.bfloat16, seed=1)
-    do = torch.randn_like(q)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+    prefill, train = _common.train_prefill_fns(lambda *a: impl.forward(*a, chunk_size=L), (q, k, v, f))
     row = {"impl": name, "T": T, "B": B, "H": H, "D": D, "L": L}
-
-    def prefill():
-        with torch.no_grad():
-            impl.forward(q, k, v, f, chunk_size=L)
-
-    def train():
-        o = impl.forward(*leaves, chunk_size=L)
-        torch.autograd.grad(o, leaves, do)
-
     try:
         row["prefill_ms"] = bench(prefill)
         if not DRY:
