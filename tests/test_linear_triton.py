@@ -36,6 +36,12 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
 
+def ref_forward(q, k, v, d):
+    """The float64 reference's output."""
+    return impls.get("linear/reference").forward(q.double(), k.double(), v.double(),
+                                                  decay=d.double() if d is not None else None)
+
+
 def reference_and_grads(q, k, v, d, do, scale=None):
     ref = impls.get("linear/reference")
     leaves = [x.double().requires_grad_(True) for x in (q, k, v)]
@@ -43,6 +49,39 @@ def reference_and_grads(q, k, v, d, do, scale=None):
     o = ref.forward(*leaves, decay=dd, scale=scale)
     grads = torch.autograd.grad(o, leaves + ([dd] if dd is not None else []), do.double())
     return o, grads
+
+
+def check_forward_backward(impl, q, k, v, d, do):
+    """impl's output and its gradients (q, k, v and the decay) against the float64 reference."""
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
+    dl = d.clone().requires_grad_(True) if d is not None else None
+    o = impl.forward(*leaves, decay=dl)
+    assert o.dtype == torch.float32 and o.shape == q.shape
+    grads = torch.autograd.grad(o, leaves + ([dl] if dl is not None else []), do)
+    o_ref, grads_ref = reference_and_grads(q, k, v, d, do)
+    assert rel(o, o_ref) < 1e-5
+    for name, a, b in zip(("dq", "dk", "dv", "ddecay"), grads, grads_ref):
+        assert a.dtype == torch.float32
+        assert rel(a, b) < 1e-5, name
+
+
+def check_prefill_then_steps(impl, q, k, v, d, T0, expected):
+    """Prefill of the first T0 tokens into an empty state (filled with noise first: prefill must
+    overwrite it), then one step per remaining token: outputs against ``expected`` (B, T, H, D), the
+    final state against the float64 reference's."""
+    B, T, H, D = q.shape
+    state = impl.init_state(B, H, D, T, device="cpu", dtype=torch.float32)
+    state.S.normal_()
+    o0 = impl.prefill(state, q[:, :T0], k[:, :T0], v[:, :T0], d[:, :T0] if d is not None else None)
+    assert state.pos == T0
+    assert rel(o0, expected[:, :T0]) < 1e-5
+    steps = [impl.step(state, q[:, t], k[:, t], v[:, t], d[:, t] if d is not None else None) for t in range(T0, T)]
+    assert state.pos == T
+    assert rel(torch.stack(steps, 1), expected[:, T0:]) < 1e-5
+    ref = impls.get("linear/reference")
+    rs = ref.init_state(B, H, D, T, device="cpu", dtype=torch.float64)
+    ref.prefill(rs, q.double(), k.double(), v.double(), d.double() if d is not None else None)
+    assert rel(state.S, rs.S) < 1e-5
 
 
 def test_registered():
@@ -69,19 +108,9 @@ def test_registered():
 )
 def test_forward_backward(B, T, H, D, decay, cfg):
     q, k, v, d = rand(B, T, H, D, seed=T + D, decay=decay)
-    impl = LinearTriton(cfg) if cfg else LinearTriton()
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
-    dl = d.clone().requires_grad_(True) if d is not None else None
     torch.manual_seed(T)
     do = torch.randn(B, T, H, D)
-    o = impl.forward(*leaves, decay=dl)
-    assert o.dtype == torch.float32 and o.shape == q.shape
-    grads = torch.autograd.grad(o, leaves + ([dl] if dl is not None else []), do)
-    o_ref, grads_ref = reference_and_grads(q, k, v, d, do)
-    assert rel(o, o_ref) < 1e-5
-    for name, a, b in zip(("dq", "dk", "dv", "ddecay"), grads, grads_ref):
-        assert a.dtype == torch.float32
-        assert rel(a, b) < 1e-5, name
+    check_forward_backward(LinearTriton(cfg) if cfg else LinearTriton(), q, k, v, d, do)
 
 
 def test_custom_scale_and_grad_of_decay_only():
@@ -116,8 +145,7 @@ def test_strong_decay_is_finite():
     q, k, v, _ = rand(1, 80, 1, 64, seed=5)
     d = torch.full((1, 80, 1), -30.0)
     o = impls.get("linear/triton").forward(q, k, v, decay=d)
-    o_ref = impls.get("linear/reference").forward(q.double(), k.double(), v.double(), decay=d.double())
-    assert rel(o, o_ref) < 1e-5
+    assert rel(o, ref_forward(q, k, v, d)) < 1e-5
 
 
 def test_infinite_decay_is_a_reset():
@@ -125,8 +153,7 @@ def test_infinite_decay_is_a_reset():
     q, k, v, d = rand(1, 100, 2, 64, seed=9)
     d[0, 10, 0] = d[0, 70, 1] = d[0, 71, 0] = float("-inf")
     o = impls.get("linear/triton").forward(q, k, v, decay=d)
-    o_ref = impls.get("linear/reference").forward(q.double(), k.double(), v.double(), decay=d.double())
-    assert rel(o, o_ref) < 1e-5
+    assert rel(o, ref_forward(q, k, v, d)) < 1e-5
 
 
 @pytest.mark.parametrize("decay", [False, True])
@@ -135,22 +162,7 @@ def test_prefill_then_steps_match_forward(decay, cfg):
     B, T0, n, H, D = 2, 70, 5, 2, 64
     q, k, v, d = rand(B, T0 + n, H, D, seed=11, decay=decay)
     impl = LinearTriton(cfg)
-    full = impl.forward(q, k, v, decay=d)
-    state = impl.init_state(B, H, D, T0 + n, device="cpu", dtype=torch.float32)
-    state.S.normal_()  # an empty state's contents must not matter: prefill overwrites it
-    o0 = impl.prefill(state, q[:, :T0], k[:, :T0], v[:, :T0], d[:, :T0] if decay else None)
-    assert state.pos == T0
-    assert rel(o0, full[:, :T0]) < 1e-5
-    steps = []
-    for t in range(T0, T0 + n):
-        steps.append(impl.step(state, q[:, t], k[:, t], v[:, t], d[:, t] if decay else None))
-    assert state.pos == T0 + n
-    assert rel(torch.stack(steps, 1), full[:, T0:]) < 1e-5
-    # the state itself against the reference's prefill over all tokens
-    ref = impls.get("linear/reference")
-    rs = ref.init_state(B, H, D, T0 + n, device="cpu", dtype=torch.float64)
-    ref.prefill(rs, q.double(), k.double(), v.double(), d.double() if decay else None)
-    assert rel(state.S, rs.S) < 1e-5
+    check_prefill_then_steps(impl, q, k, v, d, T0, expected=impl.forward(q, k, v, decay=d))
 
 
 def test_errors():

@@ -1,6 +1,7 @@
 """linear/triton's segmented walker (forward without gradients, prefill, and the opt-in training
 forward) in Triton's interpreter, fp32, small shapes: short segments are forced with ``seg_chunks``
-(on the CPU the shape rule would pick one segment), and the rule itself is checked at H200 shapes."""
+(on the CPU the shape rule would pick one segment), and the rule itself is checked at H200 shapes.
+Inputs and checks: the helpers of tests/test_linear_triton.py."""
 from __future__ import annotations
 
 import os
@@ -9,8 +10,8 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
+from test_linear_triton import check_forward_backward, check_prefill_then_steps, rand, ref_forward, rel
 
-import impls
 from impls.linear import triton_kernels as K
 from impls.linear.triton import LinearTriton, LinearTritonConfig
 
@@ -18,24 +19,6 @@ SEG1 = LinearTritonConfig(seg=True, seg_chunks=1)  # every chunk its own segment
 SEG3_BV32 = LinearTritonConfig(seg=True, seg_chunks=3, fused_bv=32, segstate_bv=32)  # partial last segment
 SEG_TRAIN = LinearTritonConfig(seg=True, fused=False, seg_train=True, seg_chunks=2)  # two-pass backward
 SEG_TRAIN_FUSED = LinearTritonConfig(seg=True, fused=True, seg_train=True, seg_chunks=1)  # fused backward
-
-
-def rand(B, T, H, D, seed, decay=True):
-    g = torch.Generator().manual_seed(seed)
-    q, k, v = (torch.randn(B, T, H, D, generator=g) for _ in range(3))
-    d = -torch.rand(B, T, H, generator=g) * 0.7 if decay else None
-    return q, k, v, d
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    a, b = a.double(), b.double()
-    assert a.shape == b.shape and torch.isfinite(a).all()
-    return ((a - b).norm() / b.norm()).item()
-
-
-def ref_forward(q, k, v, d):
-    return impls.get("linear/reference").forward(q.double(), k.double(), v.double(),
-                                                  decay=d.double() if d is not None else None)
 
 
 class _Forbidden:
@@ -87,38 +70,15 @@ def test_segmented_training_forward_gradients(cfg, decay, monkeypatch):
     monkeypatch.setattr(K, "chunk_fwd_h_kernel", _Forbidden())
     B, T, H, D = 1, 200, 2, 64
     q, k, v, d = rand(B, T, H, D, seed=21, decay=decay)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
-    dl = d.clone().requires_grad_(True) if d is not None else None
     torch.manual_seed(1)
-    do = torch.randn(B, T, H, D)
-    o = LinearTriton(cfg).forward(*leaves, decay=dl)
-    grads = torch.autograd.grad(o, leaves + ([dl] if dl is not None else []), do)
-    r_leaves = [x.double().requires_grad_(True) for x in (q, k, v)]
-    rd = d.double().requires_grad_(True) if d is not None else None
-    o_ref = impls.get("linear/reference").forward(*r_leaves, decay=rd)
-    grads_ref = torch.autograd.grad(o_ref, r_leaves + ([rd] if rd is not None else []), do.double())
-    assert rel(o, o_ref) < 1e-5
-    for name, a, b in zip(("dq", "dk", "dv", "ddecay"), grads, grads_ref):
-        assert rel(a, b) < 1e-5, name
+    check_forward_backward(LinearTriton(cfg), q, k, v, d, torch.randn(B, T, H, D))
 
 
 @pytest.mark.parametrize("decay", [False, True])
 def test_segmented_prefill_then_steps(decay):
     B, T0, n, H, D = 1, 200, 3, 2, 64
     q, k, v, d = rand(B, T0 + n, H, D, seed=31, decay=decay)
-    impl = LinearTriton(SEG1)
-    full = ref_forward(q, k, v, d)
-    state = impl.init_state(B, H, D, T0 + n, device="cpu", dtype=torch.float32)
-    state.S.normal_()  # prefill overwrites it
-    o0 = impl.prefill(state, q[:, :T0], k[:, :T0], v[:, :T0], d[:, :T0] if decay else None)
-    assert state.pos == T0
-    assert rel(o0, full[:, :T0]) < 1e-5
-    steps = [impl.step(state, q[:, t], k[:, t], v[:, t], d[:, t] if decay else None) for t in range(T0, T0 + n)]
-    assert rel(torch.stack(steps, 1), full[:, T0:]) < 1e-5
-    ref = impls.get("linear/reference")
-    rs = ref.init_state(B, H, D, T0 + n, device="cpu", dtype=torch.float64)
-    ref.prefill(rs, q.double(), k.double(), v.double(), d.double() if decay else None)
-    assert rel(state.S, rs.S) < 1e-5
+    check_prefill_then_steps(LinearTriton(SEG1), q, k, v, d, T0, expected=ref_forward(q, k, v, d))
 
 
 def test_segmented_reset_across_segments():
