@@ -1,6 +1,6 @@
-"""linear/triton prefill at small batch: the segmented walker (new default of the forward without
-gradients and of prefill) against the previous form (``seg=False``: two-pass below ~264 sequences,
-the one-segment walker above) and fla, on one GPU.
+"""linear/triton prefill at small batch: the segmented walker of the forward without gradients and
+of prefill (``seg=True``, off by default until this script has timed it) against the default form
+(``seg=False``: two-pass below ~264 sequences, the one-segment walker above) and fla, on one GPU.
 
     OUT=/some/dir python scripts/gpu_linear_prefill.py [--quick] [--no-profile]
     python scripts/gpu_linear_prefill.py --dry-run      # CPU interpreter, tiny shapes (checks the script)
@@ -36,25 +36,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import _gpu_common as _common  # noqa: E402  (scripts/_gpu_common.py)
-import gpu_linear_triton as G  # noqa: E402  (lowp_forward, check_case, ensure_fla, poison)
+import gpu_linear_triton as G  # noqa: E402  (lowp_forward, check_case, fa_rule, form_of, ensure_fla, poison)
 import torch  # noqa: E402
 
 import impls  # noqa: E402
 from impls.linear.reference import decay_matrix  # noqa: E402
-from impls.linear.triton import LinearTriton, LinearTritonConfig, triton_cdiv  # noqa: E402
+from impls.linear.triton import LinearTriton, LinearTritonConfig  # noqa: E402
 
 DEV = "cuda"
 DRY = False
 LOWP = torch.bfloat16  # float32 in the dry run: bf16 in the interpreter gives garbage
 BW, FLOPS = 4.2e12, 600e12
 TOKENS, H, D = 131072, 16, 128
-rel = _common.rel
 
 
 def variants(dry: bool) -> dict[str, LinearTritonConfig]:
-    """Prefill variants. On the CPU (one 'SM') the shape rule picks one segment: the dry run forces
-    short segments so that every kernel of the segmented path runs."""
-    f = {"seg_chunks": 1} if dry else {}
+    """Prefill variants: "old" the default form (seg=False), "new*" the segmented walker (seg=True).
+    On the CPU (one 'SM') the shape rule picks one segment: the dry run forces short segments so that
+    every kernel of the segmented path runs."""
+    f = {"seg": True, **({"seg_chunks": 1} if dry else {})}
     return {
         "old": LinearTritonConfig(seg=False),
         "new": LinearTritonConfig(**f),
@@ -64,16 +64,6 @@ def variants(dry: bool) -> dict[str, LinearTritonConfig]:
         "new-waves4": LinearTritonConfig(seg_waves=4, **f),
         "new-waves16": LinearTritonConfig(seg_waves=16, **f),
     }
-
-
-def path_of(cfg: LinearTritonConfig, B: int, T: int, n_sm: int, train: bool = False) -> str:
-    """Which form a call takes, in words (the row label)."""
-    p = cfg.plan(B * H, D, n_sm)
-    NT = triton_cdiv(T, cfg.chunk)
-    if p.fused or (cfg.seg_train if train else cfg.seg):
-        NS, L = cfg.segments(B * H, D, NT, n_sm, p.fused)
-        return f"walker NS={NS} L={L}"
-    return f"twopass {p.state_bk}x{p.state_bv}"
 
 
 def floors(path: str, T: int, B: int) -> dict:
@@ -121,27 +111,15 @@ def check_prefill(impl: LinearTriton, B, T, Hh, Dd, dtype, use_decay, seed) -> d
     o = impl.prefill(st, q, k, v, decay)
     n_sm = 1 if DRY else torch.cuda.get_device_properties(0).multi_processor_count
     row = {"what": "prefill", "B": B, "T": T, "H": Hh, "D": Dd, "dtype": str(dtype).split(".")[-1],
-           "decay": use_decay, "path": path_hh(impl.config, B, T, Hh, n_sm), "ok": True}
-    for name, a, lp, r in (("o", o, olp, o64), ("state", st.S, slp, rs.S)):
-        e, elp = rel(a, r), rel(lp, r)
-        ok = e == e and e <= 2 * elp + 1e-5
-        row[name] = {"err": e, "err_lowp_ref": elp, "ok": ok}
-        row["ok"] &= ok
-    return row
-
-
-def path_hh(cfg: LinearTritonConfig, B: int, T: int, Hh: int, n_sm: int) -> str:
-    """The prefill form at a check shape (Hh heads), short."""
-    p = cfg.plan(B * Hh, D, n_sm)
-    NS, L = cfg.segments(B * Hh, D, triton_cdiv(T, cfg.chunk), n_sm, p.fused)
-    return f"NS={NS} L={L}" if (p.fused or cfg.seg) else "twopass"
+           "decay": use_decay, "path": G.form_of(impl.config, B * Hh, Dd, T, n_sm)}
+    return G.fa_rule(row, ("o", "state"), (o, st.S), (olp, slp), (o64, rs.S))
 
 
 def run_checks(cfgs: dict[str, LinearTritonConfig]) -> list[dict]:
     rows = []
     n_sm = 1 if DRY else torch.cuda.get_device_properties(0).multi_processor_count
     base = [(1, 8192, 2, 128), (2, 4000, 2, 128)] if not DRY else [(1, 200, 2, 128), (1, 260, 1, 64)]
-    forced = LinearTritonConfig(seg_chunks=3)  # segments of 3 chunks, partial last chunk (T=4000)
+    forced = LinearTritonConfig(seg=True, seg_chunks=3)  # segments of 3 chunks, partial last chunk (T=4000)
     cases = [("new", cfgs["new"], s, LOWP, dec) for s in base for dec in (False, True)]
     cases += [("new", cfgs["new"], base[0], dt, True) for dt in ((torch.float16, torch.float32) if not DRY else ())]
     cases += [("new seg_chunks=3", forced, base[1], LOWP, dec) for dec in (False, True)]
@@ -160,7 +138,7 @@ def run_checks(cfgs: dict[str, LinearTritonConfig]) -> list[dict]:
         try:
             r = G.check_case(*shape, LOWP, dec, seed=50 + dec, impl=LinearTriton(seg_train))
             r["what"], r["impl"] = "train", "seg_train"
-            r["path"] = path_hh(seg_train, shape[0], shape[1], shape[2], n_sm)
+            r["path"] = G.form_of(seg_train, shape[0] * shape[2], shape[3], shape[1], n_sm, train=True)
         except Exception:  # noqa: BLE001
             r = {"what": "train", "impl": "seg_train", "ok": False, "error": traceback.format_exc()[-1200:]}
         rows.append(r)
@@ -200,7 +178,7 @@ def time_T(T: int, cfgs: dict[str, LinearTritonConfig], fla_reason: str | None, 
             def pf(dec=dec, impl=impl, st=st):
                 st.pos = 0
                 impl.prefill(st, q, k, v, decay if dec else None)
-            add(f"linear/triton[{name}]", "prefill", dec, bench(pf, 2.0), path_of(cfg, B, T, n_sm))
+            add(f"linear/triton[{name}]", "prefill", dec, bench(pf, 2.0), G.form_of(cfg, B * H, D, T, n_sm))
     train_cfgs = {"old": cfgs["old"], "new": cfgs["new"],
                   "seg_train": LinearTritonConfig(seg_train=True, **({"seg_chunks": 1} if DRY else {}))}
     for name, cfg in train_cfgs.items():
@@ -212,7 +190,7 @@ def time_T(T: int, cfgs: dict[str, LinearTritonConfig], fla_reason: str | None, 
 
             def fn(impl=impl, leaves=leaves, dl=dl, ins=ins):
                 return torch.autograd.grad(impl.forward(*leaves, decay=dl), ins, do)
-            add(f"linear/triton[{name}]", "train", dec, bench(fn, 6.0), path_of(cfg, B, T, n_sm, train=True))
+            add(f"linear/triton[{name}]", "train", dec, bench(fn, 6.0), G.form_of(cfg, B * H, D, T, n_sm, train=True))
     if fla_reason is None:
         from fla.ops.linear_attn import chunk_linear_attn
         from fla.ops.simple_gla import chunk_simple_gla
@@ -320,26 +298,22 @@ def main() -> None:
         if "error" in c:
             print(f"  BAD {c.get('impl')} {c.get('shape', '')}: {c['error'][-300:]}")
             continue
-        parts = [n for n in ("o", "state", "dq", "dk", "dv", "ddecay") if n in c]
-        worst = max((c[n]["err"] / max(c[n]["err_lowp_ref"], 1e-12), n) for n in parts)
+        worst = G.worst_ratio(c)
         print(f"  {'ok ' if c['ok'] else 'BAD'} {c.get('what', 'prefill'):7s} {c['impl']:20s} {c['dtype']:8s} "
-              f"B={c['B']} T={c['T']:5d} H={c['H']} decay={c['decay']!s:5s} {c.get('path', ''):14s} "
+              f"B={c['B']} T={c['T']:5d} H={c['H']} decay={c['decay']!s:5s} {c.get('path', ''):20s} "
               f"o {c['o']['err']:.2e} (ref {c['o']['err_lowp_ref']:.2e})  worst {worst[0]:.2f}x ({worst[1]})")
     if "profile_b1" in res:
         print("profile, prefill B=1 T=131072, ms per call:")
         for name, per in res["profile_b1"].items():
             top = "; ".join(f"{k} {v:.3f}" for k, v in list(per.items())[:6]) if isinstance(per, dict) else str(per)
             print(f"  {name}: {top}")
-    print("timing, ms (median); floor = max(bytes / 4.2 TB/s, FLOPs / 600 TF/s) of the form:")
-    for r in timing:
-        if "error" in r:
-            print(f"  ERROR T={r['T']}: {r['error'][-400:]}")
-            continue
-        ms = "n/a" if r["ms"] is None else f"{r['ms']:.3f}"
+
+    def line(r: dict) -> str:
         fl = f" floor {r['floor_ms']:.2f} ({r['bytes'] / 1e9:.2f} GB)" if "floor_ms" in r else ""
         why = f" ({r['reason'][:80]})" if r.get("reason") else ""
-        print(f"  {r['mode']:7s} T={r['T']:<6d} B={r['B']:<3d} decay={r['decay']!s:5s} {r['impl']:30s} {ms:>7s} "
-              f"{r['path']:22s}{fl}{why}")
+        return (f"{r['mode']:7s} T={r['T']:<6d} B={r['B']:<3d} decay={r['decay']!s:5s} {r['impl']:30s} "
+                f"{G.ms_cell(r):>7s} {r['path']:22s}{fl}{why}")
+    G.print_timing("timing, ms (median); floor = max(bytes / 4.2 TB/s, FLOPs / 600 TF/s) of the form:", timing, line)
     print(f"wall {res['wall_s']:.0f}s")
 
 

@@ -94,6 +94,49 @@ def grads_of(fn, q, k, v, decay, do):
     return [o.detach(), *gs]
 
 
+def fa_rule(row: dict, names, got, lowp, ref64) -> dict:
+    """Into ``row``: for each name, err = ||x - ref64|| / ||ref64|| of ours and of the low-precision
+    reference, and the FlashAttention rule (finite and err <= 2 * err(low-precision) + 1e-5); row["ok"]
+    is true when every entry passes."""
+    row.setdefault("ok", True)
+    for n, a, lp, r in zip(names, got, lowp, ref64):
+        e, elp = rel(a, r), rel(lp, r)
+        row[n] = {"err": e, "err_lowp_ref": elp, "ok": e == e and e <= 2 * elp + 1e-5}
+        row["ok"] &= row[n]["ok"]
+    return row
+
+
+def worst_ratio(c: dict) -> tuple[float, str]:
+    """The largest err / err(low-precision reference) of a checked row, and its name."""
+    return max((c[n]["err"] / max(c[n]["err_lowp_ref"], 1e-12), n)
+               for n in ("o", "state", "dq", "dk", "dv", "ddecay") if n in c)
+
+
+def form_of(cfg: LinearTritonConfig, BH: int, Dd: int, T: int, n_sm: int, train: bool = False) -> str:
+    """Which form a forward takes for BH sequences of T tokens, in words: the (segmented) walker with
+    its segments, or the two-pass form with its state blocks. ``train``: the forward that keeps the
+    chunk states (seg_train), else the forward without gradients / prefill (seg)."""
+    p = cfg.plan(BH, Dd, n_sm)
+    if p.fused or (cfg.seg_train if train else cfg.seg):
+        NS, L = cfg.segments(BH, Dd, triton.cdiv(T, cfg.chunk), n_sm, p.fused)
+        return f"walker NS={NS} L={L}"
+    return f"twopass {p.state_bk}x{p.state_bv}"
+
+
+def print_timing(title: str, rows: list[dict], line) -> None:
+    """The timing table: ``line(row)`` for each timed row, the tail of the error for a failed one."""
+    print(title)
+    for r in rows:
+        if "error" in r:
+            print(f"  ERROR {r.get('mode', '')} T={r.get('T', '-')}: {r['error'][-400:]}")
+        else:
+            print("  " + line(r))
+
+
+def ms_cell(r: dict) -> str:
+    return "n/a" if r["ms"] is None else f"{r['ms']:.3f}"
+
+
 _REFS: dict = {}
 
 
@@ -118,13 +161,8 @@ def check_case(B, T, Hh, Dd, dtype, use_decay, seed, impl=None) -> dict:
     got = grads_of(lambda a, b, c, d: ours.forward(a, b, c, decay=d), q, k, v, decay, do)
     torch.cuda.synchronize()
     names = ["o", "dq", "dk", "dv", "ddecay"]
-    row = {"B": B, "T": T, "H": Hh, "D": Dd, "dtype": str(dtype).split(".")[-1], "decay": use_decay, "ok": True}
-    for n, a, lp, r in zip(names, got, rlp, r64):
-        e, elp = rel(a, r), rel(lp, r)
-        ok = e == e and e <= 2 * elp + 1e-5
-        row[n] = {"err": e, "err_lowp_ref": elp, "ok": ok}
-        row["ok"] &= ok
-    return row
+    row = {"B": B, "T": T, "H": Hh, "D": Dd, "dtype": str(dtype).split(".")[-1], "decay": use_decay}
+    return fa_rule(row, names, got, rlp, r64)
 
 
 def check_decode(dtype, use_decay, seed) -> dict:
@@ -167,12 +205,7 @@ def check_fla(use_decay: bool) -> dict:
             got = grads_of(lambda a, b, c, d: chunk_linear_attn(a, b, c, scale=scale, normalize=False)[0], q, k, v, None, do)
     except Exception as exc:  # noqa: BLE001
         return {"what": name, "ok": None, "reason": f"{type(exc).__name__}: {str(exc)[:300]}"}
-    row: dict = {"what": name, "ok": True}
-    for n, a, lp, r in zip(["o", "dq", "dk", "dv", "ddecay"], got, rlp, r64):
-        e, elp = rel(a, r), rel(lp, r)
-        row[n] = {"err": e, "err_lowp_ref": elp, "ok": e == e and e <= 2 * elp + 1e-5}
-        row["ok"] &= row[n]["ok"]
-    return row
+    return fa_rule({"what": name}, ["o", "dq", "dk", "dv", "ddecay"], got, rlp, r64)
 
 
 def bench(fn, rep=120) -> float:
@@ -203,9 +236,8 @@ def time_train_prefill(T: int, cfgs: dict[str, LinearTritonConfig], fla_reason: 
             add(f"linear/triton[{name}]", "train", False, None, reason="failed the correctness check", check=chk)
             continue
         if name == "default":
-            p = cfg.plan(B * H, D, n_sm)
-            ns = cfg.segments(B * H, D, triton.cdiv(T, cfg.chunk), n_sm, p.fused)[0]
-            name = "default=" + ("fused" if p.fused else "twopass") + f",prefill walker NS={ns}"
+            name = "default=" + ("fused" if cfg.plan(B * H, D, n_sm).fused else "twopass") \
+                + f",prefill {form_of(cfg, B * H, D, T, n_sm)}"
         for dec in ((None, True) if name.startswith("default") else (None,)):
             leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
             dl = dec if dec is None else decay.clone().requires_grad_(True)
@@ -314,8 +346,8 @@ def main() -> None:
         if c["ok"] is False and not str(c.get("what", "")).startswith("fla"):
             print("CHECK FAILED:", json.dumps(c, default=str)[:1500])
 
-    # seg=False: the named form also for prefill (the default's prefill is the segmented walker,
-    # compared with the old form in scripts/gpu_linear_prefill.py)
+    # seg=False: the named form also for prefill (the segmented walker, seg=True, is compared with
+    # the default form in scripts/gpu_linear_prefill.py)
     cfgs = {
         "default": LinearTritonConfig(),
         "fused": LinearTritonConfig(seg=False, fused=True),
@@ -367,22 +399,19 @@ def main() -> None:
             else:
                 print(f"  peer {c['what']}: not run: {c['reason'][:100]}")
         elif "o" in c:
-            worst = max((c[n]["err"] / max(c[n]["err_lowp_ref"], 1e-12), n) for n in ("o", "dq", "dk", "dv", "ddecay") if n in c)
+            worst = worst_ratio(c)
             print(f"  {'ok ' if c['ok'] else 'BAD'} {c['dtype']:8s} D={c['D']:3d} T={c['T']:5d} decay={c['decay']!s:5s} "
                   f"o {c['o']['err']:.2e} (ref {c['o']['err_lowp_ref']:.2e})  worst ratio {worst[0]:.2f} ({worst[1]})")
         elif "err" in c:
             print(f"  {'ok ' if c['ok'] else 'BAD'} decode {c['dtype']} decay={c['decay']} err {c['err']:.2e} (ref {c['err_lowp_ref']:.2e}) state {c['err_state']:.2e}")
         else:
             print(f"  BAD {c}")
-    print("timing, ms (median):")
-    for r in timing:
-        if "error" in r:
-            print(f"  ERROR {r}")
-            continue
-        ms = "n/a" if r["ms"] is None else f"{r['ms']:.3f}"
+
+    def line(r: dict) -> str:
         extra = f" graph {r['ms_graph']:.4f} floor {r['floor_ms']:.4f}" if "ms_graph" in r else ""
         extra += f" ({r['reason'][:90]})" if r.get("reason") else ""
-        print(f"  {r['mode']:7s} T={r.get('T', '-')!s:6s} B={r['B']:<3d} decay={r['decay']!s:5s} {r['impl']:32s} {ms}{extra}")
+        return f"{r['mode']:7s} T={r.get('T', '-')!s:6s} B={r['B']:<3d} decay={r['decay']!s:5s} {r['impl']:32s} {ms_cell(r)}{extra}"
+    print_timing("timing, ms (median):", timing, line)
     print(f"wall {res['wall_s']:.0f}s")
 
 
