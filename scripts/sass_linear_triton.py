@@ -1,13 +1,23 @@
 """Compile the linear/triton kernels for sm_90 without a GPU and report registers, spills, shared
 memory and the matrix instructions in the SASS (HGMMA = Hopper wgmma).
 
-    python scripts/sass_linear_triton.py [--dump DIR]
+    python scripts/sass_linear_triton.py [--dump DIR] [--only NAME] [--fresh-cache]
+
+To compare two versions of the kernels, --dump both with --fresh-cache: Triton's cache key is the
+kernels' source, not its line numbers, so a cached build can hide a change of line info (a helper
+inlined in place of the same code changes only the PTX's line info, and that alone changed ptxas's
+schedule of some kernels). DTYPES=bf16,fp16,fp32, FP32_PRECISION (the launcher uses tf32x3 for
+float32) and BT pick the builds. The tf32x3 builds spill and are not byte-for-byte reproducible
+run to run (spill slots move): compare their counts instead.
 """
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,7 +35,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dump", default=None)
     ap.add_argument("--only", default=None, help="substring of the kernel names to compile")
+    ap.add_argument("--fresh-cache", action="store_true", help="compile into an empty Triton cache")
     args = ap.parse_args()
+    if args.fresh_cache:
+        os.environ["TRITON_CACHE_DIR"] = cache = tempfile.mkdtemp(prefix="sass_linear_")
+        atexit.register(shutil.rmtree, cache, True)
     H, D, BT = 16, 128, int(os.environ.get("BT", 64))
     for dt in os.environ.get("DTYPES", "bf16").split(","):
         p = f"*{dt}"

@@ -39,6 +39,28 @@ def _seq_base(i_bh, T, H: tl.constexpr, D: tl.constexpr):
     return (i_b.to(tl.int64) * T * H + i_h) * D
 
 
+# Helpers shared by the kernels below (inlined by Triton). Kernels that spell the same code out
+# (the walkers chunk_fused_fwd / chunk_fused_bwd_dhv, chunk_fwd_o, chunk_bwd_dv, and the q/k/v
+# tile loads everywhere) do so on purpose: through a helper their PTX instructions stay the same
+# but the line info changes, and that alone changed ptxas's sm_90 register allocation or schedule
+# (bf16/fp16 SASS not byte-identical, extra spill moves in the tf32x3 builds). Check a change with
+# scripts/sass_linear_triton.py --dump DIR --fresh-cache before and after.
+@triton.jit
+def _chunk_g(g, i_bh, TP, i_t, t, BT: tl.constexpr):
+    """Cumulative log-decays of chunk i_t of sequence i_bh (g is (B*H, TP)): g at tokens t, and G,
+    g at the chunk's last token."""
+    b_g = tl.load(g + i_bh * TP + t)
+    g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+    return b_g, g_last
+
+
+@triton.jit
+def _state_block(ptr, idx, offs_r, offs_c, D: tl.constexpr):
+    """Pointers to rows offs_r, columns offs_c of D x D state number idx of ptr (row-major states
+    stored back to back: chunk states (B*H, NT, D, D), segment states, final states (B*H, D, D))."""
+    return ptr + idx * D * D + offs_r[:, None] * D + offs_c[None, :]
+
+
 # --------------------------------------------------------------------------------------------
 # Forward, pass 1: the chunk states.
 # Program (i_k, i_v, i_bh) owns the [BK, BV] block of the state of sequence i_bh and walks the
@@ -63,20 +85,19 @@ def chunk_fwd_h_kernel(
     b_h = tl.zeros([BK, BV], dtype=tl.float32)
     for i_t in range(NT):
         if STORE_H:
-            p_h = h + (i_bh * NT + i_t) * D * D + offs_k[:, None] * D + offs_v[None, :]
+            p_h = _state_block(h, i_bh * NT + i_t, offs_k, offs_v, D)
             tl.store(p_h, b_h.to(h.dtype.element_ty))
         t = i_t * BT + offs_t
         m_t = t < T
         b_kt = tl.load(k + base + t[None, :] * row + offs_k[:, None], mask=m_t[None, :], other=0.0)  # [BK, BT]
         b_v = tl.load(v + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
         if USE_G:
-            b_g = tl.load(g + i_bh * TP + t)
-            g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+            b_g, g_last = _chunk_g(g, i_bh, TP, i_t, t, BT)
             b_h = b_h * tl.exp(g_last)
             b_kt = (b_kt * tl.exp(g_last - b_g)[None, :]).to(b_v.dtype)
         b_h += tl.dot(b_kt, b_v, input_precision=PRECISION)
     if STORE_FINAL:
-        p_ht = ht + i_bh * D * D + offs_k[:, None] * D + offs_v[None, :]
+        p_ht = _state_block(ht, i_bh, offs_k, offs_v, D)
         tl.store(p_ht, b_h)
 
 
@@ -141,7 +162,7 @@ def chunk_bwd_dh_kernel(
     b_dh = tl.zeros([BK, BV], dtype=tl.float32)
     for i in range(NT):
         i_t = NT - 1 - i
-        p_dh = dh + (i_bh * NT + i_t) * D * D + offs_k[:, None] * D + offs_v[None, :]
+        p_dh = _state_block(dh, i_bh * NT + i_t, offs_k, offs_v, D)
         tl.store(p_dh, b_dh.to(dh.dtype.element_ty))
         t = i_t * BT + offs_t
         m_t = t < T
@@ -210,8 +231,7 @@ def chunk_bwd_dqk_kernel(
     b_q = tl.load(q + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, BK]
     b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, BK]
     if USE_G:
-        b_g = tl.load(g + i_bh * TP + t)
-        g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+        b_g, g_last = _chunk_g(g, i_bh, TP, i_t, t, BT)
         b_ds = b_ds * tl.exp(tl.where(causal, b_g[:, None] - b_g[None, :], float("-inf"))) * scale
         b_dq = b_dq * (scale * tl.exp(b_g))[:, None]
         b_dk = b_dk * tl.exp(g_last - b_g)[:, None]
@@ -371,13 +391,12 @@ def chunk_seg_state_kernel(
         b_k = tl.load(k + base + t[:, None] * row + offs_d[None, :], mask=m_t[:, None], other=0.0)  # [BT, D]
         b_v = tl.load(v + base + t[:, None] * row + offs_v[None, :], mask=m_t[:, None], other=0.0)  # [BT, BV]
         if USE_G:
-            b_g = tl.load(g + i_bh * TP + t)
-            g_last = tl.load(g + i_bh * TP + i_t * BT + BT - 1)
+            b_g, g_last = _chunk_g(g, i_bh, TP, i_t, t, BT)
             b_v = (b_v * tl.exp(g_last - b_g)[:, None]).to(b_k.dtype)
             b_S = b_S * tl.exp(g_last)
             b_G += g_last
         b_S += tl.dot(tl.trans(b_k), b_v, input_precision=PRECISION)
-    tl.store(hs + (i_bh * NS + i_s + 1) * D * D + offs_d[:, None] * D + offs_v[None, :], b_S)
+    tl.store(_state_block(hs, i_bh * NS + i_s + 1, offs_d, offs_v, D), b_S)
     if USE_G:
         if i_v == 0:
             tl.store(gs + i_bh * NS + i_s + tl.arange(0, 1), b_G)
@@ -467,7 +486,7 @@ def recurrent_step_kernel(
     i_v = tl.program_id(1)
     offs_d = tl.arange(0, D)
     offs_v = i_v * BV + tl.arange(0, BV)
-    p_S = S + i_bh * D * D + offs_d[:, None] * D + offs_v[None, :]
+    p_S = _state_block(S, i_bh, offs_d, offs_v, D)
     b_S = tl.load(p_S)
     b_q = tl.load(q + i_bh * D + offs_d).to(tl.float32)
     b_k = tl.load(k + i_bh * D + offs_d).to(tl.float32)
