@@ -93,7 +93,7 @@ def cases(L: int, D: int, dt: str = "bf16"):
                 "o_h": i32, "T": i32, "H": i32}, {"L": L, "BM": CFG.pre_bm, "HALF": HALF, "ROPE": True}, 4, 1)
     for bn, bm, w, s, atom in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages, False),
                                (128, 64, 8, 3, False), (128, 64, 8, 4, True), (128, 64, 8, 3, True),
-                               (128, 32, 8, 3, True), (64, 64, 8, 3, True)):
+                               (128, 32, 8, 3, True), (64, 64, 8, 3, True), (128, 32, 8, 4, False)):  # last: gate_variants.RATDkvBM32
         yield (f"bwd_dkv{'+dq' if atom else ''} bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "DQA": f32, "o_b": i32, "o_t": i32, "o_h": i32,
                     "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
