@@ -197,7 +197,7 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import report, runner
-    from bench.results import STATUSES, read_meta, read_rows
+    from bench.results import STATUSES, read_meta
     from bench.sweep import SweepError, SweepSpec
 
     command = "python run_bench.py " + " ".join(shlex.quote(a) for a in argv)
@@ -243,15 +243,13 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         session = distributed.Session.init(spec.device) if distributed.launched() else None
         if session is not None:
             r, cases, done, run_dir = session.start(spec, run_dir, command=command, preset=preset,
-                                                    resume=bool(args.resume))
+                                                    resume=bool(args.resume), retry=retry)
         else:
-            r, cases, done = runner.start(spec, run_dir, command=command, preset=preset, resume=bool(args.resume))
+            r, cases, done = runner.start(spec, run_dir, command=command, preset=preset, resume=bool(args.resume),
+                                          retry=retry)
     except (SweepError, ValueError, FileExistsError) as exc:
         print(f"run_bench.py: error: {exc}", file=sys.stderr)
         return 2
-    if retry:
-        last = {row["key"]: row.get("status") for row in read_rows(run_dir)}
-        done = {k for k in done if last.get(k) not in retry}
     todo = [c for c in cases if c.key not in done]
     if session is not None:
         print(f"rank {session.rank} of {session.world_size}: {len(todo)} cases (its share) on {spec.device} -> "

@@ -33,7 +33,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -214,7 +214,7 @@ class Session:
         return ident
 
     def start(self, spec, run_dir: str | Path, *, command: str, preset: str | None,  # type: ignore[no-untyped-def]
-              resume: bool):
+              resume: bool, retry: Collection[str] = ()):
         """Every rank: ``(runner, cases, done, run_dir)`` as ``bench.runner.start`` gives, but ``cases``
         is this rank's shard (``done`` is empty: finished cases were left out before dealing) and the
         runner appends to this rank's file. Rank 0's run directory wins; an error on rank 0 is raised on
@@ -238,7 +238,8 @@ class Session:
                     if busy:
                         raise FileExistsError(f"{run_dir} already has rows in {', '.join(busy)}: resume it or "
                                               "choose another --out")
-                r, cases, done = RN.start(spec, run_dir, command=command, preset=preset, resume=resume)
+                r, cases, done = RN.start(spec, run_dir, command=command, preset=preset, resume=resume,
+                                          retry=retry)
                 todo = [c for c in cases if c.key not in done]
                 weights = estimate_cases(todo, spec)
                 shards = shard(todo, weights, self.world_size)

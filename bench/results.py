@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -143,12 +144,14 @@ def read_rows(path: str | Path) -> list[dict]:
     return rows
 
 
-def finished_keys(path: str | Path) -> set[str]:
-    """Keys of cases that already have a row (a resumed sweep skips them)."""
+def finished_keys(path: str | Path, retry: Collection[str] = ()) -> set[str]:
+    """Keys of cases that already have a row (a resumed sweep skips them), leaving out those whose last
+    row has a status in ``retry`` (``resume --retry error``: they run again, and the new row wins)."""
     p = Path(path)
     if (p.is_dir() and not (p / RESULTS).exists()) or (not p.is_dir() and not p.exists()):
         return set()
-    return {r["key"] for r in read_rows(p)}
+    last = {r["key"]: r.get("status") for r in read_rows(p)}
+    return {k for k, status in last.items() if status not in retry}
 
 
 def load(path: str | Path):  # -> pandas.DataFrame

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,6 +194,7 @@ def start(
     command: str,
     preset: str | None = None,
     resume: bool = False,
+    retry: Collection[str] = (),
     measure_ceilings: bool = True,
 ) -> tuple[Runner, list[Case], set[str]]:
     """Create (or, with ``resume``, reopen) a run directory: metadata with the device, versions and
@@ -211,7 +212,7 @@ def start(
         from bench.distributed import merge_rank_files
 
         merge_rank_files(run_dir)
-    done = R.finished_keys(run_dir) if resume else set()
+    done = R.finished_keys(run_dir, retry) if resume else set()
     if not resume and (run_dir / R.RESULTS).exists() and (run_dir / R.RESULTS).stat().st_size:
         raise FileExistsError(f"{run_dir / R.RESULTS} already has rows: resume it or choose another --out")
     ceilings = None

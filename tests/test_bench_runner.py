@@ -119,6 +119,14 @@ def test_rows_are_appended_as_cases_finish_and_resume_skips_them(tmp_path, fakes
     assert sorted(df.key) == sorted(c.key for c in cases) and df.key.is_unique
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["command"] == "first" and meta["resumed"][0]["command"] == "resume"
+    # --retry: cases whose last row has one of the statuses are not finished (torchrun deals from this too)
+    statuses = {row["key"]: row["status"] for row in read_rows(tmp_path)}
+    failed = {k for k, st in statuses.items() if st != "ok"}
+    assert failed  # full/test-broken errs
+    assert finished_keys(tmp_path, {"error", "wrong", "oom"}) == set(statuses) - failed
+    _, _, done3 = runner.start(s, tmp_path, command="retry", resume=True, retry={"error", "wrong", "oom"},
+                               measure_ceilings=False)
+    assert done3 == set(statuses) - failed
 
 
 def test_row_roundtrip():
