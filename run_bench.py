@@ -140,50 +140,30 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
     if device == "cuda" and not torch.cuda.is_available() and not args.dry_run:
         raise SystemExit("--device cuda, but no CUDA GPU is visible to torch")
     spec = preset(args.preset or "default", device)
-    if args.impl:
-        spec.impls = [p.strip() for p in args.impl.split(",") if p.strip()]
-    if args.mode:
-        spec.modes = parse_modes(args.mode)
-    if args.seq_len:
-        spec.seq_lens = parse_sizes(args.seq_len)
-    if args.chunk_size:
-        spec.chunk_sizes = parse_sizes(args.chunk_size)
-    if args.window:
-        spec.windows = parse_sizes(args.window)
-    if args.decay:
-        spec.decays = parse_bools(args.decay)
+
+    def names(text: str) -> list[str]:
+        return [x.strip() for x in text.split(",") if x.strip()]
+
+    # flag -> spec field, parser; a flag left empty keeps the preset's value
+    for name, attr, parse in (
+            ("impl", "impls", names), ("mode", "modes", parse_modes), ("seq_len", "seq_lens", parse_sizes),
+            ("chunk_size", "chunk_sizes", parse_sizes), ("window", "windows", parse_sizes),
+            ("decay", "decays", parse_bools), ("decode_batch", "decode_batches", parse_sizes),
+            ("heads", "heads", parse_sizes), ("head_dim", "head_dims", parse_sizes), ("dtype", "dtype", parse_dtype),
+            ("level", "levels", names), ("kind", "kinds", names), ("layer_chunk_size", "layer_chunk_sizes", parse_sizes),
+            ("compile", "compile", parse_bools), ("decode_fill", "decode_fill", str), ("model", "models", names),
+            ("prompt_len", "prompt_len", parse_size), ("new_tokens", "new_tokens", parse_size),
+            ("model_batch", "model_batch", parse_size), ("max_batch", "max_batch_limit", parse_size),
+            ("layers", "n_layers", int)):
+        if getattr(args, name):
+            setattr(spec, attr, parse(getattr(args, name)))
+    # --batch and --tokens exclude each other (argparse): either one clears the other's preset value
     if args.batch:
         spec.batches, spec.tokens = parse_sizes(args.batch), None
     if args.tokens:
         spec.tokens, spec.batches = parse_size(args.tokens), None
-    if args.decode_batch:
-        spec.decode_batches = parse_sizes(args.decode_batch)
-    if args.heads:
-        spec.heads = parse_sizes(args.heads)
-    if args.head_dim:
-        spec.head_dims = parse_sizes(args.head_dim)
-    if args.dtype:
-        spec.dtype = parse_dtype(args.dtype)
     if args.skip_references is not None:
         spec.skip_references = args.skip_references
-    if args.level:
-        spec.levels = [x.strip() for x in args.level.split(",") if x.strip()]
-    if args.kind:
-        spec.kinds = [x.strip() for x in args.kind.split(",") if x.strip()]
-    if args.layer_chunk_size:
-        spec.layer_chunk_sizes = parse_sizes(args.layer_chunk_size)
-    if args.compile:
-        spec.compile = parse_bools(args.compile)
-    if args.decode_fill:
-        spec.decode_fill = args.decode_fill
-    if args.model:
-        spec.models = [x.strip() for x in args.model.split(",") if x.strip()]
-    for name, attr in (("prompt_len", "prompt_len"), ("new_tokens", "new_tokens"), ("model_batch", "model_batch"),
-                       ("max_batch", "max_batch_limit")):
-        if getattr(args, name):
-            setattr(spec, attr, parse_size(getattr(args, name)))
-    if args.layers:
-        spec.n_layers = args.layers
     for name, attr in (("time_limit", "time_limit_s"), ("repeats", "repeats"), ("min_repeats", "min_repeats"),
                        ("budget", "case_budget_s"),
                        ("max_call_s", "max_call_s"), ("seed", "seed")):
