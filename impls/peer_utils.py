@@ -59,6 +59,26 @@ def fa4_unavailable_reason(device: str) -> str | None:
     return None
 
 
+class FlashAttn2Peer:
+    """What flash-attn 2.x supports, shared by the full and SWA peers (put it first among the bases)."""
+    devices = ("cuda",)
+    dtypes = (torch.float16, torch.bfloat16)
+    head_dims = tuple(range(8, 257, 8))  # flash-attn 2: multiples of 8 up to 256
+
+    @classmethod
+    def extra_unavailable_reason(cls, device: str) -> str | None:
+        return fa2_unavailable_reason(device)
+
+
+class FlashAttn4Peer(FlashAttn2Peer):
+    """What flash-attn-4 (CuTe DSL) supports, shared by the full and SWA peers."""
+    head_dims = tuple(range(8, 257, 8))  # sm_90: multiples of 8 up to 256 (sm_100: <= 128, 192, 256)
+
+    @classmethod
+    def extra_unavailable_reason(cls, device: str) -> str | None:
+        return fa4_unavailable_reason(device)
+
+
 # ----- SDPA with a pinned backend ----------------------------------------------------------------
 _NO_KERNEL = ("No available kernel", "No viable backend")
 

@@ -8,11 +8,9 @@ and exposed to KVCache as (B, H, S, D) views. The first call per shape compiles 
 """
 from __future__ import annotations
 
-import torch
-
 from impls.full.base import FullAttention, KVCache
 from impls.full.kv_peer import BSHDCache, PromptPrefill
-from impls.peer_utils import fa4_unavailable_reason
+from impls.peer_utils import FlashAttn4Peer
 
 
 def fa4_func():
@@ -21,15 +19,8 @@ def fa4_func():
     return flash_attn_func
 
 
-class FullFA4(BSHDCache, PromptPrefill, FullAttention):
+class FullFA4(FlashAttn4Peer, BSHDCache, PromptPrefill, FullAttention):
     description = "flash-attn-4 (CuTe DSL) flash_attn_func; decode: same kernel over the cache"
-    devices = ("cuda",)
-    dtypes = (torch.float16, torch.bfloat16)
-    head_dims = tuple(range(8, 257, 8))  # sm_90: multiples of 8 up to 256 (sm_100: <= 128, 192, 256)
-
-    @classmethod
-    def extra_unavailable_reason(cls, device: str) -> str | None:
-        return fa4_unavailable_reason(device)
 
     def _forward(self, q, k, v, *, causal, scale):
         out = fa4_func()(q, k, v, softmax_scale=scale, causal=causal)

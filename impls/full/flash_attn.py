@@ -11,18 +11,11 @@ import torch
 
 from impls.full.base import FullAttention, KVCache
 from impls.full.kv_peer import BSHDCache, PromptPrefill
-from impls.peer_utils import fa2_unavailable_reason
+from impls.peer_utils import FlashAttn2Peer
 
 
-class FullFlashAttn(BSHDCache, PromptPrefill, FullAttention):
+class FullFlashAttn(FlashAttn2Peer, BSHDCache, PromptPrefill, FullAttention):
     description = "flash-attn 2.x flash_attn_func; decode via flash_attn_with_kvcache"
-    devices = ("cuda",)
-    dtypes = (torch.float16, torch.bfloat16)
-    head_dims = tuple(range(8, 257, 8))  # flash-attn 2: multiples of 8 up to 256
-
-    @classmethod
-    def extra_unavailable_reason(cls, device: str) -> str | None:
-        return fa2_unavailable_reason(device)
 
     def _forward(self, q, k, v, *, causal, scale):
         from flash_attn import flash_attn_func

@@ -5,23 +5,14 @@ t - window < s <= t. Decode: SDPA over the ring buffer.
 """
 from __future__ import annotations
 
-import torch
-
 from impls.full.fa4 import fa4_func
-from impls.peer_utils import fa4_unavailable_reason
+from impls.peer_utils import FlashAttn4Peer
 from impls.swa._ring import ring_fill, ring_step
 from impls.swa.base import RingCache, SlidingWindowAttention
 
 
-class SWAFA4(SlidingWindowAttention):
+class SWAFA4(FlashAttn4Peer, SlidingWindowAttention):
     description = "flash-attn-4 (CuTe DSL), window_size=(window-1, 0); decode via SDPA over the ring buffer"
-    devices = ("cuda",)
-    dtypes = (torch.float16, torch.bfloat16)
-    head_dims = tuple(range(8, 257, 8))  # sm_90: multiples of 8 up to 256 (sm_100: <= 128, 192, 256)
-
-    @classmethod
-    def extra_unavailable_reason(cls, device: str) -> str | None:
-        return fa4_unavailable_reason(device)
 
     def _forward(self, q, k, v, *, window, scale):
         out = fa4_func()(q, k, v, softmax_scale=scale, causal=True, window_size=(window - 1, 0))

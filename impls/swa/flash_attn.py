@@ -6,22 +6,13 @@ flash-attn's ``window_size=(left, right)`` counts keys before/after the query, s
 """
 from __future__ import annotations
 
-import torch
-
-from impls.peer_utils import fa2_unavailable_reason
+from impls.peer_utils import FlashAttn2Peer
 from impls.swa._ring import ring_fill, ring_step
 from impls.swa.base import RingCache, SlidingWindowAttention
 
 
-class SWAFlashAttn(SlidingWindowAttention):
+class SWAFlashAttn(FlashAttn2Peer, SlidingWindowAttention):
     description = "flash-attn 2.x flash_attn_func, window_size=(window-1, 0); decode via SDPA over the ring buffer"
-    devices = ("cuda",)
-    dtypes = (torch.float16, torch.bfloat16)
-    head_dims = tuple(range(8, 257, 8))  # flash-attn 2: multiples of 8 up to 256
-
-    @classmethod
-    def extra_unavailable_reason(cls, device: str) -> str | None:
-        return fa2_unavailable_reason(device)
 
     def _forward(self, q, k, v, *, window, scale):
         from flash_attn import flash_attn_func
