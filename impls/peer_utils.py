@@ -231,5 +231,16 @@ def flex_unavailable_reason(device: str) -> str | None:
     return None
 
 
+class FlexPeer:
+    """What compiled FlexAttention supports, shared by the full, SWA and RAT Flex peers (put it first among
+    the bases): every float dtype; the backward only on CUDA (FlexAttention has no CPU backward)."""
+    backward_devices = ("cuda",)
+    dtypes = (torch.float16, torch.bfloat16, torch.float32)
+
+    @classmethod
+    def extra_unavailable_reason(cls, device: str) -> str | None:
+        return flex_unavailable_reason(device)
+
+
 def to_bhtd(*xs: torch.Tensor) -> list[torch.Tensor]:
     return [x.transpose(1, 2) for x in xs]

@@ -8,21 +8,13 @@ own backend choice (stated, not hidden: decode timings of full/flex are SDPA tim
 """
 from __future__ import annotations
 
-import torch
-
 from impls.full.base import FullAttention, KVCache
 from impls.full.kv_peer import PromptPrefill
-from impls.peer_utils import block_mask, compiled_flex, flex_unavailable_reason, sdpa_decode, to_bhtd
+from impls.peer_utils import FlexPeer, block_mask, compiled_flex, sdpa_decode, to_bhtd
 
 
-class FullFlex(PromptPrefill, FullAttention):
+class FullFlex(FlexPeer, PromptPrefill, FullAttention):
     description = "compiled FlexAttention, causal block mask (compiled, cached per shape); decode via SDPA"
-    backward_devices = ("cuda",)
-    dtypes = (torch.float16, torch.bfloat16, torch.float32)
-
-    @classmethod
-    def extra_unavailable_reason(cls, device: str) -> str | None:
-        return flex_unavailable_reason(device)
 
     def _forward(self, q, k, v, *, causal, scale):
         qh, kh, vh = to_bhtd(q, k, v)

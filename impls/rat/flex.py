@@ -40,10 +40,10 @@ from torch._higher_order_ops import associative_scan
 from torch.nn.attention.flex_attention import flex_attention
 
 from impls.peer_utils import (
+    FlexPeer,
     block_mask,
     compile_strict,
     flex_lse_kwargs,
-    flex_unavailable_reason,
     sdpa_decode,
     split_flex_lse,
 )
@@ -159,22 +159,15 @@ def slot_rope(n_slots: int, D: int, device: torch.device) -> tuple[torch.Tensor,
     return _SLOT_ROPE[key]
 
 
-class RATFlex(RAT):
+class RATFlex(FlexPeer, RAT):
     description = ("the RAT authors' formulation: compiled associative scan (float32; backward = reverse scan) + "
                    "compiled FlexAttention over chunk states (mask q//L > kv, lse) + exact merge with the self term; "
                    "decode via SDPA over the chunk cache. CPU (tests only): the same function eager, generic scan, "
                    "eager flex")
-    backward_devices = ("cuda",)
-    dtypes = (torch.float16, torch.bfloat16, torch.float32)
-
     def __init__(self, scan_backward: str = "reverse-scan") -> None:
         if scan_backward not in ("reverse-scan", "torch"):
             raise ValueError(f"scan_backward must be 'reverse-scan' or 'torch', got {scan_backward!r}")
         self.scan_backward = scan_backward
-
-    @classmethod
-    def extra_unavailable_reason(cls, device: str) -> str | None:
-        return flex_unavailable_reason(device)
 
     def _run(self, q, k, v, f, chunk_size, rope, scale, with_state):
         T, D = q.shape[1], q.shape[3]

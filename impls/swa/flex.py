@@ -7,21 +7,13 @@ the window are skipped by the kernel. Decode: SDPA over the ring buffer (impls/s
 """
 from __future__ import annotations
 
-import torch
-
-from impls.peer_utils import block_mask, compiled_flex, flex_unavailable_reason, to_bhtd
+from impls.peer_utils import FlexPeer, block_mask, compiled_flex, to_bhtd
 from impls.swa._ring import ring_fill, ring_step
 from impls.swa.base import RingCache, SlidingWindowAttention
 
 
-class SWAFlex(SlidingWindowAttention):
+class SWAFlex(FlexPeer, SlidingWindowAttention):
     description = "compiled FlexAttention, sliding-window block mask (compiled, cached per shape); decode via SDPA"
-    backward_devices = ("cuda",)
-    dtypes = (torch.float16, torch.bfloat16, torch.float32)
-
-    @classmethod
-    def extra_unavailable_reason(cls, device: str) -> str | None:
-        return flex_unavailable_reason(device)
 
     def _forward(self, q, k, v, *, window, scale):
         qh, kh, vh = to_bhtd(q, k, v)
