@@ -20,7 +20,8 @@
 # Then, on any machine: bash scripts/gpu_paper.sh merge [STAGE] -> STAGE/all/report.md with the figures and the
 # side-by-side section (bench/paper.py) over every phase's rows.
 # Environment: DEVICE (cuda), TIME_LIMIT (layer 420, model 240, compiled 420), LAYER_IMPLS, MODEL_IMPLS,
-# RETRY (statuses to run again when resuming a stage, e.g. RETRY=error after a fix).
+# RETRY (statuses to run again when resuming a stage, e.g. RETRY=error after a fix), SEQ_LEN (a new phase's
+# sequence lengths instead of the preset's, e.g. SEQ_LEN=128k for the compiled headline point).
 set -euo pipefail
 phase=${1:?usage: gpu_paper.sh layer|model|compiled|merge [STAGE]}
 stage=${2:-reports/h200-paper}
@@ -55,6 +56,7 @@ case "$phase" in
     exit 0 ;;
   *) echo "unknown phase $phase (layer, model, compiled, merge)" >&2; exit 2 ;;
 esac
+[ -z "${SEQ_LEN:-}" ] || args+=(--seq-len "$SEQ_LEN")
 : "${OUT:?set OUT to the output folder}"
 mkdir -p "$OUT/$phase"
 if [ -f "$stage/$phase/run.json" ]; then
