@@ -17,7 +17,8 @@ slowdown of rat/train at T = 32k. Writes everything under $OUT (default reports/
    at thresholds 2-5% (a rule "whole interval above 1 + t" cannot catch a true 5% slowdown 9 times in
    10 at t = 5%: its interval straddles 1.05; the issue's target needs t below the effect, e.g. 3%,
    which the A/A runs must then show to be quiet).
-Stops starting runs after ``--budget`` seconds, writes what it has; prints a short table last.
+Stops starting runs after ``--budget`` seconds (the A/A part after half of it when variants follow),
+writes what it has; prints a short table last.
 """
 from __future__ import annotations
 
@@ -65,8 +66,10 @@ def evidence(out: Path, n_aa: int, n_detect: int, budget: float, variants: list[
     ccfg = CMP.CompareConfig()
     aa: list = []
     run_s: list[float] = []
+    # with variants to detect, the A/A part may use half the budget (the rest is theirs); without, all of it
+    aa_budget = budget * (0.5 if n_detect and variants else 1.0)
     for i in range(n_aa):
-        if time.perf_counter() - t0 > budget * 0.5:
+        if time.perf_counter() - t0 > aa_budget:
             print(f"A/A: time budget reached after {i} runs", flush=True)
             break
         t1 = time.perf_counter()
