@@ -39,6 +39,10 @@ class RATTritonConfig:
     dkv_reverse: bool = True  # walk query tiles last-to-first (key blocks of a head share rows in L2)
     dkv_full: bool = False  # bwd_dkv_full_kernel (products over the full head dim) instead of halves
     fwd_full_v: bool = False  # fwd_fullv_kernel (V and the accumulator over the full head dim)
+    #: v8 (experiment): fwd_pipe_kernel, the next key block's S = q K^T issued before this block's
+    #: softmax (loop unrolled by two) so exp2 overlaps the tensor cores; not measured yet. Use with
+    #: fwd_bn = 64 (BN 128: 272 B spills and > 227 KB shared memory on sm_90; NOTES.md v8)
+    fwd_pipe: bool = False
     #: dq inside the dK/dV kernel (float32 atomics, 5 products instead of 7; dq then finished in the
     #: backward scan) instead of bwd_dq_kernel. Half-dim dK/dV kernel only; not measured yet.
     fused_dq: bool = False
@@ -213,7 +217,10 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
             )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     with _stage("fwd"):
-        (K.fwd_fullv_kernel if cfg.fwd_full_v else K.fwd_kernel)[(math.ceil(T / cfg.fwd_bm), B * H)](
+        if cfg.fwd_pipe and cfg.fwd_full_v:
+            raise ValueError("RATTritonConfig: fwd_pipe needs fwd_full_v=False")
+        kern = K.fwd_pipe_kernel if cfg.fwd_pipe else (K.fwd_fullv_kernel if cfg.fwd_full_v else K.fwd_kernel)
+        kern[(math.ceil(T / cfg.fwd_bm), B * H)](
             q, ktr, vt, cos, sin, ke, ve, o, lse,
             q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
             ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,

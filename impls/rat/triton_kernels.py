@@ -1018,3 +1018,127 @@ def bwd_lscan_kernel(
         gk1, gk2, gv1, gv2, fn1, fn2 = _bwd_scan_step(K, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l[:, None],
                                                       dk1, dk2, dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin,
                                                       HALF, ROPE)
+
+
+# ------------------------------------------------------------------------------------------------
+# 6. forward attention with the next block's S = q K^T issued before this block's softmax (v8, opt-in:
+#    RATTritonConfig.fwd_pipe). Added at the end of the file: the kernels above keep their source lines.
+@triton.jit
+def _pipe_softmax_pv(acc1, acc2, l_i, m_i, s, vp, ok, scale2, HALF: tl.constexpr, PREC: tl.constexpr,
+                     GUARD: tl.constexpr):
+    """One online-softmax step of _fwd_pipe_inner: block logits s (unscaled), values at vp. GUARD: the
+    block may lie past the last one (ok False: values not loaded, s = -inf, so p = 0 and alpha = 1)."""
+    if GUARD:
+        v1 = tl.load(vp, mask=ok, other=0.0)
+        v2 = tl.load(vp + HALF, mask=ok, other=0.0)
+        s = tl.where(ok, s * scale2, float("-inf"))
+    else:
+        v1 = tl.load(vp)
+        v2 = tl.load(vp + HALF)
+        s = s * scale2
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    alpha = tl.exp2(m_i - m_new)
+    p = tl.exp2(s - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1)
+    pb = p.to(v1.dtype)
+    acc1 = tl.dot(pb, v1, acc1 * alpha[:, None], input_precision=PREC)
+    acc2 = tl.dot(pb, v2, acc2 * alpha[:, None], input_precision=PREC)
+    return acc1, acc2, l_i, m_new
+
+
+@triton.jit
+def _pipe_s(qb1, qb2, kp, ok, HALF: tl.constexpr, PREC: tl.constexpr, GUARD: tl.constexpr):
+    # S = q K^T of one key block (two K = D/2 products); GUARD: keys masked off unless ok
+    if GUARD:
+        k1 = tl.load(kp, mask=ok, other=0.0)
+        k2 = tl.load(kp + HALF, mask=ok, other=0.0)
+    else:
+        k1 = tl.load(kp)
+        k2 = tl.load(kp + HALF)
+    s = tl.dot(qb1, tl.trans(k1), input_precision=PREC)
+    return tl.dot(qb2, tl.trans(k2), s, input_precision=PREC)
+
+
+@triton.jit
+def _fwd_pipe_inner(acc1, acc2, l_i, m_i, qb1, qb2, KEb, VEb, koff, e_c, n, scale2,
+                    BN: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr):
+    """attention_core.fwd_inner (MASK=False) over the n full key blocks [0, n * BN), software-pipelined
+    by one block (FlashAttention-3's intra-warpgroup overlap, Shah et al. 2024, section 3.2): S_{j+1} =
+    q K_{j+1}^T is issued before the online softmax of S_j (MUFU exp2) and P_j V_j, so the exponentials
+    of block j can run while the tensor cores form S_{j+1}. The loop is unrolled by two (blocks 2i,
+    2i+1; S_A, S_B) so that no in-flight product's registers are copied at the back edge: with one
+    block per iteration the loop-carried S_{j+1} is moved into S_j's registers while its wgmma is in
+    flight, and ptxas serialises every wgmma (C7514, a wait after each 16-deep HGMMA; NOTES v8).
+    What Triton then emits on sm_90: each S is two K = D/2 products; Triton waits (pendings = 0)
+    after the first (retiring the previous S and P V) and leaves the second in flight through the
+    other block's softmax. Prologue: S_0; epilogue: the last one or two blocks, guarded (a block past
+    n - 1 gets s = -inf: p = 0, alpha = 1, as m is finite from the self term; n == 0 adds nothing)."""
+    sa = _pipe_s(qb1, qb2, KEb + koff, n > 0, HALF, PREC, True)
+    for i in range(0, (n - 1) // 2):
+        j = 2 * i
+        sb = _pipe_s(qb1, qb2, KEb + (j + 1) * BN * e_c + koff, True, HALF, PREC, False)
+        acc1, acc2, l_i, m_i = _pipe_softmax_pv(acc1, acc2, l_i, m_i, sa, VEb + j * BN * e_c + koff, True,
+                                                scale2, HALF, PREC, False)
+        sa = _pipe_s(qb1, qb2, KEb + (j + 2) * BN * e_c + koff, True, HALF, PREC, False)
+        acc1, acc2, l_i, m_i = _pipe_softmax_pv(acc1, acc2, l_i, m_i, sb, VEb + (j + 1) * BN * e_c + koff, True,
+                                                scale2, HALF, PREC, False)
+    j = 2 * ((n - 1) // 2)  # blocks j (if j < n) and j + 1 (if j + 1 < n) are left; S_j is sa
+    if n == 0:
+        j = 0
+    sb = _pipe_s(qb1, qb2, KEb + (j + 1) * BN * e_c + koff, j + 1 < n, HALF, PREC, True)
+    acc1, acc2, l_i, m_i = _pipe_softmax_pv(acc1, acc2, l_i, m_i, sa, VEb + j * BN * e_c + koff, j < n,
+                                            scale2, HALF, PREC, True)
+    acc1, acc2, l_i, m_i = _pipe_softmax_pv(acc1, acc2, l_i, m_i, sb, VEb + (j + 1) * BN * e_c + koff, j + 1 < n,
+                                            scale2, HALF, PREC, True)
+    return acc1, acc2, l_i, m_i
+
+
+@triton.jit
+def fwd_pipe_kernel(
+    Q, KTR, VT, COS, SIN, KE, VE, O, LSE,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale2,
+    L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr,
+    ROPE: tl.constexpr, STORE_LSE: tl.constexpr, PREC: tl.constexpr,
+):
+    """fwd_kernel (same grid (ceil(T / BM), B*H), tiles, self term and masked tail) with the unmasked
+    key blocks in _fwd_pipe_inner (S of the next block issued before the softmax of this one)."""
+    pid = tl.num_programs(0) - 1 - tl.program_id(0)  # longest rows first
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    e_off = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h
+    t0 = pid * BM
+    rows = t0 + tl.arange(0, BM)
+    valid = rows < T
+    vm = valid[:, None]
+    offs_d = tl.arange(0, HALF)
+    r = tl.arange(0, BM)
+    Qt = Q + (b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + t0.to(tl.int64) * s_t)
+    qptr = r[:, None] * s_t + offs_d[None, :]
+    crow = rows // L
+    q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
+    q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
+    if ROPE:
+        q1, q2 = _rope_at(q1, q2, COS, SIN, crow, offs_d, vm, HALF)
+    o_base = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + t0.to(tl.int64) * o_t
+    optr = r[:, None] * o_t + offs_d[None, :]
+    kr1 = tl.load(KTR + o_base + optr, mask=vm, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + o_base + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    m_i = tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2
+    l_i = tl.full([BM], 1.0, tl.float32)
+    acc1 = tl.load(VT + o_base + optr, mask=vm, other=0.0).to(tl.float32)
+    acc2 = tl.load(VT + o_base + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    qb1 = q1.to(KE.dtype.element_ty)
+    qb2 = q2.to(KE.dtype.element_ty)
+    hi = (tl.minimum(t0 + BM, T) - 1) // L
+    lo = ((t0 // L) // BN) * BN
+    koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
+    acc1, acc2, l_i, m_i = _fwd_pipe_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c,
+                                           lo // BN, scale2, BN, HALF, PREC)
+    acc1, acc2, l_i, m_i = fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow, crow,
+                                     lo, hi, scale2, BN, HALF, True, PREC, False)
+    inv = 1.0 / l_i
+    tl.store(O + o_base + optr, (acc1 * inv[:, None]).to(O.dtype.element_ty), mask=vm)
+    tl.store(O + o_base + optr + HALF, (acc2 * inv[:, None]).to(O.dtype.element_ty), mask=vm)
+    if STORE_LSE:
+        tl.store(LSE + bh.to(tl.int64) * T + rows, m_i + tl.log2(l_i), mask=valid)
