@@ -1,0 +1,139 @@
+"""rat/triton v8 (experiment): does issuing the next key block's S before this block's softmax
+(RATTritonConfig.fwd_pipe, fwd_pipe_kernel; impls/rat/NOTES.md v8) make the forward faster? One GPU.
+
+    OUT=/some/dir python scripts/gpu_rat_overlap.py [--budget 110] [--variants a,b] [--reps 10] [--dry-run]
+
+(a) correctness per variant: bf16, T = 4096, B = 1, H = 4, D = 128, L = 16, outputs over NaN-poisoned
+memory: max|x - ref64| for o, dq, dk, dv, df against the float64 reference, pass if <= 2x the error of the
+same reference math in bf16 (FlashAttention's rule; the variant's lse feeds the whole backward).
+(b) timing per variant at T = 131072, B = 1, H = 16, D = 128, L = 16, bf16: per-stage medians from CUDA
+events around each launch (impls.rat.triton.STAGE_EVENTS; fwd = the forward attention kernel alone,
+bwd_dkv = the dK/dV kernel alone) over --reps train steps, and the whole train step (forward + autograd.grad
+of q, k, v, f) with triton.testing.do_bench. --budget (s): no new variant starts past 85% of it (about
+10 s per variant with compiles; ~60 s in all). Writes $OUT/rat_overlap.json after each row; prints a
+table last. --dry-run: Triton's CPU interpreter, tiny shapes, fp32, interpreter tiles with the variants'
+switches (tile overrides dropped), nothing timed.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import _gpu_common as _common  # first: --dry-run picks the interpreter before kernels are defined
+import torch
+
+import impls
+import impls.rat.triton as RT
+from impls.rat.reference import rat_attention
+from impls.rat.triton import RATTriton
+
+DRY = _common.DRY_RUN
+DEV = "cpu" if DRY else "cuda"
+
+#: name -> overrides of the config rat/triton picks at 128k (the measured default: fwd 128x128, 8 warps,
+#: 3 stages). "bn64" is the plain kernel at the pipelined kernels' key block (the fair baseline).
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "bn64": {"fwd_bn": 64},
+    "pipe bn64 s3": {"fwd_pipe": True, "fwd_bn": 64},
+    "pipe bn64 s2": {"fwd_pipe": True, "fwd_bn": 64, "fwd_stages": 2},
+    "pipe 64x64 w4 s2": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 2},
+}
+SWITCHES = ("fwd_pipe",)  # the boolean fields kept in --dry-run
+
+
+def config(name: str, n_chunks: int) -> RT.RATTritonConfig:
+    ov = VARIANTS[name]
+    if DRY:
+        return dataclasses.replace(RT.INTERPRET_CONFIG, **{k: v for k, v in ov.items() if k in SWITCHES})
+    return dataclasses.replace(RT._cfg(None, n_chunks, torch.bfloat16), **ov)
+
+
+def check(name: str, T: int, H: int, D: int, L: int) -> dict:
+    dt = torch.float32 if DRY else torch.bfloat16
+    q, k, v, f = _common.rat_inputs(1, T, H, D, dt, T, DEV)
+    do = torch.randn(1, T, H, D, device=DEV, generator=torch.Generator(device=DEV).manual_seed(T + 1)).to(dt)
+    impl = RATTriton(config(name, T // L))
+    if not DRY:
+        _common.poison_free_memory(T * H * D * 16)
+    ours = _common.grads_of(lambda *a: impl.forward(*a, chunk_size=L), (q, k, v, f), do)
+    r64 = _common.grads_of(lambda *a: impls.get("rat/reference").forward(*a, chunk_size=L),
+                           [x.double() for x in (q, k, v, f)], do.double())
+    low = _common.grads_of(lambda *a: rat_attention(*a, L, True, D ** -0.5)[0], (q, k, v, f), do)
+    rows, ok_all = {}, True
+    for t, a, b, r in zip(["o", "dq", "dk", "dv", "df"], ours, low, r64):
+        e_ours, e_low = _common.errors(a, r), _common.errors(b, r)
+        ok = _common.fa_rule_ok(a, e_ours, e_low, DRY)  # dry run (fp32): relative error <= 1e-4
+        ok_all &= ok
+        rows[t] = {"ours_maxabs": e_ours[0], "ours_rel": e_ours[1], "lowref_maxabs": e_low[0], "pass": ok}
+    return {"variant": name, "T": T, "H": H, "D": D, "L": L, "pass": ok_all, "tensors": rows}
+
+
+def timing(name: str, T: int, H: int, D: int, L: int, reps: int) -> dict:
+    impl = RATTriton(config(name, T // L))
+    q, k, v, f = _common.rat_inputs(1, T, H, D, torch.float32 if DRY else torch.bfloat16, 1, DEV)
+    _, train = _common.train_prefill_fns(lambda *a: impl.forward(*a, chunk_size=L), (q, k, v, f))
+    train()  # compile
+    runs: dict[str, list[float]] = {}
+    if not DRY:
+        torch.cuda.synchronize()
+        for _ in range(reps):
+            RT.STAGE_EVENTS = []
+            train()
+            torch.cuda.synchronize()
+            for stage, s0, e0 in RT.STAGE_EVENTS:
+                runs.setdefault(stage, []).append(s0.elapsed_time(e0))
+            RT.STAGE_EVENTS = None
+    stages = {n: statistics.median(x) for n, x in runs.items()}
+    C = T // L
+    mm = 2 * H * T * C * D / 2  # one T x C/2 x D product (B = 1)
+    row = {"variant": name, "T": T, "H": H, "D": D, "L": L, "config": dataclasses.asdict(impl.config),
+           "stages_ms": stages, "stage_sum_ms": sum(stages.values()) if stages else float("nan"),
+           "fwd_tflops": 2 * mm / (stages["fwd"] * 1e-3) / 1e12 if "fwd" in stages else float("nan"),
+           "train_ms": _common.bench(train, 45.0, dry=DRY)}
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budget", type=float, default=110.0)
+    ap.add_argument("--variants", default="", help="comma-separated VARIANTS names (default: all)")
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args()
+    names = [x for x in args.variants.split(",") if x] or list(VARIANTS)
+    unknown = [x for x in names if x not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; known: {list(VARIANTS)}")
+    ck = (64, 1, 32, 4) if DRY else (4096, 4, 128, 16)
+    tm = (64, 2, 32, 4) if DRY else (131072, 16, 128, 16)
+    out = _common.Results("rat_overlap.json", {"env": _common.env_info(ROOT, DRY, sm_count=True),
+                                               "variants": VARIANTS, "checks": [], "timing": []})
+    for name in names:
+        if _common.over_budget(args.budget, 0.85, f"variant {name}"):
+            break
+        out.add("checks", _common.run_row(check, name, *ck, variant=name))
+        out.add("timing", _common.run_row(timing, name, *tm, args.reps, variant=name))
+        if not DRY:
+            torch.cuda.empty_cache()
+    print(f"\n== rat/triton v8 overlap variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, bf16; "
+          f"{_common.elapsed():.0f} s) ==")
+    print(f"{'variant':18s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'dq ms':>6s} {'stages':>7s} "
+          f"{'train ms':>8s}")
+    chk = {r["variant"]: r.get("pass", "error") for r in out.res["checks"]}
+    for r in out.res["timing"]:
+        s = r.get("stages_ms", {})
+        print(f"{r['variant']:18s} {str(chk.get(r['variant'])):6s} {s.get('fwd', float('nan')):7.2f} "
+              f"{r.get('fwd_tflops', float('nan')):5.0f} {s.get('bwd_dkv', float('nan')):7.2f} "
+              f"{s.get('bwd_dq', float('nan')):6.2f} {r.get('stage_sum_ms', float('nan')):7.2f} "
+              f"{r.get('train_ms', float('nan')):8.2f}" + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))
+
+
+if __name__ == "__main__":
+    main()
