@@ -1,5 +1,6 @@
-"""rat/triton v8 (experiment): does issuing the next key block's S before this block's softmax
-(RATTritonConfig.fwd_pipe, fwd_pipe_kernel; impls/rat/NOTES.md v8) make the forward faster? One GPU.
+"""rat/triton v8 (experiment): do the softmax-overlap variants make training faster? One GPU. Forward:
+RATTritonConfig.fwd_pipe (fwd_pipe_kernel: the next key block's S issued before this block's softmax);
+dK/dV: dkv_early_dp (bwd_dkv_early_kernel: dP^T issued before the exponentials). impls/rat/NOTES.md v8.
 
     OUT=/some/dir python scripts/gpu_rat_overlap.py [--budget 110] [--variants a,b] [--reps 10] [--dry-run]
 
@@ -10,7 +11,7 @@ same reference math in bf16 (FlashAttention's rule; the variant's lse feeds the 
 events around each launch (impls.rat.triton.STAGE_EVENTS; fwd = the forward attention kernel alone,
 bwd_dkv = the dK/dV kernel alone) over --reps train steps, and the whole train step (forward + autograd.grad
 of q, k, v, f) with triton.testing.do_bench. --budget (s): no new variant starts past 85% of it (about
-10 s per variant with compiles; ~60 s in all). Writes $OUT/rat_overlap.json after each row; prints a
+8-10 s per variant with compiles; ~75 s for the 8 variants). Writes $OUT/rat_overlap.json after each row; prints a
 table last. --dry-run: Triton's CPU interpreter, tiny shapes, fp32, interpreter tiles with the variants'
 switches (tile overrides dropped), nothing timed.
 """
@@ -44,8 +45,11 @@ VARIANTS: dict[str, dict] = {
     "pipe bn64 s3": {"fwd_pipe": True, "fwd_bn": 64},
     "pipe bn64 s2": {"fwd_pipe": True, "fwd_bn": 64, "fwd_stages": 2},
     "pipe 64x64 w4 s2": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 2},
+    "early_dp": {"dkv_early_dp": True},
+    "early_dp s3": {"dkv_early_dp": True, "dkv_stages": 3},
+    "pipe bn64 s3 + early_dp": {"fwd_pipe": True, "fwd_bn": 64, "dkv_early_dp": True},
 }
-SWITCHES = ("fwd_pipe",)  # the boolean fields kept in --dry-run
+SWITCHES = ("fwd_pipe", "dkv_early_dp")  # the boolean fields kept in --dry-run
 
 
 def config(name: str, n_chunks: int) -> RT.RATTritonConfig:
@@ -124,12 +128,12 @@ def main() -> None:
             torch.cuda.empty_cache()
     print(f"\n== rat/triton v8 overlap variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, bf16; "
           f"{_common.elapsed():.0f} s) ==")
-    print(f"{'variant':18s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'dq ms':>6s} {'stages':>7s} "
+    print(f"{'variant':24s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'dq ms':>6s} {'stages':>7s} "
           f"{'train ms':>8s}")
     chk = {r["variant"]: r.get("pass", "error") for r in out.res["checks"]}
     for r in out.res["timing"]:
         s = r.get("stages_ms", {})
-        print(f"{r['variant']:18s} {str(chk.get(r['variant'])):6s} {s.get('fwd', float('nan')):7.2f} "
+        print(f"{r['variant']:24s} {str(chk.get(r['variant'])):6s} {s.get('fwd', float('nan')):7.2f} "
               f"{r.get('fwd_tflops', float('nan')):5.0f} {s.get('bwd_dkv', float('nan')):7.2f} "
               f"{s.get('bwd_dq', float('nan')):6.2f} {r.get('stage_sum_ms', float('nan')):7.2f} "
               f"{r.get('train_ms', float('nan')):8.2f}" + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))

@@ -1,8 +1,9 @@
-"""rat/triton v8 forward variant (RATTritonConfig.fwd_pipe: fwd_pipe_kernel, S of the next key block issued
-before this block's softmax, loop unrolled by two) against the float64 reference, in Triton's interpreter
-(fp32, 16-row tiles): o and every gradient (the backward reads the variant's lse). The row tiles cover 0 to
-4 unmasked key blocks before the masked tail (odd and even counts: the guarded epilogue), partial last tiles,
-B and H > 1, D = 64 and the tile shape BM = 32 > BN = 16."""
+"""rat/triton v8 variants against the float64 reference, in Triton's interpreter (fp32, 16-row tiles), o and
+every gradient: RATTritonConfig.fwd_pipe (fwd_pipe_kernel, S of the next key block issued before this block's
+softmax, loop unrolled by two; the backward reads its lse): row tiles with 0 to 4 unmasked key blocks before
+the masked tail (odd and even counts: the guarded epilogue), partial last tiles, B and H > 1, D = 64, BM 32 >
+BN 16; RATTritonConfig.dkv_early_dp (bwd_dkv_early_kernel, dP^T before the exponentials): masked and
+unmasked query tiles, partial last tile, several key blocks."""
 from __future__ import annotations
 
 import dataclasses
@@ -35,3 +36,26 @@ def test_fwd_pipe_rejects_full_v():
     q, k, v, f = rand(1, 32, 1, 32, seed=0)
     with pytest.raises(ValueError, match="fwd_pipe"):
         RATTriton(cfg).forward(q, k, v, f, chunk_size=4)
+
+
+@pytest.mark.parametrize(
+    "B,T,H,D,L",
+    [
+        (1, 76, 1, 32, 1),  # 5 key blocks of 16, partial last query tile
+        (2, 100, 2, 32, 2),  # B, H > 1, chunk 2, partial tile
+        (1, 72, 1, 64, 4),  # D = 64, chunks of 4 (a key block's masked rows span 4 query tiles)
+    ],
+)
+def test_dkv_early_dp_matches_reference(B, T, H, D, L):
+    cfg = dataclasses.replace(INTERPRET_CONFIG, dkv_early_dp=True)
+    q, k, v, f = rand(B, T, H, D, seed=T + L + 1)
+    assert_matches_reference(RATTriton(cfg), q, k, v, f, L)
+
+
+def test_dkv_early_dp_rejects_fused_dq():
+    cfg = dataclasses.replace(INTERPRET_CONFIG, dkv_early_dp=True, fused_dq=True)
+    q, k, v, f = rand(1, 32, 1, 32, seed=0)
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
+    o = RATTriton(cfg).forward(*leaves, chunk_size=4)
+    with pytest.raises(ValueError, match="dkv_early_dp"):
+        o.sum().backward()

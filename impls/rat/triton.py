@@ -43,6 +43,9 @@ class RATTritonConfig:
     #: softmax (loop unrolled by two) so exp2 overlaps the tensor cores; not measured yet. Use with
     #: fwd_bn = 64 (BN 128: 272 B spills and > 227 KB shared memory on sm_90; NOTES.md v8)
     fwd_pipe: bool = False
+    #: v8 (experiment): bwd_dkv_early_kernel, dP^T = V dO^T issued before the exponentials of P^T so that
+    #: its second half runs on the tensor cores while they do; walks last-to-first, no fused_dq / dkv_full
+    dkv_early_dp: bool = False
     #: dq inside the dK/dV kernel (float32 atomics, 5 products instead of 7; dq then finished in the
     #: backward scan) instead of bwd_dq_kernel. Half-dim dK/dV kernel only; not measured yet.
     fused_dq: bool = False
@@ -303,7 +306,12 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         dkv_args = (qr, do, lse, delta, ke, ve, dke, dve)
         strides = (*os_, ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E)
         grid = (math.ceil(C / cfg.dkv_bn), B * H)
-        if cfg.dkv_full:
+        if cfg.dkv_early_dp:
+            if cfg.fused_dq or cfg.dkv_full or not cfg.dkv_reverse:
+                raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
+            K.bwd_dkv_early_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
+                                         **_kw(cfg.dkv_warps, cfg.dkv_stages))
+        elif cfg.dkv_full:
             if cfg.fused_dq:
                 raise ValueError("RATTritonConfig: fused_dq needs dkv_full=False")
             K.bwd_dkv_full_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, D=D, PREC=prec,

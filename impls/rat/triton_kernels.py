@@ -1142,3 +1142,92 @@ def fwd_pipe_kernel(
     tl.store(O + o_base + optr + HALF, (acc2 * inv[:, None]).to(O.dtype.element_ty), mask=vm)
     if STORE_LSE:
         tl.store(LSE + bh.to(tl.int64) * T + rows, m_i + tl.log2(l_i), mask=valid)
+
+
+# ------------------------------------------------------------------------------------------------
+# 7. dK/dV with dP^T = V dO^T issued before the exponentials (v8, opt-in: RATTritonConfig.dkv_early_dp)
+@triton.jit
+def _dkv_early_dp_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, q_t, o_t, offs_n, lo, hi, T,
+                        scale2, L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr,
+                        PREC: tl.constexpr):
+    """attention_core.dkv_inner for RAT (CHUNK, REVERSE, no window, no dq atomics) with the products
+    reordered: S^T = K Q^T, then dP^T = V dO^T (it does not need P), then P^T = exp2(S^T scale2 - lse),
+    dV += P^T dO, dS^T = P^T (dP^T - Delta), dK += dS^T Q. On sm_90 Triton issues each two-half product
+    as wgmma, wait(0), wgmma (async): the second half of dP^T is in flight while the exponentials of
+    P^T run (in dkv_inner the exponentials sit between S^T and dV with no product in flight)."""
+    r = tl.arange(0, BM)
+    d = tl.arange(0, HALF)
+    qoff = r[:, None] * q_t + d[None, :]
+    ooff = r[:, None] * o_t + d[None, :]
+    n = (hi - lo + BM - 1) // BM
+    first = lo + (n - 1) * BM
+    qp = QRb + first.to(tl.int64) * q_t + qoff
+    op = DOb + first.to(tl.int64) * o_t + ooff
+    for i in range(n):
+        rows = first - i * BM + r
+        vm = (rows < T)[:, None]
+        qr1 = tl.load(qp, mask=vm, other=0.0)
+        qr2 = tl.load(qp + HALF, mask=vm, other=0.0)
+        do1 = tl.load(op, mask=vm, other=0.0)
+        do2 = tl.load(op + HALF, mask=vm, other=0.0)
+        lse = tl.load(LSEb + rows, mask=rows < T, other=float("inf"))
+        delta = tl.load(DELTAb + rows, mask=rows < T, other=0.0)
+        st = tl.dot(k1, tl.trans(qr1), input_precision=PREC)
+        st = tl.dot(k2, tl.trans(qr2), st, input_precision=PREC)  # [BN, BM]
+        dpt = tl.dot(v1, tl.trans(do1), input_precision=PREC)
+        dpt = tl.dot(v2, tl.trans(do2), dpt, input_precision=PREC)
+        pt = tl.exp2(st * scale2 - lse[None, :])
+        if MASK:
+            pt = tl.where(offs_n[:, None] < (rows // L)[None, :], pt, 0.0)
+        pb = pt.to(do1.dtype)
+        dv1 = tl.dot(pb, do1, dv1, input_precision=PREC)
+        dv2 = tl.dot(pb, do2, dv2, input_precision=PREC)
+        dst = (pt * (dpt - delta[None, :])).to(qr1.dtype)
+        dk1 = tl.dot(dst, qr1, dk1, input_precision=PREC)
+        dk2 = tl.dot(dst, qr2, dk2, input_precision=PREC)
+        qp -= BM * q_t
+        op -= BM * o_t
+    return dk1, dk2, dv1, dv2
+
+
+@triton.jit
+def bwd_dkv_early_kernel(
+    QR, DO, LSE, DELTA, KE, VE, DKE, DVE,
+    o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
+    L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr,
+):
+    """bwd_dkv_kernel (grid (ceil(C / BN), B*H), last-to-first walk, no dq atomics) with the inner loop
+    _dkv_early_dp_inner."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    j0 = pid * BN
+    offs_n = j0 + tl.arange(0, BN)
+    nm = (offs_n < C)[:, None]
+    offs_d = tl.arange(0, HALF)
+    e_off = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h
+    kptr = e_off + offs_n.to(tl.int64)[:, None] * e_c + offs_d[None, :]
+    k1 = tl.load(KE + kptr, mask=nm, other=0.0)
+    k2 = tl.load(KE + kptr + HALF, mask=nm, other=0.0)
+    v1 = tl.load(VE + kptr, mask=nm, other=0.0)
+    v2 = tl.load(VE + kptr + HALF, mask=nm, other=0.0)
+    dk1 = tl.zeros([BN, HALF], tl.float32)
+    dk2 = tl.zeros([BN, HALF], tl.float32)
+    dv1 = tl.zeros([BN, HALF], tl.float32)
+    dv2 = tl.zeros([BN, HALF], tl.float32)
+    lo = (((j0 + 1) * L) // BM) * BM
+    mid = tl.minimum((((j0 + BN) * L + BM - 1) // BM) * BM, ((T + BM - 1) // BM) * BM)
+    QRb = QR + bh.to(tl.int64) * T * 2 * HALF
+    DOb = DO + b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    LSEb = LSE + bh.to(tl.int64) * T
+    DELTAb = DELTA + bh.to(tl.int64) * T
+    dk1, dk2, dv1, dv2 = _dkv_early_dp_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, 2 * HALF,
+                                             o_t, offs_n, mid, T, T, scale2, L, BM, HALF, False, PREC)
+    dk1, dk2, dv1, dv2 = _dkv_early_dp_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, 2 * HALF,
+                                             o_t, offs_n, lo, mid, T, scale2, L, BM, HALF, True, PREC)
+    dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
+    tl.store(DKE + dptr, dk1 * scale, mask=nm)
+    tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
+    tl.store(DVE + dptr, dv1, mask=nm)
+    tl.store(DVE + dptr + HALF, dv2, mask=nm)
