@@ -7,10 +7,10 @@ dK/dV: dkv_early_dp (bwd_dkv_early_kernel: dP^T issued before the exponentials).
 (a) correctness per variant: bf16, T = 4096, B = 1, H = 4, D = 128, L = 16, outputs over NaN-poisoned
 memory: max|x - ref64| for o, dq, dk, dv, df against the float64 reference, pass if <= 2x the error of the
 same reference math in bf16 (FlashAttention's rule; the variant's lse feeds the whole backward).
-(b) timing per variant at T = 131072, B = 1, H = 16, D = 128, L = 16, bf16: per-stage medians from CUDA
-events around each launch (impls.rat.triton.STAGE_EVENTS; fwd = the forward attention kernel alone,
-bwd_dkv = the dK/dV kernel alone) over --reps train steps, and the whole train step (forward + autograd.grad
-of q, k, v, f) with triton.testing.do_bench. --budget (s): no new variant starts past 85% of it (about
+(b) timing per variant at T = 131072, B = 1, H = 16, D = 128, L = 16, bf16, triton.testing.do_bench medians:
+the forward attention kernel alone and the dK/dV kernel alone (launches kept by impls.rat.triton.LAUNCHES
+from one train step, re-run on its tensors), the whole train step (forward + autograd.grad of q, k, v, f);
+also every stage's median from CUDA events around its launch (STAGE_EVENTS) over --reps train steps. --budget (s): no new variant starts past 85% of it (about
 8-10 s per variant with compiles; ~75 s for the 8 variants). Writes $OUT/rat_overlap.json after each row; prints a
 table last. --dry-run: Triton's CPU interpreter, tiny shapes, fp32, interpreter tiles with the variants'
 switches (tile overrides dropped), nothing timed.
@@ -59,11 +59,12 @@ def config(name: str, n_chunks: int) -> RT.RATTritonConfig:
     return dataclasses.replace(RT._cfg(None, n_chunks, torch.bfloat16), **ov)
 
 
-def check(name: str, T: int, H: int, D: int, L: int) -> dict:
+def check(name: str, T: int, H: int, D: int, L: int, n_chunks: int) -> dict:
+    """FA-rule check of one variant with the tile config it is timed with (that of n_chunks chunk ends)."""
     dt = torch.float32 if DRY else torch.bfloat16
     q, k, v, f = _common.rat_inputs(1, T, H, D, dt, T, DEV)
     do = torch.randn(1, T, H, D, device=DEV, generator=torch.Generator(device=DEV).manual_seed(T + 1)).to(dt)
-    impl = RATTriton(config(name, T // L))
+    impl = RATTriton(config(name, n_chunks))
     if not DRY:
         _common.poison_free_memory(T * H * D * 16)
     ours = _common.grads_of(lambda *a: impl.forward(*a, chunk_size=L), (q, k, v, f), do)
@@ -83,7 +84,11 @@ def timing(name: str, T: int, H: int, D: int, L: int, reps: int) -> dict:
     impl = RATTriton(config(name, T // L))
     q, k, v, f = _common.rat_inputs(1, T, H, D, torch.float32 if DRY else torch.bfloat16, 1, DEV)
     _, train = _common.train_prefill_fns(lambda *a: impl.forward(*a, chunk_size=L), (q, k, v, f))
-    train()  # compile
+    RT.LAUNCHES = {}
+    train()  # compiles; keeps this step's fwd and bwd_dkv launches (inputs alive) for timing them alone
+    launches, RT.LAUNCHES = RT.LAUNCHES, None
+    alone = {f"{n}_alone_ms": _common.bench(fn, 20.0, dry=DRY) for n, fn in sorted(launches.items())}
+    del launches
     runs: dict[str, list[float]] = {}
     if not DRY:
         torch.cuda.synchronize()
@@ -98,8 +103,9 @@ def timing(name: str, T: int, H: int, D: int, L: int, reps: int) -> dict:
     C = T // L
     mm = 2 * H * T * C * D / 2  # one T x C/2 x D product (B = 1)
     row = {"variant": name, "T": T, "H": H, "D": D, "L": L, "config": dataclasses.asdict(impl.config),
-           "stages_ms": stages, "stage_sum_ms": sum(stages.values()) if stages else float("nan"),
-           "fwd_tflops": 2 * mm / (stages["fwd"] * 1e-3) / 1e12 if "fwd" in stages else float("nan"),
+           **alone, "stages_ms": stages, "stage_sum_ms": sum(stages.values()) if stages else float("nan"),
+           "fwd_tflops": 2 * mm / (alone["fwd_alone_ms"] * 1e-3) / 1e12,
+           "dkv_tflops": 4 * mm / (alone["bwd_dkv_alone_ms"] * 1e-3) / 1e12,
            "train_ms": _common.bench(train, 45.0, dry=DRY)}
     return row
 
@@ -122,21 +128,24 @@ def main() -> None:
     for name in names:
         if _common.over_budget(args.budget, 0.85, f"variant {name}"):
             break
-        out.add("checks", _common.run_row(check, name, *ck, variant=name))
+        out.add("checks", _common.run_row(check, name, *ck, tm[0] // tm[3], variant=name))
         out.add("timing", _common.run_row(timing, name, *tm, args.reps, variant=name))
         if not DRY:
             torch.cuda.empty_cache()
     print(f"\n== rat/triton v8 overlap variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, bf16; "
           f"{_common.elapsed():.0f} s) ==")
-    print(f"{'variant':24s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'dq ms':>6s} {'stages':>7s} "
-          f"{'train ms':>8s}")
+    print(f"{'variant':24s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'TF/s':>5s} {'dq ms':>6s} "
+          f"{'stages':>7s} {'train ms':>8s}")
     chk = {r["variant"]: r.get("pass", "error") for r in out.res["checks"]}
+    nan = float("nan")
     for r in out.res["timing"]:
         s = r.get("stages_ms", {})
-        print(f"{r['variant']:24s} {str(chk.get(r['variant'])):6s} {s.get('fwd', float('nan')):7.2f} "
-              f"{r.get('fwd_tflops', float('nan')):5.0f} {s.get('bwd_dkv', float('nan')):7.2f} "
-              f"{s.get('bwd_dq', float('nan')):6.2f} {r.get('stage_sum_ms', float('nan')):7.2f} "
-              f"{r.get('train_ms', float('nan')):8.2f}" + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))
+        print(f"{r['variant']:24s} {str(chk.get(r['variant'])):6s} {r.get('fwd_alone_ms', nan):7.2f} "
+              f"{r.get('fwd_tflops', nan):5.0f} {r.get('bwd_dkv_alone_ms', nan):7.2f} {r.get('dkv_tflops', nan):5.0f} "
+              f"{s.get('bwd_dq', nan):6.2f} {r.get('stage_sum_ms', nan):7.2f} {r.get('train_ms', nan):8.2f}"
+              + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))
+    print("(fwd, dkv: the kernel alone, do_bench; dq: CUDA-event median; stages: sum of the event medians; train: "
+          "do_bench of forward + backward)")
 
 
 if __name__ == "__main__":

@@ -134,6 +134,19 @@ class _stage:
             STAGE_EVENTS.append((self.name, *self.ev))
 
 
+#: profiling hook (scripts/gpu_rat_overlap.py): when a dict, the forward attention and dK/dV launches are
+#: also kept there as zero-argument callables (stage name -> launch; both kernels only store, so re-running
+#: one alone is idempotent) for do_bench of the kernel alone
+LAUNCHES: dict | None = None
+
+
+def _launch(name: str, fn) -> None:
+    with _stage(name):
+        fn()
+    if LAUNCHES is not None:
+        LAUNCHES[name] = fn
+
+
 _TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
@@ -219,17 +232,16 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                 **_kw(cfg.scan_warps, 1),
             )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
-    with _stage("fwd"):
-        if cfg.fwd_pipe and cfg.fwd_full_v:
-            raise ValueError("RATTritonConfig: fwd_pipe needs fwd_full_v=False")
-        kern = K.fwd_pipe_kernel if cfg.fwd_pipe else (K.fwd_fullv_kernel if cfg.fwd_full_v else K.fwd_kernel)
-        kern[(math.ceil(T / cfg.fwd_bm), B * H)](
-            q, ktr, vt, cos, sin, ke, ve, o, lse,
-            q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
-            ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
-            L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
-            PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
-        )
+    if cfg.fwd_pipe and cfg.fwd_full_v:
+        raise ValueError("RATTritonConfig: fwd_pipe needs fwd_full_v=False")
+    kern = K.fwd_pipe_kernel if cfg.fwd_pipe else (K.fwd_fullv_kernel if cfg.fwd_full_v else K.fwd_kernel)
+    _launch("fwd", lambda: kern[(math.ceil(T / cfg.fwd_bm), B * H)](
+        q, ktr, vt, cos, sin, ke, ve, o, lse,
+        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
+        ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
+        L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
+        PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
+    ))
     return o, (lse if need_lse else None), ktr, vt, ke, ve
 
 
@@ -301,14 +313,14 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     # 2. dK, dV of the chunk ends (float32, w.r.t. the RoPE'd keys)
     dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
     dve = torch.empty_like(dke)
-    with _stage("bwd_dkv"):
-        dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if cfg.fused_dq else dke
-        dkv_args = (qr, do, lse, delta, ke, ve, dke, dve)
-        strides = (*os_, ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E)
-        grid = (math.ceil(C / cfg.dkv_bn), B * H)
+    if cfg.dkv_early_dp and (cfg.fused_dq or cfg.dkv_full or not cfg.dkv_reverse):
+        raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
+    dkv_args = (qr, do, lse, delta, ke, ve, dke, dve)
+    strides = (*os_, ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E)
+    grid = (math.ceil(C / cfg.dkv_bn), B * H)
+
+    def dkv_launch() -> None:
         if cfg.dkv_early_dp:
-            if cfg.fused_dq or cfg.dkv_full or not cfg.dkv_reverse:
-                raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
             K.bwd_dkv_early_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
                                          **_kw(cfg.dkv_warps, cfg.dkv_stages))
         elif cfg.dkv_full:
@@ -320,6 +332,12 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
             K.bwd_dkv_kernel[grid](*dkv_args, dqa, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF,
                                    PREC=prec, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq,
                                    **_kw(cfg.dkv_warps, cfg.dkv_stages))
+
+    with _stage("bwd_dkv"):  # the stage includes zeroing the dq accumulator of fused_dq, as before
+        dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if cfg.fused_dq else dke
+        dkv_launch()
+    if LAUNCHES is not None and not cfg.fused_dq:  # (atomics: re-running it alone would accumulate)
+        LAUNCHES["bwd_dkv"] = dkv_launch
     del qr
     # 3. dq (chunk ends + self term), unless the dK/dV kernel accumulated it
     dq = torch.empty_like(o)
