@@ -11,7 +11,7 @@ same reference math in bf16 (FlashAttention's rule; the variant's lse feeds the 
 the forward attention kernel alone and the dK/dV kernel alone (launches kept by impls.rat.triton.LAUNCHES
 from one train step, re-run on its tensors), the whole train step (forward + autograd.grad of q, k, v, f);
 also every stage's median from CUDA events around its launch (STAGE_EVENTS) over --reps train steps. --budget (s): no new variant starts past 85% of it (about
-8-10 s per variant with compiles; ~75 s for the 8 variants). Writes $OUT/rat_overlap.json after each row; prints a
+8-10 s per variant with compiles; ~75 s for the 9 variants). Writes $OUT/rat_overlap.json after each row; prints a
 table last. --dry-run: Triton's CPU interpreter, tiny shapes, fp32, interpreter tiles with the variants'
 switches (tile overrides dropped), nothing timed.
 """
@@ -45,6 +45,8 @@ VARIANTS: dict[str, dict] = {
     "pipe bn64 s3": {"fwd_pipe": True, "fwd_bn": 64},
     "pipe bn64 s2": {"fwd_pipe": True, "fwd_bn": 64, "fwd_stages": 2},
     "pipe 64x64 w4 s2": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 2},
+    # 32 KB shared, 255 registers x 128 threads: two CTAs per SM (independent warpgroups, no shared barrier)
+    "pipe 64x64 w4 s1": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 1},
     "early_dp": {"dkv_early_dp": True},
     "early_dp s3": {"dkv_early_dp": True, "dkv_stages": 3},
     "pipe bn64 s3 + early_dp": {"fwd_pipe": True, "fwd_bn": 64, "dkv_early_dp": True},

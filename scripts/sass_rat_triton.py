@@ -83,6 +83,18 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
                     "H": i32, "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
+    # v8 (experiment): next block's S before the softmax (fwd_pipe); BN 128 spills and needs > 227 KB shared
+    for bm, bn, w, s in ((128, 64, 8, 3), (128, 64, 8, 2), (64, 64, 4, 2), (128, 128, 8, 2)):
+        yield (f"fwd_pipe bm={bm} bn={bn} w={w} s={s}", K.fwd_pipe_kernel,
+               {"Q": p, "KTR": p, "VT": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "O": p, "LSE": f32,
+                    "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
+                    "H": i32, "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
+    for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3)):  # v8 (experiment): dP^T before the exponentials
+        yield (f"bwd_dkv_early bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_early_kernel,
+               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
+                    "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32"}, w, s)
     for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (128, 32, 8, 3), (64, 64, 8, 3), (64, 64, 4, 3)):
         yield (f"bwd_dkv_full bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_full_kernel,
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
