@@ -39,17 +39,17 @@ DEV = "cpu" if DRY else "cuda"
 
 #: name -> overrides of the config rat/triton picks at 128k (the measured default: fwd 128x128, 8 warps,
 #: 3 stages). "bn64" is the plain kernel at the pipelined kernels' key block (the fair baseline).
-VARIANTS: dict[str, dict] = {
+VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail)
     "default": {},
-    "bn64": {"fwd_bn": 64},
     "pipe bn64 s3": {"fwd_pipe": True, "fwd_bn": 64},
+    "early_dp": {"dkv_early_dp": True},
+    "pipe bn64 s3 + early_dp": {"fwd_pipe": True, "fwd_bn": 64, "dkv_early_dp": True},
+    "bn64": {"fwd_bn": 64},
     "pipe bn64 s2": {"fwd_pipe": True, "fwd_bn": 64, "fwd_stages": 2},
+    "early_dp s3": {"dkv_early_dp": True, "dkv_stages": 3},
     "pipe 64x64 w4 s2": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 2},
     # 32 KB shared, 255 registers x 128 threads: two CTAs per SM (independent warpgroups, no shared barrier)
     "pipe 64x64 w4 s1": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 1},
-    "early_dp": {"dkv_early_dp": True},
-    "early_dp s3": {"dkv_early_dp": True, "dkv_stages": 3},
-    "pipe bn64 s3 + early_dp": {"fwd_pipe": True, "fwd_bn": 64, "dkv_early_dp": True},
 }
 SWITCHES = ("fwd_pipe", "dkv_early_dp")  # the boolean fields kept in --dry-run
 
@@ -134,7 +134,7 @@ def main() -> None:
         out.add("timing", _common.run_row(timing, name, *tm, args.reps, variant=name))
         if not DRY:
             torch.cuda.empty_cache()
-    print(f"\n== rat/triton v8 overlap variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, bf16; "
+    print(f"\n== rat/triton v8 overlap variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, {'fp32 interpreter' if DRY else 'bf16'}; "
           f"{_common.elapsed():.0f} s) ==")
     print(f"{'variant':24s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'TF/s':>5s} {'dq ms':>6s} "
           f"{'stages':>7s} {'train ms':>8s}")
