@@ -288,6 +288,7 @@ def main() -> None:
         raise SystemExit("gpu_layers.py needs a CUDA GPU (--smoke runs its code paths on the CPU at toy sizes)")
     out_dir = os.environ.get("OUT", ".")
     os.makedirs(out_dir, exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:

@@ -221,6 +221,7 @@ def profile_prefill(cfgs: dict[str, LinearTritonConfig]) -> dict:
         impl = LinearTriton(cfgs[name])
         st = impl.init_state(B, H, D, T, device=DEV, dtype=torch.bfloat16)
         for _ in range(3):
+            st.pos = 0  # prefill needs an empty state (the H200 run of 2026-11-29 lost its profile here)
             impl.prefill(st, q, k, v)
         torch.cuda.synchronize()
         with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -249,6 +250,7 @@ def main() -> None:
         torch.cuda.synchronize = lambda *a: None  # type: ignore[assignment]
     G.DEV, G.DRY = DEV, DRY  # the helpers borrowed from gpu_linear_triton.py read these
     out_dir = os.environ.get("OUT", tempfile.gettempdir())
+    os.makedirs(out_dir, exist_ok=True)
     t0 = time.time()
     res: dict = {"env": _common.env_info(ROOT, DRY, sm_count=True)}
     fla_reason = "dry run" if DRY else G.ensure_fla()

@@ -314,6 +314,7 @@ def main() -> None:
         torch.cuda.get_device_name = lambda *a: "cpu (dry run)"  # type: ignore[assignment]
         torch.cuda.synchronize = lambda *a: None  # type: ignore[assignment]
     out_dir = os.environ.get("OUT", ".")
+    os.makedirs(out_dir, exist_ok=True)
     t0 = time.time()
     res: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
                  "git": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()}

@@ -297,6 +297,7 @@ def main() -> None:
         args.ts = "128,256"
     t_start = time.time()
     out_dir = os.environ.get("OUT", ".")
+    os.makedirs(out_dir, exist_ok=True)
     wheel_note = ensure_wheels()
 
     import triton
