@@ -7,8 +7,8 @@ Two forms, picked from the shape (LinearTritonConfig.plan):
 - fused (many sequences): forward = one walker per (sequence, value block) that keeps the state in
   registers and writes outputs (and the chunk states for the backward); backward = one reverse
   walker writing the state gradients and dv, then the parallel dq/dk pass.
-With ``seg`` (LinearTritonConfig; off by default until measured on a GPU: impls/linear/NOTES.md v-seg,
-scripts/gpu_linear_prefill.py), the forward without gradients (and prefill) uses the walker: when B*H is too small
+With ``seg`` (LinearTritonConfig; on by default, measured on the H200: impls/linear/NOTES.md, "Prefill
+at small B*H"; scripts/gpu_linear_prefill.py), the forward without gradients (and prefill) uses the walker: when B*H is too small
 for one walker per (sequence, value block) to fill the GPU, the sequence is cut into NS segments
 (LinearTritonConfig.segments): the state each segment adds (pass 1, parallel), an in-place prefix
 over the segments (pass 2), then one walker per (segment, sequence, value block) from its segment's
@@ -55,9 +55,10 @@ class LinearTritonConfig:
     dqk_warps: int = 4
     stages: int = 2
     #: forward without gradients and prefill: the (segmented) walker, whatever ``fused`` says
-    #: (False: the form ``plan`` picks, the behaviour before segments existed). Off by default: the
-    #: measured path stays the default until scripts/gpu_linear_prefill.py has timed the walker on a GPU
-    seg: bool = False
+    #: (False: the form ``plan`` picks, the behaviour before segments existed). On by default since the
+    #: H200 run of reports/linear-triton/prefill-seg-2026-11-29.*: B=1, T=131072 prefill 2.83 -> 1.34 ms
+    #: (decay: 3.16 -> 2.06; fla 1.71 / 2.09), every check passed
+    seg: bool = True
     #: the training forward (chunk states kept for the backward) through the segmented walker too
     #: instead of the two-pass form when B*H is small (the backward is the same either way)
     seg_train: bool = False
@@ -66,8 +67,9 @@ class LinearTritonConfig:
     #: target programs of the segmented walker, in multiples of #SMs; and the shortest segment
     seg_waves: int = 8
     seg_min_chunks: int = 16
-    #: pipeline stages of the walker in the forward without gradients and prefill when ``seg`` (the
-    #: training forward, and everything with seg=False, keeps ``stages``): 3 prefetches two chunks ahead; the walker runs one program per SM
+    #: pipeline stages of the segmented walker (several segments: small B*H) in the forward without gradients
+    #: and prefill when ``seg`` (the training forward, the one-segment walker of large B*H, whose stages
+    #: were measured, and everything with seg=False keep ``stages``): 3 prefetches two chunks ahead; the walker runs one program per SM
     #: (registers), so the extra 40 KB of shared memory per stage costs no occupancy
     seg_stages: int = 3
     #: value block, warps and stages of the segment-state pass; elements per program of the prefix
@@ -206,7 +208,7 @@ def chunk_forward(
             hs if hs is not None else o, scale, T, NT, L,
             H=H, D=D, BT=BT, BV=p.fused_bv, USE_G=use_g, USE_H0=hs is not None, STORE_H=store_h,
             STORE_FINAL=final_state is not None, PRECISION=prec,
-            **_launch_kw(cfg.fused_warps, cfg.seg_stages if cfg.seg and not store_h else cfg.stages),
+            **_launch_kw(cfg.fused_warps, cfg.seg_stages if cfg.seg and not store_h and not p.fused else cfg.stages),
         )
         return o, h
     h = torch.empty(B * H, NT, D, D, device=q.device, dtype=q.dtype)
