@@ -162,3 +162,24 @@ def bench(fn: Callable[[], object], ms_hint: float = 10.0, *, dry: bool = False)
 
     rep = max(50, min(400, int(30 * ms_hint)))
     return do_bench(fn, warmup=max(20, rep // 4), rep=rep, return_mode="median")
+
+
+def stage_medians(train: Callable[[], object], reps: int) -> dict[str, float]:
+    """Median CUDA-event milliseconds per rat/triton stage over ``reps`` calls of ``train`` (a warmed-up
+    forward + backward): impls.rat.triton.STAGE_EVENTS collects (stage, start, end) events while set."""
+    import statistics
+
+    import impls.rat.triton as RT
+
+    runs: dict[str, list[float]] = {}
+    torch.cuda.synchronize()
+    for _ in range(reps):
+        RT.STAGE_EVENTS = []
+        try:
+            train()
+            torch.cuda.synchronize()
+            for stage, s0, e0 in RT.STAGE_EVENTS:
+                runs.setdefault(stage, []).append(s0.elapsed_time(e0))
+        finally:
+            RT.STAGE_EVENTS = None
+    return {n: statistics.median(x) for n, x in runs.items()}

@@ -32,7 +32,6 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import sys
 import traceback
 
@@ -121,15 +120,7 @@ def time_rnn(T: int, tokens: int, H: int, D: int, long: bool, dtype: torch.dtype
             row[f"{mode}_floor_ms"] = bm[mode] / BW * 1e3
             row[f"{mode}_gbps"] = bm[mode] / (row[f"{mode}_ms"] * 1e-3) / 1e9
         if long and not DRY:  # per-stage times of the train call (median of 5 after the bench's warm-up)
-            runs: dict[str, list[float]] = {}
-            for _ in range(5):
-                RT.STAGE_EVENTS = []
-                train()
-                torch.cuda.synchronize()
-                for stage, s0, e0 in RT.STAGE_EVENTS:
-                    runs.setdefault(stage, []).append(s0.elapsed_time(e0))
-                RT.STAGE_EVENTS = None
-            row["stages_ms"] = {n: statistics.median(x) for n, x in runs.items()}
+            row["stages_ms"] = _common.stage_medians(train, 5)
             st = row["stages_ms"]
             fwd_scan = sum(st.get(n, 0.0) for n in ("scan_sum", "scan_carry", "scan"))
             bwd_scan = sum(st.get(n, 0.0) for n in ("bwd_scan_sum", "bwd_scan_carry", "bwd_scan"))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import statistics
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,17 +90,7 @@ def timing(name: str, T: int, H: int, D: int, L: int, reps: int) -> dict:
     launches, RT.LAUNCHES = RT.LAUNCHES, None
     alone = {f"{n}_alone_ms": _common.bench(fn, 20.0, dry=DRY) for n, fn in sorted(launches.items())}
     del launches
-    runs: dict[str, list[float]] = {}
-    if not DRY:
-        torch.cuda.synchronize()
-        for _ in range(reps):
-            RT.STAGE_EVENTS = []
-            train()
-            torch.cuda.synchronize()
-            for stage, s0, e0 in RT.STAGE_EVENTS:
-                runs.setdefault(stage, []).append(s0.elapsed_time(e0))
-            RT.STAGE_EVENTS = None
-    stages = {n: statistics.median(x) for n, x in runs.items()}
+    stages = {} if DRY else _common.stage_medians(train, reps)
     C = T // L
     mm = 2 * H * T * C * D / 2  # one T x C/2 x D product (B = 1)
     row = {"variant": name, "T": T, "H": H, "D": D, "L": L, "config": dataclasses.asdict(impl.config),
@@ -142,7 +131,7 @@ def main() -> None:
     nan = float("nan")
     for r in out.res["timing"]:
         s = r.get("stages_ms", {})
-        print(f"{r['variant']:24s} {str(chk.get(r['variant'])):6s} {r.get('fwd_alone_ms', nan):7.2f} "
+        print(f"{r['variant']:24s} {chk.get(r['variant'])!s:6s} {r.get('fwd_alone_ms', nan):7.2f} "
               f"{r.get('fwd_tflops', nan):5.0f} {r.get('bwd_dkv_alone_ms', nan):7.2f} {r.get('dkv_tflops', nan):5.0f} "
               f"{s.get('bwd_dq', nan):6.2f} {r.get('stage_sum_ms', nan):7.2f} {r.get('train_ms', nan):8.2f}"
               + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))

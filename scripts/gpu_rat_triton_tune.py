@@ -14,13 +14,13 @@ import argparse
 import dataclasses
 import json
 import os
-import statistics
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import _gpu_common as _common
 import torch
 
 import impls.rat.triton as RT
@@ -67,17 +67,10 @@ def main() -> None:
             for _ in range(3):
                 o = impl.forward(*leaves, chunk_size=L)
                 torch.autograd.grad(o, leaves, do)
-            torch.cuda.synchronize()
-            runs: dict[str, list[float]] = {}
-            for _ in range(args.reps):
-                RT.STAGE_EVENTS = []
-                o = impl.forward(*leaves, chunk_size=L)
-                torch.autograd.grad(o, leaves, do)
-                torch.cuda.synchronize()
-                for stage, s0, e0 in RT.STAGE_EVENTS:
-                    runs.setdefault(stage, []).append(s0.elapsed_time(e0))
-                RT.STAGE_EVENTS = None
-            table[name] = {n: statistics.median(x) for n, x in runs.items()}
+            def step(impl=impl, leaves=leaves, do=do) -> None:
+                torch.autograd.grad(impl.forward(*leaves, chunk_size=L), leaves, do)
+
+            table[name] = _common.stage_medians(step, args.reps)
             table[name]["total"] = sum(table[name].values())
             tf = {n: flops[n] / (table[name][n] * 1e-3) / 1e12 for n in flops if n in table[name]}
             print(f"T={T} {name:22s} " + " ".join(f"{n}={t:.3f}" for n, t in table[name].items())
