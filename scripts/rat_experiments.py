@@ -8,7 +8,14 @@ RATTritonV8: impls/rat/NOTES.md v8 on the long-sequence path (>= 2048 chunks: th
 the pipelined forward (fwd_pipe, 128 x 64 tiles) and the dK/dV kernel issuing dP^T before its exponentials
 (dkv_early_dp); every other config the default would pick (short sequences, fp32, the interpreter) gets only
 dkv_early_dp. The harness checks it against the
-reference before timing it, like any implementation.
+reference before timing it, like any implementation. Measured on the H200 (session 3): train 43.7 ms against
+the default's 43.1 at T = 128k, prefill equal (reports/rat-triton/run5_harness_v8): not a default.
+
+RATTritonEarlyDP3: dkv_early_dp with the dK/dV kernel at 3 pipeline stages (4 by default), the one v8 variant
+that measured faster (dK/dV 17.15 vs 17.76 ms, train 42.14 vs 43.24 ms by do_bench at 128k;
+reports/rat-triton/run5_overlap_v8.*); to confirm in a harness run:
+    PYTHONPATH=scripts python run_bench.py --register rat/triton-edp3=rat_experiments:RATTritonEarlyDP3 \
+        --device cuda --impl rat/triton,rat/triton-edp3 --mode train --seq-len 4k,32k,128k --tokens 128k
 """
 from __future__ import annotations
 
@@ -28,3 +35,9 @@ class RATTritonV8(RATTriton):
         change = self.LONG if base is DEFAULT_CONFIG else self.SHORT
         self.config = dataclasses.replace(base, **change)
         return super()._forward(q, k, v, f, chunk_size=chunk_size, rope=rope, scale=scale)
+
+
+class RATTritonEarlyDP3(RATTritonV8):
+    description = "rat/triton with dkv_early_dp and 3 dK/dV pipeline stages: an experiment"
+    LONG: ClassVar[dict] = {"dkv_early_dp": True, "dkv_stages": 3}
+    SHORT: ClassVar[dict] = {"dkv_early_dp": True, "dkv_stages": 3}
