@@ -32,10 +32,8 @@ def test_fwd_pipe_matches_reference(B, T, H, D, L, bm):
 
 
 def test_fwd_pipe_rejects_full_v():
-    cfg = dataclasses.replace(INTERPRET_CONFIG, fwd_pipe=True, fwd_full_v=True)
-    q, k, v, f = rand(1, 32, 1, 32, seed=0)
     with pytest.raises(ValueError, match="fwd_pipe"):
-        RATTriton(cfg).forward(q, k, v, f, chunk_size=4)
+        dataclasses.replace(INTERPRET_CONFIG, fwd_pipe=True, fwd_full_v=True)
 
 
 @pytest.mark.parametrize(
@@ -53,9 +51,5 @@ def test_dkv_early_dp_matches_reference(B, T, H, D, L):
 
 
 def test_dkv_early_dp_rejects_fused_dq():
-    cfg = dataclasses.replace(INTERPRET_CONFIG, dkv_early_dp=True, fused_dq=True)
-    q, k, v, f = rand(1, 32, 1, 32, seed=0)
-    leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
-    o = RATTriton(cfg).forward(*leaves, chunk_size=4)
     with pytest.raises(ValueError, match="dkv_early_dp"):
-        o.sum().backward()
+        dataclasses.replace(INTERPRET_CONFIG, dkv_early_dp=True, fused_dq=True)

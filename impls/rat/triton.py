@@ -40,14 +40,15 @@ class RATTritonConfig:
     dkv_full: bool = False  # bwd_dkv_full_kernel (products over the full head dim) instead of halves
     fwd_full_v: bool = False  # fwd_fullv_kernel (V and the accumulator over the full head dim)
     #: v8 (experiment): fwd_pipe_kernel, the next key block's S = q K^T issued before this block's
-    #: softmax (loop unrolled by two) so exp2 overlaps the tensor cores; not measured yet. Use with
-    #: fwd_bn = 64 (BN 128: 272 B spills and > 227 KB shared memory on sm_90; NOTES.md v8)
+    #: softmax (loop unrolled by two) so exp2 overlaps the tensor cores. Use with fwd_bn = 64 (BN 128: 272 B
+    #: spills and > 227 KB shared memory on sm_90). H200: no gain (NOTES.md "v8 measured")
     fwd_pipe: bool = False
     #: v8 (experiment): bwd_dkv_early_kernel, dP^T = V dO^T issued before the exponentials of P^T so that
-    #: its second half runs on the tensor cores while they do; walks last-to-first, no fused_dq / dkv_full
+    #: its second half runs on the tensor cores while they do; walks last-to-first, no fused_dq / dkv_full.
+    #: H200: no gain at 4 stages, dK/dV -3% at 3 stages (NOTES.md "v8 measured"; not confirmed in a harness run)
     dkv_early_dp: bool = False
     #: dq inside the dK/dV kernel (float32 atomics, 5 products instead of 7; dq then finished in the
-    #: backward scan) instead of bwd_dq_kernel. Half-dim dK/dV kernel only; not measured yet.
+    #: backward scan) instead of bwd_dq_kernel. Half-dim dK/dV kernel only; H200 run 3: 43.9 vs 44.35 ms (NOTES.md v6).
     fused_dq: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
@@ -74,6 +75,15 @@ class RATTritonConfig:
     lscan_cb: int = 64  # sub-block summaries per step of the carry scan
     lscan_nb: int = 16  # sub-blocks side by side per forward program (warps: scan_warps)
     lscan_bnb: int = 8  # ... per backward program (warps: bscan_warps; 8 x D/2 gives 8-16-byte loads)
+
+    def __post_init__(self) -> None:
+        # kernel variants that do not combine: refused when the config is made, not mid-backward
+        if self.fwd_pipe and self.fwd_full_v:
+            raise ValueError("RATTritonConfig: fwd_pipe needs fwd_full_v=False")
+        if self.fused_dq and self.dkv_full:
+            raise ValueError("RATTritonConfig: fused_dq needs dkv_full=False")
+        if self.dkv_early_dp and (self.fused_dq or self.dkv_full or not self.dkv_reverse):
+            raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
 
 
 # Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
@@ -233,8 +243,6 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                 **_kw(cfg.scan_warps, 1),
             )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
-    if cfg.fwd_pipe and cfg.fwd_full_v:
-        raise ValueError("RATTritonConfig: fwd_pipe needs fwd_full_v=False")
     kern = K.fwd_pipe_kernel if cfg.fwd_pipe else (K.fwd_fullv_kernel if cfg.fwd_full_v else K.fwd_kernel)
     _launch("fwd", lambda: kern[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
@@ -314,8 +322,6 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     # 2. dK, dV of the chunk ends (float32, w.r.t. the RoPE'd keys)
     dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
     dve = torch.empty_like(dke)
-    if cfg.dkv_early_dp and (cfg.fused_dq or cfg.dkv_full or not cfg.dkv_reverse):
-        raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
     dkv_args = (qr, do, lse, delta, ke, ve, dke, dve)
     strides = (*os_, ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E)
     grid = (math.ceil(C / cfg.dkv_bn), B * H)
@@ -325,8 +331,6 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
             K.bwd_dkv_early_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
                                          **_kw(cfg.dkv_warps, cfg.dkv_stages))
         elif cfg.dkv_full:
-            if cfg.fused_dq:
-                raise ValueError("RATTritonConfig: fused_dq needs dkv_full=False")
             K.bwd_dkv_full_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, D=D, PREC=prec,
                                         REVERSE=cfg.dkv_reverse, **_kw(cfg.dkv_warps, cfg.dkv_stages))
         else:
