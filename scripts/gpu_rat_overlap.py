@@ -26,11 +26,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import _gpu_common as _common  # first: --dry-run picks the interpreter before kernels are defined
+import gpu_rat_triton
 import torch
 
-import impls
 import impls.rat.triton as RT
-from impls.rat.reference import rat_attention
 from impls.rat.triton import RATTriton
 
 DRY = _common.DRY_RUN
@@ -63,22 +62,7 @@ def config(name: str, n_chunks: int) -> RT.RATTritonConfig:
 def check(name: str, T: int, H: int, D: int, L: int, n_chunks: int) -> dict:
     """FA-rule check of one variant with the tile config it is timed with (that of n_chunks chunk ends)."""
     dt = torch.float32 if DRY else torch.bfloat16
-    q, k, v, f = _common.rat_inputs(1, T, H, D, dt, T, DEV)
-    do = torch.randn(1, T, H, D, device=DEV, generator=torch.Generator(device=DEV).manual_seed(T + 1)).to(dt)
-    impl = RATTriton(config(name, n_chunks))
-    if not DRY:
-        _common.poison_free_memory(T * H * D * 16)
-    ours = _common.grads_of(lambda *a: impl.forward(*a, chunk_size=L), (q, k, v, f), do)
-    r64 = _common.grads_of(lambda *a: impls.get("rat/reference").forward(*a, chunk_size=L),
-                           [x.double() for x in (q, k, v, f)], do.double())
-    low = _common.grads_of(lambda *a: rat_attention(*a, L, True, D ** -0.5)[0], (q, k, v, f), do)
-    rows, ok_all = {}, True
-    for t, a, b, r in zip(["o", "dq", "dk", "dv", "df"], ours, low, r64):
-        e_ours, e_low = _common.errors(a, r), _common.errors(b, r)
-        ok = _common.fa_rule_ok(a, e_ours, e_low, DRY)  # dry run (fp32): relative error <= 1e-4
-        ok_all &= ok
-        rows[t] = {"ours_maxabs": e_ours[0], "ours_rel": e_ours[1], "lowref_maxabs": e_low[0], "pass": ok}
-    return {"variant": name, "T": T, "H": H, "D": D, "L": L, "pass": ok_all, "tensors": rows}
+    return {"variant": name, **gpu_rat_triton.check(T, H, D, L, dt, impl=RATTriton(config(name, n_chunks)))}
 
 
 def timing(name: str, T: int, H: int, D: int, L: int, reps: int) -> dict:

@@ -54,10 +54,12 @@ def rand_inputs(B, T, H, D, dtype, seed):
     return _common.rat_inputs(B, T, H, D, dtype, seed, DEV)
 
 
-def check(T: int, H: int, D: int, L: int, dtype=torch.bfloat16) -> dict:
+def check(T: int, H: int, D: int, L: int, dtype=torch.bfloat16, impl: RATTriton | None = None) -> dict:
+    """FlashAttention-rule check of ``impl`` (default: rat/triton with its own configs) against the float64
+    reference: o and every gradient, B = 1."""
     q, k, v, f = rand_inputs(1, T, H, D, dtype, seed=T)
     do = torch.randn(1, T, H, D, device=DEV, generator=torch.Generator(device=DEV).manual_seed(T + 1)).to(dtype)
-    impl = RATTriton()
+    impl = impl or RATTriton()
     ref = impls.get("rat/reference")
     if not DRY:
         _common.poison_free_memory(T * H * D * 16)
