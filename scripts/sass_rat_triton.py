@@ -118,6 +118,14 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "DQ": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32,
                     "e_h": i32, "e_c": i32, "T": i32, "H": i32, "scale": "fp32", "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "PREC": "tf32"}, w, s)
+    for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 64, 8, 2), (64, 64, 8, 3)):
+        # v10 (experiment, dq_first): dq with Delta and RoPE(q), before the dK/dV kernel (bwd_pre skipped)
+        yield (f"bwd_dq_pre bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_pre_kernel,
+               {"Q": p, "O": p, "KTR": p, "VT": p, "DO": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "LSE": f32,
+                    "DELTA": f32, "QR": p, "DQ": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32,
+                    "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "scale": "fp32",
+                    "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "PREC": "tf32"}, w, s)
     yield ("step", K.step_kernel,
            {"Q": p, "K": p, "V": p, "F": p, "KT": f32, "VT": f32, "KC": p, "VC": p, "COS": f32, "SIN": f32, "O": p, "WS": f32, "CNT": "*i32",
                 "s_b": i32, "s_h": i32, "o_b": i32, "o_h": i32, "c_b": i32, "c_h": i32, "c_c": i32, "H": i32, "c": i32, "reset": i32,

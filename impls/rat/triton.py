@@ -50,6 +50,10 @@ class RATTritonConfig:
     #: dq inside the dK/dV kernel (float32 atomics, 5 products instead of 7; dq then finished in the
     #: backward scan) instead of bwd_dq_kernel. Half-dim dK/dV kernel only; H200 run 3: 43.9 vs 44.35 ms (NOTES.md v6).
     fused_dq: bool = False
+    #: v10 (experiment): bwd_dq_pre_kernel first (dq with Delta = rowsum(dO * o) and RoPE(q) in the same pass,
+    #: the self term read once), then the dK/dV kernel; bwd_pre_kernel is skipped: 7 instead of 10 token
+    #: passes before dK/dV (NOTES.md v10). Not measured on a GPU yet; no fused_dq (there is no dq kernel then)
+    dq_first: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -84,6 +88,8 @@ class RATTritonConfig:
             raise ValueError("RATTritonConfig: fused_dq needs dkv_full=False")
         if self.dkv_early_dp and (self.fused_dq or self.dkv_full or not self.dkv_reverse):
             raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
+        if self.dq_first and self.fused_dq:
+            raise ValueError("RATTritonConfig: dq_first needs fused_dq=False (fused_dq has no dq kernel to run first)")
 
 
 # Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
@@ -314,11 +320,14 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D)
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
     qr = torch.empty(B * H, T, D, device=q.device, dtype=q.dtype)
-    with _stage("bwd_pre"):
-        K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
-            q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), *os_, T, H,
-            L=L, BM=cfg.pre_bm, HALF=HALF, ROPE=rope, **_kw(4, 1),
-        )
+    if cfg.dq_first:  # v10: dq, Delta and RoPE(q) in one pass (bwd_dq_pre_kernel) instead of bwd_pre + bwd_dq
+        dq = _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L, rope, scale, cfg)
+    else:
+        with _stage("bwd_pre"):
+            K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
+                q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), *os_, T, H,
+                L=L, BM=cfg.pre_bm, HALF=HALF, ROPE=rope, **_kw(4, 1),
+            )
     # 2. dK, dV of the chunk ends (float32, w.r.t. the RoPE'd keys)
     dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
     dve = torch.empty_like(dke)
@@ -345,8 +354,9 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         LAUNCHES["bwd_dkv"] = dkv_launch
     del qr
     # 3. dq (chunk ends + self term), unless the dK/dV kernel accumulated it
-    dq = torch.empty_like(o)
-    if not cfg.fused_dq:
+    if not cfg.dq_first:
+        dq = torch.empty_like(o)
+    if not (cfg.fused_dq or cfg.dq_first):
         with _stage("bwd_dq"):
             K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
                 q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
@@ -381,6 +391,24 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
             L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, FUSED_DQ=cfg.fused_dq, **_kw(cfg.bscan_warps, 1),
         )
     return dq, dk, dv, df
+
+
+def _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L: int, rope: bool, scale: float,
+            cfg: RATTritonConfig) -> torch.Tensor:
+    """dq_first (v10): bwd_dq_pre_kernel (stage "bwd_dq_pre"; kept in LAUNCHES: it only stores): writes
+    Delta and RoPE'd q for the dK/dV kernel and the backward scan; returns dq."""
+    from impls.rat import triton_kernels as K
+
+    B, T, H, D = q.shape
+    dq = torch.empty_like(o)
+    _launch("bwd_dq_pre", lambda: K.bwd_dq_pre_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
+        q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, dq,
+        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
+        ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale, scale * K.LOG2E,
+        L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype),
+        **_kw(cfg.dq_warps, cfg.dq_stages),
+    ))
+    return dq
 
 
 class _RATFunction(torch.autograd.Function):
