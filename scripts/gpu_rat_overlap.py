@@ -48,8 +48,12 @@ VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail
     "pipe 64x64 w4 s2": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 2},
     # 32 KB shared, 255 registers x 128 threads: two CTAs per SM (independent warpgroups, no shared barrier)
     "pipe 64x64 w4 s1": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 1},
+    # v10 (experiment): bwd_dq_pre_kernel first (dq with Delta and RoPE(q)), bwd_pre skipped; its stage is
+    # "bwd_dq_pre" (the dq column below), "bwd_pre" is absent from its stage sum
+    "dq_first": {"dq_first": True},
+    "dq_first + early_dp s3": {"dq_first": True, "dkv_early_dp": True, "dkv_stages": 3},
 }
-SWITCHES = ("fwd_pipe", "dkv_early_dp")  # the boolean fields kept in --dry-run
+SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first")  # the boolean fields kept in --dry-run
 
 
 def config(name: str, n_chunks: int) -> RT.RATTritonConfig:
@@ -109,7 +113,7 @@ def main() -> None:
             torch.cuda.empty_cache()
     print(f"\n== rat/triton v8 overlap variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, {'fp32 interpreter' if DRY else 'bf16'}; "
           f"{_common.elapsed():.0f} s) ==")
-    print(f"{'variant':24s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'TF/s':>5s} {'dq ms':>6s} "
+    print(f"{'variant':24s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'TF/s':>5s} {'pre ms':>6s} {'dq ms':>6s} "
           f"{'stages':>7s} {'train ms':>8s}")
     chk = {r["variant"]: r.get("pass", "error") for r in out.res["checks"]}
     nan = float("nan")
@@ -117,9 +121,10 @@ def main() -> None:
         s = r.get("stages_ms", {})
         print(f"{r['variant']:24s} {chk.get(r['variant'])!s:6s} {r.get('fwd_alone_ms', nan):7.2f} "
               f"{r.get('fwd_tflops', nan):5.0f} {r.get('bwd_dkv_alone_ms', nan):7.2f} {r.get('dkv_tflops', nan):5.0f} "
-              f"{s.get('bwd_dq', nan):6.2f} {r.get('stage_sum_ms', nan):7.2f} {r.get('train_ms', nan):8.2f}"
+              f"{s.get('bwd_pre', nan):6.2f} {s.get('bwd_dq', s.get('bwd_dq_pre', nan)):6.2f} {r.get('stage_sum_ms', nan):7.2f} {r.get('train_ms', nan):8.2f}"
               + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))
-    print("(fwd, dkv: the kernel alone, do_bench; dq: CUDA-event median; stages: sum of the event medians; train: "
+    print("(fwd, dkv: the kernel alone, do_bench; pre (Delta, RoPE(q)), dq: CUDA-event medians, dq_first: bwd_dq_pre "
+          "(dq + Delta + RoPE(q)), no pre; stages: sum of the event medians; train: "
           "do_bench of forward + backward)")
 
 
