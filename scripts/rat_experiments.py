@@ -16,6 +16,13 @@ that measured faster (dK/dV 17.15 vs 17.76 ms, train 42.14 vs 43.24 ms by do_ben
 reports/rat-triton/run5_overlap_v8.*); to confirm in a harness run:
     PYTHONPATH=scripts python run_bench.py --register rat/triton-edp3=rat_experiments:RATTritonEarlyDP3 \
         --device cuda --impl rat/triton,rat/triton-edp3 --mode train --seq-len 4k,32k,128k --tokens 128k
+
+RATTritonDqFirstEDP3: RATTritonEarlyDP3 plus dq_first (impls/rat/NOTES.md v10: bwd_dq_pre_kernel runs first and
+writes Delta and RoPE(q) itself, bwd_pre is skipped; 7 instead of 10 token passes before dK/dV). Not measured;
+after scripts/gpu_rat_overlap.py has checked and timed it, in one harness run beside the other two:
+    PYTHONPATH=scripts python run_bench.py --register rat/triton-edp3=rat_experiments:RATTritonEarlyDP3 \
+        --register rat/triton-dqf=rat_experiments:RATTritonDqFirstEDP3 --device cuda \
+        --impl rat/triton,rat/triton-edp3,rat/triton-dqf --mode train --seq-len 4k,32k,128k --tokens 128k
 """
 from __future__ import annotations
 
@@ -41,3 +48,9 @@ class RATTritonEarlyDP3(RATTritonV8):
     description = "rat/triton with dkv_early_dp and 3 dK/dV pipeline stages: an experiment"
     LONG: ClassVar[dict] = {"dkv_early_dp": True, "dkv_stages": 3}
     SHORT: ClassVar[dict] = {"dkv_early_dp": True, "dkv_stages": 3}
+
+
+class RATTritonDqFirstEDP3(RATTritonV8):
+    description = "rat/triton with dq_first, dkv_early_dp and 3 dK/dV pipeline stages: an experiment"
+    LONG: ClassVar[dict] = {"dq_first": True, "dkv_early_dp": True, "dkv_stages": 3}
+    SHORT: ClassVar[dict] = {"dq_first": True, "dkv_early_dp": True, "dkv_stages": 3}
