@@ -81,7 +81,8 @@ def _run_parser() -> argparse.ArgumentParser:
                                     "(default: op; paper preset: layer,model)")
     lv.add_argument("--kind", help="layer kinds: attention, swa, linear, rat, rnn, e.g. attention,rat,rnn")
     lv.add_argument("--layer-chunk-size", help="RAT chunk sizes at layer level (default: --chunk-size), e.g. 16,64,128")
-    lv.add_argument("--compile", help="torch.compile the layer (train, prefill): no, yes or no,yes (default: no)")
+    lv.add_argument("--compile", help="torch.compile the layer (train, prefill) or, at model level, every layer's glue "
+                    "(prefill and decode steps): no, yes or no,yes (default: no)")
     lv.add_argument("--decode-fill", choices=["prefill", "none"],
                     help="layer decode cache: real prefills of T - 1 tokens (default) or only the position set")
     lv.add_argument("--model", help="model mixers, hybrids as <even>-<odd>, e.g. attention,rat,attention-swa,rat-swa")

@@ -7,7 +7,8 @@ residual) with Dm = H * D, built and called by models.cases.layer_callable:
     decode   one layer step at position T - 1 of a cache filled by real prefills of T - 1 random tokens
              (weights in the case's dtype); on CUDA replayed as a CUDA graph (bench.timing)
 ``compiled`` cases torch.compile the layer (train, prefill): the compiler fuses the layer's glue, the
-implementation stays opaque (models/layers.py). Kinds: attention, swa, linear, rat (chunk_size L), rnn
+implementation stays opaque (models/layers.py). Model cases with ``compiled`` compile every layer's glue for the
+prefill and the decode steps (models.lm.LanguageModel.compile_glue; the mixers' implementations unchanged). Kinds: attention, swa, linear, rat (chunk_size L), rnn
 (RAT with one chunk of T tokens). Timing, memory, NVML, statuses: as op-level cases (bench.runner). Before
 timing, the layer with the implementation is compared with the same layer (same weights) with the family
 reference on a small shape (models.checks.check_layer): output, input gradient (train), prefill + steps
@@ -138,10 +139,12 @@ def expand(spec: SweepSpec, level: str) -> list[Case]:
             if "linear" in kinds:
                 p["decay"] = spec.decays[0]
             for impl_list in choices:
-                cases.append(Case(impl="+".join(impl_list), mode="generate", batch=spec.model_batch or 0,
-                                  seq_len=spec.prompt_len, heads=spec.heads[0], head_dim=spec.head_dims[0], dtype=dtype,
-                                  device=spec.device, level="model", kind=mixer, compiled=False,
-                                  new_tokens=spec.new_tokens, n_layers=spec.n_layers, **p))
+                for compiled in dict.fromkeys(spec.compile):
+                    cases.append(Case(impl="+".join(impl_list), mode="generate", batch=spec.model_batch or 0,
+                                      seq_len=spec.prompt_len, heads=spec.heads[0], head_dim=spec.head_dims[0],
+                                      dtype=dtype, device=spec.device, level="model", kind=mixer,
+                                      compiled=bool(compiled), new_tokens=spec.new_tokens, n_layers=spec.n_layers,
+                                      **p))
     else:
         raise SweepError(f"bench.levels expands layer and model levels, not {level!r}")
     return cases
@@ -333,7 +336,8 @@ def _run_model(runner, case: Case):  # -> bench.results.Row
     g = measure_generation(cfg, device=case.device, dtype=torch_dtype(case.dtype), prompt_len=case.seq_len,
                            n_new=case.new_tokens or 1024, batch=case.batch or None,
                            max_batch_limit=runner.spec.max_batch_limit,
-                           graphs="auto" if runner.spec.cuda_graphs else "off", seed=runner.spec.seed)
+                           graphs="auto" if runner.spec.cuda_graphs else "off", seed=runner.spec.seed,
+                           compile_glue=bool(case.compiled))
     ms = (g.prefill_s + g.decode_s) * 1e3
     row = Row.for_case(case, "ok", ms_median=ms, ms_p20=ms, ms_p80=ms, n_samples=1, samples_ms=[round(ms, 3)],
                        timer="wall-clock (synchronised)", timed_call="generate (prefill + decode steps)",

@@ -167,11 +167,12 @@ def table1_rows(df) -> list[dict]:  # type: ignore[no-untyped-def]
     att_fa2 = att[att.impl == FA2].tokens_per_s.max() if (att.impl == FA2).any() else None
     att_best = att.tokens_per_s.max() if not att.empty else None
     out = []
-    for _, r in mod.sort_values(["kind", "impl"]).iterrows():
+    order = mod.assign(_compiled=[v is True for v in mod.get("compiled", [None] * len(mod))])
+    for _, r in order.sort_values(["kind", "impl", "_compiled"]).iterrows():
         tps = float(r.tokens_per_s) if r.status == "ok" and r.tokens_per_s is not None else None
         det = r.details if isinstance(r.details, dict) else {}
         out.append({
-            "mixer": r.kind, "impl": r.impl, "status": r.status, "reason": r.reason, "batch": int(r.batch),
+            "mixer": r.kind, "impl": r.impl, "compiled": r.get("compiled") is True, "status": r.status, "reason": r.reason, "batch": int(r.batch),
             "tokens_per_s": tps, "decode_tokens_per_s": det.get("decode_tokens_per_s"),
             "cache_gib": None if r.cache_bytes is None or (isinstance(r.cache_bytes, float) and math.isnan(r.cache_bytes))
             else float(r.cache_bytes) / 2**30,
@@ -248,12 +249,13 @@ def table1_markdown(df) -> str:  # type: ignore[no-untyped-def]
         ours = _fmt(r["tokens_per_s"]) if r["status"] == "ok" else r["status"]
         batch = str(r["batch"]) + (" (search limit)" if r["max_batch_limit_reached"] else "")
         sp = [_x(r[k]) for k in ("paper_speedup", "speedup_vs_attention_fa2", "speedup_vs_fastest_attention")]
-        out.append(f"| {r['mixer']} | `{r['impl']}` | {batch} | {_fmt(r['paper_tokens_per_s'])} | {ours} | "
+        impl = f"`{r['impl']}`" + (" (compiled)" if r["compiled"] else "")
+        out.append(f"| {r['mixer']} | {impl} | {batch} | {_fmt(r['paper_tokens_per_s'])} | {ours} | "
                    f"{_fmt(r['ratio'])} | " + " | ".join(sp) + f" | {_fmt(r['decode_tokens_per_s'])} | "
                    f"{_fmt(r['cache_gib'])} | {r['decode_mode'] or '-'} |")
     bad = [r for r in rows if r["status"] != "ok"]
     for r in bad:
-        out.append(f"\n- {r['mixer']} `{r['impl']}`: {r['status']}: {str(r['reason'])[:300]}")
+        out.append(f"\n- {r['mixer']} `{r['impl']}`" + (" (compiled)" if r["compiled"] else "") + f": {r['status']}: {str(r['reason'])[:300]}")
     out.append("")
     return "\n".join(out)
 

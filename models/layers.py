@@ -28,7 +28,13 @@ that this rounds f to bf16 (spacing 2^-8 just below 1): 1 - f is quantised in st
 1 - f in [1/16, 1/2] at init: up to ~3% relative error), and gates above 1 - 2^-9 become exactly 1.
 
 torch.compile: the implementation call is opaque to the compiler (torch.compiler.disable), so compiling
-a layer fuses the layer's glue and leaves the implementation's kernels as they are.
+a layer fuses the layer's glue and leaves the implementation's kernels as they are. Every layer call is
+``post(x, impl(pre(x)))``: ``_pre`` (RMSNorm + projections, gates, RoPE) and ``_post`` (output gate, out_proj,
+residual) take and return tensors only (positions stay outside: attention passes the RoPE rows of its
+positions in), so ``compile_glue()`` can torch.compile exactly these two functions for prefill and decode.
+Layers of one class share the compiled code (parameters are graph inputs) and the batch dim is marked
+dynamic, so a model of 24 layers decoding at any batch compiles each function about once
+(models.lm.LanguageModel.compile_glue).
 
 Decode (every layer): ``cache = layer.init_cache(batch, max_len, device, dtype)``,
 ``y = layer.prefill(cache, x)`` for a prompt x (B, T0, Dm), then ``y_t = layer.step(cache, x_t)`` for
@@ -40,7 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +70,30 @@ def _opaque(fn, *args, **kwargs):
     projections, gates, RoPE) while the implementation runs as itself (its kernels, or its own compiled
     graph), so a compiled layer still names exactly which attention kernel ran."""
     return fn(*args, **kwargs)
+
+
+_COMPILED: dict[tuple[Callable, str], Callable] = {}
+
+
+def _compiled(fn: Callable, backend: str = "inductor") -> Callable:
+    """torch.compile(fn), one wrapper per function and backend (the compiled code is shared by every layer of
+    a class: its parameters are graph inputs, not guarded constants)."""
+    if (fn, backend) not in _COMPILED:
+        # one entry per layer class and input rank share each function's cache: keep them all compiled
+        cfg = torch._dynamo.config
+        for name in ("recompile_limit", "cache_size_limit"):
+            if getattr(cfg, name, 64) < 64:
+                setattr(cfg, name, 64)
+        _COMPILED[fn, backend] = torch.compile(fn, backend=backend)
+    return _COMPILED[fn, backend]
+
+
+def _batch_dynamic(*ts: Any) -> None:
+    """Mark dim 0 (the batch) of the tensors dynamic for torch.compile, so prefill pieces and decode batches
+    of any size share one compiled graph instead of recompiling per size."""
+    for t in ts:
+        if isinstance(t, torch.Tensor) and t.dim() >= 2:
+            torch._dynamo.maybe_mark_dynamic(t, 0)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -124,7 +154,8 @@ class LayerCache:
 
 
 class MixerLayer(nn.Module):
-    """Common base: pre-RMSNorm, a token mixer, residual. Subclasses fill _mix, _mix_prefill, _mix_step."""
+    """Common base: pre-RMSNorm, a token mixer, residual: ``_post(x, impl(_pre(x)))``. Subclasses fill _proj
+    (projections of the normalised input), _out (output gate and projection), _forward_impl and _tables."""
 
     kind: str = ""
     family: str = ""
@@ -147,15 +178,69 @@ class MixerLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_x(x, 3)
-        return x + self._mix(self.norm(x))
+        return self._run("forward", None, x)
 
     def prefill(self, cache: LayerCache, x: torch.Tensor) -> torch.Tensor:
         self._check_x(x, 3)
-        return x + self._mix_prefill(cache, self.norm(x))
+        return self._run("prefill", cache, x)
 
     def step(self, cache: LayerCache, x_t: torch.Tensor) -> torch.Tensor:
         self._check_x(x_t, 2)
-        return x_t + self._mix_step(cache, self.norm(x_t))
+        return self._run("step", cache, x_t)
+
+    def compile_glue(self, enabled: bool = True, backend: str = "inductor") -> None:
+        """torch.compile the layer's glue (``_pre``, ``_post``) for forward, prefill and step; the
+        implementation keeps running as itself. ``enabled=False`` goes back to eager glue. ``backend``:
+        torch.compile's (tests use "aot_eager", which needs no C++ toolchain)."""
+        self._glue = (_compiled(type(self)._pre, backend), _compiled(type(self)._post, backend)) if enabled else None
+
+    @property
+    def glue_compiled(self) -> bool:
+        return getattr(self, "_glue", None) is not None
+
+    def _run(self, mode: str, cache: LayerCache | None, x: torch.Tensor) -> torch.Tensor:
+        tables = self._tables(mode, cache, x)
+        glue = getattr(self, "_glue", None)
+        if glue is None:
+            args, extras = self._pre(x, *tables)
+            return self._post(x, self._call(mode, cache, args), *extras)
+        pre, post = glue
+        _batch_dynamic(x)
+        args, extras = pre(self, x, *tables)
+        y = self._call(mode, cache, args)
+        _batch_dynamic(y, *extras)
+        return post(self, x, y, *extras)
+
+    # the pieces (subclasses fill _proj, _out, _forward_impl and, if needed, _tables)
+    def _pre(self, x: torch.Tensor, *tables: torch.Tensor) -> tuple[tuple, tuple]:
+        """RMSNorm + projections: (the implementation's inputs, extras that _post needs)."""
+        return self._proj(self.norm(x), *tables)
+
+    def _post(self, x: torch.Tensor, y: torch.Tensor, *extras: torch.Tensor) -> torch.Tensor:
+        return x + self._out(y, *extras)
+
+    def _tables(self, mode: str, cache: LayerCache | None, x: torch.Tensor) -> tuple:
+        """Position-dependent tensors _proj needs (token RoPE rows); none by default."""
+        return ()
+
+    def _proj(self, h: torch.Tensor, *tables: torch.Tensor) -> tuple[tuple, tuple]:
+        raise NotImplementedError
+
+    def _out(self, y: torch.Tensor, *extras: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward_impl(self, *args: Any) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _call(self, mode: str, cache: LayerCache | None, args: tuple) -> torch.Tensor:
+        """The implementation's forward, prefill or step, opaque to torch.compile."""
+        if mode == "forward":
+            return self._forward_impl(*args)
+        return _opaque(getattr(self.impl, mode), cache.state, *args)
+
+    def _mix_any(self, mode: str, cache: LayerCache | None, h: torch.Tensor) -> torch.Tensor:
+        args, extras = self._proj(h, *self._tables(mode, cache, h))
+        return self._out(self._call(mode, cache, args), *extras)
 
     def init_cache(self, batch: int, max_len: int, device: torch.device | str, dtype: torch.dtype) -> LayerCache:
         raise NotImplementedError
@@ -166,14 +251,15 @@ class MixerLayer(nn.Module):
         can serve both. The default: every position is different."""
         return ("pos", pos)
 
+    # the mixer alone, on the normalised input (models.checks compares these without the residual)
     def _mix(self, h: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self._mix_any("forward", None, h)
 
     def _mix_prefill(self, cache: LayerCache, h: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self._mix_any("prefill", cache, h)
 
     def _mix_step(self, cache: LayerCache, h: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        return self._mix_any("step", cache, h)
 
 
 # ----- attention and sliding-window attention ---------------------------------------------------
@@ -194,8 +280,8 @@ class AttentionLayer(MixerLayer):
         self.qkv_proj = nn.Linear(d_model, 3 * inner, bias=False, device=device, dtype=dtype)
         self.out_proj = nn.Linear(inner, d_model, bias=False, device=device, dtype=dtype)
 
-    # family-specific pieces (SWALayer overrides these three)
-    def _attend(self, q, k, v):
+    # family-specific pieces (SWALayer overrides these two)
+    def _forward_impl(self, q, k, v):
         return _opaque(self.impl.forward, q, k, v, causal=True)
 
     def _impl_state(self, batch, max_len, device, dtype):
@@ -216,30 +302,31 @@ class AttentionLayer(MixerLayer):
                                 dtype=_compute_dtype(dtype))
         return cos[:, None, :], sin[:, None, :]  # (T, 1, D): broadcast over heads
 
-    def _mix(self, h):
-        B, T, _ = h.shape
-        cos, sin = self._rope(T, h.device, h.dtype)
-        q, k, v = self._qkv(h, cos, sin)
-        return self.out_proj(self._attend(q, k, v).flatten(-2))
+    def _tables(self, mode, cache, x):
+        """The token RoPE rows of the positions this call writes: (T, 1, D) or, for a step, (1, D)."""
+        if mode == "forward":
+            return self._rope(x.shape[1], x.device, x.dtype)
+        n = cache.rope_cos.shape[0]
+        if mode == "prefill":
+            T0 = x.shape[1]
+            if T0 > n:
+                raise ValueError(f"the cache holds max_len={n} tokens; the prompt has {T0}")
+            return cache.rope_cos[:T0], cache.rope_sin[:T0]
+        p = cache.state.pos
+        if p >= n:
+            raise ValueError(f"the cache holds max_len={n} tokens and is full")
+        return cache.rope_cos[p], cache.rope_sin[p]
+
+    def _proj(self, h, cos, sin):
+        return self._qkv(h, cos, sin), ()
+
+    def _out(self, o):
+        return self.out_proj(o.flatten(-2))
 
     def init_cache(self, batch: int, max_len: int, device: torch.device | str, dtype: torch.dtype) -> LayerCache:
         state = self._impl_state(batch, max_len, torch.device(device), dtype)
         cos, sin = self._rope(max_len, torch.device(device), dtype)
         return LayerCache(state, cos, sin)
-
-    def _mix_prefill(self, cache, h):
-        T0 = h.shape[1]
-        if T0 > cache.rope_cos.shape[0]:
-            raise ValueError(f"the cache holds max_len={cache.rope_cos.shape[0]} tokens; the prompt has {T0}")
-        q, k, v = self._qkv(h, cache.rope_cos[:T0], cache.rope_sin[:T0])
-        return self.out_proj(_opaque(self.impl.prefill, cache.state, q, k, v).flatten(-2))
-
-    def _mix_step(self, cache, h):
-        p = cache.state.pos
-        if p >= cache.rope_cos.shape[0]:
-            raise ValueError(f"the cache holds max_len={cache.rope_cos.shape[0]} tokens and is full")
-        q, k, v = self._qkv(h, cache.rope_cos[p], cache.rope_sin[p])
-        return self.out_proj(self.impl.step(cache.state, q, k, v).flatten(-2))
 
 
 class SWALayer(AttentionLayer):
@@ -257,7 +344,7 @@ class SWALayer(AttentionLayer):
         super().__init__(d_model, heads, head_dim, impl, rope_base=rope_base, eps=eps, device=device, dtype=dtype)
         self.window = window
 
-    def _attend(self, q, k, v):
+    def _forward_impl(self, q, k, v):
         return _opaque(self.impl.forward, q, k, v, window=self.window)
 
     def _impl_state(self, batch, max_len, device, dtype):
@@ -297,24 +384,18 @@ class LinearAttentionLayer(MixerLayer):
             decay = F.logsigmoid(a.to(_compute_dtype(a.dtype))) / LINEAR_DECAY_NORMALISER
         return q, k, v, decay
 
+    def _proj(self, h):
+        return self._project(h), ()
+
     def _out(self, o):
         return self.out_proj(self.out_norm(o).flatten(-2))
 
-    def _mix(self, h):
-        q, k, v, decay = self._project(h)
-        return self._out(_opaque(self.impl.forward, q, k, v, decay=decay))
+    def _forward_impl(self, q, k, v, decay):
+        return _opaque(self.impl.forward, q, k, v, decay=decay)
 
     def init_cache(self, batch: int, max_len: int, device: torch.device | str, dtype: torch.dtype) -> LayerCache:
         return LayerCache(self.impl.init_state(batch, self.heads, self.head_dim, max_len, device=device,
                                                dtype=dtype))
-
-    def _mix_prefill(self, cache, h):
-        q, k, v, decay = self._project(h)
-        return self._out(_opaque(self.impl.prefill, cache.state, q, k, v, decay))
-
-    def _mix_step(self, cache, h):
-        q, k, v, decay = self._project(h)
-        return self._out(self.impl.step(cache.state, q, k, v, decay))
 
     def decode_signature(self, cache: LayerCache, pos: int) -> Hashable:
         return ()  # the state S does not depend on the position
@@ -374,13 +455,16 @@ class RATLayer(MixerLayer):
         f = torch.sigmoid(g.to(cdt) + self.gate_bias.to(cdt)).unflatten(-1, (H, D)).to(q.dtype)
         return z, q, k, v, f
 
-    def _out(self, z, y):
+    def _proj(self, h):
+        z, q, k, v, f = self._project(h)
+        return (q, k, v, f), (z,)
+
+    def _out(self, y, z):
         return self.out_proj(torch.sigmoid(z) * y.flatten(-2))
 
-    def _mix(self, h):
-        L = h.shape[1] if self.chunk_size is None else self.chunk_size
-        z, q, k, v, f = self._project(h)
-        return self._out(z, _opaque(self.impl.forward, q, k, v, f, chunk_size=L, rope=self.rope))
+    def _forward_impl(self, q, k, v, f):
+        L = q.shape[1] if self.chunk_size is None else self.chunk_size
+        return _opaque(self.impl.forward, q, k, v, f, chunk_size=L, rope=self.rope)
 
     def decode_chunk_size(self, max_len: int) -> int:
         """The chunk size of the decode state; for the RNN one chunk covering max_len tokens, rounded up
@@ -392,14 +476,6 @@ class RATLayer(MixerLayer):
     def init_cache(self, batch: int, max_len: int, device: torch.device | str, dtype: torch.dtype) -> LayerCache:
         return LayerCache(self.impl.init_state(batch, self.heads, self.head_dim, max_len, device=device, dtype=dtype,
                                                chunk_size=self.decode_chunk_size(max_len), rope=self.rope))
-
-    def _mix_prefill(self, cache, h):
-        z, q, k, v, f = self._project(h)
-        return self._out(z, _opaque(self.impl.prefill, cache.state, q, k, v, f))
-
-    def _mix_step(self, cache, h):
-        z, q, k, v, f = self._project(h)
-        return self._out(z, self.impl.step(cache.state, q, k, v, f))
 
     def decode_signature(self, cache: LayerCache, pos: int) -> Hashable:
         # per rat.md a step depends on the position only through the chunk c and whether l == 0
@@ -438,7 +514,22 @@ class FeedForward(nn.Module):
         self.fc2 = nn.Linear(mult * d_model, d_model, bias=False, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fn = getattr(self, "_glue", None)
+        if fn is None:
+            return self._ffn(x)
+        _batch_dynamic(x)
+        return fn(self, x)
+
+    def _ffn(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.fc2(F.gelu(self.fc1(self.norm(x))))
+
+    def compile_glue(self, enabled: bool = True, backend: str = "inductor") -> None:
+        """torch.compile the whole block (as MixerLayer.compile_glue)."""
+        self._glue = _compiled(FeedForward._ffn, backend) if enabled else None
+
+    @property
+    def glue_compiled(self) -> bool:
+        return getattr(self, "_glue", None) is not None
 
     # decode: position-free, no cache
     def init_cache(self, batch: int, max_len: int, device: torch.device | str, dtype: torch.dtype) -> LayerCache:

@@ -162,6 +162,13 @@ class LanguageModel(nn.Module):
         self.layers = nn.ModuleList(layers)  # mixer, ffn, mixer, ffn, ...
         self.norm = RMSNorm(c.d_model, c.eps, device=device, dtype=dtype)
 
+    def compile_glue(self, enabled: bool = True, backend: str = "inductor") -> None:
+        """torch.compile every layer's glue (norms, projections, gates, RoPE, FFN, residuals) for prefill and
+        decode steps; the mixers' implementations run as themselves (models.layers). Compiles at the first
+        calls (about once per layer class and input rank: the batch dim is dynamic)."""
+        for layer in self.layers:
+            layer.compile_glue(enabled, backend)
+
     @property
     def mixers(self) -> list[MixerLayer]:
         return [m for m in self.layers if isinstance(m, MixerLayer)]

@@ -62,6 +62,7 @@ class Generation:
     graph_tokens_equal_eager: bool | None = None
     graph_sequences_equal_fraction: float | None = None
     warmup_s: float | None = None
+    compiled: bool = False  # every layer's glue torch.compile'd (LanguageModel.compile_glue)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -78,13 +79,18 @@ def measure_generation(config: LMConfig, *, device: str = "cuda", dtype: torch.d
                        prompt_len: int = 3072, n_new: int = 1024, batch: int | None = None,
                        max_batch_limit: int = 8192, batch_multiple: int = 8, search_start: int = 64,
                        prefill_batch: int | None = None, graphs: str = "auto", check_batch: int = 8,
-                       oom_retries: int = 2, seed: int = 0) -> Generation:
+                       oom_retries: int = 2, seed: int = 0, compile_glue: bool = False) -> Generation:
     """Generation throughput of the model of ``config`` (module docstring). ``batch=None`` searches the
-    largest batch that fits, up to ``max_batch_limit``."""
+    largest batch that fits, up to ``max_batch_limit``. ``compile_glue``: torch.compile every layer's glue
+    (models.lm.LanguageModel.compile_glue); it compiles in the batch search and the warm-up, before the timed
+    generate (the batch dim is dynamic, so the timed batch and prefill pieces reuse those graphs)."""
     dev = torch.device(device)
     torch.manual_seed(seed)
     model = LanguageModel(config, device=dev, dtype=dtype).eval()
-    res = Generation(config.mixer, dict(config.impls), config.n_params(), batch or 0, prompt_len, n_new)
+    if compile_glue:
+        model.compile_glue()
+    res = Generation(config.mixer, dict(config.impls), config.n_params(), batch or 0, prompt_len, n_new,
+                     compiled=compile_glue)
     pb = prefill_batch or max(1, PREFILL_TOKENS // prompt_len)
     if batch is None:
         t = time.perf_counter()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The RAT paper's Figure 3 (layer level) and Table 1 (model level) on one GPU, in commands of under 10 minutes.
 #
-#   OUT=/path bash scripts/gpu_paper.sh layer|model|compiled [STAGE]
+#   OUT=/path bash scripts/gpu_paper.sh layer|model|compiled|model-compiled [STAGE]
 #
 # Each phase is one harness run directory, $OUT/<phase> (results.jsonl, run.json, report.md: three files,
 # no figures, so that everything comes back from a remote machine). If STAGE/<phase>/run.json exists
@@ -17,13 +17,16 @@
 #             that fits: attention (FA2, cuDNN), RAT, attention-SWA, RAT-SWA (SWA: swa/flex)
 #   compiled  the paper's torch.compile protocol for the headline series: attention (FA2, cuDNN) and RAT
 #             L = 16, train and prefill (each shape compiles once: slower)
+#   model-compiled  Table 1 for attention (FA2) and RAT with every layer's glue torch.compile'd for the prefill
+#             and the decode steps (--compile yes at model level; the mixers' kernels unchanged)
 # Then, on any machine: bash scripts/gpu_paper.sh merge [STAGE] -> STAGE/all/report.md with the figures and the
 # side-by-side section (bench/paper.py) over every phase's rows.
-# Environment: DEVICE (cuda), TIME_LIMIT (layer 420, model 240, compiled 420), LAYER_IMPLS, MODEL_IMPLS,
+# Environment: DEVICE (cuda), TIME_LIMIT (layer 420, model 240, compiled 420, model-compiled 300), LAYER_IMPLS,
+# MODEL_IMPLS, MODEL_KINDS (model-compiled: attention,rat),
 # RETRY (statuses to run again when resuming a stage, e.g. RETRY=error after a fix), SEQ_LEN (a new phase's
 # sequence lengths instead of the preset's, e.g. SEQ_LEN=128k for the compiled headline point).
 set -euo pipefail
-phase=${1:?usage: gpu_paper.sh layer|model|compiled|merge [STAGE]}
+phase=${1:?usage: gpu_paper.sh layer|model|compiled|model-compiled|merge [STAGE]}
 stage=${2:-reports/h200-paper}
 dev=${DEVICE:-cuda}
 common=(--no-progress --no-figures)
@@ -40,11 +43,15 @@ case "$phase" in
     args=(--preset paper --level layer --device "$dev" --kind attention,rat --layer-chunk-size 16
           --mode train,prefill --compile yes --impl "${LAYER_IMPLS:-full/sdpa-flash,full/sdpa-cudnn,rat/triton}")
     limit=${TIME_LIMIT:-420} ;;
+  model-compiled)
+    args=(--preset paper --level model --device "$dev" --compile yes --model "${MODEL_KINDS:-attention,rat}"
+          --impl "${MODEL_IMPLS:-full/sdpa-flash,rat/triton}")
+    limit=${TIME_LIMIT:-300} ;;
   merge)
     mkdir -p "$stage/all"
     : > "$stage/all/results.jsonl"
     first=""
-    for p in layer compiled model; do
+    for p in layer compiled model model-compiled; do
       if [ -f "$stage/$p/results.jsonl" ]; then
         cat "$stage/$p/results.jsonl" >> "$stage/all/results.jsonl"
         [ -n "$first" ] || first=$p
@@ -54,7 +61,7 @@ case "$phase" in
     cp "$stage/$first/run.json" "$stage/all/run.json"
     python run_bench.py report "$stage/all"
     exit 0 ;;
-  *) echo "unknown phase $phase (layer, model, compiled, merge)" >&2; exit 2 ;;
+  *) echo "unknown phase $phase (layer, model, compiled, model-compiled, merge)" >&2; exit 2 ;;
 esac
 [ -z "${SEQ_LEN:-}" ] || args+=(--seq-len "$SEQ_LEN")
 : "${OUT:?set OUT to the output folder}"

@@ -104,6 +104,32 @@ def test_model_level_end_to_end_with_max_batch_search(tmp_path, monkeypatch):
     assert "Table 1" in (out / "report.md").read_text()
 
 
+def test_model_cases_compile_the_glue_when_asked(monkeypatch):
+    """--compile no,yes gives an eager and a compiled model case; the compiled one reaches measure_generation
+    as compile_glue=True and its row and label say so."""
+    import models.throughput
+    from bench.levels import run_case
+    from bench.runner import Runner
+
+    spec = SweepSpec(impls=["rat/reference"], levels=["model"], models=["rat"], compile=[False, True], heads=[2],
+                     head_dims=[8], chunk_sizes=[4], prompt_len=8, new_tokens=3, n_layers=1, model_batch=2,
+                     vocab_size=50, check_accuracy=False, device="cpu", dtype="float32")
+    cases = expand(spec)
+    assert [c.compiled for c in cases] == [False, True]
+    assert "compiled" in cases[1].label and "compiled" not in cases[0].label
+    seen = []
+
+    def fake(cfg, **kw):
+        seen.append(kw["compile_glue"])
+        return models.throughput.Generation("rat", {}, 1, 2, 8, 3, tokens_per_s=1.0, decode_tokens_per_s=1.0,
+                                            prefill_s=0.5, decode_s=0.5, cache_bytes=8, compiled=kw["compile_glue"])
+
+    monkeypatch.setattr(models.throughput, "measure_generation", fake)
+    rows = [run_case(Runner(Path("unused.jsonl"), spec), c) for c in cases]
+    assert seen == [False, True] and [r.compiled for r in rows] == [False, True]
+    assert rows[1].details["compiled"] is True
+
+
 def test_half_precision_model_case_with_triton_kernels(tmp_path):
     """The GPU runs bf16; the CPU tests mostly fp32. fp16 (which the Triton interpreter computes correctly)
     exercises the low-precision path end to end: autocast in the layer check, the decode cache's dtype,

@@ -520,3 +520,29 @@ def test_decode_callable_without_fill():
     assert dec.cache.pos == 9
     with pytest.raises(ValueError, match="fill"):
         layer_callable(LayerCase("rat", "rat/reference", "decode", 2, 9, fill="zeros", **kw))
+
+
+@pytest.mark.parametrize("mixer", ["rat-swa", "linear"])
+def test_compiled_glue_generates_the_same_tokens_without_recompiling_per_layer_or_position(mixer):
+    """LanguageModel.compile_glue: prefill pieces of two sizes and decode steps at many positions give the
+    eager tokens; the layers of a class share the compiled glue and positions stay outside it, so the number
+    of graphs does not grow with the layers or the steps (aot_eager: dynamo's guards without a C++ toolchain)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    m = tiny(mixer)
+    ids = torch.randint(0, 50, (5, 6))
+    eager = m.generate(ids, 7, prefill_batch=3).tokens
+    torch._dynamo.reset()
+    counters.clear()
+    m.compile_glue(backend="aot_eager")
+    assert all(layer.glue_compiled for layer in m.layers)
+    assert torch.equal(m.generate(ids, 7, prefill_batch=3).tokens, eager)  # pieces of 3 and 2 sequences
+    graphs = counters["stats"]["unique_graphs"]
+    n_kinds = len(set(m.config.kinds()))
+    # per mixer class: _pre and _post at two ranks (prefill, step); the FFN block at two ranks
+    assert 0 < graphs <= 4 * n_kinds + 2, graphs
+    assert torch.equal(m.generate(ids[:4], 7, prefill_batch=4).tokens, eager[:4])  # another batch: no new graph
+    assert counters["stats"]["unique_graphs"] == graphs
+    m.compile_glue(False)
+    assert not any(layer.glue_compiled for layer in m.layers)
