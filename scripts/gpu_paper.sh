@@ -51,7 +51,7 @@ case "$phase" in
     mkdir -p "$stage/all"
     : > "$stage/all/results.jsonl"
     first=""
-    for p in layer compiled model model-compiled; do
+    for p in layer layer-rnn compiled model model-compiled; do  # a later phase's row of the same case wins
       if [ -f "$stage/$p/results.jsonl" ]; then
         cat "$stage/$p/results.jsonl" >> "$stage/all/results.jsonl"
         [ -n "$first" ] || first=$p
