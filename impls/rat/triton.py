@@ -23,6 +23,14 @@ import torch
 from impls.rat.base import RAT, RATState
 from impls.rope import rope_cos_sin
 
+#: the allowed RATTritonConfig.exp2_poly_* values (impls/exp2_fma.exp2_split: column halves of the tile)
+EXP2_FRACTIONS = (0.0, 0.125, 0.25, 0.5, 1.0)
+
+
+def _poly(frac: float) -> dict:
+    # the EXP2_POLY constexpr only when on: with the switch off every launch is the one it was before v9
+    return {"EXP2_POLY": float(frac)} if frac else {}
+
 
 @dataclass(frozen=True)
 class RATTritonConfig:
@@ -54,6 +62,13 @@ class RATTritonConfig:
     #: the self term read once), then the dK/dV kernel; bwd_pre_kernel is skipped: 7 instead of 10 token
     #: passes before dK/dV (NOTES.md v10). Not measured on a GPU yet; no fused_dq (there is no dq kernel then)
     dq_first: bool = False
+    #: v9 (experiment): the fraction of each softmax tile's columns whose exp2 runs on the FMA pipe (a degree-3
+    #: polynomial, impls/exp2_fma.py: FlashAttention-4's trick) instead of MUFU.EX2: 0 (off), 0.125, 0.25, 0.5
+    #: or 1. _fwd: fwd_kernel; _dkv: bwd_dkv_kernel / bwd_dkv_early_kernel; _dq: bwd_dq_kernel / bwd_dq_pre_kernel.
+    #: Relative error of those P <= 7.5e-5 (bf16 rounds P by up to 2e-3). Not measured on a GPU (NOTES.md v9)
+    exp2_poly_fwd: float = 0.0
+    exp2_poly_dkv: float = 0.0
+    exp2_poly_dq: float = 0.0
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -90,6 +105,15 @@ class RATTritonConfig:
             raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
         if self.dq_first and self.fused_dq:
             raise ValueError("RATTritonConfig: dq_first needs fused_dq=False (fused_dq has no dq kernel to run first)")
+        for name in ("exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq"):
+            if getattr(self, name) not in EXP2_FRACTIONS:
+                raise ValueError(f"RATTritonConfig: {name} must be one of {EXP2_FRACTIONS}, got {getattr(self, name)!r}")
+        if self.exp2_poly_fwd and (self.fwd_pipe or self.fwd_full_v):
+            raise ValueError("RATTritonConfig: exp2_poly_fwd needs fwd_pipe=False, fwd_full_v=False (fwd_kernel only)")
+        if self.exp2_poly_dkv and self.dkv_full:
+            raise ValueError("RATTritonConfig: exp2_poly_dkv needs dkv_full=False")
+        if self.exp2_poly_dq and self.fused_dq:
+            raise ValueError("RATTritonConfig: exp2_poly_dq needs fused_dq=False (no dq kernel); see exp2_poly_dkv")
 
 
 # Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
@@ -255,7 +279,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
         ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
         L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
-        PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
+        PREC=_prec(q.dtype), **_poly(cfg.exp2_poly_fwd), **_kw(cfg.fwd_warps, cfg.fwd_stages),
     ))
     return o, (lse if need_lse else None), ktr, vt, ke, ve
 
@@ -338,13 +362,14 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     def dkv_launch() -> None:
         if cfg.dkv_early_dp:
             K.bwd_dkv_early_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
+                                         **_poly(cfg.exp2_poly_dkv),
                                          **_kw(cfg.dkv_warps, cfg.dkv_stages))
         elif cfg.dkv_full:
             K.bwd_dkv_full_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, D=D, PREC=prec,
                                         REVERSE=cfg.dkv_reverse, **_kw(cfg.dkv_warps, cfg.dkv_stages))
         else:
             K.bwd_dkv_kernel[grid](*dkv_args, dqa, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF,
-                                   PREC=prec, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq,
+                                   PREC=prec, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq, **_poly(cfg.exp2_poly_dkv),
                                    **_kw(cfg.dkv_warps, cfg.dkv_stages))
 
     with _stage("bwd_dkv"):  # the stage includes zeroing the dq accumulator of fused_dq, as before
@@ -362,7 +387,7 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
                 q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
                 q.stride(0), q.stride(1), q.stride(2), *os_, ke.stride(0), ke.stride(1), ke.stride(2),
                 T, H, scale, scale * K.LOG2E,
-                L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec,
+                L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec, **_poly(cfg.exp2_poly_dq),
                 **_kw(cfg.dq_warps, cfg.dq_stages),
             )
     # 4. self-term gradients of kt, vt, chunk-end dK/dV, reverse scan -> dk, dv, df
@@ -405,7 +430,7 @@ def _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L: int, rope: b
         q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, dq,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
         ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale, scale * K.LOG2E,
-        L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype),
+        L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype), **_poly(cfg.exp2_poly_dq),
         **_kw(cfg.dq_warps, cfg.dq_stages),
     ))
     return dq

@@ -25,6 +25,9 @@ Kernels (launchers in impls/rat/triton.py):
                    optionally split over slots with an in-kernel merge (one launch, graph-capturable).
   lscan_*, bwd_lscan_*  (section 5) two-level versions of the two scans for long chunks (chunk_size = T):
                    sub-blocks of S rows in parallel, a carry scan across them, then each re-run.
+  EXP2_POLY        constexpr of fwd, bwd_dkv, bwd_dkv_early, bwd_dq and bwd_dq_pre (default 0.0 = off; v9
+                   experiment): that fraction of each softmax tile's exponentials on the FMA pipe as a
+                   polynomial (impls/exp2_fma.py) instead of MUFU.EX2.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ import triton.language as tl
 
 # the flash-attention inner loops and the decode loop/merge are the core shared with full/swa triton
 from impls.attention_core import LOG2E, decode_finish, decode_inner, dkv_inner, dq_inner, fwd_inner
+from impls.exp2_fma import exp2_split
 
 __all__ = [
     "LOG2E",
@@ -268,6 +272,7 @@ def fwd_kernel(
     s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr,
     ROPE: tl.constexpr, STORE_LSE: tl.constexpr, PREC: tl.constexpr,
+    EXP2_POLY: tl.constexpr = 0.0,
 ):
     pid = tl.num_programs(0) - 1 - tl.program_id(0)  # longest rows first
     bh = tl.program_id(1)
@@ -305,9 +310,9 @@ def fwd_kernel(
     lo = ((t0 // L) // BN) * BN
     koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
     acc1, acc2, l_i, m_i = fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow, crow,
-                                     0, lo, scale2, BN, HALF, False, PREC, False)
+                                     0, lo, scale2, BN, HALF, False, PREC, False, EXP2_POLY)
     acc1, acc2, l_i, m_i = fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KE + e_off, VE + e_off, koff, e_c, crow, crow,
-                                     lo, hi, scale2, BN, HALF, True, PREC, False)
+                                     lo, hi, scale2, BN, HALF, True, PREC, False, EXP2_POLY)
     inv = 1.0 / l_i
     o1 = acc1 * inv[:, None]
     o2 = acc2 * inv[:, None]
@@ -436,7 +441,7 @@ def bwd_dkv_kernel(
     QR, DO, LSE, DELTA, KE, VE, DKE, DVE, DQA,
     o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr,
-    REVERSE: tl.constexpr, DQ_ATOMIC: tl.constexpr,
+    REVERSE: tl.constexpr, DQ_ATOMIC: tl.constexpr, EXP2_POLY: tl.constexpr = 0.0,
 ):
     pid = tl.program_id(0)  # key block 0 has the most queries: it starts first
     bh = tl.program_id(1)
@@ -467,10 +472,10 @@ def bwd_dkv_kernel(
     DQAb = DQA + bh.to(tl.int64) * T * 2 * HALF
     dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, 2 * HALF, o_t,
                                    offs_n, mid, T, T, scale2, 0, L, BM, HALF, False, PREC, REVERSE, DQ_ATOMIC, True,
-                                   False)
+                                   False, EXP2_POLY)
     dk1, dk2, dv1, dv2 = dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, 2 * HALF, o_t,
                                    offs_n, lo, mid, T, scale2, 0, L, BM, HALF, True, PREC, REVERSE, DQ_ATOMIC, True,
-                                   False)
+                                   False, EXP2_POLY)
     dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
     tl.store(DKE + dptr, dk1 * scale, mask=nm)
     tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
@@ -552,7 +557,7 @@ def bwd_dq_kernel(
     Q, KTR, VT, DO, COS, SIN, KE, VE, LSE, DELTA, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr,
-    ROPE: tl.constexpr, PREC: tl.constexpr,
+    ROPE: tl.constexpr, PREC: tl.constexpr, EXP2_POLY: tl.constexpr = 0.0,
 ):
     """dq = RoPE_c^T(scale * (sum_j dS_tj K_j + dS_t,self kt_t)). KTR, VT, DO, DQ share the strides o_*;
     Q has s_*. The self term is added after the loop (its gradients of kt, vt are bwd_scan_kernel's)."""
@@ -592,9 +597,9 @@ def bwd_dq_kernel(
     lo = ((t0 // L) // BN) * BN
     koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
     dq1, dq2 = dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, crow, 0,
-                        lo, scale2, BN, HALF, False, PREC, False)
+                        lo, scale2, BN, HALF, False, PREC, False, EXP2_POLY)
     dq1, dq2 = dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, crow, lo,
-                        hi, scale2, BN, HALF, True, PREC, False)
+                        hi, scale2, BN, HALF, True, PREC, False, EXP2_POLY)
     # self term (q is re-read and re-rotated here: not kept live in float32 through the loop)
     q1 = tl.load(Qt + qptr, mask=vm, other=0.0).to(tl.float32)
     q2 = tl.load(Qt + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
@@ -1149,7 +1154,7 @@ def fwd_pipe_kernel(
 @triton.jit
 def _dkv_early_dp_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, q_t, o_t, offs_n, lo, hi, T,
                         scale2, L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr,
-                        PREC: tl.constexpr):
+                        PREC: tl.constexpr, EXP2_POLY: tl.constexpr = 0.0):
     """attention_core.dkv_inner for RAT (CHUNK, REVERSE, no window, no dq atomics) with the products
     reordered: S^T = K Q^T, then dP^T = V dO^T (it does not need P), then P^T = exp2(S^T scale2 - lse),
     dV += P^T dO, dS^T = P^T (dP^T - Delta), dK += dS^T Q. On sm_90 Triton issues each two-half product
@@ -1176,7 +1181,10 @@ def _dkv_early_dp_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELT
         st = tl.dot(k2, tl.trans(qr2), st, input_precision=PREC)  # [BN, BM]
         dpt = tl.dot(v1, tl.trans(do1), input_precision=PREC)
         dpt = tl.dot(v2, tl.trans(do2), dpt, input_precision=PREC)
-        pt = tl.exp2(st * scale2 - lse[None, :])
+        if EXP2_POLY == 0:
+            pt = tl.exp2(st * scale2 - lse[None, :])
+        else:  # a fraction of the columns on the FMA pipe (impls/exp2_fma.py)
+            pt = exp2_split(st * scale2 - lse[None, :], EXP2_POLY)
         if MASK:
             pt = tl.where(offs_n[:, None] < (rows // L)[None, :], pt, 0.0)
         pb = pt.to(do1.dtype)
@@ -1195,6 +1203,7 @@ def bwd_dkv_early_kernel(
     QR, DO, LSE, DELTA, KE, VE, DKE, DVE,
     o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr,
+    EXP2_POLY: tl.constexpr = 0.0,
 ):
     """bwd_dkv_kernel (grid (ceil(C / BN), B*H), last-to-first walk, no dq atomics) with the inner loop
     _dkv_early_dp_inner."""
@@ -1223,9 +1232,11 @@ def bwd_dkv_early_kernel(
     LSEb = LSE + bh.to(tl.int64) * T
     DELTAb = DELTA + bh.to(tl.int64) * T
     dk1, dk2, dv1, dv2 = _dkv_early_dp_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, 2 * HALF,
-                                             o_t, offs_n, mid, T, T, scale2, L, BM, HALF, False, PREC)
+                                             o_t, offs_n, mid, T, T, scale2, L, BM, HALF, False, PREC,
+                                             EXP2_POLY)
     dk1, dk2, dv1, dv2 = _dkv_early_dp_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, 2 * HALF,
-                                             o_t, offs_n, lo, mid, T, scale2, L, BM, HALF, True, PREC)
+                                             o_t, offs_n, lo, mid, T, scale2, L, BM, HALF, True, PREC,
+                                             EXP2_POLY)
     dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
     tl.store(DKE + dptr, dk1 * scale, mask=nm)
     tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
@@ -1241,7 +1252,7 @@ def bwd_dq_pre_kernel(
     Q, O, KTR, VT, DO, COS, SIN, KE, VE, LSE, DELTA, QR, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, scale, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr,
-    ROPE: tl.constexpr, PREC: tl.constexpr,
+    ROPE: tl.constexpr, PREC: tl.constexpr, EXP2_POLY: tl.constexpr = 0.0,
 ):
     """bwd_pre_kernel and bwd_dq_kernel in one launch, run before the dK/dV kernel. Grid (ceil(T / BM), B*H),
     longest rows first (as bwd_dq_kernel). Per BM query rows: Delta = rowsum(dO * o) (float32; written for
@@ -1303,9 +1314,9 @@ def bwd_dq_pre_kernel(
     lo = ((t0 // L) // BN) * BN
     koff = tl.arange(0, BN)[:, None] * e_c + offs_d[None, :]
     dq1, dq2 = dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, crow, 0,
-                        lo, scale2, BN, HALF, False, PREC, False)
+                        lo, scale2, BN, HALF, False, PREC, False, EXP2_POLY)
     dq1, dq2 = dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KE + e_off, VE + e_off, koff, e_c, crow, crow, lo,
-                        hi, scale2, BN, HALF, True, PREC, False)
+                        hi, scale2, BN, HALF, True, PREC, False, EXP2_POLY)
     dq1 = dq1 * scale
     dq2 = dq2 * scale
     if ROPE:  # the tables again (not kept live through the loop)
