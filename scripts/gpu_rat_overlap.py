@@ -52,8 +52,24 @@ VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail
     # "bwd_dq_pre" (the dq column below), "bwd_pre" is absent from its stage sum
     "dq_first": {"dq_first": True},
     "dq_first + early_dp s3": {"dq_first": True, "dkv_early_dp": True, "dkv_stages": 3},
+    # v9 (experiment): that fraction of each softmax tile's exponentials on the FMA pipe (impls/exp2_fma.py); the
+    # SASS model (NOTES.md v9) expects a gain only at small fractions and only where the exponentials run with no
+    # wgmma in flight: the forward at 0.125 (most likely), dK/dV without early_dp at 0.125; not dq. Overrides on
+    # top of the config rat/triton picks at 128k (the default), as every variant here
+    "exp2 fwd 0.125": {"exp2_poly_fwd": 0.125},
+    "exp2 fwd 0.125 + early_dp s3": {"exp2_poly_fwd": 0.125, "dkv_early_dp": True, "dkv_stages": 3},
+    "exp2 dkv 0.125": {"exp2_poly_dkv": 0.125},
+    "exp2 fwd 0.25": {"exp2_poly_fwd": 0.25},
+    "exp2 all 0.125 + early_dp s3": {"exp2_poly_fwd": 0.125, "exp2_poly_dkv": 0.125, "exp2_poly_dq": 0.125,
+                                     "dkv_early_dp": True, "dkv_stages": 3},
+    "exp2 all 0.25 + early_dp s3": {"exp2_poly_fwd": 0.25, "exp2_poly_dkv": 0.25, "exp2_poly_dq": 0.25,
+                                    "dkv_early_dp": True, "dkv_stages": 3},
+    "exp2 bwd 0.25": {"exp2_poly_dkv": 0.25, "exp2_poly_dq": 0.25},
+    "exp2 fwd 0.5": {"exp2_poly_fwd": 0.5},
+    "exp2 dq 0.125": {"exp2_poly_dq": 0.125},
 }
-SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first")  # the boolean fields kept in --dry-run
+#: the switches kept in --dry-run (tile and stage overrides are dropped there)
+SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first", "exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq")
 
 
 def config(name: str, n_chunks: int) -> RT.RATTritonConfig:
@@ -113,13 +129,13 @@ def main() -> None:
             torch.cuda.empty_cache()
     print(f"\n== rat/triton v8 overlap variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, {'fp32 interpreter' if DRY else 'bf16'}; "
           f"{_common.elapsed():.0f} s) ==")
-    print(f"{'variant':24s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'TF/s':>5s} {'pre ms':>6s} {'dq ms':>6s} "
+    print(f"{'variant':30s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'TF/s':>5s} {'pre ms':>6s} {'dq ms':>6s} "
           f"{'stages':>7s} {'train ms':>8s}")
     chk = {r["variant"]: r.get("pass", "error") for r in out.res["checks"]}
     nan = float("nan")
     for r in out.res["timing"]:
         s = r.get("stages_ms", {})
-        print(f"{r['variant']:24s} {chk.get(r['variant'])!s:6s} {r.get('fwd_alone_ms', nan):7.2f} "
+        print(f"{r['variant']:30s} {chk.get(r['variant'])!s:6s} {r.get('fwd_alone_ms', nan):7.2f} "
               f"{r.get('fwd_tflops', nan):5.0f} {r.get('bwd_dkv_alone_ms', nan):7.2f} {r.get('dkv_tflops', nan):5.0f} "
               f"{s.get('bwd_pre', nan):6.2f} {s.get('bwd_dq', s.get('bwd_dq_pre', nan)):6.2f} {r.get('stage_sum_ms', nan):7.2f} {r.get('train_ms', nan):8.2f}"
               + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))

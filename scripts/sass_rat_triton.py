@@ -1,12 +1,18 @@
 """Compile the rat/triton kernels for sm_90 without a GPU and report registers, spills (LDL/STL),
 shared memory and the matrix instructions in the SASS (HGMMA = Hopper wgmma).
 
-    python scripts/sass_rat_triton.py [--dump DIR] [--L 16] [--D 128]
+    python scripts/sass_rat_triton.py [--dump DIR] [--L 16] [--D 128] [--exp2] [--loops]
+
+--exp2: also the kernels with the v9 switch EXP2_POLY (a fraction of the softmax exponentials on the FMA pipe,
+impls/exp2_fma.py) at their timed configs; --loops: per loop (a backward branch, bodies over 100 instructions)
+the counts of MUFU.EX2, FFMA, FADD, FMNMX, HGMMA, WARPGROUP.DEPBAR, spills and all instructions.
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,6 +27,10 @@ NOT_DIV16 = {"H", "C", "c", "reset", "n_rows", "scale", "scale2", "n_per_split",
 
 
 def compile_one(fn, sig: dict, consts: dict, warps: int, stages: int):
+    # constexpr parameters with a default (e.g. EXP2_POLY = 0.0) get it, as a launch binds them (triton 3.6's
+    # ASTSource does not; 3.7.1's does)
+    consts = {**{n: p.default for n, p in inspect.signature(fn.fn).parameters.items()
+                 if n not in sig and n not in consts and p.default is not inspect.Parameter.empty}, **consts}
     names = list(sig)
     attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(names)
              if n not in NOT_DIV16 and sig[n] != "fp32"}
@@ -133,14 +143,50 @@ def cases(L: int, D: int, dt: str = "bf16"):
            {"HALF": HALF, "BN": CFG.step_bn, "ROPE": True, "SPLITS": 4}, CFG.step_warps, 1)
 
 
+#: v9 (experiment): the kernels with the EXP2_POLY constexpr, at their timed configs (NOTES.md v9)
+EXP2_CASES = ("fwd bm=128 bn=128 w=8 s=3", "bwd_dkv bn=128 bm=64 w=8 s=4", "bwd_dkv bn=128 bm=64 w=8 s=3",
+              "bwd_dkv_early bn=128 bm=64 w=8 s=3", "bwd_dq bm=128 bn=64 w=8 s=3", "bwd_dq_pre bm=128 bn=64 w=8 s=3")
+
+
+def exp2_cases(L: int, D: int):
+    seen = set()
+    for name, fn, sig, consts, w, s in cases(L, D):
+        if name in EXP2_CASES and name not in seen:
+            seen.add(name)
+            for frac in (0.125, 0.25, 0.5):
+                yield f"{name} exp2={frac}", fn, sig, {**consts, "EXP2_POLY": frac}, w, s
+
+
+LOOP_OPS = ("MUFU.EX2", "FFMA", "FADD", "FMUL", "FMNMX", "HGMMA", "WARPGROUP.DEPBAR", "STL", "LDL")
+
+
+def loop_stats(sass: str, min_len: int = 100) -> list[dict]:
+    """Instruction counts of every loop body (a branch back to an earlier address) of a cuobjdump -sass listing."""
+    ins = [(int(m.group(1), 16), m.group(2).strip()) for m in re.finditer(r"/\*([0-9a-f]{4,})\*/\s+([^;]*);", sass)]
+    at = {a: i for i, (a, _) in enumerate(ins)}
+    out = []
+    for i, (a, text) in enumerate(ins):
+        m = re.search(r"\bBRA\s+(?:`\(\.L_x_\d+\)\s*)?0x([0-9a-f]+)", text)
+        if not m or int(m.group(1), 16) > a or int(m.group(1), 16) not in at:
+            continue
+        body = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for _, t in ins[at[int(m.group(1), 16)]:i + 1]]
+        if len(body) >= min_len:
+            row = {op: sum(1 for b in body if b == op or b.startswith(op + ".")) for op in LOOP_OPS}
+            out.append({**row, "total": len(body)})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dump", default=None)
     ap.add_argument("--L", type=int, default=16)
     ap.add_argument("--D", type=int, default=128)
     ap.add_argument("--only", default=None, help="substring of the case names to compile")
+    ap.add_argument("--exp2", action="store_true", help="also the v9 EXP2_POLY kernels (exp2 on the FMA pipe)")
+    ap.add_argument("--loops", action="store_true", help="instruction counts per loop body")
     args = ap.parse_args()
-    for name, fn, sig, consts, w, s in cases(args.L, args.D):
+    todo = list(cases(args.L, args.D)) + (list(exp2_cases(args.L, args.D)) if args.exp2 else [])
+    for name, fn, sig, consts, w, s in todo:
         if args.only and args.only not in name:
             continue
         try:
@@ -151,6 +197,9 @@ def main() -> None:
         st, sass = sass_stats(ck.asm["cubin"])
         print(f"{name:36s} {st['res']:40s} smem={ck.metadata.shared:6d} HGMMA={st['HGMMA']:3d} HMMA={st['HMMA']:3d} "
               f"LDL={st['LDL']} STL={st['STL']} LDGSTS={st['LDGSTS']}", flush=True)
+        if args.loops:
+            for row in loop_stats(sass):
+                print("    loop: " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         if args.dump:
             os.makedirs(args.dump, exist_ok=True)
             with open(os.path.join(args.dump, name.replace(" ", "_").replace("=", "") + ".sass"), "w") as f:
