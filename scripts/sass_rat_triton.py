@@ -5,7 +5,8 @@ shared memory and the matrix instructions in the SASS (HGMMA = Hopper wgmma).
 
 --exp2: also the kernels with the v9 switch EXP2_POLY (a fraction of the softmax exponentials on the FMA pipe,
 impls/exp2_fma.py) at their timed configs; --loops: per loop (a backward branch, bodies over 100 instructions)
-the counts of MUFU.EX2, FFMA, FADD, FMNMX, HGMMA, WARPGROUP.DEPBAR, spills and all instructions.
+the counts of MUFU.EX2, FFMA, FADD, FMNMX, HGMMA, WARPGROUP.DEPBAR, spills and all instructions, and those
+issued with no wgmma in flight ("exposed": all instructions, MUFU.EX2).
 """
 from __future__ import annotations
 
@@ -172,7 +173,16 @@ def loop_stats(sass: str, min_len: int = 100) -> list[dict]:
         body = [re.sub(r"^@!?U?P\w+\s+", "", t).split()[0] for _, t in ins[at[int(m.group(1), 16)]:i + 1]]
         if len(body) >= min_len:
             row = {op: sum(1 for b in body if b == op or b.startswith(op + ".")) for op in LOOP_OPS}
-            out.append({**row, "total": len(body)})
+            # "exposed": issued while no wgmma is in flight (after a WARPGROUP.DEPBAR, before the next HGMMA; all
+            # waits here are wait-0); the state at the loop head is the one at its end (second pass)
+            busy = ex = ex_mufu = 0
+            for rep in range(2):
+                ex = ex_mufu = 0
+                for b in body:
+                    busy = 1 if b.startswith("HGMMA") else (0 if b.startswith("WARPGROUP.DEPBAR") else busy)
+                    ex += 1 - busy
+                    ex_mufu += (1 - busy) * b.startswith("MUFU.EX2")
+            out.append({**row, "total": len(body), "exposed": ex, "exposed_MUFU.EX2": ex_mufu})
     return out
 
 
