@@ -14,7 +14,7 @@ Conventions (every caller):
       window kbeg = t - window + 1);
     dK/dV loop: CHUNK: s < t // L (RAT); else s <= t; with WINDOW also t - s < window.
 - EXP2_POLY (constexpr, default 0.0 = off; v9 experiment, impls/rat/NOTES.md): that fraction of each
-  softmax tile's columns (0.125, 0.25, 0.5 or 1) is exponentiated on the FMA pipe by a polynomial
+  softmax tile's columns (1/16, 1/8, 1/4, 1/2 or 1) is exponentiated on the FMA pipe by a polynomial
   (impls/exp2_fma.exp2_split), the rest by MUFU.EX2 (tl.exp2); relative error <= 7.5e-5 there.
 - the forward loop keeps m finite (RAT starts it with the self term; causal rows always see key 0 in
   their first block); only WINDOW blocks can hold rows that see no key yet, so only those guard

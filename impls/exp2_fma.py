@@ -58,7 +58,7 @@ def _join(a, b):
 @triton.jit
 def exp2_split(x, FRAC: tl.constexpr):
     """2^x of an [R, C] float32 tile: the first FRAC * C columns by exp2_fma (FMA pipe), the rest by tl.exp2
-    (MUFU.EX2). FRAC in 0, 0.125, 0.25, 0.5, 1 (0: all MUFU). The tile is cut into column halves (tl.split of a
+    (MUFU.EX2). FRAC in 0, 0.0625, 0.125, 0.25, 0.5, 1 (0: all MUFU). The tile is cut into column halves (tl.split of a
     reshape), so the parts are separate tensors: no select, nothing computed twice, and on sm_90 no data
     movement (the top column bits of the wgmma accumulator layout are register bits; no shared memory in SASS)."""
     if FRAC == 0.0:
@@ -72,10 +72,16 @@ def exp2_split(x, FRAC: tl.constexpr):
         a, b = _halves(x)
         a1, a2 = _halves(a)
         y = _join(_join(exp2_fma(a1), tl.exp2(a2)), tl.exp2(b))
-    else:
-        tl.static_assert(FRAC == 0.125, "exp2_split: FRAC must be one of 0, 0.125, 0.25, 0.5, 1")
+    elif FRAC == 0.125:
         a, b = _halves(x)
         a1, a2 = _halves(a)
         a11, a12 = _halves(a1)
         y = _join(_join(_join(exp2_fma(a11), tl.exp2(a12)), tl.exp2(a2)), tl.exp2(b))
+    else:
+        tl.static_assert(FRAC == 0.0625, "exp2_split: FRAC must be one of 0, 0.0625, 0.125, 0.25, 0.5, 1")
+        a, b = _halves(x)
+        a1, a2 = _halves(a)
+        a11, a12 = _halves(a1)
+        a111, a112 = _halves(a11)
+        y = _join(_join(_join(_join(exp2_fma(a111), tl.exp2(a112)), tl.exp2(a12)), tl.exp2(a2)), tl.exp2(b))
     return y

@@ -154,7 +154,7 @@ def exp2_cases(L: int, D: int):
     for name, fn, sig, consts, w, s in cases(L, D):
         if name in EXP2_CASES and name not in seen:
             seen.add(name)
-            for frac in (0.125, 0.25, 0.5):
+            for frac in (0.0625, 0.125, 0.25, 0.5):
                 yield f"{name} exp2={frac}", fn, sig, {**consts, "EXP2_POLY": frac}, w, s
 
 

@@ -24,7 +24,7 @@ from impls.rat.base import RAT, RATState
 from impls.rope import rope_cos_sin
 
 #: the allowed RATTritonConfig.exp2_poly_* values (impls/exp2_fma.exp2_split: column halves of the tile)
-EXP2_FRACTIONS = (0.0, 0.125, 0.25, 0.5, 1.0)
+EXP2_FRACTIONS = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0)
 
 
 def _poly(frac: float) -> dict:
@@ -63,7 +63,7 @@ class RATTritonConfig:
     #: passes before dK/dV (NOTES.md v10). Not measured on a GPU yet; no fused_dq (there is no dq kernel then)
     dq_first: bool = False
     #: v9 (experiment): the fraction of each softmax tile's columns whose exp2 runs on the FMA pipe (a degree-3
-    #: polynomial, impls/exp2_fma.py: FlashAttention-4's trick) instead of MUFU.EX2: 0 (off), 0.125, 0.25, 0.5
+    #: polynomial, impls/exp2_fma.py: FlashAttention-4's trick) instead of MUFU.EX2: 0 (off), 1/16 .. 1/2
     #: or 1. _fwd: fwd_kernel; _dkv: bwd_dkv_kernel / bwd_dkv_early_kernel; _dq: bwd_dq_kernel / bwd_dq_pre_kernel.
     #: Relative error of those P <= 7.5e-5 (bf16 rounds P by up to 2e-3). Not measured on a GPU (NOTES.md v9)
     exp2_poly_fwd: float = 0.0
