@@ -80,6 +80,7 @@ class RATTritonConfig:
     pre_bm: int = 32
     step_bn: int = 128
     step_warps: int = 4
+    step_stages: int = 1  # software-pipeline stages of the step's slot loop
     #: slot splits of the decode step (None: enough programs for two per multiprocessor)
     step_splits: int | None = None
     #: two-level scans for long chunks (v7; triton_kernels section 5): None = automatic (`long_scan_used`:
@@ -119,9 +120,15 @@ class RATTritonConfig:
 # Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
 # for many chunk ends per sequence; fewer chunk ends prefer smaller forward tiles; float32 operands
 # take twice the shared memory, so smaller tiles and fewer stages.
-DEFAULT_CONFIG = RATTritonConfig()
+# The 16-bit backward since session 4: dq first with Delta and RoPE(q) (v10, no bwd_pre) and dK/dV issuing
+# dP^T before the exponentials at 3 stages (v8). H200 harness run beside the previous default
+# (reports/rat-triton/run6_harness, git 346fae3): train 6.56 -> 6.11 ms (4k), 14.9 -> 14.3 (32k),
+# 43.4 -> 42.4 (128k); prefill unchanged; FlashAttention-rule checks pass (run6_overlap). float32 keeps the
+# plain backward (not timed with these kernels).
+_PLAIN = RATTritonConfig()
+DEFAULT_CONFIG = dataclasses.replace(_PLAIN, dq_first=True, dkv_early_dp=True, dkv_stages=3)
 SHORT_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=2)
-FP32_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=1, dkv_bn=64,
+FP32_CONFIG = dataclasses.replace(_PLAIN, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=1, dkv_bn=64,
                                   dkv_bm=64, dkv_stages=1, dq_bm=64, dq_bn=64, dq_stages=1)
 INTERPRET_CONFIG = RATTritonConfig(
     fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, scan_nc=4, bscan_nc=2, pre_bm=16,
@@ -528,7 +535,7 @@ class RATTriton(RAT):
             q, k, v, f, state.kt, state.vt, kc, state.v_cache, cos, sin, o, ws, cnt,
             q.stride(0), q.stride(1), o.stride(0), o.stride(1), kc.stride(0), kc.stride(1), kc.stride(2), H, c, int(l == 0), n_per,
             state.scale * K.LOG2E, HALF=D // 2, BN=cfg.step_bn, ROPE=state.rope, SPLITS=splits,
-            **_kw(cfg.step_warps, 1),
+            **_kw(cfg.step_warps, cfg.step_stages),
         )
         state.pos += 1
         return o
