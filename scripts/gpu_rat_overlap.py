@@ -54,8 +54,9 @@ VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail
     "dq_first + early_dp s3": {"dq_first": True, "dkv_early_dp": True, "dkv_stages": 3},
     # v9 (experiment): that fraction of each softmax tile's exponentials on the FMA pipe (impls/exp2_fma.py); the
     # SASS model (NOTES.md v9) expects a gain only at small fractions and only where the exponentials run with no
-    # wgmma in flight: the forward at 0.125 (most likely), dK/dV without early_dp at 0.125; not dq. Overrides on
+    # wgmma in flight: the forward at 1/16 or 1/8 (most likely), dK/dV without early_dp at 1/8; not dq. Overrides on
     # top of the config rat/triton picks at 128k (the default), as every variant here
+    "exp2 fwd 0.0625": {"exp2_poly_fwd": 0.0625},
     "exp2 fwd 0.125": {"exp2_poly_fwd": 0.125},
     "exp2 fwd 0.125 + early_dp s3": {"exp2_poly_fwd": 0.125, "dkv_early_dp": True, "dkv_stages": 3},
     "exp2 dkv 0.125": {"exp2_poly_dkv": 0.125},

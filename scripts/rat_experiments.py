@@ -24,10 +24,10 @@ after scripts/gpu_rat_overlap.py has checked and timed it, in one harness run be
         --register rat/triton-dqf=rat_experiments:RATTritonDqFirstEDP3 --device cuda \
         --impl rat/triton,rat/triton-edp3,rat/triton-dqf --mode train --seq-len 4k,32k,128k --tokens 128k
 
-RATTritonExp2EDP3: RATTritonEarlyDP3 plus exp2 on the FMA pipe for 1/8 of the forward's softmax exponentials
-(exp2_poly_fwd = 0.125; impls/rat/NOTES.md v9), on the long-sequence path (>= 2048 chunk ends) only: short
+RATTritonExp2EDP3: RATTritonEarlyDP3 plus exp2 on the FMA pipe for 1/16 of the forward's softmax exponentials
+(exp2_poly_fwd = 0.0625, the fraction the triton 3.6 SASS favours; impls/rat/NOTES.md v9), on the long-sequence path (>= 2048 chunk ends) only: short
 sequences and fp32 (float32 inputs would carry the polynomial's 7.5e-5 relative error) get RATTritonEarlyDP3's
-config. Not measured; after scripts/gpu_rat_overlap.py has checked and timed "exp2 fwd 0.125 + early_dp s3":
+config. Not measured; after scripts/gpu_rat_overlap.py has checked and timed "exp2 fwd 0.0625" (use the fraction that measured best there):
     PYTHONPATH=scripts python run_bench.py --register rat/triton-edp3=rat_experiments:RATTritonEarlyDP3 \
         --register rat/triton-x2=rat_experiments:RATTritonExp2EDP3 --device cuda \
         --impl rat/triton,rat/triton-edp3,rat/triton-x2 --mode train,prefill --seq-len 4k,32k,128k --tokens 128k
@@ -65,6 +65,6 @@ class RATTritonDqFirstEDP3(RATTritonV8):
 
 
 class RATTritonExp2EDP3(RATTritonV8):
-    description = "rat/triton with 1/8 of the forward's exp2 on the FMA pipe, dkv_early_dp, 3 dK/dV stages: an experiment"
-    LONG: ClassVar[dict] = {"exp2_poly_fwd": 0.125, "dkv_early_dp": True, "dkv_stages": 3}
+    description = "rat/triton with 1/16 of the forward's exp2 on the FMA pipe, dkv_early_dp, 3 dK/dV stages: an experiment"
+    LONG: ClassVar[dict] = {"exp2_poly_fwd": 0.0625, "dkv_early_dp": True, "dkv_stages": 3}
     SHORT: ClassVar[dict] = {"dkv_early_dp": True, "dkv_stages": 3}
