@@ -34,7 +34,8 @@ DEV = "cpu" if DRY else "cuda"
 H, D, L = (2, 32, 4) if DRY else (16, 128, 16)
 SHAPES = {"issue4": (64, 16384), "layer": (512, 4095), "model": (2296, 3584)}
 DRY_SHAPES = {"issue4": (2, 37), "layer": (3, 20), "model": (2, 9)}
-#: (step_bn, step_warps, step_stages, step_splits); splits None = the automatic rule
+#: (step_bn, step_warps, step_stages, step_splits); None = impls.rat.triton.step_launch's rule (the first row)
+AUTO = (None, None, 1, None)
 CONFIGS = [(bn, w, s, None) for bn in (128, 64, 256) for w in (4, 8, 2) for s in (1, 2, 3)]
 
 
@@ -53,16 +54,21 @@ def make(B: int, p: int, cfg: RT.RATTritonConfig | None) -> tuple:
 
 
 def one(name: str, B: int, p: int, conf: tuple, ref: dict | None) -> dict:
+    """One configuration: its outputs (ref None: returned as the reference, not timed) or its row."""
     bn, w, s, sp = conf
     base = RT.INTERPRET_CONFIG if DRY else RT._cfg(None, 1 << 30, torch.bfloat16)
     cfg = dataclasses.replace(base, step_bn=bn, step_warps=w, step_stages=s, step_splits=sp)
     impl, st, x = make(B, p, cfg)
     st.pos = p
     o = impl.step(st, *x)
-    row = {"shape": name, "B": B, "pos": p, "step_bn": bn, "warps": w, "stages": s, "splits": sp}
-    out = {"o": o.float(), "kt": st.kt.float(), "k_slot": st.k_cache[:, :, p // L].float()}
-    if ref is not None:
-        row["max_diff"] = max(float((out[k] - ref[k]).abs().max()) for k in out)
+    sp_, bn_, w_ = RT.step_launch(cfg, B * H, p // L, None if DRY else torch.cuda.get_device_properties(0).multi_processor_count)
+    row = {"shape": name, "B": B, "pos": p, "step_bn": bn_, "warps": w_, "stages": s, "splits": sp_,
+           "auto": conf == AUTO}
+    # clones: the timing below keeps stepping this state (a reference must not change under it)
+    out = {"o": o.float().clone(), "kt": st.kt.float().clone(), "k_slot": st.k_cache[:, :, p // L].float().clone()}
+    if ref is None:
+        return {**row, "_ref": out}
+    row["max_diff"] = max(float((out[k] - ref[k]).abs().max()) for k in out)
     if not DRY:
         from triton.testing import do_bench
 
@@ -78,7 +84,7 @@ def one(name: str, B: int, p: int, conf: tuple, ref: dict | None) -> dict:
         kc, vc = st.k_cache[:, :, : c + 1], st.v_cache[:, :, : c + 1]
         row["sdpa_ms"] = do_bench(lambda: torch.nn.functional.scaled_dot_product_attention(qs, kc, vc),
                                   warmup=10, rep=100, return_mode="median")
-    return row if ref is not None else {**row, "_ref": out}
+    return row
 
 
 def main() -> None:
@@ -92,16 +98,13 @@ def main() -> None:
     unknown = [s for s in names if s not in shapes]
     if unknown:
         raise ValueError(f"unknown shapes {unknown}; known: {list(shapes)}")
-    res = _common.Results("rat_step_tune.json", {"env": _common.env_info() if not DRY else {}, "rows": []})
+    res = _common.Results("rat_step_tune.json", {"env": _common.env_info(ROOT, DRY), "rows": []})
     confs = CONFIGS[:2] if DRY else CONFIGS
     for name in names:
         B, p = shapes[name]
-        default = (RT.DEFAULT_CONFIG.step_bn, RT.DEFAULT_CONFIG.step_warps, RT.DEFAULT_CONFIG.step_stages,
-                   RT.DEFAULT_CONFIG.step_splits)
-        if DRY:
-            default = (RT.INTERPRET_CONFIG.step_bn, 4, 1, None)
+        default = (RT.INTERPRET_CONFIG.step_bn, 4, 1, None) if DRY else AUTO
         ref = one(name, B, p, default, None)["_ref"]
-        for conf in ([default] + [c for c in confs if c != default]):
+        for conf in ([default] + confs):
             if _common.over_budget(args.budget, 1.0, f"{name} {conf}"):
                 break
             if DRY and conf[0] != default[0]:
@@ -113,7 +116,7 @@ def main() -> None:
     print(f"{'shape':7s} {'B':>5s} {'pos':>6s} {'bn':>4s} {'w':>2s} {'s':>2s} {'step ms':>8s} {'GB/s':>6s} "
           f"{'sdpa ms':>8s} {'diff':>8s}")
     for r in rows:
-        print(f"{r['shape']:7s} {r['B']:5d} {r['pos']:6d} {r['step_bn']:4d} {r['warps']:2d} {r['stages']:2d} "
+        print(f"{r['shape'] + ('*' if r['auto'] else ''):7s} {r['B']:5d} {r['pos']:6d} {r['step_bn']:4d} {r['warps']:2d} {r['stages']:2d} "
               f"{r.get('step_only_ms', float('nan')):8.4f} {r.get('cache_gbps', float('nan')):6.0f} "
               f"{r.get('sdpa_ms', float('nan')):8.4f} {r.get('max_diff', float('nan')):8.1e}")
     for name in names:
@@ -121,7 +124,7 @@ def main() -> None:
         if sub:
             b = min(sub, key=lambda r: r["step_only_ms"])
             print(f"best {name}: bn {b['step_bn']} warps {b['warps']} stages {b['stages']}: {b['step_only_ms']:.4f} ms "
-                  f"(first row, the default: {sub[0]['step_only_ms']:.4f} ms)")
+                  f"(first row, *: the automatic rule: {sub[0]['step_only_ms']:.4f} ms)")
 
 
 if __name__ == "__main__":

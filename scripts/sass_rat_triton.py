@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.static_gate import compile_sm90, sass_stats  # shared with the static gate
 from impls.rat import triton_kernels as K
 from impls.rat.triton import DEFAULT_CONFIG as CFG
+from impls.rat.triton import step_launch
 
 # run-time specialisation marks pointers and integers divisible by 16 (tt.divisibility = 16): do the
 # same here, else the SASS shows scalar 2-byte loads that the real launch does not have
@@ -137,11 +138,14 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "scale": "fp32",
                     "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "PREC": "tf32"}, w, s)
-    yield ("step", K.step_kernel,
-           {"Q": p, "K": p, "V": p, "F": p, "KT": f32, "VT": f32, "KC": p, "VC": p, "COS": f32, "SIN": f32, "O": p, "WS": f32, "CNT": "*i32",
-                "s_b": i32, "s_h": i32, "o_b": i32, "o_h": i32, "c_b": i32, "c_h": i32, "c_c": i32, "H": i32, "c": i32, "reset": i32,
-                "n_per_split": i32, "scale2": "fp32"},
-           {"HALF": HALF, "BN": CFG.step_bn, "ROPE": True, "SPLITS": 4}, CFG.step_warps, 1)
+    step_sig = {"Q": p, "K": p, "V": p, "F": p, "KT": f32, "VT": f32, "KC": p, "VC": p, "COS": f32, "SIN": f32, "O": p,
+                "WS": f32, "CNT": "*i32", "s_b": i32, "s_h": i32, "o_b": i32, "o_h": i32, "c_b": i32, "c_h": i32,
+                "c_c": i32, "H": i32, "c": i32, "reset": i32, "n_per_split": i32, "scale2": "fp32"}
+    # the launches impls.rat.triton.step_launch picks: split (few B*H), one split with few / many slots
+    launches = (("step", step_launch(CFG, 16, 8192, 132)), ("step 1 split", step_launch(CFG, 1024, 256, 132)),
+                ("step 1 split long", step_launch(CFG, 1024, 1024, 132)))
+    for name, (sp, bn, w) in launches:
+        yield (name, K.step_kernel, step_sig, {"HALF": HALF, "BN": bn, "ROPE": True, "SPLITS": sp}, w, 1)
 
 
 #: v9 (experiment): the kernels with the EXP2_POLY constexpr, at their timed configs (NOTES.md v9)

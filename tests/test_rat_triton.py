@@ -167,3 +167,21 @@ def test_errors():
     state = impl.init_state(1, 1, 32, 64, device="cpu", dtype=torch.float32, chunk_size=8)
     with pytest.raises(ValueError, match="decode state"):
         impl.prefill(state, *(x.repeat(2, 1, 1, 1) for x in (q, k, v, f)))  # state is for B = 1
+
+
+def test_step_launch_rule():
+    """The decode step's launch (impls.rat.triton.step_launch): slot splits only for few B*H on a GPU (4 warps,
+    128-slot steps, as measured in run 2); one split: 2 warps, 64-slot steps up to 512 slots, then 128; explicit
+    config values win."""
+    import dataclasses
+
+    from impls.rat.triton import DEFAULT_CONFIG, step_launch
+
+    assert step_launch(DEFAULT_CONFIG, 16, 8191, 132) == (16, 128, 4)  # B = 1, T = 128k
+    assert step_launch(DEFAULT_CONFIG, 16, 8191, None) == (1, 128, 2)  # no GPU: no splits
+    assert step_launch(DEFAULT_CONFIG, 1024, 1024, 132) == (1, 128, 2)  # B = 64, T = 16k: 1025 slots
+    assert step_launch(DEFAULT_CONFIG, 8192, 255, 132) == (1, 64, 2)  # B = 512, 256 slots
+    assert step_launch(DEFAULT_CONFIG, 36736, 511, 132) == (1, 64, 2)
+    assert step_launch(DEFAULT_CONFIG, 36736, 512, 132) == (1, 128, 2)
+    cfg = dataclasses.replace(DEFAULT_CONFIG, step_bn=256, step_warps=8, step_splits=2)
+    assert step_launch(cfg, 1024, 1024, 132) == (2, 256, 8)

@@ -78,9 +78,12 @@ class RATTritonConfig:
     bscan_nc: int = 4  # ... and in the backward scan
     bscan_warps: int = 4
     pre_bm: int = 32
-    step_bn: int = 128
-    step_warps: int = 4
-    step_stages: int = 1  # software-pipeline stages of the step's slot loop
+    #: decode step: slots per inner step and warps; None = the measured rule (`step_launch`): one program per
+    #: (b, h) and no slot splits -> 2 warps, 64 slots per step up to 512 slots, else 128; split launches (few
+    #: B*H) -> 128 slots, 4 warps (run 2's measured configuration)
+    step_bn: int | None = None
+    step_warps: int | None = None
+    step_stages: int = 1  # software-pipeline stages of the step's slot loop (2, 3: no gain measured)
     #: slot splits of the decode step (None: enough programs for two per multiprocessor)
     step_splits: int | None = None
     #: two-level scans for long chunks (v7; triton_kernels section 5): None = automatic (`long_scan_used`:
@@ -150,6 +153,25 @@ def _cfg(cfg: RATTritonConfig | None, n_chunks: int = 1 << 30, dtype: torch.dtyp
     if dtype == torch.float32:
         return FP32_CONFIG
     return DEFAULT_CONFIG if n_chunks >= 2048 else SHORT_CONFIG
+
+
+def step_launch(cfg: RATTritonConfig, BH: int, c: int, n_sm: int | None) -> tuple[int, int, int]:
+    """(slot splits, slots per inner step, warps) of the decode step at chunk c with B*H = BH programs per split.
+    Splits: enough programs for two per multiprocessor while each split keeps >= 4 slot blocks (GPU only).
+    H200 (scripts/gpu_rat_step_tune.py, reports/rat-triton/run7_step_tune.json, bf16, H 16, D 128), one split:
+    2 warps beat 4 at B = 64 / 1025 slots (0.143 vs 0.148 ms), B = 512 / 256 slots and B = 2296 / 225 slots,
+    and 64-slot steps beat 128 at the last two (0.271 vs 0.285 ms; 1.037 vs 1.081 ms) but not at 1025 slots
+    (0.160 vs 0.143 ms): 64 up to 512 slots is the rule (between 257 and 1025 slots it is not measured)."""
+    base_bn = cfg.step_bn or 128
+    splits = 1
+    if cfg.step_splits is not None:
+        splits = cfg.step_splits
+    elif n_sm is not None:
+        while splits < 64 and BH * splits < 2 * n_sm and c > splits * 4 * base_bn:
+            splits *= 2
+    if splits > 1:
+        return splits, base_bn, cfg.step_warps or 4
+    return 1, cfg.step_bn or (64 if c + 1 <= 512 else 128), cfg.step_warps or 2
 
 
 def _kw(warps: int, stages: int) -> dict:
@@ -514,14 +536,9 @@ class RATTriton(RAT):
         o = torch.empty(B, H, D, device=q.device, dtype=q.dtype)
         cos, sin = rope_tables(state.k_cache.shape[2], D, q.device) if state.rope else (o, o)
         BH = B * H
-        splits = 1
-        if cfg.step_splits is not None:
-            splits = cfg.step_splits
-        elif q.device.type == "cuda":
-            n_sm = torch.cuda.get_device_properties(q.device).multi_processor_count
-            while splits < 64 and BH * splits < 2 * n_sm and c > splits * 4 * cfg.step_bn:
-                splits *= 2
-        n_per = math.ceil(max(c, 1) / splits / cfg.step_bn) * cfg.step_bn
+        n_sm = torch.cuda.get_device_properties(q.device).multi_processor_count if q.device.type == "cuda" else None
+        splits, bn, warps = step_launch(cfg, BH, c, n_sm)
+        n_per = math.ceil(max(c, 1) / splits / bn) * bn
         key = (q.device, BH, splits, D)
         if splits > 1:
             if key not in _STEP_WS:
@@ -534,8 +551,8 @@ class RATTriton(RAT):
         K.step_kernel[(BH, splits)](
             q, k, v, f, state.kt, state.vt, kc, state.v_cache, cos, sin, o, ws, cnt,
             q.stride(0), q.stride(1), o.stride(0), o.stride(1), kc.stride(0), kc.stride(1), kc.stride(2), H, c, int(l == 0), n_per,
-            state.scale * K.LOG2E, HALF=D // 2, BN=cfg.step_bn, ROPE=state.rope, SPLITS=splits,
-            **_kw(cfg.step_warps, cfg.step_stages),
+            state.scale * K.LOG2E, HALF=D // 2, BN=bn, ROPE=state.rope, SPLITS=splits,
+            **_kw(warps, cfg.step_stages),
         )
         state.pos += 1
         return o
