@@ -62,6 +62,11 @@ class RATTritonConfig:
     #: the self term read once), then the dK/dV kernel; bwd_pre_kernel is skipped: 7 instead of 10 token
     #: passes before dK/dV (NOTES.md v10). Not measured on a GPU yet; no fused_dq (there is no dq kernel then)
     dq_first: bool = False
+    #: v11 (experiment): fused dq (5 products) in bwd_dkv_tma_kernel with the dq tiles added by TMA bulk reductions
+    #: (cp.reduce.async.bulk.tensor add, FlashAttention-3's dq path) into a float32 accumulator instead of v6's
+    #: element-wise atomics; bwd_pre runs, the backward scan finishes dq. dkv_early_dp picks the product order.
+    #: sm_90+ only (the interpreter uses element-wise atomics). Not measured on a GPU (NOTES.md v11)
+    fused_dq_tma: bool = False
     #: v9 (experiment): the fraction of each softmax tile's columns whose exp2 runs on the FMA pipe (a degree-3
     #: polynomial, impls/exp2_fma.py: FlashAttention-4's trick) instead of MUFU.EX2: 0 (off), 1/16 .. 1/2
     #: or 1. _fwd: fwd_kernel; _dkv: bwd_dkv_kernel / bwd_dkv_early_kernel; _dq: bwd_dq_kernel / bwd_dq_pre_kernel.
@@ -107,6 +112,10 @@ class RATTritonConfig:
             raise ValueError("RATTritonConfig: fused_dq needs dkv_full=False")
         if self.dkv_early_dp and (self.fused_dq or self.dkv_full or not self.dkv_reverse):
             raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
+        if self.fused_dq_tma and (self.fused_dq or self.dq_first or self.dkv_full or not self.dkv_reverse
+                                  or self.exp2_poly_dkv):
+            raise ValueError("RATTritonConfig: fused_dq_tma needs fused_dq=False, dq_first=False, dkv_full=False, "
+                             "dkv_reverse=True, exp2_poly_dkv=0")
         if self.dq_first and self.fused_dq:
             raise ValueError("RATTritonConfig: dq_first needs fused_dq=False (fused_dq has no dq kernel to run first)")
         for name in ("exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq"):
@@ -389,7 +398,10 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     grid = (math.ceil(C / cfg.dkv_bn), B * H)
 
     def dkv_launch() -> None:
-        if cfg.dkv_early_dp:
+        if cfg.fused_dq_tma:  # v11: dq tiles by TMA bulk reductions (element-wise atomics in the interpreter)
+            K.bwd_dkv_tma_kernel[grid](*dkv_args, dqa, dqd, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF,
+                                       PREC=prec, EARLY=cfg.dkv_early_dp, TMA=tma, **_kw(cfg.dkv_warps, cfg.dkv_stages))
+        elif cfg.dkv_early_dp:
             K.bwd_dkv_early_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
                                          **_poly(cfg.exp2_poly_dkv),
                                          **_kw(cfg.dkv_warps, cfg.dkv_stages))
@@ -401,16 +413,22 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
                                    PREC=prec, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq, **_poly(cfg.exp2_poly_dkv),
                                    **_kw(cfg.dkv_warps, cfg.dkv_stages))
 
+    fused = cfg.fused_dq or cfg.fused_dq_tma
+    tma = cfg.fused_dq_tma and not _interpreting()
+    if tma and (q.device.type != "cuda" or torch.cuda.get_device_capability(q.device)[0] < 9):
+        raise ValueError("RATTritonConfig.fused_dq_tma needs an sm_90+ GPU (TMA bulk reductions)")
     with _stage("bwd_dkv"):  # the stage includes zeroing the dq accumulator of fused_dq, as before
-        dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if cfg.fused_dq else dke
+        dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if fused else dke
+        dqd = _dq_descriptor(dqa, cfg.dkv_bm, HALF) if tma else dqa
         dkv_launch()
     if LAUNCHES is not None and not cfg.fused_dq:  # (atomics: re-running it alone would accumulate)
-        LAUNCHES["bwd_dkv"] = dkv_launch
+        # fused_dq_tma: zero the accumulator first, so that re-running the launch alone is idempotent
+        LAUNCHES["bwd_dkv"] = (lambda: (dqa.zero_(), dkv_launch())) if cfg.fused_dq_tma else dkv_launch
     del qr
     # 3. dq (chunk ends + self term), unless the dK/dV kernel accumulated it
     if not cfg.dq_first:
         dq = torch.empty_like(o)
-    if not (cfg.fused_dq or cfg.dq_first):
+    if not (fused or cfg.dq_first):
         with _stage("bwd_dq"):
             K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
                 q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
@@ -434,7 +452,7 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         def launch_run(grid, sk, sv, NSB, NS, S):
             K.bwd_lscan_kernel[grid](q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq, sk,
                                      sv, *ins, *os_, T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S,
-                                     FUSED_DQ=cfg.fused_dq, **kw)
+                                     FUSED_DQ=fused, **kw)
 
         _two_level(cfg, B, H, T, L, C, D, q.device, cfg.lscan_bnb, "bwd_scan", True, launch_sum, launch_run)
         return dq, dk, dv, df
@@ -442,9 +460,17 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
             q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq,
             k.stride(0), k.stride(1), k.stride(2), *os_, T, H, C, L, scale, scale * K.LOG2E,
-            L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, FUSED_DQ=cfg.fused_dq, **_kw(cfg.bscan_warps, 1),
+            L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, FUSED_DQ=fused, **_kw(cfg.bscan_warps, 1),
         )
     return dq, dk, dv, df
+
+
+def _dq_descriptor(dqa: torch.Tensor, bm: int, half: int):
+    """fused_dq_tma: a TMA descriptor over the float32 dq accumulator viewed as (B*H*T, D), block [bm, half]."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    a2 = dqa.view(-1, dqa.shape[-1])
+    return TensorDescriptor(a2, list(a2.shape), list(a2.stride()), [bm, half])
 
 
 def _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L: int, rope: bool, scale: float,

@@ -1325,3 +1325,122 @@ def bwd_dq_pre_kernel(
         dq1, dq2 = _rope_t(dq1, dq2, cos, sin)
     tl.store(DQ + o_base + optr, dq1.to(DQ.dtype.element_ty), mask=vm)
     tl.store(DQ + o_base + optr + HALF, dq2.to(DQ.dtype.element_ty), mask=vm)
+
+
+# ------------------------------------------------------------------------------------------------
+# 9. dK/dV with dq fused, dq tiles added by TMA bulk reductions (v11, opt-in: RATTritonConfig.fused_dq_tma).
+#    Appended at the end of the file: the kernels above keep their source lines (and their sm_90 SASS).
+@triton.jit
+def _dq_reduce(DQD, ap, vm, grow, val, COL: tl.constexpr, TMA: tl.constexpr):
+    """Add one [BM, HALF] float32 tile of dq to the accumulator. TMA: through the descriptor DQD over the
+    (B*H*T, D) accumulator at row grow, column COL (the tile goes to shared memory, then one asynchronous
+    cp.reduce.async.bulk.tensor add, done line-wise in L2). Else (the interpreter: it has no descriptor
+    reductions) element-wise float32 atomics at the pointers ap + COL, masked by vm."""
+    if TMA:
+        DQD.atomic_add([grow, COL], val)
+    else:
+        tl.atomic_add(ap + COL, val, mask=vm, sem="relaxed")
+
+
+@triton.jit
+def _dkv_tma_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, DQD, row0, q_t, o_t, offs_n,
+                   lo, hi, T, scale2, L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr,
+                   PREC: tl.constexpr, EARLY: tl.constexpr, TMA: tl.constexpr):
+    """_dkv_early_dp_inner (EARLY: dP^T issued before the exponentials) or attention_core.dkv_inner's order
+    (RAT: CHUNK, REVERSE), plus this key block's share of dq: dS K = (dS^T)^T K over the two head-dim halves,
+    each a [BM, HALF] float32 tile added to the accumulator by _dq_reduce (unscaled; the backward scan
+    scales, adds the self term and rotates back). Rows past T (last tile) have P = 0, so dS = 0: the TMA
+    path adds exact zeros to the next head's first rows there (the descriptor only clips at B*H*T)."""
+    r = tl.arange(0, BM)
+    d = tl.arange(0, HALF)
+    qoff = r[:, None] * q_t + d[None, :]
+    ooff = r[:, None] * o_t + d[None, :]
+    aoff = r[:, None] * (2 * HALF) + d[None, :]
+    n = (hi - lo + BM - 1) // BM
+    first = lo + (n - 1) * BM
+    qp = QRb + first.to(tl.int64) * q_t + qoff
+    op = DOb + first.to(tl.int64) * o_t + ooff
+    ap = DQAb + first.to(tl.int64) * (2 * HALF) + aoff
+    for i in range(n):
+        t0 = first - i * BM
+        rows = t0 + r
+        vm = (rows < T)[:, None]
+        qr1 = tl.load(qp, mask=vm, other=0.0)
+        qr2 = tl.load(qp + HALF, mask=vm, other=0.0)
+        do1 = tl.load(op, mask=vm, other=0.0)
+        do2 = tl.load(op + HALF, mask=vm, other=0.0)
+        lse = tl.load(LSEb + rows, mask=rows < T, other=float("inf"))
+        delta = tl.load(DELTAb + rows, mask=rows < T, other=0.0)
+        st = tl.dot(k1, tl.trans(qr1), input_precision=PREC)
+        st = tl.dot(k2, tl.trans(qr2), st, input_precision=PREC)  # [BN, BM]
+        if EARLY:
+            dpt = tl.dot(v1, tl.trans(do1), input_precision=PREC)
+            dpt = tl.dot(v2, tl.trans(do2), dpt, input_precision=PREC)
+        pt = tl.exp2(st * scale2 - lse[None, :])
+        if MASK:
+            pt = tl.where(offs_n[:, None] < (rows // L)[None, :], pt, 0.0)
+        pb = pt.to(do1.dtype)
+        dv1 = tl.dot(pb, do1, dv1, input_precision=PREC)
+        dv2 = tl.dot(pb, do2, dv2, input_precision=PREC)
+        if not EARLY:
+            dpt = tl.dot(v1, tl.trans(do1), input_precision=PREC)
+            dpt = tl.dot(v2, tl.trans(do2), dpt, input_precision=PREC)
+        dst = (pt * (dpt - delta[None, :])).to(qr1.dtype)
+        dk1 = tl.dot(dst, qr1, dk1, input_precision=PREC)
+        dk2 = tl.dot(dst, qr2, dk2, input_precision=PREC)
+        ds = tl.trans(dst)  # [BM, BN]
+        _dq_reduce(DQD, ap, vm, row0 + t0, tl.dot(ds, k1, input_precision=PREC), 0, TMA)
+        _dq_reduce(DQD, ap, vm, row0 + t0, tl.dot(ds, k2, input_precision=PREC), HALF, TMA)
+        qp -= BM * q_t
+        op -= BM * o_t
+        ap -= BM * (2 * HALF)
+    return dk1, dk2, dv1, dv2
+
+
+@triton.jit
+def bwd_dkv_tma_kernel(
+    QR, DO, LSE, DELTA, KE, VE, DKE, DVE, DQA, DQD,
+    o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
+    L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr,
+    EARLY: tl.constexpr, TMA: tl.constexpr,
+):
+    """bwd_dkv_kernel with DQ_ATOMIC (grid (ceil(C / BN), B*H), last-to-first walk over query tiles, 5 products
+    per tile: S^T, dV, dP^T, dK, dq) with the dq tiles added by TMA bulk reductions (FlashAttention-3's dq
+    path) instead of element-wise atomics: DQD is a host TensorDescriptor over DQA viewed as (B*H*T, D)
+    float32, block [BM, HALF]. TMA = False (the interpreter) uses element-wise atomics on DQA instead.
+    EARLY: dP^T before the exponentials (bwd_dkv_early_kernel's order). Math: FlashAttention-2's backward."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    j0 = pid * BN
+    offs_n = j0 + tl.arange(0, BN)
+    nm = (offs_n < C)[:, None]
+    offs_d = tl.arange(0, HALF)
+    e_off = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h
+    kptr = e_off + offs_n.to(tl.int64)[:, None] * e_c + offs_d[None, :]
+    k1 = tl.load(KE + kptr, mask=nm, other=0.0)
+    k2 = tl.load(KE + kptr + HALF, mask=nm, other=0.0)
+    v1 = tl.load(VE + kptr, mask=nm, other=0.0)
+    v2 = tl.load(VE + kptr + HALF, mask=nm, other=0.0)
+    dk1 = tl.zeros([BN, HALF], tl.float32)
+    dk2 = tl.zeros([BN, HALF], tl.float32)
+    dv1 = tl.zeros([BN, HALF], tl.float32)
+    dv2 = tl.zeros([BN, HALF], tl.float32)
+    lo = (((j0 + 1) * L) // BM) * BM
+    mid = tl.minimum((((j0 + BN) * L + BM - 1) // BM) * BM, ((T + BM - 1) // BM) * BM)
+    QRb = QR + bh.to(tl.int64) * T * 2 * HALF
+    DOb = DO + b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    LSEb = LSE + bh.to(tl.int64) * T
+    DELTAb = DELTA + bh.to(tl.int64) * T
+    DQAb = DQA + bh.to(tl.int64) * T * 2 * HALF
+    row0 = bh * T  # the head's first row of the (B*H*T, D) accumulator (TMA coordinates are 32-bit)
+    dk1, dk2, dv1, dv2 = _dkv_tma_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, DQD, row0,
+                                        2 * HALF, o_t, offs_n, mid, T, T, scale2, L, BM, HALF, False, PREC, EARLY, TMA)
+    dk1, dk2, dv1, dv2 = _dkv_tma_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, DQD, row0,
+                                        2 * HALF, o_t, offs_n, lo, mid, T, scale2, L, BM, HALF, True, PREC, EARLY, TMA)
+    dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
+    tl.store(DKE + dptr, dk1 * scale, mask=nm)
+    tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
+    tl.store(DVE + dptr, dv1, mask=nm)
+    tl.store(DVE + dptr + HALF, dv2, mask=nm)
