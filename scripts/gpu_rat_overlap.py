@@ -68,9 +68,16 @@ VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail
     "exp2 bwd 0.25": {"exp2_poly_dkv": 0.25, "exp2_poly_dq": 0.25},
     "exp2 fwd 0.5": {"exp2_poly_fwd": 0.5},
     "exp2 dq 0.125": {"exp2_poly_dq": 0.125},
+    # v11 (experiment): dq inside the dK/dV kernel (5 products), dq tiles added by TMA bulk reductions; bwd_pre runs,
+    # no dq stage (the dq column is empty; the dkv column is bwd_dkv_tma_kernel with dq, zeroing the accumulator
+    # included, and its TF/s counts 5 products); the backward scan finishes dq
+    "fused_dq_tma s3": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": False, "dkv_stages": 3},
+    "fused_dq_tma s4": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": False, "dkv_stages": 4},
+    "fused_dq_tma + early_dp s3": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": True, "dkv_stages": 3},
+    "fused_dq_tma + early_dp s4": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": True, "dkv_stages": 4},
 }
 #: the switches kept in --dry-run (tile and stage overrides are dropped there)
-SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first", "exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq")
+SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first", "exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq", "fused_dq_tma")
 
 
 def config(name: str, n_chunks: int) -> RT.RATTritonConfig:
@@ -101,7 +108,7 @@ def timing(name: str, T: int, H: int, D: int, L: int, reps: int) -> dict:
     row = {"variant": name, "T": T, "H": H, "D": D, "L": L, "config": dataclasses.asdict(impl.config),
            **alone, "stages_ms": stages, "stage_sum_ms": sum(stages.values()) if stages else float("nan"),
            "fwd_tflops": 2 * mm / (alone["fwd_alone_ms"] * 1e-3) / 1e12,
-           "dkv_tflops": 4 * mm / (alone["bwd_dkv_alone_ms"] * 1e-3) / 1e12,
+           "dkv_tflops": (5 if impl.config.fused_dq or impl.config.fused_dq_tma else 4) * mm / (alone["bwd_dkv_alone_ms"] * 1e-3) / 1e12,
            "train_ms": _common.bench(train, 45.0, dry=DRY)}
     return row
 
@@ -141,7 +148,7 @@ def main() -> None:
               f"{s.get('bwd_pre', nan):6.2f} {s.get('bwd_dq', s.get('bwd_dq_pre', nan)):6.2f} {r.get('stage_sum_ms', nan):7.2f} {r.get('train_ms', nan):8.2f}"
               + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))
     print("(fwd, dkv: the kernel alone, do_bench; pre (Delta, RoPE(q)), dq: CUDA-event medians, dq_first: bwd_dq_pre "
-          "(dq + Delta + RoPE(q)), no pre; stages: sum of the event medians; train: "
+          "(dq + Delta + RoPE(q)), no pre; fused_dq_tma: dq inside dkv (5 products), no dq stage; stages: sum of the event medians; train: "
           "do_bench of forward + backward)")
 
 
