@@ -31,13 +31,21 @@ config. Not measured; after scripts/gpu_rat_overlap.py has checked and timed "ex
     PYTHONPATH=scripts python run_bench.py --register rat/triton-edp3=rat_experiments:RATTritonEarlyDP3 \
         --register rat/triton-x2=rat_experiments:RATTritonExp2EDP3 --device cuda \
         --impl rat/triton,rat/triton-edp3,rat/triton-x2 --mode train,prefill --seq-len 4k,32k,128k --tokens 128k
+
+RATTritonFusedDqTma: impls/rat/NOTES.md v11: dq inside the dK/dV kernel (5 products instead of 7), its tiles added
+to a float32 accumulator by TMA bulk reductions (fused_dq_tma; dq_first off: bwd_pre runs, the backward scan
+finishes dq), with dkv_early_dp at 3 dK/dV stages, for 16-bit inputs at every length (fp32 keeps the default's
+config). Not measured; after scripts/gpu_rat_overlap.py has checked and timed the "fused_dq_tma ..." variants (set
+LONG / SHORT to the one that measured best):
+    PYTHONPATH=scripts python run_bench.py --register rat/triton-tma=rat_experiments:RATTritonFusedDqTma \
+        --device cuda --impl rat/triton,rat/triton-tma --mode train --seq-len 4k,32k,128k --tokens 128k
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import ClassVar
 
-from impls.rat.triton import DEFAULT_CONFIG, RATTriton, _cfg
+from impls.rat.triton import DEFAULT_CONFIG, FP32_CONFIG, RATTriton, _cfg
 
 
 class RATTritonV8(RATTriton):
@@ -68,3 +76,16 @@ class RATTritonExp2EDP3(RATTritonV8):
     description = "rat/triton with 1/16 of the forward's exp2 on the FMA pipe, dkv_early_dp, 3 dK/dV stages: an experiment"
     LONG: ClassVar[dict] = {"exp2_poly_fwd": 0.0625, "dkv_early_dp": True, "dkv_stages": 3}
     SHORT: ClassVar[dict] = {"dkv_early_dp": True, "dkv_stages": 3}
+
+
+class RATTritonFusedDqTma(RATTritonV8):
+    description = "rat/triton with dq fused into dK/dV by TMA bulk reductions (fused_dq_tma), dkv_early_dp, 3 stages: an experiment"
+    LONG: ClassVar[dict] = {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": True, "dkv_stages": 3}
+    SHORT: ClassVar[dict] = {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": True, "dkv_stages": 3}
+
+    def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float):  # type: ignore[no-untyped-def]
+        base = _cfg(None, q.shape[1] // chunk_size, q.dtype)
+        if base is FP32_CONFIG:  # float32 inputs: the default's config (the TMA kernel is not compiled for tf32x3)
+            self.config = base
+            return RATTriton._forward(self, q, k, v, f, chunk_size=chunk_size, rope=rope, scale=scale)
+        return super()._forward(q, k, v, f, chunk_size=chunk_size, rope=rope, scale=scale)
