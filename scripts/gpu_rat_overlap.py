@@ -70,14 +70,20 @@ VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail
     "exp2 dq 0.125": {"exp2_poly_dq": 0.125},
     # v11 (experiment): dq inside the dK/dV kernel (5 products), dq tiles added by TMA bulk reductions; bwd_pre runs,
     # no dq stage (the dq column is empty; the dkv column is bwd_dkv_tma_kernel with dq, zeroing the accumulator
-    # included, and its TF/s counts 5 products); the backward scan finishes dq
-    "fused_dq_tma s3": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": False, "dkv_stages": 3},
-    "fused_dq_tma s4": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": False, "dkv_stages": 4},
+    # included, and its TF/s counts 5 products); the backward scan finishes dq. One [64, 128] reduction per tile
+    # (209 KB shared at 3 stages; 4 stages need 242 KB: no launch), "split": two [64, 64] ones (4 stages: 226 KB)
     "fused_dq_tma + early_dp s3": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": True, "dkv_stages": 3},
-    "fused_dq_tma + early_dp s4": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": True, "dkv_stages": 4},
+    "fused_dq_tma s3": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": False, "dkv_stages": 3},
+    "fused_dq_tma split + early_dp s4": {"fused_dq_tma": True, "fused_dq_tma_split": True, "dq_first": False,
+                                         "dkv_early_dp": True, "dkv_stages": 4},
+    "fused_dq_tma split s4": {"fused_dq_tma": True, "fused_dq_tma_split": True, "dq_first": False,
+                              "dkv_early_dp": False, "dkv_stages": 4},
+    "fused_dq_tma split + early_dp s3": {"fused_dq_tma": True, "fused_dq_tma_split": True, "dq_first": False,
+                                         "dkv_early_dp": True, "dkv_stages": 3},
 }
 #: the switches kept in --dry-run (tile and stage overrides are dropped there)
-SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first", "exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq", "fused_dq_tma")
+SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first", "exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq", "fused_dq_tma",
+            "fused_dq_tma_split")
 
 
 def config(name: str, n_chunks: int) -> RT.RATTritonConfig:

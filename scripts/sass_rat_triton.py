@@ -107,13 +107,17 @@ def cases(L: int, D: int, dt: str = "bf16"):
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
                     "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32"}, w, s)
-    for bn, bm, w, s, early in ((128, 64, 8, 3, False), (128, 64, 8, 4, False), (128, 64, 8, 3, True),
-                                (128, 64, 8, 4, True)):  # v11 (experiment): fused dq by TMA bulk reductions
-        yield (f"bwd_dkv_tma{'+early' if early else ''} bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_tma_kernel,
+    for bn, bm, w, s, early, split in ((128, 64, 8, 3, False, False), (128, 64, 8, 3, True, False),
+                                       (128, 64, 8, 4, False, True), (128, 64, 8, 4, True, True),
+                                       (128, 64, 8, 3, False, True), (128, 64, 8, 3, True, True),
+                                       (128, 64, 8, 4, True, False)):  # v11 (experiment): dq by TMA bulk reductions
+        yield (f"bwd_dkv_tma{'+early' if early else ''}{'+split' if split else ''} bn={bn} bm={bm} w={w} s={s}",
+               K.bwd_dkv_tma_kernel,
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "DQA": f32,
-                    "DQD": f"tensordesc<fp32[{bm}, {HALF}]>", "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32,
-                    "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
-               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32", "EARLY": early, "TMA": True}, w, s)
+                    "DQD": f"tensordesc<fp32[{bm}, {HALF if split else 2 * HALF}]>", "o_b": i32, "o_t": i32, "o_h": i32,
+                    "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32", "EARLY": early, "TMA": True, "SPLIT": split},
+               w, s)
     for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (128, 32, 8, 3), (64, 64, 8, 3), (64, 64, 4, 3)):
         yield (f"bwd_dkv_full bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_full_kernel,
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,

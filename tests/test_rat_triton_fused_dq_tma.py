@@ -2,7 +2,7 @@
 16-row tiles): bwd_dkv_tma_kernel forms dq's chunk-end share (dS K, both head-dim halves) beside dK/dV and the
 backward scan adds the self term. The interpreter has no TMA descriptor reductions (no create_descriptor_reduce
 in triton 3.7.1's interpreter), so the kernel runs its TMA=False branch there: the same tiles and call sites
-(_dq_reduce per half), element-wise atomics instead of the descriptor add; the TMA branch is checked by the sm_90
+(_dq_reduce of the joined [BM, D] tile, or per half with fused_dq_tma_split), element-wise atomics instead of the descriptor add; the TMA branch is checked by the sm_90
 compile (scripts/sass_rat_triton.py --only dkv_tma) and on the GPU (scripts/gpu_rat_overlap.py). The kernels the
 switch replaces (bwd_dq, bwd_dq_pre and the other dK/dV kernels) are raising stubs here. Partial last tiles, B and
 H > 1, rope off, D = 64, chunk_size 1 and chunk_size == T (no chunk end is visible: the dK/dV kernel finds no rows,
@@ -41,6 +41,8 @@ def only_tma_kernel(monkeypatch):
         (1, 32, 1, 32, 32, True, {"long_scan": False}),  # chunk_size == T: no dK/dV rows, dq = self term (plain scan)
         (1, 32, 1, 32, 32, True, {"long_scan": True}),  # ... and the two-level backward scan (2 sub-blocks of 16)
         (1, 72, 1, 32, 2, True, {"dkv_early_dp": True}),  # 2 key blocks, partial tile
+        (2, 40, 2, 32, 4, True, {"fused_dq_tma_split": True}),  # two [BM, D/2] reductions per tile
+        (1, 72, 1, 64, 2, False, {"fused_dq_tma_split": True, "dkv_early_dp": True}),
     ],
 )
 def test_fused_dq_tma_matches_reference(only_tma_kernel, B, T, H, D, L, rope, extra):
@@ -54,6 +56,11 @@ def test_fused_dq_tma_matches_reference(only_tma_kernel, B, T, H, D, L, rope, ex
 def test_fused_dq_tma_refuses_combinations(bad):
     with pytest.raises(ValueError, match="fused_dq_tma"):
         dataclasses.replace(INTERPRET_CONFIG, fused_dq_tma=True, **bad)
+
+
+def test_fused_dq_tma_split_needs_the_switch():
+    with pytest.raises(ValueError, match="fused_dq_tma_split"):
+        dataclasses.replace(INTERPRET_CONFIG, fused_dq_tma_split=True)
 
 
 def test_fused_dq_tma_off_by_default():

@@ -67,6 +67,9 @@ class RATTritonConfig:
     #: element-wise atomics; bwd_pre runs, the backward scan finishes dq. dkv_early_dp picks the product order.
     #: sm_90+ only (the interpreter uses element-wise atomics). Not measured on a GPU (NOTES.md v11)
     fused_dq_tma: bool = False
+    #: fused_dq_tma: two [BM, D/2] reductions per query tile instead of one [BM, D] (16 KB less shared memory: BN 128,
+    #: BM 64, 4 stages fit in 227 KB only so; the second waits for the bulk engine's read of the first)
+    fused_dq_tma_split: bool = False
     #: v9 (experiment): the fraction of each softmax tile's columns whose exp2 runs on the FMA pipe (a degree-3
     #: polynomial, impls/exp2_fma.py: FlashAttention-4's trick) instead of MUFU.EX2: 0 (off), 1/16 .. 1/2
     #: or 1. _fwd: fwd_kernel; _dkv: bwd_dkv_kernel / bwd_dkv_early_kernel; _dq: bwd_dq_kernel / bwd_dq_pre_kernel.
@@ -116,6 +119,8 @@ class RATTritonConfig:
                                   or self.exp2_poly_dkv):
             raise ValueError("RATTritonConfig: fused_dq_tma needs fused_dq=False, dq_first=False, dkv_full=False, "
                              "dkv_reverse=True, exp2_poly_dkv=0")
+        if self.fused_dq_tma_split and not self.fused_dq_tma:
+            raise ValueError("RATTritonConfig: fused_dq_tma_split needs fused_dq_tma=True")
         if self.dq_first and self.fused_dq:
             raise ValueError("RATTritonConfig: dq_first needs fused_dq=False (fused_dq has no dq kernel to run first)")
         for name in ("exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq"):
@@ -400,7 +405,8 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     def dkv_launch() -> None:
         if cfg.fused_dq_tma:  # v11: dq tiles by TMA bulk reductions (element-wise atomics in the interpreter)
             K.bwd_dkv_tma_kernel[grid](*dkv_args, dqa, dqd, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF,
-                                       PREC=prec, EARLY=cfg.dkv_early_dp, TMA=tma, **_kw(cfg.dkv_warps, cfg.dkv_stages))
+                                       PREC=prec, EARLY=cfg.dkv_early_dp, TMA=tma, SPLIT=cfg.fused_dq_tma_split,
+                                       **_kw(cfg.dkv_warps, cfg.dkv_stages))
         elif cfg.dkv_early_dp:
             K.bwd_dkv_early_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
                                          **_poly(cfg.exp2_poly_dkv),
@@ -419,7 +425,7 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         raise ValueError("RATTritonConfig.fused_dq_tma needs an sm_90+ GPU (TMA bulk reductions)")
     with _stage("bwd_dkv"):  # the stage includes zeroing the dq accumulator of fused_dq, as before
         dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if fused else dke
-        dqd = _dq_descriptor(dqa, cfg.dkv_bm, HALF) if tma else dqa
+        dqd = _dq_descriptor(dqa, cfg.dkv_bm, HALF if cfg.fused_dq_tma_split else D) if tma else dqa
         dkv_launch()
     if LAUNCHES is not None and not cfg.fused_dq:  # (atomics: re-running it alone would accumulate)
         # fused_dq_tma: zero the accumulator first, so that re-running the launch alone is idempotent
@@ -465,12 +471,12 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     return dq, dk, dv, df
 
 
-def _dq_descriptor(dqa: torch.Tensor, bm: int, half: int):
-    """fused_dq_tma: a TMA descriptor over the float32 dq accumulator viewed as (B*H*T, D), block [bm, half]."""
+def _dq_descriptor(dqa: torch.Tensor, bm: int, cols: int):
+    """fused_dq_tma: a TMA descriptor over the float32 dq accumulator viewed as (B*H*T, D), block [bm, cols]."""
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     a2 = dqa.view(-1, dqa.shape[-1])
-    return TensorDescriptor(a2, list(a2.shape), list(a2.stride()), [bm, half])
+    return TensorDescriptor(a2, list(a2.shape), list(a2.stride()), [bm, cols])
 
 
 def _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L: int, rope: bool, scale: float,

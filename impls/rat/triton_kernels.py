@@ -1332,10 +1332,10 @@ def bwd_dq_pre_kernel(
 #    Appended at the end of the file: the kernels above keep their source lines (and their sm_90 SASS).
 @triton.jit
 def _dq_reduce(DQD, ap, vm, grow, val, COL: tl.constexpr, TMA: tl.constexpr):
-    """Add one [BM, HALF] float32 tile of dq to the accumulator. TMA: through the descriptor DQD over the
-    (B*H*T, D) accumulator at row grow, column COL (the tile goes to shared memory, then one asynchronous
+    """Add one float32 tile of dq ([BM, D] or [BM, HALF]) to the accumulator. TMA: through the descriptor DQD
+    over the (B*H*T, D) accumulator at row grow, column COL (the tile goes to shared memory, then one asynchronous
     cp.reduce.async.bulk.tensor add, done line-wise in L2). Else (the interpreter: it has no descriptor
-    reductions) element-wise float32 atomics at the pointers ap + COL, masked by vm."""
+    reductions) element-wise float32 atomics at the pointers ap + COL (ap: the tile's shape), masked by vm."""
     if TMA:
         DQD.atomic_add([grow, COL], val)
     else:
@@ -1345,17 +1345,18 @@ def _dq_reduce(DQD, ap, vm, grow, val, COL: tl.constexpr, TMA: tl.constexpr):
 @triton.jit
 def _dkv_tma_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, DQD, row0, q_t, o_t, offs_n,
                    lo, hi, T, scale2, L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr,
-                   PREC: tl.constexpr, EARLY: tl.constexpr, TMA: tl.constexpr):
+                   PREC: tl.constexpr, EARLY: tl.constexpr, TMA: tl.constexpr, SPLIT: tl.constexpr):
     """_dkv_early_dp_inner (EARLY: dP^T issued before the exponentials) or attention_core.dkv_inner's order
     (RAT: CHUNK, REVERSE), plus this key block's share of dq: dS K = (dS^T)^T K over the two head-dim halves,
-    each a [BM, HALF] float32 tile added to the accumulator by _dq_reduce (unscaled; the backward scan
-    scales, adds the self term and rotates back). Rows past T (last tile) have P = 0, so dS = 0: the TMA
+    joined into one [BM, D] float32 tile (SPLIT: two [BM, HALF] tiles, 16 KB less shared memory, but the second
+    waits for the bulk engine to have read the first) added to the accumulator by _dq_reduce (unscaled; the
+    backward scan scales, adds the self term and rotates back). Rows past T (last tile) have P = 0, so dS = 0: the TMA
     path adds exact zeros to the next head's first rows there (the descriptor only clips at B*H*T)."""
     r = tl.arange(0, BM)
     d = tl.arange(0, HALF)
     qoff = r[:, None] * q_t + d[None, :]
     ooff = r[:, None] * o_t + d[None, :]
-    aoff = r[:, None] * (2 * HALF) + d[None, :]
+    aoff = r[:, None] * (2 * HALF) + (tl.arange(0, HALF if SPLIT else 2 * HALF))[None, :]
     n = (hi - lo + BM - 1) // BM
     first = lo + (n - 1) * BM
     qp = QRb + first.to(tl.int64) * q_t + qoff
@@ -1389,8 +1390,12 @@ def _dkv_tma_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, D
         dk1 = tl.dot(dst, qr1, dk1, input_precision=PREC)
         dk2 = tl.dot(dst, qr2, dk2, input_precision=PREC)
         ds = tl.trans(dst)  # [BM, BN]
-        _dq_reduce(DQD, ap, vm, row0 + t0, tl.dot(ds, k1, input_precision=PREC), 0, TMA)
-        _dq_reduce(DQD, ap, vm, row0 + t0, tl.dot(ds, k2, input_precision=PREC), HALF, TMA)
+        if SPLIT:
+            _dq_reduce(DQD, ap, vm, row0 + t0, tl.dot(ds, k1, input_precision=PREC), 0, TMA)
+            _dq_reduce(DQD, ap, vm, row0 + t0, tl.dot(ds, k2, input_precision=PREC), HALF, TMA)
+        else:  # [BM, HALF, 2] -> [BM, 2, HALF] -> [BM, D]: the halves side by side (register renaming on sm_90)
+            dqf = tl.join(tl.dot(ds, k1, input_precision=PREC), tl.dot(ds, k2, input_precision=PREC))
+            _dq_reduce(DQD, ap, vm, row0 + t0, tl.reshape(tl.permute(dqf, (0, 2, 1)), (BM, 2 * HALF)), 0, TMA)
         qp -= BM * q_t
         op -= BM * o_t
         ap -= BM * (2 * HALF)
@@ -1402,12 +1407,12 @@ def bwd_dkv_tma_kernel(
     QR, DO, LSE, DELTA, KE, VE, DKE, DVE, DQA, DQD,
     o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, scale, scale2,
     L: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr,
-    EARLY: tl.constexpr, TMA: tl.constexpr,
+    EARLY: tl.constexpr, TMA: tl.constexpr, SPLIT: tl.constexpr = False,
 ):
     """bwd_dkv_kernel with DQ_ATOMIC (grid (ceil(C / BN), B*H), last-to-first walk over query tiles, 5 products
     per tile: S^T, dV, dP^T, dK, dq) with the dq tiles added by TMA bulk reductions (FlashAttention-3's dq
     path) instead of element-wise atomics: DQD is a host TensorDescriptor over DQA viewed as (B*H*T, D)
-    float32, block [BM, HALF]. TMA = False (the interpreter) uses element-wise atomics on DQA instead.
+    float32, block [BM, D] (SPLIT: [BM, HALF]). TMA = False (the interpreter) uses element-wise atomics on DQA.
     EARLY: dP^T before the exponentials (bwd_dkv_early_kernel's order). Math: FlashAttention-2's backward."""
     pid = tl.program_id(0)
     bh = tl.program_id(1)
@@ -1436,9 +1441,11 @@ def bwd_dkv_tma_kernel(
     DQAb = DQA + bh.to(tl.int64) * T * 2 * HALF
     row0 = bh * T  # the head's first row of the (B*H*T, D) accumulator (TMA coordinates are 32-bit)
     dk1, dk2, dv1, dv2 = _dkv_tma_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, DQD, row0,
-                                        2 * HALF, o_t, offs_n, mid, T, T, scale2, L, BM, HALF, False, PREC, EARLY, TMA)
+                                        2 * HALF, o_t, offs_n, mid, T, T, scale2, L, BM, HALF, False, PREC, EARLY, TMA,
+                                        SPLIT)
     dk1, dk2, dv1, dv2 = _dkv_tma_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, DQD, row0,
-                                        2 * HALF, o_t, offs_n, lo, mid, T, scale2, L, BM, HALF, True, PREC, EARLY, TMA)
+                                        2 * HALF, o_t, offs_n, lo, mid, T, scale2, L, BM, HALF, True, PREC, EARLY, TMA,
+                                        SPLIT)
     dptr = bh.to(tl.int64) * C * 2 * HALF + offs_n.to(tl.int64)[:, None] * 2 * HALF + offs_d[None, :]
     tl.store(DKE + dptr, dk1 * scale, mask=nm)
     tl.store(DKE + dptr + HALF, dk2 * scale, mask=nm)
