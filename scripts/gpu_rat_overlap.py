@@ -80,6 +80,13 @@ VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail
                               "dkv_early_dp": False, "dkv_stages": 4},
     "fused_dq_tma split + early_dp s3": {"fused_dq_tma": True, "fused_dq_tma_split": True, "dq_first": False,
                                          "dkv_early_dp": True, "dkv_stages": 3},
+    # session 4: tile settings of the new default's two backward kernels (overrides of dq_first + early_dp s3)
+    "dq_pre 128x64 s4": {"dq_stages": 4},
+    "dq_pre 128x64 s2": {"dq_stages": 2},
+    "dq_pre 128x128 s2": {"dq_bn": 128, "dq_stages": 2},
+    "dq_pre 64x128 s3": {"dq_bm": 64, "dq_bn": 128},
+    "early 128x64 s2": {"dkv_stages": 2},
+    "early 64x64 w8 s3": {"dkv_bn": 64, "dkv_bm": 64},
 }
 #: the switches kept in --dry-run (tile and stage overrides are dropped there)
 SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first", "exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq", "fused_dq_tma",

@@ -39,10 +39,21 @@ config). Not measured; after scripts/gpu_rat_overlap.py has checked and timed th
 LONG / SHORT to the one that measured best):
     PYTHONPATH=scripts python run_bench.py --register rat/triton-tma=rat_experiments:RATTritonFusedDqTma \
         --device cuda --impl rat/triton,rat/triton-tma --mode train --seq-len 4k,32k,128k --tokens 128k
+
+Measured since (impls/rat/NOTES.md "Session 4 runs", v11 measured): DqFirstEDP3 became the 16-bit default (the
+rest of the classes above are relative to the default of their day); Exp2EDP3 and FusedDqTma gave no gain at 128k.
+
+RATTritonOverride: the default with the RatTritonConfig fields of the JSON object in $RATBENCH_RAT_OVERRIDE on the
+long-sequence path (>= 2048 chunk ends; e.g. '{"dq_stages": 4}'), for confirming a tile setting that
+scripts/gpu_rat_overlap.py timed fastest at 128k, in the same device command:
+    RATBENCH_RAT_OVERRIDE='{"dq_stages": 4}' PYTHONPATH=scripts python run_bench.py \
+        --register rat/triton-o=rat_experiments:RATTritonOverride --device cuda --impl rat/triton,rat/triton-o ...
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import ClassVar
 
 from impls.rat.triton import DEFAULT_CONFIG, FP32_CONFIG, RATTriton, _cfg
@@ -89,3 +100,19 @@ class RATTritonFusedDqTma(RATTritonV8):
             self.config = base
             return RATTriton._forward(self, q, k, v, f, chunk_size=chunk_size, rope=rope, scale=scale)
         return super()._forward(q, k, v, f, chunk_size=chunk_size, rope=rope, scale=scale)
+
+
+class RATTritonOverride(RATTritonV8):
+    description = "rat/triton with the config fields of $RATBENCH_RAT_OVERRIDE on the long path: an experiment"
+    SHORT: ClassVar[dict] = {}
+
+    @property
+    def LONG(self) -> dict:  # type: ignore[override]
+        raw = os.environ.get("RATBENCH_RAT_OVERRIDE", "{}")
+        try:
+            change = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"RATBENCH_RAT_OVERRIDE must be a JSON object of RATTritonConfig fields, got {raw!r}") from exc
+        if not isinstance(change, dict):
+            raise TypeError(f"RATBENCH_RAT_OVERRIDE must be a JSON object, got {raw!r}")
+        return change

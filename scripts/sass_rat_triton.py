@@ -102,7 +102,8 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
                     "H": i32, "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
-    for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3)):  # v8 (experiment): dP^T before the exponentials
+    for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (128, 64, 8, 2), (64, 64, 4, 3), (64, 64, 8, 3)):
+        # v8: dP^T before the exponentials (the 16-bit default at 3 stages since session 4)
         yield (f"bwd_dkv_early bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_early_kernel,
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
                     "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
@@ -141,7 +142,8 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "DQ": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32,
                     "e_h": i32, "e_c": i32, "T": i32, "H": i32, "scale": "fp32", "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "PREC": "tf32"}, w, s)
-    for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 64, 8, 2), (64, 64, 8, 3)):
+    for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 64, 8, 2), (64, 64, 8, 3),
+                         (128, 64, 8, 4), (128, 128, 8, 2), (64, 128, 8, 3), (64, 64, 4, 3)):
         # v10 (experiment, dq_first): dq with Delta and RoPE(q), before the dK/dV kernel (bwd_pre skipped)
         yield (f"bwd_dq_pre bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_pre_kernel,
                {"Q": p, "O": p, "KTR": p, "VT": p, "DO": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "LSE": f32,
