@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["gpu_rat_triton.py", "gpu_rat_long_chunk.py", "gpu_full_swa_triton.py", "gpu_linear_triton.py",
-           "gpu_linear_prefill.py", "gpu_rat_overlap.py"]
+           "gpu_linear_prefill.py", "gpu_rat_overlap.py", "gpu_rat_step_tune.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
