@@ -146,8 +146,8 @@ def main() -> int:
     ap.add_argument("--aa", type=int, default=20, help="A/A gate runs (default 20)")
     ap.add_argument("--detect", type=int, default=10, help="gate runs per variant (default 10)")
     ap.add_argument("--budget", type=float, default=540.0, help="start no run after this many seconds (default 540)")
-    ap.add_argument("--variants", default="RATDkvBM32,RATDqTile64,RATDkvStages3",
-                    help="classes of scripts/gate_variants.py, e.g. RATDkvStages3")
+    ap.add_argument("--variants", default="RATDkvBM32,RATDqTile64,RATDkvStages2",
+                    help="classes of scripts/gate_variants.py, e.g. RATDkvStages2")
     args = ap.parse_args()
     out = Path(os.environ.get("OUT", ROOT / "reports" / "runs" / "gpu-gate"))
     out.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,13 @@
 """Per-kernel times of rat/triton (forward + backward) for several configurations, on one GPU.
 
-    OUT=/some/dir python scripts/gpu_rat_triton_tune.py [--ts 131072,16384] [--reps 6] [--no-decode]
+    OUT=/some/dir python scripts/gpu_rat_triton_tune.py [--ts 131072,16384] [--reps 6]
 
 bf16, H = 16, D = 128, L = 16, 131072 tokens per batch. Each SWEEP entry overrides fields of the config
 rat/triton picks by itself for that T; stage times come from CUDA events around each launch
 (impls.rat.triton.STAGE_EVENTS), median over --reps runs after warm-up. Prints per T a line per entry
 (stage times, total) and the best entry; writes $OUT/rat_triton_tune.json with TF/s per product stage.
-Earlier sweeps (tile sizes, stage counts, walk order) are in reports/rat-triton/*tune*.json.
+Earlier sweeps (tile sizes, stage counts, walk order) are in reports/rat-triton/*tune*.json. The decode step's
+launch sweep is scripts/gpu_rat_step_tune.py.
 """
 from __future__ import annotations
 
@@ -24,18 +25,20 @@ import _gpu_common as _common
 import torch
 
 import impls.rat.triton as RT
-from impls.rat.triton import DEFAULT_CONFIG, RATTriton
+from impls.rat.triton import RATTriton
 
-# sweep 5: the measured defaults against the not-yet-measured switches
+# sweep 5 (session 2): the plain backward of that day (bwd_pre, bwd_dkv at 4 stages, bwd_dq) against its
+# switches; since session 4 the default is dq first + the early dK/dV kernel, so the entries name the plain one
+_PLAIN = {"dq_first": False, "dkv_early_dp": False, "dkv_stages": 4}
 SWEEP: dict[str, dict] = {
     "default": {},
-    "fused_dq 128x64 s3": {"fused_dq": True, "dkv_stages": 3},
-    "fused_dq 64x64 s3": {"fused_dq": True, "dkv_bn": 64, "dkv_stages": 3},
-    "fused_dq 128x64 s4": {"fused_dq": True},
-    "full-dim fwd+dkv": {"fwd_full_v": True, "dkv_full": True},
-    "full-dim dkv s3": {"dkv_full": True, "dkv_stages": 3},
+    "plain backward": _PLAIN,
+    "fused_dq 128x64 s3": {**_PLAIN, "fused_dq": True, "dkv_stages": 3},
+    "fused_dq 64x64 s3": {**_PLAIN, "fused_dq": True, "dkv_bn": 64, "dkv_stages": 3},
+    "fused_dq 128x64 s4": {**_PLAIN, "fused_dq": True},
+    "full-dim fwd+dkv": {**_PLAIN, "fwd_full_v": True, "dkv_full": True},
+    "full-dim dkv s3": {**_PLAIN, "dkv_full": True, "dkv_stages": 3},
 }
-STEP = [(128, 4, 1), (128, 4, 2), (256, 4, 1), (64, 4, 1)]
 
 
 def main() -> None:
@@ -43,7 +46,6 @@ def main() -> None:
     ap.add_argument("--ts", default="131072,16384")
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--configs", default="", help="comma-separated SWEEP names (default: all)")
-    ap.add_argument("--no-decode", action="store_true")
     args = ap.parse_args()
     H, D, L, TOKENS = 16, 128, 16, 131072
     out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "results": {}}
@@ -83,30 +85,6 @@ def main() -> None:
             json.dump(out, fh, indent=1)
         del q, k, v, f, do, leaves
         torch.cuda.empty_cache()
-    # decode step variants (step_bn, step_warps, splits) at B = 64, T = 16384, position T (1025 slots)
-    from triton.testing import do_bench
-    B, T = 64, 16384
-    dec = []
-    for bn, w, sp in ([] if args.no_decode else STEP):
-        impl = RATTriton(dataclasses.replace(DEFAULT_CONFIG, step_bn=bn, step_warps=w, step_splits=sp))
-        st = impl.init_state(B, H, D, T + L, device="cuda", dtype=torch.bfloat16, chunk_size=L)
-        st.k_cache.normal_()
-        st.v_cache.normal_()
-        x = [torch.randn(B, H, D, device="cuda").bfloat16() for _ in range(4)]
-
-        def step(st=st, impl=impl, x=x):
-            st.pos = T
-            impl.step(st, *x)
-
-        ms = do_bench(step, warmup=20, rep=200, return_mode="median")
-        qs, kc, vc = x[0][:, :, None], st.k_cache[:, :, : T // L + 1], st.v_cache[:, :, : T // L + 1]
-        sd = do_bench(lambda qs=qs, kc=kc, vc=vc: torch.nn.functional.scaled_dot_product_attention(qs, kc, vc),
-                      warmup=20, rep=200, return_mode="median")
-        dec.append({"step_bn": bn, "warps": w, "splits": sp, "step_ms": ms, "sdpa_ms": sd})
-        print(json.dumps(dec[-1]), flush=True)
-    out["decode"] = dec
-    with open(os.path.join(os.environ.get("OUT", "/tmp"), "rat_triton_tune.json"), "w") as fh:
-        json.dump(out, fh, indent=1)
     print(f"\n== fwd + bwd, sum of stage medians (ms) == total {time.time() - t_start:.0f} s")
     for T, r in out["results"].items():
         print(f"T={T} B={r['B']}: " + "  ".join(f"{n} {x['total']:.2f}" for n, x in r["table"].items())

@@ -102,7 +102,8 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
                     "H": i32, "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
-    for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (128, 64, 8, 2), (64, 64, 4, 3), (64, 64, 8, 3)):
+    for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (128, 64, 8, 2), (64, 64, 4, 3), (64, 64, 8, 3),
+                         (128, 32, 8, 3)):  # last: gate_variants.RATDkvBM32 on the session-4 default
         # v8: dP^T before the exponentials (the 16-bit default at 3 stages since session 4)
         yield (f"bwd_dkv_early bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_early_kernel,
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
@@ -129,7 +130,7 @@ def cases(L: int, D: int, dt: str = "bf16"):
                 "o_h": i32, "T": i32, "H": i32}, {"L": L, "BM": CFG.pre_bm, "HALF": HALF, "ROPE": True}, 4, 1)
     for bn, bm, w, s, atom in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages, False),
                                (128, 64, 8, 3, False), (128, 64, 8, 4, True), (128, 64, 8, 3, True),
-                               (128, 32, 8, 3, True), (64, 64, 8, 3, True), (128, 32, 8, 4, False)):  # last: gate_variants.RATDkvBM32
+                               (128, 32, 8, 3, True), (64, 64, 8, 3, True), (128, 32, 8, 4, False)):  # last: RATDkvBM32 before session 4
         yield (f"bwd_dkv{'+dq' if atom else ''} bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "DQA": f32, "o_b": i32, "o_t": i32, "o_h": i32,
                     "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
