@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -94,6 +95,22 @@ def _batch_dynamic(*ts: Any) -> None:
     for t in ts:
         if isinstance(t, torch.Tensor) and t.dim() >= 2:
             torch._dynamo.maybe_mark_dynamic(t, 0)
+
+
+class _GlueCompile:
+    """compile_glue / glue_compiled for modules whose glue is the functions named in GLUE (each called as
+    fn(self, ...)): compiled, they replace the plain ones (models.lm.LanguageModel.compile_glue)."""
+
+    GLUE: tuple[str, ...] = ()
+
+    def compile_glue(self, enabled: bool = True, backend: str = "inductor") -> None:
+        """torch.compile the module's glue (the implementation, if any, keeps running as itself); ``enabled=False``
+        goes back to eager glue. ``backend``: torch.compile's (tests use "aot_eager": no C++ toolchain needed)."""
+        self._glue = tuple(_compiled(getattr(type(self), n), backend) for n in self.GLUE) if enabled else None
+
+    @property
+    def glue_compiled(self) -> bool:
+        return getattr(self, "_glue", None) is not None
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -153,12 +170,13 @@ class LayerCache:
             self.state.pos = 0
 
 
-class MixerLayer(nn.Module):
+class MixerLayer(_GlueCompile, nn.Module):
     """Common base: pre-RMSNorm, a token mixer, residual: ``_post(x, impl(_pre(x)))``. Subclasses fill _proj
     (projections of the normalised input), _out (output gate and projection), _forward_impl and _tables."""
 
     kind: str = ""
     family: str = ""
+    GLUE = ("_pre", "_post")
 
     def __init__(self, d_model: int, heads: int, head_dim: int, impl: str, *, eps: float = 1e-6,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
@@ -188,27 +206,16 @@ class MixerLayer(nn.Module):
         self._check_x(x_t, 2)
         return self._run("step", cache, x_t)
 
-    def compile_glue(self, enabled: bool = True, backend: str = "inductor") -> None:
-        """torch.compile the layer's glue (``_pre``, ``_post``) for forward, prefill and step; the
-        implementation keeps running as itself. ``enabled=False`` goes back to eager glue. ``backend``:
-        torch.compile's (tests use "aot_eager", which needs no C++ toolchain)."""
-        self._glue = (_compiled(type(self)._pre, backend), _compiled(type(self)._post, backend)) if enabled else None
-
-    @property
-    def glue_compiled(self) -> bool:
-        return getattr(self, "_glue", None) is not None
-
     def _run(self, mode: str, cache: LayerCache | None, x: torch.Tensor) -> torch.Tensor:
         tables = self._tables(mode, cache, x)
         glue = getattr(self, "_glue", None)
-        if glue is None:
-            args, extras = self._pre(x, *tables)
-            return self._post(x, self._call(mode, cache, args), *extras)
-        pre, post = glue
-        _batch_dynamic(x)
+        pre, post = glue or (type(self)._pre, type(self)._post)
+        if glue:
+            _batch_dynamic(x)
         args, extras = pre(self, x, *tables)
         y = self._call(mode, cache, args)
-        _batch_dynamic(y, *extras)
+        if glue:
+            _batch_dynamic(y, *extras)
         return post(self, x, y, *extras)
 
     # the pieces (subclasses fill _proj, _out, _forward_impl and, if needed, _tables)
@@ -500,10 +507,11 @@ class RNNLayer(RATLayer):
 
 
 # ----- feed-forward -----------------------------------------------------------------------------
-class FeedForward(nn.Module):
+class FeedForward(_GlueCompile, nn.Module):
     """x + fc2(GELU(fc1(RMSNorm(x)))), hidden = mult * Dm, bias-free."""
 
     kind = "ffn"
+    GLUE = ("_ffn",)
 
     def __init__(self, d_model: int, mult: int = 4, *, eps: float = 1e-6, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
@@ -514,22 +522,14 @@ class FeedForward(nn.Module):
         self.fc2 = nn.Linear(mult * d_model, d_model, bias=False, device=device, dtype=dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn = getattr(self, "_glue", None)
-        if fn is None:
+        glue = getattr(self, "_glue", None)
+        if glue is None:
             return self._ffn(x)
         _batch_dynamic(x)
-        return fn(self, x)
+        return glue[0](self, x)
 
     def _ffn(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.fc2(F.gelu(self.fc1(self.norm(x))))
-
-    def compile_glue(self, enabled: bool = True, backend: str = "inductor") -> None:
-        """torch.compile the whole block (as MixerLayer.compile_glue)."""
-        self._glue = _compiled(FeedForward._ffn, backend) if enabled else None
-
-    @property
-    def glue_compiled(self) -> bool:
-        return getattr(self, "_glue", None) is not None
 
     # decode: position-free, no cache
     def init_cache(self, batch: int, max_len: int, device: torch.device | str, dtype: torch.dtype) -> LayerCache:
