@@ -2,8 +2,16 @@
 block masks cached per shape, optional-package probes).
 
 Nothing here falls back silently: a pinned SDPA backend that refuses a configuration raises
-UnavailableError with the reasons PyTorch gives; a block mask is always built compiled
-(``create_block_mask(..., _compile=True)``), so no dense T x T mask is ever materialised.
+UnavailableError with the reasons PyTorch gives. No dense T x T mask is ever materialised: on CUDA a
+block mask is built compiled (``create_block_mask(..., _compile=True)``), on the CPU its block tables are
+computed directly from the mask's formula (``cpu_block_mask``).
+
+FlexAttention is compiled on CUDA only (``FLEX_COMPILED_DEVICES``). On the CPU it runs EAGERLY (the
+unfused path, which materialises the score matrix) and nothing of it goes through inductor: inductor's
+C++ code for flex and for create_block_mask depends on the CPU that compiles it. On one x86 CPU compiled
+flex computed wrong numbers (max error 1.33 at T = 40, NaN in others, right at T = 128 and 256, right
+eagerly) and on another the compiled block-mask kernel did not compile at all (CppCompileError: "operands
+to '?:' have different types VecMask<long int, 2> and VecMask<float, 1>"): issue 14.
 """
 from __future__ import annotations
 
@@ -160,12 +168,44 @@ def compile_strict(fn: Callable) -> Callable:
     return call
 
 
+#: device types on which FlexAttention (and its block masks) run compiled; elsewhere (the CPU) eagerly
+FLEX_COMPILED_DEVICES = ("cuda",)
+#: why the CPU path is eager, for descriptions and logs
+FLEX_CPU_EAGER_WHY = ("inductor's C++ FlexAttention is not trusted: wrong results or compile errors "
+                      "depending on the x86 CPU, issue 14")
+
+
+def flex_compiled_on(device: torch.device | str) -> bool:
+    """True where FlexAttention runs under torch.compile (CUDA); False on the CPU (eager, see the module doc)."""
+    return torch.device(device).type in FLEX_COMPILED_DEVICES
+
+
 @functools.cache
 def compiled_flex() -> Callable:
-    """flex_attention under torch.compile (the fused kernel; eager flex is a slow dense path)."""
+    """flex_attention under torch.compile (the fused kernel; eager flex is a slow dense path). CUDA only:
+    call ``flex(...)``, which picks this or the eager path by device."""
     from torch.nn.attention.flex_attention import flex_attention
 
     return compile_strict(flex_attention)
+
+
+def eager_flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs):
+    """flex_attention without torch.compile (its unfused path: plain PyTorch ops over the full score matrix,
+    the mask from ``block_mask.mask_mod``; no inductor). PyTorch's one-time "called without torch.compile"
+    performance warning is silenced: on the CPU this is the intended path, not an accident."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
+        return flex_attention(q, k, v, **kwargs)
+
+
+def flex(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs):
+    """flex_attention on (B, H, T, D) tensors: compiled on CUDA (``compiled_flex``), eager elsewhere
+    (``eager_flex``; why: the module doc)."""
+    if flex_compiled_on(q.device):
+        return compiled_flex()(q, k, v, **kwargs)
+    return eager_flex(q, k, v, **kwargs)
 
 
 def flex_lse_kwargs() -> dict:
@@ -203,37 +243,90 @@ def _chunk_mask(chunk_size: int):
     return mask
 
 
+def _mask_mod(kind: str, param: int):
+    return {"causal": lambda: _causal_mask, "window": lambda: _window_mask(param),
+            "chunk": lambda: _chunk_mask(param)}[kind]()
+
+
+#: FlexAttention's default sparse block (tile) size, both axes
+FLEX_BLOCK = 128
+
+
+def block_classes(kind: str, param: int, q_len: int, kv_len: int, block: int = FLEX_BLOCK
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(partial, full): int8 (n_q_blocks, n_kv_blocks) tables of the block x block tiles of the mask
+    'causal' / 'window' / 'chunk' that are partly / wholly unmasked, computed from the mask's formula over
+    each tile's index ranges (O(n_blocks^2), never the T x T mask). As create_block_mask counts them: the
+    positions past q_len / kv_len of a last, short tile are masked, so such a tile is never full.
+    Every pair (q, kv) of a tile ranges over all integers q - kv in [q_lo - kv_hi, q_hi - kv_lo], and
+    q // L over [q_lo // L, q_hi // L]; so a condition holds somewhere / everywhere in the tile iff it
+    holds at the range's favourable / unfavourable end."""
+    qb = torch.arange(-(-q_len // block), dtype=torch.int64)[:, None] * block
+    kb = torch.arange(-(-kv_len // block), dtype=torch.int64)[None, :] * block
+    q_lo, q_hi = qb, torch.clamp(qb + block, max=q_len) - 1
+    k_lo, k_hi = kb, torch.clamp(kb + block, max=kv_len) - 1
+    whole = (qb + block <= q_len) & (kb + block <= kv_len)  # no padding in the tile
+    d_lo, d_hi = q_lo - k_hi, q_hi - k_lo  # range of q - kv over the tile
+    if kind == "causal":  # q >= kv
+        some, every = d_hi >= 0, d_lo >= 0
+    elif kind == "window":  # 0 <= q - kv < window
+        some = (d_hi >= 0) & (d_lo <= param - 1)
+        every = (d_lo >= 0) & (d_hi <= param - 1)
+    elif kind == "chunk":  # q // L > kv
+        some, every = q_hi // param > k_lo, q_lo // param > k_hi
+    else:
+        raise ValueError(f"block mask kind must be causal, window or chunk, got {kind!r}")
+    every = every & whole
+    return (some & ~every).to(torch.int8), every.to(torch.int8)
+
+
+def _ordered(dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(blocks per row, their column indices first, ascending) of a 0/1 block table, as BlockMask wants."""
+    num = dense.to(torch.int32).sum(-1, dtype=torch.int32)
+    idx = torch.argsort(dense.to(torch.int32), dim=-1, descending=True, stable=True).to(torch.int32)
+    return num[None, None].contiguous(), idx[None, None].contiguous()
+
+
+def cpu_block_mask(kind: str, param: int, q_len: int, kv_len: int):
+    """The CPU BlockMask of ``block_mask``: block tables from ``block_classes`` (no compile, no dense mask),
+    the same tables as create_block_mask builds."""
+    from torch.nn.attention.flex_attention import BlockMask
+
+    partial, full = block_classes(kind, param, q_len, kv_len)
+    return BlockMask.from_kv_blocks(*_ordered(partial), *_ordered(full), BLOCK_SIZE=FLEX_BLOCK,
+                                    mask_mod=_mask_mod(kind, param), seq_lengths=(q_len, kv_len))
+
+
 _BLOCK_MASKS: dict[tuple, object] = {}
 
 
 def block_mask(kind: str, param: int, q_len: int, kv_len: int, device: torch.device):
     """A BlockMask for 'causal' (param ignored), 'window' (param = window) or 'chunk' (param = chunk
-    size; kv are chunk states), broadcast over batch and heads, built compiled and cached per shape."""
+    size; kv are chunk states), broadcast over batch and heads, cached per shape. On CUDA built by
+    create_block_mask compiled; on the CPU by ``cpu_block_mask`` (no inductor; module doc)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     key = (kind, param, q_len, kv_len, str(device))
     if key not in _BLOCK_MASKS:
-        mask_mod = {"causal": lambda: _causal_mask, "window": lambda: _window_mask(param),
-                    "chunk": lambda: _chunk_mask(param)}[kind]()
         log.debug("building block mask %s", key)
-        _BLOCK_MASKS[key] = create_block_mask(mask_mod, None, None, q_len, kv_len, device=device, _compile=True)
+        if flex_compiled_on(device):
+            _BLOCK_MASKS[key] = create_block_mask(_mask_mod(kind, param), None, None, q_len, kv_len, device=device,
+                                                  _compile=True)
+        else:
+            _BLOCK_MASKS[key] = cpu_block_mask(kind, param, q_len, kv_len)
     return _BLOCK_MASKS[key]
 
 
 def flex_unavailable_reason(device: str) -> str | None:
     if not has_module("torch.nn.attention.flex_attention"):
         return f"this torch ({torch.__version__}) has no FlexAttention"
-    if device == "cpu":
-        import shutil  # compiled CPU flex goes through inductor's C++ backend
-
-        if not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-            return "compiled FlexAttention on the CPU needs a C++ compiler (g++/clang++), none found"
-    return None
+    return None  # the CPU path is eager: no C++ compiler needed
 
 
 class FlexPeer:
-    """What compiled FlexAttention supports, shared by the full, SWA and RAT Flex peers (put it first among
-    the bases): every float dtype; the backward only on CUDA (FlexAttention has no CPU backward)."""
+    """What FlexAttention supports, shared by the full, SWA and RAT Flex peers (put it first among the
+    bases): every float dtype; the backward only on CUDA (FlexAttention has no CPU backward). Compiled on
+    CUDA, eager on the CPU (module doc)."""
     backward_devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
 

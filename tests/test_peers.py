@@ -83,7 +83,7 @@ def test_pinned_sdpa_backend_raises_instead_of_falling_back():
 
 
 # ----- full attention -----------------------------------------------------------------------------
-# compiled flex on the CPU costs ~10-30 s per new shape or mask: the tests share one shape, T = 40
+# flex on the CPU is eager (issue 14; odd lengths and "no inductor" in tests/test_flex_cpu.py)
 @pytest.mark.parametrize("name,shape,causal", [("full/sdpa-math", (2, 40, 3, 16), True),
                                                ("full/sdpa-math", (1, 7, 1, 32), False),
                                                ("full/flex", (2, 40, 3, 16), True)])
@@ -120,13 +120,14 @@ def test_swa_flex_forward(window):
 
 
 def test_swa_flex_decode():
-    q, k, v, *_ = rand(2, 52, 2, 16, seed=3)  # prompt T0 = 40 (compiled above), then 12 steps past the window
+    q, k, v, *_ = rand(2, 52, 2, 16, seed=3)  # prompt T0 = 40, then 12 steps past the window
     decode_matches_reference("swa/flex", {"window": 7}, {"window": 7}, q, k, v, T0=40)
 
 
 def test_flex_block_masks_are_cached_and_never_dense():
-    """The 128K sliding-window mask is built compiled: a dense 131072^2 bool mask (16 GiB) would not fit
-    this test's time or memory. Built once per shape, then reused."""
+    """The 128K sliding-window mask is built from block tables (on the CPU from the window's formula, on CUDA
+    compiled): a dense 131072^2 bool mask (16 GiB) would not fit this test's time or memory. Built once per
+    shape, then reused."""
     from impls.peer_utils import block_mask
 
     T = 131072

@@ -12,16 +12,18 @@
 
 The scan's backward is one reverse associative scan with the same combine (ChunkScan below: O(1) extra
 memory); torch's own associative_scan backward, which builds an L x L matrix per element, is kept as
-``RATFlex(scan_backward="torch")`` for comparison. Steps 1-4 run as one torch.compile'd graph
-(fullgraph, static shapes); the block mask is built compiled and cached per (T, L, device): T = 131072
-never materialises a dense mask. FlexAttention runs in the input dtype (bf16 on the GPU), the scan, the
-self term and the merge in float32.
+``RATFlex(scan_backward="torch")`` for comparison. On CUDA steps 1-4 run as one torch.compile'd graph
+(fullgraph, static shapes) and the block mask is built compiled; the mask is cached per (T, L, device) and
+T = 131072 never materialises a dense mask. FlexAttention runs in the input dtype (bf16 on the GPU), the
+scan, the self term and the merge in float32.
 On CUDA the scan is ``associative_scan(combine_mode="pointwise")`` (a Triton scan, the authors' path).
-The CPU path is for tests only and runs the SAME function EAGERLY: PyTorch refuses the pointwise scan
-off CUDA ("all input tensors need to be on CUDA"), so it uses ``combine_mode="generic"`` (same combine,
-same math), and compiled FlexAttention on the CPU does not return the log-sum-exp (torch 2.13:
-"torch.compile on CPU only supports inference and `return_lse` is not supported yet"), so flex runs
-eagerly there (its unfused path). There is no FlexAttention backward on the CPU, so train mode is CUDA only.
+The CPU path runs the SAME function EAGERLY, with nothing compiled by inductor (the block mask included:
+impls/peer_utils.py): PyTorch refuses the pointwise scan off CUDA ("all input tensors need to be on
+CUDA"), so it uses ``combine_mode="generic"`` (same combine, same math); compiled FlexAttention on the CPU
+does not return the log-sum-exp (torch 2.13: "torch.compile on CPU only supports inference and
+`return_lse` is not supported yet"), and inductor's C++ flex and block-mask kernels are not trusted on the
+CPU anyway (wrong results or compile errors depending on the x86 CPU, issue 14), so flex runs eagerly
+there (its unfused path). There is no FlexAttention backward on the CPU, so train mode is CUDA only.
 
 Decode: the chunk cache (post-RoPE chunk-end keys, values) and the running float32 pre-RoPE states;
 a step updates the running states, writes slot c and attends over slots 0..c with SDPA (PyTorch's
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +41,12 @@ from torch._higher_order_ops import associative_scan
 from torch.nn.attention.flex_attention import flex_attention
 
 from impls.peer_utils import (
+    FLEX_CPU_EAGER_WHY,
     FlexPeer,
     block_mask,
     compile_strict,
+    eager_flex,
+    flex_compiled_on,
     flex_lse_kwargs,
     sdpa_decode,
     split_flex_lse,
@@ -93,10 +97,11 @@ def chunk_scan(a, bk, bv, mode: str, backward: str):
 
 
 def rat_core(q, k, v, f, cos, sin, bmask, chunk_size: int, scale: float, scan_mode: str, with_state: bool,
-             scan_backward: str = "reverse-scan"):
+             scan_backward: str = "reverse-scan", flex_fn=flex_attention):
     """Steps 1-4 for (B, T, H, D) inputs, T a multiple of chunk_size. cos/sin: (T, D) float32 chunk-index
     tables or None (no RoPE). Returns y (dtype of q), plus (pre-RoPE chunk-end keys, chunk-end values),
-    both (B, C, H, D) float32, when with_state."""
+    both (B, C, H, D) float32, when with_state. ``flex_fn``: flex_attention (traced into the compiled graph
+    on CUDA) or peer_utils.eager_flex (the CPU)."""
     B, T, H, D = q.shape
     L = chunk_size
     C = T // L
@@ -118,7 +123,7 @@ def rat_core(q, k, v, f, cos, sin, bmask, chunk_size: int, scale: float, scan_mo
     K = kr[:, L - 1 :: L]  # (B, C, H, D) chunk-end states
     V = vt[:, L - 1 :: L]
     dt = q.dtype
-    res = flex_attention(qf.to(dt).transpose(1, 2), K.to(dt).transpose(1, 2), V.to(dt).transpose(1, 2),
+    res = flex_fn(qf.to(dt).transpose(1, 2), K.to(dt).transpose(1, 2), V.to(dt).transpose(1, 2),
                          block_mask=bmask, scale=scale, **_LSE_KW)
     o, lse = split_flex_lse(res)
     o = o.transpose(1, 2).to(f32)  # (B, T, H, D)
@@ -162,8 +167,8 @@ def slot_rope(n_slots: int, D: int, device: torch.device) -> tuple[torch.Tensor,
 class RATFlex(FlexPeer, RAT):
     description = ("the RAT authors' formulation: compiled associative scan (float32; backward = reverse scan) + "
                    "compiled FlexAttention over chunk states (mask q//L > kv, lse) + exact merge with the self term; "
-                   "decode via SDPA over the chunk cache. CPU (tests only): the same function eager, generic scan, "
-                   "eager flex")
+                   "decode via SDPA over the chunk cache. CPU: the same function eager (generic scan, eager flex, "
+                   f"block mask without compiling; no inductor: {FLEX_CPU_EAGER_WHY})")
     def __init__(self, scan_backward: str = "reverse-scan") -> None:
         if scan_backward not in ("reverse-scan", "torch"):
             raise ValueError(f"scan_backward must be 'reverse-scan' or 'torch', got {scan_backward!r}")
@@ -175,13 +180,12 @@ class RATFlex(FlexPeer, RAT):
             raise ValueError(f"RoPE needs an even head_dim, got {D}")
         cos, sin = chunk_rope(T, chunk_size, D, q.device) if rope else (None, None)
         bm = block_mask("chunk", chunk_size, T, T // chunk_size, q.device)
-        if q.is_cuda:
+        if flex_compiled_on(q.device):
             return _compiled_core()(q, k, v, f, cos, sin, bm, chunk_size, scale, "pointwise", with_state,
                                     self.scan_backward)
-        # CPU (tests): the same function, eager; see the module docstring for why
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*flex_attention called without torch.compile.*")
-            return rat_core(q, k, v, f, cos, sin, bm, chunk_size, scale, "generic", with_state, self.scan_backward)
+        # CPU: the same function, eager; see the module docstring for why
+        return rat_core(q, k, v, f, cos, sin, bm, chunk_size, scale, "generic", with_state, self.scan_backward,
+                        flex_fn=eager_flex)
 
     def _forward(self, q, k, v, f, *, chunk_size, rope, scale):
         return self._run(q, k, v, f, chunk_size, rope, scale, False)
