@@ -244,6 +244,41 @@ def check_layer_case(runner, case: Case, kind: str, impl_name: str, mode: str): 
     return res
 
 
+def compiled_vs_eager_cpu(case: Case, seed: int = 0) -> tuple[float, float, float | None]:
+    """(tolerance, relative error of the output, of the input gradient in train) of the case's layer
+    torch.compile'd against the same layer (same weights, same input) run eagerly, at the case's own shape.
+
+    Only for compiled cases on the CPU: there torch.compile is inductor's C++ code, which depends on the CPU
+    that compiles it and on the shape (issue 14: compiled FlexAttention was wrong at T = 40 and right at 128 on
+    one x86 CPU, and did not compile on another), so the check at a small shape, which runs the layer
+    eagerly, says nothing about it. The eager layer itself is the one check_layer_case compares with the
+    reference layer."""
+    from models.cases import _autocast, build_layer
+    from models.checks import REL_TOL, rel
+
+    lc = _layer_case(case, "none", seed)
+    layer = build_layer(lc)
+    gen = torch.Generator(device=case.device).manual_seed(seed + 1)
+    x = torch.randn(case.batch, case.seq_len, lc.d_model, generator=gen, device=case.device, dtype=lc.dtype)
+    tol = REL_TOL.get(lc.dtype, 3e-2)
+    if case.mode == "train":
+        outs, grads = [], []
+        for fwd in (layer, torch.compile(layer)):
+            xi = x.clone().requires_grad_(True)
+            with _autocast(lc):
+                y = fwd(xi)
+            y.float().mean().backward()
+            outs.append(y.detach())
+            grads.append(xi.grad)
+        return tol, rel(outs[1], outs[0]), rel(grads[1], grads[0])
+    outs = []
+    for pre in (layer.prefill, torch.compile(layer.prefill)):
+        cache = layer.init_cache(case.batch, case.seq_len, case.device, lc.dtype)
+        with torch.no_grad(), _autocast(lc):
+            outs.append(pre(cache, x))
+    return tol, rel(outs[1], outs[0]), None
+
+
 def _unavailable(case: Case, names: list[str], mode: str) -> tuple[str, str] | None:
     """(status, reason) when an implementation of the case cannot run it."""
     for name in names:
@@ -295,6 +330,18 @@ def run_case(runner, case: Case):  # -> bench.results.Row
                                 details={"check": dataclasses.asdict(chk)}, **acc)
         note = None if chk is not None else ("accuracy check turned off" if not runner.spec.check_accuracy
                                              else "the family reference itself")
+        compiled_check = None
+        if case.compiled and case.device == "cpu" and runner.spec.check_accuracy:
+            tol, e_out, e_grad = compiled_vs_eager_cpu(case, seed=runner.spec.seed)
+            compiled_check = {"rel_err": e_out, "rel_err_grad": e_grad, "tol": tol}
+            errs = [e for e in (e_out, e_grad) if e is not None]
+            if not all(math.isfinite(e) and e <= tol for e in errs):
+                return Row.for_case(case, "wrong", accuracy="wrong",
+                                    reason="compiled layer vs the same layer eager at this shape (inductor's C++ "
+                                           f"code on the CPU): relative errors {', '.join(f'{e:.3g}' for e in errs)} "
+                                           f"(bound {tol:.3g})",
+                                    details={"check": None if chk is None else dataclasses.asdict(chk),
+                                             "compiled_check": compiled_check})
         prep = prepare_layer(case, fill=runner.spec.decode_fill, seed=runner.spec.seed)
         row = runner._time(impls.get(case.impl), case, acc, note, prep=prep)
         row.cache_bytes = None if prep.state_bytes_per_seq is None else prep.state_bytes_per_seq * case.batch
@@ -302,6 +349,8 @@ def run_case(runner, case: Case):  # -> bench.results.Row
             row.tokens_per_s = case.batch / (row.ms_median * 1e-3)
         row.details = {"d_model": case.heads * case.head_dim, "decode_fill": runner.spec.decode_fill,
                        "check": None if chk is None else dataclasses.asdict(chk)}
+        if compiled_check is not None:
+            row.details["compiled_check"] = compiled_check
         return row
     if case.level == "model":
         return _run_model(runner, case)

@@ -366,8 +366,8 @@ def series_key(case: Case) -> tuple:
 
 # ----- presets ------------------------------------------------------------------------------------
 PRESETS = ("smoke", "default", "paper")
-#: the CPU default: what runs there without compiling (FlexAttention compiles with inductor on the CPU,
-#: about a minute per shape on 2 cores; Triton kernels need a GPU or TRITON_INTERPRET=1). --impl '*'
+#: the CPU default: the references and SDPA (FlexAttention runs eagerly on the CPU, its unfused path, which
+#: says nothing about the fused kernel; Triton kernels need a GPU or TRITON_INTERPRET=1). --impl '*'
 #: runs everything.
 CPU_DEFAULT_IMPLS = ("*/reference", "full/sdpa-math")
 #: the paper preset on a GPU: the paper's baseline (SDPA, FlashAttention-2 backend), the strongest full
