@@ -11,13 +11,14 @@ from bench import runner
 from bench.results import load
 from bench.sweep import SweepSpec
 
+_BASE = {"impls": ["full/sdpa-math"], "levels": ["layer"], "kinds": ["attention"], "modes": ["prefill"],
+         "compile": [True], "seq_lens": [40], "heads": [2], "head_dims": [8], "batches": [2], "tokens": None,
+         "dtype": "float32", "device": "cpu", "repeats": 2, "min_repeats": 2, "warmup": 1, "case_budget_s": 0.01,
+         "max_call_s": 60.0}
+
 
 def _spec(**kw):
-    base = dict(impls=["full/sdpa-math"], levels=["layer"], kinds=["attention"], modes=["prefill"], compile=[True],
-                seq_lens=[40], heads=[2], head_dims=[8], batches=[2], tokens=None, dtype="float32", device="cpu",
-                repeats=2, min_repeats=2, warmup=1, case_budget_s=0.01, max_call_s=60.0)
-    base.update(kw)
-    return SweepSpec(**base)
+    return SweepSpec(**{**_BASE, **kw})
 
 
 def _run(tmp_path, **kw):
