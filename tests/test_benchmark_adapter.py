@@ -25,7 +25,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _compare_module():
-    spec = importlib.util.spec_from_file_location("compare_benchmark_json", ROOT / "scripts" / "compare_benchmark_json.py")
+    path = ROOT / "scripts" / "compare_benchmark_json.py"
+    spec = importlib.util.spec_from_file_location("compare_benchmark_json", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)  # type: ignore[union-attr]
@@ -72,7 +73,7 @@ def test_json_holds_the_harness_samples_and_the_machine(bench_json):
 def test_a_harness_run_of_the_same_flags_has_the_same_cases(bench_json, tmp_path):
     run = tmp_path / "harness"
     proc = subprocess.run([sys.executable, "run_bench.py", *ARGS.split(), "--out", str(run), "--no-figures",
-                           "--no-progress"], cwd=ROOT, env=_env(TRITON_INTERPRET="1"),  # as the adapter had it on the CPU
+                           "--no-progress"], cwd=ROOT, env=_env(TRITON_INTERPRET="1"),  # as the adapter had it
                           capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     comp = _compare_module().compare(bench_json, run, tolerance=0.05)
