@@ -1,4 +1,4 @@
-"""Layer- and model-level cases of the harness (``--level layer|model``), the paper's protocol (rat.md).
+"""Layer- and model-level cases of the harness (``--level layer|model``), the paper's protocol (docs/rat-spec.md).
 
 Layer level: one whole mixer layer of models/layers.py (RMSNorm, projections, the op, gates, out_proj,
 residual) with Dm = H * D, built and called by models.cases.layer_callable:

@@ -1,4 +1,4 @@
-"""Our layer- and model-level numbers beside the RAT paper's Figure 3 and Table 1 (rat.md), with ratios.
+"""Our layer- and model-level numbers beside the RAT paper's Figure 3 and Table 1 (docs/rat-spec.md), with ratios.
 
     section(df, meta, fig_dir)  ->  Markdown (and figures/paper_figure3.png|pdf, paper_table1.png|pdf)
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from bench.sweep import format_size
 
 K = 1024
-#: Figure 3, milliseconds, read off the published plot (rat.md); None = OOM in the paper
+#: Figure 3, milliseconds, read off the published plot (docs/rat-spec.md); None = OOM in the paper
 FIGURE3: dict[str, dict[str, dict[int, float | None]]] = {
     "train": {"attention": {4 * K: 124, 8 * K: 179, 16 * K: 279, 32 * K: 476, 64 * K: 879, 128 * K: 1714},
               "rat": {4 * K: 157, 8 * K: 146, 16 * K: 158, 32 * K: 172, 64 * K: 200, 128 * K: 248}},

@@ -58,7 +58,7 @@ def fa2_unavailable_reason(device: str) -> str | None:
 def fa4_unavailable_reason(device: str) -> str | None:
     """flash-attn-4 (CuTe DSL): ``flash_attn.cute`` plus the ``cutlass`` DSL (nvidia-cutlass-dsl)."""
     if not has_module("flash_attn.cute"):
-        return "flash-attn-4 (flash_attn.cute) is not installed (see shared/tools/fa4-wheels.sh)"
+        return "flash-attn-4 (flash_attn.cute) is not installed (pip install flash-attn-4==4.0.0b36; README.md)"
     if not has_module("cutlass"):
         return "flash-attn-4 needs the CuTe DSL package nvidia-cutlass-dsl (module cutlass), not installed"
     cap = cuda_capability()

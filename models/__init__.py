@@ -1,4 +1,4 @@
-"""Layer- and model-level modules for the paper's layer and model benchmarks (rat.md, "The RAT layer").
+"""Layer- and model-level modules for the paper's layer and model benchmarks (docs/rat-spec.md, "The RAT layer").
 
     from models import RATLayer, LMConfig, LanguageModel
     layer = RATLayer(2048, 16, 128, "rat/reference", chunk_size=16)

@@ -1,4 +1,4 @@
-"""Layer modules with the RAT paper's structure (../shared/spec/rat.md, "The RAT layer").
+"""Layer modules with the RAT paper's structure (docs/rat-spec.md, "The RAT layer").
 
 Every mixer layer is ``x -> x + mixer(RMSNorm(x))`` (pre-norm, residual inside the layer) and takes the
 registry name of one implementation of its family, so any implementation plugs in:
@@ -413,7 +413,7 @@ class LinearAttentionLayer(MixerLayer):
 
 # ----- RAT and the RNN --------------------------------------------------------------------------
 class RATLayer(MixerLayer):
-    """The RAT layer of rat.md. chunk_size=None makes it the RNN (chunk = the whole sequence)."""
+    """The RAT layer of docs/rat-spec.md. chunk_size=None makes it the RNN (chunk = the whole sequence)."""
 
     kind = "rat"
     family = "rat"
@@ -485,7 +485,7 @@ class RATLayer(MixerLayer):
                                                chunk_size=self.decode_chunk_size(max_len), rope=self.rope))
 
     def decode_signature(self, cache: LayerCache, pos: int) -> Hashable:
-        # per rat.md a step depends on the position only through the chunk c and whether l == 0
+        # per docs/rat-spec.md a step depends on the position only through the chunk c and whether l == 0
         c, l = divmod(pos, cache.state.chunk_size)
         return (c, l == 0)
 

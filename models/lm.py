@@ -1,7 +1,7 @@
 """The paper's 1.3B-style language model with any mixer per layer, greedy generation through the
 layers' decode caches, optional CUDA-graph decode, and a max-batch search for the harness.
 
-Stack (rat.md): token embedding (vocab 32000, tied with the output head), n_layers x [pre-RMSNorm mixer
+Stack (docs/rat-spec.md): token embedding (vocab 32000, tied with the output head), n_layers x [pre-RMSNorm mixer
 layer, pre-RMSNorm FFN 4*Dm GELU] (both with their residual), final RMSNorm, logits = h @ E^T. Random
 weights: the model exists to be timed, not trained.
 
@@ -16,7 +16,7 @@ positions in their states and bake them into the kernels they launch, so a captu
 only for positions whose step launches the same kernels with the same arguments. Each layer says
 which positions those are (``decode_signature``): every position for attention and SWA (so graphs
 never pay there: each would serve one step), one class for linear attention (its state has no
-position), and (chunk c, l == 0) for RAT (rat.md: a step uses the position only through its chunk
+position), and (chunk c, l == 0) for RAT (docs/rat-spec.md: a step uses the position only through its chunk
 and the reset at a chunk start): with L = 16, steps l = 0 and 1 of a chunk run eagerly, l = 2 is
 captured and l = 3..15 replay it. A graph is captured at the second occurrence of a signature that
 recurs later; the first runs eagerly as the warm-up (Triton specialises kernels on integer arguments

@@ -13,7 +13,7 @@ error <= 1e-4. SDPA FA2's errors are recorded beside ours for full attention.
 Timing: triton.testing.do_bench medians, bf16, H = 16, D = 128, 131072 tokens per batch (B = 131072 / T);
 train = forward + autograd.grad(q, k, v); prefill = forward under no_grad. full: full/triton, full/sdpa-flash,
 full/sdpa-cudnn; swa (window 1024): swa/triton, swa/flex. TF/s for full uses the causal convention of
-../shared/spec/h200-anchors.md (fwd 2 B H T^2 D, train 3.5x fwd). Decode (bf16, H = 16, D = 128): one
+docs/h200-anchors.md (fwd 2 B H T^2 D, train 3.5x fwd). Decode (bf16, H = 16, D = 128): one
 step at position T, plain call and CUDA-graph replay, against the SDPA-backed peers' step; output checked
 against a float32 softmax over the cache. Writes $OUT/full_swa_triton.json; prints a short table last.
 --dry-run runs the whole script on the CPU interpreter with tiny shapes.

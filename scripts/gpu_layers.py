@@ -1,4 +1,4 @@
-"""Layer- and model-level speed on one GPU, the paper's protocol (shared/spec/rat.md): run on the H200.
+"""Layer- and model-level speed on one GPU, the paper's protocol (docs/rat-spec.md): run on the H200.
 
     OUT=/tmp/out python scripts/gpu_layers.py [--compile off|on|both] [--skip-model] [--skip-layer] [--budget-s 170]
 

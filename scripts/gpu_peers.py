@@ -239,7 +239,7 @@ def time_fwd_train(impl, family: str, T: int, use_decay: bool, train: bool, rep:
         out["train_peak_gb"] = peak_gb()
         del leaves, do, ins
     if family == "full":
-        f = 2 * B * H * T * T * D  # causal convention of h200-anchors.md: fwd 2BHT^2D, fwd+bwd 3.5x
+        f = 2 * B * H * T * T * D  # causal convention of docs/h200-anchors.md: fwd 2BHT^2D, fwd+bwd 3.5x
         out["fwd_tflops"] = f / out["fwd_ms"] / 1e9
         if "train_ms" in out:
             out["train_tflops"] = 3.5 * f / out["train_ms"] / 1e9

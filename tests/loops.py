@@ -1,5 +1,5 @@
 """Independent per-token loops in float64: the oracles' oracles. Written from the definitions
-(../shared/spec/rat.md for RAT); they share no code with impls/ (RoPE is re-derived here)."""
+(docs/rat-spec.md for RAT); they share no code with impls/ (RoPE is re-derived here)."""
 from __future__ import annotations
 
 import math

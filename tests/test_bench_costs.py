@@ -63,7 +63,7 @@ def test_rat_cost_by_hand():
 
 
 def test_rat_matches_anchor_floor():
-    # h200-anchors.md: inter-chunk attention fwd 2*B*H*T*(T/L)*D = 4.4e12 at T=128k, L=16, H=16, D=128
+    # docs/h200-anchors.md: inter-chunk attention fwd 2*B*H*T*(T/L)*D = 4.4e12 at T=128k, L=16, H=16, D=128
     c = case("rat", "prefill", B=1, T=131072, H=16, D=128, chunk_size=16, dtype="bfloat16")
     attention = 2 * 16 * 131072 * (131072 / 16) * 128
     assert attention == pytest.approx(4.4e12, rel=0.01)

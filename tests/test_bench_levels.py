@@ -38,7 +38,7 @@ def test_layer_level_end_to_end(tmp_path):
     dec = df[df["mode"] == "decode"]
     assert (dec.batch == 2).all() and (dec.tokens_per_s > 0).all() and (dec.cache_bytes > 0).all()
     assert set(dec.timed_call) == {"layer step"}
-    # RAT's chunk cache is L times smaller than attention's KV cache (rat.md), plus the running float32 kt, vt
+    # RAT's chunk cache is L times smaller than attention's KV cache (docs/rat-spec.md), plus the running float32 kt, vt
     kv = dec[(dec.impl == "full/reference") & (dec.seq_len == 64)].cache_bytes.iloc[0]
     rat8 = dec[(dec.kind == "rat") & (dec.chunk_size == 8) & (dec.seq_len == 64)].cache_bytes.iloc[0]
     assert rat8 == kv // 8 + 2 * (2 * 2 * 8) * 4
@@ -199,7 +199,7 @@ def test_compile_only_for_train_and_prefill():
 
 # ----- the paper report -----------------------------------------------------------------------------
 def _h200_like_rows() -> pd.DataFrame:
-    """Layer rows at the paper's shapes with the anchors' H200 numbers (h200-anchors.md) as input."""
+    """Layer rows at the paper's shapes with the anchors' H200 numbers (docs/h200-anchors.md) as input."""
     rows = []
     for T, B, fa2, cudnn, rat in ((4096, 64, 102.1, 78.4, 130.6), (131072, 2, 1559.5, 940.2, 204.3)):
         for impl, kind, ms in (("full/sdpa-flash", "attention", fa2), ("full/sdpa-cudnn", "attention", cudnn),

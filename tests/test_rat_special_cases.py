@@ -1,4 +1,4 @@
-"""RAT's special cases from rat.md: it reduces to attention, to an RNN, and never makes NaN."""
+"""RAT's special cases from docs/rat-spec.md: it reduces to attention, to an RNN, and never makes NaN."""
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """flash-attn-4 (CuTe DSL, ``flash_attn.cute.flash_attn_func``), optional peer: the fastest full
-attention measured on our H200 (shared/spec/h200-anchors.md). Stage it with shared/tools/fa4-wheels.sh.
+attention measured on our H200 (docs/h200-anchors.md). Install: ``pip install flash-attn-4==4.0.0b36`` on a
+Hopper or Blackwell machine with a CUDA torch (README.md, "Optional peers").
 
 forward: ``flash_attn_func(q, k, v, softmax_scale=scale, causal=causal)`` on (B, T, H, D); it returns
 (out, lse), we keep out. decode: the same kernel with one query token against the filled part of the

@@ -1,4 +1,4 @@
-"""RAT: the interface and its decode state (../shared/spec/rat.md is the definition).
+"""RAT: the interface and its decode state (docs/rat-spec.md is the definition).
 
 forward(q, k, v, f, *, chunk_size, rope=True, scale=None), all (B, T, H, D), f in (0, 1):
 intra-chunk gated recurrence on k and v, chunk-index RoPE on q and the scanned keys, one softmax over
@@ -121,7 +121,7 @@ class RAT(Implementation):
     def step(
         self, state: RATState, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: torch.Tensor
     ) -> torch.Tensor:
-        """One token (B, H, D) at position state.pos (rat.md, Decode)."""
+        """One token (B, H, D) at position state.pos (docs/rat-spec.md, Decode)."""
         check_step_qkv(q, k, v)
         self.check_runnable(q)
         check_gate(f, q, "f_t")

@@ -1,4 +1,4 @@
-"""RAT as its authors formulate it (the paper's speed baseline), written from shared/spec/rat.md:
+"""RAT as its authors formulate it (the paper's speed baseline), written from docs/rat-spec.md:
 
 1. intra-chunk gated recurrence of keys and values with ONE associative scan over the chunk axis, in
    float32: elements (f, (1-f) k, (1-f) v), combine (a1, b1), (a2, b2) -> (a1 a2, a2 b1 + b2) (the

@@ -1,6 +1,6 @@
 """RAT in plain PyTorch: the oracle every fast RAT implementation is checked against.
 
-Follows ../shared/spec/rat.md step by step. Computes in float32 (float64 when given float64); runs on
+Follows docs/rat-spec.md step by step. Computes in float32 (float64 when given float64); runs on
 CPU and GPU; differentiable. Memory is O(B * H * T * T/L): meant for checks, not for speed.
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def rat_attention(
 
 
 class RATReference(RAT):
-    description = "plain PyTorch, rat.md line by line (oracle)"
+    description = "plain PyTorch, docs/rat-spec.md line by line (oracle)"
     is_reference = True
 
     def _forward(self, q, k, v, f, *, chunk_size, rope, scale):

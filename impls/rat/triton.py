@@ -1,4 +1,4 @@
-"""rat/triton: RAT (../shared/spec/rat.md) in fused Triton kernels, forward, backward and decode.
+"""rat/triton: RAT (docs/rat-spec.md) in fused Triton kernels, forward, backward and decode.
 
 Forward = two launches: the scan (float32 state; RoPE'd kt and vt per token in the input dtype, and
 the chunk ends K_j, V_j, compact (B, H, C, D)), then one flash-style kernel that per BM query rows

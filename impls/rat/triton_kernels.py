@@ -1,4 +1,4 @@
-"""Triton kernels for RAT (../shared/spec/rat.md): intra-chunk scan, chunk-index RoPE and a flash-style
+"""Triton kernels for RAT (docs/rat-spec.md): intra-chunk scan, chunk-index RoPE and a flash-style
 softmax over earlier chunks' final states with the self term merged exactly into the same softmax.
 
 Notation: token t = (c, l), c = t // L; kt, vt are the scanned states (computed in float32); K_j =

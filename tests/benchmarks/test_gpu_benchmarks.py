@@ -1,22 +1,21 @@
-"""ratbench cases timed through pytest-benchmark (GPU only; skipped without CUDA).
+"""ratbench cases through pytest-benchmark, measured by the harness (GPU by default; skipped without CUDA).
 
 Teams that already gate on pytest-benchmark can plug ratbench in:
 
+    pytest tests/benchmarks --benchmark-json=bench.json                      # one JSON with every case
     pytest tests/benchmarks --benchmark-only --benchmark-autosave            # store a baseline (.benchmarks/)
     pytest tests/benchmarks --benchmark-only --benchmark-compare --benchmark-compare-fail=median:5%
 
-Each test is one harness case (bench.sweep.Case, its ``key`` in ``extra_info``), prepared by
-bench.cases exactly as ``run_bench.py`` prepares it; every round is one call, with the harness's
-protocol: untimed ``reset()`` and L2 flush in pytest-benchmark's ``setup``, then the call followed by
-``torch.cuda.synchronize()`` (pytest-benchmark's clock is the host's, so the synchronisation makes
-it time the GPU work); decode steps are replayed from a CUDA graph. The grid is small by default and
-set by environment variables (comma lists, run_bench.py grammar):
-    RATBENCH_BENCH_IMPLS  (default rat/triton,linear/triton,full/sdpa-cudnn)
-    RATBENCH_BENCH_MODES  (default train,prefill,decode)
-    RATBENCH_BENCH_SEQ    (default 4k,32k)          RATBENCH_BENCH_TOKENS (default 128k)
-    RATBENCH_BENCH_ROUNDS (default 30)
-The native gate (``run_bench.py gate``) is the better instrument: interleaved rounds, a confidence
-interval rather than a fixed percentage on one number, device and protocol checks (bench/README.md).
+Each test is one harness case, measured by ``bench.runner.Runner.run_case`` exactly as ``run_bench.py`` measures
+it (accuracy check, first call apart, CUDA events after an L2 flush, decode steps by CUDA-graph replay; wall
+clock on the CPU); pytest-benchmark's stats are those samples (harness_adapter.HarnessSamples), and the row
+is in ``extra_info['row']``. The grid is run_bench.py flags in RATBENCH_BENCH_ARGS (default
+harness_adapter.DEFAULT_ARGS), so ``python run_bench.py $ARGS`` measures the same cases
+(``scripts/compare_benchmark_json.py`` compares the two). Without a GPU the module is skipped unless the flags
+say ``--device cpu``. TRITON_INTERPRET must not be set on a GPU (tests/conftest.py sets it only when no GPU is
+visible; the CPU test modules set it for themselves, so run tests/benchmarks in a pytest process of its own).
+The native gate (``run_bench.py gate``) is the better instrument for a pass/fail verdict: interleaved rounds, a
+confidence interval rather than a fixed percentage on one number, device and protocol checks (bench/README.md).
 """
 from __future__ import annotations
 
@@ -26,53 +25,43 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytest_benchmark")
-if not torch.cuda.is_available():
-    pytest.skip("GPU benchmarks need a CUDA GPU", allow_module_level=True)
 
-import impls
-from bench import cases as C
-from bench import timing
-from bench.sweep import SweepSpec, expand, parse_modes, parse_size, parse_sizes
+import harness_adapter as A  # noqa: E402
 
+if A.device_requested() != "cpu" and not torch.cuda.is_available():
+    pytest.skip("GPU benchmarks need a CUDA GPU (RATBENCH_BENCH_ARGS='... --device cpu' runs them on the CPU)",
+                allow_module_level=True)
+try:
+    SPEC, ARGS = A.build()
+except A.UsageError as exc:
+    raise pytest.UsageError(str(exc)) from None
 
-def _grid() -> list:
-    spec = SweepSpec(
-        impls=os.environ.get("RATBENCH_BENCH_IMPLS", "rat/triton,linear/triton,full/sdpa-cudnn").split(","),
-        modes=parse_modes(os.environ.get("RATBENCH_BENCH_MODES", "train,prefill,decode")),
-        seq_lens=parse_sizes(os.environ.get("RATBENCH_BENCH_SEQ", "4k,32k")),
-        tokens=parse_size(os.environ.get("RATBENCH_BENCH_TOKENS", "128k")), decode_batches=[64],
-        chunk_sizes=[16], windows=[1024], heads=[16], head_dims=[128], dtype="bfloat16", device="cuda")
-    return expand(spec)
+from bench.sweep import expand  # noqa: E402
 
-
-CASES = _grid()
-ROUNDS = int(os.environ.get("RATBENCH_BENCH_ROUNDS", "30"))
+CASES = expand(SPEC)
+CLOCK = A.HarnessSamples()
+_HARNESS: list[A.Harness] = []
 
 
+def harness() -> A.Harness:
+    if not _HARNESS:
+        _HARNESS.append(A.Harness(SPEC, ARGS))
+    return _HARNESS[0]
+
+
+@pytest.mark.benchmark(timer=CLOCK, disable_gc=False, warmup=False)
 @pytest.mark.parametrize("case", CASES, ids=[c.key for c in CASES])
 def test_case(benchmark, case) -> None:  # type: ignore[no-untyped-def]
-    cls = impls.load_class(case.impl)
-    reason = cls.unavailable_reason("cuda") or C.case_problem(case)
-    impl = impls.get(case.impl)
-    reason = reason or impl.unsupported_reason(mode=case.mode, device="cuda", dtype=C.torch_dtype(case.dtype),
-                                               head_dim=case.head_dim, seq_len=case.seq_len, batch=case.batch,
-                                               heads=case.heads, **case.params)
-    if reason:
-        pytest.skip(reason)
-    prep = C.prepare(impl, case)
-    call = timing.capture_graph(prep.fn, prep.reset) if prep.graphable else prep.fn
-    prep.reset()
-    call()  # compile / autotune outside the rounds
-    torch.cuda.synchronize()
-
-    def setup() -> None:
-        prep.reset()
-        timing._L2Flusher.flush()
-        torch.cuda.synchronize()
-
-    def run() -> None:
-        call()
-        torch.cuda.synchronize()
-
-    benchmark.extra_info.update(key=case.key, timed_call=prep.call, timer="host clock + cuda synchronize")
-    benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1, warmup_rounds=2)
+    if case.device == "cuda" and os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.fail("TRITON_INTERPRET=1 on a GPU would time Triton's interpreter: run tests/benchmarks in a pytest "
+                    "process of its own (the CPU test modules set it) and without TRITON_INTERPRET in the environment")
+    row = harness().run(case)
+    if row.status in ("skipped", "unsupported", "unavailable"):
+        pytest.skip(f"{row.status}: {row.reason}")
+    if row.status != "ok":
+        pytest.fail(f"{case.key}: {row.status}: {row.reason}")
+    benchmark.extra_info.update(key=case.key, timer=row.timer, timed_call=row.timed_call,
+                                first_call_ms=row.first_call_ms, row=A.row_dict(row))
+    CLOCK.load(row.samples_ms)
+    benchmark.pedantic(lambda: None, rounds=len(row.samples_ms), iterations=1, warmup_rounds=0)
+    assert CLOCK.left == 0, "pytest-benchmark did not take every harness sample"
