@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import run_bench
+from bench import exit_codes
 from bench.results import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +71,9 @@ def test_resume_retry_reruns_failed_cases(tmp_path, capsys):
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     rows[0].update(status="error", reason="RuntimeError: a bug since fixed", ms_median=None)
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures"]) == 0
-    assert len((out / "results.jsonl").read_text().splitlines()) == 2  # plain resume: an error row is finished
+    # plain resume: an error row is finished (nothing runs), and the run still has an error: exit 3
+    assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures"]) == exit_codes.FAILED
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2
     assert run_bench.main(["resume", str(out), "--retry", "error", "--no-progress", "--no-figures"]) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == 3  # only the failed case ran again
     df = load(out)
@@ -107,9 +109,9 @@ def test_time_limit_leaves_cases_for_resume(tmp_path, capsys):
     argv = ["--impl", "full/reference", "--mode", "prefill", "--seq-len", "16,32,64", "--batch", "1", "--heads", "1",
             "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--no-progress", "--no-figures",
             "--time-limit", "0", "--out", str(out)]
-    assert run_bench.main(argv) == 0
+    assert run_bench.main(argv) == exit_codes.UNFINISHED
     assert len(load(out)) == 1  # the first case starts, then the limit stops the rest
-    assert "2 cases not run" in capsys.readouterr().err
+    assert f"2 cases not run; finish them with: python run_bench.py resume {out}" in capsys.readouterr().err
     assert "**incomplete**: 1 of 3 cases" in (out / "report.md").read_text()
     assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures", "--time-limit", "1000"]) == 0
     assert len(load(out)) == 3
