@@ -49,6 +49,7 @@ other commands:
   calibrate --baseline B         A/A gate runs: false-alarm rate, smallest detectable slowdown
   static [--baseline F]          compile every Triton kernel for sm_90: registers, spills, smem, HGMMA vs F
   (see bench/README.md, "Perf-regression gate"; --register NAME=MODULE:CLASS adds an implementation)
+  COMMAND --help                 each command's own flags
 
 sizes take k/m suffixes (4k = 4096) and doubling ranges (4k..128k). Results go to
 reports/runs/<UTC timestamp>/ unless --out is given: results.jsonl (one JSON row per case, appended

@@ -83,11 +83,19 @@ def test_resume_retry_reruns_failed_cases(tmp_path, capsys):
     assert "--retry goes with resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,msg", [(["--seq-len", "4q"], "cannot read"), (["--impl", "nope/*"], "no implementation"),
-                                      (["--mode", "fwd"], "unknown mode"), (["--dtype", "int8"], "unknown dtype")])
+@pytest.mark.parametrize("argv,msg", [
+    (["--seq-len", "4q"], "cannot read"), (["--seq-len", "4k..1k"], "runs backwards"), (["--heads", "0"], ">= 1"),
+    (["--impl", "nope/*"], "no implementation"), (["--mode", "fwd"], "unknown mode"),
+    (["--dtype", "int8"], "unknown dtype"), (["--level", "nope"], "unknown level"), (["--decay", "maybe"], "yes/no"),
+    (["--compile", "maybe"], "yes/no"), (["--threads", "-2"], ">= 1"), (["--budget", "nan"], ">= 0"),
+    (["--max-call-s", "0"], "> 0"), (["--layers", "0"], ">= 1"), (["--decode-fill", "all"], "invalid choice")])
 def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, msg):
+    """One line with the prefix, exit 2, and the run directory is not created (all of the command line
+    is checked before anything is written)."""
     assert run_bench.main(argv + ["--device", "cpu", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert msg in err and err.startswith("run_bench.py: error: ") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()
 
 
 def test_dry_run(capsys):
