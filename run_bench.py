@@ -432,10 +432,15 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     runner.finish(run_dir, rows)
     final, left = last_rows(run_dir, keys)  # every session's rows: a resumed run is judged whole
     code = exit_codes.verdict(final, left)
-    path = report.write_report(run_dir, baseline=args.baseline,
+    baseline = args.baseline
+    if baseline and not any(x.get("impl") == baseline for x in final):  # its cases were left for resume
+        print(f"--baseline {baseline} has no rows yet: speed-ups over the default baseline in this report",
+              file=sys.stderr)
+        baseline = None
+    path = report.write_report(run_dir, baseline=baseline,
                                figures=not args.no_figures and code != exit_codes.NOTHING_RUNNABLE)
     if code != exit_codes.NOTHING_RUNNABLE:
-        print(report.summary_tables(run_dir, baseline=args.baseline))
+        print(report.summary_tables(run_dir, baseline=baseline))
     print(f"results: {run_dir / 'results.jsonl'}\nreport:  {path}")
     explain(code, final, left, run_dir, session=session, arrived=arrived, time_limit_s=spec.time_limit_s)
     return code

@@ -124,3 +124,17 @@ def test_time_limit_leaves_cases_for_resume(tmp_path, capsys):
     assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures", "--time-limit", "1000"]) == 0
     assert len(load(out)) == 3
     assert "incomplete" not in (out / "report.md").read_text()
+
+
+def test_time_limit_before_the_baseline_ran(tmp_path, capsys):
+    """--baseline names an implementation of the sweep whose cases the time limit left for resume: the
+    report of this session uses the default baseline (said on stderr) instead of failing at the end."""
+    out = tmp_path / "run"
+    argv = ["--impl", "full/reference,swa/reference", "--mode", "prefill", "--seq-len", "16", "--batch", "1",
+            "--heads", "1", "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--no-progress", "--no-figures",
+            "--time-limit", "0", "--baseline", "swa/reference", "--out", str(out)]
+    assert run_bench.main(argv) == exit_codes.UNFINISHED
+    assert "--baseline swa/reference has no rows yet" in capsys.readouterr().err
+    assert run_bench.main(["resume", str(out), "--time-limit", "100", "--baseline", "swa/reference",
+                           "--no-progress", "--no-figures"]) == 0
+    assert "speed-ups are over `swa/reference`" in (out / "report.md").read_text()
