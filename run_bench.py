@@ -12,6 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+from bench import exit_codes
+from bench.cli_args import Parser, has_rows, nonneg_float, nonneg_int, positive_float, positive_int, prepare_out_dir
+from bench.exit_codes import UsageError
+
 COMMANDS = ("run", "list", "report", "resume", "compare", "gate", "calibrate", "static")
 
 EXAMPLES = """\
@@ -45,6 +49,7 @@ other commands:
   calibrate --baseline B         A/A gate runs: false-alarm rate, smallest detectable slowdown
   static [--baseline F]          compile every Triton kernel for sm_90: registers, spills, smem, HGMMA vs F
   (see bench/README.md, "Perf-regression gate"; --register NAME=MODULE:CLASS adds an implementation)
+  COMMAND --help                 each command's own flags
 
 sizes take k/m suffixes (4k = 4096) and doubling ranges (4k..128k). Results go to
 reports/runs/<UTC timestamp>/ unless --out is given: results.jsonl (one JSON row per case, appended
@@ -55,12 +60,8 @@ and figures/*.png|pdf.
 log = logging.getLogger("ratbench")
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="run_bench.py [run]",
-        description="Measure implementations over a grid (train = forward + backward, prefill = forward "
-                    "without grad, decode = one step at position T - 1) and write results, tables and figures.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _run_args(p: argparse.ArgumentParser) -> None:
+    """The flags of ``run`` (the default command)."""
     g = p.add_argument_group("what to run (flags override the preset)")
     g.add_argument("--preset", choices=["smoke", "default", "paper"], default=None,
                    help="named sweep (default: 'default'); CPU presets use small shapes, e.g. --preset paper")
@@ -88,30 +89,31 @@ def _run_parser() -> argparse.ArgumentParser:
     lv.add_argument("--model", help="model mixers, hybrids as <even>-<odd>, e.g. attention,rat,attention-swa,rat-swa")
     lv.add_argument("--prompt-len", help="model: prompt tokens prefilled before generating, e.g. 3072")
     lv.add_argument("--new-tokens", help="model: tokens generated per sequence, e.g. 1024")
-    lv.add_argument("--layers", type=int, help="model: mixer layers (each followed by an FFN), e.g. 24")
+    lv.add_argument("--layers", type=positive_int, help="model: mixer layers (each followed by an FFN), e.g. 24")
     lv.add_argument("--model-batch", help="model: a fixed batch instead of the largest that fits, e.g. 64")
     lv.add_argument("--max-batch", help="model: upper limit of the largest-batch search, e.g. 4096")
     g.add_argument("--heads", help="heads H, e.g. 16")
     g.add_argument("--head-dim", help="head dim D, e.g. 128")
     g.add_argument("--dtype", help="bf16, fp16, fp32 or fp64, e.g. --dtype bf16 (GPU presets: bf16, CPU: fp32)")
-    g.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda if visible), e.g. --device cuda")
-    g.add_argument("--threads", type=int,
+    g.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"],
+                   help="cpu, cuda or auto (cuda if visible), e.g. --device cuda")
+    g.add_argument("--threads", type=positive_int,
                    help="CPU threads for torch (default: torch's choice; 1 is steadier on a busy machine), e.g. 1")
     g.add_argument("--skip-references", action=argparse.BooleanOptionalAction, default=None,
                    help="leave */reference out of glob matches (default: on for GPU presets)")
     t = p.add_argument_group("timing")
-    t.add_argument("--repeats", type=int, help="most timed calls per case, e.g. --repeats 100")
-    t.add_argument("--min-repeats", type=int, help="fewest timed calls per case, e.g. 5")
-    t.add_argument("--budget", type=float, help="seconds of timed calls per case, e.g. 1.0")
-    t.add_argument("--max-call-s", type=float,
+    t.add_argument("--repeats", type=positive_int, help="most timed calls per case, e.g. --repeats 100")
+    t.add_argument("--min-repeats", type=positive_int, help="fewest timed calls per case, e.g. 5")
+    t.add_argument("--budget", type=nonneg_float, help="seconds of timed calls per case, e.g. 1.0")
+    t.add_argument("--max-call-s", type=positive_float,
                    help="a call slower than this skips the longer sequences of the same series, e.g. 5")
-    t.add_argument("--time-limit", type=float,
+    t.add_argument("--time-limit", type=nonneg_float,
                    help="start no case after this many seconds; the rest wait for 'resume' (paper preset on a GPU: "
                         "540), e.g. --time-limit 500")
     t.add_argument("--no-flush-l2", action="store_true", help="do not flush the L2 cache between timed calls")
     t.add_argument("--no-cuda-graphs", action="store_true", help="time decode steps eagerly, not by graph replay")
     t.add_argument("--no-check", action="store_true", help="skip the accuracy check against the family reference")
-    t.add_argument("--seed", type=int, help="input seed, e.g. 0")
+    t.add_argument("--seed", type=nonneg_int, help="input seed, e.g. 0")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run directory (default: reports/runs/<UTC timestamp>), e.g. reports/h200")
     o.add_argument("--resume", metavar="DIR", help="finish the sweep in DIR: cases with a row are skipped")
@@ -125,7 +127,117 @@ def _run_parser() -> argparse.ArgumentParser:
     o.add_argument("--dry-run", action="store_true", help="print the cases the sweep would run, run nothing")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     o.add_argument("-v", "--verbose", action="store_true", help="log every case's errors")
-    return p
+    _register_arg(o)
+
+
+def _register_arg(g: argparse._ActionsContainer) -> None:
+    g.add_argument("--register", metavar="NAME=MODULE:CLASS",
+                   help="register an extra implementation first (test-only or out of tree; repeatable, anywhere on "
+                        "the command line), e.g. full/mine=my_pkg.attn:MyFull (with its module on PYTHONPATH)")
+
+
+#: run flags a resumed sweep honours; every other run flag is part of the sweep, which comes from DIR/run.json
+RESUME_FLAGS = ("time_limit", "retry", "threads", "baseline", "no_figures", "dry_run", "no_progress", "verbose",
+                "register")
+
+
+def _resume_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("resume", metavar="DIR", help="run directory of the sweep, e.g. reports/runs/20261129-050000")
+    p.add_argument("--time-limit", type=nonneg_float,
+                   help="start no case after this many seconds (default: the run's own), e.g. 500")
+    p.add_argument("--retry", metavar="STATUSES",
+                   help="also run again the cases whose last row has one of these statuses (the new row supersedes "
+                        "the old one), e.g. --retry error,oom after fixing a bug")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch, e.g. 1")
+    p.add_argument("--baseline", help="speed-ups over this implementation, e.g. full/sdpa-cudnn")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--dry-run", action="store_true", help="print the cases that would run, run nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every case's errors")
+    _register_arg(p)
+
+
+def _list_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"], help="e.g. --device cuda")
+    _register_arg(p)
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", help="results.jsonl or its run directory, e.g. reports/h200-paper")
+    p.add_argument("--baseline", help="speed-ups over this implementation, e.g. full/sdpa-cudnn")
+    p.add_argument("--out", help="write the report here instead of next to the results")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command's arguments, in one parser tree (``run`` is the default command: ``main`` puts it
+    in front of a command line that does not start with a command)."""
+    from bench import exit_codes, gate_cli
+
+    top = Parser(prog="run_bench.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    raw = argparse.RawDescriptionHelpFormatter
+
+    def add(name: str, func, doc: str, prog: str | None = None, **kw) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        p = sub.add_parser(name, prog=prog or f"run_bench.py {name}", help=doc, description=doc,
+                           formatter_class=raw, **kw)
+        p.set_defaults(func=func, prog=p.prog)
+        return p
+
+    _run_args(add("run", cmd_run, "Measure implementations over a grid (train = forward + backward, prefill = "
+                  "forward without grad, decode = one step at position T - 1) and write results, tables and "
+                  "figures. 'run' may be left out.", prog="run_bench.py",
+                  epilog=EXAMPLES + "\n" + exit_codes.table_text()))
+    r = add("resume", cmd_run, "Run the cases of DIR's sweep that have no row yet (the sweep is DIR/run.json's).",
+            epilog=exit_codes.table_text())
+    _resume_args(r)
+    r.set_defaults(out=None, preset=None)
+    _list_args(add("list", cmd_list, "Every implementation and whether it runs here."))
+    _report_args(add("report", cmd_report, "Regenerate report.md and figures/ from a results file."))
+    gate_cli.add_parsers(add)
+    return top
+
+
+def _pop_register(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``--register NAME=MODULE:CLASS`` (or ``--register=...``) may stand anywhere: take every one out."""
+    rest, found = [], []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--register":
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                raise UsageError("argument --register: expected NAME=MODULE:CLASS")
+            found.append(argv[i + 1])
+            i += 2
+            continue
+        if a.startswith("--register="):
+            found.append(a.partition("=")[2])
+        else:
+            rest.append(a)
+        i += 1
+    return rest, found
+
+
+def register(items: list[str], prog: str) -> tuple[tuple[str, str], ...]:
+    """Register each ``NAME=MODULE:CLASS`` and import it now: a name, module or class that does not
+    work is a usage error here, not an error row later."""
+    import impls
+    from bench.gate import parse_register, register_impls
+
+    try:
+        pairs = parse_register(items)
+        register_impls(pairs)
+    except ValueError as exc:
+        raise UsageError(str(exc), prog=prog) from None
+    for name, target in pairs:
+        try:
+            impls.load_class(name)
+        except Exception as exc:  # noqa: BLE001 - ImportError, AttributeError, TypeError: all the user's spec
+            from impls import registry
+
+            registry._REGISTRY.pop(name, None)
+            raise UsageError(f"--register {name}={target}: {type(exc).__name__}: {exc}", prog=prog) from None
+    return pairs
 
 
 def build_spec(args: argparse.Namespace):  # -> SweepSpec
@@ -136,10 +248,8 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise SystemExit(f"--device must be cpu, cuda or auto, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available() and not args.dry_run:
-        raise SystemExit("--device cuda, but no CUDA GPU is visible to torch")
+        raise UsageError("--device cuda, but no CUDA GPU is visible to torch")
     spec = preset(args.preset or "default", device)
 
     def names(text: str) -> list[str]:
@@ -176,61 +286,109 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
     return spec
 
 
-def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import report, runner
-    from bench.results import STATUSES, read_meta
-    from bench.sweep import SweepError, SweepSpec
+def _retry_statuses(args: argparse.Namespace) -> set[str]:
+    from bench.results import STATUSES
 
+    if not args.retry:
+        return set()
+    retry = {x.strip() for x in args.retry.split(",") if x.strip()}
+    bad = sorted(retry - set(STATUSES))
+    if args.resume is None or bad or "ok" in retry or not retry:
+        raise UsageError("--retry goes with resume and takes statuses among "
+                         f"{', '.join(x for x in STATUSES if x != 'ok')}" + (f"; unknown: {', '.join(bad)}" if bad else ""))
+    return retry
+
+
+def _sweep_flags_given(args: argparse.Namespace) -> list[str]:
+    """The sweep flags of a ``run --resume DIR`` command line (the sweep comes from DIR/run.json)."""
+    p = Parser(add_help=False)
+    _run_args(p)
+    return sorted(a.option_strings[0] for a in p._actions
+                  if a.option_strings and a.dest not in RESUME_FLAGS + ("resume",)
+                  and getattr(args, a.dest, a.default) != a.default)
+
+
+def _resumed_spec(args: argparse.Namespace):  # -> tuple[Path, SweepSpec, str | None]
+    from bench.results import META, read_meta
+    from bench.sweep import SweepSpec
+
+    run_dir = Path(args.resume)
+    given = _sweep_flags_given(args)
+    if given:
+        raise UsageError(f"--resume takes the sweep from {run_dir / META}; these flags would be ignored: "
+                         f"{', '.join(given)}")
+    if not run_dir.is_dir():
+        raise UsageError(f"resume {run_dir}: no such run directory")
+    try:
+        meta = read_meta(run_dir)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"resume {run_dir}: cannot read {META}: {exc}") from None
+    if not meta.get("spec"):
+        raise UsageError(f"resume {run_dir}: no {META} with a sweep spec: nothing to resume")
+    try:
+        spec = SweepSpec.from_dict(meta["spec"])
+    except TypeError as exc:
+        raise UsageError(f"resume {run_dir}: {META} has an unreadable sweep spec: {exc}") from None
+    if args.time_limit is not None:
+        spec.time_limit_s = args.time_limit
+    return run_dir, spec, meta.get("preset")
+
+
+def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
+    """``run`` and ``resume``: validate everything, then create the run directory, run, report, and exit
+    with the sweep's verdict (bench/exit_codes.py)."""
+    from bench import report, runner
+    from bench.results import RESULTS, finished_keys, last_rows
+    from bench.sweep import expand
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     command = "python run_bench.py " + " ".join(shlex.quote(a) for a in argv)
+    retry = _retry_statuses(args)
+    resume = args.resume is not None
+    try:
+        if resume:
+            run_dir, spec, preset = _resumed_spec(args)
+        else:
+            spec = build_spec(args)
+            preset = args.preset or "default"
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            run_dir = Path(args.out) if args.out else Path("reports") / "runs" / stamp
+        cases = expand(spec)
+    except ValueError as exc:  # SweepError, an unknown implementation (a resumed sweep's, not --register'ed)
+        raise UsageError(str(exc)) from None
+    if args.baseline and args.baseline not in {c.impl for c in cases}:
+        raise UsageError(f"--baseline {args.baseline} is not among the sweep's implementations: "
+                         f"{', '.join(sorted({c.impl for c in cases}))}")
+    if args.dry_run:
+        todo = [c for c in cases if c.key not in (finished_keys(run_dir, retry) if resume else set())]
+        for c in todo:
+            print(c.key)
+        print(f"{len(todo)} cases" + (f" of {len(cases)} left" if resume else ""), file=sys.stderr)
+        return 0
+    from bench import distributed
+
+    if not resume:
+        busy = [p.name for p in [run_dir / RESULTS, *distributed.rank_files(run_dir)] if has_rows(p)]
+        if busy:
+            raise UsageError(f"{run_dir} already has rows in {', '.join(busy)}: resume it or choose another --out")
+    prepare_out_dir(run_dir, flag="resume" if resume else "--out")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    retry: set[str] = set()
-    if args.retry:
-        retry = {x.strip() for x in args.retry.split(",") if x.strip()}
-        bad = sorted(retry - set(STATUSES))
-        if not args.resume or bad or "ok" in retry:
-            print("run_bench.py: error: --retry goes with resume and takes statuses among "
-                  f"{', '.join(x for x in STATUSES if x != 'ok')}" + (f"; unknown: {', '.join(bad)}" if bad else ""),
-                  file=sys.stderr)
-            return 2
     try:
-        if args.resume:
-            run_dir = Path(args.resume)
-            meta = read_meta(run_dir)
-            if not meta.get("spec"):
-                raise SystemExit(f"{run_dir} has no run.json with a sweep spec: nothing to resume")
-            spec = SweepSpec.from_dict(meta["spec"])
-            if args.time_limit is not None:
-                spec.time_limit_s = args.time_limit
-            preset = meta.get("preset")
-        else:
-            spec = build_spec(args)
-            preset = args.preset or "default"
-            if args.dry_run:
-                from bench.sweep import expand
-
-                cases = expand(spec)
-                for c in cases:
-                    print(c.key)
-                print(f"{len(cases)} cases", file=sys.stderr)
-                return 0
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-            run_dir = Path(args.out) if args.out else Path("reports") / "runs" / stamp
-        from bench import distributed
-
         # under torchrun: this rank's share of the cases, rows to results.rank<k>.jsonl (bench/distributed.py)
         session = distributed.Session.init(spec.device) if distributed.launched() else None
         if session is not None:
             r, cases, done, run_dir = session.start(spec, run_dir, command=command, preset=preset,
-                                                    resume=bool(args.resume), retry=retry)
+                                                    resume=resume, retry=retry)
         else:
-            r, cases, done = runner.start(spec, run_dir, command=command, preset=preset, resume=bool(args.resume),
+            r, cases, done = runner.start(spec, run_dir, command=command, preset=preset, resume=resume,
                                           retry=retry)
-    except (SweepError, ValueError, FileExistsError) as exc:
-        print(f"run_bench.py: error: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, FileExistsError) as exc:
+        raise UsageError(str(exc)) from None
+    keys = session.all_keys if session is not None and session.is_main else [c.key for c in cases]
     todo = [c for c in cases if c.key not in done]
     if session is not None:
         print(f"rank {session.rank} of {session.world_size}: {len(todo)} cases (its share) on {spec.device} -> "
@@ -262,32 +420,56 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
                 rows = r.run(todo, on_start=on_start, on_done=lambda c, row: bar.update(weights[c.key]),
                              time_limit_s=spec.time_limit_s)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; finished cases are in {run_dir}; continue with: python run_bench.py resume {run_dir}",
+        print(f"\ninterrupted; finished cases are in {run_dir}; continue with: {_resume_command(run_dir, session)}",
               file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
+    arrived = True
     if session is not None:  # wait for every rank; rank 0 merges the rank files and writes the report
         rows, r.left, arrived = session.finish(r)
         session.close()
         if not session.is_main:
-            return 0 if arrived else 1
+            return exit_codes.OK if arrived else exit_codes.UNFINISHED
     runner.finish(run_dir, rows)
-    path = report.write_report(run_dir, baseline=args.baseline, figures=not args.no_figures)
-    print(report.summary_tables(run_dir, baseline=args.baseline))
+    final, left = last_rows(run_dir, keys)  # every session's rows: a resumed run is judged whole
+    code = exit_codes.verdict(final, left)
+    baseline = args.baseline
+    if baseline and not any(x.get("impl") == baseline for x in final):  # its cases were left for resume
+        print(f"--baseline {baseline} has no rows yet: speed-ups over the default baseline in this report",
+              file=sys.stderr)
+        baseline = None
+    path = report.write_report(run_dir, baseline=baseline,
+                               figures=not args.no_figures and code != exit_codes.NOTHING_RUNNABLE)
+    if code != exit_codes.NOTHING_RUNNABLE:
+        print(report.summary_tables(run_dir, baseline=baseline))
     print(f"results: {run_dir / 'results.jsonl'}\nreport:  {path}")
-    if session is not None and not arrived:
-        print(f"a rank died: {r.left} cases have no row; finish them with: torchrun --nproc-per-node=N "
-              f"run_bench.py resume {run_dir}", file=sys.stderr)
-        return 1
-    if r.left:
-        print(f"time limit ({spec.time_limit_s:g} s) reached: {r.left} cases not run; finish them with: "
-              f"python run_bench.py resume {run_dir}", file=sys.stderr)
-    return 0
+    explain(code, final, left, run_dir, session=session, arrived=arrived, time_limit_s=spec.time_limit_s)
+    return code
 
 
-def cmd_list(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="run_bench.py list", description="Every implementation and whether it runs here.")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto, e.g. --device cuda")
-    args = p.parse_args(argv)
+def _resume_command(run_dir: Path, session: object | None) -> str:
+    head = "torchrun --nproc-per-node=N run_bench.py" if session is not None else "python run_bench.py"
+    return f"{head} resume {shlex.quote(str(run_dir))}"
+
+
+def explain(code: int, rows: list[dict], left: int, run_dir: Path, *, session: object | None = None,
+            arrived: bool = True, time_limit_s: float | None = None) -> None:
+    """What the sweep's exit code means, on stderr: the failed cases, the resume command, or why nothing ran."""
+    failed = exit_codes.reasons(rows, exit_codes.FAILED_STATUSES)
+    if failed:
+        n = sum(1 for r in rows if r.get("status") in exit_codes.FAILED_STATUSES)
+        print(f"{n} cases ended error or wrong (report.md, 'Cases not timed'; after a fix: "
+              f"{_resume_command(run_dir, session)} --retry error,wrong):", *failed, sep="\n", file=sys.stderr)
+    if code == exit_codes.UNFINISHED:
+        why = ("a rank died" if not arrived else
+               f"time limit ({time_limit_s:g} s) reached" if time_limit_s is not None else "unfinished")
+        print(f"{why}: {left} cases not run; finish them with: {_resume_command(run_dir, session)}",
+              file=sys.stderr)
+    elif code == exit_codes.NOTHING_RUNNABLE:
+        print(f"run_bench.py: nothing runnable: all {len(rows)} cases are unsupported, unavailable or skipped:",
+              *exit_codes.reasons(rows, exit_codes.NOT_RUN_STATUSES), sep="\n", file=sys.stderr)
+
+
+def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
     import impls
@@ -310,59 +492,64 @@ def cmd_list(argv: list[str]) -> int:
     return 0
 
 
-def cmd_report(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="run_bench.py report",
-                                description="Regenerate report.md and figures/ from a results file.")
-    p.add_argument("results", help="results.jsonl or its run directory, e.g. reports/h200-paper")
-    p.add_argument("--baseline", help="speed-ups over this implementation, e.g. full/sdpa-cudnn")
-    p.add_argument("--out", help="write the report here instead of next to the results")
-    p.add_argument("--no-figures", action="store_true", help="tables only")
-    args = p.parse_args(argv)
+def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import report
+    from bench.distributed import merge_rank_files, rank_files
+    from bench.results import RESULTS, read_rows
 
+    prog = args.prog
+    src = Path(args.results)
+    run_dir = src if src.is_dir() else src.parent
+    if not src.exists():
+        raise UsageError(f"{src}: no such file or directory", prog=prog)
+    sources = ([src / RESULTS] if (src / RESULTS).exists() else []) if src.is_dir() else [src]
+    if src.is_dir() or src.name == RESULTS:  # rows of a torchrun launch that never reached its merge
+        sources += rank_files(run_dir)
     try:
-        from bench.distributed import merge_rank_files
-
-        src = Path(args.results)  # rows of a torchrun launch that never reached its merge
-        if src.is_dir() or src.name == "results.jsonl":
-            merge_rank_files(src if src.is_dir() else src.parent)
+        rows = [r for f in sources for r in read_rows(f)]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {src}: {exc}", prog=prog) from None
+    if not rows:
+        raise UsageError(f"{src}: no results rows" + (f" (no {RESULTS} in the directory)" if not sources else ""),
+                         prog=prog)
+    impl_names = {r.get("impl") for r in rows}
+    if args.baseline and args.baseline not in impl_names:
+        raise UsageError(f"--baseline {args.baseline} has no rows in {src}; implementations: "
+                         f"{', '.join(sorted(str(x) for x in impl_names))}", prog=prog)
+    prepare_out_dir(args.out or run_dir, flag="--out" if args.out else "report", prog=prog)
+    if src.is_dir() or src.name == RESULTS:
+        merge_rank_files(run_dir)
+    drawable = any(r.get("status") not in exit_codes.NOT_RUN_STATUSES for r in rows)
+    try:
         path = report.write_report(args.results, baseline=args.baseline, out_dir=args.out,
-                                   figures=not args.no_figures)
+                                   figures=not args.no_figures and drawable)
     except (OSError, ValueError) as exc:
-        print(f"run_bench.py report: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc), prog=prog) from None
     print(report.summary_tables(args.results, baseline=args.baseline))
     print(f"report: {path}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line: ``run_bench.py [COMMAND] ...`` (no command = run). Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("compare", "gate", "calibrate", "static"):  # the perf gate: bench/gate_cli.py
-        from bench import gate_cli
-
-        return getattr(gate_cli, f"cmd_{argv[0]}")(argv[1:])
-    if "--register" in argv:  # extra implementations for a sweep (e.g. the gate's test-only ones)
-        from bench.gate import parse_register, register_impls
-
-        i = argv.index("--register")
-        register_impls(parse_register(argv[i + 1:i + 2]))
-        return main(argv[:i] + argv[i + 2:])
-    if argv and argv[0] == "list":
-        return cmd_list(argv[1:])
-    if argv and argv[0] == "report":
-        return cmd_report(argv[1:])
-    if argv and argv[0] == "resume":
-        if len(argv) < 2 or argv[1].startswith("-"):
-            print("usage: run_bench.py resume DIR", file=sys.stderr)
-            return 2
-        argv = ["--resume", argv[1]] + argv[2:]
-    elif argv and argv[0] == "run":
-        argv = argv[1:]
-    args = _run_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    return cmd_run(args, argv)
+    try:
+        rest, items = _pop_register(argv)
+        if not rest or rest[0] not in COMMANDS:
+            rest = ["run", *rest]
+        args, extra = build_parser().parse_known_args(rest)
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}", prog=args.prog)
+        if items and args.command in ("report", "compare", "static"):
+            raise UsageError("--register does not apply to this command", prog=args.prog)
+        args.register = list(register(items, args.prog)) if items else []
+        return args.func(args, argv)
+    except UsageError as exc:
+        print(f"{exc.prog}: error: {str(exc).replace(chr(10), ' ')}", file=sys.stderr)
+        return exit_codes.USAGE
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
 
 
 if __name__ == "__main__":

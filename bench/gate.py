@@ -130,12 +130,9 @@ def _pool(rows: list[R.Row]) -> R.Row:
     return out
 
 
-def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, command: str = "",
-            progress: bool = False) -> Path:
-    """Re-measure the baseline's ok cases into ``out_dir`` (run.json, rounds.jsonl, results.jsonl)."""
-    from bench import device as D
-    from bench.runner import Runner, raise_recompile_limit
-
+def check_baseline(baseline: str | Path, cfg: GateConfig) -> tuple[dict, list[Case], str]:
+    """The baseline's run.json, its ok cases and device type, after checking that they can be re-measured
+    here (raises FileNotFoundError, CMP.MismatchError or GateError); registers ``cfg.register`` first."""
     rows, meta = CMP.load_run(baseline)
     if not meta.get("spec"):
         raise GateError(f"{baseline}: run.json has no sweep spec (the timing protocol to repeat)")
@@ -148,6 +145,16 @@ def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, comma
     if unknown:
         raise GateError(f"the baseline has cases of implementations not registered here: {', '.join(unknown)} "
                         "(a test-only or out-of-tree one needs --register NAME=MODULE:CLASS)")
+    return meta, cases, dev
+
+
+def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, command: str = "",
+            progress: bool = False) -> Path:
+    """Re-measure the baseline's ok cases into ``out_dir`` (run.json, rounds.jsonl, results.jsonl)."""
+    from bench import device as D
+    from bench.runner import Runner, raise_recompile_limit
+
+    meta, cases, dev = check_baseline(baseline, cfg)
     spec = SweepSpec.from_dict(meta["spec"])
     spec.time_limit_s = None
     spec.max_call_s = 1e9  # every baseline case is measured: no series skips its longer lengths

@@ -154,6 +154,18 @@ def finished_keys(path: str | Path, retry: Collection[str] = ()) -> set[str]:
     return {k for k, status in last.items() if status not in retry}
 
 
+def last_rows(path: str | Path, keys: Collection[str]) -> tuple[list[dict], int]:
+    """The last row of each case in ``keys`` (a sweep's cases) found in a results file or run directory,
+    in the order of ``keys``, and how many of those cases have no row yet (what ``resume`` would run)."""
+    p = Path(path)
+    last: dict[str, dict] = {}
+    if (p / RESULTS).exists() if p.is_dir() else p.exists():
+        last = {r["key"]: r for r in read_rows(p) if "key" in r}
+    ks = list(dict.fromkeys(keys))
+    rows = [last[k] for k in ks if k in last]
+    return rows, len(ks) - len(rows)
+
+
 def load(path: str | Path):  # -> pandas.DataFrame
     """A results file (or run directory) as a pandas DataFrame with every Row column; when a case was
     measured more than once (resumed runs), the last row wins."""

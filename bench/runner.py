@@ -205,16 +205,16 @@ def start(
     from bench.sweep import expand
 
     run_dir = Path(run_dir)
+    cases = expand(spec)  # a sweep that does not expand (SweepError) leaves no directory behind
+    if not resume and (run_dir / R.RESULTS).exists() and (run_dir / R.RESULTS).stat().st_size:
+        raise FileExistsError(f"{run_dir / R.RESULTS} already has rows: resume it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    cases = expand(spec)
     meta = R.read_meta(run_dir) if resume else {}
     if resume:  # rows of a torchrun launch that never reached its merge (bench/distributed.py)
         from bench.distributed import merge_rank_files
 
         merge_rank_files(run_dir)
     done = R.finished_keys(run_dir, retry) if resume else set()
-    if not resume and (run_dir / R.RESULTS).exists() and (run_dir / R.RESULTS).stat().st_size:
-        raise FileExistsError(f"{run_dir / R.RESULTS} already has rows: resume it or choose another --out")
     ceilings = None
     if meta.get("ceilings"):
         ceilings = D.Ceilings(**meta["ceilings"])  # a resumed run keeps the ceilings its rows were rated with

@@ -462,18 +462,9 @@ def to_markdown(report: dict, fails: list[str], notes: list[str], baseline: str 
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="run_bench.py static",
-        description="Compile every Triton kernel launch of the GPU runs for sm_90 (no GPU) and check registers, "
-                    "spills, shared memory and HGMMA against a baseline. Exit 0 pass, 1 fail, 2 unusable.")
-    p.add_argument("--baseline", default=str(DEFAULT_BASELINE),
-                   help=f"baseline JSON (default {DEFAULT_BASELINE}); 'none' checks the absolute rules only")
-    p.add_argument("--update", action="store_true", help="write the measured report as the new baseline")
-    p.add_argument("--jobs", type=int, help="compile processes (default: CPU count)")
-    p.add_argument("--out", help="also write static.md and static.json here, e.g. reports/runs/static")
-    p.add_argument("--list", action="store_true", help="print the launches found, compile nothing")
-    args = p.parse_args(argv)
+def run(args: argparse.Namespace, base: dict | None) -> int:
+    """``run_bench.py static`` (arguments: bench/gate_cli.py, which checks them and reads the baseline
+    ``base`` first): measure, check, print, write. Exit 0 pass, 1 fail, 2 unusable."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.pop("TRITON_INTERPRET", None) if os.environ.get("TRITON_INTERPRET") == "0" else None
     t0 = time.perf_counter()
@@ -482,14 +473,6 @@ def main(argv: list[str] | None = None) -> int:
             for ln in collect_launches():
                 print(ln.ident, " <- ", ", ".join(ln.scenarios))
             return 0
-        base = None
-        if args.baseline != "none" and not args.update:
-            bp = Path(args.baseline)
-            if not bp.exists():
-                print(f"run_bench.py static: error: baseline {bp} does not exist (create it with --update)",
-                      file=sys.stderr)
-                return 2
-            base = json.loads(bp.read_text(encoding="utf-8"))
         report = measure(args.jobs)
     except (RuntimeError, FileNotFoundError, ImportError) as exc:
         print(f"run_bench.py static: error: {exc}", file=sys.stderr)

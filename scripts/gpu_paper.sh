@@ -66,11 +66,15 @@ esac
 [ -z "${SEQ_LEN:-}" ] || args+=(--seq-len "$SEQ_LEN")
 : "${OUT:?set OUT to the output folder}"
 mkdir -p "$OUT/$phase"
+rc=0
 if [ -f "$stage/$phase/run.json" ]; then
   cp "$stage/$phase/results.jsonl" "$stage/$phase/run.json" "$OUT/$phase/"
-  python run_bench.py resume "$OUT/$phase" --time-limit "$limit" ${RETRY:+--retry "$RETRY"} "${common[@]}"
+  python run_bench.py resume "$OUT/$phase" --time-limit "$limit" ${RETRY:+--retry "$RETRY"} "${common[@]}" || rc=$?
 else
-  python run_bench.py "${args[@]}" --time-limit "$limit" "${common[@]}" --out "$OUT/$phase"
+  python run_bench.py "${args[@]}" --time-limit "$limit" "${common[@]}" --out "$OUT/$phase" || rc=$?
 fi
+# exit codes (README, "Exit codes"): 3 = some case ended error or wrong (recorded; RETRY=error after a fix),
+# 4 = the time limit left cases for the next command; anything else but 0 stops here
+case $rc in 0|3|4) ;; *) exit "$rc" ;; esac
 grep -q '\*\*incomplete\*\*' "$OUT/$phase/report.md" && echo "PHASE $phase INCOMPLETE: copy $OUT/$phase/* to $stage/$phase/ and run again" \
   || echo "PHASE $phase COMPLETE"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import run_bench
+from bench import exit_codes
 from bench.results import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,8 +71,9 @@ def test_resume_retry_reruns_failed_cases(tmp_path, capsys):
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     rows[0].update(status="error", reason="RuntimeError: a bug since fixed", ms_median=None)
     (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures"]) == 0
-    assert len((out / "results.jsonl").read_text().splitlines()) == 2  # plain resume: an error row is finished
+    # plain resume: an error row is finished (nothing runs), and the run still has an error: exit 3
+    assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures"]) == exit_codes.FAILED
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2
     assert run_bench.main(["resume", str(out), "--retry", "error", "--no-progress", "--no-figures"]) == 0
     assert len((out / "results.jsonl").read_text().splitlines()) == 3  # only the failed case ran again
     df = load(out)
@@ -81,11 +83,19 @@ def test_resume_retry_reruns_failed_cases(tmp_path, capsys):
     assert "--retry goes with resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv,msg", [(["--seq-len", "4q"], "cannot read"), (["--impl", "nope/*"], "no implementation"),
-                                      (["--mode", "fwd"], "unknown mode"), (["--dtype", "int8"], "unknown dtype")])
+@pytest.mark.parametrize("argv,msg", [
+    (["--seq-len", "4q"], "cannot read"), (["--seq-len", "4k..1k"], "runs backwards"), (["--heads", "0"], ">= 1"),
+    (["--impl", "nope/*"], "no implementation"), (["--mode", "fwd"], "unknown mode"),
+    (["--dtype", "int8"], "unknown dtype"), (["--level", "nope"], "unknown level"), (["--decay", "maybe"], "yes/no"),
+    (["--compile", "maybe"], "yes/no"), (["--threads", "-2"], ">= 1"), (["--budget", "nan"], ">= 0"),
+    (["--max-call-s", "0"], "> 0"), (["--layers", "0"], ">= 1"), (["--decode-fill", "all"], "invalid choice")])
 def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, msg):
+    """One line with the prefix, exit 2, and the run directory is not created (all of the command line
+    is checked before anything is written)."""
     assert run_bench.main(argv + ["--device", "cpu", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
-    assert msg in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert msg in err and err.startswith("run_bench.py: error: ") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()
 
 
 def test_dry_run(capsys):
@@ -107,10 +117,24 @@ def test_time_limit_leaves_cases_for_resume(tmp_path, capsys):
     argv = ["--impl", "full/reference", "--mode", "prefill", "--seq-len", "16,32,64", "--batch", "1", "--heads", "1",
             "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--no-progress", "--no-figures",
             "--time-limit", "0", "--out", str(out)]
-    assert run_bench.main(argv) == 0
+    assert run_bench.main(argv) == exit_codes.UNFINISHED
     assert len(load(out)) == 1  # the first case starts, then the limit stops the rest
-    assert "2 cases not run" in capsys.readouterr().err
+    assert f"2 cases not run; finish them with: python run_bench.py resume {out}" in capsys.readouterr().err
     assert "**incomplete**: 1 of 3 cases" in (out / "report.md").read_text()
     assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures", "--time-limit", "1000"]) == 0
     assert len(load(out)) == 3
     assert "incomplete" not in (out / "report.md").read_text()
+
+
+def test_time_limit_before_the_baseline_ran(tmp_path, capsys):
+    """--baseline names an implementation of the sweep whose cases the time limit left for resume: the
+    report of this session uses the default baseline (said on stderr) instead of failing at the end."""
+    out = tmp_path / "run"
+    argv = ["--impl", "full/reference,swa/reference", "--mode", "prefill", "--seq-len", "16", "--batch", "1",
+            "--heads", "1", "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--no-progress", "--no-figures",
+            "--time-limit", "0", "--baseline", "swa/reference", "--out", str(out)]
+    assert run_bench.main(argv) == exit_codes.UNFINISHED
+    assert "--baseline swa/reference has no rows yet" in capsys.readouterr().err
+    assert run_bench.main(["resume", str(out), "--time-limit", "100", "--baseline", "swa/reference",
+                           "--no-progress", "--no-figures"]) == 0
+    assert "speed-ups are over `swa/reference`" in (out / "report.md").read_text()
