@@ -96,7 +96,8 @@ def _run_parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", help="bf16, fp16, fp32 or fp64, e.g. --dtype bf16 (GPU presets: bf16, CPU: fp32)")
     g.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda if visible), e.g. --device cuda")
     g.add_argument("--threads", type=int,
-                   help="CPU threads for torch (default: torch's choice; 1 is steadier on a busy machine), e.g. 1")
+                   help="CPU threads for torch (CPU presets: 1, steady on a small or busy machine; 0: torch's "
+                        "choice, one per core), e.g. 4")
     g.add_argument("--skip-references", action=argparse.BooleanOptionalAction, default=None,
                    help="leave */reference out of glob matches (default: on for GPU presets)")
     t = p.add_argument_group("timing")
@@ -167,7 +168,7 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
         spec.skip_references = args.skip_references
     for name, attr in (("time_limit", "time_limit_s"), ("repeats", "repeats"), ("min_repeats", "min_repeats"),
                        ("budget", "case_budget_s"),
-                       ("max_call_s", "max_call_s"), ("seed", "seed")):
+                       ("max_call_s", "max_call_s"), ("seed", "seed"), ("threads", "threads")):
         if getattr(args, name) is not None:
             setattr(spec, attr, getattr(args, name))
     spec.flush_l2 = spec.flush_l2 and not args.no_flush_l2
@@ -178,7 +179,7 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
 
 def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import report, runner
-    from bench.results import STATUSES, read_meta
+    from bench.results import STATUSES, noise_summary, read_meta
     from bench.sweep import SweepError, SweepSpec
 
     command = "python run_bench.py " + " ".join(shlex.quote(a) for a in argv)
@@ -204,6 +205,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
             spec = SweepSpec.from_dict(meta["spec"])
             if args.time_limit is not None:
                 spec.time_limit_s = args.time_limit
+            spec.threads = args.threads if args.threads is not None else spec.threads
             preset = meta.get("preset")
         else:
             spec = build_spec(args)
@@ -274,6 +276,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     path = report.write_report(run_dir, baseline=args.baseline, figures=not args.no_figures)
     print(report.summary_tables(run_dir, baseline=args.baseline))
     print(f"results: {run_dir / 'results.jsonl'}\nreport:  {path}")
+    if (noise := noise_summary(rows, read_meta(run_dir).get("ceilings"))):
+        print(noise, file=sys.stderr)
     if session is not None and not arrived:
         print(f"a rank died: {r.left} cases have no row; finish them with: torchrun --nproc-per-node=N "
               f"run_bench.py resume {run_dir}", file=sys.stderr)
