@@ -21,6 +21,7 @@ time other processes took).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -127,6 +128,7 @@ def rel_spread(xs: list[float]) -> float:
     return (quantile(xs, 0.8) - quantile(xs, 0.2)) / med if med > 0 else 0.0
 
 
+@functools.lru_cache(maxsize=4096)
 def _median_ci_rank(n: int, confidence: float) -> int | None:
     """The largest k with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2: [x_(k), x_(n+1-k)] (1-based
     order statistics) covers the median with at least ``confidence``. None when no such k >= 1 exists."""
@@ -134,12 +136,13 @@ def _median_ci_rank(n: int, confidence: float) -> int | None:
     if n > 1000:  # normal approximation (exact sums get slow; the difference is under one rank)
         k = math.floor(n / 2 - statistics.NormalDist().inv_cdf(1 - alpha) * math.sqrt(n) / 2)
         return k if k >= 1 else None
-    total, cdf, k = 2 ** n, 0, 0
+    total, term, cdf, k = 2 ** n, 1, 0, 0  # term = C(n, k)
     while k < n:
-        cdf += math.comb(n, k)  # P(X <= k) * 2^n
+        cdf += term  # P(X <= k) * 2^n
         if cdf > alpha * total:
             break
         k += 1
+        term = term * (n - k + 1) // k
     return k if k >= 1 else None  # P(X <= k - 1) <= alpha
 
 
@@ -155,11 +158,13 @@ def median_ci(xs: list[float], confidence: float = CI_CONFIDENCE) -> tuple[float
 
 def ci_rel(xs: list[float], confidence: float = CI_CONFIDENCE) -> float | None:
     """Width of the median's interval relative to the median (None: too few samples for one)."""
-    ci = median_ci(xs, confidence)
-    med = float(statistics.median(xs)) if xs else 0.0
-    if ci is None or med <= 0:
+    k = _median_ci_rank(len(xs), confidence)
+    if k is None:
         return None
-    return (ci[1] - ci[0]) / med
+    s = sorted(xs)
+    n = len(s)
+    med = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    return float((s[n - k] - s[k - 1]) / med) if med > 0 else None
 
 
 class RunQueueWait:
