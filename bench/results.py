@@ -210,7 +210,7 @@ def noise_summary(rows: list[Row] | list[dict], ceilings: dict | None = None) ->
                     if x)
     what = [f"{len(noisy)} of {len(ok)} timed rows are noisy ({why})"] if noisy else []
     if ceil_noisy:
-        what.append(f"the measured ceilings are noisy ({ceilings.get('noise_reason')})")  # type: ignore[union-attr]
+        what.append("the measured ceilings are noisy (run.json: ceilings.noise_reason)")
     cpu = any(r.get("device") == "cpu" for r in (noisy or ok))
     remedy = ("run again on an idle machine (nothing else running), with --threads 1 (the CPU presets' default) "
               "and a larger --budget (e.g. --budget 2)" if cpu
