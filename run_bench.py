@@ -97,8 +97,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", help="bf16, fp16, fp32 or fp64, e.g. --dtype bf16 (GPU presets: bf16, CPU: fp32)")
     g.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"],
                    help="cpu, cuda or auto (cuda if visible), e.g. --device cuda")
-    g.add_argument("--threads", type=positive_int,
-                   help="CPU threads for torch (default: torch's choice; 1 is steadier on a busy machine), e.g. 1")
+    g.add_argument("--threads", type=nonneg_int,
+                   help="CPU threads for torch (CPU presets: 1, steady on a small or busy machine; 0: torch's "
+                        "choice, one per core), e.g. 4")
     g.add_argument("--skip-references", action=argparse.BooleanOptionalAction, default=None,
                    help="leave */reference out of glob matches (default: on for GPU presets)")
     t = p.add_argument_group("timing")
@@ -148,7 +149,7 @@ def _resume_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry", metavar="STATUSES",
                    help="also run again the cases whose last row has one of these statuses (the new row supersedes "
                         "the old one), e.g. --retry error,oom after fixing a bug")
-    p.add_argument("--threads", type=positive_int, help="CPU threads for torch, e.g. 1")
+    p.add_argument("--threads", type=nonneg_int, help="CPU threads for torch (0: torch's choice), e.g. 1")
     p.add_argument("--baseline", help="speed-ups over this implementation, e.g. full/sdpa-cudnn")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--dry-run", action="store_true", help="print the cases that would run, run nothing")
@@ -277,7 +278,7 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
         spec.skip_references = args.skip_references
     for name, attr in (("time_limit", "time_limit_s"), ("repeats", "repeats"), ("min_repeats", "min_repeats"),
                        ("budget", "case_budget_s"),
-                       ("max_call_s", "max_call_s"), ("seed", "seed")):
+                       ("max_call_s", "max_call_s"), ("seed", "seed"), ("threads", "threads")):
         if getattr(args, name) is not None:
             setattr(spec, attr, getattr(args, name))
     spec.flush_l2 = spec.flush_l2 and not args.no_flush_l2
@@ -331,6 +332,8 @@ def _resumed_spec(args: argparse.Namespace):  # -> tuple[Path, SweepSpec, str | 
         raise UsageError(f"resume {run_dir}: {META} has an unreadable sweep spec: {exc}") from None
     if args.time_limit is not None:
         spec.time_limit_s = args.time_limit
+    if args.threads is not None:
+        spec.threads = args.threads
     return run_dir, spec, meta.get("preset")
 
 
@@ -338,7 +341,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     """``run`` and ``resume``: validate everything, then create the run directory, run, report, and exit
     with the sweep's verdict (bench/exit_codes.py)."""
     from bench import report, runner
-    from bench.results import RESULTS, finished_keys, last_rows
+    from bench.results import RESULTS, finished_keys, last_rows, noise_summary, read_meta
     from bench.sweep import expand
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -373,10 +376,6 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         if busy:
             raise UsageError(f"{run_dir} already has rows in {', '.join(busy)}: resume it or choose another --out")
     prepare_out_dir(run_dir, flag="resume" if resume else "--out")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
         # under torchrun: this rank's share of the cases, rows to results.rank<k>.jsonl (bench/distributed.py)
         session = distributed.Session.init(spec.device) if distributed.launched() else None
@@ -442,6 +441,8 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     if code != exit_codes.NOTHING_RUNNABLE:
         print(report.summary_tables(run_dir, baseline=baseline))
     print(f"results: {run_dir / 'results.jsonl'}\nreport:  {path}")
+    if (noise := noise_summary(final, read_meta(run_dir).get("ceilings"))):
+        print(noise, file=sys.stderr)
     explain(code, final, left, run_dir, session=session, arrived=arrived, time_limit_s=spec.time_limit_s)
     return code
 

@@ -185,6 +185,13 @@ class Ceilings:
     matmul_shape: int
     copy_gbps: float
     copy_bytes: int
+    #: as on rows (bench.timing.noise_columns): each measurement's (p80 - p20) / median, the larger run-queue
+    #: wait of the two (CPU), and noisy when either is past its threshold (run.json of older runs: absent)
+    matmul_rel_spread: float | None = None
+    copy_rel_spread: float | None = None
+    cpu_wait_frac: float | None = None
+    noisy: bool | None = None
+    noise_reason: str | None = None
 
 
 @dataclass
@@ -265,29 +272,38 @@ def git_revision(path: str = ".") -> str | None:
 # ----- ceilings -----------------------------------------------------------------------------------
 def measure_ceilings(device: str) -> Ceilings:
     """Dense matmul rate and copy bandwidth of this device, measured now (about 1 s on an H200)."""
-    policy = timing.TimingPolicy(repeats=20, min_repeats=5, warmup=2, budget_s=0.3, flush_l2=False)
+    policy = timing.TimingPolicy(repeats=20, min_repeats=5, warmup=2, budget_s=0.3, flush_l2=False,
+                                 target_ci_rel=0.05 if device == "cpu" else None)
     if device == "cuda":
         n, dt, copy_bytes = 8192, torch.bfloat16, 1 << 30
     else:
         n, dt, copy_bytes = 1024, torch.float32, 64 << 20
-    tflops = 2.0 * n ** 3 / (_time_matmul(n, dt, device, policy) * 1e-3) / 1e12
-    gbps = 2.0 * copy_bytes / (_time_copy(copy_bytes, device, policy) * 1e-3) / 1e9
+    mm = _time_matmul(n, dt, device, policy)
+    cp = _time_copy(copy_bytes, device, policy)
+    tflops = 2.0 * n ** 3 / (mm.median * 1e-3) / 1e12
+    gbps = 2.0 * copy_bytes / (cp.median * 1e-3) / 1e9
     if device == "cuda":
         torch.cuda.empty_cache()
-    return Ceilings(tflops, str(dt).removeprefix("torch."), n, gbps, copy_bytes)
+    nm, nc = mm.noise(device), cp.noise(device)
+    waits = [w for w in (mm.cpu_wait_frac, cp.cpu_wait_frac) if w is not None]
+    reasons = [f"{what}: {x['noise_reason']}" for what, x in (("matmul", nm), ("copy", nc)) if x.get("noisy")]
+    return Ceilings(tflops, str(dt).removeprefix("torch."), n, gbps, copy_bytes,
+                    matmul_rel_spread=nm.get("ms_rel_spread"), copy_rel_spread=nc.get("ms_rel_spread"),  # type: ignore[arg-type]
+                    cpu_wait_frac=max(waits) if waits else None, noisy=bool(reasons),
+                    noise_reason="; ".join(reasons) or None)
 
 
-def _time_matmul(n: int, dt: torch.dtype, device: str, policy: timing.TimingPolicy) -> float:
+def _time_matmul(n: int, dt: torch.dtype, device: str, policy: timing.TimingPolicy) -> timing.Timing:
     a = torch.randn(n, n, device=device, dtype=dt)
     b = torch.randn(n, n, device=device, dtype=dt)
     c = torch.empty(n, n, device=device, dtype=dt)
-    return timing.measure(lambda: torch.matmul(a, b, out=c), lambda: None, device, policy).median
+    return timing.measure(lambda: torch.matmul(a, b, out=c), lambda: None, device, policy)
 
 
-def _time_copy(nbytes: int, device: str, policy: timing.TimingPolicy) -> float:
+def _time_copy(nbytes: int, device: str, policy: timing.TimingPolicy) -> timing.Timing:
     src = torch.empty(nbytes // 4, device=device, dtype=torch.float32).fill_(1.0)
     dst = torch.empty_like(src)
-    return timing.measure(lambda: dst.copy_(src), lambda: None, device, policy).median
+    return timing.measure(lambda: dst.copy_(src), lambda: None, device, policy)
 
 
 def now_utc() -> str:

@@ -34,7 +34,7 @@ import numpy as np
 from bench import compare as CMP
 from bench import results as R
 from bench.sweep import Case, SweepSpec
-from bench.timing import quantile
+from bench.timing import noise_columns, quantile
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,10 @@ def _pool(rows: list[R.Row]) -> R.Row:
     out.ms_median = float(statistics.median(samples))
     out.ms_p20, out.ms_p80 = quantile(samples, 0.2), quantile(samples, 0.8)
     out.wall_s = sum(r.wall_s or 0 for r in rows)
+    worst = {c: max((getattr(r, c) for r in rows if getattr(r, c) is not None), default=None)
+             for c in ("cpu_wait_frac", "load_avg")}  # the pooled samples' noise columns, the busiest round's load
+    for col, v in noise_columns(samples, out.device, converged=None, **worst).items():
+        setattr(out, col, v)
     for col in ("tflops", "gbps", "pct_peak_flops", "pct_peak_bw"):
         v = getattr(rows[0], col)
         if v is not None and rows[0].ms_median:

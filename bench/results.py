@@ -57,6 +57,18 @@ class Row:
     samples_ms: list[float] = field(default_factory=list)
     timer: str | None = None
     timer_note: str | None = None
+    #: how far the timing can be trusted (bench.timing.noise_columns, bench/README.md "Noise"):
+    #: (p80 - p20) / median; the median's 95% interval width / median (None under 6 samples); adaptive
+    #: repeats (CPU): whether that interval got narrower than the target before the budget ended;
+    #: thread-seconds waiting for a CPU per timed second (CPU, Linux); 1-minute load average per CPU;
+    #: noisy (rows of older runs lack these columns: read them as not noisy) and why
+    ms_rel_spread: float | None = None
+    ms_ci_rel: float | None = None
+    converged: bool | None = None
+    cpu_wait_frac: float | None = None
+    load_avg: float | None = None
+    noisy: bool | None = None
+    noise_reason: str | None = None
     #: what one timed call ran: 'forward+backward', 'prefill' (also writes the decode state), 'forward', 'step'
     timed_call: str | None = None
     #: the first call (compilation, autotuning), timed apart from the samples
@@ -178,7 +190,45 @@ def load(path: str | Path):  # -> pandas.DataFrame
             df[col] = None
     if len(df):
         df = df.drop_duplicates("key", keep="last").reset_index(drop=True)
+    df["noisy"] = df["noisy"].map(is_noisy).astype(bool)  # rows of older runs: not noisy
     return df[ROW_COLUMNS + [c for c in df.columns if c not in ROW_COLUMNS]]
+
+
+def is_noisy(value: object) -> bool:
+    """A row's ``noisy`` cell (or a row dict / Row) as a bool: missing (older runs), None or NaN is not noisy."""
+    if isinstance(value, dict):
+        value = value.get("noisy")
+    elif isinstance(value, Row):
+        value = value.noisy
+    return bool(value == True)  # numpy and pandas booleans too; None and NaN are not True
+
+
+def noise_summary(rows: list[Row] | list[dict], ceilings: dict | None = None) -> str | None:
+    """One console warning when any timed row (or the run's measured ceilings, from run.json) is noisy: how
+    many, why, and the remedy; None when every number can be trusted."""
+    from bench.timing import SPREAD_MAX
+
+    ok = [r if isinstance(r, dict) else asdict(r) for r in rows]
+    ok = [r for r in ok if r.get("status") == "ok"]
+    noisy = [r for r in ok if is_noisy(r)]
+    ceil_noisy = bool(ceilings) and is_noisy(ceilings)
+    if not noisy and not ceil_noisy:
+        return None
+    reasons = [r.get("noise_reason") or "" for r in noisy]
+    busy = sum("busy" in x for x in reasons)
+    spread = sum("spread" in x for x in reasons)
+    why = ", ".join(x for x in (f"{busy} timed while the machine was busy" if busy else "",
+                                f"{spread} with a p20-p80 spread over {SPREAD_MAX:.0%} of the median" if spread else "")
+                    if x)
+    what = [f"{len(noisy)} of {len(ok)} timed rows are noisy ({why})"] if noisy else []
+    if ceil_noisy:
+        what.append("the measured ceilings are noisy (run.json: ceilings.noise_reason)")
+    cpu = any(r.get("device") == "cpu" for r in (noisy or ok))
+    remedy = ("run again on an idle machine (nothing else running), with --threads 1 (the CPU presets' default) "
+              "and a larger --budget (e.g. --budget 2)" if cpu
+              else "run again with nothing else on the GPU and its host, and a larger --budget")
+    return (f"warning: {' and '.join(what)}: flagged `noisy` in results.jsonl / run.json and marked in the report; "
+            f"those numbers are not measurements to rely on. Remedy: {remedy}")
 
 
 # ----- run metadata -------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 import impls
 from bench import accuracy, costs, memory, timing
 from bench import cases as C
@@ -46,7 +48,8 @@ class Runner:
     def policy(self) -> timing.TimingPolicy:
         s = self.spec
         return timing.TimingPolicy(repeats=s.repeats, min_repeats=min(s.min_repeats, s.repeats), warmup=s.warmup,
-                                   budget_s=s.case_budget_s, flush_l2=s.flush_l2, cuda_graph=s.cuda_graphs)
+                                   budget_s=s.case_budget_s, flush_l2=s.flush_l2, cuda_graph=s.cuda_graphs,
+                                   target_ci_rel=s.target_ci_rel if s.device == "cpu" else None)
 
     def run(
         self,
@@ -61,6 +64,7 @@ class Runner:
         ``time_limit_s``, no case starts after that many seconds (but one always runs, so every
         session makes progress): the rest are left for a resume (``self.left`` counts them)."""
         rows = []
+        apply_threads(self.spec)
         t0 = time.perf_counter()
         self.left = 0
         for case in cases:
@@ -182,7 +186,7 @@ class Runner:
             pct_peak_flops=100 * tflops / ceil.matmul_tflops if ceil else None,
             pct_peak_bw=100 * gbps / ceil.copy_gbps if ceil else None,
             peak_mem_bytes=peak, mem_before_bytes=before, state_bytes_per_seq=prep.state_bytes_per_seq,
-            fill_ms=prep.fill_ms, **acc_cols, **sampler.summary(),
+            fill_ms=prep.fill_ms, **acc_cols, **sampler.summary(), **t.noise(dev),
         )
 
 
@@ -215,6 +219,7 @@ def start(
 
         merge_rank_files(run_dir)
     done = R.finished_keys(run_dir, retry) if resume else set()
+    apply_threads(spec)  # before the ceilings, which are measured with the cases' thread count
     ceilings = None
     if meta.get("ceilings"):
         ceilings = D.Ceilings(**meta["ceilings"])  # a resumed run keeps the ceilings its rows were rated with
@@ -236,6 +241,14 @@ def start(
     runner = Runner(run_dir / R.RESULTS, spec, ceilings=ceilings, nvml=nvml)
     (run_dir / R.RESULTS).touch()
     return runner, cases, done
+
+
+def apply_threads(spec: SweepSpec) -> None:
+    """CPU runs: torch's intra-op threads as the sweep asks (CPU presets: 1; 0 or None: torch's choice).
+    On a small shared machine more threads wait for each other whenever another process holds a core:
+    bench/README.md, "Noise"."""
+    if spec.device == "cpu" and spec.threads and torch.get_num_threads() != spec.threads:
+        torch.set_num_threads(spec.threads)
 
 
 def _end_with_newline(path: Path) -> None:

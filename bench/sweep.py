@@ -237,6 +237,11 @@ class SweepSpec:
     min_repeats: int = 3
     warmup: int = 1
     case_budget_s: float = 0.5
+    #: CPU: stop timing a case once its median's 95% interval is narrower than this fraction of the median
+    #: (adaptive repeats, bench.timing); None: the calls that the warm-up says fit in the budget
+    target_ci_rel: float | None = None
+    #: CPU: torch's intra-op threads (None or 0: torch's choice, usually one per core)
+    threads: int | None = None
     #: a single call slower than this stops the series (larger seq_len of the same impl/mode are skipped)
     max_call_s: float = 10.0
     flush_l2: bool = True
@@ -366,6 +371,11 @@ def series_key(case: Case) -> tuple:
 
 # ----- presets ------------------------------------------------------------------------------------
 PRESETS = ("smoke", "default", "paper")
+#: CPU presets: one intra-op thread (on a small machine shared with anything, two threads spent most of a
+#: decode step waiting for each other: 24-48 ms for a 0.2 ms step; bench/README.md, "Noise"), and adaptive
+#: repeats until the median is known to +-2.5% (95% interval narrower than 5% of it) or the budget ends
+CPU_THREADS = 1
+CPU_TARGET_CI_REL = 0.05
 #: the CPU default: the references and SDPA (FlexAttention runs eagerly on the CPU, its unfused path, which
 #: says nothing about the fused kernel; Triton kernels need a GPU or TRITON_INTERPRET=1). --impl '*'
 #: runs everything.
@@ -401,7 +411,8 @@ def preset(name: str, device: str) -> SweepSpec:
             impls=["*"] if gpu else list(CPU_DEFAULT_IMPLS), seq_lens=[64, 128], chunk_sizes=[16], windows=[32],
             heads=[2], head_dims=[32], tokens=256,
             dtype="bfloat16" if gpu else "float32", device=device, repeats=10, min_repeats=3, case_budget_s=0.1,
-            skip_references=gpu, max_call_s=5.0,
+            skip_references=gpu, max_call_s=5.0, threads=None if gpu else CPU_THREADS,
+            target_ci_rel=None if gpu else CPU_TARGET_CI_REL,
         )
     if name == "default":
         if gpu:
@@ -413,8 +424,8 @@ def preset(name: str, device: str) -> SweepSpec:
             )
         return SweepSpec(
             impls=list(CPU_DEFAULT_IMPLS), seq_lens=[256, 512, 1024], chunk_sizes=[16], windows=[128], heads=[4],
-            head_dims=[64], tokens=2048, dtype="float32", device=device, repeats=15, min_repeats=3, warmup=1,
-            case_budget_s=0.3, max_call_s=5.0,
+            head_dims=[64], tokens=2048, dtype="float32", device=device, repeats=200, min_repeats=3, warmup=1,
+            case_budget_s=0.3, max_call_s=5.0, threads=CPU_THREADS, target_ci_rel=CPU_TARGET_CI_REL,
         )
     # paper
     if gpu:
@@ -430,6 +441,6 @@ def preset(name: str, device: str) -> SweepSpec:
         head_dims=[32], tokens=1024,
         decode_batches=[8], dtype="float32", device=device, repeats=5, min_repeats=2, case_budget_s=0.2,
         max_call_s=5.0, levels=["layer", "model"], layer_chunk_sizes=[16, 64, 128], prompt_len=48, new_tokens=16,
-        n_layers=2, max_batch_limit=4,
+        n_layers=2, max_batch_limit=4, threads=CPU_THREADS, target_ci_rel=CPU_TARGET_CI_REL,
     )
 

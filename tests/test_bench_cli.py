@@ -87,7 +87,7 @@ def test_resume_retry_reruns_failed_cases(tmp_path, capsys):
     (["--seq-len", "4q"], "cannot read"), (["--seq-len", "4k..1k"], "runs backwards"), (["--heads", "0"], ">= 1"),
     (["--impl", "nope/*"], "no implementation"), (["--mode", "fwd"], "unknown mode"),
     (["--dtype", "int8"], "unknown dtype"), (["--level", "nope"], "unknown level"), (["--decay", "maybe"], "yes/no"),
-    (["--compile", "maybe"], "yes/no"), (["--threads", "-2"], ">= 1"), (["--budget", "nan"], ">= 0"),
+    (["--compile", "maybe"], "yes/no"), (["--threads", "-2"], ">= 0"), (["--budget", "nan"], ">= 0"),
     (["--max-call-s", "0"], "> 0"), (["--layers", "0"], ">= 1"), (["--decode-fill", "all"], "invalid choice")])
 def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, msg):
     """One line with the prefix, exit 2, and the run directory is not created (all of the command line

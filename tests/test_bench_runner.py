@@ -3,6 +3,7 @@ results written as each case finishes, resume, and the decode state filled in ba
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import bench_fakes
 import pytest
@@ -186,3 +187,36 @@ def test_prefill_says_which_call_was_timed(tmp_path, fakes):
     assert calls == {("full/reference", "prefill"): "prefill", ("full/test-nodecode", "prefill"): "forward",
                      ("full/reference", "train"): "forward+backward", ("full/test-nodecode", "train"): "forward+backward",
                      ("full/reference", "decode"): "step"}
+
+
+def test_rows_say_how_far_they_can_be_trusted(tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        rows, df = run(tmp_path, modes=["prefill", "decode"], repeats=50, min_repeats=3, case_budget_s=0.05,
+                       target_ci_rel=0.05, threads=1)
+        assert torch.get_num_threads() == 1  # the spec's thread count, set before anything is timed
+    finally:
+        torch.set_num_threads(threads)
+    assert len(rows) == 4 and set(df.status) == {"ok"}
+    for r in rows:
+        assert r.ms_rel_spread == pytest.approx((r.ms_p80 - r.ms_p20) / r.ms_median, rel=1e-4, abs=1e-6)
+        assert isinstance(r.noisy, bool) and isinstance(r.converged, bool) and r.load_avg is not None
+        assert r.noisy == bool(r.noise_reason)
+        assert r.cpu_wait_frac is not None and r.cpu_wait_frac >= 0  # Linux: the threads' schedstat
+        assert 3 <= r.n_samples <= 50
+        assert r.converged == (r.ms_ci_rel is not None and r.ms_ci_rel <= 0.05)
+    assert df.noisy.dtype == bool
+
+
+def test_cpu_presets_time_adaptively_on_one_thread():
+    from bench.sweep import preset
+
+    for name in ("smoke", "default", "paper"):
+        cpu, gpu = preset(name, "cpu"), preset(name, "cuda")
+        assert cpu.threads == 1 and cpu.target_ci_rel == 0.05
+        assert gpu.threads is None and gpu.target_ci_rel is None  # the GPU protocol is unchanged
+    s = preset("default", "cpu")
+    assert runner.Runner(Path("x"), s).policy.target_ci_rel == 0.05
+    s.device = "cuda"
+    assert runner.Runner(Path("x"), s).policy.target_ci_rel is None  # CUDA events are read once, at the end

@@ -63,7 +63,7 @@ BAD = [
     (["--impl", "nope/*"], "no implementation matches 'nope/*'"),
     (["--preset", "nope"], "invalid choice: 'nope'"),
     (["--level", "nope"], "unknown level"),
-    (["--threads", "0"], "--threads: must be >= 1"),
+    (["--threads", "-1"], "--threads: must be >= 0"),
     (["--repeats", "many"], "--repeats: an integer is needed"),
     (["--time-limit", "-1"], "--time-limit: must be >= 0"),
     (["--batch", "1", "--tokens", "4k"], "not allowed with argument"),
