@@ -139,7 +139,11 @@ def outcomes(ws, tmp_path_factory) -> dict[int, tuple[subprocess.CompletedProces
         d = root / f"{i:02d}"
         shutil.copytree(ws, d)
         before = _snapshot(d)
-        p = _run([a.replace("{ws}", str(d)) for a in argv], cwd=d)
+        args = [a.replace("{ws}", str(d)) for a in argv]
+        try:
+            p = _run(args, cwd=d, timeout=120)
+        except subprocess.TimeoutExpired as exc:  # it ran something long instead of refusing
+            p = subprocess.CompletedProcess(args, None, str(exc.stdout or ""), f"timed out: {exc.stderr or ''}")
         return p, _snapshot(d) == before, d
 
     with ThreadPoolExecutor(max_workers=4) as ex:
