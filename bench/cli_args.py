@@ -6,6 +6,7 @@ argparse): the command prints one line and exits 2 before writing anything.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -27,7 +28,7 @@ def _number(text: str, kind: type, low: float, strict: bool) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{'an integer' if kind is int else 'a number'} is needed, "
                                          f"got {text!r}") from None
-    if value != value or (value <= low if strict else value < low):  # NaN, or out of range
+    if math.isnan(value) or (value <= low if strict else value < low):
         raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {low:g}, got {text!r}")
     return value
 

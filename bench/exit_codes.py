@@ -25,19 +25,20 @@ NOT_RUN_STATUSES = ("unsupported", "unavailable", "skipped")
 
 #: (code, meaning): the one table of README.md ("Exit codes") and of ``--help``
 TABLE: tuple[tuple[int, str], ...] = (
-    (OK, "success. run/resume: every case of the sweep has a result (ok, oom, unsupported, unavailable and "
-         "skipped are results); compare/gate/static: pass; calibrate: some threshold had no false alarm"),
-    (REGRESSION, "compare/gate: a regression or a broken case (error, oom, wrong), or an improvement with "
-                 "--fail-on-improvement; static: a new spill, lost HGMMA, too much shared memory, a kernel that no "
-                 "longer compiles; calibrate: false alarms at every threshold; any command: a crash (Python's code for "
-                 "an uncaught exception: a bug)"),
-    (USAGE, "every command: bad arguments or unusable input (one line on stderr, nothing written); compare/gate: "
-            "no verdict possible after measuring (cases that cannot run or be compared: compare.md / gate.md say why)"),
+    (OK, ("success. run/resume: every case of the sweep has a result (ok, oom, unsupported, unavailable and "
+          "skipped are results); compare/gate/static: pass; calibrate: some threshold had no false alarm")),
+    (REGRESSION, ("compare/gate: a regression or a broken case (error, oom, wrong), or an improvement with "
+                  "--fail-on-improvement; static: a new spill, lost HGMMA, too much shared memory, a kernel that "
+                  "no longer compiles; calibrate: false alarms at every threshold; any command: a crash (Python's "
+                  "code for an uncaught exception: a bug)")),
+    (USAGE, ("every command: bad arguments or unusable input (one line on stderr, nothing written); "
+             "compare/gate: no verdict possible after measuring (cases that cannot run or be compared: "
+             "compare.md / gate.md say why)")),
     (FAILED, "run/resume: some case ended error or wrong (listed on stderr and in report.md)"),
-    (UNFINISHED, "run/resume: cases left without a row (the time limit, a rank that died); the resume command is "
-                 "printed (4 wins over 3)"),
-    (NOTHING_RUNNABLE, "run/resume: nothing runnable: every case unsupported, unavailable or skipped; the reasons "
-                       "are printed and no figures drawn"),
+    (UNFINISHED, ("run/resume: cases left without a row (the time limit, a rank that died); the resume command "
+                  "is printed (4 wins over 3)")),
+    (NOTHING_RUNNABLE, ("run/resume: nothing runnable: every case unsupported, unavailable or skipped; the "
+                        "reasons are printed and no figures drawn")),
     (INTERRUPTED, "interrupted (Ctrl-C); run/resume keep the finished cases and print the resume command"),
 )
 #: under torchrun: what the ranks and torchrun itself return
@@ -72,7 +73,7 @@ def table_markdown() -> str:
 
 
 def _status(row: object) -> str:
-    return str(row.get("status") if isinstance(row, Mapping) else getattr(row, "status"))
+    return str(row.get("status") if isinstance(row, Mapping) else row.status)
 
 
 def verdict(rows: Iterable[object], left: int) -> int:

@@ -180,10 +180,10 @@ def cmd_static(args: argparse.Namespace, argv: list[str]) -> int:
             raise UsageError(f"baseline {bp} does not exist (create it with --update)", prog=args.prog)
         try:
             base = json.loads(bp.read_text(encoding="utf-8"))
-            if not isinstance(base, dict) or not isinstance(base.get("kernels"), dict):
-                raise ValueError("no 'kernels' table")
         except (OSError, ValueError) as exc:
             raise UsageError(f"baseline {bp} is not a static-gate report: {exc}", prog=args.prog) from None
+        if not isinstance(base, dict) or not isinstance(base.get("kernels"), dict):
+            raise UsageError(f"baseline {bp} is not a static-gate report: no 'kernels' table", prog=args.prog)
     if args.update:
         bp = Path(args.baseline if args.baseline != "none" else static_gate.DEFAULT_BASELINE)
         if bp.is_dir():
