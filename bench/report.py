@@ -11,20 +11,24 @@ drawn as markers at the top of the axes (OOM: a red x), not left out.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
 
 from bench import results as R
-from bench.sweep import MODES, format_size, short_dtype
+from bench.sweep import MODES, Case, format_size, short_dtype
 
 log = logging.getLogger(__name__)
 
 #: first of these with timed rows is the default baseline
 BASELINE_PRIORITY = ("full/sdpa-flash", "full/sdpa-cudnn", "full/sdpa", "full/flash-attn", "full/fa4", "full/flex",
                      "full/sdpa-math", "full/reference")
-#: rows compared for a speed-up share these (layer level: compiled layers against compiled layers)
-SHAPE_COLS = ["mode", "seq_len", "batch", "heads", "head_dim", "dtype", "device", "level", "compiled"]
+#: Case fields that belong to one family (rat's chunk_size, swa's window, linear's decay) or name the mixer a
+#: layer runs (kind): they must match between two implementations of one family, and are left out of the
+#: comparison across families (full attention has no chunk size: each RAT chunk size is compared with the
+#: one full-attention case of its shape)
+FAMILY_FIELDS = ("chunk_size", "window", "decay", "kind")
 STATUS_MARK = {"oom": "OOM", "error": "error", "wrong": "wrong", "unsupported": "n/a", "unavailable": "n/a",
                "skipped": "skipped"}
 MODE_TITLE = {"train": "train (forward + backward)", "prefill": "prefill (forward, no grad)",
@@ -60,19 +64,22 @@ def _bytes(x: object) -> str:
 
 
 def choose_baseline(df, baseline: str | None = None) -> str | None:  # type: ignore[no-untyped-def]
-    """The implementation speed-ups are measured against: ``baseline`` if given (it must have rows),
-    else the one of BASELINE_PRIORITY with the most timed rows, else the first implementation timed."""
+    """The implementation speed-ups are measured against: ``baseline`` if given (it must have rows), else
+    the one of BASELINE_PRIORITY with the most timed rows, else the implementation with the most timed rows
+    (ties: the first by name). A baseline chosen here always has timed rows; None when nothing was timed."""
     ok = df[df.status == "ok"]
     if baseline:
         if baseline not in set(df.impl):
             raise ValueError(f"baseline {baseline!r} has no rows in this results file; impls: "
                              f"{', '.join(sorted(set(df.impl)))}")
+        if baseline not in set(ok.impl):
+            log.warning("baseline %s has no timed rows: every speed-up cell says why", baseline)
         return baseline
     counts = ok.impl.value_counts().to_dict()
     candidates = [n for n in BASELINE_PRIORITY if n in counts]
     if candidates:  # the most complete of the preferred baselines (earlier in the list wins ties)
         return max(candidates, key=lambda n: (counts[n], -candidates.index(n)))
-    return min(counts) if counts else None
+    return min(counts, key=lambda n: (-counts[n], n)) if counts else None
 
 
 def with_series(df):  # type: ignore[no-untyped-def]
@@ -93,34 +100,163 @@ def with_series(df):  # type: ignore[no-untyped-def]
     return df
 
 
+def comparison_key(same_family: bool = True) -> list[str]:
+    """The columns a row and its baseline case share: every Case field but the implementation (a field added
+    to Case joins the key by itself), less FAMILY_FIELDS when the two implementations are of different
+    families. Rows carry every Case field (bench.results.Row.for_case)."""
+    cols = [f.name for f in dataclasses.fields(Case) if f.name != "impl"]
+    return cols if same_family else [c for c in cols if c not in FAMILY_FIELDS]
+
+
+def _family(impl: str) -> str:
+    return str(impl).split("/", 1)[0]
+
+
+def _key_of(r, cols: list[str]) -> tuple:  # type: ignore[no-untyped-def]
+    """A row's values on ``cols``, missing values (None, NaN) as None and whole floats as ints (a column with
+    missing values is float in pandas), so that equal cases compare equal."""
+    out = []
+    for c in cols:
+        v = r.get(c)
+        if _missing(v):
+            v = None
+        elif isinstance(v, float) and v.is_integer():
+            v = int(v)
+        out.append(v)
+    return tuple(out)
+
+
 def speedups(df, baseline: str | None):  # type: ignore[no-untyped-def]
-    """Column 'speedup': baseline median / this median on the same shape (mode, T, B, H, D, dtype)."""
+    """Per row, its baseline case: the one row of ``baseline`` that differs from it in the implementation
+    alone (comparison_key). Adds the columns 'speedup' (baseline median / this median; NaN unless both are
+    timed), 'base_series' (the baseline case's series, None without exactly one baseline case),
+    'base_status' (the baseline case's status, 'none' when there is no such case, 'ambiguous' when a
+    baseline of another family has several cases of this shape, e.g. two windows) and 'base_n' (how
+    many baseline cases matched)."""
     df = df.copy()
-    df["speedup"] = float("nan")
-    if baseline is None:
-        return df
-    base = df[(df.impl == baseline) & (df.status == "ok")]
-    base = base.drop_duplicates(SHAPE_COLS)[SHAPE_COLS + ["ms_median"]].rename(columns={"ms_median": "base_ms"})
-    merged = df.merge(base, on=SHAPE_COLS, how="left")
-    df["speedup"] = (merged["base_ms"] / merged["ms_median"]).to_numpy()
+    n = len(df)
+    speed, bseries, bstatus, bn = [float("nan")] * n, [None] * n, [None] * n, [0] * n
+    if baseline is not None:
+        base = df[df.impl == baseline]
+        same, cross = comparison_key(True), comparison_key(False)
+        by_same: dict[tuple, list] = {}
+        by_cross: dict[tuple, list] = {}
+        for _, b in base.iterrows():
+            by_same.setdefault(_key_of(b, same), []).append(b)
+            by_cross.setdefault(_key_of(b, cross), []).append(b)
+        for i, (_, r) in enumerate(df.iterrows()):
+            if _family(r.impl) == _family(baseline):
+                found = by_same.get(_key_of(r, same), [])
+            else:
+                found = by_cross.get(_key_of(r, cross), [])
+            bn[i] = len(found)
+            if len(found) != 1:
+                bstatus[i] = "none" if not found else "ambiguous"
+                continue
+            b = found[0]
+            bseries[i], bstatus[i] = b.get("series", b.label), b.status
+            bms, ms = _num(b.ms_median), _num(r.ms_median)
+            if b.status == "ok" and r.status == "ok" and bms and ms:
+                speed[i] = bms / ms
+    df["speedup"] = speed
+    df["base_series"] = bseries
+    df["base_status"] = bstatus
+    df["base_n"] = bn
     return df
 
 
+def _noisy(r) -> bool:  # type: ignore[no-untyped-def]
+    """A row's 'noisy' flag (set by the harness when the timing's p20-p80 spread is wide or the machine was
+    busy). Rows of older results files have no such field, or None / NaN there: not noisy."""
+    v = r.get("noisy") if hasattr(r, "get") else getattr(r, "noisy", None)
+    return bool(v == True)  # noqa: E712 - numpy / pandas booleans too; None and NaN are not True
+
+
+def _noisy_mask(df):  # type: ignore[no-untyped-def]
+    """_noisy of every row, as a boolean Series."""
+    return df.apply(_noisy, axis=1).astype(bool) if len(df) else df.index.to_series().astype(bool)
+
+
+def _no_ratio(r) -> str:  # type: ignore[no-untyped-def]
+    """What a speed-up cell says when there is no ratio: why the baseline gives no number."""
+    st = r.get("base_status")
+    if st == "none":
+        return "— (no baseline case)"
+    if st == "ambiguous":
+        return f"— ({int(r.base_n)} baseline cases)"
+    if st is not None and not _missing(st) and st != "ok":
+        return f"— (baseline {STATUS_MARK.get(st, st)})"
+    return ""
+
+
 # ----- Markdown -----------------------------------------------------------------------------------
-def mode_table(df, mode: str, baseline: str | None) -> str:  # type: ignore[no-untyped-def]
-    """Implementation x sequence length: median ms and the speed-up over the baseline."""
+#: what a trailing ~ on a cell means (the footnote of a table with a noisy cell)
+NOISY_NOTE = "~ noisy: {spread} or machine loaded; re-run with more repeats or on an idle machine"
+
+
+def _noisy_note() -> str:
+    from bench import timing
+
+    spread = getattr(timing, "SPREAD_MAX", None)  # the harness's threshold (bench.timing), where it has one
+    return NOISY_NOTE.format(spread=f"p20-p80 spread over {spread:.0%} of the median" if isinstance(spread, float)
+                             else "p20-p80 spread wide against the median")
+
+
+@dataclasses.dataclass
+class ModeTable:
+    """One Markdown table of a mode: its baseline series (None: rows not compared with one), the table, and
+    whether a cell is marked noisy."""
+
+    baseline_series: str | None
+    text: str
+    noisy: bool = False
+
+
+def _series_groups(sub, baseline: str | None) -> dict[str | None, list[str]]:  # type: ignore[no-untyped-def]
+    """Series of one mode by the baseline series their cases are compared with (None: with none, or with
+    more than one); the baseline's own series form the groups."""
+    groups: dict[str | None, list[str]] = {}
+    if baseline is not None:
+        for s in sorted(sub[sub.impl == baseline].series.unique()):
+            groups[s] = []
+    for series, g in sub.groupby("series", sort=True):
+        if g.status.isin(["unavailable", "unsupported"]).all():
+            continue  # listed under 'Cases not timed'
+        bases = {b for b in g.get("base_series", []) if isinstance(b, str)}
+        key = next(iter(bases)) if len(bases) == 1 else None
+        if key not in groups:
+            key = None
+        groups.setdefault(key, []).append(series)
+    return {k: v for k, v in groups.items() if v}
+
+
+def mode_tables(df, mode: str, baseline: str | None) -> list[ModeTable]:  # type: ignore[no-untyped-def]
+    """Implementation x sequence length: median ms and the speed-up over the baseline, one table per
+    baseline series (e.g. eager and compiled, or one per chunk size when the baseline is a RAT
+    implementation), each with exactly one '(baseline)' row; series with no single baseline case last."""
     sub = df[df["mode"] == mode]
     if sub.empty:
-        return ""
+        return []
+    if "base_series" not in sub:
+        sub = speedups(sub, baseline)
+    groups = _series_groups(sub, baseline)
+    out = []
+    for base_series, names in groups.items():
+        text, noisy = _one_table(sub[sub.series.isin(names)], base_series, compared=baseline is not None)
+        if text:
+            out.append(ModeTable(base_series, text, noisy))
+    return out
+
+
+def _one_table(sub, base_series: str | None, compared: bool) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
     Ts = sorted(sub.seq_len.unique())
     batches = {T: sorted(sub[sub.seq_len == T].batch.unique()) for T in Ts}
     head = ["implementation"] + [
         f"T={format_size(int(T))}" + (f" (B={batches[T][0]})" if len(batches[T]) == 1 else "") for T in Ts]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    any_noisy = False
     for series, g in sub.groupby("series", sort=True):
-        if g.status.isin(["unavailable", "unsupported"]).all():
-            continue  # listed under 'Cases not timed'
-        is_base = baseline is not None and g.impl.iloc[0] == baseline
+        is_base = series == base_series
         cells = [f"`{series}`" + (" (baseline)" if is_base else "")]
         for T in Ts:
             r = g[g.seq_len == T]
@@ -130,19 +266,44 @@ def mode_table(df, mode: str, baseline: str | None) -> str:  # type: ignore[no-u
             r = r.iloc[0]
             if r.status == "ok":
                 cell = _ms(r.ms_median)
+                if _noisy(r):
+                    cell += "~"
+                    any_noisy = True
                 sp = _num(r.get("speedup"))
-                if sp is not None and r.impl != baseline:
-                    cell += f" ({sp:.3g}x)"
+                if compared and not is_base:
+                    cell += f" ({sp:.3g}x)" if sp is not None else (" " + _no_ratio(r)).rstrip()
                 cells.append(cell)
             else:
                 cells.append(STATUS_MARK.get(r.status, r.status))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) if len(lines) > 2 else ""
+    return ("\n".join(lines) if len(lines) > 2 else ""), any_noisy
+
+
+def mode_table(df, mode: str, baseline: str | None) -> str:  # type: ignore[no-untyped-def]
+    """The tables of mode_tables, each under a line naming its baseline (one string)."""
+    return "\n\n".join(_captioned(t, baseline) for t in mode_tables(df, mode, baseline))
+
+
+def _captioned(t: ModeTable, baseline: str | None) -> str:
+    if t.baseline_series is not None:
+        cap = f"Median milliseconds (speed-up over `{t.baseline_series}`, the baseline row of this table)."
+    elif baseline is None:
+        cap = "Median milliseconds (no baseline: nothing was timed)."
+    else:
+        cap = (f"Median milliseconds of rows with no one `{baseline}` row to compare with (in brackets: the "
+               f"speed-up over the `{baseline}` case of that cell, or why there is none).")
+    out = cap + "\n\n" + t.text
+    if t.noisy:
+        out += "\n\n" + _noisy_note()
+    return out
 
 
 def speedup_table(df, mode: str, baseline: str) -> str:  # type: ignore[no-untyped-def]
-    """Implementation x sequence length: only the speed-up over a second baseline."""
-    sub = df[(df["mode"] == mode) & (df.impl != baseline) & df.speedup.notna()]
+    """Implementation x sequence length: only the speed-up over a second baseline (each row over its own
+    baseline case, as in mode_tables; an em dash with the reason where that case has no number)."""
+    sub = df[(df["mode"] == mode) & (df.impl != baseline)]
+    compared = {s for s, g in sub.groupby("series") if g.speedup.notna().any()}
+    sub = sub[sub.series.isin(compared)]
     if sub.empty:
         return ""
     Ts = sorted(sub.seq_len.unique())
@@ -152,7 +313,15 @@ def speedup_table(df, mode: str, baseline: str) -> str:  # type: ignore[no-untyp
         cells = [f"`{series}`"]
         for T in Ts:
             r = g[g.seq_len == T]
-            cells.append(f"{r.speedup.iloc[0]:.3g}x" if len(r) else "")
+            if r.empty:
+                cells.append("")
+                continue
+            r = r.iloc[0]
+            sp = _num(r.speedup)
+            if r.status != "ok":
+                cells.append(STATUS_MARK.get(r.status, r.status))
+            else:
+                cells.append(f"{sp:.3g}x" if sp is not None else _no_ratio(r))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -230,17 +399,20 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: 
     if planned and len(df) < planned:
         out.append(f"- **incomplete**: {len(df)} of {planned} cases have a row (time limit or interrupted); "
                    f"`python run_bench.py resume <this directory>` runs the rest")
-    out.append(f"- speed-ups are over `{baseline}` on the same shape" if baseline else "- no baseline")
+    out.append(f"- speed-ups are over `{baseline}`: each case over the `{baseline}` case that differs from it in "
+               "the implementation alone (same shape, dtype, level, compile setting; within a family also the same "
+               "chunk size, window, decay); each table names its baseline row" if baseline else "- no baseline")
     out.append("")
     for mode in MODES:
         t = mode_table(df, mode, baseline)
         if not t:
             continue
-        out += [f"## {MODE_TITLE[mode]}", "", "Median milliseconds (speed-up over the baseline).", "", t, ""]
+        out += [f"## {MODE_TITLE[mode]}", "", t, ""]
         if second is not None:
             t2 = speedup_table(second, mode, SECOND_BASELINE)
             if t2:
-                out += [f"Speed-up over `{SECOND_BASELINE}` on the same shapes:", "", t2, ""]
+                out += [f"Speed-up over `{SECOND_BASELINE}`, each case over its `{SECOND_BASELINE}` case (same "
+                        "shape, dtype, level, compile setting):", "", t2, ""]
     for mode in MODES:
         t = detail_table(df, mode)
         if t:
@@ -557,5 +729,5 @@ def summary_tables(path: str | Path, baseline: str | None = None) -> str:
     for mode in MODES:
         t = mode_table(df, mode, base)
         if t:
-            parts += [f"{MODE_TITLE[mode]}: median ms" + (f" (speed-up over {base})" if base else ""), t, ""]
+            parts += [f"{MODE_TITLE[mode]}:", t, ""]
     return "\n".join(parts)
