@@ -3,11 +3,13 @@ objects).
 
     write_report(run_dir)   ->  run_dir/report.md and run_dir/figures/*.png|pdf
 
-Tables: implementation x sequence length per mode, median milliseconds with the speed-up over a
-baseline implementation measured on the same shapes; then the details of every timed case.
+Tables: implementation x sequence length per mode, median milliseconds with the speed-up over the
+baseline case that differs from the cell's case in the implementation alone (comparison_key), one
+table per baseline row; noisy cells end in ~. Then the details of every timed case.
 Figures: latency vs T per mode side by side (the paper's Figure 3 layout), speed-up vs T, latency vs
 chunk size, decode latency vs batch, and a roofline with the run's measured ceilings. Failed cases are
-drawn as markers at the top of the axes (OOM: a red x), not left out.
+drawn as markers at the top of the axes (OOM: a red x, others a triangle), not left out; noisy points
+are hollow; legends sit below the panels.
 """
 from __future__ import annotations
 

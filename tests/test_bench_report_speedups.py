@@ -179,3 +179,28 @@ def test_missing_noisy_values_are_not_noisy(value):
     assert report._noisy({"noisy": value}) is False
     assert report._noisy({}) is False
     assert report._noisy({"noisy": True}) is True
+
+
+def test_end_to_end_two_impls_two_chunk_sizes_on_the_cpu(tmp_path, capsys):
+    """run_bench.py with rat/reference and rat/triton (Triton's interpreter) at two chunk sizes: each
+    speed-up is the reference's time over triton's at the same L, read back from the results file."""
+    import run_bench
+    from bench.results import load
+
+    out = tmp_path / "run"
+    argv = ["--impl", "rat/reference,rat/triton", "--mode", "prefill", "--seq-len", "32", "--chunk-size", "8,16",
+            "--batch", "1", "--heads", "1", "--head-dim", "32", "--device", "cpu", "--repeats", "3",
+            "--min-repeats", "3", "--budget", "0.05", "--threads", "1", "--no-progress", "--out", str(out)]
+    assert run_bench.main(argv) == 0
+    capsys.readouterr()
+    df = load(out)
+    assert len(df) == 4 and set(df.status) == {"ok"}
+    ms = {(r.impl, int(r.chunk_size)): r.ms_median for r in df.itertuples()}
+    md = (out / "report.md").read_text()
+    title = "prefill (forward, no grad)"
+    for L in (8, 16):
+        want = ms[("rat/reference", L)] / ms[("rat/triton", L)]
+        got = cell(md, f"rat/triton (L={L})", 1, title=title)
+        assert got == f"{report._ms(ms[('rat/triton', L)])} ({want:.3g}x)", (L, got)
+    assert [t.count("(baseline)") for t in tables(md, title)] == [1, 1]
+    assert (out / "figures" / "latency_vs_chunk_size.png").exists()
