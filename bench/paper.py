@@ -379,7 +379,7 @@ def plot_table1(df, fig_dir: Path, written: list[str], *, not_comparable: bool =
     rows = [r for r in table1_rows(df) if r["tokens_per_s"]]
     if not rows:
         return
-    from bench.report import _plt, _save
+    from bench.report import _log_y, _plt, _save
 
     plt = _plt()
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -391,10 +391,10 @@ def plot_table1(df, fig_dir: Path, written: list[str], *, not_comparable: bool =
                label="paper (H100)")
     ax.set_xticks(list(xs))
     ax.set_xticklabels(["\n".join([r["mixer"], *r["impl"].split("+"), f"B={r['batch']}"]) for r in rows], fontsize=6)
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_ylabel("generated tokens / s")
     ax.set_title("model level, Table 1" + (" - NOT COMPARABLE (tiny model / CPU)" if not_comparable else ""))
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the bars, not over them
     _save(fig, fig_dir, "paper_table1", written)
 
 

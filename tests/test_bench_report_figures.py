@@ -1,0 +1,179 @@
+"""Figures a reader does not trip on (issue 14, item 6): every log panel has labelled y ticks, eager and
+compiled (or any two cases that differ in one more field) are never joined into one line, legends sit
+outside the axes and list only marks that are drawn, noisy points are hollow."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench import report
+from bench.results import Row, append_row, load, write_meta
+from bench.sweep import Case
+
+
+def row(impl, mode, T, ms, status="ok", B=2, H=2, **kw):
+    c = Case(impl=impl, mode=mode, batch=B, seq_len=T, heads=H, head_dim=16, dtype="float32", device="cpu", **kw)
+    if status != "ok":
+        return Row.for_case(c, status, reason=f"{status} here")
+    return Row.for_case(c, "ok", ms_median=ms, ms_p20=ms * 0.98, ms_p80=ms * 1.03, n_samples=3,
+                        samples_ms=[ms * 0.98, ms, ms * 1.03], timer="perf_counter", first_call_ms=ms * 5,
+                        flops=1e9 * ms, bytes=1e6, tflops=1.0, gbps=1.0, max_abs_err=1e-6, accuracy="pass")
+
+
+@pytest.fixture()
+def figs(monkeypatch):
+    """Figures by name, drawn, instead of written and closed."""
+    out = {}
+
+    def keep(fig, fig_dir, name, written):
+        fig.canvas.draw()
+        out[name] = fig
+        written.append(name)
+
+    monkeypatch.setattr(report, "_save", keep)
+    yield out
+    import matplotlib.pyplot as plt
+
+    for f in out.values():
+        plt.close(f)
+
+
+def frame(tmp_path, rows, extra=None):
+    path = tmp_path / "results.jsonl"
+    for i, r in enumerate(rows):
+        if extra and i in extra:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(json.loads(r.to_json()) | extra[i]) + "\n")
+        else:
+            append_row(path, r)
+    write_meta(tmp_path, {"ceilings": {"matmul_tflops": 10.0, "matmul_dtype": "float32", "matmul_shape": 512,
+                                       "copy_gbps": 20.0}})
+    df = report.with_series(load(tmp_path))
+    base = report.choose_baseline(df)
+    return report.speedups(df, base), base
+
+
+def layer_chunk_rows():
+    """A layer sweep like reports/h200-paper: L = 16, 64, 128 eager and L = 16 compiled, three T; the
+    prefill latency of RAT stays within one decade."""
+    rows = []
+    for T, B in ((64, 8), (128, 4), (256, 2)):
+        for L, ms in ((16, 40.0), (64, 36.0), (128, 34.0)):
+            for mode in ("train", "prefill"):
+                rows.append(row("rat/triton", mode, T, ms * (1 + T / 1024) * (3 if mode == "train" else 1), B=B,
+                                level="layer", kind="rat", compiled=False, chunk_size=L))
+        for mode in ("train", "prefill"):
+            rows.append(row("rat/triton", mode, T, 25.0 * (1 + T / 1024) * (3 if mode == "train" else 1), B=B,
+                            level="layer", kind="rat", compiled=True, chunk_size=16))
+    return rows
+
+
+def visible_tick_labels(ax) -> list[str]:
+    lo, hi = sorted(ax.get_ylim())
+    return [t.get_text() for t, v in zip(ax.get_yticklabels(), ax.get_yticks())
+            if t.get_text() and lo <= v <= hi]
+
+
+def overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def check_legends_outside(fig):
+    assert all(ax.get_legend() is None for ax in fig.axes), "a legend inside the axes"
+    r = fig.canvas.get_renderer()
+    for leg in fig.legends:
+        box = leg.get_window_extent(r)
+        for ax in fig.axes:
+            assert not overlaps(box, ax.get_window_extent(r)), "the legend covers a panel"
+
+
+def legend_texts(fig) -> list[str]:
+    return [t.get_text() for leg in fig.legends for t in leg.get_texts()] + [
+        t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def test_chunk_size_figure_ticks_groups_and_legend(tmp_path, figs):
+    df, _ = frame(tmp_path, layer_chunk_rows())
+    report.plot_chunk_size(df, tmp_path, [])
+    fig = figs["latency_vs_chunk_size"]
+    for ax in fig.axes:
+        labels = visible_tick_labels(ax)
+        assert len(labels) >= 2, (ax.get_title(), labels, ax.get_ylim())
+        for line in ax.get_lines():
+            xs = list(line.get_xdata())
+            assert len(xs) == len(set(xs)), f"{ax.get_title()}: a line joins two cases at one chunk size: {xs}"
+    check_legends_outside(fig)
+    texts = legend_texts(fig)
+    assert "OOM" not in texts and not any("error" in t for t in texts)
+    assert any("compiled" in t for t in texts) and any("eager" in t for t in texts)
+
+
+def test_latency_legend_lists_only_marks_drawn(tmp_path, figs):
+    rows = [row("full/reference", "train", T, T / 16) for T in (64, 128)]
+    rows += [row("rat/triton", "train", T, T / 64, chunk_size=16) for T in (64, 128)]
+    (tmp_path / "a").mkdir()
+    df, base = frame(tmp_path / "a", rows)
+    report.plot_latency(df, tmp_path, [], base)
+    texts = legend_texts(figs["latency_vs_seq_len"])
+    assert "OOM" not in texts and not any("error" in t for t in texts) and not any("noisy" in t for t in texts)
+    check_legends_outside(figs["latency_vs_seq_len"])
+    # with an OOM case the OOM mark is listed, still no other failure mark
+    (tmp_path / "b").mkdir()
+    df, base = frame(tmp_path / "b", rows + [row("full/reference", "train", 256, 0, status="oom")])
+    report.plot_latency(df, tmp_path, [], base)
+    texts = legend_texts(figs["latency_vs_seq_len"])
+    assert "OOM" in texts and not any("error" in t for t in texts)
+
+
+def test_every_figure_has_labelled_ticks_and_legends_outside(tmp_path, figs):
+    rows = layer_chunk_rows()
+    for T in (64, 128, 256):  # decode over two batches and two head counts: lines differ in H
+        for B in (2, 8):
+            for H in (2, 4):
+                rows.append(row("full/reference", "decode", T, 0.1 * T / 64 * B * H, B=B, H=H))
+                rows.append(row("rat/triton", "decode", T, 0.05 * B * H, B=B, H=H, chunk_size=16))
+    df, base = frame(tmp_path, rows)
+    meta = {"ceilings": {"matmul_tflops": 10.0, "matmul_dtype": "float32", "matmul_shape": 512, "copy_gbps": 20.0}}
+    report.plot_latency(df, tmp_path, [], base)
+    report.plot_speedup(df, tmp_path, [], base)
+    report.plot_chunk_size(df, tmp_path, [])
+    report.plot_decode_batch(df, tmp_path, [])
+    report.plot_roofline(df, meta, tmp_path, [])
+    assert set(figs) == {"latency_vs_seq_len", "speedup_vs_seq_len", "latency_vs_chunk_size", "decode_vs_batch",
+                         "roofline"}
+    for name, fig in figs.items():
+        for ax in fig.axes:
+            assert len(visible_tick_labels(ax)) >= 2, (name, ax.get_title())
+        if name == "roofline":  # one legend beside the axes: one entry per implementation (= colour)
+            texts = legend_texts(fig)
+            assert texts.count("rat/triton") == 1 and not any("(L=16)" in t for t in texts)
+            leg = fig.axes[0].get_legend()
+            r = fig.canvas.get_renderer()
+            assert not overlaps(leg.get_window_extent(r), fig.axes[0].get_window_extent(r))
+        else:
+            check_legends_outside(fig)
+    ax = figs["decode_vs_batch"].axes[0]
+    for line in ax.get_lines():
+        xs = list(line.get_xdata())
+        assert len(xs) == len(set(xs)), f"decode vs batch joins two cases at one batch: {xs}"
+    assert len([ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2]) == 2 * 2 * 3  # impl x H x T
+
+
+def test_noisy_points_are_hollow(tmp_path, figs):
+    rows = [row("full/reference", "train", T, T / 16) for T in (64, 128, 256)]
+    rows += [row("rat/triton", "train", T, T / 64, chunk_size=16) for T in (64, 128, 256)]
+    df, base = frame(tmp_path, rows, extra={4: {"noisy": True, "ms_rel_spread": 0.5}})
+    report.plot_latency(df, tmp_path, [], base)
+    fig = figs["latency_vs_seq_len"]
+    hollow = [ln for ln in fig.axes[0].get_lines()
+              if ln.get_marker() not in (None, "None", "") and ln.get_markerfacecolor() in ("white", "none", (1, 1, 1, 1))]
+    pts = [(x, y) for ln in hollow for x, y in zip(ln.get_xdata(), ln.get_ydata())]
+    assert pts == [(128, 2.0)]
+    assert any("noisy" in t for t in legend_texts(fig))
+
+
+def test_log_ticks_under_one_decade():
+    assert len([t for t in report._log_ticks(33, 52) if 33 <= t <= 52]) >= 3
+    assert len([t for t in report._log_ticks(93, 101) if 93 <= t <= 101]) >= 2
+    assert [t for t in report._log_ticks(0.9, 120) if 0.9 <= t <= 120] == [1, 2, 5, 10, 20, 50, 100]
