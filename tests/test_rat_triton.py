@@ -88,22 +88,6 @@ def test_forward_backward(B, T, H, D, L, rope):
     assert_matches_reference(impls.get("rat/triton"), q, k, v, f, L, rope)
 
 
-VARIANTS = {
-    "full-dim": {"fwd_full_v": True, "dkv_full": True, "dkv_reverse": False},
-    "fused-dq": {"fused_dq": True},
-}
-
-
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-@pytest.mark.parametrize("L", [4, 32])
-def test_kernel_variants(L, variant):
-    """Config switches that are not the defaults: full-head-dim forward and dK/dV kernels; dq
-    accumulated by the dK/dV kernel (float32 atomics) and finished in the backward scan."""
-    B, T, H, D = 1, 64, 1, 32
-    q, k, v, f = rand(B, T, H, D, seed=L)
-    assert_matches_reference(RATTriton(dataclasses.replace(INTERPRET_CONFIG, **VARIANTS[variant])), q, k, v, f, L)
-
-
 def test_non_contiguous_inputs_and_scale():
     B, T, H, D, L = 1, 32, 2, 32, 8
     g = torch.Generator().manual_seed(3)
