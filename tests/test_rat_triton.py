@@ -169,3 +169,22 @@ def test_step_launch_rule():
     assert step_launch(DEFAULT_CONFIG, 36736, 512, 132) == (1, 128, 2)
     cfg = dataclasses.replace(DEFAULT_CONFIG, step_bn=256, step_warps=8, step_splits=2)
     assert step_launch(cfg, 1024, 1024, 132) == (2, 256, 8)
+
+
+def test_kernels_exported():
+    """impls.rat.kernels.__all__ names every kernel of the package (each module's *_kernel JIT functions) and
+    nothing else but LOG2E (c9ca623's triton_kernels.__all__ left out the two default backward kernels)."""
+    import importlib
+    import pkgutil
+
+    from triton.runtime.jit import KernelInterface  # JITFunction, or InterpretedFunction under the interpreter
+
+    from impls.rat import kernels
+
+    found = set()
+    for mod in pkgutil.iter_modules(kernels.__path__):
+        m = importlib.import_module(f"impls.rat.kernels.{mod.name}")
+        found |= {n for n, x in vars(m).items() if isinstance(x, KernelInterface) and n.endswith("_kernel")
+                  and x.fn.__module__ == m.__name__}
+    assert "bwd_dq_pre_kernel" in found and "bwd_dkv_early_kernel" in found
+    assert set(kernels.__all__) == found | {"LOG2E"}
