@@ -1,6 +1,6 @@
 """The flash-attention core shared by full/triton, swa/triton and rat/triton: the inner loops of the
 forward (online softmax), the dq and the dK/dV passes, and the split-over-slots decode loop with its
-in-kernel merge. Outer kernels (impls/full/triton_kernels.py, impls/rat/triton_kernels.py) own the
+in-kernel merge. Outer kernels (impls/full/triton_kernels.py, impls/rat/kernels/) own the
 tile, the key source and the ranges; these loops own the math (FlashAttention-2, Dao 2023).
 
 Conventions (every caller):
@@ -13,9 +13,6 @@ Conventions (every caller):
       RAT kend = t // L (chunk-causal over chunk ends), causal kend = t + 1, non-causal kend = T;
       window kbeg = t - window + 1);
     dK/dV loop: CHUNK: s < t // L (RAT); else s <= t; with WINDOW also t - s < window.
-- EXP2_POLY (constexpr, default 0.0 = off; v9 experiment, impls/rat/NOTES.md): that fraction of each
-  softmax tile's columns (1/16, 1/8, 1/4, 1/2 or 1) is exponentiated on the FMA pipe by a polynomial
-  (impls/exp2_fma.exp2_split), the rest by MUFU.EX2 (tl.exp2); relative error <= 7.5e-5 there.
 - the forward loop keeps m finite (RAT starts it with the self term; causal rows always see key 0 in
   their first block); only WINDOW blocks can hold rows that see no key yet, so only those guard
   m = -inf (exp2(-inf - -inf) would be NaN).
@@ -25,15 +22,13 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from impls.exp2_fma import exp2_split
-
 LOG2E = 1.4426950408889634
 
 
 @triton.jit
 def fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KEb, VEb, koff, e_c, kend, kbeg, lo, hi, scale2,
               BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr,
-              WINDOW: tl.constexpr, EXP2_POLY: tl.constexpr = 0.0):
+              WINDOW: tl.constexpr):
     """Online softmax of the BM query rows (qb1, qb2: [BM, HALF] in the key dtype) over keys [lo, hi)
     in blocks of BN. KEb, VEb: this head's keys/values; koff: int32 [BN, HALF] offsets of a key block
     (key row stride e_c). Returns the updated (acc1, acc2, l_i, m_i)."""
@@ -65,10 +60,7 @@ def fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KEb, VEb, koff, e_c, kend, kbeg, l
         else:
             m_use = m_new
         alpha = tl.exp2(m_i - m_use)
-        if EXP2_POLY == 0:
-            p = tl.exp2(s - m_use[:, None])
-        else:
-            p = exp2_split(s - m_use[:, None], EXP2_POLY)
+        p = tl.exp2(s - m_use[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
         pb = p.to(v1.dtype)
         acc1 = tl.dot(pb, v1, acc1 * alpha[:, None], input_precision=PREC)
@@ -80,7 +72,7 @@ def fwd_inner(acc1, acc2, l_i, m_i, qb1, qb2, KEb, VEb, koff, e_c, kend, kbeg, l
 @triton.jit
 def dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KEb, VEb, koff, e_c, kend, kbeg, lo, hi, scale2,
              BN: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr,
-             WINDOW: tl.constexpr, EXP2_POLY: tl.constexpr = 0.0):
+             WINDOW: tl.constexpr):
     """dq (unscaled: sum_s dS_ts K_s) of BM rows over keys [lo, hi): P = exp2(S scale2 - lse),
     dS = P (dO V^T - Delta). db1, db2: the rows' dO halves; lse, delta: [BM]."""
     for start in range(lo, hi, BN):
@@ -100,10 +92,7 @@ def dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KEb, VEb, koff, e_c, kend
             v2 = tl.load(vp + HALF)
         s = tl.dot(qb1, tl.trans(k1), input_precision=PREC)
         s = tl.dot(qb2, tl.trans(k2), s, input_precision=PREC)
-        if EXP2_POLY == 0:
-            p = tl.exp2(s * scale2 - lse[:, None])
-        else:
-            p = exp2_split(s * scale2 - lse[:, None], EXP2_POLY)
+        p = tl.exp2(s * scale2 - lse[:, None])
         if MASK:
             p = tl.where(offs_n[None, :] < kend[:, None], p, 0.0)
             if WINDOW:
@@ -120,8 +109,7 @@ def dq_inner(dq1, dq2, qb1, qb2, db1, db2, lse, delta, KEb, VEb, koff, e_c, kend
 def dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, q_t, o_t, offs_n, lo, hi, T,
               scale2, window,
               L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, MASK: tl.constexpr, PREC: tl.constexpr,
-              REVERSE: tl.constexpr, DQ_ATOMIC: tl.constexpr, CHUNK: tl.constexpr, WINDOW: tl.constexpr,
-              EXP2_POLY: tl.constexpr = 0.0):
+              REVERSE: tl.constexpr, DQ_ATOMIC: tl.constexpr, CHUNK: tl.constexpr, WINDOW: tl.constexpr):
     """dK, dV (unscaled dK) of one key block (k1, k2, v1, v2: [BN, HALF]; offs_n its key indices) over
     the query rows [lo, hi) in tiles of BM. QRb: this head's q rows (row stride q_t; RAT: RoPE'd q);
     DOb: dO rows (stride o_t); LSEb, DELTAb: (T,). DQ_ATOMIC also adds dS K to a float32 (T, D) dq
@@ -154,10 +142,7 @@ def dkv_inner(dk1, dk2, dv1, dv2, k1, k2, v1, v2, QRb, DOb, LSEb, DELTAb, DQAb, 
         delta = tl.load(DELTAb + rows, mask=rows < T, other=0.0)
         st = tl.dot(k1, tl.trans(qr1), input_precision=PREC)
         st = tl.dot(k2, tl.trans(qr2), st, input_precision=PREC)  # [BN, BM]
-        if EXP2_POLY == 0:
-            pt = tl.exp2(st * scale2 - lse[None, :])
-        else:
-            pt = exp2_split(st * scale2 - lse[None, :], EXP2_POLY)
+        pt = tl.exp2(st * scale2 - lse[None, :])
         if MASK:
             if CHUNK:
                 pt = tl.where(offs_n[:, None] < (rows // L)[None, :], pt, 0.0)

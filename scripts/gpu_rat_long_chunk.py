@@ -1,7 +1,7 @@
 """rat/triton with very long chunks (the "RNN" of the RAT paper: chunk_size = T) on one GPU: the plain
 scans (one program walks a whole chunk: C * B * H sequential lanes) against the two-level scans of v7
 (sub-blocks of S rows in parallel, a carry scan across them, each sub-block re-run from its carry;
-impls/rat/triton_kernels.py section 5). RATTritonConfig.long_scan forces either path.
+impls/rat/kernels/long_scan.py). RATTritonConfig.long_scan forces either path.
 
     OUT=/some/dir python scripts/gpu_rat_long_chunk.py [--checks 4096,32768] [--tokens 131072,262144]
         [--ts 4096,8192,16384,32768,65536,131072] [--sweep 'lscan_s=64;lscan_s=256;...'] [--budget 480]

@@ -1,6 +1,7 @@
-"""rat/triton v8 (experiment): do the softmax-overlap variants make training faster? One GPU. Forward:
-RATTritonConfig.fwd_pipe (fwd_pipe_kernel: the next key block's S issued before this block's softmax);
-dK/dV: dkv_early_dp (bwd_dkv_early_kernel: dP^T issued before the exponentials). impls/rat/NOTES.md v8.
+"""rat/triton launch variants against the default at 128k, one GPU: which tile / stage setting of the kernels
+makes training faster. Each variant overrides fields of the config rat/triton picks at 128k (RATTritonConfig:
+tiles, warps, stages, backward). The kernel variants studied with it (v8 fwd_pipe, v9 exp2 on the FMA pipe, v11
+fused dq by TMA) were measured and removed: impls/rat/NOTES.md, "Removed variants" (their last commits).
 
     OUT=/some/dir python scripts/gpu_rat_overlap.py [--budget 110] [--variants a,b] [--reps 10] [--dry-run]
 
@@ -10,10 +11,10 @@ same reference math in bf16 (FlashAttention's rule; the variant's lse feeds the 
 (b) timing per variant at T = 131072, B = 1, H = 16, D = 128, L = 16, bf16, triton.testing.do_bench medians:
 the forward attention kernel alone and the dK/dV kernel alone (launches kept by impls.rat.triton.LAUNCHES
 from one train step, re-run on its tensors), the whole train step (forward + autograd.grad of q, k, v, f);
-also every stage's median from CUDA events around its launch (STAGE_EVENTS) over --reps train steps. --budget (s): no new variant starts past 85% of it (about
-8-10 s per variant with compiles; ~75 s for the 9 variants). Writes $OUT/rat_overlap.json after each row; prints a
-table last. --dry-run: Triton's CPU interpreter, tiny shapes, fp32, interpreter tiles with the variants'
-switches (tile overrides dropped), nothing timed.
+also every stage's median from CUDA events around its launch (STAGE_EVENTS) over --reps train steps. --budget (s):
+no new variant starts past 85% of it (about 8-10 s per variant with compiles). Writes $OUT/rat_overlap.json after
+each row; prints a table last. --dry-run: Triton's CPU interpreter, tiny shapes, fp32, interpreter tiles with the
+variants' switches (tile overrides dropped), nothing timed.
 """
 from __future__ import annotations
 
@@ -35,52 +36,15 @@ from impls.rat.triton import RATTriton
 DRY = _common.DRY_RUN
 DEV = "cpu" if DRY else "cuda"
 
-#: name -> overrides of the config rat/triton picks at 128k (the measured default: fwd 128x128, 8 warps,
-#: 3 stages). "bn64" is the plain kernel at the pipelined kernels' key block (the fair baseline).
+#: name -> overrides of the config rat/triton picks at 128k (the default: fwd 128x128, 8 warps, 3 stages; backward
+#: "dq_first": bwd_dq_pre 128x64 s3, bwd_dkv_early 128/64 8 warps s3). Measured in session 4 (run10_tiles: none
+#: beats the default) and session 3 (bn64, run5_overlap_v8).
 VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail)
     "default": {},
-    "pipe bn64 s3": {"fwd_pipe": True, "fwd_bn": 64},
-    "early_dp": {"dkv_early_dp": True},
-    "pipe bn64 s3 + early_dp": {"fwd_pipe": True, "fwd_bn": 64, "dkv_early_dp": True},
     "bn64": {"fwd_bn": 64},
-    "pipe bn64 s2": {"fwd_pipe": True, "fwd_bn": 64, "fwd_stages": 2},
-    "early_dp s3": {"dkv_early_dp": True, "dkv_stages": 3},
-    "pipe 64x64 w4 s2": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 2},
-    # 32 KB shared, 255 registers x 128 threads: two CTAs per SM (independent warpgroups, no shared barrier)
-    "pipe 64x64 w4 s1": {"fwd_pipe": True, "fwd_bm": 64, "fwd_bn": 64, "fwd_warps": 4, "fwd_stages": 1},
-    # v10 (experiment): bwd_dq_pre_kernel first (dq with Delta and RoPE(q)), bwd_pre skipped; its stage is
-    # "bwd_dq_pre" (the dq column below), "bwd_pre" is absent from its stage sum
-    "dq_first": {"dq_first": True},
-    "dq_first + early_dp s3": {"dq_first": True, "dkv_early_dp": True, "dkv_stages": 3},
-    # v9 (experiment): that fraction of each softmax tile's exponentials on the FMA pipe (impls/exp2_fma.py); the
-    # SASS model (NOTES.md v9) expects a gain only at small fractions and only where the exponentials run with no
-    # wgmma in flight: the forward at 1/16 or 1/8 (most likely), dK/dV without early_dp at 1/8; not dq. Overrides on
-    # top of the config rat/triton picks at 128k (the default), as every variant here
-    "exp2 fwd 0.0625": {"exp2_poly_fwd": 0.0625},
-    "exp2 fwd 0.125": {"exp2_poly_fwd": 0.125},
-    "exp2 fwd 0.125 + early_dp s3": {"exp2_poly_fwd": 0.125, "dkv_early_dp": True, "dkv_stages": 3},
-    "exp2 dkv 0.125": {"exp2_poly_dkv": 0.125},
-    "exp2 fwd 0.25": {"exp2_poly_fwd": 0.25},
-    "exp2 all 0.125 + early_dp s3": {"exp2_poly_fwd": 0.125, "exp2_poly_dkv": 0.125, "exp2_poly_dq": 0.125,
-                                     "dkv_early_dp": True, "dkv_stages": 3},
-    "exp2 all 0.25 + early_dp s3": {"exp2_poly_fwd": 0.25, "exp2_poly_dkv": 0.25, "exp2_poly_dq": 0.25,
-                                    "dkv_early_dp": True, "dkv_stages": 3},
-    "exp2 bwd 0.25": {"exp2_poly_dkv": 0.25, "exp2_poly_dq": 0.25},
-    "exp2 fwd 0.5": {"exp2_poly_fwd": 0.5},
-    "exp2 dq 0.125": {"exp2_poly_dq": 0.125},
-    # v11 (experiment): dq inside the dK/dV kernel (5 products), dq tiles added by TMA bulk reductions; bwd_pre runs,
-    # no dq stage (the dq column is empty; the dkv column is bwd_dkv_tma_kernel with dq, zeroing the accumulator
-    # included, and its TF/s counts 5 products); the backward scan finishes dq. One [64, 128] reduction per tile
-    # (209 KB shared at 3 stages; 4 stages need 242 KB: no launch), "split": two [64, 64] ones (4 stages: 226 KB)
-    "fused_dq_tma + early_dp s3": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": True, "dkv_stages": 3},
-    "fused_dq_tma s3": {"fused_dq_tma": True, "dq_first": False, "dkv_early_dp": False, "dkv_stages": 3},
-    "fused_dq_tma split + early_dp s4": {"fused_dq_tma": True, "fused_dq_tma_split": True, "dq_first": False,
-                                         "dkv_early_dp": True, "dkv_stages": 4},
-    "fused_dq_tma split s4": {"fused_dq_tma": True, "fused_dq_tma_split": True, "dq_first": False,
-                              "dkv_early_dp": False, "dkv_stages": 4},
-    "fused_dq_tma split + early_dp s3": {"fused_dq_tma": True, "fused_dq_tma_split": True, "dq_first": False,
-                                         "dkv_early_dp": True, "dkv_stages": 3},
-    # session 4: tile settings of the new default's two backward kernels (overrides of dq_first + early_dp s3)
+    # the float32 path's kernels (bwd_pre, bwd_dkv at 4 stages, bwd_dq) on 16-bit inputs: the default before session 4
+    "plain backward s4": {"backward": "plain", "dkv_stages": 4},
+    # session 4: tile settings of the default's two backward kernels
     "dq_pre 128x64 s4": {"dq_stages": 4},
     "dq_pre 128x64 s2": {"dq_stages": 2},
     "dq_pre 128x128 s2": {"dq_bn": 128, "dq_stages": 2},
@@ -88,9 +52,8 @@ VARIANTS: dict[str, dict] = {  # most informative first (--budget drops the tail
     "early 128x64 s2": {"dkv_stages": 2},
     "early 64x64 w8 s3": {"dkv_bn": 64, "dkv_bm": 64},
 }
-#: the switches kept in --dry-run (tile and stage overrides are dropped there)
-SWITCHES = ("fwd_pipe", "dkv_early_dp", "dq_first", "exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq", "fused_dq_tma",
-            "fused_dq_tma_split")
+#: the fields kept in --dry-run (tile and stage overrides are dropped there)
+SWITCHES = ("backward",)
 
 
 def config(name: str, n_chunks: int) -> RT.RATTritonConfig:
@@ -121,7 +84,7 @@ def timing(name: str, T: int, H: int, D: int, L: int, reps: int) -> dict:
     row = {"variant": name, "T": T, "H": H, "D": D, "L": L, "config": dataclasses.asdict(impl.config),
            **alone, "stages_ms": stages, "stage_sum_ms": sum(stages.values()) if stages else float("nan"),
            "fwd_tflops": 2 * mm / (alone["fwd_alone_ms"] * 1e-3) / 1e12,
-           "dkv_tflops": (5 if impl.config.fused_dq or impl.config.fused_dq_tma else 4) * mm / (alone["bwd_dkv_alone_ms"] * 1e-3) / 1e12,
+           "dkv_tflops": 4 * mm / (alone["bwd_dkv_alone_ms"] * 1e-3) / 1e12,
            "train_ms": _common.bench(train, 45.0, dry=DRY)}
     return row
 
@@ -148,7 +111,7 @@ def main() -> None:
         out.add("timing", _common.run_row(timing, name, *tm, args.reps, variant=name))
         if not DRY:
             torch.cuda.empty_cache()
-    print(f"\n== rat/triton v8 overlap variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, {'fp32 interpreter' if DRY else 'bf16'}; "
+    print(f"\n== rat/triton launch variants (T = {tm[0]}, H = {tm[1]}, D = {tm[2]}, L = {tm[3]}, {'fp32 interpreter' if DRY else 'bf16'}; "
           f"{_common.elapsed():.0f} s) ==")
     print(f"{'variant':30s} {'check':6s} {'fwd ms':>7s} {'TF/s':>5s} {'dkv ms':>7s} {'TF/s':>5s} {'pre ms':>6s} {'dq ms':>6s} "
           f"{'stages':>7s} {'train ms':>8s}")
@@ -161,8 +124,7 @@ def main() -> None:
               f"{s.get('bwd_pre', nan):6.2f} {s.get('bwd_dq', s.get('bwd_dq_pre', nan)):6.2f} {r.get('stage_sum_ms', nan):7.2f} {r.get('train_ms', nan):8.2f}"
               + (f"  ERROR {r['error'][:80]}" if "error" in r else ""))
     print("(fwd, dkv: the kernel alone, do_bench; pre (Delta, RoPE(q)), dq: CUDA-event medians, dq_first: bwd_dq_pre "
-          "(dq + Delta + RoPE(q)), no pre; fused_dq_tma: dq inside dkv (5 products), no dq stage; stages: sum of the event medians; train: "
-          "do_bench of forward + backward)")
+          "(dq + Delta + RoPE(q)), no pre; stages: sum of the event medians; train: do_bench of forward + backward)")
 
 
 if __name__ == "__main__":

@@ -180,9 +180,10 @@ def main() -> None:
         kv = {}
         for item in args.override.split(","):
             key, val = item.split("=")
-            kv[key] = {"True": True, "False": False}.get(val, None) if val in ("True", "False") else int(val)
+            kv[key] = {"True": True, "False": False}[val] if val in ("True", "False") else (
+                int(val) if val.lstrip("-").isdigit() else val)  # e.g. backward=plain
         RT.DEFAULT_CONFIG = dataclasses.replace(RT.DEFAULT_CONFIG, **kv)
-        short = {k: v for k, v in kv.items() if not k.startswith("fwd_") or k == "fwd_full_v"}
+        short = {k: v for k, v in kv.items() if not k.startswith("fwd_")}
         RT.SHORT_CONFIG = dataclasses.replace(RT.SHORT_CONFIG, **short)
     import impls.rat.triton as RT
     out = _common.Results("rat_triton.json", {

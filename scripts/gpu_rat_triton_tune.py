@@ -27,17 +27,12 @@ import torch
 import impls.rat.triton as RT
 from impls.rat.triton import RATTriton
 
-# sweep 5 (session 2): the plain backward of that day (bwd_pre, bwd_dkv at 4 stages, bwd_dq) against its
-# switches; since session 4 the default is dq first + the early dK/dV kernel, so the entries name the plain one
-_PLAIN = {"dq_first": False, "dkv_early_dp": False, "dkv_stages": 4}
+# the default (backward "dq_first" since session 4) against the plain backward of the sessions before (bwd_pre,
+# bwd_dkv at 4 stages, bwd_dq: what float32 runs). Session 2's sweep 5 also timed the fused-dq and full-head-dim
+# kernel variants, measured and removed since (impls/rat/NOTES.md, "Removed variants")
 SWEEP: dict[str, dict] = {
     "default": {},
-    "plain backward": _PLAIN,
-    "fused_dq 128x64 s3": {**_PLAIN, "fused_dq": True, "dkv_stages": 3},
-    "fused_dq 64x64 s3": {**_PLAIN, "fused_dq": True, "dkv_bn": 64, "dkv_stages": 3},
-    "fused_dq 128x64 s4": {**_PLAIN, "fused_dq": True},
-    "full-dim fwd+dkv": {**_PLAIN, "fwd_full_v": True, "dkv_full": True},
-    "full-dim dkv s3": {**_PLAIN, "dkv_full": True, "dkv_stages": 3},
+    "plain backward": {"backward": "plain", "dkv_stages": 4},
 }
 
 
@@ -61,7 +56,7 @@ def main() -> None:
         leaves = [x.clone().requires_grad_(True) for x in (q, k, v, f)]
         C = T // L
         mm = 2 * B * H * T * C * D / 2  # one T x C/2 x D matmul (causal at chunk granularity)
-        flops = {"fwd": 2 * mm, "bwd_dkv": 4 * mm, "bwd_dq": 3 * mm}  # bwd_dkv: 5 * mm with fused_dq
+        flops = {"fwd": 2 * mm, "bwd_dkv": 4 * mm, "bwd_dq": 3 * mm, "bwd_dq_pre": 3 * mm}
         table = {}
         base = RT._cfg(None, C, torch.bfloat16)
         for name in [x for x in args.configs.split(",") if x] or list(SWEEP):

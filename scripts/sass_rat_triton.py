@@ -1,12 +1,13 @@
 """Compile the rat/triton kernels for sm_90 without a GPU and report registers, spills (LDL/STL),
 shared memory and the matrix instructions in the SASS (HGMMA = Hopper wgmma).
 
-    python scripts/sass_rat_triton.py [--dump DIR] [--L 16] [--D 128] [--exp2] [--loops]
+    python scripts/sass_rat_triton.py [--dump DIR] [--L 16] [--D 128] [--only NAME] [--loops]
 
---exp2: also the kernels with the v9 switch EXP2_POLY (a fraction of the softmax exponentials on the FMA pipe,
-impls/exp2_fma.py) at their timed configs; --loops: per loop (a backward branch, bodies over 100 instructions)
-the counts of MUFU.EX2, FFMA, FADD, FMNMX, HGMMA, WARPGROUP.DEPBAR, spills and all instructions, and those
-issued with no wgmma in flight ("exposed": all instructions, MUFU.EX2).
+The kernels of impls/rat/kernels/ at the default configs and at the tile settings measured beside them.
+--loops: per loop (a backward branch, bodies over 100 instructions) the counts of MUFU.EX2, FFMA, FADD, FMNMX,
+HGMMA, WARPGROUP.DEPBAR, spills and all instructions, and those issued with no wgmma in flight ("exposed": all
+instructions, MUFU.EX2). The variants measured and removed are compiled from their last commit (impls/rat/NOTES.md,
+"Removed variants").
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.static_gate import compile_sm90, sass_stats  # shared with the static gate
-from impls.rat import triton_kernels as K
+from impls.rat import kernels as K
 from impls.rat.triton import DEFAULT_CONFIG as CFG
 from impls.rat.triton import step_launch
 
@@ -29,8 +30,8 @@ NOT_DIV16 = {"H", "C", "c", "reset", "n_rows", "scale", "scale2", "n_per_split",
 
 
 def compile_one(fn, sig: dict, consts: dict, warps: int, stages: int):
-    # constexpr parameters with a default (e.g. EXP2_POLY = 0.0) get it, as a launch binds them (triton 3.6's
-    # ASTSource does not; 3.7.1's does)
+    # constexpr parameters with a default get it, as a launch binds them (triton 3.6's ASTSource does not;
+    # 3.7.1's does)
     consts = {**{n: p.default for n, p in inspect.signature(fn.fn).parameters.items()
                  if n not in sig and n not in consts and p.default is not inspect.Parameter.empty}, **consts}
     names = list(sig)
@@ -50,9 +51,9 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "C": i32, "n_rows": i32}, {"L": L, "NC": nc, "HALF": HALF, "ROPE": True, "WRITE_LAST": False}, w, 1)
         yield (f"bwd_scan nc={nc // 2} w={w}", K.bwd_scan_kernel,
                {"Q": p, "K": p, "V": p, "F": p, "KTR": p, "VT": p, "DO": p, "LSE": f32, "DELTA": f32, "COS": f32, "SIN": f32, "DKE": f32, "DVE": f32,
-                    "DK": p, "DV": p, "DF": p, "DQA": f32, "DQ": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "T": i32, "H": i32, "C": i32,
+                    "DK": p, "DV": p, "DF": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "T": i32, "H": i32, "C": i32,
                     "n_rows": i32, "scale": "fp32", "scale2": "fp32"},
-               {"L": L, "NC": nc // 2, "HALF": HALF, "ROPE": True, "FUSED_DQ": False}, w, 1)
+               {"L": L, "NC": nc // 2, "HALF": HALF, "ROPE": True}, w, 1)
     # two-level scans for long chunks (v7)
     S = CFG.lscan_s
     for nb, w in ((CFG.lscan_nb, CFG.scan_warps), (8, 4), (32, 8)):
@@ -73,10 +74,10 @@ def cases(L: int, D: int, dt: str = "bf16"):
                {"L": L, "S": S, "NB": nb, "HALF": HALF, "ROPE": True}, w, 1)
         yield (f"bwd_lscan nb={nb} w={w}", K.bwd_lscan_kernel,
                {"Q": p, "K": p, "V": p, "F": p, "KTR": p, "VT": p, "DO": p, "LSE": f32, "DELTA": f32, "COS": f32, "SIN": f32,
-                    "DKE": f32, "DVE": f32, "DK": p, "DV": p, "DF": p, "DQA": f32, "DQ": p, "SK": f32, "SV": f32,
+                    "DKE": f32, "DVE": f32, "DK": p, "DV": p, "DF": p, "SK": f32, "SV": f32,
                     "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "T": i32, "H": i32, "C": i32,
                     "NSB": i32, "NS": i32, "n_rows": i32, "scale": "fp32", "scale2": "fp32"},
-               {"L": L, "S": S, "NB": nb, "HALF": HALF, "ROPE": True, "FUSED_DQ": False}, w, 1)
+               {"L": L, "S": S, "NB": nb, "HALF": HALF, "ROPE": True}, w, 1)
     for cb in (CFG.lscan_cb, 32, 128):
         for rev in (False, True):
             yield (f"lscan_carry cb={cb} rev={rev}", K.lscan_carry_kernel,
@@ -89,53 +90,23 @@ def cases(L: int, D: int, dt: str = "bf16"):
                     "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
                     "H": i32, "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
-    for bm, bn, w, s in ((128, 128, 8, 3), (128, 64, 8, 3), (64, 64, 4, 2)):
-        yield (f"fwd_fullv bm={bm} bn={bn} w={w} s={s}", K.fwd_fullv_kernel,
-               {"Q": p, "KTR": p, "VT": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "O": p, "LSE": f32,
-                    "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
-                    "H": i32, "scale2": "fp32"},
-               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
-    # v8 (experiment): next block's S before the softmax (fwd_pipe); BN 128 spills and needs > 227 KB shared
-    for bm, bn, w, s in ((128, 64, 8, 3), (128, 64, 8, 2), (64, 64, 4, 2), (128, 128, 8, 2)):
-        yield (f"fwd_pipe bm={bm} bn={bn} w={w} s={s}", K.fwd_pipe_kernel,
-               {"Q": p, "KTR": p, "VT": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "O": p, "LSE": f32,
-                    "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32, "o_h": i32, "e_b": i32, "e_h": i32, "e_c": i32, "T": i32,
-                    "H": i32, "scale2": "fp32"},
-               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "STORE_LSE": True, "PREC": "tf32"}, w, s)
     for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (128, 64, 8, 2), (64, 64, 4, 3), (64, 64, 8, 3),
                          (128, 32, 8, 3)):  # last: gate_variants.RATDkvBM32 on the session-4 default
-        # v8: dP^T before the exponentials (the 16-bit default at 3 stages since session 4)
+        # dP^T before the exponentials (v8; the 16-bit default's dK/dV kernel at 3 stages since session 4)
         yield (f"bwd_dkv_early bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_early_kernel,
                {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
                     "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32"}, w, s)
-    for bn, bm, w, s, early, split in ((128, 64, 8, 3, False, False), (128, 64, 8, 3, True, False),
-                                       (128, 64, 8, 4, False, True), (128, 64, 8, 4, True, True),
-                                       (128, 64, 8, 3, False, True), (128, 64, 8, 3, True, True),
-                                       (128, 64, 8, 4, True, False)):  # v11 (experiment): dq by TMA bulk reductions
-        yield (f"bwd_dkv_tma{'+early' if early else ''}{'+split' if split else ''} bn={bn} bm={bm} w={w} s={s}",
-               K.bwd_dkv_tma_kernel,
-               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "DQA": f32,
-                    "DQD": f"tensordesc<fp32[{bm}, {HALF if split else 2 * HALF}]>", "o_b": i32, "o_t": i32, "o_h": i32,
-                    "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
-               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32", "EARLY": early, "TMA": True, "SPLIT": split},
-               w, s)
-    for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (128, 32, 8, 3), (64, 64, 8, 3), (64, 64, 4, 3)):
-        yield (f"bwd_dkv_full bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_full_kernel,
-               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
-                    "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
-               {"L": L, "BM": bm, "BN": bn, "D": D, "PREC": "tf32", "REVERSE": True}, w, s)
     yield ("bwd_pre", K.bwd_pre_kernel,
            {"Q": p, "O": p, "DO": p, "COS": f32, "SIN": f32, "DELTA": f32, "QR": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32,
                 "o_h": i32, "T": i32, "H": i32}, {"L": L, "BM": CFG.pre_bm, "HALF": HALF, "ROPE": True}, 4, 1)
-    for bn, bm, w, s, atom in ((CFG.dkv_bn, CFG.dkv_bm, CFG.dkv_warps, CFG.dkv_stages, False),
-                               (128, 64, 8, 3, False), (128, 64, 8, 4, True), (128, 64, 8, 3, True),
-                               (128, 32, 8, 3, True), (64, 64, 8, 3, True), (128, 32, 8, 4, False)):  # last: RATDkvBM32 before session 4
-        yield (f"bwd_dkv{'+dq' if atom else ''} bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
-               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "DQA": f32, "o_b": i32, "o_t": i32, "o_h": i32,
+    for bn, bm, w, s in ((128, 64, 8, 4), (128, 64, 8, 3), (64, 64, 8, 1), (128, 32, 8, 4)):
+        # the float32 backward's dK/dV kernel (FP32_CONFIG: 64 / 64, 8 warps, 1 stage) and its 16-bit tiles before
+        # session 4 (last: gate_variants.RATDkvBM32 then)
+        yield (f"bwd_dkv bn={bn} bm={bm} w={w} s={s}", K.bwd_dkv_kernel,
+               {"QR": p, "DO": p, "LSE": f32, "DELTA": f32, "KE": p, "VE": p, "DKE": f32, "DVE": f32, "o_b": i32, "o_t": i32, "o_h": i32,
                     "e_b": i32, "e_h": i32, "e_c": i32, "T": i32, "H": i32, "C": i32, "scale": "fp32", "scale2": "fp32"},
-               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32", "REVERSE": True, "DQ_ATOMIC": atom},
-               w, s)
+               {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "PREC": "tf32"}, w, s)
     for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 32, 8, 2), (128, 64, 8, 2),
                          (128, 64, 8, 3), (64, 64, 8, 3)):
         yield (f"bwd_dq bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_kernel,
@@ -145,7 +116,7 @@ def cases(L: int, D: int, dt: str = "bf16"):
                {"L": L, "BM": bm, "BN": bn, "HALF": HALF, "ROPE": True, "PREC": "tf32"}, w, s)
     for bm, bn, w, s in ((CFG.dq_bm, CFG.dq_bn, CFG.dq_warps, CFG.dq_stages), (128, 64, 8, 2), (64, 64, 8, 3),
                          (128, 64, 8, 4), (128, 128, 8, 2), (64, 128, 8, 3), (64, 64, 4, 3)):
-        # v10 (experiment, dq_first): dq with Delta and RoPE(q), before the dK/dV kernel (bwd_pre skipped)
+        # dq with Delta and RoPE(q), before the dK/dV kernel (v10; the 16-bit default since session 4)
         yield (f"bwd_dq_pre bm={bm} bn={bn} w={w} s={s}", K.bwd_dq_pre_kernel,
                {"Q": p, "O": p, "KTR": p, "VT": p, "DO": p, "COS": f32, "SIN": f32, "KE": p, "VE": p, "LSE": f32,
                     "DELTA": f32, "QR": p, "DQ": p, "s_b": i32, "s_t": i32, "s_h": i32, "o_b": i32, "o_t": i32,
@@ -160,20 +131,6 @@ def cases(L: int, D: int, dt: str = "bf16"):
                 ("step 1 split long", step_launch(CFG, 1024, 1024, 132)))
     for name, (sp, bn, w) in launches:
         yield (name, K.step_kernel, step_sig, {"HALF": HALF, "BN": bn, "ROPE": True, "SPLITS": sp}, w, 1)
-
-
-#: v9 (experiment): the kernels with the EXP2_POLY constexpr, at their timed configs (NOTES.md v9)
-EXP2_CASES = ("fwd bm=128 bn=128 w=8 s=3", "bwd_dkv bn=128 bm=64 w=8 s=4", "bwd_dkv bn=128 bm=64 w=8 s=3",
-              "bwd_dkv_early bn=128 bm=64 w=8 s=3", "bwd_dq bm=128 bn=64 w=8 s=3", "bwd_dq_pre bm=128 bn=64 w=8 s=3")
-
-
-def exp2_cases(L: int, D: int):
-    seen = set()
-    for name, fn, sig, consts, w, s in cases(L, D):
-        if name in EXP2_CASES and name not in seen:
-            seen.add(name)
-            for frac in (0.0625, 0.125, 0.25, 0.5):
-                yield f"{name} exp2={frac}", fn, sig, {**consts, "EXP2_POLY": frac}, w, s
 
 
 LOOP_OPS = ("MUFU.EX2", "FFMA", "FADD", "FMUL", "FMNMX", "HGMMA", "WARPGROUP.DEPBAR", "STL", "LDL", "UTMAREDG",
@@ -211,11 +168,9 @@ def main() -> None:
     ap.add_argument("--L", type=int, default=16)
     ap.add_argument("--D", type=int, default=128)
     ap.add_argument("--only", default=None, help="substring of the case names to compile")
-    ap.add_argument("--exp2", action="store_true", help="also the v9 EXP2_POLY kernels (exp2 on the FMA pipe)")
     ap.add_argument("--loops", action="store_true", help="instruction counts per loop body")
     args = ap.parse_args()
-    todo = list(cases(args.L, args.D)) + (list(exp2_cases(args.L, args.D)) if args.exp2 else [])
-    for name, fn, sig, consts, w, s in todo:
+    for name, fn, sig, consts, w, s in cases(args.L, args.D):
         if args.only and args.only not in name:
             continue
         try:

@@ -1,8 +1,8 @@
-"""rat/triton's two-level scans for long chunks (RATTritonConfig.long_scan, triton_kernels section 5)
+"""rat/triton's two-level scans for long chunks (RATTritonConfig.long_scan, impls/rat/kernels/long_scan.py)
 against the float64 reference, in Triton's interpreter (fp32, small shapes; 16-row sub-blocks, carry
 scan 4 sub-blocks at a time): forward and every gradient for chunk_size == T with T not a multiple of
 the sub-block, several chunks longer than a sub-block (L % S != 0 and == 0), rope on and off, the
-fused-dq backward, prefill + decode steps (prompt ending mid-chunk, sub-blocks past the prompt), and
+16-bit ("dq_first") backward, prefill + decode steps (prompt ending mid-chunk, sub-blocks past the prompt), and
 the automatic rule that picks the path."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ LONG = dataclasses.replace(INTERPRET_CONFIG, long_scan=True, lscan_bnb=4)
         (1, 72, 1, 72, True, {}),  # chunk_size == T: 5 sub-blocks (last one 8 rows), carry over 2 steps
         (2, 80, 1, 40, True, {}),  # 2 chunks of 40 rows: 3 sub-blocks each, L % S != 0
         (1, 96, 1, 48, False, {}),  # rope off, L % S == 0
-        (1, 80, 1, 40, True, {"fused_dq": True}),  # dq finished in the two-level backward scan
+        (1, 80, 1, 40, True, {"backward": "dq_first"}),  # Delta from bwd_dq_pre_kernel, the early dK/dV kernel
     ],
 )
 def test_forward_backward(B, T, H, L, rope, extra):

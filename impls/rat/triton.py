@@ -3,13 +3,15 @@
 Forward = two launches: the scan (float32 state; RoPE'd kt and vt per token in the input dtype, and
 the chunk ends K_j, V_j, compact (B, H, C, D)), then one flash-style kernel that per BM query rows
 starts the online softmax with the self term and runs it over the chunk ends j < c(t).
-Backward = four launches: Delta and RoPE'd q; dK/dV of the chunk ends; dq; the backward scan (self-
-term gradients of kt and vt, chunk-end gradients, reverse recurrence -> dk, dv, df). Nothing of size
-T x C is ever stored: memory is linear in T. Decode step = one launch (running-state update, slot
+Backward (RATTritonConfig.backward) = three launches for 16-bit inputs ("dq_first": dq with Delta and
+RoPE'd q; dK/dV of the chunk ends with dP^T issued before the exponentials; the backward scan) or four for
+float32 ("plain": Delta and RoPE'd q; dK/dV; dq; the backward scan). The backward scan forms the self-term
+gradients of kt and vt, adds the chunk-end gradients and runs the reverse recurrence -> dk, dv, df. Nothing
+of size T x C is ever stored: memory is linear in T. Decode step = one launch (running-state update, slot
 write, softmax over the slots, optional split over slots merged in-kernel), CUDA-graph capturable.
 Long chunks with few chunks in all (chunk_size = T: the paper's RNN) use two-level scans instead of the
-two scan launches (sub-blocks in parallel + a carry scan; `long_scan_used`, RATTritonConfig.long_scan).
-Kernels and their math: impls/rat/triton_kernels.py; measurements: impls/rat/NOTES.md.
+scan launches (sub-blocks in parallel + a carry scan; `long_scan_used`, RATTritonConfig.long_scan).
+Kernels and their math: impls/rat/kernels/; measurements and the removed variants: impls/rat/NOTES.md.
 """
 from __future__ import annotations
 
@@ -23,13 +25,8 @@ import torch
 from impls.rat.base import RAT, RATState
 from impls.rope import rope_cos_sin
 
-#: the allowed RATTritonConfig.exp2_poly_* values (impls/exp2_fma.exp2_split: column halves of the tile)
-EXP2_FRACTIONS = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0)
-
-
-def _poly(frac: float) -> dict:
-    # the EXP2_POLY constexpr only when on: with the switch off every launch is the one it was before v9
-    return {"EXP2_POLY": float(frac)} if frac else {}
+#: RATTritonConfig.backward: the kernels of the backward pass (impls/rat/kernels/backward_dq.py)
+BACKWARDS = ("plain", "dq_first")
 
 
 @dataclass(frozen=True)
@@ -44,39 +41,10 @@ class RATTritonConfig:
     dkv_bm: int = 64  # query rows per inner step
     dkv_warps: int = 8
     dkv_stages: int = 4
-    dkv_reverse: bool = True  # walk query tiles last-to-first (key blocks of a head share rows in L2)
-    dkv_full: bool = False  # bwd_dkv_full_kernel (products over the full head dim) instead of halves
-    fwd_full_v: bool = False  # fwd_fullv_kernel (V and the accumulator over the full head dim)
-    #: v8 (experiment): fwd_pipe_kernel, the next key block's S = q K^T issued before this block's
-    #: softmax (loop unrolled by two) so exp2 overlaps the tensor cores. Use with fwd_bn = 64 (BN 128: 272 B
-    #: spills and > 227 KB shared memory on sm_90). H200: no gain (NOTES.md "v8 measured")
-    fwd_pipe: bool = False
-    #: v8 (experiment): bwd_dkv_early_kernel, dP^T = V dO^T issued before the exponentials of P^T so that
-    #: its second half runs on the tensor cores while they do; walks last-to-first, no fused_dq / dkv_full.
-    #: H200: no gain at 4 stages, dK/dV -3% at 3 stages (NOTES.md "v8 measured"; not confirmed in a harness run)
-    dkv_early_dp: bool = False
-    #: dq inside the dK/dV kernel (float32 atomics, 5 products instead of 7; dq then finished in the
-    #: backward scan) instead of bwd_dq_kernel. Half-dim dK/dV kernel only; H200 run 3: 43.9 vs 44.35 ms (NOTES.md v6).
-    fused_dq: bool = False
-    #: v10 (experiment): bwd_dq_pre_kernel first (dq with Delta = rowsum(dO * o) and RoPE(q) in the same pass,
-    #: the self term read once), then the dK/dV kernel; bwd_pre_kernel is skipped: 7 instead of 10 token
-    #: passes before dK/dV (NOTES.md v10). Not measured on a GPU yet; no fused_dq (there is no dq kernel then)
-    dq_first: bool = False
-    #: v11 (experiment): fused dq (5 products) in bwd_dkv_tma_kernel with the dq tiles added by TMA bulk reductions
-    #: (cp.reduce.async.bulk.tensor add, FlashAttention-3's dq path) into a float32 accumulator instead of v6's
-    #: element-wise atomics; bwd_pre runs, the backward scan finishes dq. dkv_early_dp picks the product order.
-    #: sm_90+ only (the interpreter uses element-wise atomics). Not measured on a GPU (NOTES.md v11)
-    fused_dq_tma: bool = False
-    #: fused_dq_tma: two [BM, D/2] reductions per query tile instead of one [BM, D] (16 KB less shared memory: BN 128,
-    #: BM 64, 4 stages fit in 227 KB only so; the second waits for the bulk engine's read of the first)
-    fused_dq_tma_split: bool = False
-    #: v9 (experiment): the fraction of each softmax tile's columns whose exp2 runs on the FMA pipe (a degree-3
-    #: polynomial, impls/exp2_fma.py: FlashAttention-4's trick) instead of MUFU.EX2: 0 (off), 1/16 .. 1/2
-    #: or 1. _fwd: fwd_kernel; _dkv: bwd_dkv_kernel / bwd_dkv_early_kernel; _dq: bwd_dq_kernel / bwd_dq_pre_kernel.
-    #: Relative error of those P <= 7.5e-5 (bf16 rounds P by up to 2e-3). Not measured on a GPU (NOTES.md v9)
-    exp2_poly_fwd: float = 0.0
-    exp2_poly_dkv: float = 0.0
-    exp2_poly_dq: float = 0.0
+    #: the backward's kernels: "dq_first" = bwd_dq_pre_kernel (dq with Delta = rowsum(dO * o) and RoPE(q) in
+    #: one pass) then bwd_dkv_early_kernel (dP^T issued before the exponentials): the 16-bit default (H200,
+    #: NOTES.md session 4, run6); "plain" = bwd_pre_kernel, bwd_dkv_kernel, bwd_dq_kernel: what float32 runs
+    backward: str = "plain"
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -94,7 +62,7 @@ class RATTritonConfig:
     step_stages: int = 1  # software-pipeline stages of the step's slot loop (2, 3: no gain measured)
     #: slot splits of the decode step (None: enough programs for two per multiprocessor)
     step_splits: int | None = None
-    #: two-level scans for long chunks (v7; triton_kernels section 5): None = automatic (`long_scan_used`:
+    #: two-level scans for long chunks (v7; kernels/long_scan.py): None = automatic (`long_scan_used`:
     #: min(L, T) >= lscan_min_len and at most lscan_max_lanes chunks (C * B * H) in all), True / False
     #: force the two-level / the plain scans. Default None: on the H200 (reports/rat-triton/run5_long_chunk.*)
     #: the two-level path passed the checks and trained the RNN op 1.7x / 5.1x / 18.6x faster at T = 4k / 32k /
@@ -108,42 +76,20 @@ class RATTritonConfig:
     lscan_bnb: int = 8  # ... per backward program (warps: bscan_warps; 8 x D/2 gives 8-16-byte loads)
 
     def __post_init__(self) -> None:
-        # kernel variants that do not combine: refused when the config is made, not mid-backward
-        if self.fwd_pipe and self.fwd_full_v:
-            raise ValueError("RATTritonConfig: fwd_pipe needs fwd_full_v=False")
-        if self.fused_dq and self.dkv_full:
-            raise ValueError("RATTritonConfig: fused_dq needs dkv_full=False")
-        if self.dkv_early_dp and (self.fused_dq or self.dkv_full or not self.dkv_reverse):
-            raise ValueError("RATTritonConfig: dkv_early_dp needs fused_dq=False, dkv_full=False, dkv_reverse=True")
-        if self.fused_dq_tma and (self.fused_dq or self.dq_first or self.dkv_full or not self.dkv_reverse
-                                  or self.exp2_poly_dkv):
-            raise ValueError("RATTritonConfig: fused_dq_tma needs fused_dq=False, dq_first=False, dkv_full=False, "
-                             "dkv_reverse=True, exp2_poly_dkv=0")
-        if self.fused_dq_tma_split and not self.fused_dq_tma:
-            raise ValueError("RATTritonConfig: fused_dq_tma_split needs fused_dq_tma=True")
-        if self.dq_first and self.fused_dq:
-            raise ValueError("RATTritonConfig: dq_first needs fused_dq=False (fused_dq has no dq kernel to run first)")
-        for name in ("exp2_poly_fwd", "exp2_poly_dkv", "exp2_poly_dq"):
-            if getattr(self, name) not in EXP2_FRACTIONS:
-                raise ValueError(f"RATTritonConfig: {name} must be one of {EXP2_FRACTIONS}, got {getattr(self, name)!r}")
-        if self.exp2_poly_fwd and (self.fwd_pipe or self.fwd_full_v):
-            raise ValueError("RATTritonConfig: exp2_poly_fwd needs fwd_pipe=False, fwd_full_v=False (fwd_kernel only)")
-        if self.exp2_poly_dkv and self.dkv_full:
-            raise ValueError("RATTritonConfig: exp2_poly_dkv needs dkv_full=False")
-        if self.exp2_poly_dq and self.fused_dq:
-            raise ValueError("RATTritonConfig: exp2_poly_dq needs fused_dq=False (no dq kernel); see exp2_poly_dkv")
+        if self.backward not in BACKWARDS:
+            raise ValueError(f"RATTritonConfig: backward must be one of {BACKWARDS}, got {self.backward!r}")
 
 
 # Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
 # for many chunk ends per sequence; fewer chunk ends prefer smaller forward tiles; float32 operands
 # take twice the shared memory, so smaller tiles and fewer stages.
-# The 16-bit backward since session 4: dq first with Delta and RoPE(q) (v10, no bwd_pre) and dK/dV issuing
-# dP^T before the exponentials at 3 stages (v8). H200 harness run beside the previous default
-# (reports/rat-triton/run6_harness, git 346fae3): train 6.56 -> 6.11 ms (4k), 14.9 -> 14.3 (32k),
+# The 16-bit backward since session 4: backward="dq_first" (dq first with Delta and RoPE(q), v10, no bwd_pre;
+# dK/dV issuing dP^T before the exponentials, v8) at 3 dK/dV stages. H200 harness run beside the previous
+# default (reports/rat-triton/run6_harness, git 346fae3): train 6.56 -> 6.11 ms (4k), 14.9 -> 14.3 (32k),
 # 43.4 -> 42.4 (128k); prefill unchanged; FlashAttention-rule checks pass (run6_overlap). float32 keeps the
 # plain backward (not timed with these kernels).
 _PLAIN = RATTritonConfig()
-DEFAULT_CONFIG = dataclasses.replace(_PLAIN, dq_first=True, dkv_early_dp=True, dkv_stages=3)
+DEFAULT_CONFIG = dataclasses.replace(_PLAIN, backward="dq_first", dkv_stages=3)
 SHORT_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=2)
 FP32_CONFIG = dataclasses.replace(_PLAIN, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=1, dkv_bn=64,
                                   dkv_bm=64, dkv_stages=1, dq_bm=64, dq_bn=64, dq_stages=1)
@@ -218,8 +164,8 @@ class _stage:
             STAGE_EVENTS.append((self.name, *self.ev))
 
 
-#: profiling hook (scripts/gpu_rat_overlap.py): when a dict, the forward attention and dK/dV launches are
-#: also kept there as zero-argument callables (stage name -> launch; both kernels only store, so re-running
+#: profiling hook (scripts/gpu_rat_overlap.py): when a dict, the forward attention, dK/dV and bwd_dq_pre launches
+#: are also kept there as zero-argument callables (stage name -> launch; these kernels only store, so re-running
 #: one alone is idempotent) for do_bench of the kernel alone
 LAUNCHES: dict | None = None
 
@@ -260,7 +206,7 @@ def _same_strides(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def long_scan_used(cfg: RATTritonConfig, B: int, H: int, T: int, L: int) -> bool:
-    """Whether the two-level scans (triton_kernels section 5) replace scan_kernel / bwd_scan_kernel.
+    """Whether the two-level scans (kernels/long_scan.py) replace scan_kernel / bwd_scan_kernel.
 
     The plain scans walk every chunk's rows in one program: C * B * H sequential lanes of min(L, T)
     dependent steps. With few lanes the GPU idles on memory latency (about one DRAM round trip per
@@ -291,7 +237,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                 ke=None, ve=None, last_state=None):
     """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr, vt (per-token states, (B, T, H, D)),
     ke, ve (chunk ends (B, H, C, D), or the given decode-cache views)."""
-    from impls.rat import triton_kernels as K
+    from impls.rat import kernels as K
 
     B, T, H, D = q.shape
     C = math.ceil(T / L)
@@ -316,24 +262,23 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                 **_kw(cfg.scan_warps, 1),
             )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
-    kern = K.fwd_pipe_kernel if cfg.fwd_pipe else (K.fwd_fullv_kernel if cfg.fwd_full_v else K.fwd_kernel)
-    _launch("fwd", lambda: kern[(math.ceil(T / cfg.fwd_bm), B * H)](
+    _launch("fwd", lambda: K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
         ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
         L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
-        PREC=_prec(q.dtype), **_poly(cfg.exp2_poly_fwd), **_kw(cfg.fwd_warps, cfg.fwd_stages),
+        PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
     ))
     return o, (lse if need_lse else None), ktr, vt, ke, ve
 
 
 def _two_level(cfg: RATTritonConfig, B: int, H: int, T: int, L: int, C: int, D: int, device: torch.device,
                nb: int, stage: str, reverse: bool, launch_sum, launch_run) -> None:
-    """The launches of a two-level scan (triton_kernels section 5): per sub-block summaries
+    """The launches of a two-level scan (kernels/long_scan.py): per sub-block summaries
     (launch_sum(grid, sp, sk, sv, NSB, NS, S)), the carry scan across each chunk's sub-blocks (last to
     first with ``reverse``: the backward), then every sub-block re-run from its carry
     (launch_run(grid, sk, sv, NSB, NS, S)). One sub-block per chunk: the re-run alone."""
-    from impls.rat import triton_kernels as K
+    from impls.rat import kernels as K
 
     S, NS, BD = _lscan_shape(cfg, T, L)
     NSB = C * NS
@@ -353,7 +298,7 @@ def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int,
                    write_last: bool, cfg: RATTritonConfig) -> None:
     """The forward scan as a two-level scan (lscan_sum_kernel, the carry scan, lscan_kernel); writes what
     scan_kernel writes."""
-    from impls.rat import triton_kernels as K
+    from impls.rat import kernels as K
 
     B, _, _, D = k.shape
     ins = (k.stride(0), k.stride(1), k.stride(2))
@@ -374,116 +319,49 @@ def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int,
 
 def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, scale: float,
                  cfg: RATTritonConfig):
-    from impls.rat import triton_kernels as K
-
+    """The backward of rat_forward: (dq, dk, dv, df). cfg.backward "dq_first": bwd_dq_pre_kernel (dq, Delta,
+    RoPE(q)), bwd_dkv_early_kernel, the backward scan; "plain": bwd_pre_kernel (Delta, RoPE(q)),
+    bwd_dkv_kernel, bwd_dq_kernel, the backward scan (kernels/backward_dq.py, backward_dkv.py, scan.py)."""
     B, T, H, D = q.shape
     C = T // L
-    HALF = D // 2
     if do.stride() != o.stride():
         do = do.contiguous()
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
-    prec = _prec(q.dtype)
-    os_ = (o.stride(0), o.stride(1), o.stride(2))
-    # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D)
+    # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D) (and dq with "dq_first")
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
     qr = torch.empty(B * H, T, D, device=q.device, dtype=q.dtype)
-    if cfg.dq_first:  # v10: dq, Delta and RoPE(q) in one pass (bwd_dq_pre_kernel) instead of bwd_pre + bwd_dq
+    if cfg.backward == "dq_first":
         dq = _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L, rope, scale, cfg)
     else:
-        with _stage("bwd_pre"):
-            K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
-                q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), *os_, T, H,
-                L=L, BM=cfg.pre_bm, HALF=HALF, ROPE=rope, **_kw(4, 1),
-            )
+        _bwd_pre(q, o, do, cos, sin, delta, qr, L, rope, cfg)
     # 2. dK, dV of the chunk ends (float32, w.r.t. the RoPE'd keys)
-    dke = torch.empty(B * H, C, D, device=q.device, dtype=torch.float32)
-    dve = torch.empty_like(dke)
-    dkv_args = (qr, do, lse, delta, ke, ve, dke, dve)
-    strides = (*os_, ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E)
-    grid = (math.ceil(C / cfg.dkv_bn), B * H)
-
-    def dkv_launch() -> None:
-        if cfg.fused_dq_tma:  # v11: dq tiles by TMA bulk reductions (element-wise atomics in the interpreter)
-            K.bwd_dkv_tma_kernel[grid](*dkv_args, dqa, dqd, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF,
-                                       PREC=prec, EARLY=cfg.dkv_early_dp, TMA=tma, SPLIT=cfg.fused_dq_tma_split,
-                                       **_kw(cfg.dkv_warps, cfg.dkv_stages))
-        elif cfg.dkv_early_dp:
-            K.bwd_dkv_early_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF, PREC=prec,
-                                         **_poly(cfg.exp2_poly_dkv),
-                                         **_kw(cfg.dkv_warps, cfg.dkv_stages))
-        elif cfg.dkv_full:
-            K.bwd_dkv_full_kernel[grid](*dkv_args, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, D=D, PREC=prec,
-                                        REVERSE=cfg.dkv_reverse, **_kw(cfg.dkv_warps, cfg.dkv_stages))
-        else:
-            K.bwd_dkv_kernel[grid](*dkv_args, dqa, *strides, L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=HALF,
-                                   PREC=prec, REVERSE=cfg.dkv_reverse, DQ_ATOMIC=cfg.fused_dq, **_poly(cfg.exp2_poly_dkv),
-                                   **_kw(cfg.dkv_warps, cfg.dkv_stages))
-
-    fused = cfg.fused_dq or cfg.fused_dq_tma
-    tma = cfg.fused_dq_tma and not _interpreting()
-    if tma and (q.device.type != "cuda" or torch.cuda.get_device_capability(q.device)[0] < 9):
-        raise ValueError("RATTritonConfig.fused_dq_tma needs an sm_90+ GPU (TMA bulk reductions)")
-    with _stage("bwd_dkv"):  # the stage includes zeroing the dq accumulator of fused_dq, as before
-        dqa = torch.zeros(B * H, T, D, device=q.device, dtype=torch.float32) if fused else dke
-        dqd = _dq_descriptor(dqa, cfg.dkv_bm, HALF if cfg.fused_dq_tma_split else D) if tma else dqa
-        dkv_launch()
-    if LAUNCHES is not None and not cfg.fused_dq:  # (atomics: re-running it alone would accumulate)
-        # fused_dq_tma: zero the accumulator first, so that re-running the launch alone is idempotent
-        LAUNCHES["bwd_dkv"] = (lambda: (dqa.zero_(), dkv_launch())) if cfg.fused_dq_tma else dkv_launch
+    dke, dve = _dkv(qr, do, lse, delta, ke, ve, o, L, scale, cfg)
     del qr
-    # 3. dq (chunk ends + self term), unless the dK/dV kernel accumulated it
-    if not cfg.dq_first:
-        dq = torch.empty_like(o)
-    if not (fused or cfg.dq_first):
-        with _stage("bwd_dq"):
-            K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
-                q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
-                q.stride(0), q.stride(1), q.stride(2), *os_, ke.stride(0), ke.stride(1), ke.stride(2),
-                T, H, scale, scale * K.LOG2E,
-                L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=HALF, ROPE=rope, PREC=prec, **_poly(cfg.exp2_poly_dq),
-                **_kw(cfg.dq_warps, cfg.dq_stages),
-            )
+    # 3. dq (chunk ends + self term)
+    if cfg.backward != "dq_first":
+        dq = _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L, rope, scale, cfg)
     # 4. self-term gradients of kt, vt, chunk-end dK/dV, reverse scan -> dk, dv, df
-    dk = torch.empty_like(o)
-    dv = torch.empty_like(o)
-    df = torch.empty_like(o)
-    if long_scan_used(cfg, B, H, T, L):  # the two-level scan: bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel
-        ins = (k.stride(0), k.stride(1), k.stride(2))
-        kw = {"L": L, "NB": cfg.lscan_bnb, "HALF": HALF, "ROPE": rope, **_kw(cfg.bscan_warps, 1)}
-
-        def launch_sum(grid, sp, sk, sv, NSB, NS, S):
-            K.bwd_lscan_sum_kernel[grid](q, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, sp, sk, sv, *ins, *os_,
-                                         T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S, **kw)
-
-        def launch_run(grid, sk, sv, NSB, NS, S):
-            K.bwd_lscan_kernel[grid](q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq, sk,
-                                     sv, *ins, *os_, T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S,
-                                     FUSED_DQ=fused, **kw)
-
-        _two_level(cfg, B, H, T, L, C, D, q.device, cfg.lscan_bnb, "bwd_scan", True, launch_sum, launch_run)
-        return dq, dk, dv, df
-    with _stage("bwd_scan"):
-        K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
-            q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, dqa, dq,
-            k.stride(0), k.stride(1), k.stride(2), *os_, T, H, C, L, scale, scale * K.LOG2E,
-            L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, FUSED_DQ=fused, **_kw(cfg.bscan_warps, 1),
-        )
+    dk, dv, df = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale, cfg)
     return dq, dk, dv, df
 
 
-def _dq_descriptor(dqa: torch.Tensor, bm: int, cols: int):
-    """fused_dq_tma: a TMA descriptor over the float32 dq accumulator viewed as (B*H*T, D), block [bm, cols]."""
-    from triton.tools.tensor_descriptor import TensorDescriptor
+def _bwd_pre(q, o, do, cos, sin, delta, qr, L: int, rope: bool, cfg: RATTritonConfig) -> None:
+    """"plain": bwd_pre_kernel (stage "bwd_pre") writes Delta and RoPE'd q."""
+    from impls.rat import kernels as K
 
-    a2 = dqa.view(-1, dqa.shape[-1])
-    return TensorDescriptor(a2, list(a2.shape), list(a2.stride()), [bm, cols])
+    B, T, H, D = q.shape
+    with _stage("bwd_pre"):
+        K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
+            q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1),
+            o.stride(2), T, H, L=L, BM=cfg.pre_bm, HALF=D // 2, ROPE=rope, **_kw(4, 1),
+        )
 
 
 def _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L: int, rope: bool, scale: float,
             cfg: RATTritonConfig) -> torch.Tensor:
-    """dq_first (v10): bwd_dq_pre_kernel (stage "bwd_dq_pre"; kept in LAUNCHES: it only stores): writes
-    Delta and RoPE'd q for the dK/dV kernel and the backward scan; returns dq."""
-    from impls.rat import triton_kernels as K
+    """"dq_first": bwd_dq_pre_kernel (stage "bwd_dq_pre"; kept in LAUNCHES: it only stores): writes Delta and
+    RoPE'd q for the dK/dV kernel and the backward scan; returns dq."""
+    from impls.rat import kernels as K
 
     B, T, H, D = q.shape
     dq = torch.empty_like(o)
@@ -491,10 +369,83 @@ def _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L: int, rope: b
         q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, dq,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
         ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale, scale * K.LOG2E,
-        L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype), **_poly(cfg.exp2_poly_dq),
+        L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype),
         **_kw(cfg.dq_warps, cfg.dq_stages),
     ))
     return dq
+
+
+def _dkv(qr, do, lse, delta, ke, ve, o, L: int, scale: float, cfg: RATTritonConfig
+         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """dK, dV of the chunk ends (float32 (B*H, C, D)): bwd_dkv_early_kernel ("dq_first") or bwd_dkv_kernel
+    ("plain"), stage "bwd_dkv" (kept in LAUNCHES: it only stores)."""
+    from impls.rat import kernels as K
+
+    B, H, C, D = ke.shape
+    T = qr.shape[1]
+    dke = torch.empty(B * H, C, D, device=qr.device, dtype=torch.float32)
+    dve = torch.empty_like(dke)
+    kern = K.bwd_dkv_early_kernel if cfg.backward == "dq_first" else K.bwd_dkv_kernel
+    _launch("bwd_dkv", lambda: kern[(math.ceil(C / cfg.dkv_bn), B * H)](
+        qr, do, lse, delta, ke, ve, dke, dve, o.stride(0), o.stride(1), o.stride(2),
+        ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E,
+        L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=D // 2, PREC=_prec(qr.dtype), **_kw(cfg.dkv_warps, cfg.dkv_stages),
+    ))
+    return dke, dve
+
+
+def _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L: int, rope: bool, scale: float,
+        cfg: RATTritonConfig) -> torch.Tensor:
+    """"plain": bwd_dq_kernel (stage "bwd_dq"): dq over the chunk ends and the self term."""
+    from impls.rat import kernels as K
+
+    B, T, H, D = q.shape
+    dq = torch.empty_like(o)
+    with _stage("bwd_dq"):
+        K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
+            q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
+            q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
+            ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale, scale * K.LOG2E,
+            L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype),
+            **_kw(cfg.dq_warps, cfg.dq_stages),
+        )
+    return dq
+
+
+def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int, rope: bool, scale: float,
+              cfg: RATTritonConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dk, dv, df: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan (bwd_lscan_sum_kernel, carry
+    scan, bwd_lscan_kernel) when long_scan_used."""
+    from impls.rat import kernels as K
+
+    B, T, H, D = q.shape
+    C = T // L
+    HALF = D // 2
+    os_ = (o.stride(0), o.stride(1), o.stride(2))
+    ins = (k.stride(0), k.stride(1), k.stride(2))
+    dk = torch.empty_like(o)
+    dv = torch.empty_like(o)
+    df = torch.empty_like(o)
+    if long_scan_used(cfg, B, H, T, L):
+        kw = {"L": L, "NB": cfg.lscan_bnb, "HALF": HALF, "ROPE": rope, **_kw(cfg.bscan_warps, 1)}
+
+        def launch_sum(grid, sp, sk, sv, NSB, NS, S):
+            K.bwd_lscan_sum_kernel[grid](q, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, sp, sk, sv, *ins, *os_,
+                                         T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S, **kw)
+
+        def launch_run(grid, sk, sv, NSB, NS, S):
+            K.bwd_lscan_kernel[grid](q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, sk, sv,
+                                     *ins, *os_, T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S, **kw)
+
+        _two_level(cfg, B, H, T, L, C, D, q.device, cfg.lscan_bnb, "bwd_scan", True, launch_sum, launch_run)
+        return dk, dv, df
+    with _stage("bwd_scan"):
+        K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
+            q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df,
+            *ins, *os_, T, H, C, L, scale, scale * K.LOG2E,
+            L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.bscan_warps, 1),
+        )
+    return dk, dv, df
 
 
 class _RATFunction(torch.autograd.Function):
@@ -558,7 +509,7 @@ class RATTriton(RAT):
         return o
 
     def _step(self, state: RATState, q, k, v, f) -> torch.Tensor:
-        from impls.rat import triton_kernels as K
+        from impls.rat import kernels as K
 
         self._check_state(state, q)
         cfg = _cfg(self.config)
