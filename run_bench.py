@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-COMMANDS = ("run", "list", "report", "resume", "compare", "gate", "calibrate", "static")
+COMMANDS = ("run", "list", "report", "resume", "compare", "gate", "calibrate", "static", "profile")
 
 EXAMPLES = """\
 examples:
@@ -44,6 +44,7 @@ other commands:
   gate --baseline B              re-measure B's cases here in interleaved rounds and compare (exit 0/1/2)
   calibrate --baseline B         A/A gate runs: false-alarm rate, smallest detectable slowdown
   static [--baseline F]          compile every Triton kernel for sm_90: registers, spills, smem, HGMMA vs F
+  profile [run's flags] [--ncu]  kernels and stages of one call per case, traces, coverage (bench/profile.py)
   (see bench/README.md, "Perf-regression gate"; --register NAME=MODULE:CLASS adds an implementation)
 
 sizes take k/m suffixes (4k = 4096) and doubling ranges (4k..128k). Results go to
@@ -348,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         i = argv.index("--register")
         register_impls(parse_register(argv[i + 1:i + 2]))
         return main(argv[:i] + argv[i + 2:])
+    if argv and argv[0] == "profile":  # kernels and stages of one call per case: bench/profile.py
+        from bench import profile
+
+        return profile.main(argv[1:], _run_parser, build_spec)
     if argv and argv[0] == "list":
         return cmd_list(argv[1:])
     if argv and argv[0] == "report":

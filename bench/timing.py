@@ -14,10 +14,11 @@ Statistics: median, 20th and 80th percentiles, the number of samples.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -71,6 +72,20 @@ def quantile(xs: list[float], q: float) -> float:
     lo = int(pos)
     hi = min(lo + 1, len(s) - 1)
     return float(s[lo] + (s[hi] - s[lo]) * (pos - lo))
+
+
+@contextlib.contextmanager
+def nvtx_range(name: str, device: str) -> Iterator[None]:
+    """An NVTX push/pop range named ``name`` on CUDA (Nsight Systems and Compute show each case by its key);
+    nothing on other devices."""
+    if device != "cuda":
+        yield
+        return
+    torch.cuda.nvtx.range_push(name)
+    try:
+        yield
+    finally:
+        torch.cuda.nvtx.range_pop()
 
 
 def _sync(device: str) -> None:
