@@ -166,6 +166,7 @@ def main(argv: list[str], run_parser: Callable[[], argparse.ArgumentParser], bui
             for c in expand(spec):
                 print(c.key)
             return 0
+        expand(spec)  # a bad sweep is refused before the run directory exists
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         run_dir = Path(args.out) if args.out else Path("reports") / "runs" / f"{stamp}-profile"
         if (run_dir / PROFILE).exists() and (run_dir / PROFILE).stat().st_size:
