@@ -482,6 +482,8 @@ def ncu_child(case_json: str, seed: int) -> int:
     import impls
 
     case = Case.from_dict(json.loads(case_json))
+    if case.device != "cuda" or not torch.cuda.is_available():
+        return _error("--ncu-child runs one CUDA case under Nsight Compute; this case or machine has no CUDA GPU")
     impl = impls.get(case.impl)
     if case.level != "op":
         from bench.levels import prepare_layer
