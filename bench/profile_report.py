@@ -64,13 +64,13 @@ def section(run_dir: str | Path, meta: dict | None = None, fig_dir: Path | None 
     ok = [r for r in _order(rows) if r["status"] == "ok" and r.get("details")]
     prof = meta.get("profile") or {}
     out = ["## Kernel profile (`run_bench.py profile`)", "",
-           "One call per case after the harness's timing of the same case (warm, outside compilation), under "
+           ("One call per case after the harness's timing of the same case (warm, outside compilation), under "
            "torch.profiler: GPU kernels on CUDA, operators' self time on the CPU (Triton kernels run by the "
            "interpreter count whole). Coverage = the call's kernel time / the harness median (launch gaps and "
            "host work make it < 1). Stages are the implementation's kernel-name patterns (`profile_stages`); "
            "`other` holds what matches none. Rates use bench.costs.stage_costs where a stage has a cost model "
            "(stage FLOPs count what the kernels execute) and the run's measured ceilings. Traces: `traces/*.json.gz` "
-           "(open in https://ui.perfetto.dev).", ""]
+           "(open in https://ui.perfetto.dev)."), ""]
     if prof.get("ncu") and prof.get("ncu_unavailable"):
         out += [f"Nsight Compute: unavailable: {prof['ncu_unavailable']}.", ""]
     if ok:
