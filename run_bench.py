@@ -16,7 +16,7 @@ from bench import exit_codes
 from bench.cli_args import Parser, has_rows, nonneg_float, nonneg_int, positive_float, positive_int, prepare_out_dir
 from bench.exit_codes import UsageError
 
-COMMANDS = ("run", "list", "report", "resume", "compare", "gate", "calibrate", "static")
+COMMANDS = ("run", "list", "report", "resume", "compare", "gate", "calibrate", "static", "profile")
 
 EXAMPLES = """\
 examples:
@@ -48,6 +48,7 @@ other commands:
   gate --baseline B              re-measure B's cases here in interleaved rounds and compare (exit 0/1/2)
   calibrate --baseline B         A/A gate runs: false-alarm rate, smallest detectable slowdown
   static [--baseline F]          compile every Triton kernel for sm_90: registers, spills, smem, HGMMA vs F
+  profile [run's flags] [--ncu]  kernels and stages of one call per case, traces, coverage (bench/profile.py)
   (see bench/README.md, "Perf-regression gate"; --register NAME=MODULE:CLASS adds an implementation)
   COMMAND --help                 each command's own flags
 
@@ -170,6 +171,39 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-figures", action="store_true", help="tables only")
 
 
+PROFILE_EXAMPLES = """\
+examples:
+  python run_bench.py profile --impl rat/triton,rat/reference --mode train --seq-len 64 --batch 1 --heads 2 \\
+      --head-dim 32 --chunk-size 16 --device cpu --threads 1      # CPU: operators and interpreted Triton kernels
+  python run_bench.py profile --impl 'rat/triton,full/sdpa-cudnn' --mode train,prefill --seq-len 4k,32k,128k \\
+      --tokens 128k --heads 16 --head-dim 128 --dtype bf16 --device cuda --no-check --out reports/profile
+  python run_bench.py profile --impl rat/triton --mode train --seq-len 128k --tokens 128k --heads 16 \\
+      --head-dim 128 --dtype bf16 --device cuda --ncu --sass   # + Nsight Compute and sm_90 SASS facts
+
+Writes results.jsonl (timing rows), profile.jsonl (one profile row per case), run.json, traces/*.json.gz
+(Perfetto: ui.perfetto.dev -> Open trace file), ncu/*.csv (--ncu), report.md with a profile section and
+figures/profile_stages_<mode>.png, figures/profile_roofline.png.
+"""
+
+PROFILE_DOC = ("Profile one call of each case of a sweep (the same flags as run): every kernel (CPU: operator) "
+               "with calls, time and share, grouped into the implementation's stages with FLOPs, bytes and % of "
+               "the measured ceilings, how much of the harness median the kernels cover, a Perfetto trace per "
+               "case; --ncu adds Nsight Compute counters, --sass the sm_90 compile facts.")
+
+
+def _profile_args(p: argparse.ArgumentParser) -> None:
+    """The profile options, added to a parser that already has every ``run`` flag."""
+    g = p.add_argument_group("profile")
+    g.add_argument("--ncu", action="store_true",
+                   help="Nsight Compute on each case's top kernels (CUDA; a missing ncu or GPU is reported in the rows)")
+    g.add_argument("--sass", action="store_true",
+                   help="registers, spills, shared memory, HGMMA of the case's Triton kernels compiled for sm_90 "
+                        "(bench/static_gate.py; works on the CPU)")
+    g.add_argument("--top", type=positive_int, default=5,
+                   help="kernels per case given to ncu, longest first (default 5), e.g. 3")
+    g.add_argument("--ncu-child", metavar="CASE_JSON", help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command's arguments, in one parser tree (``run`` is the default command: ``main`` puts it
     in front of a command line that does not start with a command)."""
@@ -195,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(out=None, preset=None)
     _list_args(add("list", cmd_list, "Every implementation and whether it runs here."))
     _report_args(add("report", cmd_report, "Regenerate report.md and figures/ from a results file."))
+    p = add("profile", cmd_profile, PROFILE_DOC, epilog=PROFILE_EXAMPLES + "\n" + exit_codes.table_text())
+    _run_args(p)
+    _profile_args(p)
     gate_cli.add_parsers(add)
     return top
 
@@ -529,6 +566,22 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     print(report.summary_tables(args.results, baseline=args.baseline))
     print(f"report: {path}")
     return 0
+
+
+def parse_run_args(argv: list[str]) -> argparse.Namespace:
+    """``run``'s flags (no command word) parsed exactly as ``run_bench.py run`` parses them; bad flags raise
+    UsageError (for callers that build a sweep from run flags: tests/benchmarks)."""
+    args, extra = build_parser().parse_known_args(["run", *argv])
+    if extra:
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)}", prog=args.prog)
+    return args
+
+
+def cmd_profile(args: argparse.Namespace, argv: list[str]) -> int:
+    """``profile``: run's sweep flags, one profiled call per case (bench/profile.py)."""
+    from bench import profile
+
+    return profile.main(args, argv, build_spec)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -191,3 +191,82 @@ def estimate_cases(cases: Sequence[Case], spec) -> dict[str, float]:  # type: ig
         except ValueError:
             out[c.key] = 1.0
     return out
+
+
+# ----- per-stage costs (run_bench.py profile: kernel time grouped into an implementation's stages) -----
+#: elementwise FLOPs per (b, t, h, d) of rat/triton's forward scan: the gated recurrence of k and v (7) and
+#: chunk-index RoPE of the scanned keys (3); RoPE of q (3) is done by the attention kernels (forward, dq)
+RAT_SCAN_ELEMENTWISE = 7 + 3
+#: the backward scan (self-term gradients, the reverse recurrence g_l = d_l + f_{l+1} g_{l+1}, dk, dv, df and
+#: RoPE's adjoint) is counted as twice the forward scan's elementwise work: an estimate, not a kernel count
+RAT_BWD_SCAN_ELEMENTWISE = 2 * RAT_SCAN_ELEMENTWISE
+
+
+def rat_triton_stage_costs(case: Case) -> dict[str, Cost]:
+    """rat/triton's stages as its kernels implement them (impls/rat/NOTES.md, "The floor"): one product
+    "T x C/2 x D" is 2 * B*H*D * rat_pairs(T, L) FLOPs (the self term included);
+        forward   S = q K^T and P V: 2 products (+ RoPE of q); reads q, kt, vt, the chunk ends, writes o (+ lse)
+        dq        S, dP and dq recomputed: 3 products (+ RoPE of q); reads q, o, dO, kt, vt, lse, the chunk ends,
+                  writes RoPE(q), dq and Delta (the default dq_first kernel; with bwd_pre + bwd_dq the same work)
+        dK/dV     S^T, dV, dP^T, dK: 4 products; reads RoPE(q), dO, lse, Delta once (the minimum: tiles are
+                  re-read from L2), the chunk ends, writes their float32 gradients
+        scans     forward scan (RAT_SCAN_ELEMENTWISE per element; reads k, v, f, writes kt, vt and the chunk
+                  ends, prefill: the running state too) and, in train, the backward scan (estimate above;
+                  reads q, k, v, f, kt, vt, dO, lse, Delta and the chunk-end gradients, writes dk, dv, df)
+        decode step   the whole decode cost (rat_cost)
+    Train counts 9 products where the end-to-end convention (TRAIN_FACTOR) counts 7: the stages say what
+    the kernels execute, so their sum is above ``cost(case)``."""
+    B, T, H, D, e, L = case.batch, case.seq_len, case.heads, case.head_dim, _e(case), case.chunk_size
+    assert L is not None
+    if case.mode == "decode":
+        return {"decode step": rat_cost(case)}
+    f32 = _f32(case)
+    n = B * T * H * D
+    C = -(-T // L)
+    prod = 2.0 * B * H * D * rat_pairs(T, L)
+    ends = 2.0 * B * H * C * D * e  # chunk-end keys and values
+    rows = B * H * T * 4.0  # one float32 per query row (lse, Delta)
+    train = case.mode == "train"
+    scan = Cost(RAT_SCAN_ELEMENTWISE * n, 5.0 * n * e + ends + (0 if train else 2.0 * B * H * D * f32))
+    out = {"scans": scan,
+           "forward": Cost(2 * prod + 3.0 * n, 4.0 * n * e + ends + (rows if train else 0))}
+    if not train:
+        return out
+    dends = 2.0 * B * H * C * D * 4  # float32 chunk-end gradients
+    out["scans"] = Cost(scan.flops + RAT_BWD_SCAN_ELEMENTWISE * n,
+                        scan.bytes + 10.0 * n * e + 2 * rows + dends)
+    out["dq"] = Cost(3 * prod + 3.0 * n, 7.0 * n * e + 2 * rows + ends)
+    out["dK/dV"] = Cost(4 * prod, 2.0 * n * e + 2 * rows + ends + dends)
+    return out
+
+
+def _inputs(case: Case) -> int:
+    return 4 if case.family == "rat" else 3
+
+
+def forward_backward_costs(case: Case) -> dict[str, Cost]:
+    """Any family, for implementations whose stages are "forward", "backward" and "decode step": train splits
+    the end-to-end cost by the convention (forward = 1 / TRAIN_FACTOR of the FLOPs, reading the inputs and
+    writing the output; backward = the rest), prefill is all "forward", decode all "decode step" (an
+    implementation whose decode runs its forward kernel gets the decode cost under "forward" too)."""
+    total = cost(case)
+    if case.mode == "decode":
+        return {"decode step": total, "forward": total}
+    if case.mode == "prefill":
+        return {"forward": total}
+    n = case.batch * case.seq_len * case.heads * case.head_dim
+    fwd = Cost(total.flops / TRAIN_FACTOR, (_inputs(case) + 1.0) * n * _e(case))
+    return {"forward": fwd, "backward": Cost(total.flops - fwd.flops, total.bytes - fwd.bytes)}
+
+
+#: stage cost models per implementation (the exact registry name) or family; stages without one get time only
+STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs, "full": forward_backward_costs,
+                     "swa": forward_backward_costs, "linear": forward_backward_costs}
+
+
+def stage_costs(case: Case) -> dict[str, Cost]:
+    """FLOPs and minimum bytes per stage name of one timed call of ``case`` ({} without a model: op level only)."""
+    if case.level != "op":
+        return {}
+    fn = STAGE_COST_MODELS.get(case.impl) or STAGE_COST_MODELS.get(case.family)
+    return fn(case) if fn else {}

@@ -862,6 +862,9 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
         from bench import paper
 
         md += "\n" + paper.section(df, meta, out / "figures" if figures else None)
+    from bench import profile_report  # run_bench.py profile: kernels and stages of one call (profile.jsonl)
+
+    md += "\n" + profile_report.section(run_dir, meta, out / "figures" if figures else None)
     report = out / "report.md"
     report.write_text(md, encoding="utf-8")
     return report

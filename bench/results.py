@@ -4,6 +4,9 @@ A run directory holds:
     results.jsonl   one row per finished case, appended (and fsync'ed) as each case finishes
     run.json        run metadata: command, git revision, versions, device, measured ceilings, sweep spec
     report.md, figures/   regenerated from the two files above by bench.report
+    profile.jsonl   (``run_bench.py profile`` only) one row per profiled case, ``row_type`` "profile": the
+                    kernel / stage breakdown of one call in ``details`` (bench/profile.py); results.jsonl then
+                    holds the same cases' timing rows, so every reader of results files sees timing rows only
 A crash or Ctrl-C loses at most the case that was running; ``finished_keys`` lets a resumed run skip
 every case that already has a row.
 """
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 RESULTS = "results.jsonl"
 META = "run.json"
+PROFILE = "profile.jsonl"
 
 #: every status a row can have
 STATUSES = ("ok", "oom", "error", "wrong", "unsupported", "unavailable", "skipped")
@@ -108,6 +112,8 @@ class Row:
     tokens_per_s: float | None = None
     cache_bytes: int | None = None
     details: dict | None = None
+    #: None (and absent in older files): a timing row; "profile": a kernel breakdown (PROFILE, bench/profile.py)
+    row_type: str | None = None
 
     @classmethod
     def for_case(cls, case: Case, status: str, **kw: object) -> Row:

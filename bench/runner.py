@@ -90,7 +90,8 @@ class Runner:
         self._allocated = False
         failed = False
         try:
-            row = self._run_case(case)
+            with timing.nvtx_range(case.key, case.device):
+                row = self._run_case(case)
         except KeyboardInterrupt:
             raise
         except Exception as exc:

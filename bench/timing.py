@@ -21,13 +21,14 @@ time other processes took).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -235,6 +236,20 @@ def noise_columns(samples_ms: list[float], device: str, *, converged: bool | Non
 
 def _r6(x: float | None) -> float | None:
     return None if x is None else round(x, 6)
+
+
+@contextlib.contextmanager
+def nvtx_range(name: str, device: str) -> Iterator[None]:
+    """An NVTX push/pop range named ``name`` on CUDA (Nsight Systems and Compute show each case by its key);
+    nothing on other devices."""
+    if device != "cuda":
+        yield
+        return
+    torch.cuda.nvtx.range_push(name)
+    try:
+        yield
+    finally:
+        torch.cuda.nvtx.range_pop()
 
 
 def _sync(device: str) -> None:

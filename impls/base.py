@@ -41,6 +41,9 @@ class Implementation:
     supports_decode: ClassVar[bool] = True
     #: True for the plain PyTorch oracle of a family
     is_reference: ClassVar[bool] = False
+    #: named stages for `run_bench.py profile` (bench/stages.py): ordered (stage, regex over kernel names)
+    #: pairs; a kernel belongs to the first stage it matches, kernels matching none to "other"
+    profile_stages: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     # ----- availability -------------------------------------------------------------------------
     @classmethod

@@ -72,6 +72,9 @@ class FlashAttn2Peer:
     devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16)
     head_dims = tuple(range(8, 257, 8))  # flash-attn 2: multiples of 8 up to 256
+    # flash-attn 2 (flash_fwd_kernel, flash_bwd_*) and 4 (flash_attn.cute: kernel_cutlass_kernel_flash_attncute
+    # flash_fwd_sm90FlashAttentionForwardSm90_..., FlashAttentionBackward*)
+    profile_stages = (("forward", r"flash_fwd|FlashAttentionForward"), ("backward", r"flash_bwd|FlashAttentionBackward"))
 
     @classmethod
     def extra_unavailable_reason(cls, device: str) -> str | None:
@@ -329,6 +332,8 @@ class FlexPeer:
     CUDA, eager on the CPU (module doc)."""
     backward_devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
+    # inductor's FlexAttention templates (triton_tem_*), its pointwise / reduction kernels (triton_poi/per/red_*)
+    profile_stages = (("flex attention", r"triton_tem_"), ("flex glue", r"triton_(poi|per|red)_"))
 
     @classmethod
     def extra_unavailable_reason(cls, device: str) -> str | None:

@@ -44,6 +44,7 @@ class _SDPA(PromptPrefill, FullAttention):
 class SDPAFlash(_SDPA):
     description = "torch SDPA, FlashAttention-2 backend pinned (the paper's baseline); decode via the same backend"
     backend_name = "FLASH_ATTENTION"
+    profile_stages = (("forward", r"flash_fwd"), ("backward", r"flash_bwd"))
     devices = ("cuda",)  # on the CPU this backend is a different (CPU) kernel, not FlashAttention-2
     dtypes = (torch.float16, torch.bfloat16)
 
@@ -51,6 +52,7 @@ class SDPAFlash(_SDPA):
 class SDPACuDNN(_SDPA):
     description = "torch SDPA, cuDNN backend pinned; decode via the same backend"
     backend_name = "CUDNN_ATTENTION"
+    profile_stages = (("forward", r"(?i)fprop|fwd"), ("backward", r"(?i)bprop|bwd|dgrad"))
     devices = ("cuda",)
     dtypes = (torch.float16, torch.bfloat16)
 
@@ -58,6 +60,7 @@ class SDPACuDNN(_SDPA):
 class SDPAEfficient(_SDPA):
     description = "torch SDPA, memory-efficient backend pinned; decode via the same backend"
     backend_name = "EFFICIENT_ATTENTION"
+    profile_stages = (("forward", r"fmha_cutlassF|efficient\w*fwd"), ("backward", r"fmha_cutlassB|efficient\w*bwd"))
     devices = ("cuda",)  # no CPU kernel for this backend
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
 

@@ -228,6 +228,8 @@ class FullTriton(FullAttention):
     triton = True
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
     head_dims = (32, 64, 128)
+    profile_stages = (("forward", r"fwd\w*_kernel"), ("backward", r"bwd\w*_kernel|dq_finish_kernel"),
+                      ("decode step", r"decode\w*_kernel"))
 
     def __init__(self, config: FlashConfig | None = None) -> None:
         self.config = config

@@ -47,6 +47,10 @@ class LinearFLA(LinearAttention):
     requires = ("fla", "einops", "packaging")
     triton = True
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
+    # fla's kernels: chunk_fwd_kernel_h/_o, chunk_bwd_kernel_dh/_dqkwg/_dv*, chunk_local_cumsum_* (decay),
+    # fused_recurrent_fwd_kernel (decode)
+    profile_stages = (("decode step", r"fused_recurrent"), ("gate cumsum", r"cumsum"),
+                      ("forward", r"chunk\w*fwd"), ("backward", r"chunk\w*bwd"))
 
     @classmethod
     def extra_unavailable_reason(cls, device: str) -> str | None:

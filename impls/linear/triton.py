@@ -313,6 +313,8 @@ class LinearTriton(LinearAttention):
     triton = True
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
     head_dims = (64, 128)
+    profile_stages = (("forward", r"chunk_(fwd|fused_fwd|seg)\w*_kernel"), ("backward", r"chunk_(bwd|fused_bwd)\w*_kernel"),
+                      ("decode step", r"recurrent_step_kernel"))
 
     def __init__(self, config: LinearTritonConfig = DEFAULT_CONFIG) -> None:
         self.config = config

@@ -475,6 +475,9 @@ class RATTriton(RAT):
     triton = True
     dtypes = (torch.float16, torch.bfloat16, torch.float32)
     head_dims = (32, 64, 128)
+    profile_stages = (("scans", r"scan\w*_kernel"), ("forward", r"fwd\w*_kernel"),
+                      ("dq", r"bwd_(dq|pre|dq_pre)_kernel"), ("dK/dV", r"bwd_dkv\w*_kernel"),
+                      ("decode step", r"step\w*_kernel"))
 
     def __init__(self, config: RATTritonConfig | None = None) -> None:
         self.config = config

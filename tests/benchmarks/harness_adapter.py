@@ -35,15 +35,15 @@ def bench_args() -> list[str]:
 def build(argv: list[str] | None = None):  # -> (SweepSpec, argparse.Namespace)
     """run_bench.py's flags -> its SweepSpec (the same parser and defaults as a sweep)."""
     import run_bench
+    from bench import exit_codes
+    from bench.sweep import SweepError
 
     argv = bench_args() if argv is None else argv
-    parser = run_bench._run_parser()
     try:
-        args = parser.parse_args(argv)
+        args = run_bench.parse_run_args(argv)
         spec = run_bench.build_spec(args)
-    except SystemExit as exc:  # argparse's exit or build_spec's message
-        raise UsageError(f"{ENV_ARGS}={shlex.join(argv)!r}: {exc.code if isinstance(exc.code, str) else 'bad flags'}"
-                         ) from None
+    except (exit_codes.UsageError, SweepError, ValueError) as exc:  # what run_bench.py would refuse
+        raise UsageError(f"{ENV_ARGS}={shlex.join(argv)!r}: {exc}") from None
     for flag in ("out", "resume", "retry", "dry_run"):
         if getattr(args, flag, None):
             raise UsageError(f"{ENV_ARGS}: --{flag.replace('_', '-')} has no meaning here")
