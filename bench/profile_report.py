@@ -99,8 +99,8 @@ def _stage_table(ok: list[dict]) -> list[str]:
     head = "| case | stage | ms | share | calls | TFLOP/s | % peak FLOP/s | GB/s | % peak BW |"
     sep = "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     if has_ncu:
-        head += " tensor wgmma % | tensor mma % | SM % | DRAM % | occupancy % | regs (ncu) | local ld/st |"
-        sep += " --- | --- | --- | --- | --- | --- | --- |"
+        head += " tensor pipe % | SM % | DRAM % | occupancy % | regs (ncu) | local ld/st |"
+        sep += " --- | --- | --- | --- | --- | --- |"
     if has_sass:
         head += " regs (sm_90) | spills | smem B | HGMMA |"
         sep += " --- | --- | --- | --- |"
@@ -125,24 +125,32 @@ def _stage_kernels(s: dict, d: dict) -> list[str]:
     return [k["name"] for k in d["kernels"] if k["stage"] == s["stage"]]
 
 
+#: columns that rows written before a rename keep under their old name (same ncu metric)
+_OLD_NCU_COLS = {"tensor_pct": "tensor_mma_pct"}
+
+
+def _metric(m: dict, col: str) -> float | None:
+    v = m.get(col)
+    return m.get(_OLD_NCU_COLS[col]) if v is None and col in _OLD_NCU_COLS else v
+
+
 def _stage_ncu(s: dict, d: dict, ncu: dict) -> str:
     """The stage's kernels' ncu metrics, weighted by ncu's own kernel durations."""
     from bench.profile import kernel_base_name
 
     ms = [ncu[b] for b in dict.fromkeys(kernel_base_name(n) for n in _stage_kernels(s, d)) if b in ncu]
     if not ms:
-        return " | ".join([""] * 7)
+        return " | ".join([""] * 6)
 
     def wmean(col: str) -> float | None:
-        pairs = [(m[col], m.get("ncu_ns") or 1.0) for m in ms if m.get(col) is not None]
+        pairs = [(_metric(m, col), m.get("ncu_ns") or 1.0) for m in ms if _metric(m, col) is not None]
         tot = sum(w for _, w in pairs)
         return sum(v * w for v, w in pairs) / tot if pairs and tot else None
 
     regs = [m["registers"] for m in ms if m.get("registers") is not None]
     ld = sum(m.get("local_ld") or 0 for m in ms)
     st = sum(m.get("local_st") or 0 for m in ms)
-    return " | ".join([_f(wmean("tensor_wgmma_pct"), "{:.0f}"), _f(wmean("tensor_mma_pct"), "{:.0f}"),
-                       _f(wmean("sm_pct"), "{:.0f}"), _f(wmean("dram_pct"), "{:.0f}"),
+    return " | ".join([_f(wmean("tensor_pct"), "{:.0f}"), _f(wmean("sm_pct"), "{:.0f}"), _f(wmean("dram_pct"), "{:.0f}"),
                        _f(wmean("occupancy_pct"), "{:.0f}"), _f(max(regs) if regs else None, "{:.0f}"),
                        f"{ld:.0f}/{st:.0f}"])
 

@@ -188,14 +188,13 @@ def test_forward_backward_split_adds_up():
 # ----- Nsight Compute and SASS plumbing -----------------------------------------------------------
 NCU_CSV = """==PROF== Connected to process 1234
 "ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC",\
-"gpu__time_duration.sum","sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active",\
-"sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active","sm__throughput.avg.pct_of_peak_sustained_elapsed",\
+"gpu__time_duration.sum","sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active","sm__throughput.avg.pct_of_peak_sustained_elapsed",\
 "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed","sm__warps_active.avg.pct_of_peak_sustained_active",\
 "launch__registers_per_thread","smsp__sass_inst_executed_op_local_ld.sum","smsp__sass_inst_executed_op_local_st.sum"
-"","","","","","","","","","","","ns","%","%","%","%","%","register/thread","inst","inst"
-"0","1234","python","h","fwd_kernel","1","7","(128, 1, 1)","(1024, 16, 1)","0","9.0","9,500,000","61.5","0","70.1","12.3","24.9","255","0","0"
-"1","1234","python","h","bwd_dkv_early_kernel","1","7","(256, 1, 1)","(512, 16, 1)","0","9.0","18000000","55","0","66","9","12","232","6","6"
-"2","1234","python","h","fwd_kernel","1","7","(128, 1, 1)","(1024, 16, 1)","0","9.0","9,700,000","60.5","n/a","72.1","12.7","25.1","255","0","0"
+"","","","","","","","","","","","ns","%","%","%","%","register/thread","inst","inst"
+"0","1234","python","h","fwd_kernel","1","7","(128, 1, 1)","(1024, 16, 1)","0","9.0","9,500,000","61.5","70.1","12.3","24.9","255","0","0"
+"1","1234","python","h","bwd_dkv_early_kernel","1","7","(256, 1, 1)","(512, 16, 1)","0","9.0","18000000","55","66","9","12","232","6","6"
+"2","1234","python","h","fwd_kernel","1","7","(128, 1, 1)","(1024, 16, 1)","0","9.0","9,700,000","60.5","72.1","n/a","25.1","255","0","0"
 ==PROF== Disconnected from process 1234
 """
 
@@ -203,9 +202,9 @@ NCU_CSV = """==PROF== Connected to process 1234
 def test_parse_ncu_csv_and_summary():
     rows = parse_ncu_csv(NCU_CSV)
     assert [r["kernel"] for r in rows] == ["fwd_kernel", "bwd_dkv_early_kernel", "fwd_kernel"]
-    assert rows[0]["ncu_ns"] == 9.5e6 and rows[2]["tensor_mma_pct"] is None
+    assert rows[0]["ncu_ns"] == 9.5e6 and rows[1]["tensor_pct"] == 55.0 and rows[2]["dram_pct"] is None
     s = summarize_ncu(rows)
-    assert s["fwd_kernel"]["launches"] == 2 and s["fwd_kernel"]["tensor_wgmma_pct"] == pytest.approx(61.0)
+    assert s["fwd_kernel"]["launches"] == 2 and s["fwd_kernel"]["tensor_pct"] == pytest.approx(61.0)
     assert s["bwd_dkv_early_kernel"]["registers"] == 232 and s["bwd_dkv_early_kernel"]["local_st"] == 6
     assert parse_ncu_csv("==ERROR== something failed\n") == []
 

@@ -196,11 +196,13 @@ def test_end_to_end_two_impls_two_chunk_sizes_on_the_cpu(tmp_path, capsys):
     df = load(out)
     assert len(df) == 4 and set(df.status) == {"ok"}
     ms = {(r.impl, int(r.chunk_size)): r.ms_median for r in df.itertuples()}
+    mark = {(r.impl, int(r.chunk_size)): "~" if report._noisy(r._asdict()) else "" for r in df.itertuples()}
     md = (out / "report.md").read_text()
     title = "prefill (forward, no grad)"
     for L in (8, 16):
         want = ms[("rat/reference", L)] / ms[("rat/triton", L)]
         got = cell(md, f"rat/triton (L={L})", 1, title=title)
-        assert got == f"{report._ms(ms[('rat/triton', L)])} ({want:.3g}x)", (L, got)
+        # a loaded machine (the test suite on 2 cores) can flag the row noisy: its cell then ends in ~
+        assert got == f"{report._ms(ms[('rat/triton', L)])}{mark[('rat/triton', L)]} ({want:.3g}x)", (L, got)
     assert [t.count("(baseline)") for t in tables(md, title)] == [1, 1]
     assert (out / "figures" / "latency_vs_chunk_size.png").exists()
