@@ -40,6 +40,7 @@ examples:
   python run_bench.py resume reports/runs/20261129-050000   # finish an interrupted sweep
 
 other commands:
+  --version                      ratbench's version and git revision (installed as the command `ratbench`)
   list [--device D]              implementations and their availability
   report RESULTS [--baseline B]  regenerate report.md and figures/ from a results file or run directory
   resume DIR                     run the cases of DIR's sweep that have no row yet (same as --resume DIR);
@@ -584,9 +585,28 @@ def cmd_profile(args: argparse.Namespace, argv: list[str]) -> int:
     return profile.main(args, argv, build_spec)
 
 
+def version_text() -> str:
+    """``ratbench <version>`` from the installed metadata (or "not installed"), and the git revision of
+    the code that runs when it is a checkout."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("ratbench")
+    except metadata.PackageNotFoundError:
+        version = "(not installed: pip install -e .)"
+    from bench.device import git_revision
+
+    rev = git_revision(str(Path(__file__).resolve().parent))
+    return f"ratbench {version}" + (f" (git {rev})" if rev else "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The command line: ``run_bench.py [COMMAND] ...`` (no command = run). Returns the exit code."""
+    """The command line: ``run_bench.py [COMMAND] ...`` or ``ratbench [COMMAND] ...`` (no command = run).
+    Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        print(version_text())
+        return exit_codes.OK
     try:
         rest, items = _pop_register(argv)
         if not rest or rest[0] not in COMMANDS:
