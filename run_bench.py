@@ -272,9 +272,7 @@ def register(items: list[str], prog: str) -> tuple[tuple[str, str], ...]:
         try:
             impls.load_class(name)
         except Exception as exc:  # noqa: BLE001 - ImportError, AttributeError, TypeError: all the user's spec
-            from impls import registry
-
-            registry._REGISTRY.pop(name, None)
+            impls.unregister(name)
             raise UsageError(f"--register {name}={target}: {type(exc).__name__}: {exc}", prog=prog) from None
     return pairs
 

@@ -68,11 +68,11 @@ def register_impls(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -
 
     for name, target in pairs:
         if name in impls.names():
-            if registry._REGISTRY[name].target == target:
+            old = registry.target_of(name)
+            if old == target:
                 continue
-            log.warning("--register replaces %s (%s) with %s", name, registry._REGISTRY[name].target, target)
-            registry._REGISTRY.pop(name)
-            registry._CLASSES.pop(name, None)
+            log.warning("--register replaces %s (%s) with %s", name, old, target)
+            impls.unregister(name)
         impls.register(name, target)
 
 

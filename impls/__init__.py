@@ -12,11 +12,13 @@ from impls.registry import (
     Availability,
     UnknownImplementationError,
     available,
+    bind_class,
     get,
     load_class,
     match,
     names,
     register,
+    unregister,
 )
 
 __all__ = [
@@ -26,9 +28,11 @@ __all__ = [
     "UnavailableError",
     "UnknownImplementationError",
     "available",
+    "bind_class",
     "get",
     "load_class",
     "match",
     "names",
     "register",
+    "unregister",
 ]

@@ -53,6 +53,27 @@ def register(name: str, target: str) -> None:
     _REGISTRY[name] = Entry(name, target)
 
 
+def unregister(name: str) -> bool:
+    """Forget ``name`` (and its loaded class); True when it was registered."""
+    _CLASSES.pop(name, None)
+    return _REGISTRY.pop(name, None) is not None
+
+
+def target_of(name: str) -> str:
+    """The "module:Class" that ``name`` was registered with."""
+    return _entry(name).target
+
+
+def bind_class(name: str, cls: type[Implementation]) -> None:
+    """Use the class object ``cls`` for the registered ``name`` (a class defined at run time, e.g. by
+    bench.api.register_callable, that its "module:Class" target cannot import)."""
+    entry = _entry(name)
+    if not (isinstance(cls, type) and issubclass(cls, Implementation)) or cls.family != entry.family:
+        raise TypeError(f"{cls!r} is not a '{entry.family}' implementation")
+    cls.name = name
+    _CLASSES[name] = cls
+
+
 def names(family: str | None = None) -> list[str]:
     """All registered names (optionally of one family), sorted."""
     return sorted(n for n, e in _REGISTRY.items() if family is None or e.family == family)

@@ -1,0 +1,158 @@
+"""ratbench from Python: register your own attention, sweep it beside the peers of its family, get a
+DataFrame and the usual report. The command line (run_bench.py / ``ratbench``) is built on the same pieces.
+
+    from bench import api
+
+    def my_attention(q, k, v, *, causal, scale):          # (B, T, H, D) in, (B, T, H, D) out
+        ...
+    api.register_callable("full/mine", my_attention)
+    result = api.sweep(impls="full/mine,full/sdpa-math", modes="train,prefill,decode", seq_lens="128,256",
+                       batches=2, heads=2, head_dims=32, device="cpu", out="runs/mine")
+    result.df            # one row per case (bench.results.Row's columns), result.report: report.md
+
+``register_callable`` wraps a full-attention function: forward is the function, prefill fills a KV cache
+and calls it causally, a decode step calls it with one query over the cache (non-causal). Any other
+implementation (a class deriving from a family base, ``impls/<family>/base.py``) is registered with
+``register(name, cls_or_target)``. ``sweep`` takes the fields of bench.sweep.SweepSpec (lists may be given
+as run_bench.py writes them: "128,256", "4k..32k", or one value) over a preset; the run directory holds
+results.jsonl, run.json and report.md exactly as a ``run`` does, so ``run_bench.py report`` / ``resume`` /
+``gate`` work on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench import exit_codes
+from bench.sweep import SweepError, SweepSpec, parse_bools, parse_modes, parse_sizes, preset
+
+log = logging.getLogger(__name__)
+
+#: SweepSpec list fields and how a string or a single value for them is read
+_LIST_FIELDS: dict[str, Callable[[object], list]] = {
+    "modes": lambda v: parse_modes(v),  # type: ignore[arg-type]
+    "seq_lens": lambda v: parse_sizes(v),  # type: ignore[arg-type]
+    "chunk_sizes": lambda v: parse_sizes(v),  # type: ignore[arg-type]
+    "windows": lambda v: parse_sizes(v),  # type: ignore[arg-type]
+    "heads": lambda v: parse_sizes(v),  # type: ignore[arg-type]
+    "head_dims": lambda v: parse_sizes(v),  # type: ignore[arg-type]
+    "batches": lambda v: parse_sizes(v),  # type: ignore[arg-type]
+    "decode_batches": lambda v: parse_sizes(v),  # type: ignore[arg-type]
+    "layer_chunk_sizes": lambda v: parse_sizes(v),  # type: ignore[arg-type]
+    "decays": lambda v: parse_bools(v),  # type: ignore[arg-type]
+    "compile": lambda v: parse_bools(v),  # type: ignore[arg-type]
+    "impls": lambda v: [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v),  # type: ignore[attr-defined]
+    "levels": lambda v: [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v),  # type: ignore[attr-defined]
+    "kinds": lambda v: [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v),  # type: ignore[attr-defined]
+    "models": lambda v: [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v),  # type: ignore[attr-defined]
+}
+
+
+@dataclass
+class SweepResult:
+    """What ``sweep`` returns: the run directory, its rows as a DataFrame (one per case, the last row of
+    each), report.md (None with ``report=False``) and the exit code ``run`` would give (bench.exit_codes)."""
+
+    run_dir: Path
+    df: object  # pandas.DataFrame
+    report: Path | None
+    exit_code: int
+
+
+def register(name: str, impl: type | str) -> None:
+    """Register implementation ``name`` ("<family>/<impl>"): a class deriving from the family's base
+    (impls/<family>/base.py) or a "module:Class" target. A name registered before is replaced."""
+    import impls
+    from impls import registry
+
+    if isinstance(impl, str):
+        target = impl
+    else:
+        target = f"{impl.__module__}:{impl.__qualname__}"
+    registry.unregister(name)
+    impls.register(name, target)
+    if not isinstance(impl, str):
+        registry.bind_class(name, impl)
+
+
+def register_callable(name: str, fn: Callable[..., torch.Tensor], *, description: str = "",
+                      devices: tuple[str, ...] = ("cpu", "cuda")) -> None:
+    """Register ``fn(q, k, v, *, causal, scale) -> out`` (q, k, v, out: (B, T, H, D)) as the full-attention
+    implementation ``name`` ("full/<impl>"). It is checked against full attention's float64 reference
+    before it is timed, like every implementation."""
+    family, _, _ = name.partition("/")
+    if family != "full":
+        raise ValueError(f"register_callable wraps full-attention functions ('full/<name>'), got {name!r}; for "
+                         f"another family derive from impls/{family}/base.py and use register()")
+    from impls.full.base import FullAttention, KVCache
+    from impls.full.kv_peer import BSHDCache, PromptPrefill
+
+    class CallableFull(PromptPrefill, BSHDCache, FullAttention):
+        def _forward(self, q, k, v, *, causal, scale):  # type: ignore[no-untyped-def]
+            return fn(q, k, v, causal=causal, scale=scale)
+
+        def _step(self, state: KVCache, q, k, v):  # type: ignore[no-untyped-def]
+            p = state.pos
+            state.k[:, :, p] = k
+            state.v[:, :, p] = v
+            kc = state.k.transpose(1, 2)[:, : p + 1]
+            vc = state.v.transpose(1, 2)[:, : p + 1]
+            out = fn(q[:, None], kc, vc, causal=False, scale=state.scale)
+            state.pos += 1
+            return out[:, 0]
+
+    CallableFull.description = description or f"{getattr(fn, '__qualname__', 'callable')} (bench.api.register_callable)"
+    CallableFull.devices = tuple(devices)
+    CallableFull.__qualname__ = CallableFull.__name__ = f"CallableFull_{name.replace('/', '_').replace('-', '_')}"
+    register(name, CallableFull)
+
+
+def make_spec(preset_name: str = "default", device: str = "auto", **fields: object) -> SweepSpec:
+    """A preset's SweepSpec for ``device`` ("auto": cuda when visible) with ``fields`` overridden.
+    Unknown field names and unreadable values raise SweepError (a ValueError)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    spec = preset(preset_name, device)
+    names = {f.name for f in dataclasses.fields(SweepSpec)}
+    bad = sorted(set(fields) - names)
+    if bad:
+        raise SweepError(f"unknown sweep field(s) {', '.join(bad)}; fields are {', '.join(sorted(names))}")
+    for key, value in fields.items():
+        if key in _LIST_FIELDS and value is not None and not isinstance(value, list):
+            value = _LIST_FIELDS[key](value if isinstance(value, str) else str(value)
+                                      if not isinstance(value, tuple) else ",".join(map(str, value)))
+        setattr(spec, key, value)
+    if "batches" in fields and fields["batches"] is not None:
+        spec.tokens = None
+    return spec
+
+
+def sweep(spec: SweepSpec | None = None, *, out: str | Path | None = None, preset_name: str = "default",
+          device: str = "auto", baseline: str | None = None, report: bool = True, figures: bool = True,
+          **fields: object) -> SweepResult:
+    """Run a sweep (``spec``, or ``make_spec(preset_name, device, **fields)``) into ``out`` (default:
+    reports/runs/<UTC stamp>-api) and write its report. Returns the rows as a DataFrame."""
+    from bench import report as report_mod
+    from bench import runner
+    from bench.results import load
+
+    if spec is None:
+        spec = make_spec(preset_name, device, **fields)
+    elif fields:
+        raise ValueError("give either a SweepSpec or sweep fields, not both")
+    run_dir = Path(out) if out else Path("reports") / "runs" / (time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-api")
+    r, cases, _ = runner.start(spec, run_dir, command=f"bench.api.sweep(out={str(run_dir)!r})", preset=preset_name)
+    rows = r.run(cases, time_limit_s=spec.time_limit_s)
+    runner.finish(run_dir, rows)
+    code = exit_codes.verdict(rows, r.left)
+    path = None
+    if report:
+        drawable = figures and any(row.status not in exit_codes.NOT_RUN_STATUSES for row in rows)
+        path = report_mod.write_report(run_dir, baseline=baseline, figures=drawable)
+    return SweepResult(run_dir=run_dir, df=load(run_dir), report=path, exit_code=code)
