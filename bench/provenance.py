@@ -226,11 +226,8 @@ def session_of(row: dict, sess: list[dict]) -> dict | None:
         return None
     if not isinstance(started, str) or not started:
         return sess[0]
-    best = sess[0]
-    for s in sess:
-        if str(s.get("started_at") or "") <= started:
-            best = s
-    return best
+    before = [s for s in sess if str(s.get("started_at") or "") <= started]
+    return max(before, key=lambda s: str(s.get("started_at") or "")) if before else sess[0]
 
 
 def machine(s: dict) -> str:
