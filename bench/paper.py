@@ -478,10 +478,12 @@ def merge_phases(stage: str | Path, phases: tuple[str, ...] = PHASES, out: str =
     sessions: list[dict] = []
     merged_from: list[dict] = []
     first_meta: dict | None = None
+    finished: list[str] = []
     for phase in phases:
         if not (stage / phase / R.RESULTS).exists():
             continue
         meta = R.read_meta(stage / phase)
+        finished += [str(meta["finished_at"])] if meta.get("finished_at") else []
         first_meta = first_meta if first_meta is not None else meta
         sess = [dict(s, phase=phase) for s in P.sessions(meta, prefix=f"{phase}:")]
         for extra in sorted((stage / phase).glob("run-*.json")):  # run.json of earlier commands, kept beside
@@ -507,12 +509,13 @@ def merge_phases(stage: str | Path, phases: tuple[str, ...] = PHASES, out: str =
     tmp = dest / (R.RESULTS + ".tmp")
     tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows), encoding="utf-8")
     tmp.replace(dest / R.RESULTS)
-    revs = list(dict.fromkeys(P.git_label(s.get("git_rev"), s.get("git_dirty")) for s in sessions))
+    revs = list(dict.fromkeys(P.git_label(s.get("git_rev"), s.get("git_dirty")).removesuffix(" (dirty unknown)")
+                              for s in sessions))
     all_keys = {r.get("key") for r in rows}
     R.write_meta(dest, {
         "command": "merge of " + ", ".join(m["phase"] for m in merged_from) + " (bench/paper.py merge_phases)",
         "preset": first_meta.get("preset"), "started_at": min(str(s.get("started_at") or "") for s in sessions),
-        "git": ", ".join(revs), "device": first_meta.get("device"), "ceilings": first_meta.get("ceilings"),
+        "finished_at": max(finished, default=None),        "git": ", ".join(revs), "device": first_meta.get("device"), "ceilings": first_meta.get("ceilings"),
         "spec": first_meta.get("spec"), "n_cases": len(all_keys) + sum(m["missing"] for m in merged_from),
         "merged_from": merged_from, "sessions": sessions,
     })

@@ -215,7 +215,7 @@ def sessions(meta: dict, *, prefix: str = "") -> list[dict]:
 
 def session_of(row: dict, sess: list[dict]) -> dict | None:
     """The session a row belongs to: by its ``run_id``; a row without one (older files, torchrun ranks) by
-    time: the last session that started at or before the row did."""
+    time: the last session that started before the row did (same second: the earlier session)."""
     rid = row.get("run_id")
     if isinstance(rid, str) and rid:
         for s in sess:
@@ -226,8 +226,12 @@ def session_of(row: dict, sess: list[dict]) -> dict | None:
         return None
     if not isinstance(started, str) or not started:
         return sess[0]
-    before = [s for s in sess if str(s.get("started_at") or "") <= started]
-    return max(before, key=lambda s: str(s.get("started_at") or "")) if before else sess[0]
+    # times have 1 s resolution: a row that started in the same second as a session goes to the earlier one
+    before = [s for s in sess if str(s.get("started_at") or "") < started]
+    if before:
+        return max(before, key=lambda s: str(s.get("started_at") or ""))
+    same = [s for s in sess if str(s.get("started_at") or "") == started]
+    return same[0] if same else sess[0]
 
 
 def machine(s: dict) -> str:
