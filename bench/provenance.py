@@ -74,6 +74,8 @@ class Provenance:
     cudnn: int | None = None
     #: installed peer distributions and their versions (PEER_PACKAGES)
     packages: dict[str, str] = field(default_factory=dict)
+    #: of those, the ones whose module the session imported (set when the session finishes; None before)
+    peers_imported: list[str] | None = None
     #: the first changed paths when dirty (at most 20)
     dirty_files: list[str] = field(default_factory=list)
     #: merges (bench/paper.py): the phase (run directory) the session came from
@@ -144,6 +146,19 @@ def peer_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+def peers_imported() -> list[str]:
+    """The installed peer distributions whose module this process imported (the peers a session used)."""
+    return [dist for dist, mod in PEER_PACKAGES.items() if mod in sys.modules and _installed(dist)]
+
+
+def _installed(dist: str) -> bool:
+    try:
+        metadata.version(dist)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def collect(device: str, *, command: str | None = None, kind: str = "start", info: object | None = None,

@@ -299,4 +299,8 @@ def finish(run_dir: str | Path, rows: list[Row]) -> None:
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
     meta["last_session_status_counts"] = counts
+    if meta.get("sessions"):  # which installed peers this session imported (bench/provenance.py)
+        from bench.provenance import peers_imported
+
+        meta["sessions"][-1]["peers_imported"] = peers_imported()
     R.write_meta(run_dir, meta)

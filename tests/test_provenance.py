@@ -3,9 +3,11 @@ versions and machine, resumes on other machines are told apart per row, merges k
 and the README's results tables are what bench.readme_tables generates from the committed rows."""
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,17 @@ def test_every_row_of_a_cpu_sweep_names_its_session(tmp_path):
     assert s["packages"].get("fla-core")  # the fla peer is installed here: its version is on record
     assert meta["git"].split("+")[0] == s["git_rev"]
     assert load(tmp_path).run_id.eq(s["run_id"]).all()
+
+
+def test_a_finished_session_names_the_peers_it_imported(tmp_path, monkeypatch):
+    r, cases, done = runner.start(spec(), tmp_path, command="pytest", measure_ceilings=False)
+    rows = r.run(cases, skip=done)
+    monkeypatch.delitem(sys.modules, "flash_attn", raising=False)
+    monkeypatch.setitem(sys.modules, "fla", importlib.import_module("fla"))  # as linear/fla does on a GPU
+    runner.finish(tmp_path, rows)
+    (s,) = read_meta(tmp_path)["sessions"]
+    assert "fla-core" in s["peers_imported"] and s["packages"]["fla-core"]
+    assert "flash-attn" not in s["peers_imported"]
 
 
 def test_a_resume_on_another_machine_is_told_apart_per_row(tmp_path, monkeypatch):
