@@ -190,8 +190,8 @@ def _torch_uuid() -> str | None:
         if torch.cuda.is_available():
             u = str(torch.cuda.get_device_properties(torch.cuda.current_device()).uuid)
             return u if u.startswith("GPU-") else "GPU-" + u
-    except Exception:  # noqa: BLE001 - a torch without the uuid property
-        pass
+    except Exception as exc:  # noqa: BLE001 - a torch without the uuid property
+        log.debug("no GPU UUID from torch: %s", exc)
     return None
 
 

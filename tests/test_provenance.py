@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def spec(**kw):
-    base = dict(impls=["full/reference"], modes=["prefill", "decode"], seq_lens=[32, 64], heads=[1], head_dims=[16],
-                batches=[1], tokens=None, dtype="float32", device="cpu", repeats=3, min_repeats=2, warmup=1,
-                case_budget_s=0.01, max_call_s=10.0, check_accuracy=False)
+    base = {"impls": ["full/reference"], "modes": ["prefill", "decode"], "seq_lens": [32, 64], "heads": [1],
+            "head_dims": [16], "batches": [1], "tokens": None, "dtype": "float32", "device": "cpu", "repeats": 3,
+            "min_repeats": 2, "warmup": 1, "case_budget_s": 0.01, "max_call_s": 10.0, "check_accuracy": False}
     base.update(kw)
     return SweepSpec(**base)
 
@@ -184,7 +184,8 @@ def test_dirty_detection_in_a_temporary_git_repo(tmp_path, monkeypatch):
     (repo / "a.py").write_text("x = 1\n")
     _git(repo, "add", "a.py")
     _git(repo, "commit", "-qm", "one")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                          check=True).stdout.strip()
     assert D.git_revision(str(repo)) == head
     (repo / "reports").mkdir()
     (repo / "reports" / "results.jsonl").write_text("{}\n")  # run output: not a change to the code
