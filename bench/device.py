@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import subprocess
 import sys
 import threading
 import time
@@ -73,6 +72,7 @@ class Nvml:
         mem = self._try(nv.nvmlDeviceGetMemoryInfo, h)
         return {
             "name": name.decode() if isinstance(name, bytes) else name,
+            "uuid": _str(self._try(nv.nvmlDeviceGetUUID, h)),
             "driver": _str(self._try(nv.nvmlSystemGetDriverVersion)),
             "cuda_driver_version": self._try(nv.nvmlSystemGetCudaDriverVersion),
             "memory_total_bytes": getattr(mem, "total", None),
@@ -252,21 +252,14 @@ def _cpu_name() -> str | None:
     return None
 
 
-def git_revision(path: str = ".") -> str | None:
-    """HEAD's commit, with '+dirty' when tracked files differ from it. Where the tree is a copy
-    without .git (a remote GPU machine), the environment variable RATBENCH_GIT_REV supplies it."""
-    if os.environ.get("RATBENCH_GIT_REV"):
-        return os.environ["RATBENCH_GIT_REV"]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10,
-                             check=False)
-        if rev.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
-                               capture_output=True, text=True, timeout=10, check=False)
-        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
+def git_revision(path: str | None = None) -> str:
+    """HEAD's commit, with '+dirty' when the tree has uncommitted changes (bench/provenance.py: git_state).
+    From ``git rev-parse HEAD`` where the checkout has .git; RATBENCH_GIT_REV only where it has none (a copy
+    of the tree on a GPU machine); otherwise "unknown (no .git, RATBENCH_GIT_REV unset)", never "" or "HEAD"."""
+    from bench.provenance import git_state
+
+    rev, dirty, _, _ = git_state(path)
+    return rev + ("+dirty" if dirty else "")
 
 
 # ----- ceilings -----------------------------------------------------------------------------------

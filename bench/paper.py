@@ -454,3 +454,69 @@ def rows_from_gpu_layers(path: str | Path):  # -> pandas.DataFrame
         if col not in df.columns:
             df[col] = None
     return df
+
+
+# ----- merging the phases of scripts/gpu_paper.sh ---------------------------------------------------------------
+#: the phase directories, in merge order: a later phase's row of the same case wins (report: last row wins)
+PHASES = ("layer", "layer-rnn", "compiled", "model", "model-compiled")
+
+
+def merge_phases(stage: str | Path, phases: tuple[str, ...] = PHASES, out: str = "all") -> Path:
+    """Concatenate every phase's results.jsonl into ``stage/out`` and write a run.json that keeps every phase's
+    sessions (bench/provenance.py), so each row still names the command, git revision, versions and machine that
+    measured it. Rows without a ``run_id`` (runs made before sessions were recorded) get the id of the session
+    they belong to by time (``provenance.session_of``); those ids are prefixed with the phase. A phase's
+    ``run-*.json`` files (the run.json of an earlier command whose rows were appended to that phase's results,
+    kept beside it) count as sessions of that phase too. The device,
+    ceilings and spec are the first phase's (all phases run on one machine type; the sessions say which).
+    Raises FileNotFoundError when no phase has results."""
+    from bench import provenance as P
+    from bench import results as R
+
+    stage = Path(stage)
+    rows: list[dict] = []
+    sessions: list[dict] = []
+    merged_from: list[dict] = []
+    first_meta: dict | None = None
+    finished: list[str] = []
+    for phase in phases:
+        if not (stage / phase / R.RESULTS).exists():
+            continue
+        meta = R.read_meta(stage / phase)
+        finished += [str(meta["finished_at"])] if meta.get("finished_at") else []
+        first_meta = first_meta if first_meta is not None else meta
+        sess = [dict(s, phase=phase) for s in P.sessions(meta, prefix=f"{phase}:")]
+        for extra in sorted((stage / phase).glob("run-*.json")):  # run.json of earlier commands, kept beside
+            sess += [dict(s, phase=phase) for s in P.sessions(json.loads(extra.read_text(encoding="utf-8")),
+                                                              prefix=f"{phase}:{extra.stem}:")
+                     if not any(s.get("run_id") == t.get("run_id") for t in sess)]
+        sess.sort(key=lambda s: str(s.get("started_at") or ""))
+        prow = R.read_rows(stage / phase)
+        for r in prow:
+            if not r.get("run_id"):
+                s = P.session_of(r, sess)
+                r["run_id"] = s["run_id"] if s else None
+        keys = {r.get("key") for r in prow}
+        merged_from.append({"phase": phase, "command": meta.get("command"), "n_rows": len(prow),
+                            "n_cases": meta.get("n_cases"), "missing": max(0, (meta.get("n_cases") or 0) - len(keys)),
+                            "run_ids": [s["run_id"] for s in sess]})
+        sessions += sess
+        rows += prow
+    if first_meta is None:
+        raise FileNotFoundError(f"no phase results under {stage} ({', '.join(phases)})")
+    dest = stage / out
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = dest / (R.RESULTS + ".tmp")
+    tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(dest / R.RESULTS)
+    revs = list(dict.fromkeys(P.git_label(s.get("git_rev"), s.get("git_dirty")).removesuffix(" (dirty unknown)")
+                              for s in sessions))
+    all_keys = {r.get("key") for r in rows}
+    R.write_meta(dest, {
+        "command": "merge of " + ", ".join(m["phase"] for m in merged_from) + " (bench/paper.py merge_phases)",
+        "preset": first_meta.get("preset"), "started_at": min(str(s.get("started_at") or "") for s in sessions),
+        "finished_at": max(finished, default=None),        "git": ", ".join(revs), "device": first_meta.get("device"), "ceilings": first_meta.get("ceilings"),
+        "spec": first_meta.get("spec"), "n_cases": len(all_keys) + sum(m["missing"] for m in merged_from),
+        "merged_from": merged_from, "sessions": sessions,
+    })
+    return dest

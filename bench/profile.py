@@ -148,7 +148,8 @@ def main(args: argparse.Namespace, argv: list[str], build_spec: Callable) -> int
     meta["profile"] = {"ncu": opts.ncu, "ncu_unavailable": opts.ncu_unavailable, "sass": opts.sass, "top": opts.top,
                        "root_range": ROOT_RANGE, "ncu_metrics": list(NCU_METRICS) if opts.ncu else None}
     write_meta(run_dir, meta)
-    pr = ProfileRunner(r.results_path, spec, ceilings=r.ceilings, nvml=r.nvml, run_dir=run_dir, options=opts)
+    pr = ProfileRunner(r.results_path, spec, ceilings=r.ceilings, nvml=r.nvml, run_id=r.run_id, run_dir=run_dir,
+                       options=opts)
     print(f"{len(cases)} cases to profile on {spec.device} -> {run_dir}", file=sys.stderr)
     try:
         rows = pr.run(cases, time_limit_s=spec.time_limit_s,
@@ -194,6 +195,7 @@ class ProfileRunner(Runner):
         return row
 
     def _add(self, prow: Row) -> None:
+        prow.run_id = self.run_id  # the session (run.json sessions), as on the timing rows
         append_row(self.run_dir / PROFILE, prow)
         self.profile_rows.append(prow)
 

@@ -397,6 +397,9 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: 
                f"triton {dev.get('triton')}, CUDA {dev.get('cuda')}"
                + (f", {dev['torch_threads']} CPU threads" if dev.get("device") == "cpu" and dev.get("torch_threads")
                   else ""))
+    from bench.provenance import header_lines  # each session's machine, revision, versions; mixes warned
+
+    out += header_lines(meta, df.to_dict("records"))
     if ceil:
         out.append(f"- measured ceilings: {ceil['matmul_dtype']} matmul {ceil['matmul_tflops']:.4g} TFLOP/s "
                    f"({ceil['matmul_shape']}^3), copy {ceil['copy_gbps']:.4g} GB/s (read + write)")

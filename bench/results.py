@@ -2,7 +2,10 @@
 
 A run directory holds:
     results.jsonl   one row per finished case, appended (and fsync'ed) as each case finishes
-    run.json        run metadata: command, git revision, versions, device, measured ceilings, sweep spec
+    run.json        run metadata: command, git revision, versions, device, measured ceilings, sweep spec, and
+                    ``sessions``: one bench.provenance.Provenance per session (the start and every resume:
+                    run id, git revision and dirty flag, versions, GPU name / UUID / driver, host), which
+                    each row names in its ``run_id`` column
     report.md, figures/   regenerated from the two files above by bench.report
     profile.jsonl   (``run_bench.py profile`` only) one row per profiled case, ``row_type`` "profile": the
                     kernel / stage breakdown of one call in ``details`` (bench/profile.py); results.jsonl then
@@ -102,6 +105,9 @@ class Row:
     started_at: str | None = None
     wall_s: float | None = None
     rank: int | None = None
+    #: the session that measured this row: run.json's ``sessions`` has its git revision, dirty flag, versions and
+    #: machine (bench/provenance.py; rows of older runs and of torchrun ranks lack it: matched by time)
+    run_id: str | None = None
     #: layer / model level (bench.levels): mixer kind (model: the mixer, e.g. rat-swa), torch.compile'd layer,
     #: model's generated tokens and depth; generated tokens per second (layer decode: batch / step time; model:
     #: batch * new tokens / (prefill + decode) time), allocated decode-cache bytes, and level-specific details

@@ -38,6 +38,8 @@ class Runner:
     ceilings: Ceilings | None = None
     nvml: Nvml | None = None
     rank: int | None = None
+    #: this session's id (run.json ``sessions``), written on every row
+    run_id: str | None = None
     _accuracy: dict[tuple, object] = field(default_factory=dict)
     _slow_series: dict[tuple, str] = field(default_factory=dict)
     _allocated: bool = False
@@ -104,6 +106,7 @@ class Runner:
         if self._allocated:
             memory.free(case.device, collect=failed)  # the case's tensors (and traceback frames) are gone now
         row.started_at, row.wall_s, row.rank = started, time.perf_counter() - t0, self.rank
+        row.run_id = self.run_id
         return row
 
     def _run_case(self, case: Case) -> Row:
@@ -206,6 +209,7 @@ def start(
     measured ceilings, the expanded cases and the keys already finished. The caller then calls
     ``runner.run(cases, skip=done)``."""
     from bench import device as D
+    from bench import provenance as P
     from bench import results as R
     from bench.sweep import expand
 
@@ -227,19 +231,23 @@ def start(
     elif measure_ceilings:
         ceilings = D.measure_ceilings(spec.device)
     info = D.describe(spec.device)
-    if resume and meta:
-        meta.setdefault("resumed", []).append({"at": D.now_utc(), "command": command, "git": D.git_revision()})
+    prov = P.collect(spec.device, command=command, kind="resume" if resume and meta else "start", info=info)
+    git = prov.git_rev + ("+dirty" if prov.git_dirty else "")
+    if resume and meta:  # every resume is a session of its own: its machine, revision and versions
+        meta["sessions"] = P.sessions(meta) + [prov.to_dict()]
+        meta.setdefault("resumed", []).append({"at": prov.started_at, "command": command,
+                                               "git": git, "run_id": prov.run_id})
     else:
         meta = {
-            "command": command, "preset": preset, "started_at": D.now_utc(), "git": D.git_revision(),
+            "command": command, "preset": preset, "started_at": prov.started_at, "git": git,
             "device": info.to_dict(), "ceilings": None if ceilings is None else ceilings.__dict__,
-            "spec": spec.to_dict(), "n_cases": len(cases),
+            "spec": spec.to_dict(), "n_cases": len(cases), "sessions": [prov.to_dict()],
         }
     R.write_meta(run_dir, meta)
     _end_with_newline(run_dir / R.RESULTS)
     nvml = D.Nvml.open(0) if spec.device == "cuda" else None
     raise_recompile_limit()
-    runner = Runner(run_dir / R.RESULTS, spec, ceilings=ceilings, nvml=nvml)
+    runner = Runner(run_dir / R.RESULTS, spec, ceilings=ceilings, nvml=nvml, run_id=prov.run_id)
     (run_dir / R.RESULTS).touch()
     return runner, cases, done
 
@@ -291,4 +299,8 @@ def finish(run_dir: str | Path, rows: list[Row]) -> None:
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
     meta["last_session_status_counts"] = counts
+    if meta.get("sessions"):  # which installed peers this session imported (bench/provenance.py)
+        from bench.provenance import peers_imported
+
+        meta["sessions"][-1]["peers_imported"] = peers_imported()
     R.write_meta(run_dir, meta)

@@ -20,7 +20,8 @@
 #   model-compiled  Table 1 for attention (FA2) and RAT with every layer's glue torch.compile'd for the prefill
 #             and the decode steps (--compile yes at model level; the mixers' kernels unchanged)
 # Then, on any machine: bash scripts/gpu_paper.sh merge [STAGE] -> STAGE/all/report.md with the figures and the
-# side-by-side section (bench/paper.py) over every phase's rows.
+# side-by-side section (bench/paper.py) over every phase's rows; all/run.json keeps every phase's sessions
+# (each row's run_id names the command, git revision, versions and GPU that measured it).
 # Environment: DEVICE (cuda), TIME_LIMIT (layer 420, model 240, compiled 420, model-compiled 300), LAYER_IMPLS,
 # MODEL_IMPLS, MODEL_KINDS (model-compiled: attention,rat),
 # RETRY (statuses to run again when resuming a stage, e.g. RETRY=error after a fix), SEQ_LEN (a new phase's
@@ -47,18 +48,10 @@ case "$phase" in
     args=(--preset paper --level model --device "$dev" --compile yes --model "${MODEL_KINDS:-attention,rat}"
           --impl "${MODEL_IMPLS:-full/sdpa-flash,rat/triton}")
     limit=${TIME_LIMIT:-300} ;;
-  merge)
-    mkdir -p "$stage/all"
-    : > "$stage/all/results.jsonl"
-    first=""
-    for p in layer layer-rnn compiled model model-compiled; do  # a later phase's row of the same case wins
-      if [ -f "$stage/$p/results.jsonl" ]; then
-        cat "$stage/$p/results.jsonl" >> "$stage/all/results.jsonl"
-        [ -n "$first" ] || first=$p
-      fi
-    done
-    [ -n "$first" ] || { echo "no phase results under $stage" >&2; exit 2; }
-    cp "$stage/$first/run.json" "$stage/all/run.json"
+  merge)  # bench/paper.py merge_phases: every phase's rows, and every session of every phase in all/run.json
+    python -c 'import sys; from bench.paper import merge_phases
+try: merge_phases(sys.argv[1])
+except FileNotFoundError as e: sys.exit(f"gpu_paper.sh merge: error: {e}")' "$stage" || exit 2
     python run_bench.py report "$stage/all"
     exit 0 ;;
   *) echo "unknown phase $phase (layer, model, compiled, model-compiled, merge)" >&2; exit 2 ;;
