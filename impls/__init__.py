@@ -7,6 +7,7 @@
 """
 from impls import catalog as _catalog  # noqa: F401  (registers the built-in implementations)
 from impls.base import Implementation, UnavailableError
+from impls.family import FamilyParam, FamilySpec, UnknownFamilyError, families, family, register_family
 from impls.registry import (
     FAMILIES,
     Availability,
@@ -17,18 +18,26 @@ from impls.registry import (
     match,
     names,
     register,
+    unregister,
 )
 
 __all__ = [
     "FAMILIES",
     "Availability",
+    "FamilyParam",
+    "FamilySpec",
     "Implementation",
     "UnavailableError",
+    "UnknownFamilyError",
     "UnknownImplementationError",
     "available",
+    "families",
+    "family",
     "get",
     "load_class",
     "match",
     "names",
     "register",
+    "register_family",
+    "unregister",
 ]

@@ -10,7 +10,10 @@ import importlib
 from dataclasses import dataclass
 
 from impls.base import Implementation, UnavailableError, default_device
+from impls.family import families
 
+#: the built-in families (impls/catalog.py registers their declarations); ``impls.families()`` lists every
+#: registered one, those registered from outside the package included
 FAMILIES = ("full", "swa", "linear", "rat")
 
 
@@ -46,11 +49,18 @@ class UnknownImplementationError(ValueError):
 def register(name: str, target: str) -> None:
     """Register implementation ``name`` ("<family>/<impl>") found at ``target`` ("module:Class")."""
     family, _, impl = name.partition("/")
-    if family not in FAMILIES or not impl:
-        raise ValueError(f"implementation names are '<family>/<impl>' with family in {FAMILIES}, got {name!r}")
+    if family not in families() or not impl:
+        raise ValueError(f"implementation names are '<family>/<impl>' with a registered family "
+                         f"({', '.join(families())}; impls.register_family adds one), got {name!r}")
     if name in _REGISTRY:
         raise ValueError(f"implementation {name!r} is registered twice")
     _REGISTRY[name] = Entry(name, target)
+
+
+def unregister(name: str) -> None:
+    """Remove implementation ``name`` (tests that register a temporary family)."""
+    _REGISTRY.pop(name, None)
+    _CLASSES.pop(name, None)
 
 
 def names(family: str | None = None) -> list[str]:
