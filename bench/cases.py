@@ -1,6 +1,6 @@
 """Inputs and the callables timed for each mode, built through the family interface.
 
-The family decides what a case needs, in its declaration (impls/family.py, impls/<family>/spec.py): rat a
+The family decides what a case needs, in its declaration (impls/spec.py, impls/<family>/spec.py): rat a
 forget gate f = sigmoid(randn) and a chunk_size, swa a window, linear an optional decay (log-gate
 logsigmoid(randn) / 16, float32), full nothing more.
 
@@ -24,13 +24,13 @@ import torch
 import impls
 from bench.sweep import Case, torch_dtype
 from impls.base import Implementation
-from impls.family import FamilySpec
+from impls.spec import FamilySpec
 
 #: prompt tokens per prefill call when filling a decode state (bounds the prompt's memory)
 FILL_TOKENS = 262144
 
 
-# ----- the family adapter: each call looks the family's declaration up (impls/family.py) ----------------
+# ----- the family adapter: each call looks the family's declaration up (impls/spec.py) ----------------
 def family_of(case: Case) -> FamilySpec:
     """The declaration of the case's family."""
     return impls.family(case.family)

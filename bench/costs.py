@@ -144,7 +144,7 @@ def rat_cost(case: Case) -> Cost:
 
 def cost(case: Case) -> Cost:
     """FLOPs and minimum bytes of one timed call of ``case``: the family's cost model (its declaration's
-    ``cost``, impls/family.py) or, for a layer case, projections + the op (layer_cost)."""
+    ``cost``, impls/spec.py) or, for a layer case, projections + the op (layer_cost)."""
     if case.level == "layer":
         return layer_cost(case)
     try:
@@ -283,7 +283,7 @@ def forward_backward_costs(case: Case) -> dict[str, Cost]:
 
 
 #: stage cost models of one implementation (the exact registry name); the others get their family's
-#: (its declaration's ``stage_cost``, impls/family.py); stages without one get time only
+#: (its declaration's ``stage_cost``, impls/spec.py); stages without one get time only
 STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs}
 
 

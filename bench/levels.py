@@ -37,6 +37,7 @@ import impls
 from bench.costs import layer_cost, op_case  # noqa: F401  (re-exported: the layer cost lives with the op's)
 from bench.sweep import (  # noqa: F401  (KIND_FAMILY .. mixer_kinds re-exported: the expansion lives in bench.sweep)
     KIND_FAMILY,
+    KIND_FIXED_PARAMS,
     PREFERENCE,
     Case,
     SweepError,
@@ -94,7 +95,9 @@ def prepare_layer(case: Case, *, fill: str = "prefill", seed: int = 0):  # -> be
 
 def _check_small(case: Case) -> tuple[int, int]:
     """(batch, seq_len) of the layer accuracy check: several chunks, whole 128-token tiles."""
-    L = case.chunk_size if case.kind == "rat" and case.chunk_size else 1
+    # the chunk size of a one-kind layer with parameters of its own (not rnn's L = T, not a hybrid model's)
+    own = case.kind in KIND_FAMILY and case.kind not in KIND_FIXED_PARAMS
+    L = case.chunk_size if own and case.chunk_size else 1
     want = max(128, 4 * L)
     if case.window is not None:
         want = max(want, case.window + 64)

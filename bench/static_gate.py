@@ -246,7 +246,7 @@ def _intercept(scenario: str, out: list[Launch]) -> Iterator[None]:
 
 def _drive(sc: Scenario) -> None:
     """Run the scenario's calls on meta tensors (kernels intercepted, nothing computed), through the public
-    forward / init_state / prefill / step as the family's declaration calls them (impls/family.py)."""
+    forward / init_state / prefill / step as the family's declaration calls them (impls/spec.py)."""
     import importlib
 
     import torch

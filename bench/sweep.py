@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,7 +173,8 @@ class Case:
         if self.level != "op":  # op keys stay as they were (resume of older results files)
             parts += [f"K{self.kind}", f"compiled{int(bool(self.compiled))}", f"N{self.new_tokens or '-'}",
                       f"n{self.n_layers or '-'}"]
-        parts += [f"{k}={v}" for k, v in self.family_params]  # families registered from outside: name=value
+        if self.family_params:  # families registered from outside: name=value
+            parts.append(format_family_params(self.family_params))
         return "|".join(parts)
 
     @property
@@ -198,7 +200,8 @@ class Case:
             extra.append(f"W={self.window}")
         if self.decay:
             extra.append("decay")
-        extra += [f"{k}={v}" for k, v in self.family_params]
+        if self.family_params:
+            extra.append(format_family_params(self.family_params, ", "))
         if self.level != "op":
             return _level_label(self, extra)
         return self.impl + (f" ({', '.join(extra)})" if extra else "")
@@ -215,11 +218,28 @@ class Case:
     def from_dict(cls, d: dict) -> Case:
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        if kw.get("family_params") is not None:  # JSON gives lists of [name, value]
-            kw["family_params"] = tuple((str(k), v) for k, v in kw["family_params"])
+        fp = kw.get("family_params")
+        if isinstance(fp, str):  # a row's "name=value,..."
+            kw["family_params"] = parse_family_params(fp)
+        elif fp is not None:  # JSON's [[name, value], ...]
+            kw["family_params"] = tuple(sorted((str(k), v) for k, v in fp))
         else:
             kw.pop("family_params", None)
         return cls(**kw)
+
+
+def format_family_params(pairs: tuple[tuple[str, Any], ...], sep: str = ",") -> str:
+    """(('sharpness', 2),) -> 'sharpness=2' (values as JSON: 2, 0.5, true), as keys, labels and rows show them."""
+    return sep.join(f"{k}={json.dumps(v)}" for k, v in pairs)
+
+
+def parse_family_params(text: str) -> tuple[tuple[str, Any], ...]:
+    """'sharpness=2,b=true' -> (('b', True), ('sharpness', 2)): the inverse of format_family_params."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, value = part.partition("=")
+        out.append((name.strip(), json.loads(value)))
+    return tuple(sorted(out))
 
 
 def _level_label(case: Case, extra: list[str]) -> str:
@@ -235,7 +255,7 @@ def _level_label(case: Case, extra: list[str]) -> str:
 def case_fields(params: dict[str, Any]) -> dict[str, Any]:
     """Case keyword arguments for family parameter values: chunk_size, window and decay are Case fields,
     any other parameter goes into ``family_params`` (sorted, so the key does not depend on the order)."""
-    from impls.family import CASE_FIELDS
+    from impls.spec import CASE_FIELDS
 
     kw = {k: v for k, v in params.items() if k in CASE_FIELDS}
     extra = tuple(sorted((k, v) for k, v in params.items() if k not in CASE_FIELDS))
@@ -245,7 +265,7 @@ def case_fields(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def family_grid(family: str, spec: SweepSpec, *, layer: bool = False) -> list[dict[str, Any]]:
-    """Every combination of the family's parameter values in ``spec`` (impls.family, FamilyParam.values),
+    """Every combination of the family's parameter values in ``spec`` (impls.spec, FamilyParam.values),
     as Case keyword arguments; [{}] for a family without parameters."""
     import impls
 

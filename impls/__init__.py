@@ -7,7 +7,6 @@
 """
 from impls import catalog as _catalog  # noqa: F401  (registers the built-in implementations)
 from impls.base import Implementation, UnavailableError
-from impls.family import FamilyParam, FamilySpec, UnknownFamilyError, families, family, register_family
 from impls.registry import (
     FAMILIES,
     Availability,
@@ -20,6 +19,7 @@ from impls.registry import (
     register,
     unregister,
 )
+from impls.spec import FamilyParam, FamilySpec, UnknownFamilyError, families, family, register_family
 
 __all__ = [
     "FAMILIES",

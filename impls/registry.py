@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 
 from impls.base import Implementation, UnavailableError, default_device
-from impls.family import families
+from impls.spec import families
 
 #: the built-in families (impls/catalog.py registers their declarations); ``impls.families()`` lists every
 #: registered one, those registered from outside the package included

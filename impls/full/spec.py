@@ -1,7 +1,7 @@
-"""The full-attention family's declaration (impls/family.py): causal softmax attention, no parameter."""
+"""The full-attention family's declaration (impls/spec.py): causal softmax attention, no parameter."""
 from __future__ import annotations
 
-from impls.family import FamilySpec
+from impls.spec import FamilySpec
 
 
 def _forward(impl, x, params):  # type: ignore[no-untyped-def]

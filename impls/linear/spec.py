@@ -1,10 +1,10 @@
-"""The linear-attention family's declaration (impls/family.py): one parameter, whether a per-head decay is
+"""The linear-attention family's declaration (impls/spec.py): one parameter, whether a per-head decay is
 given; with it the op takes decay = logsigmoid(randn) / 16, (B, T, H), float32 (float64 for float64 inputs)."""
 from __future__ import annotations
 
 import torch
 
-from impls.family import FamilyParam, FamilySpec
+from impls.spec import FamilyParam, FamilySpec
 
 
 def _yes_no(text: str) -> bool:

@@ -1,10 +1,10 @@
-"""RAT's declaration (impls/family.py): one parameter, the chunk size L; a forget gate f = sigmoid(randn) of
+"""RAT's declaration (impls/spec.py): one parameter, the chunk size L; a forget gate f = sigmoid(randn) of
 q's shape as a fourth input; T must be a multiple of L and the head dim even (chunk-index RoPE)."""
 from __future__ import annotations
 
 import torch
 
-from impls.family import FamilyParam, FamilySpec
+from impls.spec import FamilyParam, FamilySpec
 
 
 def _extra_inputs(shape, params, randn, dtype):  # type: ignore[no-untyped-def]

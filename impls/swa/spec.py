@@ -1,7 +1,7 @@
-"""The sliding-window family's declaration (impls/family.py): one parameter, the window (keys per query)."""
+"""The sliding-window family's declaration (impls/spec.py): one parameter, the window (keys per query)."""
 from __future__ import annotations
 
-from impls.family import FamilyParam, FamilySpec
+from impls.spec import FamilyParam, FamilySpec
 
 
 def _forward(impl, x, params):  # type: ignore[no-untyped-def]
