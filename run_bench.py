@@ -138,7 +138,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 def _register_arg(g: argparse._ActionsContainer) -> None:
     g.add_argument("--register", metavar="NAME=MODULE:CLASS",
                    help="register an extra implementation first (test-only or out of tree; repeatable, anywhere on "
-                        "the command line), e.g. full/mine=my_pkg.attn:MyFull (with its module on PYTHONPATH)")
+                        "the command line), e.g. full/mine=my_pkg.attn:MyFull (with its module on PYTHONPATH); "
+                        "when NAME's family is not registered, the module is imported first so that it can declare it "
+                        "(impls.register_family)")
 
 
 #: run flags a resumed sweep honours; every other run flag is part of the sweep, which comes from DIR/run.json
@@ -285,9 +287,7 @@ def register(items: list[str], prog: str) -> tuple[tuple[str, str], ...]:
         try:
             impls.load_class(name)
         except Exception as exc:  # noqa: BLE001 - ImportError, AttributeError, TypeError: all the user's spec
-            from impls import registry
-
-            registry._REGISTRY.pop(name, None)
+            impls.unregister(name)
             raise UsageError(f"--register {name}={target}: {type(exc).__name__}: {exc}", prog=prog) from None
     return pairs
 

@@ -10,11 +10,7 @@ import importlib
 from dataclasses import dataclass
 
 from impls.base import Implementation, UnavailableError, default_device
-from impls.spec import families
-
-#: the built-in families (impls/catalog.py registers their declarations); ``impls.families()`` lists every
-#: registered one, those registered from outside the package included
-FAMILIES = ("full", "swa", "linear", "rat")
+from impls.spec import families  # every registered family (impls/catalog.py registers the built-in ones)
 
 
 @dataclass(frozen=True)
