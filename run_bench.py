@@ -74,6 +74,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-size", help="RAT chunk sizes L, e.g. 16,64,128")
     g.add_argument("--window", help="SWA windows (keys including the query), e.g. 1024")
     g.add_argument("--decay", help="linear attention without/with a per-head decay: no, yes or no,yes")
+    g.add_argument("--param", action="append", metavar="NAME=VALUES",
+                   help="values of a family parameter that has no flag of its own (a family registered from "
+                        "outside, impls.register_family; repeatable), e.g. --param sharpness=1,2")
     bt = g.add_mutually_exclusive_group()
     bt.add_argument("--batch", help="batch sizes, e.g. 1,8")
     bt.add_argument("--tokens", help="tokens per batch, B = tokens // T (as the paper), e.g. 256k")
@@ -136,7 +139,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 def _register_arg(g: argparse._ActionsContainer) -> None:
     g.add_argument("--register", metavar="NAME=MODULE:CLASS",
                    help="register an extra implementation first (test-only or out of tree; repeatable, anywhere on "
-                        "the command line), e.g. full/mine=my_pkg.attn:MyFull (with its module on PYTHONPATH)")
+                        "the command line), e.g. full/mine=my_pkg.attn:MyFull (with its module on PYTHONPATH); "
+                        "when NAME's family is not registered, the module is imported first so that it can declare it "
+                        "(impls.register_family)")
 
 
 #: run flags a resumed sweep honours; every other run flag is part of the sweep, which comes from DIR/run.json
@@ -260,11 +265,22 @@ def _pop_register(argv: list[str]) -> tuple[list[str], list[str]]:
 def register(items: list[str], prog: str) -> tuple[tuple[str, str], ...]:
     """Register each ``NAME=MODULE:CLASS`` and import it now: a name, module or class that does not
     work is a usage error here, not an error row later."""
+    import importlib
+
     import impls
     from bench.gate import parse_register, register_impls
 
     try:
         pairs = parse_register(items)
+    except ValueError as exc:
+        raise UsageError(str(exc), prog=prog) from None
+    for name, target in pairs:  # a family from outside: the implementation's module registers it on import
+        if name.partition("/")[0] not in impls.families():
+            try:
+                importlib.import_module(target.partition(":")[0])
+            except Exception as exc:  # noqa: BLE001 - the user's module
+                raise UsageError(f"--register {name}={target}: {type(exc).__name__}: {exc}", prog=prog) from None
+    try:
         register_impls(pairs)
     except ValueError as exc:
         raise UsageError(str(exc), prog=prog) from None
@@ -275,6 +291,26 @@ def register(items: list[str], prog: str) -> tuple[tuple[str, str], ...]:
             impls.unregister(name)
             raise UsageError(f"--register {name}={target}: {type(exc).__name__}: {exc}", prog=prog) from None
     return pairs
+
+
+def parse_family_param(item: str) -> dict[str, list]:
+    """'sharpness=1,2' -> {'sharpness': [1, 2]}, read by the parameter's own parser (FamilyParam.parse)."""
+    import impls
+    from impls.spec import CASE_FIELDS
+
+    name, sep, values = item.partition("=")
+    name = name.strip()
+    declared = {p.name: p for f in impls.families() for p in impls.family(f).params if p.name not in CASE_FIELDS}
+    if not sep or not values.strip():
+        raise UsageError(f"argument --param: expected NAME=VALUES, e.g. sharpness=1,2, got {item!r}")
+    if name not in declared:
+        raise UsageError(f"argument --param: no registered family has a parameter {name!r} without a flag of its own"
+                         f" (known: {', '.join(declared) or 'none'}; chunk_size, window, decay have their flags)")
+    try:
+        parsed = [declared[name].parse(v.strip()) for v in values.split(",") if v.strip()]
+    except ValueError as exc:
+        raise UsageError(f"argument --param {name}: {exc}") from None
+    return {name: list(dict.fromkeys(parsed))}
 
 
 def build_spec(args: argparse.Namespace):  # -> SweepSpec
@@ -305,6 +341,8 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
             ("layers", "n_layers", int)):
         if getattr(args, name):
             setattr(spec, attr, parse(getattr(args, name)))
+    for item in args.param or []:
+        spec.family_params = {**spec.family_params, **parse_family_param(item)}
     # --batch and --tokens exclude each other (argparse): either one clears the other's preset value
     if args.batch:
         spec.batches, spec.tokens = parse_sizes(args.batch), None

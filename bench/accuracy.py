@@ -58,7 +58,8 @@ def small_case(case: Case) -> Case:
 def check_key(case: Case) -> tuple:
     """Cases with one key share one check."""
     s = small_case(case)
-    return (s.impl, s.mode, s.seq_len, s.head_dim, s.chunk_size, s.window, s.decay, s.dtype, s.device, s.level)
+    return (s.impl, s.mode, s.seq_len, s.head_dim, s.chunk_size, s.window, s.decay, s.dtype, s.device, s.level,
+            s.family_params)
 
 
 def _err(a: torch.Tensor, ref: torch.Tensor, atol: float, rtol: float) -> tuple[float, float]:
@@ -71,7 +72,7 @@ def _err(a: torch.Tensor, ref: torch.Tensor, atol: float, rtol: float) -> tuple[
 
 def _reference(case: Case) -> Implementation | None:
     try:
-        return impls.get(f"{case.family}/reference")
+        return impls.get(impls.family(case.family).reference)
     except Exception as exc:  # noqa: BLE001 - no reference is 'not checked', not a crash
         log.warning("no reference for %s: %s", case.family, exc)
         return None

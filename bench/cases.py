@@ -1,7 +1,8 @@
 """Inputs and the callables timed for each mode, built through the family interface.
 
-The family decides what a case needs: rat a forget gate f = sigmoid(randn) and a chunk_size, swa a
-window, linear an optional decay (log-gate logsigmoid(randn) / 16, float32), full nothing more.
+The family decides what a case needs, in its declaration (impls/spec.py, impls/<family>/spec.py): rat a
+forget gate f = sigmoid(randn) and a chunk_size, swa a window, linear an optional decay (log-gate
+logsigmoid(randn) / 16, float32), full nothing more.
 
 Modes (what one timed call does):
     train    forward + backward of the op: torch.autograd.grad of the output w.r.t. every input
@@ -20,33 +21,34 @@ from dataclasses import dataclass
 
 import torch
 
+import impls
 from bench.sweep import Case, torch_dtype
 from impls.base import Implementation
+from impls.spec import FamilySpec
 
 #: prompt tokens per prefill call when filling a decode state (bounds the prompt's memory)
 FILL_TOKENS = 262144
 
 
-# ----- the family adapter -------------------------------------------------------------------------
+# ----- the family adapter: each call looks the family's declaration up (impls/spec.py) ----------------
+def family_of(case: Case) -> FamilySpec:
+    """The declaration of the case's family."""
+    return impls.family(case.family)
+
+
 def make_inputs(case: Case, batch: int, seq_len: int, heads: int, *, seed: int = 0, requires_grad: bool = False,
                 step: bool = False) -> dict[str, torch.Tensor]:
-    """The op's tensor inputs for ``case`` at the given shape: q, k, v and f (rat) or decay (linear with
-    decay). ``step`` gives one token, (B, H, D), instead of (B, T, H, D)."""
+    """The op's tensor inputs for ``case`` at the given shape: q, k, v and the family's own (rat's f, linear's
+    decay when the case has one). ``step`` gives one token, (B, H, D), instead of (B, T, H, D)."""
     device = torch.device(case.device)
     dtype = torch_dtype(case.dtype)
     gen = torch.Generator(device=device).manual_seed(seed)
     shape = (batch, heads, case.head_dim) if step else (batch, seq_len, heads, case.head_dim)
 
-    def randn(shp, dt=dtype):
-        return torch.randn(shp, generator=gen, device=device, dtype=torch.float32).to(dt)
+    def randn(shp: tuple[int, ...]) -> torch.Tensor:
+        return torch.randn(shp, generator=gen, device=device, dtype=torch.float32)
 
-    x = {"q": randn(shape), "k": randn(shape), "v": randn(shape)}
-    if case.family == "rat":
-        x["f"] = torch.sigmoid(torch.randn(shape, generator=gen, device=device, dtype=torch.float32)).to(dtype)
-    elif case.family == "linear" and case.decay:
-        ddt = torch.float64 if dtype == torch.float64 else torch.float32
-        x["decay"] = (torch.nn.functional.logsigmoid(
-            torch.randn(shape[:-1], generator=gen, device=device, dtype=torch.float32)) / 16).to(ddt)
+    x = family_of(case).make_inputs(shape, case.params, randn, dtype)
     if requires_grad:
         for t in x.values():
             t.requires_grad_(True)
@@ -55,51 +57,26 @@ def make_inputs(case: Case, batch: int, seq_len: int, heads: int, *, seed: int =
 
 def forward(impl: Implementation, case: Case, x: dict[str, torch.Tensor]) -> torch.Tensor:
     """The family's forward with the case's parameters."""
-    fam = case.family
-    if fam == "full":
-        return impl.forward(x["q"], x["k"], x["v"], causal=True)  # type: ignore[attr-defined]
-    if fam == "swa":
-        return impl.forward(x["q"], x["k"], x["v"], window=case.window)  # type: ignore[attr-defined]
-    if fam == "linear":
-        return impl.forward(x["q"], x["k"], x["v"], decay=x.get("decay"))  # type: ignore[attr-defined]
-    if fam == "rat":
-        return impl.forward(x["q"], x["k"], x["v"], x["f"], chunk_size=case.chunk_size)  # type: ignore[attr-defined]
-    raise ValueError(f"unknown family {fam!r}")
-
-
-def _extra(case: Case, x: dict[str, torch.Tensor]) -> tuple:
-    if case.family == "rat":
-        return (x["f"],)
-    if case.family == "linear":
-        return (x.get("decay"),)
-    return ()
+    return family_of(case).call_forward(impl, x, case.params)
 
 
 def init_state(impl: Implementation, case: Case, batch: int, max_len: int) -> object:
-    kw: dict[str, object] = {}
-    if case.family == "swa":
-        kw["window"] = case.window
-    elif case.family == "rat":
-        kw["chunk_size"] = case.chunk_size
+    kw = family_of(case).state_kwargs(case.params)
     return impl.init_state(batch, case.heads, case.head_dim, max_len, device=case.device,  # type: ignore[attr-defined]
                            dtype=torch_dtype(case.dtype), **kw)
 
 
 def prefill(impl: Implementation, case: Case, state: object, x: dict[str, torch.Tensor]) -> torch.Tensor:
-    return impl.prefill(state, x["q"], x["k"], x["v"], *_extra(case, x))  # type: ignore[attr-defined]
+    return family_of(case).call_prefill(impl, state, x)
 
 
 def step(impl: Implementation, case: Case, state: object, x: dict[str, torch.Tensor]) -> torch.Tensor:
-    return impl.step(state, x["q"], x["k"], x["v"], *_extra(case, x))  # type: ignore[attr-defined]
+    return family_of(case).call_step(impl, state, x)
 
 
 def case_problem(case: Case) -> str | None:
     """A configuration the family itself rejects (reported as 'unsupported'), else None."""
-    if case.family == "rat" and case.seq_len % case.chunk_size:  # type: ignore[operator]
-        return f"seq_len {case.seq_len} is not a multiple of chunk_size {case.chunk_size}"
-    if case.family == "rat" and case.head_dim % 2:
-        return f"RAT's RoPE needs an even head_dim, got {case.head_dim}"
-    return None
+    return family_of(case).refuses(case.mode, case.seq_len, case.head_dim, case.params)
 
 
 # ----- what gets timed ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The cost model: FLOPs and minimum bytes moved, one function per family, written down once.
+"""The cost model: FLOPs and minimum bytes moved, one function per family, written down once (each family's
+declaration, impls/<family>/spec.py, names its function here).
 
 Conventions (shared by every family):
 - B batch, T tokens, H heads, D head dim, e bytes per element of the case's dtype.
@@ -15,11 +16,13 @@ Conventions (shared by every family):
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+import impls
 from bench.sweep import Case, torch_dtype
 
 TRAIN_FACTOR = 3.5
@@ -139,19 +142,40 @@ def rat_cost(case: Case) -> Cost:
     return Cost(flops, float(nbytes))
 
 
-COST_MODELS = {"full": full_cost, "swa": swa_cost, "linear": linear_cost, "rat": rat_cost}
-
-
 def cost(case: Case) -> Cost:
-    """FLOPs and minimum bytes of one timed call of ``case``."""
-    if case.level == "layer":  # projections + this op (bench.levels.layer_cost)
-        from bench.levels import layer_cost
-
+    """FLOPs and minimum bytes of one timed call of ``case``: the family's cost model (its declaration's
+    ``cost``, impls/spec.py) or, for a layer case, projections + the op (layer_cost)."""
+    if case.level == "layer":
         return layer_cost(case)
     try:
-        return COST_MODELS[case.family](case)
-    except KeyError:
+        spec = impls.family(case.family)
+    except impls.UnknownFamilyError:
         raise ValueError(f"no cost model for family {case.family!r}") from None
+    return spec.cost_of(case)
+
+
+# ----- layer level: projections (models/costs.py) + the op ----------------------------------------------
+def op_case(case: Case) -> Case:
+    """The op-level case inside a layer case (the RNN: one chunk of T tokens)."""
+    L = case.seq_len if case.kind == "rnn" else case.chunk_size
+    return dataclasses.replace(case, level="op", kind=None, compiled=None, new_tokens=None, n_layers=None,
+                               chunk_size=L)
+
+
+def layer_cost(case: Case) -> Cost:
+    """FLOPs and minimum bytes of one layer call: projections (models/costs.py) + the op (``cost``)."""
+    from models.costs import layer_dense_bytes, layer_flops
+
+    mixer = cost(op_case(case))
+    Dm = case.heads * case.head_dim
+    e = torch.empty((), dtype=torch_dtype(case.dtype)).element_size()
+    wb = e if case.mode == "decode" or case.dtype == "float64" else 4  # autocast keeps float32 weights
+    decay = bool(case.decay) if case.decay is not None else True
+    flops = layer_flops(case.kind, case.mode, case.batch, case.seq_len, Dm, case.heads, case.head_dim, mixer.flops,
+                        linear_decay=decay)
+    nbytes = mixer.bytes + layer_dense_bytes(case.kind, case.mode, case.batch, case.seq_len, Dm, case.heads,
+                                             case.head_dim, wb, e, linear_decay=decay)
+    return Cost(flops, nbytes)
 
 
 #: nominal rates for estimates only (never for reported numbers): dense bf16 on an H100/H200-class GPU,
@@ -175,8 +199,6 @@ def estimate_seconds(case: Case, *, budget_s: float = 1.0, min_repeats: int = 3,
 def estimate_cases(cases: Sequence[Case], spec) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Estimated seconds per case key (``estimate_seconds``; 1 s when the model has no formula): the
     progress bar's weights and the shard balance under torchrun."""
-    import impls
-
     avail: dict[str, bool] = {}
     out = {}
     for c in cases:
@@ -241,7 +263,8 @@ def rat_triton_stage_costs(case: Case) -> dict[str, Cost]:
 
 
 def _inputs(case: Case) -> int:
-    return 4 if case.family == "rat" else 3
+    """The (B, T, H, D) inputs of the case's family (q, k, v and rat's f)."""
+    return len(impls.family(case.family).inputs)
 
 
 def forward_backward_costs(case: Case) -> dict[str, Cost]:
@@ -259,14 +282,14 @@ def forward_backward_costs(case: Case) -> dict[str, Cost]:
     return {"forward": fwd, "backward": Cost(total.flops - fwd.flops, total.bytes - fwd.bytes)}
 
 
-#: stage cost models per implementation (the exact registry name) or family; stages without one get time only
-STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs, "full": forward_backward_costs,
-                     "swa": forward_backward_costs, "linear": forward_backward_costs}
+#: stage cost models of one implementation (the exact registry name); the others get their family's
+#: (its declaration's ``stage_cost``, impls/spec.py); stages without one get time only
+STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs}
 
 
 def stage_costs(case: Case) -> dict[str, Cost]:
     """FLOPs and minimum bytes per stage name of one timed call of ``case`` ({} without a model: op level only)."""
     if case.level != "op":
         return {}
-    fn = STAGE_COST_MODELS.get(case.impl) or STAGE_COST_MODELS.get(case.family)
-    return fn(case) if fn else {}
+    fn = STAGE_COST_MODELS.get(case.impl)
+    return fn(case) if fn else impls.family(case.family).stage_costs_of(case)

@@ -34,144 +34,30 @@ import time
 import torch
 
 import impls
-from bench import costs
-from bench.sweep import Case, SweepError, SweepSpec, parse_dtype, resolve_impls, torch_dtype
+from bench.costs import layer_cost, op_case  # noqa: F401  (re-exported: the layer cost lives with the op's)
+from bench.sweep import (  # noqa: F401  (KIND_FAMILY .. mixer_kinds re-exported: the expansion lives in bench.sweep)
+    KIND_FAMILY,
+    KIND_FIXED_PARAMS,
+    PREFERENCE,
+    Case,
+    SweepError,
+    SweepSpec,
+    best_impl,
+    expand_layer,
+    expand_model,
+    mixer_kinds,
+    torch_dtype,
+)
 
 log = logging.getLogger(__name__)
 
-#: mixer kind -> the family of implementation it takes (as models.layers.KIND_FAMILY)
-KIND_FAMILY = {"attention": "full", "swa": "swa", "linear": "linear", "rat": "rat", "rnn": "rat"}
-#: fastest first: the implementation a hybrid model uses for each family (the first available one)
-PREFERENCE = {
-    "full": ("full/fa4", "full/sdpa-cudnn", "full/flash-attn", "full/sdpa-flash", "full/sdpa-efficient", "full/flex",
-             "full/sdpa-math", "full/reference"),
-    "swa": ("swa/fa4", "swa/flash-attn", "swa/flex", "swa/reference"),
-    "rat": ("rat/triton", "rat/flex", "rat/reference"),
-    "linear": ("linear/triton", "linear/fla", "linear/reference"),
-}
-#: prefill tokens per call when filling a layer's decode cache is models.cases.FILL_TOKENS
-
-
-def label(case: Case, extra: list[str]) -> str:
-    """Series name: 'layer rat rat/triton (L=16)', 'layer rnn rat/triton (L=T)', 'layer attention
-    full/sdpa-flash (compiled)', 'model rat-swa rat/triton+swa/flex (L=16, W=1024)'."""
-    if case.kind == "rnn":
-        extra = ["L=T"] + [e for e in extra if not e.startswith("L=")]
-    if case.compiled:
-        extra = extra + ["compiled"]
-    return f"{case.level} {case.kind} {case.impl}" + (f" ({', '.join(extra)})" if extra else "")
-
-
-def mixer_kinds(mixer: str) -> list[str]:
-    """'rat-swa' -> ['rat', 'swa'], 'attention' -> ['attention'] (as models.LMConfig reads them)."""
-    parts = mixer.split("-")
-    if len(parts) > 2 or any(p not in KIND_FAMILY for p in parts):
-        raise SweepError(f"model mixer must be one of {', '.join(KIND_FAMILY)} or a hybrid '<even>-<odd>' of two of "
-                         f"them (e.g. rat-swa), got {mixer!r}")
-    return parts
-
-
-def _available(name: str, device: str) -> bool:
-    try:
-        cls = impls.load_class(name)
-        return cls.unavailable_reason(device) is None and cls.supports_decode
-    except Exception:  # noqa: BLE001 - not available: the run says why
-        return False
-
-
-def best_impl(family: str, names: list[str], device: str) -> str | None:
-    """The first of ``names`` of the family, in PREFERENCE order, that is available on ``device`` with a decode
-    path, else the first in that order (its row then says why it cannot run), else None."""
-    pref = PREFERENCE.get(family, ())
-    fam = sorted((n for n in names if n.split("/", 1)[0] == family),
-                 key=lambda n: pref.index(n) if n in pref else len(pref))
-    return next((n for n in fam if _available(n, device)), fam[0] if fam else None)
-
-
 def expand(spec: SweepSpec, level: str) -> list[Case]:
-    """The layer- or model-level cases of ``spec`` (module docstring)."""
-    names = resolve_impls(spec.impls, spec.skip_references)
-    dtype = parse_dtype(spec.dtype)
-    cases: list[Case] = []
+    """The layer- or model-level cases of ``spec`` (module docstring; bench.sweep.expand_layer, expand_model)."""
     if level == "layer":
-        for kind in spec.kinds:
-            if kind not in KIND_FAMILY:
-                raise SweepError(f"unknown layer kind {kind!r}; kinds are {', '.join(KIND_FAMILY)}")
-            fam = KIND_FAMILY[kind]
-            params: list[dict] = [{}]
-            if kind == "rat":
-                params = [{"chunk_size": L} for L in (spec.layer_chunk_sizes or spec.chunk_sizes)]
-            elif kind == "swa":
-                params = [{"window": W} for W in spec.windows]
-            elif kind == "linear":
-                params = [{"decay": d} for d in spec.decays]
-            for name in (n for n in names if n.split("/", 1)[0] == fam):
-                for mode in spec.modes:
-                    for compiled in (dict.fromkeys(spec.compile) if mode != "decode" else [False]):
-                        for H in spec.heads:
-                            for D in spec.head_dims:
-                                for p in params:
-                                    for T in spec.seq_lens:
-                                        for B in spec.batch_for(mode, T):
-                                            cases.append(Case(impl=name, mode=mode, batch=B, seq_len=T, heads=H,
-                                                              head_dim=D, dtype=dtype, device=spec.device,
-                                                              level="layer", kind=kind, compiled=bool(compiled), **p))
-        order = {T: i for i, T in enumerate(sorted(spec.seq_lens))}
-        mode_order = {m: i for i, m in enumerate(spec.modes)}
-        cases.sort(key=lambda c: (order[c.seq_len], mode_order[c.mode]))
-    elif level == "model":
-        for mixer in spec.models:
-            kinds = mixer_kinds(mixer)
-            fams = list(dict.fromkeys(KIND_FAMILY[k] for k in kinds))
-            if len(fams) == 1:  # every matched implementation of the one family
-                choices = [[n] for n in names if n.split("/", 1)[0] == fams[0]]
-            else:
-                picks = [best_impl(f, names, spec.device) for f in fams]
-                choices = [picks] if all(picks) else []
-            if not choices:
-                log.warning("model %s: no implementation of %s matches --impl %s", mixer, "/".join(fams),
-                            ",".join(spec.impls))
-            p: dict = {}
-            if "rat" in kinds:
-                p["chunk_size"] = spec.chunk_sizes[0]
-            if "swa" in kinds:
-                p["window"] = spec.windows[0]
-            if "linear" in kinds:
-                p["decay"] = spec.decays[0]
-            for impl_list in choices:
-                for compiled in dict.fromkeys(spec.compile):
-                    cases.append(Case(impl="+".join(impl_list), mode="generate", batch=spec.model_batch or 0,
-                                      seq_len=spec.prompt_len, heads=spec.heads[0], head_dim=spec.head_dims[0],
-                                      dtype=dtype, device=spec.device, level="model", kind=mixer,
-                                      compiled=bool(compiled), new_tokens=spec.new_tokens, n_layers=spec.n_layers,
-                                      **p))
-    else:
-        raise SweepError(f"bench.levels expands layer and model levels, not {level!r}")
-    return cases
-
-
-# ----- cost -----------------------------------------------------------------------------------------
-def op_case(case: Case) -> Case:
-    """The op-level case inside a layer case (the RNN: one chunk of T tokens)."""
-    L = case.seq_len if case.kind == "rnn" else case.chunk_size
-    return dataclasses.replace(case, level="op", kind=None, compiled=None, new_tokens=None, n_layers=None,
-                               chunk_size=L)
-
-
-def layer_cost(case: Case) -> costs.Cost:
-    """FLOPs and minimum bytes of one layer call: projections (models/costs.py) + the op (bench/costs.py)."""
-    from models.costs import layer_dense_bytes, layer_flops
-
-    mixer = costs.cost(op_case(case))
-    Dm = case.heads * case.head_dim
-    e = torch.empty((), dtype=torch_dtype(case.dtype)).element_size()
-    wb = e if case.mode == "decode" or case.dtype == "float64" else 4  # autocast keeps float32 weights
-    decay = bool(case.decay) if case.decay is not None else True
-    flops = layer_flops(case.kind, case.mode, case.batch, case.seq_len, Dm, case.heads, case.head_dim, mixer.flops,
-                        linear_decay=decay)
-    nbytes = mixer.bytes + layer_dense_bytes(case.kind, case.mode, case.batch, case.seq_len, Dm, case.heads,
-                                             case.head_dim, wb, e, linear_decay=decay)
-    return costs.Cost(flops, nbytes)
+        return expand_layer(spec)
+    if level == "model":
+        return expand_model(spec)
+    raise SweepError(f"bench.levels expands layer and model levels, not {level!r}")
 
 
 # ----- running ----------------------------------------------------------------------------------------
@@ -209,7 +95,9 @@ def prepare_layer(case: Case, *, fill: str = "prefill", seed: int = 0):  # -> be
 
 def _check_small(case: Case) -> tuple[int, int]:
     """(batch, seq_len) of the layer accuracy check: several chunks, whole 128-token tiles."""
-    L = case.chunk_size if case.kind == "rat" and case.chunk_size else 1
+    # the chunk size of a one-kind layer with parameters of its own (not rnn's L = T, not a hybrid model's)
+    own = case.kind in KIND_FAMILY and case.kind not in KIND_FIXED_PARAMS
+    L = case.chunk_size if own and case.chunk_size else 1
     want = max(128, 4 * L)
     if case.window is not None:
         want = max(want, case.window + 64)
@@ -289,15 +177,9 @@ def _unavailable(case: Case, names: list[str], mode: str) -> tuple[str, str] | N
             reason = str(exc).split(": ", 1)[-1]
         if reason:
             return "unavailable", f"{name}: {reason}" if len(names) > 1 else reason
+    op = op_case(case)  # rnn: chunk_size = T
     for name in names:
-        fam = name.split("/", 1)[0]
-        params: dict = {}
-        if fam == "rat":
-            params["chunk_size"] = case.seq_len if case.kind == "rnn" else case.chunk_size
-        elif fam == "swa":
-            params["window"] = case.window
-        elif fam == "linear":
-            params["decay"] = case.decay
+        params = {p.name: op.params.get(p.name) for p in impls.family(name.split("/", 1)[0]).params}
         reason = impls.get(name).unsupported_reason(mode=mode, device=case.device, dtype=torch_dtype(case.dtype),
                                                     head_dim=case.head_dim, seq_len=case.seq_len, batch=case.batch,
                                                     heads=case.heads, **params)
@@ -314,13 +196,14 @@ def run_case(runner, case: Case):  # -> bench.results.Row
     if case.kind not in KIND_FAMILY and case.level == "layer":
         return Row.for_case(case, "unsupported", reason=f"unknown layer kind {case.kind!r}")
     if case.level == "layer":
-        if case.kind == "rat" and case.seq_len % (case.chunk_size or 1):
-            return Row.for_case(case, "unsupported",
-                                reason=f"seq_len {case.seq_len} is not a multiple of chunk_size {case.chunk_size}")
+        op = op_case(case)
+        problem = impls.family(op.family).refuses(op.mode, op.seq_len, op.head_dim, op.params)
+        if problem:
+            return Row.for_case(case, "unsupported", reason=problem)
         bad = _unavailable(case, [case.impl], case.mode)
         if bad:
             return Row.for_case(case, bad[0], reason=bad[1])
-        runner._allocated = True
+        runner.mark_allocated()
         chk = check_layer_case(runner, case, case.kind, case.impl, case.mode)
         # (the layer check's errors are relative, ||a - b|| / ||b||: they go to details["check"], not to the
         # op level's absolute max_abs_err columns)
@@ -343,7 +226,7 @@ def run_case(runner, case: Case):  # -> bench.results.Row
                                     details={"check": None if chk is None else dataclasses.asdict(chk),
                                              "compiled_check": compiled_check})
         prep = prepare_layer(case, fill=runner.spec.decode_fill, seed=runner.spec.seed)
-        row = runner._time(impls.get(case.impl), case, acc, note, prep=prep)
+        row = runner.time_prepared(impls.get(case.impl), case, acc, note, prep)
         row.cache_bytes = None if prep.state_bytes_per_seq is None else prep.state_bytes_per_seq * case.batch
         if row.status == "ok" and case.mode == "decode":
             row.tokens_per_s = case.batch / (row.ms_median * 1e-3)
@@ -367,7 +250,7 @@ def _run_model(runner, case: Case):  # -> bench.results.Row
     bad = _unavailable(case, names, "decode")
     if bad:
         return Row.for_case(case, bad[0], reason=bad[1])
-    runner._allocated = True
+    runner.mark_allocated()
     checks = {}
     for kind in dict.fromkeys(kinds):
         name = next(n for n in names if n.split("/", 1)[0] == KIND_FAMILY[kind])

@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from bench.sweep import Case
+from bench.sweep import Case, format_family_params
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,9 @@ class Row:
     details: dict | None = None
     #: None (and absent in older files): a timing row; "profile": a kernel breakdown (PROFILE, bench/profile.py)
     row_type: str | None = None
+    #: parameters of a family registered from outside (impls.register_family) that have no column above, as
+    #: in keys and labels: "sharpness=2" (bench.sweep.format_family_params); None for the built-in families
+    family_params: str | None = None
 
     @classmethod
     def for_case(cls, case: Case, status: str, **kw: object) -> Row:
@@ -129,7 +132,8 @@ class Row:
                    level=case.level, batch=case.batch, seq_len=case.seq_len, heads=case.heads,
                    head_dim=case.head_dim, chunk_size=case.chunk_size, window=case.window, decay=case.decay,
                    dtype=case.dtype, device=case.device, status=status, kind=case.kind, compiled=case.compiled,
-                   new_tokens=case.new_tokens, n_layers=case.n_layers, **kw)  # type: ignore[arg-type]
+                   new_tokens=case.new_tokens, n_layers=case.n_layers,
+                   family_params=format_family_params(case.family_params) or None, **kw)  # type: ignore[arg-type]
 
     def case(self) -> Case:
         return Case.from_dict(asdict(self))

@@ -160,6 +160,15 @@ class Runner:
             raise RuntimeError(f"the accuracy check {kind}: {type(res).__name__}: {res}") from None
         return res  # type: ignore[return-value]
 
+    def mark_allocated(self) -> None:
+        """The case being run allocates device memory: free it when the case ends (bench.levels calls this)."""
+        self._allocated = True
+
+    def time_prepared(self, impl: object, case: Case, acc_cols: dict, note: str | None, prep: C.Prepared) -> Row:
+        """Time an already prepared callable (layer cases, bench.levels) as op cases are timed: the same
+        first call, memory, timing policy, cost and row."""
+        return self._time(impl, case, acc_cols, note, prep=prep)
+
     def _time(self, impl: object, case: Case, acc_cols: dict, note: str | None, prep: C.Prepared | None = None) -> Row:
         dev = case.device
         outside = memory.allocated(dev)  # the harness's own buffers (L2 flush) are not the case's

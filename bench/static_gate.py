@@ -31,7 +31,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import subprocess
@@ -246,14 +245,15 @@ def _intercept(scenario: str, out: list[Launch]) -> Iterator[None]:
 
 
 def _drive(sc: Scenario) -> None:
-    """Run the scenario's calls on meta tensors (kernels intercepted, nothing computed)."""
+    """Run the scenario's calls on meta tensors (kernels intercepted, nothing computed), through the public
+    forward / init_state / prefill / step as the family's declaration calls them (impls/spec.py)."""
     import importlib
 
     import torch
 
     import impls
-    from bench.cases import forward as family_forward
-    from bench.sweep import Case
+    from bench import cases as C
+    from bench.sweep import Case, case_fields
 
     cls = impls.load_class(sc.impl)
     if sc.config:
@@ -261,60 +261,35 @@ def _drive(sc: Scenario) -> None:
         impl = cls(getattr(importlib.import_module(mod), attr))  # type: ignore[call-arg]
     else:
         impl = cls()
-    # the public checks refuse the meta device; the kernels' own argument checks still run
+    # the public checks refuse the meta device; the argument checks and the kernels' own checks still run
     impl.unavailable_reason = lambda device: None  # type: ignore[method-assign]
-    params = dict(sc.params)
     case = Case(impl=sc.impl, mode=sc.mode, batch=sc.batch, seq_len=sc.seq_len, heads=sc.heads,
-                head_dim=sc.head_dim, dtype=sc.dtype, device="meta",
-                chunk_size=params.get("chunk_size"), window=params.get("window"), decay=params.get("decay"))
+                head_dim=sc.head_dim, dtype=sc.dtype, device="meta", **case_fields(dict(sc.params)))
+    fam = C.family_of(case)
     dt = getattr(torch, sc.dtype)
     B, T, H, D = sc.batch, sc.seq_len, sc.heads, sc.head_dim
     meta = torch.device("meta")
 
     def inputs(step: bool) -> dict:
         shape = (B, H, D) if step else (B, T, H, D)
-        x = {n: torch.empty(shape, device=meta, dtype=dt) for n in ("q", "k", "v")}
-        if case.family == "rat":
-            x["f"] = torch.empty(shape, device=meta, dtype=dt)
-        elif case.family == "linear" and case.decay:
-            x["decay"] = torch.empty(shape[:-1], device=meta, dtype=torch.float32)
-        return x
+        return fam.make_inputs(shape, case.params, lambda shp: torch.empty(shp, device=meta), dt)
 
-    fam_extra = {"rat": lambda x: (x["f"],), "linear": lambda x: (x.get("decay"),)}.get(case.family, lambda x: ())
     if sc.mode == "train":
         x = inputs(False)
         for t in x.values():
             t.requires_grad_(True)
-        o = _private_forward(impl, case, x)
+        o = fam.call_forward(impl, x, case.params)
         torch.autograd.grad(o, list(x.values()), torch.empty_like(o))
     elif sc.mode in ("prefill", "decode"):
-        kw = {"rat": {"chunk_size": case.chunk_size}, "swa": {"window": case.window}}.get(case.family, {})
-        state = impl.init_state(B, H, D, T, device=meta, dtype=dt, **kw)  # type: ignore[attr-defined]
+        state = impl.init_state(B, H, D, T, device=meta, dtype=dt, **fam.state_kwargs(case.params))  # type: ignore[attr-defined]
         with torch.no_grad():
             if sc.mode == "prefill":
-                x = inputs(False)
-                impl._prefill(state, x["q"], x["k"], x["v"], *fam_extra(x))  # type: ignore[attr-defined]
+                fam.call_prefill(impl, state, inputs(False))
             else:
                 state.pos = T - 1
-                x = inputs(True)
-                impl._step(state, x["q"], x["k"], x["v"], *fam_extra(x))  # type: ignore[attr-defined]
+                fam.call_step(impl, state, inputs(True))
     else:
         raise ValueError(f"unknown mode {sc.mode!r}")
-    del family_forward
-
-
-def _private_forward(impl, case, x):  # type: ignore[no-untyped-def]
-    """The family forward without the public checks that refuse the meta device."""
-    if case.family == "rat":
-        return impl._forward(x["q"], x["k"], x["v"], x["f"], chunk_size=case.chunk_size, rope=True,
-                             scale=case.head_dim ** -0.5)
-    if case.family == "linear":
-        return impl._forward(x["q"], x["k"], x["v"], decay=x.get("decay"), scale=1 / math.sqrt(case.head_dim))
-    if case.family == "full":
-        return impl._forward(x["q"], x["k"], x["v"], causal=True, scale=case.head_dim ** -0.5)
-    if case.family == "swa":
-        return impl._forward(x["q"], x["k"], x["v"], window=case.window, scale=case.head_dim ** -0.5)
-    raise ValueError(f"no static scenario driver for family {case.family!r}")
 
 
 def collect_launches(scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Launch]:

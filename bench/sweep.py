@@ -13,8 +13,11 @@ and later by the regression gate and the multi-GPU sharding.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -131,7 +134,8 @@ def format_size(n: int) -> str:
 @dataclass(frozen=True)
 class Case:
     """One measurement. Family parameters that do not apply are None (chunk_size for rat, window for
-    swa, decay for linear)."""
+    swa, decay for linear); parameters of other families (registered with impls.register_family) are
+    ``family_params``, sorted (name, value) pairs."""
 
     impl: str
     mode: str
@@ -151,6 +155,7 @@ class Case:
     compiled: bool | None = None
     new_tokens: int | None = None
     n_layers: int | None = None
+    family_params: tuple[tuple[str, Any], ...] = ()
 
     @property
     def family(self) -> str:
@@ -168,6 +173,8 @@ class Case:
         if self.level != "op":  # op keys stay as they were (resume of older results files)
             parts += [f"K{self.kind}", f"compiled{int(bool(self.compiled))}", f"N{self.new_tokens or '-'}",
                       f"n{self.n_layers or '-'}"]
+        if self.family_params:  # families registered from outside: name=value
+            parts.append(format_family_params(self.family_params))
         return "|".join(parts)
 
     @property
@@ -180,6 +187,7 @@ class Case:
             p["window"] = self.window
         if self.decay is not None:
             p["decay"] = self.decay
+        p.update(self.family_params)
         return p
 
     @property
@@ -192,10 +200,10 @@ class Case:
             extra.append(f"W={self.window}")
         if self.decay:
             extra.append("decay")
-        if self.level != "op":  # bench.levels.label: "layer rat/triton (L=16)", "model rat-swa: ..."
-            from bench.levels import label
-
-            return label(self, extra)
+        if self.family_params:
+            extra.append(format_family_params(self.family_params, ", "))
+        if self.level != "op":
+            return _level_label(self, extra)
         return self.impl + (f" ({', '.join(extra)})" if extra else "")
 
     def short(self) -> str:
@@ -209,7 +217,61 @@ class Case:
     @classmethod
     def from_dict(cls, d: dict) -> Case:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        kw = {k: v for k, v in d.items() if k in names}
+        fp = kw.get("family_params")
+        if isinstance(fp, str):  # a row's "name=value,..."
+            kw["family_params"] = parse_family_params(fp)
+        elif fp is not None:  # JSON's [[name, value], ...]
+            kw["family_params"] = tuple(sorted((str(k), v) for k, v in fp))
+        else:
+            kw.pop("family_params", None)
+        return cls(**kw)
+
+
+def format_family_params(pairs: tuple[tuple[str, Any], ...], sep: str = ",") -> str:
+    """(('sharpness', 2),) -> 'sharpness=2' (values as JSON: 2, 0.5, true), as keys, labels and rows show them."""
+    return sep.join(f"{k}={json.dumps(v)}" for k, v in pairs)
+
+
+def parse_family_params(text: str) -> tuple[tuple[str, Any], ...]:
+    """'sharpness=2,b=true' -> (('b', True), ('sharpness', 2)): the inverse of format_family_params."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, value = part.partition("=")
+        out.append((name.strip(), json.loads(value)))
+    return tuple(sorted(out))
+
+
+def _level_label(case: Case, extra: list[str]) -> str:
+    """Series name of a layer or model case: 'layer rat rat/triton (L=16)', 'layer rnn rat/triton (L=T)',
+    'layer attention full/sdpa-flash (compiled)', 'model rat-swa rat/triton+swa/flex (L=16, W=1024)'."""
+    if case.kind == "rnn":
+        extra = ["L=T"] + [e for e in extra if not e.startswith("L=")]
+    if case.compiled:
+        extra = extra + ["compiled"]
+    return f"{case.level} {case.kind} {case.impl}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def case_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """Case keyword arguments for family parameter values: chunk_size, window and decay are Case fields,
+    any other parameter goes into ``family_params`` (sorted, so the key does not depend on the order)."""
+    from impls.spec import CASE_FIELDS
+
+    kw = {k: v for k, v in params.items() if k in CASE_FIELDS}
+    extra = tuple(sorted((k, v) for k, v in params.items() if k not in CASE_FIELDS))
+    if extra:
+        kw["family_params"] = extra
+    return kw
+
+
+def family_grid(family: str, spec: SweepSpec, *, layer: bool = False) -> list[dict[str, Any]]:
+    """Every combination of the family's parameter values in ``spec`` (impls.spec, FamilyParam.values),
+    as Case keyword arguments; [{}] for a family without parameters."""
+    import impls
+
+    params = impls.family(family).params
+    return [case_fields(dict(zip((p.name for p in params), combo, strict=True)))
+            for combo in itertools.product(*(p.values(spec, layer=layer) for p in params))]
 
 
 # ----- sweep spec ---------------------------------------------------------------------------------
@@ -223,6 +285,9 @@ class SweepSpec:
     chunk_sizes: list[int] = field(default_factory=lambda: [16])
     windows: list[int] = field(default_factory=lambda: [128])
     decays: list[bool] = field(default_factory=lambda: [False])
+    #: values of family parameters that have no list of their own above (families registered from outside
+    #: the package, impls.register_family): name -> values; a parameter missing here takes its declared default
+    family_params: dict[str, list] = field(default_factory=dict)
     heads: list[int] = field(default_factory=lambda: [4])
     head_dims: list[int] = field(default_factory=lambda: [64])
     batches: list[int] | None = None
@@ -308,14 +373,10 @@ def expand(spec: SweepSpec) -> list[Case]:
     bad = [lv for lv in spec.levels if lv not in LEVELS]
     if bad or not spec.levels:
         raise SweepError(f"unknown level(s) {bad or spec.levels!r}; levels are {', '.join(LEVELS)}")
+    by_level = {"op": expand_op, "layer": expand_layer, "model": expand_model}
     out: list[Case] = []
     for lv in dict.fromkeys(spec.levels):
-        if lv == "op":
-            out += expand_op(spec)
-        else:
-            from bench.levels import expand as expand_level
-
-            out += expand_level(spec, lv)
+        out += by_level[lv](spec)
     if not out:
         raise SweepError("the sweep makes no cases")
     return out
@@ -331,24 +392,11 @@ def expand_op(spec: SweepSpec) -> list[Case]:
     dtype = parse_dtype(spec.dtype)
     cases: list[Case] = []
     for name in names:
-        family = name.split("/", 1)[0]
-        fam_params: list[dict[str, object]]
-        if family == "rat":
-            fam_params = [{"chunk_size": L} for L in spec.chunk_sizes]
-        elif family == "swa":
-            fam_params = [{"window": W} for W in spec.windows]
-        elif family == "linear":
-            fam_params = [{"decay": d} for d in spec.decays]
-        else:
-            fam_params = [{}]
-        for mode in spec.modes:
-            for H in spec.heads:
-                for D in spec.head_dims:
-                    for p in fam_params:
-                        for T in spec.seq_lens:
-                            for B in spec.batch_for(mode, T):
-                                cases.append(Case(impl=name, mode=mode, batch=B, seq_len=T, heads=H, head_dim=D,
-                                                  dtype=dtype, device=spec.device, **p))  # type: ignore[arg-type]
+        fam_params = family_grid(name.split("/", 1)[0], spec)
+        for mode, H, D, p, T in itertools.product(spec.modes, spec.heads, spec.head_dims, fam_params, spec.seq_lens):
+            for B in spec.batch_for(mode, T):
+                cases.append(Case(impl=name, mode=mode, batch=B, seq_len=T, heads=H, head_dim=D, dtype=dtype,
+                                  device=spec.device, **p))
     order = {T: i for i, T in enumerate(sorted(spec.seq_lens))}
     mode_order = {m: i for i, m in enumerate(spec.modes)}
     cases.sort(key=lambda c: (order[c.seq_len], mode_order[c.mode]))  # stable: the loops' order within
@@ -363,10 +411,107 @@ def expand_op(spec: SweepSpec) -> list[Case]:
     return unique
 
 
+# ----- layer and model levels (run by bench.levels) -------------------------------------------------
+#: mixer kind -> the family of implementation it takes (as models.layers.KIND_FAMILY)
+KIND_FAMILY = {"attention": "full", "swa": "swa", "linear": "linear", "rat": "rat", "rnn": "rat"}
+#: kinds whose family parameters the kind itself fixes (rnn: RAT with one chunk of T tokens)
+KIND_FIXED_PARAMS = ("rnn",)
+#: fastest first: the implementation a hybrid model uses for each family (the first available one)
+PREFERENCE = {
+    "full": ("full/fa4", "full/sdpa-cudnn", "full/flash-attn", "full/sdpa-flash", "full/sdpa-efficient", "full/flex",
+             "full/sdpa-math", "full/reference"),
+    "swa": ("swa/fa4", "swa/flash-attn", "swa/flex", "swa/reference"),
+    "rat": ("rat/triton", "rat/flex", "rat/reference"),
+    "linear": ("linear/triton", "linear/fla", "linear/reference"),
+}
+
+
+def mixer_kinds(mixer: str) -> list[str]:
+    """'rat-swa' -> ['rat', 'swa'], 'attention' -> ['attention'] (as models.LMConfig reads them)."""
+    parts = mixer.split("-")
+    if len(parts) > 2 or any(p not in KIND_FAMILY for p in parts):
+        raise SweepError(f"model mixer must be one of {', '.join(KIND_FAMILY)} or a hybrid '<even>-<odd>' of two of "
+                         f"them (e.g. rat-swa), got {mixer!r}")
+    return parts
+
+
+def _available(name: str, device: str) -> bool:
+    import impls
+
+    try:
+        cls = impls.load_class(name)
+        return cls.unavailable_reason(device) is None and cls.supports_decode
+    except Exception:  # noqa: BLE001 - not available: the run says why
+        return False
+
+
+def best_impl(family: str, names: list[str], device: str) -> str | None:
+    """The first of ``names`` of the family, in PREFERENCE order, that is available on ``device`` with a decode
+    path, else the first in that order (its row then says why it cannot run), else None."""
+    pref = PREFERENCE.get(family, ())
+    fam = sorted((n for n in names if n.split("/", 1)[0] == family),
+                 key=lambda n: pref.index(n) if n in pref else len(pref))
+    return next((n for n in fam if _available(n, device)), fam[0] if fam else None)
+
+
+def expand_layer(spec: SweepSpec) -> list[Case]:
+    """Layer-level cases (bench.levels): per kind, every implementation of its family, mode, compile choice,
+    heads, head_dim, family parameters (layer_chunk_sizes for RAT when given), seq_len and batch; shortest
+    seq_len first, then mode."""
+    names = resolve_impls(spec.impls, spec.skip_references)
+    dtype = parse_dtype(spec.dtype)
+    cases: list[Case] = []
+    for kind in spec.kinds:
+        if kind not in KIND_FAMILY:
+            raise SweepError(f"unknown layer kind {kind!r}; kinds are {', '.join(KIND_FAMILY)}")
+        fam = KIND_FAMILY[kind]
+        params = [{}] if kind in KIND_FIXED_PARAMS else family_grid(fam, spec, layer=True)
+        for name, mode in itertools.product([n for n in names if n.split("/", 1)[0] == fam], spec.modes):
+            compiles = dict.fromkeys(spec.compile) if mode != "decode" else [False]
+            for compiled, H, D, p, T in itertools.product(compiles, spec.heads, spec.head_dims, params, spec.seq_lens):
+                for B in spec.batch_for(mode, T):
+                    cases.append(Case(impl=name, mode=mode, batch=B, seq_len=T, heads=H, head_dim=D, dtype=dtype,
+                                      device=spec.device, level="layer", kind=kind, compiled=bool(compiled), **p))
+    order = {T: i for i, T in enumerate(sorted(spec.seq_lens))}
+    mode_order = {m: i for i, m in enumerate(spec.modes)}
+    cases.sort(key=lambda c: (order[c.seq_len], mode_order[c.mode]))
+    return cases
+
+
+def expand_model(spec: SweepSpec) -> list[Case]:
+    """Model-level cases (bench.levels): per mixer, every matched implementation of a one-family mixer, or the
+    best available implementation of each family of a hybrid; the first value of each family parameter."""
+    import logging
+
+    names = resolve_impls(spec.impls, spec.skip_references)
+    dtype = parse_dtype(spec.dtype)
+    cases: list[Case] = []
+    for mixer in spec.models:
+        kinds = mixer_kinds(mixer)
+        fams = list(dict.fromkeys(KIND_FAMILY[k] for k in kinds))
+        if len(fams) == 1:  # every matched implementation of the one family
+            choices = [[n] for n in names if n.split("/", 1)[0] == fams[0]]
+        else:
+            picks = [best_impl(f, names, spec.device) for f in fams]
+            choices = [picks] if all(picks) else []  # type: ignore[list-item]
+        if not choices:
+            logging.getLogger("bench.levels").warning("model %s: no implementation of %s matches --impl %s", mixer,
+                                                      "/".join(fams), ",".join(spec.impls))
+        p: dict[str, Any] = {}
+        for kind in dict.fromkeys(k for k in kinds if k not in KIND_FIXED_PARAMS):
+            p.update(family_grid(KIND_FAMILY[kind], spec)[0])
+        for impl_list, compiled in itertools.product(choices, dict.fromkeys(spec.compile)):
+            cases.append(Case(impl="+".join(impl_list), mode="generate", batch=spec.model_batch or 0,
+                              seq_len=spec.prompt_len, heads=spec.heads[0], head_dim=spec.head_dims[0], dtype=dtype,
+                              device=spec.device, level="model", kind=mixer, compiled=bool(compiled),
+                              new_tokens=spec.new_tokens, n_layers=spec.n_layers, **p))
+    return cases
+
+
 def series_key(case: Case) -> tuple:
     """Cases that differ only in seq_len (and batch, when tokens per batch is fixed) form a series."""
     return (case.impl, case.mode, case.heads, case.head_dim, case.chunk_size, case.window, case.decay,
-            case.dtype, case.device, case.level)
+            case.dtype, case.device, case.level) + ((case.family_params,) if case.family_params else ())
 
 
 # ----- presets ------------------------------------------------------------------------------------

@@ -4,11 +4,11 @@
     rat = impls.get("rat/reference")
     y = rat.forward(q, k, v, f, chunk_size=16)
     impls.available()   # every implementation, whether it runs here, and why not
+    impls.family("rat") # the family's declaration (impls/spec.py); impls.register_family adds one
 """
-from impls import catalog as _catalog  # noqa: F401  (registers the built-in implementations)
+from impls import catalog as _catalog  # noqa: F401  (registers the built-in families and implementations)
 from impls.base import Implementation, UnavailableError
 from impls.registry import (
-    FAMILIES,
     Availability,
     UnknownImplementationError,
     available,
@@ -20,19 +20,25 @@ from impls.registry import (
     register,
     unregister,
 )
+from impls.spec import FamilyParam, FamilySpec, UnknownFamilyError, families, family, register_family
 
 __all__ = [
-    "FAMILIES",
     "Availability",
+    "FamilyParam",
+    "FamilySpec",
     "Implementation",
     "UnavailableError",
+    "UnknownFamilyError",
     "UnknownImplementationError",
     "available",
     "bind_class",
+    "families",
+    "family",
     "get",
     "load_class",
     "match",
     "names",
     "register",
+    "register_family",
     "unregister",
 ]

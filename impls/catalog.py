@@ -1,5 +1,14 @@
-"""Every built-in implementation, one line each. Adding an implementation is one line here."""
+"""Every built-in family and implementation, one line each. Adding an implementation is one line here; a
+family is its declaration (impls/<family>/spec.py, impls/spec.py) and one ``register_family`` line."""
+from impls.full.spec import SPEC as FULL
+from impls.linear.spec import SPEC as LINEAR
+from impls.rat.spec import SPEC as RAT
 from impls.registry import register
+from impls.spec import register_family
+from impls.swa.spec import SPEC as SWA
+
+for _spec in (FULL, SWA, LINEAR, RAT):
+    register_family(_spec)
 
 # references: plain PyTorch oracles (CPU and GPU, differentiable)
 register("full/reference", "impls.full.reference:FullReference")

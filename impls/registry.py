@@ -10,8 +10,7 @@ import importlib
 from dataclasses import dataclass
 
 from impls.base import Implementation, UnavailableError, default_device
-
-FAMILIES = ("full", "swa", "linear", "rat")
+from impls.spec import families  # every registered family (impls/catalog.py registers the built-in ones)
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,9 @@ class UnknownImplementationError(ValueError):
 def register(name: str, target: str) -> None:
     """Register implementation ``name`` ("<family>/<impl>") found at ``target`` ("module:Class")."""
     family, _, impl = name.partition("/")
-    if family not in FAMILIES or not impl:
-        raise ValueError(f"implementation names are '<family>/<impl>' with family in {FAMILIES}, got {name!r}")
+    if family not in families() or not impl:
+        raise ValueError(f"implementation names are '<family>/<impl>' with a registered family "
+                         f"({', '.join(families())}; impls.register_family adds one), got {name!r}")
     if name in _REGISTRY:
         raise ValueError(f"implementation {name!r} is registered twice")
     _REGISTRY[name] = Entry(name, target)
