@@ -630,7 +630,7 @@ def version_text() -> str:
         version = metadata.version("ratbench")
     except metadata.PackageNotFoundError:
         version = "(not installed: pip install -e .)"
-    from bench.device import git_revision
+    from bench.provenance import git_revision
 
     rev = git_revision(str(Path(__file__).resolve().parent))
     return f"ratbench {version}" + (f" (git {rev})" if rev else "")

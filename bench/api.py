@@ -10,8 +10,9 @@ DataFrame and the usual report. The command line (run_bench.py / ``ratbench``) i
                        batches=2, heads=2, head_dims=32, device="cpu", out="runs/mine")
     result.df            # one row per case (bench.results.Row's columns), result.report: report.md
 
-``register_callable`` wraps a full-attention function: forward is the function, prefill fills a KV cache
-and calls it causally, a decode step calls it with one query over the cache (non-causal). Any other
+``register_callable`` wraps a plain function through its family's declaration (full attention: forward is
+the function, prefill fills a KV cache and calls it causally, a decode step calls it with one query over
+the cache, non-causally: impls/full/callable.py). Any other
 implementation (a class deriving from a family base, ``impls/<family>/base.py``) is registered with
 ``register(name, cls_or_target)``. ``sweep`` takes the fields of bench.sweep.SweepSpec (lists may be given
 as run_bench.py writes them: "128,256", "4k..32k", or one value) over a preset; the run directory holds
@@ -83,34 +84,24 @@ def register(name: str, impl: type | str) -> None:
 
 def register_callable(name: str, fn: Callable[..., torch.Tensor], *, description: str = "",
                       devices: tuple[str, ...] = ("cpu", "cuda")) -> None:
-    """Register ``fn(q, k, v, *, causal, scale) -> out`` (q, k, v, out: (B, T, H, D)) as the full-attention
-    implementation ``name`` ("full/<impl>"). It is checked against full attention's float64 reference
-    before it is timed, like every implementation."""
+    """Register a plain function as implementation ``name`` ("<family>/<impl>"), wrapped by the family's
+    declaration (``FamilySpec.wrap_callable``; full attention: ``fn(q, k, v, *, causal, scale) -> out`` on
+    (B, T, H, D), impls/full/callable.py). It is checked against the family's float64 reference before
+    it is timed, like every implementation."""
+    import importlib
+
+    import impls
+
     family, _, _ = name.partition("/")
-    if family != "full":
-        raise ValueError(f"register_callable wraps full-attention functions ('full/<name>'), got {name!r}; for "
-                         f"another family derive from impls/{family}/base.py and use register()")
-    from impls.full.base import FullAttention, KVCache
-    from impls.full.kv_peer import BSHDCache, PromptPrefill
-
-    class CallableFull(PromptPrefill, BSHDCache, FullAttention):
-        def _forward(self, q, k, v, *, causal, scale):  # type: ignore[no-untyped-def]
-            return fn(q, k, v, causal=causal, scale=scale)
-
-        def _step(self, state: KVCache, q, k, v):  # type: ignore[no-untyped-def]
-            p = state.pos
-            state.k[:, :, p] = k
-            state.v[:, :, p] = v
-            kc = state.k.transpose(1, 2)[:, : p + 1]
-            vc = state.v.transpose(1, 2)[:, : p + 1]
-            out = fn(q[:, None], kc, vc, causal=False, scale=state.scale)
-            state.pos += 1
-            return out[:, 0]
-
-    CallableFull.description = description or f"{getattr(fn, '__qualname__', 'callable')} (bench.api.register_callable)"
-    CallableFull.devices = tuple(devices)
-    CallableFull.__qualname__ = CallableFull.__name__ = f"CallableFull_{name.replace('/', '_').replace('-', '_')}"
-    register(name, CallableFull)
+    spec = impls.family(family)
+    if spec.wrap_callable is None:
+        raise ValueError(f"family {family!r} declares no wrapper for plain functions (FamilySpec.wrap_callable); "
+                         f"derive a class from its base and use register()")
+    module, _, func = spec.wrap_callable.partition(":")
+    cls = getattr(importlib.import_module(module), func)(
+        fn, description or f"{getattr(fn, '__qualname__', 'callable')} (bench.api.register_callable)", devices)
+    cls.__qualname__ = cls.__name__ = f"Callable_{name.replace('/', '_').replace('-', '_')}"
+    register(name, cls)
 
 
 def make_spec(preset_name: str = "default", device: str = "auto", **fields: object) -> SweepSpec:

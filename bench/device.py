@@ -237,11 +237,11 @@ def describe(device: str) -> DeviceInfo:
         if nv is not None:
             info.nvml = nv.info()
     else:
-        info.name = _cpu_name() or info.name
+        info.name = cpu_name() or info.name
     return info
 
 
-def _cpu_name() -> str | None:
+def cpu_name() -> str | None:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -250,16 +250,6 @@ def _cpu_name() -> str | None:
     except OSError:
         pass
     return None
-
-
-def git_revision(path: str | None = None) -> str:
-    """HEAD's commit, with '+dirty' when the tree has uncommitted changes (bench/provenance.py: git_state).
-    From ``git rev-parse HEAD`` where the checkout has .git; RATBENCH_GIT_REV only where it has none (a copy
-    of the tree on a GPU machine); otherwise "unknown (no .git, RATBENCH_GIT_REV unset)", never "" or "HEAD"."""
-    from bench.provenance import git_state
-
-    rev, dirty, _, _ = git_state(path)
-    return rev + ("+dirty" if dirty else "")
 
 
 # ----- ceilings -----------------------------------------------------------------------------------

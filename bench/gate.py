@@ -156,6 +156,7 @@ def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, comma
             progress: bool = False) -> Path:
     """Re-measure the baseline's ok cases into ``out_dir`` (run.json, rounds.jsonl, results.jsonl)."""
     from bench import device as D
+    from bench import provenance as P
     from bench.runner import Runner, raise_recompile_limit
 
     meta, cases, dev = check_baseline(baseline, cfg)
@@ -172,7 +173,7 @@ def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, comma
             raise FileExistsError(f"{out / name} already has rows: choose another --out")
     info = D.describe(dev)
     R.write_meta(out, {
-        "command": command, "preset": None, "started_at": D.now_utc(), "git": D.git_revision(),
+        "command": command, "preset": None, "started_at": D.now_utc(), "git": P.git_revision(),
         "device": info.to_dict(), "ceilings": meta.get("ceilings"), "spec": spec.to_dict(), "n_cases": len(cases),
         "gate": {"baseline": str(baseline), "baseline_git": meta.get("git"), "rounds": cfg.rounds,
                  "samples_per_round": per, "order": "round-robin, direction alternating per round",

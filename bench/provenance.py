@@ -169,7 +169,7 @@ def collect(device: str, *, command: str | None = None, kind: str = "start", inf
     di = info if info is not None else D.describe(device)
     rev, dirty, source, changed = git_state(path)
     nv = getattr(di, "nvml", {}) or {}
-    cpu = D._cpu_name() or platform.processor() or platform.machine()
+    cpu = D.cpu_name() or platform.processor() or platform.machine()
     uuid = nv.get("uuid")
     if uuid is None and device == "cuda":
         uuid = _torch_uuid()
@@ -314,3 +314,11 @@ def header_lines(meta: dict, rows: list[dict]) -> list[str]:
         out.append(f"- **warning**: uncommitted changes in the tree of session(s) {', '.join(dirty)} (run.json: "
                    "sessions[].dirty_files)")
     return out
+
+
+def git_revision(path: str | None = None) -> str:
+    """HEAD's commit, with '+dirty' when the tree has uncommitted changes (bench/provenance.py: git_state).
+    From ``git rev-parse HEAD`` where the checkout has .git; RATBENCH_GIT_REV only where it has none (a copy
+    of the tree on a GPU machine); otherwise "unknown (no .git, RATBENCH_GIT_REV unset)", never "" or "HEAD"."""
+    rev, dirty, _, _ = git_state(path)
+    return rev + ("+dirty" if dirty else "")

@@ -167,18 +167,15 @@ def figure3_train() -> str:
     Ts = [4 * K, 32 * K, 128 * K]
     used: list[tuple[str, dict]] = []
 
-    def ms(impl: str, kind: str, T: int, compiled: bool) -> float | None:
-        want: dict[str, object] = {"impl": impl, "kind": kind, "seq_len": T, "compiled": compiled}
-        if kind == "rat":
-            want["chunk_size"] = 16
-        r = _pick(rows, **want)
+    def ms(impl: str, kind: str, T: int, compiled: bool, **family: object) -> float | None:
+        r = _pick(rows, impl=impl, kind=kind, seq_len=T, compiled=compiled, **family)
         if r is not None:
             used.append((run, r))
         return None if r is None else float(r["ms_median"])
 
     att = {(impl, c): [ms(impl, "attention", T, c) for T in Ts]
            for impl in ("full/sdpa-flash", "full/sdpa-cudnn") for c in (False, True)}
-    rat = {c: [ms("rat/triton", "rat", T, c) for T in Ts] for c in (False, True)}
+    rat = {c: [ms("rat/triton", "rat", T, c, chunk_size=16) for T in Ts] for c in (False, True)}
     ms_rows = [att[("full/sdpa-flash", False)], att[("full/sdpa-flash", True)], att[("full/sdpa-cudnn", False)],
                att[("full/sdpa-cudnn", True)], rat[False], rat[True]]
     best = [_bold_best([r[j] for r in ms_rows]) for j in range(len(Ts))]

@@ -92,6 +92,8 @@ class FamilySpec:
     cost            "module:function", Case -> bench.costs.Cost (FLOPs and minimum bytes of one timed call)
     stage_cost      "module:function", Case -> {stage: Cost} for `run_bench.py profile`, or None
     reference       the registry name of the float64 oracle (default "<name>/reference")
+    wrap_callable   "module:function", (fn, description, devices) -> an implementation class that calls a
+                    plain function of the user's (bench.api.register_callable), or None: not offered
     """
 
     name: str
@@ -107,6 +109,7 @@ class FamilySpec:
     problem: Callable[[int, int, Params], str | None] = _no_problem
     stage_cost: str | None = None
     reference: str = ""
+    wrap_callable: str | None = None
     _resolved: dict[str, Callable[..., Any]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:

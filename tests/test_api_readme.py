@@ -58,7 +58,7 @@ def test_a_wrong_callable_is_reported_wrong_not_timed(tmp_path):
 
 
 def test_refusals():
-    with pytest.raises(ValueError, match="full-attention"):
+    with pytest.raises(ValueError, match="declares no wrapper"):
         api.register_callable("rat/mine", lambda q, k, v, **kw: q)
     with pytest.raises(SweepError, match="unknown sweep field.*seq_len\\b"):
         api.make_spec(device="cpu", seq_len=128)

@@ -4,19 +4,20 @@ from __future__ import annotations
 import torch
 
 from bench import device as D
+from bench import provenance as P
 
 
 def test_describe_cpu_and_git():
     info = D.describe("cpu")
     assert info.device == "cpu" and info.torch == torch.__version__ and info.python.count(".") == 2
     assert info.nvml == {} and info.torch_threads >= 1
-    rev = D.git_revision()
+    rev = P.git_revision()
     assert len(rev.split("+")[0]) == 40 or rev.startswith("unknown (")
 
 
 def test_git_revision_from_the_environment_only_without_git(tmp_path, monkeypatch):
     monkeypatch.setenv("RATBENCH_GIT_REV", "0123abc")
-    assert D.git_revision(str(tmp_path)) == "0123abc"  # a tree without .git (tests/test_provenance.py: the rest)
+    assert P.git_revision(str(tmp_path)) == "0123abc"  # a tree without .git (tests/test_provenance.py: the rest)
 
 
 def test_nvml_absent_is_not_an_error():

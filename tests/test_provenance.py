@@ -186,16 +186,16 @@ def test_dirty_detection_in_a_temporary_git_repo(tmp_path, monkeypatch):
     _git(repo, "commit", "-qm", "one")
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
                           check=True).stdout.strip()
-    assert D.git_revision(str(repo)) == head
+    assert P.git_revision(str(repo)) == head
     (repo / "reports").mkdir()
     (repo / "reports" / "results.jsonl").write_text("{}\n")  # run output: not a change to the code
-    assert D.git_revision(str(repo)) == head
+    assert P.git_revision(str(repo)) == head
     (repo / "new_impl.py").write_text("y = 2\n")  # an untracked source file: dirty
-    assert D.git_revision(str(repo)) == head + "+dirty"
+    assert P.git_revision(str(repo)) == head + "+dirty"
     assert P.git_state(repo)[1:4] == (True, "git", ["new_impl.py"])
     (repo / "new_impl.py").unlink()
     (repo / "a.py").write_text("x = 2\n")  # a changed tracked file: dirty
-    assert D.git_revision(str(repo)) == head + "+dirty"
+    assert P.git_revision(str(repo)) == head + "+dirty"
 
 
 def test_git_revision_without_git(tmp_path, monkeypatch):
@@ -203,7 +203,7 @@ def test_git_revision_without_git(tmp_path, monkeypatch):
     plain.mkdir()
     monkeypatch.delenv("RATBENCH_GIT_REV", raising=False)
     monkeypatch.delenv("RATBENCH_GIT_DIRTY", raising=False)
-    assert D.git_revision(str(plain)) == P.NO_REV == "unknown (no .git, RATBENCH_GIT_REV unset)"
+    assert P.git_revision(str(plain)) == P.NO_REV == "unknown (no .git, RATBENCH_GIT_REV unset)"
     monkeypatch.setenv("RATBENCH_GIT_REV", "abc1234")
     assert P.git_state(plain)[:3] == ("abc1234", None, "env")
     monkeypatch.setenv("RATBENCH_GIT_REV", "abc1234+dirty")

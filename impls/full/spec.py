@@ -14,4 +14,5 @@ SPEC = FamilySpec(
     forward=_forward,
     cost="bench.costs:full_cost",
     stage_cost="bench.costs:forward_backward_costs",
+    wrap_callable="impls.full.callable:wrap",
 )

@@ -123,7 +123,8 @@ def row_dict(row) -> dict:  # type: ignore[no-untyped-def]
 
 def machine_info(device: str) -> dict[str, object]:
     """What pytest-benchmark's machine_info lacks: GPU, driver, CUDA, torch, triton (bench.device.describe)."""
-    from bench.device import describe, git_revision
+    from bench.device import describe
+    from bench.provenance import git_revision
 
     info = describe(device).to_dict()
     nvml = info.get("nvml") or {}
