@@ -532,7 +532,7 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import report
-    from bench.distributed import merge_rank_files, rank_files
+    from bench.rank_files import merge_rank_files, rank_files
     from bench.results import RESULTS, read_rows
 
     prog = args.prog
