@@ -11,17 +11,24 @@ a roofline. Layer and model rows add the paper's section (bench.paper); a profil
 """
 from __future__ import annotations
 
+import importlib.util
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench import figures as F
 from bench import results as R
-from bench.report_rows import MODE_TITLE, SECOND_BASELINE, choose_baseline, speedups, with_series
+from bench.report_rows import MODE_TITLE, SECOND_BASELINE, choose_baseline, missing, speedups, with_series
 from bench.sweep import MODES
-from bench.tables import detail_table, mode_table, reasons_table, speedup_table
+from bench.tables import METRICS, detail_table, mode_table, reasons_table, speedup_table, table_frame
+
+#: what ``run_bench.py report --format`` writes: md = report.md and figures/; the others report_tables.<ext>
+FORMATS = ("md", "csv", "json", "parquet")
+TABLES_STEM = "report_tables"
 
 
 def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: ignore[no-untyped-def]
-             second=None) -> str:
+             second=None, metrics: Sequence[str] = tuple(METRICS)) -> str:
     dev = meta.get("device", {})
     ceil = meta.get("ceilings") or {}
     spec = meta.get("spec", {})
@@ -51,18 +58,18 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: 
                "chunk size, window, decay); each table names its baseline row" if baseline else "- no baseline")
     out.append("")
     for mode in MODES:
-        t = mode_table(df, mode, baseline)
+        t = mode_table(df, mode, baseline, metrics)
         if not t:
             continue
         out += [f"## {MODE_TITLE[mode]}", "", t, ""]
-        if second is not None:
+        if second is not None and "speedup" in metrics:
             t2 = speedup_table(second, mode, SECOND_BASELINE)
             if t2:
                 cap = (f"Speed-up over `{SECOND_BASELINE}`, each case over its `{SECOND_BASELINE}` case (same "
                        "shape, dtype, level, compile setting):")
                 out += [cap, "", t2, ""]
     for mode in MODES:
-        t = detail_table(df, mode)
+        t = detail_table(df, mode, metrics)
         if t:
             out += [f"### Details: {mode}", "", t, ""]
     t = reasons_table(df)
@@ -76,15 +83,12 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: 
 
 
 # ----- entry point --------------------------------------------------------------------------------
-def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str | Path | None = None,
-                 figures: bool = True) -> Path:
-    """Regenerate report.md (and figures/) from a results file or run directory. Returns report.md."""
+def load_compared(path: str | Path, baseline: str | None = None):  # type: ignore[no-untyped-def]
+    """A results file or run directory as the report compares it: (rows with series and speed-ups over the
+    baseline, run metadata, the baseline, the rows compared with SECOND_BASELINE or None)."""
     path = Path(path)
-    run_dir = path if path.is_dir() else path.parent
-    out = Path(out_dir) if out_dir else run_dir
-    out.mkdir(parents=True, exist_ok=True)
     df = R.load(path)
-    meta = R.read_meta(run_dir)
+    meta = R.read_meta(path if path.is_dir() else path.parent)
     if df.empty:
         raise ValueError(f"{path} has no rows")
     df = with_series(df)
@@ -92,7 +96,18 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
     second = None
     if base != SECOND_BASELINE and (df[df.status == "ok"].impl == SECOND_BASELINE).any():
         second = speedups(df, SECOND_BASELINE)
-    df = speedups(df, base)
+    return speedups(df, base), meta, base, second
+
+
+def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str | Path | None = None,
+                 figures: bool = True, metrics: Sequence[str] = tuple(METRICS)) -> Path:
+    """Regenerate report.md (and figures/) from a results file or run directory; ``metrics``: the columns
+    the tables show (bench.tables.METRICS). Returns report.md."""
+    path = Path(path)
+    run_dir = path if path.is_dir() else path.parent
+    out = Path(out_dir) if out_dir else run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    df, meta, base, second = load_compared(path, baseline)
     written: list[str] = []
     if figures:
         fig_dir = out / "figures"
@@ -102,7 +117,7 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
         F.plot_chunk_size(df, fig_dir, written)
         F.plot_decode_batch(df, fig_dir, written)
         F.plot_roofline(df, meta, fig_dir, written)
-    md = markdown(df, meta, base, written, second)
+    md = markdown(df, meta, base, written, second, metrics)
     if (df["level"] != "op").any():  # layer / model rows: the paper's Figure 3 and Table 1 side by side
         from bench import paper
 
@@ -115,14 +130,49 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
     return report
 
 
-def summary_tables(path: str | Path, baseline: str | None = None) -> str:
+def parquet_engine() -> str | None:
+    """The parquet writer pandas would use (pyarrow, else fastparquet), or None when neither is installed."""
+    return next((m for m in ("pyarrow", "fastparquet") if importlib.util.find_spec(m) is not None), None)
+
+
+def write_tables(path: str | Path, formats: Sequence[str], *, baseline: str | None = None,
+                 out_dir: str | Path | None = None, metrics: Sequence[str] = tuple(METRICS)) -> list[Path]:
+    """The report's tables as data (bench.tables.table_frame: one long table, a ``table`` column naming the
+    Markdown table of each row) in each of ``formats`` among csv, json (a list of row objects, null for
+    no value), parquet: ``report_tables.<format>`` next to report.md. Returns the files written."""
+    path = Path(path)
+    out = Path(out_dir) if out_dir else (path if path.is_dir() else path.parent)
+    out.mkdir(parents=True, exist_ok=True)
+    df, _, _, _ = load_compared(path, baseline)
+    frame = table_frame(df, metrics)
+    written = []
+    for fmt in formats:
+        target = out / f"{TABLES_STEM}.{fmt}"
+        if fmt == "csv":
+            frame.to_csv(target, index=False)
+        elif fmt == "json":
+            records = [{k: None if missing(v) else v for k, v in rec.items()}  # NaN -> null
+                       for rec in frame.astype(object).to_dict("records")]
+            target.write_text(json.dumps(records, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        elif fmt == "parquet":
+            engine = parquet_engine()
+            if engine is None:
+                raise ValueError("--format parquet needs pyarrow or fastparquet (pip install pyarrow)")
+            frame.to_parquet(target, index=False, engine=engine)
+        else:
+            raise ValueError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS[1:])}")
+        written.append(target)
+    return written
+
+
+def summary_tables(path: str | Path, baseline: str | None = None, metrics: Sequence[str] = tuple(METRICS)) -> str:
     """Just the per-mode tables (what the CLI prints at the end of a sweep)."""
     df = with_series(R.load(path))
     base = choose_baseline(df, baseline)
     df = speedups(df, base)
     parts = []
     for mode in MODES:
-        t = mode_table(df, mode, base)
+        t = mode_table(df, mode, base, metrics)
         if t:
             parts += [f"{MODE_TITLE[mode]}:", t, ""]
     return "\n".join(parts)

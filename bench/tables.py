@@ -4,9 +4,11 @@ speed-ups over a second baseline, the details of every timed case, and the cases
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from bench.report_rows import STATUS_MARK, is_noisy, missing, natural, num, speedups
-from bench.sweep import format_size
+from bench.sweep import MODES, format_size
 
 
 def fmt_ms(x: float) -> str:
@@ -35,6 +37,68 @@ def no_ratio(r) -> str:  # type: ignore[no-untyped-def]
     return ""
 
 
+# ----- metrics: the columns the tables show (``run_bench.py report --metrics``) --------------------------
+def _pct(x: object) -> str:
+    f = num(x)
+    return "" if f is None else f"{f:.1f}"
+
+
+def _tokens_per_s(r) -> float:  # type: ignore[no-untyped-def]
+    return r.batch / (r.ms_median * 1e-3)  # decode: one new token per sequence per step
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One metric of a timed case: its column in the details tables (``header``, ``cell``: the Markdown
+    text), the columns it exports (``columns``, from the row; ``value``: computed instead) and the modes
+    it has (None: every mode)."""
+
+    name: str
+    header: str | None  # None: not a details column (speed-ups are in the per-mode tables)
+    columns: tuple[str, ...]
+    cell: Callable[[Any], str] | None = None
+    value: Callable[[Any], object] | None = None
+    modes: tuple[str, ...] | None = None
+
+
+#: every metric, in the details tables' column order; the default selection is all of them
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("ms", "ms median [p20, p80]", ("ms_median", "ms_p20", "ms_p80"),
+           lambda r: f"{fmt_ms(r.ms_median)} [{fmt_ms(r.ms_p20)}, {fmt_ms(r.ms_p80)}]"),
+    Metric("tokens_per_s", "tokens/s", ("tokens_per_s",), lambda r: f"{_tokens_per_s(r):.4g}", _tokens_per_s,
+           modes=("decode",)),
+    Metric("n", "n", ("n_samples",), lambda r: str(int(r.n_samples))),
+    Metric("timer", "timer / call", ("timer", "timed_call"),
+           lambda r: str(r.timer) + ("" if missing(r.get("timed_call")) else f" / {r.timed_call}")),
+    Metric("tflops", "TFLOP/s", ("tflops",), lambda r: f"{r.tflops:.3g}"),
+    Metric("pct_peak", "% peak", ("pct_peak_flops",), lambda r: _pct(r.pct_peak_flops)),
+    Metric("gbps", "GB/s", ("gbps",), lambda r: f"{r.gbps:.3g}"),
+    Metric("pct_bw", "% BW", ("pct_peak_bw",), lambda r: _pct(r.pct_peak_bw)),
+    Metric("peak_mem", "peak mem", ("peak_mem_bytes",), lambda r: fmt_bytes(r.peak_mem_bytes)),
+    Metric("state_mem", "state/seq", ("state_bytes_per_seq",), lambda r: fmt_bytes(r.state_bytes_per_seq)),
+    Metric("max_err", "max abs err", ("max_abs_err",),
+           lambda r: "" if num(r.max_abs_err) is None else f"{num(r.max_abs_err):.2g}"),
+    Metric("first_call_ms", "first call ms", ("first_call_ms",), lambda r: f"{r.first_call_ms:.0f}"),
+    Metric("speedup", None, ("speedup", "base_series")),
+)}
+
+
+def select_metrics(text: str | None) -> tuple[str, ...]:
+    """``--metrics ms,tflops,...`` as metric names in METRICS order (None: all). Raises ValueError, naming the
+    valid metrics, for an unknown one or none."""
+    if text is None:
+        return tuple(METRICS)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"no metric given; valid: {', '.join(METRICS)}")
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                         f"valid: {', '.join(METRICS)}")
+    return tuple(n for n in METRICS if n in names)
+
+
+# ----- Markdown tables ----------------------------------------------------------------------------
 #: what a trailing ~ on a cell means (the footnote of a table with a noisy cell)
 NOISY_NOTE = "~ noisy: {spread} or machine loaded; re-run with more repeats or on an idle machine"
 
@@ -76,10 +140,12 @@ def _series_groups(sub, baseline: str | None) -> dict[str | None, list[str]]:  #
     return {k: v for k, v in groups.items() if v}
 
 
-def mode_tables(df, mode: str, baseline: str | None) -> list[ModeTable]:  # type: ignore[no-untyped-def]
+def mode_tables(df, mode: str, baseline: str | None,  # type: ignore[no-untyped-def]
+                speedup: bool = True) -> list[ModeTable]:
     """Implementation x sequence length: median ms and the speed-up over the baseline, one table per
     baseline series (e.g. eager and compiled, or one per chunk size when the baseline is a RAT
-    implementation), each with exactly one '(baseline)' row; series with no single baseline case last."""
+    implementation), each with exactly one '(baseline)' row; series with no single baseline case last.
+    ``speedup=False``: the milliseconds alone."""
     sub = df[df["mode"] == mode]
     if sub.empty:
         return []
@@ -88,7 +154,7 @@ def mode_tables(df, mode: str, baseline: str | None) -> list[ModeTable]:  # type
     groups = _series_groups(sub, baseline)
     out = []
     for base_series, names in groups.items():
-        text, noisy = _one_table(sub[sub.series.isin(names)], base_series, compared=baseline is not None)
+        text, noisy = _one_table(sub[sub.series.isin(names)], base_series, compared=baseline is not None and speedup)
         if text:
             out.append(ModeTable(base_series, text, noisy))
     return out
@@ -126,13 +192,26 @@ def _one_table(sub, base_series: str | None, compared: bool) -> tuple[str, bool]
     return ("\n".join(lines) if len(lines) > 2 else ""), any_noisy
 
 
-def mode_table(df, mode: str, baseline: str | None) -> str:  # type: ignore[no-untyped-def]
-    """The tables of mode_tables, each under a line naming its baseline (one string)."""
-    return "\n\n".join(_captioned(t, baseline) for t in mode_tables(df, mode, baseline))
+def mode_table(df, mode: str, baseline: str | None,  # type: ignore[no-untyped-def]
+               metrics: Sequence[str] = tuple(METRICS)) -> str:
+    """The per-mode tables (one string), as ``metrics`` selects: with ``ms``, mode_tables (with the speed-ups
+    in brackets when ``speedup`` is selected too), each under a line naming its baseline; with ``speedup``
+    alone, speedup_table over the baseline; with neither, none."""
+    if "ms" in metrics:
+        speedup = "speedup" in metrics
+        return "\n\n".join(_captioned(t, baseline, speedup) for t in mode_tables(df, mode, baseline, speedup))
+    if "speedup" in metrics and baseline is not None:
+        t = speedup_table(df, mode, baseline)
+        if t:
+            return (f"Speed-up over `{baseline}`, each case over its `{baseline}` case (same shape, dtype, level, "
+                    "compile setting):\n\n" + t)
+    return ""
 
 
-def _captioned(t: ModeTable, baseline: str | None) -> str:
-    if t.baseline_series is not None:
+def _captioned(t: ModeTable, baseline: str | None, speedup: bool = True) -> str:
+    if not speedup:
+        cap = "Median milliseconds."
+    elif t.baseline_series is not None:
         cap = f"Median milliseconds (speed-up over `{t.baseline_series}`, the baseline row of this table)."
     elif baseline is None:
         cap = "Median milliseconds (no baseline: nothing was timed)."
@@ -173,31 +252,22 @@ def speedup_table(df, mode: str, baseline: str) -> str:  # type: ignore[no-untyp
     return "\n".join(lines)
 
 
-def detail_table(df, mode: str) -> str:  # type: ignore[no-untyped-def]
+def detail_metrics(mode: str, metrics: Sequence[str] = tuple(METRICS)) -> list[Metric]:
+    """The metrics of a details table of ``mode``: those selected that are details columns in that mode."""
+    return [METRICS[n] for n in metrics
+            if METRICS[n].header is not None and (METRICS[n].modes is None or mode in METRICS[n].modes)]
+
+
+def detail_table(df, mode: str, metrics: Sequence[str] = tuple(METRICS)) -> str:  # type: ignore[no-untyped-def]
+    """Every timed case of ``mode``: implementation, B, T, then a column per selected metric."""
     sub = df[(df["mode"] == mode) & (df.status == "ok")].sort_values(["series", "seq_len", "batch"])
     if sub.empty:
         return ""
-    head = ["implementation", "B", "T", "ms median [p20, p80]", "n", "timer / call", "TFLOP/s", "% peak", "GB/s",
-            "% BW", "peak mem", "state/seq", "max abs err", "first call ms"]
-    if mode == "decode":
-        head.insert(4, "tokens/s")
+    cols = detail_metrics(mode, metrics)
+    head = ["implementation", "B", "T"] + [m.header for m in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in sub.iterrows():
-        def pct(x: object) -> str:
-            f = num(x)
-            return "" if f is None else f"{f:.1f}"
-
-        err = num(r.max_abs_err)
-        cells = [
-            f"`{r.series}`", str(r.batch), format_size(int(r.seq_len)),
-            f"{fmt_ms(r.ms_median)} [{fmt_ms(r.ms_p20)}, {fmt_ms(r.ms_p80)}]", str(int(r.n_samples)),
-            str(r.timer) + ("" if missing(r.get("timed_call")) else f" / {r.timed_call}"),
-            f"{r.tflops:.3g}", pct(r.pct_peak_flops), f"{r.gbps:.3g}", pct(r.pct_peak_bw),
-            fmt_bytes(r.peak_mem_bytes), fmt_bytes(r.state_bytes_per_seq),
-            "" if err is None else f"{err:.2g}", f"{r.first_call_ms:.0f}",
-        ]
-        if mode == "decode":  # one new token per sequence per step
-            cells.insert(4, f"{r.batch / (r.ms_median * 1e-3):.4g}")
+        cells = [f"`{r.series}`", str(r.batch), format_size(int(r.seq_len))] + [m.cell(r) for m in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -214,3 +284,49 @@ def reasons_table(df) -> str:  # type: ignore[no-untyped-def]
         Ts = ", ".join(f"{format_size(int(T))} (B={B})" for T, B in zip(g.seq_len, g.batch))
         lines.append(f"| `{series}` | {mode} | {status} | {Ts} | {text[:300]} |")
     return "\n".join(lines)
+
+
+# ----- the tables as data (``run_bench.py report --format csv,json,parquet``) ----------------------------
+#: the columns that say which case a row of table_frame is, before the metrics' columns
+ID_COLUMNS = ("table", "mode", "implementation", "impl", "batch", "seq_len", "status")
+
+
+def _plain(v: object) -> object:
+    """A cell as a plain Python value: NaN -> None, numpy scalars -> int / float / bool / str."""
+    if missing(v):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
+def table_frame(df, metrics: Sequence[str] = tuple(METRICS)):  # type: ignore[no-untyped-def]  # -> DataFrame
+    """The report's tables as one long table: one row per case of a details table (``table`` =
+    ``details: <mode>``, in that table's order; the per-mode tables are these rows' ``ms_median`` and
+    ``speedup`` over T) and one per case of 'Cases not timed' (``table`` = ``not timed``, its ``reason``
+    given). Columns: ID_COLUMNS, the selected metrics' columns (METRICS order; numbers as measured, not
+    rounded; bytes in bytes; ``base_series``: the baseline case of ``speedup``), then ``reason``."""
+    import pandas as pd
+
+    cols = [c for n in metrics for c in METRICS[n].columns]
+    records = []
+
+    def record(table: str, r) -> dict:  # type: ignore[no-untyped-def]
+        rec = {"table": table, "mode": r["mode"], "implementation": r.series, "impl": r.impl,
+               "batch": r.batch, "seq_len": r.seq_len, "status": r.status}
+        for n in metrics:
+            m = METRICS[n]
+            for c in m.columns:
+                applies = m.modes is None or r["mode"] in m.modes
+                rec[c] = (m.value(r) if m.value else r.get(c)) if applies and r.status == "ok" else None
+        rec["reason"] = None if r.status == "ok" else r.get("reason")
+        return {k: _plain(v) for k, v in rec.items()}
+
+    for mode in MODES:
+        sub = df[(df["mode"] == mode) & (df.status == "ok")].sort_values(["series", "seq_len", "batch"])
+        records += [record(f"details: {mode}", r) for _, r in sub.iterrows()]
+    bad = df[df.status != "ok"].sort_values(["series", "mode", "status", "seq_len", "batch"])
+    records += [record("not timed", r) for _, r in bad.iterrows()]
+    frame = pd.DataFrame.from_records(records, columns=[*ID_COLUMNS, *cols, "reason"])
+    for c in ("batch", "seq_len", "n_samples", "peak_mem_bytes", "state_bytes_per_seq"):  # counts stay integers
+        if c in frame and frame[c].dropna().map(lambda v: float(v).is_integer()).all():
+            frame[c] = frame[c].astype("Int64")
+    return frame

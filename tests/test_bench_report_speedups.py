@@ -9,9 +9,9 @@ import re
 import pytest
 
 from bench import report, report_rows
-from bench.tables import fmt_ms
 from bench.results import Row, append_row, write_meta
 from bench.sweep import Case
+from bench.tables import fmt_ms
 
 
 def row(impl, mode, T, ms, status="ok", B=2, **kw):
