@@ -29,6 +29,7 @@ SECOND_BASELINE = "full/sdpa-cudnn"
 
 
 def num(x: object) -> float | None:
+    """A cell as a float; None for a missing value, NaN or text."""
     if x is None:
         return None
     try:
@@ -39,6 +40,7 @@ def num(x: object) -> float | None:
 
 
 def missing(x: object) -> bool:
+    """No value: None or NaN (a missing field of a row, as pandas loads it)."""
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
