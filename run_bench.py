@@ -42,7 +42,8 @@ examples:
 other commands:
   --version                      ratbench's version and git revision (installed as the command `ratbench`)
   list [--device D]              implementations and their availability
-  report RESULTS [--baseline B]  regenerate report.md and figures/ from a results file or run directory
+  report RESULTS [--baseline B] [--format md,csv,json,parquet] [--metrics ms,tflops,...]
+                                 regenerate report.md and figures/ (and tables as data) from a results file
   resume DIR                     run the cases of DIR's sweep that have no row yet (same as --resume DIR);
                                  --retry error,oom also re-runs the cases that ended so
   compare BASE NEW               per-case slowdown NEW/BASE with a bootstrap interval; exit 1 on a regression
@@ -170,11 +171,44 @@ def _list_args(p: argparse.ArgumentParser) -> None:
     _register_arg(p)
 
 
+def _report_formats(text: str) -> tuple[str, ...]:
+    """argparse type of ``report --format``: formats among bench.report.FORMATS, comma-separated."""
+    from bench.report import FORMATS, parquet_engine
+
+    names = list(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
+    bad = [n for n in names if n not in FORMATS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown format {', '.join(map(repr, bad)) or repr(text)}; "
+                                         f"valid: {', '.join(FORMATS)}")
+    if "parquet" in names and parquet_engine() is None:
+        raise argparse.ArgumentTypeError("parquet needs pyarrow or fastparquet, and neither is installed "
+                                         "(pip install pyarrow), or choose csv / json")
+    return tuple(names)
+
+
+def _report_metrics(text: str) -> tuple[str, ...]:
+    """argparse type of ``report --metrics``: metric names of bench.tables.METRICS, comma-separated."""
+    from bench.tables import select_metrics
+
+    try:
+        return select_metrics(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", help="results.jsonl or its run directory, e.g. reports/h200-paper")
     p.add_argument("--baseline", help="speed-ups over this implementation, e.g. full/sdpa-cudnn")
     p.add_argument("--out", help="write the report here instead of next to the results")
     p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--format", type=_report_formats, default=("md",), metavar="FORMATS",
+                   help="what to write, comma-separated: md (report.md and figures/, the default), csv, json, "
+                        "parquet (the report's tables as one long table, report_tables.<format>; parquet needs "
+                        "pyarrow or fastparquet), e.g. --format md,csv")
+    p.add_argument("--metrics", type=_report_metrics, default=None, metavar="METRICS",
+                   help="the columns the tables show, comma-separated (default: all): ms, tokens_per_s, n, timer, "
+                        "tflops, pct_peak, gbps, pct_bw, peak_mem, state_mem, max_err, first_call_ms, speedup; "
+                        "e.g. --metrics ms,tflops,gbps,speedup,peak_mem")
 
 
 PROFILE_EXAMPLES = """\
@@ -569,8 +603,9 @@ def cmd_list(args: argparse.Namespace, argv: list[str]) -> int:
 
 def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     from bench import report
-    from bench.distributed import merge_rank_files, rank_files
+    from bench.rank_files import merge_rank_files, rank_files
     from bench.results import RESULTS, read_rows
+    from bench.tables import METRICS
 
     prog = args.prog
     src = Path(args.results)
@@ -595,13 +630,20 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     if src.is_dir() or src.name == RESULTS:
         merge_rank_files(run_dir)
     drawable = any(r.get("status") not in exit_codes.NOT_RUN_STATUSES for r in rows)
+    metrics = args.metrics or tuple(METRICS)
+    tables = [f for f in args.format if f != "md"]
     try:
-        path = report.write_report(args.results, baseline=args.baseline, out_dir=args.out,
-                                   figures=not args.no_figures and drawable)
+        path = report.write_report(args.results, baseline=args.baseline, out_dir=args.out, metrics=metrics,
+                                   figures=not args.no_figures and drawable) if "md" in args.format else None
+        written = report.write_tables(args.results, tables, baseline=args.baseline, out_dir=args.out,
+                                      metrics=metrics) if tables else []
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc), prog=prog) from None
-    print(report.summary_tables(args.results, baseline=args.baseline))
-    print(f"report: {path}")
+    print(report.summary_tables(args.results, baseline=args.baseline, metrics=metrics))
+    if path is not None:
+        print(f"report: {path}")
+    for f in written:
+        print(f"tables: {f}")
     return 0
 
 

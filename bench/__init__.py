@@ -9,6 +9,8 @@ Modules, one job each:
     accuracy  each implementation against its family reference before it is timed
     device    device metadata, NVML sampling, measured ceilings (matmul rate, copy bandwidth)
     runner    runs the cases of a sweep and appends one row per finished case
+    rank_files the per-rank rows files of a torchrun launch (distributed) and their merge
     results   rows, JSON Lines results file, run metadata, loading into pandas, resume
-    report    Markdown tables and matplotlib figures, always regenerated from a results file
+    report    report.md (and exports), always regenerated from a results file: report_rows (series,
+              baseline, speed-ups), tables (Markdown), figures (matplotlib), paper, profile_report
 """

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from bench.rank_files import RANK_FILE, merge_rank_files, rank_files, rank_path  # noqa: F401 - re-exported
+
 log = logging.getLogger(__name__)
 
 #: set (if unset) before the process group exists, as the device documentation requires
@@ -47,7 +49,6 @@ TIMEOUT_ENV = "RATBENCH_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 24 * 3600.0
 #: tests only: "RANK:K" makes that rank exit (os._exit(17)) after K cases, as if it had crashed
 DIE_AFTER_ENV = "RATBENCH_TEST_DIE_AFTER"
-RANK_FILE = "results.rank{rank}.jsonl"
 
 
 def launched() -> bool:
@@ -58,68 +59,6 @@ def launched() -> bool:
 def set_env_defaults() -> None:
     for k, v in ENV_DEFAULTS.items():
         os.environ.setdefault(k, v)
-
-
-def rank_path(run_dir: str | Path, rank: int) -> Path:
-    return Path(run_dir) / RANK_FILE.format(rank=rank)
-
-
-def rank_files(run_dir: str | Path) -> list[Path]:
-    """The rank files of a run directory, by rank."""
-    def rank_of(p: Path) -> int:
-        try:
-            return int(p.name.removeprefix("results.rank").removesuffix(".jsonl"))
-        except ValueError:
-            return -1
-    return sorted((p for p in Path(run_dir).glob("results.rank*.jsonl") if rank_of(p) >= 0), key=rank_of)
-
-
-def _complete_lines(path: Path) -> list[str]:
-    """The complete JSON rows of a file (a partial last line, from a rank killed while writing, is left out)."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("%s:%d is not a complete JSON row; not merged", path, i)
-                continue
-            out.append(line)
-    return out
-
-
-def merge_rank_files(run_dir: str | Path) -> int:
-    """Copy the rows of every ``results.rank<k>.jsonl`` that ``results.jsonl`` lacks into it (new rows in
-    the order they started). Atomic (written aside, then renamed) and idempotent. Returns the rows added."""
-    from bench.results import RESULTS
-
-    run_dir = Path(run_dir)
-    files = rank_files(run_dir)
-    if not files:
-        return 0
-    main = run_dir / RESULTS
-    have = _complete_lines(main) if main.exists() else []
-    seen = set(have)
-    new: list[str] = []
-    for f in files:
-        for line in _complete_lines(f):
-            if line not in seen:
-                seen.add(line)
-                new.append(line)
-    if not new:
-        return 0
-    new.sort(key=lambda s: json.loads(s).get("started_at") or "")  # stable: rank order within one instant
-    tmp = main.with_name(main.name + ".merging")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write("".join(line + "\n" for line in have + new))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, main)
-    log.info("merged %d rows from %d rank files into %s", len(new), len(files), main)
-    return len(new)
 
 
 # ----- dealing cases out ----------------------------------------------------------------------------

@@ -7,11 +7,13 @@ from collections.abc import Callable
 import torch
 
 _OOM_TEXT = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory",
-             "failed to allocate")
+             "failed to allocate", "cublas_status_alloc_failed")
 
 
 def is_oom(exc: BaseException) -> bool:
-    """True for CUDA and CPU out-of-memory errors (torch raises several kinds)."""
+    """True for CUDA and CPU out-of-memory errors (torch raises several kinds; cuBLAS reports a failed
+    workspace allocation as CUBLAS_STATUS_ALLOC_FAILED). The one definition, for the harness and the
+    models (models.lm's max-batch search, models.throughput)."""
     if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
         return True
     if isinstance(exc, RuntimeError):

@@ -21,6 +21,7 @@ import json
 import math
 from pathlib import Path
 
+from bench import figures as F
 from bench.sweep import format_size
 
 K = 1024
@@ -325,13 +326,11 @@ def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool 
                  name: str = "paper_figure3") -> None:
     """The paper's Figure 3 layout: train, prefill, gen ms vs T, every layer series of ours (solid) and the
     published attention and RAT L=16 (grey, dashed; OOM as a red x)."""
-    from bench.report import _log_y, _plt, _save, _size_ticks
-
     lay = df[df.level == "layer"]
     modes = [m for m in ("train", "prefill", "decode") if (lay["mode"] == m).any()]
     if not modes:
         return
-    plt = _plt()
+    plt = F.pyplot()
     fig_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(modes), figsize=(4.4 * len(modes), 3.8), squeeze=False)
     cmap = plt.get_cmap("tab10")
@@ -356,8 +355,8 @@ def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool 
                     ax.plot(T, 0.96, marker="x", color="0.45", ms=7, mew=2, clip_on=False,
                             transform=ax.get_xaxis_transform())
         ax.set_xscale("log", base=2)
-        _log_y(ax)
-        _size_ticks(ax, list(sub.seq_len) + ([] if not_comparable else list(FIGURE3[mode]["rat"])))
+        F.log_y(ax)
+        F.size_ticks(ax, list(sub.seq_len) + ([] if not_comparable else list(FIGURE3[mode]["rat"])))
         ax.set_xlabel("sequence length T")
         ax.set_ylabel("ms per layer call")
         ax.set_title({"train": "train (fwd + bwd)", "prefill": "prefill", "decode": "gen (one step at T-1)"}[mode])
@@ -371,7 +370,7 @@ def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool 
                bbox_to_anchor=(0.5, -0.03 - 0.04 * math.ceil(len(labels) / 3)))
     fig.suptitle("layer level, the RAT paper's Figure 3 protocol" +
                  (" - NOT COMPARABLE (tiny shapes / CPU)" if not_comparable else ""), fontsize=9)
-    _save(fig, fig_dir, name, written)
+    F.save(fig, fig_dir, name, written)
 
 
 def plot_table1(df, fig_dir: Path, written: list[str], *, not_comparable: bool = False) -> None:  # type: ignore[no-untyped-def]
@@ -379,9 +378,7 @@ def plot_table1(df, fig_dir: Path, written: list[str], *, not_comparable: bool =
     rows = [r for r in table1_rows(df) if r["tokens_per_s"]]
     if not rows:
         return
-    from bench.report import _log_y, _plt, _save
-
-    plt = _plt()
+    plt = F.pyplot()
     fig_dir.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 3.8))
     xs = range(len(rows))
@@ -391,11 +388,11 @@ def plot_table1(df, fig_dir: Path, written: list[str], *, not_comparable: bool =
                label="paper (H100)")
     ax.set_xticks(list(xs))
     ax.set_xticklabels(["\n".join([r["mixer"], *r["impl"].split("+"), f"B={r['batch']}"]) for r in rows], fontsize=6)
-    _log_y(ax)
+    F.log_y(ax)
     ax.set_ylabel("generated tokens / s")
     ax.set_title("model level, Table 1" + (" - NOT COMPARABLE (tiny model / CPU)" if not_comparable else ""))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the bars, not over them
-    _save(fig, fig_dir, "paper_table1", written)
+    F.save(fig, fig_dir, "paper_table1", written)
 
 
 # ----- rows from scripts/gpu_layers.py's JSON ---------------------------------------------------------------

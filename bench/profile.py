@@ -50,7 +50,7 @@ from bench import cases as C
 from bench import costs, timing
 from bench.results import PROFILE, Row, append_row
 from bench.runner import Runner
-from bench.stages import OTHER, TRITON_RANGE, KernelStat, attribute, coverage, kernels_from_trace
+from bench.stages import OTHER, TRITON_RANGE, KernelStat, attribute, coverage, kernel_base_name, kernels_from_trace
 from bench.sweep import Case
 
 log = logging.getLogger(__name__)
@@ -378,23 +378,6 @@ def ncu_unavailable_reason(device: str) -> str | None:
     if find_ncu() is None:
         return "ncu (Nsight Compute) not found on PATH, in /usr/local/cuda*/bin or /opt/nvidia/nsight-compute (or set RATBENCH_NCU)"
     return None
-
-
-def kernel_base_name(name: str) -> str:
-    """The function name of a kernel as Nsight Compute's ``--kernel-name-base function`` sees it: no return
-    type, namespaces, template arguments or parameters ("void ns::k<int>(P)" -> "k")."""
-    s = name.strip()
-    s = re.sub(r"^void\s+", "", s)
-    depth, out = 0, []
-    for ch in s:  # drop <...> and (...) at any depth
-        if ch in "<(":
-            depth += 1
-        elif ch in ">)":
-            depth = max(0, depth - 1)
-        elif depth == 0:
-            out.append(ch)
-    s = "".join(out).strip()
-    return s.split("::")[-1].split()[-1] if s else name
 
 
 def ncu_command(ncu: str, case: Case, top: Sequence[KernelStat], seed: int) -> list[str]:

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 
 from bench.results import PROFILE, read_meta, read_rows
-from bench.stages import OTHER
+from bench.stages import OTHER, kernel_base_name
 from bench.sweep import MODES, format_size
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,6 @@ def _metric(m: dict, col: str) -> float | None:
 
 def _stage_ncu(s: dict, d: dict, ncu: dict) -> str:
     """The stage's kernels' ncu metrics, weighted by ncu's own kernel durations."""
-    from bench.profile import kernel_base_name
-
     ms = [ncu[b] for b in dict.fromkeys(kernel_base_name(n) for n in _stage_kernels(s, d)) if b in ncu]
     if not ms:
         return " | ".join([""] * 6)

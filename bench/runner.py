@@ -229,7 +229,7 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = R.read_meta(run_dir) if resume else {}
     if resume:  # rows of a torchrun launch that never reached its merge (bench/distributed.py)
-        from bench.distributed import merge_rank_files
+        from bench.rank_files import merge_rank_files
 
         merge_rank_files(run_dir)
     done = R.finished_keys(run_dir, retry) if resume else set()

@@ -141,3 +141,20 @@ def _cpu_self_times(events: Sequence[dict]) -> list[tuple[str, float]]:
             elif e.get("cat") == "cpu_op":
                 out.append((name, max(0.0, dur - child)))
     return out
+
+
+def kernel_base_name(name: str) -> str:
+    """The function name of a kernel as Nsight Compute's ``--kernel-name-base function`` sees it: no return
+    type, namespaces, template arguments or parameters ("void ns::k<int>(P)" -> "k")."""
+    s = name.strip()
+    s = re.sub(r"^void\s+", "", s)
+    depth, out = 0, []
+    for ch in s:  # drop <...> and (...) at any depth
+        if ch in "<(":
+            depth += 1
+        elif ch in ">)":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(ch)
+    s = "".join(out).strip()
+    return s.split("::")[-1].split()[-1] if s else name

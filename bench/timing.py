@@ -277,7 +277,24 @@ class _L2Flusher:
         cls._buf.zero_()
 
 
-def capture_graph(fn: Callable[[], object], reset: Callable[[], None]) -> Callable[[], None]:
+def capture_graph(fn: Callable[[], object], pool: object | None = None) -> tuple[torch.cuda.CUDAGraph, object]:
+    """Capture one call of ``fn()`` as a CUDA graph (in memory pool ``pool``; None: a pool of its own): its
+    kernels are recorded, not run; the Python in ``fn`` runs once. Returns the graph and fn's (static)
+    output. Warm-up (compilation, autotuning) is the caller's, before the capture. The one definition
+    for the harness (``graph_replay``) and the models (decode-step graphs in models/lm.py, models/cases.py)."""
+    graph = torch.cuda.CUDAGraph()
+    prev = torch.cuda.current_stream()
+    try:
+        with torch.cuda.graph(graph, pool=pool):
+            out = fn()
+    except BaseException:
+        # a failed capture raises from capture_end before torch.cuda.graph restores the stream
+        torch.cuda.set_stream(prev)
+        raise
+    return graph, out
+
+
+def graph_replay(fn: Callable[[], object], reset: Callable[[], None]) -> Callable[[], None]:
     """Capture ``fn`` (after side-stream warm-up, as CUDA graphs require) and return the replay."""
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
@@ -286,10 +303,9 @@ def capture_graph(fn: Callable[[], object], reset: Callable[[], None]) -> Callab
             reset()
             fn()
     torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
     reset()
-    with torch.cuda.graph(graph):
-        fn()
+    graph, out = capture_graph(fn)
+    del out
     torch.cuda.synchronize()
 
     def replay() -> None:  # the closure keeps the graph and the captured tensors (via fn) alive
@@ -330,7 +346,7 @@ def measure(
     timer, note = "cuda-events", None
     if graphable and policy.cuda_graph:
         try:
-            call = capture_graph(fn, reset)
+            call = graph_replay(fn, reset)
             timer = "cuda-graph"
         except Exception as exc:  # noqa: BLE001 - any capture failure means: time the eager call
             note = f"CUDA graph capture failed, eager step timed: {type(exc).__name__}: {str(exc)[:200]}"

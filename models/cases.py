@@ -20,8 +20,8 @@ from typing import Callable
 
 import torch
 
+from bench.timing import capture_graph
 from models.layers import DEFAULT_WINDOW, LayerCache, MixerLayer, build_mixer
-from models.lm import capture_graph
 
 #: tokens per prefill call when filling a decode cache
 FILL_TOKENS = 262144

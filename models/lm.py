@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.memory import is_oom
+from bench.timing import capture_graph
 from models.layers import (
     DEFAULT_WINDOW,
     KIND_FAMILY,
@@ -303,21 +305,6 @@ def graphs_unsupported_reason(device: torch.device) -> str | None:
     return None
 
 
-def capture_graph(fn: Callable[[], torch.Tensor], pool: Any) -> tuple[Any, torch.Tensor]:
-    """Capture fn() as a CUDA graph (sharing memory pool ``pool``): kernels are recorded, not run; the
-    python in fn runs once. Returns the graph and fn's (static) output tensor."""
-    g = torch.cuda.CUDAGraph()
-    prev = torch.cuda.current_stream()
-    try:
-        with torch.cuda.graph(g, pool=pool):
-            out = fn()
-    except BaseException:
-        # a failed capture raises from capture_end before torch.cuda.graph restores the stream
-        torch.cuda.set_stream(prev)
-        raise
-    return g, out
-
-
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -430,13 +417,6 @@ class MaxBatch:
     batch: int
     tried: list[tuple[int, bool]]
     limit_reached: bool
-
-
-def is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    msg = str(exc)
-    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "CUBLAS_STATUS_ALLOC_FAILED" in msg)
 
 
 def find_max_batch(run: Callable[[int], Any], *, start: int = 1, limit: int = 1 << 16, multiple: int = 1) -> MaxBatch:

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from models.lm import LanguageModel, LMConfig, is_oom, max_generate_batch
+from bench.memory import is_oom
+from models.lm import LanguageModel, LMConfig, max_generate_batch
 
 log = logging.getLogger(__name__)
 

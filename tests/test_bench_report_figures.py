@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench import report
+from bench import figures, report_rows
 from bench.results import Row, append_row, load, write_meta
 from bench.sweep import Case
 
@@ -31,7 +31,7 @@ def figs(monkeypatch):
         out[name] = fig
         written.append(name)
 
-    monkeypatch.setattr(report, "_save", keep)
+    monkeypatch.setattr(figures, "save", keep)
     yield out
     import matplotlib.pyplot as plt
 
@@ -49,9 +49,9 @@ def frame(tmp_path, rows, extra=None):
             append_row(path, r)
     write_meta(tmp_path, {"ceilings": {"matmul_tflops": 10.0, "matmul_dtype": "float32", "matmul_shape": 512,
                                        "copy_gbps": 20.0}})
-    df = report.with_series(load(tmp_path))
-    base = report.choose_baseline(df)
-    return report.speedups(df, base), base
+    df = report_rows.with_series(load(tmp_path))
+    base = report_rows.choose_baseline(df)
+    return report_rows.speedups(df, base), base
 
 
 def layer_chunk_rows():
@@ -95,7 +95,7 @@ def legend_texts(fig) -> list[str]:
 
 def test_chunk_size_figure_ticks_groups_and_legend(tmp_path, figs):
     df, _ = frame(tmp_path, layer_chunk_rows())
-    report.plot_chunk_size(df, tmp_path, [])
+    figures.plot_chunk_size(df, tmp_path, [])
     fig = figs["latency_vs_chunk_size"]
     for ax in fig.axes:
         labels = visible_tick_labels(ax)
@@ -114,14 +114,14 @@ def test_latency_legend_lists_only_marks_drawn(tmp_path, figs):
     rows += [row("rat/triton", "train", T, T / 64, chunk_size=16) for T in (64, 128)]
     (tmp_path / "a").mkdir()
     df, base = frame(tmp_path / "a", rows)
-    report.plot_latency(df, tmp_path, [], base)
+    figures.plot_latency(df, tmp_path, [], base)
     texts = legend_texts(figs["latency_vs_seq_len"])
     assert "OOM" not in texts and not any("error" in t for t in texts) and not any("noisy" in t for t in texts)
     check_legends_outside(figs["latency_vs_seq_len"])
     # with an OOM case the OOM mark is listed, still no other failure mark
     (tmp_path / "b").mkdir()
     df, base = frame(tmp_path / "b", rows + [row("full/reference", "train", 256, 0, status="oom")])
-    report.plot_latency(df, tmp_path, [], base)
+    figures.plot_latency(df, tmp_path, [], base)
     texts = legend_texts(figs["latency_vs_seq_len"])
     assert "OOM" in texts and not any("error" in t for t in texts)
 
@@ -135,11 +135,11 @@ def test_every_figure_has_labelled_ticks_and_legends_outside(tmp_path, figs):
                 rows.append(row("rat/triton", "decode", T, 0.05 * B * H, B=B, H=H, chunk_size=16))
     df, base = frame(tmp_path, rows)
     meta = {"ceilings": {"matmul_tflops": 10.0, "matmul_dtype": "float32", "matmul_shape": 512, "copy_gbps": 20.0}}
-    report.plot_latency(df, tmp_path, [], base)
-    report.plot_speedup(df, tmp_path, [], base)
-    report.plot_chunk_size(df, tmp_path, [])
-    report.plot_decode_batch(df, tmp_path, [])
-    report.plot_roofline(df, meta, tmp_path, [])
+    figures.plot_latency(df, tmp_path, [], base)
+    figures.plot_speedup(df, tmp_path, [], base)
+    figures.plot_chunk_size(df, tmp_path, [])
+    figures.plot_decode_batch(df, tmp_path, [])
+    figures.plot_roofline(df, meta, tmp_path, [])
     assert set(figs) == {"latency_vs_seq_len", "speedup_vs_seq_len", "latency_vs_chunk_size", "decode_vs_batch",
                          "roofline"}
     for name, fig in figs.items():
@@ -164,7 +164,7 @@ def test_noisy_points_are_hollow(tmp_path, figs):
     rows = [row("full/reference", "train", T, T / 16) for T in (64, 128, 256)]
     rows += [row("rat/triton", "train", T, T / 64, chunk_size=16) for T in (64, 128, 256)]
     df, base = frame(tmp_path, rows, extra={4: {"noisy": True, "ms_rel_spread": 0.5}})
-    report.plot_latency(df, tmp_path, [], base)
+    figures.plot_latency(df, tmp_path, [], base)
     fig = figs["latency_vs_seq_len"]
     hollow = [ln for ln in fig.axes[0].get_lines()
               if ln.get_marker() not in (None, "None", "") and ln.get_markerfacecolor() in ("white", "none", (1, 1, 1, 1))]
@@ -174,6 +174,6 @@ def test_noisy_points_are_hollow(tmp_path, figs):
 
 
 def test_log_ticks_under_one_decade():
-    assert len([t for t in report._log_ticks(33, 52) if 33 <= t <= 52]) >= 3
-    assert len([t for t in report._log_ticks(93, 101) if 93 <= t <= 101]) >= 2
-    assert [t for t in report._log_ticks(0.9, 120) if 0.9 <= t <= 120] == [1, 2, 5, 10, 20, 50, 100]
+    assert len([t for t in figures.log_ticks(33, 52) if 33 <= t <= 52]) >= 3
+    assert len([t for t in figures.log_ticks(93, 101) if 93 <= t <= 101]) >= 2
+    assert [t for t in figures.log_ticks(0.9, 120) if 0.9 <= t <= 120] == [1, 2, 5, 10, 20, 50, 100]

@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from bench import report
+from bench import report, report_rows
 from bench.results import Row, append_row, write_meta
 from bench.sweep import Case
+from bench.tables import fmt_ms
 
 
 def row(impl, mode, T, ms, status="ok", B=2, **kw):
@@ -141,7 +142,7 @@ def test_automatic_baseline_has_the_most_timed_rows(tmp_path):
     md = report.write_report(store(tmp_path, rows), figures=False).read_text()
     assert "speed-ups are over `rat/triton`" in md
     assert cell(md, "rat/flex (L=16)", 1) == "3 (0.667x)"
-    assert report.choose_baseline(report.with_series(__import__("bench.results").results.load(tmp_path))) \
+    assert report_rows.choose_baseline(report_rows.with_series(__import__("bench.results").results.load(tmp_path))) \
         == "rat/triton"
 
 
@@ -149,9 +150,9 @@ def test_comparison_key_is_every_case_field_but_the_implementation():
     import dataclasses
 
     fields = [f.name for f in dataclasses.fields(Case)]
-    assert report.comparison_key(True) == [f for f in fields if f != "impl"]
-    assert set(report.FAMILY_FIELDS) <= set(fields)  # a renamed field would leave the cross-family key
-    assert set(report.comparison_key(False)) == set(fields) - {"impl"} - set(report.FAMILY_FIELDS)
+    assert report_rows.comparison_key(True) == [f for f in fields if f != "impl"]
+    assert set(report_rows.FAMILY_FIELDS) <= set(fields)  # a renamed field would leave the cross-family key
+    assert set(report_rows.comparison_key(False)) == set(fields) - {"impl"} - set(report_rows.FAMILY_FIELDS)
 
 
 def test_noisy_cells_are_marked_and_explained(tmp_path):
@@ -176,9 +177,9 @@ def test_rows_without_the_noisy_field_render_as_before(tmp_path):
 
 @pytest.mark.parametrize("value", [None, float("nan"), False, 0])
 def test_missing_noisy_values_are_not_noisy(value):
-    assert report._noisy({"noisy": value}) is False
-    assert report._noisy({}) is False
-    assert report._noisy({"noisy": True}) is True
+    assert report_rows.is_noisy({"noisy": value}) is False
+    assert report_rows.is_noisy({}) is False
+    assert report_rows.is_noisy({"noisy": True}) is True
 
 
 def test_end_to_end_two_impls_two_chunk_sizes_on_the_cpu(tmp_path, capsys):
@@ -196,13 +197,13 @@ def test_end_to_end_two_impls_two_chunk_sizes_on_the_cpu(tmp_path, capsys):
     df = load(out)
     assert len(df) == 4 and set(df.status) == {"ok"}
     ms = {(r.impl, int(r.chunk_size)): r.ms_median for r in df.itertuples()}
-    mark = {(r.impl, int(r.chunk_size)): "~" if report._noisy(r._asdict()) else "" for r in df.itertuples()}
+    mark = {(r.impl, int(r.chunk_size)): "~" if report_rows.is_noisy(r._asdict()) else "" for r in df.itertuples()}
     md = (out / "report.md").read_text()
     title = "prefill (forward, no grad)"
     for L in (8, 16):
         want = ms[("rat/reference", L)] / ms[("rat/triton", L)]
         got = cell(md, f"rat/triton (L={L})", 1, title=title)
         # a loaded machine (the test suite on 2 cores) can flag the row noisy: its cell then ends in ~
-        assert got == f"{report._ms(ms[('rat/triton', L)])}{mark[('rat/triton', L)]} ({want:.3g}x)", (L, got)
+        assert got == f"{fmt_ms(ms[('rat/triton', L)])}{mark[('rat/triton', L)]} ({want:.3g}x)", (L, got)
     assert [t.count("(baseline)") for t in tables(md, title)] == [1, 1]
     assert (out / "figures" / "latency_vs_chunk_size.png").exists()

@@ -36,7 +36,7 @@ def fake_cuda(monkeypatch):
     state = {"fail_capture": False, "fn": None}
 
     @contextlib.contextmanager
-    def graph(g):
+    def graph(g, pool=None):
         calls["capture"] += 1
         if state["fail_capture"]:
             raise RuntimeError("operation not permitted when stream is capturing")
@@ -47,6 +47,7 @@ def fake_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "Stream", lambda *a, **k: type("S", (), {"wait_stream": lambda self, s: None})())
     monkeypatch.setattr(torch.cuda, "current_stream", lambda *a: type("S", (), {"wait_stream": lambda self, s: None})())
     monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "set_stream", lambda s: None)
     monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
     monkeypatch.setattr(torch.cuda, "graph", graph)
     monkeypatch.setattr(timing._L2Flusher, "flush", classmethod(lambda cls: calls.__setitem__("flush",

@@ -6,6 +6,7 @@ Exit codes are written out as numbers here (bench/exit_codes.py has the table): 
 command line as a user does."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -102,6 +103,11 @@ BAD = [
     (["report", "{ws}/nometa"], "no results rows"),
     (["report", "{ws}/full", "--baseline", "nope/x"], "--baseline nope/x has no rows"),
     (["report", "{ws}/full", "--out", "/proc/ratbench-x"], "cannot write there"),
+    (["report", "{ws}/full", "--format", "md,xls"], "argument --format: unknown format 'xls'; valid: md, csv, json"),
+    (["report", "{ws}/full", "--metrics", "ms,bogus"], "argument --metrics: unknown metric 'bogus'; valid: ms, "),
+    (["report", "{ws}/full", "--format", "csv", "--metrics", ""], "argument --metrics: no metric given"),
+    *([(["report", "{ws}/full", "--format", "csv,parquet"], "parquet needs pyarrow or fastparquet")]
+      if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")) else []),
     # compare
     (["compare", "{ws}/full"], "the following arguments are required: new"),
     (["compare", "{ws}/missing", "{ws}/full"], "does not exist"),

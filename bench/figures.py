@@ -1,0 +1,403 @@
+"""matplotlib figures, always drawn from a results DataFrame (bench.report_rows): the helpers every figure of
+the project uses (bench.paper too): a headless pyplot, saving as PNG and PDF, log axes labelled in plain
+numbers, failure and noise marks, colours per implementation, one legend below the panels; and the report's
+own figures: latency vs T per mode side by side (the paper's Figure 3 layout), speed-up vs T, latency vs chunk
+size, decode latency vs batch, and a roofline with the run's measured ceilings. Failed cases are drawn as
+markers at the top of the axes (OOM: a red x, others a triangle), not left out; noisy points are hollow."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench.report_rows import MODE_TITLE, STATUS_MARK, comparison_key, missing, noisy_mask
+from bench.sweep import MODES, format_size, short_dtype
+
+
+def pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 7})
+    return plt
+
+
+def save(fig, fig_dir: Path, name: str, written: list[str]) -> None:  # type: ignore[no-untyped-def]
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        path = fig_dir / f"{name}.{ext}"
+        fig.savefig(path, dpi=150 if ext == "png" else None, bbox_inches="tight")
+        written.append(str(path))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def size_ticks(ax, values) -> None:  # type: ignore[no-untyped-def]
+    vals = sorted({int(v) for v in values})
+    ax.set_xticks(vals)
+    ax.set_xticklabels([format_size(v) for v in vals])
+    ax.minorticks_off()
+
+
+def log_ticks(vmin: float, vmax: float) -> list[float]:
+    """Major ticks of a log axis from vmin to vmax: m x 10^k with m in 1, 2, 5, or, when that leaves fewer than
+    three in view (a range of about a decade or less), in 1, 1.5, 2, 3, 4, 5, 7, then 1 to 9.5 in halves; else
+    about four evenly spaced round numbers (a range of a few percent)."""
+    lo, hi = sorted((vmin, vmax))
+    if not (lo > 0 and math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    for subs in ((1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.0), tuple(i / 2 for i in range(2, 20))):
+        ticks = [m * 10.0**k for k in range(k0 - 1, k1 + 1) for m in subs]
+        if sum(lo <= t <= hi for t in ticks) >= 3:
+            return ticks
+    from matplotlib.ticker import MaxNLocator
+
+    return [t for t in MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi) if t > 0]
+
+
+def log_y(ax, suffix: str = "") -> None:  # type: ignore[no-untyped-def]
+    """Log y axis labelled in plain numbers (not powers of ten) at 1, 2, 5 x 10^k, with more labels when the
+    data span less than a decade (log_ticks), so that every panel has labelled ticks."""
+    from matplotlib.ticker import FuncFormatter, Locator, NullFormatter
+
+    class _Ticks(Locator):
+        def __call__(self):  # type: ignore[no-untyped-def]
+            return self.tick_values(*self.axis.get_view_interval())
+
+        def tick_values(self, vmin, vmax):  # type: ignore[no-untyped-def]
+            return log_ticks(vmin, vmax)
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(_Ticks())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{y:g}{suffix}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+#: figure legend entries for the marks drawn (only those a figure has are listed)
+MARKS = {"oom": "OOM", "failed": "error / wrong / skipped", "noisy": "noisy (hollow marker)",
+         "base_failed": "no speed-up: baseline case failed"}
+
+
+def mark_handle(mark: str):  # type: ignore[no-untyped-def]
+    from matplotlib.lines import Line2D
+
+    return {"oom": Line2D([], [], marker="x", color="red", ls="none", mew=2),
+            "failed": Line2D([], [], marker="v", color="gray", ls="none"),
+            "noisy": Line2D([], [], marker="o", mfc="none", color="gray", ls="none"),
+            "base_failed": Line2D([], [], marker="1", color="gray", ls="none", ms=8, mew=1.5)}[mark]
+
+
+def fail_markers(ax, g, x_col: str, color) -> set[str]:  # type: ignore[no-untyped-def]
+    """Failed cases at the top of the axes: OOM as a red x, others as a triangle in the series' colour.
+    Returns the marks drawn ('oom', 'failed')."""
+    import matplotlib.transforms as mtransforms
+
+    trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+    drawn = set()
+    for _, r in g[g.status.isin(["oom", "error", "wrong", "skipped"])].iterrows():
+        if r.status == "oom":
+            ax.plot(r[x_col], 0.96, marker="x", color="red", markersize=8, mew=2, transform=trans, clip_on=False)
+            drawn.add("oom")
+        else:
+            ax.plot(r[x_col], 0.96, marker="v", color=color, transform=trans, clip_on=False)
+            drawn.add("failed")
+    return drawn
+
+
+def plot_points(ax, x, y, noisy, **kw) -> set[str]:  # type: ignore[no-untyped-def]
+    """A line through (x, y) with filled markers, hollow where the row is noisy. Returns {'noisy'} when one
+    was drawn."""
+    noisy = [bool(n) for n in noisy]
+    (line,) = ax.plot(list(x), list(y), markevery=[i for i, n in enumerate(noisy) if not n], **kw)
+    if any(noisy):
+        xs = [v for v, n in zip(x, noisy) if n]
+        ys = [v for v, n in zip(y, noisy) if n]
+        ax.plot(xs, ys, ls="none", marker=line.get_marker(), ms=line.get_markersize() + 0.5, mfc="white",
+                mec=line.get_color(), mew=1.2, zorder=line.get_zorder() + 0.1)
+        return {"noisy"}
+    return set()
+
+
+def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) -> None:  # type: ignore[no-untyped-def]
+    plt = pyplot()
+    modes = [m for m in MODES if (df["mode"] == m).any()]
+    if not modes:
+        return
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
+    styles = series_styles(df)
+    marks: set[str] = set()
+    for ax, mode in zip(axes[0], modes):
+        sub = df[df["mode"] == mode]
+        for series, g in sub.groupby("series", sort=True):
+            if g.status.isin(["unavailable", "unsupported"]).all():
+                continue
+            g = g.sort_values("seq_len")
+            ok = g[g.status == "ok"]
+            st = styles[series]
+            marks |= plot_points(ax, ok.seq_len, ok.ms_median, noisy_mask(ok), marker=st["marker"], ls=st["ls"], ms=3.5,
+                             color=st["color"], label=series, lw=2.2 if g.impl.iloc[0] == baseline else 1.4)
+            if not ok.empty:
+                ax.fill_between(ok.seq_len, ok.ms_p20, ok.ms_p80, color=st["color"], alpha=0.15, lw=0)
+            marks |= fail_markers(ax, g, "seq_len", st["color"])
+        ax.set_xscale("log", base=2)
+        log_y(ax)
+        size_ticks(ax, sub.seq_len)
+        ax.set_xlabel("sequence length T (tokens)")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(MODE_TITLE[mode])
+    figure_legend(fig, axes[0], marks)
+    fig.suptitle(subtitle(df), fontsize=8)
+    save(fig, fig_dir, "latency_vs_seq_len", written)
+
+
+def plot_speedup(df, fig_dir: Path, written: list[str], baseline: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Speed-up over the baseline vs T: each point over its own baseline case (speedups); where that case
+    failed, a mark at the top instead of a point."""
+    if baseline is None or df["speedup"].notna().sum() == 0:
+        return
+    plt = pyplot()
+    modes = [m for m in MODES if ((df["mode"] == m) & df["speedup"].notna()).any()]
+    if not modes:  # (model-level rows only: no train / prefill / decode mode)
+        return
+    import matplotlib.transforms as mtransforms
+
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
+    styles = series_styles(df)
+    marks: set[str] = set()
+    for ax, mode in zip(axes[0], modes):
+        sub = df[(df["mode"] == mode) & (df.impl != baseline)]
+        trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+        for series, g in sub.groupby("series", sort=True):
+            if g.status.isin(["unavailable", "unsupported"]).all():
+                continue
+            g = g.sort_values("seq_len")
+            ok = g[g.speedup.notna()]
+            if ok.empty and not (g.status != "ok").any():
+                continue  # not compared with the baseline anywhere: no line, no legend entry
+            st = styles[series]
+            marks |= plot_points(ax, ok.seq_len, ok.speedup, noisy_mask(ok), marker=st["marker"], ls=st["ls"], ms=3.5,
+                             color=st["color"], label=series)
+            marks |= fail_markers(ax, g, "seq_len", st["color"])
+            lost = g[(g.status == "ok") & g.base_status.isin([k for k in STATUS_MARK if k != "ok"])]
+            for T in lost.seq_len:
+                ax.plot(T, 0.88, marker="1", color=st["color"], ms=8, mew=1.5, transform=trans, clip_on=False)
+                marks.add("base_failed")
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        ax.set_xscale("log", base=2)
+        log_y(ax, "x")
+        size_ticks(ax, df[df["mode"] == mode].seq_len)
+        ax.set_xlabel("sequence length T (tokens)")
+        ax.set_ylabel(f"speed-up over {baseline} (x)")
+        ax.set_title(MODE_TITLE[mode])
+    figure_legend(fig, axes[0], marks)
+    fig.suptitle(subtitle(df) + "; each case over its own baseline case (same shape, compile setting)", fontsize=8)
+    save(fig, fig_dir, "speedup_vs_seq_len", written)
+
+
+def _line_groups(df, x_col: str) -> list[tuple[str, int, str, object]]:
+    """Rows as the lines of a plot over ``x_col`` (chunk size or batch): one line per implementation and every
+    other Case field (compiled apart from eager, each T, B, H, ...). Returns (mode, T, style label, rows)
+    per line: colour by T, style by the rest; the style label names the implementation and each other
+    field that varies in ``df`` (the same label in every panel)."""
+    cols = [c for c in ["impl"] + comparison_key(True) if c != x_col and c in df]
+    style_cols = [c for c in cols if c not in ("mode", "seq_len", "batch")]
+    if x_col != "batch" and len(df) and (
+            df.groupby(["mode", "seq_len"] + style_cols, dropna=False).batch.nunique() > 1).any():
+        style_cols.append("batch")  # more than one batch at a T: B tells lines apart
+    varying = [c for c in style_cols if df[c].astype(str).nunique() > 1]
+    fmt = {"batch": lambda v: f"B={int(v)}", "heads": lambda v: f"H={int(v)}", "head_dim": lambda v: f"D={int(v)}",
+           "dtype": short_dtype, "chunk_size": lambda v: f"L={int(v)}", "window": lambda v: f"W={int(v)}",
+           "decay": lambda v: "decay" if v else "no decay", "compiled": lambda v: "compiled" if v else "eager"}
+    out = []
+    for key, g in df.groupby(cols, sort=True, dropna=False):
+        vals = dict(zip(cols, key))
+        parts = [str(vals["impl"])]
+        if not missing(vals.get("kind")):
+            parts.insert(0, str(vals["kind"]))
+        for c in varying:
+            if c in ("impl", "kind") or missing(vals[c]):
+                continue
+            parts.append(fmt[c](vals[c]) if c in fmt else f"{c}={vals[c]}")
+        out.append((vals["mode"], int(vals["seq_len"]), " ".join(parts), g.sort_values(x_col)))
+    return out
+
+
+def _plot_lines(plt, axes, modes, lines, x_col: str) -> tuple[list, list[str], set[str]]:  # type: ignore[no-untyped-def]
+    """Draw _line_groups' lines (colour: T, from light to dark; line style and marker: the style label) on one
+    panel per mode. Returns legend handles and labels (the T colours, then the styles) and the marks drawn."""
+    from matplotlib.lines import Line2D
+
+    Ts = sorted({T for _, T, _, _ in lines})
+    cmap = plt.get_cmap("viridis")
+    color = {T: cmap(0.85 * (1 - i / max(1, len(Ts) - 1))) if len(Ts) > 1 else "tab:blue" for i, T in enumerate(Ts)}
+    styles = sorted({lab for _, _, lab, _ in lines}, key=lambda lab: ("compiled" in lab.split(), lab))  # eager: solid
+    style = {lab: (["-", "--", ":", "-."][i % 4], "osD^v"[i % 5]) for i, lab in enumerate(styles)}
+    marks: set[str] = set()
+    for ax, mode in zip(axes, modes):
+        for m, T, lab, g in lines:
+            if m != mode:
+                continue
+            ok = g[g.status == "ok"]
+            ls, mk = style[lab]
+            if not ok.empty:
+                marks |= plot_points(ax, ok[x_col], ok.ms_median, noisy_mask(ok), marker=mk, ms=3.5, ls=ls, color=color[T])
+            marks |= fail_markers(ax, g, x_col, color[T])
+    handles = [Line2D([], [], color=color[T], lw=2) for T in Ts]
+    labels = [f"T={format_size(T)}" for T in Ts]
+    if len(styles) > 1 or styles[0] not in labels:
+        handles += [Line2D([], [], color="0.3", ls=style[lab][0], marker=style[lab][1], ms=3.5) for lab in styles]
+        labels += styles
+    return handles, labels, marks
+
+
+def plot_chunk_size(df, fig_dir: Path, written: list[str]) -> None:  # type: ignore[no-untyped-def]
+    sub = df[df.chunk_size.notna()]
+    if sub.empty or sub.chunk_size.nunique() < 2:
+        return
+    # modes with at least one measured point (a log axis with nothing on it cannot be drawn); model rows are
+    # not a latency-vs-L series
+    sub = sub[sub["level"] != "model"] if "level" in sub else sub
+    sub = sub[sub["mode"].isin(MODES)]
+    modes = [m for m in MODES if ((sub["mode"] == m) & (sub.status == "ok")).any()]
+    if not modes:
+        return
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
+    handles, labels, marks = _plot_lines(plt, axes[0], modes, _line_groups(sub, "chunk_size"), "chunk_size")
+    for ax, mode in zip(axes[0], modes):
+        ax.set_xscale("log", base=2)
+        log_y(ax)
+        size_ticks(ax, sub[sub["mode"] == mode].chunk_size)
+        ax.set_xlabel("chunk size L (tokens)")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(MODE_TITLE[mode])
+    figure_legend(fig, [], marks, handles=(handles, labels), ncol=8)
+    fig.suptitle(subtitle(sub), fontsize=8)
+    save(fig, fig_dir, "latency_vs_chunk_size", written)
+
+
+def plot_decode_batch(df, fig_dir: Path, written: list[str]) -> None:  # type: ignore[no-untyped-def]
+    sub = df[df["mode"] == "decode"]
+    if sub.empty:
+        return
+    lines = [x for x in _line_groups(sub, "batch") if x[3].batch.nunique() >= 2]
+    if not lines:
+        return
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    handles, labels, marks = _plot_lines(plt, [ax], ["decode"], lines, "batch")
+    ax.set_xscale("log", base=2)
+    size_ticks(ax, [b for *_, g in lines for b in g.batch])
+    log_y(ax)
+    ax.set_xlabel("batch B (sequences decoded together)")
+    ax.set_ylabel("decode step latency (ms)")
+    ax.set_title("decode latency vs batch")
+    figure_legend(fig, [], marks, handles=(handles, labels), ncol=3)
+    save(fig, fig_dir, "decode_vs_batch", written)
+
+
+def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  # type: ignore[no-untyped-def]
+    ok = df[(df.status == "ok") & df.flops.notna() & df.bytes.notna()]
+    ceil = meta.get("ceilings")
+    if ok.empty or not ceil:
+        return
+    import numpy as np
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    inten = ok.flops / ok.bytes
+    lo, hi = max(inten.min() / 4, 1e-2), inten.max() * 4
+    xs = np.logspace(math.log10(lo), math.log10(hi), 200)
+    peak, bw = ceil["matmul_tflops"], ceil["copy_gbps"]
+    ax.plot(xs, np.minimum(peak, bw * xs / 1e3), color="black", lw=1.2,
+            label=f"ceiling: {peak:.3g} TFLOP/s {ceil['matmul_dtype']} matmul, {bw:.4g} GB/s copy")
+    markers = {"train": "o", "prefill": "s", "decode": "^"}
+    colors = series_colors(df)
+    noisy = noisy_mask(ok)
+    for (series, mode), g in ok.groupby(["series", "mode"], sort=True):
+        nz = noisy[g.index]
+        for hollow, part in ((False, g[~nz]), (True, g[nz])):
+            if not part.empty:
+                ax.scatter(part.flops / part.bytes, part.tflops, marker=markers.get(mode, "o"), s=18,
+                           facecolors="none" if hollow else colors[series], edgecolors=colors[series])
+    # legend: colour = implementation (its variants share it), marker = mode
+    for impl in sorted(ok.impl.unique()):
+        ax.scatter([], [], marker="s", color=colors[ok[ok.impl == impl].series.iloc[0]], label=impl)
+    for mode, mk in markers.items():
+        if (ok["mode"] == mode).any():
+            ax.scatter([], [], marker=mk, color="gray", label=mode)
+    if noisy.any():
+        ax.scatter([], [], marker="o", facecolors="none", edgecolors="gray", label=MARKS["noisy"])
+    ax.set_xscale("log")
+    log_y(ax)
+    ax.set_xlabel("arithmetic intensity (FLOP / minimum byte)")
+    ax.set_ylabel("achieved TFLOP/s (cost model)")
+    ax.set_title("roofline")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    save(fig, fig_dir, "roofline", written)
+
+
+def series_colors(df) -> dict:  # type: ignore[no-untyped-def]
+    """One colour per implementation (tab10; tab20 beyond ten), so a family's variants are easy to follow."""
+    return {s: st["color"] for s, st in series_styles(df).items()}
+
+
+def series_styles(df) -> dict:  # type: ignore[no-untyped-def]
+    """Per series: the colour of its implementation, and a line style / marker per variant of it."""
+    plt = pyplot()
+    impl_of = dict(zip(df.series, df.impl))
+    impl_list = sorted(set(impl_of.values()))
+    cmap = plt.get_cmap("tab10" if len(impl_list) <= 10 else "tab20")  # no two implementations share a colour
+    out, seen = {}, {}
+    for s in sorted(impl_of):
+        impl = impl_of[s]
+        i = seen.get(impl, 0)
+        seen[impl] = i + 1
+        out[s] = {"color": cmap(impl_list.index(impl) % cmap.N), "ls": ["-", "--", ":", "-."][i % 4],
+                  "marker": "osD^v"[i % 5]}
+    return out
+
+
+def figure_legend(fig, axes, marks: set[str] = frozenset(), ncol: int = 4,  # type: ignore[no-untyped-def]
+            handles: tuple[list, list[str]] | None = None) -> None:
+    """One legend below the panels (never over the data): ``handles`` (handles, labels) or every labelled
+    line of ``axes`` once, then the marks drawn (MARKS: OOM, failures, noisy points), and only those."""
+    given = handles
+    handles, labels = {}, []
+    if given is not None:
+        for h, lab in zip(*given):
+            handles[lab] = h
+            labels.append(lab)
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in handles:
+                handles[lab] = h
+                labels.append(lab)
+    for mark, text in MARKS.items():
+        if mark in marks:
+            handles[text] = mark_handle(mark)
+            labels.append(text)
+    if not labels:
+        return
+    ncol = min(ncol, len(labels))
+    fig.legend([handles[lab] for lab in labels], labels, loc="upper center", ncol=ncol,
+               bbox_to_anchor=(0.5, 0.0), frameon=False)
+
+
+def subtitle(df) -> str:  # type: ignore[no-untyped-def]
+    parts = []
+    for col, name in (("heads", "H"), ("head_dim", "D")):
+        vals = sorted(df[col].unique())
+        parts.append(f"{name}={','.join(str(v) for v in vals)}")
+    parts.append("dtype " + ",".join(short_dtype(v) for v in sorted(df.dtype.unique())))
+    tr = df[df["mode"] != "decode"]
+    tokens = sorted((tr.batch * tr.seq_len).unique())
+    if len(tokens) == 1:
+        parts.append(f"B x T = {format_size(int(tokens[0]))} tokens")
+    dec = df[df["mode"] == "decode"]
+    if not dec.empty and dec.batch.nunique() == 1:
+        parts.append(f"decode B={int(dec.batch.iloc[0])}")
+    return ", ".join(parts)
