@@ -195,7 +195,7 @@ class Session:
                 })
                 R.write_meta(run_dir, meta)
                 payload = [{"run_dir": str(run_dir), "shards": shards, "ceilings": meta.get("ceilings"),
-                            "n_cases": len(cases)}]
+                            "n_cases": len(cases), "run_id": r.run_id}]
             except Exception as exc:  # every rank must hear of it, or the others wait forever
                 payload = [{"error": (type(exc).__name__, str(exc))}]
                 dist.broadcast_object_list(payload, src=0)
@@ -216,8 +216,9 @@ class Session:
             RN.raise_recompile_limit()
             ceilings = D.Ceilings(**got["ceilings"]) if got.get("ceilings") else None
             nvml = D.Nvml.open(self.local_rank) if self.device == "cuda" else None
-            r = RN.Runner(rank_path(self.run_dir, self.rank), spec, ceilings=ceilings, nvml=nvml, rank=self.rank)
-        RN._end_with_newline(r.results_path)
+            r = RN.Runner(rank_path(self.run_dir, self.rank), spec, ceilings=ceilings, nvml=nvml, rank=self.rank,
+                          run_id=got.get("run_id"))  # every rank's rows carry rank 0's session
+        RN.end_with_newline(r.results_path)
         r.results_path.touch()
         self._maybe_die(r)
         log.info("rank %d: %d cases", self.rank, len(mine))

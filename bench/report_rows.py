@@ -19,7 +19,7 @@ BASELINE_PRIORITY = ("full/sdpa-flash", "full/sdpa-cudnn", "full/sdpa", "full/fl
 #: layer runs (kind): they must match between two implementations of one family, and are left out of the
 #: comparison across families (full attention has no chunk size: each RAT chunk size is compared with the
 #: one full-attention case of its shape)
-FAMILY_FIELDS = ("chunk_size", "window", "decay", "kind")
+FAMILY_FIELDS = ("chunk_size", "window", "decay", "family_params", "kind")
 STATUS_MARK = {"oom": "OOM", "error": "error", "wrong": "wrong", "unsupported": "n/a", "unavailable": "n/a",
                "skipped": "skipped"}
 MODE_TITLE = {"train": "train (forward + backward)", "prefill": "prefill (forward, no grad)",

@@ -253,7 +253,7 @@ def start(
             "spec": spec.to_dict(), "n_cases": len(cases), "sessions": [prov.to_dict()],
         }
     R.write_meta(run_dir, meta)
-    _end_with_newline(run_dir / R.RESULTS)
+    end_with_newline(run_dir / R.RESULTS)
     nvml = D.Nvml.open(0) if spec.device == "cuda" else None
     raise_recompile_limit()
     runner = Runner(run_dir / R.RESULTS, spec, ceilings=ceilings, nvml=nvml, run_id=prov.run_id)
@@ -269,7 +269,7 @@ def apply_threads(spec: SweepSpec) -> None:
         torch.set_num_threads(spec.threads)
 
 
-def _end_with_newline(path: Path) -> None:
+def end_with_newline(path: Path) -> None:
     """A run killed mid-write leaves a partial last line; start the next row on a line of its own."""
     if path.exists() and path.stat().st_size:
         with open(path, "rb+") as fh:

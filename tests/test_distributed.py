@@ -78,6 +78,8 @@ def test_two_gloo_ranks_match_one_process_and_a_dead_rank_is_resumed(tmp_path):
     assert {r["rank"] for r in rows} == {0, 1} and {r["status"] for r in rows} == {"ok"}
     assert (two / "report.md").exists()
     meta = json.loads((two / "run.json").read_text())
+    # every rank's rows name the session of the launch (rank 0's provenance), not none
+    assert {r["run_id"] for r in rows} == {meta["sessions"][-1]["run_id"]}
     assert [s["n_cases"] for s in meta["distributed"][0]["shards"]] == [6, 6]
     for ident in meta["distributed"][0]["ranks"]:  # NVLink multicast stays off in every rank
         assert ident["env"] == {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
