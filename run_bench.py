@@ -16,6 +16,10 @@ from bench import exit_codes
 from bench.cli_args import Parser, has_rows, nonneg_float, nonneg_int, positive_float, positive_int, prepare_out_dir
 from bench.exit_codes import UsageError
 
+#: bench.sweep.PRESETS (kept here so that --help imports no torch; tests/test_fa_rule.py compares them)
+PRESET_NAMES = ("smoke", "default", "paper", "check-triton", "rat-triton", "full-swa-triton", "linear-triton",
+                "peers", "layers")
+
 COMMANDS = ("run", "list", "report", "resume", "compare", "gate", "calibrate", "static", "profile")
 
 EXAMPLES = """\
@@ -66,8 +70,9 @@ log = logging.getLogger("ratbench")
 def _run_args(p: argparse.ArgumentParser) -> None:
     """The flags of ``run`` (the default command)."""
     g = p.add_argument_group("what to run (flags override the preset)")
-    g.add_argument("--preset", choices=["smoke", "default", "paper"], default=None,
-                   help="named sweep (default: 'default'); CPU presets use small shapes, e.g. --preset paper")
+    g.add_argument("--preset", choices=list(PRESET_NAMES), default=None,
+                   help="named sweep (default: 'default'; bench/README.md, 'Presets'); CPU presets use small shapes, "
+                        "e.g. --preset paper")
     g.add_argument("--impl", help="comma-separated names or globs, e.g. 'rat/*,full/sdpa-*' (default: all; "
                                   "GPU presets leave the slow */reference oracles out of globs)")
     g.add_argument("--mode", help="train,prefill,decode (default: all three), e.g. --mode train")
@@ -120,6 +125,10 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     t.add_argument("--no-flush-l2", action="store_true", help="do not flush the L2 cache between timed calls")
     t.add_argument("--no-cuda-graphs", action="store_true", help="time decode steps eagerly, not by graph replay")
     t.add_argument("--no-check", action="store_true", help="skip the accuracy check against the family reference")
+    t.add_argument("--accuracy", choices=["tolerance", "fa-rule"], default=None,
+                   help="accuracy check: tolerance (small shape, atol + rtol) or fa-rule (the FlashAttention rule at "
+                        "each case's own shape, per-tensor errors in the row's details; check-* presets: fa-rule), "
+                        "e.g. --accuracy fa-rule")
     t.add_argument("--seed", type=nonneg_int, help="input seed, e.g. 0")
     o = p.add_argument_group("output")
     o.add_argument("--out", help="run directory (default: reports/runs/<UTC timestamp>), e.g. reports/h200")
@@ -391,6 +400,10 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
             setattr(spec, attr, getattr(args, name))
     spec.flush_l2 = spec.flush_l2 and not args.no_flush_l2
     spec.cuda_graphs = spec.cuda_graphs and not args.no_cuda_graphs
+    if args.accuracy:
+        spec.accuracy_rule = args.accuracy
+    if args.no_check and args.accuracy:
+        raise UsageError(f"--accuracy {args.accuracy} and --no-check exclude each other")
     spec.check_accuracy = spec.check_accuracy and not args.no_check
     return spec
 

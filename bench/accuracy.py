@@ -43,6 +43,8 @@ class AccuracyResult:
     grad_max_abs_err: float | None = None
     tol: float | None = None
     detail: str | None = None
+    #: per-tensor errors for the row's ``details`` (the FlashAttention rule, bench/fa_rule.py)
+    details: dict | None = None
 
 
 def small_case(case: Case) -> Case:

@@ -4,7 +4,8 @@ Per case, in order (the first that applies decides the status):
     skipped      an earlier, shorter case of the same series was slower than ``max_call_s`` per call
     unsupported  the family rejects the configuration, or ``impl.unsupported_reason`` gives a reason
     unavailable  the implementation cannot run on this machine (package, device, GPU architecture)
-    wrong        it disagrees with the family reference on a small shape (bench.accuracy): not timed
+    wrong        it disagrees with the family reference on a small shape (bench.accuracy), or with
+                 ``accuracy_rule = "fa-rule"`` fails the FlashAttention rule at its own shape (bench.fa_rule)
     oom          out of memory while preparing or running; memory is freed and the sweep goes on
     error        any other exception (the message is the row's reason)
     ok           timed (bench.timing), with peak memory, cost-model rates and NVML samples
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 import impls
-from bench import accuracy, costs, memory, timing
+from bench import accuracy, costs, fa_rule, memory, timing
 from bench import cases as C
 from bench.device import Ceilings, Nvml, NvmlSampler, now_utc
 from bench.results import Row, append_row
@@ -139,6 +140,8 @@ class Runner:
         acc_cols = {"max_abs_err": acc.max_abs_err, "grad_max_abs_err": acc.grad_max_abs_err,
                     "accuracy_tol": acc.tol,
                     "accuracy": {True: "pass", False: "wrong", None: "unchecked"}[acc.ok]}
+        if acc.details:  # the FlashAttention rule's per-tensor errors (bench/fa_rule.py)
+            acc_cols["details"] = acc.details
         if acc.ok is False:
             return Row.for_case(case, "wrong", reason=acc.detail, **acc_cols)
         return self._time(impl, case, acc_cols, acc.detail if acc.ok is None else None)
@@ -146,10 +149,12 @@ class Runner:
     def _check(self, impl: object, case: Case) -> accuracy.AccuracyResult:
         if not self.spec.check_accuracy:
             return accuracy.AccuracyResult(ok=None, detail="accuracy check turned off")
-        key = accuracy.check_key(case)
+        fa = self.spec.accuracy_rule == "fa-rule"  # the FlashAttention rule at the case's own shape
+        key = ("fa-rule", case.key) if fa else accuracy.check_key(case)
         if key not in self._accuracy:
             try:
-                self._accuracy[key] = accuracy.check(impl, case)  # type: ignore[arg-type]
+                check = fa_rule.check_row if fa else accuracy.check
+                self._accuracy[key] = check(impl, case)  # type: ignore[arg-type]
             except Exception as exc:  # noqa: BLE001 - remembered, so the same failure is not re-run per T
                 exc.__context__ = exc.__cause__ = None  # keep the message, not the frames (and their tensors)
                 self._accuracy[key] = exc.with_traceback(None)

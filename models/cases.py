@@ -1,4 +1,4 @@
-"""Layer-level timed callables (the paper's protocol, docs/rat-spec.md) for the harness and scripts/gpu_layers.py.
+"""Layer-level timed callables (the paper's protocol, docs/rat-spec.md) for the harness (bench/levels.py).
 
 ``layer_callable(LayerCase(...))`` builds a layer and its inputs once and returns a closure that does
 one timed call:

@@ -1,4 +1,4 @@
-"""Correctness of a layer with one implementation before it is timed (harness and scripts/gpu_layers.py).
+"""Correctness of a layer with one implementation before it is timed (bench/levels.py).
 
 ``check_layer`` builds the layer twice with the same weights, once with the implementation under test and
 once with the family's reference, runs both on the same input under the same autocast, and compares:

@@ -1,5 +1,4 @@
-"""Model-level generation throughput (the paper's Table 1), shared by the harness (bench/levels.py) and
-scripts/gpu_layers.py.
+"""Model-level generation throughput (the paper's Table 1), used by the harness (bench/levels.py).
 
 ``measure_generation(config, ...)``:
 1. builds the model (random weights, ``dtype``) on ``device``;

@@ -2,7 +2,7 @@
 full/sdpa-math, full/flex, swa/flex and rat/flex forward (FlexAttention has no CPU backward), decode
 (prefill + steps == forward), and fla-core's recurrent decode kernel in Triton's interpreter.
 CUDA-only peers (SDPA flash/cuDNN/efficient, flash-attn 2/4, fla's chunked kernels) are checked on the
-GPU by scripts/gpu_peers.py; here we check that they say why they cannot run."""
+GPU by `run_bench.py --preset peers --device cuda`; here we check that they say why they cannot run."""
 from __future__ import annotations
 
 import importlib.util

@@ -8,7 +8,7 @@ Two forms, picked from the shape (LinearTritonConfig.plan):
   registers and writes outputs (and the chunk states for the backward); backward = one reverse
   walker writing the state gradients and dv, then the parallel dq/dk pass.
 With ``seg`` (LinearTritonConfig; on by default, measured on the H200: impls/linear/NOTES.md, "Prefill
-at small B*H"; scripts/gpu_linear_prefill.py), the forward without gradients (and prefill) uses the walker: when B*H is too small
+at small B*H"; measured by scripts/gpu_linear_prefill.py, removed after ba51d7e), the forward without gradients (and prefill) uses the walker: when B*H is too small
 for one walker per (sequence, value block) to fill the GPU, the sequence is cut into NS segments
 (LinearTritonConfig.segments): the state each segment adds (pass 1, parallel), an in-place prefix
 over the segments (pass 2), then one walker per (segment, sequence, value block) from its segment's

@@ -44,7 +44,8 @@ def _seq_base(i_bh, T, H: tl.constexpr, D: tl.constexpr):
 # tile loads everywhere) do so on purpose: through a helper their PTX instructions stay the same
 # but the line info changes, and that alone changed ptxas's sm_90 register allocation or schedule
 # (bf16/fp16 SASS not byte-identical, extra spill moves in the tf32x3 builds). Check a change with
-# scripts/sass_linear_triton.py --dump DIR --fresh-cache before and after.
+# scripts/sass_linear_triton.py --dump DIR --fresh-cache before and after (that script: git show ba51d7e:scripts/...;
+# now `run_bench.py static` compares every default launch with its baseline).
 @triton.jit
 def _chunk_g(g, i_bh, TP, i_t, t, BT: tl.constexpr):
     """Cumulative log-decays of chunk i_t of sequence i_bh (g is (B*H, TP)): g at tokens t, and G,

@@ -118,7 +118,7 @@ def _cfg(cfg: RATTritonConfig | None, n_chunks: int = 1 << 30, dtype: torch.dtyp
 def step_launch(cfg: RATTritonConfig, BH: int, c: int, n_sm: int | None) -> tuple[int, int, int]:
     """(slot splits, slots per inner step, warps) of the decode step at chunk c with B*H = BH programs per split.
     Splits: enough programs for two per multiprocessor while each split keeps >= 4 slot blocks (GPU only).
-    H200 (scripts/gpu_rat_step_tune.py, reports/rat-triton/run7_step_tune.json, bf16, H 16, D 128), one split:
+    H200 (scripts/gpu_rat_step_tune.py, removed after ba51d7e; reports/rat-triton/run7_step_tune.json, bf16, H 16, D 128), one split:
     2 warps beat 4 at B = 64 / 1025 slots (0.143 vs 0.148 ms), B = 512 / 256 slots and B = 2296 / 225 slots,
     and 64-slot steps beat 128 at the last two (0.271 vs 0.285 ms; 1.037 vs 1.081 ms) but not at 1025 slots
     (0.160 vs 0.143 ms): 64 up to 512 slots is the rule (between 257 and 1025 slots it is not measured)."""
@@ -140,41 +140,8 @@ def _kw(warps: int, stages: int) -> dict:
 
 def _prec(dtype: torch.dtype) -> str:
     # float32 inputs: three-pass tf32 (about float32 accuracy on the tensor cores); "ieee" products
-    # spill 3-8 KB per thread on sm_90 (scripts/sass_rat_triton.py, NOTES.md)
+    # spill 3-8 KB per thread on sm_90 (NOTES.md; `run_bench.py static` / `profile --sass` show it)
     return "tf32x3" if dtype == torch.float32 else "tf32"
-
-
-#: profiling hook (scripts/gpu_rat_triton_tune.py): when a list, every launch appends
-#: (stage name, start event, end event) CUDA events
-STAGE_EVENTS: list | None = None
-
-
-class _stage:
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __enter__(self) -> None:
-        if STAGE_EVENTS is not None:
-            self.ev = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-            self.ev[0].record()
-
-    def __exit__(self, *exc: object) -> None:
-        if STAGE_EVENTS is not None:
-            self.ev[1].record()
-            STAGE_EVENTS.append((self.name, *self.ev))
-
-
-#: profiling hook (scripts/gpu_rat_overlap.py): when a dict, the forward attention, dK/dV and bwd_dq_pre launches
-#: are also kept there as zero-argument callables (stage name -> launch; these kernels only store, so re-running
-#: one alone is idempotent) for do_bench of the kernel alone
-LAUNCHES: dict | None = None
-
-
-def _launch(name: str, fn) -> None:
-    with _stage(name):
-        fn()
-    if LAUNCHES is not None:
-        LAUNCHES[name] = fn
 
 
 _TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -212,7 +179,7 @@ def long_scan_used(cfg: RATTritonConfig, B: int, H: int, T: int, L: int) -> bool
     dependent steps. With few lanes the GPU idles on memory latency (about one DRAM round trip per
     row: chunk_size = T = 131072 at B * H = 32 is 32 lanes of 131072 steps). The two-level scans move
     8 instead of 5 (forward) and 15 instead of 10 (backward) token-sized passes of memory but keep every
-    lane S rows long. Rule (a model, to be checked on the GPU: scripts/gpu_rat_long_chunk.py): the plain
+    lane S rows long. Rule (measured in session 3, impls/rat/NOTES.md v7: the two-level path won at every T): the plain
     scans saturate memory with about 1.5-2.5k lanes of 0.7-1 us per row, so the two-level ones win
     when min(L, T) >= lscan_min_len and C * B * H <= lscan_max_lanes; chunk sizes up to 256 never
     qualify (min_len 1024)."""
@@ -253,27 +220,26 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
     if long_scan_used(cfg, B, H, T, L):
         _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T, H, C, L, rope, last_state is not None, cfg)
     else:
-        with _stage("scan"):
-            K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
-                k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
-                k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
-                ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
-                L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None,
-                **_kw(cfg.scan_warps, 1),
-            )
+        K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
+            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
+            k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
+            ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
+            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None,
+            **_kw(cfg.scan_warps, 1),
+        )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
-    _launch("fwd", lambda: K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
+    K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
         ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale * K.LOG2E,
         L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
         PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
-    ))
+    )
     return o, (lse if need_lse else None), ktr, vt, ke, ve
 
 
 def _two_level(cfg: RATTritonConfig, B: int, H: int, T: int, L: int, C: int, D: int, device: torch.device,
-               nb: int, stage: str, reverse: bool, launch_sum, launch_run) -> None:
+               nb: int, reverse: bool, launch_sum, launch_run) -> None:
     """The launches of a two-level scan (kernels/long_scan.py): per sub-block summaries
     (launch_sum(grid, sp, sk, sv, NSB, NS, S)), the carry scan across each chunk's sub-blocks (last to
     first with ``reverse``: the backward), then every sub-block re-run from its carry
@@ -285,13 +251,10 @@ def _two_level(cfg: RATTritonConfig, B: int, H: int, T: int, L: int, C: int, D: 
     sp, sk, sv = _lscan_buffers(B, H, C, NS, D, device)
     grid = (math.ceil(NSB / nb), B * H)
     if NS > 1:
-        with _stage(f"{stage}_sum"):
-            launch_sum(grid, sp, sk, sv, NSB, NS, S)
-        with _stage(f"{stage}_carry"):
-            K.lscan_carry_kernel[(C * (D // BD), B * H)](sp, sk, sv, NSB, NS, D=D, BD=BD, CB=cfg.lscan_cb,
-                                                           REVERSE=reverse, **_kw(4, 1))
-    with _stage(stage):
-        launch_run(grid, sk, sv, NSB, NS, S)
+        launch_sum(grid, sp, sk, sv, NSB, NS, S)
+        K.lscan_carry_kernel[(C * (D // BD), B * H)](sp, sk, sv, NSB, NS, D=D, BD=BD, CB=cfg.lscan_cb,
+                                                       REVERSE=reverse, **_kw(4, 1))
+    launch_run(grid, sk, sv, NSB, NS, S)
 
 
 def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int, C: int, L: int, rope: bool,
@@ -314,7 +277,7 @@ def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int,
             T, H, NSB, NS, S, S=S, ROPE=rope, WRITE_LAST=write_last, **kw,
         )
 
-    _two_level(cfg, B, H, T, L, C, D, k.device, cfg.lscan_nb, "scan", False, launch_sum, launch_run)
+    _two_level(cfg, B, H, T, L, C, D, k.device, cfg.lscan_nb, False, launch_sum, launch_run)
 
 
 def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, scale: float,
@@ -350,35 +313,34 @@ def _bwd_pre(q, o, do, cos, sin, delta, qr, L: int, rope: bool, cfg: RATTritonCo
     from impls.rat import kernels as K
 
     B, T, H, D = q.shape
-    with _stage("bwd_pre"):
-        K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
-            q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1),
-            o.stride(2), T, H, L=L, BM=cfg.pre_bm, HALF=D // 2, ROPE=rope, **_kw(4, 1),
-        )
+    K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
+        q, o, do, cos, sin, delta, qr, q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1),
+        o.stride(2), T, H, L=L, BM=cfg.pre_bm, HALF=D // 2, ROPE=rope, **_kw(4, 1),
+    )
 
 
 def _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L: int, rope: bool, scale: float,
             cfg: RATTritonConfig) -> torch.Tensor:
-    """"dq_first": bwd_dq_pre_kernel (stage "bwd_dq_pre"; kept in LAUNCHES: it only stores): writes Delta and
+    """"dq_first": bwd_dq_pre_kernel (stage "bwd_dq_pre"): writes Delta and
     RoPE'd q for the dK/dV kernel and the backward scan; returns dq."""
     from impls.rat import kernels as K
 
     B, T, H, D = q.shape
     dq = torch.empty_like(o)
-    _launch("bwd_dq_pre", lambda: K.bwd_dq_pre_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
+    K.bwd_dq_pre_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
         q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, dq,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
         ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale, scale * K.LOG2E,
         L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype),
         **_kw(cfg.dq_warps, cfg.dq_stages),
-    ))
+    )
     return dq
 
 
 def _dkv(qr, do, lse, delta, ke, ve, o, L: int, scale: float, cfg: RATTritonConfig
          ) -> tuple[torch.Tensor, torch.Tensor]:
     """dK, dV of the chunk ends (float32 (B*H, C, D)): bwd_dkv_early_kernel ("dq_first") or bwd_dkv_kernel
-    ("plain"), stage "bwd_dkv" (kept in LAUNCHES: it only stores)."""
+    ("plain"), stage "bwd_dkv"."""
     from impls.rat import kernels as K
 
     B, H, C, D = ke.shape
@@ -386,11 +348,11 @@ def _dkv(qr, do, lse, delta, ke, ve, o, L: int, scale: float, cfg: RATTritonConf
     dke = torch.empty(B * H, C, D, device=qr.device, dtype=torch.float32)
     dve = torch.empty_like(dke)
     kern = K.bwd_dkv_early_kernel if cfg.backward == "dq_first" else K.bwd_dkv_kernel
-    _launch("bwd_dkv", lambda: kern[(math.ceil(C / cfg.dkv_bn), B * H)](
+    kern[(math.ceil(C / cfg.dkv_bn), B * H)](
         qr, do, lse, delta, ke, ve, dke, dve, o.stride(0), o.stride(1), o.stride(2),
         ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, scale, scale * K.LOG2E,
         L=L, BM=cfg.dkv_bm, BN=cfg.dkv_bn, HALF=D // 2, PREC=_prec(qr.dtype), **_kw(cfg.dkv_warps, cfg.dkv_stages),
-    ))
+    )
     return dke, dve
 
 
@@ -401,14 +363,13 @@ def _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L: int, rope: bool, sca
 
     B, T, H, D = q.shape
     dq = torch.empty_like(o)
-    with _stage("bwd_dq"):
-        K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
-            q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
-            q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
-            ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale, scale * K.LOG2E,
-            L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype),
-            **_kw(cfg.dq_warps, cfg.dq_stages),
-        )
+    K.bwd_dq_kernel[(math.ceil(T / cfg.dq_bm), B * H)](
+        q, ktr, vt, do, cos, sin, ke, ve, lse, delta, dq,
+        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
+        ke.stride(0), ke.stride(1), ke.stride(2), T, H, scale, scale * K.LOG2E,
+        L=L, BM=cfg.dq_bm, BN=cfg.dq_bn, HALF=D // 2, ROPE=rope, PREC=_prec(q.dtype),
+        **_kw(cfg.dq_warps, cfg.dq_stages),
+    )
     return dq
 
 
@@ -437,14 +398,13 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
             K.bwd_lscan_kernel[grid](q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, sk, sv,
                                      *ins, *os_, T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S, **kw)
 
-        _two_level(cfg, B, H, T, L, C, D, q.device, cfg.lscan_bnb, "bwd_scan", True, launch_sum, launch_run)
+        _two_level(cfg, B, H, T, L, C, D, q.device, cfg.lscan_bnb, True, launch_sum, launch_run)
         return dk, dv, df
-    with _stage("bwd_scan"):
-        K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
-            q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df,
-            *ins, *os_, T, H, C, L, scale, scale * K.LOG2E,
-            L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.bscan_warps, 1),
-        )
+    K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
+        q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df,
+        *ins, *os_, T, H, C, L, scale, scale * K.LOG2E,
+        L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.bscan_warps, 1),
+    )
     return dk, dv, df
 
 

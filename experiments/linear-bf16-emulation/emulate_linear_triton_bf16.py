@@ -8,7 +8,7 @@ the end). It compares two ways of taking the decay gradient:
   telescoping: d decay_t = reverse cumsum over the sequence of q_u.dq_u - k_u.dk_u
   chunkwise:   the form in chunk_bwd_dqk_kernel (what linear/triton does)
 
-    python scripts/emulate_linear_triton_bf16.py      (~30 s)
+    python experiments/linear-bf16-emulation/emulate_linear_triton_bf16.py      (~30 s)
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import math
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # the repo root
 
 import torch  # noqa: E402
 

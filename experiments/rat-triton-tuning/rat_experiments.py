@@ -2,11 +2,13 @@
 setting becomes a default (the project's rule: unmeasured fast paths stay opt-in).
 
 RATTritonOverride: the default with the RATTritonConfig fields of the JSON object in $RATBENCH_RAT_OVERRIDE on the
-long-sequence path (>= 2048 chunk ends; e.g. '{"dq_stages": 4}'), for confirming a tile setting that
-scripts/gpu_rat_overlap.py timed fastest at 128k, in the same device command:
-    RATBENCH_RAT_OVERRIDE='{"dq_stages": 4}' PYTHONPATH=scripts python run_bench.py \
+long-sequence path (>= 2048 chunk ends; e.g. '{"dq_stages": 4}'), timed beside the default in one harness run:
+    RATBENCH_RAT_OVERRIDE='{"dq_stages": 4}' PYTHONPATH=experiments/rat-triton-tuning python run_bench.py \
         --register rat/triton-o=rat_experiments:RATTritonOverride --device cuda --impl rat/triton,rat/triton-o ...
-The harness checks it against the reference before timing it, like any implementation.
+The harness checks it against the reference before timing it, like any implementation (``--accuracy fa-rule``
+for the FlashAttention rule at the case's shape); ``run_bench.py profile`` with the same flags gives each
+variant's stage times (what scripts/gpu_rat_overlap.py and gpu_rat_triton_tune.py measured with CUDA events,
+removed after ba51d7e).
 
 The kernel-variant classes this file held (RATTritonV8: fwd_pipe; RATTritonEarlyDP3, RATTritonDqFirstEDP3: the
 steps to today's default; RATTritonExp2EDP3: exp2 on the FMA pipe; RATTritonFusedDqTma: dq by TMA bulk reductions)
