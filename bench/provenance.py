@@ -112,20 +112,31 @@ def git_state(path: str | Path | None = None) -> tuple[str, bool | None, str, li
             if code == "??" and name.startswith(UNTRACKED_OK):
                 continue
             changed.append(name)
-        return rev.stdout.strip(), bool(changed), "git", changed[:20]
+        head, env = rev.stdout.strip(), os.environ.get("RATBENCH_GIT_REV", "").strip()
+        source = "git"
+        if env and not head.startswith(env.removesuffix("+dirty")):
+            # git decides, but a copy of a newer tree over a stale .git (the GPU machines' copies) says
+            # which revision it was copied from: kept beside git's answer
+            source = f"git (RATBENCH_GIT_REV declares {env})"
+        return head, bool(changed), source, changed[:20]
     env = os.environ.get("RATBENCH_GIT_REV", "").strip()
     if env:
-        dirty: bool | None = None
-        if env.endswith("+dirty"):
-            env, dirty = env.removesuffix("+dirty"), True
-        flag = os.environ.get("RATBENCH_GIT_DIRTY", "").strip().lower()
-        if flag in ("1", "true", "yes"):
-            dirty = True
-        elif flag in ("0", "false", "no") and dirty is None:
-            dirty = False
-        return env, dirty, "env", []
+        return _env_state(env)
     has_git = (root / ".git").exists()
     return (f"unknown (git rev-parse failed in {root})" if has_git else NO_REV), None, "none", []
+
+
+def _env_state(env: str) -> tuple[str, bool | None, str, list[str]]:
+    """RATBENCH_GIT_REV (``<rev>`` or ``<rev>+dirty``) and RATBENCH_GIT_DIRTY as a git_state tuple."""
+    dirty: bool | None = None
+    if env.endswith("+dirty"):
+        env, dirty = env.removesuffix("+dirty"), True
+    flag = os.environ.get("RATBENCH_GIT_DIRTY", "").strip().lower()
+    if flag in ("1", "true", "yes"):
+        dirty = True
+    elif flag in ("0", "false", "no") and dirty is None:
+        dirty = False
+    return env, dirty, "env", []
 
 
 def git_label(rev: str | None, dirty: bool | None) -> str:
@@ -287,16 +298,21 @@ def header_lines(meta: dict, rows: list[dict]) -> list[str]:
         v += [f"{k} {x}" for k, x in (s.get("packages") or {}).items() if k not in ("numpy", "nvidia-ml-py")]
         return ", ".join(v) or "versions not recorded"
 
+    def git(s: dict) -> str:
+        src = s.get("git_source") or ""
+        note = f" ({src.removeprefix('git (').removesuffix(')')})" if src.startswith("git (") else ""
+        return f"`{git_label(s.get('git_rev'), s.get('git_dirty'))}`{note}"
+
     if len(sess) == 1:
         s = sess[0]
-        out.append(f"- session `{s['run_id']}`: git `{git_label(s.get('git_rev'), s.get('git_dirty'))}`, "
+        out.append(f"- session `{s['run_id']}`: git {git(s)}, "
                    f"{machine(s)}; {versions(s)}")
     else:
         out.append(f"- sessions ({len(sess)}; each row's `run_id` names its own):")
         for s in sess:
             ph = f" [{s['phase']}]" if s.get("phase") else ""
             out.append(f"  - `{s['run_id']}`{ph} {s.get('kind')} {s.get('started_at')}: {counts.get(s['run_id'], 0)} "
-                       f"rows, git `{git_label(s.get('git_rev'), s.get('git_dirty'))}`, {machine(s)}; {versions(s)}")
+                       f"rows, git {git(s)}, {machine(s)}; {versions(s)}")
     machines = {machine_key(s) for s in used} - {None}
     revs = {s.get("git_rev") for s in used}
     warn = []
