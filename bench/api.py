@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 
 from bench import exit_codes
-from bench.sweep import SweepError, SweepSpec, parse_bools, parse_modes, parse_sizes, preset
+from bench.presets import preset
+from bench.sweep import SweepError, SweepSpec, parse_bools, parse_modes, parse_sizes
 
 log = logging.getLogger(__name__)
 

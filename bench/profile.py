@@ -100,7 +100,6 @@ def main(args: argparse.Namespace, argv: list[str], build_spec: Callable) -> int
     from bench import exit_codes, report, runner
     from bench.cli_args import prepare_out_dir
     from bench.exit_codes import UsageError
-    from bench.results import read_meta, write_meta
     from bench.sweep import SweepError, expand
 
     prog = "run_bench.py profile"
@@ -144,10 +143,7 @@ def main(args: argparse.Namespace, argv: list[str], build_spec: Callable) -> int
         r, cases, _ = runner.start(spec, run_dir, command=command, preset=args.preset or "default")
     except (SweepError, ValueError, FileExistsError) as exc:
         raise UsageError(str(exc), prog=prog) from None
-    meta = read_meta(run_dir)
-    meta["profile"] = {"ncu": opts.ncu, "ncu_unavailable": opts.ncu_unavailable, "sass": opts.sass, "top": opts.top,
-                       "root_range": ROOT_RANGE, "ncu_metrics": list(NCU_METRICS) if opts.ncu else None}
-    write_meta(run_dir, meta)
+    _record_options(run_dir, opts)
     pr = ProfileRunner(r.results_path, spec, ceilings=r.ceilings, nvml=r.nvml, run_id=r.run_id, run_dir=run_dir,
                        options=opts)
     print(f"{len(cases)} cases to profile on {spec.device} -> {run_dir}", file=sys.stderr)
@@ -173,6 +169,16 @@ def main(args: argparse.Namespace, argv: list[str], build_spec: Callable) -> int
             if prow.status in exit_codes.FAILED_STATUSES:
                 print(f"{prow.status}: {prow.key}: {prow.reason}", file=sys.stderr)
     return code
+
+
+def _record_options(run_dir: Path, opts: ProfileOptions) -> None:
+    """The profile options in run.json (``profile``)."""
+    from bench.results import read_meta, write_meta
+
+    meta = read_meta(run_dir)
+    meta["profile"] = {"ncu": opts.ncu, "ncu_unavailable": opts.ncu_unavailable, "sass": opts.sass, "top": opts.top,
+                       "root_range": ROOT_RANGE, "ncu_metrics": list(NCU_METRICS) if opts.ncu else None}
+    write_meta(run_dir, meta)
 
 
 # ----- the runner ---------------------------------------------------------------------------------

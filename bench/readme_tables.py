@@ -6,7 +6,7 @@ README.md holds each table between marker comments:
     ... (generated: do not edit) ...
     <!-- /ratbench:table -->
 
-``python -m bench.readme_tables`` rewrites every marked block from the rows (tests/test_provenance.py fails
+``python -m bench.readme_tables`` rewrites every marked block from the rows (tests/bench/test_provenance.py fails
 when README.md differs from what this generates); ``--check`` only compares (exit 1 and a diff when they
 differ). Conventions: median ms with 3 significant figures (0.xxx below 1 ms); within each group of rows (an
 implementation family, or the measured rows of a layer table) the fastest cell of a column is bold when it

@@ -38,7 +38,7 @@ dynamic, so a model of 24 layers decoding at any batch compiles each function ab
 
 Decode (every layer): ``cache = layer.init_cache(batch, max_len, device, dtype)``,
 ``y = layer.prefill(cache, x)`` for a prompt x (B, T0, Dm), then ``y_t = layer.step(cache, x_t)`` for
-x_t (B, Dm). Prefill + steps equal forward on the whole sequence (tests/test_models.py). ``dtype`` is
+x_t (B, Dm). Prefill + steps equal forward on the whole sequence (tests/models/test_models.py). ``dtype`` is
 the dtype the implementation sees for q, k, v (the projections' output dtype: bf16 under bf16
 autocast or for a bf16 model).
 """

@@ -21,6 +21,11 @@ if not gpu_visible():
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.dirname(os.path.abspath(__file__))
-for p in (ROOT, TESTS):
+# tests/ mirrors the code (tests/bench, tests/impls/<family>, tests/models); test modules import shared helpers
+# from tests/ (loops, bench_fakes, ...) and from each other by basename (basenames are unique across folders)
+_TEST_DIRS = [TESTS] + sorted(d for d, _, files in os.walk(TESTS)
+                              if d != TESTS and "__pycache__" not in d and "data" not in d.split(os.sep)
+                              and any(f.startswith("test_") for f in files))
+for p in (ROOT, *_TEST_DIRS):
     if p not in sys.path:
         sys.path.insert(0, p)

@@ -1,4 +1,4 @@
-"""Test-only implementations for the regression gate (tests/test_gate.py and .ci/run).
+"""Test-only implementations for the regression gate (tests/bench/test_gate.py and .ci/run).
 
 ``WorkFull`` computes causal full attention with the reference's math ``REPEATS`` times per call (the
 last result is returned, so it is correct), each repetition followed by a 10 ms sleep;

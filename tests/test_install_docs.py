@@ -94,5 +94,5 @@ def test_ci_has_every_package_the_readme_installs():
         if missing:
             pytest.skip(f"not installed as the README says (outside CI, allowed): {', '.join(missing)}")
     assert not missing, f"CI lacks packages the README's install line installs: {', '.join(missing)}"
-    if "fla" in readme_extras():  # then the linear/fla tests (tests/test_peers.py) run, not skip
+    if "fla" in readme_extras():  # then the linear/fla tests (tests/impls/test_peers.py) run, not skip
         assert importlib.util.find_spec("fla") is not None

@@ -14,10 +14,11 @@ import torch
 
 from bench import fa_rule, runner
 from bench.results import load, read_rows
-from bench.sweep import PRESETS, Case, SweepSpec, expand, preset
+from bench.presets import PRESETS, preset
+from bench.sweep import Case, SweepSpec, expand
 from impls.full.reference import FullReference
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ----- the rule -----------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def test_empty_results(tmp_path):
 def test_report_from_a_committed_run(tmp_path):
     """A results file written by an earlier version of the harness (a CPU smoke run) still loads and
     reports: the results format is what the gate and the multi-GPU merge build on."""
-    stored = Path(__file__).parent / "data" / "bench_run_cpu_smoke"
+    stored = Path(__file__).resolve().parents[1] / "data" / "bench_run_cpu_smoke"
     df = load(stored / "results.jsonl")
     assert len(df) == 30 and set(df.status) == {"ok"} and df.key.is_unique
     assert all(len(s) == n for s, n in zip(df.samples_ms, df.n_samples))

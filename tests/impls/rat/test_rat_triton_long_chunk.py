@@ -13,7 +13,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
-from test_rat_triton import assert_gate_one_finite, assert_matches_reference, check, rand  # tests/ on sys.path
+from test_rat_triton import assert_gate_one_finite, assert_matches_reference, check, rand  # test folders on sys.path (tests/conftest.py)
 
 import impls
 from impls.rat.triton import DEFAULT_CONFIG, INTERPRET_CONFIG, RATTriton, long_scan_used

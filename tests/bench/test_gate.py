@@ -19,7 +19,7 @@ from bench import results as R
 from bench import static_gate as S
 from bench.sweep import Case, SweepSpec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _meta(name: str = "Test CPU", device: str = "cpu", **spec_kw) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from bench import api
 from bench.sweep import SweepError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_snippet() -> str:

@@ -12,7 +12,7 @@ import run_bench
 from bench import exit_codes
 from bench.results import load
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_lists_every_flag_with_examples():

@@ -83,7 +83,7 @@ def test_pinned_sdpa_backend_raises_instead_of_falling_back():
 
 
 # ----- full attention -----------------------------------------------------------------------------
-# flex on the CPU is eager (issue 14; odd lengths and "no inductor" in tests/test_flex_cpu.py)
+# flex on the CPU is eager (issue 14; odd lengths and "no inductor" in tests/impls/test_flex_cpu.py)
 @pytest.mark.parametrize("name,shape,causal", [("full/sdpa-math", (2, 40, 3, 16), True),
                                                ("full/sdpa-math", (1, 7, 1, 32), False),
                                                ("full/flex", (2, 40, 3, 16), True)])

@@ -1,7 +1,7 @@
 """linear/triton's segmented walker (forward without gradients, prefill, and the opt-in training
 forward) in Triton's interpreter, fp32, small shapes: short segments are forced with ``seg_chunks``
 (on the CPU the shape rule would pick one segment), and the rule itself is checked at H200 shapes.
-Inputs and checks: the helpers of tests/test_linear_triton.py."""
+Inputs and checks: the helpers of tests/impls/linear/test_linear_triton.py."""
 from __future__ import annotations
 
 import os

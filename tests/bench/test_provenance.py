@@ -18,7 +18,7 @@ from bench import runner
 from bench.results import load, read_meta, read_rows
 from bench.sweep import SweepSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def spec(**kw):

@@ -210,7 +210,7 @@ def test_rows_say_how_far_they_can_be_trusted(tmp_path):
 
 
 def test_cpu_presets_time_adaptively_on_one_thread():
-    from bench.sweep import preset
+    from bench.presets import preset
 
     for name in ("smoke", "default", "paper"):
         cpu, gpu = preset(name, "cpu"), preset(name, "cuda")

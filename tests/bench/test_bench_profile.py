@@ -26,7 +26,7 @@ from bench.results import PROFILE, load, read_rows
 from bench.stages import OTHER, KernelStat, attribute, compile_patterns, coverage, kernels_from_trace
 from bench.sweep import Case
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def k(name: str, ms: float, calls: int = 1) -> KernelStat:

@@ -15,7 +15,7 @@ from bench import exit_codes
 from bench.results import load
 from bench.sweep import Case, SweepSpec, expand
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOY_IMPLS = {"toy/reference": "fake_family:ToyReference", "toy/sdpa": "fake_family:ToySDPA",
              "toy/nosharp": "fake_family:ToyNoSharpness"}
 

@@ -17,7 +17,7 @@ def test_describe_cpu_and_git():
 
 def test_git_revision_from_the_environment_only_without_git(tmp_path, monkeypatch):
     monkeypatch.setenv("RATBENCH_GIT_REV", "0123abc")
-    assert P.git_revision(str(tmp_path)) == "0123abc"  # a tree without .git (tests/test_provenance.py: the rest)
+    assert P.git_revision(str(tmp_path)) == "0123abc"  # a tree without .git (tests/bench/test_provenance.py: the rest)
 
 
 def test_nvml_absent_is_not_an_error():

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREFIX = re.compile(r"^run_bench\.py( (run|list|report|resume|compare|gate|calibrate|static))?: error: \S")
 TINY = ["--mode", "prefill", "--batch", "1", "--heads", "1", "--head-dim", "8", "--device", "cpu", "--threads", "1",
         "--repeats", "2", "--no-progress", "--no-figures"]

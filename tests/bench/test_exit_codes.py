@@ -9,7 +9,7 @@ from bench import exit_codes as E
 from bench.results import Row
 from bench.sweep import Case
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rows(*statuses: str) -> list[dict]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARGS = ("--device cpu --impl rat/reference,linear/triton --mode train,prefill,decode --seq-len 64 --batch 1 "
         "--heads 1 --head-dim 64 --repeats 3 --min-repeats 3 --budget 0.001 --threads 1")
 N_CASES = 6  # 2 implementations x 3 modes

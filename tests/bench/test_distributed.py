@@ -14,7 +14,7 @@ from bench.distributed import DIE_AFTER_ENV, TIMEOUT_ENV, merge_rank_files, rank
 from bench.results import RESULTS, read_rows
 from bench.sweep import Case
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SWEEP = ["--preset", "smoke", "--impl", "full/reference,swa/reference,full/sdpa-math", "--mode", "train,prefill",
          "--seq-len", "32,64", "--heads", "1", "--head-dim", "16", "--device", "cpu", "--repeats", "3",

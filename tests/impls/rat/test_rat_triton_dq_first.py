@@ -26,7 +26,7 @@ from impls.rat.triton import (
     RATTritonConfig,
     _cfg,
 )
-from tests.test_rat_triton import assert_matches_reference, rand
+from test_rat_triton import assert_matches_reference, rand
 
 
 class _NotRun:

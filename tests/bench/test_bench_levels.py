@@ -14,11 +14,12 @@ import run_bench
 from bench import levels, paper, report, runner
 from bench.costs import cost
 from bench.results import load
-from bench.sweep import Case, SweepError, SweepSpec, expand, preset
+from bench.presets import preset
+from bench.sweep import Case, SweepError, SweepSpec, expand
 from models.costs import projection_flops
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data" / "paper-cpu-tiny"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parents[1] / "data" / "paper-cpu-tiny"
 TINY = ["--heads", "2", "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--min-repeats", "1", "--budget", "0.01",
         "--no-progress", "--threads", "1"]
 
