@@ -55,6 +55,47 @@ def _md(s: str) -> str:
     return s.replace("|", "\\|")
 
 
+#: coverage further than this from 1 gets a reason in the report
+COVERAGE_TOLERANCE = 0.10
+
+
+def coverage_reason(kernel_ms: float, median_ms: float, samples_ms: list[float]) -> str:
+    """Why one profiled call's kernel time is off the harness median by more than COVERAGE_TOLERANCE,
+    from the harness's own samples of the same case."""
+    cov = kernel_ms / median_ms
+    if cov < 1:
+        return (f"{100 * (1 - cov):.0f}% of the median is not kernel time: launch gaps and host work between "
+                f"kernels (the call is launch- or host-bound)")
+    if not samples_ms:
+        return "the harness kept no samples to compare the one profiled call with"
+    lo, hi = min(samples_ms), max(samples_ms)
+    near = sum(x >= 0.98 * kernel_ms for x in samples_ms)
+    if near:
+        return (f"the harness's own calls vary: {near} of {len(samples_ms)} took >= 98% of the profiled call's "
+                f"{kernel_ms:.3g} ms (range {lo:.3g}-{hi:.3g} ms), the median sits in the faster mode; one "
+                f"profiled call is one sample")
+    return (f"the profiled call ({kernel_ms:.3g} ms of kernels) was slower than every timed call ({lo:.3g}-"
+            f"{hi:.3g} ms): profiler overhead or a clock change during that one call")
+
+
+def _coverage_notes(ok: list[dict], run_dir: str | Path) -> list[str]:
+    from bench.results import RESULTS, read_rows
+
+    path = Path(run_dir) / RESULTS
+    timing = {r["key"]: r for r in read_rows(path) if r.get("row_type") in (None, "timing")} if path.exists() else {}
+    notes = []
+    for r in ok:
+        d, med = r["details"], r.get("ms_median")
+        cov = d.get("coverage")
+        if cov is None or not med or abs(cov - 1) <= COVERAGE_TOLERANCE:
+            continue
+        samples = (timing.get(r["key"]) or {}).get("samples_ms") or []
+        notes.append(f"- {_case(r)}: coverage {cov:.2f}: {coverage_reason(d['kernel_ms'], med, samples)}")
+    if not notes:
+        return [f"Coverage is within {100 * COVERAGE_TOLERANCE:.0f}% of the harness median for every case.", ""]
+    return [f"Coverage further than {100 * COVERAGE_TOLERANCE:.0f}% from the harness median:", "", *notes, ""]
+
+
 def section(run_dir: str | Path, meta: dict | None = None, fig_dir: Path | None = None) -> str:
     """Markdown of the profile section ("" when the run has no profile rows); figures into ``fig_dir``."""
     rows = load_profile_rows(run_dir)
@@ -82,6 +123,7 @@ def section(run_dir: str | Path, meta: dict | None = None, fig_dir: Path | None 
             out.append(f"| {_case(r)} | {_f(r.get('ms_median'))} | {_f(d['kernel_ms'])} | "
                        f"{_f(d.get('coverage'), '{:.2f}')} | {_md(st)} |")
         out.append("")
+        out += _coverage_notes(ok, run_dir)
         out += _stage_table(ok) + _kernel_tables(ok)
     bad = [r for r in _order(rows) if r["status"] != "ok"]
     if bad:
@@ -235,7 +277,6 @@ def plot_stages(ok: list[dict], fig_dir: Path) -> list[str]:
                        zorder=3, label="harness median")
             ax.set_xticks(xs, [f"{format_size(int(r['seq_len']))}\nB={r['batch']}" for r in g])
             ax.set_title(impl, fontsize=9)
-            ax.set_xlabel("T")
         axes[0][0].set_ylabel(f"{mode}: kernel time of one call (ms)")
         handles, labels = {}, []
         for ax in axes[0]:
@@ -243,9 +284,12 @@ def plot_stages(ok: list[dict], fig_dir: Path) -> list[str]:
                 if lab not in handles:
                     handles[lab] = h
                     labels.append(lab)
+        # the legend gets a margin of its own below the two-line tick labels (T, B), so nothing overlaps
+        rows_of_legend = -(-len(labels) // 6)
+        fig.subplots_adjust(bottom=0.2 + 0.07 * rows_of_legend, top=0.84, wspace=0.3)
         fig.legend([handles[lab] for lab in labels], labels, loc="lower center", ncol=min(6, len(labels)),
-                   bbox_to_anchor=(0.5, -0.12), frameon=False)
-        fig.suptitle(f"where the time goes: {mode} (stacked per stage, one profiled call)")
+                   bbox_to_anchor=(0.5, 0.0), frameon=False)
+        fig.suptitle(f"where the time goes: {mode} (stacked per stage against T and B, one profiled call)")
         written += _save(fig, fig_dir, f"profile_stages_{mode}")
     return written
 

@@ -361,3 +361,16 @@ def test_profile_help_reuses_the_run_flags(capsys):
     for flag in ("--impl", "--seq-len", "--tokens", "--budget", "--ncu", "--sass", "--top", "run_bench.py profile"):
         assert flag in text, flag
     assert "--ncu-child" not in text
+
+
+def test_coverage_reason_explains_cases_off_the_median():
+    """A case whose kernel time is more than 10% off the harness median gets a reason from the harness's own
+    samples (the H200 full/fa4 prefill 4k case: bimodal calls, the profiled one in the slow mode)."""
+    from bench.profile_report import coverage_reason
+
+    fa4 = [3.920448, 3.920608, 3.92112, 3.923168, 3.92464, 3.925504, 3.925504, 3.926912, 3.927328, 3.927488,
+           3.928576, 3.930112, 3.931648, 4.058112, 4.386848, 4.386976, 4.38704, 4.387328, 4.387872, 4.388384]
+    why = coverage_reason(4.414, 3.928, fa4)
+    assert "6 of 20" in why and "3.92-4.39" in why
+    assert "slower than every timed call" in coverage_reason(6.0, 4.0, [3.9, 4.0, 4.1])
+    assert "launch gaps" in coverage_reason(2.0, 4.0, [4.0])
