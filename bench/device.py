@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Self
 
 import torch
 
@@ -121,7 +122,7 @@ class NvmlSampler:
         self._e0: int | None = None
         self._e1: int | None = None
 
-    def __enter__(self) -> NvmlSampler:
+    def __enter__(self) -> Self:
         if self.nvml is not None:
             self._e0 = self.nvml.energy_mj()
             self._thread = threading.Thread(target=self._loop, daemon=True)

@@ -98,9 +98,9 @@ def preset(name: str, device: str) -> SweepSpec:
 #     layers           layer level (attention, SWA, linear, RAT, RNN kinds) at T 4k, 32k, 128k with 256k
 #                      tokens per batch, and model level at batch 64, 3072 + 64 tokens
 def _kernel_spec(gpu: bool, device: str, **kw: object) -> SweepSpec:
-    base: dict[str, object] = dict(heads=[16], head_dims=[128], tokens=131072, dtype="bfloat16", device=device,
-                                   skip_references=True, repeats=50, min_repeats=5, warmup=2, case_budget_s=1.0,
-                                   max_call_s=5.0, time_limit_s=540.0)
+    base: dict[str, object] = {"heads": [16], "head_dims": [128], "tokens": 131072, "dtype": "bfloat16",
+                               "device": device, "skip_references": True, "repeats": 50, "min_repeats": 5, "warmup": 2,
+                               "case_budget_s": 1.0, "max_call_s": 5.0, "time_limit_s": 540.0}
     if not gpu:
         base.update(heads=[2], head_dims=[32], tokens=256, dtype="float32", repeats=5, min_repeats=2, warmup=1,
                     case_budget_s=0.1, threads=CPU_THREADS, time_limit_s=None)

@@ -162,7 +162,7 @@ class Runner:
         res = self._accuracy[key]
         if isinstance(res, Exception):
             kind = "out of memory" if memory.is_oom(res) else "failed"
-            raise RuntimeError(f"the accuracy check {kind}: {type(res).__name__}: {res}") from None
+            raise RuntimeError(f"the accuracy check {kind}: {type(res).__name__}: {res}") from None  # noqa: TRY004
         return res  # type: ignore[return-value]
 
     def mark_allocated(self) -> None:

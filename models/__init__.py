@@ -4,6 +4,8 @@
     layer = RATLayer(2048, 16, 128, "rat/reference", chunk_size=16)
     model = LanguageModel(LMConfig(mixer="rat-swa", impls={"rat": "rat/reference"}))
 """
+from models.cases import LayerCallable, LayerCase, graph_callable, layer_callable
+from models.checks import LayerCheck, check_layer
 from models.layers import (
     AUTHORS_HYBRID_WINDOW,
     DEFAULT_WINDOW,
@@ -18,8 +20,6 @@ from models.layers import (
     SWALayer,
     build_mixer,
 )
-from models.cases import LayerCallable, LayerCase, graph_callable, layer_callable
-from models.checks import LayerCheck, check_layer
 from models.lm import (
     GenerateResult,
     LanguageModel,

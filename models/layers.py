@@ -155,7 +155,7 @@ class LayerCache:
         """Bytes allocated for the implementation's state (the cache proper; RoPE tables not counted)."""
         return sum(t.numel() * t.element_size() for t in self.state_tensors())
 
-    def batch_slice(self, start: int, stop: int) -> "LayerCache":
+    def batch_slice(self, start: int, stop: int) -> LayerCache:
         """A view of sequences start:stop sharing memory with this cache (for prefilling a large batch in
         pieces). Every state tensor of every family has the batch as its first dim."""
         if self.state is None:
@@ -560,7 +560,7 @@ def build_mixer(kind: str, d_model: int, heads: int, head_dim: int, *, impl: str
     if kind not in MIXER_KINDS:
         raise ValueError(f"unknown mixer kind {kind!r}; known: {', '.join(MIXER_KINDS)}")
     impl = impl or f"{KIND_FAMILY[kind]}/reference"
-    kw: dict[str, Any] = dict(eps=eps, device=device, dtype=dtype)
+    kw: dict[str, Any] = {"eps": eps, "device": device, "dtype": dtype}
     if kind == "attention":
         return AttentionLayer(d_model, heads, head_dim, impl, **kw)
     if kind == "swa":

@@ -31,8 +31,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -152,7 +153,7 @@ class LanguageModel(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        kw: dict[str, Any] = dict(eps=c.eps, device=device, dtype=dtype)
+        kw: dict[str, Any] = {"eps": c.eps, "device": device, "dtype": dtype}
         self.embed = nn.Embedding(c.vocab_size, c.d_model, device=device, dtype=dtype)
         nn.init.normal_(self.embed.weight, std=0.02)
         layers: list[nn.Module] = []
@@ -387,7 +388,7 @@ class _GraphDecoder:
             self.pool = torch.cuda.graph_pool_handle()  # one memory pool for every graph of this generate
         try:
             g, out = capture_graph(lambda: self.model._next_token(self.caches, self.static_tok), self.pool)
-        except Exception as exc:  # noqa: BLE001 - any capture failure means: this step is not capturable
+        except Exception as exc:
             for s, p in zip(self.states, saved):
                 s.pos = p
             _sync()
@@ -433,7 +434,7 @@ def find_max_batch(run: Callable[[int], Any], *, start: int = 1, limit: int = 1 
         ok = True
         try:
             run(b)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not is_oom(exc):
                 raise
             ok = False

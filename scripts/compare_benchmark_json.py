@@ -60,8 +60,8 @@ class Comparison:
         return not self.outside and not self.only_pytest and not self.only_harness
 
     def markdown(self) -> str:
-        lines = [f"pytest-benchmark vs harness, tolerance {self.tolerance:.1%}; GPU: {self.pytest_gpu or 'none'}"
-                 f" / {self.harness_gpu or 'none'}", "",
+        lines = [(f"pytest-benchmark vs harness, tolerance {self.tolerance:.1%}; GPU: {self.pytest_gpu or 'none'}"
+                 f" / {self.harness_gpu or 'none'}"), "",
                  "| case | pytest-benchmark ms | harness ms | ratio | timer | stats = row samples | within |",
                  "| --- | --- | --- | --- | --- | --- | --- |"]
         for c in self.cases:

@@ -75,7 +75,7 @@ def timer_vs_do_bench() -> None:
 def l2_flush() -> None:
     x = torch.empty(16 << 20, dtype=torch.uint8, device="cuda")
     y = torch.empty_like(x)
-    base = dict(repeats=200, min_repeats=50, warmup=5, budget_s=0.5)
+    base = {"repeats": 200, "min_repeats": 50, "warmup": 5, "budget_s": 0.5}
     hot = timing.measure(lambda: y.copy_(x), lambda: None, "cuda", timing.TimingPolicy(flush_l2=False, **base))
     cold = timing.measure(lambda: y.copy_(x), lambda: None, "cuda", timing.TimingPolicy(flush_l2=True, **base))
     record("L2 flush", cold.median >= hot.median * 0.98,
@@ -84,9 +84,9 @@ def l2_flush() -> None:
 
 
 def _sweep(tmp: str, **kw: object) -> object:
-    base = dict(modes=["decode"], seq_lens=[4096], heads=[16], head_dims=[128], batches=[64], tokens=None,
-                chunk_sizes=[16], dtype="bfloat16", device="cuda", repeats=100, min_repeats=10, warmup=2,
-                case_budget_s=0.5)
+    base = {"modes": ["decode"], "seq_lens": [4096], "heads": [16], "head_dims": [128], "batches": [64],
+            "tokens": None, "chunk_sizes": [16], "dtype": "bfloat16", "device": "cuda", "repeats": 100,
+            "min_repeats": 10, "warmup": 2, "case_budget_s": 0.5}
     base.update(kw)
     r, cases, done = runner.start(SweepSpec(**base), tmp, command="gpu_bench_check", measure_ceilings=False)
     r.run(cases, skip=done)

@@ -50,4 +50,4 @@ def test_runtime_dependencies_leave_test_tools_to_the_dev_extra():
                                              for d in project["optional-dependencies"]["dev"]}
     library = [p for d in ("bench", "impls", "models") for p in (ROOT / d).rglob("*.py")] + [ROOT / "run_bench.py"]
     for path in library:
-        assert not re.search(r"^\s*(import|from) pytest", path.read_text(), re.M), path
+        assert not re.search(r"^\s*(import|from) pytest", path.read_text(), re.MULTILINE), path

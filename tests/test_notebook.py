@@ -23,7 +23,7 @@ NOTEBOOK = ROOT / "notebooks" / "figures.ipynb"
 def readme_notebook_command() -> list[str]:
     """The notebook command of README.md's first code block (python -m jupyter execute ...)."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"^```bash\n(.*?)^```", text, flags=re.S | re.M).group(1)
+    block = re.search(r"^```bash\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE).group(1)
     lines = [ln.strip() for ln in block.splitlines() if ln.strip().startswith("python -m jupyter")]
     assert len(lines) == 1, lines
     return shlex.split(lines[0])

@@ -59,7 +59,7 @@ def text_files() -> list[Path]:
 
 def _strip_code_blocks(text: str) -> str:
     """Markdown without its fenced code blocks (example commands name output folders still to be made)."""
-    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+    return re.sub(r"^```.*?^```", "", text, flags=re.DOTALL | re.MULTILINE)
 
 
 def md_link_problems(md: Path, root: Path = ROOT) -> list[str]:

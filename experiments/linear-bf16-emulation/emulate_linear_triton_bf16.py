@@ -18,10 +18,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # the repo root
 
-import torch  # noqa: E402
+import torch
 
-import impls  # noqa: E402
-from impls.linear.reference import decay_matrix  # noqa: E402
+import impls
+from impls.linear.reference import decay_matrix
 
 BF = torch.bfloat16
 
@@ -35,13 +35,13 @@ def emulate(q, k, v, dec, do, scale, dg_form: str, C: int = 64):
     B, T, H, D = q.shape
     NT = -(-T // C)
     TP = NT * C
-    pad = lambda x: torch.nn.functional.pad(x, (0, 0, 0, 0, 0, TP - T))  # noqa: E731
+    pad = lambda x: torch.nn.functional.pad(x, (0, 0, 0, 0, 0, TP - T))
     qf, kf, vf, dof = (pad(x).float().permute(0, 2, 1, 3) for x in (q, k, v, do))  # (B, H, TP, D)
     g = torch.nn.functional.pad(dec.float().clamp_min(-100), (0, 0, 0, TP - T)).permute(0, 2, 1).reshape(B, H, NT, C).cumsum(-1)
     causal = torch.ones(C, C, dtype=torch.bool).tril()
     neg_inf = torch.tensor(-math.inf)
-    chunk = lambda x, c: x[:, :, c * C:(c + 1) * C]  # noqa: E731
-    dmask = lambda gc: torch.where(causal, gc[..., :, None] - gc[..., None, :], neg_inf).exp()  # [t, s]  # noqa: E731
+    chunk = lambda x, c: x[:, :, c * C:(c + 1) * C]
+    dmask = lambda gc: torch.where(causal, gc[..., :, None] - gc[..., None, :], neg_inf).exp()  # [t, s]
     # forward walker
     S = torch.zeros(B, H, D, D)
     hs, o = [], torch.zeros(B, H, TP, D)
@@ -83,7 +83,7 @@ def emulate(q, k, v, dec, do, scale, dg_form: str, C: int = 64):
         dq[:, :, c * C:(c + 1) * C], dk[:, :, c * C:(c + 1) * C] = r(dqc), r(dkc)
     if dg_form == "telescoping":
         dg = dg.double().flip(-1).cumsum(-1).flip(-1)
-    un = lambda x: x.permute(0, 2, 1, 3)[:, :T]  # noqa: E731
+    un = lambda x: x.permute(0, 2, 1, 3)[:, :T]
     return [un(o), un(dq), un(dk), un(dv), dg[:, :, :T].permute(0, 2, 1)]
 
 
@@ -112,7 +112,7 @@ def main() -> None:
         dec = -torch.rand(B, T, H) * 0.2
         scale = D ** -0.5
         r64 = grads_of(lambda a, b, c, d: ref.forward(a, b, c, decay=d), q.double(), k.double(), v.double(), dec.double(), do.double())
-        rlp = grads_of(lambda a, b, c, d: lowp_forward(a, b, c, d, scale), q, k, v, dec, do)
+        rlp = grads_of(lambda a, b, c, d, s=scale: lowp_forward(a, b, c, d, s), q, k, v, dec, do)
         for form in ("telescoping", "chunkwise"):
             ours = emulate(q, k, v, dec, do, scale, form)
             cells = [f"{n} {rel(a, x):.2e} ({rel(a, x) / rel(lp, x):.2f}x)"

@@ -78,7 +78,7 @@ class LinearTritonConfig:
     segstate_stages: int = 3
     scan_block: int = 1024
 
-    def plan(self, BH: int, D: int, n_sm: int) -> "Plan":
+    def plan(self, BH: int, D: int, n_sm: int) -> Plan:
         """Block sizes for B*H sequences of head dim D on n_sm multiprocessors. The sequential passes
         have only D/BK * D/BV * B*H programs: small state blocks when B*H is small (long sequences,
         batch 1) so that every multiprocessor gets work."""
@@ -287,7 +287,7 @@ def _decay_grad(dg: torch.Tensor, B: int, T: int, H: int, dtype: torch.dtype) ->
 class _ChunkLinearAttn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, decay, scale: float, cfg: LinearTritonConfig):  # type: ignore[override]
-        B, T, H, D = q.shape
+        B, T, H, _D = q.shape
         NT = triton_cdiv(T, cfg.chunk)
         g = _chunk_cumsum(decay, B, T, H, NT, cfg.chunk) if decay is not None else None
         o, h = chunk_forward(q, k, v, g, scale, cfg=cfg)

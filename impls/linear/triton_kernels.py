@@ -353,9 +353,8 @@ def chunk_fused_fwd_kernel(
         b_o += tl.dot(b_s.to(b_v.dtype), b_v, input_precision=PRECISION)
         tl.store(o + base + t[:, None] * row + offs_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_t[:, None])
         b_S += tl.dot(tl.trans(b_k), b_vd, input_precision=PRECISION)
-    if STORE_FINAL:
-        if i_s == tl.num_programs(1) - 1:
-            tl.store(ht + i_bh * D * D + offs_d[:, None] * D + offs_v[None, :], b_S)
+    if STORE_FINAL and i_s == tl.num_programs(1) - 1:
+        tl.store(ht + i_bh * D * D + offs_d[:, None] * D + offs_v[None, :], b_S)
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,9 +397,8 @@ def chunk_seg_state_kernel(
             b_G += g_last
         b_S += tl.dot(tl.trans(b_k), b_v, input_precision=PRECISION)
     tl.store(_state_block(hs, i_bh * NS + i_s + 1, offs_d, offs_v, D), b_S)
-    if USE_G:
-        if i_v == 0:
-            tl.store(gs + i_bh * NS + i_s + tl.arange(0, 1), b_G)
+    if USE_G and i_v == 0:
+        tl.store(gs + i_bh * NS + i_s + tl.arange(0, 1), b_G)
 
 
 # --------------------------------------------------------------------------------------------

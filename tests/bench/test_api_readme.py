@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def readme_snippet() -> str:
     text = (ROOT / "README.md").read_text()
     section = text.split("## Benchmark your own attention", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
 
 
 def test_readme_snippet_runs_verbatim(tmp_path):

@@ -13,8 +13,8 @@ import torch
 import run_bench
 from bench import levels, paper, report, runner
 from bench.costs import cost
-from bench.results import load
 from bench.presets import preset
+from bench.results import load
 from bench.sweep import Case, SweepError, SweepSpec, expand
 from models.costs import projection_flops
 

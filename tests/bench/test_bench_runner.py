@@ -23,9 +23,9 @@ def fakes():
 
 
 def spec(**kw):
-    base = dict(impls=["full/reference"], modes=["train", "prefill", "decode"], seq_lens=[32, 128], heads=[1],
-                head_dims=[16], batches=[1], tokens=None, dtype="float32", device="cpu", repeats=3, min_repeats=2,
-                warmup=1, case_budget_s=0.01, max_call_s=10.0)
+    base = {"impls": ["full/reference"], "modes": ["train", "prefill", "decode"], "seq_lens": [32, 128], "heads": [1],
+            "head_dims": [16], "batches": [1], "tokens": None, "dtype": "float32", "device": "cpu", "repeats": 3,
+            "min_repeats": 2, "warmup": 1, "case_budget_s": 0.01, "max_call_s": 10.0}
     base.update(kw)
     return SweepSpec(**base)
 

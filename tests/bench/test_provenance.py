@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from bench import device as D
 from bench import provenance as P
 from bench import runner
 from bench.results import load, read_meta, read_rows

@@ -26,7 +26,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytest_benchmark")
 
-import harness_adapter as A  # noqa: E402
+import harness_adapter as A
 
 if A.device_requested() != "cpu" and not torch.cuda.is_available():
     pytest.skip("GPU benchmarks need a CUDA GPU (RATBENCH_BENCH_ARGS='... --device cpu' runs them on the CPU)",
@@ -36,7 +36,7 @@ try:
 except A.UsageError as exc:
     raise pytest.UsageError(str(exc)) from None
 
-from bench.sweep import expand  # noqa: E402
+from bench.sweep import expand
 
 CASES = expand(SPEC)
 CLOCK = A.HarnessSamples()

@@ -379,7 +379,7 @@ class FakeGraph:
 
 @pytest.mark.parametrize("mixer", ["rat", "linear", "rnn", "rat-swa", "attention"])
 def test_graph_decode_with_stand_in_graphs_matches_eager(mixer, monkeypatch):
-    import models.lm as lm
+    from models import lm
 
     m = tiny(mixer)
     caches_seen = []
@@ -420,7 +420,7 @@ def test_graph_decode_with_stand_in_graphs_matches_eager(mixer, monkeypatch):
 
 
 def test_memory_probe_and_max_generate_batch(monkeypatch):
-    import models.lm as lm
+    from models import lm
 
     m = tiny("rat-swa")
     lm.memory_probe(m, 5, 6, 4, prefill_batch=2)  # runs on the CPU: real prefill piece + decode steps
@@ -441,7 +441,7 @@ def test_memory_probe_and_max_generate_batch(monkeypatch):
 def test_layer_callables(kind):
     from models.cases import LayerCase, layer_callable
 
-    kw = dict(d_model=DM, heads=H, head_dim=D, chunk_size=4, window=5, device="cpu")
+    kw = {"d_model": DM, "heads": H, "head_dim": D, "chunk_size": 4, "window": 5, "device": "cpu"}
     tr = layer_callable(LayerCase(kind, f"{KIND_FAMILY[kind]}/reference", "train", 2, 8, **kw))
     tr.fn()
     assert all(p.grad is not None for p in tr.layer.parameters())
@@ -513,7 +513,7 @@ def test_generate_is_batch_invariant(mixer):
 def test_decode_callable_without_fill():
     from models.cases import LayerCase, layer_callable
 
-    kw = dict(d_model=DM, heads=H, head_dim=D, chunk_size=4, device="cpu", dtype=torch.float32)
+    kw = {"d_model": DM, "heads": H, "head_dim": D, "chunk_size": 4, "device": "cpu", "dtype": torch.float32}
     dec = layer_callable(LayerCase("rat", "rat/reference", "decode", 2, 9, fill="none", **kw))
     assert dec.cache.pos == 8 and dec.cache.state.v_cache.abs().sum() == 0
     dec.fn()

@@ -15,6 +15,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
+from test_rat_triton import assert_matches_reference, rand
 
 from impls.rat import kernels as K
 from impls.rat.triton import (
@@ -26,7 +27,6 @@ from impls.rat.triton import (
     RATTritonConfig,
     _cfg,
 )
-from test_rat_triton import assert_matches_reference, rand
 
 
 class _NotRun:

@@ -13,7 +13,12 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest
 import torch
-from test_rat_triton import assert_gate_one_finite, assert_matches_reference, check, rand  # test folders on sys.path (tests/conftest.py)
+from test_rat_triton import (  # test folders on sys.path (tests/conftest.py)
+    assert_gate_one_finite,
+    assert_matches_reference,
+    check,
+    rand,
+)
 
 import impls
 from impls.rat.triton import DEFAULT_CONFIG, INTERPRET_CONFIG, RATTriton, long_scan_used
