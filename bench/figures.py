@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from bench import style
 from bench.report_rows import MODE_TITLE, STATUS_MARK, comparison_key, missing, noisy_mask
 from bench.sweep import MODES, format_size, short_dtype
 
@@ -341,23 +342,22 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
 
 
 def series_colors(df) -> dict:  # type: ignore[no-untyped-def]
-    """One colour per implementation (tab10; tab20 beyond ten), so a family's variants are easy to follow."""
+    """One colour per implementation, fixed across runs (bench.style.impl_color: family hue, a shade per
+    implementation); the variants of one implementation share it."""
     return {s: st["color"] for s, st in series_styles(df).items()}
 
 
 def series_styles(df) -> dict:  # type: ignore[no-untyped-def]
-    """Per series: the colour of its implementation, and a line style / marker per variant of it."""
-    plt = pyplot()
+    """Per series: the fixed colour of its implementation (bench.style), a solid line for our kernels and
+    references and a dashed one for peers, and a marker per variant of the implementation."""
     impl_of = dict(zip(df.series, df.impl))
-    impl_list = sorted(set(impl_of.values()))
-    cmap = plt.get_cmap("tab10" if len(impl_list) <= 10 else "tab20")  # no two implementations share a colour
     out, seen = {}, {}
     for s in sorted(impl_of):
         impl = impl_of[s]
         i = seen.get(impl, 0)
         seen[impl] = i + 1
-        out[s] = {"color": cmap(impl_list.index(impl) % cmap.N), "ls": ["-", "--", ":", "-."][i % 4],
-                  "marker": "osD^v"[i % 5]}
+        out[s] = {"color": style.impl_color(impl), "ls": style.impl_linestyle(impl, i),
+                  "marker": style.impl_marker(impl, i), "ours": style.is_ours(impl)}
     return out
 
 

@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 
 from bench import figures as F
+from bench import style
 from bench.sweep import format_size
 
 K = 1024
@@ -333,15 +334,16 @@ def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool 
     plt = F.pyplot()
     fig_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(modes), figsize=(4.4 * len(modes), 3.8), squeeze=False)
-    cmap = plt.get_cmap("tab10")
     series = sorted(set(lay.label))
-    color = {s: cmap(i % 10) for i, s in enumerate(series)}
+    impl_of = dict(zip(lay.label, lay.impl))
+    color = {s: style.impl_color(impl_of[s]) for s in series}  # one fixed colour per implementation (bench.style)
     for ax, mode in zip(axes[0], modes):
         sub = _ok_layer(df, mode)
         for s in series:
             g = sub[sub.label == s].sort_values("seq_len")
             if not g.empty:
-                ax.plot(g.seq_len, g.ms_median, marker="o", ms=3, color=color[s], label=s, lw=1.4)
+                ax.plot(g.seq_len, g.ms_median, marker="o", ms=3, color=color[s], label=s, lw=1.4,
+                        ls=style.impl_linestyle(impl_of[s], int("compiled" in s)))
             fails = lay[(lay.label == s) & (lay["mode"] == mode) & (lay.status == "oom")]
             for T in fails.seq_len:
                 ax.plot(T, 0.96, marker="x", color="red", ms=7, mew=2, clip_on=False,

@@ -177,3 +177,43 @@ def test_log_ticks_under_one_decade():
     assert len([t for t in figures.log_ticks(33, 52) if 33 <= t <= 52]) >= 3
     assert len([t for t in figures.log_ticks(93, 101) if 93 <= t <= 101]) >= 2
     assert [t for t in figures.log_ticks(0.9, 120) if 0.9 <= t <= 120] == [1, 2, 5, 10, 20, 50, 100]
+
+
+# ----- issue 17 item 5: figures fit for a paper ----------------------------------------------------------
+def line_color(fig, label):
+    from matplotlib.colors import to_hex
+
+    for ax in fig.axes:
+        for ln in ax.get_lines():
+            if ln.get_label() == label:
+                return to_hex(ln.get_color()), ln.get_linestyle()
+    raise AssertionError(f"no line {label!r}")
+
+
+def test_colour_fixed_per_implementation_across_runs(tmp_path, figs):
+    """rat/triton is the same colour whichever other implementations a run has (not its alphabetical place),
+    ours solid, peers dashed, and the colour has its family's hue."""
+    from matplotlib.colors import to_rgb
+
+    runs = {"a": ["full/reference", "rat/triton"],
+            "b": ["full/flash-attn", "full/sdpa-flash", "linear/fla", "rat/flex", "rat/reference", "rat/triton",
+                  "swa/flex"]}
+    seen = {}
+    for name, impls in runs.items():
+        (tmp_path / name).mkdir()
+        rows = [row(i, "train", T, T / 16, chunk_size=16 if i.startswith("rat") else None) for i in impls
+                for T in (64, 128)]
+        df, base = frame(tmp_path / name, rows)
+        figures.plot_latency(df, tmp_path, [], base)
+        seen[name] = {i: line_color(figs["latency_vs_seq_len"], df[df.impl == i].series.iloc[0]) for i in impls}
+    assert seen["a"]["rat/triton"] == seen["b"]["rat/triton"]
+    assert seen["a"]["rat/triton"][1] == "-" and seen["b"]["rat/flex"][1] == "--"
+    assert seen["b"]["full/flash-attn"][1] == "--" and seen["b"]["rat/reference"][1] == "-"
+    r, g, b = to_rgb(seen["a"]["rat/triton"][0])
+    assert r > g and r > b  # rat: reds
+    r, g, b = to_rgb(seen["b"]["full/flash-attn"][0])
+    assert b > r and b > g  # full: blues
+    r, g, b = to_rgb(seen["b"]["swa/flex"][0])
+    assert g > r and g > b  # swa: greens
+    colours = [c for c, _ in seen["b"].values()]
+    assert len(set(colours)) == len(colours)
