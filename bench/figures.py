@@ -78,14 +78,15 @@ def log_y(ax, suffix: str = "") -> None:  # type: ignore[no-untyped-def]
 
 
 #: figure legend entries for the marks drawn (only those a figure has are listed)
-MARKS = {"oom": "OOM", "failed": "error / wrong / skipped", "noisy": "noisy (hollow marker)",
+MARKS = {"spread": "p20-p80 range (bars)", "oom": "OOM", "failed": "error / wrong / skipped", "noisy": "noisy (hollow marker)",
          "base_failed": "no speed-up: baseline case failed"}
 
 
 def mark_handle(mark: str):  # type: ignore[no-untyped-def]
     from matplotlib.lines import Line2D
 
-    return {"oom": Line2D([], [], marker="x", color="red", ls="none", mew=2),
+    return {"spread": Line2D([], [], marker="|", color="gray", ls="none", ms=8, mew=1),
+            "oom": Line2D([], [], marker="x", color="red", ls="none", mew=2),
             "failed": Line2D([], [], marker="v", color="gray", ls="none"),
             "noisy": Line2D([], [], marker="o", mfc="none", color="gray", ls="none"),
             "base_failed": Line2D([], [], marker="1", color="gray", ls="none", ms=8, mew=1.5)}[mark]
@@ -122,6 +123,24 @@ def plot_points(ax, x, y, noisy, **kw) -> set[str]:  # type: ignore[no-untyped-d
     return set()
 
 
+def error_bars(ax, x, y, lo, hi, color) -> set[str]:  # type: ignore[no-untyped-def]
+    """p20-p80 error bars around each point (the rows' ms_p20 / ms_p80, or any other low / high pair); a point
+    without both gets none."""
+    import numpy as np
+
+    x, y = np.asarray(list(x), float), np.asarray(list(y), float)
+    lo = np.asarray([np.nan if missing(v) else v for v in lo], float)
+    hi = np.asarray([np.nan if missing(v) else v for v in hi], float)
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi)
+    if not keep.any():
+        return set()
+    x, y, lo, hi = x[keep], y[keep], lo[keep], hi[keep]
+    yerr = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+    ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor=color, elinewidth=0.9, capsize=2.5, capthick=0.9,
+                label="_p20-p80")
+    return {"spread"}
+
+
 def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) -> None:  # type: ignore[no-untyped-def]
     plt = pyplot()
     modes = [m for m in MODES if (df["mode"] == m).any()]
@@ -140,8 +159,7 @@ def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) ->
             st = styles[series]
             marks |= plot_points(ax, ok.seq_len, ok.ms_median, noisy_mask(ok), marker=st["marker"], ls=st["ls"], ms=3.5,
                              color=st["color"], label=series, lw=2.2 if g.impl.iloc[0] == baseline else 1.4)
-            if not ok.empty:
-                ax.fill_between(ok.seq_len, ok.ms_p20, ok.ms_p80, color=st["color"], alpha=0.15, lw=0)
+            marks |= error_bars(ax, ok.seq_len, ok.ms_median, ok.ms_p20, ok.ms_p80, st["color"])
             marks |= fail_markers(ax, g, "seq_len", st["color"])
         ax.set_xscale("log", base=2)
         log_y(ax)

@@ -217,3 +217,19 @@ def test_colour_fixed_per_implementation_across_runs(tmp_path, figs):
     assert g > r and g > b  # swa: greens
     colours = [c for c, _ in seen["b"].values()]
     assert len(set(colours)) == len(colours)
+
+
+def test_latency_has_p20_p80_error_bars(tmp_path, figs):
+    from matplotlib.container import ErrorbarContainer
+
+    rows = [row("full/reference", "train", T, T / 16) for T in (64, 128, 256)]
+    rows += [row("rat/triton", "train", T, T / 64, chunk_size=16) for T in (64, 128, 256)]
+    df, base = frame(tmp_path, rows)
+    figures.plot_latency(df, tmp_path, [], base)
+    fig = figs["latency_vs_seq_len"]
+    bars = [c for c in fig.axes[0].containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2
+    spans = sorted(tuple(round(v, 6) for v in seg[:, 1]) for c in bars for coll in c.lines[2]
+                   for seg in coll.get_segments())
+    assert (round(4.0 * 0.98, 6), round(4.0 * 1.03, 6)) in spans  # full/reference at T=64: median 4 ms
+    assert any("p20-p80" in t for t in legend_texts(fig))
