@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from bench import style
-from bench.report_rows import MODE_TITLE, STATUS_MARK, comparison_key, missing, noisy_mask
+from bench.report_rows import MODE_TITLE, comparison_key, missing, noisy_mask
 from bench.sweep import MODES, format_size, short_dtype
 
 
@@ -77,34 +77,38 @@ def log_y(ax, suffix: str = "") -> None:  # type: ignore[no-untyped-def]
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-#: figure legend entries for the marks drawn (only those a figure has are listed)
+#: figure legend entries for the marks drawn (only those a figure has are listed); failure marks take the colour
+#: of their line, the legend shows them in grey
 MARKS = {"spread": "p20-p80 range (bars)", "oom": "OOM", "failed": "error / wrong / skipped", "noisy": "noisy (hollow marker)",
-         "base_failed": "no speed-up: baseline case failed"}
+         "base_oom": "ran; every peer OOM (no ratio)", "base_failed": "ran; no peer timed here (no ratio)"}
 
 
 def mark_handle(mark: str):  # type: ignore[no-untyped-def]
     from matplotlib.lines import Line2D
 
     return {"spread": Line2D([], [], marker="|", color="gray", ls="none", ms=8, mew=1),
-            "oom": Line2D([], [], marker="x", color="red", ls="none", mew=2),
+            "oom": Line2D([], [], marker="x", color="gray", ls="none", mew=2),
+            "base_oom": Line2D([], [], marker="^", mfc="none", color="gray", ls="none", ms=7, mew=1.5),
             "failed": Line2D([], [], marker="v", color="gray", ls="none"),
             "noisy": Line2D([], [], marker="o", mfc="none", color="gray", ls="none"),
             "base_failed": Line2D([], [], marker="1", color="gray", ls="none", ms=8, mew=1.5)}[mark]
 
 
-def fail_markers(ax, g, x_col: str, color) -> set[str]:  # type: ignore[no-untyped-def]
-    """Failed cases at the top of the axes: OOM as a red x, others as a triangle in the series' colour.
-    Returns the marks drawn ('oom', 'failed')."""
+def fail_markers(ax, g, x_col: str, color, slot: int = 0) -> set[str]:  # type: ignore[no-untyped-def]
+    """Failed cases at the top of the axes in the series' colour: OOM as an x, other failures as a triangle;
+    ``slot`` (the series' place in the panel) lowers each series' marks a little, so that two lines failing at
+    one x stay two marks and each reads as its own line's. Returns the marks drawn ('oom', 'failed')."""
     import matplotlib.transforms as mtransforms
 
     trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+    y = 0.97 - 0.035 * (slot % 8)
     drawn = set()
     for _, r in g[g.status.isin(["oom", "error", "wrong", "skipped"])].iterrows():
         if r.status == "oom":
-            ax.plot(r[x_col], 0.96, marker="x", color="red", markersize=8, mew=2, transform=trans, clip_on=False)
+            ax.plot(r[x_col], y, marker="x", color=color, markersize=7, mew=2, transform=trans, clip_on=False)
             drawn.add("oom")
         else:
-            ax.plot(r[x_col], 0.96, marker="v", color=color, transform=trans, clip_on=False)
+            ax.plot(r[x_col], y, marker="v", color=color, transform=trans, clip_on=False)
             drawn.add("failed")
     return drawn
 
@@ -151,7 +155,7 @@ def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) ->
     marks: set[str] = set()
     for ax, mode in zip(axes[0], modes):
         sub = df[df["mode"] == mode]
-        for series, g in sub.groupby("series", sort=True):
+        for slot, (series, g) in enumerate(sub.groupby("series", sort=True)):
             if g.status.isin(["unavailable", "unsupported"]).all():
                 continue
             g = g.sort_values("seq_len")
@@ -160,7 +164,7 @@ def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) ->
             marks |= plot_points(ax, ok.seq_len, ok.ms_median, noisy_mask(ok), marker=st["marker"], ls=st["ls"], ms=3.5,
                              color=st["color"], label=series, lw=2.2 if g.impl.iloc[0] == baseline else 1.4)
             marks |= error_bars(ax, ok.seq_len, ok.ms_median, ok.ms_p20, ok.ms_p80, st["color"])
-            marks |= fail_markers(ax, g, "seq_len", st["color"])
+            marks |= fail_markers(ax, g, "seq_len", st["color"], slot)
         ax.set_xscale("log", base=2)
         log_y(ax)
         size_ticks(ax, sub.seq_len)
@@ -172,47 +176,88 @@ def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) ->
     save(fig, fig_dir, "latency_vs_seq_len", written)
 
 
-def plot_speedup(df, fig_dir: Path, written: list[str], baseline: str | None) -> None:  # type: ignore[no-untyped-def]
-    """Speed-up over the baseline vs T: each point over its own baseline case (speedups); where that case
-    failed, a mark at the top instead of a point."""
-    if baseline is None or df["speedup"].notna().sum() == 0:
+def peer_speedups(df):  # type: ignore[no-untyped-def]
+    """Per row, the speed-up over the fastest peer of its own family at the same case (every Case field but
+    the implementation: same shape, family parameters, compile setting): columns 'peer_speedup' (fastest
+    timed peer's median / this median; NaN unless both are timed), 'peer_best' (that peer) and 'peer_status'
+    ('ok' when a peer was timed there, 'oom' when every peer case there failed and one of them OOM,
+    'failed' when every peer case failed otherwise, 'none' without a peer case). Peers: implementations that
+    are not the project's own (bench.style.is_ours)."""
+    df = df.copy()
+    cols = [c for c in comparison_key(True) if c in df]
+    key = lambda r: tuple(None if missing(r.get(c)) else r.get(c) for c in cols)  # noqa: E731
+    peers: dict[tuple, list] = {}
+    for _, r in df[~df.impl.map(style.is_ours)].iterrows():
+        peers.setdefault((style.family_of(r.impl),) + key(r), []).append(r)
+    speed, best, status = [], [], []
+    for _, r in df.iterrows():
+        found = peers.get((style.family_of(r.impl),) + key(r), [])
+        timed = [p for p in found if p.status == "ok" and not missing(p.ms_median) and p.ms_median > 0]
+        if timed:
+            b = min(timed, key=lambda p: p.ms_median)
+            best.append(b.impl)
+            status.append("ok")
+            speed.append(b.ms_median / r.ms_median if r.status == "ok" and not missing(r.ms_median)
+                         and r.ms_median > 0 else float("nan"))
+        else:
+            best.append(None)
+            status.append("none" if not found else "oom" if any(p.status == "oom" for p in found) else "failed")
+            speed.append(float("nan"))
+    df["peer_speedup"], df["peer_best"], df["peer_status"] = speed, best, status
+    return df
+
+
+def plot_speedup(df, fig_dir: Path, written: list[str], baseline: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Speed-up vs T within each family, over the fastest peer of that family at the same case (peer_speedups:
+    ours against the best library a user could run instead; SWA against SWA peers, linear against linear,
+    never across computations). ``baseline`` (the report's cross-family baseline) is not used here: the
+    report's tables carry that comparison. A family without peers in the run has no line. Where this case ran
+    but no peer did, a hollow up-triangle at the top of the axes in the line's colour (no ratio exists);
+    where this case failed, its failure mark."""
+    if df.empty:
+        return
+    df = peer_speedups(df)
+    fams = {style.family_of(i) for i in df.impl if not style.is_ours(i)}
+    df = df[df.impl.map(style.family_of).isin(fams)]
+    modes = [m for m in MODES if ((df["mode"] == m) & df["peer_speedup"].notna()).any()]
+    if not modes:  # (no peer timed, or model-level rows only)
         return
     plt = pyplot()
-    modes = [m for m in MODES if ((df["mode"] == m) & df["speedup"].notna()).any()]
-    if not modes:  # (model-level rows only: no train / prefill / decode mode)
-        return
     import matplotlib.transforms as mtransforms
 
     fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
     styles = series_styles(df)
     marks: set[str] = set()
     for ax, mode in zip(axes[0], modes):
-        sub = df[(df["mode"] == mode) & (df.impl != baseline)]
+        sub = df[df["mode"] == mode]
         trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
-        for series, g in sub.groupby("series", sort=True):
+        for slot, (series, g) in enumerate(sub.groupby("series", sort=True)):
             if g.status.isin(["unavailable", "unsupported"]).all():
                 continue
             g = g.sort_values("seq_len")
-            ok = g[g.speedup.notna()]
-            if ok.empty and not (g.status != "ok").any():
-                continue  # not compared with the baseline anywhere: no line, no legend entry
+            ok = g[g.peer_speedup.notna()]
+            lost = g[(g.status == "ok") & g.peer_status.isin(["oom", "failed"])]
+            if ok.empty and lost.empty:
+                continue  # not compared with a peer anywhere: no line, no legend entry
             st = styles[series]
-            marks |= plot_points(ax, ok.seq_len, ok.speedup, noisy_mask(ok), marker=st["marker"], ls=st["ls"], ms=3.5,
-                             color=st["color"], label=series)
-            marks |= fail_markers(ax, g, "seq_len", st["color"])
-            lost = g[(g.status == "ok") & g.base_status.isin([k for k in STATUS_MARK if k != "ok"])]
-            for T in lost.seq_len:
-                ax.plot(T, 0.88, marker="1", color=st["color"], ms=8, mew=1.5, transform=trans, clip_on=False)
-                marks.add("base_failed")
+            marks |= plot_points(ax, ok.seq_len, ok.peer_speedup, noisy_mask(ok), marker=st["marker"], ls=st["ls"],
+                                 ms=3.5, color=st["color"], label=series)
+            marks |= fail_markers(ax, g, "seq_len", st["color"], slot)
+            y = 0.97 - 0.035 * (slot % 8)
+            for _, r in lost.iterrows():  # ours ran, the peers did not: kept, as a mark (no ratio to draw)
+                ax.plot(r.seq_len, y, marker="^", mfc="none", mec=st["color"], ms=7, mew=1.5, transform=trans,
+                        clip_on=False)
+                marks.add("base_oom" if r.peer_status == "oom" else "base_failed")
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xscale("log", base=2)
         log_y(ax, "x")
-        size_ticks(ax, df[df["mode"] == mode].seq_len)
+        size_ticks(ax, sub.seq_len)
         ax.set_xlabel("sequence length T (tokens)")
-        ax.set_ylabel(f"speed-up over {baseline} (x)")
+        ax.set_ylabel("speed-up over the family's fastest peer (x)")
         ax.set_title(MODE_TITLE[mode])
     figure_legend(fig, axes[0], marks)
-    fig.suptitle(subtitle(df) + "; each case over its own baseline case (same shape, compile setting)", fontsize=8)
+    fig.suptitle(subtitle(df) + "; each case over the fastest peer of its family at the same shape and compile "
+                 "setting", fontsize=8)
     save(fig, fig_dir, "speedup_vs_seq_len", written)
 
 

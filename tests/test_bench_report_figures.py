@@ -133,6 +133,7 @@ def test_every_figure_has_labelled_ticks_and_legends_outside(tmp_path, figs):
             for H in (2, 4):
                 rows.append(row("full/reference", "decode", T, 0.1 * T / 64 * B * H, B=B, H=H))
                 rows.append(row("rat/triton", "decode", T, 0.05 * B * H, B=B, H=H, chunk_size=16))
+                rows.append(row("rat/flex", "decode", T, 0.08 * B * H, B=B, H=H, chunk_size=16))  # a peer
     df, base = frame(tmp_path, rows)
     meta = {"ceilings": {"matmul_tflops": 10.0, "matmul_dtype": "float32", "matmul_shape": 512, "copy_gbps": 20.0}}
     figures.plot_latency(df, tmp_path, [], base)
@@ -157,7 +158,7 @@ def test_every_figure_has_labelled_ticks_and_legends_outside(tmp_path, figs):
     for line in ax.get_lines():
         xs = list(line.get_xdata())
         assert len(xs) == len(set(xs)), f"decode vs batch joins two cases at one batch: {xs}"
-    assert len([ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2]) == 2 * 2 * 3  # impl x H x T
+    assert len([ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2]) == 3 * 2 * 3  # impl x H x T
 
 
 def test_noisy_points_are_hollow(tmp_path, figs):
@@ -233,3 +234,39 @@ def test_latency_has_p20_p80_error_bars(tmp_path, figs):
                    for seg in coll.get_segments())
     assert (round(4.0 * 0.98, 6), round(4.0 * 1.03, 6)) in spans  # full/reference at T=64: median 4 ms
     assert any("p20-p80" in t for t in legend_texts(fig))
+
+
+def marks_at(fig, marker):
+    from matplotlib.colors import to_hex
+
+    return [(float(ln.get_xdata()[0]), to_hex(ln.get_markeredgecolor())) for ax in fig.axes for ln in ax.get_lines()
+            if ln.get_marker() == marker and len(ln.get_xdata()) == 1]
+
+
+def test_speedup_within_family_over_best_peer_keeps_points_where_peer_oom(tmp_path, figs):
+    """RAT over its peer (rat/flex), SWA over its own peers, never over full attention; where the peer is OOM
+    and RAT ran, RAT's point is kept as a mark in RAT's colour, and the peer's OOM is drawn in the peer's
+    colour (not a red cross any line could own)."""
+    from bench import style
+
+    rows = [row("full/flash-attn", "decode", T, T / 8) for T in (64, 128, 256)]
+    rows += [row("rat/triton", "decode", T, 1.0, chunk_size=16) for T in (64, 128, 256)]
+    rows += [row("rat/flex", "decode", T, 2.0, chunk_size=16) for T in (64, 128)]
+    rows += [row("rat/flex", "decode", 256, 0, status="oom", chunk_size=16)]
+    rows += [row("swa/triton", "decode", T, 1.0, window=32) for T in (64, 128, 256)]
+    rows += [row("swa/flex", "decode", T, 1.5, window=32) for T in (64, 128, 256)]
+    rows += [row("swa/flash-attn", "decode", T, 4.0, window=32) for T in (64, 128, 256)]
+    df, base = frame(tmp_path, rows)
+    figures.plot_speedup(df, tmp_path, [], base)
+    fig = figs["speedup_vs_seq_len"]
+    ax = fig.axes[0]
+    assert "peer" in ax.get_ylabel()
+    lines = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+    rat = df[df.impl == "rat/triton"].series.iloc[0]
+    assert list(lines[rat].get_ydata()) == [2.0, 2.0]  # over rat/flex, not over full/flash-attn (T/8 / 1)
+    swa = df[df.impl == "swa/triton"].series.iloc[0]
+    assert list(lines[swa].get_ydata()) == [1.5, 1.5, 1.5]  # over the fastest SWA peer (flex, not flash-attn)
+    assert (256.0, style.impl_color("rat/triton")) in marks_at(fig, "^")  # kept: ran, peer OOM
+    assert marks_at(fig, "x") == [(256.0, style.impl_color("rat/flex"))]  # the peer's OOM, in its colour
+    texts = legend_texts(fig)
+    assert "OOM" in texts and any("every peer OOM" in t for t in texts)
