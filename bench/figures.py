@@ -363,21 +363,42 @@ def plot_decode_batch(df, fig_dir: Path, written: list[str]) -> None:  # type: i
     save(fig, fig_dir, "decode_vs_batch", written)
 
 
+def human_rate(value: float, unit: str) -> str:
+    """A rate in the unit a reader expects: GB/s above 1000 as TB/s ('4.2 TB/s'), TFLOP/s as is ('787
+    TFLOP/s', '9.9 TFLOP/s'); three significant digits at most, two under ten."""
+    if unit == "GB/s" and value >= 1000:
+        value, unit = value / 1000, "TB/s"
+    text = f"{value:.2g}" if value < 10 else f"{value:.0f}"
+    if "e" in text:  # 2 significant digits can print 1e+01 for 9.96
+        text = f"{value:.1f}"
+    return f"{text} {unit}"
+
+
 def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  # type: ignore[no-untyped-def]
-    ok = df[(df.status == "ok") & df.flops.notna() & df.bytes.notna()]
+    """Achieved TFLOP/s against arithmetic intensity under the run's measured ceilings (matmul TFLOP/s, copy
+    bandwidth), both labelled on the lines in human units; each point labelled by its T; colour =
+    implementation (bench.style), marker = mode; the legend below the axes."""
+    ok = df[(df.status == "ok") & df.flops.notna() & df.bytes.notna() & df.tflops.notna()]
     ceil = meta.get("ceilings")
     if ok.empty or not ceil:
         return
     import numpy as np
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 5.6))
     inten = ok.flops / ok.bytes
     lo, hi = max(inten.min() / 4, 1e-2), inten.max() * 4
-    xs = np.logspace(math.log10(lo), math.log10(hi), 200)
     peak, bw = ceil["matmul_tflops"], ceil["copy_gbps"]
-    ax.plot(xs, np.minimum(peak, bw * xs / 1e3), color="black", lw=1.2,
-            label=f"ceiling: {peak:.3g} TFLOP/s {ceil['matmul_dtype']} matmul, {bw:.4g} GB/s copy")
+    knee = peak * 1e3 / bw  # intensity where the two ceilings meet
+    lo, hi = min(lo, knee / 4), max(hi, knee * 4)
+    xs = np.logspace(math.log10(lo), math.log10(hi), 200)
+    ax.plot(xs, np.minimum(peak, bw * xs / 1e3), color="black", lw=1.2, label="_ceiling")
+    bw_text, peak_text = human_rate(bw, "GB/s"), human_rate(peak, "TFLOP/s")
+    x_bw = math.sqrt(lo * knee) if knee > lo else lo
+    ax.annotate(f"copy {bw_text}", (x_bw, bw * x_bw / 1e3), rotation=0, fontsize=8, ha="right", va="bottom",
+                xytext=(-4, 4), textcoords="offset points")
+    ax.annotate(f"{ceil.get('matmul_dtype', '')} matmul {peak_text}".strip(), (math.sqrt(knee * hi), peak),
+                fontsize=8, ha="center", va="bottom", xytext=(0, 3), textcoords="offset points")
     markers = {"train": "o", "prefill": "s", "decode": "^"}
     colors = series_colors(df)
     noisy = noisy_mask(ok)
@@ -385,8 +406,11 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
         nz = noisy[g.index]
         for hollow, part in ((False, g[~nz]), (True, g[nz])):
             if not part.empty:
-                ax.scatter(part.flops / part.bytes, part.tflops, marker=markers.get(mode, "o"), s=18,
-                           facecolors="none" if hollow else colors[series], edgecolors=colors[series])
+                ax.scatter(part.flops / part.bytes, part.tflops, marker=markers.get(mode, "o"), s=22,
+                           facecolors="none" if hollow else colors[series], edgecolors=colors[series], zorder=3)
+        for _, r in g.iterrows():  # each point named by its T
+            ax.annotate(format_size(int(r.seq_len)), (r.flops / r.bytes, r.tflops), fontsize=5.5,
+                        color=colors[series], xytext=(3, 2), textcoords="offset points")
     # legend: colour = implementation (its variants share it), marker = mode
     for impl in sorted(ok.impl.unique()):
         ax.scatter([], [], marker="s", color=colors[ok[ok.impl == impl].series.iloc[0]], label=impl)
@@ -397,10 +421,12 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
         ax.scatter([], [], marker="o", facecolors="none", edgecolors="gray", label=MARKS["noisy"])
     ax.set_xscale("log")
     log_y(ax)
+    ax.set_xlim(lo, hi)
     ax.set_xlabel("arithmetic intensity (FLOP / minimum byte)")
     ax.set_ylabel("achieved TFLOP/s (cost model)")
-    ax.set_title("roofline")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(f"roofline: ceilings {peak_text} {ceil.get('matmul_dtype', '')} matmul, {bw_text} copy "
+                 "(measured); points labelled by T", fontsize=9)
+    figure_legend(fig, [ax], ncol=5)
     save(fig, fig_dir, "roofline", written)
 
 

@@ -146,14 +146,10 @@ def test_every_figure_has_labelled_ticks_and_legends_outside(tmp_path, figs):
     for name, fig in figs.items():
         for ax in fig.axes:
             assert len(visible_tick_labels(ax)) >= 2, (name, ax.get_title())
-        if name == "roofline":  # one legend beside the axes: one entry per implementation (= colour)
+        if name == "roofline":  # one legend outside the axes: one entry per implementation (= colour)
             texts = legend_texts(fig)
             assert texts.count("rat/triton") == 1 and not any("(L=16)" in t for t in texts)
-            leg = fig.axes[0].get_legend()
-            r = fig.canvas.get_renderer()
-            assert not overlaps(leg.get_window_extent(r), fig.axes[0].get_window_extent(r))
-        else:
-            check_legends_outside(fig)
+        check_legends_outside(fig)
     ax = figs["decode_vs_batch"].axes[0]
     for line in ax.get_lines():
         xs = list(line.get_xdata())
@@ -270,3 +266,22 @@ def test_speedup_within_family_over_best_peer_keeps_points_where_peer_oom(tmp_pa
     assert marks_at(fig, "x") == [(256.0, style.impl_color("rat/flex"))]  # the peer's OOM, in its colour
     texts = legend_texts(fig)
     assert "OOM" in texts and any("every peer OOM" in t for t in texts)
+
+
+def test_roofline_ceilings_in_human_units_and_points_labelled_by_T(tmp_path, figs):
+    rows = [row("rat/triton", "train", T, T / 64, chunk_size=16) for T in (64, 4096)]
+    df, _ = frame(tmp_path, rows)
+    meta = {"ceilings": {"matmul_tflops": 787.3, "matmul_dtype": "bfloat16", "matmul_shape": 8192,
+                         "copy_gbps": 4230.0}}
+    figures.plot_roofline(df, meta, tmp_path, [])
+    fig = figs["roofline"]
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts] + [ax.get_title()] + legend_texts(fig)
+    assert any("4.2 TB/s" in t for t in texts) and any("787 TFLOP/s" in t for t in texts)
+    assert not any("e+" in t or "GB/s" in t for t in texts)
+    assert {"64", "4k"} <= {t.get_text() for t in ax.texts}
+    check_legends_outside(fig)
+    r = fig.canvas.get_renderer()
+    assert ax.get_window_extent(r).width > 0.6 * fig.get_window_extent(r).width  # the plot is most of the figure
+    assert figures.human_rate(4230.0, "GB/s") == "4.2 TB/s" and figures.human_rate(787.3, "TFLOP/s") == "787 TFLOP/s"
+    assert figures.human_rate(850.0, "GB/s") == "850 GB/s" and figures.human_rate(9.96, "TFLOP/s") == "10 TFLOP/s"
