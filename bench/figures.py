@@ -395,8 +395,8 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
     ax.plot(xs, np.minimum(peak, bw * xs / 1e3), color="black", lw=1.2, label="_ceiling")
     bw_text, peak_text = human_rate(bw, "GB/s"), human_rate(peak, "TFLOP/s")
     x_bw = math.sqrt(lo * knee) if knee > lo else lo
-    ax.annotate(f"copy {bw_text}", (x_bw, bw * x_bw / 1e3), rotation=0, fontsize=8, ha="right", va="bottom",
-                xytext=(-4, 4), textcoords="offset points")
+    ax.annotate(f"copy {bw_text}", (x_bw, bw * x_bw / 1e3), fontsize=8, ha="left", va="top",
+                xytext=(6, -6), textcoords="offset points")
     ax.annotate(f"{ceil.get('matmul_dtype', '')} matmul {peak_text}".strip(), (math.sqrt(knee * hi), peak),
                 fontsize=8, ha="center", va="bottom", xytext=(0, 3), textcoords="offset points")
     markers = {"train": "o", "prefill": "s", "decode": "^"}
@@ -428,6 +428,79 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
                  "(measured); points labelled by T", fontsize=9)
     figure_legend(fig, [ax], ncol=5)
     save(fig, fig_dir, "roofline", written)
+
+
+def plot_tflops_bars(df, fig_dir: Path, written: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """FlashAttention-style grouped bars: per mode, one group per T, one bar per series (colour:
+    bench.style; peers hatched), height the achieved TFLOP/s (cost model) with its p20-p80 range (from the
+    latency's p20 / p80) as an error bar and the value on top; a case that failed at a T has its mark
+    (OOM x, error triangle) in its colour at the bottom of its slot."""
+    sub = df[df["mode"].isin(MODES)]
+    if "level" in sub:
+        sub = sub[sub["level"] != "model"]
+    timed = sub[(sub.status == "ok") & sub.tflops.notna()]
+    modes = [m for m in MODES if (timed["mode"] == m).any()]
+    if not modes:
+        return
+    import matplotlib.transforms as mtransforms
+    import numpy as np
+
+    plt = pyplot()
+    styles = series_styles(df)
+    widths = [max(4.5, 0.9 * sub[sub["mode"] == m].seq_len.nunique() * max(1, sub[sub["mode"] == m].series.nunique()) * 0.35)
+              for m in modes]
+    fig, axes = plt.subplots(1, len(modes), figsize=(min(sum(widths), 22), 4.0), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    marks: set[str] = set()
+    for ax, mode in zip(axes[0], modes):
+        m = sub[sub["mode"] == mode]
+        series = [s for s, g in m.groupby("series", sort=True)
+                  if not g.status.isin(["unavailable", "unsupported"]).all()]
+        series = [s for s in series if (timed[(timed["mode"] == mode)].series == s).any()
+                  or m[m.series == s].status.isin(["oom", "error", "wrong", "skipped"]).any()]
+        Ts = sorted(m[m.series.isin(series)].seq_len.unique())
+        n = max(1, len(series))
+        w = 0.8 / n
+        trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+        top = float(timed[timed["mode"] == mode].tflops.max())
+        for j, s in enumerate(series):
+            st = styles[s]
+            labelled = False
+            for i, T in enumerate(Ts):
+                rs = m[(m.series == s) & (m.seq_len == T)]
+                if rs.empty:
+                    continue
+                r = rs.iloc[-1]
+                x = i - 0.4 + w * (j + 0.5)
+                if r.status == "ok" and not missing(r.tflops):
+                    ax.bar(x, r.tflops, width=w * 0.92, color=st["color"], edgecolor=st["color"],
+                           hatch=None if st["ours"] else "////", alpha=1.0 if st["ours"] else 0.55,
+                           label="_" if labelled else s)
+                    labelled = True
+                    hi = r.tflops
+                    if not (missing(r.ms_p20) or missing(r.ms_p80) or missing(r.ms_median)):
+                        lo, hi = r.tflops * r.ms_median / r.ms_p80, r.tflops * r.ms_median / r.ms_p20
+                        ax.errorbar([x], [r.tflops], yerr=np.array([[max(r.tflops - lo, 0)], [max(hi - r.tflops, 0)]]),
+                                    fmt="none", ecolor="black", elinewidth=0.7, capsize=1.5)
+                        marks.add("spread")
+                    ax.text(x, max(hi, r.tflops) + 0.01 * top, f"{r.tflops:.0f}" if r.tflops >= 10 else f"{r.tflops:.2g}",
+                            ha="center", va="bottom", fontsize=5, rotation=90 if n > 3 else 0)
+                elif r.status in ("oom", "error", "wrong", "skipped"):
+                    oom = r.status == "oom"
+                    ax.plot(x, 0.03, marker="x" if oom else "v", color=st["color"], ms=6, mew=2 if oom else 1,
+                            transform=trans, clip_on=False)
+                    marks.add("oom" if oom else "failed")
+        ax.set_xticks(range(len(Ts)))
+        ax.set_xticklabels([format_size(int(T)) for T in Ts])
+        ax.set_xlim(-0.5, len(Ts) - 0.5)
+        ax.set_ylim(0, top * 1.2)
+        ax.grid(axis="x", visible=False)
+        ax.set_xlabel("sequence length T (tokens)")
+        ax.set_ylabel("TFLOP/s (cost model)")
+        ax.set_title(MODE_TITLE[mode])
+    figure_legend(fig, axes[0], marks, ncol=5)
+    fig.suptitle(subtitle(df) + "; ours solid, peers hatched", fontsize=8)
+    save(fig, fig_dir, "tflops_bars", written)
 
 
 def series_colors(df) -> dict:  # type: ignore[no-untyped-def]

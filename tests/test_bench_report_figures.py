@@ -285,3 +285,26 @@ def test_roofline_ceilings_in_human_units_and_points_labelled_by_T(tmp_path, fig
     assert ax.get_window_extent(r).width > 0.6 * fig.get_window_extent(r).width  # the plot is most of the figure
     assert figures.human_rate(4230.0, "GB/s") == "4.2 TB/s" and figures.human_rate(787.3, "TFLOP/s") == "787 TFLOP/s"
     assert figures.human_rate(850.0, "GB/s") == "850 GB/s" and figures.human_rate(9.96, "TFLOP/s") == "10 TFLOP/s"
+
+
+def test_tflops_bars_grouped_by_T_with_values_error_bars_and_oom(tmp_path, figs):
+    from matplotlib.container import BarContainer, ErrorbarContainer
+
+    from bench import style
+
+    rows = [row("full/flash-attn", "train", T, T / 16) for T in (64, 128)]
+    rows += [row("full/flash-attn", "train", 256, 0, status="oom")]
+    rows += [row("rat/triton", "train", T, T / 64, chunk_size=16) for T in (64, 128, 256)]
+    df, _ = frame(tmp_path, rows)
+    figures.plot_tflops_bars(df, tmp_path, [])
+    fig = figs["tflops_bars"]
+    ax = fig.axes[0]
+    bars = [p for c in ax.containers if isinstance(c, BarContainer) for p in c.patches]
+    assert len(bars) == 5  # 3 T x 2 implementations, less the OOM
+    assert {round(p.get_x() + p.get_width() / 2) for p in bars} == {0, 1, 2}  # one group per T
+    assert len([c for c in ax.containers if isinstance(c, ErrorbarContainer)]) == 5
+    assert len([t for t in ax.texts if t.get_text()]) == 5  # each bar's value
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["64", "128", "256"]
+    assert marks_at(fig, "x") == [(2 - 0.4 + 0.4 * 0.5, style.impl_color("full/flash-attn"))]
+    assert "OOM" in legend_texts(fig)
+    check_legends_outside(fig)
