@@ -308,3 +308,52 @@ def test_tflops_bars_grouped_by_T_with_values_error_bars_and_oom(tmp_path, figs)
     assert marks_at(fig, "x") == [(2 - 0.4 + 0.4 * 0.5, style.impl_color("full/flash-attn"))]
     assert "OOM" in legend_texts(fig)
     check_legends_outside(fig)
+
+
+def test_paper_figure3_compiled_beside_compiled(tmp_path, figs):
+    """The paper's curves (compiled) sit beside our compiled series only; without compiled rows, our eager
+    series are drawn without them."""
+    from bench import paper
+
+    rows = []
+    for T in (4096, 8192):
+        for compiled in (False, True):
+            for mode in ("train", "prefill"):
+                rows.append(row("full/sdpa-flash", mode, T, T / 100, B=262144 // T, H=16, level="layer",
+                                kind="attention", compiled=compiled))
+                rows.append(row("rat/triton", mode, T, 40.0, B=262144 // T, H=16, level="layer", kind="rat",
+                                compiled=compiled, chunk_size=16))
+    df, _ = frame(tmp_path, rows)
+    paper.plot_figure3(df, tmp_path, [], not_comparable=False)
+    fig = figs["paper_figure3"]
+    for ax in fig.axes:
+        labels = [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+        assert any(lab.startswith("paper") for lab in labels)
+        ours = [lab for lab in labels if not lab.startswith("paper")]
+        assert ours and all("compiled" in lab for lab in ours), labels
+        assert "compiled" in ax.get_title()
+    eager = df[df.compiled != True]  # noqa: E712
+    paper.plot_figure3(eager, tmp_path, [], not_comparable=False)
+    for ax in figs["paper_figure3"].axes:
+        labels = [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+        assert labels and not any(lab.startswith("paper") for lab in labels)
+        assert "eager" in ax.get_title()
+
+
+def test_paper_table1_bars_labelled_with_values_on_linear_axis(tmp_path, figs):
+    import pandas as pd
+
+    from bench import paper
+
+    base = dict(level="model", mode="generate", status="ok", reason=None, batch=64, seq_len=3072, details={},
+                cache_bytes=None, label="m")
+    df = pd.DataFrame([dict(base, kind="attention", impl="full/sdpa-flash", compiled=False, tokens_per_s=3000.0),
+                       dict(base, kind="rat", impl="rat/triton", compiled=False, tokens_per_s=20000.0),
+                       dict(base, kind="rat", impl="rat/triton", compiled=True, tokens_per_s=40000.0)])
+    paper.plot_table1(df, tmp_path, [], not_comparable=False)
+    ax = figs["paper_table1"].axes[0]
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+    texts = {t.get_text() for t in ax.texts}
+    assert {"3,000", "20,000", "40,000", "3,052", "31,170"} <= texts
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[1].endswith("eager") and ticks[2].endswith("compiled")
