@@ -327,7 +327,7 @@ def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool 
                  name: str = "paper_figure3") -> None:
     """The paper's Figure 3 layout: train, prefill, gen ms vs T, our layer series (fixed colour per
     implementation, bench.style; ours solid, peers dashed) and the published attention and RAT L=16 (grey,
-    dashed; its OOM as a grey x). The paper's train and prefill are torch.compile'd: where the run has
+    dashed; its OOM as a grey x at the top, ours below it in the line's colour). The paper's train and prefill are torch.compile'd: where the run has
     compiled layer rows of a mode, that panel shows our compiled series only (compiled beside compiled); where
     it has none, our eager series without the paper's curves (eager beside compiled would mislead). gen is
     our decode step as measured (CUDA graph replay where recorded) beside the paper's gen."""
@@ -353,14 +353,16 @@ def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool 
             sub = sub[sub._compiled == has_compiled]
             lay_m = lay_m[lay_m._compiled == has_compiled]
         series = sorted(set(lay_m.label))
+        variant: dict[str, int] = {}
         for slot, s in enumerate(series):
+            i = variant[impl_of[s]] = variant.get(impl_of[s], -1) + 1  # variants of one implementation: marker, dashes
             g = sub[sub.label == s].sort_values("seq_len")
             if not g.empty:
-                ax.plot(g.seq_len, g.ms_median, marker="o", ms=3, color=color[s], label=s, lw=1.4,
-                        ls=style.impl_linestyle(impl_of[s]))
+                ax.plot(g.seq_len, g.ms_median, marker=style.impl_marker(impl_of[s], i), ms=3.5, color=color[s],
+                        label=s, lw=1.4, ls=style.impl_linestyle(impl_of[s], i))
             fails = lay_m[(lay_m.label == s) & (lay_m.status == "oom")]
             for T in fails.seq_len:
-                ax.plot(T, 0.97 - 0.035 * (slot % 8), marker="x", color=color[s], ms=7, mew=2, clip_on=False,
+                ax.plot(T, 0.935 - 0.035 * (slot % 8), marker="x", color=color[s], ms=7, mew=2, clip_on=False,
                         transform=ax.get_xaxis_transform())
         if paper_here:
             for kind, mk in (("attention", "s"), ("rat", "^")):
