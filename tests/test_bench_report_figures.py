@@ -357,3 +357,23 @@ def test_paper_table1_bars_labelled_with_values_on_linear_axis(tmp_path, figs):
     assert {"3,000", "20,000", "40,000", "3,052", "31,170"} <= texts
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks[1].endswith("eager") and ticks[2].endswith("compiled")
+
+
+def test_profile_roofline_ceiling_in_human_units(tmp_path, monkeypatch):
+    from bench import profile_report
+
+    kept = {}
+
+    def keep(fig, fig_dir, name):
+        kept[name] = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return [name]
+
+    monkeypatch.setattr(profile_report, "_save", keep)
+    ok = [{"label": "rat/triton", "details": {"stages": [
+        {"stage": "scan", "ms": 1.0, "flops": 1e12, "bytes": 1e10, "tflops": 100.0}]}}]
+    meta = {"ceilings": {"matmul_tflops": 787.3, "copy_gbps": 4230.0}}
+    profile_report.plot_stage_roofline(ok, meta, tmp_path)
+    assert any("787 TFLOP/s" in t and "4.2 TB/s" in t for t in kept["profile_roofline"]), kept
