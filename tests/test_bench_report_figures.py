@@ -243,8 +243,6 @@ def test_speedup_within_family_over_best_peer_keeps_points_where_peer_oom(tmp_pa
     """RAT over its peer (rat/flex), SWA over its own peers, never over full attention; where the peer is OOM
     and RAT ran, RAT's point is kept as a mark in RAT's colour, and the peer's OOM is drawn in the peer's
     colour (not a red cross any line could own)."""
-    from bench import style
-
     rows = [row("full/flash-attn", "decode", T, T / 8) for T in (64, 128, 256)]
     rows += [row("rat/triton", "decode", T, 1.0, chunk_size=16) for T in (64, 128, 256)]
     rows += [row("rat/flex", "decode", T, 2.0, chunk_size=16) for T in (64, 128)]
@@ -257,6 +255,8 @@ def test_speedup_within_family_over_best_peer_keeps_points_where_peer_oom(tmp_pa
     fig = figs["speedup_vs_seq_len"]
     ax = fig.axes[0]
     assert "peer" in ax.get_ylabel()
+    from bench import style
+
     lines = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
     rat = df[df.impl == "rat/triton"].series.iloc[0]
     assert list(lines[rat].get_ydata()) == [2.0, 2.0]  # over rat/flex, not over full/flash-attn (T/8 / 1)
