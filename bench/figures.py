@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench.report_rows import MODE_TITLE, STATUS_MARK, comparison_key, missing, noisy_mask
+from bench import style
+from bench.report_rows import MODE_TITLE, comparison_key, missing, noisy_mask
 from bench.sweep import MODES, format_size, short_dtype
 
 
@@ -76,33 +77,38 @@ def log_y(ax, suffix: str = "") -> None:  # type: ignore[no-untyped-def]
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-#: figure legend entries for the marks drawn (only those a figure has are listed)
-MARKS = {"oom": "OOM", "failed": "error / wrong / skipped", "noisy": "noisy (hollow marker)",
-         "base_failed": "no speed-up: baseline case failed"}
+#: figure legend entries for the marks drawn (only those a figure has are listed); failure marks take the colour
+#: of their line, the legend shows them in grey
+MARKS = {"spread": "p20-p80 range (bars)", "oom": "OOM", "failed": "error / wrong / skipped", "noisy": "noisy (hollow marker)",
+         "base_oom": "ran; every peer OOM (no ratio)", "base_failed": "ran; no peer timed here (no ratio)"}
 
 
 def mark_handle(mark: str):  # type: ignore[no-untyped-def]
     from matplotlib.lines import Line2D
 
-    return {"oom": Line2D([], [], marker="x", color="red", ls="none", mew=2),
+    return {"spread": Line2D([], [], marker="|", color="gray", ls="none", ms=8, mew=1),
+            "oom": Line2D([], [], marker="x", color="gray", ls="none", mew=2),
+            "base_oom": Line2D([], [], marker="^", mfc="none", color="gray", ls="none", ms=7, mew=1.5),
             "failed": Line2D([], [], marker="v", color="gray", ls="none"),
             "noisy": Line2D([], [], marker="o", mfc="none", color="gray", ls="none"),
             "base_failed": Line2D([], [], marker="1", color="gray", ls="none", ms=8, mew=1.5)}[mark]
 
 
-def fail_markers(ax, g, x_col: str, color) -> set[str]:  # type: ignore[no-untyped-def]
-    """Failed cases at the top of the axes: OOM as a red x, others as a triangle in the series' colour.
-    Returns the marks drawn ('oom', 'failed')."""
+def fail_markers(ax, g, x_col: str, color, slot: int = 0) -> set[str]:  # type: ignore[no-untyped-def]
+    """Failed cases at the top of the axes in the series' colour: OOM as an x, other failures as a triangle;
+    ``slot`` (the series' place in the panel) lowers each series' marks a little, so that two lines failing at
+    one x stay two marks and each reads as its own line's. Returns the marks drawn ('oom', 'failed')."""
     import matplotlib.transforms as mtransforms
 
     trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+    y = 0.97 - 0.035 * (slot % 8)
     drawn = set()
     for _, r in g[g.status.isin(["oom", "error", "wrong", "skipped"])].iterrows():
         if r.status == "oom":
-            ax.plot(r[x_col], 0.96, marker="x", color="red", markersize=8, mew=2, transform=trans, clip_on=False)
+            ax.plot(r[x_col], y, marker="x", color=color, markersize=7, mew=2, transform=trans, clip_on=False)
             drawn.add("oom")
         else:
-            ax.plot(r[x_col], 0.96, marker="v", color=color, transform=trans, clip_on=False)
+            ax.plot(r[x_col], y, marker="v", color=color, transform=trans, clip_on=False)
             drawn.add("failed")
     return drawn
 
@@ -121,6 +127,24 @@ def plot_points(ax, x, y, noisy, **kw) -> set[str]:  # type: ignore[no-untyped-d
     return set()
 
 
+def error_bars(ax, x, y, lo, hi, color) -> set[str]:  # type: ignore[no-untyped-def]
+    """p20-p80 error bars around each point (the rows' ms_p20 / ms_p80, or any other low / high pair); a point
+    without both gets none."""
+    import numpy as np
+
+    x, y = np.asarray(list(x), float), np.asarray(list(y), float)
+    lo = np.asarray([np.nan if missing(v) else v for v in lo], float)
+    hi = np.asarray([np.nan if missing(v) else v for v in hi], float)
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(lo) & np.isfinite(hi)
+    if not keep.any():
+        return set()
+    x, y, lo, hi = x[keep], y[keep], lo[keep], hi[keep]
+    yerr = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+    ax.errorbar(x, y, yerr=yerr, fmt="none", ecolor=color, elinewidth=0.9, capsize=2.5, capthick=0.9,
+                label="_p20-p80")
+    return {"spread"}
+
+
 def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) -> None:  # type: ignore[no-untyped-def]
     plt = pyplot()
     modes = [m for m in MODES if (df["mode"] == m).any()]
@@ -131,7 +155,7 @@ def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) ->
     marks: set[str] = set()
     for ax, mode in zip(axes[0], modes):
         sub = df[df["mode"] == mode]
-        for series, g in sub.groupby("series", sort=True):
+        for slot, (series, g) in enumerate(sub.groupby("series", sort=True)):
             if g.status.isin(["unavailable", "unsupported"]).all():
                 continue
             g = g.sort_values("seq_len")
@@ -139,9 +163,8 @@ def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) ->
             st = styles[series]
             marks |= plot_points(ax, ok.seq_len, ok.ms_median, noisy_mask(ok), marker=st["marker"], ls=st["ls"], ms=3.5,
                              color=st["color"], label=series, lw=2.2 if g.impl.iloc[0] == baseline else 1.4)
-            if not ok.empty:
-                ax.fill_between(ok.seq_len, ok.ms_p20, ok.ms_p80, color=st["color"], alpha=0.15, lw=0)
-            marks |= fail_markers(ax, g, "seq_len", st["color"])
+            marks |= error_bars(ax, ok.seq_len, ok.ms_median, ok.ms_p20, ok.ms_p80, st["color"])
+            marks |= fail_markers(ax, g, "seq_len", st["color"], slot)
         ax.set_xscale("log", base=2)
         log_y(ax)
         size_ticks(ax, sub.seq_len)
@@ -153,47 +176,88 @@ def plot_latency(df, fig_dir: Path, written: list[str], baseline: str | None) ->
     save(fig, fig_dir, "latency_vs_seq_len", written)
 
 
-def plot_speedup(df, fig_dir: Path, written: list[str], baseline: str | None) -> None:  # type: ignore[no-untyped-def]
-    """Speed-up over the baseline vs T: each point over its own baseline case (speedups); where that case
-    failed, a mark at the top instead of a point."""
-    if baseline is None or df["speedup"].notna().sum() == 0:
+def peer_speedups(df):  # type: ignore[no-untyped-def]
+    """Per row, the speed-up over the fastest peer of its own family at the same case (every Case field but
+    the implementation: same shape, family parameters, compile setting): columns 'peer_speedup' (fastest
+    timed peer's median / this median; NaN unless both are timed), 'peer_best' (that peer) and 'peer_status'
+    ('ok' when a peer was timed there, 'oom' when every peer case there failed and one of them OOM,
+    'failed' when every peer case failed otherwise, 'none' without a peer case). Peers: implementations that
+    are not the project's own (bench.style.is_ours)."""
+    df = df.copy()
+    cols = [c for c in comparison_key(True) if c in df]
+    key = lambda r: tuple(None if missing(r.get(c)) else r.get(c) for c in cols)  # noqa: E731
+    peers: dict[tuple, list] = {}
+    for _, r in df[~df.impl.map(style.is_ours)].iterrows():
+        peers.setdefault((style.family_of(r.impl),) + key(r), []).append(r)
+    speed, best, status = [], [], []
+    for _, r in df.iterrows():
+        found = peers.get((style.family_of(r.impl),) + key(r), [])
+        timed = [p for p in found if p.status == "ok" and not missing(p.ms_median) and p.ms_median > 0]
+        if timed:
+            b = min(timed, key=lambda p: p.ms_median)
+            best.append(b.impl)
+            status.append("ok")
+            speed.append(b.ms_median / r.ms_median if r.status == "ok" and not missing(r.ms_median)
+                         and r.ms_median > 0 else float("nan"))
+        else:
+            best.append(None)
+            status.append("none" if not found else "oom" if any(p.status == "oom" for p in found) else "failed")
+            speed.append(float("nan"))
+    df["peer_speedup"], df["peer_best"], df["peer_status"] = speed, best, status
+    return df
+
+
+def plot_speedup(df, fig_dir: Path, written: list[str], baseline: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Speed-up vs T within each family, over the fastest peer of that family at the same case (peer_speedups:
+    ours against the best library a user could run instead; SWA against SWA peers, linear against linear,
+    never across computations). ``baseline`` (the report's cross-family baseline) is not used here: the
+    report's tables carry that comparison. A family without peers in the run has no line. Where this case ran
+    but no peer did, a hollow up-triangle at the top of the axes in the line's colour (no ratio exists);
+    where this case failed, its failure mark."""
+    if df.empty:
+        return
+    df = peer_speedups(df)
+    fams = {style.family_of(i) for i in df.impl if not style.is_ours(i)}
+    df = df[df.impl.map(style.family_of).isin(fams)]
+    modes = [m for m in MODES if ((df["mode"] == m) & df["peer_speedup"].notna()).any()]
+    if not modes:  # (no peer timed, or model-level rows only)
         return
     plt = pyplot()
-    modes = [m for m in MODES if ((df["mode"] == m) & df["speedup"].notna()).any()]
-    if not modes:  # (model-level rows only: no train / prefill / decode mode)
-        return
     import matplotlib.transforms as mtransforms
 
     fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.6), squeeze=False)
     styles = series_styles(df)
     marks: set[str] = set()
     for ax, mode in zip(axes[0], modes):
-        sub = df[(df["mode"] == mode) & (df.impl != baseline)]
+        sub = df[df["mode"] == mode]
         trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
-        for series, g in sub.groupby("series", sort=True):
+        for slot, (series, g) in enumerate(sub.groupby("series", sort=True)):
             if g.status.isin(["unavailable", "unsupported"]).all():
                 continue
             g = g.sort_values("seq_len")
-            ok = g[g.speedup.notna()]
-            if ok.empty and not (g.status != "ok").any():
-                continue  # not compared with the baseline anywhere: no line, no legend entry
+            ok = g[g.peer_speedup.notna()]
+            lost = g[(g.status == "ok") & g.peer_status.isin(["oom", "failed"])]
+            if ok.empty and lost.empty:
+                continue  # not compared with a peer anywhere: no line, no legend entry
             st = styles[series]
-            marks |= plot_points(ax, ok.seq_len, ok.speedup, noisy_mask(ok), marker=st["marker"], ls=st["ls"], ms=3.5,
-                             color=st["color"], label=series)
-            marks |= fail_markers(ax, g, "seq_len", st["color"])
-            lost = g[(g.status == "ok") & g.base_status.isin([k for k in STATUS_MARK if k != "ok"])]
-            for T in lost.seq_len:
-                ax.plot(T, 0.88, marker="1", color=st["color"], ms=8, mew=1.5, transform=trans, clip_on=False)
-                marks.add("base_failed")
+            marks |= plot_points(ax, ok.seq_len, ok.peer_speedup, noisy_mask(ok), marker=st["marker"], ls=st["ls"],
+                                 ms=3.5, color=st["color"], label=series)
+            marks |= fail_markers(ax, g, "seq_len", st["color"], slot)
+            y = 0.97 - 0.035 * (slot % 8)
+            for _, r in lost.iterrows():  # ours ran, the peers did not: kept, as a mark (no ratio to draw)
+                ax.plot(r.seq_len, y, marker="^", mfc="none", mec=st["color"], ms=7, mew=1.5, transform=trans,
+                        clip_on=False)
+                marks.add("base_oom" if r.peer_status == "oom" else "base_failed")
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xscale("log", base=2)
         log_y(ax, "x")
-        size_ticks(ax, df[df["mode"] == mode].seq_len)
+        size_ticks(ax, sub.seq_len)
         ax.set_xlabel("sequence length T (tokens)")
-        ax.set_ylabel(f"speed-up over {baseline} (x)")
+        ax.set_ylabel("speed-up over the family's fastest peer (x)")
         ax.set_title(MODE_TITLE[mode])
     figure_legend(fig, axes[0], marks)
-    fig.suptitle(subtitle(df) + "; each case over its own baseline case (same shape, compile setting)", fontsize=8)
+    fig.suptitle(subtitle(df) + "; each case over the fastest peer of its family at the same shape and compile "
+                 "setting", fontsize=8)
     save(fig, fig_dir, "speedup_vs_seq_len", written)
 
 
@@ -299,21 +363,42 @@ def plot_decode_batch(df, fig_dir: Path, written: list[str]) -> None:  # type: i
     save(fig, fig_dir, "decode_vs_batch", written)
 
 
+def human_rate(value: float, unit: str) -> str:
+    """A rate in the unit a reader expects: GB/s above 1000 as TB/s ('4.2 TB/s'), TFLOP/s as is ('787
+    TFLOP/s', '9.9 TFLOP/s'); three significant digits at most, two under ten."""
+    if unit == "GB/s" and value >= 1000:
+        value, unit = value / 1000, "TB/s"
+    text = f"{value:.2g}" if value < 10 else f"{value:.0f}"
+    if "e" in text:  # 2 significant digits can print 1e+01 for 9.96
+        text = f"{value:.1f}"
+    return f"{text} {unit}"
+
+
 def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  # type: ignore[no-untyped-def]
-    ok = df[(df.status == "ok") & df.flops.notna() & df.bytes.notna()]
+    """Achieved TFLOP/s against arithmetic intensity under the run's measured ceilings (matmul TFLOP/s, copy
+    bandwidth), both labelled on the lines in human units; each point labelled by its T; colour =
+    implementation (bench.style), marker = mode; the legend below the axes."""
+    ok = df[(df.status == "ok") & df.flops.notna() & df.bytes.notna() & df.tflops.notna()]
     ceil = meta.get("ceilings")
     if ok.empty or not ceil:
         return
     import numpy as np
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(8.0, 5.6))
     inten = ok.flops / ok.bytes
     lo, hi = max(inten.min() / 4, 1e-2), inten.max() * 4
-    xs = np.logspace(math.log10(lo), math.log10(hi), 200)
     peak, bw = ceil["matmul_tflops"], ceil["copy_gbps"]
-    ax.plot(xs, np.minimum(peak, bw * xs / 1e3), color="black", lw=1.2,
-            label=f"ceiling: {peak:.3g} TFLOP/s {ceil['matmul_dtype']} matmul, {bw:.4g} GB/s copy")
+    knee = peak * 1e3 / bw  # intensity where the two ceilings meet
+    lo, hi = min(lo, knee / 4), max(hi, knee * 4)
+    xs = np.logspace(math.log10(lo), math.log10(hi), 200)
+    ax.plot(xs, np.minimum(peak, bw * xs / 1e3), color="black", lw=1.2, label="_ceiling")
+    bw_text, peak_text = human_rate(bw, "GB/s"), human_rate(peak, "TFLOP/s")
+    x_bw = math.sqrt(lo * knee) if knee > lo else lo
+    ax.annotate(f"copy {bw_text}", (x_bw, bw * x_bw / 1e3), fontsize=8, ha="left", va="top",
+                xytext=(6, -6), textcoords="offset points")
+    ax.annotate(f"{ceil.get('matmul_dtype', '')} matmul {peak_text}".strip(), (math.sqrt(knee * hi), peak),
+                fontsize=8, ha="center", va="bottom", xytext=(0, 3), textcoords="offset points")
     markers = {"train": "o", "prefill": "s", "decode": "^"}
     colors = series_colors(df)
     noisy = noisy_mask(ok)
@@ -321,8 +406,11 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
         nz = noisy[g.index]
         for hollow, part in ((False, g[~nz]), (True, g[nz])):
             if not part.empty:
-                ax.scatter(part.flops / part.bytes, part.tflops, marker=markers.get(mode, "o"), s=18,
-                           facecolors="none" if hollow else colors[series], edgecolors=colors[series])
+                ax.scatter(part.flops / part.bytes, part.tflops, marker=markers.get(mode, "o"), s=22,
+                           facecolors="none" if hollow else colors[series], edgecolors=colors[series], zorder=3)
+        for _, r in g.iterrows():  # each point named by its T
+            ax.annotate(format_size(int(r.seq_len)), (r.flops / r.bytes, r.tflops), fontsize=5.5,
+                        color=colors[series], xytext=(3, 2), textcoords="offset points")
     # legend: colour = implementation (its variants share it), marker = mode
     for impl in sorted(ok.impl.unique()):
         ax.scatter([], [], marker="s", color=colors[ok[ok.impl == impl].series.iloc[0]], label=impl)
@@ -333,31 +421,105 @@ def plot_roofline(df, meta: dict, fig_dir: Path, written: list[str]) -> None:  #
         ax.scatter([], [], marker="o", facecolors="none", edgecolors="gray", label=MARKS["noisy"])
     ax.set_xscale("log")
     log_y(ax)
+    ax.set_xlim(lo, hi)
     ax.set_xlabel("arithmetic intensity (FLOP / minimum byte)")
     ax.set_ylabel("achieved TFLOP/s (cost model)")
-    ax.set_title("roofline")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title(f"roofline: ceilings {peak_text} {ceil.get('matmul_dtype', '')} matmul, {bw_text} copy "
+                 "(measured); points labelled by T", fontsize=9)
+    figure_legend(fig, [ax], ncol=5)
     save(fig, fig_dir, "roofline", written)
 
 
+def plot_tflops_bars(df, fig_dir: Path, written: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """FlashAttention-style grouped bars: per mode, one group per T, one bar per series (colour:
+    bench.style; peers hatched), height the achieved TFLOP/s (cost model) with its p20-p80 range (from the
+    latency's p20 / p80) as an error bar and the value on top; a case that failed at a T has its mark
+    (OOM x, error triangle) in its colour at the bottom of its slot."""
+    sub = df[df["mode"].isin(MODES)]
+    if "level" in sub:
+        sub = sub[sub["level"] != "model"]
+    timed = sub[(sub.status == "ok") & sub.tflops.notna()]
+    modes = [m for m in MODES if (timed["mode"] == m).any()]
+    if not modes:
+        return
+    import matplotlib.transforms as mtransforms
+    import numpy as np
+
+    plt = pyplot()
+    styles = series_styles(df)
+    widths = [max(4.5, 0.9 * sub[sub["mode"] == m].seq_len.nunique() * max(1, sub[sub["mode"] == m].series.nunique()) * 0.35)
+              for m in modes]
+    fig, axes = plt.subplots(1, len(modes), figsize=(min(sum(widths), 22), 4.0), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    marks: set[str] = set()
+    for ax, mode in zip(axes[0], modes):
+        m = sub[sub["mode"] == mode]
+        series = [s for s, g in m.groupby("series", sort=True)
+                  if not g.status.isin(["unavailable", "unsupported"]).all()]
+        series = [s for s in series if (timed[(timed["mode"] == mode)].series == s).any()
+                  or m[m.series == s].status.isin(["oom", "error", "wrong", "skipped"]).any()]
+        Ts = sorted(m[m.series.isin(series)].seq_len.unique())
+        n = max(1, len(series))
+        w = 0.8 / n
+        trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+        top = float(timed[timed["mode"] == mode].tflops.max())
+        for j, s in enumerate(series):
+            st = styles[s]
+            labelled = False
+            for i, T in enumerate(Ts):
+                rs = m[(m.series == s) & (m.seq_len == T)]
+                if rs.empty:
+                    continue
+                r = rs.iloc[-1]
+                x = i - 0.4 + w * (j + 0.5)
+                if r.status == "ok" and not missing(r.tflops):
+                    ax.bar(x, r.tflops, width=w * 0.92, color=st["color"], edgecolor=st["color"],
+                           hatch=None if st["ours"] else "////", alpha=1.0 if st["ours"] else 0.55,
+                           label="_" if labelled else s)
+                    labelled = True
+                    hi = r.tflops
+                    if not (missing(r.ms_p20) or missing(r.ms_p80) or missing(r.ms_median)):
+                        lo, hi = r.tflops * r.ms_median / r.ms_p80, r.tflops * r.ms_median / r.ms_p20
+                        ax.errorbar([x], [r.tflops], yerr=np.array([[max(r.tflops - lo, 0)], [max(hi - r.tflops, 0)]]),
+                                    fmt="none", ecolor="black", elinewidth=0.7, capsize=1.5)
+                        marks.add("spread")
+                    ax.text(x, max(hi, r.tflops) + 0.01 * top, f"{r.tflops:.0f}" if r.tflops >= 10 else f"{r.tflops:.2g}",
+                            ha="center", va="bottom", fontsize=5, rotation=90 if n > 3 else 0)
+                elif r.status in ("oom", "error", "wrong", "skipped"):
+                    oom = r.status == "oom"
+                    ax.plot(x, 0.03, marker="x" if oom else "v", color=st["color"], ms=6, mew=2 if oom else 1,
+                            transform=trans, clip_on=False)
+                    marks.add("oom" if oom else "failed")
+        ax.set_xticks(range(len(Ts)))
+        ax.set_xticklabels([format_size(int(T)) for T in Ts])
+        ax.set_xlim(-0.5, len(Ts) - 0.5)
+        ax.set_ylim(0, top * 1.2)
+        ax.grid(axis="x", visible=False)
+        ax.set_xlabel("sequence length T (tokens)")
+        ax.set_ylabel("TFLOP/s (cost model)")
+        ax.set_title(MODE_TITLE[mode])
+    figure_legend(fig, axes[0], marks, ncol=5)
+    fig.suptitle(subtitle(df) + "; ours solid, peers hatched", fontsize=8)
+    save(fig, fig_dir, "tflops_bars", written)
+
+
 def series_colors(df) -> dict:  # type: ignore[no-untyped-def]
-    """One colour per implementation (tab10; tab20 beyond ten), so a family's variants are easy to follow."""
+    """One colour per implementation, fixed across runs (bench.style.impl_color: family hue, a shade per
+    implementation); the variants of one implementation share it."""
     return {s: st["color"] for s, st in series_styles(df).items()}
 
 
 def series_styles(df) -> dict:  # type: ignore[no-untyped-def]
-    """Per series: the colour of its implementation, and a line style / marker per variant of it."""
-    plt = pyplot()
+    """Per series: the fixed colour of its implementation (bench.style), a solid line for our kernels and
+    references and a dashed one for peers, and a marker per variant of the implementation."""
     impl_of = dict(zip(df.series, df.impl))
-    impl_list = sorted(set(impl_of.values()))
-    cmap = plt.get_cmap("tab10" if len(impl_list) <= 10 else "tab20")  # no two implementations share a colour
     out, seen = {}, {}
     for s in sorted(impl_of):
         impl = impl_of[s]
         i = seen.get(impl, 0)
         seen[impl] = i + 1
-        out[s] = {"color": cmap(impl_list.index(impl) % cmap.N), "ls": ["-", "--", ":", "-."][i % 4],
-                  "marker": "osD^v"[i % 5]}
+        out[s] = {"color": style.impl_color(impl), "ls": style.impl_linestyle(impl, i),
+                  "marker": style.impl_marker(impl, i), "ours": style.is_ours(impl)}
     return out
 
 

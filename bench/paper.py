@@ -22,6 +22,7 @@ import math
 from pathlib import Path
 
 from bench import figures as F
+from bench import style
 from bench.sweep import format_size
 
 K = 1024
@@ -324,8 +325,12 @@ def section(df, meta: dict | None = None, fig_dir: Path | None = None) -> str:  
 # ----- figures ----------------------------------------------------------------------------------------
 def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool = False,  # type: ignore[no-untyped-def]
                  name: str = "paper_figure3") -> None:
-    """The paper's Figure 3 layout: train, prefill, gen ms vs T, every layer series of ours (solid) and the
-    published attention and RAT L=16 (grey, dashed; OOM as a red x)."""
+    """The paper's Figure 3 layout: train, prefill, gen ms vs T, our layer series (fixed colour per
+    implementation, bench.style; ours solid, peers dashed) and the published attention and RAT L=16 (grey,
+    dashed; its OOM as a grey x at the top, ours below it in the line's colour). The paper's train and prefill are torch.compile'd: where the run has
+    compiled layer rows of a mode, that panel shows our compiled series only (compiled beside compiled); where
+    it has none, our eager series without the paper's curves (eager beside compiled would mislead). gen is
+    our decode step as measured (CUDA graph replay where recorded) beside the paper's gen."""
     lay = df[df.level == "layer"]
     modes = [m for m in ("train", "prefill", "decode") if (lay["mode"] == m).any()]
     if not modes:
@@ -333,65 +338,109 @@ def plot_figure3(df, fig_dir: Path, written: list[str], *, not_comparable: bool 
     plt = F.pyplot()
     fig_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, len(modes), figsize=(4.4 * len(modes), 3.8), squeeze=False)
-    cmap = plt.get_cmap("tab10")
-    series = sorted(set(lay.label))
-    color = {s: cmap(i % 10) for i, s in enumerate(series)}
+    impl_of = dict(zip(lay.label, lay.impl))
+    color = {s: style.impl_color(impl_of[s]) for s in impl_of}  # one fixed colour per implementation
+    compiled_of = lay.get("compiled", [None] * len(lay))
+    lay = lay.assign(_compiled=[v is True for v in compiled_of])
+    notes = []
     for ax, mode in zip(axes[0], modes):
         sub = _ok_layer(df, mode)
-        for s in series:
+        sub = sub.assign(_compiled=[v is True for v in sub.get("compiled", [None] * len(sub))])
+        lay_m = lay[lay["mode"] == mode]
+        has_compiled = mode != "decode" and bool(lay_m._compiled.any())
+        paper_here = not not_comparable and (mode == "decode" or has_compiled)
+        if mode != "decode":
+            sub = sub[sub._compiled == has_compiled]
+            lay_m = lay_m[lay_m._compiled == has_compiled]
+        series = sorted(set(lay_m.label))
+        variant: dict[str, int] = {}
+        for slot, s in enumerate(series):
+            i = variant[impl_of[s]] = variant.get(impl_of[s], -1) + 1  # variants of one implementation: marker, dashes
             g = sub[sub.label == s].sort_values("seq_len")
             if not g.empty:
-                ax.plot(g.seq_len, g.ms_median, marker="o", ms=3, color=color[s], label=s, lw=1.4)
-            fails = lay[(lay.label == s) & (lay["mode"] == mode) & (lay.status == "oom")]
+                ax.plot(g.seq_len, g.ms_median, marker=style.impl_marker(impl_of[s], i), ms=3.5, color=color[s],
+                        label=s, lw=1.4, ls=style.impl_linestyle(impl_of[s], i))
+            fails = lay_m[(lay_m.label == s) & (lay_m.status == "oom")]
             for T in fails.seq_len:
-                ax.plot(T, 0.96, marker="x", color="red", ms=7, mew=2, clip_on=False,
+                ax.plot(T, 0.935 - 0.035 * (slot % 8), marker="x", color=color[s], ms=7, mew=2, clip_on=False,
                         transform=ax.get_xaxis_transform())
-        if not not_comparable:
+        if paper_here:
             for kind, mk in (("attention", "s"), ("rat", "^")):
                 pts = sorted((T, v) for T, v in FIGURE3[mode][kind].items() if v is not None)
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--", marker=mk, ms=4, color="0.45",
-                        label=f"paper {'attention (FA2)' if kind == 'attention' else 'RAT L=16'}")
+                        label=f"paper {'attention (FA2)' if kind == 'attention' else 'RAT L=16'} (compiled)")
                 for T in (T for T, v in FIGURE3[mode][kind].items() if v is None):  # the paper's OOM
-                    ax.plot(T, 0.96, marker="x", color="0.45", ms=7, mew=2, clip_on=False,
+                    ax.plot(T, 0.97, marker="x", color="0.45", ms=7, mew=2, clip_on=False,
                             transform=ax.get_xaxis_transform())
+        elif not not_comparable:
+            notes.append(f"{MODE_NAME[mode]}: no compiled rows, the paper's (compiled) curves not drawn")
         ax.set_xscale("log", base=2)
         F.log_y(ax)
-        F.size_ticks(ax, list(sub.seq_len) + ([] if not_comparable else list(FIGURE3[mode]["rat"])))
+        F.size_ticks(ax, list(lay[lay["mode"] == mode].seq_len) + (list(FIGURE3[mode]["rat"]) if paper_here else []))
         ax.set_xlabel("sequence length T")
         ax.set_ylabel("ms per layer call")
-        ax.set_title({"train": "train (fwd + bwd)", "prefill": "prefill", "decode": "gen (one step at T-1)"}[mode])
+        how = "" if mode == "decode" else (" - compiled" if has_compiled else " - eager")
+        ax.set_title({"train": "train (fwd + bwd)", "prefill": "prefill", "decode": "gen (one step at T-1)"}[mode]
+                     + how)
     handles, labels = [], []
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
+    if any(ln.get_marker() == "x" for ax in axes[0] for ln in ax.get_lines()):
+        handles.append(F.mark_handle("oom"))
+        labels.append(F.MARKS["oom"])
     fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False,
                bbox_to_anchor=(0.5, -0.03 - 0.04 * math.ceil(len(labels) / 3)))
     fig.suptitle("layer level, the RAT paper's Figure 3 protocol" +
-                 (" - NOT COMPARABLE (tiny shapes / CPU)" if not_comparable else ""), fontsize=9)
+                 (" - NOT COMPARABLE (tiny shapes / CPU)" if not_comparable else "") +
+                 ("\n" + "; ".join(notes) if notes else ""), fontsize=9)
     F.save(fig, fig_dir, name, written)
 
 
 def plot_table1(df, fig_dir: Path, written: list[str], *, not_comparable: bool = False) -> None:  # type: ignore[no-untyped-def]
-    """Generated tokens/s per model: ours (one bar per implementation set) beside the paper's."""
+    """Generated tokens/s per model row: ours (colour of the mixer's implementation; eager hatched, compiled
+    solid, each bar labelled eager / compiled) beside the paper's (grey), every bar with its value, on a
+    linear axis from zero."""
     rows = [r for r in table1_rows(df) if r["tokens_per_s"]]
     if not rows:
         return
     plt = F.pyplot()
     fig_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(rows) + 2), 3.8))
-    xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], [r["tokens_per_s"] for r in rows], width=0.4, label="ours")
-    if not not_comparable:
-        ax.bar([x + 0.2 for x in xs], [r["paper_tokens_per_s"] or 0 for r in rows], width=0.4, color="0.6",
-               label="paper (H100)")
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(["\n".join([r["mixer"], *r["impl"].split("+"), f"B={r['batch']}"]) for r in rows], fontsize=6)
-    F.log_y(ax)
+    fig, ax = plt.subplots(figsize=(max(5.5, 1.3 * len(rows) + 2), 4.2))
+    xs = list(range(len(rows)))
+    paper = not not_comparable
+    w = 0.38 if paper else 0.6
+    ours_x = [x - w / 2 for x in xs] if paper else xs
+    top = max([r["tokens_per_s"] for r in rows] + [r["paper_tokens_per_s"] or 0 for r in rows] if paper else
+              [r["tokens_per_s"] for r in rows])
+    for x, r in zip(ours_x, rows):
+        c = style.impl_color(r["impl"].split("+")[0])
+        ax.bar(x, r["tokens_per_s"], width=w, color=c, edgecolor=c, alpha=1.0 if r["compiled"] else 0.55,
+               hatch=None if r["compiled"] else "////")
+        ax.text(x, r["tokens_per_s"] + 0.01 * top, f"{r['tokens_per_s']:,.0f}", ha="center", va="bottom",
+                fontsize=6, rotation=90)
+    if paper:
+        for x, r in zip(xs, rows):
+            if r["paper_tokens_per_s"]:
+                ax.bar(x + w / 2, r["paper_tokens_per_s"], width=w, color="0.7", edgecolor="0.5")
+                ax.text(x + w / 2, r["paper_tokens_per_s"] + 0.01 * top, f"{r['paper_tokens_per_s']:,.0f}",
+                        ha="center", va="bottom", fontsize=6, rotation=90, color="0.35")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(["\n".join([r["mixer"], *r["impl"].split("+"), f"B={r['batch']}",
+                                    "compiled" if r["compiled"] else "eager"]) for r in rows], fontsize=6)
+    ax.set_ylim(0, top * 1.25)
+    ax.grid(axis="x", visible=False)
     ax.set_ylabel("generated tokens / s")
     ax.set_title("model level, Table 1" + (" - NOT COMPARABLE (tiny model / CPU)" if not_comparable else ""))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the bars, not over them
+    from matplotlib.patches import Patch
+
+    handles = [Patch(facecolor="0.4", label="ours, compiled"),
+               Patch(facecolor="0.4", alpha=0.55, hatch="////", label="ours, eager")]
+    if paper:
+        handles.append(Patch(facecolor="0.7", edgecolor="0.5", label="paper (H100)"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside the bars
     F.save(fig, fig_dir, "paper_table1", written)
 
 

@@ -303,6 +303,8 @@ def plot_stage_roofline(ok: list[dict], meta: dict, fig_dir: Path) -> list[str]:
         return []
     import numpy as np
 
+    from bench.figures import human_rate
+
     plt = _plt()
     colors = _stage_colors(ok)
     impls = sorted({r["label"] for r, _ in pts})
@@ -312,7 +314,7 @@ def plot_stage_roofline(ok: list[dict], meta: dict, fig_dir: Path) -> list[str]:
     xs = np.logspace(math.log10(max(min(inten) / 4, 1e-2)), math.log10(max(inten) * 4), 200)
     peak, bw = ceil["matmul_tflops"], ceil["copy_gbps"]
     ax.plot(xs, np.minimum(peak, bw * xs / 1e3), color="black", lw=1.2,
-            label=f"ceiling: {peak:.3g} TFLOP/s, {bw:.3g} GB/s")
+            label=f"ceiling: {human_rate(peak, 'TFLOP/s')}, {human_rate(bw, 'GB/s')}")
     for r, s in pts:
         ax.scatter(s["flops"] / s["bytes"], s["tflops"], color=colors.get(s["stage"], "gray"),
                    marker=markers.get(r["label"], "o"), s=22)

@@ -6,7 +6,7 @@ Tables (bench.tables): implementation x sequence length per mode, median millise
 the baseline case that differs from the cell's case in the implementation alone (bench.report_rows), one
 table per baseline row; noisy cells end in ~. Then the details of every timed case.
 Figures (bench.figures): latency vs T per mode, speed-up vs T, latency vs chunk size, decode latency vs batch,
-a roofline. Layer and model rows add the paper's section (bench.paper); a profile run its stages
+a roofline, grouped TFLOP/s bars. Layer and model rows add the paper's section (bench.paper); a profile run its stages
 (bench.profile_report).
 """
 from __future__ import annotations
@@ -120,6 +120,7 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
         F.plot_chunk_size(df, fig_dir, written)
         F.plot_decode_batch(df, fig_dir, written)
         F.plot_roofline(df, meta, fig_dir, written)
+        F.plot_tflops_bars(df, fig_dir, written)
     md = markdown(df, meta, base, written, second, metrics)
     if (df["level"] != "op").any():  # layer / model rows: the paper's Figure 3 and Table 1 side by side
         from bench import paper
