@@ -185,7 +185,7 @@ def peer_speedups(df):  # type: ignore[no-untyped-def]
     are not the project's own (bench.style.is_ours)."""
     df = df.copy()
     cols = [c for c in comparison_key(True) if c in df]
-    key = lambda r: tuple(None if missing(r.get(c)) else r.get(c) for c in cols)  # noqa: E731
+    key = lambda r: tuple(None if missing(r.get(c)) else r.get(c) for c in cols)
     peers: dict[tuple, list] = {}
     for _, r in df[~df.impl.map(style.is_ours)].iterrows():
         peers.setdefault((style.family_of(r.impl),) + key(r), []).append(r)

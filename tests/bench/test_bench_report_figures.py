@@ -332,7 +332,7 @@ def test_paper_figure3_compiled_beside_compiled(tmp_path, figs):
         ours = [lab for lab in labels if not lab.startswith("paper")]
         assert ours and all("compiled" in lab for lab in ours), labels
         assert "compiled" in ax.get_title()
-    eager = df[df.compiled != True]  # noqa: E712
+    eager = df[df.compiled != True]
     paper.plot_figure3(eager, tmp_path, [], not_comparable=False)
     for ax in figs["paper_figure3"].axes:
         labels = [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")]
@@ -345,8 +345,8 @@ def test_paper_table1_bars_labelled_with_values_on_linear_axis(tmp_path, figs):
 
     from bench import paper
 
-    base = dict(level="model", mode="generate", status="ok", reason=None, batch=64, seq_len=3072, details={},
-                cache_bytes=None, label="m")
+    base = {"level": "model", "mode": "generate", "status": "ok", "reason": None, "batch": 64, "seq_len": 3072,
+            "details": {}, "cache_bytes": None, "label": "m"}
     df = pd.DataFrame([dict(base, kind="attention", impl="full/sdpa-flash", compiled=False, tokens_per_s=3000.0),
                        dict(base, kind="rat", impl="rat/triton", compiled=False, tokens_per_s=20000.0),
                        dict(base, kind="rat", impl="rat/triton", compiled=True, tokens_per_s=40000.0)])
