@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench.presets import preset
 from bench.sweep import (
     Case,
     SweepError,
@@ -14,7 +15,6 @@ from bench.sweep import (
     parse_modes,
     parse_size,
     parse_sizes,
-    preset,
     resolve_impls,
 )
 
