@@ -117,19 +117,10 @@ def check_layer_case(runner, case: Case, kind: str, impl_name: str, mode: str): 
         T = max(T, 4 * (case.chunk_size or 1))
     key = ("layer-check", kind, impl_name, mode, T, case.heads, case.head_dim, case.chunk_size, case.window,
            case.dtype, case.device)
-    if key not in runner._accuracy:
-        try:
-            runner._accuracy[key] = check_layer(
-                kind, impl_name, mode=mode, d_model=case.heads * case.head_dim, heads=case.heads,
-                head_dim=case.head_dim, chunk_size=case.chunk_size or 16, window=case.window or 1024, batch=B,
-                seq_len=T, device=case.device, dtype=torch_dtype(case.dtype))
-        except Exception as exc:  # noqa: BLE001 - remembered; the case reports it
-            exc.__context__ = exc.__cause__ = None
-            runner._accuracy[key] = exc.with_traceback(None)
-    res = runner._accuracy[key]
-    if isinstance(res, Exception):
-        raise RuntimeError(f"the layer accuracy check failed: {type(res).__name__}: {res}") from None  # noqa: TRY004
-    return res
+    return runner.cached_check(key, lambda: check_layer(
+        kind, impl_name, mode=mode, d_model=case.heads * case.head_dim, heads=case.heads,
+        head_dim=case.head_dim, chunk_size=case.chunk_size or 16, window=case.window or 1024, batch=B,
+        seq_len=T, device=case.device, dtype=torch_dtype(case.dtype)), case.device, "the layer accuracy check")
 
 
 def compiled_vs_eager_cpu(case: Case, seed: int = 0) -> tuple[float, float, float | None]:

@@ -151,19 +151,25 @@ class Runner:
             return accuracy.AccuracyResult(ok=None, detail="accuracy check turned off")
         fa = self.spec.accuracy_rule == "fa-rule"  # the FlashAttention rule at the case's own shape
         key = ("fa-rule", case.key) if fa else accuracy.check_key(case)
+        check = fa_rule.check_row if fa else accuracy.check
+        return self.cached_check(key, lambda: check(impl, case), case.device)  # type: ignore[arg-type,return-value]
+
+    def cached_check(self, key: tuple, compute: Callable[[], object], device: str,
+                     what: str = "the accuracy check") -> object:
+        """``compute()`` once per ``key`` for this runner, remembered, a failure too (so the same failing
+        check is not re-run for every T); a remembered failure raises RuntimeError naming ``what``."""
         if key not in self._accuracy:
             try:
-                check = fa_rule.check_row if fa else accuracy.check
-                self._accuracy[key] = check(impl, case)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001 - remembered, so the same failure is not re-run per T
+                self._accuracy[key] = compute()
+            except Exception as exc:  # noqa: BLE001 - remembered; the case reports it
                 exc.__context__ = exc.__cause__ = None  # keep the message, not the frames (and their tensors)
                 self._accuracy[key] = exc.with_traceback(None)
-                memory.free(case.device, collect=True)
+                memory.free(device, collect=True)
         res = self._accuracy[key]
         if isinstance(res, Exception):
             kind = "out of memory" if memory.is_oom(res) else "failed"
-            raise RuntimeError(f"the accuracy check {kind}: {type(res).__name__}: {res}") from None  # noqa: TRY004
-        return res  # type: ignore[return-value]
+            raise RuntimeError(f"{what} {kind}: {type(res).__name__}: {res}") from None  # noqa: TRY004
+        return res
 
     def mark_allocated(self) -> None:
         """The case being run allocates device memory: free it when the case ends (bench.levels calls this)."""
