@@ -126,7 +126,7 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
     import torch
 
     from bench.presets import preset
-    from bench.sweep import parse_bools, parse_dtype, parse_modes, parse_size, parse_sizes
+    from bench.sweep import FIELD_PARSERS, parse_size, parse_sizes
 
     device = args.device
     if device == "auto":
@@ -135,22 +135,16 @@ def build_spec(args: argparse.Namespace):  # -> SweepSpec
         raise UsageError("--device cuda, but no CUDA GPU is visible to torch")
     spec = preset(args.preset or "default", device)
 
-    def names(text: str) -> list[str]:
-        return [x.strip() for x in text.split(",") if x.strip()]
-
-    # flag -> spec field, parser; a flag left empty keeps the preset's value
-    for name, attr, parse in (
-            ("impl", "impls", names), ("mode", "modes", parse_modes), ("seq_len", "seq_lens", parse_sizes),
-            ("chunk_size", "chunk_sizes", parse_sizes), ("window", "windows", parse_sizes),
-            ("decay", "decays", parse_bools), ("decode_batch", "decode_batches", parse_sizes),
-            ("heads", "heads", parse_sizes), ("head_dim", "head_dims", parse_sizes), ("dtype", "dtype", parse_dtype),
-            ("level", "levels", names), ("kind", "kinds", names), ("layer_chunk_size", "layer_chunk_sizes", parse_sizes),
-            ("compile", "compile", parse_bools), ("decode_fill", "decode_fill", str), ("model", "models", names),
-            ("prompt_len", "prompt_len", parse_size), ("new_tokens", "new_tokens", parse_size),
-            ("model_batch", "model_batch", parse_size), ("max_batch", "max_batch_limit", parse_size),
-            ("layers", "n_layers", int)):
+    # flag -> spec field (read by bench.sweep.FIELD_PARSERS); a flag left empty keeps the preset's value
+    for name, attr in (
+            ("impl", "impls"), ("mode", "modes"), ("seq_len", "seq_lens"), ("chunk_size", "chunk_sizes"),
+            ("window", "windows"), ("decay", "decays"), ("decode_batch", "decode_batches"), ("heads", "heads"),
+            ("head_dim", "head_dims"), ("dtype", "dtype"), ("level", "levels"), ("kind", "kinds"),
+            ("layer_chunk_size", "layer_chunk_sizes"), ("compile", "compile"), ("decode_fill", "decode_fill"),
+            ("model", "models"), ("prompt_len", "prompt_len"), ("new_tokens", "new_tokens"),
+            ("model_batch", "model_batch"), ("max_batch", "max_batch_limit"), ("layers", "n_layers")):
         if getattr(args, name):
-            setattr(spec, attr, parse(getattr(args, name)))
+            setattr(spec, attr, FIELD_PARSERS[attr](getattr(args, name)))
     for item in args.param or []:
         spec.family_params = {**spec.family_params, **parse_family_param(item)}
     # --batch and --tokens exclude each other (argparse): either one clears the other's preset value

@@ -32,29 +32,9 @@ import torch
 
 from bench import exit_codes
 from bench.presets import preset
-from bench.sweep import SweepError, SweepSpec, parse_bools, parse_modes, parse_sizes
+from bench.sweep import FIELD_PARSERS, SweepError, SweepSpec, parse_bools
 
 log = logging.getLogger(__name__)
-
-#: SweepSpec list fields and how a string or a single value for them is read
-_LIST_FIELDS: dict[str, Callable[[object], list]] = {
-    "modes": lambda v: parse_modes(v),  # type: ignore[arg-type]
-    "seq_lens": lambda v: parse_sizes(v),  # type: ignore[arg-type]
-    "chunk_sizes": lambda v: parse_sizes(v),  # type: ignore[arg-type]
-    "windows": lambda v: parse_sizes(v),  # type: ignore[arg-type]
-    "heads": lambda v: parse_sizes(v),  # type: ignore[arg-type]
-    "head_dims": lambda v: parse_sizes(v),  # type: ignore[arg-type]
-    "batches": lambda v: parse_sizes(v),  # type: ignore[arg-type]
-    "decode_batches": lambda v: parse_sizes(v),  # type: ignore[arg-type]
-    "layer_chunk_sizes": lambda v: parse_sizes(v),  # type: ignore[arg-type]
-    "decays": lambda v: parse_bools(v),  # type: ignore[arg-type]
-    "compile": lambda v: parse_bools(v),  # type: ignore[arg-type]
-    "impls": lambda v: [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v),  # type: ignore[attr-defined]
-    "levels": lambda v: [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v),  # type: ignore[attr-defined]
-    "kinds": lambda v: [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v),  # type: ignore[attr-defined]
-    "models": lambda v: [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else list(v),  # type: ignore[attr-defined]
-}
-
 
 @dataclass
 class SweepResult:
@@ -116,9 +96,14 @@ def make_spec(preset_name: str = "default", device: str = "auto", **fields: obje
     if bad:
         raise SweepError(f"unknown sweep field(s) {', '.join(bad)}; fields are {', '.join(sorted(names))}")
     for key, value in fields.items():
-        if key in _LIST_FIELDS and value is not None and not isinstance(value, list):
-            value = _LIST_FIELDS[key](value if isinstance(value, str) else str(value)
-                                      if not isinstance(value, tuple) else ",".join(map(str, value)))
+        parse = FIELD_PARSERS.get(key)
+        if parse is not None and value is not None:
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, bool) and parse is parse_bools:
+                value = [value]
+            elif isinstance(value, str | int) and not isinstance(value, bool):
+                value = parse(str(value))  # as the command line writes it: "128,256", "4k..32k", 2
         setattr(spec, key, value)
     if "batches" in fields and fields["batches"] is not None:
         spec.tokens = None

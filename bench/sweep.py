@@ -16,6 +16,7 @@ import dataclasses
 import itertools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,24 @@ def parse_bools(text: str | list[bool]) -> list[bool]:
             raise SweepError(f"cannot read {p!r} as yes/no")
         out.append(table[p])
     return list(dict.fromkeys(out))
+
+
+def parse_names(text: str | list[str]) -> list[str]:
+    """Comma-separated names or globs, e.g. 'rat/*,full/sdpa-*'."""
+    if isinstance(text, list):
+        return list(text)
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+#: how each SweepSpec field is read from the text a user writes (run_bench.py's flags, bench.api)
+FIELD_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "impls": parse_names, "modes": parse_modes, "seq_lens": parse_sizes, "chunk_sizes": parse_sizes,
+    "windows": parse_sizes, "decays": parse_bools, "batches": parse_sizes, "tokens": parse_size,
+    "decode_batches": parse_sizes, "heads": parse_sizes, "head_dims": parse_sizes, "dtype": parse_dtype,
+    "levels": parse_names, "kinds": parse_names, "layer_chunk_sizes": parse_sizes, "compile": parse_bools,
+    "decode_fill": str, "models": parse_names, "prompt_len": parse_size, "new_tokens": parse_size,
+    "model_batch": parse_size, "max_batch_limit": parse_size, "n_layers": int,
+}
 
 
 def torch_dtype(name: str) -> torch.dtype:
