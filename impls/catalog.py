@@ -17,6 +17,7 @@ register("linear/reference", "impls.linear.reference:LinearReference")
 register("rat/reference", "impls.rat.reference:RATReference")
 register("linear/triton", "impls.linear.triton:LinearTriton")
 register("rat/triton", "impls.rat.triton:RATTriton")
+register("rat/gluon", "impls.rat.gluon:RATGluon")
 register("full/triton", "impls.full.triton:FullTriton")
 register("swa/triton", "impls.swa.triton:SWATriton")
 

@@ -27,6 +27,9 @@ from impls.rope import rope_cos_sin
 
 #: RATTritonConfig.backward: the kernels of the backward pass (impls/rat/kernels/backward_dq.py)
 BACKWARDS = ("plain", "dq_first")
+#: RATTritonConfig.forward: the attention kernel of the forward pass: "triton" = kernels/forward.py (any GPU,
+#: the interpreter); "gluon_ws" = impls/rat/gluon/forward.py (warp-specialized, TMA + wgmma: sm_90 only, 16-bit)
+FORWARDS = ("triton", "gluon_ws")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class RATTritonConfig:
     #: one pass) then bwd_dkv_early_kernel (dP^T issued before the exponentials): the 16-bit default (H200,
     #: NOTES.md session 4, run6); "plain" = bwd_pre_kernel, bwd_dkv_kernel, bwd_dq_kernel: what float32 runs
     backward: str = "plain"
+    #: the forward's attention kernel (FORWARDS); the tiles of "gluon_ws" are fwd_bm x fwd_bn, stages fwd_stages
+    forward: str = "triton"
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -78,6 +83,8 @@ class RATTritonConfig:
     def __post_init__(self) -> None:
         if self.backward not in BACKWARDS:
             raise ValueError(f"RATTritonConfig: backward must be one of {BACKWARDS}, got {self.backward!r}")
+        if self.forward not in FORWARDS:
+            raise ValueError(f"RATTritonConfig: forward must be one of {FORWARDS}, got {self.forward!r}")
 
 
 # Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
@@ -228,6 +235,12 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
             **_kw(cfg.scan_warps, 1),
         )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
+    if cfg.forward == "gluon_ws":
+        from impls.rat.gluon.forward import launch_forward
+
+        launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
+                       bm=cfg.fwd_bm, bn=cfg.fwd_bn, stages=cfg.fwd_stages)
+        return o, (lse if need_lse else None), ktr, vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
@@ -442,10 +455,14 @@ class RATTriton(RAT):
     def __init__(self, config: RATTritonConfig | None = None) -> None:
         self.config = config
 
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16) -> RATTritonConfig:
+        """The launch config for a call: the given one, else the default for the chunk count and dtype."""
+        return _cfg(self.config, n_chunks, dtype)
+
     def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float) -> torch.Tensor:
         q, k, v, f = _same_strides(q, k, v, f)
         _check_grid(q.shape[0], q.shape[2])
-        cfg = _cfg(self.config, q.shape[1] // chunk_size, q.dtype)
+        cfg = self._config(q.shape[1] // chunk_size, q.dtype)
         return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, cfg)
 
     def _check_state(self, state: RATState, q: torch.Tensor) -> None:
@@ -464,7 +481,7 @@ class RATTriton(RAT):
         self._check_state(state, q)
         _check_grid(q.shape[0], q.shape[2])
         q, k, v, f = _same_strides(q, k, v, f)
-        cfg = _cfg(self.config, math.ceil(q.shape[1] / state.chunk_size), q.dtype)
+        cfg = self._config(math.ceil(q.shape[1] / state.chunk_size), q.dtype)
         with torch.no_grad():
             o, *_ = rat_forward(q, k, v, f, state.chunk_size, state.rope, state.scale, cfg, need_lse=False,
                                 ke=state.k_cache, ve=state.v_cache, last_state=(state.kt, state.vt))
@@ -475,7 +492,7 @@ class RATTriton(RAT):
         from impls.rat import kernels as K
 
         self._check_state(state, q)
-        cfg = _cfg(self.config)
+        cfg = self._config()
         B, H, D = q.shape
         c, l = divmod(state.pos, state.chunk_size)
         q, k, v, f = _same_strides(q, k, v, f)
