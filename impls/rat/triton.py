@@ -48,8 +48,11 @@ class RATTritonConfig:
     #: one pass) then bwd_dkv_early_kernel (dP^T issued before the exponentials): the 16-bit default (H200,
     #: NOTES.md session 4, run6); "plain" = bwd_pre_kernel, bwd_dkv_kernel, bwd_dq_kernel: what float32 runs
     backward: str = "plain"
-    #: the forward's attention kernel (FORWARDS); the tiles of "gluon_ws" are fwd_bm x fwd_bn, stages fwd_stages
+    #: the forward's attention kernel (FORWARDS); "gluon_ws" uses fwd_bn (chunk ends per block), fwd_stages
+    #: (K / V buffers) and fwd_pingpong (its two consumer warpgroups take turns issuing products); its query tile
+    #: is 128 rows (fwd_bm must be 128)
     forward: str = "triton"
+    fwd_pingpong: bool = True
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -85,6 +88,8 @@ class RATTritonConfig:
             raise ValueError(f"RATTritonConfig: backward must be one of {BACKWARDS}, got {self.backward!r}")
         if self.forward not in FORWARDS:
             raise ValueError(f"RATTritonConfig: forward must be one of {FORWARDS}, got {self.forward!r}")
+        if self.forward == "gluon_ws" and self.fwd_bm != 128:
+            raise ValueError(f"RATTritonConfig: forward 'gluon_ws' has a 128-row query tile, got fwd_bm={self.fwd_bm}")
 
 
 # Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
@@ -239,7 +244,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         from impls.rat.gluon.forward import launch_forward
 
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
-                       bm=cfg.fwd_bm, bn=cfg.fwd_bn, stages=cfg.fwd_stages)
+                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, pingpong=cfg.fwd_pingpong)
         return o, (lse if need_lse else None), ktr, vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
