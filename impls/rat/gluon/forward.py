@@ -45,15 +45,15 @@ def _row_layout(N, num_warps):
 
 @gluon.jit
 def _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN: gl.constexpr):
-    """One block of logits s ([64, BN], raw q.K): masked where j >= c(t) if the block is past the
-    unmasked ones; returns p (float32), the new m, l and the rescale factor of the accumulator."""
-    s = s * scale2
+    """One block of raw logits s = q.K ([64, BN]), masked where j >= c(t) if the block is past the unmasked
+    ones. m_i is in scaled base-2 units; the scale goes into the exponent's FFMA (s scale2 - m), as in
+    FlashAttention. Returns p (float32), the new m, l and the rescale factor of the accumulator."""
     if i >= n_full:
         keys = i * BN + cols
         s = gl.where(keys[None, :] < crow[:, None], s, -float("inf"))
-    m_new = gl.maximum(m_i, gl.max(s, 1))
+    m_new = gl.maximum(m_i, gl.max(s, 1) * scale2)
     alpha = gl.exp2(m_i - m_new)
-    p = gl.exp2(s - m_new[:, None])
+    p = gl.exp2(s * scale2 - m_new[:, None])
     l_i = l_i * alpha + gl.sum(p, 1)
     return p, m_new, l_i, alpha
 
@@ -250,13 +250,16 @@ def fwd_ws_kernel(
 
 
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
-                   store_lse: bool, bn: int = 128, stages: int = 2, pingpong: bool = True) -> None:
+                   store_lse: bool, bn: int = 128, stages: int = 2, pingpong: bool = False) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D), last dim contiguous
     and each (b, h) slab of Cs * D elements contiguous (TMA reads them as one (B*H*Cs, D) matrix)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
     Cs = ke.shape[2]
+    if not scale2 > 0:
+        raise ValueError(f"rat/gluon needs a positive softmax scale (its exponent folds the scale into one FFMA), "
+                         f"got {scale2 / 1.4426950408889634:g}")
     if ke.stride() != (H * Cs * D, Cs * D, D, 1) or ve.stride() != ke.stride():
         raise ValueError("rat/gluon: the chunk ends (decode cache) must be contiguous (B, H, C, D) tensors")
     gdt = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[q.dtype]
