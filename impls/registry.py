@@ -9,8 +9,8 @@ import fnmatch
 import importlib
 from dataclasses import dataclass
 
-from impls.base import Implementation, UnavailableError, default_device
-from impls.spec import families  # every registered family (impls/catalog.py registers the built-in ones)
+from ratbench.impls.base import Implementation, UnavailableError, default_device
+from ratbench.impls.spec import families  # every registered family (impls/catalog.py registers the built-in ones)
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def register(name: str, target: str) -> None:
     family, _, impl = name.partition("/")
     if family not in families() or not impl:
         raise ValueError(f"implementation names are '<family>/<impl>' with a registered family "
-                         f"({', '.join(families())}; impls.register_family adds one), got {name!r}")
+                         f"({', '.join(families())}; ratbench.impls.register_family adds one), got {name!r}")
     if name in _REGISTRY:
         raise ValueError(f"implementation {name!r} is registered twice")
     _REGISTRY[name] = Entry(name, target)
