@@ -5,6 +5,7 @@ the top of tests/)."""
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
 import re
@@ -169,11 +170,11 @@ def top_level_uses(tree: ast.AST) -> list[tuple[int, str]]:
                 out.append((node.lineno, f"{name}({a.value!r})"))
         elif isinstance(node, ast.List | ast.Tuple):
             elts = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
-            out += [(node.lineno, f"-m {b}") for a, b in zip(elts, elts[1:]) if a == "-m" and isinstance(b, str)
+            out += [(node.lineno, f"-m {b}") for a, b in itertools.pairwise(elts) if a == "-m" and isinstance(b, str)
                     and _top_level(b)]
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if _TARGET.fullmatch(node.value) or _CODE_IMPORT.search(node.value):
-                out.append((node.lineno, repr(node.value)[:80]))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and (
+                _TARGET.fullmatch(node.value) or _CODE_IMPORT.search(node.value)):
+            out.append((node.lineno, repr(node.value)[:80]))
     return out
 
 
