@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shlex
 import sys
 import time
@@ -460,8 +461,9 @@ def version_text() -> str:
     version = ratbench.__version__
     if version == ratbench.UNKNOWN_VERSION:
         version = "(not installed: pip install -e .)"
-    rev = git_revision(str(ratbench.CHECKOUT)) if ratbench.CHECKOUT is not None else None
-    return f"ratbench {version}" + (f" (git {rev})" if rev else "")
+    rev = git_revision(str(ratbench.CHECKOUT)) if ratbench.CHECKOUT is not None else ""
+    known = re.fullmatch(r"[0-9a-f]{7,40}(\+dirty)?", rev)  # not "unknown (no .git, ...)": a copy without .git
+    return f"ratbench {version}" + (f" (git {rev})" if known else "")
 
 
 def main(argv: list[str] | None = None) -> int:
