@@ -1,7 +1,7 @@
 """The arguments of every ``run_bench.py`` command (run, resume, list, report, profile; compare, gate,
 calibrate and static in bench/gate_cli.py), the examples shown by ``--help``, and the preset names.
 
-run_bench.build_parser puts them into one argparse tree and binds each command to its function.
+bench/cli.py's build_parser puts them into one argparse tree and binds each command to its function.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``run_bench.py profile``: where the time of one call goes, per kernel and per named stage.
 
-Same sweep arguments as ``run`` (its parser and spec building, run_bench.build_spec). Per case, after the
+Same sweep arguments as ``run`` (its parser and spec building, bench/cli.py's build_spec). Per case, after the
 harness's own measurement (bench.runner: availability, accuracy check, first call, warm-up, timed calls by
 bench/timing.py, with a small default budget here) of the SAME prepared call:
 1. one more call (reset, L2 flush on CUDA) under torch.profiler (Kineto; CUDA activity on a GPU), inside a
