@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
-import impls
-from bench import cases as C
-from bench.sweep import Case
-from impls.base import Implementation
+from ratbench import impls
+from ratbench.bench import cases as C
+from ratbench.bench.sweep import Case
+from ratbench.impls.base import Implementation
 
 log = logging.getLogger(__name__)
 

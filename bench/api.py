@@ -1,7 +1,7 @@
 """ratbench from Python: register your own attention, sweep it beside the peers of its family, get a
 DataFrame and the usual report. The command line (run_bench.py / ``ratbench``) is built on the same pieces.
 
-    from bench import api
+    from ratbench.bench import api
 
     def my_attention(q, k, v, *, causal, scale):          # (B, T, H, D) in, (B, T, H, D) out
         ...
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-from bench import exit_codes
-from bench.presets import preset
-from bench.sweep import FIELD_PARSERS, SweepError, SweepSpec, parse_bools
+from ratbench.bench import exit_codes
+from ratbench.bench.presets import preset
+from ratbench.bench.sweep import FIELD_PARSERS, SweepError, SweepSpec, parse_bools
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class SweepResult:
 def register(name: str, impl: type | str) -> None:
     """Register implementation ``name`` ("<family>/<impl>"): a class deriving from the family's base
     (impls/<family>/base.py) or a "module:Class" target. A name registered before is replaced."""
-    import impls
-    from impls import registry
+    from ratbench import impls
+    from ratbench.impls import registry
 
     if isinstance(impl, str):
         target = impl
@@ -71,7 +71,7 @@ def register_callable(name: str, fn: Callable[..., torch.Tensor], *, description
     it is timed, like every implementation."""
     import importlib
 
-    import impls
+    from ratbench import impls
 
     family, _, _ = name.partition("/")
     spec = impls.family(family)
@@ -80,7 +80,7 @@ def register_callable(name: str, fn: Callable[..., torch.Tensor], *, description
                          f"derive a class from its base and use register()")
     module, _, func = spec.wrap_callable.partition(":")
     cls = getattr(importlib.import_module(module), func)(
-        fn, description or f"{getattr(fn, '__qualname__', 'callable')} (bench.api.register_callable)", devices)
+        fn, description or f"{getattr(fn, '__qualname__', 'callable')} (ratbench.bench.api.register_callable)", devices)
     cls.__qualname__ = cls.__name__ = f"Callable_{name.replace('/', '_').replace('-', '_')}"
     register(name, cls)
 
@@ -115,16 +115,16 @@ def sweep(spec: SweepSpec | None = None, *, out: str | Path | None = None, prese
           **fields: object) -> SweepResult:
     """Run a sweep (``spec``, or ``make_spec(preset_name, device, **fields)``) into ``out`` (default:
     reports/runs/<UTC stamp>-api) and write its report. Returns the rows as a DataFrame."""
-    from bench import report as report_mod
-    from bench import runner
-    from bench.results import load
+    from ratbench.bench import report as report_mod
+    from ratbench.bench import runner
+    from ratbench.bench.results import load
 
     if spec is None:
         spec = make_spec(preset_name, device, **fields)
     elif fields:
         raise ValueError("give either a SweepSpec or sweep fields, not both")
     run_dir = Path(out) if out else Path("reports") / "runs" / (time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-api")
-    r, cases, _ = runner.start(spec, run_dir, command=f"bench.api.sweep(out={str(run_dir)!r})", preset=preset_name)
+    r, cases, _ = runner.start(spec, run_dir, command=f"ratbench.bench.api.sweep(out={str(run_dir)!r})", preset=preset_name)
     rows = r.run(cases, time_limit_s=spec.time_limit_s)
     runner.finish(run_dir, rows)
     code = exit_codes.verdict(rows, r.left)

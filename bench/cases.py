@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-import impls
-from bench.sweep import Case, torch_dtype
-from impls.base import Implementation
-from impls.spec import FamilySpec
+from ratbench import impls
+from ratbench.bench.sweep import Case, torch_dtype
+from ratbench.impls.base import Implementation
+from ratbench.impls.spec import FamilySpec
 
 #: prompt tokens per prefill call when filling a decode state (bounds the prompt's memory)
 FILL_TOKENS = 262144

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.exit_codes import UsageError
+from ratbench.bench.exit_codes import UsageError
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,13 +1,13 @@
 """The arguments of every ``run_bench.py`` command (run, resume, list, report, profile; compare, gate,
 calibrate and static in bench/gate_cli.py), the examples shown by ``--help``, and the preset names.
 
-run_bench.build_parser puts them into one argparse tree and binds each command to its function.
+bench/cli.py's build_parser puts them into one argparse tree and binds each command to its function.
 """
 from __future__ import annotations
 
 import argparse
 
-from bench.cli_args import nonneg_float, nonneg_int, positive_float, positive_int
+from ratbench.bench.cli_args import nonneg_float, nonneg_int, positive_float, positive_int
 
 #: bench.presets.PRESETS (kept here so that --help imports no torch; tests/bench/test_fa_rule.py compares them)
 PRESET_NAMES = ("smoke", "default", "paper", "check-triton", "rat-triton", "full-swa-triton", "linear-triton",
@@ -73,7 +73,7 @@ def run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--decay", help="linear attention without/with a per-head decay: no, yes or no,yes")
     g.add_argument("--param", action="append", metavar="NAME=VALUES",
                    help="values of a family parameter that has no flag of its own (a family registered from "
-                        "outside, impls.register_family; repeatable), e.g. --param sharpness=1,2")
+                        "outside, ratbench.impls.register_family; repeatable), e.g. --param sharpness=1,2")
     bt = g.add_mutually_exclusive_group()
     bt.add_argument("--batch", help="batch sizes, e.g. 1,8")
     bt.add_argument("--tokens", help="tokens per batch, B = tokens // T (as the paper), e.g. 256k")
@@ -142,7 +142,7 @@ def register_arg(g: argparse._ActionsContainer) -> None:
                    help="register an extra implementation first (test-only or out of tree; repeatable, anywhere on "
                         "the command line), e.g. full/mine=my_pkg.attn:MyFull (with its module on PYTHONPATH); "
                         "when NAME's family is not registered, the module is imported first so that it can declare it "
-                        "(impls.register_family)")
+                        "(ratbench.impls.register_family)")
 
 
 #: run flags a resumed sweep honours; every other run flag is part of the sweep, which comes from DIR/run.json
@@ -173,7 +173,7 @@ def list_args(p: argparse.ArgumentParser) -> None:
 
 def report_formats(text: str) -> tuple[str, ...]:
     """argparse type of ``report --format``: formats among bench.report.FORMATS, comma-separated."""
-    from bench.report import FORMATS, parquet_engine
+    from ratbench.bench.report import FORMATS, parquet_engine
 
     names = list(dict.fromkeys(t.strip().lower() for t in text.split(",") if t.strip()))
     bad = [n for n in names if n not in FORMATS]
@@ -188,7 +188,7 @@ def report_formats(text: str) -> tuple[str, ...]:
 
 def report_metrics(text: str) -> tuple[str, ...]:
     """argparse type of ``report --metrics``: metric names of bench.tables.METRICS, comma-separated."""
-    from bench.tables import select_metrics
+    from ratbench.bench.tables import select_metrics
 
     try:
         return select_metrics(text)

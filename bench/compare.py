@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import results as R
+from ratbench.bench import results as R
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-import impls
-from bench.sweep import Case, torch_dtype
+from ratbench import impls
+from ratbench.bench.sweep import Case, torch_dtype
 
 TRAIN_FACTOR = 3.5
 #: chunk size of the chunked form of linear attention the FLOPs are counted for (fla's)
@@ -164,7 +164,7 @@ def op_case(case: Case) -> Case:
 
 def layer_cost(case: Case) -> Cost:
     """FLOPs and minimum bytes of one layer call: projections (models/costs.py) + the op (``cost``)."""
-    from models.costs import layer_dense_bytes, layer_flops
+    from ratbench.models.costs import layer_dense_bytes, layer_flops
 
     mixer = cost(op_case(case))
     Dm = case.heads * case.head_dim

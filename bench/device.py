@@ -18,7 +18,7 @@ from typing import Self
 
 import torch
 
-from bench import timing
+from ratbench.bench import timing
 
 log = logging.getLogger(__name__)
 

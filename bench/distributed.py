@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from bench.rank_files import RANK_FILE, merge_rank_files, rank_files, rank_path  # noqa: F401 - re-exported
+from ratbench.bench.rank_files import RANK_FILE, merge_rank_files, rank_files, rank_path  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def shard(cases: Sequence, weights: dict[str, float], world_size: int,
     least-loaded rank, lowest rank on ties) over units of cases sharing ``unit_key`` (default: the series).
     While there are fewer units than ranks, the heaviest unit of several cases is split into single cases.
     Each rank's cases keep their order in ``cases``."""
-    from bench.sweep import series_key
+    from ratbench.bench.sweep import series_key
 
     unit_key = unit_key or series_key
     if world_size < 1:
@@ -160,10 +160,10 @@ class Session:
         every rank."""
         import torch.distributed as dist
 
-        from bench import device as D
-        from bench import results as R
-        from bench import runner as RN
-        from bench.costs import estimate_cases
+        from ratbench.bench import device as D
+        from ratbench.bench import results as R
+        from ratbench.bench import runner as RN
+        from ratbench.bench.costs import estimate_cases
 
         idents: list = [None] * self.world_size
         dist.all_gather_object(idents, self._identity())
@@ -250,7 +250,7 @@ class Session:
         every rank arrived). Only rank 0's values mean anything; the others return ([], 0, ok)."""
         import torch.distributed as dist
 
-        from bench.results import RESULTS, Row, finished_keys
+        from ratbench.bench.results import RESULTS, Row, finished_keys
 
         ok = True
         try:

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-import impls
-from bench import cases as C
-from bench.accuracy import AccuracyResult
-from bench.sweep import Case
-from impls.base import Implementation
+from ratbench import impls
+from ratbench.bench import cases as C
+from ratbench.bench.accuracy import AccuracyResult
+from ratbench.bench.sweep import Case
+from ratbench.impls.base import Implementation
 
 log = logging.getLogger(__name__)
 
@@ -127,17 +127,17 @@ def low_precision_forward(case: Case, x: dict[str, torch.Tensor]) -> torch.Tenso
     scale = D ** -0.5
     fam = case.family
     if fam in ("full", "swa"):
-        from impls.full.reference import attention, causal_mask
-        from impls.swa.reference import window_mask
+        from ratbench.impls.full.reference import attention, causal_mask
+        from ratbench.impls.swa.reference import window_mask
 
         mask = causal_mask(T, q.device) if fam == "full" else window_mask(T, case.window, q.device)  # type: ignore[arg-type]
         return attention(q, k, v, mask, scale)
     if fam == "rat":
-        from impls.rat.reference import rat_attention
+        from ratbench.impls.rat.reference import rat_attention
 
         return rat_attention(q, k, v, x["f"], case.chunk_size, True, scale)[0]  # type: ignore[arg-type]
     if fam == "linear":
-        from impls.linear.reference import decay_matrix
+        from ratbench.impls.linear.reference import decay_matrix
 
         decay = x.get("decay")
         B, _, H, _ = q.shape

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bench import style
-from bench.report_rows import MODE_TITLE, comparison_key, missing, noisy_mask
-from bench.sweep import MODES, format_size, short_dtype
+from ratbench.bench import style
+from ratbench.bench.report_rows import MODE_TITLE, comparison_key, missing, noisy_mask
+from ratbench.bench.sweep import MODES, format_size, short_dtype
 
 
 def pyplot():  # type: ignore[no-untyped-def]

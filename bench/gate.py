@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import compare as CMP
-from bench import results as R
-from bench.sweep import Case, SweepSpec
-from bench.timing import noise_columns, quantile
+from ratbench.bench import compare as CMP
+from ratbench.bench import results as R
+from ratbench.bench.sweep import Case, SweepSpec
+from ratbench.bench.timing import noise_columns, quantile
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class GateConfig:
 def register_impls(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> None:
     """Register each (name, "module:Class"); a name already registered is replaced (and logged): that
     is how a patched implementation is gated under the baseline's name."""
-    import impls
-    from impls import registry
+    from ratbench import impls
+    from ratbench.impls import registry
 
     for name, target in pairs:
         if name in impls.names():
@@ -97,7 +97,7 @@ def _check_device(meta: dict) -> str:
     """The baseline's device type, after checking this machine has the same device."""
     import torch
 
-    from bench.device import describe
+    from ratbench.bench.device import describe
 
     dev = (meta.get("device") or {}).get("device")
     if dev not in ("cpu", "cuda"):
@@ -143,7 +143,7 @@ def check_baseline(baseline: str | Path, cfg: GateConfig) -> tuple[dict, list[Ca
     register_impls(cfg.register)
     dev = _check_device(meta)
     cases = baseline_cases(rows)
-    import impls
+    from ratbench import impls
 
     unknown = sorted({c.impl for c in cases} - set(impls.names()))
     if unknown:
@@ -155,9 +155,9 @@ def check_baseline(baseline: str | Path, cfg: GateConfig) -> tuple[dict, list[Ca
 def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, command: str = "",
             progress: bool = False) -> Path:
     """Re-measure the baseline's ok cases into ``out_dir`` (run.json, rounds.jsonl, results.jsonl)."""
-    from bench import device as D
-    from bench import provenance as P
-    from bench.runner import Runner, raise_recompile_limit
+    from ratbench.bench import device as D
+    from ratbench.bench import provenance as P
+    from ratbench.bench.runner import Runner, raise_recompile_limit
 
     meta, cases, dev = check_baseline(baseline, cfg)
     spec = SweepSpec.from_dict(meta["spec"])

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.cli_args import has_rows, nonneg_int, positive_int, prepare_out_dir
-from bench.exit_codes import UsageError
+from ratbench.bench.cli_args import has_rows, nonneg_int, positive_int, prepare_out_dir
+from ratbench.bench.exit_codes import UsageError
 
 log = logging.getLogger("ratbench")
 
@@ -40,7 +40,7 @@ def _compare_args(p: argparse.ArgumentParser) -> None:
 
 
 def _ccfg(args: argparse.Namespace):  # -> CompareConfig
-    from bench.compare import CompareConfig
+    from ratbench.bench.compare import CompareConfig
 
     try:
         return CompareConfig(threshold=args.threshold, confidence=args.confidence, n_boot=args.n_boot,
@@ -51,7 +51,7 @@ def _ccfg(args: argparse.Namespace):  # -> CompareConfig
 
 
 def _print_verdict(v, md: Path | None, title: str = "Perf gate") -> None:  # type: ignore[no-untyped-def]
-    from bench.compare import to_markdown
+    from ratbench.bench.compare import to_markdown
 
     print(to_markdown(v, title))
     if md is not None:
@@ -64,7 +64,7 @@ def _command(argv: list[str]) -> str:
 
 
 def cmd_compare(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import compare as CMP
+    from ratbench.bench import compare as CMP
 
     cfg = _ccfg(args)
     try:
@@ -96,8 +96,8 @@ def _preflight(args: argparse.Namespace, out: Path, runs: int | None = None):  #
     """Everything a gate or calibration needs, checked before anything is written: the statistics, the
     baseline (readable, with a spec and ok cases, from this device type and model, every implementation
     registered here) and an output directory without rows. Then the directory is created."""
-    from bench import gate as G
-    from bench.results import RESULTS
+    from ratbench.bench import gate as G
+    from ratbench.bench.results import RESULTS
 
     ccfg = _ccfg(args)
     gcfg = G.GateConfig(rounds=args.rounds, samples_per_round=args.samples_per_round,
@@ -116,7 +116,7 @@ def _preflight(args: argparse.Namespace, out: Path, runs: int | None = None):  #
 
         torch.set_num_threads(args.threads)
     if not args.no_progress:  # per-round progress on stderr
-        logging.getLogger("bench.gate").setLevel(logging.INFO)
+        logging.getLogger("ratbench.bench.gate").setLevel(logging.INFO)
     return gcfg, ccfg
 
 
@@ -124,7 +124,7 @@ def cmd_gate(args: argparse.Namespace, argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.calibrate is not None:
         return _calibrate(args, argv)
-    from bench import gate as G
+    from ratbench.bench import gate as G
 
     out = Path(args.out) if args.out else Path("reports") / "runs" / time.strftime("gate-%Y%m%d-%H%M%S", time.gmtime())
     gcfg, ccfg = _preflight(args, out)
@@ -136,7 +136,7 @@ def cmd_gate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _calibrate(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import gate as G
+    from ratbench.bench import gate as G
 
     out = Path(args.out) if args.out else Path("reports") / "runs" / time.strftime("calibrate-%Y%m%d-%H%M%S",
                                                                                    time.gmtime())
@@ -160,7 +160,7 @@ def cmd_calibrate(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _static_args(p: argparse.ArgumentParser) -> None:
-    from bench.static_gate import DEFAULT_BASELINE
+    from ratbench.bench.static_gate import DEFAULT_BASELINE
 
     p.add_argument("--baseline", default=str(DEFAULT_BASELINE),
                    help=f"baseline JSON (default {DEFAULT_BASELINE}); 'none' checks the absolute rules only")
@@ -171,7 +171,7 @@ def _static_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_static(args: argparse.Namespace, argv: list[str]) -> int:
-    from bench import static_gate
+    from ratbench.bench import static_gate
 
     base = None
     if args.baseline != "none" and not args.update and not args.list:

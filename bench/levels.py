@@ -33,9 +33,9 @@ import time
 
 import torch
 
-import impls
-from bench.costs import layer_cost, op_case  # noqa: F401  (re-exported: the layer cost lives with the op's)
-from bench.sweep import (  # noqa: F401  (KIND_FAMILY .. mixer_kinds re-exported: the expansion lives in bench.sweep)
+from ratbench import impls
+from ratbench.bench.costs import layer_cost, op_case  # noqa: F401  (re-exported: the layer cost lives with the op's)
+from ratbench.bench.sweep import (  # noqa: F401  (KIND_FAMILY .. mixer_kinds re-exported: the expansion lives in bench.sweep)
     KIND_FAMILY,
     KIND_FIXED_PARAMS,
     PREFERENCE,
@@ -57,13 +57,13 @@ def expand(spec: SweepSpec, level: str) -> list[Case]:
         return expand_layer(spec)
     if level == "model":
         return expand_model(spec)
-    raise SweepError(f"bench.levels expands layer and model levels, not {level!r}")
+    raise SweepError(f"ratbench.bench.levels expands layer and model levels, not {level!r}")
 
 
 # ----- running ----------------------------------------------------------------------------------------
 def _layer_case(case: Case, fill: str, seed: int):  # -> models.cases.LayerCase
-    from models.cases import LayerCase
-    from models.layers import DEFAULT_WINDOW
+    from ratbench.models.cases import LayerCase
+    from ratbench.models.layers import DEFAULT_WINDOW
 
     return LayerCase(case.kind, case.impl, case.mode, case.batch, case.seq_len, d_model=case.heads * case.head_dim,
                      heads=case.heads, head_dim=case.head_dim, chunk_size=case.chunk_size or 16,
@@ -73,8 +73,8 @@ def _layer_case(case: Case, fill: str, seed: int):  # -> models.cases.LayerCase
 
 def prepare_layer(case: Case, *, fill: str = "prefill", seed: int = 0):  # -> bench.cases.Prepared
     """The layer callable of ``case`` as the runner times it."""
-    from bench.cases import Prepared
-    from models.cases import layer_callable
+    from ratbench.bench.cases import Prepared
+    from ratbench.models.cases import layer_callable
 
     t0 = time.perf_counter()
     lc = layer_callable(_layer_case(case, fill, seed))
@@ -108,7 +108,7 @@ def _check_small(case: Case) -> tuple[int, int]:
 def check_layer_case(runner, case: Case, kind: str, impl_name: str, mode: str):  # -> models.checks.LayerCheck|None
     """The layer accuracy check for (kind, impl, mode) at a small shape, cached on the runner. None when the
     implementation is the family reference or checks are off."""
-    from models.checks import check_layer
+    from ratbench.models.checks import check_layer
 
     if not runner.spec.check_accuracy or impls.get(impl_name).is_reference:
         return None
@@ -132,8 +132,8 @@ def compiled_vs_eager_cpu(case: Case, seed: int = 0) -> tuple[float, float, floa
     one x86 CPU, and did not compile on another), so the check at a small shape, which runs the layer
     eagerly, says nothing about it. The eager layer itself is the one check_layer_case compares with the
     reference layer."""
-    from models.cases import _autocast, build_layer
-    from models.checks import REL_TOL, rel
+    from ratbench.models.cases import _autocast, build_layer
+    from ratbench.models.checks import REL_TOL, rel
 
     lc = _layer_case(case, "none", seed)
     layer = build_layer(lc)
@@ -182,7 +182,7 @@ def _unavailable(case: Case, names: list[str], mode: str) -> tuple[str, str] | N
 def run_case(runner, case: Case):  # -> bench.results.Row
     """One layer- or model-level case (the runner calls this for level != 'op'; exceptions become
     oom / error rows there)."""
-    from bench.results import Row
+    from ratbench.bench.results import Row
 
     if case.kind not in KIND_FAMILY and case.level == "layer":
         return Row.for_case(case, "unsupported", reason=f"unknown layer kind {case.kind!r}")
@@ -228,13 +228,13 @@ def run_case(runner, case: Case):  # -> bench.results.Row
         return row
     if case.level == "model":
         return _run_model(runner, case)
-    raise ValueError(f"bench.levels runs layer and model cases, not level {case.level!r}")
+    raise ValueError(f"ratbench.bench.levels runs layer and model cases, not level {case.level!r}")
 
 
 def _run_model(runner, case: Case):  # -> bench.results.Row
-    from bench.results import Row
-    from models.lm import LMConfig
-    from models.throughput import measure_generation
+    from ratbench.bench.results import Row
+    from ratbench.models.lm import LMConfig
+    from ratbench.models.throughput import measure_generation
 
     names = case.impl.split("+")
     kinds = mixer_kinds(case.kind)

@@ -21,9 +21,9 @@ import json
 import math
 from pathlib import Path
 
-from bench import figures as F
-from bench import style
-from bench.sweep import format_size
+from ratbench.bench import figures as F
+from ratbench.bench import style
+from ratbench.bench.sweep import format_size
 
 K = 1024
 #: Figure 3, milliseconds, read off the published plot (docs/rat-spec.md); None = OOM in the paper
@@ -451,7 +451,7 @@ def rows_from_gpu_layers(path: str | Path):  # -> pandas.DataFrame
     report and figure functions read it like a results file. Dm 2048, H 16, D 128, bf16, chunk 16."""
     import pandas as pd
 
-    from bench.results import ROW_COLUMNS
+    from ratbench.bench.results import ROW_COLUMNS
 
     d = json.loads(Path(path).read_text())
     machine = d.get("machine", {})
@@ -516,8 +516,8 @@ def merge_phases(stage: str | Path, phases: tuple[str, ...] = PHASES, out: str =
     kept beside it) count as sessions of that phase too. The device,
     ceilings and spec are the first phase's (all phases run on one machine type; the sessions say which).
     Raises FileNotFoundError when no phase has results."""
-    from bench import provenance as P
-    from bench import results as R
+    from ratbench.bench import provenance as P
+    from ratbench.bench import results as R
 
     stage = Path(stage)
     rows: list[dict] = []

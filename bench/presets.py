@@ -3,7 +3,7 @@
 bench.sweep holds the grammar and the expansion; a preset only fills a SweepSpec."""
 from __future__ import annotations
 
-from bench.sweep import SweepError, SweepSpec, parse_sizes
+from ratbench.bench.sweep import SweepError, SweepSpec, parse_sizes
 
 PRESETS = ("smoke", "default", "paper", "check-triton", "rat-triton", "full-swa-triton", "linear-triton", "peers",
            "layers")

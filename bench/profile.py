@@ -1,6 +1,6 @@
 """``run_bench.py profile``: where the time of one call goes, per kernel and per named stage.
 
-Same sweep arguments as ``run`` (its parser and spec building, run_bench.build_spec). Per case, after the
+Same sweep arguments as ``run`` (its parser and spec building, bench/cli.py's build_spec). Per case, after the
 harness's own measurement (bench.runner: availability, accuracy check, first call, warm-up, timed calls by
 bench/timing.py, with a small default budget here) of the SAME prepared call:
 1. one more call (reset, L2 flush on CUDA) under torch.profiler (Kineto; CUDA activity on a GPU), inside a
@@ -46,16 +46,26 @@ from pathlib import Path
 
 import torch
 
-from bench import cases as C
-from bench import costs, timing
-from bench.results import PROFILE, Row, append_row
-from bench.runner import Runner
-from bench.stages import OTHER, TRITON_RANGE, KernelStat, attribute, coverage, kernel_base_name, kernels_from_trace
-from bench.sweep import Case
+import ratbench
+from ratbench.bench import cases as C
+from ratbench.bench import costs, timing
+from ratbench.bench.results import PROFILE, Row, append_row
+from ratbench.bench.runner import Runner
+from ratbench.bench.stages import (
+    OTHER,
+    TRITON_RANGE,
+    KernelStat,
+    attribute,
+    coverage,
+    kernel_base_name,
+    kernels_from_trace,
+)
+from ratbench.bench.sweep import Case
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
+#: the folder that holds the ratbench package (a checkout's root, or site-packages): the ncu child's import path
+IMPORT_ROOT = Path(ratbench.__file__).resolve().parents[1]
 #: the record_function range around the profiled call
 ROOT_RANGE = "ratbench::profiled_call"
 #: profile defaults where the command line leaves the timing policy open: one warm-up call and a small budget
@@ -97,10 +107,10 @@ def main(args: argparse.Namespace, argv: list[str], build_spec: Callable) -> int
     (bench/exit_codes.py): 0 when every case has a profile row and none failed, 3 when some case ended
     error or wrong, 4 when the time limit left cases unprofiled, 5 when nothing could run; bad input
     raises UsageError (exit 2)."""
-    from bench import exit_codes, report, runner
-    from bench.cli_args import prepare_out_dir
-    from bench.exit_codes import UsageError
-    from bench.sweep import SweepError, expand
+    from ratbench.bench import exit_codes, report, runner
+    from ratbench.bench.cli_args import prepare_out_dir
+    from ratbench.bench.exit_codes import UsageError
+    from ratbench.bench.sweep import SweepError, expand
 
     prog = "run_bench.py profile"
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -155,7 +165,7 @@ def main(args: argparse.Namespace, argv: list[str], build_spec: Callable) -> int
         return exit_codes.INTERRUPTED
     runner.finish(run_dir, rows)
     path = report.write_report(run_dir, baseline=args.baseline, figures=not args.no_figures)
-    from bench.profile_report import summary
+    from ratbench.bench.profile_report import summary
 
     print(summary(run_dir))
     print(f"results: {run_dir / 'results.jsonl'}\nprofile: {run_dir / PROFILE}\nreport:  {path}")
@@ -173,7 +183,7 @@ def main(args: argparse.Namespace, argv: list[str], build_spec: Callable) -> int
 
 def _record_options(run_dir: Path, opts: ProfileOptions) -> None:
     """The profile options in run.json (``profile``)."""
-    from bench.results import read_meta, write_meta
+    from ratbench.bench.results import read_meta, write_meta
 
     meta = read_meta(run_dir)
     meta["profile"] = {"ncu": opts.ncu, "ncu_unavailable": opts.ncu_unavailable, "sass": opts.sass, "top": opts.top,
@@ -282,9 +292,10 @@ class ProfileRunner(Runner):
         out_dir.mkdir(exist_ok=True)
         t0 = time.perf_counter()
         try:
-            res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=NCU_TIMEOUT_S, check=False,
-                                 env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])})
+            res = subprocess.run(cmd, cwd=IMPORT_ROOT, capture_output=True, text=True, timeout=NCU_TIMEOUT_S,
+                                 check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                     [str(IMPORT_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                                           if p])})
         except subprocess.TimeoutExpired:
             return {"status": "error", "reason": f"ncu took more than {NCU_TIMEOUT_S} s", "command": shlex.join(cmd)}
         (out_dir / f"{safe_name(case.key)}.csv").write_text(res.stdout, encoding="utf-8")
@@ -391,7 +402,7 @@ def ncu_command(ncu: str, case: Case, top: Sequence[KernelStat], seed: int) -> l
     regex = "regex:^(" + "|".join(re.escape(n) for n in names) + ")$"
     return [ncu, "--profile-from-start", "off", "--kernel-name", regex,
             "--launch-count", str(sum(k.calls for k in top)), "--csv", "--page", "raw",
-            "--metrics", ",".join(NCU_METRICS), sys.executable, str(ROOT / "run_bench.py"), "profile",
+            "--metrics", ",".join(NCU_METRICS), sys.executable, "-m", "ratbench.bench.cli", "profile",
             "--ncu-child", json.dumps(case.to_dict(), separators=(",", ":")), "--seed", str(seed)]
 
 
@@ -446,17 +457,17 @@ def summarize_ncu(rows: list[dict]) -> dict[str, dict]:
 def ncu_child(case_json: str, seed: int) -> int:
     """The process ncu runs: the case warmed up (first call and one more), then one call between
     cudaProfilerStart and cudaProfilerStop (ncu --profile-from-start off sees only that call)."""
-    import impls
+    from ratbench import impls
 
     case = Case.from_dict(json.loads(case_json))
     if case.device != "cuda" or not torch.cuda.is_available():
-        from bench.exit_codes import UsageError
+        from ratbench.bench.exit_codes import UsageError
 
         raise UsageError("--ncu-child runs one CUDA case under Nsight Compute; this case or machine has no CUDA GPU",
                          prog="run_bench.py profile")
     impl = impls.get(case.impl)
     if case.level != "op":
-        from bench.levels import prepare_layer
+        from ratbench.bench.levels import prepare_layer
 
         prep = prepare_layer(case, seed=seed)
     else:
@@ -480,7 +491,7 @@ def ncu_child(case_json: str, seed: int) -> int:
 def _sass_worker(scenario: object) -> list[dict]:
     """In a fresh process without TRITON_INTERPRET: the scenario's launches compiled for sm_90."""
     os.environ.pop("TRITON_INTERPRET", None)
-    from bench.static_gate import _compile_launch, collect_launches
+    from ratbench.bench.static_gate import _compile_launch, collect_launches
 
     return [_compile_launch(ln) for ln in collect_launches((scenario,))]  # type: ignore[arg-type]
 
@@ -488,7 +499,7 @@ def _sass_worker(scenario: object) -> list[dict]:
 def sass_facts(case: Case, kernels: Sequence[KernelStat], *, compile_fn: Callable | None = None) -> dict:
     """Registers, spills, shared memory and HGMMA of the case's Triton launches (bench.static_gate at this
     case's shape, bf16 or the case's dtype), joined to the profiled kernels by function name."""
-    import impls
+    from ratbench import impls
 
     cls = impls.load_class(case.impl)
     if not getattr(cls, "triton", False) or case.level != "op":
@@ -496,7 +507,7 @@ def sass_facts(case: Case, kernels: Sequence[KernelStat], *, compile_fn: Callabl
                                                    "compiles the project's Triton kernels only)"}
     if compile_fn is None:
         compile_fn = _compile_in_subprocess
-    from bench.static_gate import Scenario
+    from ratbench.bench.static_gate import Scenario
 
     sc = Scenario(name=case.short(), impl=case.impl, mode=case.mode, seq_len=case.seq_len, batch=case.batch,
                   heads=case.heads, head_dim=case.head_dim, dtype=case.dtype,

@@ -8,9 +8,9 @@ import logging
 import math
 from pathlib import Path
 
-from bench.results import PROFILE, read_meta, read_rows
-from bench.stages import OTHER, kernel_base_name
-from bench.sweep import MODES, format_size
+from ratbench.bench.results import PROFILE, read_meta, read_rows
+from ratbench.bench.stages import OTHER, kernel_base_name
+from ratbench.bench.sweep import MODES, format_size
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def coverage_reason(kernel_ms: float, median_ms: float, samples_ms: list[float])
 
 
 def _coverage_notes(ok: list[dict], run_dir: str | Path) -> list[str]:
-    from bench.results import RESULTS, read_rows
+    from ratbench.bench.results import RESULTS, read_rows
 
     path = Path(run_dir) / RESULTS
     timing = {r["key"]: r for r in read_rows(path) if r.get("row_type") in (None, "timing")} if path.exists() else {}
@@ -109,7 +109,7 @@ def section(run_dir: str | Path, meta: dict | None = None, fig_dir: Path | None 
            "torch.profiler: GPU kernels on CUDA, operators' self time on the CPU (Triton kernels run by the "
            "interpreter count whole). Coverage = the call's kernel time / the harness median (launch gaps and "
            "host work make it < 1). Stages are the implementation's kernel-name patterns (`profile_stages`); "
-           "`other` holds what matches none. Rates use bench.costs.stage_costs where a stage has a cost model "
+           "`other` holds what matches none. Rates use ratbench.bench.costs.stage_costs where a stage has a cost model "
            "(stage FLOPs count what the kernels execute) and the run's measured ceilings. Traces: `traces/*.json.gz` "
            "(open in https://ui.perfetto.dev)."), ""]
     if prof.get("ncu") and prof.get("ncu_unavailable"):
@@ -303,7 +303,7 @@ def plot_stage_roofline(ok: list[dict], meta: dict, fig_dir: Path) -> list[str]:
         return []
     import numpy as np
 
-    from bench.figures import human_rate
+    from ratbench.bench.figures import human_rate
 
     plt = _plt()
     colors = _stage_colors(ok)

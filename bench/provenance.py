@@ -175,7 +175,7 @@ def _installed(dist: str) -> bool:
 def collect(device: str, *, command: str | None = None, kind: str = "start", info: object | None = None,
             path: str | Path | None = None) -> Provenance:
     """This session's provenance; ``info`` is bench.device.describe(device) when the caller has it."""
-    from bench import device as D
+    from ratbench.bench import device as D
 
     di = info if info is not None else D.describe(device)
     rev, dirty, source, changed = git_state(path)

@@ -48,7 +48,7 @@ def _complete_lines(path: Path) -> list[str]:
 def merge_rank_files(run_dir: str | Path) -> int:
     """Copy the rows of every ``results.rank<k>.jsonl`` that ``results.jsonl`` lacks into it (new rows in
     the order they started). Atomic (written aside, then renamed) and idempotent. Returns the rows added."""
-    from bench.results import RESULTS
+    from ratbench.bench.results import RESULTS
 
     run_dir = Path(run_dir)
     files = rank_files(run_dir)

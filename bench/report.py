@@ -16,11 +16,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import figures as F
-from bench import results as R
-from bench.report_rows import MODE_TITLE, SECOND_BASELINE, choose_baseline, missing, speedups, with_series
-from bench.sweep import MODES
-from bench.tables import METRICS, detail_table, mode_table, reasons_table, speedup_table, table_frame
+from ratbench.bench import figures as F
+from ratbench.bench import results as R
+from ratbench.bench.report_rows import MODE_TITLE, SECOND_BASELINE, choose_baseline, missing, speedups, with_series
+from ratbench.bench.sweep import MODES
+from ratbench.bench.tables import METRICS, detail_table, mode_table, reasons_table, speedup_table, table_frame
 
 #: what ``run_bench.py report --format`` writes: md = report.md and figures/; the others report_tables.<ext>
 FORMATS = ("md", "csv", "json", "parquet")
@@ -40,7 +40,7 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: 
                f"triton {dev.get('triton')}, CUDA {dev.get('cuda')}"
                + (f", {dev['torch_threads']} CPU threads" if dev.get("device") == "cpu" and dev.get("torch_threads")
                   else ""))
-    from bench.provenance import header_lines  # each session's machine, revision, versions; mixes warned
+    from ratbench.bench.provenance import header_lines  # each session's machine, revision, versions; mixes warned
 
     out += header_lines(meta, df.to_dict("records"))
     if ceil:
@@ -123,10 +123,10 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
         F.plot_tflops_bars(df, fig_dir, written)
     md = markdown(df, meta, base, written, second, metrics)
     if (df["level"] != "op").any():  # layer / model rows: the paper's Figure 3 and Table 1 side by side
-        from bench import paper
+        from ratbench.bench import paper
 
         md += "\n" + paper.section(df, meta, out / "figures" if figures else None)
-    from bench import profile_report  # run_bench.py profile: kernels and stages of one call (profile.jsonl)
+    from ratbench.bench import profile_report  # run_bench.py profile: kernels and stages of one call (profile.jsonl)
 
     md += "\n" + profile_report.section(run_dir, meta, out / "figures" if figures else None)
     report = out / "report.md"

@@ -8,7 +8,7 @@ import logging
 import math
 import re
 
-from bench.sweep import Case, short_dtype
+from ratbench.bench.sweep import Case, short_dtype
 
 log = logging.getLogger(__name__)
 

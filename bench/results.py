@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from bench.sweep import Case, format_family_params
+from ratbench.bench.sweep import Case, format_family_params
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +222,7 @@ def is_noisy(value: object) -> bool:
 def noise_summary(rows: list[Row] | list[dict], ceilings: dict | None = None) -> str | None:
     """One console warning when any timed row (or the run's measured ceilings, from run.json) is noisy: how
     many, why, and the remedy; None when every number can be trusted."""
-    from bench.timing import SPREAD_MAX
+    from ratbench.bench.timing import SPREAD_MAX
 
     ok = [r if isinstance(r, dict) else asdict(r) for r in rows]
     ok = [r for r in ok if r.get("status") == "ok"]

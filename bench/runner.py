@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-import impls
-from bench import accuracy, costs, fa_rule, memory, timing
-from bench import cases as C
-from bench.device import Ceilings, Nvml, NvmlSampler, now_utc
-from bench.results import Row, append_row
-from bench.sweep import Case, SweepSpec, series_key
+from ratbench import impls
+from ratbench.bench import accuracy, costs, fa_rule, memory, timing
+from ratbench.bench import cases as C
+from ratbench.bench.device import Ceilings, Nvml, NvmlSampler, now_utc
+from ratbench.bench.results import Row, append_row
+from ratbench.bench.sweep import Case, SweepSpec, series_key
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class Runner:
         if skey in self._slow_series:
             return Row.for_case(case, "skipped", reason=self._slow_series[skey])
         if case.level != "op":  # layer and model cases: bench.levels (same statuses, timing and rows)
-            from bench import levels
+            from ratbench.bench import levels
 
             return levels.run_case(self, case)
         problem = C.case_problem(case)
@@ -228,10 +228,10 @@ def start(
     """Create (or, with ``resume``, reopen) a run directory: metadata with the device, versions and
     measured ceilings, the expanded cases and the keys already finished. The caller then calls
     ``runner.run(cases, skip=done)``."""
-    from bench import device as D
-    from bench import provenance as P
-    from bench import results as R
-    from bench.sweep import expand
+    from ratbench.bench import device as D
+    from ratbench.bench import provenance as P
+    from ratbench.bench import results as R
+    from ratbench.bench.sweep import expand
 
     run_dir = Path(run_dir)
     cases = expand(spec)  # a sweep that does not expand (SweepError) leaves no directory behind
@@ -240,7 +240,7 @@ def start(
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = R.read_meta(run_dir) if resume else {}
     if resume:  # rows of a torchrun launch that never reached its merge (bench/distributed.py)
-        from bench.rank_files import merge_rank_files
+        from ratbench.bench.rank_files import merge_rank_files
 
         merge_rank_files(run_dir)
     done = R.finished_keys(run_dir, retry) if resume else set()
@@ -310,8 +310,8 @@ def raise_recompile_limit(limit: int = 256) -> None:
 
 def finish(run_dir: str | Path, rows: list[Row]) -> None:
     """Record the end of a run in its metadata."""
-    from bench import device as D
-    from bench import results as R
+    from ratbench.bench import device as D
+    from ratbench.bench import results as R
 
     meta = R.read_meta(run_dir)
     meta["finished_at"] = D.now_utc()
@@ -320,7 +320,7 @@ def finish(run_dir: str | Path, rows: list[Row]) -> None:
         counts[r.status] = counts.get(r.status, 0) + 1
     meta["last_session_status_counts"] = counts
     if meta.get("sessions"):  # which installed peers this session imported (bench/provenance.py)
-        from bench.provenance import peers_imported
+        from ratbench.bench.provenance import peers_imported
 
         meta["sessions"][-1]["peers_imported"] = peers_imported()
     R.write_meta(run_dir, meta)

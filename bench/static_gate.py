@@ -121,13 +121,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat prefill T=32k", "rat/triton", "prefill", 32768, params=(("chunk_size", 16),)),
     Scenario("rat decode T=32k", "rat/triton", "decode", 32768, batch=64, params=(("chunk_size", 16),)),
     Scenario("rat decode T=32k split", "rat/triton", "decode", 32768, batch=1, params=(("chunk_size", 16),),
-             config="bench.static_gate:RAT_SPLIT_CONFIG"),
+             config="ratbench.bench.static_gate:RAT_SPLIT_CONFIG"),
     Scenario("full train T=4k", "full/triton", "train", 4096),
     Scenario("full train T=32k", "full/triton", "train", 32768),
     Scenario("full prefill T=4k", "full/triton", "prefill", 4096),
     Scenario("full decode T=32k", "full/triton", "decode", 32768, batch=64),
     Scenario("full decode T=32k split", "full/triton", "decode", 32768, batch=1,
-             config="bench.static_gate:FULL_SPLIT_CONFIG"),
+             config="ratbench.bench.static_gate:FULL_SPLIT_CONFIG"),
     Scenario("swa train W=1024", "swa/triton", "train", 4096, params=(("window", 1024),)),
     Scenario("swa prefill W=1024", "swa/triton", "prefill", 4096, params=(("window", 1024),)),
     Scenario("swa decode W=1024", "swa/triton", "decode", 4096, batch=64, params=(("window", 1024),)),
@@ -143,11 +143,11 @@ SCENARIOS: tuple[Scenario, ...] = (
 def __getattr__(name: str):  # *_SPLIT_CONFIG, built lazily: the split decode the GPU picks for small batches
     # (on the meta device the wrappers cannot ask for the SM count, so the split is forced)
     if name == "RAT_SPLIT_CONFIG":
-        from impls.rat.triton import DEFAULT_CONFIG
+        from ratbench.impls.rat.triton import DEFAULT_CONFIG
 
         return dataclasses.replace(DEFAULT_CONFIG, step_splits=4)
     if name == "FULL_SPLIT_CONFIG":
-        from impls.full.triton import DEFAULT_CONFIG as FULL_DEFAULT
+        from ratbench.impls.full.triton import DEFAULT_CONFIG as FULL_DEFAULT
 
         return dataclasses.replace(FULL_DEFAULT, step_splits=4)
     raise AttributeError(name)
@@ -165,12 +165,19 @@ class Launch:
     scenarios: list[str] = field(default_factory=list)
 
     @property
+    def qualname(self) -> str:
+        """``impls.rat.triton_kernels.fwd_kernel``: module and kernel below the ratbench namespace, as the
+        committed baselines name them (ids and records do not depend on the import name)."""
+        return f"{self.module.removeprefix('ratbench.')}.{self.kernel}"
+
+    @property
     def ident(self) -> str:
         ce = " ".join(f"{k}={v}" for k, v in sorted(self.constexprs.items()))
         ptr = next((t for t in self.signature.values() if t.startswith("*")), "")
         spec = json.dumps([self.signature, sorted(self.constexprs.items()), self.attrs], sort_keys=True, default=str)
         h = hashlib.sha1(spec.encode()).hexdigest()[:8]
-        fam = self.module.split(".")[1] if self.module.count(".") >= 1 else self.module
+        mod = self.module.removeprefix("ratbench.")
+        fam = mod.split(".")[1] if mod.count(".") >= 1 else mod
         return f"{fam}.{self.kernel} [{ce}] w{self.num_warps} s{self.num_stages} {ptr.lstrip('*')} #{h}"
 
 
@@ -251,9 +258,9 @@ def _drive(sc: Scenario) -> None:
 
     import torch
 
-    import impls
-    from bench import cases as C
-    from bench.sweep import Case, case_fields
+    from ratbench import impls
+    from ratbench.bench import cases as C
+    from ratbench.bench.sweep import Case, case_fields
 
     cls = impls.load_class(sc.impl)
     if sc.config:
@@ -320,8 +327,8 @@ def _compile_launch(ln: Launch) -> dict:
     mod = importlib.import_module(ln.module)
     fn = getattr(mod, ln.kernel)
     attrs = {(i,): [["tt.divisibility", 16]] for i in ln.attrs}
-    rec: dict = {"id": ln.ident, "kernel": f"{ln.module}.{ln.kernel}", "constexprs": {k: _jsonable(v) for k, v in
-                                                                                     sorted(ln.constexprs.items())},
+    rec: dict = {"id": ln.ident, "kernel": ln.qualname, "constexprs": {k: _jsonable(v) for k, v in
+                                                                        sorted(ln.constexprs.items())},
                  "num_warps": ln.num_warps, "num_stages": ln.num_stages, "scenarios": sorted(ln.scenarios)}
     try:
         ck = compile_sm90(fn, ln.signature, ln.constexprs, attrs, ln.num_warps, ln.num_stages)

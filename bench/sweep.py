@@ -274,7 +274,7 @@ def _level_label(case: Case, extra: list[str]) -> str:
 def case_fields(params: dict[str, Any]) -> dict[str, Any]:
     """Case keyword arguments for family parameter values: chunk_size, window and decay are Case fields,
     any other parameter goes into ``family_params`` (sorted, so the key does not depend on the order)."""
-    from impls.spec import CASE_FIELDS
+    from ratbench.impls.spec import CASE_FIELDS
 
     kw = {k: v for k, v in params.items() if k in CASE_FIELDS}
     extra = tuple(sorted((k, v) for k, v in params.items() if k not in CASE_FIELDS))
@@ -286,7 +286,7 @@ def case_fields(params: dict[str, Any]) -> dict[str, Any]:
 def family_grid(family: str, spec: SweepSpec, *, layer: bool = False) -> list[dict[str, Any]]:
     """Every combination of the family's parameter values in ``spec`` (impls.spec, FamilyParam.values),
     as Case keyword arguments; [{}] for a family without parameters."""
-    import impls
+    from ratbench import impls
 
     params = impls.family(family).params
     return [case_fields(dict(zip((p.name for p in params), combo, strict=True)))
@@ -377,7 +377,7 @@ class SweepSpec:
 def resolve_impls(patterns: list[str], skip_references: bool = False) -> list[str]:
     """Registered names matching the patterns. A pattern matching nothing is an error; references are
     dropped only from glob matches (naming one explicitly keeps it)."""
-    import impls
+    from ratbench import impls
 
     out: list[str] = []
     for pat in patterns:
@@ -457,7 +457,7 @@ def mixer_kinds(mixer: str) -> list[str]:
 
 
 def _available(name: str, device: str) -> bool:
-    import impls
+    from ratbench import impls
 
     try:
         cls = impls.load_class(name)
@@ -516,7 +516,7 @@ def expand_model(spec: SweepSpec) -> list[Case]:
             picks = [best_impl(f, names, spec.device) for f in fams]
             choices = [picks] if all(picks) else []  # type: ignore[list-item]
         if not choices:
-            logging.getLogger("bench.levels").warning("model %s: no implementation of %s matches --impl %s", mixer,
+            logging.getLogger("ratbench.bench.levels").warning("model %s: no implementation of %s matches --impl %s", mixer,
                                                       "/".join(fams), ",".join(spec.impls))
         p: dict[str, Any] = {}
         for kind in dict.fromkeys(k for k in kinds if k not in KIND_FIXED_PARAMS):

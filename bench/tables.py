@@ -7,8 +7,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.report_rows import STATUS_MARK, is_noisy, missing, natural, num, speedups
-from bench.sweep import MODES, format_size
+from ratbench.bench.report_rows import STATUS_MARK, is_noisy, missing, natural, num, speedups
+from ratbench.bench.sweep import MODES, format_size
 
 
 def fmt_ms(x: float) -> str:
@@ -104,7 +104,7 @@ NOISY_NOTE = "~ noisy: {spread} or machine loaded; re-run with more repeats or o
 
 
 def noisy_note() -> str:
-    from bench import timing
+    from ratbench.bench import timing
 
     spread = getattr(timing, "SPREAD_MAX", None)  # the harness's threshold (bench.timing), where it has one
     return NOISY_NOTE.format(spread=f"p20-p80 spread over {spread:.0%} of the median" if isinstance(spread, float)

@@ -1,14 +1,14 @@
 """ratbench implementations: full, sliding-window, linear attention and RAT behind one interface.
 
-    import impls
+    from ratbench import impls
     rat = impls.get("rat/reference")
     y = rat.forward(q, k, v, f, chunk_size=16)
     impls.available()   # every implementation, whether it runs here, and why not
     impls.family("rat") # the family's declaration (impls/spec.py); impls.register_family adds one
 """
-from impls import catalog as _catalog  # noqa: F401  (registers the built-in families and implementations)
-from impls.base import Implementation, UnavailableError
-from impls.registry import (
+from ratbench.impls import catalog as _catalog  # noqa: F401  (registers the built-in families and implementations)
+from ratbench.impls.base import Implementation, UnavailableError
+from ratbench.impls.registry import (
     Availability,
     UnknownImplementationError,
     available,
@@ -20,7 +20,7 @@ from impls.registry import (
     register,
     unregister,
 )
-from impls.spec import FamilyParam, FamilySpec, UnknownFamilyError, families, family, register_family
+from ratbench.impls.spec import FamilyParam, FamilySpec, UnknownFamilyError, families, family, register_family
 
 __all__ = [
     "Availability",

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from impls.base import UnavailableError
+from ratbench.impls.base import UnavailableError
 
 log = logging.getLogger(__name__)
 

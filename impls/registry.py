@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import sys
 from dataclasses import dataclass
 
-from impls.base import Implementation, UnavailableError, default_device
-from impls.spec import families  # every registered family (impls/catalog.py registers the built-in ones)
+from ratbench.impls.base import Implementation, UnavailableError, default_device
+from ratbench.impls.spec import families  # every registered family (impls/catalog.py registers the built-in ones)
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,29 @@ def register(name: str, target: str) -> None:
     family, _, impl = name.partition("/")
     if family not in families() or not impl:
         raise ValueError(f"implementation names are '<family>/<impl>' with a registered family "
-                         f"({', '.join(families())}; impls.register_family adds one), got {name!r}")
+                         f"({', '.join(families())}; ratbench.impls.register_family adds one), got {name!r}")
     if name in _REGISTRY:
         raise ValueError(f"implementation {name!r} is registered twice")
+    if (new := _namespaced(target)) is not None:
+        raise ValueError(f"{name}={target}: ratbench's own modules are imported under ratbench (a second copy "
+                         f"of {target.partition(':')[0]} would have its own registry): use {new}")
     _REGISTRY[name] = Entry(name, target)
+
+
+def _namespaced(target: str) -> str | None:
+    """``ratbench.<target>`` when ``target`` names one of ratbench's modules by its top-level name (bench.x,
+    impls.x, models.x found in the checkout's folders, not a package of the user's that has such a name)."""
+    import importlib.util
+    from pathlib import Path
+
+    import ratbench
+
+    top = target.split(".")[0].partition(":")[0]
+    if ratbench.CHECKOUT is None or top not in ratbench.PACKAGES:
+        return None
+    spec = importlib.util.find_spec(top) if top not in sys.modules else sys.modules[top].__spec__
+    origin = spec.origin if spec is not None else None
+    return f"ratbench.{target}" if origin and Path(origin).resolve().parent == ratbench.CHECKOUT / top else None
 
 
 def unregister(name: str) -> bool:

@@ -6,7 +6,7 @@ init_state, prefill and step are called, what it refuses, its float64 reference 
 bench/ (sweep, cases, accuracy, costs, levels, static gate) looks the family up here and calls the
 declaration; it never branches on a family's name.
 
-    from impls.spec import FamilyParam, FamilySpec, register_family
+    from ratbench.impls.spec import FamilyParam, FamilySpec, register_family
     register_family(FamilySpec(name="mine", forward=..., cost="mypkg.costs:mine_cost", ...))
     impls.register("mine/reference", "mypkg.mine:MineReference")
 

@@ -1,12 +1,12 @@
 """Layer- and model-level modules for the paper's layer and model benchmarks (docs/rat-spec.md, "The RAT layer").
 
-    from models import RATLayer, LMConfig, LanguageModel
+    from ratbench.models import RATLayer, LMConfig, LanguageModel
     layer = RATLayer(2048, 16, 128, "rat/reference", chunk_size=16)
     model = LanguageModel(LMConfig(mixer="rat-swa", impls={"rat": "rat/reference"}))
 """
-from models.cases import LayerCallable, LayerCase, graph_callable, layer_callable
-from models.checks import LayerCheck, check_layer
-from models.layers import (
+from ratbench.models.cases import LayerCallable, LayerCase, graph_callable, layer_callable
+from ratbench.models.checks import LayerCheck, check_layer
+from ratbench.models.layers import (
     AUTHORS_HYBRID_WINDOW,
     DEFAULT_WINDOW,
     MIXER_KINDS,
@@ -20,7 +20,7 @@ from models.layers import (
     SWALayer,
     build_mixer,
 )
-from models.lm import (
+from ratbench.models.lm import (
     GenerateResult,
     LanguageModel,
     LMConfig,
@@ -29,8 +29,8 @@ from models.lm import (
     max_generate_batch,
     memory_probe,
 )
-from models.norm import RMSNorm
-from models.throughput import Generation, measure_generation
+from ratbench.models.norm import RMSNorm
+from ratbench.models.throughput import Generation, measure_generation
 
 __all__ = [
     "AUTHORS_HYBRID_WINDOW",

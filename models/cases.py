@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.timing import capture_graph
-from models.layers import DEFAULT_WINDOW, LayerCache, MixerLayer, build_mixer
+from ratbench.bench.timing import capture_graph
+from ratbench.models.layers import DEFAULT_WINDOW, LayerCache, MixerLayer, build_mixer
 
 #: tokens per prefill call when filling a decode cache
 FILL_TOKENS = 262144

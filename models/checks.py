@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from models.layers import DEFAULT_WINDOW, KIND_FAMILY, build_mixer
+from ratbench.models.layers import DEFAULT_WINDOW, KIND_FAMILY, build_mixer
 
 #: relative error bound per dtype of the activations (bf16/fp16 q, k, v carry ~3 significant digits;
 #: float32 on CUDA may use TF32 matmuls)

@@ -53,9 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import impls
-from impls.rope import apply_rope, rope_cos_sin
-from models.norm import RMSNorm
+from ratbench import impls
+from ratbench.impls.rope import apply_rope, rope_cos_sin
+from ratbench.models.norm import RMSNorm
 
 #: the RAT authors' hybrid SWA mask q - kv <= 1024 keeps 1025 keys: window 1025 in our convention
 AUTHORS_HYBRID_WINDOW = 1025

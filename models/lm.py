@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.memory import is_oom
-from bench.timing import capture_graph
-from models.layers import (
+from ratbench.bench.memory import is_oom
+from ratbench.bench.timing import capture_graph
+from ratbench.models.layers import (
     DEFAULT_WINDOW,
     KIND_FAMILY,
     MIXER_KINDS,
@@ -50,7 +50,7 @@ from models.layers import (
     MixerLayer,
     build_mixer,
 )
-from models.norm import RMSNorm
+from ratbench.models.norm import RMSNorm
 
 log = logging.getLogger(__name__)
 

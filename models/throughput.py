@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from bench.memory import is_oom
-from models.lm import LanguageModel, LMConfig, max_generate_batch
+from ratbench.bench.memory import is_oom
+from ratbench.models.lm import LanguageModel, LMConfig, max_generate_batch
 
 log = logging.getLogger(__name__)
 

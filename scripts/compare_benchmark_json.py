@@ -96,7 +96,7 @@ def load_benchmark_json(path: str | Path) -> tuple[dict[str, dict], dict]:
 
 def load_harness(run: str | Path) -> tuple[dict[str, dict], dict]:
     """A harness run directory (or results file) -> ({key: last ok row}, run.json)."""
-    from bench.results import read_meta, read_rows
+    from ratbench.bench.results import read_meta, read_rows
 
     path = Path(run)
     results = path / "results.jsonl" if path.is_dir() else path

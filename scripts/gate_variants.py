@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from impls.rat.triton import DEFAULT_CONFIG, SHORT_CONFIG, RATTriton
+from ratbench.impls.rat.triton import DEFAULT_CONFIG, SHORT_CONFIG, RATTriton
 
 
 class _Variant(RATTriton):

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from bench import device as D
-from bench import runner, timing
-from bench.results import load
-from bench.sweep import SweepSpec
+from ratbench.bench import device as D
+from ratbench.bench import runner, timing
+from ratbench.bench.results import load
+from ratbench.bench.sweep import SweepSpec
 
 RESULTS: list[dict] = []
 
@@ -95,7 +95,7 @@ def _sweep(tmp: str, **kw: object) -> object:
 
 @check
 def decode_graphs() -> None:
-    import impls
+    from ratbench import impls
 
     names = [n for n in ("full/sdpa-flash", "rat/triton") if n in impls.names()]
     for graphs in (True, False):

@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.distributed import DIE_AFTER_ENV, ENV_DEFAULTS, rank_path
-from bench.results import read_rows
+from ratbench.bench.distributed import DIE_AFTER_ENV, ENV_DEFAULTS, rank_path
+from ratbench.bench.results import read_rows
 
 SWEEP = ["--impl", "full/sdpa-flash,full/sdpa-cudnn,swa/triton,linear/triton,rat/triton",
          "--mode", "train,prefill,decode", "--seq-len", "4k,16k", "--tokens", "64k", "--decode-batch", "64",

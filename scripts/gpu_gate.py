@@ -45,11 +45,11 @@ def baseline(out: Path) -> int:
 
 
 def evidence(out: Path, n_aa: int, n_detect: int, budget: float, variants: list[str]) -> int:
-    from bench import compare as CMP
-    from bench import gate as G
-    from bench import results as R
-    from bench import runner
-    from bench.sweep import SweepSpec
+    from ratbench.bench import compare as CMP
+    from ratbench.bench import gate as G
+    from ratbench.bench import results as R
+    from ratbench.bench import runner
+    from ratbench.bench.sweep import SweepSpec
 
     t0 = time.perf_counter()
     spec = SweepSpec(impls=["rat/triton", "linear/triton", "full/sdpa-cudnn"], modes=["train", "prefill", "decode"],
@@ -105,11 +105,11 @@ def evidence(out: Path, n_aa: int, n_detect: int, budget: float, variants: list[
                 if time.perf_counter() - t0 > budget:
                     print(f"{name}: time budget reached after {i} runs", flush=True)
                     break
-                G.register_impls([("rat/triton", "impls.rat.triton:RATTriton")])
+                G.register_impls([("rat/triton", "ratbench.impls.rat.triton:RATTriton")])
                 va = G.gate(rb, out / f"det-{name}-aa{i:02d}", gcfg, ccfg)
                 G.register_impls([("rat/triton", f"gate_variants:{name}")])
                 vb = G.gate(rb, out / f"det-{name}-{i:02d}", gcfg, ccfg)
-                G.register_impls([("rat/triton", "impls.rat.triton:RATTriton")])
+                G.register_impls([("rat/triton", "ratbench.impls.rat.triton:RATTriton")])
                 aa_flags += va.verdict == "fail"
                 flagged += vb.verdict == "fail"
                 done += 1

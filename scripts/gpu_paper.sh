@@ -49,7 +49,7 @@ case "$phase" in
           --impl "${MODEL_IMPLS:-full/sdpa-flash,rat/triton}")
     limit=${TIME_LIMIT:-300} ;;
   merge)  # bench/paper.py merge_phases: every phase's rows, and every session of every phase in all/run.json
-    python -c 'import sys; from bench.paper import merge_phases
+    python -c 'import sys; from ratbench.bench.paper import merge_phases
 try: merge_phases(sys.argv[1])
 except FileNotFoundError as e: sys.exit(f"gpu_paper.sh merge: error: {e}")' "$stage" || exit 2
     python run_bench.py report "$stage/all"

@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from impls.full.reference import FullReference
+from ratbench.impls.full.reference import FullReference
 
 BIG_T = 64  # above this sequence length the failing fakes fail
 
@@ -91,7 +91,7 @@ class registered:
     the registry never see them)."""
 
     def __enter__(self) -> list[str]:
-        import impls
+        from ratbench import impls
 
         for name, target in FAKES.items():
             if name not in impls.names():
@@ -99,7 +99,7 @@ class registered:
         return list(FAKES)
 
     def __exit__(self, *exc: object) -> None:
-        from impls import registry
+        from ratbench.impls import registry
 
         for name in FAKES:
             registry._REGISTRY.pop(name, None)

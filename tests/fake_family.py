@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import torch
 
-from bench.costs import TRAIN_FACTOR, Cost
-from bench.sweep import Case, torch_dtype
-from impls.base import Implementation
-from impls.spec import FamilyParam, FamilySpec, register_family
-from impls.validation import check_qkv, compute_dtype, resolve_scale
+from ratbench.bench.costs import TRAIN_FACTOR, Cost
+from ratbench.bench.sweep import Case, torch_dtype
+from ratbench.impls.base import Implementation
+from ratbench.impls.spec import FamilyParam, FamilySpec, register_family
+from ratbench.impls.validation import check_qkv, compute_dtype, resolve_scale
 
 #: the toy family refuses seq_len above this (a rule of the family, not of an implementation)
 MAX_T = 96

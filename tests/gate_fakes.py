@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from impls.full.reference import FullReference
+from ratbench.impls.full.reference import FullReference
 
 SLEEP_S = 0.010
 

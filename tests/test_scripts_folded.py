@@ -14,7 +14,7 @@ PRODUCT = ("impls", "bench", "models", "run_bench.py")
 
 @pytest.mark.parametrize("name", ["STAGE_EVENTS", "LAUNCHES", "_stage", "_launch"])
 def test_rat_triton_has_no_module_level_profiling_hooks(name):
-    import impls.rat.triton as RT
+    import ratbench.impls.rat.triton as RT
 
     assert not hasattr(RT, name)
 

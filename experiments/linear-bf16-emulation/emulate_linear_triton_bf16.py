@@ -20,8 +20,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import torch
 
-import impls
-from impls.linear.reference import decay_matrix
+from ratbench import impls
+from ratbench.impls.linear.reference import decay_matrix
 
 BF = torch.bfloat16
 

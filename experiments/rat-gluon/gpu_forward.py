@@ -18,11 +18,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from impls.rat import kernels as K
-from impls.rat.gluon import GLUON_CONFIG
-from impls.rat.gluon.forward import launch_forward
-from impls.rat.reference import RATReference
-from impls.rat.triton import DEFAULT_CONFIG, RATTriton, rat_forward, rope_tables
+from ratbench.impls.rat import kernels as K
+from ratbench.impls.rat.gluon import GLUON_CONFIG
+from ratbench.impls.rat.gluon.forward import launch_forward
+from ratbench.impls.rat.reference import RATReference
+from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, rat_forward, rope_tables
 
 
 def inputs(B, T, H, D, dtype, seed=0):

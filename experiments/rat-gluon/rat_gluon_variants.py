@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from impls.rat.gluon import GLUON_CONFIG, RATGluon
+from ratbench.impls.rat.gluon import GLUON_CONFIG, RATGluon
 
 
 class RATGluonPingPong(RATGluon):

@@ -22,7 +22,7 @@ import json
 import os
 from typing import ClassVar
 
-from impls.rat.triton import DEFAULT_CONFIG, RATTriton, _cfg
+from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, _cfg
 
 
 class _Changed(RATTriton):

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import torch
 
-from impls.full.base import FullAttention, KVCache
-from impls.full.kv_peer import BSHDCache, PromptPrefill
+from ratbench.impls.full.base import FullAttention, KVCache
+from ratbench.impls.full.kv_peer import BSHDCache, PromptPrefill
 
 
 def wrap(fn: Callable[..., torch.Tensor], description: str, devices: tuple[str, ...]) -> type[FullAttention]:

@@ -9,9 +9,9 @@ and exposed to KVCache as (B, H, S, D) views. The first call per shape compiles 
 """
 from __future__ import annotations
 
-from impls.full.base import FullAttention, KVCache
-from impls.full.kv_peer import BSHDCache, PromptPrefill
-from impls.peer_utils import FlashAttn4Peer
+from ratbench.impls.full.base import FullAttention, KVCache
+from ratbench.impls.full.kv_peer import BSHDCache, PromptPrefill
+from ratbench.impls.peer_utils import FlashAttn4Peer
 
 
 def fa4_func():

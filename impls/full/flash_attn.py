@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from impls.full.base import FullAttention, KVCache
-from impls.full.kv_peer import BSHDCache, PromptPrefill
-from impls.peer_utils import FlashAttn2Peer
+from ratbench.impls.full.base import FullAttention, KVCache
+from ratbench.impls.full.kv_peer import BSHDCache, PromptPrefill
+from ratbench.impls.peer_utils import FlashAttn2Peer
 
 
 class FullFlashAttn(FlashAttn2Peer, BSHDCache, PromptPrefill, FullAttention):

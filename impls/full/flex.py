@@ -9,9 +9,9 @@ own backend choice (stated, not hidden: decode timings of full/flex are SDPA tim
 """
 from __future__ import annotations
 
-from impls.full.base import FullAttention, KVCache
-from impls.full.kv_peer import PromptPrefill
-from impls.peer_utils import FLEX_CPU_EAGER_WHY, FlexPeer, block_mask, flex, sdpa_decode, to_bhtd
+from ratbench.impls.full.base import FullAttention, KVCache
+from ratbench.impls.full.kv_peer import PromptPrefill
+from ratbench.impls.peer_utils import FLEX_CPU_EAGER_WHY, FlexPeer, block_mask, flex, sdpa_decode, to_bhtd
 
 
 class FullFlex(FlexPeer, PromptPrefill, FullAttention):

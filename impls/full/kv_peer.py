@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from impls.full.base import KVCache
+from ratbench.impls.full.base import KVCache
 
 
 class PromptPrefill:

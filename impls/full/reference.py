@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from impls.full.base import FullAttention, KVCache
-from impls.validation import compute_dtype
+from ratbench.impls.full.base import FullAttention, KVCache
+from ratbench.impls.validation import compute_dtype
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:

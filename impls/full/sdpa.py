@@ -14,9 +14,9 @@ from typing import ClassVar
 
 import torch
 
-from impls.full.base import FullAttention, KVCache
-from impls.full.kv_peer import PromptPrefill
-from impls.peer_utils import sdpa_decode, sdpa_pinned, to_bhtd
+from ratbench.impls.full.base import FullAttention, KVCache
+from ratbench.impls.full.kv_peer import PromptPrefill
+from ratbench.impls.peer_utils import sdpa_decode, sdpa_pinned, to_bhtd
 
 
 class _SDPA(PromptPrefill, FullAttention):

@@ -1,7 +1,7 @@
 """The full-attention family's declaration (impls/spec.py): causal softmax attention, no parameter."""
 from __future__ import annotations
 
-from impls.spec import FamilySpec
+from ratbench.impls.spec import FamilySpec
 
 
 def _forward(impl, x, params):  # type: ignore[no-untyped-def]
@@ -12,7 +12,7 @@ SPEC = FamilySpec(
     name="full",
     description="causal softmax attention",
     forward=_forward,
-    cost="bench.costs:full_cost",
-    stage_cost="bench.costs:forward_backward_costs",
-    wrap_callable="impls.full.callable:wrap",
+    cost="ratbench.bench.costs:full_cost",
+    stage_cost="ratbench.bench.costs:forward_backward_costs",
+    wrap_callable="ratbench.impls.full.callable:wrap",
 )

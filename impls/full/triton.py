@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from impls.full.base import FullAttention, KVCache
-from impls.swa.base import RingCache
+from ratbench.impls.full.base import FullAttention, KVCache
+from ratbench.impls.swa.base import RingCache
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def _prepare(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.T
 
 def flash_forward(q, k, v, *, causal: bool, window: int | None, scale: float, cfg: FlashConfig,
                   need_lse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    from impls.full import triton_kernels as K
+    from ratbench.impls.full import triton_kernels as K
 
     B, T, H, D = q.shape
     o = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
@@ -113,7 +113,7 @@ def flash_forward(q, k, v, *, causal: bool, window: int | None, scale: float, cf
 
 
 def flash_backward(do, q, k, v, o, lse, *, causal: bool, window: int | None, scale: float, cfg: FlashConfig):
-    from impls.full import triton_kernels as K
+    from ratbench.impls.full import triton_kernels as K
 
     B, T, H, D = q.shape
     if do.stride() != o.stride():
@@ -181,7 +181,7 @@ _STEP_WS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 def decode_step(q, k, v, kc, vc, *, n_old: int, cur: int, skip: bool, scale: float, cfg: FlashConfig) -> torch.Tensor:
     """One launch: write k, v (B, H, D) into slot ``cur`` of kc, vc (B, H, S, D) and attend q over the
     new token and the n_old older slots [0, n_old) (without slot cur when ``skip``)."""
-    from impls.full import triton_kernels as K
+    from ratbench.impls.full import triton_kernels as K
 
     B, H, D = q.shape
     if not (q.stride() == k.stride() == v.stride() and q.stride(-1) == 1):

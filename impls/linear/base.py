@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from impls.base import Implementation
-from impls.validation import (
+from ratbench.impls.base import Implementation
+from ratbench.impls.validation import (
     check_qkv,
     check_state_dims,
     check_step_qkv,

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from impls.base import UnavailableError
-from impls.linear.base import LinearAttention, LinearState
-from impls.peer_utils import cuda_capability, has_module
+from ratbench.impls.base import UnavailableError
+from ratbench.impls.linear.base import LinearAttention, LinearState
+from ratbench.impls.peer_utils import cuda_capability, has_module
 
 
 def gated_backward_refusal() -> str | None:

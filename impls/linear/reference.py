@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from impls.linear.base import LinearAttention, LinearState
-from impls.validation import compute_dtype
+from ratbench.impls.linear.base import LinearAttention, LinearState
+from ratbench.impls.validation import compute_dtype
 
 
 def segment_sums(decay: torch.Tensor) -> torch.Tensor:

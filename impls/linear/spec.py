@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from impls.spec import FamilyParam, FamilySpec
+from ratbench.impls.spec import FamilyParam, FamilySpec
 
 
 def _yes_no(text: str) -> bool:
@@ -38,6 +38,6 @@ SPEC = FamilySpec(
     extra_inputs=_extra_inputs,
     forward=_forward,
     decode_args=_decode_args,
-    cost="bench.costs:linear_cost",
-    stage_cost="bench.costs:forward_backward_costs",
+    cost="ratbench.bench.costs:linear_cost",
+    stage_cost="ratbench.bench.costs:forward_backward_costs",
 )

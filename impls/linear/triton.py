@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from impls.linear.base import LinearAttention, LinearState
+from ratbench.impls.linear.base import LinearAttention, LinearState
 
 CHUNK = 64
 
@@ -178,7 +178,7 @@ def chunk_forward(
     (B, H, D, D) to fill with the state after the last token. The form: the walker if ``plan``
     picks it (fused), or without stored states if cfg.seg, or with them if cfg.seg_train;
     else the two-pass form."""
-    from impls.linear import triton_kernels as K
+    from ratbench.impls.linear import triton_kernels as K
 
     B, T, H, D = q.shape
     BT = cfg.chunk
@@ -236,7 +236,7 @@ def chunk_backward(
     cfg: LinearTritonConfig = DEFAULT_CONFIG,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """dq, dk, dv and, with a decay, its gradient as (B*H, NT*BT) float32 (padded tail zero)."""
-    from impls.linear import triton_kernels as K
+    from ratbench.impls.linear import triton_kernels as K
 
     B, T, H, D = q.shape
     BT = cfg.chunk
@@ -353,7 +353,7 @@ class LinearTriton(LinearAttention):
         return o
 
     def _step(self, state: LinearState, q, k, v, decay) -> torch.Tensor:
-        from impls.linear import triton_kernels as K
+        from ratbench.impls.linear import triton_kernels as K
 
         self.check_runnable(q)
         B, H, D = q.shape

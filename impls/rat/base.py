@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from impls.base import Implementation
-from impls.validation import (
+from ratbench.impls.base import Implementation
+from ratbench.impls.validation import (
     check_like,
     check_positive_int,
     check_qkv,

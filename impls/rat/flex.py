@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch._higher_order_ops import associative_scan
 from torch.nn.attention.flex_attention import flex_attention
 
-from impls.peer_utils import (
+from ratbench.impls.peer_utils import (
     FLEX_CPU_EAGER_WHY,
     FlexPeer,
     block_mask,
@@ -51,8 +51,8 @@ from impls.peer_utils import (
     sdpa_decode,
     split_flex_lse,
 )
-from impls.rat.base import RAT, RATState
-from impls.rope import apply_rope, rope_cos_sin
+from ratbench.impls.rat.base import RAT, RATState
+from ratbench.impls.rope import apply_rope, rope_cos_sin
 
 _LSE_KW = flex_lse_kwargs()
 

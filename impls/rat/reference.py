@@ -9,9 +9,9 @@ import math
 
 import torch
 
-from impls.rat.base import RAT, RATState
-from impls.rope import apply_rope, rope_cos_sin
-from impls.validation import compute_dtype
+from ratbench.impls.rat.base import RAT, RATState
+from ratbench.impls.rope import apply_rope, rope_cos_sin
+from ratbench.impls.validation import compute_dtype
 
 
 def chunk_scan(x: torch.Tensor, f: torch.Tensor, chunk_size: int) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from impls.spec import FamilyParam, FamilySpec
+from ratbench.impls.spec import FamilyParam, FamilySpec
 
 
 def _extra_inputs(shape, params, randn, dtype):  # type: ignore[no-untyped-def]
@@ -37,5 +37,5 @@ SPEC = FamilySpec(
     forward=_forward,
     decode_args=_decode_args,
     problem=_problem,
-    cost="bench.costs:rat_cost",
+    cost="ratbench.bench.costs:rat_cost",
 )

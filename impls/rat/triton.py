@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from impls.rat.base import RAT, RATState
-from impls.rope import rope_cos_sin
+from ratbench.impls.rat.base import RAT, RATState
+from ratbench.impls.rope import rope_cos_sin
 
 #: RATTritonConfig.backward: the kernels of the backward pass (impls/rat/kernels/backward_dq.py)
 BACKWARDS = ("plain", "dq_first")
@@ -216,7 +216,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                 ke=None, ve=None, last_state=None):
     """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr, vt (per-token states, (B, T, H, D)),
     ke, ve (chunk ends (B, H, C, D), or the given decode-cache views)."""
-    from impls.rat import kernels as K
+    from ratbench.impls.rat import kernels as K
 
     B, T, H, D = q.shape
     C = math.ceil(T / L)
@@ -241,7 +241,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     if cfg.forward == "gluon_ws":
-        from impls.rat.gluon.forward import launch_forward
+        from ratbench.impls.rat.gluon.forward import launch_forward
 
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, pingpong=cfg.fwd_pingpong)
@@ -262,7 +262,7 @@ def _two_level(cfg: RATTritonConfig, B: int, H: int, T: int, L: int, C: int, D: 
     (launch_sum(grid, sp, sk, sv, NSB, NS, S)), the carry scan across each chunk's sub-blocks (last to
     first with ``reverse``: the backward), then every sub-block re-run from its carry
     (launch_run(grid, sk, sv, NSB, NS, S)). One sub-block per chunk: the re-run alone."""
-    from impls.rat import kernels as K
+    from ratbench.impls.rat import kernels as K
 
     S, NS, BD = _lscan_shape(cfg, T, L)
     NSB = C * NS
@@ -279,7 +279,7 @@ def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int,
                    write_last: bool, cfg: RATTritonConfig) -> None:
     """The forward scan as a two-level scan (lscan_sum_kernel, the carry scan, lscan_kernel); writes what
     scan_kernel writes."""
-    from impls.rat import kernels as K
+    from ratbench.impls.rat import kernels as K
 
     B, _, _, D = k.shape
     ins = (k.stride(0), k.stride(1), k.stride(2))
@@ -328,7 +328,7 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
 
 def _bwd_pre(q, o, do, cos, sin, delta, qr, L: int, rope: bool, cfg: RATTritonConfig) -> None:
     """"plain": bwd_pre_kernel (stage "bwd_pre") writes Delta and RoPE'd q."""
-    from impls.rat import kernels as K
+    from ratbench.impls.rat import kernels as K
 
     B, T, H, D = q.shape
     K.bwd_pre_kernel[(math.ceil(T / cfg.pre_bm), B * H)](
@@ -341,7 +341,7 @@ def _dq_pre(q, o, ktr, vt, do, cos, sin, ke, ve, lse, delta, qr, L: int, rope: b
             cfg: RATTritonConfig) -> torch.Tensor:
     """"dq_first": bwd_dq_pre_kernel (stage "bwd_dq_pre"): writes Delta and
     RoPE'd q for the dK/dV kernel and the backward scan; returns dq."""
-    from impls.rat import kernels as K
+    from ratbench.impls.rat import kernels as K
 
     B, T, H, D = q.shape
     dq = torch.empty_like(o)
@@ -359,7 +359,7 @@ def _dkv(qr, do, lse, delta, ke, ve, o, L: int, scale: float, cfg: RATTritonConf
          ) -> tuple[torch.Tensor, torch.Tensor]:
     """dK, dV of the chunk ends (float32 (B*H, C, D)): bwd_dkv_early_kernel ("dq_first") or bwd_dkv_kernel
     ("plain"), stage "bwd_dkv"."""
-    from impls.rat import kernels as K
+    from ratbench.impls.rat import kernels as K
 
     B, H, C, D = ke.shape
     T = qr.shape[1]
@@ -377,7 +377,7 @@ def _dkv(qr, do, lse, delta, ke, ve, o, L: int, scale: float, cfg: RATTritonConf
 def _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L: int, rope: bool, scale: float,
         cfg: RATTritonConfig) -> torch.Tensor:
     """"plain": bwd_dq_kernel (stage "bwd_dq"): dq over the chunk ends and the self term."""
-    from impls.rat import kernels as K
+    from ratbench.impls.rat import kernels as K
 
     B, T, H, D = q.shape
     dq = torch.empty_like(o)
@@ -395,7 +395,7 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
               cfg: RATTritonConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dk, dv, df: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan (bwd_lscan_sum_kernel, carry
     scan, bwd_lscan_kernel) when long_scan_used."""
-    from impls.rat import kernels as K
+    from ratbench.impls.rat import kernels as K
 
     B, T, H, D = q.shape
     C = T // L
@@ -494,7 +494,7 @@ class RATTriton(RAT):
         return o
 
     def _step(self, state: RATState, q, k, v, f) -> torch.Tensor:
-        from impls.rat import kernels as K
+        from ratbench.impls.rat import kernels as K
 
         self._check_state(state, q)
         cfg = self._config()

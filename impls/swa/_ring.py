@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from impls.peer_utils import sdpa_decode
-from impls.swa.base import RingCache
+from ratbench.impls.peer_utils import sdpa_decode
+from ratbench.impls.swa.base import RingCache
 
 
 def ring_fill(state: RingCache, k: torch.Tensor, v: torch.Tensor) -> None:

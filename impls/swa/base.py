@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from impls.base import Implementation
-from impls.validation import check_positive_int, check_qkv, check_state_dims, check_step_qkv, resolve_scale
+from ratbench.impls.base import Implementation
+from ratbench.impls.validation import check_positive_int, check_qkv, check_state_dims, check_step_qkv, resolve_scale
 
 
 @dataclass

@@ -5,10 +5,10 @@ t - window < s <= t. Decode: SDPA over the ring buffer.
 """
 from __future__ import annotations
 
-from impls.full.fa4 import fa4_func
-from impls.peer_utils import FlashAttn4Peer
-from impls.swa._ring import ring_fill, ring_step
-from impls.swa.base import RingCache, SlidingWindowAttention
+from ratbench.impls.full.fa4 import fa4_func
+from ratbench.impls.peer_utils import FlashAttn4Peer
+from ratbench.impls.swa._ring import ring_fill, ring_step
+from ratbench.impls.swa.base import RingCache, SlidingWindowAttention
 
 
 class SWAFA4(FlashAttn4Peer, SlidingWindowAttention):

@@ -6,9 +6,9 @@ flash-attn's ``window_size=(left, right)`` counts keys before/after the query, s
 """
 from __future__ import annotations
 
-from impls.peer_utils import FlashAttn2Peer
-from impls.swa._ring import ring_fill, ring_step
-from impls.swa.base import RingCache, SlidingWindowAttention
+from ratbench.impls.peer_utils import FlashAttn2Peer
+from ratbench.impls.swa._ring import ring_fill, ring_step
+from ratbench.impls.swa.base import RingCache, SlidingWindowAttention
 
 
 class SWAFlashAttn(FlashAttn2Peer, SlidingWindowAttention):

@@ -9,9 +9,9 @@ CPUs (issue 14). Decode: SDPA over the ring buffer (impls/swa/_ring.py).
 """
 from __future__ import annotations
 
-from impls.peer_utils import FLEX_CPU_EAGER_WHY, FlexPeer, block_mask, flex, to_bhtd
-from impls.swa._ring import ring_fill, ring_step
-from impls.swa.base import RingCache, SlidingWindowAttention
+from ratbench.impls.peer_utils import FLEX_CPU_EAGER_WHY, FlexPeer, block_mask, flex, to_bhtd
+from ratbench.impls.swa._ring import ring_fill, ring_step
+from ratbench.impls.swa.base import RingCache, SlidingWindowAttention
 
 
 class SWAFlex(FlexPeer, SlidingWindowAttention):

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from impls.full.reference import attention
-from impls.swa.base import RingCache, SlidingWindowAttention
-from impls.validation import compute_dtype
+from ratbench.impls.full.reference import attention
+from ratbench.impls.swa.base import RingCache, SlidingWindowAttention
+from ratbench.impls.validation import compute_dtype
 
 
 def window_mask(T: int, window: int, device: torch.device) -> torch.Tensor:

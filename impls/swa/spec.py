@@ -1,7 +1,7 @@
 """The sliding-window family's declaration (impls/spec.py): one parameter, the window (keys per query)."""
 from __future__ import annotations
 
-from impls.spec import FamilyParam, FamilySpec
+from ratbench.impls.spec import FamilyParam, FamilySpec
 
 
 def _forward(impl, x, params):  # type: ignore[no-untyped-def]
@@ -13,6 +13,6 @@ SPEC = FamilySpec(
     description="causal attention over the last `window` keys",
     params=(FamilyParam("window", sweep_field="windows", state=True),),
     forward=_forward,
-    cost="bench.costs:swa_cost",
-    stage_cost="bench.costs:forward_backward_costs",
+    cost="ratbench.bench.costs:swa_cost",
+    stage_cost="ratbench.bench.costs:forward_backward_costs",
 )

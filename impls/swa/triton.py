@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from impls.full.triton import FlashConfig, _cfg, check_cache, decode_step, flash_attention
-from impls.swa._ring import ring_fill
-from impls.swa.base import RingCache, SlidingWindowAttention
+from ratbench.impls.full.triton import FlashConfig, _cfg, check_cache, decode_step, flash_attention
+from ratbench.impls.swa._ring import ring_fill
+from ratbench.impls.swa.base import RingCache, SlidingWindowAttention
 
 
 class SWATriton(SlidingWindowAttention):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import api
-from bench.sweep import SweepError
+from ratbench.bench import api
+from ratbench.bench.sweep import SweepError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def test_readme_snippet_runs_verbatim(tmp_path):
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "runs" / "mine"
-    from bench.results import load
+    from ratbench.bench.results import load
 
     df = load(run)
     assert set(df.impl) == {"full/mine", "full/sdpa-math", "full/reference"}
@@ -51,7 +51,7 @@ def test_a_wrong_callable_is_reported_wrong_not_timed(tmp_path):
         res = api.sweep(impls="full/test-api-wrong", modes="prefill", seq_lens=64, batches=1, heads=1,
                         head_dims=16, device="cpu", out=tmp_path / "w", report=False)
     finally:
-        import impls
+        from ratbench import impls
 
         impls.unregister("full/test-api-wrong")
     assert list(res.df.status) == ["wrong"] and res.exit_code == 3 and res.report is None

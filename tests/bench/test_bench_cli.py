@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import run_bench
-from bench import exit_codes
-from bench.results import load
+from ratbench.bench import cli as run_bench
+from ratbench.bench import exit_codes
+from ratbench.bench.results import load
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.costs import TRAIN_FACTOR, cost, rat_pairs, swa_pairs
-from bench.sweep import Case
+from ratbench.bench.costs import TRAIN_FACTOR, cost, rat_pairs, swa_pairs
+from ratbench.bench.sweep import Case
 
 
 def case(family, mode, B=1, T=4, H=1, D=2, dtype="float32", **kw):
@@ -88,7 +88,7 @@ def test_unknown_family():
 
 
 def test_estimate_seconds_orders_cases():
-    from bench.costs import estimate_seconds
+    from ratbench.bench.costs import estimate_seconds
 
     small = case("full", "train", B=1, T=4096, H=16, D=128, dtype="bfloat16")
     big = case("full", "train", B=1, T=131072, H=16, D=128, dtype="bfloat16")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from bench import device as D
-from bench import provenance as P
+from ratbench.bench import device as D
+from ratbench.bench import provenance as P
 
 
 def test_describe_cpu_and_git():

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-import run_bench
-from bench import levels, paper, report, runner
-from bench.costs import cost
-from bench.presets import preset
-from bench.results import load
-from bench.sweep import Case, SweepError, SweepSpec, expand
-from models.costs import projection_flops
+from ratbench.bench import cli as run_bench
+from ratbench.bench import levels, paper, report, runner
+from ratbench.bench.costs import cost
+from ratbench.bench.presets import preset
+from ratbench.bench.results import load
+from ratbench.bench.sweep import Case, SweepError, SweepSpec, expand
+from ratbench.models.costs import projection_flops
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parents[1] / "data" / "paper-cpu-tiny"
@@ -79,16 +79,16 @@ def test_model_level_end_to_end_with_max_batch_search(tmp_path, monkeypatch):
     """The harness searches the largest batch: here memory 'runs out' above 20 sequences (a stand-in for
     the GPU's OOM in models.lm.memory_probe), and the search (multiples of 8 from 64 down, then bisection)
     must find 16: 64, 32 run out, 16 fits, 24 runs out."""
-    import models.lm
+    import ratbench.models.lm
 
-    real_probe = models.lm.memory_probe
+    real_probe = ratbench.models.lm.memory_probe
 
     def probe(model, b, *a, **kw):
         if b > 20:
             raise torch.OutOfMemoryError("CUDA out of memory (test stand-in)")
         return real_probe(model, b, *a, **kw)
 
-    monkeypatch.setattr(models.lm, "memory_probe", probe)
+    monkeypatch.setattr(ratbench.models.lm, "memory_probe", probe)
     out = tmp_path / "run"
     argv = ["--level", "model", "--model", "rat,rat-swa", "--impl", "rat/reference,swa/reference", "--window", "8",
             "--chunk-size", "4", "--prompt-len", "12", "--new-tokens", "6", "--layers", "2", "--max-batch", "64",
@@ -108,9 +108,9 @@ def test_model_level_end_to_end_with_max_batch_search(tmp_path, monkeypatch):
 def test_model_cases_compile_the_glue_when_asked(monkeypatch):
     """--compile no,yes gives an eager and a compiled model case; the compiled one reaches measure_generation
     as compile_glue=True and its row and label say so."""
-    import models.throughput
-    from bench.levels import run_case
-    from bench.runner import Runner
+    import ratbench.models.throughput
+    from ratbench.bench.levels import run_case
+    from ratbench.bench.runner import Runner
 
     spec = SweepSpec(impls=["rat/reference"], levels=["model"], models=["rat"], compile=[False, True], heads=[2],
                      head_dims=[8], chunk_sizes=[4], prompt_len=8, new_tokens=3, n_layers=1, model_batch=2,
@@ -122,10 +122,11 @@ def test_model_cases_compile_the_glue_when_asked(monkeypatch):
 
     def fake(cfg, **kw):
         seen.append(kw["compile_glue"])
-        return models.throughput.Generation("rat", {}, 1, 2, 8, 3, tokens_per_s=1.0, decode_tokens_per_s=1.0,
-                                            prefill_s=0.5, decode_s=0.5, cache_bytes=8, compiled=kw["compile_glue"])
+        return ratbench.models.throughput.Generation("rat", {}, 1, 2, 8, 3, tokens_per_s=1.0,
+                                                     decode_tokens_per_s=1.0, prefill_s=0.5, decode_s=0.5,
+                                                     cache_bytes=8, compiled=kw["compile_glue"])
 
-    monkeypatch.setattr(models.throughput, "measure_generation", fake)
+    monkeypatch.setattr(ratbench.models.throughput, "measure_generation", fake)
     rows = [run_case(Runner(Path("unused.jsonl"), spec), c) for c in cases]
     assert seen == [False, True] and [r.compiled for r in rows] == [False, True]
     assert rows[1].details["compiled"] is True
@@ -292,8 +293,8 @@ def test_levels_label():
 
 
 def test_generation_lowers_the_batch_when_the_timed_generate_runs_out_of_memory(monkeypatch):
-    from models.lm import LanguageModel, LMConfig
-    from models.throughput import measure_generation
+    from ratbench.models.lm import LanguageModel, LMConfig
+    from ratbench.models.throughput import measure_generation
 
     real = LanguageModel.generate
 

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from bench import device as D
-from bench import results as R
-from bench import timing
-from bench.sweep import Case
+from ratbench.bench import device as D
+from ratbench.bench import results as R
+from ratbench.bench import timing
+from ratbench.bench.sweep import Case
 
 
 class FakeClock:
@@ -192,7 +192,7 @@ def test_cpu_ceilings_carry_their_spread_and_flag(monkeypatch):
 def test_run_warns_once_about_noisy_rows_and_records_the_threads(tmp_path, monkeypatch, capsys):
     import torch
 
-    import run_bench
+    from ratbench.bench import cli as run_bench
 
     threads = torch.get_num_threads()
     base = ["--preset", "smoke", "--impl", "full/reference", "--mode", "decode", "--seq-len", "32", "--no-progress",
@@ -217,7 +217,7 @@ def test_run_warns_once_about_noisy_rows_and_records_the_threads(tmp_path, monke
 
 
 def test_gate_pools_the_noise_columns_of_its_rounds():
-    from bench.gate import _pool
+    from ratbench.bench.gate import _pool
 
     a, b = _row(False), _row(False)
     a.samples_ms, a.cpu_wait_frac, a.load_avg = [10.0, 10.1, 10.0], 0.0, 0.2

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import impls
-import run_bench
-from bench import costs, timing
-from bench.profile import (
+from ratbench import impls
+from ratbench.bench import cli as run_bench
+from ratbench.bench import costs, timing
+from ratbench.bench.profile import (
     NCU_METRICS,
     join_sass,
     kernel_base_name,
@@ -22,9 +22,9 @@ from bench.profile import (
     sass_facts,
     summarize_ncu,
 )
-from bench.results import PROFILE, load, read_rows
-from bench.stages import OTHER, KernelStat, attribute, compile_patterns, coverage, kernels_from_trace
-from bench.sweep import Case
+from ratbench.bench.results import PROFILE, load, read_rows
+from ratbench.bench.stages import OTHER, KernelStat, attribute, compile_patterns, coverage, kernels_from_trace
+from ratbench.bench.sweep import Case
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +75,7 @@ def test_rat_triton_every_kernel_has_a_stage():
     names = sorted({n for p in files for n in _jit_kernel_names(p)})
     assert len(names) >= 10, names
     pats = compile_patterns(cls.profile_stages)
-    from bench.stages import stage_of
+    from ratbench.bench.stages import stage_of
 
     got = {n: stage_of(n, pats) for n in names}
     assert OTHER not in got.values(), {n: s for n, s in got.items() if s == OTHER}
@@ -107,7 +107,7 @@ def test_rat_triton_every_kernel_has_a_stage():
     ("full/sdpa-cudnn", "at::native::vectorized_elementwise_kernel<4, FillFunctor<float>>", OTHER),
 ])
 def test_peer_stage_patterns(impl, name, stage):
-    from bench.stages import stage_of
+    from ratbench.bench.stages import stage_of
 
     assert stage_of(name, compile_patterns(impls.load_class(impl).profile_stages)) == stage
 
@@ -116,7 +116,7 @@ def test_peer_stage_patterns(impl, name, stage):
                                          ("full/triton", "impls/full/triton_kernels.py"),
                                          ("swa/triton", "impls/full/triton_kernels.py")])
 def test_our_triton_kernels_have_stages(impl, module):
-    from bench.stages import stage_of
+    from ratbench.bench.stages import stage_of
 
     pats = compile_patterns(impls.load_class(impl).profile_stages)
     names = _jit_kernel_names(ROOT / module)
@@ -263,8 +263,8 @@ def test_nvtx_range_only_on_cuda(monkeypatch):
 def test_runner_wraps_each_case_in_an_nvtx_range(monkeypatch, tmp_path):
     import contextlib
 
-    from bench import runner as R
-    from bench.sweep import SweepSpec, expand
+    from ratbench.bench import runner as R
+    from ratbench.bench.sweep import SweepSpec, expand
 
     seen = []
 
@@ -323,14 +323,14 @@ def test_profile_cli_cpu_rows_traces_and_report(tmp_path, capsys):
     meta = json.loads((out / "run.json").read_text())
     assert meta["command"].startswith("python run_bench.py profile") and meta["profile"]["ncu"] is True
     # the stages come from kernel names, not from rat/triton's module-level profiling hooks
-    import impls.rat.triton as RT
+    import ratbench.impls.rat.triton as RT
 
     assert getattr(RT, "STAGE_EVENTS", None) is None and getattr(RT, "LAUNCHES", None) is None
 
 
 def test_profile_unsupported_case_gets_a_profile_row(tmp_path):
     """A case that cannot run still gets its profile row; a profile where nothing ran exits 5 as run does."""
-    from bench import exit_codes
+    from ratbench.bench import exit_codes
 
     out = tmp_path / "p"
     assert run_bench.main(["profile", "--impl", "rat/triton", "--mode", "prefill", "--seq-len", "32", "--batch", "1",
@@ -366,7 +366,7 @@ def test_profile_help_reuses_the_run_flags(capsys):
 def test_coverage_reason_explains_cases_off_the_median():
     """A case whose kernel time is more than 10% off the harness median gets a reason from the harness's own
     samples (the H200 full/fa4 prefill 4k case: bimodal calls, the profiled one in the slow mode)."""
-    from bench.profile_report import coverage_reason
+    from ratbench.bench.profile_report import coverage_reason
 
     fa4 = [3.920448, 3.920608, 3.92112, 3.923168, 3.92464, 3.925504, 3.925504, 3.926912, 3.927328, 3.927488,
            3.928576, 3.930112, 3.931648, 4.058112, 4.386848, 4.386976, 4.38704, 4.387328, 4.387872, 4.388384]

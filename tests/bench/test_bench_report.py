@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
-from bench.costs import cost
-from bench.results import Row, append_row, load, write_meta
-from bench.sweep import Case
+from ratbench.bench import report
+from ratbench.bench.costs import cost
+from ratbench.bench.results import Row, append_row, load, write_meta
+from ratbench.bench.sweep import Case
 
 
 def row(impl, mode, T, ms, status="ok", B=None, **kw):

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from test_bench_report_speedups import row, store
 
-import run_bench
-from bench import report
-from bench.sweep import format_size
-from bench.tables import ID_COLUMNS, METRICS, fmt_ms
+from ratbench.bench import cli as run_bench
+from ratbench.bench import report
+from ratbench.bench.sweep import format_size
+from ratbench.bench.tables import ID_COLUMNS, METRICS, fmt_ms
 
 
 @pytest.fixture()

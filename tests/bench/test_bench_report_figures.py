@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from bench import figures, report_rows
-from bench.results import Row, append_row, load, write_meta
-from bench.sweep import Case
+from ratbench.bench import figures, report_rows
+from ratbench.bench.results import Row, append_row, load, write_meta
+from ratbench.bench.sweep import Case
 
 
 def row(impl, mode, T, ms, status="ok", B=2, H=2, **kw):
@@ -255,7 +255,7 @@ def test_speedup_within_family_over_best_peer_keeps_points_where_peer_oom(tmp_pa
     fig = figs["speedup_vs_seq_len"]
     ax = fig.axes[0]
     assert "peer" in ax.get_ylabel()
-    from bench import style
+    from ratbench.bench import style
 
     lines = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
     rat = df[df.impl == "rat/triton"].series.iloc[0]
@@ -290,7 +290,7 @@ def test_roofline_ceilings_in_human_units_and_points_labelled_by_T(tmp_path, fig
 def test_tflops_bars_grouped_by_T_with_values_error_bars_and_oom(tmp_path, figs):
     from matplotlib.container import BarContainer, ErrorbarContainer
 
-    from bench import style
+    from ratbench.bench import style
 
     rows = [row("full/flash-attn", "train", T, T / 16) for T in (64, 128)]
     rows += [row("full/flash-attn", "train", 256, 0, status="oom")]
@@ -313,7 +313,7 @@ def test_tflops_bars_grouped_by_T_with_values_error_bars_and_oom(tmp_path, figs)
 def test_paper_figure3_compiled_beside_compiled(tmp_path, figs):
     """The paper's curves (compiled) sit beside our compiled series only; without compiled rows, our eager
     series are drawn without them."""
-    from bench import paper
+    from ratbench.bench import paper
 
     rows = []
     for T in (4096, 8192):
@@ -343,7 +343,7 @@ def test_paper_figure3_compiled_beside_compiled(tmp_path, figs):
 def test_paper_table1_bars_labelled_with_values_on_linear_axis(tmp_path, figs):
     import pandas as pd
 
-    from bench import paper
+    from ratbench.bench import paper
 
     base = {"level": "model", "mode": "generate", "status": "ok", "reason": None, "batch": 64, "seq_len": 3072,
             "details": {}, "cache_bytes": None, "label": "m"}
@@ -360,7 +360,7 @@ def test_paper_table1_bars_labelled_with_values_on_linear_axis(tmp_path, figs):
 
 
 def test_profile_roofline_ceiling_in_human_units(tmp_path, monkeypatch):
-    from bench import profile_report
+    from ratbench.bench import profile_report
 
     kept = {}
 

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from bench import report, report_rows
-from bench.results import Row, append_row, write_meta
-from bench.sweep import Case
-from bench.tables import fmt_ms
+from ratbench.bench import report, report_rows
+from ratbench.bench.results import Row, append_row, write_meta
+from ratbench.bench.sweep import Case
+from ratbench.bench.tables import fmt_ms
 
 
 def row(impl, mode, T, ms, status="ok", B=2, **kw):
@@ -142,7 +142,7 @@ def test_automatic_baseline_has_the_most_timed_rows(tmp_path):
     md = report.write_report(store(tmp_path, rows), figures=False).read_text()
     assert "speed-ups are over `rat/triton`" in md
     assert cell(md, "rat/flex (L=16)", 1) == "3 (0.667x)"
-    assert report_rows.choose_baseline(report_rows.with_series(__import__("bench.results").results.load(tmp_path))) \
+    assert report_rows.choose_baseline(report_rows.with_series(__import__("ratbench.bench.results").bench.results.load(tmp_path))) \
         == "rat/triton"
 
 
@@ -185,8 +185,8 @@ def test_missing_noisy_values_are_not_noisy(value):
 def test_end_to_end_two_impls_two_chunk_sizes_on_the_cpu(tmp_path, capsys):
     """run_bench.py with rat/reference and rat/triton (Triton's interpreter) at two chunk sizes: each
     speed-up is the reference's time over triton's at the same L, read back from the results file."""
-    import run_bench
-    from bench.results import load
+    from ratbench.bench import cli as run_bench
+    from ratbench.bench.results import load
 
     out = tmp_path / "run"
     argv = ["--impl", "rat/reference,rat/triton", "--mode", "prefill", "--seq-len", "32", "--chunk-size", "8,16",

@@ -9,11 +9,11 @@ import bench_fakes
 import pytest
 import torch
 
-from bench import cases as C
-from bench import runner
-from bench.results import Row, finished_keys, load, read_rows
-from bench.sweep import Case, SweepSpec
-from bench.timing import TimingPolicy, measure, quantile
+from ratbench.bench import cases as C
+from ratbench.bench import runner
+from ratbench.bench.results import Row, finished_keys, load, read_rows
+from ratbench.bench.sweep import Case, SweepSpec
+from ratbench.bench.timing import TimingPolicy, measure, quantile
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_row_roundtrip():
 @pytest.mark.parametrize("name,extra", [("rat/reference", {"chunk_size": 4}), ("full/reference", {}),
                                         ("swa/reference", {"window": 5}), ("linear/reference", {"decay": True})])
 def test_decode_state_filled_in_batch_slices_equals_one_prefill(monkeypatch, name, extra):
-    import impls
+    from ratbench import impls
 
     c = Case(impl=name, mode="decode", batch=5, seq_len=16, heads=2, head_dim=8, dtype="float64", device="cpu",
              **extra)
@@ -210,7 +210,7 @@ def test_rows_say_how_far_they_can_be_trusted(tmp_path):
 
 
 def test_cpu_presets_time_adaptively_on_one_thread():
-    from bench.presets import preset
+    from ratbench.bench.presets import preset
 
     for name in ("smoke", "default", "paper"):
         cpu, gpu = preset(name, "cpu"), preset(name, "cuda")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.presets import preset
-from bench.sweep import (
+from ratbench.bench.presets import preset
+from ratbench.bench.sweep import (
     Case,
     SweepError,
     SweepSpec,

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from bench import timing
+from ratbench.bench import timing
 
 
 class FakeEvent:

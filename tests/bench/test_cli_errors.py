@@ -83,6 +83,8 @@ BAD = [
     (["--register", "full/x=no_such_module:X", "--impl", "full/x"], "No module named 'no_such_module'"),
     (["--register", "full/x=bench_fakes:Nope", "--impl", "full/x"], "has no attribute 'Nope'"),
     (["--register", "nofamily/x=bench_fakes:WrongFull"], "'<family>/<impl>'"),
+    # ratbench's own module by its top-level name (a second copy, with a registry of its own)
+    (["--register", "full/x=impls.full.sdpa:SDPAMath", "--impl", "full/x"], "use ratbench.impls.full.sdpa:SDPAMath"),
     (["--register", "full/x=bench_fakes:WrongFull", "report", "{ws}/full"], "--register does not apply"),
     # resume
     (["resume"], "the following arguments are required: DIR"),

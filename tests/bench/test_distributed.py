@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import run_bench
-from bench.distributed import DIE_AFTER_ENV, TIMEOUT_ENV, merge_rank_files, rank_path, shard
-from bench.results import RESULTS, read_rows
-from bench.sweep import Case
+from ratbench.bench import cli as run_bench
+from ratbench.bench.distributed import DIE_AFTER_ENV, TIMEOUT_ENV, merge_rank_files, rank_path, shard
+from ratbench.bench.results import RESULTS, read_rows
+from ratbench.bench.sweep import Case
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import exit_codes as E
-from bench.results import Row
-from bench.sweep import Case
+from ratbench.bench import exit_codes as E
+from ratbench.bench.results import Row
+from ratbench.bench.sweep import Case
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_codes_are_distinct_and_keep_the_gate_and_usage_codes():
     codes = [c for c, _ in E.TABLE]
     assert len(set(codes)) == len(codes)
     assert (E.OK, E.REGRESSION, E.USAGE, E.INTERRUPTED) == (0, 1, 2, 130)
-    from bench.compare import EXIT_CODES
+    from ratbench.bench.compare import EXIT_CODES
 
     assert EXIT_CODES == {"pass": E.OK, "fail": E.REGRESSION, "unusable": E.USAGE}
 

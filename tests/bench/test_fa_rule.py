@@ -12,11 +12,11 @@ import bench_fakes
 import pytest
 import torch
 
-from bench import fa_rule, runner
-from bench.presets import PRESETS, preset
-from bench.results import load, read_rows
-from bench.sweep import Case, SweepSpec, expand
-from impls.full.reference import FullReference
+from ratbench.bench import fa_rule, runner
+from ratbench.bench.presets import PRESETS, preset
+from ratbench.bench.results import load, read_rows
+from ratbench.bench.sweep import Case, SweepSpec, expand
+from ratbench.impls.full.reference import FullReference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,7 +62,7 @@ def test_zero_reference_uses_an_absolute_bar():
 
 def test_rat_one_chunk_dq_dk_are_judged_against_zero():
     """chunk_size = T (the RNN): the float64 reference's dq and dk are exactly 0 (a softmax over one logit)."""
-    import impls
+    from ratbench import impls
 
     res = fa_rule.check(impls.get("rat/triton"), _case("rat/triton", "train", "float32", chunk_size=32))
     by = {t.name: t for t in res.tensors}
@@ -90,7 +90,7 @@ def _case(impl: str, mode: str, dtype: str, **kw) -> Case:
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_rat_triton_passes_in_train(dtype):
-    import impls
+    from ratbench import impls
 
     res = fa_rule.check(impls.get("rat/triton"), _case("rat/triton", "train", dtype))
     assert [t.name for t in res.tensors] == ["o", "dq", "dk", "dv", "df"]
@@ -102,7 +102,7 @@ def test_rat_triton_passes_in_train(dtype):
 @pytest.mark.parametrize("impl,mode,kw", [("full/triton", "train", {}), ("swa/triton", "prefill", {"window": 8}),
                                           ("rat/triton", "decode", {}), ("linear/triton", "train", {"decay": True, "head_dim": 64})])
 def test_triton_kernels_pass_fp32(impl, mode, kw):
-    import impls
+    from ratbench import impls
 
     res = fa_rule.check(impls.get(impl), _case(impl, mode, "float32", **kw))
     assert res.ok, res.tensors
@@ -196,14 +196,14 @@ def test_cli_bad_accuracy_is_one_line_exit_2(tmp_path, args, msg):
 
 
 def test_cli_preset_names_match_the_table():
-    import run_bench
+    from ratbench.bench import cli as run_bench
 
     assert tuple(run_bench.PRESET_NAMES) == PRESETS
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
 def test_check_triton_preset_checks_every_triton_kernel_by_the_fa_rule(device):
-    import impls
+    from ratbench import impls
 
     spec = preset("check-triton", device)
     assert spec.accuracy_rule == "fa-rule" and spec.check_accuracy

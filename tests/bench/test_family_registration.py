@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import impls
-import run_bench
-from bench import exit_codes
-from bench.results import load
-from bench.sweep import Case, SweepSpec, expand
+from ratbench import impls
+from ratbench.bench import cli as run_bench
+from ratbench.bench import exit_codes
+from ratbench.bench.results import load
+from ratbench.bench.sweep import Case, SweepSpec, expand
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY_IMPLS = {"toy/reference": "fake_family:ToyReference", "toy/sdpa": "fake_family:ToySDPA",
@@ -23,7 +23,7 @@ TOY_IMPLS = {"toy/reference": "fake_family:ToyReference", "toy/sdpa": "fake_fami
 def _forget_toy() -> None:
     for name in TOY_IMPLS:
         impls.unregister(name)
-    from impls.spec import unregister_family
+    from ratbench.impls.spec import unregister_family
 
     unregister_family("toy")
     sys.modules.pop("fake_family", None)

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import compare as CMP
-from bench import gate as G
-from bench import results as R
-from bench import static_gate as S
-from bench.sweep import Case, SweepSpec
+from ratbench.bench import compare as CMP
+from ratbench.bench import gate as G
+from ratbench.bench import results as R
+from ratbench.bench import static_gate as S
+from ratbench.bench.sweep import Case, SweepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,7 @@ def _cases(n: int) -> list[Case]:
 
 
 def test_compare_cli_exit_codes_and_outputs(tmp_path, capsys):
-    import run_bench
+    from ratbench.bench import cli as run_bench
 
     c = _cases(4)
     base = _write_run(tmp_path / "base", {x: _noisy(1.0 + i, 30, 0.01, i) for i, x in enumerate(c[:3])})
@@ -116,7 +116,7 @@ def test_compare_cli_exit_codes_and_outputs(tmp_path, capsys):
 
 
 def test_compare_refuses_mismatched_runs(tmp_path, capsys):
-    import run_bench
+    from ratbench.bench import cli as run_bench
 
     c = _cases(1)
     base = _write_run(tmp_path / "base", {c[0]: _noisy(1.0, 30, 0.01, 1)})
@@ -163,8 +163,8 @@ def test_detectable_slowdown_follows_from_the_interval():
 @pytest.fixture
 def gate_impl():
     """full/test-gate registered as WorkFull; ``swap(cls)`` re-registers it (a code change)."""
-    import impls
-    from impls import registry
+    from ratbench import impls
+    from ratbench.impls import registry
 
     name = "full/test-gate"
 
@@ -185,7 +185,7 @@ def gate_impl():
 
 
 def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
-    from bench import runner
+    from ratbench.bench import runner
 
     spec = SweepSpec(impls=["full/test-gate"], modes=["prefill"], seq_lens=[256], batches=[2], heads=[2],
                      head_dims=[32], device="cpu", repeats=20, min_repeats=20, case_budget_s=0.0)
@@ -200,7 +200,7 @@ def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
     pooled = R.read_rows(tmp_path / "aa")
     assert pooled[0]["n_samples"] == 24 and len(R.read_rows(tmp_path / "aa" / G.ROUNDS_FILE)) == 4
     # the command line, with the slowed copy registered in place of the baseline's implementation
-    import run_bench
+    from ratbench.bench import cli as run_bench
 
     rc = run_bench.main(["gate", "--baseline", str(tmp_path / "base"), "--out", str(tmp_path / "slow"),
                          "--register", "full/test-gate=gate_fakes:SlowedWorkFull", "--rounds", "4",
@@ -214,7 +214,7 @@ def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
 def test_gate_unknown_implementation_is_unusable(tmp_path):
     c = Case(impl="full/not-registered", mode="prefill", batch=2, seq_len=64, heads=2, head_dim=32,
              dtype="float32", device="cpu")
-    from bench.device import describe
+    from ratbench.bench.device import describe
 
     base = _write_run(tmp_path / "base", {c: _noisy(1.0, 30, 0.01, 1)}, meta=_meta(name=describe("cpu").name))
     v = G.gate(base, tmp_path / "new", G.GateConfig(rounds=1), CMP.CompareConfig())
@@ -263,7 +263,7 @@ def test_static_predecessor_when_a_constexpr_is_added():
 
 
 def test_register_replaces_a_registered_name(gate_impl):
-    import impls
+    from ratbench import impls
 
     G.register_impls([("full/test-gate", "gate_fakes:SlowedWorkFull")])
     assert impls.load_class("full/test-gate").REPEATS == 3
@@ -297,7 +297,7 @@ def test_static_gate_compiles_a_small_kernel_for_sm90(tmp_path):
     code = textwrap.dedent('''
         import json, sys
         sys.path.insert(0, sys.argv[1])
-        from bench import static_gate as S
+        from ratbench.bench import static_gate as S
         import tiny_kernels as T
         ck = S.compile_sm90(T.mm_kernel, {"A": "*bf16", "B": "*bf16", "C": "*fp32", "BM": "constexpr",
                             "BN": "constexpr", "BK": "constexpr"}, {"BM": 64, "BN": 64, "BK": 64},

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import provenance as P
-from bench import runner
-from bench.results import load, read_meta, read_rows
-from bench.sweep import SweepSpec
+from ratbench.bench import provenance as P
+from ratbench.bench import runner
+from ratbench.bench.results import load, read_meta, read_rows
+from ratbench.bench.sweep import SweepSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ def test_a_resume_on_another_machine_is_told_apart_per_row(tmp_path, monkeypatch
     head = "\n".join(P.header_lines(meta, read_rows(tmp_path)))
     assert "2 machines" in head and "2 git revisions" in head and "uncommitted changes" in head
     assert "host-a" in head and "host-b" in head
-    from bench.report import write_report
+    from ratbench.bench.report import write_report
 
     md = write_report(tmp_path, figures=False).read_text()
     assert "sessions (2;" in md and "**warning**: these rows mix 2 machines" in md
@@ -125,7 +125,7 @@ def _phase(stage: Path, name: str, host: str, monkeypatch, impl: str) -> None:
 
 
 def test_merge_keeps_every_phase_sessions(tmp_path, monkeypatch):
-    from bench.paper import merge_phases
+    from ratbench.bench.paper import merge_phases
 
     _phase(tmp_path, "layer", "host-1", monkeypatch, "full/reference")
     _phase(tmp_path, "model", "host-2", monkeypatch, "swa/reference")
@@ -216,11 +216,11 @@ def test_a_cpu_session_without_nvml_records_the_cpu():
 
 
 def test_readme_tables_are_generated_from_the_committed_rows():
-    from bench import readme_tables as T
+    from ratbench.bench import readme_tables as T
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert set(T.BEGIN.findall(text)) == set(T.TABLES)
-    assert T.regenerate(text) == text, "README.md's tables differ from the rows: run python -m bench.readme_tables"
+    assert T.regenerate(text) == text, "README.md's tables differ from the rows: run python -m ratbench.bench.readme_tables"
     # the eager RAT cell at 128k is the row the Figure 3 plot shows (the merged run's last row of that case)
     rows = {r["key"]: r for r in read_rows(ROOT / "reports/h200-paper/all")}
     rat = [r for r in rows.values() if r.get("impl") == "rat/triton" and r.get("seq_len") == 131072
@@ -230,7 +230,7 @@ def test_readme_tables_are_generated_from_the_committed_rows():
 
 
 def test_readme_tables_check_reports_a_drift(tmp_path, capsys):
-    from bench import readme_tables as T
+    from ratbench.bench import readme_tables as T
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     drifted = tmp_path / "README.md"
@@ -245,8 +245,8 @@ def test_readme_tables_check_reports_a_drift(tmp_path, capsys):
 
 
 def test_profile_rows_name_their_session(tmp_path):
-    import run_bench
-    from bench.results import PROFILE
+    from ratbench.bench import cli as run_bench
+    from ratbench.bench.results import PROFILE
 
     out = tmp_path / "p"
     run_bench.main(["profile", "--impl", "full/reference", "--mode", "prefill", "--seq-len", "32", "--batch", "1",

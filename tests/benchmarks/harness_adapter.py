@@ -34,9 +34,9 @@ def bench_args() -> list[str]:
 
 def build(argv: list[str] | None = None):  # -> (SweepSpec, argparse.Namespace)
     """run_bench.py's flags -> its SweepSpec (the same parser and defaults as a sweep)."""
-    import run_bench
-    from bench import exit_codes
-    from bench.sweep import SweepError
+    from ratbench.bench import cli as run_bench
+    from ratbench.bench import exit_codes
+    from ratbench.bench.sweep import SweepError
 
     argv = bench_args() if argv is None else argv
     try:
@@ -100,8 +100,8 @@ class Harness:
     """One bench.runner.Runner for the session (its accuracy cache is shared by the cases, as in a sweep)."""
 
     def __init__(self, spec, args) -> None:  # type: ignore[no-untyped-def]
-        from bench.device import Nvml
-        from bench.runner import Runner
+        from ratbench.bench.device import Nvml
+        from ratbench.bench.runner import Runner
 
         if getattr(args, "threads", None):
             import torch
@@ -123,8 +123,8 @@ def row_dict(row) -> dict:  # type: ignore[no-untyped-def]
 
 def machine_info(device: str) -> dict[str, object]:
     """What pytest-benchmark's machine_info lacks: GPU, driver, CUDA, torch, triton (bench.device.describe)."""
-    from bench.device import describe
-    from bench.provenance import git_revision
+    from ratbench.bench.device import describe
+    from ratbench.bench.provenance import git_revision
 
     info = describe(device).to_dict()
     nvml = info.get("nvml") or {}

@@ -36,7 +36,7 @@ try:
 except A.UsageError as exc:
     raise pytest.UsageError(str(exc)) from None
 
-from bench.sweep import expand
+from ratbench.bench.sweep import expand
 
 CASES = expand(SPEC)
 CLOCK = A.HarnessSamples()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from test_references import close, rand
 
-import impls
+from ratbench import impls
 
 
 def run_decode(name, fwd_kwargs, state_kwargs, T, T0, B=2, H=3, D=8, extra=None):

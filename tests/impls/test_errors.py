@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import impls
+from ratbench import impls
 
 x = torch.randn(1, 8, 2, 4)
 
@@ -37,7 +37,7 @@ def test_register_rejects_bad_names():
     with pytest.raises(ValueError, match="family"):
         impls.register("nofamily", "x:y")
     with pytest.raises(ValueError, match="twice"):
-        impls.register("rat/reference", "impls.rat.reference:RATReference")
+        impls.register("rat/reference", "ratbench.impls.rat.reference:RATReference")
 
 
 @pytest.mark.parametrize("bad,exc,msg", [

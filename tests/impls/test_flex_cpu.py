@@ -14,8 +14,8 @@ import torch
 from test_peers import TOL, decode_matches_reference
 from test_references import close, rand
 
-import impls
-from impls import peer_utils
+from ratbench import impls
+from ratbench.impls import peer_utils
 
 
 @pytest.fixture
@@ -122,9 +122,9 @@ def test_harness_runs_rat_flex_on_cpu(tmp_path):
     """`run_bench.py --impl rat/flex --device cpu`: every prefill and decode case ends ok (accuracy checked
     first), train is unsupported (no CPU backward). Before issue 14's fix these ended `error`
     (CppCompileError from inductor's block-mask kernel) on some CPUs."""
-    from bench import runner
-    from bench.results import load
-    from bench.sweep import SweepSpec
+    from ratbench.bench import runner
+    from ratbench.bench.results import load
+    from ratbench.bench.sweep import SweepSpec
 
     spec = SweepSpec(impls=["rat/flex"], modes=["train", "prefill", "decode"], seq_lens=[256, 272], heads=[4],
                      head_dims=[64], batches=[2], tokens=None, chunk_sizes=[16], dtype="float32", device="cpu",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-import impls
+from ratbench import impls
 
 
 def _inputs(*shapes, positive=False):

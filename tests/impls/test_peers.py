@@ -12,8 +12,8 @@ import pytest
 import torch
 from test_references import close, rand
 
-import impls
-from impls.base import UnavailableError
+from ratbench import impls
+from ratbench.impls.base import UnavailableError
 
 PEERS = ["full/sdpa-flash", "full/sdpa-cudnn", "full/sdpa-efficient", "full/sdpa-math", "full/flex",
          "full/flash-attn", "full/fa4", "swa/flex", "swa/flash-attn", "swa/fa4", "linear/fla", "rat/flex"]
@@ -75,7 +75,7 @@ def test_pinned_sdpa_backend_raises_instead_of_falling_back():
     """EFFICIENT_ATTENTION has no CPU kernel: pinned, SDPA must refuse, and we must say so."""
     from torch.nn.attention import SDPBackend
 
-    from impls.peer_utils import sdpa_pinned
+    from ratbench.impls.peer_utils import sdpa_pinned
 
     q = torch.randn(1, 2, 8, 16)
     with pytest.raises(UnavailableError, match="EFFICIENT_ATTENTION.*no fallback"):
@@ -128,7 +128,7 @@ def test_flex_block_masks_are_cached_and_never_dense():
     """The 128K sliding-window mask is built from block tables (on the CPU from the window's formula, on CUDA
     compiled): a dense 131072^2 bool mask (16 GiB) would not fit this test's time or memory. Built once per
     shape, then reused."""
-    from impls.peer_utils import block_mask
+    from ratbench.impls.peer_utils import block_mask
 
     T = 131072
     t0 = time.perf_counter()
@@ -170,7 +170,7 @@ def test_rat_flex_decode(T0, rope):
 
 
 def test_compiled_peers_never_fall_back_to_eager_silently():
-    from impls.peer_utils import _no_silent_eager
+    from ratbench.impls.peer_utils import _no_silent_eager
 
     assert _no_silent_eager().get("fail_on_recompile_limit_hit") is True
 
@@ -226,7 +226,7 @@ def test_fla_recurrent_decode_step_in_interpreter(with_decay, monkeypatch):
 
 @needs_fla
 def test_fla_gated_train_refusal_is_reported_only_on_hopper_with_old_triton():
-    from impls.linear.fla import gated_backward_refusal
+    from ratbench.impls.linear.fla import gated_backward_refusal
 
     # no GPU here: nothing to refuse
     if not torch.cuda.is_available():
@@ -235,7 +235,7 @@ def test_fla_gated_train_refusal_is_reported_only_on_hopper_with_old_triton():
 
 def test_optional_flash_attn_packages_give_install_reasons():
     """flash-attn 2 needs its CUDA extension (flash-attn-4 alone installs only flash_attn.cute)."""
-    from impls.peer_utils import fa2_unavailable_reason, fa4_unavailable_reason, has_module
+    from ratbench.impls.peer_utils import fa2_unavailable_reason, fa4_unavailable_reason, has_module
 
     if not has_module("flash_attn_2_cuda"):
         assert "flash-attn 2" in fa2_unavailable_reason("cuda")
@@ -247,7 +247,7 @@ def test_optional_flash_attn_packages_give_install_reasons():
 def test_rat_flex_scan_backward_gradcheck(backward):
     """rat/flex's scan backward (one reverse associative scan) against finite differences, float64; the
     CPU runs combine_mode='generic', the same combine as CUDA's 'pointwise'."""
-    from impls.rat.flex import chunk_scan
+    from ratbench.impls.rat.flex import chunk_scan
 
     g = torch.Generator().manual_seed(0)
     a = torch.rand(1, 2, 5, 2, 3, generator=g, dtype=torch.float64).requires_grad_()

@@ -5,7 +5,7 @@ import pytest
 import torch
 from loops import full_loop, linear_loop, rat_loop
 
-import impls
+from ratbench import impls
 
 SHAPES = [(1, 1, 1, 4), (2, 7, 3, 8), (1, 33, 2, 16), (2, 64, 1, 32)]
 

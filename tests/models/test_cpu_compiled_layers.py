@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import runner
-from bench.results import load
-from bench.sweep import SweepSpec
+from ratbench.bench import runner
+from ratbench.bench.results import load
+from ratbench.bench.sweep import SweepSpec
 
 _BASE = {"impls": ["full/sdpa-math"], "levels": ["layer"], "kinds": ["attention"], "modes": ["prefill"],
          "compile": [True], "seq_lens": [40], "heads": [2], "head_dims": [8], "batches": [2], "tokens": None,

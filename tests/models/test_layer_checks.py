@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.checks import check_layer
+from ratbench.models.checks import check_layer
 
 
 @pytest.mark.parametrize(("kind", "impl"), [("rat", "rat/triton"), ("rnn", "rat/triton"),

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import impls
-from impls.rope import apply_rope, rope_cos_sin
-from models import (
+from ratbench import impls
+from ratbench.impls.rope import apply_rope, rope_cos_sin
+from ratbench.models import (
     AUTHORS_HYBRID_WINDOW,
     AttentionLayer,
     LanguageModel,
@@ -24,8 +24,8 @@ from models import (
     build_mixer,
     find_max_batch,
 )
-from models.layers import KIND_FAMILY
-from models.lm import is_oom
+from ratbench.models.layers import KIND_FAMILY
+from ratbench.models.lm import is_oom
 
 F64 = torch.float64
 DM, H, D = 32, 4, 8  # tiny layer: d_model, heads, head_dim (H * D == DM for RAT)
@@ -379,7 +379,7 @@ class FakeGraph:
 
 @pytest.mark.parametrize("mixer", ["rat", "linear", "rnn", "rat-swa", "attention"])
 def test_graph_decode_with_stand_in_graphs_matches_eager(mixer, monkeypatch):
-    from models import lm
+    from ratbench.models import lm
 
     m = tiny(mixer)
     caches_seen = []
@@ -420,7 +420,7 @@ def test_graph_decode_with_stand_in_graphs_matches_eager(mixer, monkeypatch):
 
 
 def test_memory_probe_and_max_generate_batch(monkeypatch):
-    from models import lm
+    from ratbench.models import lm
 
     m = tiny("rat-swa")
     lm.memory_probe(m, 5, 6, 4, prefill_batch=2)  # runs on the CPU: real prefill piece + decode steps
@@ -439,7 +439,7 @@ def test_memory_probe_and_max_generate_batch(monkeypatch):
 # ----- layer-level timed callables ------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 def test_layer_callables(kind):
-    from models.cases import LayerCase, layer_callable
+    from ratbench.models.cases import LayerCase, layer_callable
 
     kw = {"d_model": DM, "heads": H, "head_dim": D, "chunk_size": 4, "window": 5, "device": "cpu"}
     tr = layer_callable(LayerCase(kind, f"{KIND_FAMILY[kind]}/reference", "train", 2, 8, **kw))
@@ -459,10 +459,10 @@ def test_layer_callables(kind):
 
 
 def test_fill_cache_is_a_real_prefill(monkeypatch):
-    import models.cases
-    from models.cases import fill_cache
+    import ratbench.models.cases
+    from ratbench.models.cases import fill_cache
 
-    monkeypatch.setattr(models.cases, "FILL_TOKENS", 22)  # 2 sequences per prefill call: slices 2, 2, 1
+    monkeypatch.setattr(ratbench.models.cases, "FILL_TOKENS", 22)  # 2 sequences per prefill call: slices 2, 2, 1
     m = layer("rat", torch.float32)
     cache = m.init_cache(5, 12, "cpu", torch.float32)
     fill_cache(m, cache, 5, 11, torch.float32, "cpu")
@@ -511,7 +511,7 @@ def test_generate_is_batch_invariant(mixer):
 
 
 def test_decode_callable_without_fill():
-    from models.cases import LayerCase, layer_callable
+    from ratbench.models.cases import LayerCase, layer_callable
 
     kw = {"d_model": DM, "heads": H, "head_dim": D, "chunk_size": 4, "device": "cpu", "dtype": torch.float32}
     dec = layer_callable(LayerCase("rat", "rat/reference", "decode", 2, 9, fill="none", **kw))

@@ -23,19 +23,19 @@ up to three.
 """
 from __future__ import annotations
 
-from impls.attention_core import LOG2E
-from impls.rat.kernels.backward_dkv import bwd_dkv_early_kernel, bwd_dkv_kernel
-from impls.rat.kernels.backward_dq import bwd_dq_kernel, bwd_dq_pre_kernel, bwd_pre_kernel
-from impls.rat.kernels.decode import step_kernel
-from impls.rat.kernels.forward import fwd_kernel
-from impls.rat.kernels.long_scan import (
+from ratbench.impls.attention_core import LOG2E
+from ratbench.impls.rat.kernels.backward_dkv import bwd_dkv_early_kernel, bwd_dkv_kernel
+from ratbench.impls.rat.kernels.backward_dq import bwd_dq_kernel, bwd_dq_pre_kernel, bwd_pre_kernel
+from ratbench.impls.rat.kernels.decode import step_kernel
+from ratbench.impls.rat.kernels.forward import fwd_kernel
+from ratbench.impls.rat.kernels.long_scan import (
     bwd_lscan_kernel,
     bwd_lscan_sum_kernel,
     lscan_carry_kernel,
     lscan_kernel,
     lscan_sum_kernel,
 )
-from impls.rat.kernels.scan import bwd_scan_kernel, scan_kernel
+from ratbench.impls.rat.kernels.scan import bwd_scan_kernel, scan_kernel
 
 __all__ = [
     "LOG2E",

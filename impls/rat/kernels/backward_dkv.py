@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 # the flash-attention dK/dV loop is the core shared with full/swa triton
-from impls.attention_core import dkv_inner
+from ratbench.impls.attention_core import dkv_inner
 
 
 @triton.jit

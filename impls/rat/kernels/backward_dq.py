@@ -22,8 +22,8 @@ import triton
 import triton.language as tl
 
 # the flash-attention dq loop is the core shared with full/swa triton
-from impls.attention_core import dq_inner
-from impls.rat.kernels.common import _rope, _rope_at, _rope_t
+from ratbench.impls.attention_core import dq_inner
+from ratbench.impls.rat.kernels.common import _rope, _rope_at, _rope_t
 
 
 @triton.jit

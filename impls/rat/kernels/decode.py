@@ -17,8 +17,8 @@ import triton
 import triton.language as tl
 
 # the decode loop and the split merge are the core shared with full/swa triton
-from impls.attention_core import decode_finish, decode_inner
-from impls.rat.kernels.common import _rope
+from ratbench.impls.attention_core import decode_finish, decode_inner
+from ratbench.impls.rat.kernels.common import _rope
 
 
 @triton.jit

@@ -19,8 +19,8 @@ import triton
 import triton.language as tl
 
 # the flash-attention inner loop is the core shared with full/swa triton
-from impls.attention_core import fwd_inner
-from impls.rat.kernels.common import _rope_at
+from ratbench.impls.attention_core import fwd_inner
+from ratbench.impls.rat.kernels.common import _rope_at
 
 
 @triton.jit

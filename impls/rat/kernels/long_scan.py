@@ -28,8 +28,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from impls.rat.kernels.common import _cos_sin, _load2, _maybe_rope, _store2
-from impls.rat.kernels.scan import _bwd_direct, _bwd_recur, _bwd_scan_step, _scan_step
+from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _maybe_rope, _store2
+from ratbench.impls.rat.kernels.scan import _bwd_direct, _bwd_recur, _bwd_scan_step, _scan_step
 
 
 @triton.jit

@@ -27,7 +27,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from impls.rat.kernels.common import _cos_sin, _load2, _maybe_rope, _rope, _rope_t, _store2
+from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _maybe_rope, _rope, _rope_t, _store2
 
 
 @triton.jit

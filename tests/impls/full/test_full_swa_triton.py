@@ -12,10 +12,10 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 
-import impls
-from impls.base import UnavailableError
-from impls.full.triton import INTERPRET_CONFIG, FullTriton
-from impls.swa.triton import SWATriton
+from ratbench import impls
+from ratbench.impls.base import UnavailableError
+from ratbench.impls.full.triton import INTERPRET_CONFIG, FullTriton
+from ratbench.impls.swa.triton import SWATriton
 
 
 def rand(B, T, H, D, seed):

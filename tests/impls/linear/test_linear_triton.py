@@ -10,9 +10,9 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 
-import impls
-from impls.base import UnavailableError
-from impls.linear.triton import LinearTriton, LinearTritonConfig
+from ratbench import impls
+from ratbench.impls.base import UnavailableError
+from ratbench.impls.linear.triton import LinearTriton, LinearTritonConfig
 
 # both forms, whatever the CPU heuristic picks; small blocks exercise the split-state paths
 TWO_PASS = LinearTritonConfig(fused=False, seg=False)  # seg=False: the no-grad forward and prefill too

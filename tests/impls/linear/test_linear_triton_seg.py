@@ -12,8 +12,8 @@ import pytest
 import torch
 from test_linear_triton import check_forward_backward, check_prefill_then_steps, rand, ref_forward, rel
 
-from impls.linear import triton_kernels as K
-from impls.linear.triton import LinearTriton, LinearTritonConfig
+from ratbench.impls.linear import triton_kernels as K
+from ratbench.impls.linear.triton import LinearTriton, LinearTritonConfig
 
 SEG1 = LinearTritonConfig(seg=True, seg_chunks=1)  # every chunk its own segment
 SEG3_BV32 = LinearTritonConfig(seg=True, seg_chunks=3, fused_bv=32, segstate_bv=32)  # partial last segment

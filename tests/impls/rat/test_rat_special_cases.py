@@ -6,8 +6,8 @@ import torch
 from loops import rat_loop
 from test_references import close, rand
 
-import impls
-from impls.rope import apply_rope, rope_cos_sin
+from ratbench import impls
+from ratbench.impls.rope import apply_rope, rope_cos_sin
 
 
 @pytest.mark.parametrize("T,H,D", [(1, 1, 4), (9, 2, 8), (32, 3, 16)])

@@ -13,9 +13,9 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest
 import torch
 
-import impls
-from impls.base import UnavailableError
-from impls.rat.triton import INTERPRET_CONFIG, RATTriton
+from ratbench import impls
+from ratbench.impls.base import UnavailableError
+from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
 
 
 def rand(B, T, H, D, seed):
@@ -159,7 +159,7 @@ def test_step_launch_rule():
     config values win."""
     import dataclasses
 
-    from impls.rat.triton import DEFAULT_CONFIG, step_launch
+    from ratbench.impls.rat.triton import DEFAULT_CONFIG, step_launch
 
     assert step_launch(DEFAULT_CONFIG, 16, 8191, 132) == (16, 128, 4)  # B = 1, T = 128k
     assert step_launch(DEFAULT_CONFIG, 16, 8191, None) == (1, 128, 2)  # no GPU: no splits
@@ -179,11 +179,11 @@ def test_kernels_exported():
 
     from triton.runtime.jit import KernelInterface  # JITFunction, or InterpretedFunction under the interpreter
 
-    from impls.rat import kernels
+    from ratbench.impls.rat import kernels
 
     found = set()
     for mod in pkgutil.iter_modules(kernels.__path__):
-        m = importlib.import_module(f"impls.rat.kernels.{mod.name}")
+        m = importlib.import_module(f"ratbench.impls.rat.kernels.{mod.name}")
         found |= {n for n, x in vars(m).items() if isinstance(x, KernelInterface) and n.endswith("_kernel")
                   and x.fn.__module__ == m.__name__}
     assert "bwd_dq_pre_kernel" in found and "bwd_dkv_early_kernel" in found

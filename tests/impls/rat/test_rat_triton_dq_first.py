@@ -17,8 +17,8 @@ import pytest
 import torch
 from test_rat_triton import assert_matches_reference, rand
 
-from impls.rat import kernels as K
-from impls.rat.triton import (
+from ratbench.impls.rat import kernels as K
+from ratbench.impls.rat.triton import (
     DEFAULT_CONFIG,
     FP32_CONFIG,
     INTERPRET_CONFIG,

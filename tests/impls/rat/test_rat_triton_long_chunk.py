@@ -20,8 +20,8 @@ from test_rat_triton import (  # test folders on sys.path (tests/conftest.py)
     rand,
 )
 
-import impls
-from impls.rat.triton import DEFAULT_CONFIG, INTERPRET_CONFIG, RATTriton, long_scan_used
+from ratbench import impls
+from ratbench.impls.rat.triton import DEFAULT_CONFIG, INTERPRET_CONFIG, RATTriton, long_scan_used
 
 LONG = dataclasses.replace(INTERPRET_CONFIG, long_scan=True, lscan_bnb=4)
 
