@@ -282,9 +282,10 @@ def forward_backward_costs(case: Case) -> dict[str, Cost]:
     return {"forward": fwd, "backward": Cost(total.flops - fwd.flops, total.bytes - fwd.bytes)}
 
 
-#: stage cost models of one implementation (the exact registry name); the others get their family's
+#: stage cost models of one implementation (the exact registry name; rat/gluon runs rat/triton's stages with
+#: another forward kernel); the others get their family's
 #: (its declaration's ``stage_cost``, impls/spec.py); stages without one get time only
-STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs}
+STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs, "rat/gluon": rat_triton_stage_costs}
 
 
 def stage_costs(case: Case) -> dict[str, Cost]:

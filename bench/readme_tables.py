@@ -125,29 +125,29 @@ OP_ROWS = [
 ]
 
 
-def op_h200() -> str:
-    """Op level, one H200: every implementation, median ms (README "Op level")."""
-    cols = [f"{m} {T // K}k" for m, T in OP_COLUMNS]
+def _op_table(specs: list[OpRow], columns: list[tuple[str, int]]) -> str:
+    """Median ms of each (implementation row, mode and T column), the best of each family's column bold."""
+    cols = [f"{m} {T // K}k" for m, T in columns]
     cells: list[list[float | None]] = []
     used: list[tuple[str, dict]] = []
-    for spec in OP_ROWS:
+    for spec in specs:
         rows = [r for r in _ok_rows(spec.run) if r.get("level") == "op"]
         line = []
-        for mode, T in OP_COLUMNS:
+        for mode, T in columns:
             r = _pick(rows, impl=spec.impl, mode=mode, seq_len=T)
             line.append(None if r is None else float(r["ms_median"]))
             if r is not None:
                 used.append((spec.run, r))
         cells.append(line)
-    bold = [[False] * len(cols) for _ in OP_ROWS]
-    families = list(dict.fromkeys(s.impl.split("/")[0] for s in OP_ROWS))
+    bold = [[False] * len(cols) for _ in specs]
+    families = list(dict.fromkeys(s.impl.split("/")[0] for s in specs))
     for fam in families:
-        idx = [i for i, s in enumerate(OP_ROWS) if s.impl.split("/")[0] == fam]
+        idx = [i for i, s in enumerate(specs) if s.impl.split("/")[0] == fam]
         for j in range(len(cols)):
             for i, b in zip(idx, _bold_best([cells[i][j] for i in idx])):
                 bold[i][j] = b
     out = ["| median ms | " + " | ".join(cols) + " |", "| --- " * (len(cols) + 1) + "|"]
-    for i, spec in enumerate(OP_ROWS):
+    for i, spec in enumerate(specs):
         texts = []
         for j, c in enumerate(cols):
             t = fmt_ms(cells[i][j])
@@ -155,6 +155,24 @@ def op_h200() -> str:
             texts.append(t + ((spec.marks or {}).get(c, "")))
         out.append(f"| {spec.label} | " + " | ".join(texts) + " |")
     return "\n".join(out + ["", _provenance_line(used)])
+
+
+def op_h200() -> str:
+    """Op level, one H200: every implementation, median ms (README "Op level")."""
+    return _op_table(OP_ROWS, OP_COLUMNS)
+
+
+RAT_GLUON_RUN = "reports/h200-rat-gluon-2026-12-04/op"
+RAT_GLUON_ROWS = [OpRow("rat/triton", "rat/triton", run=RAT_GLUON_RUN),
+                  OpRow("rat/gluon", "**rat/gluon** (Gluon forward, sm_90)", run=RAT_GLUON_RUN),
+                  OpRow("rat/gluon-pp", "rat/gluon with ping-pong (experiments/rat-gluon)", run=RAT_GLUON_RUN)]
+RAT_GLUON_COLUMNS = [("train", 4 * K), ("train", 32 * K), ("train", 128 * K), ("prefill", 4 * K),
+                     ("prefill", 32 * K), ("prefill", 128 * K)]
+
+
+def rat_gluon_h200() -> str:
+    """rat/gluon beside rat/triton in one harness run on the H200 (README "Op level", issue 18)."""
+    return _op_table(RAT_GLUON_ROWS, RAT_GLUON_COLUMNS)
 
 
 def figure3_train() -> str:
@@ -211,7 +229,8 @@ def figure3_train() -> str:
     return "\n".join(out + ["", _provenance_line(used)])
 
 
-TABLES: dict[str, Callable[[], str]] = {"op-h200": op_h200, "figure3-train": figure3_train}
+TABLES: dict[str, Callable[[], str]] = {"op-h200": op_h200, "rat-gluon-h200": rat_gluon_h200,
+                                          "figure3-train": figure3_train}
 
 
 # ----- README.md ----------------------------------------------------------------------------------

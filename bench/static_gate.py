@@ -59,16 +59,22 @@ def triton_bin(tool: str) -> str:
 
 
 # ----- compiling one kernel -----------------------------------------------------------------------
-def compile_sm90(fn, signature: dict, constexprs: dict, attrs: dict, num_warps: int, num_stages: int):
+def compile_sm90(fn, signature: dict, constexprs: dict, attrs: dict, num_warps: int, num_stages: int,
+                 maxnreg: int | None = None):
     """``triton.compile`` for sm_90. ``signature`` maps every parameter name to its type (constexprs
-    included, as "constexpr"); ``attrs`` maps (index,) to [["tt.divisibility", 16]]."""
+    included, as "constexpr"); ``attrs`` maps (index,) to [["tt.divisibility", 16]]. Gluon kernels
+    (``fn.is_gluon()``) compile from their own AST source; ``maxnreg`` as the launch passes it."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    if getattr(fn, "is_gluon", lambda: False)():
+        from triton.experimental.gluon._runtime import GluonASTSource as ASTSource
     src = ASTSource(fn, signature, constexprs, attrs)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32),
-                          options={"num_warps": num_warps, "num_stages": num_stages})
+    options = {"num_warps": num_warps, "num_stages": num_stages}
+    if maxnreg is not None:
+        options["maxnreg"] = maxnreg
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options=options)
 
 
 def sass_stats(cubin: bytes) -> tuple[dict, str]:
@@ -122,6 +128,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat decode T=32k", "rat/triton", "decode", 32768, batch=64, params=(("chunk_size", 16),)),
     Scenario("rat decode T=32k split", "rat/triton", "decode", 32768, batch=1, params=(("chunk_size", 16),),
              config="ratbench.bench.static_gate:RAT_SPLIT_CONFIG"),
+    Scenario("rat gluon train T=32k", "rat/gluon", "train", 32768, params=(("chunk_size", 16),)),
+    Scenario("rat gluon prefill T=4k", "rat/gluon", "prefill", 4096, params=(("chunk_size", 16),)),
     Scenario("full train T=4k", "full/triton", "train", 4096),
     Scenario("full train T=32k", "full/triton", "train", 32768),
     Scenario("full prefill T=4k", "full/triton", "prefill", 4096),
@@ -163,6 +171,7 @@ class Launch:
     num_warps: int
     num_stages: int
     scenarios: list[str] = field(default_factory=list)
+    maxnreg: int | None = None  # the launch's register cap (warp-specialized Gluon kernels)
 
     @property
     def qualname(self) -> str:
@@ -178,7 +187,8 @@ class Launch:
         h = hashlib.sha1(spec.encode()).hexdigest()[:8]
         mod = self.module.removeprefix("ratbench.")
         fam = mod.split(".")[1] if mod.count(".") >= 1 else mod
-        return f"{fam}.{self.kernel} [{ce}] w{self.num_warps} s{self.num_stages} {ptr.lstrip('*')} #{h}"
+        reg = "" if self.maxnreg is None else f" r{self.maxnreg}"
+        return f"{fam}.{self.kernel} [{ce}] w{self.num_warps} s{self.num_stages}{reg} {ptr.lstrip('*')} #{h}"
 
 
 def _specialize(arg: object, kp) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
@@ -216,6 +226,7 @@ def _record(jit, args: tuple, kwargs: dict, scenario: str, out: list[Launch]) ->
     names = [p.name for p in params]
     bound: dict[str, object] = dict(zip(names, args))
     warps, stages = kwargs.pop("num_warps", 4), kwargs.pop("num_stages", 3)
+    maxnreg = kwargs.pop("maxnreg", None)
     bound.update({k: v for k, v in kwargs.items() if k in names})
     for p in params:
         if p.name not in bound and p.has_default:
@@ -232,7 +243,8 @@ def _record(jit, args: tuple, kwargs: dict, scenario: str, out: list[Launch]) ->
             consts[p.name] = v
         elif div:
             attrs.append(i)
-    out.append(Launch(jit.fn.__module__, jit.fn.__name__, sig, consts, attrs, int(warps), int(stages), [scenario]))
+    out.append(Launch(jit.fn.__module__, jit.fn.__name__, sig, consts, attrs, int(warps), int(stages), [scenario],
+                      maxnreg=None if maxnreg is None else int(maxnreg)))
 
 
 @contextlib.contextmanager
@@ -331,7 +343,7 @@ def _compile_launch(ln: Launch) -> dict:
                                                                         sorted(ln.constexprs.items())},
                  "num_warps": ln.num_warps, "num_stages": ln.num_stages, "scenarios": sorted(ln.scenarios)}
     try:
-        ck = compile_sm90(fn, ln.signature, ln.constexprs, attrs, ln.num_warps, ln.num_stages)
+        ck = compile_sm90(fn, ln.signature, ln.constexprs, attrs, ln.num_warps, ln.num_stages, ln.maxnreg)
         st, _ = sass_stats(ck.asm["cubin"])
     except Exception as exc:  # noqa: BLE001 - a kernel that does not compile is a gate failure, reported
         rec["error"] = f"{type(exc).__name__}: {str(exc).strip()[:500]}"

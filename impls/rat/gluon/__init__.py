@@ -18,9 +18,8 @@ from ratbench.impls.peer_utils import cuda_capability
 from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, RATTritonConfig
 
 #: rat/triton's 16-bit default with the Gluon forward: 128 x 128 tiles, 2 buffers of K and V each (3 do not fit in
-#: 227 KB), no ping-pong: H200 (NOTES.md v2) forward kernel at T = 128k 8.25 ms without, 9.27 ms with it
-GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=128, fwd_bn=128, fwd_stages=2,
-                                   fwd_pingpong=False)
+#: 227 KB), persistent CTAs (one per multiprocessor); impls/rat/gluon/NOTES.md
+GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=128, fwd_bn=128, fwd_stages=2)
 
 
 class RATGluon(RATTriton):

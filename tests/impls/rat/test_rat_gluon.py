@@ -1,0 +1,97 @@
+"""rat/gluon on a machine without a Hopper GPU: what can be checked without running its kernel (Gluon has no
+interpreter; correctness is checked on the H200, impls/rat/gluon/NOTES.md): the config route, refusals, and the
+forward kernel compiled for sm_90 at the shapes the static gate's scenarios do not cover."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ratbench.impls.rat.gluon import GLUON_CONFIG, RATGluon
+from ratbench.impls.rat.triton import RATTritonConfig
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_config_route_is_checked():
+    assert GLUON_CONFIG.forward == "gluon_ws" and GLUON_CONFIG.fwd_bm == 128
+    with pytest.raises(ValueError, match="forward must be one of"):
+        RATTritonConfig(forward="cuda")
+    with pytest.raises(ValueError, match="128-row query tile"):
+        dataclasses.replace(GLUON_CONFIG, fwd_bm=64)
+
+
+def test_unavailable_on_the_cpu_with_a_reason():
+    assert RATGluon.unavailable_reason("cpu") == "runs on cuda only, not on cpu"
+    reason = RATGluon().unsupported_reason(mode="train", device="cpu", dtype=torch.bfloat16, head_dim=128)
+    assert reason == "runs on cuda only, not on cpu"
+    assert torch.float32 not in RATGluon.dtypes and 32 not in RATGluon.head_dims
+
+
+def test_cli_says_why_nothing_ran(tmp_path):
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    p = subprocess.run([sys.executable, "run_bench.py", "--impl", "rat/gluon", "--device", "cpu", "--no-progress",
+                        "--out", str(tmp_path / "run")], cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+                       timeout=300)
+    assert p.returncode == 5, p.stderr
+    assert "rat/gluon" in p.stderr and "runs on cuda only" in p.stderr
+
+
+def _meta_inputs(T=256, H=2, D=128, L=16, cache=None):
+    meta = torch.device("meta")
+    q = torch.empty(1, T, H, D, device=meta, dtype=torch.bfloat16)
+    ke = cache if cache is not None else torch.empty(1, H, T // L, D, device=meta, dtype=torch.bfloat16)
+    cos = torch.empty(T // L, D // 2, device=meta)
+    lse = torch.empty(H, T, device=meta)
+    return q, ke, cos, lse
+
+
+def test_launcher_refuses_what_the_kernel_cannot_do():
+    from ratbench.impls.rat.gluon.forward import launch_forward
+
+    q, ke, cos, lse = _meta_inputs()
+    with pytest.raises(ValueError, match="positive softmax scale"):
+        launch_forward(q, q, q, cos, cos, ke, ke, q, lse, 256, 2, 16, -0.1, True, True)
+    strided = torch.empty(1, 16, 2, 128, device="meta", dtype=torch.bfloat16).transpose(1, 2)
+    with pytest.raises(ValueError, match="contiguous"):
+        launch_forward(q, q, q, cos, cos, strided, strided, q, lse, 256, 2, 16, 0.1, True, True)
+
+
+COMPILE = """
+import json, sys, torch
+from ratbench.bench.static_gate import _compile_launch, _intercept
+from ratbench.impls.rat.gluon.forward import launch_forward
+D, L, rope, lse, ctas = json.loads(sys.argv[1])
+meta, T, H = torch.device("meta"), 512, 2
+q = torch.empty(1, T, H, D, device=meta, dtype=torch.bfloat16)
+ke = torch.empty(1, H, T // L, D, device=meta, dtype=torch.bfloat16)
+cos, lse_t = torch.empty(T // L, D // 2, device=meta), torch.empty(H, T, device=meta)
+found = []
+with _intercept("test", found):
+    launch_forward(q, q, q, cos, cos, ke, ke, q, lse_t, T, H, L, 0.1, rope, lse, ctas=ctas)
+assert len(found) == 1, found
+print(json.dumps(_compile_launch(found[0])))
+"""
+
+
+@pytest.mark.parametrize("D, L, rope, lse, ctas", [(64, 64, True, True, None), (128, 16, False, False, 0)])
+def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse, ctas):
+    """The kernel as the launcher launches it (intercepted on meta tensors), compiled for sm_90 in a process
+    without TRITON_INTERPRET (the tests' conftest sets it before kernels are defined)."""
+    import json
+
+    pytest.importorskip("triton.experimental.gluon")
+    from ratbench.bench.static_gate import SMEM_LIMIT
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    p = subprocess.run([sys.executable, "-c", COMPILE, json.dumps([D, L, rope, lse, ctas])], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rec = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "error" not in rec, rec.get("error")
+    assert rec["spills"] == 0 and rec["HGMMA"] > 0 and rec["UTMALDG"] > 0 and 0 < rec["shared"] <= SMEM_LIMIT, rec
