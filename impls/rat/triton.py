@@ -49,10 +49,10 @@ class RATTritonConfig:
     #: NOTES.md session 4, run6); "plain" = bwd_pre_kernel, bwd_dkv_kernel, bwd_dq_kernel: what float32 runs
     backward: str = "plain"
     #: the forward's attention kernel (FORWARDS); "gluon_ws" uses fwd_bn (chunk ends per block), fwd_stages
-    #: (K / V buffers) and fwd_ctas (its grid: None = one persistent CTA per multiprocessor, 0 = one CTA per
-    #: 128-row tile); its query tile is 128 rows (fwd_bm must be 128)
+    #: (K / V buffers) and fwd_pingpong (its two consumer warpgroups take turns issuing products); its query tile
+    #: is 128 rows (fwd_bm must be 128)
     forward: str = "triton"
-    fwd_ctas: int | None = None
+    fwd_pingpong: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -244,7 +244,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         from ratbench.impls.rat.gluon.forward import launch_forward
 
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
-                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, ctas=cfg.fwd_ctas)
+                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, pingpong=cfg.fwd_pingpong)
         return o, (lse if need_lse else None), ktr, vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,

@@ -1,24 +1,24 @@
-"""The RAT forward attention (docs/rat-spec.md, op step 3) as a warp-specialized, persistent Gluon kernel
-for sm_90.
+"""The RAT forward attention (docs/rat-spec.md, op step 3) as a warp-specialized Gluon kernel for sm_90.
 
-fwd_ws_kernel  grid: one CTA per multiprocessor (or one per tile, `ctas=0`); the CTAs take the 128-row query
-               tiles of all heads in turn, longest first (_tile). One CTA = three partitions: a loader warp
-               (TMA: the chunk ends K_j, V_j in blocks of BN rows into a ring of STAGES shared-memory buffers,
-               one mbarrier per buffer and operand, a buffer refilled once both consumers released it; it runs
-               on into the CTA's next tile while the consumers finish one) and two consumer warpgroups of 64
-               query rows each (_consumer), per tile:
-                 prologue: q_r = RoPE_c(q) in float32, the self term s_self = q_r . RoPE_c(kt_t) scale2
+fwd_ws_kernel  grid (ceil(T / 128), B*H), the longest rows first. One CTA = 128 query rows and three
+               partitions: a loader warp (TMA: the chunk ends K_j, V_j in blocks of BN rows into a ring of
+               STAGES shared-memory buffers, one mbarrier per buffer and operand, a buffer refilled once both
+               consumers released it) and two consumer warpgroups of 64 rows each (_consumer):
+                 _prologue: q_r = RoPE_c(q) in float32, the self term s_self = q_r . RoPE_c(kt_t) scale2
                    starts the online softmax (m = s_self, l = 1, acc = vt_t); q_r (16-bit) to shared memory;
                  loop (FA3's intra-warpgroup overlap): issue S_i = q_r K_i^T and O += P_{i-1} V_{i-1} (wgmma,
                    P from registers), wait for S_i only, softmax of S_i (the j < c(t) mask on the last blocks
-                   only) while P_{i-1} V_{i-1} runs, wait, release the buffer, rescale O;
-                 epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward.
+                   only; the scale folded into the exponent's FFMA) while P_{i-1} V_{i-1} runs, wait, release
+                   the buffer, rescale O;
+                 PINGPONG: the two warpgroups take turns issuing their products (two mbarriers), so one
+                   warpgroup's softmax runs under the other's products (FA3's inter-warpgroup ping-pong);
+                 _epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward.
 Inputs as impls/rat/kernels/forward.py (the Triton kernel this one replaces): RoPE'd kt and vt per token
 from scan_kernel, the chunk ends compact (B, H, Cs, D) with Cs >= C (a decode cache may be longer), read
 through a 2-D TMA descriptor over (B*H*Cs, D). Rows of a block past c(t) are read but masked (P = 0).
-Math: FlashAttention-2's online softmax (Dao 2023); the overlap of softmax with the products, the producer
-warp and the persistent longest-first schedule as in FlashAttention-3 (Shah et al. 2024), written here for
-RAT's chunk-end keys. Measured versions (one CTA per tile; inter-warpgroup ping-pong): impls/rat/gluon/NOTES.md.
+Math: FlashAttention-2's online softmax (Dao 2023); the overlap of softmax with the products as in
+FlashAttention-3 (Shah et al. 2024), written here for RAT's chunk-end keys. Versions and measurements
+(one 8-warp consumer partition; persistent CTAs): impls/rat/gluon/NOTES.md.
 """
 from __future__ import annotations
 
@@ -61,6 +61,23 @@ def _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN: gl.constexpr):
 
 
 @gluon.jit
+def _turn(bars, k, WG: gl.constexpr, PINGPONG: gl.constexpr):
+    """Before a warpgroup's k-th issue of products: wait until the other warpgroup has issued its own
+    (warpgroup 0 goes first), so one warpgroup's softmax runs under the other's products (FA3's ping-pong)."""
+    if PINGPONG:
+        if WG == 0:
+            mbarrier.wait(bars.index(0), (k - 1) & 1, pred=k > 0)
+        else:
+            mbarrier.wait(bars.index(1), k & 1)
+
+
+@gluon.jit
+def _turn_done(bars, WG: gl.constexpr, PINGPONG: gl.constexpr):
+    if PINGPONG:
+        mbarrier.arrive(bars.index(1 - WG), count=1)
+
+
+@gluon.jit
 def _prologue(ptrs, strides, T, H, bh, tw, scale2, q_w, L: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
               s_layout: gl.constexpr, o_layout: gl.constexpr):
     """Rows tw .. tw + 63: q_r = RoPE_c(q) (16-bit) into q_w, and the online softmax's start from the self term:
@@ -69,6 +86,7 @@ def _prologue(ptrs, strides, T, H, bh, tw, scale2, q_w, L: gl.constexpr, D: gl.c
     s_b, s_t, s_h, o_b, o_t, o_h = strides
     BMW: gl.constexpr = 64
     HALF: gl.constexpr = D // 2
+    dtype: gl.constexpr = q_w.dtype
     b = bh // H
     h = bh % H
     blk: gl.constexpr = _row_layout(HALF, 4)
@@ -93,7 +111,6 @@ def _prologue(ptrs, strides, T, H, bh, tw, scale2, q_w, L: gl.constexpr, D: gl.c
     s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
     v1 = gl.load(VT + o_base + optr, mask=vm, other=0.0)
     v2 = gl.load(VT + o_base + optr + HALF, mask=vm, other=0.0)
-    dtype: gl.constexpr = q_w.dtype
     q_w.store(gl.reshape(gl.permute(gl.join(q1.to(dtype), q2.to(dtype)), (0, 2, 1)), [BMW, D]))
     fence_async_shared()
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
@@ -120,115 +137,108 @@ def _epilogue(O, LSE, o_t, T, bh, tw, o_base, acc, m_i, l_i, D: gl.constexpr, ST
 
 
 @gluon.jit
-def _tile(k, n_rt, BH, T, L: gl.constexpr, BN: gl.constexpr):
-    """Tile k of the longest-first order (all heads' last row tiles first): its first row t0, b*H + h, its
-    chunk-end blocks (keys j < c(t_last)) and how many of them need no mask (j < c(t0) for every row)."""
-    bh = k % BH
-    t0 = (n_rt - 1 - k // BH) * 128
-    hi = (gl.minimum(t0 + 128, T) - 1) // L
-    return t0, bh, gl.cdiv(hi, BN), (t0 // L) // BN
-
-
-@gluon.jit
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr):
-    """One consumer warpgroup: rows t0 + 64 WG .. + 63 of each of the CTA's tiles: prologue, loop, epilogue.
-    Ring buffers are used in order across tiles (`it` counts the CTA's blocks)."""
-    T, H, BH, n_rt, scale2 = sc
+              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr,
+              WG: gl.constexpr):
+    """One consumer warpgroup: query rows t0 + 64 WG .. + 63 of the CTA's tile, prologue, loop, epilogue."""
+    T, H, t0, bh, n_blocks, n_full, scale2 = sc
     q_smem, k_bufs, v_bufs = smem
-    k_ready, v_ready, kv_empty = bars
+    k_ready, v_ready, kv_empty, turn = bars
+    BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
+    tw = t0 + WG * BMW
+    q_w = q_smem.index(WG)
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
-    q_w = q_smem.index(WG)
-    zero_s = gl.zeros([64, BN], gl.float32, s_layout)
+    acc, m_i, l_i, crow, o_base = _prologue(ptrs, strides, T, H, bh, tw, scale2, q_w, L, D, ROPE, s_layout, o_layout)
+    zero_s = gl.zeros([BMW, BN], gl.float32, s_layout)
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
-    it = 0
-    for k in range(gl.program_id(0), n_rt * BH, gl.num_programs(0)):
-        t0, bh, n_blocks, n_full = _tile(k, n_rt, BH, T, L, BN)
-        tw = t0 + WG * 64
-        acc, m_i, l_i, crow, o_base = _prologue(ptrs, strides, T, H, bh, tw, scale2, q_w, L, D, ROPE, s_layout,
-                                                o_layout)
-        p = gl.zeros([64, BN], dtype, p_layout)
-        # issue S_i and P_{i-1} V_{i-1}; the softmax of S_i runs under P_{i-1} V_{i-1}
-        if n_blocks > 0:
-            st = it % STAGES
-            mbarrier.wait(k_ready.index(st), (it // STAGES) & 1)
-            s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-            s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
-            p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN)
-            acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-            p = gl.convert_layout(p32.to(dtype), p_layout)
-        for i in range(1, n_blocks):
-            j = it + i
-            st = j % STAGES
-            pst = (j - 1) % STAGES
-            mbarrier.wait(k_ready.index(st), (j // STAGES) & 1)
-            s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-            mbarrier.wait(v_ready.index(pst), ((j - 1) // STAGES) & 1)
-            acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
-            s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
-            p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN)
-            acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-            mbarrier.arrive(kv_empty.index(pst), count=1)
-            acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-            p = gl.convert_layout(p32.to(dtype), p_layout)
-        if n_blocks > 0:
-            last = it + n_blocks - 1
-            mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
-            acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
-            acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-            mbarrier.arrive(kv_empty.index(last % STAGES), count=1)
-        it += n_blocks
-        _epilogue(ptrs[5], ptrs[6], strides[4], T, bh, tw, o_base, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
+    p = gl.zeros([BMW, BN], dtype, p_layout)
+    # ---- the loop: issue S_i and P_{i-1} V_{i-1}; softmax of S_i under P_{i-1} V_{i-1} -----------------------
+    if n_blocks > 0:
+        _turn(turn, 0, WG, PINGPONG)
+        mbarrier.wait(k_ready.index(0), 0)
+        s = warpgroup_mma(q_w, k_bufs.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        _turn_done(turn, WG, PINGPONG)
+        s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+        p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN)
+        acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+        p = gl.convert_layout(p32.to(dtype), p_layout)
+    for i in range(1, n_blocks):
+        st = i % STAGES
+        pst = (i - 1) % STAGES
+        _turn(turn, i, WG, PINGPONG)
+        mbarrier.wait(k_ready.index(st), (i // STAGES) & 1)
+        s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        mbarrier.wait(v_ready.index(pst), ((i - 1) // STAGES) & 1)
+        acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
+        _turn_done(turn, WG, PINGPONG)
+        s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+        p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN)
+        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+        mbarrier.arrive(kv_empty.index(pst), count=1)
+        acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+        p = gl.convert_layout(p32.to(dtype), p_layout)
+    if n_blocks > 0:
+        last = n_blocks - 1
+        _turn(turn, n_blocks, WG, PINGPONG)
+        mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
+        acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
+        _turn_done(turn, WG, PINGPONG)
+        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+        mbarrier.arrive(kv_empty.index(last % STAGES), count=1)
+    _epilogue(ptrs[5], ptrs[6], strides[4], T, bh, tw, o_base, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
 
 
 @gluon.jit
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0)
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG, 0)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1)
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG, 1)
 
 
 @gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
-    """The TMA warp: for each of the CTA's tiles the chunk-end blocks of K and V into the ring, running ahead into
-    the next tile while the consumers finish one; a buffer is refilled once both consumers released it."""
-    T, BH, n_rt = sc[0], sc[2], sc[3]
+            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr):
+    """The TMA warp: chunk-end blocks i = 0 .. n_blocks - 1 of K and V into the ring; a buffer is refilled once
+    both consumer warpgroups have released it."""
+    n_blocks = sc[4]
     k_bufs, v_bufs = smem[1], smem[2]
-    k_ready, v_ready, kv_empty = bars
-    ke_desc, ve_desc, Cs = descs
-    it = 0
-    for k in range(gl.program_id(0), n_rt * BH, gl.num_programs(0)):
-        bh, n_blocks = _tile(k, n_rt, BH, T, L, BN)[1:3]
-        row0 = bh * Cs
-        for i in range(n_blocks):
-            s = it % STAGES
-            mbarrier.wait(kv_empty.index(s), ((it // STAGES) & 1) ^ 1)
-            mbarrier.expect(k_ready.index(s), ke_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(ke_desc, [row0 + i * BN, 0], k_ready.index(s), k_bufs.index(s))
-            mbarrier.expect(v_ready.index(s), ve_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(ve_desc, [row0 + i * BN, 0], v_ready.index(s), v_bufs.index(s))
-            it += 1
+    k_ready, v_ready, kv_empty = bars[0], bars[1], bars[2]
+    ke_desc, ve_desc, row0 = descs
+    for i in range(n_blocks):
+        s = i % STAGES
+        ph = (i // STAGES) & 1
+        mbarrier.wait(kv_empty.index(s), ph ^ 1)
+        mbarrier.expect(k_ready.index(s), ke_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(ke_desc, [row0 + i * BN, 0], k_ready.index(s), k_bufs.index(s))
+        mbarrier.expect(v_ready.index(s), ve_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(ve_desc, [row0 + i * BN, 0], v_ready.index(s), v_bufs.index(s))
 
 
 @gluon.jit
 def fwd_ws_kernel(
     Q, KTR, VT, COS, SIN, ke_desc, ve_desc, O, LSE,
-    s_b, s_t, s_h, o_b, o_t, o_h, T, H, BH, Cs, scale2,
+    s_b, s_t, s_h, o_b, o_t, o_h, T, H, Cs, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
-    STORE_LSE: gl.constexpr, STAGES: gl.constexpr,
+    STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr,
 ):
+    BM: gl.constexpr = 128  # two consumer warpgroups of 64 rows
     dtype: gl.constexpr = ke_desc.dtype
-    n_rt = gl.cdiv(T, 128)
+    pid = gl.num_programs(0) - 1 - gl.program_id(0)  # longest rows first
+    bh = gl.program_id(1)
+    t0 = pid * BM
+    # keys j < c(t): every row sees j < c(t0) (unmasked blocks), the last row j < c(t_last)
+    hi = (gl.minimum(t0 + BM, T) - 1) // L
+    n_blocks = gl.cdiv(hi, BN)
+    n_full = (t0 // L) // BN
     q_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], dtype)
     q_smem = gl.allocate_shared_memory(dtype, [2, 64, D], q_layout)
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
@@ -236,30 +246,31 @@ def fwd_ws_kernel(
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
         mbarrier.init(kv_empty.index(i), count=2)  # released by both consumer warpgroups
+    mbarrier.init(turn.index(0), count=1)
+    mbarrier.init(turn.index(1), count=1)
     ptrs = (Q, KTR, VT, COS, SIN, O, LSE)
     strides = (s_b, s_t, s_h, o_b, o_t, o_h)
-    sc = (T, H, BH, n_rt, scale2)
+    sc = (T, H, t0, bh, n_blocks, n_full, scale2)
     smem = (q_smem, k_bufs, v_bufs)
-    bars = (k_ready, v_ready, kv_empty)
-    descs = (ke_desc, ve_desc, Cs)
+    bars = (k_ready, v_ready, kv_empty, turn)
+    descs = (ke_desc, ve_desc, bh * Cs)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
-        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
-        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
-        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
-    ], [4, 1], [248, 24])
+        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG)),
+        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG)),
+        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG)),
+    ], [4, 1], [240, 24])
 
 
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
-                   store_lse: bool, bn: int = 128, stages: int = 2, ctas: int | None = None) -> None:
+                   store_lse: bool, bn: int = 128, stages: int = 2, pingpong: bool = False) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D), last dim contiguous
-    and each (b, h) slab of Cs * D elements contiguous (TMA reads them as one (B*H*Cs, D) matrix). ``ctas``: the
-    grid (persistent CTAs taking the 128-row tiles in turn, longest first); None = one per multiprocessor, 0 =
-    one CTA per tile."""
+    and each (b, h) slab of Cs * D elements contiguous (TMA reads them as one (B*H*Cs, D) matrix)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -272,19 +283,9 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     gdt = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[q.dtype]
     lay = gl.NVMMASharedLayout.get_default_for([bn, D], gdt)
     descs = [TensorDescriptor(x, [B * H * Cs, D], [D, 1], [bn, D], lay) for x in (ke, ve)]
-    tiles = triton.cdiv(T, BM) * B * H
-    if ctas is None:
-        ctas = _sm_count(q.device)
-    grid = tiles if ctas == 0 else min(ctas, tiles)
-    fwd_ws_kernel[(grid,)](
+    fwd_ws_kernel[(triton.cdiv(T, BM), B * H)](
         q, ktr, vt, cos, sin, descs[0], descs[1], o, lse,
-        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, H, B * H, Cs, scale2,
-        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages,
+        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, H, Cs, scale2,
+        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, PINGPONG=pingpong,
         num_warps=4, maxnreg=168,
     )
-
-
-def _sm_count(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 132  # compile-only runs (meta tensors): an H100 / H200
-    return torch.cuda.get_device_properties(device).multi_processor_count
