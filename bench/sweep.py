@@ -442,7 +442,9 @@ PREFERENCE = {
     "full": ("full/fa4", "full/sdpa-cudnn", "full/flash-attn", "full/sdpa-flash", "full/sdpa-efficient", "full/flex",
              "full/sdpa-math", "full/reference"),
     "swa": ("swa/fa4", "swa/flash-attn", "swa/flex", "swa/reference"),
-    "rat": ("rat/triton", "rat/flex", "rat/reference"),
+    # rat/gluon (sm_90 only) first since it beat rat/triton at every T on the H200, train and prefill, and passed the
+    # FlashAttention-rule checks (reports/h200-rat-gluon-2026-12-04); elsewhere it is unavailable and rat/triton runs
+    "rat": ("rat/gluon", "rat/triton", "rat/flex", "rat/reference"),
     "linear": ("linear/triton", "linear/fla", "linear/reference"),
 }
 
