@@ -164,10 +164,11 @@ def op_h200() -> str:
     return _op_table(OP_ROWS, OP_COLUMNS)
 
 
-RAT_GLUON_RUN = "reports/h200-rat-gluon-2026-12-04/op"
+RAT_GLUON_RUN = "reports/h200-rat-gluon-2026-12-04/op-438ab3f"
 RAT_GLUON_ROWS = [OpRow("rat/triton", "rat/triton", run=RAT_GLUON_RUN),
-                  OpRow("rat/gluon", "**rat/gluon** (Gluon forward, sm_90)", run=RAT_GLUON_RUN),
-                  OpRow("rat/gluon-pp", "rat/gluon with ping-pong (experiments/rat-gluon)", run=RAT_GLUON_RUN)]
+                  OpRow("rat/gluon", "**rat/gluon** (Gluon forward, sm_90)", run=RAT_GLUON_RUN)]
+#: the layer-level rows of both RAT implementations measured side by side (Figure 3's RAT rows, issue 18)
+RAT_GLUON_LAYER_RUN = "reports/h200-rat-gluon-2026-12-04/layer"
 RAT_GLUON_COLUMNS = [("train", 4 * K), ("train", 32 * K), ("train", 128 * K), ("prefill", 4 * K),
                      ("prefill", 32 * K), ("prefill", 128 * K)]
 
@@ -182,13 +183,14 @@ def figure3_train() -> str:
     speed-ups at 128k over the attention rows of the same compile setting, and the paper's numbers."""
     from ratbench.bench.paper import FIGURE3
 
-    run = "reports/h200-paper/all"
-    rows = [r for r in _ok_rows(run) if r.get("level") == "layer" and r.get("mode") == "train"]
+    runs = {run: [r for r in _ok_rows(run) if r.get("level") == "layer" and r.get("mode") == "train"]
+            for run in ("reports/h200-paper/all", RAT_GLUON_LAYER_RUN)}
     Ts = [4 * K, 32 * K, 128 * K]
     used: list[tuple[str, dict]] = []
 
-    def ms(impl: str, kind: str, T: int, compiled: bool, **family: object) -> float | None:
-        r = _pick(rows, impl=impl, kind=kind, seq_len=T, compiled=compiled, **family)
+    def ms(impl: str, kind: str, T: int, compiled: bool, run: str = "reports/h200-paper/all",
+           **family: object) -> float | None:
+        r = _pick(runs[run], impl=impl, kind=kind, seq_len=T, compiled=compiled, **family)
         if r is not None:
             used.append((run, r))
         return None if r is None else float(r["ms_median"])
@@ -196,8 +198,11 @@ def figure3_train() -> str:
     att = {(impl, c): [ms(impl, "attention", T, c) for T in Ts]
            for impl in ("full/sdpa-flash", "full/sdpa-cudnn") for c in (False, True)}
     rat = {c: [ms("rat/triton", "rat", T, c, chunk_size=16) for T in Ts] for c in (False, True)}
+    side = {(impl, c): [ms(impl, "rat", T, c, run=RAT_GLUON_LAYER_RUN, chunk_size=16) for T in Ts]
+            for impl in ("rat/triton", "rat/gluon") for c in (False, True)}
     ms_rows = [att[("full/sdpa-flash", False)], att[("full/sdpa-flash", True)], att[("full/sdpa-cudnn", False)],
-               att[("full/sdpa-cudnn", True)], rat[False], rat[True]]
+               att[("full/sdpa-cudnn", True)], rat[False], rat[True], side[("rat/triton", False)],
+               side[("rat/triton", True)], side[("rat/gluon", False)], side[("rat/gluon", True)]]
     best = [_bold_best([r[j] for r in ms_rows]) for j in range(len(Ts))]
 
     def cell(i: int, j: int) -> str:
@@ -207,23 +212,32 @@ def figure3_train() -> str:
     def sp(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else a / b
 
-    speed = {c: (sp(att[("full/sdpa-flash", c)][-1], rat[c][-1]), sp(att[("full/sdpa-cudnn", c)][-1], rat[c][-1]))
-             for c in (False, True)}
-    sbold = [_bold_best([speed[False][k], speed[True][k]], larger=True) for k in (0, 1)]
+    rat_ms = {("rat/triton", False): rat[False], ("rat/triton", True): rat[True],
+              **{("side " + impl, c): v for (impl, c), v in side.items()}}
+    speed = {key: (sp(att[("full/sdpa-flash", key[1])][-1], v[-1]), sp(att[("full/sdpa-cudnn", key[1])][-1], v[-1]))
+             for key, v in rat_ms.items()}
+    sbold = {k: dict(zip(speed, _bold_best([speed[key][k] for key in speed], larger=True))) for k in (0, 1)}
 
-    def spc(c: bool, k: int) -> str:
-        t = fmt_x(speed[c][k])
-        return f"**{t}**" if t and sbold[k][int(c)] else t
+    def spc(key: tuple[str, bool], k: int) -> str:
+        t = fmt_x(speed[key][k])
+        return f"**{t}**" if t and sbold[k][key] else t
 
     head = "| train, one layer, ms | " + " | ".join(f"{T // K}k" for T in Ts) + " | 128k vs FA2 | 128k vs cuDNN |"
     out = [head, "| --- " * (len(Ts) + 3) + "|"]
     for name, i in (("attention, SDPA FA2 (the paper's baseline), eager / compiled", 0),
                     ("attention, SDPA cuDNN, eager / compiled", 2)):
         out.append(f"| {name} | " + " | ".join(f"{cell(i, j)} / {cell(i + 1, j)}" for j in range(len(Ts))) + " | | |")
-    out.append("| RAT L = 16 (rat/triton), eager | " + " | ".join(cell(4, j) for j in range(len(Ts)))
-               + f" | {spc(False, 0)} | {spc(False, 1)} |")
-    out.append("| RAT L = 16 (rat/triton), torch.compile (the paper's protocol) | "
-               + " | ".join(cell(5, j) for j in range(len(Ts))) + f" | {spc(True, 0)} | {spc(True, 1)} |")
+    for label, i, key in (("RAT L = 16 (rat/triton), eager", 4, ("rat/triton", False)),
+                          ("RAT L = 16 (rat/triton), torch.compile (the paper's protocol)", 5, ("rat/triton", True)),
+                          ("RAT L = 16 (rat/triton), eager / compiled, again beside rat/gluon", 6, ("side rat/triton", False)),
+                          ("RAT L = 16 (rat/gluon, sm_90), eager / compiled", 8, ("side rat/gluon", False))):
+        if i < 6:
+            out.append(f"| {label} | " + " | ".join(cell(i, j) for j in range(len(Ts))) + f" | {spc(key, 0)} | "
+                       f"{spc(key, 1)} |")
+        else:
+            comp = (key[0], True)
+            out.append(f"| {label} | " + " | ".join(f"{cell(i, j)} / {cell(i + 1, j)}" for j in range(len(Ts)))
+                       + f" | {spc(key, 0)} / {spc(comp, 0)} | {spc(key, 1)} / {spc(comp, 1)} |")
     pa, pr = FIGURE3["train"]["attention"], FIGURE3["train"]["rat"]
     out.append("| the paper (GH200, compiled): attention / RAT | "
                + " | ".join(f"{fmt_ms(pa[T])} / {fmt_ms(pr[T])}" for T in Ts)
