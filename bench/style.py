@@ -1,7 +1,7 @@
 """One fixed look per implementation, the same in every figure and report: the colour comes from the
 implementation's name alone (its family's hue, a shade per implementation), never from its position among
 the implementations of one run, so rat/triton is the same red in every figure. The project's own kernels
-(<family>/triton) and references (<family>/reference) are drawn with solid lines and filled markers, peers
+(<family>/triton, <family>/gluon) and references (<family>/reference) are drawn with solid lines and filled markers, peers
 (the libraries we compare against) dashed."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import zlib
 #: family -> fixed colours of its registered implementations (rat: reds, full: blues, swa: greens,
 #: linear: purples); ours are the darkest shades, so the eye finds them first
 PALETTE: dict[str, dict[str, str]] = {
-    "rat": {"rat/triton": "#a50f15", "rat/reference": "#ef3b2c", "rat/flex": "#fc9272"},
+    "rat": {"rat/gluon": "#67000d", "rat/triton": "#a50f15", "rat/reference": "#ef3b2c", "rat/flex": "#fc9272"},
     "full": {"full/triton": "#08306b", "full/reference": "#2171b5", "full/flash-attn": "#4292c6",
              "full/fa4": "#6baed6", "full/sdpa-flash": "#1c9fd6", "full/sdpa-cudnn": "#5a7fb8",
              "full/sdpa-efficient": "#9ecae1", "full/sdpa-math": "#7f9fbf", "full/flex": "#3f5f8f"},
@@ -22,7 +22,7 @@ PALETTE: dict[str, dict[str, str]] = {
 FAMILY_CMAP = {"rat": "Reds", "full": "Blues", "swa": "Greens", "linear": "Purples"}
 OTHER_CMAPS = ("Oranges", "Greys", "YlOrBr", "PuRd")
 
-OURS_SUFFIXES = ("/triton", "/reference")
+OURS_SUFFIXES = ("/triton", "/gluon", "/reference")
 
 
 def family_of(impl: str) -> str:

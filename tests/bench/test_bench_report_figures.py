@@ -377,3 +377,12 @@ def test_profile_roofline_ceiling_in_human_units(tmp_path, monkeypatch):
     meta = {"ceilings": {"matmul_tflops": 787.3, "copy_gbps": 4230.0}}
     profile_report.plot_stage_roofline(ok, meta, tmp_path)
     assert any("787 TFLOP/s" in t and "4.2 TB/s" in t for t in kept["profile_roofline"]), kept
+
+
+def test_gluon_kernels_are_ours():
+    """rat/gluon (our Hopper kernels) is drawn solid in its own red like rat/triton, not dashed like a peer."""
+    from ratbench.bench import style
+
+    assert style.is_ours("rat/gluon") and style.impl_linestyle("rat/gluon") == "-"
+    assert style.impl_color("rat/gluon") != style.impl_color("rat/triton")
+    assert not style.is_ours("rat/flex")
