@@ -96,3 +96,18 @@ def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse, pingpo
     rec = json.loads(p.stdout.strip().splitlines()[-1])
     assert "error" not in rec, rec.get("error")
     assert rec["spills"] == 0 and rec["HGMMA"] > 0 and rec["UTMALDG"] > 0 and 0 < rec["shared"] <= SMEM_LIMIT, rec
+
+
+def test_gluon_forward_only_where_it_measured_faster(monkeypatch):
+    """rat/gluon runs rat/triton's own config (short tiles) where those measured faster on the H200 (few chunk ends;
+    NOTES.md "Where it is used"), the Gluon forward elsewhere; a config given by the caller is used as given."""
+    from ratbench.impls.rat.triton import DEFAULT_CONFIG, SHORT_CONFIG
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the GPU's choice, not the interpreter's small tiles
+    g = RATGluon()
+    assert g._config(8192, torch.bfloat16, 128) is GLUON_CONFIG
+    assert g._config(2048, torch.bfloat16, 64) is GLUON_CONFIG
+    assert g._config(256, torch.bfloat16, 128) is GLUON_CONFIG
+    assert g._config(256, torch.bfloat16, 64) is SHORT_CONFIG
+    assert g._config(64, torch.float16, 128) is SHORT_CONFIG
+    assert RATGluon(DEFAULT_CONFIG)._config(64, torch.bfloat16, 128) is DEFAULT_CONFIG
