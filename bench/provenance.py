@@ -117,7 +117,7 @@ def git_state(path: str | Path | None = None) -> tuple[str, bool | None, str, li
         if env and not head.startswith(env.removesuffix("+dirty")):
             # git decides, but a copy of a newer tree over a stale .git (the GPU machines' copies) says
             # which revision it was copied from: kept beside git's answer
-            source = f"git (RATBENCH_GIT_REV declares {env})"
+            source = f"{DECLARES}{env})"
         return head, bool(changed), source, changed[:20]
     env = os.environ.get("RATBENCH_GIT_REV", "").strip()
     if env:
@@ -137,6 +137,16 @@ def _env_state(env: str) -> tuple[str, bool | None, str, list[str]]:
     elif flag in ("0", "false", "no") and dirty is None:
         dirty = False
     return env, dirty, "env", []
+
+
+#: how a session's git_source keeps RATBENCH_GIT_REV beside git's own answer: "git (RATBENCH_GIT_REV declares <rev>)"
+DECLARES = "git (RATBENCH_GIT_REV declares "
+
+
+def declared_rev(session: dict) -> str | None:
+    """The revision RATBENCH_GIT_REV declared where git answered differently (a stale .git), else None."""
+    source = session.get("git_source") or ""
+    return source.removeprefix(DECLARES).removesuffix(")") if source.startswith(DECLARES) else None
 
 
 def git_label(rev: str | None, dirty: bool | None) -> str:

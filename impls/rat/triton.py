@@ -48,11 +48,9 @@ class RATTritonConfig:
     #: one pass) then bwd_dkv_early_kernel (dP^T issued before the exponentials): the 16-bit default (H200,
     #: NOTES.md session 4, run6); "plain" = bwd_pre_kernel, bwd_dkv_kernel, bwd_dq_kernel: what float32 runs
     backward: str = "plain"
-    #: the forward's attention kernel (FORWARDS); "gluon_ws" uses fwd_bn (chunk ends per block), fwd_stages
-    #: (K / V buffers) and fwd_pingpong (its two consumer warpgroups take turns issuing products); its query tile
-    #: is 128 rows (fwd_bm must be 128)
+    #: the forward's attention kernel (FORWARDS); "gluon_ws" uses fwd_bn (chunk ends per block) and fwd_stages
+    #: (K / V buffers); its query tile is 128 rows (fwd_bm must be 128)
     forward: str = "triton"
-    fwd_pingpong: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -244,7 +242,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         from ratbench.impls.rat.gluon.forward import launch_forward
 
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
-                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, pingpong=cfg.fwd_pingpong)
+                       bn=cfg.fwd_bn, stages=cfg.fwd_stages)
         return o, (lse if need_lse else None), ktr, vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,

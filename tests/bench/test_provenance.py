@@ -193,6 +193,8 @@ def test_dirty_detection_in_a_temporary_git_repo(tmp_path, monkeypatch):
     assert P.git_revision(str(repo)) == head + "+dirty"
     # the environment's claim is kept beside git's answer (a tree copied over a stale .git), never instead
     assert P.git_state(repo)[1:4] == (True, "git (RATBENCH_GIT_REV declares from-the-environment)", ["new_impl.py"])
+    assert P.declared_rev({"git_source": P.git_state(repo)[2]}) == "from-the-environment"
+    assert P.declared_rev({"git_source": "git"}) is None and P.declared_rev({"git_source": "env"}) is None
     (repo / "new_impl.py").unlink()
     (repo / "a.py").write_text("x = 2\n")  # a changed tracked file: dirty
     assert P.git_revision(str(repo)) == head + "+dirty"

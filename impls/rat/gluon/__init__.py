@@ -18,8 +18,7 @@ from ratbench.impls.peer_utils import cuda_capability
 from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, RATTritonConfig
 
 #: rat/triton's 16-bit default with the Gluon forward: 128 x 128 tiles, 2 buffers of K and V each (3 do not fit in
-#: 227 KB), no ping-pong (H200, impls/rat/gluon/NOTES.md v2: forward kernel 8.19 ms without, 8.66 ms with it at
-#: T = 128k; 2.79 / 2.61 ms at 32k)
+#: 227 KB) (H200, impls/rat/gluon/NOTES.md v2)
 GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=128, fwd_bn=128, fwd_stages=2)
 
 

@@ -10,15 +10,13 @@ fwd_ws_kernel  grid (ceil(T / 128), B*H), the longest rows first. One CTA = 128 
                    P from registers), wait for S_i only, softmax of S_i (the j < c(t) mask on the last blocks
                    only; the scale folded into the exponent's FFMA) while P_{i-1} V_{i-1} runs, wait, release
                    the buffer, rescale O;
-                 PINGPONG: the two warpgroups take turns issuing their products (two mbarriers), so one
-                   warpgroup's softmax runs under the other's products (FA3's inter-warpgroup ping-pong);
                  _epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward.
 Inputs as impls/rat/kernels/forward.py (the Triton kernel this one replaces): RoPE'd kt and vt per token
 from scan_kernel, the chunk ends compact (B, H, Cs, D) with Cs >= C (a decode cache may be longer), read
 through a 2-D TMA descriptor over (B*H*Cs, D). Rows of a block past c(t) are read but masked (P = 0).
 Math: FlashAttention-2's online softmax (Dao 2023); the overlap of softmax with the products as in
 FlashAttention-3 (Shah et al. 2024), written here for RAT's chunk-end keys. Versions and measurements
-(one 8-warp consumer partition; persistent CTAs): impls/rat/gluon/NOTES.md.
+(one 8-warp consumer partition; inter-warpgroup ping-pong; persistent CTAs): impls/rat/gluon/NOTES.md.
 """
 from __future__ import annotations
 
@@ -33,6 +31,8 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma,
     warpgroup_mma_wait,
 )
+
+from ratbench.impls.attention_core import LOG2E
 
 BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
 
@@ -58,23 +58,6 @@ def _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN: gl.constexpr):
     p = gl.exp2(s * scale2 - m_new[:, None])
     l_i = l_i * alpha + gl.sum(p, 1)
     return p, m_new, l_i, alpha
-
-
-@gluon.jit
-def _turn(bars, k, WG: gl.constexpr, PINGPONG: gl.constexpr):
-    """Before a warpgroup's k-th issue of products: wait until the other warpgroup has issued its own
-    (warpgroup 0 goes first), so one warpgroup's softmax runs under the other's products (FA3's ping-pong)."""
-    if PINGPONG:
-        if WG == 0:
-            mbarrier.wait(bars.index(0), (k - 1) & 1, pred=k > 0)
-        else:
-            mbarrier.wait(bars.index(1), k & 1)
-
-
-@gluon.jit
-def _turn_done(bars, WG: gl.constexpr, PINGPONG: gl.constexpr):
-    if PINGPONG:
-        mbarrier.arrive(bars.index(1 - WG), count=1)
 
 
 @gluon.jit
@@ -138,12 +121,11 @@ def _epilogue(O, LSE, o_t, T, bh, tw, o_base, acc, m_i, l_i, D: gl.constexpr, ST
 
 @gluon.jit
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr,
-              WG: gl.constexpr):
+              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr):
     """One consumer warpgroup: query rows t0 + 64 WG .. + 63 of the CTA's tile, prologue, loop, epilogue."""
     T, H, t0, bh, n_blocks, n_full, scale2 = sc
     q_smem, k_bufs, v_bufs = smem
-    k_ready, v_ready, kv_empty, turn = bars
+    k_ready, v_ready, kv_empty = bars
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
     tw = t0 + WG * BMW
@@ -158,10 +140,8 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     p = gl.zeros([BMW, BN], dtype, p_layout)
     # ---- the loop: issue S_i and P_{i-1} V_{i-1}; softmax of S_i under P_{i-1} V_{i-1} -----------------------
     if n_blocks > 0:
-        _turn(turn, 0, WG, PINGPONG)
         mbarrier.wait(k_ready.index(0), 0)
         s = warpgroup_mma(q_w, k_bufs.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-        _turn_done(turn, WG, PINGPONG)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN)
         acc = acc * gl.convert_layout(alpha, row_o)[:, None]
@@ -169,12 +149,10 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     for i in range(1, n_blocks):
         st = i % STAGES
         pst = (i - 1) % STAGES
-        _turn(turn, i, WG, PINGPONG)
         mbarrier.wait(k_ready.index(st), (i // STAGES) & 1)
         s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         mbarrier.wait(v_ready.index(pst), ((i - 1) // STAGES) & 1)
         acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
-        _turn_done(turn, WG, PINGPONG)
         s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
@@ -183,10 +161,8 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         p = gl.convert_layout(p32.to(dtype), p_layout)
     if n_blocks > 0:
         last = n_blocks - 1
-        _turn(turn, n_blocks, WG, PINGPONG)
         mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
         acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
-        _turn_done(turn, WG, PINGPONG)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
         mbarrier.arrive(kv_empty.index(last % STAGES), count=1)
     _epilogue(ptrs[5], ptrs[6], strides[4], T, bh, tw, o_base, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
@@ -194,19 +170,19 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 
 @gluon.jit
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG, 0)
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG, 1)
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1)
 
 
 @gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr):
+            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
     """The TMA warp: chunk-end blocks i = 0 .. n_blocks - 1 of K and V into the ring; a buffer is refilled once
     both consumer warpgroups have released it."""
     n_blocks = sc[4]
@@ -228,7 +204,7 @@ def fwd_ws_kernel(
     Q, KTR, VT, COS, SIN, ke_desc, ve_desc, O, LSE,
     s_b, s_t, s_h, o_b, o_t, o_h, T, H, Cs, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
-    STORE_LSE: gl.constexpr, STAGES: gl.constexpr, PINGPONG: gl.constexpr,
+    STORE_LSE: gl.constexpr, STAGES: gl.constexpr,
 ):
     BM: gl.constexpr = 128  # two consumer warpgroups of 64 rows
     dtype: gl.constexpr = ke_desc.dtype
@@ -246,29 +222,26 @@ def fwd_ws_kernel(
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
         mbarrier.init(kv_empty.index(i), count=2)  # released by both consumer warpgroups
-    mbarrier.init(turn.index(0), count=1)
-    mbarrier.init(turn.index(1), count=1)
     ptrs = (Q, KTR, VT, COS, SIN, O, LSE)
     strides = (s_b, s_t, s_h, o_b, o_t, o_h)
     sc = (T, H, t0, bh, n_blocks, n_full, scale2)
     smem = (q_smem, k_bufs, v_bufs)
-    bars = (k_ready, v_ready, kv_empty, turn)
+    bars = (k_ready, v_ready, kv_empty)
     descs = (ke_desc, ve_desc, bh * Cs)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
-        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG)),
-        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG)),
-        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, PINGPONG)),
+        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
+        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
+        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
     ], [4, 1], [240, 24])
 
 
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
-                   store_lse: bool, bn: int = 128, stages: int = 2, pingpong: bool = False) -> None:
+                   store_lse: bool, bn: int = 128, stages: int = 2) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D), last dim contiguous
     and each (b, h) slab of Cs * D elements contiguous (TMA reads them as one (B*H*Cs, D) matrix)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
@@ -277,7 +250,7 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     Cs = ke.shape[2]
     if not scale2 > 0:
         raise ValueError(f"rat/gluon needs a positive softmax scale (its exponent folds the scale into one FFMA), "
-                         f"got {scale2 / 1.4426950408889634:g}")
+                         f"got {scale2 / LOG2E:g}")
     if ke.stride() != (H * Cs * D, Cs * D, D, 1) or ve.stride() != ke.stride():
         raise ValueError("rat/gluon: the chunk ends (decode cache) must be contiguous (B, H, C, D) tensors")
     gdt = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[q.dtype]
@@ -286,6 +259,6 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     fwd_ws_kernel[(triton.cdiv(T, BM), B * H)](
         q, ktr, vt, cos, sin, descs[0], descs[1], o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, H, Cs, scale2,
-        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, PINGPONG=pingpong,
+        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages,
         num_warps=4, maxnreg=168,
     )
