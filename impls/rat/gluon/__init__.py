@@ -18,17 +18,8 @@ from ratbench.impls.peer_utils import cuda_capability
 from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, RATTritonConfig
 
 #: rat/triton's 16-bit default with the Gluon forward: 128 x 128 tiles, 2 buffers of K and V each (3 do not fit in
-#: 227 KB) (H200, impls/rat/gluon/NOTES.md v2)
+#: 227 KB beside q's two buffers) (H200, impls/rat/gluon/NOTES.md v2, v4)
 GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=128, fwd_bn=128, fwd_stages=2)
-
-
-def gluon_forward_used(n_chunks: int, head_dim: int) -> bool:
-    """Whether rat/gluon's default runs the Gluon forward for a sequence of ``n_chunks`` chunk ends: from 2048 chunk
-    ends on (rat/triton's own 128-row tiles there), and for D = 128 from 256 on. Measured on the H200 (NOTES.md,
-    "Where it is used"): with few chunk ends rat/triton's short tiles (64 x 64, 4 warps, several CTAs per SM) win:
-    prefill at T = 4k 0.912 vs 1.09 ms (D 64, 256 chunk ends) and 1.59 vs 1.67 ms (L 64, 64 chunk ends); the Gluon
-    kernel wins at D 128 with 256 chunk ends (4k, L 16: 1.69 vs 1.76 ms) and at every shape with 2048 or more."""
-    return n_chunks >= 2048 or (head_dim == 128 and n_chunks >= 256)
 
 
 class RATGluon(RATTriton):
@@ -51,8 +42,7 @@ class RATGluon(RATTriton):
 
     def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, head_dim: int = 128
                 ) -> RATTritonConfig:
-        """The Gluon forward where it measured faster than rat/triton's, else rat/triton's own config (the same
-        kernels as rat/triton): see gluon_forward_used."""
-        if self.config is not None:
-            return self.config
-        return GLUON_CONFIG if gluon_forward_used(n_chunks, head_dim) else super()._config(n_chunks, dtype, head_dim)
+        """The Gluon forward at every shape: since v4 (persistent CTAs, q and the self term by TMA) it measured faster
+        than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
+        tiles used to win (NOTES.md, "Where it is used"). A config given by the caller is used as given."""
+        return self.config if self.config is not None else GLUON_CONFIG

@@ -61,53 +61,74 @@ def _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN: gl.constexpr):
 
 
 @gluon.jit
-def _prologue(ptrs, strides, T, H, bh, tw, scale2, q_w, L: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
-              s_layout: gl.constexpr, o_layout: gl.constexpr):
-    """Rows tw .. tw + 63: q_r = RoPE_c(q) (16-bit) into q_w, and the online softmax's start from the self term:
-    acc = vt, m = q_r . RoPE_c(kt) scale2 (float32 q_r), l = 1. Returns acc, m, l, the rows' chunk ids, o's base."""
-    Q, KTR, VT, COS, SIN = ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4]
-    s_b, s_t, s_h, o_b, o_t, o_h = strides
-    BMW: gl.constexpr = 64
-    HALF: gl.constexpr = D // 2
-    dtype: gl.constexpr = q_w.dtype
-    b = bh // H
-    h = bh % H
-    blk: gl.constexpr = _row_layout(HALF, 4)
-    r = gl.arange(0, BMW, layout=gl.SliceLayout(1, blk))
-    dcol = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))
-    rows = tw + r
-    vm = (rows < T)[:, None]
-    crow_b = rows // L
-    q_base = b.to(gl.int64) * s_b + h.to(gl.int64) * s_h + tw.to(gl.int64) * s_t
-    qptr = r[:, None] * s_t + dcol[None, :]
-    q1 = gl.load(Q + q_base + qptr, mask=vm, other=0.0).to(gl.float32)
-    q2 = gl.load(Q + q_base + qptr + HALF, mask=vm, other=0.0).to(gl.float32)
-    if ROPE:
-        tptr = crow_b[:, None] * HALF + dcol[None, :]
-        cos = gl.load(COS + tptr, mask=vm, other=1.0)
-        sin = gl.load(SIN + tptr, mask=vm, other=0.0)
-        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
-    o_base = b.to(gl.int64) * o_b + h.to(gl.int64) * o_h + tw.to(gl.int64) * o_t
-    optr = r[:, None] * o_t + dcol[None, :]
-    k1 = gl.load(KTR + o_base + optr, mask=vm, other=0.0).to(gl.float32)
-    k2 = gl.load(KTR + o_base + optr + HALF, mask=vm, other=0.0).to(gl.float32)
-    s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
-    v1 = gl.load(VT + o_base + optr, mask=vm, other=0.0)
-    v2 = gl.load(VT + o_base + optr + HALF, mask=vm, other=0.0)
-    q_w.store(gl.reshape(gl.permute(gl.join(q1.to(dtype), q2.to(dtype)), (0, 2, 1)), [BMW, D]))
-    fence_async_shared()
-    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
-    acc = gl.convert_layout(gl.reshape(gl.permute(gl.join(v1, v2), (0, 2, 1)), [BMW, D]), o_layout).to(gl.float32)
-    m_i = gl.convert_layout(s_self, row_s)
-    l_i = gl.full([BMW], 1.0, gl.float32, row_s)
-    return acc, m_i, l_i, gl.convert_layout(crow_b, row_s), o_base
+def _tile(k, NT, T, L: gl.constexpr, BN: gl.constexpr):
+    """Tile k of the longest-first order (heads in turn, each head's row tiles longest first): its (b*H + h), first
+    row, key blocks (j < c(t) of its last row) and unmasked blocks (j < c(t0), seen by every row)."""
+    bh = k // NT
+    t0 = (NT - 1 - k % NT) * 128
+    hi = (gl.minimum(t0 + 128, T) - 1) // L
+    return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
 
 
 @gluon.jit
-def _epilogue(O, LSE, o_t, T, bh, tw, o_base, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
+def _schedule(NT, n_tiles):
+    """This CTA's tiles: the j-th is wave j's tile pid (even waves) or G - 1 - pid (odd waves, the snake that evens
+    out the longest-first order across CTAs). Returns G, pid and how many tiles this CTA takes."""
+    G = gl.num_programs(0)
+    pid = gl.program_id(0)
+    last = gl.cdiv(n_tiles, G) - 1
+    x_last = gl.where(last % 2 == 0, pid, G - 1 - pid)
+    return G, pid, last + (last * G + x_last < n_tiles).to(gl.int32)
+
+
+@gluon.jit
+def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
+              ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase):
+    """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
+    softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
+    ring, k_self), l = 1, acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
+    COS, SIN = cos_sin
+    BMW: gl.constexpr = 64
+    HALF: gl.constexpr = D // 2
+    dtype: gl.constexpr = q_w.dtype
+    blk: gl.constexpr = _row_layout(HALF, 4)
+    r = gl.arange(0, BMW, layout=gl.SliceLayout(1, blk))
+    dcol = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))
+    crow_b = (t0 + tw_off + r) // L
+    if ROPE:  # the tables' loads go out before the wait for q
+        vm = (t0 + tw_off + r < T)[:, None]
+        tptr = crow_b[:, None] * HALF + dcol[None, :]
+        cos = gl.load(COS + tptr, mask=vm, other=1.0)
+        sin = gl.load(SIN + tptr, mask=vm, other=0.0)
+    mbarrier.wait(q_bar, q_phase)
+    q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    if ROPE:
+        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
+    q_w.slice(0, HALF, dim=1).store(q1.to(dtype))
+    q_w.slice(HALF, HALF, dim=1).store(q2.to(dtype))
+    fence_async_shared()
+    mbarrier.wait(kv_bar[0], kv_phase)
+    k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
+    mbarrier.wait(kv_bar[1], kv_phase)
+    acc = v_self.load(o_layout).to(gl.float32)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    m_i = gl.convert_layout(s_self, row_s)
+    l_i = gl.full([BMW], 1.0, gl.float32, row_s)
+    return acc, m_i, l_i, gl.convert_layout(crow_b, row_s)
+
+
+@gluon.jit
+def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
               s_layout: gl.constexpr, o_layout: gl.constexpr):
     """o = acc / l (16-bit, 16-byte stores) and lse = m + log2(l) of rows tw .. tw + 63."""
     BMW: gl.constexpr = 64
+    o_b, o_t, o_h = o_strides
+    b = bh // H
+    h = bh % H
+    o_base = b.to(gl.int64) * o_b + h.to(gl.int64) * o_h + tw.to(gl.int64) * o_t
     o = acc * gl.convert_layout(1.0 / l_i, gl.SliceLayout(1, o_layout))[:, None]
     ob: gl.constexpr = _row_layout(D, 4)
     o = gl.convert_layout(o.to(O.dtype.element_ty), ob)
@@ -120,38 +141,31 @@ def _epilogue(O, LSE, o_t, T, bh, tw, o_base, acc, m_i, l_i, D: gl.constexpr, ST
 
 
 @gluon.jit
-def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr):
-    """One consumer warpgroup: query rows t0 + 64 WG .. + 63 of the CTA's tile, prologue, loop, epilogue."""
-    T, H, t0, bh, n_blocks, n_full, scale2 = sc
-    q_smem, k_bufs, v_bufs = smem
+def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
+            D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
+    S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). Returns acc, m, l."""
     k_ready, v_ready, kv_empty = bars
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
-    tw = t0 + WG * BMW
-    q_w = q_smem.index(WG)
-    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
-    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
-    acc, m_i, l_i, crow, o_base = _prologue(ptrs, strides, T, H, bh, tw, scale2, q_w, L, D, ROPE, s_layout, o_layout)
     zero_s = gl.zeros([BMW, BN], gl.float32, s_layout)
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
     p = gl.zeros([BMW, BN], dtype, p_layout)
-    # ---- the loop: issue S_i and P_{i-1} V_{i-1}; softmax of S_i under P_{i-1} V_{i-1} -----------------------
     if n_blocks > 0:
-        mbarrier.wait(k_ready.index(0), 0)
-        s = warpgroup_mma(q_w, k_bufs.index(0).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
+        s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN)
         acc = acc * gl.convert_layout(alpha, row_o)[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
     for i in range(1, n_blocks):
-        st = i % STAGES
-        pst = (i - 1) % STAGES
-        mbarrier.wait(k_ready.index(st), (i // STAGES) & 1)
+        st = (e0 + i) % STAGES
+        pst = (e0 + i - 1) % STAGES
+        mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
         s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-        mbarrier.wait(v_ready.index(pst), ((i - 1) // STAGES) & 1)
+        mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
         acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN)
@@ -160,12 +174,40 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc = acc * gl.convert_layout(alpha, row_o)[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
     if n_blocks > 0:
-        last = n_blocks - 1
+        last = e0 + n_blocks - 1
         mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
         acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
         mbarrier.arrive(kv_empty.index(last % STAGES), count=1)
-    _epilogue(ptrs[5], ptrs[6], strides[4], T, bh, tw, o_base, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
+    return acc, m_i, l_i
+
+
+@gluon.jit
+def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr):
+    """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue."""
+    T, H, NT, n_tiles, scale2 = sc
+    q_bufs, k_bufs, v_bufs = smem
+    k_ready, v_ready, kv_empty, q_ready, q_empty = bars
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
+    G, pid, n_mine = _schedule(NT, n_tiles)
+    e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
+    for j in range(n_mine):
+        k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
+        bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
+        q_w = q_bufs.index((j % 2) * 2 + WG)
+        es = e % STAGES
+        acc, m_i, l_i, crow = _prologue(
+            (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
+            scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
+            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
+        mbarrier.arrive(kv_empty.index(es), count=1)
+        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, kv_empty), e + 1, n_blocks, n_full, acc, m_i,
+                                l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
+        mbarrier.arrive(q_empty.index(j % 2), count=1)
+        _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
+        e += 1 + n_blocks
 
 
 @gluon.jit
@@ -181,57 +223,76 @@ def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
 
 
 @gluon.jit
+def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, k_ready, v_ready, kv_empty,
+               STAGES: gl.constexpr):
+    """Ring entry e: a block of desc_k at [row_k, col] and one of desc_v at [row_v, col], once both consumer
+    warpgroups released the buffer's previous entry."""
+    s = e % STAGES
+    mbarrier.wait(kv_empty.index(s), ((e // STAGES) & 1) ^ 1)
+    mbarrier.expect(k_ready.index(s), desc_k.block_type.nbytes)
+    tma.async_copy_global_to_shared(desc_k, [row_k, col], k_ready.index(s), k_bufs.index(s))
+    mbarrier.expect(v_ready.index(s), desc_v.block_type.nbytes)
+    tma.async_copy_global_to_shared(desc_v, [row_v, col], v_ready.index(s), v_bufs.index(s))
+
+
+@gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
-    """The TMA warp: chunk-end blocks i = 0 .. n_blocks - 1 of K and V into the ring; a buffer is refilled once
-    both consumer warpgroups have released it."""
-    n_blocks = sc[4]
-    k_bufs, v_bufs = smem[1], smem[2]
-    k_ready, v_ready, kv_empty = bars[0], bars[1], bars[2]
-    ke_desc, ve_desc, row0 = descs
-    for i in range(n_blocks):
-        s = i % STAGES
-        ph = (i // STAGES) & 1
-        mbarrier.wait(kv_empty.index(s), ph ^ 1)
-        mbarrier.expect(k_ready.index(s), ke_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(ke_desc, [row0 + i * BN, 0], k_ready.index(s), k_bufs.index(s))
-        mbarrier.expect(v_ready.index(s), ve_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(ve_desc, [row0 + i * BN, 0], v_ready.index(s), v_bufs.index(s))
+    """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
+    consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
+    of K and V, all through the ring but q."""
+    T, H, NT, n_tiles, scale2 = sc
+    q_bufs, k_bufs, v_bufs = smem
+    k_ready, v_ready, kv_empty, q_ready, q_empty = bars
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs = descs
+    G, pid, n_mine = _schedule(NT, n_tiles)
+    e = 0
+    for j in range(n_mine):
+        k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
+        bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
+        row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
+        col = (bh % H) * D
+        qb = j % 2
+        mbarrier.wait(q_empty.index(qb), ((j // 2) & 1) ^ 1)
+        mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
+        tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
+        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, k_ready, v_ready, kv_empty, STAGES)
+        for i in range(n_blocks):
+            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, k_ready,
+                       v_ready, kv_empty, STAGES)
+        e += 1 + n_blocks
 
 
 @gluon.jit
 def fwd_ws_kernel(
-    Q, KTR, VT, COS, SIN, ke_desc, ve_desc, O, LSE,
-    s_b, s_t, s_h, o_b, o_t, o_h, T, H, Cs, scale2,
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE,
+    o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr,
 ):
-    BM: gl.constexpr = 128  # two consumer warpgroups of 64 rows
     dtype: gl.constexpr = ke_desc.dtype
-    pid = gl.num_programs(0) - 1 - gl.program_id(0)  # longest rows first
-    bh = gl.program_id(1)
-    t0 = pid * BM
-    # keys j < c(t): every row sees j < c(t0) (unmasked blocks), the last row j < c(t_last)
-    hi = (gl.minimum(t0 + BM, T) - 1) // L
-    n_blocks = gl.cdiv(hi, BN)
-    n_full = (t0 // L) // BN
-    q_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([64, D], dtype)
-    q_smem = gl.allocate_shared_memory(dtype, [2, 64, D], q_layout)
+    q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    q_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
         mbarrier.init(kv_empty.index(i), count=2)  # released by both consumer warpgroups
-    ptrs = (Q, KTR, VT, COS, SIN, O, LSE)
-    strides = (s_b, s_t, s_h, o_b, o_t, o_h)
-    sc = (T, H, t0, bh, n_blocks, n_full, scale2)
-    smem = (q_smem, k_bufs, v_bufs)
-    bars = (k_ready, v_ready, kv_empty)
-    descs = (ke_desc, ve_desc, bh * Cs)
+    for i in gl.static_range(2):
+        mbarrier.init(q_ready.index(i), count=1)
+        mbarrier.init(q_empty.index(i), count=2)
+    ptrs = (COS, SIN, O, LSE)
+    strides = (o_b, o_t, o_h)
+    sc = (T, H, NT, n_tiles, scale2)
+    smem = (q_bufs, k_bufs, v_bufs)
+    bars = (k_ready, v_ready, kv_empty, q_ready, q_empty)
+    descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
@@ -240,10 +301,26 @@ def fwd_ws_kernel(
     ], [4, 1], [240, 24])
 
 
+_SM_COUNT: dict[int, int] = {}
+
+
+def _sm_count(device: torch.device) -> int:
+    """Multiprocessors of the device (132 on an H200); 132 for a tensor that is not on a GPU (the static gate
+    compiles with meta tensors)."""
+    if device.type != "cuda":
+        return 132
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    if idx not in _SM_COUNT:
+        _SM_COUNT[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
+    return _SM_COUNT[idx]
+
+
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2) -> None:
-    """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D), last dim contiguous
-    and each (b, h) slab of Cs * D elements contiguous (TMA reads them as one (B*H*Cs, D) matrix)."""
+    """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
+    TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
+    ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
+    multiprocessor, persistent over the 128-row tiles."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -251,14 +328,27 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     if not scale2 > 0:
         raise ValueError(f"rat/gluon needs a positive softmax scale (its exponent folds the scale into one FFMA), "
                          f"got {scale2 / LOG2E:g}")
+    if bn != BM:
+        raise ValueError(f"rat/gluon: the key block must be {BM} rows (the ring also carries each tile's own "
+                         f"{BM} rows of kt and vt), got fwd_bn={bn}")
     if ke.stride() != (H * Cs * D, Cs * D, D, 1) or ve.stride() != ke.stride():
         raise ValueError("rat/gluon: the chunk ends (decode cache) must be contiguous (B, H, C, D) tensors")
+    dense = (T * H * D, H * D, D, 1)
+    if q.stride() != dense:
+        q = q.contiguous()
+    if ktr.stride() != dense or vt.stride() != dense:
+        raise ValueError("rat/gluon: kt and vt must be contiguous (B, T, H, D) tensors (the scan writes them so)")
     gdt = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[q.dtype]
     lay = gl.NVMMASharedLayout.get_default_for([bn, D], gdt)
-    descs = [TensorDescriptor(x, [B * H * Cs, D], [D, 1], [bn, D], lay) for x in (ke, ve)]
-    fwd_ws_kernel[(triton.cdiv(T, BM), B * H)](
-        q, ktr, vt, cos, sin, descs[0], descs[1], o, lse,
-        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, H, Cs, scale2,
+    lay_q = gl.NVMMASharedLayout.get_default_for([64, D], gdt)
+    ends = [TensorDescriptor(x, [B * H * Cs, D], [D, 1], [bn, D], lay) for x in (ke, ve)]
+    rows = [TensorDescriptor(x, [B * T, H * D], [H * D, 1], [bn, D], lay) for x in (ktr, vt)]
+    q_desc = TensorDescriptor(q, [B * T, H * D], [H * D, 1], [64, D], lay_q)
+    NT = triton.cdiv(T, BM)
+    n_tiles = NT * B * H
+    fwd_ws_kernel[(min(n_tiles, _sm_count(q.device)),)](
+        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse,
+        o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages,
         num_warps=4, maxnreg=168,
     )

@@ -60,6 +60,11 @@ def test_launcher_refuses_what_the_kernel_cannot_do():
     strided = torch.empty(1, 16, 2, 128, device="meta", dtype=torch.bfloat16).transpose(1, 2)
     with pytest.raises(ValueError, match="contiguous"):
         launch_forward(q, q, q, cos, cos, strided, strided, q, lse, 256, 2, 16, 0.1, True, True)
+    with pytest.raises(ValueError, match="key block must be 128 rows"):
+        launch_forward(q, q, q, cos, cos, ke, ke, q, lse, 256, 2, 16, 0.1, True, True, bn=64)
+    q_t = torch.empty(1, 2, 256, 128, device="meta", dtype=torch.bfloat16).transpose(1, 2)
+    with pytest.raises(ValueError, match="kt and vt must be contiguous"):
+        launch_forward(q, q_t, q, cos, cos, ke, ke, q, lse, 256, 2, 16, 0.1, True, True)
 
 
 COMPILE = """
@@ -97,16 +102,15 @@ def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse):
     assert rec["spills"] == 0 and rec["HGMMA"] > 0 and rec["UTMALDG"] > 0 and 0 < rec["shared"] <= SMEM_LIMIT, rec
 
 
-def test_gluon_forward_only_where_it_measured_faster(monkeypatch):
-    """rat/gluon runs rat/triton's own config (short tiles) where those measured faster on the H200 (few chunk ends;
-    NOTES.md "Where it is used"), the Gluon forward elsewhere; a config given by the caller is used as given."""
-    from ratbench.impls.rat.triton import DEFAULT_CONFIG, SHORT_CONFIG
+def test_gluon_forward_at_every_shape(monkeypatch):
+    """rat/gluon runs the Gluon forward at every chunk-end count, head dim and 16-bit dtype (it measured faster than
+    rat/triton's kernels everywhere since v4; NOTES.md "Where it is used"); a config given by the caller is used as
+    given."""
+    from ratbench.impls.rat.triton import DEFAULT_CONFIG
 
-    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the GPU's choice, not the interpreter's small tiles
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     g = RATGluon()
-    assert g._config(8192, torch.bfloat16, 128) is GLUON_CONFIG
-    assert g._config(2048, torch.bfloat16, 64) is GLUON_CONFIG
-    assert g._config(256, torch.bfloat16, 128) is GLUON_CONFIG
-    assert g._config(256, torch.bfloat16, 64) is SHORT_CONFIG
-    assert g._config(64, torch.float16, 128) is SHORT_CONFIG
+    for n_chunks, dtype, d in ((8192, torch.bfloat16, 128), (256, torch.bfloat16, 64), (64, torch.float16, 128),
+                               (1, torch.bfloat16, 64)):
+        assert g._config(n_chunks, dtype, d) is GLUON_CONFIG
     assert RATGluon(DEFAULT_CONFIG)._config(64, torch.bfloat16, 128) is DEFAULT_CONFIG
