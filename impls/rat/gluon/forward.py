@@ -241,7 +241,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
-    T, H, NT, n_tiles, scale2 = sc
+    T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, kv_empty, q_ready, q_empty = bars
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs = descs
@@ -249,7 +249,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     e = 0
     for j in range(n_mine):
         k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
-        bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
+        bh, t0, n_blocks, _n_full = _tile(k, NT, T, L, BN)
         row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
         col = (bh % H) * D
         qb = j % 2
