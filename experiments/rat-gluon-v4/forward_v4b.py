@@ -1,0 +1,369 @@
+"""v4b (measured, rejected: slower than v4 at every T; impls/rat/gluon/NOTES.md). The RAT forward attention (docs/rat-spec.md, op step 3) as a warp-specialized Gluon kernel for sm_90.
+
+fwd_ws_kernel  grid (ceil(T / 128), B*H), the longest rows first. One CTA = 128 query rows and three
+               partitions: a loader warp (TMA: the chunk ends K_j, V_j in blocks of BN rows into a ring of
+               STAGES shared-memory buffers, one mbarrier per buffer and operand, a buffer refilled once both
+               consumers released it) and two consumer warpgroups of 64 rows each (_consumer):
+                 _prologue: q_r = RoPE_c(q) in float32, the self term s_self = q_r . RoPE_c(kt_t) scale2
+                   starts the online softmax (m = s_self, l = 1, acc = vt_t); q_r (16-bit) to shared memory;
+                 loop (FA3's intra-warpgroup overlap): issue S_i = q_r K_i^T and O += P_{i-1} V_{i-1} (wgmma,
+                   P from registers), wait for S_i only, softmax of S_i (the j < c(t) mask on the last blocks
+                   only; the scale folded into the exponent's FFMA) while P_{i-1} V_{i-1} runs, wait, release
+                   the buffer, rescale O;
+                 _epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward.
+Inputs as impls/rat/kernels/forward.py (the Triton kernel this one replaces): RoPE'd kt and vt per token
+from scan_kernel, the chunk ends compact (B, H, Cs, D) with Cs >= C (a decode cache may be longer), read
+through a 2-D TMA descriptor over (B*H*Cs, D). Rows of a block past c(t) are read but masked (P = 0).
+Math: FlashAttention-2's online softmax (Dao 2023); the overlap of softmax with the products as in
+FlashAttention-3 (Shah et al. 2024), written here for RAT's chunk-end keys. Versions and measurements
+(one 8-warp consumer partition; inter-warpgroup ping-pong; persistent CTAs): impls/rat/gluon/NOTES.md.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    fence_async_shared,
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+
+from ratbench.impls.attention_core import LOG2E
+
+BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
+
+
+@gluon.constexpr_function
+def _row_layout(N, num_warps):
+    """Blocked layout of a [rows, N] 16-bit tile: 8 contiguous elements (16 bytes) per thread."""
+    N, num_warps = (getattr(x, "value", x) for x in (N, num_warps))
+    cols = N // 8
+    return gl.BlockedLayout([1, 8], [32 // cols, cols], [num_warps, 1], [1, 0])
+
+
+@gluon.jit
+def _softmax(s, m_i, l_i, scale2):
+    m_new = gl.maximum(m_i, gl.max(s, 1) * scale2)
+    alpha = gl.exp2(m_i - m_new)
+    p = gl.exp2(s * scale2 - m_new[:, None])
+    l_i = l_i * alpha + gl.sum(p, 1)
+    return p, m_new, l_i, alpha
+
+
+@gluon.jit
+def _mask(s, i, crow, BN: gl.constexpr, s_layout: gl.constexpr):
+    cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
+    return gl.where((i * BN + cols)[None, :] < crow[:, None], s, -float("inf"))
+
+
+@gluon.jit
+def _tile(k, NT, T, L: gl.constexpr, BN: gl.constexpr):
+    """Tile k of the longest-first order (heads in turn, each head's row tiles longest first): its (b*H + h), first
+    row, key blocks (j < c(t) of its last row) and unmasked blocks (j < c(t0), seen by every row)."""
+    bh = k // NT
+    t0 = (NT - 1 - k % NT) * 128
+    hi = (gl.minimum(t0 + 128, T) - 1) // L
+    return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
+
+
+@gluon.jit
+def _schedule(NT, n_tiles):
+    """This CTA's tiles: the j-th is wave j's tile pid (even waves) or G - 1 - pid (odd waves, the snake that evens
+    out the longest-first order across CTAs). Returns G, pid and how many tiles this CTA takes."""
+    G = gl.num_programs(0)
+    pid = gl.program_id(0)
+    last = gl.cdiv(n_tiles, G) - 1
+    x_last = gl.where(last % 2 == 0, pid, G - 1 - pid)
+    return G, pid, last + (last * G + x_last < n_tiles).to(gl.int32)
+
+
+@gluon.jit
+def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
+              ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase):
+    """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
+    softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
+    ring, k_self), l = 1, acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
+    COS, SIN = cos_sin
+    BMW: gl.constexpr = 64
+    HALF: gl.constexpr = D // 2
+    dtype: gl.constexpr = q_w.dtype
+    blk: gl.constexpr = _row_layout(HALF, 4)
+    r = gl.arange(0, BMW, layout=gl.SliceLayout(1, blk))
+    dcol = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))
+    crow_b = (t0 + tw_off + r) // L
+    if ROPE:  # the tables' loads go out before the wait for q
+        vm = (t0 + tw_off + r < T)[:, None]
+        tptr = crow_b[:, None] * HALF + dcol[None, :]
+        cos = gl.load(COS + tptr, mask=vm, other=1.0)
+        sin = gl.load(SIN + tptr, mask=vm, other=0.0)
+    mbarrier.wait(q_bar, q_phase)
+    q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    if ROPE:
+        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
+    q_w.slice(0, HALF, dim=1).store(q1.to(dtype))
+    q_w.slice(HALF, HALF, dim=1).store(q2.to(dtype))
+    fence_async_shared()
+    mbarrier.wait(kv_bar[0], kv_phase)
+    k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
+    mbarrier.wait(kv_bar[1], kv_phase)
+    acc = v_self.load(o_layout).to(gl.float32)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    m_i = gl.convert_layout(s_self, row_s)
+    l_i = gl.full([BMW], 1.0, gl.float32, row_s)
+    return acc, m_i, l_i, gl.convert_layout(crow_b, row_s)
+
+
+@gluon.jit
+def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
+              s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """o = acc / l (16-bit, 16-byte stores) and lse = m + log2(l) of rows tw .. tw + 63."""
+    BMW: gl.constexpr = 64
+    o_b, o_t, o_h = o_strides
+    b = bh // H
+    h = bh % H
+    o_base = b.to(gl.int64) * o_b + h.to(gl.int64) * o_h + tw.to(gl.int64) * o_t
+    o = acc * gl.convert_layout(1.0 / l_i, gl.SliceLayout(1, o_layout))[:, None]
+    ob: gl.constexpr = _row_layout(D, 4)
+    o = gl.convert_layout(o.to(O.dtype.element_ty), ob)
+    ro = gl.arange(0, BMW, layout=gl.SliceLayout(1, ob))
+    co = gl.arange(0, D, layout=gl.SliceLayout(0, ob))
+    gl.store(O + o_base + ro[:, None] * o_t + co[None, :], o, mask=((tw + ro) < T)[:, None])
+    if STORE_LSE:
+        rl = gl.arange(0, BMW, layout=gl.SliceLayout(1, s_layout))
+        gl.store(LSE + bh.to(gl.int64) * T + tw + rl, m_i + gl.log2(l_i), mask=(tw + rl) < T)
+
+
+@gluon.jit
+def _step(q_w, k_bufs, v_bufs, bars, e, i, p, acc, m_i, l_i, crow, scale2, MASK: gl.constexpr, BN: gl.constexpr,
+          STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+    k_ready, v_ready, kv_empty = bars
+    BMW: gl.constexpr = 64
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    st = e % STAGES
+    pst = (e - 1) % STAGES
+    mbarrier.wait(k_ready.index(st), (e // STAGES) & 1)
+    s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), gl.zeros([BMW, BN], gl.float32, s_layout),
+                      use_acc=False, is_async=True)
+    mbarrier.wait(v_ready.index(pst), ((e - 1) // STAGES) & 1)
+    acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
+    s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+    if MASK:
+        s = _mask(s, i, crow, BN, s_layout)
+    p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, scale2)
+    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+    mbarrier.arrive(kv_empty.index(pst), count=1)
+    acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
+    p = gl.convert_layout(p32.to(k_bufs.dtype), p_layout)
+    return p, acc, m_i, l_i
+
+
+@gluon.jit
+def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
+            D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+    k_ready, v_ready, kv_empty = bars
+    BMW: gl.constexpr = 64
+    dtype: gl.constexpr = k_bufs.dtype
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    p = gl.zeros([BMW, BN], dtype, p_layout)
+    if n_blocks > 0:
+        mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
+        s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), gl.zeros([BMW, BN], gl.float32, s_layout),
+                          use_acc=False, is_async=True)
+        s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+        if n_full == 0:
+            s = _mask(s, 0, crow, BN, s_layout)
+        p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, scale2)
+        acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
+        p = gl.convert_layout(p32.to(dtype), p_layout)
+    for i in range(1, gl.minimum(n_full, n_blocks)):
+        p, acc, m_i, l_i = _step(q_w, k_bufs, v_bufs, bars, e0 + i, i, p, acc, m_i, l_i, crow, scale2, False, BN,
+                                 STAGES, s_layout, o_layout)
+    for i in range(gl.maximum(n_full, 1), n_blocks):
+        p, acc, m_i, l_i = _step(q_w, k_bufs, v_bufs, bars, e0 + i, i, p, acc, m_i, l_i, crow, scale2, True, BN,
+                                 STAGES, s_layout, o_layout)
+    if n_blocks > 0:
+        last = e0 + n_blocks - 1
+        mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
+        acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
+        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+        mbarrier.arrive(kv_empty.index(last % STAGES), count=1)
+    return acc, m_i, l_i
+
+
+@gluon.jit
+def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr):
+    """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue."""
+    T, H, NT, n_tiles, scale2 = sc
+    q_bufs, k_bufs, v_bufs = smem
+    k_ready, v_ready, kv_empty, q_ready, q_empty = bars
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
+    o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
+    G, pid, n_mine = _schedule(NT, n_tiles)
+    e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
+    for j in range(n_mine):
+        k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
+        bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
+        q_w = q_bufs.index((j % 2) * 2 + WG)
+        es = e % STAGES
+        acc, m_i, l_i, crow = _prologue(
+            (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
+            scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
+            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
+        mbarrier.arrive(kv_empty.index(es), count=1)
+        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, kv_empty), e + 1, n_blocks, n_full, acc, m_i,
+                                l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
+        mbarrier.arrive(q_empty.index(j % 2), count=1)
+        _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
+        e += 1 + n_blocks
+
+
+@gluon.jit
+def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0)
+
+
+@gluon.jit
+def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1)
+
+
+@gluon.jit
+def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, k_ready, v_ready, kv_empty,
+               STAGES: gl.constexpr):
+    """Ring entry e: a block of desc_k at [row_k, col] and one of desc_v at [row_v, col], once both consumer
+    warpgroups released the buffer's previous entry."""
+    s = e % STAGES
+    mbarrier.wait(kv_empty.index(s), ((e // STAGES) & 1) ^ 1)
+    mbarrier.expect(k_ready.index(s), desc_k.block_type.nbytes)
+    tma.async_copy_global_to_shared(desc_k, [row_k, col], k_ready.index(s), k_bufs.index(s))
+    mbarrier.expect(v_ready.index(s), desc_v.block_type.nbytes)
+    tma.async_copy_global_to_shared(desc_v, [row_v, col], v_ready.index(s), v_bufs.index(s))
+
+
+@gluon.jit
+def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
+    """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
+    consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
+    of K and V, all through the ring but q."""
+    T, H, NT, n_tiles, _scale2 = sc
+    q_bufs, k_bufs, v_bufs = smem
+    k_ready, v_ready, kv_empty, q_ready, q_empty = bars
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs = descs
+    G, pid, n_mine = _schedule(NT, n_tiles)
+    e = 0
+    for j in range(n_mine):
+        k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
+        bh, t0, n_blocks, _n_full = _tile(k, NT, T, L, BN)
+        row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
+        col = (bh % H) * D
+        qb = j % 2
+        mbarrier.wait(q_empty.index(qb), ((j // 2) & 1) ^ 1)
+        mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
+        tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
+        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, k_ready, v_ready, kv_empty, STAGES)
+        for i in range(n_blocks):
+            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, k_ready,
+                       v_ready, kv_empty, STAGES)
+        e += 1 + n_blocks
+
+
+@gluon.jit
+def fwd_ws_kernel(
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE,
+    o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
+    L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
+    STORE_LSE: gl.constexpr, STAGES: gl.constexpr,
+):
+    dtype: gl.constexpr = ke_desc.dtype
+    q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
+    k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
+    v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
+    k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    q_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(k_ready.index(i), count=1)
+        mbarrier.init(v_ready.index(i), count=1)
+        mbarrier.init(kv_empty.index(i), count=2)  # released by both consumer warpgroups
+    for i in gl.static_range(2):
+        mbarrier.init(q_ready.index(i), count=1)
+        mbarrier.init(q_empty.index(i), count=2)
+    ptrs = (COS, SIN, O, LSE)
+    strides = (o_b, o_t, o_h)
+    sc = (T, H, NT, n_tiles, scale2)
+    smem = (q_bufs, k_bufs, v_bufs)
+    bars = (k_ready, v_ready, kv_empty, q_ready, q_empty)
+    descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs)
+    # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
+    gl.warp_specialize([
+        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
+        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
+        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
+    ], [4, 1], [240, 24])
+
+
+_SM_COUNT: dict[int, int] = {}
+
+
+def _sm_count(device: torch.device) -> int:
+    """Multiprocessors of the device (132 on an H200); 132 for a tensor that is not on a GPU (the static gate
+    compiles with meta tensors)."""
+    if device.type != "cuda":
+        return 132
+    idx = device.index if device.index is not None else torch.cuda.current_device()
+    if idx not in _SM_COUNT:
+        _SM_COUNT[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
+    return _SM_COUNT[idx]
+
+
+def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
+                   store_lse: bool, bn: int = 128, stages: int = 2) -> None:
+    """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
+    TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
+    ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
+    multiprocessor, persistent over the 128-row tiles."""
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    B, _, _, D = q.shape
+    Cs = ke.shape[2]
+    if not scale2 > 0:
+        raise ValueError(f"rat/gluon needs a positive softmax scale (its exponent folds the scale into one FFMA), "
+                         f"got {scale2 / LOG2E:g}")
+    if bn != BM:
+        raise ValueError(f"rat/gluon: the key block must be {BM} rows (the ring also carries each tile's own "
+                         f"{BM} rows of kt and vt), got fwd_bn={bn}")
+    if ke.stride() != (H * Cs * D, Cs * D, D, 1) or ve.stride() != ke.stride():
+        raise ValueError("rat/gluon: the chunk ends (decode cache) must be contiguous (B, H, C, D) tensors")
+    dense = (T * H * D, H * D, D, 1)
+    if q.stride() != dense:
+        q = q.contiguous()
+    if ktr.stride() != dense or vt.stride() != dense:
+        raise ValueError("rat/gluon: kt and vt must be contiguous (B, T, H, D) tensors (the scan writes them so)")
+    gdt = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[q.dtype]
+    lay = gl.NVMMASharedLayout.get_default_for([bn, D], gdt)
+    lay_q = gl.NVMMASharedLayout.get_default_for([64, D], gdt)
+    ends = [TensorDescriptor(x, [B * H * Cs, D], [D, 1], [bn, D], lay) for x in (ke, ve)]
+    rows = [TensorDescriptor(x, [B * T, H * D], [H * D, 1], [bn, D], lay) for x in (ktr, vt)]
+    q_desc = TensorDescriptor(q, [B * T, H * D], [H * D, 1], [64, D], lay_q)
+    NT = triton.cdiv(T, BM)
+    n_tiles = NT * B * H
+    fwd_ws_kernel[(min(n_tiles, _sm_count(q.device)),)](
+        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse,
+        o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
+        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages,
+        num_warps=4, maxnreg=168,
+    )
