@@ -1,22 +1,27 @@
-"""The RAT forward attention (docs/rat-spec.md, op step 3) as a warp-specialized Gluon kernel for sm_90.
+"""The RAT forward attention (docs/rat-spec.md, op step 3) as a warp-specialized, persistent Gluon kernel for sm_90.
 
-fwd_ws_kernel  grid (ceil(T / 128), B*H), the longest rows first. One CTA = 128 query rows and three
-               partitions: a loader warp (TMA: the chunk ends K_j, V_j in blocks of BN rows into a ring of
-               STAGES shared-memory buffers, one mbarrier per buffer and operand, a buffer refilled once both
-               consumers released it) and two consumer warpgroups of 64 rows each (_consumer):
-                 _prologue: q_r = RoPE_c(q) in float32, the self term s_self = q_r . RoPE_c(kt_t) scale2
-                   starts the online softmax (m = s_self, l = 1, acc = vt_t); q_r (16-bit) to shared memory;
-                 loop (FA3's intra-warpgroup overlap): issue S_i = q_r K_i^T and O += P_{i-1} V_{i-1} (wgmma,
-                   P from registers), wait for S_i only, softmax of S_i (the j < c(t) mask on the last blocks
-                   only; the scale folded into the exponent's FFMA) while P_{i-1} V_{i-1} runs, wait, release
-                   the buffer, rescale O;
-                 _epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward.
-Inputs as impls/rat/kernels/forward.py (the Triton kernel this one replaces): RoPE'd kt and vt per token
-from scan_kernel, the chunk ends compact (B, H, Cs, D) with Cs >= C (a decode cache may be longer), read
-through a 2-D TMA descriptor over (B*H*Cs, D). Rows of a block past c(t) are read but masked (P = 0).
-Math: FlashAttention-2's online softmax (Dao 2023); the overlap of softmax with the products as in
-FlashAttention-3 (Shah et al. 2024), written here for RAT's chunk-end keys. Versions and measurements
-(one 8-warp consumer partition; inter-warpgroup ping-pong; persistent CTAs): impls/rat/gluon/NOTES.md.
+fwd_ws_kernel  grid: one CTA per multiprocessor (fewer if there are fewer tiles). The 128-row query tiles of all
+               heads, heads in turn and each head's tiles longest first (_tile), are dealt to the CTAs in a snake
+               (_schedule). One CTA = three partitions:
+                 _loader (one warp, TMA), running ahead across the CTA's tiles: q of a tile into one of two q
+                   buffers (once both consumers are done with the tile two back), then through a ring of STAGES
+                   K/V buffers (one mbarrier per buffer and operand, refilled once both consumers released it) the
+                   tile's own 128 rows of kt and vt (the self term) and its chunk-end blocks K_j, V_j of BN rows;
+                 two consumer warpgroups of 64 rows each (_consumer), per tile:
+                   _prologue: q_r = RoPE_c(q) in place in shared memory; the self term starts the online softmax
+                     from the ring's kt / vt rows (m = q_r . kt_t scale2 with float32 q_r, l = 1, acc = vt_t);
+                   _blocks (FA3's intra-warpgroup overlap): issue S_i = q_r K_i^T and O += P_{i-1} V_{i-1} (wgmma,
+                     P from registers), wait for S_i only, softmax of S_i (the j < c(t) mask on the last blocks
+                     only; the scale folded into the exponent's FFMA), wait, release the buffer, rescale O;
+                   _epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward.
+Inputs as impls/rat/kernels/forward.py (the Triton kernel this one replaces): RoPE'd kt and vt per token from
+scan_kernel, read with q as (B*T, H*D) matrices; the chunk ends compact (B, H, Cs, D) with Cs >= C (a decode cache
+may be longer), read as one (B*H*Cs, D) matrix. Rows past T of a tile read the next sequence's rows (or TMA's zeros)
+and are not stored; rows of a key block past c(t) are read but masked (P = 0).
+Math: FlashAttention-2's online softmax (Dao 2023); the overlap of softmax with the products, the producer warp and
+the persistent longest-first schedule as in FlashAttention-3 (Shah et al. 2024), written here for RAT's chunk-end
+keys. Versions and measurements (one 8-warp consumer partition; inter-warpgroup ping-pong; one CTA per tile; split
+masked loop): impls/rat/gluon/NOTES.md.
 """
 from __future__ import annotations
 
