@@ -149,8 +149,9 @@ def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, S
 def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
             D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
     """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
-    S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). Returns acc, m, l."""
-    k_ready, v_ready, kv_empty = bars
+    S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
+    soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. Returns acc, m, l."""
+    k_ready, v_ready, k_empty, v_empty = bars
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
@@ -162,6 +163,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
         mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
         s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+        mbarrier.arrive(k_empty.index(e0 % STAGES), count=1)
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN)
         acc = acc * gl.convert_layout(alpha, row_o)[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
@@ -173,9 +175,10 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
         mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
         acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+        mbarrier.arrive(k_empty.index(st), count=1)
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-        mbarrier.arrive(kv_empty.index(pst), count=1)
+        mbarrier.arrive(v_empty.index(pst), count=1)
         acc = acc * gl.convert_layout(alpha, row_o)[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
     if n_blocks > 0:
@@ -183,7 +186,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
         mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
         acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-        mbarrier.arrive(kv_empty.index(last % STAGES), count=1)
+        mbarrier.arrive(v_empty.index(last % STAGES), count=1)
     return acc, m_i, l_i
 
 
@@ -193,7 +196,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue."""
     T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
-    k_ready, v_ready, kv_empty, q_ready, q_empty = bars
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
@@ -207,8 +210,9 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
             (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
             scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
             (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
-        mbarrier.arrive(kv_empty.index(es), count=1)
-        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, kv_empty), e + 1, n_blocks, n_full, acc, m_i,
+        mbarrier.arrive(k_empty.index(es), count=1)
+        mbarrier.arrive(v_empty.index(es), count=1)
+        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full, acc, m_i,
                                 l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
         mbarrier.arrive(q_empty.index(j % 2), count=1)
         _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
@@ -228,14 +232,15 @@ def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
 
 
 @gluon.jit
-def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, k_ready, v_ready, kv_empty,
-               STAGES: gl.constexpr):
-    """Ring entry e: a block of desc_k at [row_k, col] and one of desc_v at [row_v, col], once both consumer
-    warpgroups released the buffer's previous entry."""
+def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGES: gl.constexpr):
+    """Ring entry e: a block of desc_k at [row_k, col] once both consumer warpgroups released the K buffer's previous
+    entry, and one of desc_v at [row_v, col] once they released the V buffer's."""
+    k_ready, v_ready, k_empty, v_empty = bars
     s = e % STAGES
-    mbarrier.wait(kv_empty.index(s), ((e // STAGES) & 1) ^ 1)
+    mbarrier.wait(k_empty.index(s), ((e // STAGES) & 1) ^ 1)
     mbarrier.expect(k_ready.index(s), desc_k.block_type.nbytes)
     tma.async_copy_global_to_shared(desc_k, [row_k, col], k_ready.index(s), k_bufs.index(s))
+    mbarrier.wait(v_empty.index(s), ((e // STAGES) & 1) ^ 1)
     mbarrier.expect(v_ready.index(s), desc_v.block_type.nbytes)
     tma.async_copy_global_to_shared(desc_v, [row_v, col], v_ready.index(s), v_bufs.index(s))
 
@@ -248,7 +253,8 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     of K and V, all through the ring but q."""
     T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
-    k_ready, v_ready, kv_empty, q_ready, q_empty = bars
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
+    ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs = descs
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
@@ -262,10 +268,10 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
-        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, k_ready, v_ready, kv_empty, STAGES)
+        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
         for i in range(n_blocks):
-            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, k_ready,
-                       v_ready, kv_empty, STAGES)
+            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
+                       STAGES)
         e += 1 + n_blocks
 
 
@@ -282,13 +288,15 @@ def fwd_ws_kernel(
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    kv_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     q_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     q_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
-        mbarrier.init(kv_empty.index(i), count=2)  # released by both consumer warpgroups
+        mbarrier.init(k_empty.index(i), count=2)  # released by both consumer warpgroups
+        mbarrier.init(v_empty.index(i), count=2)
     for i in gl.static_range(2):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=2)
@@ -296,7 +304,7 @@ def fwd_ws_kernel(
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
-    bars = (k_ready, v_ready, kv_empty, q_ready, q_empty)
+    bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
