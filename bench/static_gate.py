@@ -182,13 +182,23 @@ class Launch:
     @property
     def ident(self) -> str:
         ce = " ".join(f"{k}={v}" for k, v in sorted(self.constexprs.items()))
-        ptr = next((t for t in self.signature.values() if t.startswith("*")), "")
+        data = next((d for d in map(_data_dtype, self.signature.values()) if d), "")
         spec = json.dumps([self.signature, sorted(self.constexprs.items()), self.attrs], sort_keys=True, default=str)
         h = hashlib.sha1(spec.encode()).hexdigest()[:8]
         mod = self.module.removeprefix("ratbench.")
         fam = mod.split(".")[1] if mod.count(".") >= 1 else mod
         reg = "" if self.maxnreg is None else f" r{self.maxnreg}"
-        return f"{fam}.{self.kernel} [{ce}] w{self.num_warps} s{self.num_stages}{reg} {ptr.lstrip('*')} #{h}"
+        return f"{fam}.{self.kernel} [{ce}] w{self.num_warps} s{self.num_stages}{reg} {data} #{h}"
+
+
+def _data_dtype(arg_type: str) -> str | None:
+    """The element type a launch argument carries: ``*bf16`` (a pointer) or ``tensordesc<bf16[...]...>`` (a TMA
+    descriptor, the Gluon kernels' inputs) give ``bf16``; scalars and constexprs give None."""
+    if arg_type.startswith("*"):
+        return arg_type[1:]
+    if arg_type.startswith("tensordesc<"):
+        return arg_type.removeprefix("tensordesc<").split("[", 1)[0]
+    return None
 
 
 def _specialize(arg: object, kp) -> tuple[str, bool]:  # type: ignore[no-untyped-def]
