@@ -87,30 +87,24 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
-def _tables(COS, SIN, t0, T, tw_off, L: gl.constexpr, D: gl.constexpr):
-    """RoPE's cos and sin rows of the chunks of rows t0 + tw_off .. + 63 ([64, D/2] float32 each), for _prologue."""
-    HALF: gl.constexpr = D // 2
-    blk: gl.constexpr = _row_layout(HALF, 4)
-    r = gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
-    dcol = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))
-    vm = (t0 + tw_off + r < T)[:, None]
-    tptr = ((t0 + tw_off + r) // L)[:, None] * HALF + dcol[None, :]
-    return gl.load(COS + tptr, mask=vm, other=1.0), gl.load(SIN + tptr, mask=vm, other=0.0)
-
-
-@gluon.jit
-def _prologue(cos, sin, q_w, k_self, v_self, t0, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
+def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase):
-    """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit; cos and sin from
-    _tables, loaded during the previous tile's epilogue); the online softmax starts from the self term: m = q_r . kt_t
-    scale2 (float32 q_r; kt_t from the tile's self block in the ring, k_self), l = 1, acc = vt_t (v_self, read in the
-    accumulator's layout). Returns acc, m, l, chunk ids."""
+    """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
+    softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
+    ring, k_self), l = 1, acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
+    COS, SIN = cos_sin
     BMW: gl.constexpr = 64
     HALF: gl.constexpr = D // 2
     dtype: gl.constexpr = q_w.dtype
     blk: gl.constexpr = _row_layout(HALF, 4)
     r = gl.arange(0, BMW, layout=gl.SliceLayout(1, blk))
+    dcol = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))
     crow_b = (t0 + tw_off + r) // L
+    if ROPE:  # the tables' loads go out before the wait for q
+        vm = (t0 + tw_off + r < T)[:, None]
+        tptr = crow_b[:, None] * HALF + dcol[None, :]
+        cos = gl.load(COS + tptr, mask=vm, other=1.0)
+        sin = gl.load(SIN + tptr, mask=vm, other=0.0)
     mbarrier.wait(q_bar, q_phase)
     q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
     q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
@@ -206,10 +200,6 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
-    cos = 1.0
-    sin = 0.0
-    if ROPE:
-        cos, sin = _tables(ptrs[0], ptrs[1], _tile(pid, NT, T, L, BN)[1], T, WG * 64, L, D)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
         k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
@@ -217,7 +207,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
-            cos, sin, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0,
+            (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
             scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
             (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
         mbarrier.arrive(k_empty.index(es), count=1)
@@ -225,9 +215,6 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full, acc, m_i,
                                 l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
         mbarrier.arrive(q_empty.index(j % 2), count=1)
-        if ROPE:  # the next tile's tables, in flight during this tile's epilogue
-            k_next = (j + 1) * G + gl.where(j % 2 == 1, pid, G - 1 - pid)
-            cos, sin = _tables(ptrs[0], ptrs[1], _tile(k_next, NT, T, L, BN)[1], T, WG * 64, L, D)
         _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
         e += 1 + n_blocks
 
