@@ -458,15 +458,14 @@ class RATTriton(RAT):
     def __init__(self, config: RATTritonConfig | None = None) -> None:
         self.config = config
 
-    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, head_dim: int = 128
-                ) -> RATTritonConfig:
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16) -> RATTritonConfig:
         """The launch config for a call: the given one, else the default for the chunk count and dtype."""
         return _cfg(self.config, n_chunks, dtype)
 
     def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float) -> torch.Tensor:
         q, k, v, f = _same_strides(q, k, v, f)
         _check_grid(q.shape[0], q.shape[2])
-        cfg = self._config(q.shape[1] // chunk_size, q.dtype, q.shape[-1])
+        cfg = self._config(q.shape[1] // chunk_size, q.dtype)
         return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, cfg)
 
     def _check_state(self, state: RATState, q: torch.Tensor) -> None:
@@ -485,7 +484,7 @@ class RATTriton(RAT):
         self._check_state(state, q)
         _check_grid(q.shape[0], q.shape[2])
         q, k, v, f = _same_strides(q, k, v, f)
-        cfg = self._config(math.ceil(q.shape[1] / state.chunk_size), q.dtype, q.shape[-1])
+        cfg = self._config(math.ceil(q.shape[1] / state.chunk_size), q.dtype)
         with torch.no_grad():
             o, *_ = rat_forward(q, k, v, f, state.chunk_size, state.rope, state.scale, cfg, need_lse=False,
                                 ke=state.k_cache, ve=state.v_cache, last_state=(state.kt, state.vt))

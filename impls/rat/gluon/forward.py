@@ -314,18 +314,12 @@ def fwd_ws_kernel(
     ], [4, 1], [240, 24])
 
 
-_SM_COUNT: dict[int, int] = {}
-
-
 def _sm_count(device: torch.device) -> int:
     """Multiprocessors of the device (132 on an H200); 132 for a tensor that is not on a GPU (the static gate
-    compiles with meta tensors)."""
+    compiles with meta tensors). torch caches the device properties."""
     if device.type != "cuda":
         return 132
-    idx = device.index if device.index is not None else torch.cuda.current_device()
-    if idx not in _SM_COUNT:
-        _SM_COUNT[idx] = torch.cuda.get_device_properties(idx).multi_processor_count
-    return _SM_COUNT[idx]
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
