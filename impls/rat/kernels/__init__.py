@@ -13,7 +13,7 @@ removed variants: impls/rat/NOTES.md):
                    bwd_lscan_kernel: the two-level scans for long chunks (chunk_size = T)
   forward.py       fwd_kernel (attention over the chunk ends + the self term)
   backward_dq.py   bwd_dq_pre_kernel (16-bit: Delta, RoPE(q), dq in one pass); bwd_pre_kernel,
-                   bwd_dq_kernel (float32); bwd_ws_pre_kernel, bwd_dq_post_kernel (around rat/gluon's backward)
+                   bwd_dq_kernel (float32)
   backward_dkv.py  bwd_dkv_early_kernel (16-bit), bwd_dkv_kernel (float32)
   decode.py        step_kernel (one decode token, optional split over slots merged in-kernel)
   common.py        RoPE on halves and the scans' two-half loads / stores
@@ -25,13 +25,7 @@ from __future__ import annotations
 
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.rat.kernels.backward_dkv import bwd_dkv_early_kernel, bwd_dkv_kernel
-from ratbench.impls.rat.kernels.backward_dq import (
-    bwd_dq_kernel,
-    bwd_dq_post_kernel,
-    bwd_dq_pre_kernel,
-    bwd_pre_kernel,
-    bwd_ws_pre_kernel,
-)
+from ratbench.impls.rat.kernels.backward_dq import bwd_dq_kernel, bwd_dq_pre_kernel, bwd_pre_kernel
 from ratbench.impls.rat.kernels.decode import step_kernel
 from ratbench.impls.rat.kernels.forward import fwd_kernel
 from ratbench.impls.rat.kernels.long_scan import (
@@ -48,13 +42,11 @@ __all__ = [
     "bwd_dkv_early_kernel",
     "bwd_dkv_kernel",
     "bwd_dq_kernel",
-    "bwd_dq_post_kernel",
     "bwd_dq_pre_kernel",
     "bwd_lscan_kernel",
     "bwd_lscan_sum_kernel",
     "bwd_pre_kernel",
     "bwd_scan_kernel",
-    "bwd_ws_pre_kernel",
     "fwd_kernel",
     "lscan_carry_kernel",
     "lscan_kernel",

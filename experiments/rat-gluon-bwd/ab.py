@@ -1,0 +1,95 @@
+"""A/B of bwd_ws_kernel launch variants (VARIANTS: ring stages at 7a5807a) at the issue-18 shapes: outputs compared
+with the first variant, the kernel alone timed by interleaved do_bench. Runs at 7a5807a (README.md)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+from triton.testing import do_bench
+
+from ratbench.impls.rat import kernels as K
+from ratbench.impls.rat.gluon import GLUON_CONFIG
+from ratbench.impls.rat.gluon import backward as GB
+from ratbench.impls.rat.triton import rat_forward, rope_tables
+
+VARIANTS = [("b0_s2", {"stages": 2}), ("b0_s3", {"stages": 3})]  # launch_backward keyword arguments
+
+
+def setup(T, tokens, H, D, L):
+    B = max(1, tokens // T)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3))
+    f = torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16()
+    do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+    scale = D ** -0.5
+    o, lse, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, True, scale, GLUON_CONFIG, need_lse=True)
+    C = ke.shape[2]
+    cos, sin = rope_tables(C, D, q.device)
+    Tp = math.ceil(T / 64) * 64
+    lsep = torch.empty(B * H, Tp, device="cuda"); deltap = torch.empty_like(lsep)
+    delta = torch.empty(B * H, T, device="cuda")
+    qr = torch.empty(B * H, Tp, D, device="cuda", dtype=q.dtype)
+    acc0 = torch.empty(B * H, Tp, D, device="cuda")
+    scale2 = scale * K.LOG2E
+    K.bwd_ws_pre_kernel[(Tp // 64, B * H)](q, o, ktr, vt, do, cos, sin, lse, delta, lsep, deltap, qr, acc0,
+        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale2,
+        L=L, BM=64, HALF=D // 2, ROPE=True, num_warps=4)
+    return {"qr": qr, "do": do, "ke": ke, "ve": ve, "acc0": acc0, "lsep": lsep, "deltap": deltap, "C": C, "B": B, "T": T,
+            "L": L, "scale": scale, "scale2": scale2, "H": H, "D": D}
+
+
+def run(st, kw, acc):
+    dke = torch.empty(st["B"] * st["H"], st["C"], st["D"], device="cuda"); dve = torch.empty_like(dke)
+    GB.launch_backward(st["qr"], st["do"], st["ke"], st["ve"], acc, st["lsep"], st["deltap"], dke, dve, st["T"],
+                       st["L"], st["scale"], st["scale2"], **kw)
+    return dke, dve
+
+
+def main():
+    out = Path(os.environ.get("OUT", "/tmp"))
+    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+    for T, D, L in ((4096, 128, 16), (32768, 128, 16), (131072, 128, 16), (32768, 64, 16)):
+        st = setup(T, 131072, 16, D, L)
+        C = st["C"]
+        flops5 = 10 * st["B"] * 16 * sum(min(t // L, C) for t in range(T)) * D
+        base = None
+        row = {"T": T, "D": D, "L": L, "flops5": flops5}
+        for name, kw in VARIANTS:
+            if D == 64 and kw["stages"] == 3:
+                continue
+            acc = st["acc0"].clone()
+            try:
+                dke, dve = run(st, kw, acc)
+                torch.cuda.synchronize()
+            except Exception as e:  # noqa: BLE001
+                row[name + "_error"] = str(e)[:300]
+                continue
+            if base is None:
+                base = (dke, dve, acc)
+            else:
+                row[name + "_diff"] = [(a - b).abs().max().item() for a, b in zip((dke, dve, acc), base)]
+        fns = {}
+        for n, kw in VARIANTS:
+            if n + "_error" not in row and not (D == 64 and kw["stages"] == 3):
+                acc = st["acc0"].clone()
+                fns[n] = lambda kw=kw, acc=acc, st=st: run(st, kw, acc)
+        ms = {n: [] for n in fns}
+        for _ in range(3):
+            for n, fn in fns.items():
+                ms[n].append(do_bench(fn, warmup=10, rep=100 if T < 131072 else 60))
+        for n in ms:
+            row[n + "_ms"] = sorted(ms[n])[1]
+            row[n + "_tfs"] = flops5 / row[n + "_ms"] / 1e9
+        res["rows"].append(row)
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+        (out / "ab_bwd.json").write_text(json.dumps(res, indent=1))
+        del st
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
