@@ -285,7 +285,35 @@ def forward_backward_costs(case: Case) -> dict[str, Cost]:
 #: stage cost models of one implementation (the exact registry name; rat/gluon runs rat/triton's stages with
 #: another forward kernel); the others get their family's
 #: (its declaration's ``stage_cost``, impls/spec.py); stages without one get time only
-STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs, "rat/gluon": rat_triton_stage_costs}
+def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
+    """rat/gluon's stages: rat/triton's scans and forward (its Gluon forward does the same work); in train, where
+    impls.rat.gluon.gluon_backward_used routes the backward to its Gluon kernel:
+        bwd pre/post  bwd_ws_pre_kernel (reads q, o, dO, kt, vt, lse; writes RoPE(q), the float32 dq accumulator,
+                      Delta twice and lse) and bwd_dq_post_kernel (reads the accumulator, writes dq): memory passes
+        backward      bwd_ws_kernel: S^T, dP^T, dV, dK and dq's shares dS K, 5 products; reads RoPE(q), dO, lse and
+                      Delta once (the minimum; tiles are re-read from L2), the chunk ends, writes their float32
+                      gradients; the dq accumulator's reductions run in L2 and count once (read and written)
+    elsewhere rat/triton's stages."""
+    from ratbench.impls.rat.gluon import gluon_backward_used
+
+    out = rat_triton_stage_costs(case)
+    L = case.chunk_size
+    if case.mode != "train" or L is None or not gluon_backward_used(case.seq_len, L, case.head_dim):
+        return out
+    B, T, H, D, e = case.batch, case.seq_len, case.heads, case.head_dim, _e(case)
+    n = B * T * H * D
+    C = -(-T // L)
+    prod = 2.0 * B * H * D * rat_pairs(T, L)
+    ends = 2.0 * B * H * C * D * e
+    dends = 2.0 * B * H * C * D * 4
+    rows = B * H * T * 4.0
+    del out["dq"], out["dK/dV"]
+    out["bwd pre/post"] = Cost(6.0 * n, 5.0 * n * e + rows + n * e + 4.0 * n + 4 * rows + 4.0 * n + n * e)
+    out["backward"] = Cost(5 * prod, 2.0 * n * e + 2 * rows + ends + dends + 8.0 * n)
+    return out
+
+
+STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs, "rat/gluon": rat_gluon_stage_costs}
 
 
 def stage_costs(case: Case) -> dict[str, Cost]:

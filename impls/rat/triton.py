@@ -26,7 +26,7 @@ from ratbench.impls.rat.base import RAT, RATState
 from ratbench.impls.rope import rope_cos_sin
 
 #: RATTritonConfig.backward: the kernels of the backward pass (impls/rat/kernels/backward_dq.py)
-BACKWARDS = ("plain", "dq_first")
+BACKWARDS = ("plain", "dq_first", "gluon_ws")
 #: RATTritonConfig.forward: the attention kernel of the forward pass: "triton" = kernels/forward.py (any GPU,
 #: the interpreter); "gluon_ws" = impls/rat/gluon/forward.py (warp-specialized, TMA + wgmma: sm_90 only, 16-bit)
 FORWARDS = ("triton", "gluon_ws")
@@ -46,7 +46,8 @@ class RATTritonConfig:
     dkv_stages: int = 4
     #: the backward's kernels: "dq_first" = bwd_dq_pre_kernel (dq with Delta = rowsum(dO * o) and RoPE(q) in
     #: one pass) then bwd_dkv_early_kernel (dP^T issued before the exponentials): the 16-bit default (H200,
-    #: NOTES.md session 4, run6); "plain" = bwd_pre_kernel, bwd_dkv_kernel, bwd_dq_kernel: what float32 runs
+    #: NOTES.md session 4, run6); "plain" = bwd_pre_kernel, bwd_dkv_kernel, bwd_dq_kernel: what float32 runs;
+    #: "gluon_ws" = impls/rat/gluon/backward.py (one 5-product kernel, dq by TMA reductions: sm_90 only, 16-bit)
     backward: str = "plain"
     #: the forward's attention kernel (FORWARDS); "gluon_ws" uses fwd_bn (chunk ends per block) and fwd_stages
     #: (K / V buffers); its query tile is 128 rows (fwd_bm must be 128)
@@ -306,6 +307,12 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     if do.stride() != o.stride():
         do = do.contiguous()
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
+    if cfg.backward == "gluon_ws":  # Delta, dq and dK, dV of the chunk ends by impls/rat/gluon/backward.py
+        from ratbench.impls.rat.gluon.backward import gluon_backward
+
+        dq, delta, dke, dve = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale)
+        dk, dv, df = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale, cfg)
+        return dq, dk, dv, df
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D) (and dq with "dq_first")
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
     qr = torch.empty(B * H, T, D, device=q.device, dtype=q.dtype)
@@ -458,14 +465,16 @@ class RATTriton(RAT):
     def __init__(self, config: RATTritonConfig | None = None) -> None:
         self.config = config
 
-    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16) -> RATTritonConfig:
-        """The launch config for a call: the given one, else the default for the chunk count and dtype."""
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                head_dim: int | None = None) -> RATTritonConfig:
+        """The launch config for a call: the given one, else the default for the chunk count and dtype (seq_len and
+        head_dim are for subclasses' rules; rat/triton's defaults do not depend on them)."""
         return _cfg(self.config, n_chunks, dtype)
 
     def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float) -> torch.Tensor:
         q, k, v, f = _same_strides(q, k, v, f)
         _check_grid(q.shape[0], q.shape[2])
-        cfg = self._config(q.shape[1] // chunk_size, q.dtype)
+        cfg = self._config(q.shape[1] // chunk_size, q.dtype, seq_len=q.shape[1], head_dim=q.shape[3])
         return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, cfg)
 
     def _check_state(self, state: RATState, q: torch.Tensor) -> None:

@@ -3,6 +3,7 @@ attribution of synthetic kernel lists, trace parsing, per-stage costs, ncu outpu
 profile of rat/reference and rat/triton (interpreted) with its rows, traces and report section."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import re
@@ -374,3 +375,19 @@ def test_coverage_reason_explains_cases_off_the_median():
     assert "6 of 20" in why and "3.92-4.39" in why
     assert "slower than every timed call" in coverage_reason(6.0, 4.0, [3.9, 4.0, 4.1])
     assert "launch gaps" in coverage_reason(2.0, 4.0, [4.0])
+
+
+def test_rat_gluon_stage_costs_follow_its_backward_route():
+    """rat/gluon's stages are rat/triton's where it trains with rat/triton's backward (D 128, L 16, T 4k) and, where
+    impls.rat.gluon.gluon_backward_used sends the backward to its Gluon kernel, that kernel's 5 products in one
+    "backward" stage beside its memory passes."""
+    def case(T):
+        return dataclasses.replace(_rat("train", T=T, B=1), impl="rat/gluon")
+
+    assert costs.stage_costs(case(4096)) == costs.stage_costs(_rat("train", T=4096, B=1))
+    st = costs.stage_costs(case(131072))
+    assert set(st) == {"scans", "forward", "bwd pre/post", "backward"}
+    tri = costs.stage_costs(_rat("train", T=131072, B=1))
+    assert st["backward"].flops == pytest.approx(5 / 4 * tri["dK/dV"].flops)
+    assert st["forward"] == tri["forward"] and st["scans"] == tri["scans"]
+    assert st["bwd pre/post"].bytes > 0

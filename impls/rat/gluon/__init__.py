@@ -1,9 +1,11 @@
-"""rat/gluon: RAT (docs/rat-spec.md) with the forward attention as a warp-specialized Gluon kernel for Hopper.
+"""rat/gluon: RAT (docs/rat-spec.md) with warp-specialized Gluon attention kernels for Hopper.
 
-Same interface, scans, backward and decode state as rat/triton (impls/rat/triton.py: the config field
-``forward = "gluon_ws"`` routes the forward's attention to impls/rat/gluon/forward.py, fwd_ws_kernel: a TMA
-loader warp feeding two consumer warpgroups; one warpgroup's softmax runs under the other's products, and the
-wait for its own previous P V product sits before its exponentials in ptxas's schedule: NOTES.md, v4).
+Same interface, scans and decode state as rat/triton (impls/rat/triton.py). The config field ``forward =
+"gluon_ws"`` routes the forward's attention to impls/rat/gluon/forward.py (fwd_ws_kernel: a TMA loader warp feeding
+two consumer warpgroups; one warpgroup's softmax runs under the other's products, and the wait for its own previous
+P V product sits before its exponentials in ptxas's schedule: NOTES.md, v4); ``backward = "gluon_ws"`` routes the
+backward's attention to impls/rat/gluon/backward.py (bwd_ws_kernel: five products per tile pair, dq added by TMA
+reductions), which rat/gluon takes where it measured faster than rat/triton's backward (`gluon_backward_used`).
 sm_90 only (wgmma and TMA as Hopper has them), bf16 / fp16, head dims 64 and 128; Gluon has no CPU
 interpreter, so on the CPU the kernel is only compiled for sm_90 (`run_bench.py static`); correctness and
 speed are measured on the H200 (impls/rat/gluon/NOTES.md).
@@ -21,11 +23,27 @@ from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, RATTritonConfig
 #: rat/triton's 16-bit default with the Gluon forward: 128 x 128 tiles, 2 buffers of K and V each (3 do not fit in
 #: 227 KB beside q's two buffers) (H200, impls/rat/gluon/NOTES.md v2, v4)
 GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=128, fwd_bn=128, fwd_stages=2)
+#: ... and the Gluon backward too (NOTES.md, "The backward in Gluon", b3)
+GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws")
+
+
+def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
+    """Whether rat/gluon trains with its Gluon backward (bwd_ws_kernel) rather than rat/triton's: where it measured
+    faster on the H200 (bf16, H 16, 131,072 tokens, train steps interleaved; NOTES.md b3, reports/
+    h200-rat-gluon-bwd-2026-12-04/b3-timing-steps.json): at head dim 64 at every T timed (4k / 32k / 128k: 3.24 /
+    7.47 / 21.1 ms against 3.70 / 8.98 / 26.8), at T = 128k (D 128, L 16: 37.6 against 40.1 ms; L 64: 11.8 against
+    14.9) and with L 64 at T = 32k (6.44 against 7.02); not at D 128 with L 16 at 4k and 32k (5.92 / 13.7 against
+    5.76 / 13.2 ms) nor with L 64 at 4k (5.24 against 5.00). Between the timed T the threshold is not measured:
+    T >= 64k, or T >= 16k with L >= 64."""
+    if head_dim <= 64:
+        return True
+    return seq_len >= 65536 or (chunk_size >= 64 and seq_len >= 16384)
 
 
 class RATGluon(RATTriton):
-    description = ("rat/triton with the forward attention as a warp-specialized Gluon kernel (TMA loader warp, "
-                   "two wgmma consumer warpgroups, persistent); sm_90")
+    description = ("rat/triton with warp-specialized Gluon attention kernels (TMA loader warp, two wgmma warpgroups): "
+                   "the forward (persistent) always, the 5-product backward (dq by TMA reductions) where it "
+                   "measured faster; sm_90")
     triton = False
     requires = ("triton",)
     devices = ("cuda",)
@@ -41,8 +59,20 @@ class RATGluon(RATTriton):
             return f"the Gluon kernels use Hopper's wgmma and TMA (sm_90); this GPU is sm_{cap[0]}{cap[1]}"
         return None
 
-    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16) -> RATTritonConfig:
+    profile_stages = (("scans", r"scan\w*_kernel"), ("forward", r"fwd\w*_kernel"),
+                      ("dq", r"bwd_(dq|pre|dq_pre)_kernel"), ("dK/dV", r"bwd_dkv\w*_kernel"),
+                      ("bwd pre/post", r"bwd_(ws_pre|dq_post)_kernel"), ("backward", r"bwd_ws_kernel"),
+                      ("decode step", r"step\w*_kernel"))
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                head_dim: int | None = None) -> RATTritonConfig:
         """The Gluon forward at every shape: since v4 (persistent CTAs, q and the self term by TMA) it measured faster
         than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
-        tiles used to win (NOTES.md, "Where it is used"). A config given by the caller is used as given."""
-        return self.config if self.config is not None else GLUON_CONFIG
+        tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (seq_len and
+        head_dim given; the chunk size is seq_len / n_chunks). A config given by the caller is used as given."""
+        if self.config is not None:
+            return self.config
+        if seq_len is not None and head_dim is not None and n_chunks > 0 and \
+                gluon_backward_used(seq_len, max(1, seq_len // n_chunks), head_dim):
+            return GLUON_BWD_CONFIG
+        return GLUON_CONFIG

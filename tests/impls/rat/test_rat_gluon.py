@@ -113,3 +113,67 @@ def test_gluon_forward_at_every_shape(monkeypatch):
     for n_chunks, dtype in ((8192, torch.bfloat16), (256, torch.bfloat16), (64, torch.float16), (1, torch.bfloat16)):
         assert g._config(n_chunks, dtype) is GLUON_CONFIG
     assert RATGluon(DEFAULT_CONFIG)._config(64, torch.bfloat16) is DEFAULT_CONFIG
+
+
+def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2):
+    """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends written, dS K added to
+    the dq accumulator, rows past T carried by lse +inf / Delta 0 as the kernel sees them."""
+    BH, Tp, D = qr.shape
+    C = dke.shape[1]
+    q = qr.float()
+    lsep, deltap = (ld[:, :, r].reshape(BH, Tp) for r in (0, 1))  # per 64-row tile: lse row, Delta row
+    dof = torch.zeros(BH, Tp, D)
+    dof[:, :T] = do.float().permute(0, 2, 1, 3).reshape(BH, T, D)
+    k = ke.float().reshape(BH, -1, D)[:, :C]
+    v = ve.float().reshape(BH, -1, D)[:, :C]
+    vis = torch.arange(C)[None, :] < (torch.arange(Tp) // L)[:, None]
+    p = torch.exp2(q @ k.transpose(1, 2) * scale2 - lsep[..., None]) * vis
+    ds = p * (dof @ v.transpose(1, 2) - deltap[..., None])
+    dve.copy_(p.transpose(1, 2) @ dof)
+    dke.copy_(ds.transpose(1, 2) @ q * scale)
+    dqacc.add_(ds @ k)
+
+
+@pytest.mark.parametrize("T,L,rope", [(40, 8, True), (100, 4, True), (64, 16, False)])
+def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope):
+    """rat/gluon's backward (backward="gluon_ws") on the CPU with its Gluon kernel emulated in torch: the Triton
+    passes around it (bwd_ws_pre_kernel: Delta, padded lse / Delta, RoPE(q), dq's self term; bwd_dq_post_kernel:
+    RoPE^T) and the backward scan, run by the interpreter, give rat/triton's gradients. T not a multiple of 64 pads
+    the tiles."""
+    from ratbench.impls.rat.gluon import backward as gb
+    from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    calls = []
+    monkeypatch.setattr(gb, "launch_backward", lambda *a, **kw: calls.append(1) or _emulated_bwd_ws_kernel(*a, **kw))
+    g = torch.Generator().manual_seed(0)
+    B, H, D = 2, 2, 32
+    xs = [torch.randn(B, T, H, D, generator=g).half() for _ in range(3)]
+    xs.append(torch.sigmoid(torch.randn(B, T, H, D, generator=g) + 2).half())
+    do = torch.randn(B, T, H, D, generator=g).half()
+    out = []
+    for cfg in (INTERPRET_CONFIG, dataclasses.replace(INTERPRET_CONFIG, backward="gluon_ws")):
+        ins = [x.clone().requires_grad_(True) for x in xs]
+        RATTriton(cfg).forward(*ins, chunk_size=L, rope=rope).backward(do)
+        out.append([x.grad.float() for x in ins])
+    assert calls == [1]
+    for name, a, b in zip("qkvf", *out):
+        assert torch.allclose(a, b, atol=2e-2, rtol=2e-2), (name, (a - b).abs().max().item())
+
+
+def test_gluon_backward_route():
+    """rat/gluon's own backward where it measured faster (NOTES.md b3): head dim 64 everywhere, T >= 64k, L >= 64 from
+    T 16k; rat/triton's backward at D 128 with L 16 below 64k; a config given by the caller is used as given."""
+    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, gluon_backward_used
+    from ratbench.impls.rat.triton import DEFAULT_CONFIG
+
+    assert GLUON_BWD_CONFIG.backward == "gluon_ws" and GLUON_BWD_CONFIG.forward == "gluon_ws"
+    assert gluon_backward_used(4096, 16, 64) and gluon_backward_used(131072, 16, 128)
+    assert gluon_backward_used(32768, 64, 128) and not gluon_backward_used(4096, 64, 128)
+    assert not gluon_backward_used(4096, 16, 128) and not gluon_backward_used(32768, 16, 128)
+    g = RATGluon()
+    assert g._config(8192, torch.bfloat16, seq_len=131072, head_dim=128) is GLUON_BWD_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, head_dim=128) is GLUON_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, head_dim=64) is GLUON_BWD_CONFIG
+    assert g._config(256, torch.bfloat16) is GLUON_CONFIG  # shape unknown (decode): the forward's config
+    assert RATGluon(DEFAULT_CONFIG)._config(8192, torch.bfloat16, seq_len=131072, head_dim=128) is DEFAULT_CONFIG

@@ -1,0 +1,297 @@
+"""The RAT backward attention (docs/rat-spec.md, op step 3) with five products per tile pair: a warp-specialized
+Gluon kernel for sm_90 that forms dK and dV of the chunk ends and adds each pair's share of dq by TMA reductions.
+
+bwd_ws_kernel  grid (B*H, key blocks), key block 0 (the most query rows) first. One CTA = one block of BN = 128
+               chunk ends of one (b, h) and three partitions:
+                 _bwd_loader (one warp, TMA): K and V of the block once, then per 64-row query tile (the rows t
+                   that see a key of the block, c(t) > j, last to first) RoPE'd q and dO into a ring of STAGES;
+                 two MMA warpgroups (_bwd_consumer), warpgroup w owning the block's keys 64 w .. 64 w + 63, per
+                   tile: S^T = K_w Q^T and dP^T = V_w dO^T (wgmma, both in flight), P^T = exp2(S^T scale2 - lse)
+                   (the j < c(t) mask on the tiles whose rows do not all see the block), dV_w += P^T dO (P^T from
+                   registers), dS^T = P^T (dP^T - Delta), dK_w += dS^T Q; dS^T also goes to shared memory and,
+                   once both warpgroups wrote theirs (an mbarrier), warpgroup w forms columns 64 w .. of the
+                   tile's dq share dS K (A = dS from shared memory, transposed) and adds it to the float32 dq
+                   accumulator by a TMA reduction (cp.reduce.async.bulk.tensor .add), which runs on while the
+                   warpgroup goes on; it waits for the reduction's read of the staging buffer only before the
+                   next tile's share overwrites it.
+               dK (times the softmax scale) and dV, float32 (B*H, C, D), as rat/triton's dK/dV kernel writes them.
+Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta padded to 64-row tiles with
+lse +inf past T, RoPE(q), dq's self term as the accumulator's start) and bwd_dq_post_kernel (dq = RoPE^T(scale
+acc)); the self term's gradients of kt and vt stay with the backward scan, as in rat/triton.
+Gluon's Hopper TMA module has copies but no reduction (triton 3.6.0 and 3.7.1); the op it lowers,
+ttng.async_tma_reduce, is in Gluon's builder on both (create_async_tma_reduce), and _tma_reduce_add calls it.
+Math: FlashAttention-2's backward (Dao 2023) with dS = P (dP - Delta); the split into a producer warp and MMA
+warpgroups, keys in rows (S^T) so that P^T and dS^T feed dV and dK from registers, and dq by TMA reductions as in
+FlashAttention-3's backward (Shah et al. 2024); key j is visible to row t iff j < t // L.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+from triton._C.libtriton import ir as _ir
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language import _core as _gl_core
+from triton.experimental.gluon.language.nvidia.hopper import (
+    fence_async_shared,
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+
+BN = gl.constexpr(128)  # chunk ends per CTA: two warpgroups of 64
+BMQ = gl.constexpr(64)  # query rows per tile
+
+
+@_gl_core.builtin
+def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
+    """desc[coord] += src (a shared-memory tile) by TMA (cp.reduce.async.bulk.tensor ... .add), issued once per
+    partition like tma.async_copy_shared_to_global, completed by tma.store_wait."""
+    coord = _semantic._convert_to_ir_values(coord, require_i64=False)
+    _semantic.builder.create_async_tma_reduce(_ir.DESCRIPTOR_REDUCE_KIND.ADD, tensor_desc.handle, coord, src.handle)
+
+
+@gluon.jit
+def _ld_row(ld_s, r: gl.constexpr):
+    """Row r (0: lse, 1: Delta) of a ring entry [2, BMQ] that TMA wrote without swizzle (plain row-major), as a 1-D
+    shared buffer that loads straight into a slice of the accumulator's layout."""
+    flat = ld_s._reinterpret(gl.float32, [2 * BMQ], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+    return flat.slice(r * BMQ, BMQ)
+
+
+@gluon.jit
+def _span(kb, T, L: gl.constexpr):
+    """Key block kb's chunk ends j0 .. j0 + BN - 1 and its query tiles: the first row lo (of the first 64-row tile
+    holding a row with c(t) > j0), the tile count n, and mid: tiles from row mid on see every key of the block."""
+    j0 = kb * BN
+    lo = (((j0 + 1) * L) // BMQ) * BMQ
+    n = gl.cdiv(gl.maximum(T - lo, 0), BMQ)
+    return j0, lo, n, (j0 + BN) * L
+
+
+@gluon.jit
+def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
+              L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
+    """One query tile of warpgroup WG: S^T, dP^T, P^T, dV += P^T dO, dS^T, dK += dS^T Q, then, once both warpgroups
+    wrote their dS^T to ds_buf ([BN, BMQ]), columns D/2 WG .. of the tile's dq share dS K. lse and Delta come from
+    the ring entry ld_s. Returns dk, dv, dq (all retired)."""
+    dtype: gl.constexpr = q_s.dtype
+    st_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                        instr_shape=[16, BMQ, 16])
+    kv_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                        instr_shape=[16, D, 16])
+    dq_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                        instr_shape=[16, D // 2, 16])
+    op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=kv_layout, k_width=2)
+    col: gl.constexpr = gl.SliceLayout(0, st_layout)
+    zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
+    st = warpgroup_mma(k_w, q_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
+    dpt = warpgroup_mma(v_w, do_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
+    lse = _ld_row(ld_s, 0).load(col)
+    st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
+    pt = gl.exp2(st * scale2 - lse[None, :])
+    if t0 < mid:
+        pt = gl.where(keys[:, None] < ((t0 + qcols) // L)[None, :], pt, 0.0)
+    ptb = gl.convert_layout(pt.to(dtype), op_layout)
+    dv = warpgroup_mma(ptb, do_s, dv, is_async=True)
+    delta = _ld_row(ld_s, 1).load(col)
+    dpt = warpgroup_mma_wait(num_outstanding=1, deps=(dpt,))
+    ds = (pt * (dpt - delta[None, :])).to(dtype)
+    ds_buf.slice(WG * 64, 64).store(ds)
+    dsb = gl.convert_layout(ds, op_layout)
+    dk = warpgroup_mma(dsb, q_s, dk, is_async=True)
+    fence_async_shared()
+    mbarrier.arrive(ds_bar, count=1)
+    mbarrier.wait(ds_bar, (i // 2) & 1)
+    zero_q = gl.zeros([BMQ, D // 2], gl.float32, dq_layout)
+    dq = warpgroup_mma(ds_buf.permute((1, 0)), k_cols, zero_q, use_acc=False, is_async=True)
+    dq, dv, dk, ptb, dsb = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
+    return dk, dv, dq
+
+
+@gluon.jit
+def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+                  WG: gl.constexpr):
+    """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
+    reductions; writes dK (scaled) and dV of its keys."""
+    DKE, DVE = ptrs
+    T, Tp, _H, C, scale, scale2 = sc
+    k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs = smem
+    kv_bar, q_ready, q_empty, ds_ready = bars
+    dq_desc = descs[4]
+    bh = gl.program_id(0)
+    j0, lo, n, mid = _span(gl.program_id(1), T, L)
+    st_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                        instr_shape=[16, BMQ, 16])
+    kv_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                        instr_shape=[16, D, 16])
+    keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
+    qcols = gl.arange(0, BMQ, layout=gl.SliceLayout(0, st_layout))
+    k_w = k_smem.slice(WG * 64, 64)
+    v_w = v_smem.slice(WG * 64, 64)
+    k_cols = k_smem.slice(WG * (D // 2), D // 2, dim=1)
+    dq_w = dq_bufs.index(WG)
+    dk = gl.zeros([64, D], gl.float32, kv_layout)
+    dv = gl.zeros([64, D], gl.float32, kv_layout)
+    mbarrier.wait(kv_bar, 0)
+    for i in range(n):
+        t0 = lo + (n - 1 - i) * BMQ
+        s = i % STAGES
+        mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
+        dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
+                               ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2,
+                               L, D, WG)
+        mbarrier.arrive(q_empty.index(s), count=1)
+        tma.store_wait(0)  # the previous tile's reduction has read dq_w
+        dq_w.store(dq)
+        fence_async_shared()
+        _tma_reduce_add(dq_desc, [bh * Tp + t0, WG * (D // 2)], dq_w)
+    tma.store_wait(0)
+    rows = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, kv_layout))
+    cols = gl.arange(0, D, layout=gl.SliceLayout(0, kv_layout))
+    ptr = bh.to(gl.int64) * C * D + rows[:, None] * D + cols[None, :]
+    gl.store(DKE + ptr, dk * scale, mask=(rows < C)[:, None])
+    gl.store(DVE + ptr, dv, mask=(rows < C)[:, None])
+
+
+@gluon.jit
+def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, 0)
+
+
+@gluon.jit
+def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, 1)
+
+
+@gluon.jit
+def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+    """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
+    T, Tp, H, _C, _scale, _scale2 = sc
+    k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
+    kv_bar, q_ready, q_empty, _ds_ready = bars
+    qr_desc, do_desc, ke_desc, ve_desc, _dq_desc, ld_desc, Cs = descs
+    bh = gl.program_id(0)
+    j0, lo, n, _mid = _span(gl.program_id(1), T, L)
+    mbarrier.expect(kv_bar, 2 * ke_desc.block_type.nbytes)
+    tma.async_copy_global_to_shared(ke_desc, [bh * Cs + j0, 0], kv_bar, k_smem)
+    tma.async_copy_global_to_shared(ve_desc, [bh * Cs + j0, 0], kv_bar, v_smem)
+    for i in range(n):
+        t0 = lo + (n - 1 - i) * BMQ
+        s = i % STAGES
+        bar = q_ready.index(s)
+        mbarrier.wait(q_empty.index(s), ((i // STAGES) & 1) ^ 1)
+        mbarrier.expect(bar, qr_desc.block_type.nbytes + do_desc.block_type.nbytes + ld_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(qr_desc, [bh * Tp + t0, 0], bar, q_bufs.index(s))
+        tma.async_copy_global_to_shared(do_desc, [(bh // H) * T + t0, (bh % H) * D], bar, do_bufs.index(s))
+        tma.async_copy_global_to_shared(ld_desc, [(bh * Tp + t0) // BMQ * 2, 0], bar, ld_bufs.index(s))
+
+
+@gluon.jit
+def bwd_ws_kernel(
+    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE,
+    T, Tp, H, C, Cs, scale, scale2,
+    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr,
+):
+    dtype: gl.constexpr = ke_desc.dtype
+    k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
+    v_smem = gl.allocate_shared_memory(dtype, [BN, D], ve_desc.layout)
+    q_bufs = gl.allocate_shared_memory(dtype, [STAGES, BMQ, D], qr_desc.layout)
+    do_bufs = gl.allocate_shared_memory(dtype, [STAGES, BMQ, D], do_desc.layout)
+    ld_bufs = gl.allocate_shared_memory(gl.float32, [STAGES, 2, BMQ], ld_desc.layout)
+    ds_bufs = gl.allocate_shared_memory(dtype, [2, BN, BMQ], DS_LAYOUT)
+    dq_bufs = gl.allocate_shared_memory(gl.float32, [2, BMQ, D // 2], dq_desc.layout)
+    kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    q_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    ds_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(kv_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(q_ready.index(i), count=1)
+        mbarrier.init(q_empty.index(i), count=2)  # released by both MMA warpgroups
+    for i in gl.static_range(2):
+        mbarrier.init(ds_ready.index(i), count=2)  # both warpgroups' dS^T written
+    ptrs = (DKE, DVE)
+    sc = (T, Tp, H, C, scale, scale2)
+    smem = (k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs)
+    bars = (kv_bar, q_ready, q_empty, ds_ready)
+    descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
+    gl.warp_specialize([
+        (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
+        (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
+        (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
+    ], [4, 1], [240, 24])
+
+
+def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
+                    ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
+                    scale2: float, stages: int = 2) -> None:
+    """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, the self term on entry) padded to Tp
+    rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
+    +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dke, dve
+    (B*H, C, D) float32 out."""
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    BH, Tp, D = qr.shape
+    B, _, H, _ = do.shape
+    Cs = ke.shape[2]
+    C = dke.shape[1]
+    bm = BMQ.value
+    gdt = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[qr.dtype]
+    lay_kv = gl.NVMMASharedLayout.get_default_for([BN.value, D], gdt)
+    lay_q = gl.NVMMASharedLayout.get_default_for([bm, D], gdt)
+    lay_dq = gl.NVMMASharedLayout.get_default_for([bm, D // 2], gl.float32)
+    lay_ld = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)  # plain rows (_ld_row)
+    ke_d, ve_d = (TensorDescriptor(x, [BH * Cs, D], [D, 1], [BN.value, D], lay_kv) for x in (ke, ve))
+    qr_d = TensorDescriptor(qr, [BH * Tp, D], [D, 1], [bm, D], lay_q)
+    do_d = TensorDescriptor(do, [B * T, H * D], [H * D, 1], [bm, D], lay_q)
+    dq_d = TensorDescriptor(dqacc, [BH * Tp, D], [D, 1], [bm, D // 2], lay_dq)
+    ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
+    bwd_ws_kernel[(BH, triton.cdiv(C, BN.value))](
+        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, T, Tp, H, C, Cs, scale, scale2,
+        L=L, D=D, STAGES=stages, DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt),
+        num_warps=4, maxnreg=168,
+    )
+
+
+def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
+                   vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                   L: int, rope: bool, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel, bwd_dq_post_kernel. do, o, ktr, vt
+    share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (q's shape, dtype), Delta
+    (B*H, T) float32 and dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan."""
+    from ratbench.impls.attention_core import LOG2E
+    from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
+
+    if q.dtype not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"rat/gluon's backward runs on 16-bit inputs (wgmma), got {q.dtype}")
+    if not scale > 0:
+        raise ValueError(f"rat/gluon needs a positive softmax scale, got {scale:g}")
+    B, T, H, D = q.shape
+    C = ke.shape[2]
+    if ke.stride() != (H * C * D, C * D, D, 1) or ve.stride() != ke.stride():
+        raise ValueError("rat/gluon: the chunk ends must be contiguous (B, H, C, D) tensors")
+    if do.stride() != (T * H * D, H * D, D, 1):
+        do = do.contiguous()
+    Tp = triton.cdiv(T, BMQ.value) * BMQ.value
+    dev = q.device
+    ld = torch.empty(B * H, Tp // BMQ.value, 2, BMQ.value, device=dev, dtype=torch.float32)
+    delta = torch.empty(B * H, T, device=dev, dtype=torch.float32)
+    qr = torch.empty(B * H, Tp, D, device=dev, dtype=q.dtype)
+    dqacc = torch.empty(B * H, Tp, D, device=dev, dtype=torch.float32)
+    scale2 = scale * LOG2E
+    bwd_ws_pre_kernel[(Tp // BMQ.value, B * H)](
+        q, o, ktr, vt, do, cos, sin, lse, delta, ld, qr, dqacc,
+        q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale2,
+        L=L, BM=BMQ.value, HALF=D // 2, ROPE=rope, num_warps=4,
+    )
+    dke = torch.empty(B * H, C, D, device=dev, dtype=torch.float32)
+    dve = torch.empty_like(dke)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2)
+    dq = torch.empty_like(o)
+    bwd_dq_post_kernel[(triton.cdiv(T, 64), B * H)](
+        dqacc, cos, sin, dq, o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale,
+        L=L, BM=64, HALF=D // 2, ROPE=rope, num_warps=4,
+    )
+    return dq, delta, dke, dve

@@ -1,0 +1,93 @@
+"""The Triton passes around rat/gluon's backward kernel (impls/rat/gluon/backward.py): plain memory passes, so they
+run under the interpreter too (tests/impls/rat/test_rat_gluon.py checks them on the CPU with the Gluon kernel
+emulated in torch).
+
+bwd_ws_pre_kernel   before bwd_ws_kernel: Delta, lse and Delta per 64-row tile as one TMA box, RoPE(q), dq's self term
+bwd_dq_post_kernel  after it: dq = RoPE^T(scale * the float32 accumulator)
+Notation and RoPE on head-dim halves as impls/rat/kernels (common.py); lse is base 2.
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from ratbench.impls.rat.kernels.common import _rope_at, _rope_t
+
+
+@triton.jit
+def bwd_ws_pre_kernel(
+    Q, O, KTR, VT, DO, COS, SIN, LSE, DELTA, LD, QR, DQACC,
+    s_b, s_t, s_h, o_b, o_t, o_h, T, Tp, H, scale2,
+    L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+):
+    """The query-side pass before rat/gluon's backward kernel (impls/rat/gluon/backward.py). Grid (Tp / BM, B*H):
+    rows padded to Tp, a multiple of that kernel's BM-row query tile. Per row t < T: Delta = rowsum(dO * o) (to
+    DELTA (B*H, T), read by the backward scan, and LD), lse (LD: (B*H, Tp / BM, 2, BM), per tile its lse row then
+    its Delta row, one TMA box of that kernel's ring), RoPE_c(q) (QR (B*H, Tp, D), the input
+    dtype) and dq's self term dS_t,self RoPE(kt_t) (DQACC (B*H, Tp, D), float32: the accumulator the Gluon kernel
+    adds sum_j dS_tj K_j to). Rows T <= t < Tp: lse +inf and Delta 0 (so P = dS = 0 there), q and DQACC 0.
+    KTR, VT, DO, O share the strides o_*; Q has s_*."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    rows = pid * BM + tl.arange(0, BM)
+    valid = rows < T
+    vm = valid[:, None]
+    d = tl.arange(0, HALF)
+    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows.to(tl.int64)[:, None] * o_t + d[None, :]
+    qptr = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + rows.to(tl.int64)[:, None] * s_t + d[None, :]
+    do1 = tl.load(DO + optr, mask=vm, other=0.0).to(tl.float32)
+    do2 = tl.load(DO + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    o1 = tl.load(O + optr, mask=vm, other=0.0).to(tl.float32)
+    o2 = tl.load(O + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    delta = tl.sum(o1 * do1 + o2 * do2, 1)
+    q1 = tl.load(Q + qptr, mask=vm, other=0.0).to(tl.float32)
+    q2 = tl.load(Q + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
+    if ROPE:
+        q1, q2 = _rope_at(q1, q2, COS, SIN, rows // L, d, vm, HALF)
+    lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=valid, other=float("inf"))
+    kr1 = tl.load(KTR + optr, mask=vm, other=0.0).to(tl.float32)
+    kr2 = tl.load(KTR + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    vt1 = tl.load(VT + optr, mask=vm, other=0.0).to(tl.float32)
+    vt2 = tl.load(VT + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+    ds_s = p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
+    tl.store(DELTA + bh.to(tl.int64) * T + rows, delta, mask=valid)
+    pad = bh.to(tl.int64) * Tp + rows
+    ldp = (bh.to(tl.int64) * (Tp // BM) + pid) * (2 * BM) + tl.arange(0, BM)
+    tl.store(LD + ldp, lse)
+    tl.store(LD + ldp + BM, delta)
+    rptr = pad[:, None] * (2 * HALF) + d[None, :]
+    tl.store(QR + rptr, q1.to(QR.dtype.element_ty))
+    tl.store(QR + rptr + HALF, q2.to(QR.dtype.element_ty))
+    tl.store(DQACC + rptr, ds_s[:, None] * kr1)
+    tl.store(DQACC + rptr + HALF, ds_s[:, None] * kr2)
+
+
+@triton.jit
+def bwd_dq_post_kernel(
+    DQACC, COS, SIN, DQ, o_b, o_t, o_h, T, Tp, H, scale,
+    L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+):
+    """dq = RoPE_c^T(scale * DQACC) for rows t < T, in DQ's dtype and strides o_* (grid (cdiv(T, BM), B*H)):
+    the end of rat/gluon's backward, after its kernel has added sum_j dS_tj K_j to bwd_ws_pre_kernel's self
+    term."""
+    pid = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    rows = pid * BM + tl.arange(0, BM)
+    vm = (rows < T)[:, None]
+    d = tl.arange(0, HALF)
+    rptr = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d[None, :]
+    a1 = tl.load(DQACC + rptr, mask=vm, other=0.0) * scale
+    a2 = tl.load(DQACC + rptr + HALF, mask=vm, other=0.0) * scale
+    if ROPE:
+        tptr = (rows // L)[:, None] * HALF + d[None, :]
+        cos = tl.load(COS + tptr, mask=vm, other=1.0)
+        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
+        a1, a2 = _rope_t(a1, a2, cos, sin)
+    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows.to(tl.int64)[:, None] * o_t + d[None, :]
+    tl.store(DQ + optr, a1.to(DQ.dtype.element_ty), mask=vm)
+    tl.store(DQ + optr + HALF, a2.to(DQ.dtype.element_ty), mask=vm)
