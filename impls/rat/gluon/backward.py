@@ -4,7 +4,8 @@ Gluon kernel for sm_90 that forms dK and dV of the chunk ends and adds each pair
 bwd_ws_kernel  grid (B*H, key blocks), key block 0 (the most query rows) first. One CTA = one block of BN = 128
                chunk ends of one (b, h) and three partitions:
                  _bwd_loader (one warp, TMA): K and V of the block once, then per 64-row query tile (the rows t
-                   that see a key of the block, c(t) > j, last to first) RoPE'd q and dO into a ring of STAGES;
+                   that see a key of the block, c(t) > j, last to first) RoPE'd q, dO and the tile's lse and Delta
+                   rows (one [2, 64] float32 box) into a ring of STAGES;
                  two MMA warpgroups (_bwd_consumer), warpgroup w owning the block's keys 64 w .. 64 w + 63, per
                    tile: S^T = K_w Q^T and dP^T = V_w dO^T (wgmma, both in flight), P^T = exp2(S^T scale2 - lse)
                    (the j < c(t) mask on the tiles whose rows do not all see the block), dV_w += P^T dO (P^T from
@@ -15,11 +16,14 @@ bwd_ws_kernel  grid (B*H, key blocks), key block 0 (the most query rows) first. 
                    warpgroup goes on; it waits for the reduction's read of the staging buffer only before the
                    next tile's share overwrites it.
                dK (times the softmax scale) and dV, float32 (B*H, C, D), as rat/triton's dK/dV kernel writes them.
-Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta padded to 64-row tiles with
-lse +inf past T, RoPE(q), dq's self term as the accumulator's start) and bwd_dq_post_kernel (dq = RoPE^T(scale
-acc)); the self term's gradients of kt and vt stay with the backward scan, as in rat/triton.
-Gluon's Hopper TMA module has copies but no reduction (triton 3.6.0 and 3.7.1); the op it lowers,
-ttng.async_tma_reduce, is in Gluon's builder on both (create_async_tma_reduce), and _tma_reduce_add calls it.
+Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta per 64-row tile with lse +inf past
+T, RoPE(q), dq's self term as the accumulator's start) and bwd_dq_post_kernel (dq = RoPE^T(scale acc)); the self
+term's gradients of kt and vt stay with the backward scan, as in rat/triton. Versions b0-b3 and what was measured:
+impls/rat/gluon/NOTES.md, "The backward in Gluon".
+Two things this module takes from Gluon's internals, as its public API has neither (triton 3.6.0 and 3.7.1, checked
+on both): the TMA reduction (hopper.tma has copies only; the op they lower to, ttng.async_tma_reduce, is in Gluon's
+builder, create_async_tma_reduce, which _tma_reduce_add calls) and a shared buffer's reinterpretation
+(shared_memory_descriptor._reinterpret in _ld_row).
 Math: FlashAttention-2's backward (Dao 2023) with dS = P (dP - Delta); the split into a producer warp and MMA
 warpgroups, keys in rows (S^T) so that P^T and dS^T feed dV and dK from registers, and dq by TMA reductions as in
 FlashAttention-3's backward (Shah et al. 2024); key j is visible to row t iff j < t // L.
