@@ -295,7 +295,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2)
     dq = torch.empty_like(o)
     bwd_dq_post_kernel[(triton.cdiv(T, 64), B * H)](
-        dqacc, cos, sin, dq, o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale,
+        dq, dqacc, cos, sin, o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale,
         L=L, BM=64, HALF=D // 2, ROPE=rope, num_warps=4,
     )
     return dq, delta, dke, dve

@@ -67,12 +67,12 @@ def bwd_ws_pre_kernel(
 
 @triton.jit
 def bwd_dq_post_kernel(
-    DQACC, COS, SIN, DQ, o_b, o_t, o_h, T, Tp, H, scale,
+    DQ, DQACC, COS, SIN, o_b, o_t, o_h, T, Tp, H, scale,
     L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
 ):
     """dq = RoPE_c^T(scale * DQACC) for rows t < T, in DQ's dtype and strides o_* (grid (cdiv(T, BM), B*H)):
     the end of rat/gluon's backward, after its kernel has added sum_j dS_tj K_j to bwd_ws_pre_kernel's self
-    term."""
+    term. DQ comes first: the static gate names a launch by its first pointer's dtype (the input's)."""
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
