@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 SMEM_LIMIT = 232448  # bytes per block, opt-in maximum on sm_90 (H100/H200: 227 KB)
 DEFAULT_BASELINE = Path("reports/baselines/static-sm90.json")
-OPS = ("HGMMA", "HMMA", "LDL", "STL", "LDGSTS", "UTMALDG", "FFMA", "BAR", "SHFL", "LDS", "STS", "LDG", "STG")
+OPS = ("HGMMA", "HMMA", "LDL", "STL", "LDGSTS", "UTMALDG", "UTMAREDG", "FFMA", "BAR", "SHFL", "LDS", "STS", "LDG", "STG")
 
 
 def triton_bin(tool: str) -> str:

@@ -102,6 +102,47 @@ def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse):
     assert rec["spills"] == 0 and rec["HGMMA"] > 0 and rec["UTMALDG"] > 0 and 0 < rec["shared"] <= SMEM_LIMIT, rec
 
 
+COMPILE_BWD = """
+import json, sys, torch
+from ratbench.bench.static_gate import _compile_launch, _intercept
+from ratbench.impls.rat.gluon.backward import launch_backward
+D, L, dt = json.loads(sys.argv[1])
+meta, T, H = torch.device("meta"), 1000, 2
+dtype = getattr(torch, dt)
+Tp, C = 1024, -(-T // L)
+qr = torch.empty(H, Tp, D, device=meta, dtype=dtype)
+do = torch.empty(1, T, H, D, device=meta, dtype=dtype)
+ke = torch.empty(1, H, C, D, device=meta, dtype=dtype)
+acc, ld = torch.empty(H, Tp, D, device=meta), torch.empty(H, Tp // 64, 2, 64, device=meta)
+dke = torch.empty(H, C, D, device=meta)
+found = []
+with _intercept("test", found):
+    launch_backward(qr, do, ke, ke, acc, ld, dke, dke, T, L, 0.1, 0.14)
+assert len(found) == 1, found
+print(json.dumps(_compile_launch(found[0])))
+"""
+
+
+@pytest.mark.parametrize("D, L, dt, max_spills", [(64, 16, "bfloat16", 0), (64, 4, "float16", 0),
+                                                  (128, 64, "bfloat16", 20)])
+def test_backward_kernel_compiles_for_sm90(D, L, dt, max_spills):
+    """bwd_ws_kernel as launch_backward launches it, compiled for sm_90 at shapes rat/gluon routes to it beside the
+    static gate's (D 128, L 16, T 128k): wgmma, TMA loads and the TMA reduction present, shared memory under the
+    limit, no spills at head dim 64 and at most the gate baseline's 20 words (10 LDL + 10 STL) at 128."""
+    import json
+
+    pytest.importorskip("triton.experimental.gluon")
+    from ratbench.bench.static_gate import SMEM_LIMIT
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    p = subprocess.run([sys.executable, "-c", COMPILE_BWD, json.dumps([D, L, dt])], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rec = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "error" not in rec, rec.get("error")
+    assert rec["HGMMA"] > 0 and rec["UTMALDG"] > 0 and rec.get("UTMAREDG", 0) > 0, rec
+    assert rec["spills"] <= max_spills and 0 < rec["shared"] <= SMEM_LIMIT, rec
+
 def test_gluon_forward_at_every_shape(monkeypatch):
     """rat/gluon runs the Gluon forward at every chunk-end count and 16-bit dtype, whatever the head dim (it measured faster than
     rat/triton's kernels everywhere since v4; NOTES.md "Where it is used"); a config given by the caller is used as
