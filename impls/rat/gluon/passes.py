@@ -11,7 +11,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ratbench.impls.rat.kernels.common import _rope_at, _rope_t
+from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _rope_at, _rope_t, _store2
 
 
 @triton.jit
@@ -37,20 +37,15 @@ def bwd_ws_pre_kernel(
     d = tl.arange(0, HALF)
     optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows.to(tl.int64)[:, None] * o_t + d[None, :]
     qptr = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + rows.to(tl.int64)[:, None] * s_t + d[None, :]
-    do1 = tl.load(DO + optr, mask=vm, other=0.0).to(tl.float32)
-    do2 = tl.load(DO + optr + HALF, mask=vm, other=0.0).to(tl.float32)
-    o1 = tl.load(O + optr, mask=vm, other=0.0).to(tl.float32)
-    o2 = tl.load(O + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    do1, do2 = _load2(DO + optr, vm, 0.0, HALF)
+    o1, o2 = _load2(O + optr, vm, 0.0, HALF)
     delta = tl.sum(o1 * do1 + o2 * do2, 1)
-    q1 = tl.load(Q + qptr, mask=vm, other=0.0).to(tl.float32)
-    q2 = tl.load(Q + qptr + HALF, mask=vm, other=0.0).to(tl.float32)
+    q1, q2 = _load2(Q + qptr, vm, 0.0, HALF)
     if ROPE:
         q1, q2 = _rope_at(q1, q2, COS, SIN, rows // L, d, vm, HALF)
     lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=valid, other=float("inf"))
-    kr1 = tl.load(KTR + optr, mask=vm, other=0.0).to(tl.float32)
-    kr2 = tl.load(KTR + optr + HALF, mask=vm, other=0.0).to(tl.float32)
-    vt1 = tl.load(VT + optr, mask=vm, other=0.0).to(tl.float32)
-    vt2 = tl.load(VT + optr + HALF, mask=vm, other=0.0).to(tl.float32)
+    kr1, kr2 = _load2(KTR + optr, vm, 0.0, HALF)
+    vt1, vt2 = _load2(VT + optr, vm, 0.0, HALF)
     p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
     ds_s = p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
     tl.store(DELTA + bh.to(tl.int64) * T + rows, delta, mask=valid)
@@ -59,10 +54,8 @@ def bwd_ws_pre_kernel(
     tl.store(LD + ldp, lse)
     tl.store(LD + ldp + BM, delta)
     rptr = pad[:, None] * (2 * HALF) + d[None, :]
-    tl.store(QR + rptr, q1.to(QR.dtype.element_ty))
-    tl.store(QR + rptr + HALF, q2.to(QR.dtype.element_ty))
-    tl.store(DQACC + rptr, ds_s[:, None] * kr1)
-    tl.store(DQACC + rptr + HALF, ds_s[:, None] * kr2)
+    _store2(QR + rptr, q1, q2, None, HALF)
+    _store2(DQACC + rptr, ds_s[:, None] * kr1, ds_s[:, None] * kr2, None, HALF)
 
 
 @triton.jit
@@ -81,13 +74,10 @@ def bwd_dq_post_kernel(
     vm = (rows < T)[:, None]
     d = tl.arange(0, HALF)
     rptr = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d[None, :]
-    a1 = tl.load(DQACC + rptr, mask=vm, other=0.0) * scale
-    a2 = tl.load(DQACC + rptr + HALF, mask=vm, other=0.0) * scale
+    a1, a2 = _load2(DQACC + rptr, vm, 0.0, HALF)
+    a1, a2 = a1 * scale, a2 * scale
     if ROPE:
-        tptr = (rows // L)[:, None] * HALF + d[None, :]
-        cos = tl.load(COS + tptr, mask=vm, other=1.0)
-        sin = tl.load(SIN + tptr, mask=vm, other=0.0)
+        cos, sin = _cos_sin(COS, SIN, rows // L, rows < T, d[None, :], HALF)
         a1, a2 = _rope_t(a1, a2, cos, sin)
     optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows.to(tl.int64)[:, None] * o_t + d[None, :]
-    tl.store(DQ + optr, a1.to(DQ.dtype.element_ty), mask=vm)
-    tl.store(DQ + optr + HALF, a2.to(DQ.dtype.element_ty), mask=vm)
+    _store2(DQ + optr, a1, a2, vm, HALF)
