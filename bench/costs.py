@@ -224,6 +224,16 @@ RAT_SCAN_ELEMENTWISE = 7 + 3
 RAT_BWD_SCAN_ELEMENTWISE = 2 * RAT_SCAN_ELEMENTWISE
 
 
+def _rat_sizes(case: Case) -> tuple[int, float, float, float, float]:
+    """RAT stage sizes: elements of one (B, T, H, D) tensor, one "T x C/2 x D" product's FLOPs, bytes of the
+    chunk-end keys and values, of their float32 gradients, and of one float32 per query row (lse, Delta)."""
+    B, T, H, D, L = case.batch, case.seq_len, case.heads, case.head_dim, case.chunk_size
+    assert L is not None
+    C = -(-T // L)
+    return (B * T * H * D, 2.0 * B * H * D * rat_pairs(T, L), 2.0 * B * H * C * D * _e(case),
+            2.0 * B * H * C * D * 4, B * H * T * 4.0)
+
+
 def rat_triton_stage_costs(case: Case) -> dict[str, Cost]:
     """rat/triton's stages as its kernels implement them (impls/rat/NOTES.md, "The floor"): one product
     "T x C/2 x D" is 2 * B*H*D * rat_pairs(T, L) FLOPs (the self term included);
@@ -238,23 +248,17 @@ def rat_triton_stage_costs(case: Case) -> dict[str, Cost]:
         decode step   the whole decode cost (rat_cost)
     Train counts 9 products where the end-to-end convention (TRAIN_FACTOR) counts 7: the stages say what
     the kernels execute, so their sum is above ``cost(case)``."""
-    B, T, H, D, e, L = case.batch, case.seq_len, case.heads, case.head_dim, _e(case), case.chunk_size
-    assert L is not None
     if case.mode == "decode":
         return {"decode step": rat_cost(case)}
+    B, H, D, e = case.batch, case.heads, case.head_dim, _e(case)
     f32 = _f32(case)
-    n = B * T * H * D
-    C = -(-T // L)
-    prod = 2.0 * B * H * D * rat_pairs(T, L)
-    ends = 2.0 * B * H * C * D * e  # chunk-end keys and values
-    rows = B * H * T * 4.0  # one float32 per query row (lse, Delta)
+    n, prod, ends, dends, rows = _rat_sizes(case)
     train = case.mode == "train"
     scan = Cost(RAT_SCAN_ELEMENTWISE * n, 5.0 * n * e + ends + (0 if train else 2.0 * B * H * D * f32))
     out = {"scans": scan,
            "forward": Cost(2 * prod + 3.0 * n, 4.0 * n * e + ends + (rows if train else 0))}
     if not train:
         return out
-    dends = 2.0 * B * H * C * D * 4  # float32 chunk-end gradients
     out["scans"] = Cost(scan.flops + RAT_BWD_SCAN_ELEMENTWISE * n,
                         scan.bytes + 10.0 * n * e + 2 * rows + dends)
     out["dq"] = Cost(3 * prod + 3.0 * n, 7.0 * n * e + 2 * rows + ends)
@@ -282,9 +286,6 @@ def forward_backward_costs(case: Case) -> dict[str, Cost]:
     return {"forward": fwd, "backward": Cost(total.flops - fwd.flops, total.bytes - fwd.bytes)}
 
 
-#: stage cost models of one implementation (the exact registry name; rat/gluon runs rat/triton's stages with
-#: another forward kernel); the others get their family's
-#: (its declaration's ``stage_cost``, impls/spec.py); stages without one get time only
 def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
     """rat/gluon's stages: rat/triton's scans and forward (its Gluon forward does the same work); in train, where
     impls.rat.gluon.gluon_backward_used routes the backward to its Gluon kernel:
@@ -300,19 +301,17 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
     L = case.chunk_size
     if case.mode != "train" or L is None or not gluon_backward_used(case.seq_len, L, case.head_dim):
         return out
-    B, T, H, D, e = case.batch, case.seq_len, case.heads, case.head_dim, _e(case)
-    n = B * T * H * D
-    C = -(-T // L)
-    prod = 2.0 * B * H * D * rat_pairs(T, L)
-    ends = 2.0 * B * H * C * D * e
-    dends = 2.0 * B * H * C * D * 4
-    rows = B * H * T * 4.0
+    e = _e(case)
+    n, prod, ends, dends, rows = _rat_sizes(case)
     del out["dq"], out["dK/dV"]
     out["bwd pre/post"] = Cost(6.0 * n, 5.0 * n * e + rows + n * e + 4.0 * n + 4 * rows + 4.0 * n + n * e)
     out["backward"] = Cost(5 * prod, 2.0 * n * e + 2 * rows + ends + dends + 8.0 * n)
     return out
 
 
+#: stage cost models of one implementation (the exact registry name; rat/gluon runs rat/triton's stages with its
+#: own forward kernel, and its own backward where it routes there); the others get their family's
+#: (its declaration's ``stage_cost``, impls/spec.py); stages without one get time only
 STAGE_COST_MODELS = {"rat/triton": rat_triton_stage_costs, "rat/gluon": rat_gluon_stage_costs}
 
 
