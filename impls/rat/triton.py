@@ -466,15 +466,16 @@ class RATTriton(RAT):
         self.config = config
 
     def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
-                head_dim: int | None = None) -> RATTritonConfig:
-        """The launch config for a call: the given one, else the default for the chunk count and dtype (seq_len and
-        head_dim are for subclasses' rules; rat/triton's defaults do not depend on them)."""
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        """The launch config for a call: the given one, else the default for the chunk count and dtype (seq_len,
+        chunk_size and head_dim are for subclasses' rules; rat/triton's defaults do not depend on them)."""
         return _cfg(self.config, n_chunks, dtype)
 
     def _forward(self, q, k, v, f, *, chunk_size: int, rope: bool, scale: float) -> torch.Tensor:
         q, k, v, f = _same_strides(q, k, v, f)
         _check_grid(q.shape[0], q.shape[2])
-        cfg = self._config(q.shape[1] // chunk_size, q.dtype, seq_len=q.shape[1], head_dim=q.shape[3])
+        cfg = self._config(q.shape[1] // chunk_size, q.dtype, seq_len=q.shape[1], chunk_size=chunk_size,
+                           head_dim=q.shape[3])
         return _RATFunction.apply(q, k, v, f, chunk_size, rope, scale, cfg)
 
     def _check_state(self, state: RATState, q: torch.Tensor) -> None:

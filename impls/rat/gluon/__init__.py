@@ -65,14 +65,13 @@ class RATGluon(RATTriton):
                       ("decode step", r"step\w*_kernel"))
 
     def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
-                head_dim: int | None = None) -> RATTritonConfig:
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
         """The Gluon forward at every shape: since v4 (persistent CTAs, q and the self term by TMA) it measured faster
         than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
-        tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (seq_len and
-        head_dim given; the chunk size is seq_len / n_chunks). A config given by the caller is used as given."""
+        tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (the shape given:
+        seq_len, chunk_size, head_dim). A config given by the caller is used as given."""
         if self.config is not None:
             return self.config
-        if seq_len is not None and head_dim is not None and n_chunks > 0 and \
-                gluon_backward_used(seq_len, max(1, seq_len // n_chunks), head_dim):
+        if None not in (seq_len, chunk_size, head_dim) and gluon_backward_used(seq_len, chunk_size, head_dim):
             return GLUON_BWD_CONFIG
         return GLUON_CONFIG

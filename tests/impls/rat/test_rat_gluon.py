@@ -213,8 +213,9 @@ def test_gluon_backward_route():
     assert gluon_backward_used(32768, 64, 128) and not gluon_backward_used(4096, 64, 128)
     assert not gluon_backward_used(4096, 16, 128) and not gluon_backward_used(32768, 16, 128)
     g = RATGluon()
-    assert g._config(8192, torch.bfloat16, seq_len=131072, head_dim=128) is GLUON_BWD_CONFIG
-    assert g._config(256, torch.bfloat16, seq_len=4096, head_dim=128) is GLUON_CONFIG
-    assert g._config(256, torch.bfloat16, seq_len=4096, head_dim=64) is GLUON_BWD_CONFIG
+    assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) is GLUON_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is GLUON_BWD_CONFIG
     assert g._config(256, torch.bfloat16) is GLUON_CONFIG  # shape unknown (decode): the forward's config
-    assert RATGluon(DEFAULT_CONFIG)._config(8192, torch.bfloat16, seq_len=131072, head_dim=128) is DEFAULT_CONFIG
+    assert RATGluon(DEFAULT_CONFIG)._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16,
+                                                head_dim=128) is DEFAULT_CONFIG
