@@ -56,6 +56,12 @@ def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
     _semantic.builder.create_async_tma_reduce(_ir.DESCRIPTOR_REDUCE_KIND.ADD, tensor_desc.handle, coord, src.handle)
 
 
+@gluon.constexpr_function
+def _acc_layout(N):
+    """A warpgroup's wgmma accumulator layout for N columns (4 warps, instruction m64nNk16)."""
+    return gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, getattr(N, "value", N), 16])
+
+
 @gluon.jit
 def _ld_row(ld_s, r: gl.constexpr):
     """Row r (0: lse, 1: Delta) of a ring entry [2, BMQ] that TMA wrote without swizzle (plain row-major), as a 1-D
@@ -81,12 +87,9 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
     wrote their dS^T to ds_buf ([BN, BMQ]), columns D/2 WG .. of the tile's dq share dS K. lse and Delta come from
     the ring entry ld_s. Returns dk, dv, dq (all retired)."""
     dtype: gl.constexpr = q_s.dtype
-    st_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                        instr_shape=[16, BMQ, 16])
-    kv_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                        instr_shape=[16, D, 16])
-    dq_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                        instr_shape=[16, D // 2, 16])
+    st_layout: gl.constexpr = _acc_layout(BMQ)
+    kv_layout: gl.constexpr = _acc_layout(D)
+    dq_layout: gl.constexpr = _acc_layout(D // 2)
     op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=kv_layout, k_width=2)
     col: gl.constexpr = gl.SliceLayout(0, st_layout)
     zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
@@ -126,10 +129,8 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     dq_desc = descs[4]
     bh = gl.program_id(0)
     j0, lo, n, mid = _span(gl.program_id(1), T, L)
-    st_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                        instr_shape=[16, BMQ, 16])
-    kv_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
-                                                        instr_shape=[16, D, 16])
+    st_layout: gl.constexpr = _acc_layout(BMQ)
+    kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
     qcols = gl.arange(0, BMQ, layout=gl.SliceLayout(0, st_layout))
     k_w = k_smem.slice(WG * 64, 64)
