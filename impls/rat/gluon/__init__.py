@@ -29,15 +29,15 @@ GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws")
 
 def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     """Whether rat/gluon trains with its Gluon backward (bwd_ws_kernel) rather than rat/triton's: where it measured
-    faster on the H200 (bf16, H 16, 131,072 tokens, train steps interleaved; NOTES.md b3, reports/
-    h200-rat-gluon-bwd-2026-12-04/b3-timing-steps.json): at head dim 64 at every T timed (4k / 32k / 128k: 3.24 /
-    7.47 / 21.1 ms against 3.70 / 8.98 / 26.8), at T = 128k (D 128, L 16: 37.6 against 40.1 ms; L 64: 11.8 against
-    14.9) and with L 64 at T = 32k (6.44 against 7.02); not at D 128 with L 16 at 4k and 32k (5.92 / 13.7 against
-    5.76 / 13.2 ms) nor with L 64 at 4k (5.24 against 5.00). Between the timed T the threshold is not measured:
-    T >= 64k, or T >= 16k with L >= 64."""
-    if head_dim <= 64:
+    faster on the H200 (bf16, H 16, 131,072 tokens; NOTES.md b4, reports/h200-rat-gluon-bwd-2026-12-04/
+    b4-checks-timing.json, the attention backward alone, interleaved): at head dim 64 at every T timed (4k / 32k /
+    128k: 1.48 / 4.20 / 13.5 ms against 1.95 / 6.27 / 20.7), with L 16 at D 128 (2.95 / 7.47 / 21.8 against 2.97 /
+    9.15 / 30.3) and with L 64 from T = 32k (3.35 / 7.05 against 4.10 / 10.8); not with L 64 at 4k (2.61 against
+    2.35 ms, where the passes around the kernel are most of its time). Between 4k and 32k the threshold for L >= 64
+    is not measured: T >= 16k."""
+    if head_dim <= 64 or chunk_size < 64:
         return True
-    return seq_len >= 65536 or (chunk_size >= 64 and seq_len >= 16384)
+    return seq_len >= 16384
 
 
 class RATGluon(RATTriton):

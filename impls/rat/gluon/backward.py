@@ -1,11 +1,13 @@
 """The RAT backward attention (docs/rat-spec.md, op step 3) with five products per tile pair: a warp-specialized
 Gluon kernel for sm_90 that forms dK and dV of the chunk ends and adds each pair's share of dq by TMA reductions.
 
-bwd_ws_kernel  grid (B*H, key blocks), key block 0 (the most query rows) first. One CTA = one block of BN = 128
-               chunk ends of one (b, h) and three partitions:
-                 _bwd_loader (one warp, TMA): K and V of the block once, then per 64-row query tile (the rows t
-                   that see a key of the block, c(t) > j, last to first) RoPE'd q, dO and the tile's lse and Delta
-                   rows (one [2, 64] float32 box) into a ring of STAGES;
+bwd_ws_kernel  one CTA per work item (work_items): a block of BN = 128 chunk ends of one (b, h) and the 64-row
+               query tiles of one segment of seg tiles that see a key of the block (c(t) > j); per head the items go
+               segment by segment from the last, the key blocks of a segment side by side, so that the CTAs running
+               at one time read the same q / dO tiles and add to the same dq rows in L2 (b4; one CTA per key block
+               over all its tiles drew about the full HBM rate: NOTES.md). Three partitions:
+                 _bwd_loader (one warp, TMA): K and V of the block once, then per query tile (last to first) RoPE'd
+                   q, dO and the tile's lse and Delta rows (one [2, 64] float32 box) into a ring of STAGES;
                  two MMA warpgroups (_bwd_consumer), warpgroup w owning the block's keys 64 w .. 64 w + 63, per
                    tile: S^T = K_w Q^T and dP^T = V_w dO^T (wgmma, both in flight), P^T = exp2(S^T scale2 - lse)
                    (the j < c(t) mask on the tiles whose rows do not all see the block), dV_w += P^T dO (P^T from
@@ -15,10 +17,11 @@ bwd_ws_kernel  grid (B*H, key blocks), key block 0 (the most query rows) first. 
                    accumulator by a TMA reduction (cp.reduce.async.bulk.tensor .add), which runs on while the
                    warpgroup goes on; it waits for the reduction's read of the staging buffer only before the
                    next tile's share overwrites it.
-               dK (times the softmax scale) and dV, float32 (B*H, C, D), as rat/triton's dK/dV kernel writes them.
+               dK (times the softmax scale) and dV of the item added to float32 (B*H, C, D) accumulators (atomic
+               adds; zero on entry), which rat/triton's dK/dV kernel writes in the same form.
 Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta per 64-row tile with lse +inf past
 T, RoPE(q), dq's self term as the accumulator's start) and bwd_dq_post_kernel (dq = RoPE^T(scale acc)); the self
-term's gradients of kt and vt stay with the backward scan, as in rat/triton. Versions b0-b3 and what was measured:
+term's gradients of kt and vt stay with the backward scan, as in rat/triton. Versions b0-b4 and what was measured:
 impls/rat/gluon/NOTES.md, "The backward in Gluon".
 Two things this module takes from Gluon's internals, as its public API has neither (triton 3.6.0 and 3.7.1, checked
 on both): the TMA reduction (hopper.tma has copies only; the op they lower to, ttng.async_tma_reduce, is in Gluon's
@@ -30,6 +33,7 @@ FlashAttention-3's backward (Shah et al. 2024); key j is visible to row t iff j 
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import triton
 from triton._C.libtriton import ir as _ir
@@ -71,13 +75,14 @@ def _ld_row(ld_s, r: gl.constexpr):
 
 
 @gluon.jit
-def _span(kb, T, L: gl.constexpr):
-    """Key block kb's chunk ends j0 .. j0 + BN - 1 and its query tiles: the first row lo (of the first 64-row tile
-    holding a row with c(t) > j0), the tile count n, and mid: tiles from row mid on see every key of the block."""
-    j0 = kb * BN
-    lo = (((j0 + 1) * L) // BMQ) * BMQ
-    n = gl.cdiv(gl.maximum(T - lo, 0), BMQ)
-    return j0, lo, n, (j0 + BN) * L
+def _item(ITEMS, n_items, L: gl.constexpr):
+    """This CTA's work item: (b*H + h) and, from the per-head item table ITEMS (n_items rows of key block, first
+    row, tile count), the block's chunk ends j0 .. j0 + BN - 1, its query tiles lo .. lo + 64 n - 1 and mid: tiles
+    from row mid on see every key of the block."""
+    pid = gl.program_id(0)
+    it = pid % n_items
+    j0 = gl.load(ITEMS + 3 * it) * BN
+    return pid // n_items, j0, gl.load(ITEMS + 3 * it + 1), gl.load(ITEMS + 3 * it + 2), (j0 + BN) * L
 
 
 @gluon.jit
@@ -122,13 +127,12 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
                   WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; writes dK (scaled) and dV of its keys."""
-    DKE, DVE = ptrs
-    T, Tp, _H, C, scale, scale2 = sc
+    DKE, DVE, ITEMS = ptrs
+    _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs = smem
     kv_bar, q_ready, q_empty, ds_ready = bars
     dq_desc = descs[4]
-    bh = gl.program_id(0)
-    j0, lo, n, mid = _span(gl.program_id(1), T, L)
+    bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -156,8 +160,8 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     rows = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, kv_layout))
     cols = gl.arange(0, D, layout=gl.SliceLayout(0, kv_layout))
     ptr = bh.to(gl.int64) * C * D + rows[:, None] * D + cols[None, :]
-    gl.store(DKE + ptr, dk * scale, mask=(rows < C)[:, None])
-    gl.store(DVE + ptr, dv, mask=(rows < C)[:, None])
+    gl.atomic_add(DKE + ptr, dk * scale, mask=(rows < C)[:, None], sem="relaxed")
+    gl.atomic_add(DVE + ptr, dv, mask=(rows < C)[:, None], sem="relaxed")
 
 
 @gluon.jit
@@ -173,12 +177,11 @@ def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
-    T, Tp, H, _C, _scale, _scale2 = sc
+    T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
     kv_bar, q_ready, q_empty, _ds_ready = bars
     qr_desc, do_desc, ke_desc, ve_desc, _dq_desc, ld_desc, Cs = descs
-    bh = gl.program_id(0)
-    j0, lo, n, _mid = _span(gl.program_id(1), T, L)
+    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
     mbarrier.expect(kv_bar, 2 * ke_desc.block_type.nbytes)
     tma.async_copy_global_to_shared(ke_desc, [bh * Cs + j0, 0], kv_bar, k_smem)
     tma.async_copy_global_to_shared(ve_desc, [bh * Cs + j0, 0], kv_bar, v_smem)
@@ -195,8 +198,8 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def bwd_ws_kernel(
-    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE,
-    T, Tp, H, C, Cs, scale, scale2,
+    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS,
+    T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
@@ -217,8 +220,8 @@ def bwd_ws_kernel(
         mbarrier.init(q_empty.index(i), count=2)  # released by both MMA warpgroups
     for i in gl.static_range(2):
         mbarrier.init(ds_ready.index(i), count=2)  # both warpgroups' dS^T written
-    ptrs = (DKE, DVE)
-    sc = (T, Tp, H, C, scale, scale2)
+    ptrs = (DKE, DVE, ITEMS)
+    sc = (T, Tp, H, C, scale, scale2, n_items)
     smem = (k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs)
     bars = (kv_bar, q_ready, q_empty, ds_ready)
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
@@ -229,13 +232,40 @@ def bwd_ws_kernel(
     ], [4, 1], [240, 24])
 
 
+_ITEMS: dict[tuple, torch.Tensor] = {}
+
+
+def work_items(T: int, C: int, L: int, seg: int, device: torch.device) -> torch.Tensor:
+    """bwd_ws_kernel's per-head work items, int32 (n, 3): key block, first query row, 64-row tile count. Key block
+    kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on) are cut at multiples of seg
+    tiles; the items go segment by segment from the last, key blocks in turn within one, so the CTAs that run at
+    the same time read the same q and dO tiles and add to the same dq rows (shared in L2; one item per key block,
+    the tiles of a block read once per block, drew about the full HBM rate at 128k: NOTES.md). Cached per shape."""
+    key = (T, C, L, seg, str(device))
+    if key not in _ITEMS:
+        rows = seg * BMQ.value
+        kb = np.arange(triton.cdiv(C, BN.value))
+        lo = ((kb * BN.value + 1) * L) // BMQ.value * BMQ.value
+        items = []
+        for m in range(triton.cdiv(T, rows) - 1, -1, -1):
+            first = np.maximum(lo, m * rows)
+            n = (np.minimum(T, (m + 1) * rows) - first + BMQ.value - 1) // BMQ.value
+            sel = n > 0
+            items.append(np.stack([kb[sel], first[sel], n[sel]], 1))
+        table = np.concatenate(items).astype(np.int32) if items else np.zeros((0, 3), np.int32)
+        _ITEMS[key] = torch.from_numpy(table).to(device)
+    return _ITEMS[key]
+
+
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, the self term on entry) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
-    +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dke, dve
-    (B*H, C, D) float32 out."""
+    +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
+    and dV added to dke, dve (B*H, C, D) float32 (zero on entry). One CTA per work item (work_items) of seg tiles:
+    by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md
+    b4)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -253,8 +283,13 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     do_d = TensorDescriptor(do, [B * T, H * D], [H * D, 1], [bm, D], lay_q)
     dq_d = TensorDescriptor(dqacc, [BH * Tp, D], [D, 1], [bm, D // 2], lay_dq)
     ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
-    bwd_ws_kernel[(BH, triton.cdiv(C, BN.value))](
-        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, T, Tp, H, C, Cs, scale, scale2,
+    if seg is None:
+        seg = 128 if C >= 2048 else 64
+    items = work_items(T, C, L, seg, qr.device)
+    if len(items) == 0:
+        return
+    bwd_ws_kernel[(BH * len(items),)](
+        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, T, Tp, H, C, Cs, scale, scale2, len(items),
         L=L, D=D, STAGES=stages, DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt),
         num_warps=4, maxnreg=168,
     )
@@ -291,8 +326,8 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale2,
         L=L, BM=BMQ.value, HALF=D // 2, ROPE=rope, num_warps=4,
     )
-    dke = torch.empty(B * H, C, D, device=dev, dtype=torch.float32)
-    dve = torch.empty_like(dke)
+    dke = torch.zeros(B * H, C, D, device=dev, dtype=torch.float32)
+    dve = torch.zeros_like(dke)
     launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2)
     dq = torch.empty_like(o)
     bwd_dq_post_kernel[(triton.cdiv(T, 64), B * H)](

@@ -124,11 +124,11 @@ print(json.dumps(_compile_launch(found[0])))
 
 
 @pytest.mark.parametrize("D, L, dt, max_spills", [(64, 16, "bfloat16", 0), (64, 4, "float16", 0),
-                                                  (128, 64, "bfloat16", 20)])
+                                                  (128, 64, "bfloat16", 30)])
 def test_backward_kernel_compiles_for_sm90(D, L, dt, max_spills):
     """bwd_ws_kernel as launch_backward launches it, compiled for sm_90 at shapes rat/gluon routes to it beside the
     static gate's (D 128, L 16, T 128k): wgmma, TMA loads and the TMA reduction present, shared memory under the
-    limit, no spills at head dim 64 and at most the gate baseline's 20 words (10 LDL + 10 STL) at 128."""
+    limit, no spills at head dim 64 and at most the gate baseline's 30 words (17 LDL + 13 STL) at 128."""
     import json
 
     pytest.importorskip("triton.experimental.gluon")
@@ -157,8 +157,8 @@ def test_gluon_forward_at_every_shape(monkeypatch):
 
 
 def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2):
-    """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends written, dS K added to
-    the dq accumulator, rows past T carried by lse +inf / Delta 0 as the kernel sees them."""
+    """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends and dS K added to dke,
+    dve and the dq accumulator, rows past T carried by lse +inf / Delta 0 as the kernel sees them."""
     BH, Tp, D = qr.shape
     C = dke.shape[1]
     q = qr.float()
@@ -170,8 +170,8 @@ def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, sc
     vis = torch.arange(C)[None, :] < (torch.arange(Tp) // L)[:, None]
     p = torch.exp2(q @ k.transpose(1, 2) * scale2 - lsep[..., None]) * vis
     ds = p * (dof @ v.transpose(1, 2) - deltap[..., None])
-    dve.copy_(p.transpose(1, 2) @ dof)
-    dke.copy_(ds.transpose(1, 2) @ q * scale)
+    dve.add_(p.transpose(1, 2) @ dof)
+    dke.add_(ds.transpose(1, 2) @ q * scale)
     dqacc.add_(ds @ k)
 
 
@@ -202,19 +202,40 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope):
         assert torch.allclose(a, b, atol=2e-2, rtol=2e-2), (name, (a - b).abs().max().item())
 
 
+@pytest.mark.parametrize("T, C, L, seg", [(131072, 8192, 16, 128), (4096, 256, 16, 64), (1000, 125, 8, 64),
+                                          (2000, 2000, 1, 4), (300, 75, 4, 64), (64, 4, 16, 64), (40, 5, 8, 1)])
+def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, seg):
+    """bwd_ws_kernel's work items: every (key block, 64-row query tile) pair in which a row sees a key of the block
+    (c(t) > 128 kb for some row t of the tile) exactly once, no item across a multiple of seg tiles, segments from
+    the last, key blocks in order within one."""
+    from ratbench.impls.rat.gluon.backward import work_items
+
+    items = work_items(T, C, L, seg, torch.device("cpu")).tolist()
+    got = [(kb, t) for kb, lo, n in items for t in range(lo // 64, lo // 64 + n)]
+    want = [(kb, t) for kb in range(-(-C // 128)) for t in range(-(-T // 64))
+            if min(T - 1, 64 * t + 63) // L > 128 * kb]
+    assert sorted(got) == sorted(want) and len(got) == len(set(got))
+    assert all(lo % 64 == 0 and n > 0 and lo // (64 * seg) == (lo + 64 * n - 1) // (64 * seg) for _, lo, n in items)
+    order = [(-(lo // (64 * seg)), kb) for kb, lo, _ in items]
+    assert order == sorted(order)
+
+
 def test_gluon_backward_route():
-    """rat/gluon's own backward where it measured faster (NOTES.md b3): head dim 64 everywhere, T >= 64k, L >= 64 from
-    T 16k; rat/triton's backward at D 128 with L 16 below 64k; a config given by the caller is used as given."""
+    """rat/gluon's own backward where it measured faster (NOTES.md b4): head dim 64 and L < 64 everywhere, L >= 64
+    from T 16k; rat/triton's backward with L >= 64 below 16k at D 128; a config given by the caller is used as
+    given."""
     from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, gluon_backward_used
     from ratbench.impls.rat.triton import DEFAULT_CONFIG
 
     assert GLUON_BWD_CONFIG.backward == "gluon_ws" and GLUON_BWD_CONFIG.forward == "gluon_ws"
     assert gluon_backward_used(4096, 16, 64) and gluon_backward_used(131072, 16, 128)
-    assert gluon_backward_used(32768, 64, 128) and not gluon_backward_used(4096, 64, 128)
-    assert not gluon_backward_used(4096, 16, 128) and not gluon_backward_used(32768, 16, 128)
+    assert gluon_backward_used(4096, 16, 128) and gluon_backward_used(32768, 16, 128)
+    assert gluon_backward_used(32768, 64, 128) and gluon_backward_used(4096, 64, 64)
+    assert not gluon_backward_used(4096, 64, 128) and not gluon_backward_used(8192, 128, 128)
     g = RATGluon()
     assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
-    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) is GLUON_CONFIG
+    assert g._config(64, torch.bfloat16, seq_len=4096, chunk_size=64, head_dim=128) is GLUON_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
     assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is GLUON_BWD_CONFIG
     assert g._config(256, torch.bfloat16) is GLUON_CONFIG  # shape unknown (decode): the forward's config
     assert RATGluon(DEFAULT_CONFIG)._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16,
