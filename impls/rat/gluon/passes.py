@@ -18,11 +18,12 @@ from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _rope_at, _rope_
 def bwd_ws_pre_kernel(
     Q, O, KTR, VT, DO, COS, SIN, LSE, DELTA, LD, QR, DQACC,
     s_b, s_t, s_h, o_b, o_t, o_h, T, Tp, H, scale2,
-    L: tl.constexpr, BM: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+    L: tl.constexpr, BM: tl.constexpr, TILE: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
 ):
-    """The query-side pass before rat/gluon's backward kernel (impls/rat/gluon/backward.py). Grid (Tp / BM, B*H):
-    rows padded to Tp, a multiple of that kernel's BM-row query tile. Per row t < T: Delta = rowsum(dO * o) (to
-    DELTA (B*H, T), read by the backward scan, and LD), lse (LD: (B*H, Tp / BM, 2, BM), per tile its lse row then
+    """The query-side pass before rat/gluon's backward kernel (impls/rat/gluon/backward.py). Grid (Tp / BM, B*H),
+    BM rows per program (a divisor of TILE): rows padded to Tp, a multiple of that kernel's TILE-row query tile.
+    Per row t < T: Delta = rowsum(dO * o) (to DELTA (B*H, T), read by the backward scan, and LD), lse (LD:
+    (B*H, Tp / TILE, 2, TILE), per tile its lse row then
     its Delta row, one TMA box of that kernel's ring), RoPE_c(q) (QR (B*H, Tp, D), the input
     dtype) and dq's self term dS_t,self RoPE(kt_t) (DQACC (B*H, Tp, D), float32: the accumulator the Gluon kernel
     adds sum_j dS_tj K_j to). Rows T <= t < Tp: lse +inf and Delta 0 (so P = dS = 0 there), q and DQACC 0.
@@ -50,9 +51,9 @@ def bwd_ws_pre_kernel(
     ds_s = p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
     tl.store(DELTA + bh.to(tl.int64) * T + rows, delta, mask=valid)
     pad = bh.to(tl.int64) * Tp + rows
-    ldp = (bh.to(tl.int64) * (Tp // BM) + pid) * (2 * BM) + tl.arange(0, BM)
+    ldp = (bh.to(tl.int64) * (Tp // TILE) + rows // TILE) * (2 * TILE) + rows % TILE
     tl.store(LD + ldp, lse)
-    tl.store(LD + ldp + BM, delta)
+    tl.store(LD + ldp + TILE, delta)
     rptr = pad[:, None] * (2 * HALF) + d[None, :]
     _store2(QR + rptr, q1, q2, None, HALF)
     _store2(DQACC + rptr, ds_s[:, None] * kr1, ds_s[:, None] * kr2, None, HALF)
