@@ -1,7 +1,7 @@
 """The RAT backward attention (docs/rat-spec.md, op step 3) with five products per tile pair: a warp-specialized
 Gluon kernel for sm_90 that forms dK and dV of the chunk ends and adds each pair's share of dq by TMA reductions.
 
-bwd_ws_kernel  one CTA per work item (work_items, _item): a block of BN = 128 chunk ends of one (b, h) and the 64-row
+bwd_ws_kernel  one CTA per work item (work_items): a block of BN = 128 chunk ends of one (b, h) and the 64-row
                query tiles of one segment of seg tiles that see a key of the block (c(t) > j); per head the items go
                segment by segment from the last, the key blocks of a segment side by side, so that the CTAs running
                at one time read the same q / dO tiles and add to the same dq rows in L2 (b4; one CTA per key block
@@ -76,31 +76,14 @@ def _ld_row(ld_s, r: gl.constexpr):
 
 
 @gluon.jit
-def _seg_blocks(m, T, nkb, SEG: gl.constexpr, L: gl.constexpr):
-    """How many key blocks see a row of segment m (rows SEG*64 m .. up to T): those with (128 kb + 1) L < E, E its
-    end rounded up to the 64-row tile (work_items has the same count)."""
-    E = gl.cdiv(gl.minimum(T, (m + 1) * (SEG * BMQ)), BMQ) * BMQ
-    return gl.minimum(nkb, gl.maximum(gl.cdiv(E - L, BN * L), 0))
-
-
-@gluon.jit
-def _item(T, C, n_items, SEG: gl.constexpr, L: gl.constexpr):
-    """This CTA's work item (work_items' order, from the program id alone): (b*H + h), the block's chunk ends
-    j0 .. j0 + BN - 1, its query tiles lo .. lo + 64 n - 1 and mid: tiles from row mid on see every key of the
-    block."""
+def _item(ITEMS, n_items, L: gl.constexpr):
+    """This CTA's work item: (b*H + h) and, from the per-head item table ITEMS (n_items rows of key block, first
+    row, tile count), the block's chunk ends j0 .. j0 + BN - 1, its query tiles lo .. lo + 64 n - 1 and mid: tiles
+    from row mid on see every key of the block."""
     pid = gl.program_id(0)
-    i = pid % n_items
-    nkb = gl.cdiv(C, BN)
-    m = gl.cdiv(T, SEG * BMQ) - 1
-    k = _seg_blocks(m, T, nkb, SEG, L)
-    while i >= k:
-        i -= k
-        m -= 1
-        k = _seg_blocks(m, T, nkb, SEG, L)
-    j0 = i * BN
-    lo = gl.maximum(((j0 + 1) * L) // BMQ * BMQ, m * (SEG * BMQ))
-    n = gl.cdiv(gl.minimum(T, (m + 1) * (SEG * BMQ)) - lo, BMQ)
-    return pid // n_items, j0, lo, n, (j0 + BN) * L
+    it = pid % n_items
+    j0 = gl.load(ITEMS + 3 * it) * BN
+    return pid // n_items, j0, gl.load(ITEMS + 3 * it + 1), gl.load(ITEMS + 3 * it + 2), (j0 + BN) * L
 
 
 @gluon.jit
@@ -142,15 +125,15 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  SEG: gl.constexpr, WG: gl.constexpr):
+                  WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; writes dK (scaled) and dV of its keys."""
-    DKE, DVE = ptrs
-    T, Tp, _H, C, scale, scale2, n_items = sc
+    DKE, DVE, ITEMS = ptrs
+    _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs = smem
     kv_bar, q_ready, q_empty, ds_ready = bars
     dq_desc = descs[4]
-    bh, j0, lo, n, mid = _item(T, C, n_items, SEG, L)
+    bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -183,26 +166,23 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 
 @gluon.jit
-def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   SEG: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, SEG, 0)
+def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, 0)
 
 
 @gluon.jit
-def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   SEG: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, SEG, 1)
+def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, 1)
 
 
 @gluon.jit
-def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                SEG: gl.constexpr):
+def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
-    T, Tp, H, C, _scale, _scale2, n_items = sc
+    T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
     kv_bar, q_ready, q_empty, _ds_ready = bars
     qr_desc, do_desc, ke_desc, ve_desc, _dq_desc, ld_desc, Cs = descs
-    bh, j0, lo, n, _mid = _item(T, C, n_items, SEG, L)
+    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
     mbarrier.expect(kv_bar, 2 * ke_desc.block_type.nbytes)
     tma.async_copy_global_to_shared(ke_desc, [bh * Cs + j0, 0], kv_bar, k_smem)
     tma.async_copy_global_to_shared(ve_desc, [bh * Cs + j0, 0], kv_bar, v_smem)
@@ -219,9 +199,9 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def bwd_ws_kernel(
-    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE,
+    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
-    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, SEG: gl.constexpr, DS_LAYOUT: gl.constexpr,
+    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -241,35 +221,41 @@ def bwd_ws_kernel(
         mbarrier.init(q_empty.index(i), count=2)  # released by both MMA warpgroups
     for i in gl.static_range(2):
         mbarrier.init(ds_ready.index(i), count=2)  # both warpgroups' dS^T written
-    ptrs = (DKE, DVE)
+    ptrs = (DKE, DVE, ITEMS)
     sc = (T, Tp, H, C, scale, scale2, n_items)
     smem = (k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs)
     bars = (kv_bar, q_ready, q_empty, ds_ready)
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     gl.warp_specialize([
-        (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, SEG)),
-        (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, SEG)),
-        (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, SEG)),
+        (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
+        (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
+        (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
     ], [4, 1], [240, 24])
 
 
-def work_items(T: int, C: int, L: int, seg: int) -> np.ndarray:
-    """bwd_ws_kernel's per-head work items in its order, int64 (n, 3): key block, first query row, 64-row tile count.
-    Key block kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on) are cut at multiples
-    of seg tiles; the items go segment by segment from the last, key blocks in turn within one, so the CTAs that run
-    at the same time read the same q and dO tiles and add to the same dq rows (shared in L2; one CTA per key block
-    over all its tiles drew about the full HBM rate at 128k: NOTES.md b4). The kernel finds its item from the
-    program id (_item, _seg_blocks); this table is the definition its count and the tests use."""
-    rows = seg * BMQ.value
-    kb = np.arange(triton.cdiv(C, BN.value))
-    lo = ((kb * BN.value + 1) * L) // BMQ.value * BMQ.value
-    items = [np.zeros((0, 3), np.int64)]
-    for m in range(triton.cdiv(T, rows) - 1, -1, -1):
-        first = np.maximum(lo, m * rows)
-        n = (np.minimum(T, (m + 1) * rows) - first + BMQ.value - 1) // BMQ.value
-        sel = n > 0
-        items.append(np.stack([kb[sel], first[sel], n[sel]], 1))
-    return np.concatenate(items)
+_ITEMS: dict[tuple, torch.Tensor] = {}
+
+
+def work_items(T: int, C: int, L: int, seg: int, device: torch.device) -> torch.Tensor:
+    """bwd_ws_kernel's per-head work items, int32 (n, 3): key block, first query row, 64-row tile count. Key block
+    kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on) are cut at multiples of seg
+    tiles; the items go segment by segment from the last, key blocks in turn within one, so the CTAs that run at
+    the same time read the same q and dO tiles and add to the same dq rows (shared in L2; one item per key block,
+    the tiles of a block read once per block, drew about the full HBM rate at 128k: NOTES.md). Cached per shape."""
+    key = (T, C, L, seg, str(device))
+    if key not in _ITEMS:
+        rows = seg * BMQ.value
+        kb = np.arange(triton.cdiv(C, BN.value))
+        lo = ((kb * BN.value + 1) * L) // BMQ.value * BMQ.value
+        items = []
+        for m in range(triton.cdiv(T, rows) - 1, -1, -1):
+            first = np.maximum(lo, m * rows)
+            n = (np.minimum(T, (m + 1) * rows) - first + BMQ.value - 1) // BMQ.value
+            sel = n > 0
+            items.append(np.stack([kb[sel], first[sel], n[sel]], 1))
+        table = np.concatenate(items).astype(np.int32) if items else np.zeros((0, 3), np.int32)
+        _ITEMS[key] = torch.from_numpy(table).to(device)
+    return _ITEMS[key]
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
@@ -300,12 +286,12 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
     if seg is None:
         seg = 128 if C >= 2048 else 64
-    n_items = len(work_items(T, C, L, seg))
-    if n_items == 0:
+    items = work_items(T, C, L, seg, qr.device)
+    if len(items) == 0:
         return
-    bwd_ws_kernel[(BH * n_items,)](
-        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, T, Tp, H, C, Cs, scale, scale2, n_items,
-        L=L, D=D, STAGES=stages, SEG=seg, DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt),
+    bwd_ws_kernel[(BH * len(items),)](
+        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, T, Tp, H, C, Cs, scale, scale2, len(items),
+        L=L, D=D, STAGES=stages, DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt),
         num_warps=4, maxnreg=168,
     )
 
