@@ -1,5 +1,7 @@
-"""A/B of bwd_ws_kernel launch variants (VARIANTS: ring stages at 7a5807a) at the issue-18 shapes: outputs compared
-with the first variant, the kernel alone timed by interleaved do_bench. Runs at 7a5807a (README.md)."""
+"""A/B of bwd_ws_kernel launch variants (VARIANTS: launch_backward keyword arguments; now the work items' segment
+length, b4) at the issue-18 shapes: outputs compared with the first variant, the kernel alone timed by interleaved
+do_bench. b3 against b4 (b4-ab-seg.json) ran the kernel of b57a15e beside this one (`git show
+b57a15e:impls/rat/gluon/backward.py`, which wrote dK / dV instead of adding to them)."""
 from __future__ import annotations
 
 import json
@@ -16,7 +18,7 @@ from ratbench.impls.rat.gluon import backward as GB
 from ratbench.impls.rat.gluon import passes as P
 from ratbench.impls.rat.triton import rat_forward, rope_tables
 
-VARIANTS = [("b3", {})]  # launch_backward keyword arguments
+VARIANTS = [("seg128", {"seg": 128}), ("seg64", {"seg": 64}), ("seg32", {"seg": 32}), ("seg256", {"seg": 256})]
 
 
 def setup(T, tokens, H, D, L):
@@ -43,7 +45,7 @@ def setup(T, tokens, H, D, L):
 
 
 def run(st, kw, acc):
-    dke = torch.empty(st["B"] * st["H"], st["C"], st["D"], device="cuda"); dve = torch.empty_like(dke)
+    dke = torch.zeros(st["B"] * st["H"], st["C"], st["D"], device="cuda"); dve = torch.zeros_like(dke)
     GB.launch_backward(st["qr"], st["do"], st["ke"], st["ve"], acc, st["ld"], dke, dve, st["T"],
                        st["L"], st["scale"], st["scale2"], **kw)
     return dke, dve
