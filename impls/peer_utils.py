@@ -44,6 +44,13 @@ def cuda_capability() -> tuple[int, int] | None:
     return torch.cuda.get_device_capability()
 
 
+def sm_count(device: torch.device) -> int | None:
+    """Multiprocessors of a CUDA device (132 on an H200; torch caches the properties), None for any other device."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def fa2_unavailable_reason(device: str) -> str | None:
     """flash-attn 2.x = package ``flash_attn`` with its compiled extension ``flash_attn_2_cuda``
     (flash-attn-4 installs ``flash_attn.cute`` only, which is not flash-attn 2)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ratbench.impls.full.base import FullAttention, KVCache
+from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.swa.base import RingCache
 
 
@@ -191,8 +192,7 @@ def decode_step(q, k, v, kc, vc, *, n_old: int, cur: int, skip: bool, scale: flo
     splits = 1
     if cfg.step_splits is not None:
         splits = cfg.step_splits
-    elif q.device.type == "cuda":
-        n_sm = torch.cuda.get_device_properties(q.device).multi_processor_count
+    elif (n_sm := sm_count(q.device)) is not None:
         while splits < 64 and BH * splits < 2 * n_sm and n_old > splits * 4 * cfg.step_bn:
             splits *= 2
     n_per = math.ceil(max(n_old, 1) / splits / cfg.step_bn) * cfg.step_bn

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from ratbench.impls.linear.base import LinearAttention, LinearState
+from ratbench.impls.peer_utils import sm_count
 
 CHUNK = 64
 
@@ -138,9 +139,7 @@ def _precision(dtype: torch.dtype) -> str:
 
 
 def _n_sm(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 1
+    return sm_count(device) or 1
 
 
 def _launch_kw(warps: int, stages: int) -> dict:

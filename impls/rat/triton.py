@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat.base import RAT, RATState
 from ratbench.impls.rope import rope_cos_sin
 
@@ -512,7 +513,7 @@ class RATTriton(RAT):
         o = torch.empty(B, H, D, device=q.device, dtype=q.dtype)
         cos, sin = rope_tables(state.k_cache.shape[2], D, q.device) if state.rope else (o, o)
         BH = B * H
-        n_sm = torch.cuda.get_device_properties(q.device).multi_processor_count if q.device.type == "cuda" else None
+        n_sm = sm_count(q.device)
         splits, bn, warps = step_launch(cfg, BH, c, n_sm)
         n_per = math.ceil(max(c, 1) / splits / bn) * bn
         key = (q.device, BH, splits, D)

@@ -38,6 +38,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 
 from ratbench.impls.attention_core import LOG2E
+from ratbench.impls.peer_utils import sm_count
 
 BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
 
@@ -314,14 +315,6 @@ def fwd_ws_kernel(
     ], [4, 1], [240, 24])
 
 
-def _sm_count(device: torch.device) -> int:
-    """Multiprocessors of the device (132 on an H200); 132 for a tensor that is not on a GPU (the static gate
-    compiles with meta tensors). torch caches the device properties."""
-    if device.type != "cuda":
-        return 132
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
@@ -353,7 +346,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     q_desc = TensorDescriptor(q, [B * T, H * D], [H * D, 1], [64, D], lay_q)
     NT = triton.cdiv(T, BM)
     n_tiles = NT * B * H
-    fwd_ws_kernel[(min(n_tiles, _sm_count(q.device)),)](
+    n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
+    fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages,
