@@ -240,8 +240,8 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device) -> torch.
     """bwd_ws_kernel's per-head work items, int32 (n, 3): key block, first query row, 64-row tile count. Key block
     kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on) are cut at multiples of seg
     tiles; the items go segment by segment from the last, key blocks in turn within one, so the CTAs that run at
-    the same time read the same q and dO tiles and add to the same dq rows (shared in L2; one item per key block,
-    the tiles of a block read once per block, drew about the full HBM rate at 128k: NOTES.md). Cached per shape."""
+    the same time read the same q and dO tiles and add to the same dq rows in L2 (b3's one CTA per key block,
+    each sweeping its tiles alone, drew about the full HBM rate: NOTES.md b4). Cached per shape and device."""
     key = (T, C, L, seg, str(device))
     if key not in _ITEMS:
         rows = seg * BMQ.value
