@@ -127,7 +127,7 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
                   WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
-    reductions; writes dK (scaled) and dV of its keys."""
+    reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
     DKE, DVE, ITEMS = ptrs
     _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs = smem
