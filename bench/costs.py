@@ -288,14 +288,20 @@ def forward_backward_costs(case: Case) -> dict[str, Cost]:
 
 def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
     """rat/gluon's stages: rat/triton's scans and forward (its Gluon forward does the same work); in train, where
-    impls.rat.gluon.gluon_backward_used routes the backward to its Gluon kernel:
-        bwd pre/post  bwd_ws_pre_kernel (reads q, o, dO, kt, vt, lse; writes RoPE(q), the float32 dq accumulator,
-                      Delta twice and lse) and bwd_dq_post_kernel (reads the accumulator, writes dq): memory passes
+    impls.rat.gluon.gluon_backward_used routes the backward to its Gluon kernel (b5, impls/rat/gluon/NOTES.md):
+        forward       also writes RoPE(q) for the backward (impls.rat.triton.forward_writes_qr)
+        bwd pre/post  bwd_ws_pre_kernel (reads o, dO, lse; writes Delta twice, lse and the float32 dq accumulator's
+                      start, zeros): a memory pass. Where the backward scan does not finish dq (the two-level scans,
+                      impls.rat.triton.scan_finishes_dq) it also reads kt and vt for dq's self term, and
+                      bwd_dq_post_kernel reads the accumulator and writes dq; without the forward's RoPE(q) it
+                      reads q and writes RoPE(q)
         backward      bwd_ws_kernel: S^T, dP^T, dV, dK and dq's shares dS K, 5 products; reads RoPE(q), dO, lse and
                       Delta once (the minimum; tiles are re-read from L2), the chunk ends, writes their float32
                       gradients; the dq accumulator's reductions run in L2 and count once (read and written)
+        scans         rat/triton's, and where the backward scan finishes dq: reads the accumulator, writes dq
     elsewhere rat/triton's stages."""
-    from ratbench.impls.rat.gluon import gluon_backward_used
+    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, gluon_backward_used
+    from ratbench.impls.rat.triton import forward_writes_qr, scan_finishes_dq
 
     out = rat_triton_stage_costs(case)
     L = case.chunk_size
@@ -304,7 +310,18 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
     e = _e(case)
     n, prod, ends, dends, rows = _rat_sizes(case)
     del out["dq"], out["dK/dV"]
-    out["bwd pre/post"] = Cost(6.0 * n, 5.0 * n * e + rows + n * e + 4.0 * n + 4 * rows + 4.0 * n + n * e)
+    by_scan = scan_finishes_dq(GLUON_BWD_CONFIG, case.batch, case.heads, case.seq_len, L)
+    qr_fwd = forward_writes_qr(GLUON_BWD_CONFIG)
+    pre = Cost(2.0 * n, 2.0 * n * e + 4 * rows + 4.0 * n)
+    if not qr_fwd:
+        pre = Cost(pre.flops, pre.bytes + 2.0 * n * e)
+    if by_scan:
+        out["scans"] = Cost(out["scans"].flops + 4.0 * n, out["scans"].bytes + 4.0 * n + n * e)
+    else:
+        pre = Cost(pre.flops + 4.0 * n, pre.bytes + 2.0 * n * e + 4.0 * n + n * e)
+    if qr_fwd:
+        out["forward"] = Cost(out["forward"].flops, out["forward"].bytes + n * e)
+    out["bwd pre/post"] = pre
     out["backward"] = Cost(5 * prod, 2.0 * n * e + 2 * rows + ends + dends + 8.0 * n)
     return out
 

@@ -39,7 +39,7 @@ def setup(T, tokens, H, D, L):
     scale2 = scale * LOG2E
     P.bwd_ws_pre_kernel[(Tp // 64, B * H)](q, o, ktr, vt, do, cos, sin, lse, delta, ld, qr, acc0,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale2,
-        L=L, BM=64, TILE=64, HALF=D // 2, ROPE=True, num_warps=4)
+        L=L, BM=64, TILE=64, HALF=D // 2, ROPE=True, SELF=True, QR_OUT=True, num_warps=4)
     return {"qr": qr, "do": do, "ke": ke, "ve": ve, "acc0": acc0, "ld": ld, "C": C, "B": B, "T": T,
             "L": L, "scale": scale, "scale2": scale2, "H": H, "D": D}
 

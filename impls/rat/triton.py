@@ -53,6 +53,9 @@ class RATTritonConfig:
     #: the forward's attention kernel (FORWARDS); "gluon_ws" uses fwd_bn (chunk ends per block) and fwd_stages
     #: (K / V buffers); its query tile is 128 rows (fwd_bm must be 128)
     forward: str = "triton"
+    #: with forward and backward "gluon_ws": the training forward also writes RoPE_c(q) (by TMA from the shared
+    #: buffer it rotated q in) for the backward kernel, instead of the backward's pre pass reading q and writing it
+    fwd_qr: bool = True
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -109,6 +112,11 @@ INTERPRET_CONFIG = RATTritonConfig(
     fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, scan_nc=4, bscan_nc=2, pre_bm=16,
     step_bn=16, lscan_s=16, lscan_cb=4, lscan_nb=4, lscan_bnb=2,
 )
+
+
+def forward_writes_qr(cfg: RATTritonConfig) -> bool:
+    """Whether a training forward writes RoPE_c(q) for the backward (cfg.fwd_qr with the Gluon forward and backward)."""
+    return cfg.fwd_qr and cfg.forward == "gluon_ws" and cfg.backward == "gluon_ws"
 
 
 def _interpreting() -> bool:
@@ -213,9 +221,10 @@ def _lscan_buffers(B: int, H: int, C: int, NS: int, D: int, device: torch.device
 
 
 def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig, *, need_lse: bool,
-                ke=None, ve=None, last_state=None):
+                ke=None, ve=None, last_state=None, qr=None):
     """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr, vt (per-token states, (B, T, H, D)),
-    ke, ve (chunk ends (B, H, C, D), or the given decode-cache views)."""
+    ke, ve (chunk ends (B, H, C, D), or the given decode-cache views). qr: (B*H, Tq, D) that the "gluon_ws" forward
+    fills with RoPE_c(q) for the Gluon backward (`forward_writes_qr`)."""
     from ratbench.impls.rat import kernels as K
 
     B, T, H, D = q.shape
@@ -244,7 +253,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         from ratbench.impls.rat.gluon.forward import launch_forward
 
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
-                       bn=cfg.fwd_bn, stages=cfg.fwd_stages)
+                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr)
         return o, (lse if need_lse else None), ktr, vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
@@ -299,10 +308,12 @@ def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int,
 
 
 def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, scale: float,
-                 cfg: RATTritonConfig):
+                 cfg: RATTritonConfig, qr=None):
     """The backward of rat_forward: (dq, dk, dv, df). cfg.backward "dq_first": bwd_dq_pre_kernel (dq, Delta,
     RoPE(q)), bwd_dkv_early_kernel, the backward scan; "plain": bwd_pre_kernel (Delta, RoPE(q)),
-    bwd_dkv_kernel, bwd_dq_kernel, the backward scan (kernels/backward_dq.py, backward_dkv.py, scan.py)."""
+    bwd_dkv_kernel, bwd_dq_kernel, the backward scan (kernels/backward_dq.py, backward_dkv.py, scan.py);
+    "gluon_ws": impls/rat/gluon/backward.py's passes and kernel (qr: RoPE(q) from the forward, or None), then the
+    backward scan, which also finishes dq where `scan_finishes_dq`."""
     B, T, H, D = q.shape
     C = T // L
     if do.stride() != o.stride():
@@ -311,9 +322,12 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     if cfg.backward == "gluon_ws":  # Delta, dq and dK, dV of the chunk ends by impls/rat/gluon/backward.py
         from ratbench.impls.rat.gluon.backward import gluon_backward
 
-        dq, delta, dke, dve = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale)
-        dk, dv, df = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale, cfg)
-        return dq, dk, dv, df
+        by_scan = scan_finishes_dq(cfg, B, H, T, L)
+        dq, delta, dke, dve = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
+                                             finish_dq=not by_scan, qr=qr)
+        dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
+                                        cfg, dqacc=dq if by_scan else None)
+        return (dq_scan if by_scan else dq), dk, dv, df
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D) (and dq with "dq_first")
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
     qr = torch.empty(B * H, T, D, device=q.device, dtype=q.dtype)
@@ -328,7 +342,7 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     if cfg.backward != "dq_first":
         dq = _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L, rope, scale, cfg)
     # 4. self-term gradients of kt, vt, chunk-end dK/dV, reverse scan -> dk, dv, df
-    dk, dv, df = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale, cfg)
+    dk, dv, df, _ = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale, cfg)
     return dq, dk, dv, df
 
 
@@ -398,9 +412,12 @@ def _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L: int, rope: bool, sca
 
 
 def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int, rope: bool, scale: float,
-              cfg: RATTritonConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """dk, dv, df: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan (bwd_lscan_sum_kernel, carry
-    scan, bwd_lscan_kernel) when long_scan_used."""
+              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """dk, dv, df and, given dqacc, dq: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan
+    (bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel) when long_scan_used (no dqacc there: `scan_finishes_dq`).
+    dqacc: (B*H, Tp, D) float32, sum_j dS_tj K_j (rat/gluon's backward kernel); the scan adds each row's self term,
+    scales, rotates back and writes dq (one pass less than rat/gluon's bwd_dq_post_kernel)."""
     from ratbench.impls.rat import kernels as K
 
     B, T, H, D = q.shape
@@ -422,31 +439,45 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
             K.bwd_lscan_kernel[grid](q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, sk, sv,
                                      *ins, *os_, T, H, C, NSB, NS, S, scale, scale * K.LOG2E, S=S, **kw)
 
+        if dqacc is not None:
+            raise ValueError("rat/triton: the two-level backward scan does not finish dq (scan_finishes_dq)")
         _two_level(cfg, B, H, T, L, C, D, q.device, cfg.lscan_bnb, True, launch_sum, launch_run)
-        return dk, dv, df
+        return dk, dv, df, None
+    dq = None if dqacc is None else torch.empty_like(o)
+    dq_args = (dk, dk, 0) if dqacc is None else (dqacc, dq, dqacc.shape[1])
     K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
-        q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df,
-        *ins, *os_, T, H, C, L, scale, scale * K.LOG2E,
-        L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, **_kw(cfg.bscan_warps, 1),
+        q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, *dq_args[:2],
+        *ins, *os_, T, H, C, L, scale, scale * K.LOG2E, dq_args[2],
+        L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, DQ_OUT=dqacc is not None, **_kw(cfg.bscan_warps, 1),
     )
-    return dk, dv, df
+    return dk, dv, df, dq
+
+
+def scan_finishes_dq(cfg: RATTritonConfig, B: int, H: int, T: int, L: int) -> bool:
+    """Whether the backward scan takes rat/gluon's dq accumulator and writes dq (bwd_scan_kernel's DQ_OUT): with
+    the one-level scan; the two-level scans leave dq to bwd_dq_post_kernel (impls/rat/gluon/passes.py)."""
+    return not long_scan_used(cfg, B, H, T, L)
 
 
 class _RATFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig):  # type: ignore[override]
         need = any(ctx.needs_input_grad[:4])
-        o, lse, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, rope, scale, cfg, need_lse=need)
+        qr = None
+        if need and forward_writes_qr(cfg):
+            B, T, H, D = q.shape
+            qr = torch.empty(B * H, -(-T // 128) * 128, D, device=q.device, dtype=q.dtype)
+        o, lse, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, rope, scale, cfg, need_lse=need, qr=qr)
         if need:
-            ctx.save_for_backward(q, k, v, f, o, lse, ktr, vt, ke, ve)
+            ctx.save_for_backward(q, k, v, f, o, lse, ktr, vt, ke, ve, qr)
             ctx.meta = (L, rope, scale, cfg)
         return o
 
     @staticmethod
     def backward(ctx, do):  # type: ignore[override]
-        q, k, v, f, o, lse, ktr, vt, ke, ve = ctx.saved_tensors
+        q, k, v, f, o, lse, ktr, vt, ke, ve, qr = ctx.saved_tensors
         L, rope, scale, cfg = ctx.meta
-        dq, dk, dv, df = rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L, rope, scale, cfg)
+        dq, dk, dv, df = rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L, rope, scale, cfg, qr=qr)
         return dq, dk, dv, df, None, None, None, None
 
 

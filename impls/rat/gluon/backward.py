@@ -20,8 +20,10 @@ bwd_ws_kernel  one CTA per work item (work_items): a block of BN = 128 chunk end
                dK (times the softmax scale) and dV of the item added to float32 (B*H, C, D) accumulators (atomic
                adds; zero on entry), which rat/triton's dK/dV kernel writes in the same form.
 Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta per 64-row tile with lse +inf past
-T, RoPE(q), dq's self term as the accumulator's start) and bwd_dq_post_kernel (dq = RoPE^T(scale acc)); the self
-term's gradients of kt and vt stay with the backward scan, as in rat/triton. Versions b0-b4 and what was measured:
+T, RoPE(q), the accumulator's start: 0) before; after it the backward scan (impls/rat/kernels/scan.py, DQ_OUT) forms
+the self term's gradients of kt and vt, as in rat/triton, and finishes dq = RoPE^T(scale acc + dS_self kt) from the
+accumulator (b5). With the two-level scans the pre pass starts the accumulator with dq's self term and
+bwd_dq_post_kernel finishes dq (dq = RoPE^T(scale acc)). Versions b0-b4 and what was measured:
 impls/rat/gluon/NOTES.md, "The backward in Gluon".
 Two things this module takes from Gluon's internals, as its public API has neither (triton 3.6.0 and 3.7.1, checked
 on both): the TMA reduction (hopper.tma has copies only; the op they lower to, ttng.async_tma_reduce, is in Gluon's
@@ -261,7 +263,7 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device) -> torch.
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
                     scale2: float, stages: int = 2, seg: int | None = None) -> None:
-    """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, the self term on entry) padded to Tp
+    """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
     and dV added to dke, dve (B*H, C, D) float32 (zero on entry). One CTA per work item (work_items) of seg tiles:
@@ -298,10 +300,15 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                   L: int, rope: bool, scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel, bwd_dq_post_kernel. do, o, ktr, vt
-    share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (q's shape, dtype), Delta
-    (B*H, T) float32 and dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan."""
+                   L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
+    bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
+    Returns dq (q's shape, dtype) or, without finish_dq, the float32 accumulator (B*H, Tp, D) holding
+    sum_j dS_tj K_j for the backward scan to finish (bwd_scan_kernel's DQ_OUT: the self term, scale, RoPE^T); Delta
+    (B*H, T) float32; dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan. qr: RoPE_c(q) as
+    the forward wrote it (B*H, Tq, D), Tq a multiple of 64 (fwd_ws_kernel's: of 128), rows past T finite; without it
+    the pre pass writes it (Tq = T rounded up to 64)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -315,21 +322,29 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
         raise ValueError("rat/gluon: the chunk ends must be contiguous (B, H, C, D) tensors")
     if do.stride() != (T * H * D, H * D, D, 1):
         do = do.contiguous()
-    Tp = triton.cdiv(T, BMQ.value) * BMQ.value
+    Tp = triton.cdiv(T, BMQ.value) * BMQ.value if qr is None else qr.shape[1]
+    if qr is not None and (qr.shape != (B * H, Tp, D) or Tp % BMQ.value or Tp < T or not qr.is_contiguous()):
+        raise ValueError(f"rat/gluon: RoPE(q) from the forward must be a contiguous (B*H, Tq, D) tensor with Tq >= T a "
+                         f"multiple of {BMQ.value}, got {tuple(qr.shape)}")
     dev = q.device
     ld = torch.empty(B * H, Tp // BMQ.value, 2, BMQ.value, device=dev, dtype=torch.float32)
     delta = torch.empty(B * H, T, device=dev, dtype=torch.float32)
-    qr = torch.empty(B * H, Tp, D, device=dev, dtype=q.dtype)
+    qr_out = qr is None
+    if qr_out:
+        qr = torch.empty(B * H, Tp, D, device=dev, dtype=q.dtype)
     dqacc = torch.empty(B * H, Tp, D, device=dev, dtype=torch.float32)
     scale2 = scale * LOG2E
     bwd_ws_pre_kernel[(Tp // PRE_BM, B * H)](
         q, o, ktr, vt, do, cos, sin, lse, delta, ld, qr, dqacc,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale2,
-        L=L, BM=PRE_BM, TILE=BMQ.value, HALF=D // 2, ROPE=rope, num_warps=PRE_WARPS,
+        L=L, BM=PRE_BM, TILE=BMQ.value, HALF=D // 2, ROPE=rope, SELF=finish_dq, QR_OUT=qr_out,
+        num_warps=PRE_WARPS,
     )
     dke = torch.zeros(B * H, C, D, device=dev, dtype=torch.float32)
     dve = torch.zeros_like(dke)
     launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2)
+    if not finish_dq:
+        return dqacc, delta, dke, dve
     dq = torch.empty_like(o)
     bwd_dq_post_kernel[(triton.cdiv(T, 64), B * H)](
         dq, dqacc, cos, sin, o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale,

@@ -193,8 +193,11 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 
 @gluon.jit
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr):
-    """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue."""
+              ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
+              STORE_QR: gl.constexpr):
+    """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
+    STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
+    by TMA, for the backward (b5)."""
     T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
@@ -211,10 +214,14 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
             (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
             scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
             (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
+        if STORE_LSE and STORE_QR:
+            tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full, acc, m_i,
                                 l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
+        if STORE_LSE and STORE_QR:
+            tma.store_wait(0)  # the q_r store has read q_w
         mbarrier.arrive(q_empty.index(j % 2), count=1)
         _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
         e += 1 + n_blocks
@@ -222,14 +229,14 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 
 @gluon.jit
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0)
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1)
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR)
 
 
 @gluon.jit
@@ -248,7 +255,7 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 
 @gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr):
+            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
@@ -256,7 +263,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs = descs
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc = descs
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
@@ -278,10 +285,10 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
 
 @gluon.jit
 def fwd_ws_kernel(
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE,
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, qr_desc,
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
-    STORE_LSE: gl.constexpr, STAGES: gl.constexpr,
+    STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
@@ -306,21 +313,23 @@ def fwd_ws_kernel(
     sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
     bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
-    descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs)
+    descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
-        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
-        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
-        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES)),
+        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR)),
+        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR)),
+        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR)),
     ], [4, 1], [240, 24])
 
 
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
-                   store_lse: bool, bn: int = 128, stages: int = 2) -> None:
+                   store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
-    multiprocessor, persistent over the 128-row tiles."""
+    multiprocessor, persistent over the 128-row tiles. qr (with store_lse): a contiguous (B*H, Tq, D) tensor of q's
+    dtype, Tq = T rounded up to 128, that gets RoPE_c(q) (rows past T: the next rows' q_r or zeros), for the
+    backward kernel (impls/rat/gluon/backward.py)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -345,11 +354,16 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     rows = [TensorDescriptor(x, [B * T, H * D], [H * D, 1], [bn, D], lay) for x in (ktr, vt)]
     q_desc = TensorDescriptor(q, [B * T, H * D], [H * D, 1], [64, D], lay_q)
     NT = triton.cdiv(T, BM)
+    store_qr = store_lse and qr is not None
+    if store_qr and (qr.shape != (B * H, NT * BM, D) or not qr.is_contiguous() or qr.dtype != q.dtype):
+        raise ValueError(f"rat/gluon: the RoPE(q) output must be a contiguous ({B * H}, {NT * BM}, {D}) {q.dtype} "
+                         f"tensor, got {tuple(qr.shape)} {qr.dtype}")
+    qr_desc = TensorDescriptor(qr, [B * H * NT * BM, D], [D, 1], [64, D], lay_q) if store_qr else q_desc
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
-        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse,
+        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, qr_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
-        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages,
+        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr,
         num_warps=4, maxnreg=168,
     )

@@ -2,8 +2,10 @@
 run under the interpreter too (tests/impls/rat/test_rat_gluon.py checks them on the CPU with the Gluon kernel
 emulated in torch).
 
-bwd_ws_pre_kernel   before bwd_ws_kernel: Delta, lse and Delta per 64-row tile as one TMA box, RoPE(q), dq's self term
-bwd_dq_post_kernel  after it: dq = RoPE^T(scale * the float32 accumulator)
+bwd_ws_pre_kernel   before bwd_ws_kernel: Delta, lse and Delta per 64-row tile as one TMA box, RoPE(q), the float32 dq
+                    accumulator's start (0, or dq's self term where bwd_dq_post_kernel finishes dq)
+bwd_dq_post_kernel  after it, where the backward scan does not finish dq (the two-level scans):
+                    dq = RoPE^T(scale * the float32 accumulator)
 Notation and RoPE on head-dim halves as impls/rat/kernels (common.py); lse is base 2.
 """
 from __future__ import annotations
@@ -18,15 +20,17 @@ from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _rope_at, _rope_
 def bwd_ws_pre_kernel(
     Q, O, KTR, VT, DO, COS, SIN, LSE, DELTA, LD, QR, DQACC,
     s_b, s_t, s_h, o_b, o_t, o_h, T, Tp, H, scale2,
-    L: tl.constexpr, BM: tl.constexpr, TILE: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+    L: tl.constexpr, BM: tl.constexpr, TILE: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, SELF: tl.constexpr,
+    QR_OUT: tl.constexpr,
 ):
     """The query-side pass before rat/gluon's backward kernel (impls/rat/gluon/backward.py). Grid (Tp / BM, B*H),
     BM rows per program (a divisor of TILE): rows padded to Tp, a multiple of that kernel's TILE-row query tile.
     Per row t < T: Delta = rowsum(dO * o) (to DELTA (B*H, T), read by the backward scan, and LD), lse (LD:
     (B*H, Tp / TILE, 2, TILE), per tile its lse row then
-    its Delta row, one TMA box of that kernel's ring), RoPE_c(q) (QR (B*H, Tp, D), the input
-    dtype) and dq's self term dS_t,self RoPE(kt_t) (DQACC (B*H, Tp, D), float32: the accumulator the Gluon kernel
-    adds sum_j dS_tj K_j to). Rows T <= t < Tp: lse +inf and Delta 0 (so P = dS = 0 there), q and DQACC 0.
+    its Delta row, one TMA box of that kernel's ring), with QR_OUT RoPE_c(q) (QR (B*H, Tp, D), the input
+    dtype) and the start of DQACC ((B*H, Tp, D), float32: the accumulator the Gluon kernel adds sum_j dS_tj K_j to):
+    with SELF dq's self term dS_t,self RoPE(kt_t) (for bwd_dq_post_kernel), else 0 (the backward scan adds the self
+    term: KTR and VT are not read). Rows T <= t < Tp: lse +inf and Delta 0 (so P = dS = 0 there), q and DQACC 0.
     KTR, VT, DO, O share the strides o_*; Q has s_*."""
     pid = tl.program_id(0)
     bh = tl.program_id(1)
@@ -41,22 +45,29 @@ def bwd_ws_pre_kernel(
     do1, do2 = _load2(DO + optr, vm, 0.0, HALF)
     o1, o2 = _load2(O + optr, vm, 0.0, HALF)
     delta = tl.sum(o1 * do1 + o2 * do2, 1)
-    q1, q2 = _load2(Q + qptr, vm, 0.0, HALF)
-    if ROPE:
-        q1, q2 = _rope_at(q1, q2, COS, SIN, rows // L, d, vm, HALF)
+    if QR_OUT or SELF:
+        q1, q2 = _load2(Q + qptr, vm, 0.0, HALF)
+        if ROPE:
+            q1, q2 = _rope_at(q1, q2, COS, SIN, rows // L, d, vm, HALF)
     lse = tl.load(LSE + bh.to(tl.int64) * T + rows, mask=valid, other=float("inf"))
-    kr1, kr2 = _load2(KTR + optr, vm, 0.0, HALF)
-    vt1, vt2 = _load2(VT + optr, vm, 0.0, HALF)
-    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
-    ds_s = p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
+    if SELF:
+        kr1, kr2 = _load2(KTR + optr, vm, 0.0, HALF)
+        vt1, vt2 = _load2(VT + optr, vm, 0.0, HALF)
+        p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+        ds_s = p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
+        a1, a2 = ds_s[:, None] * kr1, ds_s[:, None] * kr2
+    else:
+        a1 = tl.zeros([BM, HALF], tl.float32)
+        a2 = a1
     tl.store(DELTA + bh.to(tl.int64) * T + rows, delta, mask=valid)
     pad = bh.to(tl.int64) * Tp + rows
     ldp = (bh.to(tl.int64) * (Tp // TILE) + rows // TILE) * (2 * TILE) + rows % TILE
     tl.store(LD + ldp, lse)
     tl.store(LD + ldp + TILE, delta)
     rptr = pad[:, None] * (2 * HALF) + d[None, :]
-    _store2(QR + rptr, q1, q2, None, HALF)
-    _store2(DQACC + rptr, ds_s[:, None] * kr1, ds_s[:, None] * kr2, None, HALF)
+    if QR_OUT:
+        _store2(QR + rptr, q1, q2, None, HALF)
+    _store2(DQACC + rptr, a1, a2, None, HALF)
 
 
 @triton.jit

@@ -167,14 +167,14 @@ def scan_kernel(
 
 @triton.jit
 def bwd_scan_kernel(
-    Q, K, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF,
-    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2,
-    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
+    Q, K, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQACC, DQ,
+    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2, Tp,
+    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, DQ_OUT: tl.constexpr = False,
 ):
-    """Direct gradients of kt, vt per row (the self term: dS_self scale q_r and p_self dO, plus dK_c,
-    dV_c at l = L-1), then the reverse scan g_l = d_l + f_{l+1} g_{l+1} and dk, dv, df.
-    Q, K, V, F have strides s_*; KTR, VT, DO, DK, DV, DF have o_*. The state before row l is read back
-    from the forward's per-token states (un-rotated: one rotation per chunk)."""
+    """Direct gradients of kt, vt per row (the self term: dS_self scale q_r and p_self dO, plus dK_c, dV_c at l = L-1),
+    then the reverse scan g_l = d_l + f_{l+1} g_{l+1} and dk, dv, df. Q, K, V, F have strides s_*; KTR, VT, DO, DK, DV,
+    DF, DQ o_*. The state before row l is read back from the forward's per-token states (un-rotated). DQ_OUT: also dq,
+    from DQACC ((B*H, Tp, D) float32: sum_j dS_tj K_j, rat/gluon's backward kernel) and the row's self term."""
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -218,4 +218,12 @@ def bwd_scan_kernel(
             dv2 += dve2
         gk1, gk2, gv1, gv2, fn1, fn2 = _bwd_scan_step(K, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l, dk1, dk2,
                                                       dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin, HALF, ROPE)
+        if DQ_OUT:  # rat/gluon (DQ_OUT): dq of the rows, RoPE^T(scale DQACC + dS_self kr)
+            aptr = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2
+            a1, a2 = _load2(DQACC + aptr, m, 0.0, HALF)
+            a1 = a1 * scale + _ds[:, None] * _kr1
+            a2 = a2 * scale + _ds[:, None] * _kr2
+            if ROPE:
+                a1, a2 = _rope_t(a1, a2, cos, sin)
+            _store2(DQ + optr, a1, a2, m, HALF)
 

@@ -175,12 +175,14 @@ def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, sc
     dqacc.add_(ds @ k)
 
 
-@pytest.mark.parametrize("T,L,rope", [(40, 8, True), (100, 4, True), (64, 16, False)])
-def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope):
+@pytest.mark.parametrize("T,L,rope,long_scan", [(40, 8, True, False), (100, 4, True, False), (64, 16, False, False),
+                                                (40, 8, True, True), (64, 16, False, True)])
+def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope, long_scan):
     """rat/gluon's backward (backward="gluon_ws") on the CPU with its Gluon kernel emulated in torch: the Triton
-    passes around it (bwd_ws_pre_kernel: Delta, padded lse / Delta, RoPE(q), dq's self term; bwd_dq_post_kernel:
-    RoPE^T) and the backward scan, run by the interpreter, give rat/triton's gradients. T not a multiple of 64 pads
-    the tiles."""
+    passes around it, run by the interpreter, give rat/triton's gradients. With the one-level scans:
+    bwd_ws_pre_kernel (Delta, padded lse / Delta, RoPE(q), a zero accumulator) and the backward scan finishing dq
+    (its self term, RoPE^T); with the two-level scans (long_scan): the pre pass with dq's self term and
+    bwd_dq_post_kernel. T not a multiple of 64 pads the tiles."""
     from ratbench.impls.rat.gluon import backward as gb
     from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
 
@@ -193,12 +195,75 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope):
     xs.append(torch.sigmoid(torch.randn(B, T, H, D, generator=g) + 2).half())
     do = torch.randn(B, T, H, D, generator=g).half()
     out = []
-    for cfg in (INTERPRET_CONFIG, dataclasses.replace(INTERPRET_CONFIG, backward="gluon_ws")):
+    base = dataclasses.replace(INTERPRET_CONFIG, long_scan=long_scan)
+    for cfg in (base, dataclasses.replace(base, backward="gluon_ws")):
         ins = [x.clone().requires_grad_(True) for x in xs]
         RATTriton(cfg).forward(*ins, chunk_size=L, rope=rope).backward(do)
         out.append([x.grad.float() for x in ins])
     assert calls == [1]
     for name, a, b in zip("qkvf", *out):
+        assert torch.allclose(a, b, atol=2e-2, rtol=2e-2), (name, (a - b).abs().max().item())
+
+
+def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
+                            stages=2, qr=None):
+    """fwd_ws_kernel's contract in torch (float32): o, lse (base 2) and, given qr, RoPE_c(q) into its rows < T (rows
+    past T: zeros, finite as the kernel's)."""
+    B, _, _, D = q.shape
+    C = ke.shape[2]
+    c = torch.arange(T) // L
+    q32 = q.float().permute(0, 2, 1, 3)  # (B, H, T, D)
+    if rope:
+        cs, sn = cos[c][None, None], sin[c][None, None]
+        q1, q2 = q32[..., : D // 2], q32[..., D // 2:]
+        q32 = torch.cat([q1 * cs - q2 * sn, q2 * cs + q1 * sn], -1)
+    qd = q32.to(q.dtype).float()  # the kernel's products read the 16-bit q_r
+    kt, vv = (x.float().permute(0, 2, 1, 3) for x in (ktr, vt))
+    s_inter = qd @ ke.float()[:, :, :C].transpose(-1, -2) * scale2
+    s_inter = s_inter.masked_fill(torch.arange(C)[None, :] >= c[:, None], -float("inf"))
+    s = torch.cat([s_inter, (q32 * kt).sum(-1, keepdim=True) * scale2], -1)
+    m = s.amax(-1, keepdim=True)
+    p = torch.exp2(s - m)
+    den = p.sum(-1, keepdim=True)
+    out = (p[..., :C] @ ve.float()[:, :, :C] + p[..., C:] * vv) / den
+    o.copy_(out.permute(0, 2, 1, 3).to(o.dtype))
+    if store_lse:
+        lse.copy_((m + torch.log2(den)).reshape(B * H, T))
+        if qr is not None:
+            qr.zero_()
+            qr[:, :T] = qd.reshape(B * H, T, D).to(qr.dtype)
+
+
+@pytest.mark.parametrize("T,L", [(40, 8), (208, 16)])
+def test_backward_with_rope_q_from_the_forward(monkeypatch, T, L):
+    """The training forward writes RoPE_c(q) (fwd_qr; Tq = T rounded up to 128 rows) and the backward's pre pass
+    skips q: with both Gluon kernels emulated in torch, the passes and the scan (interpreter) give rat/triton's
+    gradients, and the pre pass got the forward's tensor."""
+    from ratbench.impls.rat.gluon import backward as gb
+    from ratbench.impls.rat.gluon import forward as gf
+    from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    seen = []
+    monkeypatch.setattr(gf, "launch_forward", lambda *a, **kw: seen.append(kw["qr"].shape) or
+                        _emulated_fwd_ws_kernel(*a, **kw))
+    monkeypatch.setattr(gb, "launch_backward", lambda *a, **kw: seen.append(a[0].shape) or
+                        _emulated_bwd_ws_kernel(*a, **kw))
+    g = torch.Generator().manual_seed(1)
+    B, H, D = 1, 2, 32
+    xs = [torch.randn(B, T, H, D, generator=g).half() for _ in range(3)]
+    xs.append(torch.sigmoid(torch.randn(B, T, H, D, generator=g) + 2).half())
+    do = torch.randn(B, T, H, D, generator=g).half()
+    gluon = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", backward="gluon_ws", fwd_bm=128)
+    out = []
+    for cfg in (INTERPRET_CONFIG, gluon):
+        ins = [x.clone().requires_grad_(True) for x in xs]
+        y = RATTriton(cfg).forward(*ins, chunk_size=L)
+        y.backward(do)
+        out.append([y.float()] + [x.grad.float() for x in ins])
+    tq = -(-T // 128) * 128
+    assert seen == [(B * H, tq, D)] * 2
+    for name, a, b in zip(["o", *"qkvf"], *out):
         assert torch.allclose(a, b, atol=2e-2, rtol=2e-2), (name, (a - b).abs().max().item())
 
 

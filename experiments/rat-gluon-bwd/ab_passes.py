@@ -1,0 +1,97 @@
+"""A/B of rat/gluon's memory passes around its backward kernel (b5, impls/rat/gluon/NOTES.md): the train step of
+rat/gluon at the issue-18 shapes (bf16, H 16, D 128, L 16, 131,072 tokens) with
+    b4       the pre pass reads q, kt, vt and writes RoPE(q) and dq's self term; bwd_dq_post_kernel writes dq
+    scan_dq  the backward scan adds dq's self term and writes dq (no post pass; the pre pass writes zeros)
+    b5       scan_dq, and the forward writes RoPE(q) (the pre pass reads o and dO only)
+gradients compared with b4's (max abs difference), the step timed by interleaved do_bench (median of 3 rounds) and
+each kernel's time from the profiler. `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-bwd/ab_passes.py`"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import torch
+from triton.testing import do_bench
+
+from ratbench.impls.rat import triton as RT
+from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
+
+VARIANTS = {"b4": (dataclasses.replace(GLUON_BWD_CONFIG, fwd_qr=False), False),
+            "scan_dq": (dataclasses.replace(GLUON_BWD_CONFIG, fwd_qr=False), True),
+            "b5": (GLUON_BWD_CONFIG, True)}
+
+
+@contextlib.contextmanager
+def scan_dq(on: bool):
+    """b4's route (the post pass writes dq) when off."""
+    keep = RT.scan_finishes_dq
+    if not on:
+        RT.scan_finishes_dq = lambda *a: False
+    try:
+        yield
+    finally:
+        RT.scan_finishes_dq = keep
+
+
+def step(impl, xs, do, L, on):
+    with scan_dq(on):
+        impl.forward(*xs, chunk_size=L).backward(do)
+
+
+def main() -> None:
+    out = Path(os.environ.get("OUT", "/tmp"))
+    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+    H, D, L, tokens = 16, 128, 16, 131072
+    for T in (4096, 32768, 131072):
+        B = tokens // T
+        g = torch.Generator(device="cuda").manual_seed(0)
+        base = [torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3)]
+        base.append(torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16())
+        do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+        xs = [x.requires_grad_(True) for x in base]
+        row = {"T": T, "B": B}
+        ref = None
+        for name, (cfg, on) in VARIANTS.items():
+            step(RATGluon(cfg), xs, do, L, on)
+            grads = [x.grad.clone() for x in xs]
+            for x in xs:
+                x.grad = None
+            if ref is None:
+                ref = grads
+            else:
+                row[name + "_maxdiff_vs_b4"] = {n: (a.float() - b.float()).abs().max().item()
+                                                for n, a, b in zip("qkvf", grads, ref)}
+            row[name + "_finite"] = all(bool(torch.isfinite(a).all()) for a in grads)
+        del ref, grads
+        ms = {n: [] for n in VARIANTS}
+        for _ in range(3):
+            for name, (cfg, on) in VARIANTS.items():
+                impl = RATGluon(cfg)
+                ms[name].append(do_bench(lambda impl=impl, on=on, xs=xs, do=do: step(impl, xs, do, L, on), warmup=5,
+                                         rep=60 if T < 131072 else 120, grad_to_none=xs))
+        for n, v in ms.items():
+            row[n + "_ms"] = sorted(v)[1]
+            row[n + "_all"] = v
+        from torch.profiler import ProfilerActivity, profile
+        for name, (cfg, on) in VARIANTS.items():
+            impl = RATGluon(cfg)
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(3):
+                    step(impl, xs, do, L, on)
+                    for x in xs:
+                        x.grad = None
+                torch.cuda.synchronize()
+            row[name + "_kernels_ms"] = {e.key[:48]: round(e.device_time_total / max(1, e.count) / 1e3, 4)
+                                         for e in prof.key_averages() if e.device_type.name == "CUDA"}
+        res["rows"].append(row)
+        print(json.dumps({k: v for k, v in row.items() if not k.endswith("_kernels_ms")}), flush=True)
+        (out / "ab_passes.json").write_text(json.dumps(res, indent=1))
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
