@@ -8,6 +8,7 @@ each kernel's time from the profiler. `OUT=/tmp/x PYTHONPATH=. python experiment
 from __future__ import annotations
 
 import contextlib
+import itertools
 import dataclasses
 import json
 import os
@@ -93,5 +94,61 @@ def main() -> None:
         torch.cuda.empty_cache()
 
 
+def phases() -> None:
+    """PHASES=1: per variant (scan_dq, b5) at 32k / 128k, the forward and the backward of 20 steps timed apart by CUDA
+    events (interleaved, 3 rounds, no L2 flush), and of 3 steps the kernels' busy time against the span they cover
+    (Kineto): where a step's time outside its kernels goes."""
+    out = Path(os.environ.get("OUT", "/tmp"))
+    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+    H, D, L, tokens = 16, 128, 16, 131072
+    names = ("scan_dq", "b5")
+    for T in (32768, 131072):
+        B = tokens // T
+        g = torch.Generator(device="cuda").manual_seed(0)
+        xs = [torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16().requires_grad_(True) for _ in range(4)]
+        do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+        row = {"T": T}
+        fw = {n: [] for n in names}
+        bw = {n: [] for n in names}
+        for _ in range(3):
+            for n in names:
+                impl = RATGluon(VARIANTS[n][0])
+                for _ in range(20):
+                    for x in xs:
+                        x.grad = None
+                    ev = [torch.cuda.Event(enable_timing=True) for _ in range(3)]
+                    ev[0].record()
+                    y = impl.forward(*xs, chunk_size=L)
+                    ev[1].record()
+                    y.backward(do)
+                    ev[2].record()
+                    torch.cuda.synchronize()
+                    fw[n].append(ev[0].elapsed_time(ev[1]))
+                    bw[n].append(ev[1].elapsed_time(ev[2]))
+        for n in names:
+            row[n + "_fwd_ms"] = sorted(fw[n])[len(fw[n]) // 2]
+            row[n + "_bwd_ms"] = sorted(bw[n])[len(bw[n]) // 2]
+        from torch.profiler import ProfilerActivity, profile
+        for n in names:
+            impl = RATGluon(VARIANTS[n][0])
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(3):
+                    for x in xs:
+                        x.grad = None
+                    impl.forward(*xs, chunk_size=L).backward(do)
+                torch.cuda.synchronize()
+            evs = sorted((e for e in prof.events() if e.device_type.name == "CUDA"), key=lambda e: e.time_range.start)
+            busy = sum(e.time_range.elapsed_us() for e in evs) / 1e3 / 3
+            span = (evs[-1].time_range.end - evs[0].time_range.start) / 1e3 / 3
+            row[n + "_kernels_busy_ms"] = busy
+            row[n + "_span_ms"] = span
+            row[n + "_largest_gaps_us"] = sorted(((b.time_range.start - a.time_range.end, a.name[:30], b.name[:30])
+                                                  for a, b in itertools.pairwise(evs)), reverse=True)[:6]
+        res["rows"].append(row)
+        print(json.dumps(row), flush=True)
+        (out / "ab_passes_phases.json").write_text(json.dumps(res, indent=1))
+
+
 if __name__ == "__main__":
-    main()
+    phases() if os.environ.get("PHASES") else main()
