@@ -313,20 +313,20 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     RoPE(q)), bwd_dkv_early_kernel, the backward scan; "plain": bwd_pre_kernel (Delta, RoPE(q)),
     bwd_dkv_kernel, bwd_dq_kernel, the backward scan (kernels/backward_dq.py, backward_dkv.py, scan.py);
     "gluon_ws": impls/rat/gluon/backward.py's passes and kernel (qr: RoPE(q) from the forward, or None), then the
-    backward scan, which also finishes dq where `scan_finishes_dq`."""
-    B, T, H, D = q.shape
+    backward scan, which also finishes dq where `scan_finishes_dq` (reading RoPE(q), not q: q may be None then)."""
+    B, T, H, D = o.shape
     C = T // L
     if do.stride() != o.stride():
         do = do.contiguous()
-    cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
+    cos, sin = rope_tables(C, D, o.device) if rope else (o, o)
     if cfg.backward == "gluon_ws":  # Delta, dq and dK, dV of the chunk ends by impls/rat/gluon/backward.py
         from ratbench.impls.rat.gluon.backward import gluon_backward
 
         by_scan = scan_finishes_dq(cfg, B, H, T, L)
-        dq, delta, dke, dve = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
-                                             finish_dq=not by_scan, qr=qr)
+        dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
+                                                 finish_dq=not by_scan, qr=qr)
         dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
-                                        cfg, dqacc=dq if by_scan else None)
+                                        cfg, dqacc=dq if by_scan else None, qr=qr)
         return (dq_scan if by_scan else dq), dk, dv, df
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D) (and dq with "dq_first")
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
@@ -412,15 +412,16 @@ def _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L: int, rope: bool, sca
 
 
 def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int, rope: bool, scale: float,
-              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None
+              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None, qr: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """dk, dv, df and, given dqacc, dq: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan
+    """dk, dv, df and, given dqacc and qr, dq: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan
     (bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel) when long_scan_used (no dqacc there: `scan_finishes_dq`).
-    dqacc: (B*H, Tp, D) float32, sum_j dS_tj K_j (rat/gluon's backward kernel); the scan adds each row's self term,
-    scales, rotates back and writes dq (one pass less than rat/gluon's bwd_dq_post_kernel)."""
+    dqacc: (B*H, Tp, D) float32, sum_j dS_tj K_j (rat/gluon's backward kernel), and qr, RoPE(q) in the same rows,
+    read instead of q: the scan adds each row's self term, scales, rotates back and writes dq (one pass less than
+    rat/gluon's bwd_dq_post_kernel). q gives the shape only then (o's)."""
     from ratbench.impls.rat import kernels as K
 
-    B, T, H, D = q.shape
+    B, T, H, D = o.shape
     C = T // L
     HALF = D // 2
     os_ = (o.stride(0), o.stride(1), o.stride(2))
@@ -441,12 +442,12 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
 
         if dqacc is not None:
             raise ValueError("rat/triton: the two-level backward scan does not finish dq (scan_finishes_dq)")
-        _two_level(cfg, B, H, T, L, C, D, q.device, cfg.lscan_bnb, True, launch_sum, launch_run)
+        _two_level(cfg, B, H, T, L, C, D, o.device, cfg.lscan_bnb, True, launch_sum, launch_run)
         return dk, dv, df, None
     dq = None if dqacc is None else torch.empty_like(o)
     dq_args = (dk, dk, 0) if dqacc is None else (dqacc, dq, dqacc.shape[1])
     K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
-        q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, *dq_args[:2],
+        q if dqacc is None else qr, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, *dq_args[:2],
         *ins, *os_, T, H, C, L, scale, scale * K.LOG2E, dq_args[2],
         L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, DQ_OUT=dqacc is not None, **_kw(cfg.bscan_warps, 1),
     )
@@ -463,13 +464,14 @@ class _RATFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig):  # type: ignore[override]
         need = any(ctx.needs_input_grad[:4])
+        B, T, H, D = q.shape
         qr = None
         if need and forward_writes_qr(cfg):
-            B, T, H, D = q.shape
             qr = torch.empty(B * H, -(-T // 128) * 128, D, device=q.device, dtype=q.dtype)
         o, lse, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, rope, scale, cfg, need_lse=need, qr=qr)
-        if need:
-            ctx.save_for_backward(q, k, v, f, o, lse, ktr, vt, ke, ve, qr)
+        if need:  # with RoPE(q) saved, q itself only where dq's self term is not the scan's (scan_finishes_dq)
+            keep_q = qr is None or not scan_finishes_dq(cfg, B, H, T, L)
+            ctx.save_for_backward(q if keep_q else None, k, v, f, o, lse, ktr, vt, ke, ve, qr)
             ctx.meta = (L, rope, scale, cfg)
         return o
 

@@ -301,22 +301,27 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
     bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
-    Returns dq (q's shape, dtype) or, without finish_dq, the float32 accumulator (B*H, Tp, D) holding
+    Returns dq (o's shape and dtype) or, without finish_dq, the float32 accumulator (B*H, Tp, D) holding
     sum_j dS_tj K_j for the backward scan to finish (bwd_scan_kernel's DQ_OUT: the self term, scale, RoPE^T); Delta
-    (B*H, T) float32; dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan. qr: RoPE_c(q) as
-    the forward wrote it (B*H, Tq, D), Tq a multiple of 64 (fwd_ws_kernel's: of 128), rows past T finite; without it
-    the pre pass writes it (Tq = T rounded up to 64)."""
+    (B*H, T) float32; dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan; RoPE_c(q)
+    (B*H, Tp, D). qr: RoPE_c(q) as the forward wrote it (B*H, Tp, D), Tp a multiple of 64 (fwd_ws_kernel's: of
+    128), rows past T finite; without it the pre pass writes it from q (Tp = T rounded up to 64). q is read only
+    without qr or with finish_dq (dq's self term); else it may be None."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
+    if q is None and (qr is None or finish_dq):
+        raise ValueError("rat/gluon: the backward needs q unless the forward wrote RoPE(q) and the scan finishes dq")
+    if q is None:
+        q = o  # not read (QR_OUT and SELF off): only a pointer of the right dtype
     if q.dtype not in (torch.bfloat16, torch.float16):
         raise ValueError(f"rat/gluon's backward runs on 16-bit inputs (wgmma), got {q.dtype}")
     if not scale > 0:
         raise ValueError(f"rat/gluon needs a positive softmax scale, got {scale:g}")
-    B, T, H, D = q.shape
+    B, T, H, D = o.shape
     C = ke.shape[2]
     if ke.stride() != (H * C * D, C * D, D, 1) or ve.stride() != ke.stride():
         raise ValueError("rat/gluon: the chunk ends must be contiguous (B, H, C, D) tensors")
@@ -344,10 +349,10 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2)
     if not finish_dq:
-        return dqacc, delta, dke, dve
+        return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)
     bwd_dq_post_kernel[(triton.cdiv(T, 64), B * H)](
         dq, dqacc, cos, sin, o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale,
         L=L, BM=64, HALF=D // 2, ROPE=rope, num_warps=4,
     )
-    return dq, delta, dke, dve
+    return dq, delta, dke, dve, qr

@@ -173,8 +173,8 @@ def bwd_scan_kernel(
 ):
     """Direct gradients of kt, vt per row (the self term: dS_self scale q_r and p_self dO, plus dK_c, dV_c at l = L-1),
     then the reverse scan g_l = d_l + f_{l+1} g_{l+1} and dk, dv, df. Q, K, V, F have strides s_*; KTR, VT, DO, DK, DV,
-    DF, DQ o_*. The state before row l is read back from the forward's per-token states (un-rotated). DQ_OUT: also dq,
-    from DQACC ((B*H, Tp, D) float32: sum_j dS_tj K_j, rat/gluon's backward kernel) and the row's self term."""
+    DF, DQ o_*. The state before row l is read back from the forward's per-token states (un-rotated). DQ_OUT: Q is
+    RoPE(q) (B*H, Tp, D) and dq comes too, from DQACC (as Q, float32: sum_j dS_tj K_j, rat/gluon's) and the self term."""
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -208,9 +208,10 @@ def bwd_scan_kernel(
         m = rv[:, None]
         ptr = in_off + rows[:, None] * s_t + d2
         optr = out_off + rows[:, None] * o_t + d2
-        # self term of row l
-        dk1, dk2, dv1, dv2, _kr1, _kr2, _ds = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, ptr, optr, rows, m, rv, r_off,
-                                                          cos, sin, scale, scale2, HALF, ROPE)
+        # self term of row l (DQ_OUT: Q is RoPE(q), rows of (B*H, Tp, D))
+        qp = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2 if DQ_OUT else ptr
+        dk1, dk2, dv1, dv2, _kr1, _kr2, _ds = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, qp, optr, rows, m, rv, r_off,
+                                                          cos, sin, scale, scale2, HALF, ROPE and not DQ_OUT)
         if l == L - 1:
             dk1 += dke1
             dk2 += dke2
@@ -219,8 +220,7 @@ def bwd_scan_kernel(
         gk1, gk2, gv1, gv2, fn1, fn2 = _bwd_scan_step(K, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l, dk1, dk2,
                                                       dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin, HALF, ROPE)
         if DQ_OUT:  # rat/gluon (DQ_OUT): dq of the rows, RoPE^T(scale DQACC + dS_self kr)
-            aptr = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2
-            a1, a2 = _load2(DQACC + aptr, m, 0.0, HALF)
+            a1, a2 = _load2(DQACC + qp, m, 0.0, HALF)
             a1 = a1 * scale + _ds[:, None] * _kr1
             a2 = a2 * scale + _ds[:, None] * _kr2
             if ROPE:
