@@ -8,8 +8,8 @@ each kernel's time from the profiler. `OUT=/tmp/x PYTHONPATH=. python experiment
 from __future__ import annotations
 
 import contextlib
-import itertools
 import dataclasses
+import itertools
 import json
 import os
 from pathlib import Path
