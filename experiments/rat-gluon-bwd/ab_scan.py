@@ -43,9 +43,9 @@ def main() -> None:
             cfg = dataclasses.replace(GLUON_BWD_CONFIG, bscan_nc=nc, bscan_warps=w)
             name = f"nc{nc}_w{w}"
 
-            def fn(cfg=cfg):
-                return _bwd_scan(None, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, True, scale, cfg,
-                                 dqacc=acc, qr=qr)
+            def fn(cfg=cfg, args=(k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, True, scale), acc=acc,
+                   qr=qr):
+                return _bwd_scan(None, *args, cfg, dqacc=acc, qr=qr)
             outs = fn()
             if base is None:
                 base = outs
