@@ -23,8 +23,9 @@ from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, RATTritonConfig
 #: rat/triton's 16-bit default with the Gluon forward: 128 x 128 tiles, 2 buffers of K and V each (3 do not fit in
 #: 227 KB beside q's two buffers) (H200, impls/rat/gluon/NOTES.md v2, v4)
 GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=128, fwd_bn=128, fwd_stages=2)
-#: ... and the Gluon backward too (NOTES.md, "The backward in Gluon" and "b4")
-GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws")
+#: ... and the Gluon backward too (NOTES.md, "The backward in Gluon", "b4" and "b5"), its backward scan (which also
+#: finishes dq since b5) with 8 chunks side by side: 1.84-1.86 ms against 1.96-1.98 at 4 (H200, ab_scan.json)
+GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws", bscan_nc=8)
 
 
 def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
