@@ -54,9 +54,9 @@ def main() -> None:
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
            "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "phases": {}}
     n = 8192
-    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
-    res["phases"]["matmul_8192_tflops"] = windows(lambda: a @ b, 4.0, 2 * n**3 / 1e12)
-    del a, b
+    mats = [torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2)]
+    res["phases"]["matmul_8192_tflops"] = windows(lambda: mats[0] @ mats[1], 4.0, 2 * n**3 / 1e12)
+    mats.clear()
     B, T, H, D, L = 1, 131072, 16, 128, 16
     g = torch.Generator(device="cuda").manual_seed(0)
     xs = [torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3)]
