@@ -1,0 +1,78 @@
+"""A/B of fwd_ws_kernel's ring (f1): the committed kernel against old_forward.py (the kernel before, whose stages
+hold (K_i, V_i) with separate ready / empty barriers for K and V; write it with
+`git show <rev>:impls/rat/gluon/forward.py > experiments/rat-gluon-fwd/old_forward.py`). Outputs compared (o, lse,
+RoPE(q)), the kernel alone timed by interleaved do_bench (median of 3), prefill (no lse) and train (lse, RoPE(q)) at
+the issue's shapes. `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-fwd/ab_ring.py`"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+from triton.testing import do_bench
+
+from ratbench.impls.attention_core import LOG2E
+from ratbench.impls.rat.gluon import GLUON_CONFIG
+from ratbench.impls.rat.gluon import forward as new
+from ratbench.impls.rat.triton import rat_forward, rope_tables
+
+
+def load_old():
+    path = Path(__file__).with_name("old_forward.py")
+    spec = importlib.util.spec_from_file_location("old_forward", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main() -> None:
+    out = Path(os.environ.get("OUT", "/tmp"))
+    old = load_old()
+    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+    H, D, L = 16, 128, 16
+    scale2 = D ** -0.5 * LOG2E
+    for T in (4096, 32768, 131072):
+        B = 131072 // T
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q, k, v = (torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3))
+        f = torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16()
+        _, _, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, True, D ** -0.5, GLUON_CONFIG, need_lse=False)
+        cos, sin = rope_tables(T // L, D, q.device)
+        row = {"T": T, "B": B}
+        outs, fns = {}, {}
+        for name, mod in (("old", old), ("new", new)):
+            for mode, lse_on in (("prefill", False), ("train", True)):
+                o = torch.empty_like(q)
+                lse = torch.empty(B * H, T, device="cuda")
+                qr = torch.zeros(B * H, math.ceil(T / 128) * 128, D, device="cuda", dtype=q.dtype)
+
+                def fn(mod=mod, o=o, lse=lse, qr=qr, lse_on=lse_on, ins=(q, ktr, vt, cos, sin, ke, ve), T=T):
+                    mod.launch_forward(*ins, o, lse, T, H, L, scale2, True, lse_on, qr=qr)
+                fn()
+                outs[(name, mode)] = (o, lse, qr)
+                fns[f"{name}_{mode}"] = fn
+        torch.cuda.synchronize()
+        for mode in ("prefill", "train"):
+            a, b = outs[("old", mode)], outs[("new", mode)]
+            row[mode + "_o_maxdiff"] = (a[0].float() - b[0].float()).abs().max().item()
+            if mode == "train":
+                row["lse_maxdiff"] = (a[1] - b[1]).abs().max().item()
+                row["qr_equal"] = bool(torch.equal(a[2], b[2]))
+        ms = {n: [] for n in fns}
+        for _ in range(3):
+            for n, fn in fns.items():
+                ms[n].append(do_bench(fn, warmup=10, rep=100 if T < 131072 else 200))
+        for n, v_ in ms.items():
+            row[n + "_ms"] = sorted(v_)[1]
+        res["rows"].append(row)
+        print(json.dumps({k_: (round(x, 4) if isinstance(x, float) else x) for k_, x in row.items()}), flush=True)
+        (out / "ab_ring.json").write_text(json.dumps(res, indent=1))
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
