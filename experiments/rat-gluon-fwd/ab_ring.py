@@ -1,8 +1,9 @@
-"""A/B of fwd_ws_kernel's ring (f1): the committed kernel against old_forward.py (the kernel before, whose stages
-hold (K_i, V_i) with separate ready / empty barriers for K and V; write it with
-`git show <rev>:impls/rat/gluon/forward.py > experiments/rat-gluon-fwd/old_forward.py`). Outputs compared (o, lse,
-RoPE(q)), the kernel alone timed by interleaved do_bench (median of 3), prefill (no lse) and train (lse, RoPE(q)) at
-the issue's shapes. `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-fwd/ab_ring.py`"""
+"""A/B of fwd_ws_kernel against another version of impls/rat/gluon/forward.py written to old_forward.py beside this
+script (not committed), e.g. f1, measured and rejected (impls/rat/gluon/NOTES.md, "b5"): `git show
+901db5f:impls/rat/gluon/forward.py > experiments/rat-gluon-fwd/old_forward.py` (its ring stages hold (K_i, V_{i-1})
+with one ready and one empty barrier per stage). Outputs compared (o, lse, RoPE(q)), the kernel alone timed by
+interleaved do_bench (median of 3), prefill (no lse) and train (lse, RoPE(q)) at the issue's shapes.
+`OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-fwd/ab_ring.py` ("old" in its output is old_forward.py)."""
 from __future__ import annotations
 
 import importlib.util

@@ -114,10 +114,11 @@ def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constex
     q_w.slice(0, HALF, dim=1).store(q1.to(dtype))
     q_w.slice(HALF, HALF, dim=1).store(q2.to(dtype))
     fence_async_shared()
-    mbarrier.wait(kv_bar, kv_phase)  # the self entry: kt and vt of the tile's rows
+    mbarrier.wait(kv_bar[0], kv_phase)
     k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
     k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
     s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
+    mbarrier.wait(kv_bar[1], kv_phase)
     acc = v_self.load(o_layout).to(gl.float32)
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     m_i = gl.convert_layout(s_self, row_s)
@@ -148,11 +149,10 @@ def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, S
 @gluon.jit
 def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
             D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
-    """The chunk-end blocks of one tile (FA3's intra-warpgroup overlap: issue S_i and P_{i-1} V_{i-1}, wait for S_i
-    only, softmax of S_i under P_{i-1} V_{i-1}). Ring entry e0 + i holds K_i and V_{i-1} (entry e0: K_0 alone, entry
-    e0 + n_blocks: V_{n-1} alone), so one wait and one release per block: the entry is released once P_{i-1} V_{i-1}
-    is done, which is after S_i too. Returns acc, m, l."""
-    ready, empty = bars
+    """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
+    S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
+    soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. Returns acc, m, l."""
+    k_ready, v_ready, k_empty, v_empty = bars
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
@@ -161,31 +161,33 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
     p = gl.zeros([BMW, BN], dtype, p_layout)
     if n_blocks > 0:
-        st = e0 % STAGES
-        mbarrier.wait(ready.index(st), (e0 // STAGES) & 1)
-        s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
+        s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), zero_s, use_acc=False, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
-        mbarrier.arrive(empty.index(st), count=1)
+        mbarrier.arrive(k_empty.index(e0 % STAGES), count=1)
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN)
         acc = acc * gl.convert_layout(alpha, row_o)[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
     for i in range(1, n_blocks):
         st = (e0 + i) % STAGES
-        mbarrier.wait(ready.index(st), ((e0 + i) // STAGES) & 1)
+        pst = (e0 + i - 1) % STAGES
+        mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
         s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-        acc = warpgroup_mma(p, v_bufs.index(st), acc, is_async=True)
+        mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
+        acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+        mbarrier.arrive(k_empty.index(st), count=1)
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-        mbarrier.arrive(empty.index(st), count=1)
+        mbarrier.arrive(v_empty.index(pst), count=1)
         acc = acc * gl.convert_layout(alpha, row_o)[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
     if n_blocks > 0:
-        last = e0 + n_blocks
-        mbarrier.wait(ready.index(last % STAGES), (last // STAGES) & 1)
+        last = e0 + n_blocks - 1
+        mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
         acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-        mbarrier.arrive(empty.index(last % STAGES), count=1)
+        mbarrier.arrive(v_empty.index(last % STAGES), count=1)
     return acc, m_i, l_i
 
 
@@ -198,11 +200,11 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     by TMA, for the backward (b5)."""
     T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
-    ready, empty, q_ready, q_empty = bars
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
-    e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then (K_i, V_{i-1}) entries
+    e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
         k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
         bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
@@ -211,17 +213,18 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc, m_i, l_i, crow = _prologue(
             (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
             scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
-            ready.index(es), (e // STAGES) & 1)
+            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
         if STORE_LSE and STORE_QR:
             tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
-        mbarrier.arrive(empty.index(es), count=1)
-        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (ready, empty), e + 1, n_blocks, n_full, acc, m_i,
+        mbarrier.arrive(k_empty.index(es), count=1)
+        mbarrier.arrive(v_empty.index(es), count=1)
+        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full, acc, m_i,
                                 l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         mbarrier.arrive(q_empty.index(j % 2), count=1)
         _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
-        e += 1 + n_blocks + (n_blocks > 0).to(gl.int32)
+        e += 1 + n_blocks
 
 
 @gluon.jit
@@ -237,31 +240,29 @@ def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
 
 
 @gluon.jit
-def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGES: gl.constexpr, HAS_K: gl.constexpr,
-               HAS_V: gl.constexpr):
-    """Ring entry e, once both consumer warpgroups released the stage's previous entry: a block of desc_k at
-    [row_k, col] into the K buffer (HAS_K) and one of desc_v at [row_v, col] into the V buffer (HAS_V), on the stage's
-    one ready barrier."""
-    ready, empty = bars
+def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGES: gl.constexpr):
+    """Ring entry e: a block of desc_k at [row_k, col] once both consumer warpgroups released the K buffer's previous
+    entry, and one of desc_v at [row_v, col] once they released the V buffer's."""
+    k_ready, v_ready, k_empty, v_empty = bars
     s = e % STAGES
-    mbarrier.wait(empty.index(s), ((e // STAGES) & 1) ^ 1)
-    mbarrier.expect(ready.index(s), HAS_K * desc_k.block_type.nbytes + HAS_V * desc_v.block_type.nbytes)
-    if HAS_K:
-        tma.async_copy_global_to_shared(desc_k, [row_k, col], ready.index(s), k_bufs.index(s))
-    if HAS_V:
-        tma.async_copy_global_to_shared(desc_v, [row_v, col], ready.index(s), v_bufs.index(s))
+    mbarrier.wait(k_empty.index(s), ((e // STAGES) & 1) ^ 1)
+    mbarrier.expect(k_ready.index(s), desc_k.block_type.nbytes)
+    tma.async_copy_global_to_shared(desc_k, [row_k, col], k_ready.index(s), k_bufs.index(s))
+    mbarrier.wait(v_empty.index(s), ((e // STAGES) & 1) ^ 1)
+    mbarrier.expect(v_ready.index(s), desc_v.block_type.nbytes)
+    tma.async_copy_global_to_shared(desc_v, [row_v, col], v_ready.index(s), v_bufs.index(s))
 
 
 @gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
-    consumers are done with the tile two back), then through the ring the self entry (kt, vt of the tile's rows) and
-    the chunk-end entries (K_0), (K_1, V_0), ..., (V_{n-1}) of the tile's n key blocks."""
+    consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
+    of K and V, all through the ring but q."""
     T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
-    ready, empty, q_ready, q_empty = bars
-    ring = (ready, empty)
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
+    ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc = descs
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
@@ -275,16 +276,11 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
-        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES, True, True)
-        if n_blocks > 0:
-            _ring_load(ke_desc, ve_desc, bh * Cs, 0, 0, e + 1, k_bufs, v_bufs, ring, STAGES, True, False)
-        for i in range(1, n_blocks):
-            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + (i - 1) * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
-                       STAGES, True, True)
-        if n_blocks > 0:
-            _ring_load(ke_desc, ve_desc, 0, bh * Cs + (n_blocks - 1) * BN, 0, e + 1 + n_blocks, k_bufs, v_bufs, ring,
-                       STAGES, False, True)
-        e += 1 + n_blocks + (n_blocks > 0).to(gl.int32)
+        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
+        for i in range(n_blocks):
+            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
+                       STAGES)
+        e += 1 + n_blocks
 
 
 @gluon.jit
@@ -298,13 +294,17 @@ def fwd_ws_kernel(
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
-    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    v_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     q_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     q_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
-        mbarrier.init(ready.index(i), count=1)
-        mbarrier.init(empty.index(i), count=2)  # released by both consumer warpgroups
+        mbarrier.init(k_ready.index(i), count=1)
+        mbarrier.init(v_ready.index(i), count=1)
+        mbarrier.init(k_empty.index(i), count=2)  # released by both consumer warpgroups
+        mbarrier.init(v_empty.index(i), count=2)
     for i in gl.static_range(2):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=2)
@@ -312,7 +312,7 @@ def fwd_ws_kernel(
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
-    bars = (ready, empty, q_ready, q_empty)
+    bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
