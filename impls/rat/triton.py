@@ -417,8 +417,8 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
     """dk, dv, df and, given dqacc and qr, dq: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan
     (bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel) when long_scan_used (no dqacc there: `scan_finishes_dq`).
     dqacc: (B*H, Tp, D) float32, sum_j dS_tj K_j (rat/gluon's backward kernel), and qr, RoPE(q) in the same rows,
-    read instead of q: the scan adds each row's self term, scales, rotates back and writes dq (one pass less than
-    rat/gluon's bwd_dq_post_kernel). q gives the shape only then (o's)."""
+    read instead of q (which may be None then): the scan adds each row's self term, scales, rotates back and writes
+    dq (one pass less than rat/gluon's bwd_dq_post_kernel)."""
     from ratbench.impls.rat import kernels as K
 
     B, T, H, D = o.shape

@@ -23,7 +23,7 @@ Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta p
 T, RoPE(q), the accumulator's start: 0) before; after it the backward scan (impls/rat/kernels/scan.py, DQ_OUT) forms
 the self term's gradients of kt and vt, as in rat/triton, and finishes dq = RoPE^T(scale acc + dS_self kt) from the
 accumulator (b5). With the two-level scans the pre pass starts the accumulator with dq's self term and
-bwd_dq_post_kernel finishes dq (dq = RoPE^T(scale acc)). Versions b0-b4 and what was measured:
+bwd_dq_post_kernel finishes dq (dq = RoPE^T(scale acc)). Versions b0-b5 and what was measured:
 impls/rat/gluon/NOTES.md, "The backward in Gluon".
 Two things this module takes from Gluon's internals, as its public API has neither (triton 3.6.0 and 3.7.1, checked
 on both): the TMA reduction (hopper.tma has copies only; the op they lower to, ttng.async_tma_reduce, is in Gluon's

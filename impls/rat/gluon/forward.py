@@ -8,7 +8,8 @@ fwd_ws_kernel  grid: one CTA per multiprocessor (fewer if there are fewer tiles)
                    K/V buffers (one mbarrier per buffer and operand, refilled once both consumers released it) the
                    tile's own 128 rows of kt and vt (the self term) and its chunk-end blocks K_j, V_j of BN rows;
                  two consumer warpgroups of 64 rows each (_consumer), per tile:
-                   _prologue: q_r = RoPE_c(q) in place in shared memory; the self term starts the online softmax
+                   _prologue: q_r = RoPE_c(q) in place in shared memory (in training also stored by TMA for the
+                     backward, STORE_QR); the self term starts the online softmax
                      from the ring's kt / vt rows (m = q_r . kt_t scale2 with float32 q_r, l = 1, acc = vt_t);
                    _blocks (FA3's intra-warpgroup overlap): issue S_i = q_r K_i^T and O += P_{i-1} V_{i-1} (wgmma,
                      P from registers), wait for S_i only, softmax of S_i (the j < c(t) mask on the last blocks
