@@ -65,6 +65,28 @@ def test_launcher_refuses_what_the_kernel_cannot_do():
     q_t = torch.empty(1, 2, 256, 128, device="meta", dtype=torch.bfloat16).transpose(1, 2)
     with pytest.raises(ValueError, match="kt and vt must be contiguous"):
         launch_forward(q, q_t, q, cos, cos, ke, ke, q, lse, 256, 2, 16, 0.1, True, True)
+    for qr in (torch.empty(2, 200, 128, device="meta", dtype=torch.bfloat16),  # rows not T rounded up to 128
+               torch.empty(2, 256, 128, device="meta", dtype=torch.float16)):  # not q's dtype
+        with pytest.raises(ValueError, match="RoPE"):
+            launch_forward(q, q, q, cos, cos, ke, ke, q, lse, 256, 2, 16, 0.1, True, True, qr=qr)
+
+
+def test_gluon_backward_refuses_what_it_cannot_do():
+    """b5's inputs: q may be left out only where the forward wrote RoPE(q) and the scan finishes dq; the forward's
+    RoPE(q) must have whole 64-row tiles and at least T rows."""
+    from ratbench.impls.rat.gluon.backward import gluon_backward
+
+    q, ke, cos, lse = _meta_inputs()
+    qr = torch.empty(2, 256, 128, device="meta", dtype=torch.bfloat16)
+    rest = (q, q, ke, ke, cos, cos, 16, True, 0.1)  # kt, vt, chunk ends, RoPE tables, L, rope, scale
+    with pytest.raises(ValueError, match="needs q"):
+        gluon_backward(q, None, q, lse, *rest, finish_dq=True, qr=qr)
+    with pytest.raises(ValueError, match="needs q"):
+        gluon_backward(q, None, q, lse, *rest, finish_dq=False)
+    for bad in (torch.empty(2, 200, 128, device="meta", dtype=torch.bfloat16),
+                torch.empty(2, 192, 128, device="meta", dtype=torch.bfloat16)):  # not a multiple of 64; fewer than T
+        with pytest.raises(ValueError, match="RoPE"):
+            gluon_backward(q, None, q, lse, *rest, finish_dq=False, qr=bad)
 
 
 COMPILE = """
