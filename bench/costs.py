@@ -292,7 +292,7 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
         forward       also writes RoPE(q) for the backward (impls.rat.triton.forward_writes_qr)
         bwd pre/post  bwd_ws_pre_kernel (reads o, dO, lse; writes Delta twice, lse and the float32 dq accumulator's
                       start, zeros): a memory pass. Where the backward scan does not finish dq (the two-level scans,
-                      impls.rat.triton.scan_finishes_dq) it also reads kt and vt for dq's self term, and
+                      impls.rat.triton.scan_finishes_dq) it also reads q, kt and vt for dq's self term, and
                       bwd_dq_post_kernel reads the accumulator and writes dq; without the forward's RoPE(q) it
                       reads q and writes RoPE(q)
         backward      bwd_ws_kernel: S^T, dP^T, dV, dK and dq's shares dS K, 5 products; reads RoPE(q), dO, lse and
@@ -313,8 +313,10 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
     by_scan = scan_finishes_dq(GLUON_BWD_CONFIG, case.batch, case.heads, case.seq_len, L)
     qr_fwd = forward_writes_qr(GLUON_BWD_CONFIG)
     pre = Cost(2.0 * n, 2.0 * n * e + 4 * rows + 4.0 * n)
-    if not qr_fwd:
-        pre = Cost(pre.flops, pre.bytes + 2.0 * n * e)
+    if not qr_fwd or not by_scan:  # it reads q for RoPE(q) or for dq's self term
+        pre = Cost(pre.flops, pre.bytes + n * e)
+    if not qr_fwd:  # ... and writes RoPE(q)
+        pre = Cost(pre.flops, pre.bytes + n * e)
     if by_scan:
         out["scans"] = Cost(out["scans"].flops + 4.0 * n, out["scans"].bytes + 4.0 * n + n * e)
     else:

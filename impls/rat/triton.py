@@ -464,10 +464,12 @@ class _RATFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig):  # type: ignore[override]
         need = any(ctx.needs_input_grad[:4])
-        B, T, H, D = q.shape
+        B, T, H, _ = q.shape
         qr = None
         if need and forward_writes_qr(cfg):
-            qr = torch.empty(B * H, -(-T // 128) * 128, D, device=q.device, dtype=q.dtype)
+            from ratbench.impls.rat.gluon.forward import rope_q_buffer
+
+            qr = rope_q_buffer(q)
         o, lse, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, rope, scale, cfg, need_lse=need, qr=qr)
         if need:  # with RoPE(q) saved, q itself only where dq's self term is not the scan's (scan_finishes_dq)
             keep_q = qr is None or not scan_finishes_dq(cfg, B, H, T, L)

@@ -323,6 +323,12 @@ def fwd_ws_kernel(
     ], [4, 1], [240, 24])
 
 
+def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
+    """An empty (B*H, Tq, D) tensor of q's dtype for launch_forward's qr: Tq = T rounded up to the 128-row tile."""
+    B, T, H, D = q.shape
+    return torch.empty(B * H, triton.cdiv(T, BM) * BM, D, device=q.device, dtype=q.dtype)
+
+
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
