@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from triton.testing import do_bench
 
+from ratbench.bench.provenance import git_revision
 from ratbench.impls.rat import triton as RT
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
 
@@ -45,7 +46,7 @@ def step(impl, xs, do, L, on):
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
     H, D, L, tokens = 16, 128, 16, 131072
     for T in (4096, 32768, 131072):
         B = tokens // T
@@ -100,7 +101,7 @@ def phases() -> None:
     (Kineto): where a step's time outside its kernels goes."""
     out = Path(os.environ.get("OUT", "/tmp"))
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
     H, D, L, tokens = 16, 128, 16, 131072
     names = ("scan_dq", "b5")
     for T in (32768, 131072):

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from triton.testing import do_bench
 
+from ratbench.bench.provenance import git_revision
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG
 from ratbench.impls.rat.gluon.backward import gluon_backward
 from ratbench.impls.rat.triton import _bwd_scan, rat_forward, rope_tables
@@ -23,7 +24,7 @@ VARIANTS = [(4, 4), (2, 4), (8, 4), (4, 8), (8, 8), (2, 2), (4, 2), (16, 4)]
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
     H, D, L, tokens = 16, 128, 16, 131072
     for T in (4096, 32768, 131072):
         B = tokens // T

@@ -13,17 +13,15 @@ from pathlib import Path
 
 import torch
 
+from ratbench.bench.device import Nvml
+from ratbench.bench.provenance import git_revision
 from ratbench.impls.rat.gluon import RATGluon
 
 
 def nvml_probe():
-    import pynvml
-
-    pynvml.nvmlInit()
-    h = pynvml.nvmlDeviceGetHandleByIndex(torch.cuda.current_device())
-    return lambda: {"sm_mhz": pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM),
-                    "power_w": pynvml.nvmlDeviceGetPowerUsage(h) / 1e3,
-                    "throttle": pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(h)}
+    """The GPU's SM clock, power and throttle reasons now (bench.device.Nvml; {} without NVML)."""
+    nv = Nvml.open(torch.cuda.current_device())
+    return nv.snapshot if nv is not None else dict
 
 
 def windows(fn, seconds: float, work: float) -> list[dict]:
@@ -46,13 +44,14 @@ def windows(fn, seconds: float, work: float) -> list[dict]:
 
 def summary(ws: list[dict]) -> dict:
     tail = ws[len(ws) // 2:]  # the second half: the clock has settled
-    return {k: sum(w[k] for w in tail) / len(tail) for k in ("ms_per_call", "rate", "sm_mhz", "power_w")}
+    keys = [k for k in ("ms_per_call", "rate", "sm_clock_mhz", "power_w") if all(w.get(k) is not None for w in tail)]
+    return {k: sum(w[k] for w in tail) / len(tail) for k in keys}
 
 
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "phases": {}}
+           "triton": __import__("triton").__version__, "git": git_revision(), "phases": {}}
     n = 8192
     mats = [torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2)]
     res["phases"]["matmul_8192_tflops"] = windows(lambda: mats[0] @ mats[1], 4.0, 2 * n**3 / 1e12)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from triton.testing import do_bench
 
+from ratbench.bench.provenance import git_revision
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.rat.gluon import GLUON_CONFIG
 from ratbench.impls.rat.gluon import forward as new
@@ -33,7 +34,7 @@ def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
     old = load_old()
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
     H, D, L = 16, 128, 16
     scale2 = D ** -0.5 * LOG2E
     for T in (4096, 32768, 131072):
