@@ -1,6 +1,6 @@
 """rat/gluon's 5-product backward (backward="gluon_ws") beside rat/triton's: gradients compared (to each other and
 to float64), then the attention backward kernels and the train step timed (interleaved do_bench). Runs at 7a5807a
-(README.md); since b6 the Gluon side is GLUON_BWD_CONFIG (before: GLUON_CONFIG with backward "gluon_ws", bscan_nc 4)."""
+(README.md)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,16 +12,12 @@ from pathlib import Path
 
 import torch
 
-from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG
+from ratbench.impls.rat.gluon import GLUON_CONFIG
 from ratbench.impls.rat.gluon.backward import gluon_backward
 from ratbench.impls.rat.reference import RATReference
 from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, _dkv, _dq_pre, rat_forward, rope_tables
 
-#: the Gluon backward as rat/gluon takes it; ROWS="R:W" sets the backward scan's rows kernel (b6), "0:4" b5's scan
-WS = GLUON_BWD_CONFIG
-if os.environ.get("ROWS"):
-    _r, _w = (int(x) for x in os.environ["ROWS"].split(":"))
-    WS = dataclasses.replace(GLUON_BWD_CONFIG, bscan_rows=_r, bscan_rows_warps=_w)
+WS = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws")
 
 
 def inputs(B, T, H, D, dtype, seed=0):

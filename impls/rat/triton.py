@@ -64,11 +64,6 @@ class RATTritonConfig:
     scan_warps: int = 4
     bscan_nc: int = 4  # ... and in the backward scan
     bscan_warps: int = 4
-    #: rat/gluon's backward scan where it finishes dq (`scan_finishes_dq`) and L <= bscan_rows: bwd_scan_rows_kernel
-    #: (impls/rat/gluon/passes.py), bscan_rows rows of whole chunks per program (a power of two), kt and vt formed
-    #: from k, v, f instead of read from the forward (which then keeps them only for its own kernel); 0: never
-    bscan_rows: int = 0
-    bscan_rows_warps: int = 4
     pre_bm: int = 32
     #: decode step: slots per inner step and warps; None = the measured rule (`step_launch`): one program per
     #: (b, h) and no slot splits -> 2 warps, 64 slots per step up to 512 slots, else 128; split launches (few
@@ -449,8 +444,6 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
             raise ValueError("rat/triton: the two-level backward scan does not finish dq (scan_finishes_dq)")
         _two_level(cfg, B, H, T, L, C, D, o.device, cfg.lscan_bnb, True, launch_sum, launch_run)
         return dk, dv, df, None
-    if dqacc is not None and scan_forms_states(cfg, B, H, T, L):
-        return _bwd_scan_rows(qr, k, v, f, do, lse, delta, cos, sin, dke, dve, dqacc, o, L, rope, scale, cfg)
     dq = None if dqacc is None else torch.empty_like(o)
     dq_args = (dk, dk, 0) if dqacc is None else (dqacc, dq, dqacc.shape[1])
     K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
@@ -467,31 +460,6 @@ def scan_finishes_dq(cfg: RATTritonConfig, B: int, H: int, T: int, L: int) -> bo
     return not long_scan_used(cfg, B, H, T, L)
 
 
-def scan_forms_states(cfg: RATTritonConfig, B: int, H: int, T: int, L: int) -> bool:
-    """Whether rat/gluon's backward scan forms kt and vt from k, v, f (bwd_scan_rows_kernel: chunks of at most
-    cfg.bscan_rows rows, where the scan finishes dq) rather than reading the forward's per-row states: then the
-    forward does not save kt and vt."""
-    return cfg.backward == "gluon_ws" and 0 < L <= cfg.bscan_rows and scan_finishes_dq(cfg, B, H, T, L)
-
-
-def _bwd_scan_rows(qr, k, v, f, do, lse, delta, cos, sin, dke, dve, dqacc, o, L: int, rope: bool, scale: float,
-                   cfg: RATTritonConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """dk, dv, df, dq by bwd_scan_rows_kernel (stage "bwd_scan"), whole chunks in registers (`scan_forms_states`)."""
-    from ratbench.impls.rat import kernels as K
-    from ratbench.impls.rat.gluon.passes import bwd_scan_rows_kernel
-
-    B, T, H, D = o.shape
-    C = T // L
-    dk, dv, df, dq = (torch.empty_like(o) for _ in range(4))
-    k, v, f = _same_strides(k, v, f)
-    bwd_scan_rows_kernel[(math.ceil(C / (cfg.bscan_rows // L)), B * H)](
-        qr, k, v, f, do, lse, delta, cos, sin, dke, dve, dqacc, dk, dv, df, dq,
-        k.stride(0), k.stride(1), k.stride(2), dk.stride(0), dk.stride(1), dk.stride(2), T, H, C, dqacc.shape[1],
-        scale, scale * K.LOG2E, L=L, R=cfg.bscan_rows, HALF=D // 2, ROPE=rope, **_kw(cfg.bscan_rows_warps, 1),
-    )
-    return dk, dv, df, dq
-
-
 class _RATFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig):  # type: ignore[override]
@@ -505,8 +473,6 @@ class _RATFunction(torch.autograd.Function):
         o, lse, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, rope, scale, cfg, need_lse=need, qr=qr)
         if need:  # with RoPE(q) saved, q itself only where dq's self term is not the scan's (scan_finishes_dq)
             keep_q = qr is None or not scan_finishes_dq(cfg, B, H, T, L)
-            if scan_forms_states(cfg, B, H, T, L):  # the backward scan forms its own kt, vt
-                ktr = vt = None
             ctx.save_for_backward(q if keep_q else None, k, v, f, o, lse, ktr, vt, ke, ve, qr)
             ctx.meta = (L, rope, scale, cfg)
         return o

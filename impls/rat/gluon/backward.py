@@ -309,8 +309,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     (B*H, T) float32; dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan; RoPE_c(q)
     (B*H, Tp, D). qr: RoPE_c(q) as the forward wrote it (B*H, Tp, D), Tp a multiple of 64 (fwd_ws_kernel's: of
     128), rows past T finite; without it the pre pass writes it from q (Tp = T rounded up to 64). q is read only
-    without qr or with finish_dq (dq's self term); else it may be None. ktr and vt are read only with finish_dq (None
-    otherwise is fine)."""
+    without qr or with finish_dq (dq's self term); else it may be None."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -318,10 +317,6 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
         raise ValueError("rat/gluon: the backward needs q unless the forward wrote RoPE(q) and the scan finishes dq")
     if q is None:
         q = o  # not read (QR_OUT and SELF off): only a pointer of the right dtype
-    if ktr is None or vt is None:
-        if finish_dq:
-            raise ValueError("rat/gluon: dq's self term in the pre pass (finish_dq) needs the forward's kt and vt")
-        ktr = vt = o  # not read (SELF off)
     if q.dtype not in (torch.bfloat16, torch.float16):
         raise ValueError(f"rat/gluon's backward runs on 16-bit inputs (wgmma), got {q.dtype}")
     if not scale > 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _rope, _rope_at, _rope_t, _store2
+from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _rope_at, _rope_t, _store2
 
 
 @triton.jit
@@ -93,104 +93,3 @@ def bwd_dq_post_kernel(
         a1, a2 = _rope_t(a1, a2, cos, sin)
     optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows.to(tl.int64)[:, None] * o_t + d[None, :]
     _store2(DQ + optr, a1, a2, vm, HALF)
-
-
-@triton.jit
-def _affine(a1, b1, c1, a2, b2, c2):
-    """Composition of the row maps x -> a x + b (the state b, c of two recurrences sharing the gate a): row 1's map,
-    then row 2's."""
-    return a1 * a2, a2 * b1 + b2, a2 * c1 + c2
-
-
-@triton.jit
-def _affine_rev(a1, b1, c1, a2, b2, c2):
-    """The reverse recurrence g_t = b_t + a_t g_(t+1) (b, c: two of them sharing a) for
-    tl.associative_scan(reverse=True), whose combine gets the rows after first (a1, b1, c1: their accumulated map)
-    and then the row before them."""
-    return a1 * a2, b2 + a2 * b1, c2 + a2 * c1
-
-
-@triton.jit
-def bwd_scan_rows_kernel(
-    QR, K, V, F, DO, LSE, DELTA, COS, SIN, DKE, DVE, DQACC, DK, DV, DF, DQ,
-    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, Tp, scale, scale2,
-    L: tl.constexpr, R: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr,
-):
-    """rat/gluon's backward scan with whole chunks in registers (b6): grid (cdiv(C, R // L), B*H), R // L chunks of L
-    rows per program (R a power of two >= L). kt and vt are formed here from k, v, f (no read of the forward's per-row
-    states): the states before each row kp, vp by one segmented scan of the rows' maps x -> f x + (1 - f) x_in,
-    kt = f kp + (1 - f) k. Then, per row, the self term (p_self, dS_self from RoPE(q) QR (B*H, Tp, D), dO, lse,
-    Delta), dq = RoPE^T(scale DQACC + dS_self RoPE(kt)), the direct gradients of kt, vt (plus the chunk ends' dK_c,
-    dV_c at l = L - 1), g by one reverse segmented scan g_t = d_t + f_(t+1) g_(t+1), and dk = (1 - f) g_k,
-    dv = (1 - f) g_v, df = g_k (kp - k) + g_v (vp - v). K, V, F have strides s_*; DO, DK, DV, DF, DQ o_*."""
-    pid = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = bh // H
-    h = bh % H
-    NCP: tl.constexpr = R // L
-    r = tl.arange(0, R)
-    l = r % L
-    rows = pid * (NCP * L) + r
-    rv = (r < NCP * L) & (rows < T)
-    m = rv[:, None]
-    d2 = tl.arange(0, HALF)[None, :]
-    ptr = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h + rows.to(tl.int64)[:, None] * s_t + d2
-    optr = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h + rows.to(tl.int64)[:, None] * o_t + d2
-    # states before each row: segmented scan of the previous rows' maps (none at l = 0)
-    pm = m & (l > 0)[:, None]
-    fp1, fp2 = _load2(F + ptr - s_t, pm, 0.0, HALF)
-    kq1, kq2 = _load2(K + ptr - s_t, pm, 0.0, HALF)
-    vq1, vq2 = _load2(V + ptr - s_t, pm, 0.0, HALF)
-    _, kp1, vp1 = tl.associative_scan((fp1, (1.0 - fp1) * kq1, (1.0 - fp1) * vq1), 0, _affine)
-    _, kp2, vp2 = tl.associative_scan((fp2, (1.0 - fp2) * kq2, (1.0 - fp2) * vq2), 0, _affine)
-    f1, f2 = _load2(F + ptr, m, 0.0, HALF)
-    k1, k2 = _load2(K + ptr, m, 0.0, HALF)
-    v1, v2 = _load2(V + ptr, m, 0.0, HALF)
-    kr1 = f1 * kp1 + (1.0 - f1) * k1
-    kr2 = f2 * kp2 + (1.0 - f2) * k2
-    vt1 = f1 * vp1 + (1.0 - f1) * v1
-    vt2 = f2 * vp2 + (1.0 - f2) * v2
-    kp1 -= k1  # kt_(l-1) - k, for df
-    kp2 -= k2
-    vp1 -= v1
-    vp2 -= v2
-    if ROPE:
-        cos, sin = _cos_sin(COS, SIN, rows // L, rv, d2, HALF)
-        kr1, kr2 = _rope(kr1, kr2, cos, sin)
-    else:
-        cos = 1.0
-        sin = 0.0
-    # self term
-    r_off = bh.to(tl.int64) * T
-    qp = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2
-    q1, q2 = _load2(QR + qp, m, 0.0, HALF)
-    do1, do2 = _load2(DO + optr, m, 0.0, HALF)
-    lse = tl.load(LSE + r_off + rows, mask=rv, other=0.0)
-    delta = tl.load(DELTA + r_off + rows, mask=rv, other=0.0)
-    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
-    ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
-    a1, a2 = _load2(DQACC + qp, m, 0.0, HALF)
-    a1 = a1 * scale + ds_s[:, None] * kr1
-    a2 = a2 * scale + ds_s[:, None] * kr2
-    if ROPE:
-        a1, a2 = _rope_t(a1, a2, cos, sin)
-    _store2(DQ + optr, a1, a2, m, HALF)
-    # direct gradients of RoPE(kt) and vt, the chunk ends' at l = L - 1
-    em = m & (l == L - 1)[:, None]
-    eptr = (bh.to(tl.int64) * C + rows // L)[:, None] * (2 * HALF) + d2
-    e1, e2 = _load2(DKE + eptr, em, 0.0, HALF)
-    dk1 = ds_s[:, None] * q1 + e1
-    dk2 = ds_s[:, None] * q2 + e2
-    if ROPE:
-        dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
-    e1, e2 = _load2(DVE + eptr, em, 0.0, HALF)
-    dv1 = p_s[:, None] * do1 + e1
-    dv2 = p_s[:, None] * do2 + e2
-    # g_t = d_t + f_(t+1) g_(t+1) within the chunk
-    nm = m & (l < L - 1)[:, None] & (rows + 1 < T)[:, None]
-    fn1, fn2 = _load2(F + ptr + s_t, nm, 0.0, HALF)
-    _, gk1, gv1 = tl.associative_scan((fn1, dk1, dv1), 0, _affine_rev, reverse=True)
-    _, gk2, gv2 = tl.associative_scan((fn2, dk2, dv2), 0, _affine_rev, reverse=True)
-    _store2(DK + optr, (1.0 - f1) * gk1, (1.0 - f2) * gk2, m, HALF)
-    _store2(DV + optr, (1.0 - f1) * gv1, (1.0 - f2) * gv2, m, HALF)
-    _store2(DF + optr, gk1 * kp1 + gv1 * vp1, gk2 * kp2 + gv2 * vp2, m, HALF)
