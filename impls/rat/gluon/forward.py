@@ -124,7 +124,7 @@ def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constex
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     m_i = gl.convert_layout(s_self, row_s)
     l_i = gl.full([BMW], 1.0, gl.float32, row_s)
-    return acc, m_i, l_i, gl.convert_layout(crow_b, row_s)
+    return acc, m_i, l_i, (t0 + tw_off + gl.arange(0, BMW, layout=row_s)) // L
 
 
 @gluon.jit
@@ -142,6 +142,22 @@ def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, S
     ro = gl.arange(0, BMW, layout=gl.SliceLayout(1, ob))
     co = gl.arange(0, D, layout=gl.SliceLayout(0, ob))
     gl.store(O + o_base + ro[:, None] * o_t + co[None, :], o, mask=((tw + ro) < T)[:, None])
+    if STORE_LSE:
+        rl = gl.arange(0, BMW, layout=gl.SliceLayout(1, s_layout))
+        gl.store(LSE + bh.to(gl.int64) * T + tw + rl, m_i + gl.log2(l_i), mask=(tw + rl) < T)
+
+
+@gluon.jit
+def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
+                  s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """_epilogue through shared memory: o = acc / l written into this tile's q buffer (q_w: every product that reads
+    it is done) and stored by TMA (o_desc: o as a (B*T, H*D) matrix, T a multiple of 128, so no row of the box is past
+    its sequence), without waiting for the store; lse as _epilogue."""
+    BMW: gl.constexpr = 64
+    o = acc * gl.convert_layout(1.0 / l_i, gl.SliceLayout(1, o_layout))[:, None]
+    q_w.store(o.to(q_w.dtype))
+    fence_async_shared()
+    tma.async_copy_shared_to_global(o_desc, [(bh // H) * T + tw, (bh % H) * D], q_w)
     if STORE_LSE:
         rl = gl.arange(0, BMW, layout=gl.SliceLayout(1, s_layout))
         gl.store(LSE + bh.to(gl.int64) * T + tw + rl, m_i + gl.log2(l_i), mask=(tw + rl) < T)
@@ -195,7 +211,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 @gluon.jit
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
-              STORE_QR: gl.constexpr):
+              STORE_QR: gl.constexpr, O_TMA: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
@@ -217,27 +233,39 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
             (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
         if STORE_LSE and STORE_QR:
             tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
+        if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
+            tma.store_wait(1 if STORE_LSE and STORE_QR else 0)
+            mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full, acc, m_i,
                                 l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
-        mbarrier.arrive(q_empty.index(j % 2), count=1)
-        _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
+        if O_TMA:
+            _epilogue_tma(descs[7], ptrs[3], T, H, bh, t0 + WG * 64, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout,
+                          o_layout)
+        else:
+            mbarrier.arrive(q_empty.index(j % 2), count=1)
+            _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout,
+                      o_layout)
         e += 1 + n_blocks
+    if O_TMA:
+        tma.store_wait(0)
 
 
 @gluon.jit
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR)
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
+               O_TMA: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR)
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
+               O_TMA: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA)
 
 
 @gluon.jit
@@ -256,7 +284,8 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 
 @gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr):
+            ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
+            O_TMA: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
@@ -264,7 +293,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc = descs
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
@@ -286,10 +315,10 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
 
 @gluon.jit
 def fwd_ws_kernel(
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, qr_desc,
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, qr_desc, o_desc,
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
-    STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
+    STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
@@ -314,12 +343,12 @@ def fwd_ws_kernel(
     sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
     bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
-    descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc)
+    descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
-        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR)),
-        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR)),
-        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR)),
+        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
+        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
+        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
     ], [4, 1], [240, 24])
 
 
@@ -366,11 +395,14 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
         raise ValueError(f"rat/gluon: the RoPE(q) output must be a contiguous ({B * H}, {NT * BM}, {D}) {q.dtype} "
                          f"tensor, got {tuple(qr.shape)} {qr.dtype}")
     qr_desc = TensorDescriptor(qr, [B * H * NT * BM, D], [D, 1], [64, D], lay_q) if store_qr else q_desc
+    # o by TMA from the tile's q buffer where no 64-row box crosses into the next sequence's rows; else plain stores
+    o_tma = T % BM == 0 and o.stride() == dense and o.dtype == q.dtype
+    o_desc = TensorDescriptor(o, [B * T, H * D], [H * D, 1], [64, D], lay_q) if o_tma else q_desc
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
-        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, qr_desc,
+        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
-        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr,
+        L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
         num_warps=4, maxnreg=168,
     )
