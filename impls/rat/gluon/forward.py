@@ -115,12 +115,17 @@ def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constex
     q_w.slice(0, HALF, dim=1).store(q1.to(dtype))
     q_w.slice(HALF, HALF, dim=1).store(q2.to(dtype))
     fence_async_shared()
+    # the self logits: the diagonal of q_r kt_self^T ([64, 64], one wgmma, under acc = vt_self's load)
+    d_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, 64, 16])
     mbarrier.wait(kv_bar[0], kv_phase)
-    k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-    k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-    s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
+    s_d = warpgroup_mma(q_w, k_self.permute((1, 0)), gl.zeros([BMW, BMW], gl.float32, d_layout), use_acc=False,
+                        is_async=True)
     mbarrier.wait(kv_bar[1], kv_phase)
     acc = v_self.load(o_layout).to(gl.float32)
+    s_d = warpgroup_mma_wait(num_outstanding=0, deps=(s_d,))
+    dr = gl.arange(0, BMW, layout=gl.SliceLayout(1, d_layout))
+    dc = gl.arange(0, BMW, layout=gl.SliceLayout(0, d_layout))
+    s_self = gl.sum(gl.where(dc[None, :] == dr[:, None], s_d, 0.0), 1) * scale2
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     m_i = gl.convert_layout(s_self, row_s)
     l_i = gl.full([BMW], 1.0, gl.float32, row_s)
