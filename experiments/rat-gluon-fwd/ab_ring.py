@@ -3,7 +3,8 @@ script (not committed), e.g. f1, measured and rejected (impls/rat/gluon/NOTES.md
 901db5f:impls/rat/gluon/forward.py > experiments/rat-gluon-fwd/old_forward.py` (its ring stages hold (K_i, V_{i-1})
 with one ready and one empty barrier per stage). Outputs compared (o, lse, RoPE(q)), the kernel alone timed by
 interleaved do_bench (median of 3), prefill (no lse) and train (lse, RoPE(q)) at the issue's shapes.
-`OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-fwd/ab_ring.py` ("old" in its output is old_forward.py)."""
+`OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-fwd/ab_ring.py` ("old" in its output is old_forward.py; EXTRA=
+"f3_forward" adds f3_forward.py beside it, and so on)."""
 from __future__ import annotations
 
 import importlib.util
@@ -22,9 +23,9 @@ from ratbench.impls.rat.gluon import forward as new
 from ratbench.impls.rat.triton import rat_forward, rope_tables
 
 
-def load_old():
-    path = Path(__file__).with_name("old_forward.py")
-    spec = importlib.util.spec_from_file_location("old_forward", path)
+def load_old(name: str = "old_forward"):
+    path = Path(__file__).with_name(name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -33,6 +34,8 @@ def load_old():
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
     old = load_old()
+    # more versions beside this script (EXTRA="f3_forward,..."), each compared with old_forward
+    mods = [("old", old)] + [(x, load_old(x)) for x in os.environ.get("EXTRA", "").split(",") if x] + [("new", new)]
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
            "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
     H, D, L = 16, 128, 16
@@ -46,7 +49,7 @@ def main() -> None:
         cos, sin = rope_tables(T // L, D, q.device)
         row = {"T": T, "B": B}
         outs, fns = {}, {}
-        for name, mod in (("old", old), ("new", new)):
+        for name, mod in mods:
             for mode, lse_on in (("prefill", False), ("train", True)):
                 o = torch.empty_like(q)
                 lse = torch.empty(B * H, T, device="cuda")
@@ -58,12 +61,14 @@ def main() -> None:
                 outs[(name, mode)] = (o, lse, qr)
                 fns[f"{name}_{mode}"] = fn
         torch.cuda.synchronize()
-        for mode in ("prefill", "train"):
-            a, b = outs[("old", mode)], outs[("new", mode)]
-            row[mode + "_o_maxdiff"] = (a[0].float() - b[0].float()).abs().max().item()
-            if mode == "train":
-                row["lse_maxdiff"] = (a[1] - b[1]).abs().max().item()
-                row["qr_equal"] = bool(torch.equal(a[2], b[2]))
+        for name, _ in mods[1:]:
+            tag = "" if name == "new" else name + "_"
+            for mode in ("prefill", "train"):
+                a, b = outs[("old", mode)], outs[(name, mode)]
+                row[tag + mode + "_o_maxdiff"] = (a[0].float() - b[0].float()).abs().max().item()
+                if mode == "train":
+                    row[tag + "lse_maxdiff"] = (a[1] - b[1]).abs().max().item()
+                    row[tag + "qr_equal"] = bool(torch.equal(a[2], b[2]))
         ms = {n: [] for n in fns}
         for _ in range(3):
             for n, fn in fns.items():
