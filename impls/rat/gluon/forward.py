@@ -89,29 +89,24 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
-def _tables(COS, SIN, t0, T, tw_off, on, L: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr):
-    """The RoPE tables' rows (cos, sin) of rows t0 + tw_off .. + 63 in the layout q's halves are rotated in (no load
-    without ROPE or `on`: cos 1, sin 0)."""
-    HALF: gl.constexpr = D // 2
-    blk: gl.constexpr = _row_layout(HALF, 4)
-    r = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
-    dcol = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))
-    vm = ((r < T) & on & ROPE)[:, None]
-    tptr = (r // L)[:, None] * HALF + dcol[None, :]
-    return gl.load(COS + tptr, mask=vm, other=1.0), gl.load(SIN + tptr, mask=vm, other=0.0)
-
-
-@gluon.jit
 def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase):
     """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
     softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
     ring, k_self), l = 1, acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
-    cos, sin = cos_sin  # loaded by the previous tile (_tables)
+    COS, SIN = cos_sin
     BMW: gl.constexpr = 64
     HALF: gl.constexpr = D // 2
     dtype: gl.constexpr = q_w.dtype
     blk: gl.constexpr = _row_layout(HALF, 4)
+    r = gl.arange(0, BMW, layout=gl.SliceLayout(1, blk))
+    dcol = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))
+    crow_b = (t0 + tw_off + r) // L
+    if ROPE:  # the tables' loads go out before the wait for q
+        vm = (t0 + tw_off + r < T)[:, None]
+        tptr = crow_b[:, None] * HALF + dcol[None, :]
+        cos = gl.load(COS + tptr, mask=vm, other=1.0)
+        sin = gl.load(SIN + tptr, mask=vm, other=0.0)
     mbarrier.wait(q_bar, q_phase)
     q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
     q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
@@ -120,17 +115,12 @@ def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constex
     q_w.slice(0, HALF, dim=1).store(q1.to(dtype))
     q_w.slice(HALF, HALF, dim=1).store(q2.to(dtype))
     fence_async_shared()
-    # the self logits: the diagonal of q_r kt_self^T ([64, 64], one wgmma, under acc = vt_self's load)
-    d_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, 64, 16])
     mbarrier.wait(kv_bar[0], kv_phase)
-    s_d = warpgroup_mma(q_w, k_self.permute((1, 0)), gl.zeros([BMW, BMW], gl.float32, d_layout), use_acc=False,
-                        is_async=True)
+    k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
     mbarrier.wait(kv_bar[1], kv_phase)
     acc = v_self.load(o_layout).to(gl.float32)
-    s_d = warpgroup_mma_wait(num_outstanding=0, deps=(s_d,))
-    dr = gl.arange(0, BMW, layout=gl.SliceLayout(1, d_layout))
-    dc = gl.arange(0, BMW, layout=gl.SliceLayout(0, d_layout))
-    s_self = gl.sum(gl.where(dc[None, :] == dr[:, None], s_d, 0.0), 1) * scale2
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     m_i = gl.convert_layout(s_self, row_s)
     l_i = gl.full([BMW], 1.0, gl.float32, row_s)
@@ -174,9 +164,8 @@ def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr
 
 
 @gluon.jit
-def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, nxt, BN: gl.constexpr,
-            D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, L: gl.constexpr,
-            ROPE: gl.constexpr):
+def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
+            D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
     """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
     S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
     soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. Returns acc, m, l."""
@@ -214,12 +203,9 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
         last = e0 + n_blocks - 1
         mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
         acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
-        cos, sin = _tables(nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], L, D, ROPE)  # under the last P V
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
         mbarrier.arrive(v_empty.index(last % STAGES), count=1)
-    else:
-        cos, sin = _tables(nxt[0], nxt[1], nxt[2], nxt[3], nxt[4], nxt[5], L, D, ROPE)
-    return acc, m_i, l_i, cos, sin
+    return acc, m_i, l_i
 
 
 @gluon.jit
@@ -236,17 +222,13 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
-    _bh, t0, _nb, _nf = _tile(gl.where(0 < n_mine, pid, 0), NT, T, L, BN)
-    cos, sin = _tables(ptrs[0], ptrs[1], t0, T, WG * 64, 0 < n_mine, L, D, ROPE)
     for j in range(n_mine):
         k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
         bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
-        kn = (j + 1) * G + gl.where(j % 2 == 1, pid, G - 1 - pid)  # the next tile's rows, for its tables
-        _bhn, t0n, _nbn, _nfn = _tile(gl.where(j + 1 < n_mine, kn, 0), NT, T, L, BN)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
-            (cos, sin), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
+            (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
             scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
             (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
         if STORE_LSE and STORE_QR:
@@ -256,10 +238,8 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
             mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
-        acc, m_i, l_i, cos, sin = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks,
-                                          n_full, acc, m_i, l_i, crow, scale2,
-                                          (ptrs[0], ptrs[1], t0n, T, WG * 64, j + 1 < n_mine), BN, D, STAGES,
-                                          s_layout, o_layout, L, ROPE)
+        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full, acc, m_i,
+                                l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
