@@ -2,7 +2,7 @@
 script (not committed), e.g. f1, measured and rejected (impls/rat/gluon/NOTES.md, "b5"): `git show
 901db5f:impls/rat/gluon/forward.py > experiments/rat-gluon-fwd/old_forward.py` (its ring stages hold (K_i, V_{i-1})
 with one ready and one empty barrier per stage). Outputs compared (o, lse, RoPE(q)), the kernel alone timed by
-interleaved do_bench (median of 3), prefill (no lse) and train (lse, RoPE(q)) at the issue's shapes.
+interleaved do_bench (median of ROUNDS, 3 unless set), prefill (no lse) and train (lse, RoPE(q)) at the issue's shapes.
 `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-fwd/ab_ring.py` ("old" in its output is old_forward.py; EXTRA=
 "f3_forward" adds f3_forward.py beside it, and so on)."""
 from __future__ import annotations
@@ -70,11 +70,12 @@ def main() -> None:
                     row[tag + "lse_maxdiff"] = (a[1] - b[1]).abs().max().item()
                     row[tag + "qr_equal"] = bool(torch.equal(a[2], b[2]))
         ms = {n: [] for n in fns}
-        for _ in range(3):
+        for _ in range(int(os.environ.get("ROUNDS", "3"))):
             for n, fn in fns.items():
                 ms[n].append(do_bench(fn, warmup=10, rep=100 if T < 131072 else 200))
         for n, v_ in ms.items():
-            row[n + "_ms"] = sorted(v_)[1]
+            row[n + "_ms"] = sorted(v_)[len(v_) // 2]
+            row[n + "_all"] = v_
         res["rows"].append(row)
         print(json.dumps({k_: (round(x, 4) if isinstance(x, float) else x) for k_, x in row.items()}), flush=True)
         (out / "ab_ring.json").write_text(json.dumps(res, indent=1))
