@@ -164,11 +164,11 @@ def op_h200() -> str:
     return _op_table(OP_ROWS, OP_COLUMNS)
 
 
-RAT_GLUON_RUN = "reports/h200-rat-gluon-b5-2026-12-04/op"
+RAT_GLUON_RUN = "reports/h200-rat-gluon-f2-2026-12-04/op"
 RAT_GLUON_ROWS = [OpRow("rat/triton", "rat/triton", run=RAT_GLUON_RUN),
                   OpRow("rat/gluon", "**rat/gluon** (Gluon kernels, sm_90)", run=RAT_GLUON_RUN)]
 #: the layer-level rows of both RAT implementations measured side by side (Figure 3's RAT rows, issue 18)
-RAT_GLUON_LAYER_RUN = "reports/h200-rat-gluon-b5-2026-12-04/layer"
+RAT_GLUON_LAYER_RUN = "reports/h200-rat-gluon-f2-2026-12-04/layer"
 RAT_GLUON_COLUMNS = [("train", 4 * K), ("train", 32 * K), ("train", 128 * K), ("prefill", 4 * K),
                      ("prefill", 32 * K), ("prefill", 128 * K)]
 

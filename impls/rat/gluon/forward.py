@@ -14,7 +14,9 @@ fwd_ws_kernel  grid: one CTA per multiprocessor (fewer if there are fewer tiles)
                    _blocks (FA3's intra-warpgroup overlap): issue S_i = q_r K_i^T and O += P_{i-1} V_{i-1} (wgmma,
                      P from registers), wait for S_i only, softmax of S_i (the j < c(t) mask on the last blocks
                      only; the scale folded into the exponent's FFMA), wait, release the buffer, rescale O;
-                   _epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward.
+                   _epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward; where T is a multiple of
+                     128, _epilogue_tma: o through the tile's q buffer by TMA (f2), the buffer handed back to the
+                     loader once the store has read it.
 Inputs as impls/rat/kernels/forward.py (the Triton kernel this one replaces): RoPE'd kt and vt per token from
 scan_kernel, read with q as (B*T, H*D) matrices; the chunk ends compact (B, H, Cs, D) with Cs >= C (a decode cache
 may be longer), read as one (B*H*Cs, D) matrix. Rows past T of a tile read the next sequence's rows (or TMA's zeros)

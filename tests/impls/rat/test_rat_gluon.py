@@ -93,8 +93,8 @@ COMPILE = """
 import json, sys, torch
 from ratbench.bench.static_gate import _compile_launch, _intercept
 from ratbench.impls.rat.gluon.forward import launch_forward
-D, L, rope, lse = json.loads(sys.argv[1])
-meta, T, H = torch.device("meta"), 512, 2
+D, L, rope, lse, T = json.loads(sys.argv[1])
+meta, H = torch.device("meta"), 2
 q = torch.empty(1, T, H, D, device=meta, dtype=torch.bfloat16)
 ke = torch.empty(1, H, T // L, D, device=meta, dtype=torch.bfloat16)
 cos, lse_t = torch.empty(T // L, D // 2, device=meta), torch.empty(H, T, device=meta)
@@ -106,22 +106,46 @@ print(json.dumps(_compile_launch(found[0])))
 """
 
 
-@pytest.mark.parametrize("D, L, rope, lse", [(64, 64, True, True), (128, 1, True, True), (128, 16, False, False)])
-def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse):
+@pytest.mark.parametrize("D, L, rope, lse, T", [(64, 64, True, True, 512), (128, 1, True, True, 512),
+                                                (128, 16, False, False, 512), (128, 8, True, True, 520)])
+def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse, T):
     """The kernel as the launcher launches it (intercepted on meta tensors), compiled for sm_90 in a process
-    without TRITON_INTERPRET (the tests' conftest sets it before kernels are defined)."""
+    without TRITON_INTERPRET (the tests' conftest sets it before kernels are defined); o by TMA where T is a multiple
+    of the 128-row tile, by plain stores otherwise (T 520)."""
     import json
 
     pytest.importorskip("triton.experimental.gluon")
     from ratbench.bench.static_gate import SMEM_LIMIT
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    p = subprocess.run([sys.executable, "-c", COMPILE, json.dumps([D, L, rope, lse])], cwd=ROOT, env=env,
+    p = subprocess.run([sys.executable, "-c", COMPILE, json.dumps([D, L, rope, lse, T])], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
     rec = json.loads(p.stdout.strip().splitlines()[-1])
     assert "error" not in rec, rec.get("error")
     assert rec["spills"] == 0 and rec["HGMMA"] > 0 and rec["UTMALDG"] > 0 and 0 < rec["shared"] <= SMEM_LIMIT, rec
+    assert rec["constexprs"]["O_TMA"] == (T % 128 == 0), rec["constexprs"]
+
+
+def test_forward_stores_o_by_tma_only_where_a_box_stays_in_its_sequence():
+    """fwd_ws_kernel writes o by TMA from shared memory (O_TMA) only where T is a multiple of its 128-row tile and o is
+    a dense (B, T, H, D) tensor of q's dtype: a 64-row box past T would write the next sequence's rows."""
+    from ratbench.bench.static_gate import _intercept
+    from ratbench.impls.rat.gluon.forward import launch_forward
+
+    meta, H, D, L = torch.device("meta"), 2, 128, 16
+
+    def o_tma(T, o=None):
+        q = torch.empty(2, T, H, D, device=meta, dtype=torch.bfloat16)
+        ke = torch.empty(2, H, -(-T // L), D, device=meta, dtype=torch.bfloat16)
+        cos, lse = torch.empty(-(-T // L), D // 2, device=meta), torch.empty(2 * H, T, device=meta)
+        found = []
+        with _intercept("test", found):
+            launch_forward(q, q, q, cos, cos, ke, ke, q if o is None else o, lse, T, H, L, 0.1, True, True)
+        return found[0].constexprs["O_TMA"]
+
+    assert o_tma(256) and not o_tma(200)
+    assert not o_tma(256, torch.empty(2, 256, H, 2 * D, device=meta, dtype=torch.bfloat16)[..., :D])
 
 
 COMPILE_BWD = """
