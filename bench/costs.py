@@ -312,18 +312,18 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
     del out["dq"], out["dK/dV"]
     by_scan = scan_finishes_dq(GLUON_BWD_CONFIG, case.batch, case.heads, case.seq_len, L)
     qr_fwd = forward_writes_qr(GLUON_BWD_CONFIG)
-    pre = Cost(2.0 * n, 2.0 * n * e + 4 * rows + 4.0 * n)
+    pre_flops, pre_bytes = 2.0 * n, 2.0 * n * e + 4 * rows + 4.0 * n
     if not qr_fwd or not by_scan:  # it reads q for RoPE(q) or for dq's self term
-        pre = Cost(pre.flops, pre.bytes + n * e)
+        pre_bytes += n * e
     if not qr_fwd:  # ... and writes RoPE(q)
-        pre = Cost(pre.flops, pre.bytes + n * e)
+        pre_bytes += n * e
     if by_scan:
         out["scans"] = Cost(out["scans"].flops + 4.0 * n, out["scans"].bytes + 4.0 * n + n * e)
     else:
-        pre = Cost(pre.flops + 4.0 * n, pre.bytes + 2.0 * n * e + 4.0 * n + n * e)
+        pre_flops, pre_bytes = pre_flops + 4.0 * n, pre_bytes + 2.0 * n * e + 4.0 * n + n * e
     if qr_fwd:
         out["forward"] = Cost(out["forward"].flops, out["forward"].bytes + n * e)
-    out["bwd pre/post"] = pre
+    out["bwd pre/post"] = Cost(pre_flops, pre_bytes)
     out["backward"] = Cost(5 * prod, 2.0 * n * e + 2 * rows + ends + dends + 8.0 * n)
     return out
 

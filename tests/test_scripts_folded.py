@@ -54,3 +54,42 @@ def test_every_experiment_has_a_status_line():
     for d in studies:
         first = (d / "README.md").read_text().splitlines()[0]
         assert first.startswith("Status: "), d
+
+
+def test_ab_helper_times_every_variant_once_per_round_and_takes_the_median(monkeypatch, tmp_path):
+    """experiments/_ab.py, shared by the A/B study scripts: rounds interleave the variants (a drifting clock hits all
+    alike), the median is the middle round, and each finished row is appended to the result file at once."""
+    import json
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from experiments._ab import interleaved, median, record
+
+    calls = []
+
+    def bench(fn, **kw):
+        calls.append((fn(), kw))
+        return float(len(calls))
+
+    ms = interleaved({"a": lambda: "a", "b": lambda: "b"}, rounds=3, bench=bench, rep=7)
+    assert [c for c, _ in calls] == ["a", "b"] * 3 and all(kw == {"rep": 7} for _, kw in calls)
+    assert ms == {"a": [1.0, 3.0, 5.0], "b": [2.0, 4.0, 6.0]}
+    assert median([5.0, 1.0, 3.0]) == 3.0 and median([4.0, 1.0]) == 4.0
+    res = {"rows": []}
+    path = tmp_path / "ab.json"
+    record(res, {"T": 1, "x_ms": 1.23456}, path)
+    assert json.loads(path.read_text())["rows"] == [{"T": 1, "x_ms": 1.23456}]
+    record(res, {"T": 2, "x_ms": 2.0, "k_kernels_ms": {}}, path, hide=("_kernels_ms",))
+    assert json.loads(path.read_text())["rows"][1] == {"T": 2, "x_ms": 2.0, "k_kernels_ms": {}}
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "experiments").glob("rat-gluon-*/*.py")))
+def test_gpu_study_scripts_import_on_the_cpu(path, monkeypatch):
+    """The GPU study scripts cannot run here, but each must import (its main is not run): a helper or module they
+    name that moved shows up on the CPU, not on the next device call."""
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    spec = importlib.util.spec_from_file_location("study_" + Path(path).stem, ROOT / path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert callable(getattr(mod, "main", None)), path

@@ -4,14 +4,13 @@ do_bench. b3 against b4 (b4-ab-seg.json) ran the kernel of b57a15e beside this o
 b57a15e:impls/rat/gluon/backward.py`, which wrote dK / dV instead of adding to them)."""
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
 import torch
-from triton.testing import do_bench
 
+from experiments._ab import interleaved, median, record, result_header
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.rat.gluon import GLUON_CONFIG
 from ratbench.impls.rat.gluon import backward as GB
@@ -53,8 +52,7 @@ def run(st, kw, acc):
 
 def main():
     out = Path(os.environ.get("OUT", "/tmp"))
-    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": os.environ.get("RATBENCH_GIT_REV"), "rows": []}
+    res = result_header()
     for T, D, L in ((1000, 128, 8), (300, 64, 4), (4096, 128, 16), (32768, 128, 16), (131072, 128, 16), (32768, 64, 16)):
         st = setup(T, 131072, 16, D, L)
         C = st["C"]
@@ -78,16 +76,10 @@ def main():
             if n + "_error" not in row:
                 acc = st["acc0"].clone()
                 fns[n] = lambda kw=kw, acc=acc, st=st: run(st, kw, acc)
-        ms = {n: [] for n in fns}
-        for _ in range(3):
-            for n, fn in fns.items():
-                ms[n].append(do_bench(fn, warmup=10, rep=100 if T < 131072 else 60))
-        for n in ms:
-            row[n + "_ms"] = sorted(ms[n])[1]
+        for n, v_ in interleaved(fns, warmup=10, rep=100 if T < 131072 else 60).items():
+            row[n + "_ms"] = median(v_)
             row[n + "_tfs"] = flops5 / row[n + "_ms"] / 1e9
-        res["rows"].append(row)
-        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-        (out / "ab_bwd.json").write_text(json.dumps(res, indent=1))
+        record(res, row, out / "ab_bwd.json")
         del st
         torch.cuda.empty_cache()
 

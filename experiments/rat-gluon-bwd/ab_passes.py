@@ -10,14 +10,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import json
 import os
 from pathlib import Path
 
 import torch
-from triton.testing import do_bench
 
-from ratbench.bench.provenance import git_revision
+from experiments._ab import interleaved, median, record, result_header
 from ratbench.impls.rat import triton as RT
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
 
@@ -45,8 +43,7 @@ def step(impl, xs, do, L, on):
 
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
-    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
+    res = result_header()
     H, D, L, tokens = 16, 128, 16, 131072
     for T in (4096, 32768, 131072):
         B = tokens // T
@@ -69,14 +66,10 @@ def main() -> None:
                                                 for n, a, b in zip("qkvf", grads, ref)}
             row[name + "_finite"] = all(bool(torch.isfinite(a).all()) for a in grads)
         del ref, grads
-        ms = {n: [] for n in VARIANTS}
-        for _ in range(3):
-            for name, (cfg, on) in VARIANTS.items():
-                impl = RATGluon(cfg)
-                ms[name].append(do_bench(lambda impl=impl, on=on, xs=xs, do=do: step(impl, xs, do, L, on), warmup=5,
-                                         rep=60 if T < 131072 else 120, grad_to_none=xs))
-        for n, v in ms.items():
-            row[n + "_ms"] = sorted(v)[1]
+        fns = {name: (lambda cfg=cfg, on=on, xs=xs, do=do: step(RATGluon(cfg), xs, do, L, on))
+               for name, (cfg, on) in VARIANTS.items()}
+        for n, v in interleaved(fns, warmup=5, rep=60 if T < 131072 else 120, grad_to_none=xs).items():
+            row[n + "_ms"] = median(v)
             row[n + "_all"] = v
         from torch.profiler import ProfilerActivity, profile
         for name, (cfg, on) in VARIANTS.items():
@@ -89,9 +82,7 @@ def main() -> None:
                 torch.cuda.synchronize()
             row[name + "_kernels_ms"] = {e.key[:48]: round(e.device_time_total / max(1, e.count) / 1e3, 4)
                                          for e in prof.key_averages() if e.device_type.name == "CUDA"}
-        res["rows"].append(row)
-        print(json.dumps({k: v for k, v in row.items() if not k.endswith("_kernels_ms")}), flush=True)
-        (out / "ab_passes.json").write_text(json.dumps(res, indent=1))
+        record(res, row, out / "ab_passes.json", hide=("_kernels_ms",))
         torch.cuda.empty_cache()
 
 
@@ -100,8 +91,7 @@ def phases() -> None:
     events (interleaved, 3 rounds, no L2 flush), and of 3 steps the kernels' busy time against the span they cover
     (Kineto): where a step's time outside its kernels goes."""
     out = Path(os.environ.get("OUT", "/tmp"))
-    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
+    res = result_header()
     H, D, L, tokens = 16, 128, 16, 131072
     names = ("scan_dq", "b5")
     for T in (32768, 131072):
@@ -128,8 +118,8 @@ def phases() -> None:
                     fw[n].append(ev[0].elapsed_time(ev[1]))
                     bw[n].append(ev[1].elapsed_time(ev[2]))
         for n in names:
-            row[n + "_fwd_ms"] = sorted(fw[n])[len(fw[n]) // 2]
-            row[n + "_bwd_ms"] = sorted(bw[n])[len(bw[n]) // 2]
+            row[n + "_fwd_ms"] = median(fw[n])
+            row[n + "_bwd_ms"] = median(bw[n])
         from torch.profiler import ProfilerActivity, profile
         for n in names:
             impl = RATGluon(VARIANTS[n][0])
@@ -146,9 +136,7 @@ def phases() -> None:
             row[n + "_span_ms"] = span
             row[n + "_largest_gaps_us"] = sorted(((b.time_range.start - a.time_range.end, a.name[:30], b.name[:30])
                                                   for a, b in itertools.pairwise(evs)), reverse=True)[:6]
-        res["rows"].append(row)
-        print(json.dumps(row), flush=True)
-        (out / "ab_passes_phases.json").write_text(json.dumps(res, indent=1))
+        record(res, row, out / "ab_passes_phases.json")
 
 
 if __name__ == "__main__":

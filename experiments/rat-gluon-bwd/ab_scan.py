@@ -5,15 +5,13 @@ by interleaved do_bench (median of 3 rounds). `OUT=/tmp/x PYTHONPATH=. python ex
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from pathlib import Path
 
 import torch
-from triton.testing import do_bench
 
-from ratbench.bench.provenance import git_revision
+from experiments._ab import interleaved, median, record, result_header
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG
 from ratbench.impls.rat.gluon.backward import gluon_backward
 from ratbench.impls.rat.triton import _bwd_scan, rat_forward, rope_tables
@@ -23,8 +21,7 @@ VARIANTS = [(4, 4), (2, 4), (8, 4), (4, 8), (8, 8), (2, 2), (4, 2), (16, 4)]
 
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
-    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
+    res = result_header()
     H, D, L, tokens = 16, 128, 16, 131072
     for T in (4096, 32768, 131072):
         B = tokens // T
@@ -53,15 +50,9 @@ def main() -> None:
             else:
                 row[name + "_maxdiff"] = max((a.float() - b.float()).abs().max().item() for a, b in zip(outs, base))
             fns[name] = fn
-        ms = {n: [] for n in fns}
-        for _ in range(3):
-            for n, fn in fns.items():
-                ms[n].append(do_bench(fn, warmup=10, rep=100))
-        for n, v_ in ms.items():
-            row[n + "_ms"] = sorted(v_)[1]
-        res["rows"].append(row)
-        print(json.dumps({k_: (round(x, 4) if isinstance(x, float) else x) for k_, x in row.items()}), flush=True)
-        (out / "ab_scan.json").write_text(json.dumps(res, indent=1))
+        for n, v_ in interleaved(fns, warmup=10, rep=100).items():
+            row[n + "_ms"] = median(v_)
+        record(res, row, out / "ab_scan.json")
         torch.cuda.empty_cache()
 
 

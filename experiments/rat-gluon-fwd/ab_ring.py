@@ -8,15 +8,13 @@ interleaved do_bench (median of ROUNDS, 3 unless set), prefill (no lse) and trai
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 from pathlib import Path
 
 import torch
-from triton.testing import do_bench
 
-from ratbench.bench.provenance import git_revision
+from experiments._ab import interleaved, median, record, result_header
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.rat.gluon import GLUON_CONFIG
 from ratbench.impls.rat.gluon import forward as new
@@ -36,8 +34,7 @@ def main() -> None:
     old = load_old()
     # more versions beside this script (EXTRA="f3_forward,..."), each compared with old_forward
     mods = [("old", old)] + [(x, load_old(x)) for x in os.environ.get("EXTRA", "").split(",") if x] + [("new", new)]
-    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
+    res = result_header()
     H, D, L = 16, 128, 16
     scale2 = D ** -0.5 * LOG2E
     for T in (4096, 32768, 131072):
@@ -69,16 +66,11 @@ def main() -> None:
                 if mode == "train":
                     row[tag + "lse_maxdiff"] = (a[1] - b[1]).abs().max().item()
                     row[tag + "qr_equal"] = bool(torch.equal(a[2], b[2]))
-        ms = {n: [] for n in fns}
-        for _ in range(int(os.environ.get("ROUNDS", "3"))):
-            for n, fn in fns.items():
-                ms[n].append(do_bench(fn, warmup=10, rep=100 if T < 131072 else 200))
-        for n, v_ in ms.items():
-            row[n + "_ms"] = sorted(v_)[len(v_) // 2]
+        for n, v_ in interleaved(fns, int(os.environ.get("ROUNDS", "3")), warmup=10,
+                                 rep=100 if T < 131072 else 200).items():
+            row[n + "_ms"] = median(v_)
             row[n + "_all"] = v_
-        res["rows"].append(row)
-        print(json.dumps({k_: (round(x, 4) if isinstance(x, float) else x) for k_, x in row.items()}), flush=True)
-        (out / "ab_ring.json").write_text(json.dumps(res, indent=1))
+        record(res, row, out / "ab_ring.json")
         torch.cuda.empty_cache()
 
 

@@ -4,15 +4,13 @@ first variant's, the scan alone timed by interleaved do_bench (median of 3 round
 `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-fwd/ab_scan_fwd.py` (VARIANTS="nc:warps,...")."""
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
 import torch
-from triton.testing import do_bench
 
-from ratbench.bench.provenance import git_revision
+from experiments._ab import interleaved, median, record, result_header
 from ratbench.impls.rat import kernels as K
 from ratbench.impls.rat.triton import rope_tables
 
@@ -22,8 +20,7 @@ VARIANTS = [tuple(int(x) for x in v.split(":")) for v in os.environ.get(
 
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
-    res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "git": git_revision(), "rows": []}
+    res = result_header()
     H, D, L, tokens = 16, 128, 16, 131072
     for T in (4096, 32768, 131072):
         B = tokens // T
@@ -54,15 +51,9 @@ def main() -> None:
             else:
                 row[name + "_equal"] = all(torch.equal(a, b) for a, b in zip(outs, base))
             fns[name] = fn
-        ms = {n: [] for n in fns}
-        for _ in range(3):
-            for n, fn in fns.items():
-                ms[n].append(do_bench(fn, warmup=10, rep=100))
-        for n, v_ in ms.items():
-            row[n + "_ms"] = sorted(v_)[1]
-        res["rows"].append(row)
-        print(json.dumps({k_: (round(x, 4) if isinstance(x, float) else x) for k_, x in row.items()}), flush=True)
-        (out / "ab_scan_fwd.json").write_text(json.dumps(res, indent=1))
+        for n, v_ in interleaved(fns, warmup=10, rep=100).items():
+            row[n + "_ms"] = median(v_)
+        record(res, row, out / "ab_scan_fwd.json")
         torch.cuda.empty_cache()
 
 

@@ -145,8 +145,14 @@ def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, S
     co = gl.arange(0, D, layout=gl.SliceLayout(0, ob))
     gl.store(O + o_base + ro[:, None] * o_t + co[None, :], o, mask=((tw + ro) < T)[:, None])
     if STORE_LSE:
-        rl = gl.arange(0, BMW, layout=gl.SliceLayout(1, s_layout))
-        gl.store(LSE + bh.to(gl.int64) * T + tw + rl, m_i + gl.log2(l_i), mask=(tw + rl) < T)
+        _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout)
+
+
+@gluon.jit
+def _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout: gl.constexpr):
+    """lse = m + log2(l) (base 2) of rows tw .. tw + 63 (those before T), for the backward."""
+    rl = gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
+    gl.store(LSE + bh.to(gl.int64) * T + tw + rl, m_i + gl.log2(l_i), mask=(tw + rl) < T)
 
 
 @gluon.jit
@@ -155,14 +161,12 @@ def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr
     """_epilogue through shared memory: o = acc / l written into this tile's q buffer (q_w: every product that reads
     it is done) and stored by TMA (o_desc: o as a (B*T, H*D) matrix, T a multiple of 128, so no row of the box is past
     its sequence), without waiting for the store; lse as _epilogue."""
-    BMW: gl.constexpr = 64
     o = acc * gl.convert_layout(1.0 / l_i, gl.SliceLayout(1, o_layout))[:, None]
     q_w.store(o.to(q_w.dtype))
     fence_async_shared()
     tma.async_copy_shared_to_global(o_desc, [(bh // H) * T + tw, (bh % H) * D], q_w)
     if STORE_LSE:
-        rl = gl.arange(0, BMW, layout=gl.SliceLayout(1, s_layout))
-        gl.store(LSE + bh.to(gl.int64) * T + tw + rl, m_i + gl.log2(l_i), mask=(tw + rl) < T)
+        _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout)
 
 
 @gluon.jit

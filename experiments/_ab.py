@@ -1,0 +1,48 @@
+"""What the A/B study scripts (experiments/rat-gluon-*/ab*.py, check.py, sustained.py) share: the result file's
+header, interleaved timing (every variant once per round, the median of the rounds), and appending a row to the
+result file as each shape finishes (a long run keeps what it measured). Scripts run from the repository root with
+PYTHONPATH=., which makes this importable as experiments._ab."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ratbench.bench.provenance import git_revision
+
+
+def result_header(**extra: object) -> dict:
+    """The device, torch, triton and git revision of the run (git: bench.provenance.git_revision, which reads
+    RATBENCH_GIT_REV on a copy without .git), an empty "rows" list and any extra keys."""
+    import triton
+
+    return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+            "git": git_revision(), "rows": [], **extra}
+
+
+def median(xs: list[float]) -> float:
+    """The middle value (the upper one of an even count)."""
+    return sorted(xs)[len(xs) // 2]
+
+
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 3, bench: Callable | None = None,
+                **kw: object) -> dict[str, list[float]]:
+    """ms per call of each function: `rounds` rounds, each timing every function once in order (triton's do_bench
+    unless `bench`, with kw: warmup, rep, grad_to_none), so that a drifting clock affects all of them alike."""
+    if bench is None:
+        from triton.testing import do_bench as bench
+    ms: dict[str, list[float]] = {n: [] for n in fns}
+    for _ in range(rounds):
+        for n, fn in fns.items():
+            ms[n].append(bench(fn, **kw))
+    return ms
+
+
+def record(res: dict, row: dict, path: Path, digits: int = 4, hide: tuple[str, ...] = ()) -> None:
+    """Append row to res["rows"], print it (floats rounded, keys ending in `hide` left out) and write res to path."""
+    res["rows"].append(row)
+    print(json.dumps({k: (round(v, digits) if isinstance(v, float) else v) for k, v in row.items()
+                      if not k.endswith(hide)}), flush=True)
+    path.write_text(json.dumps(res, indent=1))
