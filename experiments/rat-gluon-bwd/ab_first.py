@@ -1,0 +1,92 @@
+"""A/B of b7 (the dq accumulator started by key block 0's stores, impls/rat/gluon/NOTES.md) against the backward
+before it, written beside this script (not committed): `git show 9ae7ed4:impls/rat/gluon/backward.py | sed
+'s/ratbench.impls.rat.gluon.passes/old_passes/' > experiments/rat-gluon-bwd/old_backward.py` and `git show
+9ae7ed4:impls/rat/gluon/passes.py > experiments/rat-gluon-bwd/old_passes.py` (the pre pass writes the accumulator's
+zeros, every item adds). rat/gluon's train step at the issue's shapes (bf16, H 16, D 128, L 16, 131,072 tokens):
+gradients of each against the other and of REPEATS runs of the new one against its first (a missed flag would show
+as a difference far above the float32 reduction order's), the step timed by interleaved do_bench (median of ROUNDS,
+5 unless set) and each kernel's time from the profiler.
+`OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-bwd/ab_first.py`"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from experiments._ab import interleaved, median, record, result_header
+from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
+from ratbench.impls.rat.gluon import backward as gb
+
+
+def load(name: str):
+    sys.path.insert(0, str(Path(__file__).parent))
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main() -> None:
+    out = Path(os.environ.get("OUT", "/tmp"))
+    rounds, repeats = int(os.environ.get("ROUNDS", 5)), int(os.environ.get("REPEATS", 5))
+    old, new = load("old_backward").gluon_backward, gb.gluon_backward
+    res = result_header()
+    H, D, L = 16, 128, 16
+    impl = RATGluon(GLUON_BWD_CONFIG)
+
+    def step(fn, xs, do):
+        gb.gluon_backward = fn  # rat_backward imports it from the module at each call
+        try:
+            impl.forward(*xs, chunk_size=L).backward(do)
+        finally:
+            gb.gluon_backward = new
+
+    for T in (4096, 32768, 131072):
+        B = 131072 // T
+        g = torch.Generator(device="cuda").manual_seed(0)
+        xs = [torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3)]
+        xs.append(torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16())
+        do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+        xs = [x.requires_grad_(True) for x in xs]
+        row = {"T": T, "B": B}
+        got = {}
+        for name, fn in (("old", old), ("new", new)):
+            step(fn, xs, do)
+            got[name] = [x.grad.clone() for x in xs]
+            for x in xs:
+                x.grad = None
+        row["new_vs_old_maxdiff"] = {n: (a.float() - b.float()).abs().max().item()
+                                     for n, a, b in zip("qkvf", got["new"], got["old"])}
+        row["grad_absmax"] = {n: a.float().abs().max().item() for n, a in zip("qkvf", got["old"])}
+        worst = {n: 0.0 for n in "qkvf"}
+        for _ in range(repeats):
+            step(new, xs, do)
+            for n, x, a in zip("qkvf", xs, got["new"]):
+                worst[n] = max(worst[n], (x.grad.float() - a.float()).abs().max().item())
+                x.grad = None
+        row["new_repeats_maxdiff"] = worst
+        row["finite"] = all(bool(torch.isfinite(a).all()) for a in got["new"])
+        del got
+        fns = {name: (lambda fn=fn: step(fn, xs, do)) for name, fn in (("old", old), ("new", new))}
+        for n, v in interleaved(fns, rounds=rounds, warmup=5, rep=60 if T < 131072 else 120, grad_to_none=xs).items():
+            row[n + "_ms"] = median(v)
+            row[n + "_all"] = v
+        from torch.profiler import ProfilerActivity, profile
+        for name, fn in (("old", old), ("new", new)):
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                for _ in range(3):
+                    step(fn, xs, do)
+                    for x in xs:
+                        x.grad = None
+                torch.cuda.synchronize()
+            row[name + "_kernels_ms"] = {e.key[:48]: round(e.device_time_total / max(1, e.count) / 1e3, 4)
+                                         for e in prof.key_averages() if e.device_type.name == "CUDA"}
+        record(res, row, out / "ab_first.json")
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
