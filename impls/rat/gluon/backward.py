@@ -91,7 +91,21 @@ def _flag_wait(ptr):
 
 
 @gluon.jit
-def _dq_share(dq, dq_w, dq_desc, coord, flag, i, first, STORE_FIRST: gl.constexpr):
+def _flag_peek(ptr):
+    """*ptr by a relaxed GPU-scope load, issued a tile ahead of its use so that its latency is hidden."""
+    return gl.inline_asm_elementwise("ld.relaxed.gpu.global.b32 $0, [$1];", "=r,l", [ptr], gl.int32, is_pure=False,
+                                     pack=1)
+
+
+@gluon.jit
+def _proxy_fence(x):
+    """fence.proxy.async.global (x, a scalar, passed through)."""
+    return gl.inline_asm_elementwise("fence.proxy.async.global;\n mov.b32 $0, $1;", "=r,r", [x], gl.int32,
+                                     is_pure=False, pack=1)
+
+
+@gluon.jit
+def _dq_share(dq, dq_w, dq_desc, coord, flag, seen, i, n, first, STORE_FIRST: gl.constexpr):
     """Adds a warpgroup's dq share of one tile (dq, retired) to the float32 accumulator through dq_w by a TMA
     reduction, once the previous tile's has read dq_w. With STORE_FIRST the accumulator starts unwritten: the items
     of key block 0 (first), which visit every tile, store their share instead, and set flag[2], the previous tile's
@@ -104,7 +118,10 @@ def _dq_share(dq, dq_w, dq_desc, coord, flag, i, first, STORE_FIRST: gl.constexp
             if i > 0:
                 _flag_set(flag + 2)
         else:
-            _flag_wait(flag)
+            if seen == 0:
+                _flag_wait(flag)
+            else:
+                _proxy_fence(seen)
     tma.store_wait(0)
     dq_w.store(dq)
     fence_async_shared()
@@ -113,8 +130,11 @@ def _dq_share(dq, dq_w, dq_desc, coord, flag, i, first, STORE_FIRST: gl.constexp
             tma.async_copy_shared_to_global(dq_desc, coord, dq_w)
         else:
             _tma_reduce_add(dq_desc, coord, dq_w)
+            if i + 1 < n:
+                seen = _flag_peek(flag - 2)
     else:
         _tma_reduce_add(dq_desc, coord, dq_w)
+    return seen
 
 
 @gluon.constexpr_function
@@ -191,6 +211,7 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     dq_desc = descs[4]
     bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
     first = j0 == 0
+    seen = 0  # the next tile's flag as peeked (the first is waited for)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -210,8 +231,8 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
                                ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2,
                                L, D, WG)
         mbarrier.arrive(q_empty.index(s), count=1)
-        _dq_share(dq, dq_w, dq_desc, [bh * Tp + t0, WG * (D // 2)],
-                  FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2 + WG, i, first, STORE_FIRST)
+        seen = _dq_share(dq, dq_w, dq_desc, [bh * Tp + t0, WG * (D // 2)],
+                         FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2 + WG, seen, i, n, first, STORE_FIRST)
     if STORE_FIRST:
         if first:  # the last tile's store (tile lo)
             _writes_done(n)
