@@ -31,7 +31,7 @@ def load(name: str):
 
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp"))
-    rounds, repeats = int(os.environ.get("ROUNDS", 5)), int(os.environ.get("REPEATS", 5))
+    rounds, repeats = int(os.environ.get("ROUNDS", "5")), int(os.environ.get("REPEATS", "5"))
     old, new = load("old_backward").gluon_backward, gb.gluon_backward
     res = result_header()
     H, D, L = 16, 128, 16
@@ -70,7 +70,7 @@ def main() -> None:
         row["new_repeats_maxdiff"] = worst
         row["finite"] = all(bool(torch.isfinite(a).all()) for a in got["new"])
         del got
-        fns = {name: (lambda fn=fn: step(fn, xs, do)) for name, fn in (("old", old), ("new", new))}
+        fns = {name: (lambda fn=fn, xs=xs, do=do: step(fn, xs, do)) for name, fn in (("old", old), ("new", new))}
         for n, v in interleaved(fns, rounds=rounds, warmup=5, rep=60 if T < 131072 else 120, grad_to_none=xs).items():
             row[n + "_ms"] = median(v)
             row[n + "_all"] = v

@@ -260,9 +260,9 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope, long_s
 
 
 def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
-                            stages=2, qr=None):
+                            stages=2, qr=None, ss=None):
     """fwd_ws_kernel's contract in torch (float32): o, lse (base 2) and, given qr, RoPE_c(q) into its rows < T (rows
-    past T: zeros, finite as the kernel's)."""
+    past T: zeros, finite as the kernel's); given ss (float32 (B*H, T)), the self logits from there (ktr not read)."""
     B, _, _, D = q.shape
     C = ke.shape[2]
     c = torch.arange(T) // L
@@ -272,10 +272,15 @@ def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale
         q1, q2 = q32[..., : D // 2], q32[..., D // 2:]
         q32 = torch.cat([q1 * cs - q2 * sn, q2 * cs + q1 * sn], -1)
     qd = q32.to(q.dtype).float()  # the kernel's products read the 16-bit q_r
-    kt, vv = (x.float().permute(0, 2, 1, 3) for x in (ktr, vt))
+    vv = vt.float().permute(0, 2, 1, 3)
+    if ss is None:
+        s_self = (q32 * ktr.float().permute(0, 2, 1, 3)).sum(-1, keepdim=True)
+    else:
+        assert ss.shape == (B * H, T) and ss.dtype == torch.float32 and not store_lse
+        s_self = ss.reshape(B, H, T, 1)
     s_inter = qd @ ke.float()[:, :, :C].transpose(-1, -2) * scale2
     s_inter = s_inter.masked_fill(torch.arange(C)[None, :] >= c[:, None], -float("inf"))
-    s = torch.cat([s_inter, (q32 * kt).sum(-1, keepdim=True) * scale2], -1)
+    s = torch.cat([s_inter, s_self * scale2], -1)
     m = s.amax(-1, keepdim=True)
     p = torch.exp2(s - m)
     den = p.sum(-1, keepdim=True)
@@ -286,6 +291,38 @@ def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale
         if qr is not None:
             qr.zero_()
             qr[:, :T] = qd.reshape(B * H, T, D).to(qr.dtype)
+
+
+@pytest.mark.parametrize("T,T0,L,rope", [(44, 21, 4, True), (40, 16, 8, False), (208, 200, 16, True)])
+def test_prefill_takes_the_self_logits_from_the_scan(monkeypatch, T, T0, L, rope):
+    """rat/gluon's prefill: scan_kernel (interpreter) writes each row's self logit q . kt (SELF_LOGIT) and no
+    RoPE(kt) per row, the forward (emulated in torch) reads them: the output, the cache and the steps after it
+    equal rat/triton's, and the forward got the logits (not a training forward: that one reads RoPE(kt))."""
+    from ratbench.impls.rat.gluon import forward as gf
+    from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    seen = []
+    monkeypatch.setattr(gf, "launch_forward", lambda *a, **kw: seen.append(kw.get("ss") is not None) or
+                        _emulated_fwd_ws_kernel(*a, **kw))
+    g = torch.Generator().manual_seed(T0)
+    B, H, D = 2, 2, 32
+    q, k, v = (torch.randn(B, T, H, D, generator=g) for _ in range(3))
+    f = torch.sigmoid(torch.randn(B, T, H, D, generator=g) + 1)
+    gluon = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", fwd_bm=128)
+    outs, states = [], []
+    for cfg in (INTERPRET_CONFIG, gluon):
+        impl = RATTriton(cfg)
+        state = impl.init_state(B, H, D, T, device="cpu", dtype=torch.float32, chunk_size=L, rope=rope)
+        ys = [impl.prefill(state, q[:, :T0], k[:, :T0], v[:, :T0], f[:, :T0])]
+        ys += [impl.step(state, q[:, t], k[:, t], v[:, t], f[:, t])[:, None] for t in range(T0, T)]
+        outs.append(torch.cat(ys, 1))
+        states.append(state)
+    assert seen == [True]
+    assert torch.allclose(outs[0], outs[1], atol=1e-5, rtol=1e-5), (outs[0] - outs[1]).abs().max()
+    for name in ("k_cache", "v_cache", "kt", "vt"):
+        a, b = getattr(states[0], name), getattr(states[1], name)
+        assert torch.allclose(a, b, atol=1e-6), (name, (a - b).abs().max())
 
 
 @pytest.mark.parametrize("T,L", [(40, 8), (208, 16)])
