@@ -233,7 +233,7 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
         mbarrier.arrive(q_empty.index(s), count=1)
         seen = _dq_share(dq, dq_w, dq_desc, [bh * Tp + t0, WG * (D // 2)],
                          FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2 + WG, seen, i, n, first, STORE_FIRST)
-    if STORE_FIRST:
+    if STORE_FIRST:  # noqa: SIM102 - a constexpr guard, then the item's run-time one
         if first:  # the last tile's store (tile lo)
             _writes_done(n)
             _partition_barrier()

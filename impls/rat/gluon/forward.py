@@ -391,8 +391,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
     multiprocessor, persistent over the 128-row tiles. qr (with store_lse): a contiguous (B*H, Tq, D) tensor of q's
     dtype, Tq = T rounded up to 128, that gets RoPE_c(q) (rows past T: the next rows' q_r or zeros), for the
-    backward kernel (impls/rat/gluon/backward.py). ss (without store_lse): each row's self logit q_t . kt_t,
-    float32 (B*H, T), from scan_kernel's SELF_LOGIT; then ktr is not read."""
+    backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
+    scan_kernel's SELF_LOGIT; then ktr is not read."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -426,9 +426,9 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     o_tma = T % BM == 0 and o.stride() == dense and o.dtype == q.dtype
     o_desc = TensorDescriptor(o, [B * T, H * D], [H * D, 1], [64, D], lay_q) if o_tma else q_desc
     self_logit = ss is not None
-    if self_logit and (store_lse or ss.shape != (B * H, T) or ss.dtype != torch.float32 or not ss.is_contiguous()):
-        raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, without lse, "
-                         f"got {tuple(ss.shape)} {ss.dtype}{' with lse' if store_lse else ''}")
+    if self_logit and (ss.shape != (B * H, T) or ss.dtype != torch.float32 or not ss.is_contiguous()):
+        raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "
+                         f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](

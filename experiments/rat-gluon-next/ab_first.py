@@ -1,12 +1,12 @@
-"""A/B of b7 (the dq accumulator started by key block 0's stores, impls/rat/gluon/NOTES.md) against the backward
-before it, written beside this script (not committed): `git show 9ae7ed4:impls/rat/gluon/backward.py | sed
-'s/ratbench.impls.rat.gluon.passes/old_passes/' > experiments/rat-gluon-bwd/old_backward.py` and `git show
-9ae7ed4:impls/rat/gluon/passes.py > experiments/rat-gluon-bwd/old_passes.py` (the pre pass writes the accumulator's
+"""A/B of b7b (the dq accumulator started by key block 0's stores, impls/rat/gluon/NOTES.md "b7 and f5"; needs
+next.patch applied) against the backward before it, written beside this script (not committed): `git show 9ae7ed4:impls/rat/gluon/backward.py | sed
+'s/ratbench.impls.rat.gluon.passes/old_passes/' > experiments/rat-gluon-next/old_backward.py` and `git show
+9ae7ed4:impls/rat/gluon/passes.py > experiments/rat-gluon-next/old_passes.py` (the pre pass writes the accumulator's
 zeros, every item adds). rat/gluon's train step at the issue's shapes (bf16, H 16, D 128, L 16, 131,072 tokens):
 gradients of each against the other and of REPEATS runs of the new one against its first (a missed flag would show
 as a difference far above the float32 reduction order's), the step timed by interleaved do_bench (median of ROUNDS,
 5 unless set) and each kernel's time from the profiler.
-`OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-bwd/ab_first.py`"""
+`OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-next/ab_first.py`"""
 from __future__ import annotations
 
 import importlib.util

@@ -1,0 +1,99 @@
+"""A/B of f5 (impls/rat/gluon/NOTES.md, "b7 and f5"; needs next.patch applied): the forward scan writing each row's
+self logit q . kt for fwd_ws_kernel to read (RATTritonConfig.fwd_self_logit) against the scan writing RoPE_c(kt)
+per row for the kernel to read (what ran before). At the issue's shapes (bf16, H 16, D 128, L 16, 131,072 tokens):
+- prefill as the harness runs it (init_state, prefill under no_grad, the state's position reset): "off" against
+  "prefill" (the scan writes no RoPE_c(kt)), the latter also at 8 chunks per scan program and 8 chunks / 2 warps;
+  outputs and caches compared with "off"'s;
+- rat/gluon's train step with its default backward: "prefill" (training unchanged) against "always" (the scan
+  writes both, the forward kernel reads the logits); gradients compared.
+Each timed by interleaved do_bench (median of ROUNDS, 5 unless set), kernels from the profiler.
+`OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-next/ab_self_logit.py`"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+
+from experiments._ab import interleaved, median, record, result_header
+from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
+
+
+def variants() -> tuple[dict, dict]:
+    """(prefill variants, train variants): name -> config."""
+    prefill = {"off": dataclasses.replace(GLUON_CONFIG, fwd_self_logit="off"),
+               "prefill": dataclasses.replace(GLUON_CONFIG, fwd_self_logit="prefill"),
+               "prefill_nc8": dataclasses.replace(GLUON_CONFIG, fwd_self_logit="prefill", scan_nc=8),
+               "prefill_nc8_w2": dataclasses.replace(GLUON_CONFIG, fwd_self_logit="prefill", scan_nc=8,
+                                                     scan_warps=2)}
+    train = {"train_kt": dataclasses.replace(GLUON_BWD_CONFIG, fwd_self_logit="prefill"),
+             "train_logit": dataclasses.replace(GLUON_BWD_CONFIG, fwd_self_logit="always")}
+    return prefill, train
+
+
+def kernels(fn, calls: int = 5) -> dict[str, float]:
+    """ms per call of each kernel (profiler, `calls` calls)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    return {e.key[:40]: round(e.device_time_total / max(1, e.count) / 1e3, 4)
+            for e in prof.key_averages() if e.device_type.name == "CUDA"}
+
+
+def main() -> None:
+    out = Path(os.environ.get("OUT", "/tmp"))
+    rounds = int(os.environ.get("ROUNDS", "5"))
+    res = result_header()
+    H, D, L = 16, 128, 16
+    pre_vars, train_vars = variants()
+    for T in (4096, 32768, 131072):
+        B = 131072 // T
+        g = torch.Generator(device="cuda").manual_seed(0)
+        x = [torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3)]
+        x.append(torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16())
+        do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+        row = {"T": T, "B": B}
+        fns, got = {}, {}
+        for name, cfg in pre_vars.items():
+            impl = RATGluon(cfg)
+            state = impl.init_state(B, H, D, T, device="cuda", dtype=torch.bfloat16, chunk_size=L)
+
+            def fn(impl=impl, state=state, x=x):
+                state.pos = 0
+                with torch.no_grad():
+                    return impl.prefill(state, *x)
+            o = fn()
+            got[name] = [o.float(), state.k_cache.float(), state.v_cache.float(), state.kt.clone(), state.vt.clone()]
+            fns[name] = fn
+        xs = [t.clone().requires_grad_(True) for t in x]
+        for name, cfg in train_vars.items():
+            impl = RATGluon(cfg)
+
+            def fn(impl=impl, xs=xs, do=do):
+                for t in xs:
+                    t.grad = None
+                impl.forward(*xs, chunk_size=L).backward(do)
+            fn()
+            got[name] = [t.grad.float() for t in xs]
+            fns[name] = fn
+        for name, ref_name, keys in [(n, "off", ("o", "k_cache", "v_cache", "kt", "vt")) for n in pre_vars] + \
+                                    [("train_logit", "train_kt", ("dq", "dk", "dv", "df"))]:
+            row[name + "_maxdiff_vs_" + ref_name] = {k: (a - b).abs().max().item()
+                                                     for k, a, b in zip(keys, got[name], got[ref_name])}
+        row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
+        del got
+        for n, ms in interleaved(fns, rounds=rounds, warmup=5, rep=60 if T < 131072 else 120).items():
+            row[n + "_ms"] = median(ms)
+            row[n + "_all"] = ms
+        for name, fn in fns.items():
+            row[name + "_kernels_ms"] = kernels(fn)
+        record(res, row, out / "ab_self_logit.json", hide=("_all", "_kernels_ms"))
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
