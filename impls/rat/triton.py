@@ -56,11 +56,6 @@ class RATTritonConfig:
     #: with forward and backward "gluon_ws": the training forward also writes RoPE_c(q) (by TMA from the shared
     #: buffer it rotated q in) for the backward kernel, instead of the backward's pre pass reading q and writing it
     fwd_qr: bool = True
-    #: with forward "gluon_ws" and the one-level scan, where the scan writes each row's self logit q . kt (float32)
-    #: for the attention kernel to read instead of RoPE_c(kt) (impls/rat/gluon/NOTES.md f5): "prefill" (no lse: the
-    #: scan writes no RoPE_c(kt) per row, 1 U less), "always" (training too: the scan writes both, for the backward),
-    #: "off"
-    fwd_self_logit: str = "prefill"
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
@@ -96,9 +91,6 @@ class RATTritonConfig:
             raise ValueError(f"RATTritonConfig: backward must be one of {BACKWARDS}, got {self.backward!r}")
         if self.forward not in FORWARDS:
             raise ValueError(f"RATTritonConfig: forward must be one of {FORWARDS}, got {self.forward!r}")
-        if self.fwd_self_logit not in ("off", "prefill", "always"):
-            raise ValueError(f"RATTritonConfig: fwd_self_logit must be 'off', 'prefill' or 'always', got "
-                             f"{self.fwd_self_logit!r}")
         if self.forward == "gluon_ws" and self.fwd_bm != 128:
             raise ValueError(f"RATTritonConfig: forward 'gluon_ws' has a 128-row query tile, got fwd_bm={self.fwd_bm}")
 
@@ -230,8 +222,7 @@ def _lscan_buffers(B: int, H: int, C: int, NS: int, D: int, device: torch.device
 
 def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig, *, need_lse: bool,
                 ke=None, ve=None, last_state=None, qr=None):
-    """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr (None where rat/gluon's prefill did not write it),
-    vt (per-token states, (B, T, H, D)),
+    """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr, vt (per-token states, (B, T, H, D)),
     ke, ve (chunk ends (B, H, C, D), or the given decode-cache views). qr: (B*H, Tq, D) that the "gluon_ws" forward
     fills with RoPE_c(q) for the Gluon backward (`forward_writes_qr`)."""
     from ratbench.impls.rat import kernels as K
@@ -240,35 +231,30 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
     C = math.ceil(T / L)
     HALF = D // 2
     o = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
-    long_scan = long_scan_used(cfg, B, H, T, L)
-    self_logit = cfg.forward == "gluon_ws" and not long_scan and (
-        cfg.fwd_self_logit == "always" or (cfg.fwd_self_logit == "prefill" and not need_lse))
-    write_kt = need_lse or not self_logit
-    ss = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if self_logit else None
-    ktr = torch.empty_like(o) if write_kt else o  # o: a pointer the scan does not write through then
+    ktr = torch.empty_like(o)
     vt = torch.empty_like(o)
     if ke is None:
         ke = torch.empty(B, H, C, D, device=q.device, dtype=q.dtype)
         ve = torch.empty_like(ke)
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
     stk, stv = last_state if last_state is not None else (o, o)
-    if long_scan:
+    if long_scan_used(cfg, B, H, T, L):
         _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T, H, C, L, rope, last_state is not None, cfg)
     else:
         K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
-            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, q, o if ss is None else ss,
+            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
             k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
-            ke.stride(0), ke.stride(1), ke.stride(2), q.stride(0), q.stride(1), q.stride(2), T, H, C, L,
-            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, SELF_LOGIT=self_logit,
-            WRITE_KT=write_kt, **_kw(cfg.scan_warps, 1),
+            ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
+            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None,
+            **_kw(cfg.scan_warps, 1),
         )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     if cfg.forward == "gluon_ws":
         from ratbench.impls.rat.gluon.forward import launch_forward
 
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
-                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss)
-        return o, (lse if need_lse else None), (ktr if write_kt else None), vt, ke, ve
+                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr)
+        return o, (lse if need_lse else None), ktr, vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),

@@ -50,8 +50,6 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-#: a barrier of the warps of one partition (triton 3.6 names it thread_barrier, 3.7 barrier)
-_partition_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
 BN = gl.constexpr(128)  # chunk ends per CTA: two warpgroups of 64
 BMQ = gl.constexpr(64)  # query rows per tile
 PRE_BM, PRE_WARPS = 32, 4  # bwd_ws_pre_kernel's rows and warps per program (NOTES.md b4: 7% faster than 64 rows)
@@ -63,78 +61,6 @@ def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
     partition like tma.async_copy_shared_to_global, completed by tma.store_wait."""
     coord = _semantic._convert_to_ir_values(coord, require_i64=False)
     _semantic.builder.create_async_tma_reduce(_ir.DESCRIPTOR_REDUCE_KIND.ADD, tensor_desc.handle, coord, src.handle)
-
-
-@gluon.jit
-def _writes_done(x):
-    """Waits until this thread's bulk (TMA) stores have been written to global memory, not only read from shared
-    memory as tma.store_wait waits (cp.async.bulk.wait_group 0); x (a scalar) is passed through."""
-    return gl.inline_asm_elementwise("cp.async.bulk.wait_group 0;\n mov.b32 $0, $1;", "=r,r", [x], gl.int32,
-                                     is_pure=False, pack=1)
-
-
-@gluon.jit
-def _flag_set(ptr):
-    """*ptr = 1 with release semantics at GPU scope, after a proxy fence: what this CTA's TMA stores wrote before
-    is visible to a CTA that sees the flag (_flag_wait)."""
-    return gl.inline_asm_elementwise("fence.proxy.async.global;\n st.release.gpu.global.b32 [$1], 1;\n "
-                                     "mov.b32 $0, 0;", "=r,l", [ptr], gl.int32, is_pure=False, pack=1)
-
-
-@gluon.jit
-def _flag_wait(ptr):
-    """Spins until *ptr != 0 (acquire, GPU scope), then fences the async proxy so that a TMA operation issued after
-    it is ordered after what the flag's setter wrote. Returns the flag."""
-    return gl.inline_asm_elementwise(
-        "{\n .reg .pred p;\n WAIT:\n ld.acquire.gpu.global.b32 $0, [$1];\n setp.eq.b32 p, $0, 0;\n @p bra WAIT;\n"
-        " fence.proxy.async.global;\n}", "=r,l", [ptr], gl.int32, is_pure=False, pack=1)
-
-
-@gluon.jit
-def _flag_peek(ptr):
-    """*ptr by a relaxed GPU-scope load, issued a tile ahead of its use so that its latency is hidden."""
-    return gl.inline_asm_elementwise("ld.relaxed.gpu.global.b32 $0, [$1];", "=r,l", [ptr], gl.int32, is_pure=False,
-                                     pack=1)
-
-
-@gluon.jit
-def _proxy_fence(x):
-    """fence.proxy.async.global (x, a scalar, passed through)."""
-    return gl.inline_asm_elementwise("fence.proxy.async.global;\n mov.b32 $0, $1;", "=r,r", [x], gl.int32,
-                                     is_pure=False, pack=1)
-
-
-@gluon.jit
-def _dq_share(dq, dq_w, dq_desc, coord, flag, seen, i, n, first, STORE_FIRST: gl.constexpr):
-    """Adds a warpgroup's dq share of one tile (dq, retired) to the float32 accumulator through dq_w by a TMA
-    reduction, once the previous tile's has read dq_w. With STORE_FIRST the accumulator starts unwritten: the items
-    of key block 0 (first), which visit every tile, store their share instead, and set flag[2], the previous tile's
-    flag (tiles go from the last to the first, 2 flags per tile, one per warpgroup), once that store is in global
-    memory; the other items wait for this tile's flag[0] before adding."""
-    if STORE_FIRST:
-        if first:
-            _writes_done(i)
-            _partition_barrier()
-            if i > 0:
-                _flag_set(flag + 2)
-        else:
-            if seen == 0:
-                _flag_wait(flag)
-            else:
-                _proxy_fence(seen)
-    tma.store_wait(0)
-    dq_w.store(dq)
-    fence_async_shared()
-    if STORE_FIRST:
-        if first:
-            tma.async_copy_shared_to_global(dq_desc, coord, dq_w)
-        else:
-            _tma_reduce_add(dq_desc, coord, dq_w)
-            if i + 1 < n:
-                seen = _flag_peek(flag - 2)
-    else:
-        _tma_reduce_add(dq_desc, coord, dq_w)
-    return seen
 
 
 @gluon.constexpr_function
@@ -201,17 +127,15 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  STORE_FIRST: gl.constexpr, WG: gl.constexpr):
+                  WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
-    DKE, DVE, ITEMS, FLAGS = ptrs
+    DKE, DVE, ITEMS = ptrs
     _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs = smem
     kv_bar, q_ready, q_empty, ds_ready = bars
     dq_desc = descs[4]
     bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
-    first = j0 == 0
-    seen = 0  # the next tile's flag as peeked (the first is waited for)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -231,13 +155,10 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
                                ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2,
                                L, D, WG)
         mbarrier.arrive(q_empty.index(s), count=1)
-        seen = _dq_share(dq, dq_w, dq_desc, [bh * Tp + t0, WG * (D // 2)],
-                         FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2 + WG, seen, i, n, first, STORE_FIRST)
-    if STORE_FIRST:  # noqa: SIM102 - a constexpr guard, then the item's run-time one
-        if first:  # the last tile's store (tile lo)
-            _writes_done(n)
-            _partition_barrier()
-            _flag_set(FLAGS + (bh * (Tp // BMQ) + lo // BMQ) * 2 + WG)
+        tma.store_wait(0)  # the previous tile's reduction has read dq_w
+        dq_w.store(dq)
+        fence_async_shared()
+        _tma_reduce_add(dq_desc, [bh * Tp + t0, WG * (D // 2)], dq_w)
     tma.store_wait(0)
     rows = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, kv_layout))
     cols = gl.arange(0, D, layout=gl.SliceLayout(0, kv_layout))
@@ -247,20 +168,17 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 
 @gluon.jit
-def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   STORE_FIRST: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, 0)
+def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, 0)
 
 
 @gluon.jit
-def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   STORE_FIRST: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, 1)
+def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, 1)
 
 
 @gluon.jit
-def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                STORE_FIRST: gl.constexpr):
+def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -283,9 +201,9 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def bwd_ws_kernel(
-    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
+    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
-    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, STORE_FIRST: gl.constexpr,
+    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -305,15 +223,15 @@ def bwd_ws_kernel(
         mbarrier.init(q_empty.index(i), count=2)  # released by both MMA warpgroups
     for i in gl.static_range(2):
         mbarrier.init(ds_ready.index(i), count=2)  # both warpgroups' dS^T written
-    ptrs = (DKE, DVE, ITEMS, FLAGS)
+    ptrs = (DKE, DVE, ITEMS)
     sc = (T, Tp, H, C, scale, scale2, n_items)
     smem = (k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs)
     bars = (kv_bar, q_ready, q_empty, ds_ready)
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     gl.warp_specialize([
-        (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST)),
-        (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST)),
-        (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST)),
+        (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
+        (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
+        (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
     ], [4, 1], [240, 24])
 
 
@@ -322,8 +240,8 @@ _ITEMS: dict[tuple, torch.Tensor] = {}
 
 def work_items(T: int, C: int, L: int, seg: int, device: torch.device) -> torch.Tensor:
     """bwd_ws_kernel's per-head work items, int32 (n, 3): key block, first query row, 64-row tile count. Key block
-    kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on; for key block 0 every tile,
-    so that it can start the dq accumulator) are cut at multiples of seg tiles; the items go segment by segment from the last, key blocks in turn within one, so the CTAs that run at
+    kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on) are cut at multiples of seg
+    tiles; the items go segment by segment from the last, key blocks in turn within one, so the CTAs that run at
     the same time read the same q and dO tiles and add to the same dq rows in L2 (b3's one CTA per key block,
     each sweeping its tiles alone, drew about the full HBM rate: NOTES.md b4). Cached per shape and device."""
     key = (T, C, L, seg, str(device))
@@ -331,7 +249,6 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device) -> torch.
         rows = seg * BMQ.value
         kb = np.arange(triton.cdiv(C, BN.value))
         lo = ((kb * BN.value + 1) * L) // BMQ.value * BMQ.value
-        lo[0] = 0  # key block 0 visits every tile: with STORE_FIRST it starts the dq accumulator
         items = []
         for m in range(triton.cdiv(T, rows) - 1, -1, -1):
             first = np.maximum(lo, m * rows)
@@ -345,15 +262,11 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device) -> torch.
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
-                    ) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
-    and dV added to dke, dve (B*H, C, D) float32 (zero on entry). With flags (int32, B*H * Tp / 64 * 2 zeros) dqacc
-    need not be written on entry: key block 0's items store their share of every 64-row tile below T rounded up to
-    64 and flag it, and the others add theirs after the flag (rows from there to Tp are left as they are). One CTA
-    per work item (work_items) of seg tiles:
+    and dV added to dke, dve (B*H, C, D) float32 (zero on entry). One CTA per work item (work_items) of seg tiles:
     by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md
     b4)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
@@ -379,9 +292,8 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     if len(items) == 0:
         return
     bwd_ws_kernel[(BH * len(items),)](
-        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
-        scale, scale2, len(items), L=L, D=D, STAGES=stages,
-        DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), STORE_FIRST=flags is not None,
+        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, T, Tp, H, C, Cs, scale, scale2, len(items),
+        L=L, D=D, STAGES=stages, DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt),
         num_warps=4, maxnreg=168,
     )
 
@@ -435,8 +347,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     )
     dke = torch.zeros(B * H, C, D, device=dev, dtype=torch.float32)
     dve = torch.zeros_like(dke)
-    flags = None if finish_dq else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32)
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

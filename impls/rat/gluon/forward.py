@@ -92,12 +92,10 @@ def _schedule(NT, n_tiles):
 
 @gluon.jit
 def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
-              ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase,
-              ss_row, SELF_LOGIT: gl.constexpr):
+              ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase):
     """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
     softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
-    ring, k_self; with SELF_LOGIT the scan's q_t . kt_t from ss_row, the head's row of SS, instead), l = 1,
-    acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
+    ring, k_self), l = 1, acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
     COS, SIN = cos_sin
     BMW: gl.constexpr = 64
     HALF: gl.constexpr = D // 2
@@ -119,17 +117,14 @@ def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constex
     q_w.slice(0, HALF, dim=1).store(q1.to(dtype))
     q_w.slice(HALF, HALF, dim=1).store(q2.to(dtype))
     fence_async_shared()
-    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
-    if SELF_LOGIT:
-        rs = t0 + tw_off + gl.arange(0, BMW, layout=row_s)
-        m_i = gl.load(ss_row + rs, mask=rs < T, other=0.0) * scale2
-    else:
-        mbarrier.wait(kv_bar[0], kv_phase)
-        k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-        k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-        m_i = gl.convert_layout(gl.sum(q1 * k1 + q2 * k2, 1) * scale2, row_s)
+    mbarrier.wait(kv_bar[0], kv_phase)
+    k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
     mbarrier.wait(kv_bar[1], kv_phase)
     acc = v_self.load(o_layout).to(gl.float32)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    m_i = gl.convert_layout(s_self, row_s)
     l_i = gl.full([BMW], 1.0, gl.float32, row_s)
     return acc, m_i, l_i, (t0 + tw_off + gl.arange(0, BMW, layout=row_s)) // L
 
@@ -222,7 +217,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 @gluon.jit
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
-              STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr):
+              STORE_QR: gl.constexpr, O_TMA: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
@@ -241,7 +236,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc, m_i, l_i, crow = _prologue(
             (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
             scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
-            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, ptrs[4] + bh.to(gl.int64) * T, SELF_LOGIT)
+            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
         if STORE_LSE and STORE_QR:
             tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
         if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
@@ -268,17 +263,15 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 @gluon.jit
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-               O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT)
+               O_TMA: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-               O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT)
+               O_TMA: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA)
 
 
 @gluon.jit
@@ -298,7 +291,7 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 @gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-            O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr):
+            O_TMA: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
@@ -319,15 +312,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
-        if SELF_LOGIT:  # the self entry carries vt only: its K buffer's phase completes without bytes
-            es = e % STAGES
-            mbarrier.wait(k_empty.index(es), ((e // STAGES) & 1) ^ 1)
-            mbarrier.arrive(k_ready.index(es), count=1)
-            mbarrier.wait(v_empty.index(es), ((e // STAGES) & 1) ^ 1)
-            mbarrier.expect(v_ready.index(es), vt_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(vt_desc, [row, col], v_ready.index(es), v_bufs.index(es))
-        else:
-            _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
+        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
         for i in range(n_blocks):
             _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
                        STAGES)
@@ -336,11 +321,10 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
 
 @gluon.jit
 def fwd_ws_kernel(
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc,
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, qr_desc, o_desc,
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-    SELF_LOGIT: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
@@ -360,7 +344,7 @@ def fwd_ws_kernel(
     for i in gl.static_range(2):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=2)
-    ptrs = (COS, SIN, O, LSE, SS)
+    ptrs = (COS, SIN, O, LSE)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
@@ -368,12 +352,9 @@ def fwd_ws_kernel(
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
-        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT)),
-        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT)),
-        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT)),
+        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
+        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
+        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
     ], [4, 1], [240, 24])
 
 
@@ -384,15 +365,13 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 
 
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
-                   store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
-                   ss: torch.Tensor | None = None) -> None:
+                   store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
     multiprocessor, persistent over the 128-row tiles. qr (with store_lse): a contiguous (B*H, Tq, D) tensor of q's
     dtype, Tq = T rounded up to 128, that gets RoPE_c(q) (rows past T: the next rows' q_r or zeros), for the
-    backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
-    scan_kernel's SELF_LOGIT; then ktr is not read."""
+    backward kernel (impls/rat/gluon/backward.py)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -425,16 +404,11 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     # o by TMA from the tile's q buffer where no 64-row box crosses into the next sequence's rows; else plain stores
     o_tma = T % BM == 0 and o.stride() == dense and o.dtype == q.dtype
     o_desc = TensorDescriptor(o, [B * T, H * D], [H * D, 1], [64, D], lay_q) if o_tma else q_desc
-    self_logit = ss is not None
-    if self_logit and (ss.shape != (B * H, T) or ss.dtype != torch.float32 or not ss.is_contiguous()):
-        raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "
-                         f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
-        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
+        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit,
         num_warps=4, maxnreg=168,
     )

@@ -119,15 +119,10 @@ def _bwd_scan_step(K, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l, dk1, dk2,
 
 @triton.jit
 def scan_kernel(
-    K, V, F, COS, SIN, KTR, VT, KE, VE, STK, STV, Q, SS,
-    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, q_b, q_t, q_h, T, H, C, n_rows,
+    K, V, F, COS, SIN, KTR, VT, KE, VE, STK, STV,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, n_rows,
     L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, WRITE_LAST: tl.constexpr,
-    SELF_LOGIT: tl.constexpr = False, WRITE_KT: tl.constexpr = True,
 ):
-    """The forward scan: per row RoPE_c(kt) (WRITE_KT) and vt to KTR, VT (strides o_*), the chunk ends to KE, VE
-    (e_*), with WRITE_LAST the running state at T - 1 to STK, STV. SELF_LOGIT (rat/gluon): each row's self logit
-    q_t . kt_t (float32, un-rotated: RoPE_c of both leaves it as is) to SS (B*H, T), read from Q (strides q_*), so
-    that the attention kernel reads neither kt nor RoPE_c(kt) per row (the prefill writes no KTR then)."""
     pid = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -154,17 +149,11 @@ def scan_kernel(
         m = (cm & (rows < T))[:, None]
         ptr = in_off + rows[:, None] * s_t + d2
         kt1, kt2, vt1, vt2, _f1, _f2 = _scan_step(K, V, F, ptr, m, kt1, kt2, vt1, vt2, HALF)
+        kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
         optr = out_off + rows[:, None] * o_t + d2
-        if SELF_LOGIT:
-            q1, q2 = _load2(Q + b.to(tl.int64) * q_b + h.to(tl.int64) * q_h + rows[:, None] * q_t + d2, m, 0.0, HALF)
-            tl.store(SS + bh.to(tl.int64) * T + rows, tl.sum(q1 * kt1 + q2 * kt2, 1), mask=cm & (rows < T))
-        if WRITE_KT:
-            kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
-            _store2(KTR + optr, kr1, kr2, m, HALF)
+        _store2(KTR + optr, kr1, kr2, m, HALF)
         _store2(VT + optr, vt1, vt2, m, HALF)
     # chunk ends (for a partial last chunk: the state at T - 1, as masked rows left it unchanged)
-    if not WRITE_KT:
-        kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
     eptr = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h + cid.to(tl.int64)[:, None] * e_c + d2
     em = cm[:, None]
     _store2(KE + eptr, kr1, kr2, em, HALF)

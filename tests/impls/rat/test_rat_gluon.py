@@ -93,40 +93,38 @@ COMPILE = """
 import json, sys, torch
 from ratbench.bench.static_gate import _compile_launch, _intercept
 from ratbench.impls.rat.gluon.forward import launch_forward
-D, L, rope, lse, T, self_logit = json.loads(sys.argv[1])
+D, L, rope, lse, T = json.loads(sys.argv[1])
 meta, H = torch.device("meta"), 2
 q = torch.empty(1, T, H, D, device=meta, dtype=torch.bfloat16)
 ke = torch.empty(1, H, T // L, D, device=meta, dtype=torch.bfloat16)
 cos, lse_t = torch.empty(T // L, D // 2, device=meta), torch.empty(H, T, device=meta)
-ss = torch.empty(H, T, device=meta) if self_logit else None
 found = []
 with _intercept("test", found):
-    launch_forward(q, q, q, cos, cos, ke, ke, q, lse_t, T, H, L, 0.1, rope, lse, ss=ss)
+    launch_forward(q, q, q, cos, cos, ke, ke, q, lse_t, T, H, L, 0.1, rope, lse)
 assert len(found) == 1, found
 print(json.dumps(_compile_launch(found[0])))
 """
 
 
-@pytest.mark.parametrize("D, L, rope, lse, T, self_logit", [
-    (64, 64, True, True, 512, False), (128, 1, True, True, 512, False), (128, 16, False, False, 512, False),
-    (128, 8, True, True, 520, False), (128, 16, True, False, 520, True), (64, 16, True, True, 512, True)])
-def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse, T, self_logit):
+@pytest.mark.parametrize("D, L, rope, lse, T", [(64, 64, True, True, 512), (128, 1, True, True, 512),
+                                                (128, 16, False, False, 512), (128, 8, True, True, 520)])
+def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse, T):
     """The kernel as the launcher launches it (intercepted on meta tensors), compiled for sm_90 in a process
     without TRITON_INTERPRET (the tests' conftest sets it before kernels are defined); o by TMA where T is a multiple
-    of the 128-row tile, by plain stores otherwise (T 520); the self logits from the scan (self_logit) or not."""
+    of the 128-row tile, by plain stores otherwise (T 520)."""
     import json
 
     pytest.importorskip("triton.experimental.gluon")
     from ratbench.bench.static_gate import SMEM_LIMIT
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    p = subprocess.run([sys.executable, "-c", COMPILE, json.dumps([D, L, rope, lse, T, self_logit])], cwd=ROOT, env=env,
+    p = subprocess.run([sys.executable, "-c", COMPILE, json.dumps([D, L, rope, lse, T])], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
     rec = json.loads(p.stdout.strip().splitlines()[-1])
     assert "error" not in rec, rec.get("error")
     assert rec["spills"] == 0 and rec["HGMMA"] > 0 and rec["UTMALDG"] > 0 and 0 < rec["shared"] <= SMEM_LIMIT, rec
-    assert rec["constexprs"]["O_TMA"] == (T % 128 == 0) and rec["constexprs"]["SELF_LOGIT"] == self_logit, rec
+    assert rec["constexprs"]["O_TMA"] == (T % 128 == 0), rec["constexprs"]
 
 
 def test_forward_stores_o_by_tma_only_where_a_box_stays_in_its_sequence():
@@ -163,21 +161,20 @@ do = torch.empty(1, T, H, D, device=meta, dtype=dtype)
 ke = torch.empty(1, H, C, D, device=meta, dtype=dtype)
 acc, ld = torch.empty(H, Tp, D, device=meta), torch.empty(H, Tp // 64, 2, 64, device=meta)
 dke = torch.empty(H, C, D, device=meta)
-flags = torch.empty(H * Tp // 64 * 2, device=meta, dtype=torch.int32)
 found = []
 with _intercept("test", found):
-    launch_backward(qr, do, ke, ke, acc, ld, dke, dke, T, L, 0.1, 0.14, flags=flags)
+    launch_backward(qr, do, ke, ke, acc, ld, dke, dke, T, L, 0.1, 0.14)
 assert len(found) == 1, found
 print(json.dumps(_compile_launch(found[0])))
 """
 
 
 @pytest.mark.parametrize("D, L, dt, max_spills", [(64, 16, "bfloat16", 0), (64, 4, "float16", 0),
-                                                  (128, 64, "bfloat16", 56)])
+                                                  (128, 64, "bfloat16", 30)])
 def test_backward_kernel_compiles_for_sm90(D, L, dt, max_spills):
     """bwd_ws_kernel as launch_backward launches it, compiled for sm_90 at shapes rat/gluon routes to it beside the
     static gate's (D 128, L 16, T 128k): wgmma, TMA loads and the TMA reduction present, shared memory under the
-    limit, no spills at head dim 64 and at most 56 words at 128 (b7b: the gate baseline before it had 30, 17 LDL + 13 STL)."""
+    limit, no spills at head dim 64 and at most the gate baseline's 30 words (17 LDL + 13 STL) at 128."""
     import json
 
     pytest.importorskip("triton.experimental.gluon")
@@ -205,10 +202,9 @@ def test_gluon_forward_at_every_shape(monkeypatch):
     assert RATGluon(DEFAULT_CONFIG)._config(64, torch.bfloat16) is DEFAULT_CONFIG
 
 
-def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, flags=None):
+def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2):
     """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends and dS K added to dke,
-    dve and the dq accumulator (with flags: stored into its rows below T rounded up to 64, the rest left), rows
-    past T carried by lse +inf / Delta 0 as the kernel sees them."""
+    dve and the dq accumulator, rows past T carried by lse +inf / Delta 0 as the kernel sees them."""
     BH, Tp, D = qr.shape
     C = dke.shape[1]
     q = qr.float()
@@ -222,13 +218,7 @@ def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, sc
     ds = p * (dof @ v.transpose(1, 2) - deltap[..., None])
     dve.add_(p.transpose(1, 2) @ dof)
     dke.add_(ds.transpose(1, 2) @ q * scale)
-    if flags is None:
-        dqacc.add_(ds @ k)
-    else:
-        assert flags.dtype == torch.int32 and flags.numel() == BH * Tp // 64 * 2 and not flags.any()
-        rows = -(-T // 64) * 64
-        dqacc[:, :rows] = (ds @ k)[:, :rows]
-        dqacc[:, rows:] = float("nan")  # never written by the kernel: must not be read
+    dqacc.add_(ds @ k)
 
 
 @pytest.mark.parametrize("T,L,rope,long_scan", [(40, 8, True, False), (100, 4, True, False), (64, 16, False, False),
@@ -262,9 +252,9 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope, long_s
 
 
 def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
-                            stages=2, qr=None, ss=None):
+                            stages=2, qr=None):
     """fwd_ws_kernel's contract in torch (float32): o, lse (base 2) and, given qr, RoPE_c(q) into its rows < T (rows
-    past T: zeros, finite as the kernel's); given ss (float32 (B*H, T)), the self logits from there (ktr not read)."""
+    past T: zeros, finite as the kernel's)."""
     B, _, _, D = q.shape
     C = ke.shape[2]
     c = torch.arange(T) // L
@@ -274,15 +264,10 @@ def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale
         q1, q2 = q32[..., : D // 2], q32[..., D // 2:]
         q32 = torch.cat([q1 * cs - q2 * sn, q2 * cs + q1 * sn], -1)
     qd = q32.to(q.dtype).float()  # the kernel's products read the 16-bit q_r
-    vv = vt.float().permute(0, 2, 1, 3)
-    if ss is None:
-        s_self = (q32 * ktr.float().permute(0, 2, 1, 3)).sum(-1, keepdim=True)
-    else:
-        assert ss.shape == (B * H, T) and ss.dtype == torch.float32
-        s_self = ss.reshape(B, H, T, 1)
+    kt, vv = (x.float().permute(0, 2, 1, 3) for x in (ktr, vt))
     s_inter = qd @ ke.float()[:, :, :C].transpose(-1, -2) * scale2
     s_inter = s_inter.masked_fill(torch.arange(C)[None, :] >= c[:, None], -float("inf"))
-    s = torch.cat([s_inter, s_self * scale2], -1)
+    s = torch.cat([s_inter, (q32 * kt).sum(-1, keepdim=True) * scale2], -1)
     m = s.amax(-1, keepdim=True)
     p = torch.exp2(s - m)
     den = p.sum(-1, keepdim=True)
@@ -295,52 +280,19 @@ def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale
             qr[:, :T] = qd.reshape(B * H, T, D).to(qr.dtype)
 
 
-@pytest.mark.parametrize("T,T0,L,rope", [(44, 21, 4, True), (40, 16, 8, False), (208, 200, 16, True)])
-def test_prefill_takes_the_self_logits_from_the_scan(monkeypatch, T, T0, L, rope):
-    """rat/gluon's prefill: scan_kernel (interpreter) writes each row's self logit q . kt (SELF_LOGIT) and no
-    RoPE(kt) per row, the forward (emulated in torch) reads them: the output, the cache and the steps after it
-    equal rat/triton's, and the forward got the logits (not a training forward: that one reads RoPE(kt))."""
-    from ratbench.impls.rat.gluon import forward as gf
-    from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
-
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    seen = []
-    monkeypatch.setattr(gf, "launch_forward", lambda *a, **kw: seen.append(kw.get("ss") is not None) or
-                        _emulated_fwd_ws_kernel(*a, **kw))
-    g = torch.Generator().manual_seed(T0)
-    B, H, D = 2, 2, 32
-    q, k, v = (torch.randn(B, T, H, D, generator=g) for _ in range(3))
-    f = torch.sigmoid(torch.randn(B, T, H, D, generator=g) + 1)
-    gluon = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", fwd_bm=128)
-    outs, states = [], []
-    for cfg in (INTERPRET_CONFIG, gluon):
-        impl = RATTriton(cfg)
-        state = impl.init_state(B, H, D, T, device="cpu", dtype=torch.float32, chunk_size=L, rope=rope)
-        ys = [impl.prefill(state, q[:, :T0], k[:, :T0], v[:, :T0], f[:, :T0])]
-        ys += [impl.step(state, q[:, t], k[:, t], v[:, t], f[:, t])[:, None] for t in range(T0, T)]
-        outs.append(torch.cat(ys, 1))
-        states.append(state)
-    assert seen == [True]
-    assert torch.allclose(outs[0], outs[1], atol=1e-5, rtol=1e-5), (outs[0] - outs[1]).abs().max()
-    for name in ("k_cache", "v_cache", "kt", "vt"):
-        a, b = getattr(states[0], name), getattr(states[1], name)
-        assert torch.allclose(a, b, atol=1e-6), (name, (a - b).abs().max())
-
-
 @pytest.mark.parametrize("T,L", [(40, 8), (208, 16)])
 def test_backward_with_rope_q_from_the_forward(monkeypatch, T, L):
     """The training forward writes RoPE_c(q) (fwd_qr; Tq = T rounded up to 128 rows) and the backward's pre pass
     skips q: with both Gluon kernels emulated in torch, the passes and the scan (interpreter) give rat/triton's
-    gradients, and the pre pass got the forward's tensor; so with the scan's self logits in training too
-    (fwd_self_logit "always")."""
+    gradients, and the pre pass got the forward's tensor."""
     from ratbench.impls.rat.gluon import backward as gb
     from ratbench.impls.rat.gluon import forward as gf
     from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     seen = []
-    monkeypatch.setattr(gf, "launch_forward", lambda *a, **kw: seen.append((kw["qr"].shape, kw["ss"] is not None))
-                        or _emulated_fwd_ws_kernel(*a, **kw))
+    monkeypatch.setattr(gf, "launch_forward", lambda *a, **kw: seen.append(kw["qr"].shape) or
+                        _emulated_fwd_ws_kernel(*a, **kw))
     monkeypatch.setattr(gb, "launch_backward", lambda *a, **kw: seen.append(a[0].shape) or
                         _emulated_bwd_ws_kernel(*a, **kw))
     g = torch.Generator().manual_seed(1)
@@ -350,32 +302,29 @@ def test_backward_with_rope_q_from_the_forward(monkeypatch, T, L):
     do = torch.randn(B, T, H, D, generator=g).half()
     gluon = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", backward="gluon_ws", fwd_bm=128)
     out = []
-    for cfg in (INTERPRET_CONFIG, gluon, dataclasses.replace(gluon, fwd_self_logit="always")):
+    for cfg in (INTERPRET_CONFIG, gluon):
         ins = [x.clone().requires_grad_(True) for x in xs]
         y = RATTriton(cfg).forward(*ins, chunk_size=L)
         y.backward(do)
         out.append([y.float()] + [x.grad.float() for x in ins])
     tq = -(-T // 128) * 128
-    qr = (B * H, tq, D)
-    assert seen == [(qr, False), qr, (qr, True), qr]
-    for got in out[1:]:  # with RoPE(kt) per row and with the scan's self logits ("always")
-        for name, a, b in zip(["o", *"qkvf"], out[0], got):
-            assert torch.allclose(a, b, atol=2e-2, rtol=2e-2), (name, (a - b).abs().max().item())
+    assert seen == [(B * H, tq, D)] * 2
+    for name, a, b in zip(["o", *"qkvf"], *out):
+        assert torch.allclose(a, b, atol=2e-2, rtol=2e-2), (name, (a - b).abs().max().item())
 
 
 @pytest.mark.parametrize("T, C, L, seg", [(131072, 8192, 16, 128), (4096, 256, 16, 64), (1000, 125, 8, 64),
                                           (2000, 2000, 1, 4), (300, 75, 4, 64), (64, 4, 16, 64), (40, 5, 8, 1)])
 def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, seg):
     """bwd_ws_kernel's work items: every (key block, 64-row query tile) pair in which a row sees a key of the block
-    (c(t) > 128 kb for some row t of the tile), and key block 0 with every tile (it starts the dq accumulator),
-    exactly once, no item across a multiple of seg tiles, segments from
+    (c(t) > 128 kb for some row t of the tile) exactly once, no item across a multiple of seg tiles, segments from
     the last, key blocks in order within one."""
     from ratbench.impls.rat.gluon.backward import work_items
 
     items = work_items(T, C, L, seg, torch.device("cpu")).tolist()
     got = [(kb, t) for kb, lo, n in items for t in range(lo // 64, lo // 64 + n)]
     want = [(kb, t) for kb in range(-(-C // 128)) for t in range(-(-T // 64))
-            if kb == 0 or min(T - 1, 64 * t + 63) // L > 128 * kb]
+            if min(T - 1, 64 * t + 63) // L > 128 * kb]
     assert sorted(got) == sorted(want) and len(got) == len(set(got))
     assert all(lo % 64 == 0 and n > 0 and lo // (64 * seg) == (lo + 64 * n - 1) // (64 * seg) for _, lo, n in items)
     order = [(-(lo // (64 * seg)), kb) for kb, lo, _ in items]
