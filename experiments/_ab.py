@@ -22,6 +22,16 @@ def result_header(**extra: object) -> dict:
             "git": git_revision(), "rows": [], **extra}
 
 
+def rat_inputs(B: int, T: int, H: int, D: int, seed: int = 0, device: str = "cuda"
+               ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The RAT A/B scripts' inputs, bf16 (B, T, H, D): [q, k, v, f] (f = sigmoid(N(0, 1) + 2)) and dO, drawn in that
+    order from one generator seeded `seed`."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    xs = [torch.randn(B, T, H, D, device=device, generator=g).bfloat16() for _ in range(3)]
+    xs.append(torch.sigmoid(torch.randn(B, T, H, D, device=device, generator=g) + 2.0).bfloat16())
+    return xs, torch.randn(B, T, H, D, device=device, generator=g).bfloat16()
+
+
 def median(xs: list[float]) -> float:
     """The middle value (the upper one of an even count)."""
     return sorted(xs)[len(xs) // 2]

@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT = ("impls", "bench", "models", "run_bench.py")
@@ -80,6 +81,22 @@ def test_ab_helper_times_every_variant_once_per_round_and_takes_the_median(monke
     assert json.loads(path.read_text())["rows"] == [{"T": 1, "x_ms": 1.23456}]
     record(res, {"T": 2, "x_ms": 2.0, "k_kernels_ms": {}}, path, hide=("_kernels_ms",))
     assert json.loads(path.read_text())["rows"][1] == {"T": 2, "x_ms": 2.0, "k_kernels_ms": {}}
+
+
+def test_ab_inputs_are_the_draws_the_committed_runs_used(monkeypatch):
+    """experiments/_ab.py's rat_inputs draws q, k, v, f, dO in the order the A/B scripts drew them by hand before it
+    (so their committed result files keep their inputs): bf16, f in (0, 1), the same seed the same tensors."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from experiments._ab import rat_inputs
+
+    xs, do = rat_inputs(2, 8, 3, 4, device="cpu")
+    g = torch.Generator().manual_seed(0)
+    want = [torch.randn(2, 8, 3, 4, generator=g).bfloat16() for _ in range(3)]
+    want.append(torch.sigmoid(torch.randn(2, 8, 3, 4, generator=g) + 2.0).bfloat16())
+    want.append(torch.randn(2, 8, 3, 4, generator=g).bfloat16())
+    assert all(torch.equal(a, b) for a, b in zip([*xs, do], want)) and len(xs) == 4
+    assert all(x.dtype == torch.bfloat16 for x in xs) and bool(((xs[3] > 0) & (xs[3] < 1)).all())
+    assert not torch.equal(rat_inputs(2, 8, 3, 4, seed=1, device="cpu")[1], do)
 
 
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "experiments").glob("rat-gluon-*/*.py")))

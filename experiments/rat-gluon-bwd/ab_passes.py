@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import interleaved, median, record, result_header
+from experiments._ab import interleaved, median, rat_inputs, record, result_header
 from ratbench.impls.rat import triton as RT
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
 
@@ -47,10 +47,7 @@ def main() -> None:
     H, D, L, tokens = 16, 128, 16, 131072
     for T in (4096, 32768, 131072):
         B = tokens // T
-        g = torch.Generator(device="cuda").manual_seed(0)
-        base = [torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3)]
-        base.append(torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16())
-        do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+        base, do = rat_inputs(B, T, H, D)
         xs = [x.requires_grad_(True) for x in base]
         row = {"T": T, "B": B}
         ref = None

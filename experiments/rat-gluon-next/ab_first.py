@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import interleaved, median, record, result_header
+from experiments._ab import interleaved, median, rat_inputs, record, result_header
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
 from ratbench.impls.rat.gluon import backward as gb
 
@@ -54,10 +54,7 @@ def main() -> None:
 
     for T in (4096, 32768, 131072):
         B = 131072 // T
-        g = torch.Generator(device="cuda").manual_seed(0)
-        xs = [torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3)]
-        xs.append(torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16())
-        do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+        xs, do = rat_inputs(B, T, H, D)
         xs = [x.requires_grad_(True) for x in xs]
         row = {"T": T, "B": B}
         got = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import interleaved, median, record, result_header
+from experiments._ab import interleaved, median, rat_inputs, record, result_header
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 
 
@@ -52,10 +52,7 @@ def main() -> None:
     pre_vars, train_vars = variants()
     for T in (4096, 32768, 131072):
         B = 131072 // T
-        g = torch.Generator(device="cuda").manual_seed(0)
-        x = [torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3)]
-        x.append(torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16())
-        do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+        x, do = rat_inputs(B, T, H, D)
         row = {"T": T, "B": B}
         fns, got = {}, {}
         for name, cfg in pre_vars.items():
