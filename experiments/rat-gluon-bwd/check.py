@@ -1,6 +1,6 @@
 """rat/gluon's 5-product backward (backward="gluon_ws") beside rat/triton's: gradients compared (to each other and
 to float64), then the attention backward kernels and the train step timed (interleaved do_bench). Runs at 7a5807a
-(README.md)."""
+(README.md). WS_FIELDS (JSON) sets more fields of rat/gluon's config, e.g. a version of experiments/rat-gluon-next."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,6 +18,8 @@ from ratbench.impls.rat.reference import RATReference
 from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, _dkv, _dq_pre, rat_forward, rope_tables
 
 WS = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws")
+if os.environ.get("WS_FIELDS"):  # more config fields as JSON, e.g. '{"fwd_self_logit": "always"}'
+    WS = dataclasses.replace(WS, **json.loads(os.environ["WS_FIELDS"]))
 
 
 def inputs(B, T, H, D, dtype, seed=0):

@@ -1,4 +1,4 @@
-"""A/B of b7b (the dq accumulator started by key block 0's stores, impls/rat/gluon/NOTES.md "b7 and f5"; needs
+"""A/B of b7b (the dq accumulator started by key block 0's stores, impls/rat/gluon/NOTES.md "b7, f5 and b8"; needs
 next.patch applied) against the backward before it, written beside this script (not committed):
 `git show 9ae7ed4:impls/rat/gluon/backward.py | sed 's/ratbench.impls.rat.gluon.passes/old_passes/' >
 experiments/rat-gluon-next/old_backward.py` and `git show

@@ -1,11 +1,12 @@
-"""A/B of f5 (impls/rat/gluon/NOTES.md, "b7 and f5"; needs next.patch applied): the forward scan writing each row's
-self logit q . kt for fwd_ws_kernel to read (RATTritonConfig.fwd_self_logit) against the scan writing RoPE_c(kt)
-per row for the kernel to read (what ran before). At the issue's shapes (bf16, H 16, D 128, L 16, 131,072 tokens):
+"""A/B of f5 and b8 (impls/rat/gluon/NOTES.md, "b7 and f5"; needs next.patch applied): the forward scan writing
+each row's self logit q . kt for fwd_ws_kernel to read (RATTritonConfig.fwd_self_logit) against the scan writing
+RoPE_c(kt) per row for the kernel to read (what ran before). At the issue's shapes (bf16, H 16, D 128, L 16, 131,072 tokens):
 - prefill as the harness runs it (init_state, prefill under no_grad, the state's position reset): "off" against
   "prefill" (the scan writes no RoPE_c(kt)), the latter also at 8 chunks per scan program and 8 chunks / 2 warps;
   outputs and caches compared with "off"'s;
 - rat/gluon's train step with its default backward: "prefill" (training unchanged) against "always" (the scan
-  writes both, the forward kernel reads the logits); gradients compared.
+  writes both, the forward kernel reads the logits) and b8 (bscan_recompute: no RoPE_c(kt) per row at all, the
+  backward scan forms kt again; at its 8 and at 4 chunks per program); gradients compared with the first.
 Each timed by interleaved do_bench (median of ROUNDS, 5 unless set), kernels from the profiler.
 `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-next/ab_self_logit.py`"""
 from __future__ import annotations
@@ -27,8 +28,10 @@ def variants() -> tuple[dict, dict]:
                "prefill_nc8": dataclasses.replace(GLUON_CONFIG, fwd_self_logit="prefill", scan_nc=8),
                "prefill_nc8_w2": dataclasses.replace(GLUON_CONFIG, fwd_self_logit="prefill", scan_nc=8,
                                                      scan_warps=2)}
-    train = {"train_kt": dataclasses.replace(GLUON_BWD_CONFIG, fwd_self_logit="prefill"),
-             "train_logit": dataclasses.replace(GLUON_BWD_CONFIG, fwd_self_logit="always")}
+    always = dataclasses.replace(GLUON_BWD_CONFIG, fwd_self_logit="always")
+    train = {"train_kt": dataclasses.replace(GLUON_BWD_CONFIG, fwd_self_logit="prefill"), "train_logit": always,
+             "train_rc": dataclasses.replace(always, bscan_recompute=True),
+             "train_rc_nc4": dataclasses.replace(always, bscan_recompute=True, bscan_nc=4)}
     return prefill, train
 
 
@@ -78,7 +81,7 @@ def main() -> None:
             got[name] = [t.grad.float() for t in xs]
             fns[name] = fn
         for name, ref_name, keys in [(n, "off", ("o", "k_cache", "v_cache", "kt", "vt")) for n in pre_vars] + \
-                                    [("train_logit", "train_kt", ("dq", "dk", "dv", "df"))]:
+                                    [(n, "train_kt", ("dq", "dk", "dv", "df")) for n in train_vars]:
             row[name + "_maxdiff_vs_" + ref_name] = {k: (a - b).abs().max().item()
                                                      for k, a, b in zip(keys, got[name], got[ref_name])}
         row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
