@@ -42,7 +42,9 @@ def main() -> None:
         g = torch.Generator(device="cuda").manual_seed(0)
         q, k, v = (torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3))
         f = torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16()
-        _, _, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, True, D ** -0.5, GLUON_CONFIG, need_lse=False)
+        # the training forward's scan: it writes RoPE_c(kt) per row, which the kernels compared here read (a
+        # prefill's may write the self logits instead: experiments/rat-gluon-next)
+        _, _, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, True, D ** -0.5, GLUON_CONFIG, need_lse=True)
         cos, sin = rope_tables(T // L, D, q.device)
         row = {"T": T, "B": B}
         outs, fns = {}, {}
