@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import interleaved, median, record, result_header
+from experiments._ab import interleaved, median, rat_inputs, record, result_header
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG
 from ratbench.impls.rat.gluon.backward import gluon_backward
 from ratbench.impls.rat.triton import _bwd_scan, rat_forward, rope_tables
@@ -25,10 +25,7 @@ def main() -> None:
     H, D, L, tokens = 16, 128, 16, 131072
     for T in (4096, 32768, 131072):
         B = tokens // T
-        g = torch.Generator(device="cuda").manual_seed(0)
-        q, k, v = (torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16() for _ in range(3))
-        f = torch.sigmoid(torch.randn(B, T, H, D, device="cuda", generator=g) + 2.0).bfloat16()
-        do = torch.randn(B, T, H, D, device="cuda", generator=g).bfloat16()
+        (q, k, v, f), do = rat_inputs(B, T, H, D)
         scale = D ** -0.5
         qr = torch.empty(B * H, math.ceil(T / 128) * 128, D, device="cuda", dtype=q.dtype)
         o, lse, ktr, vt, ke, ve = rat_forward(q, k, v, f, L, True, scale, GLUON_BWD_CONFIG, need_lse=True, qr=qr)
