@@ -110,3 +110,28 @@ def test_gpu_study_scripts_import_on_the_cpu(path, monkeypatch):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert callable(getattr(mod, "main", None)), path
+
+
+def test_sass_loop_model_follows_dependencies_and_the_mufu(monkeypatch):
+    """experiments/rat-gluon-next/sass_loops.py's in-order issue model: a result is used once its latency has passed,
+    MUFU instructions wait for the unit (MUFU_CLOCKS apart); the loop is found from its backward branch."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sass_loops", ROOT / "experiments/rat-gluon-next/sass_loops.py")
+    sl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sl)
+    sass = """
+        /*0000*/                   FFMA R1, R2, R3, R4 ;          /* 0x0 */
+        /*0010*/                   FADD R5, R1, R6 ;              /* 0x0 */
+        /*0020*/                   MUFU.EX2 R7, R8 ;              /* 0x0 */
+        /*0030*/                   MUFU.EX2 R9, R5 ;              /* 0x0 */
+        /*0040*/              @P0 BRA 0x0 ;                       /* 0x0 */
+        /*0050*/                   EXIT ;                         /* 0x0 */
+"""
+    body = [t for _, t in sl.instructions(sass)][:5]
+    # FFMA at 0 (R1 at 5), FADD at 5 (R5 at 10), MUFU at 6 (unit busy to 14), MUFU at 14 (R9 at 32), BRA at 15
+    assert sl.issue_clocks(body) == 14 + sl.LATENCY["MUFU"] == 32
+    assert sl.issue_clocks(body[:2]) == 10
+    loops = sl.softmax_loops(sass, min_mufu=2)
+    assert loops == [{"instructions": 5, "MUFU": 2, "FSEL": 0, "spill_ops": 0, "issue_clocks": 32}]
+    assert sl.softmax_loops(sass, min_mufu=3) == []
