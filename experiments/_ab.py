@@ -50,6 +50,14 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 3, bench: Ca
     return ms
 
 
+def time_into(row: dict, fns: dict[str, Callable[[], object]], rounds: int = 3, **kw: object) -> None:
+    """`interleaved` (kw: warmup, rep, grad_to_none, bench), each function's median into row[name + "_ms"] and its
+    rounds into row[name + "_all"]."""
+    for n, ms in interleaved(fns, rounds=rounds, **kw).items():
+        row[n + "_ms"] = median(ms)
+        row[n + "_all"] = ms
+
+
 def record(res: dict, row: dict, path: Path, digits: int = 4, hide: tuple[str, ...] = ()) -> None:
     """Append row to res["rows"], print it (floats rounded, keys ending in `hide` left out) and write res to path."""
     res["rows"].append(row)

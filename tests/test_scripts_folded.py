@@ -63,7 +63,7 @@ def test_ab_helper_times_every_variant_once_per_round_and_takes_the_median(monke
     import json
 
     monkeypatch.syspath_prepend(str(ROOT))
-    from experiments._ab import interleaved, median, record
+    from experiments._ab import interleaved, median, record, time_into
 
     calls = []
 
@@ -75,6 +75,11 @@ def test_ab_helper_times_every_variant_once_per_round_and_takes_the_median(monke
     assert [c for c, _ in calls] == ["a", "b"] * 3 and all(kw == {"rep": 7} for _, kw in calls)
     assert ms == {"a": [1.0, 3.0, 5.0], "b": [2.0, 4.0, 6.0]}
     assert median([5.0, 1.0, 3.0]) == 3.0 and median([4.0, 1.0]) == 4.0
+    calls.clear()
+    row = {"T": 1}
+    time_into(row, {"a": lambda: "a", "b": lambda: "b"}, 3, bench=bench, rep=5)
+    assert row == {"T": 1, "a_ms": 3.0, "a_all": [1.0, 3.0, 5.0], "b_ms": 4.0, "b_all": [2.0, 4.0, 6.0]}
+    assert all(kw == {"rep": 5} for _, kw in calls)
     res = {"rows": []}
     path = tmp_path / "ab.json"
     record(res, {"T": 1, "x_ms": 1.23456}, path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import interleaved, median, rat_inputs, record, result_header
+from experiments._ab import rat_inputs, record, result_header, time_into
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
 from ratbench.impls.rat.gluon import backward as gb
 
@@ -77,9 +77,7 @@ def main() -> None:
         row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
         del got
         fns = {name: (lambda name=name, xs=xs, do=do: step(name, xs, do)) for name in variants}
-        for n, v in interleaved(fns, rounds=rounds, warmup=5, rep=60 if T < 131072 else 120, grad_to_none=xs).items():
-            row[n + "_ms"] = median(v)
-            row[n + "_all"] = v
+        time_into(row, fns, rounds, warmup=5, rep=60 if T < 131072 else 120, grad_to_none=xs)
         from torch.profiler import ProfilerActivity, profile
         for name in variants:
             with profile(activities=[ProfilerActivity.CUDA]) as prof:

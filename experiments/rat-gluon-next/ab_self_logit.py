@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import interleaved, median, rat_inputs, record, result_header
+from experiments._ab import rat_inputs, record, result_header, time_into
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 
 
@@ -86,9 +86,7 @@ def main() -> None:
                                                      for k, a, b in zip(keys, got[name], got[ref_name])}
         row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
         del got
-        for n, ms in interleaved(fns, rounds=rounds, warmup=5, rep=60 if T < 131072 else 120).items():
-            row[n + "_ms"] = median(ms)
-            row[n + "_all"] = ms
+        time_into(row, fns, rounds, warmup=5, rep=60 if T < 131072 else 120)
         for name, fn in fns.items():
             row[name + "_kernels_ms"] = kernels(fn)
         record(res, row, out / "ab_self_logit.json", hide=("_all", "_kernels_ms"))

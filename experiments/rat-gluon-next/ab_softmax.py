@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import interleaved, median, rat_inputs, record, result_header
+from experiments._ab import rat_inputs, record, result_header, time_into
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 
 
@@ -65,9 +65,7 @@ def prefill_row(T: int, H: int, D: int, L: int, rounds: int) -> dict:
         row[name + "_maxdiff_vs_base"] = (o - outs["base"]).abs().max().item()
         row[name + "_finite"] = bool(torch.isfinite(o).all())
     del outs
-    for n, ms in interleaved(fns, rounds=rounds, warmup=5, rep=60 if T < 131072 else 120).items():
-        row[n + "_ms"] = median(ms)
-        row[n + "_all"] = ms
+    time_into(row, fns, rounds, warmup=5, rep=60 if T < 131072 else 120)
     for name, fn in fns.items():
         row[name + "_kernel_ms"] = kernel_ms(fn)
     return row
@@ -111,9 +109,7 @@ def train_split_row(T: int, H: int, D: int, L: int, rounds: int) -> dict:
         ("dq", "dk", "dv", "df"), grads["bwd_split"], grads["bwd_one_loop"])}
     row["finite"] = all(bool(torch.isfinite(a).all()) for g in grads.values() for a in g)
     del grads
-    for n, ms in interleaved(fns, rounds=rounds, warmup=5, rep=60 if T < 131072 else 120).items():
-        row[n + "_ms"] = median(ms)
-        row[n + "_all"] = ms
+    time_into(row, fns, rounds, warmup=5, rep=60 if T < 131072 else 120)
     for name, fn in fns.items():
         row[name + "_bwd_kernel_ms"] = kernel_ms(fn, "bwd_ws_kernel")
     return row

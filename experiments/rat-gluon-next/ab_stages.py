@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import interleaved, median, rat_inputs, record, result_header
+from experiments._ab import rat_inputs, record, result_header, time_into
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 from ratbench.impls.rat.gluon import backward as gb
 
@@ -62,9 +62,7 @@ def main() -> None:
             row[name + "_maxdiff"] = max((a - b).abs().max().item() for a, b in zip(vals, ref))
         row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
         del got
-        for n, ms in interleaved(fns, rounds=rounds, warmup=5, rep=60).items():
-            row[n + "_ms"] = median(ms)
-            row[n + "_all"] = ms
+        time_into(row, fns, rounds, warmup=5, rep=60)
         record(res, row, out / "ab_stages.json", hide=("_all",))
         torch.cuda.empty_cache()
 
