@@ -1,8 +1,9 @@
 """The softmax loops of rat/gluon's kernels in sm_90 SASS, on the CPU (needs next.patch applied): fwd_ws_kernel in
-f6-f8's variants and bwd_ws_kernel with and without b9, compiled as their launchers launch them (meta tensors,
-triton's GPUTarget("cuda", 90, 32)); per kernel its registers and spills, and per loop that holds the softmax (16 or
-more MUFU instructions, the ones that run once per key block or query tile) its instruction count, MUFU, FSEL and
-spill instructions and an in-order issue model of one warp through one iteration (`issue_clocks`).
+f6-f8's variants (prefill and the training forward) and bwd_ws_kernel with and without b9, compiled as their
+launchers launch them (meta tensors, triton's GPUTarget("cuda", 90, 32)); per kernel its registers and spills, and
+per loop that holds the softmax (16 or more MUFU instructions, the ones that run once per key block or query tile)
+its instruction count, MUFU, FSEL and spill instructions and an in-order issue model of one warp through one
+iteration (`issue_clocks`).
 `PYTHONPATH=. python experiments/rat-gluon-next/sass_loops.py`"""
 from __future__ import annotations
 
@@ -97,10 +98,11 @@ def main() -> None:
         for kw in ({"split": False, "tree": 0}, {"split": True, "tree": 0}, {"split": True, "tree": 1},
                    {"split": True, "tree": 2}, {"split": True, "tree": 1, "exp_poly": 8},
                    {"split": True, "tree": 1, "exp_poly": 4}):
-            st, sass = _compile(launch_forward, q, q, q, cos, cos, ke, ke, q, lse, T, H, L, 0.1, True, False,
-                                ss=lse, **kw)
-            print(f"fwd D{D} prefill {kw}: regs {st['regs']}, spills {st['LDL'] + st['STL']}, "
-                  f"loops {softmax_loops(sass)}")
+            for store_lse in (False, True):
+                st, sass = _compile(launch_forward, q, q, q, cos, cos, ke, ke, q, lse, T, H, L, 0.1, True, store_lse,
+                                    ss=None if store_lse else lse, **kw)
+                print(f"fwd D{D} {'train' if store_lse else 'prefill'} {kw}: regs {st['regs']}, spills "
+                      f"{st['LDL'] + st['STL']}, loops {softmax_loops(sass)}")
         C = T // L
         qr = torch.empty(H, T, D, device=meta, dtype=torch.bfloat16)
         kk = torch.empty(1, H, C, D, device=meta, dtype=torch.bfloat16)
