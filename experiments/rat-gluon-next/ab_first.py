@@ -7,10 +7,12 @@ zeros, every item adds). rat/gluon's train step at the issue's shapes (bf16, H 1
 gradients of each against the old one's and of REPEATS runs of the new one against its first (a missed flag would
 show as a difference far above the float32 reduction order's), "new_in_order" b7b with key block 0's items in
 their own segment (b4's order, as b7 ran), the step timed by interleaved do_bench (median of ROUNDS,
-5 unless set) and each kernel's time from the profiler.
+5 unless set) and each kernel's time from the profiler. b9 off throughout (bwd_split_masked: the backward kernel's
+one loop, as before it; ab_softmax.py measures b9).
 `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-next/ab_first.py`"""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -39,11 +41,14 @@ def main() -> None:
     def in_order(*a, **kw):  # b7b's items in b4's order: key block 0 with its own segment's others
         return work_items(*a, **{**kw, "first_ahead": False})
     # name -> (gluon_backward, work_items) while the step runs
-    variants = {"old": (load("old_backward").gluon_backward, work_items), "new": (new, work_items),
-                "new_in_order": (new, in_order)}
+    old = load("old_backward").gluon_backward
+
+    def old_backward(*a, split=False, **kw):  # the patch's rat_backward passes b9's switch, which 9ae7ed4's lacks
+        return old(*a, **kw)
+    variants = {"old": (old_backward, work_items), "new": (new, work_items), "new_in_order": (new, in_order)}
     res = result_header()
     H, D, L = 16, 128, 16
-    impl = RATGluon(GLUON_BWD_CONFIG)
+    impl = RATGluon(dataclasses.replace(GLUON_BWD_CONFIG, bwd_split_masked=False))
 
     def step(name, xs, do):
         gb.gluon_backward, gb.work_items = variants[name]  # rat_backward / launch_backward look them up per call
