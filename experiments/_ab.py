@@ -50,6 +50,24 @@ def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 3, bench: Ca
     return ms
 
 
+def prefill_step(impl, state, x: list[torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """A call of impl.prefill(state, *x) as the harness times a prefill: the state's position reset, no autograd."""
+    def fn() -> torch.Tensor:
+        state.pos = 0
+        with torch.no_grad():
+            return impl.prefill(state, *x)
+    return fn
+
+
+def train_step(impl, xs: list[torch.Tensor], do: torch.Tensor, L: int) -> Callable[[], None]:
+    """One train step of impl: xs' gradients cleared, the forward at chunk size L, the backward of do."""
+    def fn() -> None:
+        for t in xs:
+            t.grad = None
+        impl.forward(*xs, chunk_size=L).backward(do)
+    return fn
+
+
 def time_into(row: dict, fns: dict[str, Callable[[], object]], rounds: int = 3, **kw: object) -> None:
     """`interleaved` (kw: warmup, rep, grad_to_none, bench), each function's median into row[name + "_ms"] and its
     rounds into row[name + "_all"]."""

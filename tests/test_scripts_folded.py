@@ -88,6 +88,34 @@ def test_ab_helper_times_every_variant_once_per_round_and_takes_the_median(monke
     assert json.loads(path.read_text())["rows"][1] == {"T": 2, "x_ms": 2.0, "k_kernels_ms": {}}
 
 
+def test_ab_steps_reset_the_prefill_and_clear_the_gradients(monkeypatch):
+    """experiments/_ab.py's prefill_step resets the state's position and runs without autograd; train_step clears the
+    gradients before each step (so a timed step's gradients are its own, not accumulated)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from experiments._ab import prefill_step, train_step
+
+    class Impl:
+        def prefill(self, state, *x):
+            state.pos += x[0].shape[1]
+            return x[0] * 2 if torch.is_grad_enabled() else x[0] * 3
+
+        def forward(self, *xs, chunk_size):
+            return sum(x * chunk_size for x in xs)
+
+    class State:
+        pos = 0
+
+    state = State()
+    fn = prefill_step(Impl(), state, [torch.ones(1, 5)])
+    for _ in range(2):
+        assert torch.equal(fn(), torch.full((1, 5), 3.0)) and state.pos == 5
+    xs = [torch.ones(3, requires_grad=True) for _ in range(2)]
+    step = train_step(Impl(), xs, torch.ones(3), 4)
+    step()
+    step()
+    assert all(torch.equal(x.grad, torch.full((3,), 4.0)) for x in xs)
+
+
 def test_ab_inputs_are_the_draws_the_committed_runs_used(monkeypatch):
     """experiments/_ab.py's rat_inputs draws q, k, v, f, dO in the order the A/B scripts drew them by hand before it
     (so their committed result files keep their inputs): bf16, f in (0, 1), the same seed the same tensors."""

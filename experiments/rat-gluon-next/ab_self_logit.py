@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import rat_inputs, record, result_header, time_into
+from experiments._ab import prefill_step, rat_inputs, record, result_header, time_into, train_step
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 
 
@@ -61,22 +61,13 @@ def main() -> None:
         for name, cfg in pre_vars.items():
             impl = RATGluon(cfg)
             state = impl.init_state(B, H, D, T, device="cuda", dtype=torch.bfloat16, chunk_size=L)
-
-            def fn(impl=impl, state=state, x=x):
-                state.pos = 0
-                with torch.no_grad():
-                    return impl.prefill(state, *x)
+            fn = prefill_step(impl, state, x)
             o = fn()
             got[name] = [o.float(), state.k_cache.float(), state.v_cache.float(), state.kt.clone(), state.vt.clone()]
             fns[name] = fn
         xs = [t.clone().requires_grad_(True) for t in x]
         for name, cfg in train_vars.items():
-            impl = RATGluon(cfg)
-
-            def fn(impl=impl, xs=xs, do=do):
-                for t in xs:
-                    t.grad = None
-                impl.forward(*xs, chunk_size=L).backward(do)
+            fn = train_step(RATGluon(cfg), xs, do, L)
             fn()
             got[name] = [t.grad.float() for t in xs]
             fns[name] = fn

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import rat_inputs, record, result_header, time_into
+from experiments._ab import prefill_step, rat_inputs, record, result_header, time_into, train_step
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 
 
@@ -54,11 +54,7 @@ def prefill_row(T: int, H: int, D: int, L: int, rounds: int) -> dict:
     for name, fields in variants(D).items():
         impl = RATGluon(dataclasses.replace(GLUON_CONFIG, **fields))
         state = impl.init_state(B, H, D, T, device="cuda", dtype=torch.bfloat16, chunk_size=L)
-
-        def fn(impl=impl, state=state, x=x):
-            state.pos = 0
-            with torch.no_grad():
-                return impl.prefill(state, *x)
+        fn = prefill_step(impl, state, x)
         outs[name] = fn().float()
         fns[name] = fn
     for name, o in outs.items():
@@ -96,12 +92,7 @@ def train_split_row(T: int, H: int, D: int, L: int, rounds: int) -> dict:
     row: dict = {"T": T, "B": B, "D": D, "L": L, "mode": "train_b9"}
     fns, grads = {}, {}
     for name, split in (("bwd_one_loop", False), ("bwd_split", True)):
-        impl = RATGluon(dataclasses.replace(GLUON_BWD_CONFIG, bwd_split_masked=split))
-
-        def fn(impl=impl):
-            for t in xs:
-                t.grad = None
-            impl.forward(*xs, chunk_size=L).backward(do)
+        fn = train_step(RATGluon(dataclasses.replace(GLUON_BWD_CONFIG, bwd_split_masked=split)), xs, do, L)
         fn()
         grads[name] = [t.grad.float() for t in xs]
         fns[name] = fn
