@@ -1,0 +1,156 @@
+"""rat/gluon's Gluon kernels run on the CPU by tests/gluon_emu.py (their own code; shared memory, mbarriers, TMA and
+wgmma emulated): the prefill output and the training gradients against the float64 reference by the FlashAttention
+rule (bench/fa_rule.py), with the scans and passes around the kernels in Triton's interpreter. Few CTAs
+(`sm_count` patched) so that each one runs several tiles and its rings wrap. The last tests show that the
+emulator fails the forward kernel with one synchronization wrong: a buffer released before its product is retired,
+a product issued before its copy is waited for, a buffer refilled before its TMA store has read it (HazardError),
+a wait on the wrong phase (DeadlockError)."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import re
+from pathlib import Path
+
+import gluon_emu
+import pytest
+import torch
+
+from ratbench.bench.fa_rule import judge
+from ratbench.impls.rat.gluon import backward as gb
+from ratbench.impls.rat.gluon import forward as gf
+from ratbench.impls.rat.reference import rat_attention
+from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+GLUON = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", backward="gluon_ws", fwd_bm=128, fwd_bn=128,
+                            fwd_stages=2)
+
+
+def _inputs(T: int, H: int, D: int, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    xs = [torch.randn(1, T, H, D, generator=g).half() for _ in range(3)]
+    xs.append(torch.sigmoid(torch.randn(1, T, H, D, generator=g) + 2).half())
+    return xs
+
+
+def _emulate(monkeypatch, n_sm: int, module=gf) -> dict[str, gluon_emu.Emulated]:
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    kernels = {"fwd": gluon_emu.emulate(module.fwd_ws_kernel), "bwd": gluon_emu.emulate(gb.bwd_ws_kernel)}
+    monkeypatch.setattr(module, "fwd_ws_kernel", kernels["fwd"])
+    monkeypatch.setattr(gb, "bwd_ws_kernel", kernels["bwd"])
+    monkeypatch.setattr(module, "sm_count", lambda device: n_sm)
+    return kernels
+
+
+def _assert_fa_rule(names, ours, x, L: int, rope: bool, do: torch.Tensor | None) -> None:
+    """Each of ours within the FlashAttention rule of the reference (float64; fp16 for the bound)."""
+    def run(xs, g):
+        leaves = [t.detach().clone().requires_grad_(g is not None) for t in xs]
+        y = rat_attention(*leaves, L, rope, xs[0].shape[-1] ** -0.5)[0]
+        if g is None:
+            return [y.detach()]
+        return [y.detach()] + [t.detach() for t in torch.autograd.grad(y, leaves, g.to(y.dtype))]
+    ref64 = run([t.double() for t in x], None if do is None else do.double())
+    low = run(x, do)
+    for name, a, r, lo in zip(names, ours, ref64, low):
+        v = judge(name, a, r, lo, "float16")
+        assert v.ok, (name, v)
+
+
+@pytest.mark.parametrize("T,L,D,rope,n_sm", [(1008, 16, 128, True, 3), (1024, 4, 64, True, 2),
+                                             (512, 64, 64, False, 132)])
+def test_prefill_forward_emulated(monkeypatch, T, L, D, rope, n_sm):
+    """fwd_ws_kernel (no lse): T not a multiple of 128 (the plain-store epilogue), two key blocks per tile (the
+    masked and unmasked blocks, the ring wrapping), few chunk ends without RoPE."""
+    k = _emulate(monkeypatch, n_sm)
+    x = _inputs(T, 2, D)
+    with torch.no_grad():
+        o = RATTriton(GLUON).forward(*x, chunk_size=L, rope=rope)
+    assert len(k["fwd"].launches) == 1 and k["fwd"].launches[0]["args"]["STORE_LSE"] is False
+    _assert_fa_rule(["o"], [o], x, L, rope, None)
+
+
+@pytest.mark.parametrize("T,L,D,n_sm", [(1024, 4, 64, 3), (640, 16, 128, 2)])
+def test_training_emulated(monkeypatch, T, L, D, n_sm):
+    """The training forward (lse, RoPE(q) for the backward) and bwd_ws_kernel: o and every gradient."""
+    k = _emulate(monkeypatch, n_sm)
+    x = _inputs(T, 2, D, seed=1)
+    do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(2)).half()
+    leaves = [t.clone().requires_grad_(True) for t in x]
+    y = RATTriton(GLUON).forward(*leaves, chunk_size=L)
+    y.backward(do)
+    assert len(k["fwd"].launches) == 1 and len(k["bwd"].launches) == 1
+    _assert_fa_rule(["o", "dq", "dk", "dv", "df"], [y.detach()] + [t.grad for t in leaves], x, L, True, do)
+
+
+@pytest.mark.parametrize("T0", [600, 512])
+def test_prefill_into_the_decode_cache_then_steps(monkeypatch, T0):
+    """prefill writes the chunk ends into the decode cache (longer than the prompt's chunks) through fwd_ws_kernel;
+    steps from there (rat/triton's step kernel) continue the same sequence: every output within the rule. A prompt
+    ending mid-chunk and one ending on a tile."""
+    k = _emulate(monkeypatch, 2)
+    T, L, D = 640, 16, 64
+    x = _inputs(T, 2, D, seed=3)
+    impl = RATTriton(GLUON)
+    state = impl.init_state(1, 2, D, T, device="cpu", dtype=torch.float16, chunk_size=L)
+    with torch.no_grad():
+        outs = [impl.prefill(state, *[t[:, :T0] for t in x])]
+        outs += [impl.step(state, *[t[:, i] for t in x])[:, None] for i in range(T0, T)]
+    assert len(k["fwd"].launches) == 1
+    _assert_fa_rule(["o"], [torch.cat(outs, 1)], x, L, True, None)
+
+
+def _mutant(tmp_path: Path, pattern: str, repl: str):
+    """impls/rat/gluon/forward.py with one change (a regular expression that matches once), imported as a module
+    of its own."""
+    src, n = re.subn(pattern, repl, Path(gf.__file__).read_text())
+    assert n == 1, pattern
+    path = tmp_path / "forward_mutant.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("forward_mutant", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _mutant_prefill(monkeypatch, mod, deadlock_s: float = 60.0) -> torch.Tensor:
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(mod, "fwd_ws_kernel", gluon_emu.emulate(mod.fwd_ws_kernel, deadlock_s=deadlock_s))
+    monkeypatch.setattr(mod, "sm_count", lambda device: 2)
+    monkeypatch.setattr(gf, "launch_forward", mod.launch_forward)
+    x = _inputs(1024, 1, 64)
+    with torch.no_grad():
+        return RATTriton(GLUON).forward(*x, chunk_size=4), x
+
+
+def _mutant_hazard(monkeypatch, tmp_path, pattern: str, repl: str, match: str) -> None:
+    mod = _mutant(tmp_path, pattern, repl)
+    with pytest.raises(gluon_emu.HazardError, match=match):
+        _mutant_prefill(monkeypatch, mod)
+
+
+def test_emulator_fails_a_buffer_released_before_its_product(monkeypatch, tmp_path):
+    """V's ring buffer released before P V is retired: the loader refills it while the product still reads it."""
+    _mutant_hazard(monkeypatch, tmp_path, r"( +)(acc, p = warpgroup_mma_wait\(num_outstanding=0, deps=\(acc, p\)\))\n"
+                   r"( +)(mbarrier\.arrive\(v_empty\.index\(pst\), count=1\))\n", r"\1\4\n\3\2\n",
+                   "loads by TMA into shared memory that an unretired warpgroup_mma reads")
+
+
+def test_emulator_fails_a_product_that_does_not_wait_for_its_copy(monkeypatch, tmp_path):
+    """S_i issued without waiting for K_i's TMA copy."""
+    _mutant_hazard(monkeypatch, tmp_path, r"\n +mbarrier\.wait\(k_ready\.index\(st\), \(\(e0 \+ i\) // STAGES\) & 1\)\n",
+                   "\n", "multiplies .* shared memory that a TMA load writes, before waiting")
+
+
+def test_emulator_fails_a_buffer_refilled_before_its_store_read_it(monkeypatch, tmp_path):
+    """The q buffer handed back to the loader before the TMA store of o from it has read it."""
+    _mutant_hazard(monkeypatch, tmp_path, r"\n +tma\.store_wait\(1 if STORE_LSE and STORE_QR else 0\)\n", "\n",
+                   "loads by TMA into shared memory that a TMA store has not read yet")
+
+
+def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
+    """The loader waiting for the K buffer's release on the phase it has not reached: a deadlock, reported."""
+    mod = _mutant(tmp_path, r"mbarrier\.wait\(k_empty\.index\(s\), \(\(e // STAGES\) & 1\) \^ 1\)",
+                  "mbarrier.wait(k_empty.index(s), (e // STAGES) & 1)")
+    with pytest.raises(gluon_emu.DeadlockError, match="waits forever on an mbarrier"):
+        _mutant_prefill(monkeypatch, mod, deadlock_s=3.0)
