@@ -7,8 +7,9 @@ P V product sits before its exponentials in ptxas's schedule: NOTES.md, v4); ``b
 backward's attention to impls/rat/gluon/backward.py (bwd_ws_kernel: five products per tile pair, dq added by TMA
 reductions), which rat/gluon takes where it measured faster than rat/triton's backward (`gluon_backward_used`).
 sm_90 only (wgmma and TMA as Hopper has them), bf16 / fp16, head dims 64 and 128; Gluon has no CPU
-interpreter, so on the CPU the kernel is only compiled for sm_90 (`run_bench.py static`); correctness and
-speed are measured on the H200 (impls/rat/gluon/NOTES.md).
+interpreter: on the CPU the kernels are compiled for sm_90 (`run_bench.py static`) and their code is run by the
+tests' emulator (tests/gluon_emu.py: shared memory, mbarriers, TMA and wgmma in torch, races and hangs reported);
+speed and the final correctness check are measured on the H200 (impls/rat/gluon/NOTES.md).
 """
 from __future__ import annotations
 

@@ -26,10 +26,10 @@ GLUON = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", backward="gluo
                             fwd_stages=2)
 
 
-def _inputs(T: int, H: int, D: int, seed: int = 0) -> list[torch.Tensor]:
+def _inputs(T: int, H: int, D: int, seed: int = 0, B: int = 1) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    xs = [torch.randn(1, T, H, D, generator=g).half() for _ in range(3)]
-    xs.append(torch.sigmoid(torch.randn(1, T, H, D, generator=g) + 2).half())
+    xs = [torch.randn(B, T, H, D, generator=g).half() for _ in range(3)]
+    xs.append(torch.sigmoid(torch.randn(B, T, H, D, generator=g) + 2).half())
     return xs
 
 
@@ -57,24 +57,26 @@ def _assert_fa_rule(names, ours, x, L: int, rope: bool, do: torch.Tensor | None)
         assert v.ok, (name, v)
 
 
-@pytest.mark.parametrize("T,L,D,rope,n_sm", [(1008, 16, 128, True, 3), (1024, 4, 64, True, 2),
-                                             (512, 64, 64, False, 132)])
-def test_prefill_forward_emulated(monkeypatch, T, L, D, rope, n_sm):
-    """fwd_ws_kernel (no lse): T not a multiple of 128 (the plain-store epilogue), two key blocks per tile (the
-    masked and unmasked blocks, the ring wrapping), few chunk ends without RoPE."""
+@pytest.mark.parametrize("T,L,D,rope,n_sm,B", [(1008, 16, 128, True, 3, 2), (1024, 4, 64, True, 2, 1),
+                                               (512, 64, 64, False, 132, 1)])
+def test_prefill_forward_emulated(monkeypatch, T, L, D, rope, n_sm, B):
+    """fwd_ws_kernel (no lse): T not a multiple of 128 in a batch of 2 (the plain-store epilogue; the last tile's rows
+    past T read the next sequence's), two key blocks per tile (the masked and unmasked blocks, the ring wrapping),
+    few chunk ends without RoPE."""
     k = _emulate(monkeypatch, n_sm)
-    x = _inputs(T, 2, D)
+    x = _inputs(T, 2, D, B=B)
     with torch.no_grad():
         o = RATTriton(GLUON).forward(*x, chunk_size=L, rope=rope)
     assert len(k["fwd"].launches) == 1 and k["fwd"].launches[0]["args"]["STORE_LSE"] is False
     _assert_fa_rule(["o"], [o], x, L, rope, None)
 
 
-@pytest.mark.parametrize("T,L,D,n_sm", [(1024, 4, 64, 3), (640, 16, 128, 2)])
-def test_training_emulated(monkeypatch, T, L, D, n_sm):
-    """The training forward (lse, RoPE(q) for the backward) and bwd_ws_kernel: o and every gradient."""
+@pytest.mark.parametrize("T,L,D,n_sm,B", [(1024, 4, 64, 3, 1), (400, 16, 128, 2, 2)])
+def test_training_emulated(monkeypatch, T, L, D, n_sm, B):
+    """The training forward (lse, RoPE(q) for the backward) and bwd_ws_kernel: o and every gradient; the second
+    with T not a multiple of 64 in a batch of 2 (padded query tiles)."""
     k = _emulate(monkeypatch, n_sm)
-    x = _inputs(T, 2, D, seed=1)
+    x = _inputs(T, 2, D, seed=1, B=B)
     do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(2)).half()
     leaves = [t.clone().requires_grad_(True) for t in x]
     y = RATTriton(GLUON).forward(*leaves, chunk_size=L)
