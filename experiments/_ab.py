@@ -76,6 +76,19 @@ def time_into(row: dict, fns: dict[str, Callable[[], object]], rounds: int = 3, 
         row[n + "_all"] = ms
 
 
+def kernel_times(fn: Callable[[], object], calls: int = 5) -> dict[str, float]:
+    """ms per call of each CUDA kernel that `calls` calls of fn launch (torch's profiler), by kernel name (40
+    characters)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    return {e.key[:40]: round(e.device_time_total / max(1, e.count) / 1e3, 4)
+            for e in prof.key_averages() if e.device_type.name == "CUDA"}
+
+
 def record(res: dict, row: dict, path: Path, digits: int = 4, hide: tuple[str, ...] = ()) -> None:
     """Append row to res["rows"], print it (floats rounded, keys ending in `hide` left out) and write res to path."""
     res["rows"].append(row)

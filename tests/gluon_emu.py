@@ -570,6 +570,42 @@ def _asm(asm: str, constraints: str, args: Sequence[Any], dtype: Any, is_pure: b
     return ASM[key](*args)
 
 
+def _spin_load(p: Ptr) -> torch.Tensor:
+    """One load of a spin loop in the kernel's own code (an acquire load): it yields, and reports the loop as a
+    deadlock once nothing has changed anywhere for the deadlock timeout."""
+    run = _run()
+    if run.abort:
+        raise RuntimeError("aborted: another thread of the launch failed")
+    if time.monotonic() - run.progress > run.deadlock_s:
+        err = DeadlockError(f"gluon_emu: {_where()} spins forever on global memory")
+        run.fail(err)
+        raise err
+    time.sleep(2e-4)
+    return _load(p)
+
+
+def _scan(inputs: Any, axis: int, combine_fn: Callable[..., Any], reverse: bool = False) -> Any:
+    """gl.associative_scan: combine_fn applied in order along the axis (the same values as any tree order would
+    give, up to rounding)."""
+    xs = [_t(x) for x in (inputs if isinstance(inputs, tuple) else (inputs,))]
+    axis = int(axis)
+    order = range(xs[0].shape[axis] - 1, -1, -1) if reverse else range(xs[0].shape[axis])
+    acc: tuple | None = None
+    outs: list[tuple] = []
+    for i in order:
+        cur = tuple(x.select(axis, i) for x in xs)
+        if acc is None:
+            acc = cur
+        else:
+            out = combine_fn(*acc, *cur)
+            acc = tuple(out) if isinstance(out, tuple) else (out,)
+        outs.append(acc)
+    if reverse:
+        outs.reverse()
+    res = tuple(_t(torch.stack([o[n] for o in outs], axis)) for n in range(len(xs)))
+    return res if isinstance(inputs, tuple) else res[0]
+
+
 def _flag_wait(p: Ptr) -> torch.Tensor:
     _wait_until(lambda: int(p.flat[int(_t(p.off))]) != 0, "a flag in global memory")
     return _load(p)
@@ -582,6 +618,7 @@ ASM: dict[str, Callable[..., Any]] = {
     "fence.proxy.async.global; st.release.gpu.global.b32 [$1], 1; mov.b32 $0, 0;":
         lambda p: (_store(p, 1), _t(0))[1],
     "ld.relaxed.gpu.global.b32 $0, [$1];": _load,
+    "ld.acquire.gpu.global.b32 $0, [$1];": _spin_load,
     "{ .reg .pred p; WAIT: ld.acquire.gpu.global.b32 $0, [$1]; setp.eq.b32 p, $0, 0; @p bra WAIT; "
     "fence.proxy.async.global; }": _flag_wait,
 }
@@ -641,7 +678,7 @@ GL = _Namespace(
     static_range=lambda *a: range(*[int(x) for x in a]), static_assert=lambda c, msg="": None,
     static_print=lambda *a, **k: None, device_assert=lambda c, msg="", mask=None: None,
     program_id=_program_id, num_programs=_num_programs, allocate_shared_memory=_alloc,
-    warp_specialize=_warp_specialize, inline_asm_elementwise=_asm, thread_barrier=lambda: None,
+    warp_specialize=_warp_specialize, associative_scan=_scan, inline_asm_elementwise=_asm, thread_barrier=lambda: None,
     barrier=lambda: None, to_tensor=_t,
 )
 MBARRIER = _Namespace(

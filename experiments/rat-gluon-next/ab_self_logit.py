@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import prefill_step, rat_inputs, record, result_header, time_into, train_step
+from experiments._ab import kernel_times, prefill_step, rat_inputs, record, result_header, time_into, train_step
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 
 
@@ -33,18 +33,6 @@ def variants() -> tuple[dict, dict]:
              "train_rc": dataclasses.replace(always, bscan_recompute=True),
              "train_rc_nc4": dataclasses.replace(always, bscan_recompute=True, bscan_nc=4)}
     return prefill, train
-
-
-def kernels(fn, calls: int = 5) -> dict[str, float]:
-    """ms per call of each kernel (profiler, `calls` calls)."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-    return {e.key[:40]: round(e.device_time_total / max(1, e.count) / 1e3, 4)
-            for e in prof.key_averages() if e.device_type.name == "CUDA"}
 
 
 def main() -> None:
@@ -79,7 +67,7 @@ def main() -> None:
         del got
         time_into(row, fns, rounds, warmup=5, rep=60 if T < 131072 else 120)
         for name, fn in fns.items():
-            row[name + "_kernels_ms"] = kernels(fn)
+            row[name + "_kernels_ms"] = kernel_times(fn)
         record(res, row, out / "ab_self_logit.json", hide=("_all", "_kernels_ms"))
         torch.cuda.empty_cache()
 
