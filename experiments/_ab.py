@@ -89,6 +89,22 @@ def kernel_times(fn: Callable[[], object], calls: int = 5) -> dict[str, float]:
             for e in prof.key_averages() if e.device_type.name == "CUDA"}
 
 
+def max_diffs(keys: tuple[str, ...], a: list[torch.Tensor], b: list[torch.Tensor]) -> dict[str, float]:
+    """max |a - b| of each pair of tensors, by key."""
+    return {k: (x - y).abs().max().item() for k, x, y in zip(keys, a, b)}
+
+
+def time_and_record(res: dict, row: dict, fns: dict[str, Callable[[], object]], path: Path, rounds: int,
+                    rep: int) -> None:
+    """The A/B scripts' end of a shape: `time_into` (warmup 5, rep), each variant's kernel times into
+    row[name + "_kernels_ms"], `record` (rounds and kernel times left out of the print), the CUDA cache emptied."""
+    time_into(row, fns, rounds, warmup=5, rep=rep)
+    for name, fn in fns.items():
+        row[name + "_kernels_ms"] = kernel_times(fn)
+    record(res, row, path, hide=("_all", "_kernels_ms"))
+    torch.cuda.empty_cache()
+
+
 def record(res: dict, row: dict, path: Path, digits: int = 4, hide: tuple[str, ...] = ()) -> None:
     """Append row to res["rows"], print it (floats rounded, keys ending in `hide` left out) and write res to path."""
     res["rows"].append(row)

@@ -64,6 +64,16 @@ class _Run:
     def touch(self) -> None:
         self.progress = time.monotonic()
 
+    def check(self, what: str) -> None:
+        """Raise if another thread failed, or DeadlockError (recorded for the launch) if nothing anywhere has
+        changed for the deadlock timeout while this thread `what` (waits forever on ..., spins ...)."""
+        if self.abort:
+            raise RuntimeError("aborted: another thread of the launch failed")
+        if time.monotonic() - self.progress > self.deadlock_s:
+            err = DeadlockError(f"gluon_emu: {_where()} {what}")
+            self.fail(err)
+            raise err
+
     def fail(self, exc: BaseException) -> None:
         with _COND:
             if self.error is None:
@@ -101,12 +111,7 @@ def _wait_until(ready: Callable[[], bool], what: str) -> None:
         try:
             while not ready():
                 me[0], me[1] = True, run.epoch
-                if run.abort:
-                    raise RuntimeError("aborted: another thread of the launch failed")
-                if time.monotonic() - run.progress > run.deadlock_s:
-                    err = DeadlockError(f"gluon_emu: {_where()} waits forever on {what}")
-                    run.fail(err)
-                    raise err
+                run.check(f"waits forever on {what}")
                 _COND.wait(timeout=0.2)
         finally:
             me[0] = False
@@ -573,13 +578,7 @@ def _asm(asm: str, constraints: str, args: Sequence[Any], dtype: Any, is_pure: b
 def _spin_load(p: Ptr) -> torch.Tensor:
     """One load of a spin loop in the kernel's own code (an acquire load): it yields, and reports the loop as a
     deadlock once nothing has changed anywhere for the deadlock timeout."""
-    run = _run()
-    if run.abort:
-        raise RuntimeError("aborted: another thread of the launch failed")
-    if time.monotonic() - run.progress > run.deadlock_s:
-        err = DeadlockError(f"gluon_emu: {_where()} spins forever on global memory")
-        run.fail(err)
-        raise err
+    _run().check("spins forever on global memory")
     time.sleep(2e-4)
     return _load(p)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import kernel_times, prefill_step, rat_inputs, record, result_header, time_into, train_step
+from experiments._ab import max_diffs, prefill_step, rat_inputs, result_header, time_and_record, train_step
 from ratbench.bench.fa_rule import judge
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 from ratbench.impls.rat.reference import rat_attention
@@ -60,19 +60,13 @@ def main() -> None:
                 fn()
                 got[name] = [t.grad.float() for t in xs]
                 fns[name] = fn
-            row["maxdiff"] = {k: (a - b).abs().max().item() for k, a, b in
-                              zip(("o", "k_cache", "v_cache", "kt", "vt"), got["one_pass"], got["two_pass"])}
-            row["maxdiff_train"] = {k: (a - b).abs().max().item() for k, a, b in
-                                    zip(("dq", "dk", "dv", "df"), got["train_one_pass"], got["train_two_pass"])}
+            row["maxdiff"] = max_diffs(("o", "k_cache", "v_cache", "kt", "vt"), got["one_pass"], got["two_pass"])
+            row["maxdiff_train"] = max_diffs(("dq", "dk", "dv", "df"), got["train_one_pass"], got["train_two_pass"])
             row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
             if T == 4096:
                 row["fa_rule_seq0"] = {n: fa_rule_seq0(x, got[n][0].bfloat16(), L) for n in variants}
             del got
-            time_into(row, fns, rounds, warmup=5, rep=60 if T < 131072 else 120)
-            for name, fn in fns.items():
-                row[name + "_kernels_ms"] = kernel_times(fn)
-            record(res, row, out / "ab_onepass.json", hide=("_all", "_kernels_ms"))
-            torch.cuda.empty_cache()
+            time_and_record(res, row, fns, out / "ab_onepass.json", rounds, 60 if T < 131072 else 120)
 
 
 if __name__ == "__main__":

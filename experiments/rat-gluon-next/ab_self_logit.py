@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import kernel_times, prefill_step, rat_inputs, record, result_header, time_into, train_step
+from experiments._ab import max_diffs, prefill_step, rat_inputs, result_header, time_and_record, train_step
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 
 
@@ -61,15 +61,10 @@ def main() -> None:
             fns[name] = fn
         for name, ref_name, keys in [(n, "off", ("o", "k_cache", "v_cache", "kt", "vt")) for n in pre_vars] + \
                                     [(n, "train_kt", ("dq", "dk", "dv", "df")) for n in train_vars]:
-            row[name + "_maxdiff_vs_" + ref_name] = {k: (a - b).abs().max().item()
-                                                     for k, a, b in zip(keys, got[name], got[ref_name])}
+            row[name + "_maxdiff_vs_" + ref_name] = max_diffs(keys, got[name], got[ref_name])
         row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
         del got
-        time_into(row, fns, rounds, warmup=5, rep=60 if T < 131072 else 120)
-        for name, fn in fns.items():
-            row[name + "_kernels_ms"] = kernel_times(fn)
-        record(res, row, out / "ab_self_logit.json", hide=("_all", "_kernels_ms"))
-        torch.cuda.empty_cache()
+        time_and_record(res, row, fns, out / "ab_self_logit.json", rounds, 60 if T < 131072 else 120)
 
 
 if __name__ == "__main__":
