@@ -89,6 +89,20 @@ def kernel_times(fn: Callable[[], object], calls: int = 5) -> dict[str, float]:
             for e in prof.key_averages() if e.device_type.name == "CUDA"}
 
 
+def load_beside(script: str, name: str):
+    """The module `name`.py from the folder of `script` (a study's helper files kept beside it, not committed), with
+    that folder on sys.path for the module's own imports."""
+    import importlib.util
+    import sys
+
+    here = Path(script).resolve().parent
+    sys.path.insert(0, str(here))
+    spec = importlib.util.spec_from_file_location(name, here / (name + ".py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def max_diffs(keys: tuple[str, ...], a: list[torch.Tensor], b: list[torch.Tensor]) -> dict[str, float]:
     """max |a - b| of each pair of tensors, by key."""
     return {k: (x - y).abs().max().item() for k, x, y in zip(keys, a, b)}

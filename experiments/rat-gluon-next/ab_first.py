@@ -13,24 +13,14 @@ one loop, as before it; ab_softmax.py measures b9).
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-from experiments._ab import rat_inputs, record, result_header, time_into
+from experiments._ab import load_beside, rat_inputs, record, result_header, time_into
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
 from ratbench.impls.rat.gluon import backward as gb
-
-
-def load(name: str):
-    sys.path.insert(0, str(Path(__file__).parent))
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(name + ".py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main() -> None:
@@ -41,7 +31,7 @@ def main() -> None:
     def in_order(*a, **kw):  # b7b's items in b4's order: key block 0 with its own segment's others
         return work_items(*a, **{**kw, "first_ahead": False})
     # name -> (gluon_backward, work_items) while the step runs
-    old = load("old_backward").gluon_backward
+    old = load_beside(__file__, "old_backward").gluon_backward
 
     def old_backward(*a, split=False, **kw):  # the patch's rat_backward passes b9's switch, which 9ae7ed4's lacks
         return old(*a, **kw)

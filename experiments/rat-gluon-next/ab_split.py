@@ -13,14 +13,12 @@ prefill at D 128 and D 64, 4k / 32k / 128k. Rows go to $OUT/ab_split.json as eac
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-from experiments._ab import max_diffs, prefill_step, rat_inputs, result_header, time_and_record, train_step
+from experiments._ab import load_beside, max_diffs, prefill_step, rat_inputs, result_header, time_and_record, train_step
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 from ratbench.impls.rat.gluon import backward as gb
 
@@ -36,11 +34,7 @@ PLAN = ([("train", 128, 16, T) for T in (4096, 32768, 131072)] + [("prefill", 12
 
 def old_gluon_backward():
     """gluon_backward as before b7b (old_backward.py beside this script), taking and dropping b9's switch."""
-    here = Path(__file__).resolve().parent
-    sys.path.insert(0, str(here))
-    spec = importlib.util.spec_from_file_location("old_backward", here / "old_backward.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_beside(__file__, "old_backward")
 
     def old(*a, split=False, **kw):
         return mod.gluon_backward(*a, **kw)
