@@ -25,8 +25,10 @@
 # Environment: DEVICE (cuda), TIME_LIMIT (layer 420, model 240, compiled 420, model-compiled 300), LAYER_IMPLS,
 # MODEL_IMPLS, MODEL_KINDS (model-compiled: attention,rat),
 # RETRY (statuses to run again when resuming a stage, e.g. RETRY=error after a fix), SEQ_LEN (a new phase's
-# sequence lengths instead of the preset's, e.g. SEQ_LEN=128k for the compiled headline point).
+# sequence lengths instead of the preset's, e.g. SEQ_LEN=128k for the compiled headline point), PYTHON (the
+# interpreter with ratbench's dependencies; default: python on PATH, e.g. PYTHON=.venv/bin/python).
 set -euo pipefail
+py=${PYTHON:-python}
 phase=${1:?usage: gpu_paper.sh layer|model|compiled|model-compiled|merge [STAGE]}
 stage=${2:-reports/h200-paper}
 dev=${DEVICE:-cuda}
@@ -49,10 +51,10 @@ case "$phase" in
           --impl "${MODEL_IMPLS:-full/sdpa-flash,rat/triton}")
     limit=${TIME_LIMIT:-300} ;;
   merge)  # bench/paper.py merge_phases: every phase's rows, and every session of every phase in all/run.json
-    python -c 'import sys; from ratbench.bench.paper import merge_phases
+    "$py" -c 'import sys; from ratbench.bench.paper import merge_phases
 try: merge_phases(sys.argv[1])
 except FileNotFoundError as e: sys.exit(f"gpu_paper.sh merge: error: {e}")' "$stage" || exit 2
-    python run_bench.py report "$stage/all"
+    "$py" run_bench.py report "$stage/all"
     exit 0 ;;
   *) echo "unknown phase $phase (layer, model, compiled, model-compiled, merge)" >&2; exit 2 ;;
 esac
@@ -62,9 +64,9 @@ mkdir -p "$OUT/$phase"
 rc=0
 if [ -f "$stage/$phase/run.json" ]; then
   cp "$stage/$phase/results.jsonl" "$stage/$phase/run.json" "$OUT/$phase/"
-  python run_bench.py resume "$OUT/$phase" --time-limit "$limit" ${RETRY:+--retry "$RETRY"} "${common[@]}" || rc=$?
+  "$py" run_bench.py resume "$OUT/$phase" --time-limit "$limit" ${RETRY:+--retry "$RETRY"} "${common[@]}" || rc=$?
 else
-  python run_bench.py "${args[@]}" --time-limit "$limit" "${common[@]}" --out "$OUT/$phase" || rc=$?
+  "$py" run_bench.py "${args[@]}" --time-limit "$limit" "${common[@]}" --out "$OUT/$phase" || rc=$?
 fi
 # exit codes (README, "Exit codes"): 3 = some case ended error or wrong (recorded; RETRY=error after a fix),
 # 4 = the time limit left cases for the next command; anything else but 0 stops here

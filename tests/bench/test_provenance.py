@@ -158,7 +158,8 @@ def test_gpu_paper_merge_keeps_every_phase_sessions(tmp_path, monkeypatch):
     for p in ("layer", "model"):
         shutil.copytree(ROOT / "reports/h200-paper" / p, stage / p)
     subprocess.run(["bash", str(ROOT / "scripts/gpu_paper.sh"), "merge", str(stage)], cwd=ROOT, check=True,
-                   capture_output=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                   capture_output=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT),
+                                             "PYTHON": sys.executable})
     meta = read_meta(stage / "all")
     revs = {s["git_rev"] for s in meta["sessions"]}
     assert {"9c37b5c", "1579fce", "d6fa286"} <= revs  # layer, its 128k rerun (run-1579fce.json), model
