@@ -1,10 +1,11 @@
 """Which of next.patch's versions make its train step slower than main's (impls/rat/gluon/NOTES.md, "Sixth session":
-bwd_ws_kernel +14-29% with b7b and b9 together), and which win in prefill; needs next.patch applied and
-old_backward.py / old_passes.py beside this script (ab_first.py's docstring has the `git show` lines that write
-them). One process, interleaved do_bench (median of ROUNDS, 3 unless set), kernel times from the profiler; each
-variant switches versions off from the patch's defaults:
-- train: "patch", "no_b9" (bwd_split_masked off), "no_b7b" (the backward before b7b: old_backward.py), "no_f678"
-  (the forward's f6-f8 off), "main_like" (all of them off: main's kernels); gradients against "patch";
+bwd_ws_kernel +14-29% with b7b and b9 together), and which win in prefill; needs next.patch applied. One process,
+interleaved do_bench (median of ROUNDS, 3 unless set), kernel times from the profiler; each variant switches
+versions off from the patch's defaults by RATTritonConfig's fields:
+- train: "patch" (b7b and b9), "b7b" (bwd_split_masked off), "b9" (bwd_store_first off: the pre pass zeroes the
+  accumulator, b4's item order), "fwd_only" (both off: bwd_ws_kernel's SASS is main's but for the parameter offsets,
+  seventh session), "no_f678" (the forward's f6-f8 off), "main_like" (all of them off: main's kernels); gradients
+  against "patch";
 - prefill: "patch", "f5_off" (fwd_self_logit "off"), "no_f78", "poly0" (head dim 64: f6 off), "main_like"; o
   against "patch".
 Shapes (bf16, H 16, 131,072 tokens): train at D 128 / L 16 and 4k / 32k / 128k, then 32k at D 64 and at L 64;
@@ -18,47 +19,29 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import load_beside, max_diffs, prefill_step, rat_inputs, result_header, time_and_record, train_step
+from experiments._ab import max_diffs, prefill_step, rat_inputs, result_header, time_and_record, train_step
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
-from ratbench.impls.rat.gluon import backward as gb
 
 NO678 = {"fwd_split_masked": False, "fwd_row_tree": 0, "fwd_exp_poly": 0}
-#: name -> (config fields, whether the backward before b7b runs)
-TRAIN = {"patch": ({}, False), "no_b9": ({"bwd_split_masked": False}, False), "no_b7b": ({}, True),
-         "no_f678": (NO678, False), "main_like": ({**NO678, "bwd_split_masked": False}, True)}
+NO_BWD = {"bwd_split_masked": False, "bwd_store_first": False}
+#: name -> config fields
+TRAIN = {"patch": {}, "b7b": {"bwd_split_masked": False}, "b9": {"bwd_store_first": False}, "fwd_only": NO_BWD,
+         "no_f678": NO678, "main_like": {**NO678, **NO_BWD}}
 PREFILL = {"patch": {}, "f5_off": {"fwd_self_logit": "off"}, "no_f78": {"fwd_split_masked": False, "fwd_row_tree": 0},
            "poly0": {"fwd_exp_poly": 0}, "main_like": {**NO678, "fwd_self_logit": "off"}}
 PLAN = ([("train", 128, 16, T) for T in (4096, 32768, 131072)] + [("prefill", 128, 16, T) for T in (4096, 32768, 131072)]
         + [("train", 64, 16, 32768), ("train", 128, 64, 32768)] + [("prefill", 64, 16, T) for T in (4096, 32768, 131072)])
 
 
-def old_gluon_backward():
-    """gluon_backward as before b7b (old_backward.py beside this script), taking and dropping b9's switch."""
-    mod = load_beside(__file__, "old_backward")
-
-    def old(*a, split=False, **kw):
-        return mod.gluon_backward(*a, **kw)
-    return old
-
-
-def train_fn(fields: dict, backward, xs, do, L: int):
-    """rat/gluon's train step with the config's fields set and gluon_backward swapped in for the call."""
-    inner, new = train_step(RATGluon(dataclasses.replace(GLUON_BWD_CONFIG, **fields)), xs, do, L), gb.gluon_backward
-
-    def fn():
-        gb.gluon_backward = backward  # rat_backward imports it from the module at each call
-        try:
-            inner()
-        finally:
-            gb.gluon_backward = new
-    return fn
+def train_fn(fields: dict, xs, do, L: int):
+    """rat/gluon's train step with the config's fields set."""
+    return train_step(RATGluon(dataclasses.replace(GLUON_BWD_CONFIG, **fields)), xs, do, L)
 
 
 def main() -> None:
     out = Path(os.environ.get("OUT", "/tmp")) / "ab_split.json"
     rounds = int(os.environ.get("ROUNDS", "3"))
     res = result_header()
-    new, old = gb.gluon_backward, old_gluon_backward()
     H = 16
     for mode, D, L, T in PLAN:
         B = 131072 // T
@@ -67,8 +50,8 @@ def main() -> None:
         fns, got = {}, {}
         if mode == "train":
             xs = [t.clone().requires_grad_(True) for t in x]
-            for name, (fields, before_b7b) in TRAIN.items():
-                fns[name] = train_fn(fields, old if before_b7b else new, xs, do, L)
+            for name, fields in TRAIN.items():
+                fns[name] = train_fn(fields, xs, do, L)
                 fns[name]()
                 got[name] = [t.grad.float() for t in xs]
             keys = ("dq", "dk", "dv", "df")

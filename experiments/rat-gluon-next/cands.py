@@ -1,0 +1,63 @@
+"""next.patch's backward versions as implementations of their own, for one harness run that measures them side by
+side (needs next.patch applied): rat/gluon at the patch's defaults with the fields below replaced, at every shape
+(the rule that picks the Gluon backward, `gluon_backward_used`, stays rat/gluon's). Registered from the command line:
+`PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl 'rat/gluon*' --register rat/gluon-b7b=cands:B7b
+--register rat/gluon-b9=cands:B9 --register rat/gluon-fwd=cands:FwdOnly --register rat/gluon-main=cands:MainLike ...`
+- B7b: b7b without b9 (bwd_split_masked off);
+- B9: b9 without b7b (bwd_store_first off: the pre pass zeroes dq's accumulator, b4's item order);
+- FwdOnly: neither (bwd_ws_kernel and its passes as main's; the patch's forward versions f5 and f6-f8 only);
+- MainLike: every version off (main's kernels), the same run's baseline.
+`python experiments/rat-gluon-next/cands.py` prints the --register flags. The winner's fields become rat/gluon's defaults (impls/rat/config.py) before the harness run that is committed as
+the product's."""
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+
+from ratbench.impls.rat.gluon import RATGluon
+from ratbench.impls.rat.triton import RATTritonConfig
+
+
+class _Candidate(RATGluon):
+    fields: ClassVar[dict] = {}
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(base, **self.fields)
+
+
+class B7b(_Candidate):
+    description = "rat/gluon with b7b and without b9 (next.patch, experiments/rat-gluon-next/cands.py)"
+    fields: ClassVar[dict] = {"bwd_split_masked": False}
+
+
+class B9(_Candidate):
+    description = "rat/gluon with b9 and without b7b (next.patch, experiments/rat-gluon-next/cands.py)"
+    fields: ClassVar[dict] = {"bwd_store_first": False}
+
+
+class FwdOnly(_Candidate):
+    description = "rat/gluon with next.patch's forward versions only (experiments/rat-gluon-next/cands.py)"
+    fields: ClassVar[dict] = {"bwd_store_first": False, "bwd_split_masked": False}
+
+
+class MainLike(_Candidate):
+    description = "rat/gluon with every next.patch version off: main's kernels (experiments/rat-gluon-next/cands.py)"
+    fields: ClassVar[dict] = {"bwd_store_first": False, "bwd_split_masked": False, "fwd_self_logit": "off",
+                              "fwd_split_masked": False, "fwd_row_tree": 0, "fwd_exp_poly": 0}
+
+
+CANDIDATES = {"rat/gluon-b7b": B7b, "rat/gluon-b9": B9, "rat/gluon-fwd": FwdOnly, "rat/gluon-main": MainLike}
+
+
+def main() -> None:
+    """The --register flags of the candidates (PYTHONPATH must hold experiments/rat-gluon-next), one per line."""
+    for name, cls in CANDIDATES.items():
+        print(f"--register {name}=cands:{cls.__name__}  # {cls.fields}")
+
+
+if __name__ == "__main__":
+    main()
