@@ -1,4 +1,5 @@
-# Device call A (under 10 minutes): next.patch's backward candidates (cands.py) in the harness, train at D 128 / L 16
+# Device call A (under 10 minutes): next.patch's backward candidates (cands.py: b7b, b9, both, neither, b7c, the
+# writer alone) in the harness, train at D 128 / L 16
 # side by side with main's kernels (rat/gluon-main) in the same run, prefill of the patch against main's, then
 # ab_split.py (per-kernel times, D 64 / L 64) in the time left. Needs next.patch applied and committed; run from the
 # repository root as `rm -rf .git; export RATBENCH_GIT_REV=<commit>; bash experiments/rat-gluon-next/call_a.sh`.
@@ -8,10 +9,10 @@ R=/tmp/ra; rm -rf $R; mkdir -p $R
 t0=$(date +%s)
 step() { local name=$1 lim=$2; shift 2; echo "== $name (limit $lim s)"; timeout "$lim" "$@" > "$R/$name.log" 2>&1; echo "== $name rc=$? at $(( $(date +%s) - t0 )) s"; tail -n "${TAILN:-25}" "$R/$name.log"; }
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv; python -c "import torch,triton;print(torch.__version__,torch.version.cuda,triton.__version__)"; echo "git ${RATBENCH_GIT_REV:-?}"; } > "$OUT/env.txt" 2>&1; cat "$OUT/env.txt"
-REG="--register rat/gluon-b7b=cands:B7b --register rat/gluon-b9=cands:B9 --register rat/gluon-fwd=cands:FwdOnly --register rat/gluon-main=cands:MainLike"
+REG=$(python experiments/rat-gluon-next/cands.py | sed 's/ *#.*//' | tr '\n' ' ')  # every candidate's --register flag
 C="--seq-len 4k,32k,128k --head-dim 128 --chunk-size 16 --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures"
 # shellcheck disable=SC2086
-TAILN=12 step op-train 180 python run_bench.py --impl 'rat/gluon*' $REG --mode train $C --out "$R/op-train"
+TAILN=12 step op-train 250 python run_bench.py --impl 'rat/gluon*' $REG --mode train $C --out "$R/op-train"
 # shellcheck disable=SC2086
 TAILN=8 step op-prefill 80 python run_bench.py --impl rat/gluon,rat/gluon-main $REG --mode prefill $C --out "$R/op-prefill"
 tar czf "$OUT/ra-op.tgz" -C /tmp ra

@@ -1,5 +1,5 @@
 # Device call B (under 10 minutes), right after call A: the candidate that won call A's train rows (WIN, one of
-# rat/gluon, rat/gluon-b7b, rat/gluon-b9, rat/gluon-fwd) through the check-triton preset (FlashAttention rule), the
+# rat/gluon, rat/gluon-b7b, -b9, -fwd, -b7c, -writer) through the check-triton preset (FlashAttention rule), the
 # D 64 and L 64 shapes beside main's kernels, and the per-stage profile at D 128 / L 16. Run as `rm -rf .git; export
 # RATBENCH_GIT_REV=<commit> WIN=<name>; bash experiments/rat-gluon-next/call_b.sh`.
 set -u
@@ -7,7 +7,7 @@ export PYTHONPATH=.:experiments/rat-gluon-next PYTHONUNBUFFERED=1
 R=/tmp/rb; rm -rf $R; mkdir -p $R
 t0=$(date +%s)
 step() { local name=$1 lim=$2; shift 2; echo "== $name (limit $lim s)"; timeout "$lim" "$@" > "$R/$name.log" 2>&1; echo "== $name rc=$? at $(( $(date +%s) - t0 )) s"; tail -n "${TAILN:-25}" "$R/$name.log"; }
-REG="--register rat/gluon-b7b=cands:B7b --register rat/gluon-b9=cands:B9 --register rat/gluon-fwd=cands:FwdOnly --register rat/gluon-main=cands:MainLike"
+REG=$(python experiments/rat-gluon-next/cands.py | sed 's/ *#.*//' | tr '\n' ' ')  # every candidate's --register flag
 C="--seq-len 4k,32k,128k --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures"
 # shellcheck disable=SC2086
 TAILN=8 step check 200 python run_bench.py --preset check-triton --impl "$WIN" $REG --mode train,prefill --device cuda --out "$R/check" --no-progress --no-figures

@@ -2,10 +2,12 @@
 side (needs next.patch applied): rat/gluon at the patch's defaults with the fields below replaced, at every shape
 (the rule that picks the Gluon backward, `gluon_backward_used`, stays rat/gluon's). Registered from the command line:
 `PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl 'rat/gluon*' --register rat/gluon-b7b=cands:B7b
---register rat/gluon-b9=cands:B9 --register rat/gluon-fwd=cands:FwdOnly --register rat/gluon-main=cands:MainLike ...`
+--register rat/gluon-b9=cands:B9 ...` (all of them: `python experiments/rat-gluon-next/cands.py`)
 - B7b: b7b without b9 (bwd_split_masked off);
 - B9: b9 without b7b (bwd_store_first off: the pre pass zeroes dq's accumulator, b4's item order);
 - FwdOnly: neither (bwd_ws_kernel and its passes as main's; the patch's forward versions f5 and f6-f8 only);
+- B7c: b7b's flags handled by a dq writer warp (bwd_dq_writer), without b9;
+- Writer: the dq writer warp without b7b and b9 (the pre pass zeroes the accumulator, as main);
 - MainLike: every version off (main's kernels), the same run's baseline.
 `python experiments/rat-gluon-next/cands.py` prints the --register flags. The winner's fields become rat/gluon's defaults (impls/rat/config.py) before the harness run that is committed as
 the product's."""
@@ -44,13 +46,24 @@ class FwdOnly(_Candidate):
     fields: ClassVar[dict] = {"bwd_store_first": False, "bwd_split_masked": False}
 
 
+class B7c(_Candidate):
+    description = "rat/gluon with b7b's flags in a dq writer warp, without b9 (experiments/rat-gluon-next/cands.py)"
+    fields: ClassVar[dict] = {"bwd_dq_writer": True, "bwd_split_masked": False}
+
+
+class Writer(_Candidate):
+    description = "rat/gluon with a dq writer warp, without b7b and b9 (experiments/rat-gluon-next/cands.py)"
+    fields: ClassVar[dict] = {"bwd_dq_writer": True, "bwd_store_first": False, "bwd_split_masked": False}
+
+
 class MainLike(_Candidate):
     description = "rat/gluon with every next.patch version off: main's kernels (experiments/rat-gluon-next/cands.py)"
     fields: ClassVar[dict] = {"bwd_store_first": False, "bwd_split_masked": False, "fwd_self_logit": "off",
                               "fwd_split_masked": False, "fwd_row_tree": 0, "fwd_exp_poly": 0}
 
 
-CANDIDATES = {"rat/gluon-b7b": B7b, "rat/gluon-b9": B9, "rat/gluon-fwd": FwdOnly, "rat/gluon-main": MainLike}
+CANDIDATES = {"rat/gluon-b7b": B7b, "rat/gluon-b9": B9, "rat/gluon-fwd": FwdOnly, "rat/gluon-b7c": B7c,
+              "rat/gluon-writer": Writer, "rat/gluon-main": MainLike}
 
 
 def main() -> None:
