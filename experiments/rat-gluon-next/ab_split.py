@@ -4,12 +4,13 @@ interleaved do_bench (median of ROUNDS, 3 unless set), kernel times from the pro
 versions off from the patch's defaults by RATTritonConfig's fields:
 - train: "patch" (b7b and b9), "b7b" (bwd_split_masked off), "b9" (bwd_store_first off: the pre pass zeroes the
   accumulator, b4's item order), "fwd_only" (both off: bwd_ws_kernel's SASS is main's but for the parameter offsets,
-  seventh session), "b7c" (b7b's flags in a dq writer warp, b9 off), "writer" (the writer warp, b7b and b9 off),
+  seventh session), "b7c" (b7b's flags in a dq writer warp, b9 off), "b7c_b10" (and the warpgroup tiles that see
+  none of their keys skipped), "writer" (the writer warp, b7b and b9 off),
   "no_f678" (the forward's f6-f8 off), "main_like" (all of them off: main's kernels); gradients against "patch";
 - prefill: "patch", "f5_off" (fwd_self_logit "off"), "no_f78", "poly0" (head dim 64: f6 off), "main_like"; o
   against "patch".
-Shapes (bf16, H 16, 131,072 tokens): train at D 128 / L 16 and 4k / 32k / 128k, then 32k at D 64 and at L 64;
-prefill at D 128 and D 64, 4k / 32k / 128k. Rows go to $OUT/ab_split.json as each shape ends.
+Shapes (bf16, H 16, 131,072 tokens): train at D 128 / L 16 and 4k / 32k / 128k, at L 64 and 4k / 32k (where b10
+skips most), at D 64 and 32k; prefill at D 128 and D 64, 4k / 32k / 128k. Rows go to $OUT/ab_split.json as each shape ends.
 `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-next/ab_split.py`"""
 from __future__ import annotations
 
@@ -26,12 +27,15 @@ NO678 = {"fwd_split_masked": False, "fwd_row_tree": 0, "fwd_exp_poly": 0}
 NO_BWD = {"bwd_split_masked": False, "bwd_store_first": False}
 #: name -> config fields
 TRAIN = {"patch": {}, "b7b": {"bwd_split_masked": False}, "b9": {"bwd_store_first": False}, "fwd_only": NO_BWD,
-         "b7c": {"bwd_dq_writer": True, "bwd_split_masked": False}, "writer": {**NO_BWD, "bwd_dq_writer": True},
+         "b7c": {"bwd_dq_writer": True, "bwd_split_masked": False},
+         "b7c_b10": {"bwd_dq_writer": True, "bwd_split_masked": False, "bwd_skip_hidden": True},
+         "writer": {**NO_BWD, "bwd_dq_writer": True},
          "no_f678": NO678, "main_like": {**NO678, **NO_BWD}}
 PREFILL = {"patch": {}, "f5_off": {"fwd_self_logit": "off"}, "no_f78": {"fwd_split_masked": False, "fwd_row_tree": 0},
            "poly0": {"fwd_exp_poly": 0}, "main_like": {**NO678, "fwd_self_logit": "off"}}
-PLAN = ([("train", 128, 16, T) for T in (4096, 32768, 131072)] + [("prefill", 128, 16, T) for T in (4096, 32768, 131072)]
-        + [("train", 64, 16, 32768), ("train", 128, 64, 32768)] + [("prefill", 64, 16, T) for T in (4096, 32768, 131072)])
+PLAN = ([("train", 128, 16, T) for T in (4096, 32768, 131072)] + [("train", 128, 64, T) for T in (4096, 32768)]
+        + [("train", 64, 16, 32768)] + [("prefill", 128, 16, T) for T in (4096, 32768, 131072)]
+        + [("prefill", 64, 16, T) for T in (4096, 32768, 131072)])
 
 
 def train_fn(fields: dict, xs, do, L: int):

@@ -1,16 +1,21 @@
 """next.patch's backward versions as implementations of their own, for one harness run that measures them side by
 side (needs next.patch applied): rat/gluon at the patch's defaults with the fields below replaced, at every shape
-(the rule that picks the Gluon backward, `gluon_backward_used`, stays rat/gluon's). Registered from the command line:
+(the rule that picks the Gluon backward, `gluon_backward_used`, stays rat/gluon's but for B7c10). Registered from
+the command line:
 `PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl 'rat/gluon*' --register rat/gluon-b7b=cands:B7b
 --register rat/gluon-b9=cands:B9 ...` (all of them: `python experiments/rat-gluon-next/cands.py`)
 - B7b: b7b without b9 (bwd_split_masked off);
 - B9: b9 without b7b (bwd_store_first off: the pre pass zeroes dq's accumulator, b4's item order);
 - FwdOnly: neither (bwd_ws_kernel and its passes as main's; the patch's forward versions f5 and f6-f8 only);
 - B7c: b7b's flags handled by a dq writer warp (bwd_dq_writer), without b9;
+- B7c10: B7c with b10 (a warpgroup's products skipped on the tiles that see none of its keys, bwd_skip_hidden), and
+  the Gluon backward at every shape (rat/gluon takes rat/triton's at L 64 below 16k, where b10 skips most);
+- B7c10b8: B7c10 with b8 (fwd_self_logit "always", bscan_recompute: no RoPE_c(kt) per row in training, the
+  backward scan forms kt again; L up to 32), never measured so far;
 - Writer: the dq writer warp without b7b and b9 (the pre pass zeroes the accumulator, as main);
 - MainLike: every version off (main's kernels), the same run's baseline.
-`python experiments/rat-gluon-next/cands.py` prints the --register flags. The winner's fields become rat/gluon's defaults (impls/rat/config.py) before the harness run that is committed as
-the product's."""
+`python experiments/rat-gluon-next/cands.py` prints the --register flags. The winner's fields become rat/gluon's
+defaults (impls/rat/config.py) before the harness run that is committed as the product's."""
 from __future__ import annotations
 
 import dataclasses
@@ -51,6 +56,18 @@ class B7c(_Candidate):
     fields: ClassVar[dict] = {"bwd_dq_writer": True, "bwd_split_masked": False}
 
 
+class B7c10(_Candidate):
+    description = ("rat/gluon with b7c and b10's skipped warpgroup tiles, without b9 "
+                   "(experiments/rat-gluon-next/cands.py)")
+    fields: ClassVar[dict] = {"bwd_dq_writer": True, "bwd_split_masked": False, "bwd_skip_hidden": True,
+                              "backward": "gluon_ws", "bscan_nc": 8}
+
+
+class B7c10b8(_Candidate):
+    description = "rat/gluon with b7c, b10 and b8, without b9 (experiments/rat-gluon-next/cands.py)"
+    fields: ClassVar[dict] = {**B7c10.fields, "fwd_self_logit": "always", "bscan_recompute": True}
+
+
 class Writer(_Candidate):
     description = "rat/gluon with a dq writer warp, without b7b and b9 (experiments/rat-gluon-next/cands.py)"
     fields: ClassVar[dict] = {"bwd_dq_writer": True, "bwd_store_first": False, "bwd_split_masked": False}
@@ -63,7 +80,7 @@ class MainLike(_Candidate):
 
 
 CANDIDATES = {"rat/gluon-b7b": B7b, "rat/gluon-b9": B9, "rat/gluon-fwd": FwdOnly, "rat/gluon-b7c": B7c,
-              "rat/gluon-writer": Writer, "rat/gluon-main": MainLike}
+              "rat/gluon-b7c10": B7c10, "rat/gluon-b7c10b8": B7c10b8, "rat/gluon-writer": Writer, "rat/gluon-main": MainLike}
 
 
 def main() -> None:
