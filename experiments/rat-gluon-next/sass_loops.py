@@ -1,10 +1,11 @@
 """The softmax loops of rat/gluon's kernels in sm_90 SASS, on the CPU (needs next.patch applied): fwd_ws_kernel in
 f6-f8's variants (prefill and the training forward) and bwd_ws_kernel with and without b9, compiled as their
-launchers launch them (meta tensors, triton's GPUTarget("cuda", 90, 32)); per kernel its registers and spills, and
+launchers launch them (meta tensors, triton's GPUTarget("cuda", 90, 32)), and bwd_ws_kernel in the backward's
+versions (BWD_VERSIONS: b7b, b9, b7c, b10 and main's); per kernel its registers and spills, and
 per loop that holds the softmax (16 or more MUFU instructions, the ones that run once per key block or query tile)
 its instruction count, MUFU, FSEL and spill instructions and an in-order issue model of one warp through one
 iteration (`issue_clocks`).
-`PYTHONPATH=. python experiments/rat-gluon-next/sass_loops.py`"""
+`PYTHONPATH=. python experiments/rat-gluon-next/sass_loops.py` (KERNELS=bwd: the backward only, 10 s)"""
 from __future__ import annotations
 
 import importlib
@@ -84,36 +85,65 @@ def _compile(launch, *args, **kw) -> tuple[dict, str]:
     return sass_stats(ck.asm["cubin"])
 
 
-def main() -> None:
+#: bwd_ws_kernel's versions: name -> launch_backward's switches (flags: b7b's store-first, split: b9, writer: b7c,
+#: skip: b10)
+BWD_VERSIONS = {"main": {}, "b9": {"split": True}, "b7b": {"first": True}, "b7b+b9": {"first": True, "split": True},
+                "writer": {"writer": True}, "b7c": {"first": True, "writer": True},
+                "b7c+b10": {"first": True, "writer": True, "skip": True}}
+
+
+def _forward_rows(D: int, T: int, H: int, L: int) -> None:
+    import torch
+
+    from ratbench.impls.rat.gluon.forward import launch_forward
+
+    meta = torch.device("meta")
+    q = torch.empty(1, T, H, D, device=meta, dtype=torch.bfloat16)
+    ke = torch.empty(1, H, T // L, D, device=meta, dtype=torch.bfloat16)
+    cos, lse = torch.empty(T // L, D // 2, device=meta), torch.empty(H, T, device=meta)
+    for kw in ({"split": False, "tree": 0}, {"split": True, "tree": 0}, {"split": True, "tree": 1},
+               {"split": True, "tree": 2}, {"split": True, "tree": 1, "exp_poly": 8},
+               {"split": True, "tree": 1, "exp_poly": 4}):
+        for store_lse in (False, True):
+            st, sass = _compile(launch_forward, q, q, q, cos, cos, ke, ke, q, lse, T, H, L, 0.1, True, store_lse,
+                                ss=None if store_lse else lse, **kw)
+            print(f"fwd D{D} {'train' if store_lse else 'prefill'} {kw}: regs {st['regs']}, spills "
+                  f"{st['LDL'] + st['STL']}, loops {softmax_loops(sass)}")
+
+
+def _backward_rows(D: int, T: int, H: int, L: int) -> None:
+    """bwd_ws_kernel in each of BWD_VERSIONS: spill instructions, and per softmax loop (instructions, spill
+    instructions, modelled clocks)."""
     import torch
 
     from ratbench.impls.rat.gluon.backward import launch_backward
-    from ratbench.impls.rat.gluon.forward import launch_forward
 
-    meta, H, T, L = torch.device("meta"), 2, 4096, 16
+    meta, C = torch.device("meta"), T // L
+    q = torch.empty(1, T, H, D, device=meta, dtype=torch.bfloat16)
+    qr = torch.empty(H, T, D, device=meta, dtype=torch.bfloat16)
+    kk = torch.empty(1, H, C, D, device=meta, dtype=torch.bfloat16)
+    acc, ld = torch.empty(H, T, D, device=meta), torch.empty(H, T // 64, 2, 64, device=meta)
+    dke = torch.empty(H, C, D, device=meta)
+    flags = torch.empty(H * T // 64 * 2, device=meta, dtype=torch.int32)
+    for name, v in BWD_VERSIONS.items():
+        kw = {k: v[k] for k in ("writer", "skip") if k in v}  # only the patch's launcher takes them
+        st, sass = _compile(launch_backward, qr, q, kk, kk, acc, ld, dke, dke, T, L, 0.1, 0.14,
+                            flags=flags if v.get("first") else None, split=v.get("split", False), **kw)
+        loops = [(x["instructions"], x["spill_ops"], x["issue_clocks"]) for x in softmax_loops(sass)]
+        print(f"bwd D{D} {name}: regs {st['regs']}, spills {st['LDL'] + st['STL']}, loops {loops}")
+
+
+def main() -> None:
+    """KERNELS=bwd or fwd for one of the two (default both)."""
+    import os
+
+    kernels = os.environ.get("KERNELS", "fwd,bwd").split(",")
+    H, T, L = 2, 4096, 16
     for D in (64, 128):
-        q = torch.empty(1, T, H, D, device=meta, dtype=torch.bfloat16)
-        ke = torch.empty(1, H, T // L, D, device=meta, dtype=torch.bfloat16)
-        cos, lse = torch.empty(T // L, D // 2, device=meta), torch.empty(H, T, device=meta)
-        for kw in ({"split": False, "tree": 0}, {"split": True, "tree": 0}, {"split": True, "tree": 1},
-                   {"split": True, "tree": 2}, {"split": True, "tree": 1, "exp_poly": 8},
-                   {"split": True, "tree": 1, "exp_poly": 4}):
-            for store_lse in (False, True):
-                st, sass = _compile(launch_forward, q, q, q, cos, cos, ke, ke, q, lse, T, H, L, 0.1, True, store_lse,
-                                    ss=None if store_lse else lse, **kw)
-                print(f"fwd D{D} {'train' if store_lse else 'prefill'} {kw}: regs {st['regs']}, spills "
-                      f"{st['LDL'] + st['STL']}, loops {softmax_loops(sass)}")
-        C = T // L
-        qr = torch.empty(H, T, D, device=meta, dtype=torch.bfloat16)
-        kk = torch.empty(1, H, C, D, device=meta, dtype=torch.bfloat16)
-        acc, ld = torch.empty(H, T, D, device=meta), torch.empty(H, T // 64, 2, 64, device=meta)
-        dke = torch.empty(H, C, D, device=meta)
-        flags = torch.empty(H * T // 64 * 2, device=meta, dtype=torch.int32)
-        for split in (False, True):
-            st, sass = _compile(launch_backward, qr, q, kk, kk, acc, ld, dke, dke, T, L, 0.1, 0.14, flags=flags,
-                                split=split)
-            print(f"bwd D{D} split={split}: regs {st['regs']}, spills {st['LDL'] + st['STL']}, "
-                  f"loops {softmax_loops(sass)}")
+        if "fwd" in kernels:
+            _forward_rows(D, T, H, L)
+        if "bwd" in kernels:
+            _backward_rows(D, T, H, L)
 
 
 if __name__ == "__main__":
