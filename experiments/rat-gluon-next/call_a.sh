@@ -20,6 +20,7 @@ TAILN=8 step op-l64 90 python run_bench.py --impl rat/gluon-main,rat/gluon-b7c,r
 TAILN=8 step op-prefill 80 python run_bench.py --impl rat/gluon,rat/gluon-main $REG --mode prefill $C --out "$R/op-prefill"
 tar czf "$OUT/ra-op.tgz" -C /tmp ra
 left=$(( 560 - ($(date +%s) - t0) ))
+[ "$left" -ge 30 ] || left=30  # timeout 0 would mean no limit
 TAILN=5 step ab_split "$left" env OUT="$OUT" ROUNDS=3 python experiments/rat-gluon-next/ab_split.py
 python - <<'PY'
 import json, os

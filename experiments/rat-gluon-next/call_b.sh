@@ -16,6 +16,7 @@ TAILN=12 step shapes-d64 110 python run_bench.py --impl "$WIN,rat/gluon-main" $R
 # shellcheck disable=SC2086
 TAILN=12 step shapes-l64 110 python run_bench.py --impl "$WIN,rat/gluon-main" $REG --mode train,prefill --head-dim 128 --chunk-size 64 $C --out "$R/shapes-l64"
 left=$(( 560 - ($(date +%s) - t0) ))
+[ "$left" -ge 30 ] || left=30  # timeout 0 would mean no limit
 # shellcheck disable=SC2086
 TAILN=30 step profile "$left" python run_bench.py profile --impl "$WIN" $REG --mode train,prefill --seq-len 4k,32k,128k --tokens 128k --heads 16 --head-dim 128 --chunk-size 16 --dtype bf16 --device cuda --out "$R/profile"
 tar czf "$OUT/rb.tgz" -C /tmp rb; ls -la "$OUT"
