@@ -1,8 +1,7 @@
-# Device call A (under 10 minutes): next.patch's backward candidates (cands.py: b7b, b9, both, neither, b7c, b7c with
-# b10, the writer alone) in the harness, train at D 128 / L 16
-# side by side with main's kernels (rat/gluon-main) in the same run, b10 at L 64 (train 4k, 32k), prefill of the
-# patch against main's, then
-# ab_split.py (per-kernel times, D 64 / L 64) in the time left. Needs next.patch applied and committed; run from the
+# Device call A (under 10 minutes): every candidate of cands.py (next.patch's backward versions) in the harness,
+# train at D 128 / L 16 side by side with main's kernels (rat/gluon-main) in the same run; b10 at L 64 (train 4k,
+# 32k; at 4k -main and -b7c take rat/triton's backward, as rat/gluon does there); b11 at D 64; prefill of the patch
+# against main's; then ab_split.py (per-kernel times, D 64 / L 64) in the time left. Needs next.patch applied and committed; run from the
 # repository root as `rm -rf .git; export RATBENCH_GIT_REV=<commit>; bash experiments/rat-gluon-next/call_a.sh`.
 set -u
 export PYTHONPATH=.:experiments/rat-gluon-next PYTHONUNBUFFERED=1
@@ -16,6 +15,8 @@ C="--seq-len 4k,32k,128k --head-dim 128 --chunk-size 16 --budget 1 --tokens 128k
 TAILN=12 step op-train 250 python run_bench.py --impl 'rat/gluon*' $REG --mode train $C --out "$R/op-train"
 # shellcheck disable=SC2086
 TAILN=8 step op-l64 90 python run_bench.py --impl rat/gluon-main,rat/gluon-b7c,rat/gluon-b7c10 $REG --mode train --seq-len 4k,32k --head-dim 128 --chunk-size 64 --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures --out "$R/op-l64"
+# shellcheck disable=SC2086
+TAILN=8 step op-d64 100 python run_bench.py --impl rat/gluon-main,rat/gluon-b7c,rat/gluon-b7c11 $REG --mode train --seq-len 4k,32k,128k --head-dim 64 --chunk-size 16 --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures --out "$R/op-d64"
 # shellcheck disable=SC2086
 TAILN=8 step op-prefill 80 python run_bench.py --impl rat/gluon,rat/gluon-main $REG --mode prefill $C --out "$R/op-prefill"
 tar czf "$OUT/ra-op.tgz" -C /tmp ra

@@ -1,5 +1,5 @@
 # Device call B (under 10 minutes), right after call A: the candidate that won call A's train rows (WIN, one of
-# rat/gluon, rat/gluon-b7b, -b9, -fwd, -b7c, -b7c10, -writer) through the check-triton preset (FlashAttention rule), the
+# rat/gluon, rat/gluon-b7b, -b9, -fwd, -b7c, -b7c10, -b7c10b8, -b7c11, -writer) through the check-triton preset (FlashAttention rule), the
 # D 64 and L 64 shapes beside main's kernels, and the per-stage profile at D 128 / L 16. Run as `rm -rf .git; export
 # RATBENCH_GIT_REV=<commit> WIN=<name>; bash experiments/rat-gluon-next/call_b.sh`.
 set -u

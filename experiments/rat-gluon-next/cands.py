@@ -12,6 +12,7 @@ the command line:
   the Gluon backward at every shape (rat/gluon takes rat/triton's at L 64 below 16k, where b10 skips most);
 - B7c10b8: B7c10 with b8 (fwd_self_logit "always", bscan_recompute: no RoPE_c(kt) per row in training, the
   backward scan forms kt again; L up to 32), never measured so far;
+- B7c11: B7c with b11 (bwd_pipe_s: each tile's S^T issued during the previous tile; head dim 64 only);
 - Writer: the dq writer warp without b7b and b9 (the pre pass zeroes the accumulator, as main);
 - MainLike: every version off (main's kernels), the same run's baseline.
 `python experiments/rat-gluon-next/cands.py` prints the --register flags. The winner's fields become rat/gluon's
@@ -68,6 +69,11 @@ class B7c10b8(_Candidate):
     fields: ClassVar[dict] = {**B7c10.fields, "fwd_self_logit": "always", "bscan_recompute": True}
 
 
+class B7c11(_Candidate):
+    description = "rat/gluon with b7c and b11's S^T a tile ahead at head dim 64 (experiments/rat-gluon-next/cands.py)"
+    fields: ClassVar[dict] = {**B7c.fields, "bwd_pipe_s": True}
+
+
 class Writer(_Candidate):
     description = "rat/gluon with a dq writer warp, without b7b and b9 (experiments/rat-gluon-next/cands.py)"
     fields: ClassVar[dict] = {"bwd_dq_writer": True, "bwd_store_first": False, "bwd_split_masked": False}
@@ -80,7 +86,8 @@ class MainLike(_Candidate):
 
 
 CANDIDATES = {"rat/gluon-b7b": B7b, "rat/gluon-b9": B9, "rat/gluon-fwd": FwdOnly, "rat/gluon-b7c": B7c,
-              "rat/gluon-b7c10": B7c10, "rat/gluon-b7c10b8": B7c10b8, "rat/gluon-writer": Writer, "rat/gluon-main": MainLike}
+              "rat/gluon-b7c10": B7c10, "rat/gluon-b7c10b8": B7c10b8,
+              "rat/gluon-b7c11": B7c11, "rat/gluon-writer": Writer, "rat/gluon-main": MainLike}
 
 
 def main() -> None:

@@ -86,10 +86,11 @@ def _compile(launch, *args, **kw) -> tuple[dict, str]:
 
 
 #: bwd_ws_kernel's versions: name -> launch_backward's switches (flags: b7b's store-first, split: b9, writer: b7c,
-#: skip: b10)
+#: skip: b10, pipe: b11 at head dim 64)
 BWD_VERSIONS = {"main": {}, "b9": {"split": True}, "b7b": {"first": True}, "b7b+b9": {"first": True, "split": True},
                 "writer": {"writer": True}, "b7c": {"first": True, "writer": True},
-                "b7c+b10": {"first": True, "writer": True, "skip": True}}
+                "b7c+b10": {"first": True, "writer": True, "skip": True},
+                "b7c+b11": {"first": True, "writer": True, "pipe": True}}
 
 
 def _forward_rows(D: int, T: int, H: int, L: int) -> None:
@@ -126,7 +127,9 @@ def _backward_rows(D: int, T: int, H: int, L: int) -> None:
     dke = torch.empty(H, C, D, device=meta)
     flags = torch.empty(H * T // 64 * 2, device=meta, dtype=torch.int32)
     for name, v in BWD_VERSIONS.items():
-        kw = {k: v[k] for k in ("writer", "skip") if k in v}  # only the patch's launcher takes them
+        if v.get("pipe") and D != 64:
+            continue
+        kw = {k: v[k] for k in ("writer", "skip", "pipe") if k in v}  # only the patch's launcher takes them
         st, sass = _compile(launch_backward, qr, q, kk, kk, acc, ld, dke, dke, T, L, 0.1, 0.14,
                             flags=flags if v.get("first") else None, split=v.get("split", False), **kw)
         loops = [(x["instructions"], x["spill_ops"], x["issue_clocks"]) for x in softmax_loops(sass)]
