@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import torch
 
-from ratbench.impls.rat.gluon import RATGluon
+from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, RATGluon
 from ratbench.impls.rat.triton import RATTritonConfig
 
 
@@ -60,8 +60,8 @@ class B7c(_Candidate):
 class B7c10(_Candidate):
     description = ("rat/gluon with b7c and b10's skipped warpgroup tiles, without b9 "
                    "(experiments/rat-gluon-next/cands.py)")
-    fields: ClassVar[dict] = {"bwd_dq_writer": True, "bwd_split_masked": False, "bwd_skip_hidden": True,
-                              "backward": "gluon_ws", "bscan_nc": 8}
+    fields: ClassVar[dict] = {**B7c.fields, "bwd_skip_hidden": True, "backward": GLUON_BWD_CONFIG.backward,
+                              "bscan_nc": GLUON_BWD_CONFIG.bscan_nc}
 
 
 class B7c10b8(_Candidate):
