@@ -40,9 +40,9 @@ def main() -> None:
                 k, v, f, cos, sin = ins
                 B, T, C = shape
                 K.scan_kernel[(math.ceil(C / nc), B * H)](
-                    k, v, f, cos, sin, ktr, vt, ke, ve, ktr, vt,
+                    k, v, f, cos, sin, ktr, vt, ke, ve, ktr, vt, k, ke,  # Q, SS: not read without SELF_LOGIT
                     k.stride(0), k.stride(1), k.stride(2), ktr.stride(0), ktr.stride(1), ktr.stride(2),
-                    ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
+                    ke.stride(0), ke.stride(1), ke.stride(2), k.stride(0), k.stride(1), k.stride(2), T, H, C, L,
                     L=L, NC=nc, HALF=D // 2, ROPE=True, WRITE_LAST=False, num_warps=w, num_stages=1)
             fn()
             name = f"nc{nc}_w{w}"

@@ -15,103 +15,23 @@ Kernels and their math: impls/rat/kernels/; measurements and the removed variant
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-from dataclasses import dataclass
 
 import torch
 
 from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat.base import RAT, RATState
-from ratbench.impls.rope import rope_cos_sin
-
-#: RATTritonConfig.backward: the kernels of the backward pass (impls/rat/kernels/backward_dq.py)
-BACKWARDS = ("plain", "dq_first", "gluon_ws")
-#: RATTritonConfig.forward: the attention kernel of the forward pass: "triton" = kernels/forward.py (any GPU,
-#: the interpreter); "gluon_ws" = impls/rat/gluon/forward.py (warp-specialized, TMA + wgmma: sm_90 only, 16-bit)
-FORWARDS = ("triton", "gluon_ws")
-
-
-@dataclass(frozen=True)
-class RATTritonConfig:
-    """Tile sizes and launch parameters (GPU). Under TRITON_INTERPRET=1: INTERPRET_CONFIG (16-row tiles)."""
-
-    fwd_bm: int = 128  # query rows per forward program
-    fwd_bn: int = 128  # chunk ends per inner step
-    fwd_warps: int = 8
-    fwd_stages: int = 3
-    dkv_bn: int = 128  # chunk ends per dK/dV program
-    dkv_bm: int = 64  # query rows per inner step
-    dkv_warps: int = 8
-    dkv_stages: int = 4
-    #: the backward's kernels: "dq_first" = bwd_dq_pre_kernel (dq with Delta = rowsum(dO * o) and RoPE(q) in
-    #: one pass) then bwd_dkv_early_kernel (dP^T issued before the exponentials): the 16-bit default (H200,
-    #: NOTES.md session 4, run6); "plain" = bwd_pre_kernel, bwd_dkv_kernel, bwd_dq_kernel: what float32 runs;
-    #: "gluon_ws" = impls/rat/gluon/backward.py (one 5-product kernel, dq by TMA reductions: sm_90 only, 16-bit)
-    backward: str = "plain"
-    #: the forward's attention kernel (FORWARDS); "gluon_ws" uses fwd_bn (chunk ends per block) and fwd_stages
-    #: (K / V buffers); its query tile is 128 rows (fwd_bm must be 128)
-    forward: str = "triton"
-    #: with forward and backward "gluon_ws": the training forward also writes RoPE_c(q) (by TMA from the shared
-    #: buffer it rotated q in) for the backward kernel, instead of the backward's pre pass reading q and writing it
-    fwd_qr: bool = True
-    dq_bm: int = 128
-    dq_bn: int = 64
-    dq_warps: int = 8
-    dq_stages: int = 3
-    scan_nc: int = 16  # chunks side by side in the forward scan
-    scan_warps: int = 4
-    bscan_nc: int = 4  # ... and in the backward scan
-    bscan_warps: int = 4
-    pre_bm: int = 32
-    #: decode step: slots per inner step and warps; None = the measured rule (`step_launch`): one program per
-    #: (b, h) and no slot splits -> 2 warps, 64 slots per step up to 512 slots, else 128; split launches (few
-    #: B*H) -> 128 slots, 4 warps (run 2's measured configuration)
-    step_bn: int | None = None
-    step_warps: int | None = None
-    step_stages: int = 1  # software-pipeline stages of the step's slot loop (2, 3: no gain measured)
-    #: slot splits of the decode step (None: enough programs for two per multiprocessor)
-    step_splits: int | None = None
-    #: two-level scans for long chunks (v7; kernels/long_scan.py): None = automatic (`long_scan_used`:
-    #: min(L, T) >= lscan_min_len and at most lscan_max_lanes chunks (C * B * H) in all), True / False
-    #: force the two-level / the plain scans. Default None: on the H200 (reports/rat-triton/run5_long_chunk.*)
-    #: the two-level path passed the checks and trained the RNN op 1.7x / 5.1x / 18.6x faster at T = 4k / 32k /
-    #: 128k (262144 tokens), the three shapes the rule sends there
-    long_scan: bool | None = None
-    lscan_s: int = 128  # rows per sub-block (the sequential part of a program)
-    lscan_min_len: int = 1024
-    lscan_max_lanes: int = 1024
-    lscan_cb: int = 64  # sub-block summaries per step of the carry scan
-    lscan_nb: int = 16  # sub-blocks side by side per forward program (warps: scan_warps)
-    lscan_bnb: int = 8  # ... per backward program (warps: bscan_warps; 8 x D/2 gives 8-16-byte loads)
-
-    def __post_init__(self) -> None:
-        if self.backward not in BACKWARDS:
-            raise ValueError(f"RATTritonConfig: backward must be one of {BACKWARDS}, got {self.backward!r}")
-        if self.forward not in FORWARDS:
-            raise ValueError(f"RATTritonConfig: forward must be one of {FORWARDS}, got {self.forward!r}")
-        if self.forward == "gluon_ws" and self.fwd_bm != 128:
-            raise ValueError(f"RATTritonConfig: forward 'gluon_ws' has a 128-row query tile, got fwd_bm={self.fwd_bm}")
-
-
-# Tiles measured on an H200 (bf16, H = 16, D = 128, L = 16; reports/rat-triton/tune*.json): the defaults
-# for many chunk ends per sequence; fewer chunk ends prefer smaller forward tiles; float32 operands
-# take twice the shared memory, so smaller tiles and fewer stages.
-# The 16-bit backward since session 4: backward="dq_first" (dq first with Delta and RoPE(q), v10, no bwd_pre;
-# dK/dV issuing dP^T before the exponentials, v8) at 3 dK/dV stages. H200 harness run beside the previous
-# default (reports/rat-triton/run6_harness, git 346fae3): train 6.56 -> 6.11 ms (4k), 14.9 -> 14.3 (32k),
-# 43.4 -> 42.4 (128k); prefill unchanged; FlashAttention-rule checks pass (run6_overlap). float32 keeps the
-# plain backward (not timed with these kernels).
-_PLAIN = RATTritonConfig()
-DEFAULT_CONFIG = dataclasses.replace(_PLAIN, backward="dq_first", dkv_stages=3)
-SHORT_CONFIG = dataclasses.replace(DEFAULT_CONFIG, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=2)
-FP32_CONFIG = dataclasses.replace(_PLAIN, fwd_bm=64, fwd_bn=64, fwd_warps=4, fwd_stages=1, dkv_bn=64,
-                                  dkv_bm=64, dkv_stages=1, dq_bm=64, dq_bn=64, dq_stages=1)
-INTERPRET_CONFIG = RATTritonConfig(
-    fwd_bm=16, fwd_bn=16, dkv_bn=16, dkv_bm=16, dq_bm=16, dq_bn=16, scan_nc=4, bscan_nc=2, pre_bm=16,
-    step_bn=16, lscan_s=16, lscan_cb=4, lscan_nb=4, lscan_bnb=2,
+from ratbench.impls.rat.config import (  # noqa: F401 - re-exported: rat/triton's configuration lives in config.py
+    BACKWARDS,
+    DEFAULT_CONFIG,
+    FORWARDS,
+    FP32_CONFIG,
+    INTERPRET_CONFIG,
+    SHORT_CONFIG,
+    RATTritonConfig,
 )
+from ratbench.impls.rope import rope_cos_sin
 
 
 def forward_writes_qr(cfg: RATTritonConfig) -> bool:
@@ -222,39 +142,47 @@ def _lscan_buffers(B: int, H: int, C: int, NS: int, D: int, device: torch.device
 
 def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig, *, need_lse: bool,
                 ke=None, ve=None, last_state=None, qr=None):
-    """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr, vt (per-token states, (B, T, H, D)),
+    """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr (None where rat/gluon's prefill did not write it),
+    vt (per-token states, (B, T, H, D)),
     ke, ve (chunk ends (B, H, C, D), or the given decode-cache views). qr: (B*H, Tq, D) that the "gluon_ws" forward
-    fills with RoPE_c(q) for the Gluon backward (`forward_writes_qr`)."""
+    fills with RoPE_c(q) for the Gluon backward (`forward_writes_qr`). rat/gluon's prefill (cfg.fwd_self_logit
+    "prefill", no lse, the one-level scan): the scan writes each row's self logit q . kt instead of RoPE_c(kt)."""
     from ratbench.impls.rat import kernels as K
 
     B, T, H, D = q.shape
     C = math.ceil(T / L)
     HALF = D // 2
     o = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
-    ktr = torch.empty_like(o)
+    long_scan = long_scan_used(cfg, B, H, T, L)
+    self_logit = cfg.forward == "gluon_ws" and not long_scan and cfg.fwd_self_logit == "prefill" and not need_lse
+    write_kt = not self_logit
+    ss = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if self_logit else None
+    ktr = torch.empty_like(o) if write_kt else o  # o: a pointer the scan does not write through then
     vt = torch.empty_like(o)
     if ke is None:
         ke = torch.empty(B, H, C, D, device=q.device, dtype=q.dtype)
         ve = torch.empty_like(ke)
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
     stk, stv = last_state if last_state is not None else (o, o)
-    if long_scan_used(cfg, B, H, T, L):
+    if long_scan:
         _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T, H, C, L, rope, last_state is not None, cfg)
     else:
         K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
-            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv,
+            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, q, o if ss is None else ss,
             k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
-            ke.stride(0), ke.stride(1), ke.stride(2), T, H, C, L,
-            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None,
-            **_kw(cfg.scan_warps, 1),
+            ke.stride(0), ke.stride(1), ke.stride(2), q.stride(0), q.stride(1), q.stride(2), T, H, C, L,
+            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, SELF_LOGIT=self_logit,
+            WRITE_KT=write_kt, **_kw(cfg.scan_warps, 1),
         )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     if cfg.forward == "gluon_ws":
         from ratbench.impls.rat.gluon.forward import launch_forward
 
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
-                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr)
-        return o, (lse if need_lse else None), ktr, vt, ke, ve
+                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
+                       exp_poly=cfg.fwd_exp_poly if D == 64 else 0, split=cfg.fwd_split_masked,
+                       tree=cfg.fwd_row_tree)
+        return o, (lse if need_lse else None), (ktr if write_kt else None), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),

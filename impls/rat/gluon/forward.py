@@ -54,18 +54,111 @@ def _row_layout(N, num_warps):
     return gl.BlockedLayout([1, 8], [32 // cols, cols], [num_warps, 1], [1, 0])
 
 
+# 2**f on [-1/2, 1/2] by a degree-3 polynomial, minimax in relative error (7.5e-5, bf16's half ulp is 2e-3)
+_P0 = gl.constexpr(0.9999281)
+_P1 = gl.constexpr(0.69326097)
+_P2 = gl.constexpr(0.24261061)
+_P3 = gl.constexpr(0.05517145)
+
+
 @gluon.jit
-def _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN: gl.constexpr):
-    """One block of raw logits s = q.K ([64, BN]), masked where j >= c(t) if the block is past the unmasked
-    ones. m_i is in scaled base-2 units; the scale goes into the exponent's FFMA (s scale2 - m), as in
-    FlashAttention. Returns p (float32), the new m, l and the rescale factor of the accumulator."""
-    if i >= n_full:
-        keys = i * BN + cols
-        s = gl.where(keys[None, :] < crow[:, None], s, -float("inf"))
-    m_new = gl.maximum(m_i, gl.max(s, 1) * scale2)
+def _exp2_poly(x):
+    """2**x on the FMA and integer pipes, not the MUFU: j = round(x) by the 1.5 * 2**23 shift, 2**(x - j) by the
+    polynomial, j added to its exponent bits (the shifted sum's low bits are j). x is clamped at -125 so that
+    2**(x - j) in [0.7, 1.42] keeps a normal exponent: a masked logit (-inf) gives 2**-125, not 0."""
+    x = gl.maximum(x, -125.0)
+    r = x + 12582912.0
+    j = r - 12582912.0
+    f = x - j
+    p = f * _P3 + _P2
+    p = p * f + _P1
+    p = p * f + _P0
+    bits = p.to(gl.int32, bitcast=True) + (r.to(gl.int32, bitcast=True) << 23)
+    return bits.to(gl.float32, bitcast=True)
+
+
+@gluon.jit
+def _exp2_part(x, EXP_POLY: gl.constexpr, s_layout: gl.constexpr):
+    """2**x of a [64, N] wgmma accumulator with one in EXP_POLY (2, 4 or 8) of its elements by _exp2_poly (FA4's
+    exponential emulation), the rest by the MUFU: a thread holds columns 8 j + 2 (lane % 4) + {0, 1}, and the
+    polynomial takes those with j = -1 mod EXP_POLY. The reshapes and splits only rename registers (no shuffles or
+    shared memory in the SASS)."""
+    M: gl.constexpr = x.shape[0]
+    N: gl.constexpr = x.shape[1]
+    # [M, j // 8, col % 8, j bit 2, j bit 1, j bit 0]
+    x6 = gl.permute(gl.reshape(x, [M, N // 64, 2, 2, 2, 8]), [0, 1, 5, 2, 3, 4])
+    b0_0, b0_1 = gl.split(x6)
+    if EXP_POLY == 2:
+        y6 = gl.join(gl.exp2(b0_0), _exp2_poly(b0_1))
+    else:
+        b1_0, b1_1 = gl.split(b0_1)
+        if EXP_POLY == 4:
+            y_1 = gl.join(gl.exp2(b1_0), _exp2_poly(b1_1))
+        else:
+            b2_0, b2_1 = gl.split(b1_1)
+            y_1 = gl.join(gl.exp2(b1_0), gl.join(gl.exp2(b2_0), _exp2_poly(b2_1)))
+        y6 = gl.join(gl.exp2(b0_0), y_1)
+    return gl.convert_layout(gl.reshape(gl.permute(y6, [0, 1, 3, 4, 5, 2]), [M, N]), s_layout)
+
+
+@gluon.jit
+def _halves(x):
+    """[M, N] -> two [M, N / 2]: columns c and c + N / 2 (8 j + c', 8 (j + N / 16) + c'), which one thread holds."""
+    M: gl.constexpr = x.shape[0]
+    N: gl.constexpr = x.shape[1]
+    return gl.split(gl.permute(gl.reshape(x, [M, 2, N // 2]), [0, 2, 1]))
+
+
+@gluon.jit
+def _row_max(s, TREE: gl.constexpr, s_layout: gl.constexpr):
+    """max over a [64, 128] accumulator's rows. TREE >= 1 (f8): a thread's 32 elements of a row in 5 levels of
+    independent FMNMX instead of the reduction's chain of 31 (its latency is on the softmax's critical path: the
+    warp issues in order), then the 2 shuffles across the row's 4 lanes."""
+    if TREE >= 1:
+        a, b = _halves(s)
+        a, b = _halves(gl.maximum(a, b))
+        a, b = _halves(gl.maximum(a, b))
+        a, b = _halves(gl.maximum(a, b))
+        return gl.convert_layout(gl.max(gl.maximum(a, b), 1), gl.SliceLayout(1, s_layout))
+    else:
+        return gl.max(s, 1)
+
+
+@gluon.jit
+def _row_sum(p, TREE: gl.constexpr, s_layout: gl.constexpr):
+    """sum over a [64, 128] accumulator's rows; TREE 2: in a tree, as _row_max (another order of the float32
+    additions)."""
+    if TREE == 2:
+        a, b = _halves(p)
+        a, b = _halves(a + b)
+        a, b = _halves(a + b)
+        a, b = _halves(a + b)
+        return gl.convert_layout(gl.sum(a + b, 1), gl.SliceLayout(1, s_layout))
+    else:
+        return gl.sum(p, 1)
+
+
+@gluon.jit
+def _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN: gl.constexpr, MASK: gl.constexpr,
+             EXP_POLY: gl.constexpr, TREE: gl.constexpr, s_layout: gl.constexpr):
+    """One block of raw logits s = q.K ([64, BN]), masked where j >= c(t): MASK 1 always, 2 if the block is past
+    the unmasked ones (i >= n_full), 0 never. m_i is in scaled base-2 units; the scale goes into the exponent's
+    FFMA (s scale2 - m), as in FlashAttention. EXP_POLY (f6, head dim 64, where the MUFU's 16 results per clock take
+    as long as the block's products): one in EXP_POLY exponentials by polynomial (_exp2_part). TREE (f8): the row
+    maximum (1) and sum (2) in trees. Returns p (float32), the new m, l and the rescale factor of the accumulator."""
+    if MASK == 2:
+        masked = i >= n_full
+    else:
+        masked = MASK == 1
+    if masked:
+        s = gl.where((i * BN + cols)[None, :] < crow[:, None], s, -float("inf"))
+    m_new = gl.maximum(m_i, _row_max(s, TREE, s_layout) * scale2)
     alpha = gl.exp2(m_i - m_new)
-    p = gl.exp2(s * scale2 - m_new[:, None])
-    l_i = l_i * alpha + gl.sum(p, 1)
+    if EXP_POLY > 0:
+        p = _exp2_part(s * scale2 - m_new[:, None], EXP_POLY, s_layout)
+    else:
+        p = gl.exp2(s * scale2 - m_new[:, None])
+    l_i = l_i * alpha + _row_sum(p, TREE, s_layout)
     return p, m_new, l_i, alpha
 
 
@@ -92,10 +185,12 @@ def _schedule(NT, n_tiles):
 
 @gluon.jit
 def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
-              ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase):
+              ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase,
+              ss_row, SELF_LOGIT: gl.constexpr):
     """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
     softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
-    ring, k_self), l = 1, acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
+    ring, k_self; with SELF_LOGIT the scan's q_t . kt_t from ss_row, the head's row of SS, instead), l = 1,
+    acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
     COS, SIN = cos_sin
     BMW: gl.constexpr = 64
     HALF: gl.constexpr = D // 2
@@ -117,14 +212,17 @@ def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constex
     q_w.slice(0, HALF, dim=1).store(q1.to(dtype))
     q_w.slice(HALF, HALF, dim=1).store(q2.to(dtype))
     fence_async_shared()
-    mbarrier.wait(kv_bar[0], kv_phase)
-    k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-    k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-    s_self = gl.sum(q1 * k1 + q2 * k2, 1) * scale2
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    if SELF_LOGIT:
+        rs = t0 + tw_off + gl.arange(0, BMW, layout=row_s)
+        m_i = gl.load(ss_row + rs, mask=rs < T, other=0.0) * scale2
+    else:
+        mbarrier.wait(kv_bar[0], kv_phase)
+        k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+        k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+        m_i = gl.convert_layout(gl.sum(q1 * k1 + q2 * k2, 1) * scale2, row_s)
     mbarrier.wait(kv_bar[1], kv_phase)
     acc = v_self.load(o_layout).to(gl.float32)
-    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
-    m_i = gl.convert_layout(s_self, row_s)
     l_i = gl.full([BMW], 1.0, gl.float32, row_s)
     return acc, m_i, l_i, (t0 + tw_off + gl.arange(0, BMW, layout=row_s)) // L
 
@@ -170,41 +268,65 @@ def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr
 
 
 @gluon.jit
+def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2, BN: gl.constexpr,
+           STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, MASK: gl.constexpr,
+           EXP_POLY: gl.constexpr, TREE: gl.constexpr):
+    """Key block i >= 1 of a tile: S_i issued with P_{i-1} V_{i-1}, the softmax of S_i under the latter."""
+    k_ready, v_ready, k_empty, v_empty = bars
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    st = (e0 + i) % STAGES
+    pst = (e0 + i - 1) % STAGES
+    mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
+    s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), gl.zeros([64, BN], gl.float32, s_layout),
+                      use_acc=False, is_async=True)
+    mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
+    acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
+    s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+    mbarrier.arrive(k_empty.index(st), count=1)
+    p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN, MASK, EXP_POLY, TREE, s_layout)
+    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+    mbarrier.arrive(v_empty.index(pst), count=1)
+    acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
+    p = gl.convert_layout(p32.to(k_bufs.dtype), p_layout)
+    return acc, p, m_i, l_i
+
+
+@gluon.jit
 def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
-            D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+            D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr,
+            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr):
     """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
     S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
-    soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. Returns acc, m, l."""
+    soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. SPLIT (f7): the
+    unmasked blocks (i < n_full) and the masked ones in two loops, so that the unmasked ones carry no mask (ptxas
+    turns a mask under a branch into selects for every block). Returns acc, m, l."""
     k_ready, v_ready, k_empty, v_empty = bars
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
-    row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
-    zero_s = gl.zeros([BMW, BN], gl.float32, s_layout)
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
     p = gl.zeros([BMW, BN], dtype, p_layout)
     if n_blocks > 0:
         mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
-        s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), zero_s, use_acc=False, is_async=True)
+        s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), gl.zeros([BMW, BN], gl.float32, s_layout),
+                          use_acc=False, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         mbarrier.arrive(k_empty.index(e0 % STAGES), count=1)
-        p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN)
-        acc = acc * gl.convert_layout(alpha, row_o)[:, None]
+        p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN, 2, EXP_POLY, TREE, s_layout)
+        acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
-    for i in range(1, n_blocks):
-        st = (e0 + i) % STAGES
-        pst = (e0 + i - 1) % STAGES
-        mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
-        s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), zero_s, use_acc=False, is_async=True)
-        mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
-        acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
-        s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
-        mbarrier.arrive(k_empty.index(st), count=1)
-        p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN)
-        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-        mbarrier.arrive(v_empty.index(pst), count=1)
-        acc = acc * gl.convert_layout(alpha, row_o)[:, None]
-        p = gl.convert_layout(p32.to(dtype), p_layout)
+    if SPLIT:
+        n_open = gl.maximum(gl.minimum(n_full, n_blocks), 1)
+        for i in range(1, n_open):
+            acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
+                                      BN, STAGES, s_layout, o_layout, 0, EXP_POLY, TREE)
+        for i in range(n_open, n_blocks):
+            acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
+                                      BN, STAGES, s_layout, o_layout, 1, EXP_POLY, TREE)
+    else:
+        for i in range(1, n_blocks):
+            acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
+                                      BN, STAGES, s_layout, o_layout, 2, EXP_POLY, TREE)
     if n_blocks > 0:
         last = e0 + n_blocks - 1
         mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
@@ -217,7 +339,8 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 @gluon.jit
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
-              STORE_QR: gl.constexpr, O_TMA: gl.constexpr):
+              STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
+              SPLIT: gl.constexpr, TREE: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
@@ -236,7 +359,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc, m_i, l_i, crow = _prologue(
             (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
             scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
-            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1)
+            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, ptrs[4] + bh.to(gl.int64) * T, SELF_LOGIT)
         if STORE_LSE and STORE_QR:
             tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
         if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
@@ -244,8 +367,8 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
             mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
-        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full, acc, m_i,
-                                l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout)
+        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
+                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
@@ -263,15 +386,19 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 @gluon.jit
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-               O_TMA: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA)
+               O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
+               TREE: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-               O_TMA: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA)
+               O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
+               TREE: gl.constexpr):
+    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
 
 
 @gluon.jit
@@ -291,7 +418,8 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 @gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-            O_TMA: gl.constexpr):
+            O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
+            TREE: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
@@ -312,7 +440,15 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
-        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
+        if SELF_LOGIT:  # the self entry carries vt only: its K buffer's phase completes without bytes
+            es = e % STAGES
+            mbarrier.wait(k_empty.index(es), ((e // STAGES) & 1) ^ 1)
+            mbarrier.arrive(k_ready.index(es), count=1)
+            mbarrier.wait(v_empty.index(es), ((e // STAGES) & 1) ^ 1)
+            mbarrier.expect(v_ready.index(es), vt_desc.block_type.nbytes)
+            tma.async_copy_global_to_shared(vt_desc, [row, col], v_ready.index(es), v_bufs.index(es))
+        else:
+            _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
         for i in range(n_blocks):
             _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
                        STAGES)
@@ -320,16 +456,9 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
 
 
 @gluon.jit
-def fwd_ws_kernel(
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, qr_desc, o_desc,
-    o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
-    L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
-    STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-):
-    dtype: gl.constexpr = ke_desc.dtype
-    q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
-    k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
-    v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
+def _ring_barriers(STAGES: gl.constexpr):
+    """The mbarriers of the K / V ring (ready: the TMA's bytes; empty: both consumer warpgroups' releases) and of the
+    two q buffers, initialised: k_ready, v_ready, k_empty, v_empty, q_ready, q_empty."""
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -339,12 +468,28 @@ def fwd_ws_kernel(
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
-        mbarrier.init(k_empty.index(i), count=2)  # released by both consumer warpgroups
+        mbarrier.init(k_empty.index(i), count=2)
         mbarrier.init(v_empty.index(i), count=2)
     for i in gl.static_range(2):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=2)
-    ptrs = (COS, SIN, O, LSE)
+    return k_ready, v_ready, k_empty, v_empty, q_ready, q_empty
+
+
+@gluon.jit
+def fwd_ws_kernel(
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc,
+    o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
+    L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
+    STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
+    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+):
+    dtype: gl.constexpr = ke_desc.dtype
+    q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
+    k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
+    v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
+    ptrs = (COS, SIN, O, LSE, SS)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
@@ -352,9 +497,12 @@ def fwd_ws_kernel(
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
-        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
-        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
-        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA)),
+        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
     ], [4, 1], [240, 24])
 
 
@@ -365,13 +513,18 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 
 
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
-                   store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None) -> None:
+                   store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
+                   ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
+                   tree: int = 1) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
     multiprocessor, persistent over the 128-row tiles. qr (with store_lse): a contiguous (B*H, Tq, D) tensor of q's
     dtype, Tq = T rounded up to 128, that gets RoPE_c(q) (rows past T: the next rows' q_r or zeros), for the
-    backward kernel (impls/rat/gluon/backward.py)."""
+    backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
+    scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
+    exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -379,6 +532,9 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     if not scale2 > 0:
         raise ValueError(f"rat/gluon needs a positive softmax scale (its exponent folds the scale into one FFMA), "
                          f"got {scale2 / LOG2E:g}")
+    if exp_poly not in (0, 2, 4, 8) or tree not in (0, 1, 2):
+        raise ValueError(f"rat/gluon: the softmax's exponential share must be 0, 2, 4 or 8 and its trees 0, 1 or 2 "
+                         f"(a 128-column key block split by register), got exp_poly={exp_poly}, tree={tree}")
     if bn != BM:
         raise ValueError(f"rat/gluon: the key block must be {BM} rows (the ring also carries each tile's own "
                          f"{BM} rows of kt and vt), got fwd_bn={bn}")
@@ -404,11 +560,16 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     # o by TMA from the tile's q buffer where no 64-row box crosses into the next sequence's rows; else plain stores
     o_tma = T % BM == 0 and o.stride() == dense and o.dtype == q.dtype
     o_desc = TensorDescriptor(o, [B * T, H * D], [H * D, 1], [64, D], lay_q) if o_tma else q_desc
+    self_logit = ss is not None
+    if self_logit and (ss.shape != (B * H, T) or ss.dtype != torch.float32 or not ss.is_contiguous()):
+        raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "
+                         f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
-        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, qr_desc, o_desc,
+        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
         num_warps=4, maxnreg=168,
     )

@@ -118,24 +118,35 @@ def _bwd_scan_step(K, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l, dk1, dk2,
 
 
 @triton.jit
-def scan_kernel(
-    K, V, F, COS, SIN, KTR, VT, KE, VE, STK, STV,
-    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, T, H, C, n_rows,
-    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, WRITE_LAST: tl.constexpr,
-):
+def _chunks(COS, SIN, H, C, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr):
+    """The scans' programs: program (i, b*H + h) takes chunks i NC .. i NC + NC - 1 of (b, h). Returns bh, b, h, the
+    chunk ids and their mask, the half-row's column offsets [1, HALF] and RoPE_c's cos, sin per chunk (1, 0 without
+    RoPE)."""
     pid = tl.program_id(0)
     bh = tl.program_id(1)
-    b = bh // H
-    h = bh % H
     cid = pid * NC + tl.arange(0, NC)
     cm = cid < C
-    offs_d = tl.arange(0, HALF)
-    d2 = offs_d[None, :]
+    d2 = tl.arange(0, HALF)[None, :]
     if ROPE:
         cos, sin = _cos_sin(COS, SIN, cid, cm, d2, HALF)
     else:
-        cos = 1.0
-        sin = 0.0
+        cos = tl.full([NC, HALF], 1.0, tl.float32)
+        sin = tl.zeros([NC, HALF], tl.float32)
+    return bh, bh // H, bh % H, cid, cm, d2, cos, sin
+
+
+@triton.jit
+def scan_kernel(
+    K, V, F, COS, SIN, KTR, VT, KE, VE, STK, STV, Q, SS,
+    s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, q_b, q_t, q_h, T, H, C, n_rows,
+    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, WRITE_LAST: tl.constexpr,
+    SELF_LOGIT: tl.constexpr = False, WRITE_KT: tl.constexpr = True,
+):
+    """The forward scan: per row RoPE_c(kt) (WRITE_KT) and vt to KTR, VT (strides o_*), the chunk ends to KE, VE
+    (e_*), with WRITE_LAST the running state at T - 1 to STK, STV. SELF_LOGIT (rat/gluon): each row's self logit
+    q_t . kt_t (float32, un-rotated: RoPE_c of both leaves it as is) to SS (B*H, T), read from Q (strides q_*), so
+    that the attention kernel reads neither kt nor RoPE_c(kt) per row (the prefill writes no KTR then)."""
+    bh, b, h, cid, cm, d2, cos, sin = _chunks(COS, SIN, H, C, NC, HALF, ROPE)
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     kt1 = tl.zeros([NC, HALF], tl.float32)
@@ -149,11 +160,17 @@ def scan_kernel(
         m = (cm & (rows < T))[:, None]
         ptr = in_off + rows[:, None] * s_t + d2
         kt1, kt2, vt1, vt2, _f1, _f2 = _scan_step(K, V, F, ptr, m, kt1, kt2, vt1, vt2, HALF)
-        kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
         optr = out_off + rows[:, None] * o_t + d2
-        _store2(KTR + optr, kr1, kr2, m, HALF)
+        if SELF_LOGIT:
+            q1, q2 = _load2(Q + b.to(tl.int64) * q_b + h.to(tl.int64) * q_h + rows[:, None] * q_t + d2, m, 0.0, HALF)
+            tl.store(SS + bh.to(tl.int64) * T + rows, tl.sum(q1 * kt1 + q2 * kt2, 1), mask=cm & (rows < T))
+        if WRITE_KT:
+            kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
+            _store2(KTR + optr, kr1, kr2, m, HALF)
         _store2(VT + optr, vt1, vt2, m, HALF)
     # chunk ends (for a partial last chunk: the state at T - 1, as masked rows left it unchanged)
+    if not WRITE_KT:
+        kr1, kr2 = _maybe_rope(kt1, kt2, cos, sin, ROPE)
     eptr = b.to(tl.int64) * e_b + h.to(tl.int64) * e_h + cid.to(tl.int64)[:, None] * e_c + d2
     em = cm[:, None]
     _store2(KE + eptr, kr1, kr2, em, HALF)
@@ -175,19 +192,7 @@ def bwd_scan_kernel(
     then the reverse scan g_l = d_l + f_{l+1} g_{l+1} and dk, dv, df. Q, K, V, F have strides s_*; KTR, VT, DO, DK, DV,
     DF, DQ o_*. The state before row l is read back from the forward's per-token states (un-rotated). DQ_OUT: Q is
     RoPE(q) (B*H, Tp, D) and dq comes too, from DQACC (as Q, float32: sum_j dS_tj K_j, rat/gluon's) and the self term."""
-    pid = tl.program_id(0)
-    bh = tl.program_id(1)
-    b = bh // H
-    h = bh % H
-    cid = pid * NC + tl.arange(0, NC)
-    cm = cid < C
-    offs_d = tl.arange(0, HALF)
-    d2 = offs_d[None, :]
-    if ROPE:
-        cos, sin = _cos_sin(COS, SIN, cid, cm, d2, HALF)
-    else:
-        cos = 1.0
-        sin = 0.0
+    bh, b, h, cid, cm, d2, cos, sin = _chunks(COS, SIN, H, C, NC, HALF, ROPE)
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     r_off = bh.to(tl.int64) * T
@@ -226,4 +231,3 @@ def bwd_scan_kernel(
             if ROPE:
                 a1, a2 = _rope_t(a1, a2, cos, sin)
             _store2(DQ + optr, a1, a2, m, HALF)
-

@@ -93,38 +93,69 @@ COMPILE = """
 import json, sys, torch
 from ratbench.bench.static_gate import _compile_launch, _intercept
 from ratbench.impls.rat.gluon.forward import launch_forward
-D, L, rope, lse, T = json.loads(sys.argv[1])
+D, L, rope, lse, T, self_logit, kw = json.loads(sys.argv[1])
 meta, H = torch.device("meta"), 2
 q = torch.empty(1, T, H, D, device=meta, dtype=torch.bfloat16)
 ke = torch.empty(1, H, T // L, D, device=meta, dtype=torch.bfloat16)
 cos, lse_t = torch.empty(T // L, D // 2, device=meta), torch.empty(H, T, device=meta)
+ss = torch.empty(H, T, device=meta) if self_logit else None
 found = []
 with _intercept("test", found):
-    launch_forward(q, q, q, cos, cos, ke, ke, q, lse_t, T, H, L, 0.1, rope, lse)
+    launch_forward(q, q, q, cos, cos, ke, ke, q, lse_t, T, H, L, 0.1, rope, lse, ss=ss, **kw)
 assert len(found) == 1, found
 print(json.dumps(_compile_launch(found[0])))
 """
 
 
-@pytest.mark.parametrize("D, L, rope, lse, T", [(64, 64, True, True, 512), (128, 1, True, True, 512),
-                                                (128, 16, False, False, 512), (128, 8, True, True, 520)])
-def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse, T):
-    """The kernel as the launcher launches it (intercepted on meta tensors), compiled for sm_90 in a process
-    without TRITON_INTERPRET (the tests' conftest sets it before kernels are defined); o by TMA where T is a multiple
-    of the 128-row tile, by plain stores otherwise (T 520)."""
+def _compile_forward(D, L, rope, lse, T, self_logit, kw=None) -> dict:
+    """fwd_ws_kernel as launch_forward launches it (kw: its softmax options), compiled for sm_90 in a process
+    without TRITON_INTERPRET (the tests' conftest sets it before kernels are defined): the static gate's record."""
     import json
 
     pytest.importorskip("triton.experimental.gluon")
-    from ratbench.bench.static_gate import SMEM_LIMIT
-
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    p = subprocess.run([sys.executable, "-c", COMPILE, json.dumps([D, L, rope, lse, T])], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300, check=False)
+    p = subprocess.run([sys.executable, "-c", COMPILE, json.dumps([D, L, rope, lse, T, self_logit, kw or {}])],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
     rec = json.loads(p.stdout.strip().splitlines()[-1])
     assert "error" not in rec, rec.get("error")
-    assert rec["spills"] == 0 and rec["HGMMA"] > 0 and rec["UTMALDG"] > 0 and 0 < rec["shared"] <= SMEM_LIMIT, rec
-    assert rec["constexprs"]["O_TMA"] == (T % 128 == 0), rec["constexprs"]
+    return rec
+
+
+@pytest.mark.parametrize("D, L, rope, lse, T, self_logit, kw, max_spills", [
+    (64, 64, True, True, 512, False, None, 0), (128, 1, True, True, 512, False, None, 0),
+    (128, 16, False, False, 512, False, None, 0), (128, 8, True, True, 520, False, None, 6),
+    (128, 8, True, True, 520, False, {"split": False}, 0), (128, 16, True, False, 520, True, None, 0),
+    (64, 16, True, True, 512, True, None, 0), (64, 16, True, False, 512, True, {"exp_poly": 8}, 0),
+    (64, 16, True, True, 520, False, {"exp_poly": 4, "tree": 2}, 0),
+    (64, 16, True, True, 512, False, {"exp_poly": 2}, 0),
+    (128, 16, True, True, 512, False, {"split": False, "tree": 0}, 0)])
+def test_forward_kernel_compiles_for_sm90_without_spills(D, L, rope, lse, T, self_logit, kw, max_spills):
+    """The kernel as the launcher launches it (intercepted on meta tensors) compiles for sm_90 without spills; o by
+    TMA where T is a multiple of the 128-row tile, by plain stores otherwise (T 520); the self logits from the scan
+    (self_logit) or not; the softmax's options (f6-f8) as given. The one exception: at head dim 128 with lse and the
+    plain stores, f7's two key-block loops leave 6 spill words, 2 stores before the tile loop and 2 loads in the
+    epilogue (none in a key-block loop; the static gate's shapes store o by TMA)."""
+    from ratbench.bench.static_gate import SMEM_LIMIT
+
+    rec = _compile_forward(D, L, rope, lse, T, self_logit, kw)
+    assert rec["spills"] <= max_spills and rec["HGMMA"] > 0 and rec["UTMALDG"] > 0, rec
+    assert 0 < rec["shared"] <= SMEM_LIMIT, rec
+    assert rec["constexprs"]["O_TMA"] == (T % 128 == 0) and rec["constexprs"]["SELF_LOGIT"] == self_logit, rec
+    kw = kw or {}
+    assert rec["constexprs"]["EXP_POLY"] == kw.get("exp_poly", 0), rec
+    assert rec["constexprs"]["SPLIT"] == kw.get("split", True) and rec["constexprs"]["TREE"] == kw.get("tree", 1), rec
+
+
+def test_launcher_refuses_an_exponential_share_it_has_no_split_for():
+    from ratbench.impls.rat.gluon.forward import launch_forward
+
+    q = torch.empty(1, 256, 2, 64, device="meta", dtype=torch.bfloat16)
+    ke = torch.empty(1, 2, 16, 64, device="meta", dtype=torch.bfloat16)
+    cos, lse = torch.empty(16, 32, device="meta"), torch.empty(2, 256, device="meta")
+    for bad in ({"exp_poly": 3}, {"tree": 3}):
+        with pytest.raises(ValueError, match="rat/gluon: "):
+            launch_forward(q, q, q, cos, cos, ke, ke, q, lse, 256, 2, 16, 0.1, True, True, **bad)
 
 
 def test_forward_stores_o_by_tma_only_where_a_box_stays_in_its_sequence():
@@ -252,9 +283,10 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope, long_s
 
 
 def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
-                            stages=2, qr=None):
+                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1):
     """fwd_ws_kernel's contract in torch (float32): o, lse (base 2) and, given qr, RoPE_c(q) into its rows < T (rows
-    past T: zeros, finite as the kernel's)."""
+    past T: zeros, finite as the kernel's); given ss (float32 (B*H, T)), the self logits from there (ktr not read).
+    The softmax's options (exp_poly, split, tree: f6-f8) change the kernel's rounding only, not its contract."""
     B, _, _, D = q.shape
     C = ke.shape[2]
     c = torch.arange(T) // L
@@ -264,10 +296,15 @@ def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale
         q1, q2 = q32[..., : D // 2], q32[..., D // 2:]
         q32 = torch.cat([q1 * cs - q2 * sn, q2 * cs + q1 * sn], -1)
     qd = q32.to(q.dtype).float()  # the kernel's products read the 16-bit q_r
-    kt, vv = (x.float().permute(0, 2, 1, 3) for x in (ktr, vt))
+    vv = vt.float().permute(0, 2, 1, 3)
+    if ss is None:
+        s_self = (q32 * ktr.float().permute(0, 2, 1, 3)).sum(-1, keepdim=True)
+    else:
+        assert ss.shape == (B * H, T) and ss.dtype == torch.float32
+        s_self = ss.reshape(B, H, T, 1)
     s_inter = qd @ ke.float()[:, :, :C].transpose(-1, -2) * scale2
     s_inter = s_inter.masked_fill(torch.arange(C)[None, :] >= c[:, None], -float("inf"))
-    s = torch.cat([s_inter, (q32 * kt).sum(-1, keepdim=True) * scale2], -1)
+    s = torch.cat([s_inter, s_self * scale2], -1)
     m = s.amax(-1, keepdim=True)
     p = torch.exp2(s - m)
     den = p.sum(-1, keepdim=True)
@@ -278,6 +315,59 @@ def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale
         if qr is not None:
             qr.zero_()
             qr[:, :T] = qd.reshape(B * H, T, D).to(qr.dtype)
+
+
+@pytest.mark.parametrize("T,T0,L,rope", [(44, 21, 4, True), (40, 16, 8, False), (208, 200, 16, True)])
+def test_prefill_takes_the_self_logits_from_the_scan(monkeypatch, T, T0, L, rope):
+    """rat/gluon's prefill: scan_kernel (interpreter) writes each row's self logit q . kt (SELF_LOGIT) and no
+    RoPE(kt) per row, the forward (emulated in torch) reads them: the output, the cache and the steps after it
+    equal rat/triton's, and the forward got the logits (not a training forward: that one reads RoPE(kt))."""
+    from ratbench.impls.rat.gluon import forward as gf
+    from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    seen = []
+    monkeypatch.setattr(gf, "launch_forward", lambda *a, **kw: seen.append(kw.get("ss") is not None) or
+                        _emulated_fwd_ws_kernel(*a, **kw))
+    g = torch.Generator().manual_seed(T0)
+    B, H, D = 2, 2, 32
+    q, k, v = (torch.randn(B, T, H, D, generator=g) for _ in range(3))
+    f = torch.sigmoid(torch.randn(B, T, H, D, generator=g) + 1)
+    gluon = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", fwd_bm=128)
+    outs, states = [], []
+    for cfg in (INTERPRET_CONFIG, gluon):
+        impl = RATTriton(cfg)
+        state = impl.init_state(B, H, D, T, device="cpu", dtype=torch.float32, chunk_size=L, rope=rope)
+        ys = [impl.prefill(state, q[:, :T0], k[:, :T0], v[:, :T0], f[:, :T0])]
+        ys += [impl.step(state, q[:, t], k[:, t], v[:, t], f[:, t])[:, None] for t in range(T0, T)]
+        outs.append(torch.cat(ys, 1))
+        states.append(state)
+    assert seen == [True]
+    assert torch.allclose(outs[0], outs[1], atol=1e-5, rtol=1e-5), (outs[0] - outs[1]).abs().max()
+    for name in ("k_cache", "v_cache", "kt", "vt"):
+        a, b = getattr(states[0], name), getattr(states[1], name)
+        assert torch.allclose(a, b, atol=1e-6), (name, (a - b).abs().max())
+
+
+@pytest.mark.parametrize("D, fields, want", [
+    (64, {}, (8, True, 1)), (32, {}, (0, True, 1)), (128, {"fwd_exp_poly": 4}, (0, True, 1)),
+    (64, {"fwd_exp_poly": 4, "fwd_split_masked": False, "fwd_row_tree": 2}, (4, False, 2))])
+def test_forward_softmax_options_reach_the_kernel(monkeypatch, D, fields, want):
+    """RATTritonConfig's fwd_exp_poly (head dim 64 only), fwd_split_masked and fwd_row_tree as launch_forward gets
+    them."""
+    from ratbench.impls.rat.gluon import forward as gf
+    from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    seen = []
+    monkeypatch.setattr(gf, "launch_forward", lambda *a, **kw: seen.append((kw["exp_poly"], kw["split"], kw["tree"]))
+                        or _emulated_fwd_ws_kernel(*a, **kw))
+    x = [torch.randn(1, 16, 1, D) for _ in range(4)]
+    RATTriton(dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", fwd_bm=128, **fields)).forward(
+        *x, chunk_size=4)
+    assert seen == [want]
+    with pytest.raises(ValueError, match="fwd_exp_poly"):
+        dataclasses.replace(INTERPRET_CONFIG, fwd_exp_poly=3)
 
 
 @pytest.mark.parametrize("T,L", [(40, 8), (208, 16)])
@@ -351,3 +441,35 @@ def test_gluon_backward_route():
     assert g._config(256, torch.bfloat16) is GLUON_CONFIG  # shape unknown (decode): the forward's config
     assert RATGluon(DEFAULT_CONFIG)._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16,
                                                 head_dim=128) is DEFAULT_CONFIG
+
+
+def test_polynomial_exponential_recipe_and_coefficients(monkeypatch):
+    """f6's _exp2_poly recipe (impls/rat/gluon/forward.py) with its coefficients, run as a Triton kernel in the
+    interpreter (Gluon has none): x clamped at -125, j = round(x) by the 1.5 * 2**23 shift, 2**(x - j) by the
+    polynomial, j added to the exponent bits. Within 1e-4 relative of 2**x over the softmax's range, about 2**-125
+    (not 0, never NaN) for -inf; a wrong coefficient or shift fails."""
+    import triton
+    import triton.language as tl
+
+    from ratbench.impls.rat.gluon import forward as gf
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    c = [float(getattr(gf, f"_P{i}").value) for i in range(4)]
+
+    @triton.jit
+    def poly_kernel(X, Y, P0, P1, P2, P3, N: tl.constexpr):
+        offs = tl.arange(0, N)
+        x = tl.maximum(tl.load(X + offs), -125.0)
+        r = x + 12582912.0
+        j = r - 12582912.0
+        f = x - j
+        p = ((f * P3 + P2) * f + P1) * f + P0
+        bits = p.to(tl.int32, bitcast=True) + (r.to(tl.int32, bitcast=True) << 23)
+        tl.store(Y + offs, bits.to(tl.float32, bitcast=True))
+
+    x = torch.cat([torch.linspace(-60.0, 0.0, 4093), torch.tensor([-0.5, -124.9, float("-inf")])])
+    y = torch.empty_like(x)
+    poly_kernel[(1,)](x, y, *c, N=x.numel())
+    want = torch.exp2(x[:-1].double())
+    assert ((y[:-1].double() - want).abs() / want).max() < 1e-4
+    assert y[-1].item() == pytest.approx(2.0 ** -125, rel=1e-4) and not torch.isnan(y).any()

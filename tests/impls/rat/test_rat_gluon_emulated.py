@@ -159,3 +159,32 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
                   "mbarrier.wait(k_empty.index(s), (e // STAGES) & 1)")
     with pytest.raises(gluon_emu.DeadlockError, match="waits forever on an mbarrier"):
         _mutant_prefill(monkeypatch, mod, deadlock_s=3.0)
+
+
+@pytest.mark.parametrize("fields,mode,T,L,D,constexprs", [
+    ({"fwd_exp_poly": 2, "fwd_row_tree": 2}, "train", 1024, 4, 64, {"EXP_POLY": 2, "TREE": 2}),
+    ({"fwd_exp_poly": 4, "fwd_row_tree": 0, "fwd_split_masked": False}, "prefill", 1024, 4, 64,
+     {"EXP_POLY": 4, "TREE": 0, "SPLIT": False}),
+    ({"fwd_self_logit": "off"}, "prefill", 1008, 16, 128, {"SELF_LOGIT": False}),
+    ({"fwd_exp_poly": 0}, "train", 640, 8, 64, {"EXP_POLY": 0}),
+])
+def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
+    """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
+    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit): outputs and
+    gradients within the rule, each switch reaching the kernel."""
+    k = _emulate(monkeypatch, 3)
+    cfg = dataclasses.replace(GLUON, **fields)
+    x = _inputs(T, 2, D, seed=4)
+    if mode == "train":
+        do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(5)).half()
+        leaves = [t.clone().requires_grad_(True) for t in x]
+        y = RATTriton(cfg).forward(*leaves, chunk_size=L)
+        y.backward(do)
+        ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
+    else:
+        do = None
+        with torch.no_grad():
+            ours, names = [RATTriton(cfg).forward(*x, chunk_size=L)], ["o"]
+    args = k["fwd"].launches[0]["args"]
+    assert {n: args[n] for n in constexprs} == constexprs
+    _assert_fa_rule(names, ours, x, L, True, do)
