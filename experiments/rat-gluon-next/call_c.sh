@@ -6,7 +6,7 @@ set -u
 export PYTHONUNBUFFERED=1
 R=/tmp/rc; rm -rf $R; mkdir -p $R
 t0=$(date +%s)
-step() { local name=$1 lim=$2; shift 2; echo "== $name (limit $lim s)"; timeout "$lim" "$@" > "$R/$name.log" 2>&1; echo "== $name rc=$? at $(( $(date +%s) - t0 )) s"; tail -n "${TAILN:-25}" "$R/$name.log"; }
+step() { local name=$1 lim=$2; shift 2; echo "== $name (limit $lim s)"; timeout "$lim" "$@" > "$R/$name.log" 2>&1; echo "== $name rc=$? at $(( $(date +%s) - t0 )) s"; tail -n "${TAILN:-25}" "$R/$name.log"; tar czf "$OUT/rc.tgz" -C /tmp rc; }  # what finished comes back even if the call is cut
 { nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv; python -c "import torch,triton;print(torch.__version__,torch.version.cuda,triton.__version__)"; echo "git ${RATBENCH_GIT_REV:-?}"; } > "$R/env.txt" 2>&1; cat "$R/env.txt"
 C="--seq-len 4k,32k,128k --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures"
 TAILN=6 step check 130 python run_bench.py --preset check-triton --impl rat/gluon --mode train,prefill --device cuda --out "$R/check" --no-progress --no-figures
@@ -15,4 +15,4 @@ TAILN=12 step shapes-d64 60 python run_bench.py --impl rat/triton,rat/gluon --mo
 [ "${L64:-1}" = 1 ] && TAILN=12 step shapes-l64 60 python run_bench.py --impl rat/triton,rat/gluon --mode train,prefill --head-dim 128 --chunk-size 64 $C --out "$R/shapes-l64"
 left=$(( ${TOTAL:-440} - ($(date +%s) - t0) ))
 [ "$left" -ge 60 ] && TAILN=10 step profile "$left" python run_bench.py profile --impl rat/gluon --mode train,prefill --seq-len 4k,32k,128k --tokens 128k --heads 16 --head-dim 128 --chunk-size 16 --dtype bf16 --device cuda --out "$R/profile"
-tar czf "$OUT/rc.tgz" -C /tmp rc; ls -la "$OUT"
+ls -la "$OUT"
