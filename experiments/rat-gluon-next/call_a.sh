@@ -20,7 +20,7 @@ TAILN=8 step op-d64 100 python run_bench.py --impl rat/gluon-main,rat/gluon-b7c,
 # shellcheck disable=SC2086
 TAILN=8 step op-prefill 80 python run_bench.py --impl rat/gluon,rat/gluon-main $REG --mode prefill $C --out "$R/op-prefill"
 tar czf "$OUT/ra-op.tgz" -C /tmp ra
-left=$(( 560 - ($(date +%s) - t0) ))
+left=$(( 450 - ($(date +%s) - t0) ))  # A and B together fit a 25-minute budget
 [ "$left" -ge 30 ] || left=30  # timeout 0 would mean no limit
 TAILN=5 step ab_split "$left" env OUT="$OUT" ROUNDS=3 python experiments/rat-gluon-next/ab_split.py
 python - <<'PY'
