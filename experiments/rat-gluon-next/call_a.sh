@@ -1,4 +1,4 @@
-# Device call A (under 10 minutes): every candidate of cands.py (next.patch's backward versions) in the harness,
+# Device call A (under 6 minutes; TOTAL=seconds): the candidates in TRAIN (default: six of cands.py; 'rat/gluon*': all) (next.patch's backward versions) in the harness,
 # train at D 128 / L 16 side by side with main's kernels (rat/gluon-main) in the same run; b10 at L 64 (train 4k,
 # 32k; at 4k -main and -b7c take rat/triton's backward, as rat/gluon does there); b11 at D 64; prefill of the patch
 # against main's; then ab_split.py (per-kernel times, D 64 / L 64) in the time left. Needs next.patch applied and committed; run from the
@@ -12,18 +12,19 @@ step() { local name=$1 lim=$2; shift 2; echo "== $name (limit $lim s)"; timeout 
 REG=$(python experiments/rat-gluon-next/cands.py | sed 's/ *#.*//' | tr '\n' ' ')  # every candidate's --register flag
 C="--seq-len 4k,32k,128k --head-dim 128 --chunk-size 16 --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures"
 # shellcheck disable=SC2086
-TAILN=12 step op-train 250 python run_bench.py --impl 'rat/gluon*' $REG --mode train $C --out "$R/op-train"
+TRAIN=${TRAIN:-rat/gluon,rat/gluon-main,rat/gluon-fwd,rat/gluon-b7c,rat/gluon-b7c10,rat/gluon-b7c10b8}  # 'rat/gluon*': all
 # shellcheck disable=SC2086
-TAILN=8 step op-l64 90 python run_bench.py --impl rat/gluon-main,rat/gluon-b7c,rat/gluon-b7c10 $REG --mode train --seq-len 4k,32k --head-dim 128 --chunk-size 64 --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures --out "$R/op-l64"
+TAILN=12 step op-train 170 python run_bench.py --impl "$TRAIN" $REG --mode train $C --out "$R/op-train"
 # shellcheck disable=SC2086
-TAILN=8 step op-d64 100 python run_bench.py --impl rat/gluon-main,rat/gluon-b7c,rat/gluon-b7c11 $REG --mode train --seq-len 4k,32k,128k --head-dim 64 --chunk-size 16 --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures --out "$R/op-d64"
+TAILN=8 step op-l64 60 python run_bench.py --impl rat/gluon-main,rat/gluon-b7c,rat/gluon-b7c10 $REG --mode train --seq-len 4k,32k --head-dim 128 --chunk-size 64 --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures --out "$R/op-l64"
 # shellcheck disable=SC2086
-TAILN=8 step op-prefill 80 python run_bench.py --impl rat/gluon,rat/gluon-main $REG --mode prefill $C --out "$R/op-prefill"
+TAILN=8 step op-d64 70 python run_bench.py --impl rat/gluon-main,rat/gluon-b7c,rat/gluon-b7c11 $REG --mode train --seq-len 4k,32k,128k --head-dim 64 --chunk-size 16 --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures --out "$R/op-d64"
+# shellcheck disable=SC2086
+TAILN=8 step op-prefill 50 python run_bench.py --impl rat/gluon,rat/gluon-main $REG --mode prefill $C --out "$R/op-prefill"
 tar czf "$OUT/ra-op.tgz" -C /tmp ra
-left=$(( 450 - ($(date +%s) - t0) ))  # A and B together fit a 25-minute budget
-[ "$left" -ge 30 ] || left=30  # timeout 0 would mean no limit
-TAILN=5 step ab_split "$left" env OUT="$OUT" ROUNDS=3 python experiments/rat-gluon-next/ab_split.py
-python - <<'PY'
+left=$(( ${TOTAL:-330} - ($(date +%s) - t0) ))  # A and B together fit a 20-minute budget
+[ "$left" -ge 30 ] && TAILN=5 step ab_split "$left" env OUT="$OUT" ROUNDS=3 python experiments/rat-gluon-next/ab_split.py
+[ -f "$OUT/ab_split.json" ] && python - <<'PY'
 import json, os
 d = json.load(open(os.environ["OUT"] + "/ab_split.json"))
 for r in d["rows"]:

@@ -13,12 +13,12 @@ step() { local name=$1 lim=$2; shift 2; echo "== $name (limit $lim s)"; timeout 
 REG=$(python experiments/rat-gluon-next/cands.py | sed 's/ *#.*//' | tr '\n' ' ')  # every candidate's --register flag
 C="--seq-len 4k,32k,128k --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures"
 # shellcheck disable=SC2086
-TAILN=8 step check 200 python run_bench.py --preset check-triton --impl "$WIN" $REG --mode train,prefill --device cuda --out "$R/check" --no-progress --no-figures
+TAILN=8 step check 190 python run_bench.py --preset check-triton --impl "$WIN" $REG --mode train,prefill --device cuda --out "$R/check" --no-progress --no-figures
 # shellcheck disable=SC2086
-TAILN=12 step shapes-d64 110 python run_bench.py --impl "$WIN,rat/gluon-main" $REG --mode train,prefill --head-dim 64 --chunk-size 16 $C --out "$R/shapes-d64"
+[ "${SHAPES:-0}" = 1 ] && TAILN=12 step shapes-d64 110 python run_bench.py --impl "$WIN,rat/gluon-main" $REG --mode train,prefill --head-dim 64 --chunk-size 16 $C --out "$R/shapes-d64"
 # shellcheck disable=SC2086
-TAILN=12 step shapes-l64 110 python run_bench.py --impl "$WIN,rat/gluon-main" $REG --mode train,prefill --head-dim 128 --chunk-size 64 $C --out "$R/shapes-l64"
-left=$(( 480 - ($(date +%s) - t0) ))
+[ "${SHAPES:-0}" = 1 ] && TAILN=12 step shapes-l64 110 python run_bench.py --impl "$WIN,rat/gluon-main" $REG --mode train,prefill --head-dim 128 --chunk-size 64 $C --out "$R/shapes-l64"
+left=$(( ${TOTAL:-400} - ($(date +%s) - t0) ))
 [ "$left" -ge 30 ] || left=30  # timeout 0 would mean no limit
 # shellcheck disable=SC2086
 TAILN=30 step profile "$left" python run_bench.py profile --impl "$WIN" $REG --mode train,prefill --seq-len 4k,32k,128k --tokens 128k --heads 16 --head-dim 128 --chunk-size 16 --dtype bf16 --device cuda --out "$R/profile"
