@@ -1,5 +1,6 @@
 """A/B of the Gluon kernels' ring depth at head dim 64 (impls/rat/gluon/NOTES.md, "b7, f5 and b8"): at D 64
-a K / V stage is half the bytes of D 128's, so fwd_ws_kernel fits 3 and 4 stages (131 and 165 KB of shared memory, no spills: compiled for sm_90) and bwd_ws_kernel 3 and 4 (133 and 150 KB), where D 128 has
+a K / V stage is half the bytes of D 128's, so fwd_ws_kernel fits 3 and 4 stages (131 and 165 KB of shared memory,
+no spills: compiled for sm_90) and bwd_ws_kernel 3 and 4 (133 and 150 KB), where D 128 has
 room for 2; never measured at D 64. rat/gluon's prefill (forward under no_grad) and train step at bf16, H 16, D 64,
 L 16, 131,072 tokens: forward stages 2 / 3 / 4 (RATTritonConfig.fwd_stages) and backward stages 2 / 3 / 4
 (launch_backward's stages); outputs and gradients compared with the first variant's, interleaved do_bench (median
