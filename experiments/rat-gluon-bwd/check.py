@@ -18,7 +18,7 @@ from ratbench.impls.rat.reference import RATReference
 from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, _dkv, _dq_pre, rat_forward, rope_tables
 
 WS = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws")
-if os.environ.get("WS_FIELDS"):  # more config fields as JSON, e.g. '{"fwd_self_logit": "always"}'
+if os.environ.get("WS_FIELDS"):  # more config fields as JSON, e.g. '{"fwd_self_logit": "off"}'
     WS = dataclasses.replace(WS, **json.loads(os.environ["WS_FIELDS"]))
 
 
