@@ -155,9 +155,8 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
     o = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
     long_scan = long_scan_used(cfg, B, H, T, L)
     self_logit = cfg.forward == "gluon_ws" and not long_scan and cfg.fwd_self_logit == "prefill" and not need_lse
-    write_kt = not self_logit
     ss = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if self_logit else None
-    ktr = torch.empty_like(o) if write_kt else o  # o: a pointer the scan does not write through then
+    ktr = o if self_logit else torch.empty_like(o)  # o: a pointer the scan does not write through then
     vt = torch.empty_like(o)
     if ke is None:
         ke = torch.empty(B, H, C, D, device=q.device, dtype=q.dtype)
@@ -172,7 +171,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
             k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
             ke.stride(0), ke.stride(1), ke.stride(2), q.stride(0), q.stride(1), q.stride(2), T, H, C, L,
             L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, SELF_LOGIT=self_logit,
-            WRITE_KT=write_kt, **_kw(cfg.scan_warps, 1),
+            WRITE_KT=not self_logit, **_kw(cfg.scan_warps, 1),
         )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     if cfg.forward == "gluon_ws":
@@ -182,7 +181,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=cfg.fwd_exp_poly if D == 64 else 0, split=cfg.fwd_split_masked,
                        tree=cfg.fwd_row_tree)
-        return o, (lse if need_lse else None), (ktr if write_kt else None), vt, ke, ve
+        return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
