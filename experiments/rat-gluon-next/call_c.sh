@@ -2,12 +2,8 @@
 # main's backward) through the check-triton preset (FlashAttention rule), the issue's table beside rat/triton
 # (train and prefill, D 128 / L 16), the D 64 and L 64 shapes, and the per-stage profile. Run from the repository
 # root as `rm -rf .git; export RATBENCH_GIT_REV=<commit>; bash experiments/rat-gluon-next/call_c.sh`.
-set -u
-export PYTHONUNBUFFERED=1
-R=/tmp/rc; rm -rf $R; mkdir -p $R
-t0=$(date +%s)
-step() { local name=$1 lim=$2; shift 2; echo "== $name (limit $lim s)"; timeout "$lim" "$@" > "$R/$name.log" 2>&1; echo "== $name rc=$? at $(( $(date +%s) - t0 )) s"; tail -n "${TAILN:-25}" "$R/$name.log"; tar czf "$OUT/rc.tgz" -C /tmp rc; }  # what finished comes back even if the call is cut
-{ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv; python -c "import torch,triton;print(torch.__version__,torch.version.cuda,triton.__version__)"; echo "git ${RATBENCH_GIT_REV:-?}"; } > "$R/env.txt" 2>&1; cat "$R/env.txt"
+NAME=rc
+source "$(dirname "$0")/_call.sh"
 C="--seq-len 4k,32k,128k --budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures"
 TAILN=6 step check 130 python run_bench.py --preset check-triton --impl rat/gluon --mode train,prefill --device cuda --out "$R/check" --no-progress --no-figures
 TAILN=12 step op 90 python run_bench.py --impl rat/triton,rat/gluon --mode train,prefill --head-dim 128 --chunk-size 16 $C --out "$R/op"

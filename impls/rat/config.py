@@ -38,7 +38,8 @@ class RATTritonConfig:
     fwd_qr: bool = True
     #: with forward "gluon_ws" and the one-level scan, where the scan writes each row's self logit q . kt (float32)
     #: for the attention kernel to read instead of RoPE_c(kt) (impls/rat/gluon/NOTES.md f5): "prefill" (no lse: the
-    #: scan writes no RoPE_c(kt) per row, 1 U less), "off" (training never: its backward reads RoPE_c(kt))
+    #: scan writes no RoPE_c(kt) per row, 1 U less) or "off" (main's forward). Training always takes RoPE_c(kt):
+    #: its backward reads it
     fwd_self_logit: str = "prefill"
     #: with forward "gluon_ws" at head dim 64: one in fwd_exp_poly (2, 4 or 8; 0: none) of the softmax's exponentials
     #: by polynomial on the FMA pipe instead of the MUFU, whose 16 results per clock take as long as the products
