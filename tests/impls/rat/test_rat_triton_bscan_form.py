@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
 import test_rat_gluon_emulated as emu
+import torch
 from test_rat_triton import assert_matches_reference, rand
 
 from ratbench.impls.rat import kernels as K
