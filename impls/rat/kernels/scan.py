@@ -231,3 +231,93 @@ def bwd_scan_kernel(
             if ROPE:
                 a1, a2 = _rope_t(a1, a2, cos, sin)
             _store2(DQ + optr, a1, a2, m, HALF)
+
+
+@triton.jit
+def bwd_scan_form_kernel(
+    Q, K, V, F, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQACC, DQ,
+    s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, scale, scale2, Tp,
+    L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, DQ_OUT: tl.constexpr = False,
+    SDT: tl.constexpr = tl.float32,
+):
+    """bwd_scan_kernel without the forward's per-token states: the chunk's kt, vt are formed again from k, v, f in
+    registers (a first pass over the L rows, each state kept in SDT), so neither RoPE_c(kt) nor vt per token is read
+    (2 U less). Loops unrolled: L is small (the launcher takes it for L <= 16). Same outputs as bwd_scan_kernel."""
+    bh, b, h, cid, cm, d2, cos, sin = _chunks(COS, SIN, H, C, NC, HALF, ROPE)
+    in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
+    out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
+    r_off = bh.to(tl.int64) * T
+    kt1 = tl.zeros([NC, HALF], tl.float32)
+    kt2 = kt1
+    vt1 = kt1
+    vt2 = kt1
+    ks1 = ()
+    ks2 = ()
+    vs1 = ()
+    vs2 = ()
+    for l in tl.static_range(L):
+        rows = cid.to(tl.int64) * L + l
+        ptr = in_off + rows[:, None] * s_t + d2
+        kt1, kt2, vt1, vt2, _f1, _f2 = _scan_step(K, V, F, ptr, (cm & (rows < T))[:, None], kt1, kt2, vt1, vt2, HALF)
+        ks1 = ks1 + (kt1.to(SDT),)
+        ks2 = ks2 + (kt2.to(SDT),)
+        vs1 = vs1 + (vt1.to(SDT),)
+        vs2 = vs2 + (vt2.to(SDT),)
+    gk1 = tl.zeros([NC, HALF], tl.float32)
+    gk2 = gk1
+    gv1 = gk1
+    gv2 = gk1
+    fn1 = gk1
+    fn2 = gk1
+    eptr = bh.to(tl.int64) * C * 2 * HALF + cid.to(tl.int64)[:, None] * 2 * HALF + d2
+    dke1, dke2 = _load2(DKE + eptr, cm[:, None], 0.0, HALF)
+    dve1, dve2 = _load2(DVE + eptr, cm[:, None], 0.0, HALF)
+    for l in tl.static_range(L - 1, -1, -1):
+        rows = cid.to(tl.int64) * L + l
+        rv = cm & (rows < T)
+        m = rv[:, None]
+        ptr = in_off + rows[:, None] * s_t + d2
+        optr = out_off + rows[:, None] * o_t + d2
+        qp = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2 if DQ_OUT else ptr
+        q1, q2 = _load2(Q + qp, m, 0.0, HALF)
+        do1, do2 = _load2(DO + optr, m, 0.0, HALF)
+        lse = tl.load(LSE + r_off + rows, mask=rv, other=0.0)
+        delta = tl.load(DELTA + r_off + rows, mask=rv, other=0.0)
+        if ROPE and not DQ_OUT:
+            q1, q2 = _rope(q1, q2, cos, sin)
+        kr1, kr2 = _maybe_rope(ks1[l].to(tl.float32), ks2[l].to(tl.float32), cos, sin, ROPE)
+        p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+        ds_s = scale * p_s * (tl.sum(do1 * vs1[l].to(tl.float32) + do2 * vs2[l].to(tl.float32), 1) - delta)
+        dk1 = ds_s[:, None] * q1
+        dk2 = ds_s[:, None] * q2
+        dv1 = p_s[:, None] * do1
+        dv2 = p_s[:, None] * do2
+        if l == L - 1:
+            dk1 += dke1
+            dk2 += dke2
+            dv1 += dve1
+            dv2 += dve2
+        gk1, gk2, gv1, gv2 = _bwd_recur(dk1, dk2, dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin, ROPE)
+        fn1, fn2 = _load2(F + ptr, m, 0.0, HALF)
+        k1, k2 = _load2(K + ptr, m, 0.0, HALF)
+        v1, v2 = _load2(V + ptr, m, 0.0, HALF)
+        if l > 0:
+            k1 = ks1[l - 1].to(tl.float32) - k1
+            k2 = ks2[l - 1].to(tl.float32) - k2
+            v1 = vs1[l - 1].to(tl.float32) - v1
+            v2 = vs2[l - 1].to(tl.float32) - v2
+        else:
+            k1 = -k1
+            k2 = -k2
+            v1 = -v1
+            v2 = -v2
+        _store2(DK + optr, (1.0 - fn1) * gk1, (1.0 - fn2) * gk2, m, HALF)
+        _store2(DV + optr, (1.0 - fn1) * gv1, (1.0 - fn2) * gv2, m, HALF)
+        _store2(DF + optr, gk1 * k1 + gv1 * v1, gk2 * k2 + gv2 * v2, m, HALF)
+        if DQ_OUT:  # as bwd_scan_kernel's: RoPE^T(scale DQACC + dS_self kr)
+            a1, a2 = _load2(DQACC + qp, m, 0.0, HALF)
+            a1 = a1 * scale + ds_s[:, None] * kr1
+            a2 = a2 * scale + ds_s[:, None] * kr2
+            if ROPE:
+                a1, a2 = _rope_t(a1, a2, cos, sin)
+            _store2(DQ + optr, a1, a2, m, HALF)
