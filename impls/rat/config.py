@@ -58,11 +58,6 @@ class RATTritonConfig:
     scan_warps: int = 4
     bscan_nc: int = 4  # ... and in the backward scan
     bscan_warps: int = 4
-    #: the backward scan forms each chunk's kt, vt again from k, v, f in registers (bwd_scan_form_kernel, chunk
-    #: sizes up to 16) instead of reading the forward's per-token RoPE_c(kt) and vt back: 2 U less
-    bscan_form: bool = False
-    bscan_form_nc: int = 4
-    bscan_form_warps: int = 8
     pre_bm: int = 32
     #: decode step: slots per inner step and warps; None = the measured rule (`step_launch`): one program per
     #: (b, h) and no slot splits -> 2 warps, 64 slots per step up to 512 slots, else 128; split launches (few

@@ -373,14 +373,6 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
         return dk, dv, df, None
     dq = None if dqacc is None else torch.empty_like(o)
     dq_args = (dk, dk, 0) if dqacc is None else (dqacc, dq, dqacc.shape[1])
-    if cfg.bscan_form and L <= 16:
-        K.bwd_scan_form_kernel[(math.ceil(C / cfg.bscan_form_nc), B * H)](
-            q if dqacc is None else qr, k, v, f, do, lse, delta, cos, sin, dke, dve, dk, dv, df, *dq_args[:2],
-            *ins, *os_, T, H, C, scale, scale * K.LOG2E, dq_args[2],
-            L=L, NC=cfg.bscan_form_nc, HALF=HALF, ROPE=rope, DQ_OUT=dqacc is not None,
-            **_kw(cfg.bscan_form_warps, 1),
-        )
-        return dk, dv, df, dq
     K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
         q if dqacc is None else qr, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, *dq_args[:2],
         *ins, *os_, T, H, C, L, scale, scale * K.LOG2E, dq_args[2],

@@ -35,7 +35,7 @@ from ratbench.impls.rat.kernels.long_scan import (
     lscan_kernel,
     lscan_sum_kernel,
 )
-from ratbench.impls.rat.kernels.scan import bwd_scan_form_kernel, bwd_scan_kernel, scan_kernel
+from ratbench.impls.rat.kernels.scan import bwd_scan_kernel, scan_kernel
 
 __all__ = [
     "LOG2E",
@@ -46,7 +46,6 @@ __all__ = [
     "bwd_lscan_kernel",
     "bwd_lscan_sum_kernel",
     "bwd_pre_kernel",
-    "bwd_scan_form_kernel",
     "bwd_scan_kernel",
     "fwd_kernel",
     "lscan_carry_kernel",
