@@ -105,36 +105,50 @@ def forward(x: list[torch.Tensor], train: bool, n: int, reserve: int, side: torc
     return a
 
 
+def _bscan(x: list[torch.Tensor], do: torch.Tensor, a: dict, outs: list[torch.Tensor], g: int, n: int, delta,
+           dke, dve, dqacc, qr) -> None:
+    """rat/triton's _bwd_scan (DQ_OUT) into group g's rows of the preallocated dq, dk, dv, df."""
+    _, k, v, f = (_g(t, g, n) for t in x)
+    o, lse, ktr, vt = (_g(a[key], g, n) for key in ("o", "lse", "ktr", "vt"))
+    dq, dk, dv, df = (_g(t, g, n) for t in outs)
+    B, T, H, D = o.shape
+    C = T // L
+    K.bwd_scan_kernel[(math.ceil(C / CFG.bscan_nc), B * H)](
+        qr, k, v, f, ktr, vt, _g(do, g, n), lse, delta, a["cos"], a["sin"], dke, dve, dk, dv, df, dqacc, dq,
+        k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2), T, H, C, L, D ** -0.5,
+        D ** -0.5 * LOG2E, dqacc.shape[1],
+        L=L, NC=CFG.bscan_nc, HALF=D // 2, ROPE=ROPE, DQ_OUT=True, num_warps=CFG.bscan_warps, num_stages=1,
+    )
+
+
 def backward(x: list[torch.Tensor], do: torch.Tensor, a: dict, n: int, side: torch.cuda.Stream | None) -> list:
     """rat_backward's gluon_ws path in n batch groups: gluon_backward (pre pass + bwd_ws_kernel) on the main
-    stream, each group's backward scan (finishing dq) on `side` once its attention is done."""
+    stream, each group's backward scan (finishing dq) on `side` once its attention is done; dq, dk, dv, df
+    allocated whole first (each group writes its rows)."""
     main = torch.cuda.current_stream() if side is not None else None
-    keep, outs = [], []
+    outs = [torch.empty_like(do) for _ in range(4)]
+    keep = []
     D = do.shape[-1]
     if side is not None:
         side.wait_stream(main)
     for g in range(n):
-        _, k, v, f = (_g(t, g, n) for t in x)
         o, lse, ktr, vt, qr = (_g(a[key], g, n) for key in ("o", "lse", "ktr", "vt", "qr"))
-        dog = _g(do, g, n)
-        dqacc, delta, dke, dve, qr = gluon_backward(dog, None, o, lse, ktr, vt, _g(a["ke"], g, n),
+        dqacc, delta, dke, dve, qr = gluon_backward(_g(do, g, n), None, o, lse, ktr, vt, _g(a["ke"], g, n),
                                                     _g(a["ve"], g, n), a["cos"], a["sin"], L, ROPE, D ** -0.5,
                                                     finish_dq=False, qr=qr)
-        args = (None, k, v, f, ktr, vt, dog, lse, delta, a["cos"], a["sin"], dke, dve, o, L, ROPE, D ** -0.5, CFG)
         if side is None:
-            dk, dv, df, dq = rt._bwd_scan(*args, dqacc=dqacc, qr=qr)
-        else:
-            ev = torch.cuda.Event()
-            ev.record(main)
-            side.wait_event(ev)
-            with torch.cuda.stream(side):
-                dk, dv, df, dq = rt._bwd_scan(*args, dqacc=dqacc, qr=qr)
-            keep.append((dqacc, delta, dke, dve))
-        outs.append((dq, dk, dv, df))
+            _bscan(x, do, a, outs, g, n, delta, dke, dve, dqacc, qr)
+            continue
+        ev = torch.cuda.Event()
+        ev.record(main)
+        side.wait_event(ev)
+        with torch.cuda.stream(side):
+            _bscan(x, do, a, outs, g, n, delta, dke, dve, dqacc, qr)
+        keep.append((dqacc, delta, dke, dve))
     if side is not None:
         main.wait_stream(side)
     del keep
-    return [torch.cat([o[i] for o in outs]) for i in range(4)]
+    return outs
 
 
 def main() -> None:
