@@ -58,16 +58,6 @@ class RATTritonConfig:
     scan_warps: int = 4
     bscan_nc: int = 4  # ... and in the backward scan
     bscan_warps: int = 4
-    #: with forward and backward "gluon_ws" on CUDA (impls/rat/gluon/streams.py): the batch in up to this many
-    #: groups (the largest divisor of B not above it), each group's memory-bound scans on a second CUDA stream
-    #: beside another group's Gluon attention kernel; 1: one stream, no groups (impls/rat/gluon/NOTES.md, "Tenth
-    #: session")
-    stream_groups: int = 1
-    #: ... multiprocessors that fwd_ws_kernel (persistent) leaves to the scans while groups' scans are pending
-    stream_reserve: int = 16
-    #: ... the side stream's CUDA priority (0: as the caller's; -1: higher: its CTAs are placed first on a freed
-    #: multiprocessor)
-    stream_priority: int = 0
     pre_bm: int = 32
     #: decode step: slots per inner step and warps; None = the measured rule (`step_launch`): one program per
     #: (b, h) and no slot splits -> 2 warps, 64 slots per step up to 512 slots, else 128; split launches (few
@@ -101,9 +91,6 @@ class RATTritonConfig:
             raise ValueError(f"RATTritonConfig: fwd_exp_poly must be 0, 2, 4 or 8, got {self.fwd_exp_poly!r}")
         if self.fwd_row_tree not in (0, 1, 2):
             raise ValueError(f"RATTritonConfig: fwd_row_tree must be 0, 1 or 2, got {self.fwd_row_tree!r}")
-        if self.stream_groups < 1 or self.stream_reserve < 0:
-            raise ValueError(f"RATTritonConfig: stream_groups must be >= 1 and stream_reserve >= 0, got "
-                             f"{self.stream_groups}, {self.stream_reserve}")
         if self.forward == "gluon_ws" and self.fwd_bm != 128:
             raise ValueError(f"RATTritonConfig: forward 'gluon_ws' has a 128-row query tile, got fwd_bm={self.fwd_bm}")
 

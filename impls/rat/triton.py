@@ -140,33 +140,6 @@ def _lscan_buffers(B: int, H: int, C: int, NS: int, D: int, device: torch.device
     return tuple(torch.empty(B * H, n, D, device=device, dtype=torch.float32) for _ in range(3))
 
 
-def batch_rows(x: torch.Tensor | None, B: int, b0: int, b1: int) -> torch.Tensor | None:
-    """Batch b0 .. b1 - 1 of a (B, ...) or (B*H, ...) tensor (its first dimension a multiple of B); None stays
-    None."""
-    if x is None:
-        return None
-    n = x.shape[0] // B
-    return x[b0 * n:b1 * n]
-
-
-def _launch_scan(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, q, ss, o, L: int, rope: bool, cfg: RATTritonConfig,
-                 write_last: bool, self_logit: bool) -> None:
-    """scan_kernel over (B, T, H, D) k, v, f: RoPE_c(kt) (or, with self_logit, each row's self logit q . kt into
-    ss, (B*H, T) float32) and vt per token into ktr, vt (o's strides), the chunk ends into ke, ve; with write_last
-    the last running states into stk, stv (a decode state)."""
-    from ratbench.impls.rat import kernels as K
-
-    B, T, H, D = k.shape
-    C = math.ceil(T / L)
-    K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
-        k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, q, ss,
-        k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
-        ke.stride(0), ke.stride(1), ke.stride(2), q.stride(0), q.stride(1), q.stride(2), T, H, C, L,
-        L=L, NC=cfg.scan_nc, HALF=D // 2, ROPE=rope, WRITE_LAST=write_last, SELF_LOGIT=self_logit,
-        WRITE_KT=not self_logit, **_kw(cfg.scan_warps, 1),
-    )
-
-
 def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConfig, *, need_lse: bool,
                 ke=None, ve=None, last_state=None, qr=None):
     """scan_kernel then fwd_kernel. Returns o, lse (or None), ktr (None where rat/gluon's prefill did not write it),
@@ -190,36 +163,25 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         ve = torch.empty_like(ke)
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
     stk, stv = last_state if last_state is not None else (o, o)
-    lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     if long_scan:
         _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T, H, C, L, rope, last_state is not None, cfg)
+    else:
+        K.scan_kernel[(math.ceil(C / cfg.scan_nc), B * H)](
+            k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, q, o if ss is None else ss,
+            k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
+            ke.stride(0), ke.stride(1), ke.stride(2), q.stride(0), q.stride(1), q.stride(2), T, H, C, L,
+            L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, SELF_LOGIT=self_logit,
+            WRITE_KT=not self_logit, **_kw(cfg.scan_warps, 1),
+        )
+    lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     if cfg.forward == "gluon_ws":
         from ratbench.impls.rat.gluon.forward import launch_forward
-        from ratbench.impls.rat.gluon.streams import batch_groups, forward_in_groups
 
-        def rows(x, b0, b1):
-            return batch_rows(x, B, b0, b1)
-
-        def scan(b0, b1):
-            _launch_scan(*(rows(x, b0, b1) for x in (k, v, f)), cos, sin,
-                          *(rows(x, b0, b1) for x in (ktr, vt, ke, ve, stk, stv, q, o if ss is None else ss, o)),
-                          L, rope, cfg, last_state is not None, self_logit)
-
-        def attend(b0, b1, max_ctas):
-            qg, kg, vg = (rows(x, b0, b1) for x in (q, ktr, vt))
-            launch_forward(qg, kg, vg, cos, sin, *(rows(x, b0, b1) for x in (ke, ve, o, lse)), T, H, L,
-                           scale * K.LOG2E, rope, need_lse, bn=cfg.fwd_bn, stages=cfg.fwd_stages,
-                           qr=rows(qr, b0, b1), ss=rows(ss, b0, b1), exp_poly=cfg.fwd_exp_poly if D == 64 else 0,
-                           split=cfg.fwd_split_masked, tree=cfg.fwd_row_tree, max_ctas=max_ctas)
-
-        if long_scan:
-            attend(0, B, None)
-        else:
-            forward_in_groups(batch_groups(cfg, B), B, scan, attend, cfg, q.device)
+        launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
+                       bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
+                       exp_poly=cfg.fwd_exp_poly if D == 64 else 0, split=cfg.fwd_split_masked,
+                       tree=cfg.fwd_row_tree)
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
-    if not long_scan:
-        _launch_scan(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, q, o if ss is None else ss, o, L, rope, cfg,
-                     last_state is not None, self_logit)
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2),
@@ -286,30 +248,13 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
     cos, sin = rope_tables(C, D, o.device) if rope else (o, o)
     if cfg.backward == "gluon_ws":  # Delta, dq and dK, dV of the chunk ends by impls/rat/gluon/backward.py
         from ratbench.impls.rat.gluon.backward import gluon_backward
-        from ratbench.impls.rat.gluon.streams import backward_in_groups, batch_groups
 
-        if not scan_finishes_dq(cfg, B, H, T, L):  # the two-level scans: dq by bwd_dq_post_kernel, one group
-            dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
-                                                     finish_dq=True, qr=qr)
-            dk, dv, df, _ = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale, cfg)
-            return dq, dk, dv, df
-        grads = [torch.empty_like(o) for _ in range(4)]  # dk, dv, df, dq: each batch group writes its rows
-        qr_fwd = qr
-
-        def attend(b0, b1):  # -> the accumulator of dq, Delta, dK and dV of the chunk ends, RoPE(q)
-            do_, q_, o_, lse_, ktr_, vt_, ke_, ve_, qr_ = (batch_rows(x, B, b0, b1)
-                                                          for x in (do, q, o, lse, ktr, vt, ke, ve, qr_fwd))
-            return gluon_backward(do_, q_, o_, lse_, ktr_, vt_, ke_, ve_, cos, sin, L, rope, scale, finish_dq=False,
-                                  qr=qr_)
-
-        def scan(b0, b1, dqacc, delta, dke, dve, qr_):
-            q_, k_, v_, f_, ktr_, vt_, do_, lse_, o_ = (batch_rows(x, B, b0, b1)
-                                                       for x in (q, k, v, f, ktr, vt, do, lse, o))
-            _bwd_scan(q_, k_, v_, f_, ktr_, vt_, do_, lse_, delta, cos, sin, dke, dve, o_, L, rope, scale, cfg,
-                      dqacc=dqacc, qr=qr_, out=[batch_rows(g, B, b0, b1) for g in grads])
-
-        backward_in_groups(batch_groups(cfg, B), B, attend, scan, cfg, o.device)
-        return grads[3], grads[0], grads[1], grads[2]
+        by_scan = scan_finishes_dq(cfg, B, H, T, L)
+        dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
+                                                 finish_dq=not by_scan, qr=qr)
+        dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
+                                        cfg, dqacc=dq if by_scan else None, qr=qr)
+        return (dq_scan if by_scan else dq), dk, dv, df
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D) (and dq with "dq_first")
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
     qr = torch.empty(B * H, T, D, device=q.device, dtype=q.dtype)
@@ -394,14 +339,13 @@ def _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L: int, rope: bool, sca
 
 
 def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int, rope: bool, scale: float,
-              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None, qr: torch.Tensor | None = None,
-              out: list[torch.Tensor] | None = None
+              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None, qr: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """dk, dv, df and, given dqacc and qr, dq: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan
     (bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel) when long_scan_used (no dqacc there: `scan_finishes_dq`).
     dqacc: (B*H, Tp, D) float32, sum_j dS_tj K_j (rat/gluon's backward kernel), and qr, RoPE(q) in the same rows,
     read instead of q (which may be None then): the scan adds each row's self term, scales, rotates back and writes
-    dq (one pass less than rat/gluon's bwd_dq_post_kernel). out: [dk, dv, df, dq] to write into (o's strides)."""
+    dq (one pass less than rat/gluon's bwd_dq_post_kernel)."""
     from ratbench.impls.rat import kernels as K
 
     B, T, H, D = o.shape
@@ -409,7 +353,9 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
     HALF = D // 2
     os_ = (o.stride(0), o.stride(1), o.stride(2))
     ins = (k.stride(0), k.stride(1), k.stride(2))
-    dk, dv, df = (torch.empty_like(o) for _ in range(3)) if out is None else out[:3]
+    dk = torch.empty_like(o)
+    dv = torch.empty_like(o)
+    df = torch.empty_like(o)
     if long_scan_used(cfg, B, H, T, L):
         kw = {"L": L, "NB": cfg.lscan_bnb, "HALF": HALF, "ROPE": rope, **_kw(cfg.bscan_warps, 1)}
 
@@ -425,7 +371,7 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
             raise ValueError("rat/triton: the two-level backward scan does not finish dq (scan_finishes_dq)")
         _two_level(cfg, B, H, T, L, C, D, o.device, cfg.lscan_bnb, True, launch_sum, launch_run)
         return dk, dv, df, None
-    dq = None if dqacc is None else (torch.empty_like(o) if out is None else out[3])
+    dq = None if dqacc is None else torch.empty_like(o)
     dq_args = (dk, dk, 0) if dqacc is None else (dqacc, dq, dqacc.shape[1])
     K.bwd_scan_kernel[(math.ceil(C / cfg.bscan_nc), B * H)](
         q if dqacc is None else qr, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, *dq_args[:2],

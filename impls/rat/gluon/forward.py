@@ -515,7 +515,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1, max_ctas: int | None = None) -> None:
+                   tree: int = 1) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -524,8 +524,7 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8). max_ctas: fewer persistent CTAs than
-    multiprocessors (the others left to a scan on another stream: impls/rat/gluon/streams.py)."""
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -567,8 +566,6 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
                          f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
-    if max_ctas is not None:
-        n_sm = max(1, min(n_sm, max_ctas))
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,

@@ -188,39 +188,3 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
     args = k["fwd"].launches[0]["args"]
     assert {n: args[n] for n in constexprs} == constexprs
     _assert_fa_rule(names, ours, x, L, True, do)
-
-
-@pytest.mark.parametrize("B,groups,n", [(4, 2, 2), (3, 2, 1), (6, 4, 3)])
-def test_batch_groups_rule(B, groups, n):
-    """The batch is cut into the largest divisor of B not above stream_groups (impls/rat/gluon/streams.py)."""
-    from ratbench.impls.rat.gluon.streams import batch_groups
-
-    assert batch_groups(dataclasses.replace(GLUON, stream_groups=groups), B) == n
-
-
-def test_stream_groups_emulated(monkeypatch):
-    """RATTritonConfig.stream_groups: the training forward and backward and the prefill into a decode cache run per
-    batch group (off CUDA the groups run in turn on one stream, the same launches as on the GPU): one fwd_ws_kernel
-    and one bwd_ws_kernel launch per group over its rows only, every output and gradient within the rule and equal
-    to one group's, the decode state too."""
-    T, L, D, B = 256, 16, 64, 3
-    x = _inputs(T, 2, D, seed=6, B=B)
-    do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(7)).half()
-    got = {}
-    k = _emulate(monkeypatch, 2)
-    for groups in (1, 3):
-        k["fwd"].launches.clear()
-        k["bwd"].launches.clear()
-        impl = RATTriton(dataclasses.replace(GLUON, stream_groups=groups))
-        leaves = [t.clone().requires_grad_(True) for t in x]
-        y = impl.forward(*leaves, chunk_size=L)
-        y.backward(do)
-        state = impl.init_state(B, 2, D, T, device="cpu", dtype=torch.float16, chunk_size=L)
-        with torch.no_grad():
-            p = impl.prefill(state, *x)
-        got[groups] = [y.detach()] + [t.grad for t in leaves] + [p, state.k_cache, state.v_cache, state.kt, state.vt]
-        assert len(k["fwd"].launches) == 2 * groups and len(k["bwd"].launches) == groups
-        assert {la["args"]["n_tiles"] for la in k["fwd"].launches} == {2 * 2 * B // groups}
-    _assert_fa_rule(["o", "dq", "dk", "dv", "df"], got[3][:5], x, L, True, do)
-    for a, b in zip(got[1], got[3]):
-        torch.testing.assert_close(a, b, atol=2e-3, rtol=0)
