@@ -1,11 +1,11 @@
 """The RAT backward attention (docs/rat-spec.md, op step 3) with five products per tile pair: a warp-specialized
 Gluon kernel for sm_90 that forms dK and dV of the chunk ends and adds each pair's share of dq by TMA reductions.
 
-bwd_ws_kernel  one CTA per work item (work_items): a block of BN = 128 chunk ends of one (b, h) and the 64-row
+bwd_ws_kernel  one CTA per work item (work_items, items.py): a block of BN = 128 chunk ends of one (b, h) and the 64-row
                query tiles of one segment of seg tiles that see a key of the block (c(t) > j); per head the items go
                segment by segment from the last, the key blocks of a segment side by side, so that the CTAs running
                at one time read the same q / dO tiles and add to the same dq rows in L2 (b4; one CTA per key block
-               over all its tiles drew about the full HBM rate: NOTES.md). Three partitions:
+               over all its tiles drew about the full HBM rate: NOTES.md). Three partitions (b7c: a dq writer too):
                  _bwd_loader (one warp, TMA): K and V of the block once, then per query tile (last to first) RoPE'd
                    q, dO and the tile's lse and Delta rows (one [2, 64] float32 box) into a ring of STAGES;
                  two MMA warpgroups (_bwd_consumer), warpgroup w owning the block's keys 64 w .. 64 w + 63, per
@@ -35,7 +35,6 @@ FlashAttention-3's backward (Shah et al. 2024); key j is visible to row t iff j 
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import triton
 from triton._C.libtriton import ir as _ir
@@ -50,8 +49,12 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-BN = gl.constexpr(128)  # chunk ends per CTA: two warpgroups of 64
-BMQ = gl.constexpr(64)  # query rows per tile
+from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, work_items
+
+#: a barrier of the warps of one partition (triton 3.6 names it thread_barrier, 3.7 barrier)
+_partition_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
+BN = gl.constexpr(KEY_BLOCK)  # chunk ends per CTA: two warpgroups of 64
+BMQ = gl.constexpr(QUERY_TILE)  # query rows per tile
 PRE_BM, PRE_WARPS = 32, 4  # bwd_ws_pre_kernel's rows and warps per program (NOTES.md b4: 7% faster than 64 rows)
 
 
@@ -61,6 +64,78 @@ def _tma_reduce_add(tensor_desc, coord, src, _semantic=None):
     partition like tma.async_copy_shared_to_global, completed by tma.store_wait."""
     coord = _semantic._convert_to_ir_values(coord, require_i64=False)
     _semantic.builder.create_async_tma_reduce(_ir.DESCRIPTOR_REDUCE_KIND.ADD, tensor_desc.handle, coord, src.handle)
+
+
+@gluon.jit
+def _writes_done(x):
+    """Waits until this thread's bulk (TMA) stores have been written to global memory, not only read from shared
+    memory as tma.store_wait waits (cp.async.bulk.wait_group 0); x (a scalar) is passed through."""
+    return gl.inline_asm_elementwise("cp.async.bulk.wait_group 0;\n mov.b32 $0, $1;", "=r,r", [x], gl.int32,
+                                     is_pure=False, pack=1)
+
+
+@gluon.jit
+def _flag_set(ptr):
+    """*ptr = 1 with release semantics at GPU scope, after a proxy fence: what this CTA's TMA stores wrote before
+    is visible to a CTA that sees the flag (_flag_wait)."""
+    return gl.inline_asm_elementwise("fence.proxy.async.global;\n st.release.gpu.global.b32 [$1], 1;\n "
+                                     "mov.b32 $0, 0;", "=r,l", [ptr], gl.int32, is_pure=False, pack=1)
+
+
+@gluon.jit
+def _flag_wait(ptr):
+    """Spins until *ptr != 0 (acquire, GPU scope), then fences the async proxy so that a TMA operation issued after
+    it is ordered after what the flag's setter wrote. Returns the flag."""
+    return gl.inline_asm_elementwise(
+        "{\n .reg .pred p;\n WAIT:\n ld.acquire.gpu.global.b32 $0, [$1];\n setp.eq.b32 p, $0, 0;\n @p bra WAIT;\n"
+        " fence.proxy.async.global;\n}", "=r,l", [ptr], gl.int32, is_pure=False, pack=1)
+
+
+@gluon.jit
+def _flag_peek(ptr):
+    """*ptr by a relaxed GPU-scope load, issued a tile ahead of its use so that its latency is hidden."""
+    return gl.inline_asm_elementwise("ld.relaxed.gpu.global.b32 $0, [$1];", "=r,l", [ptr], gl.int32, is_pure=False,
+                                     pack=1)
+
+
+@gluon.jit
+def _proxy_fence(x):
+    """fence.proxy.async.global (x, a scalar, passed through)."""
+    return gl.inline_asm_elementwise("fence.proxy.async.global;\n mov.b32 $0, $1;", "=r,r", [x], gl.int32,
+                                     is_pure=False, pack=1)
+
+
+@gluon.jit
+def _dq_share(dq, dq_w, dq_desc, coord, flag, seen, i, n, first, STORE_FIRST: gl.constexpr):
+    """Adds a warpgroup's dq share of one tile (dq, retired) to the float32 accumulator through dq_w by a TMA
+    reduction, once the previous tile's has read dq_w. With STORE_FIRST the accumulator starts unwritten: the items
+    of key block 0 (first), which visit every tile, store their share instead, and set flag[2], the previous tile's
+    flag (tiles go from the last to the first, 2 flags per tile, one per warpgroup), once that store is in global
+    memory; the other items wait for this tile's flag[0] before adding."""
+    if STORE_FIRST:
+        if first:
+            _writes_done(i)
+            _partition_barrier()
+            if i > 0:
+                _flag_set(flag + 2)
+        else:
+            if seen == 0:
+                _flag_wait(flag)
+            else:
+                _proxy_fence(seen)
+    tma.store_wait(0)
+    dq_w.store(dq)
+    fence_async_shared()
+    if STORE_FIRST:
+        if first:
+            tma.async_copy_shared_to_global(dq_desc, coord, dq_w)
+        else:
+            _tma_reduce_add(dq_desc, coord, dq_w)
+            if i + 1 < n:
+                seen = _flag_peek(flag - 2)
+    else:
+        _tma_reduce_add(dq_desc, coord, dq_w)
+    return seen
 
 
 @gluon.constexpr_function
@@ -89,29 +164,34 @@ def _item(ITEMS, n_items, L: gl.constexpr):
 
 
 @gluon.jit
-def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
-              L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
-    """One query tile of warpgroup WG: S^T, dP^T, P^T, dV += P^T dO, dS^T, dK += dS^T Q, then, once both warpgroups
-    wrote their dS^T to ds_buf ([BN, BMQ]), columns D/2 WG .. of the tile's dq share dS K. lse and Delta come from
-    the ring entry ld_s. Returns dk, dv, dq (all retired)."""
-    dtype: gl.constexpr = q_s.dtype
+def _bwd_tile_hidden(i, k_cols, ds_buf, ds_bar, dk, dv, D: gl.constexpr, WG: gl.constexpr):
+    """_bwd_tile where no row of the tile sees a key of the warpgroup (b10): its dS^T block is zero, dk and dv
+    unchanged; only the tile's dq share over both warpgroups' keys."""
     st_layout: gl.constexpr = _acc_layout(BMQ)
-    kv_layout: gl.constexpr = _acc_layout(D)
     dq_layout: gl.constexpr = _acc_layout(D // 2)
+    ds_buf.slice(WG * 64, 64).store(gl.zeros([64, BMQ], ds_buf.dtype, st_layout))
+    fence_async_shared()
+    mbarrier.arrive(ds_bar, count=1)
+    mbarrier.wait(ds_bar, (i // 2) & 1)
+    zero_q = gl.zeros([BMQ, D // 2], gl.float32, dq_layout)
+    dq = warpgroup_mma(ds_buf.permute((1, 0)), k_cols, zero_q, use_acc=False, is_async=True)
+    dq = warpgroup_mma_wait(num_outstanding=0, deps=(dq,))
+    return dk, dv, dq
+
+
+@gluon.jit
+def _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D: gl.constexpr, WG: gl.constexpr,
+                   AFTER_DP: gl.constexpr):
+    """The tile's products after P^T (pt): dV += P^T dO, dS^T once dP^T (dpt, AFTER_DP groups issued after it) is
+    in, dK += dS^T Q, dS^T to ds_buf and, once both warpgroups wrote theirs, the dq share dS K. Returns dk, dv, dq
+    (all retired)."""
+    dtype: gl.constexpr = q_s.dtype
+    kv_layout: gl.constexpr = _acc_layout(D)
     op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=kv_layout, k_width=2)
-    col: gl.constexpr = gl.SliceLayout(0, st_layout)
-    zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
-    st = warpgroup_mma(k_w, q_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
-    dpt = warpgroup_mma(v_w, do_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
-    lse = _ld_row(ld_s, 0).load(col)
-    st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
-    pt = gl.exp2(st * scale2 - lse[None, :])
-    if t0 < mid:
-        pt = gl.where(keys[:, None] < ((t0 + qcols) // L)[None, :], pt, 0.0)
     ptb = gl.convert_layout(pt.to(dtype), op_layout)
     dv = warpgroup_mma(ptb, do_s, dv, is_async=True)
-    delta = _ld_row(ld_s, 1).load(col)
-    dpt = warpgroup_mma_wait(num_outstanding=1, deps=(dpt,))
+    delta = _ld_row(ld_s, 1).load(gl.SliceLayout(0, _acc_layout(BMQ)))
+    dpt = warpgroup_mma_wait(num_outstanding=AFTER_DP, deps=(dpt,))
     ds = (pt * (dpt - delta[None, :])).to(dtype)
     ds_buf.slice(WG * 64, 64).store(ds)
     dsb = gl.convert_layout(ds, op_layout)
@@ -119,23 +199,112 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
     fence_async_shared()
     mbarrier.arrive(ds_bar, count=1)
     mbarrier.wait(ds_bar, (i // 2) & 1)
-    zero_q = gl.zeros([BMQ, D // 2], gl.float32, dq_layout)
+    zero_q = gl.zeros([BMQ, D // 2], gl.float32, _acc_layout(D // 2))
     dq = warpgroup_mma(ds_buf.permute((1, 0)), k_cols, zero_q, use_acc=False, is_async=True)
     dq, dv, dk, ptb, dsb = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
     return dk, dv, dq
 
 
 @gluon.jit
+def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2, kmin,
+              L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr, MASK: gl.constexpr, SKIP: gl.constexpr):
+    """One query tile of warpgroup WG: S^T, dP^T, P^T, dV += P^T dO, dS^T, dK += dS^T Q, then, once both warpgroups
+    wrote their dS^T to ds_buf ([BN, BMQ]), columns D/2 WG .. of the tile's dq share dS K. lse and Delta come from
+    the ring entry ld_s. P^T masked (keys j >= c(t)) with MASK 1, where t0 < mid with MASK 2 (a branch that ptxas
+    turns into selects for every tile), never with 0. With SKIP (b10) and a mask, a tile whose rows see none of the
+    warpgroup's keys (kmin, its first, at or past c(t0 + 63)) runs no product but the dq share: its dS^T is zero.
+    Returns dk, dv, dq (all retired)."""
+    if SKIP and MASK != 0:  # noqa: SIM102 - a constexpr guard, then the tile's run-time one
+        if kmin >= (t0 + BMQ - 1) // L:
+            return _bwd_tile_hidden(i, k_cols, ds_buf, ds_bar, dk, dv, D, WG)
+    st_layout: gl.constexpr = _acc_layout(BMQ)
+    col: gl.constexpr = gl.SliceLayout(0, st_layout)
+    zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
+    st = warpgroup_mma(k_w, q_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
+    dpt = warpgroup_mma(v_w, do_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
+    lse = _ld_row(ld_s, 0).load(col)
+    st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
+    pt = gl.exp2(st * scale2 - lse[None, :])
+    if MASK == 2:
+        masked = t0 < mid
+    else:
+        masked = MASK == 1
+    if masked:
+        pt = gl.where(keys[:, None] < ((t0 + qcols) // L)[None, :], pt, 0.0)
+    return _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D, WG, 1)
+
+
+@gluon.jit
+def _bwd_tile_pipe(i, st, q_next, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid,
+                   scale2, L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
+    """_bwd_tile with the tile's S^T (st) issued one tile ahead (b11, head dim 64): dP^T of this tile and S^T of the
+    next (q_next: its RoPE'd q) go first, so that the tensor cores form the next S^T while this tile's exponentials
+    run. The mask is selected per tile (MASK 2). Returns dk, dv, dq and the next tile's S^T (all retired)."""
+    st_layout: gl.constexpr = _acc_layout(BMQ)
+    col: gl.constexpr = gl.SliceLayout(0, st_layout)
+    zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
+    dpt = warpgroup_mma(v_w, do_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
+    st_next = warpgroup_mma(k_w, q_next.permute((1, 0)), zero_s, use_acc=False, is_async=True)
+    lse = _ld_row(ld_s, 0).load(col)
+    pt = gl.exp2(st * scale2 - lse[None, :])
+    if t0 < mid:
+        pt = gl.where(keys[:, None] < ((t0 + qcols) // L)[None, :], pt, 0.0)
+    dk, dv, dq = _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D, WG, 2)
+    st_next = warpgroup_mma_wait(num_outstanding=0, deps=(st_next,))  # done with the tail's products: in order
+    return dk, dv, dq, st_next
+
+
+@gluon.jit
+def _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp, scale2,
+              seen, first, kmin, st, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+              STORE_FIRST: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr, WG: gl.constexpr,
+              MASK: gl.constexpr, PIPE: gl.constexpr = False):
+    """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile, the entry's release and the
+    tile's dq share. With PIPE (b11) st is the tile's S^T, formed during the previous tile, and the next tile's is
+    issued here (the last tile forms its own again). Returns dk, dv, the flag peek's state and st."""
+    _k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, _dq_bufs = smem
+    q_ready, q_empty, ds_ready = bars[1], bars[2], bars[3]
+    t0 = lo + (n - 1 - i) * BMQ
+    s = i % STAGES
+    if PIPE:  # this tile's entry was waited for by the previous step (or before the loop); the next one's here
+        nxt = gl.minimum(i + 1, n - 1)
+        mbarrier.wait(q_ready.index(nxt % STAGES), (nxt // STAGES) & 1)
+        dk, dv, dq, st = _bwd_tile_pipe(i, st, q_bufs.index(nxt % STAGES), k_w, v_w, k_cols, q_bufs.index(s),
+                                        do_bufs.index(s), ld_bufs.index(s), ds_bufs.index(i % 2),
+                                        ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2, L, D, WG)
+    else:
+        mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
+        dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
+                               ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2,
+                               kmin, L, D, WG, MASK, SKIP)
+    mbarrier.arrive(q_empty.index(s), count=1)
+    if WRITER:  # the dq writer warp (_bwd_dq_writer) stores or adds it
+        mbarrier.wait(bars[5].index(WG), (i & 1) ^ 1)
+        dq_w.store(dq)
+        fence_async_shared()
+        mbarrier.arrive(bars[4].index(WG), count=1)
+    else:
+        seen = _dq_share(dq, dq_w, dq_desc, [bh * Tp + t0, WG * (D // 2)],
+                         FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2 + WG, seen, i, n, first, STORE_FIRST)
+    return dk, dv, seen, st
+
+
+@gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  WG: gl.constexpr):
+                  STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
+                  PIPE: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
-    reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
-    DKE, DVE, ITEMS = ptrs
+    reductions; adds dK (scaled) and dV of its keys to the float32 accumulators. SPLIT (b9): the unmasked tiles and
+    the masked ones in two loops, so that the unmasked ones carry no mask."""
+    DKE, DVE, ITEMS, FLAGS = ptrs
     _T, Tp, _H, C, scale, scale2, n_items = sc
-    k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs = smem
-    kv_bar, q_ready, q_empty, ds_ready = bars
+    k_smem, v_smem, dq_bufs = smem[0], smem[1], smem[6]
+    kv_bar = bars[0]
     dq_desc = descs[4]
     bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
+    first = j0 == 0
+    kmin = j0 + WG * 64  # the warpgroup's first key
+    seen = 0  # the next tile's flag as peeked (the first is waited for)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -146,19 +315,32 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     dq_w = dq_bufs.index(WG)
     dk = gl.zeros([64, D], gl.float32, kv_layout)
     dv = gl.zeros([64, D], gl.float32, kv_layout)
+    st = gl.zeros([64, BMQ], gl.float32, st_layout)  # with PIPE the S^T carried from tile to tile
     mbarrier.wait(kv_bar, 0)
-    for i in range(n):
-        t0 = lo + (n - 1 - i) * BMQ
-        s = i % STAGES
-        mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
-        dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
-                               ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2,
-                               L, D, WG)
-        mbarrier.arrive(q_empty.index(s), count=1)
-        tma.store_wait(0)  # the previous tile's reduction has read dq_w
-        dq_w.store(dq)
-        fence_async_shared()
-        _tma_reduce_add(dq_desc, [bh * Tp + t0, WG * (D // 2)], dq_w)
+    if SPLIT:  # the tiles at or past mid first (t0 falls with i), then the masked ones, each loop without a branch
+        n_open = gl.minimum(gl.maximum(n - (mid - lo + BMQ - 1) // BMQ, 0), n)
+        for i in range(n_open):
+            dk, dv, seen, st = _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols,
+                                         bh, lo, n, mid, Tp, scale2, seen, first, kmin, st, L, D, STAGES,
+                                         STORE_FIRST, WRITER, SKIP, WG, 0)
+        for i in range(n_open, n):
+            dk, dv, seen, st = _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols,
+                                         bh, lo, n, mid, Tp, scale2, seen, first, kmin, st, L, D, STAGES,
+                                         STORE_FIRST, WRITER, SKIP, WG, 1)
+    else:
+        if PIPE:  # the first tile's S^T, before the loop (retired: nothing in flight crosses an iteration)
+            mbarrier.wait(bars[1].index(0), 0)
+            st = warpgroup_mma(k_w, smem[2].index(0).permute((1, 0)), st, use_acc=False, is_async=True)
+            st = warpgroup_mma_wait(num_outstanding=0, deps=(st,))
+        for i in range(n):
+            dk, dv, seen, st = _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols,
+                                         bh, lo, n, mid, Tp, scale2, seen, first, kmin, st, L, D, STAGES,
+                                         STORE_FIRST, WRITER, SKIP, WG, 2, PIPE)
+    if STORE_FIRST and not WRITER:  # noqa: SIM102 - a constexpr guard, then the item's run-time one
+        if first:  # the last tile's store (tile lo)
+            _writes_done(n)
+            _partition_barrier()
+            _flag_set(FLAGS + (bh * (Tp // BMQ) + lo // BMQ) * 2 + WG)
     tma.store_wait(0)
     rows = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, kv_layout))
     cols = gl.arange(0, D, layout=gl.SliceLayout(0, kv_layout))
@@ -168,21 +350,27 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 
 @gluon.jit
-def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, 0)
+def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+                   STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
+                   PIPE: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE, 0)
 
 
 @gluon.jit
-def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, 1)
+def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+                   STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
+                   PIPE: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE, 1)
 
 
 @gluon.jit
-def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr):
+def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+                STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
+                PIPE: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
-    kv_bar, q_ready, q_empty, _ds_ready = bars
+    kv_bar, q_ready, q_empty = bars[0], bars[1], bars[2]
     qr_desc, do_desc, ke_desc, ve_desc, _dq_desc, ld_desc, Cs = descs
     bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
     mbarrier.expect(kv_bar, 2 * ke_desc.block_type.nbytes)
@@ -200,10 +388,50 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 
 @gluon.jit
+def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
+                   STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
+                   PIPE: gl.constexpr):
+    """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
+    float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. With STORE_FIRST key
+    block 0's items store and flag each tile once the stores are in global memory; the others wait for the flag
+    before adding. The waits sit here, off the MMA warpgroups' path."""
+    _T, Tp, _H, _C, _scale, _scale2, n_items = sc
+    dq_bufs = smem[6]
+    dq_full, dq_empty = bars[4], bars[5]
+    dq_desc = descs[4]
+    FLAGS = ptrs[3]
+    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
+    first = j0 == 0
+    for i in range(n):
+        t0 = lo + (n - 1 - i) * BMQ
+        flag = FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2
+        for w in gl.static_range(2):
+            mbarrier.wait(dq_full.index(w), i & 1)
+            if STORE_FIRST:
+                if first:
+                    tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
+                else:
+                    _flag_wait(flag + w)
+                    _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
+            else:
+                _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
+        tma.store_wait(0)
+        for w in gl.static_range(2):
+            mbarrier.arrive(dq_empty.index(w), count=1)
+        if STORE_FIRST:  # noqa: SIM102 - a constexpr guard, then the item's run-time one
+            if first:  # as _dq_share: every lane past the issuing lane's wait before any sets a flag
+                _writes_done(i)
+                _partition_barrier()
+                _flag_set(flag)
+                _flag_set(flag + 1)
+
+
+@gluon.jit
 def bwd_ws_kernel(
-    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS,
+    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
-    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr,
+    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, STORE_FIRST: gl.constexpr,
+    SPLIT: gl.constexpr, WRITER: gl.constexpr = False, SKIP: gl.constexpr = False, PIPE: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -223,52 +451,51 @@ def bwd_ws_kernel(
         mbarrier.init(q_empty.index(i), count=2)  # released by both MMA warpgroups
     for i in gl.static_range(2):
         mbarrier.init(ds_ready.index(i), count=2)  # both warpgroups' dS^T written
-    ptrs = (DKE, DVE, ITEMS)
+    bars = (kv_bar, q_ready, q_empty, ds_ready)
+    if WRITER:  # warpgroup i's dq share staged (dq_full), then read by the writer's copy (dq_empty)
+        dq_full = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        dq_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(2):
+            mbarrier.init(dq_full.index(i), count=1)
+            mbarrier.init(dq_empty.index(i), count=1)
+        bars = (kv_bar, q_ready, q_empty, ds_ready, dq_full, dq_empty)
+    ptrs = (DKE, DVE, ITEMS, FLAGS)
     sc = (T, Tp, H, C, scale, scale2, n_items)
     smem = (k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs)
-    bars = (kv_bar, q_ready, q_empty, ds_ready)
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
-    gl.warp_specialize([
-        (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
-        (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
-        (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES)),
-    ], [4, 1], [240, 24])
-
-
-_ITEMS: dict[tuple, torch.Tensor] = {}
-
-
-def work_items(T: int, C: int, L: int, seg: int, device: torch.device) -> torch.Tensor:
-    """bwd_ws_kernel's per-head work items, int32 (n, 3): key block, first query row, 64-row tile count. Key block
-    kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on) are cut at multiples of seg
-    tiles; the items go segment by segment from the last, key blocks in turn within one, so the CTAs that run at
-    the same time read the same q and dO tiles and add to the same dq rows in L2 (b3's one CTA per key block,
-    each sweeping its tiles alone, drew about the full HBM rate: NOTES.md b4). Cached per shape and device."""
-    key = (T, C, L, seg, str(device))
-    if key not in _ITEMS:
-        rows = seg * BMQ.value
-        kb = np.arange(triton.cdiv(C, BN.value))
-        lo = ((kb * BN.value + 1) * L) // BMQ.value * BMQ.value
-        items = []
-        for m in range(triton.cdiv(T, rows) - 1, -1, -1):
-            first = np.maximum(lo, m * rows)
-            n = (np.minimum(T, (m + 1) * rows) - first + BMQ.value - 1) // BMQ.value
-            sel = n > 0
-            items.append(np.stack([kb[sel], first[sel], n[sel]], 1))
-        table = np.concatenate(items).astype(np.int32) if items else np.zeros((0, 3), np.int32)
-        _ITEMS[key] = torch.from_numpy(table).to(device)
-    return _ITEMS[key]
+    if WRITER:
+        gl.warp_specialize([
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+        ], [4, 1, 1], [240, 24, 32])
+    else:
+        gl.warp_specialize([
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+        ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
+                    split: bool = False, writer: bool = False, skip: bool = False, pipe: bool = False) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
-    and dV added to dke, dve (B*H, C, D) float32 (zero on entry). One CTA per work item (work_items) of seg tiles:
+    and dV added to dke, dve (B*H, C, D) float32 (zero on entry). With flags (int32, B*H * Tp / 64 * 2 zeros) dqacc
+    need not be written on entry: key block 0's items store their share of every 64-row tile below T rounded up to
+    64 and flag it, and the others add theirs after the flag (rows from there to Tp are left as they are). One CTA
+    per work item (work_items) of seg tiles:
     by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md
-    b4)."""
+    b4). split: the unmasked query tiles in a loop without the mask (b9). writer: the dq shares' copies (and with
+    flags the flags) by a writer warp of their own, _bwd_dq_writer (b7c). skip: no products but dq's on a tile whose
+    rows see none of a warpgroup's keys (b10). pipe: each tile's S^T formed during the previous tile (b11; head dim
+    64, without split and skip)."""
+    if pipe and (split or skip or qr.shape[2] != 64):
+        raise ValueError("rat/gluon: the pipelined S^T (b11) runs at head dim 64 without split and skip")
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -288,20 +515,22 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
     if seg is None:
         seg = 128 if C >= 2048 else 64
-    items = work_items(T, C, L, seg, qr.device)
+    items = work_items(T, C, L, seg, qr.device, first_ahead=flags is not None)
     if len(items) == 0:
         return
     bwd_ws_kernel[(BH * len(items),)](
-        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, T, Tp, H, C, Cs, scale, scale2, len(items),
-        L=L, D=D, STAGES=stages, DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt),
-        num_warps=4, maxnreg=168,
+        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
+        scale, scale2, len(items), L=L, D=D, STAGES=stages,
+        DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), STORE_FIRST=flags is not None,
+        SPLIT=split, WRITER=writer, SKIP=skip, PIPE=pipe, num_warps=4, maxnreg=168,
     )
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                   L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                   L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
+                   split: bool = False, store_first: bool = False, writer: bool = False, skip: bool = False,
+                   pipe: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
     bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
     Returns dq (o's shape and dtype) or, without finish_dq, the float32 accumulator (B*H, Tp, D) holding
@@ -309,7 +538,10 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     (B*H, T) float32; dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan; RoPE_c(q)
     (B*H, Tp, D). qr: RoPE_c(q) as the forward wrote it (B*H, Tp, D), Tp a multiple of 64 (fwd_ws_kernel's: of
     128), rows past T finite; without it the pre pass writes it from q (Tp = T rounded up to 64). q is read only
-    without qr or with finish_dq (dq's self term); else it may be None."""
+    without qr or with finish_dq (dq's self term); else it may be None. split: launch_backward's. store_first (b7b;
+    without finish_dq): the accumulator is not zeroed by the pre pass, key block 0's items store their share first
+    (launch_backward's flags); without it the pre pass writes its zeros (b5). writer, skip, pipe: launch_backward's
+    (b7c, b10, b11)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -343,11 +575,14 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
         q, o, ktr, vt, do, cos, sin, lse, delta, ld, qr, dqacc,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale2,
         L=L, BM=PRE_BM, TILE=BMQ.value, HALF=D // 2, ROPE=rope, SELF=finish_dq, QR_OUT=qr_out,
-        num_warps=PRE_WARPS,
+        ZERO=not finish_dq and not store_first, num_warps=PRE_WARPS,
     )
     dke = torch.zeros(B * H, C, D, device=dev, dtype=torch.float32)
     dve = torch.zeros_like(dke)
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2)
+    flags = (None if finish_dq or not store_first
+             else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags, split=split, writer=writer,
+                    skip=skip, pipe=pipe)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

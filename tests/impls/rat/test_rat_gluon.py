@@ -233,9 +233,12 @@ def test_gluon_forward_at_every_shape(monkeypatch):
     assert RATGluon(DEFAULT_CONFIG)._config(64, torch.bfloat16) is DEFAULT_CONFIG
 
 
-def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2):
+def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, flags=None,
+                            split=True, writer=False, skip=False, pipe=False):
     """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends and dS K added to dke,
-    dve and the dq accumulator, rows past T carried by lse +inf / Delta 0 as the kernel sees them."""
+    dve and the dq accumulator (with flags: stored into its rows below T rounded up to 64, the rest left), rows
+    past T carried by lse +inf / Delta 0 as the kernel sees them. split (b9) changes the kernel's loops only, writer
+    (b7c) its partitions, skip and pipe (b10, b11) its order of work."""
     BH, Tp, D = qr.shape
     C = dke.shape[1]
     q = qr.float()
@@ -249,7 +252,13 @@ def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, sc
     ds = p * (dof @ v.transpose(1, 2) - deltap[..., None])
     dve.add_(p.transpose(1, 2) @ dof)
     dke.add_(ds.transpose(1, 2) @ q * scale)
-    dqacc.add_(ds @ k)
+    if flags is None:
+        dqacc.add_(ds @ k)
+    else:
+        assert flags.dtype == torch.int32 and flags.numel() == BH * Tp // 64 * 2 and not flags.any()
+        rows = -(-T // 64) * 64
+        dqacc[:, :rows] = (ds @ k)[:, :rows]
+        dqacc[:, rows:] = float("nan")  # never written by the kernel: must not be read
 
 
 @pytest.mark.parametrize("T,L,rope,long_scan", [(40, 8, True, False), (100, 4, True, False), (64, 16, False, False),
