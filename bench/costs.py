@@ -291,7 +291,8 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
     impls.rat.gluon.gluon_backward_used routes the backward to its Gluon kernel (b5, impls/rat/gluon/NOTES.md):
         forward       also writes RoPE(q) for the backward (impls.rat.triton.forward_writes_qr)
         bwd pre/post  bwd_ws_pre_kernel (reads o, dO, lse; writes Delta twice, lse and the float32 dq accumulator's
-                      start, zeros): a memory pass. Where the backward scan does not finish dq (the two-level scans,
+                      start, zeros, except where impls.rat.gluon.dq_writer_used: the first share stores): a memory
+                      pass. Where the backward scan does not finish dq (the two-level scans,
                       impls.rat.triton.scan_finishes_dq) it also reads q, kt and vt for dq's self term, and
                       bwd_dq_post_kernel reads the accumulator and writes dq; without the forward's RoPE(q) it
                       reads q and writes RoPE(q)
@@ -300,7 +301,7 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
                       gradients; the dq accumulator's reductions run in L2 and count once (read and written)
         scans         rat/triton's, and where the backward scan finishes dq: reads the accumulator, writes dq
     elsewhere rat/triton's stages."""
-    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, gluon_backward_used
+    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, dq_writer_used, gluon_backward_used
     from ratbench.impls.rat.triton import forward_writes_qr, scan_finishes_dq
 
     out = rat_triton_stage_costs(case)
@@ -317,6 +318,8 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
         pre_bytes += n * e
     if not qr_fwd:  # ... and writes RoPE(q)
         pre_bytes += n * e
+    if by_scan and dq_writer_used(case.seq_len, L):  # b7b's store-first accumulator: no zeros
+        pre_bytes -= 4.0 * n
     if by_scan:
         out["scans"] = Cost(out["scans"].flops + 4.0 * n, out["scans"].bytes + 4.0 * n + n * e)
     else:

@@ -128,6 +128,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat decode T=32k", "rat/triton", "decode", 32768, batch=64, params=(("chunk_size", 16),)),
     Scenario("rat decode T=32k split", "rat/triton", "decode", 32768, batch=1, params=(("chunk_size", 16),),
              config="ratbench.bench.static_gate:RAT_SPLIT_CONFIG"),
+    Scenario("rat gluon train T=4k", "rat/gluon", "train", 4096, params=(("chunk_size", 16),)),  # b7c's dq writer
     Scenario("rat gluon train T=32k", "rat/gluon", "train", 32768, params=(("chunk_size", 16),)),
     Scenario("rat gluon train T=128k", "rat/gluon", "train", 131072, params=(("chunk_size", 16),)),  # Gluon backward
     Scenario("rat gluon prefill T=4k", "rat/gluon", "prefill", 4096, params=(("chunk_size", 16),)),

@@ -50,9 +50,10 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
-    #: with backward "gluon_ws" and the one-level scans (experiments/rat-gluon-next/b7c.patch, not measured as
-    #: a default): dq's float32 accumulator is not zeroed by the pre pass; key block 0's items of bwd_ws_kernel
-    #: store their share of each tile first and flag it, the others add theirs after the flag (b7b)
+    #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
+    #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
+    #: after the flag (b7b; rat/gluon takes it with bwd_dq_writer where a sequence has few chunk ends:
+    #: impls/rat/gluon/__init__.py, dq_writer_used)
     bwd_store_first: bool = False
     #: with backward "gluon_ws": a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and
     #: (bwd_store_first) sets and waits for the per-tile flags (b7c; FlashAttention-3's dq writer)

@@ -394,6 +394,9 @@ def test_rat_gluon_stage_costs_follow_its_backward_route():
     assert st["forward"].flops == tri["forward"].flops and st["forward"].bytes == tri["forward"].bytes + n * e
     assert st["scans"].bytes == tri["scans"].bytes + 4 * n + n * e
     assert st["bwd pre/post"].bytes == 2 * n * e + 4 * 131072 * 16 * 4 + 4 * n
+    # 256 chunk ends (impls.rat.gluon.dq_writer_used): the first dq share stores, the pre pass writes no zeros
+    n4 = 4096 * 16 * 128
+    assert costs.stage_costs(case(4096))["bwd pre/post"].bytes == 2 * n4 * e + 4 * 4096 * 16 * 4
     # chunks of 2048 take the two-level scans: the pre pass reads q, kt, vt for dq's self term, the post pass runs
     long = costs.stage_costs(case(131072, 2048))
     assert long["bwd pre/post"].bytes == 2 * n * e + 4 * 131072 * 16 * 4 + 4 * n + 3 * n * e + 4 * n + n * e

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 
 import torch
 
@@ -27,6 +28,11 @@ GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=12
 #: ... and the Gluon backward too (NOTES.md, "The backward in Gluon", "b4" and "b5"), its backward scan (which also
 #: finishes dq since b5) with 8 chunks side by side: 1.84-1.86 ms against 1.96-1.98 at 4 (H200, ab_scan.json)
 GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws", bscan_nc=8)
+#: ... with b7b's store-first dq accumulator (no zeros from the pre pass) and b7c's dq writer warp, where a sequence
+#: has few chunk ends (`dq_writer_used`)
+GLUON_WRITER_CONFIG = dataclasses.replace(GLUON_BWD_CONFIG, bwd_store_first=True, bwd_dq_writer=True)
+#: the most chunk ends per sequence (two key blocks of 128) at which rat/gluon takes GLUON_WRITER_CONFIG
+WRITER_MAX_ENDS = 256
 
 
 def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
@@ -40,6 +46,16 @@ def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     if head_dim <= 64 or chunk_size < 64:
         return True
     return seq_len >= 16384
+
+
+def dq_writer_used(seq_len: int, chunk_size: int) -> bool:
+    """Whether rat/gluon's Gluon backward runs with b7c's dq writer and b7b's store-first accumulator: where a
+    sequence has at most WRITER_MAX_ENDS chunk ends, that is at most two key blocks that wait on each query tile's
+    store-first flag. Measured (NOTES.md "Tenth session": an H100, train, bf16, H 16, L 16, 131,072 tokens,
+    reports/h100-rat-gluon-b7c-2026-12-05): faster at 4k (256 chunk ends) at head dim 128 and 64 (7.05 -> 6.28 ms,
+    3.75 -> 3.59), slower or even from 8k (512) on at head dim 64 (4.09 -> 4.11) and at both from 16k (the flags'
+    waits grow with the key blocks per tile: NOTES.md "Eighth session")."""
+    return math.ceil(seq_len / chunk_size) <= WRITER_MAX_ENDS
 
 
 class RATGluon(RATTriton):
@@ -71,9 +87,10 @@ class RATGluon(RATTriton):
         """The Gluon forward at every shape: since v4 (persistent CTAs, q and the self term by TMA) it measured faster
         than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
         tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (the shape given:
-        seq_len, chunk_size, head_dim). A config given by the caller is used as given."""
+        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used`. A config given by the caller is
+        used as given."""
         if self.config is not None:
             return self.config
         if None not in (seq_len, chunk_size, head_dim) and gluon_backward_used(seq_len, chunk_size, head_dim):
-            return GLUON_BWD_CONFIG
+            return GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size) else GLUON_BWD_CONFIG
         return GLUON_CONFIG

@@ -20,9 +20,10 @@ bwd_ws_kernel  one CTA per work item (work_items, items.py): a block of BN = 128
                dK (times the softmax scale) and dV of the item added to float32 (B*H, C, D) accumulators (atomic
                adds; zero on entry), which rat/triton's dK/dV kernel writes in the same form.
 Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta per 64-row tile with lse +inf past
-T, RoPE(q), the accumulator's start: 0) before; after it the backward scan (impls/rat/kernels/scan.py, DQ_OUT) forms
-the self term's gradients of kt and vt, as in rat/triton, and finishes dq = RoPE^T(scale acc + dS_self kt) from the
-accumulator (b5). With the two-level scans the pre pass starts the accumulator with dq's self term and
+T, RoPE(q), the accumulator's start: 0, or nothing where key block 0's items store their share first: b7b,
+with the dq writer b7c, where impls/rat/gluon/__init__.py's dq_writer_used) before; after it the backward scan
+(impls/rat/kernels/scan.py, DQ_OUT) forms the self term's gradients of kt and vt, as in rat/triton, and finishes
+dq = RoPE^T(scale acc + dS_self kt) from the accumulator (b5). With the two-level scans the pre pass starts the accumulator with dq's self term and
 bwd_dq_post_kernel finishes dq (dq = RoPE^T(scale acc)). Versions b0-b5 and what was measured:
 impls/rat/gluon/NOTES.md, "The backward in Gluon".
 Two things this module takes from Gluon's internals, as its public API has neither (triton 3.6.0 and 3.7.1, checked
@@ -164,26 +165,8 @@ def _item(ITEMS, n_items, L: gl.constexpr):
 
 
 @gluon.jit
-def _bwd_tile_hidden(i, k_cols, ds_buf, ds_bar, dk, dv, D: gl.constexpr, WG: gl.constexpr):
-    """_bwd_tile where no row of the tile sees a key of the warpgroup (b10): its dS^T block is zero, dk and dv
-    unchanged; only the tile's dq share over both warpgroups' keys."""
-    st_layout: gl.constexpr = _acc_layout(BMQ)
-    dq_layout: gl.constexpr = _acc_layout(D // 2)
-    ds_buf.slice(WG * 64, 64).store(gl.zeros([64, BMQ], ds_buf.dtype, st_layout))
-    fence_async_shared()
-    mbarrier.arrive(ds_bar, count=1)
-    mbarrier.wait(ds_bar, (i // 2) & 1)
-    zero_q = gl.zeros([BMQ, D // 2], gl.float32, dq_layout)
-    dq = warpgroup_mma(ds_buf.permute((1, 0)), k_cols, zero_q, use_acc=False, is_async=True)
-    dq = warpgroup_mma_wait(num_outstanding=0, deps=(dq,))
-    return dk, dv, dq
-
-
-@gluon.jit
-def _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D: gl.constexpr, WG: gl.constexpr,
-                   AFTER_DP: gl.constexpr):
-    """The tile's products after P^T (pt): dV += P^T dO, dS^T once dP^T (dpt, AFTER_DP groups issued after it) is
-    in, dK += dS^T Q, dS^T to ds_buf and, once both warpgroups wrote theirs, the dq share dS K. Returns dk, dv, dq
+def _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D: gl.constexpr, WG: gl.constexpr):
+    """The tile's products after P^T (pt): dV += P^T dO, dS^T once dP^T (dpt) is in, dK += dS^T Q, dS^T to ds_buf and, once both warpgroups wrote theirs, the dq share dS K. Returns dk, dv, dq
     (all retired)."""
     dtype: gl.constexpr = q_s.dtype
     kv_layout: gl.constexpr = _acc_layout(D)
@@ -191,7 +174,7 @@ def _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, 
     ptb = gl.convert_layout(pt.to(dtype), op_layout)
     dv = warpgroup_mma(ptb, do_s, dv, is_async=True)
     delta = _ld_row(ld_s, 1).load(gl.SliceLayout(0, _acc_layout(BMQ)))
-    dpt = warpgroup_mma_wait(num_outstanding=AFTER_DP, deps=(dpt,))
+    dpt = warpgroup_mma_wait(num_outstanding=1, deps=(dpt,))
     ds = (pt * (dpt - delta[None, :])).to(dtype)
     ds_buf.slice(WG * 64, 64).store(ds)
     dsb = gl.convert_layout(ds, op_layout)
@@ -206,17 +189,11 @@ def _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, 
 
 
 @gluon.jit
-def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2, kmin,
-              L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr, MASK: gl.constexpr, SKIP: gl.constexpr):
+def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
+              L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
     """One query tile of warpgroup WG: S^T, dP^T, P^T, dV += P^T dO, dS^T, dK += dS^T Q, then, once both warpgroups
     wrote their dS^T to ds_buf ([BN, BMQ]), columns D/2 WG .. of the tile's dq share dS K. lse and Delta come from
-    the ring entry ld_s. P^T masked (keys j >= c(t)) with MASK 1, where t0 < mid with MASK 2 (a branch that ptxas
-    turns into selects for every tile), never with 0. With SKIP (b10) and a mask, a tile whose rows see none of the
-    warpgroup's keys (kmin, its first, at or past c(t0 + 63)) runs no product but the dq share: its dS^T is zero.
-    Returns dk, dv, dq (all retired)."""
-    if SKIP and MASK != 0:  # noqa: SIM102 - a constexpr guard, then the tile's run-time one
-        if kmin >= (t0 + BMQ - 1) // L:
-            return _bwd_tile_hidden(i, k_cols, ds_buf, ds_bar, dk, dv, D, WG)
+    the ring entry ld_s; P^T masked (keys j >= c(t)) where t0 < mid. Returns dk, dv, dq (all retired)."""
     st_layout: gl.constexpr = _acc_layout(BMQ)
     col: gl.constexpr = gl.SliceLayout(0, st_layout)
     zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
@@ -225,58 +202,24 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
     lse = _ld_row(ld_s, 0).load(col)
     st = warpgroup_mma_wait(num_outstanding=1, deps=(st,))
     pt = gl.exp2(st * scale2 - lse[None, :])
-    if MASK == 2:
-        masked = t0 < mid
-    else:
-        masked = MASK == 1
-    if masked:
-        pt = gl.where(keys[:, None] < ((t0 + qcols) // L)[None, :], pt, 0.0)
-    return _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D, WG, 1)
-
-
-@gluon.jit
-def _bwd_tile_pipe(i, st, q_next, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid,
-                   scale2, L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
-    """_bwd_tile with the tile's S^T (st) issued one tile ahead (b11, head dim 64): dP^T of this tile and S^T of the
-    next (q_next: its RoPE'd q) go first, so that the tensor cores form the next S^T while this tile's exponentials
-    run. The mask is selected per tile (MASK 2). Returns dk, dv, dq and the next tile's S^T (all retired)."""
-    st_layout: gl.constexpr = _acc_layout(BMQ)
-    col: gl.constexpr = gl.SliceLayout(0, st_layout)
-    zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
-    dpt = warpgroup_mma(v_w, do_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
-    st_next = warpgroup_mma(k_w, q_next.permute((1, 0)), zero_s, use_acc=False, is_async=True)
-    lse = _ld_row(ld_s, 0).load(col)
-    pt = gl.exp2(st * scale2 - lse[None, :])
     if t0 < mid:
         pt = gl.where(keys[:, None] < ((t0 + qcols) // L)[None, :], pt, 0.0)
-    dk, dv, dq = _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D, WG, 2)
-    st_next = warpgroup_mma_wait(num_outstanding=0, deps=(st_next,))  # done with the tail's products: in order
-    return dk, dv, dq, st_next
+    return _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D, WG)
 
 
 @gluon.jit
 def _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp, scale2,
-              seen, first, kmin, st, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-              STORE_FIRST: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr, WG: gl.constexpr,
-              MASK: gl.constexpr, PIPE: gl.constexpr = False):
+              seen, first, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, STORE_FIRST: gl.constexpr,
+              WRITER: gl.constexpr, WG: gl.constexpr):
     """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile, the entry's release and the
-    tile's dq share. With PIPE (b11) st is the tile's S^T, formed during the previous tile, and the next tile's is
-    issued here (the last tile forms its own again). Returns dk, dv, the flag peek's state and st."""
+    tile's dq share. Returns dk, dv and the flag peek's state."""
     _k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, _dq_bufs = smem
     q_ready, q_empty, ds_ready = bars[1], bars[2], bars[3]
     t0 = lo + (n - 1 - i) * BMQ
     s = i % STAGES
-    if PIPE:  # this tile's entry was waited for by the previous step (or before the loop); the next one's here
-        nxt = gl.minimum(i + 1, n - 1)
-        mbarrier.wait(q_ready.index(nxt % STAGES), (nxt // STAGES) & 1)
-        dk, dv, dq, st = _bwd_tile_pipe(i, st, q_bufs.index(nxt % STAGES), k_w, v_w, k_cols, q_bufs.index(s),
-                                        do_bufs.index(s), ld_bufs.index(s), ds_bufs.index(i % 2),
-                                        ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2, L, D, WG)
-    else:
-        mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
-        dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
-                               ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2,
-                               kmin, L, D, WG, MASK, SKIP)
+    mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
+    dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
+                           ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2, L, D, WG)
     mbarrier.arrive(q_empty.index(s), count=1)
     if WRITER:  # the dq writer warp (_bwd_dq_writer) stores or adds it
         mbarrier.wait(bars[5].index(WG), (i & 1) ^ 1)
@@ -286,16 +229,14 @@ def _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, key
     else:
         seen = _dq_share(dq, dq_w, dq_desc, [bh * Tp + t0, WG * (D // 2)],
                          FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2 + WG, seen, i, n, first, STORE_FIRST)
-    return dk, dv, seen, st
+    return dk, dv, seen
 
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
-                  PIPE: gl.constexpr, WG: gl.constexpr):
+                  STORE_FIRST: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
-    reductions; adds dK (scaled) and dV of its keys to the float32 accumulators. SPLIT (b9): the unmasked tiles and
-    the masked ones in two loops, so that the unmasked ones carry no mask."""
+    reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
     DKE, DVE, ITEMS, FLAGS = ptrs
     _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, dq_bufs = smem[0], smem[1], smem[6]
@@ -303,7 +244,6 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     dq_desc = descs[4]
     bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
     first = j0 == 0
-    kmin = j0 + WG * 64  # the warpgroup's first key
     seen = 0  # the next tile's flag as peeked (the first is waited for)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
@@ -315,27 +255,10 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     dq_w = dq_bufs.index(WG)
     dk = gl.zeros([64, D], gl.float32, kv_layout)
     dv = gl.zeros([64, D], gl.float32, kv_layout)
-    st = gl.zeros([64, BMQ], gl.float32, st_layout)  # with PIPE the S^T carried from tile to tile
     mbarrier.wait(kv_bar, 0)
-    if SPLIT:  # the tiles at or past mid first (t0 falls with i), then the masked ones, each loop without a branch
-        n_open = gl.minimum(gl.maximum(n - (mid - lo + BMQ - 1) // BMQ, 0), n)
-        for i in range(n_open):
-            dk, dv, seen, st = _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols,
-                                         bh, lo, n, mid, Tp, scale2, seen, first, kmin, st, L, D, STAGES,
-                                         STORE_FIRST, WRITER, SKIP, WG, 0)
-        for i in range(n_open, n):
-            dk, dv, seen, st = _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols,
-                                         bh, lo, n, mid, Tp, scale2, seen, first, kmin, st, L, D, STAGES,
-                                         STORE_FIRST, WRITER, SKIP, WG, 1)
-    else:
-        if PIPE:  # the first tile's S^T, before the loop (retired: nothing in flight crosses an iteration)
-            mbarrier.wait(bars[1].index(0), 0)
-            st = warpgroup_mma(k_w, smem[2].index(0).permute((1, 0)), st, use_acc=False, is_async=True)
-            st = warpgroup_mma_wait(num_outstanding=0, deps=(st,))
-        for i in range(n):
-            dk, dv, seen, st = _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols,
-                                         bh, lo, n, mid, Tp, scale2, seen, first, kmin, st, L, D, STAGES,
-                                         STORE_FIRST, WRITER, SKIP, WG, 2, PIPE)
+    for i in range(n):
+        dk, dv, seen = _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo,
+                                 n, mid, Tp, scale2, seen, first, L, D, STAGES, STORE_FIRST, WRITER, WG)
     if STORE_FIRST and not WRITER:  # noqa: SIM102 - a constexpr guard, then the item's run-time one
         if first:  # the last tile's store (tile lo)
             _writes_done(n)
@@ -351,22 +274,19 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
-                   PIPE: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE, 0)
+                   STORE_FIRST: gl.constexpr, WRITER: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
-                   PIPE: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE, 1)
+                   STORE_FIRST: gl.constexpr, WRITER: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
-                PIPE: gl.constexpr):
+                STORE_FIRST: gl.constexpr, WRITER: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -389,8 +309,7 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   STORE_FIRST: gl.constexpr, SPLIT: gl.constexpr, WRITER: gl.constexpr, SKIP: gl.constexpr,
-                   PIPE: gl.constexpr):
+                   STORE_FIRST: gl.constexpr, WRITER: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
     float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. With STORE_FIRST key
     block 0's items store and flag each tile once the stores are in global memory; the others wait for the flag
@@ -431,7 +350,7 @@ def bwd_ws_kernel(
     qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, STORE_FIRST: gl.constexpr,
-    SPLIT: gl.constexpr, WRITER: gl.constexpr = False, SKIP: gl.constexpr = False, PIPE: gl.constexpr = False,
+    WRITER: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -465,23 +384,23 @@ def bwd_ws_kernel(
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
         ], [4, 1, 1], [240, 24, 32])
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, SPLIT, WRITER, SKIP, PIPE)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
                     scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
-                    split: bool = False, writer: bool = False, skip: bool = False, pipe: bool = False) -> None:
+                    writer: bool = False) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
@@ -490,12 +409,8 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     64 and flag it, and the others add theirs after the flag (rows from there to Tp are left as they are). One CTA
     per work item (work_items) of seg tiles:
     by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md
-    b4). split: the unmasked query tiles in a loop without the mask (b9). writer: the dq shares' copies (and with
-    flags the flags) by a writer warp of their own, _bwd_dq_writer (b7c). skip: no products but dq's on a tile whose
-    rows see none of a warpgroup's keys (b10). pipe: each tile's S^T formed during the previous tile (b11; head dim
-    64, without split and skip)."""
-    if pipe and (split or skip or qr.shape[2] != 64):
-        raise ValueError("rat/gluon: the pipelined S^T (b11) runs at head dim 64 without split and skip")
+    b4). writer: the dq shares' copies (and with flags the flags) by a writer warp of their own, _bwd_dq_writer
+    (b7c)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -522,15 +437,15 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
         qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
         scale, scale2, len(items), L=L, D=D, STAGES=stages,
         DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), STORE_FIRST=flags is not None,
-        SPLIT=split, WRITER=writer, SKIP=skip, PIPE=pipe, num_warps=4, maxnreg=168,
+        WRITER=writer, num_warps=4, maxnreg=168,
     )
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   split: bool = False, store_first: bool = False, writer: bool = False, skip: bool = False,
-                   pipe: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                   store_first: bool = False, writer: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
     bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
     Returns dq (o's shape and dtype) or, without finish_dq, the float32 accumulator (B*H, Tp, D) holding
@@ -538,10 +453,9 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     (B*H, T) float32; dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan; RoPE_c(q)
     (B*H, Tp, D). qr: RoPE_c(q) as the forward wrote it (B*H, Tp, D), Tp a multiple of 64 (fwd_ws_kernel's: of
     128), rows past T finite; without it the pre pass writes it from q (Tp = T rounded up to 64). q is read only
-    without qr or with finish_dq (dq's self term); else it may be None. split: launch_backward's. store_first (b7b;
-    without finish_dq): the accumulator is not zeroed by the pre pass, key block 0's items store their share first
-    (launch_backward's flags); without it the pre pass writes its zeros (b5). writer, skip, pipe: launch_backward's
-    (b7c, b10, b11)."""
+    without qr or with finish_dq (dq's self term); else it may be None. store_first (b7b; without finish_dq): the
+    accumulator is not zeroed by the pre pass, key block 0's items store their share first (launch_backward's
+    flags); without it the pre pass writes its zeros (b5). writer: launch_backward's (b7c)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -581,8 +495,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not store_first
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags, split=split, writer=writer,
-                    skip=skip, pipe=pipe)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags, writer=writer)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

@@ -234,11 +234,11 @@ def test_gluon_forward_at_every_shape(monkeypatch):
 
 
 def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, flags=None,
-                            split=True, writer=False, skip=False, pipe=False):
+                            writer=False):
     """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends and dS K added to dke,
     dve and the dq accumulator (with flags: stored into its rows below T rounded up to 64, the rest left), rows
-    past T carried by lse +inf / Delta 0 as the kernel sees them. split (b9) changes the kernel's loops only, writer
-    (b7c) its partitions, skip and pipe (b10, b11) its order of work."""
+    past T carried by lse +inf / Delta 0 as the kernel sees them. writer (b7c) changes the kernel's partitions
+    only."""
     BH, Tp, D = qr.shape
     C = dke.shape[1]
     q = qr.float()
@@ -432,9 +432,10 @@ def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, 
 
 def test_gluon_backward_route():
     """rat/gluon's own backward where it measured faster (NOTES.md b4): head dim 64 and L < 64 everywhere, L >= 64
-    from T 16k; rat/triton's backward with L >= 64 below 16k at D 128; a config given by the caller is used as
-    given."""
-    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, gluon_backward_used
+    from T 16k; rat/triton's backward with L >= 64 below 16k at D 128; with b7c's dq writer and b7b's store-first
+    accumulator up to 256 chunk ends per sequence (NOTES.md "Tenth session"); a config given by the caller is used
+    as given."""
+    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_WRITER_CONFIG, dq_writer_used, gluon_backward_used
     from ratbench.impls.rat.triton import DEFAULT_CONFIG
 
     assert GLUON_BWD_CONFIG.backward == "gluon_ws" and GLUON_BWD_CONFIG.forward == "gluon_ws"
@@ -445,8 +446,13 @@ def test_gluon_backward_route():
     g = RATGluon()
     assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
     assert g._config(64, torch.bfloat16, seq_len=4096, chunk_size=64, head_dim=128) is GLUON_CONFIG
-    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
-    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is GLUON_BWD_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) is GLUON_WRITER_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is GLUON_WRITER_CONFIG
+    assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=16384, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
+    assert dq_writer_used(4000, 16) and not dq_writer_used(4112, 16) and not dq_writer_used(131072, 16)
+    assert GLUON_WRITER_CONFIG.bwd_store_first and GLUON_WRITER_CONFIG.bwd_dq_writer
+    assert not GLUON_BWD_CONFIG.bwd_store_first and not GLUON_BWD_CONFIG.bwd_dq_writer
     assert g._config(256, torch.bfloat16) is GLUON_CONFIG  # shape unknown (decode): the forward's config
     assert RATGluon(DEFAULT_CONFIG)._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16,
                                                 head_dim=128) is DEFAULT_CONFIG
