@@ -14,10 +14,10 @@ _ITEMS: dict[tuple, torch.Tensor] = {}
 
 def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahead: bool = False) -> torch.Tensor:
     """bwd_ws_kernel's per-head work items, int32 (n, 3): key block, first query row, 64-row tile count. Key block
-    kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on; for key block 0 every tile,
-    so that it can start the dq accumulator) are cut at multiples of seg tiles; the items go segment by segment
-    from the last, key blocks in turn within one, so the CTAs that run at the same time read the same q and dO
-    tiles and add to the same dq rows in L2 (b3's one CTA per key block, each sweeping its tiles alone, drew about
+    kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on; with first_ahead for key block
+    0 every tile, so that it can start the dq accumulator) are cut at multiples of seg tiles; the items go segment
+    by segment from the last, key blocks in turn within one, so the CTAs that run at the same time read the same q
+    and dO tiles and add to the same dq rows in L2 (b3's one CTA per key block, each sweeping its tiles alone, drew about
     the full HBM rate: NOTES.md b4). With first_ahead key block 0's item of each segment comes one segment early
     (before the previous segment's other items), so that it has started the segment's dq rows by the time the
     others add to them (STORE_FIRST). Cached per shape and device."""
@@ -26,7 +26,8 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahe
         rows = seg * QUERY_TILE
         kb = np.arange(triton.cdiv(C, KEY_BLOCK))
         lo = ((kb * KEY_BLOCK + 1) * L) // QUERY_TILE * QUERY_TILE
-        lo[0] = 0  # key block 0 visits every tile: with STORE_FIRST it starts the dq accumulator
+        if first_ahead:
+            lo[0] = 0  # key block 0 visits every tile: with STORE_FIRST it starts the dq accumulator
         segs = []
         for m in range(triton.cdiv(T, rows) - 1, -1, -1):
             first = np.maximum(lo, m * rows)

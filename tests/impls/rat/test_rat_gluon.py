@@ -413,7 +413,8 @@ def test_backward_with_rope_q_from_the_forward(monkeypatch, T, L):
 
 
 @pytest.mark.parametrize("T, C, L, seg", [(131072, 8192, 16, 128), (4096, 256, 16, 64), (1000, 125, 8, 64),
-                                          (2000, 2000, 1, 4), (300, 75, 4, 64), (64, 4, 16, 64), (40, 5, 8, 1)])
+                                          (2000, 2000, 1, 4), (300, 75, 4, 64), (64, 4, 16, 64), (40, 5, 8, 1),
+                                          (4096, 64, 64, 64)])
 def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, seg):
     """bwd_ws_kernel's work items: every (key block, 64-row query tile) pair in which a row sees a key of the block
     (c(t) > 128 kb for some row t of the tile) exactly once, no item across a multiple of seg tiles, segments from
@@ -428,6 +429,26 @@ def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, 
     assert all(lo % 64 == 0 and n > 0 and lo // (64 * seg) == (lo + 64 * n - 1) // (64 * seg) for _, lo, n in items)
     order = [(-(lo // (64 * seg)), kb) for kb, lo, _ in items]
     assert order == sorted(order)
+
+
+@pytest.mark.parametrize("T, C, L, seg", [(4096, 256, 16, 8), (4096, 64, 64, 16), (1000, 125, 8, 4), (200, 50, 4, 64)])
+def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
+    """b7b's items (first_ahead, the store-first accumulator): key block 0 visits every 64-row tile below T, even
+    those none of whose rows sees its keys (it stores each tile's first dq share); its item of each segment comes
+    before the previous segment's other items; the other pairs as without first_ahead, once each."""
+    from ratbench.impls.rat.gluon.backward import work_items
+
+    items = work_items(T, C, L, seg, torch.device("cpu"), first_ahead=True).tolist()
+    got = [(kb, t) for kb, lo, n in items for t in range(lo // 64, lo // 64 + n)]
+    want = [(0, t) for t in range(-(-T // 64))] + [
+        (kb, t) for kb in range(1, -(-C // 128)) for t in range(-(-T // 64)) if min(T - 1, 64 * t + 63) // L > 128 * kb]
+    assert sorted(got) == sorted(want) and len(got) == len(set(got))
+    segs = [lo // (64 * seg) for kb, lo, _ in items]
+    first = {segs[i]: i for i, (kb, _, _) in enumerate(items) if kb == 0}  # block 0's item per segment
+    assert list(first) == sorted(set(segs), reverse=True)  # segments from the last, block 0 in each
+    for i, (kb, _, _) in enumerate(items):
+        if kb != 0:  # after block 0's item of its own segment and of the segment processed next
+            assert first[segs[i]] < i and (segs[i] == 0 or first[segs[i] - 1] < i), (i, items)
 
 
 def test_gluon_backward_route():
