@@ -1,4 +1,4 @@
-# Sourced by the device calls (call_c.sh, call_d.sh) after NAME=rc / rd: results under /tmp/$NAME, tarred to
+# Sourced by the device calls (call_c.sh) after NAME=rc: results under /tmp/$NAME, tarred to
 # $OUT/$NAME.tgz after every step, so that what finished comes back even if the call is cut; env.txt first.
 set -u
 export PYTHONUNBUFFERED=1
