@@ -125,3 +125,18 @@ def record(res: dict, row: dict, path: Path, digits: int = 4, hide: tuple[str, .
     print(json.dumps({k: (round(v, digits) if isinstance(v, float) else v) for k, v in row.items()
                       if not k.endswith(hide)}), flush=True)
     path.write_text(json.dumps(res, indent=1))
+
+
+def compare_time_record(res: dict, row: dict, got: dict[str, list[torch.Tensor]],
+                        fns: dict[str, Callable[[], object]], ref_of: Callable[[str], str], path: Path, rounds: int,
+                        rep: int = 60) -> None:
+    """The end of a shape in the A/B scripts that compare outputs: each variant's largest difference from its
+    reference variant's outputs (ref_of(name) names it) into row[name + "_maxdiff"], row["finite"], then
+    `time_into` (warmup 5, rep) and `record` (the rounds left out of the print), the CUDA cache emptied."""
+    for name, vals in got.items():
+        row[name + "_maxdiff"] = max((a - b).abs().max().item() for a, b in zip(vals, got[ref_of(name)]))
+    row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
+    got.clear()
+    time_into(row, fns, rounds, warmup=5, rep=rep)
+    record(res, row, path, hide=("_all",))
+    torch.cuda.empty_cache()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import rat_inputs, record, result_header, time_into
+from experiments._ab import compare_time_record, rat_inputs, result_header
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat import kernels as K
@@ -185,14 +185,8 @@ def main() -> None:
             got["train_" + name] = [t.float() for t in tr()]
             fns["train_" + name] = tr
         torch.cuda.synchronize()
-        for name, vals in got.items():
-            ref = got["prefill_base" if name.startswith("prefill") else "train_base"]
-            row[name + "_maxdiff"] = max((p - r).abs().max().item() for p, r in zip(vals, ref))
-        row["finite"] = all(bool(torch.isfinite(t).all()) for v in got.values() for t in v)
-        del got
-        time_into(row, fns, rounds, warmup=5, rep=60)
-        record(res, row, out / "ab_overlap.json", hide=("_all",))
-        torch.cuda.empty_cache()
+        compare_time_record(res, row, got, fns, lambda n: "prefill_base" if n.startswith("prefill") else "train_base",
+                            out / "ab_overlap.json", rounds)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from experiments._ab import rat_inputs, record, result_header, time_into
+from experiments._ab import compare_time_record, rat_inputs, result_header
 from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
 from ratbench.impls.rat.gluon import backward as gb
 
@@ -57,14 +57,8 @@ def main() -> None:
             train()
             got[f"train_f{fs}_b{bs}"] = [t.grad.float() for t in xs]
             fns[f"train_f{fs}_b{bs}"] = train
-        for name, vals in got.items():
-            ref = got["prefill_f2" if name.startswith("prefill") else "train_f2_b2"]
-            row[name + "_maxdiff"] = max((a - b).abs().max().item() for a, b in zip(vals, ref))
-        row["finite"] = all(bool(torch.isfinite(a).all()) for v in got.values() for a in v)
-        del got
-        time_into(row, fns, rounds, warmup=5, rep=60)
-        record(res, row, out / "ab_stages.json", hide=("_all",))
-        torch.cuda.empty_cache()
+        compare_time_record(res, row, got, fns, lambda n: "prefill_f2" if n.startswith("prefill") else "train_f2_b2",
+                            out / "ab_stages.json", rounds)
 
 
 if __name__ == "__main__":
