@@ -1,11 +1,12 @@
 """The RAT backward attention (docs/rat-spec.md, op step 3) with five products per tile pair: a warp-specialized
 Gluon kernel for sm_90 that forms dK and dV of the chunk ends and adds each pair's share of dq by TMA reductions.
 
-bwd_ws_kernel  one CTA per work item (work_items, items.py): a block of BN = 128 chunk ends of one (b, h) and the 64-row
-               query tiles of one segment of seg tiles that see a key of the block (c(t) > j); per head the items go
-               segment by segment from the last, the key blocks of a segment side by side, so that the CTAs running
-               at one time read the same q / dO tiles and add to the same dq rows in L2 (b4; one CTA per key block
-               over all its tiles drew about the full HBM rate: NOTES.md). Three partitions (b7c: a dq writer too):
+bwd_ws_kernel  one CTA per work item (work_items, items.py): a block of BN = 128 chunk ends of one (b, h) and the
+               64-row query tiles of one segment of seg tiles that see a key of the block (c(t) > j); per head the
+               items go segment by segment from the last, the key blocks of a segment side by side, so that the
+               CTAs running at one time read the same q / dO tiles and add to the same dq rows in L2 (b4; one CTA
+               per key block over all its tiles drew about the full HBM rate: NOTES.md). Three partitions (b7c: a
+               dq writer too):
                  _bwd_loader (one warp, TMA): K and V of the block once, then per query tile (last to first) RoPE'd
                    q, dO and the tile's lse and Delta rows (one [2, 64] float32 box) into a ring of STAGES;
                  two MMA warpgroups (_bwd_consumer), warpgroup w owning the block's keys 64 w .. 64 w + 63, per
@@ -23,9 +24,9 @@ Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta p
 T, RoPE(q), the accumulator's start: 0, or nothing where key block 0's items store their share first: b7b,
 with the dq writer b7c, where impls/rat/gluon/__init__.py's dq_writer_used) before; after it the backward scan
 (impls/rat/kernels/scan.py, DQ_OUT) forms the self term's gradients of kt and vt, as in rat/triton, and finishes
-dq = RoPE^T(scale acc + dS_self kt) from the accumulator (b5). With the two-level scans the pre pass starts the accumulator with dq's self term and
-bwd_dq_post_kernel finishes dq (dq = RoPE^T(scale acc)). Versions b0-b5 and what was measured:
-impls/rat/gluon/NOTES.md, "The backward in Gluon".
+dq = RoPE^T(scale acc + dS_self kt) from the accumulator (b5). With the two-level scans the pre pass starts the
+accumulator with dq's self term and bwd_dq_post_kernel finishes dq (dq = RoPE^T(scale acc)). Versions b0-b5 and
+what was measured: impls/rat/gluon/NOTES.md, "The backward in Gluon" (b7b, b7c: "Tenth session").
 Two things this module takes from Gluon's internals, as its public API has neither (triton 3.6.0 and 3.7.1, checked
 on both): the TMA reduction (hopper.tma has copies only; the op they lower to, ttng.async_tma_reduce, is in Gluon's
 builder, create_async_tma_reduce, which _tma_reduce_add calls) and a shared buffer's reinterpretation
@@ -165,36 +166,16 @@ def _item(ITEMS, n_items, L: gl.constexpr):
 
 
 @gluon.jit
-def _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D: gl.constexpr, WG: gl.constexpr):
-    """The tile's products after P^T (pt): dV += P^T dO, dS^T once dP^T (dpt) is in, dK += dS^T Q, dS^T to ds_buf and, once both warpgroups wrote theirs, the dq share dS K. Returns dk, dv, dq
-    (all retired)."""
-    dtype: gl.constexpr = q_s.dtype
-    kv_layout: gl.constexpr = _acc_layout(D)
-    op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=kv_layout, k_width=2)
-    ptb = gl.convert_layout(pt.to(dtype), op_layout)
-    dv = warpgroup_mma(ptb, do_s, dv, is_async=True)
-    delta = _ld_row(ld_s, 1).load(gl.SliceLayout(0, _acc_layout(BMQ)))
-    dpt = warpgroup_mma_wait(num_outstanding=1, deps=(dpt,))
-    ds = (pt * (dpt - delta[None, :])).to(dtype)
-    ds_buf.slice(WG * 64, 64).store(ds)
-    dsb = gl.convert_layout(ds, op_layout)
-    dk = warpgroup_mma(dsb, q_s, dk, is_async=True)
-    fence_async_shared()
-    mbarrier.arrive(ds_bar, count=1)
-    mbarrier.wait(ds_bar, (i // 2) & 1)
-    zero_q = gl.zeros([BMQ, D // 2], gl.float32, _acc_layout(D // 2))
-    dq = warpgroup_mma(ds_buf.permute((1, 0)), k_cols, zero_q, use_acc=False, is_async=True)
-    dq, dv, dk, ptb, dsb = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
-    return dk, dv, dq
-
-
-@gluon.jit
 def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
               L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
     """One query tile of warpgroup WG: S^T, dP^T, P^T, dV += P^T dO, dS^T, dK += dS^T Q, then, once both warpgroups
     wrote their dS^T to ds_buf ([BN, BMQ]), columns D/2 WG .. of the tile's dq share dS K. lse and Delta come from
-    the ring entry ld_s; P^T masked (keys j >= c(t)) where t0 < mid. Returns dk, dv, dq (all retired)."""
+    the ring entry ld_s. Returns dk, dv, dq (all retired)."""
+    dtype: gl.constexpr = q_s.dtype
     st_layout: gl.constexpr = _acc_layout(BMQ)
+    kv_layout: gl.constexpr = _acc_layout(D)
+    dq_layout: gl.constexpr = _acc_layout(D // 2)
+    op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=kv_layout, k_width=2)
     col: gl.constexpr = gl.SliceLayout(0, st_layout)
     zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
     st = warpgroup_mma(k_w, q_s.permute((1, 0)), zero_s, use_acc=False, is_async=True)
@@ -204,7 +185,21 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
     pt = gl.exp2(st * scale2 - lse[None, :])
     if t0 < mid:
         pt = gl.where(keys[:, None] < ((t0 + qcols) // L)[None, :], pt, 0.0)
-    return _bwd_tile_tail(i, pt, dpt, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, k_cols, D, WG)
+    ptb = gl.convert_layout(pt.to(dtype), op_layout)
+    dv = warpgroup_mma(ptb, do_s, dv, is_async=True)
+    delta = _ld_row(ld_s, 1).load(col)
+    dpt = warpgroup_mma_wait(num_outstanding=1, deps=(dpt,))
+    ds = (pt * (dpt - delta[None, :])).to(dtype)
+    ds_buf.slice(WG * 64, 64).store(ds)
+    dsb = gl.convert_layout(ds, op_layout)
+    dk = warpgroup_mma(dsb, q_s, dk, is_async=True)
+    fence_async_shared()
+    mbarrier.arrive(ds_bar, count=1)
+    mbarrier.wait(ds_bar, (i // 2) & 1)
+    zero_q = gl.zeros([BMQ, D // 2], gl.float32, dq_layout)
+    dq = warpgroup_mma(ds_buf.permute((1, 0)), k_cols, zero_q, use_acc=False, is_async=True)
+    dq, dv, dk, ptb, dsb = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
+    return dk, dv, dq
 
 
 @gluon.jit

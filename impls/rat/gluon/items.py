@@ -17,8 +17,8 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahe
     kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on; with first_ahead for key block
     0 every tile, so that it can start the dq accumulator) are cut at multiples of seg tiles; the items go segment
     by segment from the last, key blocks in turn within one, so the CTAs that run at the same time read the same q
-    and dO tiles and add to the same dq rows in L2 (b3's one CTA per key block, each sweeping its tiles alone, drew about
-    the full HBM rate: NOTES.md b4). With first_ahead key block 0's item of each segment comes one segment early
+    and dO tiles and add to the same dq rows in L2 (b3's one CTA per key block, each sweeping its tiles alone, drew
+    about the full HBM rate: NOTES.md b4). With first_ahead key block 0's item of each segment comes one segment early
     (before the previous segment's other items), so that it has started the segment's dq rows by the time the
     others add to them (STORE_FIRST). Cached per shape and device."""
     key = (T, C, L, seg, str(device), first_ahead)
