@@ -52,11 +52,10 @@ class RATTritonConfig:
     fwd_row_tree: int = 1
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
-    #: after the flag (b7b; rat/gluon takes it with bwd_dq_writer where a sequence has few chunk ends:
-    #: impls/rat/gluon/__init__.py, dq_writer_used)
-    bwd_store_first: bool = False
-    #: with backward "gluon_ws": a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and
-    #: (bwd_store_first) sets and waits for the per-tile flags (b7c; FlashAttention-3's dq writer)
+    #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and
+    #: sets and waits for the flags (b7c; FlashAttention-3's dq writer). rat/gluon takes it where a sequence has few
+    #: chunk ends (impls/rat/gluon/__init__.py, dq_writer_used); b7b and b7c each alone lost (NOTES.md, "Tenth
+    #: session")
     bwd_dq_writer: bool = False
     dq_bm: int = 128
     dq_bn: int = 64

@@ -30,7 +30,7 @@ GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=12
 GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws", bscan_nc=8)
 #: ... with b7b's store-first dq accumulator (no zeros from the pre pass) and b7c's dq writer warp, where a sequence
 #: has few chunk ends (`dq_writer_used`)
-GLUON_WRITER_CONFIG = dataclasses.replace(GLUON_BWD_CONFIG, bwd_store_first=True, bwd_dq_writer=True)
+GLUON_WRITER_CONFIG = dataclasses.replace(GLUON_BWD_CONFIG, bwd_dq_writer=True)
 #: the most chunk ends per sequence (two key blocks of 128) at which rat/gluon takes GLUON_WRITER_CONFIG
 WRITER_MAX_ENDS = 256
 

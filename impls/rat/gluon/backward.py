@@ -93,53 +93,6 @@ def _flag_wait(ptr):
         " fence.proxy.async.global;\n}", "=r,l", [ptr], gl.int32, is_pure=False, pack=1)
 
 
-@gluon.jit
-def _flag_peek(ptr):
-    """*ptr by a relaxed GPU-scope load, issued a tile ahead of its use so that its latency is hidden."""
-    return gl.inline_asm_elementwise("ld.relaxed.gpu.global.b32 $0, [$1];", "=r,l", [ptr], gl.int32, is_pure=False,
-                                     pack=1)
-
-
-@gluon.jit
-def _proxy_fence(x):
-    """fence.proxy.async.global (x, a scalar, passed through)."""
-    return gl.inline_asm_elementwise("fence.proxy.async.global;\n mov.b32 $0, $1;", "=r,r", [x], gl.int32,
-                                     is_pure=False, pack=1)
-
-
-@gluon.jit
-def _dq_share(dq, dq_w, dq_desc, coord, flag, seen, i, n, first, STORE_FIRST: gl.constexpr):
-    """Adds a warpgroup's dq share of one tile (dq, retired) to the float32 accumulator through dq_w by a TMA
-    reduction, once the previous tile's has read dq_w. With STORE_FIRST the accumulator starts unwritten: the items
-    of key block 0 (first), which visit every tile, store their share instead, and set flag[2], the previous tile's
-    flag (tiles go from the last to the first, 2 flags per tile, one per warpgroup), once that store is in global
-    memory; the other items wait for this tile's flag[0] before adding."""
-    if STORE_FIRST:
-        if first:
-            _writes_done(i)
-            _partition_barrier()
-            if i > 0:
-                _flag_set(flag + 2)
-        else:
-            if seen == 0:
-                _flag_wait(flag)
-            else:
-                _proxy_fence(seen)
-    tma.store_wait(0)
-    dq_w.store(dq)
-    fence_async_shared()
-    if STORE_FIRST:
-        if first:
-            tma.async_copy_shared_to_global(dq_desc, coord, dq_w)
-        else:
-            _tma_reduce_add(dq_desc, coord, dq_w)
-            if i + 1 < n:
-                seen = _flag_peek(flag - 2)
-    else:
-        _tma_reduce_add(dq_desc, coord, dq_w)
-    return seen
-
-
 @gluon.constexpr_function
 def _acc_layout(N):
     """A warpgroup's wgmma accumulator layout for N columns (4 warps, instruction m64nNk16)."""
@@ -203,11 +156,11 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
 
 
 @gluon.jit
-def _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp, scale2,
-              seen, first, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, STORE_FIRST: gl.constexpr,
-              WRITER: gl.constexpr, WG: gl.constexpr):
+def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp, scale2,
+              L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr):
     """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile, the entry's release and the
-    tile's dq share. Returns dk, dv and the flag peek's state."""
+    tile's dq share: added to the accumulator by a TMA reduction, or with WRITER staged for the writer warp.
+    Returns dk, dv."""
     _k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, _dq_bufs = smem
     q_ready, q_empty, ds_ready = bars[1], bars[2], bars[3]
     t0 = lo + (n - 1 - i) * BMQ
@@ -222,24 +175,24 @@ def _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, key
         fence_async_shared()
         mbarrier.arrive(bars[4].index(WG), count=1)
     else:
-        seen = _dq_share(dq, dq_w, dq_desc, [bh * Tp + t0, WG * (D // 2)],
-                         FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2 + WG, seen, i, n, first, STORE_FIRST)
-    return dk, dv, seen
+        tma.store_wait(0)  # the previous tile's reduction has read dq_w
+        dq_w.store(dq)
+        fence_async_shared()
+        _tma_reduce_add(dq_desc, [bh * Tp + t0, WG * (D // 2)], dq_w)
+    return dk, dv
 
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  STORE_FIRST: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr):
+                  WRITER: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
-    DKE, DVE, ITEMS, FLAGS = ptrs
+    DKE, DVE, ITEMS, _FLAGS = ptrs
     _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, dq_bufs = smem[0], smem[1], smem[6]
     kv_bar = bars[0]
     dq_desc = descs[4]
     bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
-    first = j0 == 0
-    seen = 0  # the next tile's flag as peeked (the first is waited for)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -252,13 +205,8 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     dv = gl.zeros([64, D], gl.float32, kv_layout)
     mbarrier.wait(kv_bar, 0)
     for i in range(n):
-        dk, dv, seen = _bwd_step(i, smem, bars, dq_desc, FLAGS, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo,
-                                 n, mid, Tp, scale2, seen, first, L, D, STAGES, STORE_FIRST, WRITER, WG)
-    if STORE_FIRST and not WRITER:  # noqa: SIM102 - a constexpr guard, then the item's run-time one
-        if first:  # the last tile's store (tile lo)
-            _writes_done(n)
-            _partition_barrier()
-            _flag_set(FLAGS + (bh * (Tp // BMQ) + lo // BMQ) * 2 + WG)
+        dk, dv = _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp,
+                           scale2, L, D, STAGES, WRITER, WG)
     tma.store_wait(0)
     rows = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, kv_layout))
     cols = gl.arange(0, D, layout=gl.SliceLayout(0, kv_layout))
@@ -269,19 +217,19 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   STORE_FIRST: gl.constexpr, WRITER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER, 0)
+                   WRITER: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   STORE_FIRST: gl.constexpr, WRITER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER, 1)
+                   WRITER: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                STORE_FIRST: gl.constexpr, WRITER: gl.constexpr):
+                WRITER: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -304,11 +252,12 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   STORE_FIRST: gl.constexpr, WRITER: gl.constexpr):
+                   WRITER: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
-    float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. With STORE_FIRST key
-    block 0's items store and flag each tile once the stores are in global memory; the others wait for the flag
-    before adding. The waits sit here, off the MMA warpgroups' path."""
+    float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. The accumulator starts
+    unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
+    stores are in global memory; the others wait for the flag before adding. The waits sit here, off the MMA
+    warpgroups' path."""
     _T, Tp, _H, _C, _scale, _scale2, n_items = sc
     dq_bufs = smem[6]
     dq_full, dq_empty = bars[4], bars[5]
@@ -321,31 +270,26 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
         flag = FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2
         for w in gl.static_range(2):
             mbarrier.wait(dq_full.index(w), i & 1)
-            if STORE_FIRST:
-                if first:
-                    tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
-                else:
-                    _flag_wait(flag + w)
-                    _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
+            if first:
+                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
             else:
+                _flag_wait(flag + w)
                 _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
         tma.store_wait(0)
         for w in gl.static_range(2):
             mbarrier.arrive(dq_empty.index(w), count=1)
-        if STORE_FIRST:  # noqa: SIM102 - a constexpr guard, then the item's run-time one
-            if first:  # as _dq_share: every lane past the issuing lane's wait before any sets a flag
-                _writes_done(i)
-                _partition_barrier()
-                _flag_set(flag)
-                _flag_set(flag + 1)
+        if first:  # every lane past the issuing lane's wait before any sets a flag
+            _writes_done(i)
+            _partition_barrier()
+            _flag_set(flag)
+            _flag_set(flag + 1)
 
 
 @gluon.jit
 def bwd_ws_kernel(
     qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
-    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, STORE_FIRST: gl.constexpr,
-    WRITER: gl.constexpr,
+    L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -379,33 +323,32 @@ def bwd_ws_kernel(
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
         ], [4, 1, 1], [240, 24, 32])
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, STORE_FIRST, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
-                    writer: bool = False) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
+                    ) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
     and dV added to dke, dve (B*H, C, D) float32 (zero on entry). With flags (int32, B*H * Tp / 64 * 2 zeros) dqacc
-    need not be written on entry: key block 0's items store their share of every 64-row tile below T rounded up to
-    64 and flag it, and the others add theirs after the flag (rows from there to Tp are left as they are). One CTA
-    per work item (work_items) of seg tiles:
-    by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md
-    b4). writer: the dq shares' copies (and with flags the flags) by a writer warp of their own, _bwd_dq_writer
-    (b7c)."""
+    need not be written on entry (b7b, b7c): a writer warp of its own (_bwd_dq_writer) issues the dq shares'
+    copies; key block 0's items store their share of every 64-row tile below T rounded up to 64 and flag it, and
+    the others add theirs after the flag (rows from there to Tp are left as they are). One CTA per work item
+    (work_items) of seg tiles: by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at
+    each shape measured, NOTES.md b4)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -431,15 +374,15 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     bwd_ws_kernel[(BH * len(items),)](
         qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
         scale, scale2, len(items), L=L, D=D, STAGES=stages,
-        DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), STORE_FIRST=flags is not None,
-        WRITER=writer, num_warps=4, maxnreg=168,
+        DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
+        num_warps=4, maxnreg=168,
     )
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   store_first: bool = False, writer: bool = False
+                   writer: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
     bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
@@ -448,9 +391,9 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     (B*H, T) float32; dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan; RoPE_c(q)
     (B*H, Tp, D). qr: RoPE_c(q) as the forward wrote it (B*H, Tp, D), Tp a multiple of 64 (fwd_ws_kernel's: of
     128), rows past T finite; without it the pre pass writes it from q (Tp = T rounded up to 64). q is read only
-    without qr or with finish_dq (dq's self term); else it may be None. store_first (b7b; without finish_dq): the
-    accumulator is not zeroed by the pre pass, key block 0's items store their share first (launch_backward's
-    flags); without it the pre pass writes its zeros (b5). writer: launch_backward's (b7c)."""
+    without qr or with finish_dq (dq's self term); else it may be None. writer (b7b, b7c; without finish_dq): the
+    accumulator is not zeroed by the pre pass, key block 0's items store their share first and a writer warp
+    issues the copies (launch_backward's flags); without it the pre pass writes its zeros (b5)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -484,13 +427,13 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
         q, o, ktr, vt, do, cos, sin, lse, delta, ld, qr, dqacc,
         q.stride(0), q.stride(1), q.stride(2), o.stride(0), o.stride(1), o.stride(2), T, Tp, H, scale2,
         L=L, BM=PRE_BM, TILE=BMQ.value, HALF=D // 2, ROPE=rope, SELF=finish_dq, QR_OUT=qr_out,
-        ZERO=not finish_dq and not store_first, num_warps=PRE_WARPS,
+        ZERO=not finish_dq and not writer, num_warps=PRE_WARPS,
     )
     dke = torch.zeros(B * H, C, D, device=dev, dtype=torch.float32)
     dve = torch.zeros_like(dke)
-    flags = (None if finish_dq or not store_first
+    flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags, writer=writer)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

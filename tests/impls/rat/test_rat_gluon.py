@@ -233,12 +233,10 @@ def test_gluon_forward_at_every_shape(monkeypatch):
     assert RATGluon(DEFAULT_CONFIG)._config(64, torch.bfloat16) is DEFAULT_CONFIG
 
 
-def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, flags=None,
-                            writer=False):
+def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, flags=None):
     """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends and dS K added to dke,
-    dve and the dq accumulator (with flags: stored into its rows below T rounded up to 64, the rest left), rows
-    past T carried by lse +inf / Delta 0 as the kernel sees them. writer (b7c) changes the kernel's partitions
-    only."""
+    dve and the dq accumulator (with flags, b7b / b7c's writer warp: stored into its rows below T rounded up to 64,
+    the rest left), rows past T carried by lse +inf / Delta 0 as the kernel sees them."""
     BH, Tp, D = qr.shape
     C = dke.shape[1]
     q = qr.float()
@@ -472,8 +470,7 @@ def test_gluon_backward_route():
     assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
     assert g._config(256, torch.bfloat16, seq_len=16384, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
     assert dq_writer_used(4000, 16) and not dq_writer_used(4112, 16) and not dq_writer_used(131072, 16)
-    assert GLUON_WRITER_CONFIG.bwd_store_first and GLUON_WRITER_CONFIG.bwd_dq_writer
-    assert not GLUON_BWD_CONFIG.bwd_store_first and not GLUON_BWD_CONFIG.bwd_dq_writer
+    assert GLUON_WRITER_CONFIG.bwd_dq_writer and not GLUON_BWD_CONFIG.bwd_dq_writer
     assert g._config(256, torch.bfloat16) is GLUON_CONFIG  # shape unknown (decode): the forward's config
     assert RATGluon(DEFAULT_CONFIG)._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16,
                                                 head_dim=128) is DEFAULT_CONFIG

@@ -167,8 +167,7 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
      {"EXP_POLY": 4, "TREE": 0, "SPLIT": False}),
     ({"fwd_self_logit": "off"}, "prefill", 1008, 16, 128, {"SELF_LOGIT": False}),
     ({"fwd_exp_poly": 0}, "train", 640, 8, 64, {"EXP_POLY": 0}),
-    ({"bwd_store_first": True, "bwd_dq_writer": True}, "train", 1024, 4, 64, {}),
-    ({"bwd_store_first": True}, "train", 1024, 16, 128, {}),
+    ({"bwd_dq_writer": True}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
@@ -185,8 +184,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         y.backward(do)
         ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
         bwd = k["bwd"].launches[0]["args"]
-        assert (bwd["STORE_FIRST"], bwd["WRITER"]) == (fields.get("bwd_store_first", False),
-                                                      fields.get("bwd_dq_writer", False))
+        assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
     else:
         do = None
         with torch.no_grad():
