@@ -2,9 +2,9 @@
 a K / V stage is half the bytes of D 128's, so fwd_ws_kernel fits 3 and 4 stages (131 and 165 KB of shared memory,
 no spills: compiled for sm_90) and bwd_ws_kernel 3 and 4 (133 and 150 KB), where D 128 has
 room for 2; never measured at D 64. rat/gluon's prefill (forward under no_grad) and train step at bf16, H 16, D 64,
-L 16, 131,072 tokens: forward stages 2 / 3 / 4 (RATTritonConfig.fwd_stages) and backward stages 2 / 3 / 4
-(launch_backward's stages); outputs and gradients compared with the first variant's, interleaved do_bench (median
-of ROUNDS, 5 unless set). `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-next/ab_stages.py`"""
+L 16, 131,072 tokens, each with rat/gluon's own config for the shape (the dq writer at 4k): forward stages 2 / 3 / 4
+(RATTritonConfig.fwd_stages) and backward stages 2 / 3 / 4 (launch_backward's stages); outputs and gradients
+compared with the first variant's, interleaved do_bench (median of ROUNDS, 5 unless set). TS=4096,32768 chooses T. `OUT=/tmp/x PYTHONPATH=. python experiments/rat-gluon-next/ab_stages.py`"""
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from experiments._ab import compare_time_record, rat_inputs, result_header
-from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, RATGluon
+from ratbench.impls.rat.gluon import RATGluon
 from ratbench.impls.rat.gluon import backward as gb
 
 
@@ -33,14 +33,16 @@ def main() -> None:
         finally:
             gb.launch_backward = launch
 
-    for T in (4096, 32768, 131072):
+    for T in (int(t) for t in os.environ.get("TS", "4096,32768,131072").split(",")):
         B = 131072 // T
         x, do = rat_inputs(B, T, H, D)
         xs = [t.clone().requires_grad_(True) for t in x]
         row = {"T": T, "B": B}
         fns, got = {}, {}
+        base = RATGluon()._config(seq_len=T, chunk_size=L, head_dim=D)  # the train config (prefill: its forward)
+        row["writer"] = base.bwd_dq_writer
         for s in (2, 3, 4):
-            impl = RATGluon(dataclasses.replace(GLUON_CONFIG, fwd_stages=s))
+            impl = RATGluon(dataclasses.replace(base, fwd_stages=s))
 
             def prefill(impl=impl, x=x):
                 with torch.no_grad():
@@ -48,7 +50,7 @@ def main() -> None:
             got[f"prefill_f{s}"] = [prefill().float()]
             fns[f"prefill_f{s}"] = prefill
         for fs, bs in ((2, 2), (2, 3), (2, 4), (4, 2), (4, 4)):
-            impl = RATGluon(dataclasses.replace(GLUON_BWD_CONFIG, fwd_stages=fs))
+            impl = RATGluon(dataclasses.replace(base, fwd_stages=fs))
 
             def train(impl=impl, xs=xs, do=do, bs=bs):
                 for t in xs:
