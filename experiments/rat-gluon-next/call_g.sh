@@ -1,7 +1,8 @@
 # Device call G (eleventh session; under 9.5 minutes with TOTAL=540): on an H200 first the issue's table (rat/gluon
 # beside rat/triton, train and prefill, D 128 / L 16); then ab_stages.py (the Gluon kernels' ring depth at head dim
 # 64, never measured), ab_l64.py (the Gluon backward with the dq writer at L 64 below 16k, where rat/triton's
-# runs) and Nsight Compute's warp states and stall sampling of fwd_ws_kernel and bwd_ws_kernel in one train step at T 4k (B 32, D 128, L 16), where both run far from their floors. Run from the repository root as
+# runs) and Nsight Compute's warp states and stall sampling of fwd_ws_kernel and bwd_ws_kernel in one train step
+# at T 4k (B 32, D 128, L 16), where both run far from their floors. Run from the repository root as
 # `rm -rf .git; export RATBENCH_GIT_REV=<commit>; bash experiments/rat-gluon-next/call_g.sh`.
 NAME=rg
 source "$(dirname "$0")/_call.sh"
