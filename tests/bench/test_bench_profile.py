@@ -378,14 +378,14 @@ def test_coverage_reason_explains_cases_off_the_median():
 
 
 def test_rat_gluon_stage_costs_follow_its_backward_route():
-    """rat/gluon's stages are rat/triton's where it trains with rat/triton's backward (D 128, L 64, T 4k) and, where
+    """rat/gluon's stages are rat/triton's where it trains with rat/triton's backward (D 128, L 1024, T 4k) and, where
     impls.rat.gluon.gluon_backward_used sends the backward to its Gluon kernel, that kernel's 5 products in one
     "backward" stage beside its memory passes."""
     def case(T, L=16):
         return dataclasses.replace(_rat("train", T=T, B=1), impl="rat/gluon", chunk_size=L)
 
-    assert costs.stage_costs(case(4096, 64)) == costs.stage_costs(dataclasses.replace(_rat("train", T=4096, B=1),
-                                                                                      chunk_size=64))
+    assert costs.stage_costs(case(4096, 1024)) == costs.stage_costs(dataclasses.replace(_rat("train", T=4096, B=1),
+                                                                                        chunk_size=1024))
     st = costs.stage_costs(case(131072))
     assert set(st) == {"scans", "forward", "bwd pre/post", "backward"}
     tri = costs.stage_costs(_rat("train", T=131072, B=1))

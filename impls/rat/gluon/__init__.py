@@ -37,15 +37,19 @@ WRITER_MAX_ENDS = 256
 
 def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     """Whether rat/gluon trains with its Gluon backward (bwd_ws_kernel) rather than rat/triton's: where it measured
-    faster on the H200 (bf16, H 16, 131,072 tokens; NOTES.md b4, reports/h200-rat-gluon-bwd-2026-12-04/
+    faster (bf16, H 16, 131,072 tokens). On the H200 (NOTES.md b4, reports/h200-rat-gluon-bwd-2026-12-04/
     b4-checks-timing.json, the attention backward alone, interleaved): at head dim 64 at every T timed (4k / 32k /
     128k: 1.48 / 4.20 / 13.5 ms against 1.95 / 6.27 / 20.7), with L 16 at D 128 (2.95 / 7.47 / 21.8 against 2.97 /
-    9.15 / 30.3) and with L 64 from T = 32k (3.35 / 7.05 against 4.10 / 10.8); not with L 64 at 4k (2.61 against
-    2.35 ms, where the passes around the kernel are most of its time). Between 4k and 32k the threshold for L >= 64
-    is not measured: T >= 16k."""
-    if head_dim <= 64 or chunk_size < 64:
+    9.15 / 30.3) and with L 64 from T = 32k (3.35 / 7.05 against 4.10 / 10.8); below that, where the passes around
+    the kernel are most of its time, it lost at L 64, 4k (2.61 against 2.35 ms) until b7c's dq writer took the pre
+    pass's zeros away: on an H100 (NOTES.md "Eleventh session", reports/h100-rat-gluon-l64-2026-12-05, train step)
+    with the writer 5.75 / 5.75 ms against rat/triton's backward 6.20 / 6.15 at L 64, 4k / 8k. So with L >= 64 at D
+    128: from T 16k, or where the writer is used (`dq_writer_used`; measured at L 64, chunks up to 1023 rows carried
+    over by the chunk-end count), not with chunks of 1024 rows and more below 16k (the two-level scans' range: there
+    the scan does not finish dq, so the writer is off, and that route is not measured)."""
+    if head_dim <= 64 or chunk_size < 64 or seq_len >= 16384:
         return True
-    return seq_len >= 16384
+    return chunk_size < 1024 and dq_writer_used(seq_len, chunk_size)
 
 
 def dq_writer_used(seq_len: int, chunk_size: int) -> bool:

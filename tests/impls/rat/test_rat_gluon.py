@@ -451,9 +451,10 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
 
 def test_gluon_backward_route():
     """rat/gluon's own backward where it measured faster (NOTES.md b4): head dim 64 and L < 64 everywhere, L >= 64
-    from T 16k; rat/triton's backward with L >= 64 below 16k at D 128; with b7c's dq writer and b7b's store-first
-    accumulator up to 256 chunk ends per sequence (NOTES.md "Tenth session"); a config given by the caller is used
-    as given."""
+    from T 16k and, with b7c's dq writer, below it (NOTES.md "Eleventh session") but for chunks of 1024 rows and
+    more (the two-level scans), which keep rat/triton's backward at D 128; with b7c's dq writer and b7b's
+    store-first accumulator up to 256 chunk ends per sequence (NOTES.md "Tenth session"); a config given by the
+    caller is used as given."""
     from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_WRITER_CONFIG, dq_writer_used, gluon_backward_used
     from ratbench.impls.rat.triton import DEFAULT_CONFIG
 
@@ -461,10 +462,13 @@ def test_gluon_backward_route():
     assert gluon_backward_used(4096, 16, 64) and gluon_backward_used(131072, 16, 128)
     assert gluon_backward_used(4096, 16, 128) and gluon_backward_used(32768, 16, 128)
     assert gluon_backward_used(32768, 64, 128) and gluon_backward_used(4096, 64, 64)
-    assert not gluon_backward_used(4096, 64, 128) and not gluon_backward_used(8192, 128, 128)
+    assert gluon_backward_used(4096, 64, 128) and gluon_backward_used(8192, 128, 128)
+    assert not gluon_backward_used(4096, 1024, 128) and not gluon_backward_used(8192, 2048, 128)
+    assert gluon_backward_used(4096, 1024, 64) and gluon_backward_used(16384, 2048, 128)
     g = RATGluon()
     assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
-    assert g._config(64, torch.bfloat16, seq_len=4096, chunk_size=64, head_dim=128) is GLUON_CONFIG
+    assert g._config(64, torch.bfloat16, seq_len=4096, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
+    assert g._config(4, torch.bfloat16, seq_len=4096, chunk_size=1024, head_dim=128) is GLUON_CONFIG
     assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) is GLUON_WRITER_CONFIG
     assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is GLUON_WRITER_CONFIG
     assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
