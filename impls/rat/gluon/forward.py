@@ -184,38 +184,55 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
-def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
-              ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase,
-              ss_row, SELF_LOGIT: gl.constexpr):
-    """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
-    softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
-    ring, k_self; with SELF_LOGIT the scan's q_t . kt_t from ss_row, the head's row of SS, instead), l = 1,
-    acc = vt_t (v_self, read in the accumulator's layout). Returns acc, m, l, chunk ids."""
+def _tables(cos_sin, ss_row, t0, T, tw_off, valid, L: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
+            SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
+    """The prologue's global loads for rows t0 + tw_off .. + 63 (f11: issued a tile ahead, before the previous
+    tile's epilogue, so that their latency is not exposed at the tile's start): RoPE_c's cos and sin ([64, D / 2]
+    float32; 1 and 0 without ROPE) and with SELF_LOGIT the rows' self logits from ss_row (the head's row of SS; else
+    0). valid false (no such tile) masks every load."""
     COS, SIN = cos_sin
-    BMW: gl.constexpr = 64
     HALF: gl.constexpr = D // 2
-    dtype: gl.constexpr = q_w.dtype
     blk: gl.constexpr = _row_layout(HALF, 4)
-    r = gl.arange(0, BMW, layout=gl.SliceLayout(1, blk))
-    dcol = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))
-    crow_b = (t0 + tw_off + r) // L
-    if ROPE:  # the tables' loads go out before the wait for q
-        vm = (t0 + tw_off + r < T)[:, None]
-        tptr = crow_b[:, None] * HALF + dcol[None, :]
+    r = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
+    if ROPE:
+        vm = ((r < T) & valid)[:, None]
+        tptr = (r // L)[:, None] * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))[None, :]
         cos = gl.load(COS + tptr, mask=vm, other=1.0)
         sin = gl.load(SIN + tptr, mask=vm, other=0.0)
+    else:
+        cos = gl.full([64, HALF], 1.0, gl.float32, blk)
+        sin = gl.zeros([64, HALF], gl.float32, blk)
+    rs = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
+    if SELF_LOGIT:
+        ss = gl.load(ss_row + rs, mask=(rs < T) & valid, other=0.0)
+    else:
+        ss = gl.zeros([64], gl.float32, gl.SliceLayout(1, s_layout))
+    return cos, sin, ss
+
+
+@gluon.jit
+def _prologue(tables, q_w, k_self, v_self, t0, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
+              ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase,
+              SELF_LOGIT: gl.constexpr):
+    """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
+    softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
+    ring, k_self; with SELF_LOGIT the scan's q_t . kt_t, loaded by _tables, instead), l = 1, acc = vt_t (v_self, read
+    in the accumulator's layout). tables: _tables of these rows (cos, sin, self logits). Returns acc, m, l, chunk
+    ids."""
+    cos, sin, ss = tables
+    HALF: gl.constexpr = D // 2
+    blk: gl.constexpr = _row_layout(HALF, 4)
     mbarrier.wait(q_bar, q_phase)
     q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
     q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
     if ROPE:
         q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
-    q_w.slice(0, HALF, dim=1).store(q1.to(dtype))
-    q_w.slice(HALF, HALF, dim=1).store(q2.to(dtype))
+    q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
+    q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
     fence_async_shared()
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     if SELF_LOGIT:
-        rs = t0 + tw_off + gl.arange(0, BMW, layout=row_s)
-        m_i = gl.load(ss_row + rs, mask=rs < T, other=0.0) * scale2
+        m_i = ss * scale2
     else:
         mbarrier.wait(kv_bar[0], kv_phase)
         k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
@@ -223,8 +240,8 @@ def _prologue(cos_sin, q_w, k_self, v_self, t0, T, scale2, tw_off, L: gl.constex
         m_i = gl.convert_layout(gl.sum(q1 * k1 + q2 * k2, 1) * scale2, row_s)
     mbarrier.wait(kv_bar[1], kv_phase)
     acc = v_self.load(o_layout).to(gl.float32)
-    l_i = gl.full([BMW], 1.0, gl.float32, row_s)
-    return acc, m_i, l_i, (t0 + tw_off + gl.arange(0, BMW, layout=row_s)) // L
+    l_i = gl.full([64], 1.0, gl.float32, row_s)
+    return acc, m_i, l_i, (t0 + tw_off + gl.arange(0, 64, layout=row_s)) // L
 
 
 @gluon.jit
@@ -350,16 +367,24 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
+    # f11: each tile's _tables are loaded under the previous tile's epilogue (the first tile's here); with the
+    # plain-store epilogue (not O_TMA), whose registers leave no room for them there, at the tile's start
+    bh, t0, _nb, _nf = _tile(pid, NT, T, L, BN)
+    tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bh.to(gl.int64) * T, t0, T, WG * 64, n_mine > 0, L, D, ROPE,
+                     SELF_LOGIT, s_layout)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
         k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
         bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
+        if not O_TMA:
+            tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bh.to(gl.int64) * T, t0, T, WG * 64, j < n_mine, L, D,
+                             ROPE, SELF_LOGIT, s_layout)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
-            (ptrs[0], ptrs[1]), q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, T,
-            scale2, WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
-            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, ptrs[4] + bh.to(gl.int64) * T, SELF_LOGIT)
+            tables, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, scale2,
+            WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
+            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, SELF_LOGIT)
         if STORE_LSE and STORE_QR:
             tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
         if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
@@ -369,6 +394,11 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         mbarrier.arrive(v_empty.index(es), count=1)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
                                 acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
+        if O_TMA:  # the next tile's tables, under this tile's epilogue
+            kn = (j + 1) * G + gl.where((j + 1) % 2 == 0, pid, G - 1 - pid)
+            bhn, t0n, _nb, _nf = _tile(kn, NT, T, L, BN)
+            tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bhn.to(gl.int64) * T, t0n, T, WG * 64, j + 1 < n_mine,
+                             L, D, ROPE, SELF_LOGIT, s_layout)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
