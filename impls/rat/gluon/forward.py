@@ -367,8 +367,10 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
-    # f11: each tile's _tables are loaded under the previous tile's epilogue (the first tile's here); with the
-    # plain-store epilogue (not O_TMA), whose registers leave no room for them there, at the tile's start
+    # f11: in the prefill (no lse) with o by TMA, each tile's _tables are loaded under the previous tile's epilogue
+    # (the first tile's here); else at the tile's start: the plain-store epilogue's registers leave no room for them
+    # (spills), and the training forward measured 0.5% slower with them ahead (NOTES.md "Eleventh session")
+    AHEAD: gl.constexpr = O_TMA and not STORE_LSE
     bh, t0, _nb, _nf = _tile(pid, NT, T, L, BN)
     tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bh.to(gl.int64) * T, t0, T, WG * 64, n_mine > 0, L, D, ROPE,
                      SELF_LOGIT, s_layout)
@@ -376,7 +378,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     for j in range(n_mine):
         k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
         bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
-        if not O_TMA:
+        if not AHEAD:
             tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bh.to(gl.int64) * T, t0, T, WG * 64, j < n_mine, L, D,
                              ROPE, SELF_LOGIT, s_layout)
         q_w = q_bufs.index((j % 2) * 2 + WG)
@@ -394,7 +396,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         mbarrier.arrive(v_empty.index(es), count=1)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
                                 acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
-        if O_TMA:  # the next tile's tables, under this tile's epilogue
+        if AHEAD:  # the next tile's tables, under this tile's epilogue
             kn = (j + 1) * G + gl.where((j + 1) % 2 == 0, pid, G - 1 - pid)
             bhn, t0n, _nb, _nf = _tile(kn, NT, T, L, BN)
             tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bhn.to(gl.int64) * T, t0n, T, WG * 64, j + 1 < n_mine,
