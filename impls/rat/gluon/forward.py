@@ -367,10 +367,11 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
-    # f11: in the prefill (no lse) with o by TMA, each tile's _tables are loaded under the previous tile's epilogue
-    # (the first tile's here); else at the tile's start: the plain-store epilogue's registers leave no room for them
-    # (spills), and the training forward measured 0.5% slower with them ahead (NOTES.md "Eleventh session")
-    AHEAD: gl.constexpr = O_TMA and not STORE_LSE
+    # f11: in the prefill (no lse) at head dim 128 with o by TMA, each tile's _tables are loaded under the previous
+    # tile's epilogue (the first tile's here); else at the tile's start: the plain-store epilogue's registers leave
+    # no room for them (spills), and with them ahead the training forward measured 0.5% slower and the D 64 prefill
+    # 1% slower at 4k, against the D 128 prefill's -1.3% (NOTES.md "Eleventh session")
+    AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
     bh, t0, _nb, _nf = _tile(pid, NT, T, L, BN)
     tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bh.to(gl.int64) * T, t0, T, WG * 64, n_mine > 0, L, D, ROPE,
                      SELF_LOGIT, s_layout)
