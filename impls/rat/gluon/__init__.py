@@ -42,7 +42,7 @@ def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     128k: 1.48 / 4.20 / 13.5 ms against 1.95 / 6.27 / 20.7), with L 16 at D 128 (2.95 / 7.47 / 21.8 against 2.97 /
     9.15 / 30.3) and with L 64 from T = 32k (3.35 / 7.05 against 4.10 / 10.8); below that, where the passes around
     the kernel are most of its time, it lost at L 64, 4k (2.61 against 2.35 ms) until b7c's dq writer took the pre
-    pass's zeros away: on an H100 (NOTES.md "Eleventh session", reports/h100-rat-gluon-l64-2026-12-05, train step)
+    pass's zeros away: on an H100 (NOTES.md "Eleventh session", reports/h100-rat-gluon-s11-2026-12-05, train step)
     with the writer 5.75 / 5.75 ms against rat/triton's backward 6.20 / 6.15 at L 64, 4k / 8k. So with L >= 64 at D
     128: from T 16k, or where the writer is used (`dq_writer_used`; measured at L 64, chunks up to 1023 rows carried
     over by the chunk-end count), not with chunks of 1024 rows and more below 16k (the two-level scans' range: there
