@@ -184,13 +184,13 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
-def _tables(cos_sin, ss_row, t0, T, tw_off, valid, L: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
+def _tables(ptrs, k, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
             SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
-    """The prologue's global loads for rows t0 + tw_off .. + 63 (f11: issued a tile ahead, before the previous
-    tile's epilogue, so that their latency is not exposed at the tile's start): RoPE_c's cos and sin ([64, D / 2]
-    float32; 1 and 0 without ROPE) and with SELF_LOGIT the rows' self logits from ss_row (the head's row of SS; else
-    0). valid false (no such tile) masks every load."""
-    COS, SIN = cos_sin
+    """The prologue's global loads for rows tw_off .. + 63 of tile k (f11: in the D 128 prefill a tile ahead, under
+    the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
+    SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
+    bh, t0, _nb, _nf = _tile(k, NT, T, L, BN)
+    COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
     r = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
@@ -214,11 +214,10 @@ def _tables(cos_sin, ss_row, t0, T, tw_off, valid, L: gl.constexpr, D: gl.conste
 def _prologue(tables, q_w, k_self, v_self, t0, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase,
               SELF_LOGIT: gl.constexpr):
-    """Rows t0 + tw_off .. + 63. q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit); the online
-    softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the tile's self block in the
-    ring, k_self; with SELF_LOGIT the scan's q_t . kt_t, loaded by _tables, instead), l = 1, acc = vt_t (v_self, read
-    in the accumulator's layout). tables: _tables of these rows (cos, sin, self logits). Returns acc, m, l, chunk
-    ids."""
+    """Rows t0 + tw_off .. + 63 (tables: their _tables). q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place
+    (16-bit); the online softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the ring's
+    self block k_self, or with SELF_LOGIT the scan's q_t . kt_t from tables), l = 1, acc = vt_t (v_self, read in the
+    accumulator's layout). Returns acc, m, l, chunk ids."""
     cos, sin, ss = tables
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
@@ -367,21 +366,16 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
-    # f11: in the prefill (no lse) at head dim 128 with o by TMA, each tile's _tables are loaded under the previous
-    # tile's epilogue (the first tile's here); else at the tile's start: the plain-store epilogue's registers leave
-    # no room for them (spills), and with them ahead the training forward measured 0.5% slower and the D 64 prefill
-    # 1% slower at 4k, against the D 128 prefill's -1.3% (NOTES.md "Eleventh session")
+    # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
+    # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
-    bh, t0, _nb, _nf = _tile(pid, NT, T, L, BN)
-    tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bh.to(gl.int64) * T, t0, T, WG * 64, n_mine > 0, L, D, ROPE,
-                     SELF_LOGIT, s_layout)
+    tables = _tables(ptrs, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
         k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
         bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
         if not AHEAD:
-            tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bh.to(gl.int64) * T, t0, T, WG * 64, j < n_mine, L, D,
-                             ROPE, SELF_LOGIT, s_layout)
+            tables = _tables(ptrs, k, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
@@ -397,11 +391,9 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         mbarrier.arrive(v_empty.index(es), count=1)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
                                 acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
-        if AHEAD:  # the next tile's tables, under this tile's epilogue
+        if AHEAD:  # the next tile's, under this tile's epilogue
             kn = (j + 1) * G + gl.where((j + 1) % 2 == 0, pid, G - 1 - pid)
-            bhn, t0n, _nb, _nf = _tile(kn, NT, T, L, BN)
-            tables = _tables((ptrs[0], ptrs[1]), ptrs[4] + bhn.to(gl.int64) * T, t0n, T, WG * 64, j + 1 < n_mine,
-                             L, D, ROPE, SELF_LOGIT, s_layout)
+            tables = _tables(ptrs, kn, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
