@@ -44,12 +44,12 @@ def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     the kernel are most of its time, it lost at L 64, 4k (2.61 against 2.35 ms) until b7c's dq writer took the pre
     pass's zeros away: on an H100 (NOTES.md "Eleventh session", reports/h100-rat-gluon-s11-2026-12-05, train step)
     with the writer 5.75 / 5.75 ms against rat/triton's backward 6.20 / 6.15 at L 64, 4k / 8k. So with L >= 64 at D
-    128: from T 16k, or where the writer is used (`dq_writer_used`; measured at L 64, chunks up to 1023 rows carried
-    over by the chunk-end count), not with chunks of 1024 rows and more below 16k (the two-level scans' range: there
-    the scan does not finish dq, so the writer is off, and that route is not measured)."""
+    128: from T 16k, or where the writer is used (`dq_writer_used`; measured at L 64, longer chunks carried over by
+    the chunk-end count), not with chunks of lscan_min_len (1024) rows and more below 16k (the two-level scans'
+    range: there the scan does not finish dq, so the writer is off, and that route is not measured)."""
     if head_dim <= 64 or chunk_size < 64 or seq_len >= 16384:
         return True
-    return chunk_size < 1024 and dq_writer_used(seq_len, chunk_size)
+    return chunk_size < GLUON_BWD_CONFIG.lscan_min_len and dq_writer_used(seq_len, chunk_size)
 
 
 def dq_writer_used(seq_len: int, chunk_size: int) -> bool:

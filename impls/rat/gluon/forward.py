@@ -163,9 +163,10 @@ def _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN: gl.constexpr, MASK:
 
 
 @gluon.jit
-def _tile(k, NT, T, L: gl.constexpr, BN: gl.constexpr):
-    """Tile k of the longest-first order (heads in turn, each head's row tiles longest first): its (b*H + h), first
-    row, key blocks (j < c(t) of its last row) and unmasked blocks (j < c(t0), seen by every row)."""
+def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr):
+    """The CTA's j-th tile (_schedule's snake), k of the longest-first order (heads in turn, each head's row tiles
+    longest first): its (b*H + h), first row, key blocks (j < c(t) of its last row) and unmasked blocks."""
+    k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
     bh = k // NT
     t0 = (NT - 1 - k % NT) * 128
     hi = (gl.minimum(t0 + 128, T) - 1) // L
@@ -184,12 +185,12 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
-def _tables(ptrs, k, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
-            SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
-    """The prologue's global loads for rows tw_off .. + 63 of tile k (f11: in the D 128 prefill a tile ahead, under
+def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
+    """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
     the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
     SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
-    bh, t0, _nb, _nf = _tile(k, NT, T, L, BN)
+    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN)
     COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
@@ -369,13 +370,12 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
     # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
-    tables = _tables(ptrs, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
-        k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
-        bh, t0, n_blocks, n_full = _tile(k, NT, T, L, BN)
+        bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN)
         if not AHEAD:
-            tables = _tables(ptrs, k, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
@@ -392,8 +392,8 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
                                 acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
         if AHEAD:  # the next tile's, under this tile's epilogue
-            kn = (j + 1) * G + gl.where((j + 1) % 2 == 0, pid, G - 1 - pid)
-            tables = _tables(ptrs, kn, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+            tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
+                             s_layout)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
@@ -456,8 +456,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
-        k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
-        bh, t0, n_blocks, _n_full = _tile(k, NT, T, L, BN)
+        bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN)
         row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
         col = (bh % H) * D
         qb = j % 2
