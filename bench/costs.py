@@ -318,7 +318,7 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
         pre_bytes += n * e
     if not qr_fwd:  # ... and writes RoPE(q)
         pre_bytes += n * e
-    if by_scan and dq_writer_used(case.seq_len, L):  # b7b's store-first accumulator: no zeros
+    if by_scan and dq_writer_used(case.seq_len, L, case.head_dim):  # b7b's store-first accumulator: no zeros
         pre_bytes -= 4.0 * n
     if by_scan:
         out["scans"] = Cost(out["scans"].flops + 4.0 * n, out["scans"].bytes + 4.0 * n + n * e)

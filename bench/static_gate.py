@@ -13,7 +13,8 @@ registers, stack, local memory and the instruction mix.
 
 Checks against the committed baseline (reports/baselines/static-sm90.json), per kernel id:
     fail  a kernel that spills (STL/LDL, local memory or stack) where the baseline did not, or spills
-          more; a kernel that had HGMMA and has none; shared memory over 232448 bytes (the H100/H200
+          more; a kernel that had HGMMA and has none; a kernel whose wgmma ptxas serialized (every HGMMA its
+          own group) where the baseline's were not; shared memory over 232448 bytes (the H100/H200
           per-block opt-in limit); a launch that no longer compiles; a kernel with spills that is not
           in the baseline
     note  register changes, fewer HGMMA, kernels gone or new
@@ -97,6 +98,9 @@ def sass_stats(cubin: bytes) -> tuple[dict, str]:
     out["instructions"] = len(instr)
     for op in OPS:
         out[op] = len(re.findall(rf"\b{op}\b", sass))
+    # an HGMMA that closes its own wgmma group: the last k-step of each product, or every one of them where ptxas
+    # serialized the pipeline (its info C7512, "insufficient register resources"; each then waits for the last)
+    out["HGMMA_gsb0"] = len(re.findall(r"\bHGMMA\.[^;]*\bgsb0\b", sass))
     return out, sass
 
 
@@ -128,7 +132,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat decode T=32k", "rat/triton", "decode", 32768, batch=64, params=(("chunk_size", 16),)),
     Scenario("rat decode T=32k split", "rat/triton", "decode", 32768, batch=1, params=(("chunk_size", 16),),
              config="ratbench.bench.static_gate:RAT_SPLIT_CONFIG"),
-    Scenario("rat gluon train T=4k", "rat/gluon", "train", 4096, params=(("chunk_size", 16),)),  # b7c's dq writer
+    Scenario("rat gluon train T=4k", "rat/gluon", "train", 4096, params=(("chunk_size", 16),)),  # writer, 2 key blocks
     Scenario("rat gluon train T=32k", "rat/gluon", "train", 32768, params=(("chunk_size", 16),)),
     Scenario("rat gluon train T=128k", "rat/gluon", "train", 131072, params=(("chunk_size", 16),)),  # Gluon backward
     Scenario("rat gluon prefill T=4k", "rat/gluon", "prefill", 4096, params=(("chunk_size", 16),)),
@@ -393,6 +397,12 @@ def _spill(r: dict) -> int:
     return r.get("spills", 0) + (1 if r.get("local", 0) or r.get("stack", 0) else 0)
 
 
+def serialized(r: dict) -> bool:
+    """Whether a kernel's wgmma pipeline was serialized by ptxas: more than one HGMMA and every one closing a group of
+    its own (each k-step then waits for the one before; a product of several k-steps closes one group)."""
+    return r.get("HGMMA", 0) > 1 and r.get("HGMMA_gsb0", 0) == r.get("HGMMA", 0)
+
+
 def _predecessor(r: dict, base: dict, current: set[str]) -> tuple[dict | None, str | None]:
     """A baseline entry of the same kernel, warps and stages whose constexprs agree with ``r``'s on
     every name they share (a constexpr was added or removed, e.g. a new switch left at its default);
@@ -429,11 +439,16 @@ def check(report: dict, baseline: dict | None) -> tuple[list[str], list[str]]:
             if _spill(r) and baseline is not None:
                 fails.append(f"{kid}: new kernel spills (LDL+STL {r['spills']}, local {r.get('local')} B, "
                              f"stack {r.get('stack')} B)")
+            if serialized(r) and baseline is not None:
+                fails.append(f"{kid}: new kernel with serialized wgmma ({r['HGMMA']} HGMMA, each its own group)")
             continue
         if r.get("local", 0) > b.get("local", 0) or r.get("stack", 0) > b.get("stack", 0) \
                 or r["spills"] > b.get("spills", 0):
             fails.append(f"{kid}: new spills: LDL+STL {b.get('spills', 0)} -> {r['spills']}, local "
                          f"{b.get('local', 0)} -> {r.get('local', 0)} B, stack {b.get('stack', 0)} -> {r.get('stack', 0)} B")
+        if serialized(r) and not serialized(b):
+            fails.append(f"{kid}: its wgmma are serialized ({r['HGMMA']} HGMMA, each its own group: ptxas's C7512, "
+                         "too few registers for the wgmma pipeline), not in the baseline")
         if b.get("HGMMA", 0) > 0 and r.get("HGMMA", 0) == 0:
             fails.append(f"{kid}: lost HGMMA ({b['HGMMA']} -> 0): its matrix products left the wgmma path")
         elif r.get("HGMMA", 0) < b.get("HGMMA", 0):

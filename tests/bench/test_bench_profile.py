@@ -393,10 +393,16 @@ def test_rat_gluon_stage_costs_follow_its_backward_route():
     n, e = 131072 * 16 * 128, 2  # b5: the forward writes RoPE(q); the scan reads the dq accumulator, writes dq
     assert st["forward"].flops == tri["forward"].flops and st["forward"].bytes == tri["forward"].bytes + n * e
     assert st["scans"].bytes == tri["scans"].bytes + 4 * n + n * e
-    assert st["bwd pre/post"].bytes == 2 * n * e + 4 * 131072 * 16 * 4 + 4 * n
-    # 256 chunk ends (impls.rat.gluon.dq_writer_used): the first dq share stores, the pre pass writes no zeros
+    # head dim 128 (impls.rat.gluon.dq_writer_used): the first dq share stores, the pre pass writes no zeros
+    assert st["bwd pre/post"].bytes == 2 * n * e + 4 * 131072 * 16 * 4
     n4 = 4096 * 16 * 128
     assert costs.stage_costs(case(4096))["bwd pre/post"].bytes == 2 * n4 * e + 4 * 4096 * 16 * 4
+    # head dim 64: the writer up to 256 chunk ends; beyond, the pre pass writes the accumulator's zeros
+    d64 = dataclasses.replace(case(131072), head_dim=64)
+    n64 = n // 2
+    assert costs.stage_costs(d64)["bwd pre/post"].bytes == 2 * n64 * e + 4 * 131072 * 16 * 4 + 4 * n64
+    assert costs.stage_costs(dataclasses.replace(case(4096), head_dim=64))["bwd pre/post"].bytes == (
+        2 * n4 // 2 * e + 4 * 4096 * 16 * 4)
     # chunks of 2048 take the two-level scans: the pre pass reads q, kt, vt for dq's self term, the post pass runs
     long = costs.stage_costs(case(131072, 2048))
     assert long["bwd pre/post"].bytes == 2 * n * e + 4 * 131072 * 16 * 4 + 4 * n + 3 * n * e + 4 * n + n * e

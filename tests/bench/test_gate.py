@@ -249,6 +249,13 @@ def test_static_check_rules():
     assert not fails and any("registers 128 -> 168" in n for n in notes)
     fails, _ = S.check({"triton": "x", "kernels": {"k": {"error": "boom"}}}, None)
     assert fails
+    # every HGMMA its own wgmma group (ptxas serialized the pipeline) where the baseline's products had one each
+    piped = _report(HGMMA_gsb0=2)
+    fails, _ = S.check(_report(HGMMA_gsb0=8), piped)
+    assert any("serialized" in f for f in fails)
+    assert S.check(_report(HGMMA_gsb0=8), _report(HGMMA_gsb0=8)) == ([], [])
+    assert S.check(_report(HGMMA_gsb0=2), piped) == ([], [])
+    assert not S.serialized(_report(HGMMA=1, HGMMA_gsb0=1)["kernels"]["rat.fwd_kernel [BM=64] w4 s2 bf16 #0"])
 
 
 def test_static_predecessor_when_a_constexpr_is_added():
@@ -313,6 +320,7 @@ def test_static_gate_compiles_a_small_kernel_for_sm90(tmp_path):
     st = json.loads(out.stdout.strip().splitlines()[-1])
     assert 0 < st["regs"] <= 255 and st["HGMMA"] > 0 and st["instructions"] > 0
     assert st["LDL"] == st["STL"] == 0 and st["shared"] > 0
+    assert 0 < st["HGMMA_gsb0"] < st["HGMMA"]  # one wgmma group per product of several k-steps: not serialized
 
 
 def test_static_gate_finds_the_gpu_launches():

@@ -28,10 +28,10 @@ GLUON_CONFIG = dataclasses.replace(DEFAULT_CONFIG, forward="gluon_ws", fwd_bm=12
 #: ... and the Gluon backward too (NOTES.md, "The backward in Gluon", "b4" and "b5"), its backward scan (which also
 #: finishes dq since b5) with 8 chunks side by side: 1.84-1.86 ms against 1.96-1.98 at 4 (H200, ab_scan.json)
 GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws", bscan_nc=8)
-#: ... with b7b's store-first dq accumulator (no zeros from the pre pass) and b7c's dq writer warp, where a sequence
-#: has few chunk ends (`dq_writer_used`)
+#: ... with b7b's store-first dq accumulator (no zeros from the pre pass) and b7c's dq writer warp, at head dim 128 and
+#: where a sequence has few chunk ends (`dq_writer_used`)
 GLUON_WRITER_CONFIG = dataclasses.replace(GLUON_BWD_CONFIG, bwd_dq_writer=True)
-#: the most chunk ends per sequence (two key blocks of 128) at which rat/gluon takes GLUON_WRITER_CONFIG
+#: the most chunk ends per sequence (two key blocks of 128) at which rat/gluon takes GLUON_WRITER_CONFIG at head dim 64
 WRITER_MAX_ENDS = 256
 
 
@@ -44,22 +44,27 @@ def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     the kernel are most of its time, it lost at L 64, 4k (2.61 against 2.35 ms) until b7c's dq writer took the pre
     pass's zeros away: on an H100 (NOTES.md "Eleventh session", reports/h100-rat-gluon-s11-2026-12-05, train step)
     with the writer 5.75 / 5.75 ms against rat/triton's backward 6.20 / 6.15 at L 64, 4k / 8k. So with L >= 64 at D
-    128: from T 16k, or where the writer is used (`dq_writer_used`; measured at L 64, longer chunks carried over by
-    the chunk-end count), not with chunks of lscan_min_len (1024) rows and more below 16k (the two-level scans'
-    range: there the scan does not finish dq, so the writer is off, and that route is not measured)."""
+    128: from T 16k, and below it with the writer (which runs at every T at D 128: `dq_writer_used`; measured at L
+    64, longer chunks carried over), not with chunks of lscan_min_len (1024) rows and more below 16k (the two-level
+    scans' range: there the scan does not finish dq, so the writer is off, and that route is not measured)."""
     if head_dim <= 64 or chunk_size < 64 or seq_len >= 16384:
         return True
-    return chunk_size < GLUON_BWD_CONFIG.lscan_min_len and dq_writer_used(seq_len, chunk_size)
+    return chunk_size < GLUON_BWD_CONFIG.lscan_min_len
 
 
-def dq_writer_used(seq_len: int, chunk_size: int) -> bool:
-    """Whether rat/gluon's Gluon backward runs with b7c's dq writer and b7b's store-first accumulator: where a
-    sequence has at most WRITER_MAX_ENDS chunk ends, that is at most two key blocks that wait on each query tile's
-    store-first flag. Measured (NOTES.md "Tenth session": an H100, train, bf16, H 16, L 16, 131,072 tokens,
-    reports/h100-rat-gluon-b7c-2026-12-05): faster at 4k (256 chunk ends) at head dim 128 and 64 (7.05 -> 6.28 ms,
-    3.75 -> 3.59), slower or even from 8k (512) on at head dim 64 (4.09 -> 4.11) and at both from 16k (the flags'
-    waits grow with the key blocks per tile: NOTES.md "Eighth session")."""
-    return math.ceil(seq_len / chunk_size) <= WRITER_MAX_ENDS
+def dq_writer_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
+    """Whether rat/gluon's Gluon backward runs with b7c's dq writer and b7b's store-first accumulator: at head dim 128
+    at every T, at head dim 64 where a sequence has at most WRITER_MAX_ENDS chunk ends (at most two key blocks that
+    wait on each query tile's store-first flag). Measured on an H100 (train, bf16, H 16, 131,072 tokens):
+    - tenth session (NOTES.md, reports/h100-rat-gluon-b7c-2026-12-05): faster at 4k only, at both head dims. At head
+      dim 128 that kernel was serialized: its writer's 32 registers left MMA warpgroup 0 232, and ptxas 12.8 (as
+      triton 3.6.0 calls it) issued every wgmma k-step alone.
+    - twelfth session (NOTES.md, reports/h100-rat-gluon-wregs-2026-12-05, ab_wregs.py), the writer at 24 registers:
+      at head dim 128 faster than the plain backward at every T timed (L 16: 6.23 / 6.83 / 8.26 / 11.40 / 30.71 ms
+      against 7.06 / 7.47 / 8.44 / 11.80 / 31.11 at 4k / 8k / 16k / 32k / 128k; L 64: 5.75 / 6.01 against 6.57 / 6.85
+      at 4k / 16k); at head dim 64 faster at 4k (3.61 against 3.76), slower from 8k (4.13 / 7.64 against 4.10 /
+      7.20 at 8k / 32k, even at 128k)."""
+    return head_dim > 64 or math.ceil(seq_len / chunk_size) <= WRITER_MAX_ENDS
 
 
 class RATGluon(RATTriton):
@@ -96,5 +101,5 @@ class RATGluon(RATTriton):
         if self.config is not None:
             return self.config
         if None not in (seq_len, chunk_size, head_dim) and gluon_backward_used(seq_len, chunk_size, head_dim):
-            return GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size) else GLUON_BWD_CONFIG
+            return GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size, head_dim) else GLUON_BWD_CONFIG
         return GLUON_CONFIG

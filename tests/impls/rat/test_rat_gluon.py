@@ -454,7 +454,8 @@ def test_gluon_backward_route():
     from T 16k and, with b7c's dq writer, below it (NOTES.md "Eleventh session") but for chunks of 1024 rows and
     more (the two-level scans), which keep rat/triton's backward at D 128; with b7c's dq writer and b7b's
     store-first accumulator up to 256 chunk ends per sequence (NOTES.md "Tenth session"); a config given by the
-    caller is used as given."""
+    caller is used as given. The dq writer (b7c) at head dim 128 at every T, at 64 up to 256 chunk ends (NOTES.md
+    "Twelfth session")."""
     from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_WRITER_CONFIG, dq_writer_used, gluon_backward_used
     from ratbench.impls.rat.triton import DEFAULT_CONFIG
 
@@ -466,14 +467,18 @@ def test_gluon_backward_route():
     assert not gluon_backward_used(4096, 1024, 128) and not gluon_backward_used(8192, 2048, 128)
     assert gluon_backward_used(4096, 1024, 64) and gluon_backward_used(16384, 2048, 128)
     g = RATGluon()
-    assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
+    assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=128) is GLUON_WRITER_CONFIG
+    assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=64) is GLUON_BWD_CONFIG
     assert g._config(64, torch.bfloat16, seq_len=4096, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
     assert g._config(4, torch.bfloat16, seq_len=4096, chunk_size=1024, head_dim=128) is GLUON_CONFIG
     assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) is GLUON_WRITER_CONFIG
     assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is GLUON_WRITER_CONFIG
-    assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=128) is GLUON_BWD_CONFIG
+    assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=128) is GLUON_WRITER_CONFIG
+    assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=64) is GLUON_BWD_CONFIG
+    assert g._config(512, torch.bfloat16, seq_len=32768, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
     assert g._config(256, torch.bfloat16, seq_len=16384, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
-    assert dq_writer_used(4000, 16) and not dq_writer_used(4112, 16) and not dq_writer_used(131072, 16)
+    assert dq_writer_used(4000, 16, 64) and not dq_writer_used(4112, 16, 64) and not dq_writer_used(131072, 16, 64)
+    assert dq_writer_used(4112, 16, 128) and dq_writer_used(131072, 16, 128)
     assert GLUON_WRITER_CONFIG.bwd_dq_writer and not GLUON_BWD_CONFIG.bwd_dq_writer
     assert g._config(256, torch.bfloat16) is GLUON_CONFIG  # shape unknown (decode): the forward's config
     assert RATGluon(DEFAULT_CONFIG)._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16,
