@@ -57,9 +57,6 @@ class RATTritonConfig:
     #: chunk ends (impls/rat/gluon/__init__.py, dq_writer_used); b7b and b7c each alone lost (NOTES.md, "Tenth
     #: session")
     bwd_dq_writer: bool = False
-    #: with bwd_dq_writer: key block 0's items of every head launched before all other items (items.py,
-    #: first_wave), so that the store-first flags are set waves before the other items wait on them
-    bwd_first_wave: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

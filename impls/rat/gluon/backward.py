@@ -51,7 +51,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, launch_order
+from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, work_items
 
 #: a barrier of the warps of one partition (triton 3.6 names it thread_barrier, 3.7 barrier)
 _partition_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
@@ -108,13 +108,14 @@ def _ld_row(ld_s, r: gl.constexpr):
 
 
 @gluon.jit
-def _item(ORDER, L: gl.constexpr):
-    """This CTA's work item, row program_id of the launch table ORDER (items.launch_order: b*H + h, key block, first
-    row, tile count): (b*H + h), the block's chunk ends j0 .. j0 + BN - 1, its query tiles lo .. lo + 64 n - 1 and
-    mid: tiles from row mid on see every key of the block."""
-    row = ORDER + 4 * gl.program_id(0)
-    j0 = gl.load(row + 1) * BN
-    return gl.load(row), j0, gl.load(row + 2), gl.load(row + 3), (j0 + BN) * L
+def _item(ITEMS, n_items, L: gl.constexpr):
+    """This CTA's work item: (b*H + h) and, from the per-head item table ITEMS (n_items rows of key block, first
+    row, tile count), the block's chunk ends j0 .. j0 + BN - 1, its query tiles lo .. lo + 64 n - 1 and mid: tiles
+    from row mid on see every key of the block."""
+    pid = gl.program_id(0)
+    it = pid % n_items
+    j0 = gl.load(ITEMS + 3 * it) * BN
+    return pid // n_items, j0, gl.load(ITEMS + 3 * it + 1), gl.load(ITEMS + 3 * it + 2), (j0 + BN) * L
 
 
 @gluon.jit
@@ -186,12 +187,12 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
                   WRITER: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
-    DKE, DVE, ORDER, _FLAGS = ptrs
-    _T, Tp, _H, C, scale, scale2 = sc
+    DKE, DVE, ITEMS, _FLAGS = ptrs
+    _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, dq_bufs = smem[0], smem[1], smem[6]
     kv_bar = bars[0]
     dq_desc = descs[4]
-    bh, j0, lo, n, mid = _item(ORDER, L)
+    bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -230,11 +231,11 @@ def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
                 WRITER: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
-    T, Tp, H, _C, _scale, _scale2 = sc
+    T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
     kv_bar, q_ready, q_empty = bars[0], bars[1], bars[2]
     qr_desc, do_desc, ke_desc, ve_desc, _dq_desc, ld_desc, Cs = descs
-    bh, j0, lo, n, _mid = _item(ptrs[2], L)
+    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
     mbarrier.expect(kv_bar, 2 * ke_desc.block_type.nbytes)
     tma.async_copy_global_to_shared(ke_desc, [bh * Cs + j0, 0], kv_bar, k_smem)
     tma.async_copy_global_to_shared(ve_desc, [bh * Cs + j0, 0], kv_bar, v_smem)
@@ -257,12 +258,12 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
     unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
     stores are in global memory; the others wait for the flag before adding. The waits sit here, off the MMA
     warpgroups' path."""
-    _T, Tp, _H, _C, _scale, _scale2 = sc
+    _T, Tp, _H, _C, _scale, _scale2, n_items = sc
     dq_bufs = smem[6]
     dq_full, dq_empty = bars[4], bars[5]
     dq_desc = descs[4]
     FLAGS = ptrs[3]
-    bh, j0, lo, n, _mid = _item(ptrs[2], L)
+    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
     first = j0 == 0
     for i in range(n):
         t0 = lo + (n - 1 - i) * BMQ
@@ -286,8 +287,8 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
 
 @gluon.jit
 def bwd_ws_kernel(
-    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ORDER, FLAGS,
-    T, Tp, H, C, Cs, scale, scale2,
+    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
+    T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
@@ -316,8 +317,8 @@ def bwd_ws_kernel(
             mbarrier.init(dq_full.index(i), count=1)
             mbarrier.init(dq_empty.index(i), count=1)
         bars = (kv_bar, q_ready, q_empty, ds_ready, dq_full, dq_empty)
-    ptrs = (DKE, DVE, ORDER, FLAGS)
-    sc = (T, Tp, H, C, scale, scale2)
+    ptrs = (DKE, DVE, ITEMS, FLAGS)
+    sc = (T, Tp, H, C, scale, scale2, n_items)
     smem = (k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs)
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
@@ -337,8 +338,8 @@ def bwd_ws_kernel(
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
-                    first_wave: bool = False) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
+                    ) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
@@ -347,9 +348,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     copies; key block 0's items store their share of every 64-row tile below T rounded up to 64 and flag it, and
     the others add theirs after the flag (rows from there to Tp are left as they are). One CTA per work item
     (work_items) of seg tiles: by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at
-    each shape measured, NOTES.md b4), launched in items.launch_order: one head's items after another's, or with
-    first_wave (with flags) key block 0's items of every head first, so that the flags they set lead the other items'
-    waits by whole waves of CTAs."""
+    each shape measured, NOTES.md b4)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -369,13 +368,12 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
     if seg is None:
         seg = 128 if C >= 2048 else 64
-    first_wave = first_wave and flags is not None
-    order = launch_order(T, C, L, seg, BH, qr.device, first_ahead=flags is not None, first_wave=first_wave)
-    if len(order) == 0:
+    items = work_items(T, C, L, seg, qr.device, first_ahead=flags is not None)
+    if len(items) == 0:
         return
-    bwd_ws_kernel[(len(order),)](
-        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, order, order if flags is None else flags, T, Tp, H, C, Cs,
-        scale, scale2, L=L, D=D, STAGES=stages,
+    bwd_ws_kernel[(BH * len(items),)](
+        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
+        scale, scale2, len(items), L=L, D=D, STAGES=stages,
         DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
         num_warps=4, maxnreg=168,
     )
@@ -384,7 +382,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, first_wave: bool = False
+                   writer: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
     bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
@@ -395,8 +393,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     128), rows past T finite; without it the pre pass writes it from q (Tp = T rounded up to 64). q is read only
     without qr or with finish_dq (dq's self term); else it may be None. writer (b7b, b7c; without finish_dq): the
     accumulator is not zeroed by the pre pass, key block 0's items store their share first and a writer warp
-    issues the copies (launch_backward's flags); without it the pre pass writes its zeros (b5). first_wave: with the
-    writer, launch_backward's first_wave."""
+    issues the copies (launch_backward's flags); without it the pre pass writes its zeros (b5)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -436,7 +433,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags, first_wave=first_wave)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

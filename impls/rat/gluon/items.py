@@ -9,12 +9,10 @@ import triton
 KEY_BLOCK = 128  # chunk ends per CTA (bwd_ws_kernel's BN): two warpgroups of 64
 QUERY_TILE = 64  # query rows per tile (its BMQ)
 
-_TABLES: dict[tuple, np.ndarray] = {}
-_ORDER: dict[tuple, torch.Tensor] = {}
+_ITEMS: dict[tuple, torch.Tensor] = {}
 
 
-def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahead: bool = False,
-               first_wave: bool = False) -> torch.Tensor:
+def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahead: bool = False) -> torch.Tensor:
     """bwd_ws_kernel's per-head work items, int32 (n, 3): key block, first query row, 64-row tile count. Key block
     kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on; with first_ahead for key block
     0 every tile, so that it can start the dq accumulator) are cut at multiples of seg tiles; the items go segment
@@ -22,40 +20,9 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahe
     and dO tiles and add to the same dq rows in L2 (b3's one CTA per key block, each sweeping its tiles alone, drew
     about the full HBM rate: NOTES.md b4). With first_ahead key block 0's item of each segment comes one segment early
     (before the previous segment's other items), so that it has started the segment's dq rows by the time the
-    others add to them (STORE_FIRST). With first_wave (and first_ahead) key block 0's items of every segment come
-    first, the others after them in the same order: `launch_order` then launches key block 0's items of every head
-    before any other item."""
-    return torch.from_numpy(_table(T, C, L, seg, first_ahead, first_wave)).to(device)
-
-
-def launch_order(T: int, C: int, L: int, seg: int, heads: int, device: torch.device, first_ahead: bool = False,
-                 first_wave: bool = False) -> torch.Tensor:
-    """bwd_ws_kernel's rows, one per CTA in launch order, int32 (heads * n, 4): (b*H + h, key block, first query
-    row, tile count) for the work_items of each of `heads` heads. One head's items after another's (its items run
-    side by side); with first_wave key block 0's items of every head first, the other items after them head by
-    head, so that the store-first flags that key block 0's items set lead the other items' waits by whole waves of
-    CTAs. Cached per shape and device."""
-    key = (T, C, L, seg, heads, str(device), first_ahead, first_wave)
-    if key not in _ORDER:
-        tab = _table(T, C, L, seg, first_ahead, first_wave)
-        n0 = 0  # key block 0's items, which lead (first_wave)
-        if first_wave:
-            later = np.flatnonzero(tab[:, 0] != 0)
-            n0 = int(later[0]) if len(later) else len(tab)
-        parts = []
-        for sub in (tab[:n0], tab[n0:]):
-            bh = np.repeat(np.arange(heads, dtype=np.int32), len(sub))[:, None]
-            parts.append(np.concatenate([bh, np.tile(sub, (heads, 1))], 1))
-        _ORDER[key] = torch.from_numpy(np.concatenate(parts).astype(np.int32)).to(device)
-    return _ORDER[key]
-
-
-def _table(T: int, C: int, L: int, seg: int, first_ahead: bool, first_wave: bool) -> np.ndarray:
-    """work_items' table (cached per shape)."""
-    if first_wave and not first_ahead:
-        raise ValueError("work_items: first_wave needs first_ahead (key block 0 visiting every tile)")
-    key = (T, C, L, seg, first_ahead, first_wave)
-    if key not in _TABLES:
+    others add to them (STORE_FIRST). Cached per shape and device."""
+    key = (T, C, L, seg, str(device), first_ahead)
+    if key not in _ITEMS:
         rows = seg * QUERY_TILE
         kb = np.arange(triton.cdiv(C, KEY_BLOCK))
         lo = ((kb * KEY_BLOCK + 1) * L) // QUERY_TILE * QUERY_TILE
@@ -67,13 +34,12 @@ def _table(T: int, C: int, L: int, seg: int, first_ahead: bool, first_wave: bool
             n = (np.minimum(T, (m + 1) * rows) - first + QUERY_TILE - 1) // QUERY_TILE
             sel = n > 0
             segs.append(np.stack([kb[sel], first[sel], n[sel]], 1))  # key block 0 first: it visits every tile
-        if first_wave and segs:
-            items = [s[:1] for s in segs] + [s[1:] for s in segs]
-        elif first_ahead and segs:
+        if first_ahead and segs:
             items = [segs[0][:1]]
             for i, s in enumerate(segs):
                 items += ([segs[i + 1][:1]] if i + 1 < len(segs) else []) + [s[1:]]
         else:
             items = segs
-        _TABLES[key] = np.concatenate(items).astype(np.int32) if items else np.zeros((0, 3), np.int32)
-    return _TABLES[key]
+        table = np.concatenate(items).astype(np.int32) if items else np.zeros((0, 3), np.int32)
+        _ITEMS[key] = torch.from_numpy(table).to(device)
+    return _ITEMS[key]

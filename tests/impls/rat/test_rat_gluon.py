@@ -417,7 +417,7 @@ def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, 
     """bwd_ws_kernel's work items: every (key block, 64-row query tile) pair in which a row sees a key of the block
     (c(t) > 128 kb for some row t of the tile) exactly once, no item across a multiple of seg tiles, segments from
     the last, key blocks in order within one."""
-    from ratbench.impls.rat.gluon.items import work_items
+    from ratbench.impls.rat.gluon.backward import work_items
 
     items = work_items(T, C, L, seg, torch.device("cpu")).tolist()
     got = [(kb, t) for kb, lo, n in items for t in range(lo // 64, lo // 64 + n)]
@@ -429,30 +429,12 @@ def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, 
     assert order == sorted(order)
 
 
-@pytest.mark.parametrize("first_wave", [False, True])
-@pytest.mark.parametrize("T, C, L, seg", [(4096, 256, 16, 8), (1000, 125, 8, 4), (64, 4, 16, 64)])
-def test_backward_launch_order(T, C, L, seg, first_wave):
-    """bwd_ws_kernel's launch table: every head's work items once each; one head's after another's, or with
-    first_wave key block 0's items of every head first (in work_items' order), then the others head by head."""
-    from ratbench.impls.rat.gluon.items import launch_order, work_items
-
-    items = work_items(T, C, L, seg, torch.device("cpu"), first_ahead=True, first_wave=first_wave).tolist()
-    order = launch_order(T, C, L, seg, 3, torch.device("cpu"), first_ahead=True, first_wave=first_wave).tolist()
-    assert sorted(order) == sorted([h] + it for h in range(3) for it in items)
-    n0 = sum(1 for kb, _, _ in items if kb == 0) if first_wave else 0
-    assert all(kb == 0 for _, kb, _, _ in order[:3 * n0])
-    assert order[:3 * n0] == [[h] + it for h in range(3) for it in items[:n0]]
-    assert order[3 * n0:] == [[h] + it for h in range(3) for it in items[n0:]]
-    with pytest.raises(ValueError, match="first_ahead"):
-        work_items(T, C, L, seg, torch.device("cpu"), first_wave=True)
-
-
 @pytest.mark.parametrize("T, C, L, seg", [(4096, 256, 16, 8), (4096, 64, 64, 16), (1000, 125, 8, 4), (200, 50, 4, 64)])
 def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
     """b7b's items (first_ahead, the store-first accumulator): key block 0 visits every 64-row tile below T, even
     those none of whose rows sees its keys (it stores each tile's first dq share); its item of each segment comes
     before the previous segment's other items; the other pairs as without first_ahead, once each."""
-    from ratbench.impls.rat.gluon.items import work_items
+    from ratbench.impls.rat.gluon.backward import work_items
 
     items = work_items(T, C, L, seg, torch.device("cpu"), first_ahead=True).tolist()
     got = [(kb, t) for kb, lo, n in items for t in range(lo // 64, lo // 64 + n)]
