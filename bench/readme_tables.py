@@ -164,7 +164,7 @@ def op_h200() -> str:
     return _op_table(OP_ROWS, OP_COLUMNS)
 
 
-RAT_GLUON_RUN = "reports/h200-rat-gluon-f2-2026-12-04/op"
+RAT_GLUON_RUN = "reports/h200-rat-gluon-head-2026-12-05/op"
 RAT_GLUON_ROWS = [OpRow("rat/triton", "rat/triton", run=RAT_GLUON_RUN),
                   OpRow("rat/gluon", "**rat/gluon** (Gluon kernels, sm_90)", run=RAT_GLUON_RUN)]
 #: the layer-level rows of both RAT implementations measured side by side (Figure 3's RAT rows, issue 18)
