@@ -327,7 +327,7 @@ def bwd_ws_kernel(
             (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
             (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
             (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-        ], [4, 1, 1], [240, 24, 24])
+        ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
             (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
