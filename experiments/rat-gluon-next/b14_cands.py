@@ -25,3 +25,12 @@ class Depth2(RATGluon):
                 chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
         base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
         return dataclasses.replace(base, bwd_dq_depth=2) if base.bwd_dq_writer else base
+
+
+def main() -> None:
+    """Print the --register flag and the field it sets (b14.patch applied: RATTritonConfig has bwd_dq_depth)."""
+    print("--register rat/gluon-d2=b14_cands:Depth2  # bwd_dq_depth=2 where rat/gluon runs the dq writer")
+
+
+if __name__ == "__main__":
+    main()
