@@ -452,10 +452,9 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
 def test_gluon_backward_route():
     """rat/gluon's own backward where it measured faster (NOTES.md b4): head dim 64 and L < 64 everywhere, L >= 64
     from T 16k and, with b7c's dq writer, below it (NOTES.md "Eleventh session") but for chunks of 1024 rows and
-    more (the two-level scans), which keep rat/triton's backward at D 128; with b7c's dq writer and b7b's
-    store-first accumulator up to 256 chunk ends per sequence (NOTES.md "Tenth session"); a config given by the
-    caller is used as given. The dq writer (b7c) at head dim 128 at every T, at 64 up to 256 chunk ends (NOTES.md
-    "Twelfth session")."""
+    more (the two-level scans), which keep rat/triton's backward at D 128; b7c's dq writer and b7b's store-first
+    accumulator at head dim 128 at every T, at 64 up to 256 chunk ends per sequence (NOTES.md "Tenth" and "Twelfth
+    session"); a config given by the caller is used as given."""
     from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_WRITER_CONFIG, dq_writer_used, gluon_backward_used
     from ratbench.impls.rat.triton import DEFAULT_CONFIG
 
