@@ -6,7 +6,8 @@
 # rat/gluon's forward for a mode (train, prefill) and shape family (D 128 L 16, D 64 L 16, D 128 L 64) where every
 # check passes and it is faster than rat/gluon at 4k, 32k and 128k of that family; faster at some T only: where
 # faster by more than 1%, if not slower by more than 0.5% at the others. Run from the repository root as `rm -rf
-# .git; export RATBENCH_GIT_REV=<commit>; TOTAL=540 bash experiments/rat-gluon-next/call_o.sh`.
+# .git; export RATBENCH_GIT_REV=<commit>; TOTAL=540 bash experiments/rat-gluon-next/call_o.sh`, with <commit> one that has
+# f12.patch applied (commit it on a branch first), so that the results name the code that ran.
 NAME=ro
 source "$(dirname "$0")/_call.sh"
 grep -q fwd_fused impls/rat/config.py || git apply experiments/rat-gluon-next/f12.patch || { echo "f12.patch did not apply"; exit 4; }
