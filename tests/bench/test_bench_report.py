@@ -112,3 +112,22 @@ def test_report_from_a_committed_run(tmp_path):
         assert f"`{name}`" in md
     assert (tmp_path / "figures" / "roofline.png").exists()
     assert not (stored / "report.md").exists()  # --out leaves the stored run untouched
+
+
+def test_write_reports_in_parallel_equals_one_at_a_time(stored, tmp_path):
+    """write_reports (the figures notebook's many runs) in two processes writes what write_report writes, in the
+    order given, and raises a run's error."""
+    committed = Path(__file__).resolve().parents[1] / "data" / "bench_run_cpu_smoke"
+    pairs = [(stored, tmp_path / "par" / "a"), (committed, tmp_path / "par" / "b")]
+    got = report.write_reports(pairs, jobs=2)
+    assert got == [tmp_path / "par" / "a" / "report.md", tmp_path / "par" / "b" / "report.md"]
+    for (run, _), path in zip(pairs, got):
+        one = report.write_report(run, out_dir=tmp_path / "one" / run.name)
+        strip = (lambda text: "\n".join(ln for ln in text.splitlines() if "figures/" not in ln))
+        assert strip(path.read_text()) == strip(one.read_text())
+        assert sorted(p.name for p in (path.parent / "figures").iterdir()) == \
+            sorted(p.name for p in (one.parent / "figures").iterdir())
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "results.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no rows"):
+        report.write_reports([(stored, tmp_path / "x"), (tmp_path / "empty", tmp_path / "y")], jobs=2)
