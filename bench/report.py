@@ -148,7 +148,7 @@ def write_reports(pairs: Sequence[tuple[Path, Path]], jobs: int = 1) -> list[Pat
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=min(jobs, len(pairs))) as pool:
-        return list(pool.map(_write_pair, [(Path(r), Path(o)) for r, o in pairs]))
+        return list(pool.map(_write_pair, pairs))
 
 
 def parquet_engine() -> str | None:

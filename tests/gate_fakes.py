@@ -6,8 +6,8 @@ code change makes. The sleep makes up nearly all of a call on purpose: CI machin
 loaded by other processes, and a call that is mostly computation is slowed by them several-fold at
 random (seen here: 1 ms calls taking 190 ms under a load of 4.6 on 2 cores), while a sleep ends on time.
 The computation was once repeated with each sleep (2 x (compute + 10 ms)): CI's A/A check then failed
-once, +15.4% at T 256 (27.5 -> 31.8 ms), its few milliseconds of compute 1.6x slower in the second run. Registered under the
-same name in two runs (``--register full/test-gate=gate_fakes:WorkFull`` for the baseline, then
+once, +15.4% at T 256 (27.5 -> 31.8 ms), its few milliseconds of compute 1.6x slower in the second run.
+Registered under the same name in two runs (``--register full/test-gate=gate_fakes:WorkFull`` for the baseline, then
 ``...:SlowedWorkFull`` for the change), the gate sees one case whose code got 1.5x slower.
 """
 from __future__ import annotations

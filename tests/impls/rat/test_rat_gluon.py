@@ -417,7 +417,7 @@ def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, 
     """bwd_ws_kernel's work items: every (key block, 64-row query tile) pair in which a row sees a key of the block
     (c(t) > 128 kb for some row t of the tile) exactly once, no item across a multiple of seg tiles, segments from
     the last, key blocks in order within one."""
-    from ratbench.impls.rat.gluon.backward import work_items
+    from ratbench.impls.rat.gluon.items import work_items
 
     items = work_items(T, C, L, seg, torch.device("cpu")).tolist()
     got = [(kb, t) for kb, lo, n in items for t in range(lo // 64, lo // 64 + n)]
@@ -434,7 +434,7 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
     """b7b's items (first_ahead, the store-first accumulator): key block 0 visits every 64-row tile below T, even
     those none of whose rows sees its keys (it stores each tile's first dq share); its item of each segment comes
     before the previous segment's other items; the other pairs as without first_ahead, once each."""
-    from ratbench.impls.rat.gluon.backward import work_items
+    from ratbench.impls.rat.gluon.items import work_items
 
     items = work_items(T, C, L, seg, torch.device("cpu"), first_ahead=True).tolist()
     got = [(kb, t) for kb, lo, n in items for t in range(lo // 64, lo // 64 + n)]
