@@ -34,15 +34,8 @@ from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared,
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat.gluon.backward import _flag_set, _flag_wait, _partition_barrier
-from ratbench.impls.rat.gluon.forward import (
-    BM,
-    _blocks,
-    _epilogue,
-    _epilogue_tma,
-    _ring_barriers,
-    _ring_load,
-    _row_layout,
-)
+from ratbench.impls.rat.gluon.consumer import row_layout, tile_blocks, tile_end
+from ratbench.impls.rat.gluon.forward import BM, _ring_barriers, _ring_load
 
 TILE = gl.constexpr(BM)  # query rows per tile (BM, for the kernels)
 
@@ -99,10 +92,10 @@ def _store_last(ST, bh, tw, T, s, D: gl.constexpr):
 
 @gluon.jit
 def _rows_out(CE, RP, strides, Cs, T, H, bh, tw, x1, x2, ROWS: gl.constexpr, L: gl.constexpr, D: gl.constexpr):
-    """Rows tw .. tw + 63 of one state (halves x1, x2, in _row_layout(D / 2)): the chunk ends (rows L - 1 of each
+    """Rows tw .. tw + 63 of one state (halves x1, x2, in row_layout(D / 2)): the chunk ends (rows L - 1 of each
     chunk, and T - 1) to CE (B, H, Cs, D), with ROWS every row before T to RP (B, T, H, D; o's strides)."""
     HALF: gl.constexpr = D // 2
-    blk: gl.constexpr = _row_layout(HALF, 4)
+    blk: gl.constexpr = row_layout(HALF, 4)
     r = tw + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
     c = gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))[None, :]
     end = (((r % L) == L - 1) | (r == T - 1)) & (r < T)
@@ -126,7 +119,7 @@ def _fprologue(ptrs, strides, sc, q_w, k_w, v_w, f_w, bh, t0, WG: gl.constexpr, 
     T, H, Cs, _NT, _n, _GB, scale2 = sc
     q_bar, q_phase, kv_bars, kv_phase, f_bar, f_phase, f_empty, ends = waits
     HALF: gl.constexpr = D // 2
-    blk: gl.constexpr = _row_layout(HALF, 4)
+    blk: gl.constexpr = row_layout(HALF, 4)
     tw = t0 + WG * 64
     mbarrier.wait(f_bar, f_phase)
     mbarrier.wait(kv_bars[0], kv_phase)
@@ -194,24 +187,11 @@ def _fconsumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
         acc, m_i, l_i, crow = _fprologue(
             ptrs, strides, sc, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64),
             f_buf.slice(WG * 64, 64), bh, t0, WG, L, D, ROPE, ROWS_OUT, WRITE_LAST, s_layout, o_layout, waits)
-        if STORE_LSE and STORE_QR:
-            tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
-        if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
-            tma.store_wait(1 if STORE_LSE and STORE_QR else 0)
-            mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
-        mbarrier.arrive(k_empty.index(es), count=1)
-        mbarrier.arrive(v_empty.index(es), count=1)
-        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
-                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
-        if STORE_LSE and STORE_QR:
-            tma.store_wait(0)  # the q_r store has read q_w
-        if O_TMA:
-            _epilogue_tma(descs[7], ptrs[3], T, H, bh, t0 + WG * 64, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout,
-                          o_layout)
-        else:
-            mbarrier.arrive(q_empty.index(j % 2), count=1)
-            _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout,
-                      o_layout)
+        acc, m_i, l_i = tile_blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), q_empty, descs[6], j, e,
+                                    bh * (NT * 128) + t0 + WG * 64, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN,
+                                    D, STAGES, STORE_LSE, STORE_QR, O_TMA, EXP_POLY, SPLIT, TREE, s_layout, o_layout)
+        tile_end(q_w, q_empty, descs[7], ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, j, acc, m_i, l_i, D,
+                 STORE_LSE, STORE_QR, O_TMA, s_layout, o_layout)
         e += 1 + n_blocks
     if O_TMA:
         tma.store_wait(0)

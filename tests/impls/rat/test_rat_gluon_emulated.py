@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import gluon_emu
@@ -18,6 +19,7 @@ import torch
 
 from ratbench.bench.fa_rule import judge
 from ratbench.impls.rat.gluon import backward as gb
+from ratbench.impls.rat.gluon import consumer as gc
 from ratbench.impls.rat.gluon import forward as gf
 from ratbench.impls.rat.reference import rat_attention
 from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
@@ -103,13 +105,23 @@ def test_prefill_into_the_decode_cache_then_steps(monkeypatch, T0):
 
 
 def _mutant(tmp_path: Path, pattern: str, repl: str):
-    """impls/rat/gluon/forward.py with one change (a regular expression that matches once), imported as a module
-    of its own."""
-    src, n = re.subn(pattern, repl, Path(gf.__file__).read_text())
-    assert n == 1, pattern
-    path = tmp_path / "forward_mutant.py"
+    """impls/rat/gluon/forward.py, with consumer.py (what its consumers share with fused.py), with one change (a
+    regular expression that matches once in the two files), imported as modules of their own."""
+    srcs = {m: re.subn(pattern, repl, Path(m.__file__).read_text()) for m in (gc, gf)}
+    assert sum(n for _, n in srcs.values()) == 1, pattern
+    consumer = _load(tmp_path, "consumer_mutant", srcs[gc][0])
+    sys.modules["consumer_mutant"] = consumer
+    try:
+        return _load(tmp_path, "forward_mutant", srcs[gf][0].replace(
+            f"from {gc.__name__} import", "from consumer_mutant import"))
+    finally:
+        del sys.modules["consumer_mutant"]
+
+
+def _load(tmp_path: Path, name: str, src: str):
+    path = tmp_path / f"{name}.py"
     path.write_text(src)
-    spec = importlib.util.spec_from_file_location("forward_mutant", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
