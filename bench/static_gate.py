@@ -2,8 +2,8 @@
 configurations the GPU runs use, and check registers, spills, shared memory and the SASS mix.
 
 How the configurations are found: each scenario (an implementation and mode at a GPU preset shape,
-bf16, H = 16, D = 128) is run with tensors on torch's ``meta`` device while ``JITFunction`` launches
-are intercepted. Each launch records the kernel, its arguments (types, integer values), constexprs,
+bf16, H = 16, D = 128; rat/gluon also at D = 64 and L = 64) is run with tensors on torch's ``meta``
+device while ``JITFunction`` launches are intercepted. Each launch records the kernel, its arguments (types, integer values), constexprs,
 ``num_warps`` and ``num_stages``, i.e. what the wrappers really launch on the GPU (tile configs
 chosen by sequence length included), without hand-kept signature tables. Each distinct launch is
 then compiled with ``triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))``, with the
@@ -136,6 +136,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat gluon train T=32k", "rat/gluon", "train", 32768, params=(("chunk_size", 16),)),
     Scenario("rat gluon train T=128k", "rat/gluon", "train", 131072, params=(("chunk_size", 16),)),  # Gluon backward
     Scenario("rat gluon prefill T=4k", "rat/gluon", "prefill", 4096, params=(("chunk_size", 16),)),
+    # the issue's other shape families: head dim 64 (f6's exponentials, the Gluon backward without the writer from 8k)
+    # and chunks of 64 (the Gluon backward with the writer below 16k)
+    Scenario("rat gluon train D=64 T=4k", "rat/gluon", "train", 4096, head_dim=64, params=(("chunk_size", 16),)),
+    Scenario("rat gluon train D=64 T=32k", "rat/gluon", "train", 32768, head_dim=64, params=(("chunk_size", 16),)),
+    Scenario("rat gluon prefill D=64 T=4k", "rat/gluon", "prefill", 4096, head_dim=64, params=(("chunk_size", 16),)),
+    Scenario("rat gluon train L=64 T=4k", "rat/gluon", "train", 4096, params=(("chunk_size", 64),)),
+    Scenario("rat gluon prefill L=64 T=4k", "rat/gluon", "prefill", 4096, params=(("chunk_size", 64),)),
     Scenario("full train T=4k", "full/triton", "train", 4096),
     Scenario("full train T=32k", "full/triton", "train", 32768),
     Scenario("full prefill T=4k", "full/triton", "prefill", 4096),
