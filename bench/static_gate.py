@@ -1,15 +1,15 @@
 """Static kernel gate: compile every Triton kernel of the project for sm_90 (no GPU needed) at the
 configurations the GPU runs use, and check registers, spills, shared memory and the SASS mix.
 
-How the configurations are found: each scenario (an implementation and mode at a GPU preset shape,
-bf16, H = 16, D = 128; rat/gluon also at D = 64 and L = 64) is run with tensors on torch's ``meta``
-device while ``JITFunction`` launches are intercepted. Each launch records the kernel, its arguments (types, integer values), constexprs,
-``num_warps`` and ``num_stages``, i.e. what the wrappers really launch on the GPU (tile configs
-chosen by sequence length included), without hand-kept signature tables. Each distinct launch is
-then compiled with ``triton.compile(ASTSource(...), target=GPUTarget("cuda", 90, 32))``, with the
-run-time specialisation Triton itself would apply (16-divisible integers and pointers marked, 1
-folded to a constant). ``cuobjdump -res-usage`` and ``-sass`` (shipped in the triton package) give
-registers, stack, local memory and the instruction mix.
+How the configurations are found: each scenario (an implementation and mode at a GPU preset shape, bf16,
+H = 16, D = 128; rat/gluon also at D = 64 and L = 64) is run with tensors on torch's ``meta`` device
+while ``JITFunction`` launches are intercepted. Each launch records the kernel, its arguments (types,
+integer values), constexprs, ``num_warps`` and ``num_stages``, i.e. what the wrappers really launch on
+the GPU (tile configs chosen by sequence length included), without hand-kept signature tables. Each
+distinct launch is then compiled with ``triton.compile(ASTSource(...), target=GPUTarget("cuda", 90,
+32))``, with the run-time specialisation Triton itself would apply (16-divisible integers and pointers
+marked, 1 folded to a constant). ``cuobjdump -res-usage`` and ``-sass`` (shipped in the triton package)
+give registers, stack, local memory and the instruction mix.
 
 Checks against the committed baseline (reports/baselines/static-sm90.json), per kernel id:
     fail  a kernel that spills (STL/LDL, local memory or stack) where the baseline did not, or spills
