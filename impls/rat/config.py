@@ -54,7 +54,8 @@ class RATTritonConfig:
     #: (fwd_fused_kernel reads k, v, f; no scan_kernel) where the chunk size divides 64 and q, k, v, f share a
     #: 16-bit dtype; elsewhere scan_kernel and fwd_ws_kernel as without it
     fwd_fused: bool = False
-    #: with fwd_fused: heads whose tiles are interleaved in the kernel's dependency order (fused.group_heads)
+    #: with fwd_fused: heads whose tiles are interleaved in the kernel's dependency order (fused.group_heads); 0: whole
+    #: heads per CTA, each head's tiles in order (f13)
     fwd_fused_group: int = 1
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs

@@ -29,7 +29,13 @@ import torch
 import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
-from triton.experimental.gluon.language.nvidia.hopper import fence_async_shared, mbarrier, tma
+from triton.experimental.gluon.language.nvidia.hopper import (
+    fence_async_shared,
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
 
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.peer_utils import sm_count
@@ -52,13 +58,27 @@ def _col_layout(D):
 
 @gluon.jit
 def _ftile(j, G, pid, NT, GB, T, L: gl.constexpr, BN: gl.constexpr):
-    """The CTA's j-th tile in the dependency order: its (b*H + h), first row, key blocks, unmasked key blocks."""
-    g = pid + j * G
-    r = g % (GB * NT)
-    bh = (g // (GB * NT)) * GB + r % GB
-    t0 = (r // GB) * TILE
-    hi = (gl.minimum(t0 + TILE, T) - 1) // L
-    return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
+    """The CTA's j-th tile in the dependency order: its (b*H + h), first row, key blocks, unmasked key blocks. GB 0
+    (f13): whole heads, CTA pid takes heads pid, pid + G, ..., each head's tiles in order (no wait across CTAs)."""
+    if GB == 0:
+        bh = pid + (j // NT) * G
+        t0 = (j % NT) * TILE
+    else:
+        g = pid + j * G
+        r = g % (GB * NT)
+        bh = (g // (GB * NT)) * GB + r % GB
+        t0 = (r // GB) * TILE
+    c0 = t0 // L  # chunk ends from c0 on are the tile's own: _intra reads them from the self entry (f13)
+    return bh, t0, gl.cdiv(c0, BN), c0 // BN
+
+
+@gluon.jit
+def _fcount(n_tiles, NT, GB, G, pid):
+    """How many tiles CTA pid takes (_ftile's order)."""
+    n = gl.cdiv(n_tiles - pid, G)
+    if GB == 0:
+        n = NT * gl.cdiv(n_tiles // NT - pid, G)
+    return n
 
 
 @gluon.jit
@@ -150,18 +170,47 @@ def _fprologue(ptrs, strides, sc, q_w, k_w, v_w, f_w, bh, t0, WG: gl.constexpr, 
         k1, k2 = k1 * cos - k2 * sin, k2 * cos + k1 * sin
         q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
     _rows_out(ptrs[6], ptrs[8], strides, Cs, T, H, bh, tw, k1, k2, ROWS_OUT, L, D)
+    if ROPE:  # the self entry holds RoPE_c(kt) for _intra (each thread rewrites what it loaded)
+        k_w.slice(0, HALF, dim=1).store(k1.to(k_w.dtype))
+        k_w.slice(HALF, HALF, dim=1).store(k2.to(k_w.dtype))
     v1 = v_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
     v2 = v_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
     _rows_out(ptrs[7], ptrs[9], strides, Cs, T, H, bh, tw, v1, v2, ROWS_OUT, L, D)
+    fence_async_shared()  # the self entry's RoPE_c(kt) before the other warpgroup's wgmma reads it
     _partition_barrier()  # every thread's chunk-end stores before the arrival: the flag warp sets the flags
     mbarrier.wait(ends[1], ends[2] ^ 1)  # (the flag warp took this slot's last tile: the phases stay in step)
     mbarrier.arrive(ends[0], count=1)
     q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
     q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
     fence_async_shared()
+    mbarrier.wait(ends[0], ends[2])  # both warpgroups' rows of the self entry are in place (f13: _intra)
     acc = v_w.load(o_layout).to(gl.float32)
     l_i = gl.full([64], 1.0, gl.float32, row_s)
     return acc, m_i, l_i, (tw + gl.arange(0, 64, layout=row_s)) // L
+
+
+@gluon.jit
+def _intra(q_w, k_self, v_self, t0, crow, acc, m_i, l_i, scale2, L: gl.constexpr, s_layout: gl.constexpr,
+           o_layout: gl.constexpr):
+    """f13: the tile's own chunk ends (rows t0 + c with c % L = L - 1, before each row's chunk) from the self entry
+    (k_self: RoPE_c(kt), v_self: vt of the tile's 128 rows), as one more key block of the online softmax, so that no
+    tile waits for its own chunk ends to come back from global memory."""
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    s = warpgroup_mma(q_w, k_self.permute((1, 0)), gl.zeros([64, TILE], gl.float32, s_layout), use_acc=False,
+                      is_async=True)
+    s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+    r = t0 + gl.arange(0, TILE, layout=gl.SliceLayout(0, s_layout))
+    keep = ((r % L) == L - 1)[None, :] & ((r // L)[None, :] < crow[:, None])
+    s = gl.where(keep, s, -float("inf"))
+    m_new = gl.maximum(m_i, gl.max(s, 1) * scale2)
+    alpha = gl.exp2(m_i - m_new)
+    p = gl.exp2(s * scale2 - m_new[:, None])
+    l_i = l_i * alpha + gl.sum(p, 1)
+    acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
+    p = gl.convert_layout(p.to(k_self.dtype), p_layout)
+    acc = warpgroup_mma(p, v_self, acc, is_async=True)
+    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+    return acc, m_new, l_i
 
 
 @gluon.jit
@@ -178,7 +227,7 @@ def _fconsumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
     G = gl.num_programs(0)
     pid = gl.program_id(0)
     e = 0
-    for j in range(gl.cdiv(n_tiles - pid, G)):
+    for j in range(_fcount(n_tiles, NT, GB, G, pid)):
         bh, t0, n_blocks, n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
@@ -187,6 +236,9 @@ def _fconsumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
         acc, m_i, l_i, crow = _fprologue(
             ptrs, strides, sc, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64),
             f_buf.slice(WG * 64, 64), bh, t0, WG, L, D, ROPE, ROWS_OUT, WRITE_LAST, s_layout, o_layout, waits)
+        acc, m_i, l_i = _intra(q_w, k_bufs.index(es), v_bufs.index(es), t0, crow, acc, m_i, l_i, scale2, L, s_layout,
+                               o_layout)
+        crow = gl.minimum(crow, t0 // L)  # the key blocks: chunk ends before the tile's first chunk
         acc, m_i, l_i = tile_blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), q_empty, descs[6], j, e,
                                     bh * (NT * 128) + t0 + WG * 64, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN,
                                     D, STAGES, STORE_LSE, STORE_QR, O_TMA, EXP_POLY, SPLIT, TREE, s_layout, o_layout)
@@ -242,7 +294,7 @@ def _floader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.const
     G = gl.num_programs(0)
     pid = gl.program_id(0)
     e = 0
-    for j in range(gl.cdiv(n_tiles - pid, G)):
+    for j in range(_fcount(n_tiles, NT, GB, G, pid)):
         bh, t0, n_blocks, _n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
         row = (bh // H) * T + t0  # q, k, v, f as (B*T, H*D) matrices
         col = (bh % H) * D
@@ -255,9 +307,8 @@ def _floader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.const
         mbarrier.expect(f_ready, f_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(f_desc, [row, col], f_ready, f_buf)
         _ring_load(k_desc, v_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
-        hi = (gl.minimum(t0 + TILE, T) - 1) // L
         for i in range(n_blocks):
-            _wait_ends(ptrs[12] + bh * (NT * 2), i * BN, gl.minimum((i + 1) * BN, hi), L)
+            _wait_ends(ptrs[12] + bh * (NT * 2), i * BN, gl.minimum((i + 1) * BN, t0 // L), L)
             _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
                        STAGES)
         e += 1 + n_blocks
@@ -275,7 +326,7 @@ def _fflagger(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     ends_bar, ends_free = bars[8], bars[9]
     G = gl.num_programs(0)
     pid = gl.program_id(0)
-    for j in range(gl.cdiv(n_tiles - pid, G)):
+    for j in range(_fcount(n_tiles, NT, GB, G, pid)):
         bh, t0, _n_blocks, _n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
         mbarrier.wait(ends_bar.index(j % 2), (j // 2) & 1)
         flag = ptrs[12] + bh * (NT * 2) + t0 // 64
@@ -335,7 +386,10 @@ def fused_supported(T: int, L: int, D: int, dtypes: tuple[torch.dtype, ...]) -> 
 
 
 def group_heads(BH: int, group: int) -> int:
-    """GB: the largest divisor of B*H up to group (the heads whose tiles are interleaved in the order)."""
+    """GB: the largest divisor of B*H up to group (the heads whose tiles are interleaved in the order); 0 for group 0
+    (f13: whole heads per CTA)."""
+    if group == 0:
+        return 0
     return max(g for g in range(1, min(group, BH) + 1) if BH % g == 0)
 
 
@@ -385,7 +439,7 @@ def launch_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: torch.Ten
     flags = torch.zeros(B * H * NT * 2, device=q.device, dtype=torch.int32)
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
-    fwd_fused_kernel[(min(n_tiles, n_sm),)](
+    fwd_fused_kernel[(min(n_tiles if group else B * H, n_sm),)](
         q_desc, kvf[0], kvf[1], kvf[2], ends[0], ends[1], qr_desc, o_desc,
         cos, sin, o, lse, ke, ve, ktr, vt, stk, stv, flags,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, group_heads(B * H, group), scale2,

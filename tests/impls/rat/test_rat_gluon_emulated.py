@@ -231,7 +231,9 @@ def _emulate_fused(monkeypatch, n_sm: int) -> dict[str, gluon_emu.Emulated]:
                                                        (1008, 16, 128, True, 3, 2, 2, 1),
                                                        (512, 64, 64, False, 132, 1, 2, 1),
                                                        (2304, 16, 64, True, 5, 1, 3, 4),
-                                                       (256, 1, 64, True, 2, 1, 1, 1)])
+                                                       (256, 1, 64, True, 2, 1, 1, 1),
+                                                       (1008, 16, 128, True, 3, 2, 2, 0),
+                                                       (2304, 16, 64, True, 2, 1, 3, 0)])
 def test_fused_prefill_emulated(monkeypatch, T, L, D, rope, n_sm, B, H, group):
     """f12's prefill (no lse): T not a multiple of 128 in a batch of 2 (the last tile reads the next sequence's
     rows); two key blocks whose producers' flags the loader waits for (2304 rows at L 16: 144 chunk ends), three
