@@ -64,6 +64,9 @@ class RATTritonConfig:
     #: chunk ends (impls/rat/gluon/__init__.py, dq_writer_used); b7b and b7c each alone lost (NOTES.md, "Tenth
     #: session")
     bwd_dq_writer: bool = False
+    #: with bwd_dq_writer: slots of the dq shares' staging ring between the MMA warpgroups and the writer warp (b14;
+    #: 2 lets the warpgroups run a tile ahead of the writer's store-first flag waits)
+    bwd_dq_depth: int = 1
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8
