@@ -26,16 +26,28 @@ from ratbench.impls.rat.triton import RATTritonConfig
 class Fused(RATGluon):
     description = "rat/gluon with the forward scan inside the attention kernel (f13, f13_cands.py)"
     group = 1
+    stages = 0  # 0: rat/gluon's fwd_stages
 
     def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
                 chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
         base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
-        return dataclasses.replace(base, fwd_fused=True, fwd_fused_group=self.group)
+        cfg = dataclasses.replace(base, fwd_fused=True, fwd_fused_group=self.group)
+        return dataclasses.replace(cfg, fwd_stages=self.stages) if self.stages else cfg
 
 
 class FusedHeads(Fused):
     description = "f13 with whole heads per CTA, each head's tiles in order (fwd_fused_group 0)"
     group = 0
+
+
+class FusedS4(Fused):
+    description = "f13 with a ring of 4 entries (fwd_stages 4; head dim 64: shared memory for the next tile's loads)"
+    stages = 4
+
+
+class FusedHeadsS4(FusedHeads):
+    description = "f13h with a ring of 4 entries (fwd_stages 4; head dim 64)"
+    stages = 4
 
 
 def main() -> None:
