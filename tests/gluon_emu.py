@@ -606,8 +606,7 @@ def _scan(inputs: Any, axis: int, combine_fn: Callable[..., Any], reverse: bool 
 
 
 def _flag_wait(p: Ptr) -> torch.Tensor:
-    """Each thread's own flag (a pointer or a tensor of them, one per lane): returns once every one is set."""
-    _wait_until(lambda: bool((p.flat[_t(p.off).long()] != 0).all()), "a flag in global memory")
+    _wait_until(lambda: int(p.flat[int(_t(p.off))]) != 0, "a flag in global memory")
     return _load(p)
 
 

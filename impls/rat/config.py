@@ -50,13 +50,6 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
-    #: with forward "gluon_ws" (f12, experiment; impls/rat/gluon/fused.py): the scan inside the attention kernel
-    #: (fwd_fused_kernel reads k, v, f; no scan_kernel) where the chunk size divides 64 and q, k, v, f share a
-    #: 16-bit dtype; elsewhere scan_kernel and fwd_ws_kernel as without it
-    fwd_fused: bool = False
-    #: with fwd_fused: heads whose tiles are interleaved in the kernel's dependency order (fused.group_heads); 0: whole
-    #: heads per CTA, each head's tiles in order (f13)
-    fwd_fused_group: int = 1
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and
@@ -64,9 +57,6 @@ class RATTritonConfig:
     #: chunk ends (impls/rat/gluon/__init__.py, dq_writer_used); b7b and b7c each alone lost (NOTES.md, "Tenth
     #: session")
     bwd_dq_writer: bool = False
-    #: with bwd_dq_writer: slots of the dq shares' staging ring between the MMA warpgroups and the writer warp (b14;
-    #: 2 lets the warpgroups run a tile ahead of the writer's store-first flag waits)
-    bwd_dq_depth: int = 1
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

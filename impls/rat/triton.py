@@ -154,11 +154,6 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
     HALF = D // 2
     o = torch.empty(B, T, H, D, device=q.device, dtype=q.dtype)
     long_scan = long_scan_used(cfg, B, H, T, L)
-    if cfg.forward == "gluon_ws" and cfg.fwd_fused and not long_scan:
-        from ratbench.impls.rat.gluon.fused import fused_supported
-
-        if fused_supported(T, L, D, (q.dtype, k.dtype, v.dtype, f.dtype)):
-            return _fused_forward(q, k, v, f, o, L, rope, scale, cfg, need_lse, ke, ve, last_state, qr)
     self_logit = cfg.forward == "gluon_ws" and not long_scan and cfg.fwd_self_logit == "prefill" and not need_lse
     ss = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if self_logit else None
     ktr = o if self_logit else torch.empty_like(o)  # o: a pointer the scan does not write through then
@@ -194,28 +189,6 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         L=L, BM=cfg.fwd_bm, BN=cfg.fwd_bn, HALF=HALF, ROPE=rope, STORE_LSE=need_lse,
         PREC=_prec(q.dtype), **_kw(cfg.fwd_warps, cfg.fwd_stages),
     )
-    return o, (lse if need_lse else None), ktr, vt, ke, ve
-
-
-def _fused_forward(q, k, v, f, o, L: int, rope: bool, scale: float, cfg: RATTritonConfig, need_lse: bool, ke, ve,
-                   last_state, qr):
-    """rat_forward through impls/rat/gluon/fused.py (f12: no scan_kernel; the training forward writes RoPE_c(kt)
-    and vt per row for the backward scan). Returns what rat_forward returns (ktr and vt None in the prefill)."""
-    from ratbench.impls.rat import kernels as K
-    from ratbench.impls.rat.gluon.fused import launch_fused
-
-    B, T, H, D = q.shape
-    C = math.ceil(T / L)
-    if ke is None:  # zeros: launch_fused reads rows that later tiles write (with P = 0, but 0 x NaN is not 0)
-        ke = torch.zeros(B, H, C, D, device=q.device, dtype=q.dtype)
-        ve = torch.zeros_like(ke)
-    cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
-    lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
-    rows = (torch.empty_like(o), torch.empty_like(o)) if need_lse else None
-    launch_fused(q, k, v, f, cos, sin, ke, ve, o, lse, L, scale * K.LOG2E, rope, need_lse, stages=cfg.fwd_stages,
-                 qr=qr, rows=rows, last_state=last_state, exp_poly=cfg.fwd_exp_poly if D == 64 else 0,
-                 split=cfg.fwd_split_masked, tree=cfg.fwd_row_tree, group=cfg.fwd_fused_group)
-    ktr, vt = rows if rows is not None else (None, None)
     return o, (lse if need_lse else None), ktr, vt, ke, ve
 
 
@@ -278,8 +251,7 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
 
         by_scan = scan_finishes_dq(cfg, B, H, T, L)
         dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
-                                                 finish_dq=not by_scan, qr=qr, writer=cfg.bwd_dq_writer,
-                                                 dq_depth=cfg.bwd_dq_depth)
+                                                 finish_dq=not by_scan, qr=qr, writer=cfg.bwd_dq_writer)
         dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
                                         cfg, dqacc=dq if by_scan else None, qr=qr)
         return (dq_scan if by_scan else dq), dk, dv, df

@@ -161,7 +161,7 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
     """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile, the entry's release and the
     tile's dq share: added to the accumulator by a TMA reduction, or with WRITER staged for the writer warp.
     Returns dk, dv."""
-    _k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs = smem
+    _k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, _dq_bufs = smem
     q_ready, q_empty, ds_ready = bars[1], bars[2], bars[3]
     t0 = lo + (n - 1 - i) * BMQ
     s = i % STAGES
@@ -169,12 +169,11 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
     dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
                            ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2, L, D, WG)
     mbarrier.arrive(q_empty.index(s), count=1)
-    if WRITER:  # the dq writer warp (_bwd_dq_writer) stores or adds it, from a ring of WRITER staging buffers
-        b = (i % WRITER) * 2 + WG
-        mbarrier.wait(bars[5].index(b), ((i // WRITER) & 1) ^ 1)
-        dq_bufs.index(b).store(dq)
+    if WRITER:  # the dq writer warp (_bwd_dq_writer) stores or adds it
+        mbarrier.wait(bars[5].index(WG), (i & 1) ^ 1)
+        dq_w.store(dq)
         fence_async_shared()
-        mbarrier.arrive(bars[4].index(b), count=1)
+        mbarrier.arrive(bars[4].index(WG), count=1)
     else:
         tma.store_wait(0)  # the previous tile's reduction has read dq_w
         dq_w.store(dq)
@@ -270,16 +269,15 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
         t0 = lo + (n - 1 - i) * BMQ
         flag = FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2
         for w in gl.static_range(2):
-            b = (i % WRITER) * 2 + w
-            mbarrier.wait(dq_full.index(b), (i // WRITER) & 1)
+            mbarrier.wait(dq_full.index(w), i & 1)
             if first:
-                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(b))
+                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
             else:
                 _flag_wait(flag + w)
-                _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(b))
+                _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
         tma.store_wait(0)
         for w in gl.static_range(2):
-            mbarrier.arrive(dq_empty.index((i % WRITER) * 2 + w), count=1)
+            mbarrier.arrive(dq_empty.index(w), count=1)
         if first:  # every lane past the issuing lane's wait before any sets a flag
             _writes_done(i)
             _partition_barrier()
@@ -300,8 +298,7 @@ def bwd_ws_kernel(
     do_bufs = gl.allocate_shared_memory(dtype, [STAGES, BMQ, D], do_desc.layout)
     ld_bufs = gl.allocate_shared_memory(gl.float32, [STAGES, 2, BMQ], ld_desc.layout)
     ds_bufs = gl.allocate_shared_memory(dtype, [2, BN, BMQ], DS_LAYOUT)
-    NDQ: gl.constexpr = 2 * WRITER if WRITER > 0 else 2  # dq staging buffers: two per ring slot
-    dq_bufs = gl.allocate_shared_memory(gl.float32, [NDQ, BMQ, D // 2], dq_desc.layout)
+    dq_bufs = gl.allocate_shared_memory(gl.float32, [2, BMQ, D // 2], dq_desc.layout)
     kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     q_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     q_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -313,10 +310,10 @@ def bwd_ws_kernel(
     for i in gl.static_range(2):
         mbarrier.init(ds_ready.index(i), count=2)  # both warpgroups' dS^T written
     bars = (kv_bar, q_ready, q_empty, ds_ready)
-    if WRITER:  # warpgroup w's dq share staged in buffer 2 s + w (dq_full), then read by the writer's copy (dq_empty)
-        dq_full = gl.allocate_shared_memory(gl.int64, [2 * WRITER, 1], mbarrier.MBarrierLayout())
-        dq_empty = gl.allocate_shared_memory(gl.int64, [2 * WRITER, 1], mbarrier.MBarrierLayout())
-        for i in gl.static_range(2 * WRITER):
+    if WRITER:  # warpgroup i's dq share staged (dq_full), then read by the writer's copy (dq_empty)
+        dq_full = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        dq_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(2):
             mbarrier.init(dq_full.index(i), count=1)
             mbarrier.init(dq_empty.index(i), count=1)
         bars = (kv_bar, q_ready, q_empty, ds_ready, dq_full, dq_empty)
@@ -341,8 +338,8 @@ def bwd_ws_kernel(
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
-                    dq_depth: int = 1) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
+                    ) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
@@ -351,8 +348,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     copies; key block 0's items store their share of every 64-row tile below T rounded up to 64 and flag it, and
     the others add theirs after the flag (rows from there to Tp are left as they are). One CTA per work item
     (work_items) of seg tiles: by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at
-    each shape measured, NOTES.md b4). dq_depth: with flags, the dq staging ring's slots (b14: 2 lets the MMA
-    warpgroups run a tile ahead of the writer's flag waits)."""
+    each shape measured, NOTES.md b4)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -378,7 +374,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     bwd_ws_kernel[(BH * len(items),)](
         qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
         scale, scale2, len(items), L=L, D=D, STAGES=stages,
-        DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=dq_depth if flags is not None else 0,
+        DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
         num_warps=4, maxnreg=168,
     )
 
@@ -386,7 +382,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, dq_depth: int = 1
+                   writer: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
     bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
@@ -437,7 +433,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags, dq_depth=dq_depth)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

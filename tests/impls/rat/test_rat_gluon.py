@@ -485,17 +485,17 @@ def test_gluon_backward_route():
 
 
 def test_polynomial_exponential_recipe_and_coefficients(monkeypatch):
-    """f6's _exp2_poly recipe (impls/rat/gluon/consumer.py) with its coefficients, run as a Triton kernel in the
+    """f6's _exp2_poly recipe (impls/rat/gluon/forward.py) with its coefficients, run as a Triton kernel in the
     interpreter (Gluon has none): x clamped at -125, j = round(x) by the 1.5 * 2**23 shift, 2**(x - j) by the
     polynomial, j added to the exponent bits. Within 1e-4 relative of 2**x over the softmax's range, about 2**-125
     (not 0, never NaN) for -inf; a wrong coefficient or shift fails."""
     import triton
     import triton.language as tl
 
-    from ratbench.impls.rat.gluon import consumer as gc
+    from ratbench.impls.rat.gluon import forward as gf
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    c = [float(getattr(gc, f"_P{i}").value) for i in range(4)]
+    c = [float(getattr(gf, f"_P{i}").value) for i in range(4)]
 
     @triton.jit
     def poly_kernel(X, Y, P0, P1, P2, P3, N: tl.constexpr):

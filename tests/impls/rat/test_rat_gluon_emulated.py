@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import gluon_emu
@@ -19,7 +18,6 @@ import torch
 
 from ratbench.bench.fa_rule import judge
 from ratbench.impls.rat.gluon import backward as gb
-from ratbench.impls.rat.gluon import consumer as gc
 from ratbench.impls.rat.gluon import forward as gf
 from ratbench.impls.rat.reference import rat_attention
 from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
@@ -105,23 +103,13 @@ def test_prefill_into_the_decode_cache_then_steps(monkeypatch, T0):
 
 
 def _mutant(tmp_path: Path, pattern: str, repl: str):
-    """impls/rat/gluon/forward.py, with consumer.py (what its consumers share with fused.py), with one change (a
-    regular expression that matches once in the two files), imported as modules of their own."""
-    srcs = {m: re.subn(pattern, repl, Path(m.__file__).read_text()) for m in (gc, gf)}
-    assert sum(n for _, n in srcs.values()) == 1, pattern
-    consumer = _load(tmp_path, "consumer_mutant", srcs[gc][0])
-    sys.modules["consumer_mutant"] = consumer
-    try:
-        return _load(tmp_path, "forward_mutant", srcs[gf][0].replace(
-            f"from {gc.__name__} import", "from consumer_mutant import"))
-    finally:
-        del sys.modules["consumer_mutant"]
-
-
-def _load(tmp_path: Path, name: str, src: str):
-    path = tmp_path / f"{name}.py"
+    """impls/rat/gluon/forward.py with one change (a regular expression that matches once), imported as a module
+    of its own."""
+    src, n = re.subn(pattern, repl, Path(gf.__file__).read_text())
+    assert n == 1, pattern
+    path = tmp_path / "forward_mutant.py"
     path.write_text(src)
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location("forward_mutant", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -182,8 +170,6 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
-    ({"bwd_dq_writer": True, "bwd_dq_depth": 2}, "train", 1024, 4, 64, {}),  # b14: two staging slots
-    ({"bwd_dq_writer": True, "bwd_dq_depth": 2}, "train", 1024, 16, 128, {}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
@@ -199,7 +185,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         y.backward(do)
         ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
         bwd = k["bwd"].launches[0]["args"]
-        assert bwd["WRITER"] == (fields.get("bwd_dq_depth", 1) if fields.get("bwd_dq_writer") else 0)
+        assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
     else:
         do = None
         with torch.no_grad():
@@ -207,73 +193,3 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
     args = k["fwd"].launches[0]["args"]
     assert {n: args[n] for n in constexprs} == constexprs
     _assert_fa_rule(names, ours, x, L, True, do)
-
-
-# ----- f12: the scan inside the forward kernel (impls/rat/gluon/fused.py) -----------------------------------------
-FUSED = dataclasses.replace(GLUON, fwd_fused=True)
-
-
-def _emulate_fused(monkeypatch, n_sm: int) -> dict[str, gluon_emu.Emulated]:
-    """fwd_fused_kernel and bwd_ws_kernel emulated; scan_kernel (which the fused forward replaces) raises."""
-    from ratbench.impls.rat import kernels as K
-    from ratbench.impls.rat.gluon import fused as gfu
-
-    k = _emulate(monkeypatch, n_sm)
-    k["fused"] = gluon_emu.emulate(gfu.fwd_fused_kernel)
-    monkeypatch.setattr(gfu, "fwd_fused_kernel", k["fused"])
-    monkeypatch.setattr(gfu, "sm_count", lambda device: n_sm)
-
-    def no_scan(*a, **kw):
-        raise AssertionError("scan_kernel ran beside the fused forward")
-    monkeypatch.setattr(K, "scan_kernel", type("NoScan", (), {"__getitem__": lambda self, grid: no_scan})())
-    return k
-
-
-@pytest.mark.parametrize("T,L,D,rope,n_sm,B,H,group", [(1024, 4, 64, True, 3, 1, 2, 1),
-                                                       (1008, 16, 128, True, 3, 2, 2, 1),
-                                                       (512, 64, 64, False, 132, 1, 2, 1),
-                                                       (2304, 16, 64, True, 5, 1, 3, 4),
-                                                       (256, 1, 64, True, 2, 1, 1, 1),
-                                                       (1008, 16, 128, True, 3, 2, 2, 0),
-                                                       (2304, 16, 64, True, 2, 1, 3, 0)])
-def test_fused_prefill_emulated(monkeypatch, T, L, D, rope, n_sm, B, H, group):
-    """f12's prefill (no lse): T not a multiple of 128 in a batch of 2 (the last tile reads the next sequence's
-    rows); two key blocks whose producers' flags the loader waits for (2304 rows at L 16: 144 chunk ends), three
-    heads side by side in the tile order (group 4 -> 3); L 64, one chunk per 64 rows, no RoPE; L 1 (every row a chunk
-    end: two key blocks at 256 rows). Without the loader's waits for the flags all five fail (checked once by hand)."""
-    k = _emulate_fused(monkeypatch, n_sm)
-    x = _inputs(T, H, D, B=B)
-    with torch.no_grad():
-        o = RATTriton(dataclasses.replace(FUSED, fwd_fused_group=group)).forward(*x, chunk_size=L, rope=rope)
-    assert len(k["fused"].launches) == 1 and not k["fwd"].launches
-    assert k["fused"].launches[0]["args"]["GB"] == min(group, B * H)
-    _assert_fa_rule(["o"], [o], x, L, rope, None)
-
-
-@pytest.mark.parametrize("T,L,D,n_sm,B", [(1024, 4, 64, 3, 1), (400, 16, 128, 2, 2)])
-def test_fused_training_emulated(monkeypatch, T, L, D, n_sm, B):
-    """f12's training forward (lse, RoPE(q), RoPE(kt) and vt per row for the backward scan) and bwd_ws_kernel: o and
-    every gradient within the rule."""
-    k = _emulate_fused(monkeypatch, n_sm)
-    x = _inputs(T, 2, D, seed=1, B=B)
-    do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(2)).half()
-    leaves = [t.clone().requires_grad_(True) for t in x]
-    y = RATTriton(FUSED).forward(*leaves, chunk_size=L)
-    y.backward(do)
-    assert len(k["fused"].launches) == 1 and len(k["bwd"].launches) == 1
-    _assert_fa_rule(["o", "dq", "dk", "dv", "df"], [y.detach()] + [t.grad for t in leaves], x, L, True, do)
-
-
-def test_fused_prefill_into_the_decode_cache_then_steps(monkeypatch):
-    """f12's prefill writes the chunk ends into the decode cache and the running state at T - 1 (a prompt ending
-    mid-chunk); rat/triton's step kernel continues the sequence."""
-    k = _emulate_fused(monkeypatch, 2)
-    T, T0, L, D = 640, 600, 16, 64
-    x = _inputs(T, 2, D, seed=3)
-    impl = RATTriton(FUSED)
-    state = impl.init_state(1, 2, D, T, device="cpu", dtype=torch.float16, chunk_size=L)
-    with torch.no_grad():
-        outs = [impl.prefill(state, *[t[:, :T0] for t in x])]
-        outs += [impl.step(state, *[t[:, i] for t in x])[:, None] for i in range(T0, T)]
-    assert len(k["fused"].launches) == 1
-    _assert_fa_rule(["o"], [torch.cat(outs, 1)], x, L, True, None)
