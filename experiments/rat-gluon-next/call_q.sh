@@ -10,8 +10,8 @@ source "$(dirname "$0")/_call.sh"
 export PYTHONPATH=.:experiments/rat-gluon-next
 W="--register rat/gluon-f13=f13_cands:Fused --register rat/gluon-f13h=f13_cands:FusedHeads --register rat/gluon-f13s4=f13_cands:FusedS4 --register rat/gluon-f13hs4=f13_cands:FusedHeadsS4"
 C="--budget 1 --tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures $W"
-TAILN=10 step d64 70 python run_bench.py --impl rat/gluon,rat/gluon-f13,rat/gluon-f13h,rat/gluon-f13s4,rat/gluon-f13hs4 --mode prefill,train --head-dim 64 --chunk-size 16 --seq-len 4k $C --out "$R/d64"
+TAILN=10 step d64 120 python run_bench.py --impl rat/gluon,rat/gluon-f13,rat/gluon-f13s4,rat/gluon-f13hs4 --mode prefill --head-dim 64 --chunk-size 16 --seq-len 4k $C --out "$R/d64"
 NCU=$(command -v ncu || ls /usr/local/cuda*/bin/ncu 2>/dev/null | head -1)
-TAILN=8 step ncu 170 "$NCU" --profile-from-start off --kernel-name "regex:fwd_fused_kernel|fwd_ws_kernel|scan_kernel" --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats --section LaunchStats --csv --page details python experiments/rat-gluon-next/ncu_f13.py
+TAILN=8 step ncu 110 "$NCU" --profile-from-start off --kernel-name "regex:fwd_fused_kernel|fwd_ws_kernel|scan_kernel" --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats --section LaunchStats --csv --page details python experiments/rat-gluon-next/ncu_f13.py
 cp "$R/ncu.log" "$R/ncu.csv"; tar czf "$OUT/$NAME.tgz" -C /tmp "$NAME"
 ls -la "$OUT"

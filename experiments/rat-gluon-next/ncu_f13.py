@@ -25,6 +25,7 @@ def main() -> None:
                 st = impl.init_state(B, H, D, T, device="cuda", dtype=torch.bfloat16, chunk_size=L)
                 with torch.no_grad():
                     impl.prefill(st, q, k, v, f)
+            st = impl.init_state(B, H, D, T, device="cuda", dtype=torch.bfloat16, chunk_size=L)
             torch.cuda.synchronize()
             torch.cuda.cudart().cudaProfilerStart()
             with torch.no_grad():
