@@ -2,8 +2,8 @@
 configurations the GPU runs use, and check registers, spills, shared memory and the SASS mix.
 
 How the configurations are found: each scenario (an implementation and mode at a GPU preset shape, bf16,
-H = 16, D = 128; rat/gluon also at D = 64 and L = 64) is run with tensors on torch's ``meta`` device
-while ``JITFunction`` launches are intercepted. Each launch records the kernel, its arguments (types,
+H = 16, D = 128; rat/gluon also at D = 64, L = 64, L = 1 and T = 1000 / 1008) is run with tensors on torch's
+``meta`` device while ``JITFunction`` launches are intercepted. Each launch records the kernel, its arguments (types,
 integer values), constexprs, ``num_warps`` and ``num_stages``, i.e. what the wrappers really launch on
 the GPU (tile configs chosen by sequence length included), without hand-kept signature tables. Each
 distinct launch is then compiled with ``triton.compile(ASTSource(...), target=GPUTarget("cuda", 90,
@@ -143,6 +143,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat gluon prefill D=64 T=4k", "rat/gluon", "prefill", 4096, head_dim=64, params=(("chunk_size", 16),)),
     Scenario("rat gluon train L=64 T=4k", "rat/gluon", "train", 4096, params=(("chunk_size", 64),)),
     Scenario("rat gluon prefill L=64 T=4k", "rat/gluon", "prefill", 4096, params=(("chunk_size", 64),)),
+    # launch paths the check preset takes that the timed shapes do not: every row a chunk end (L 1), and a length
+    # that is not a multiple of the 128-row tile (o stored without TMA)
+    Scenario("rat gluon train L=1 T=4k", "rat/gluon", "train", 4096, params=(("chunk_size", 1),)),
+    Scenario("rat gluon prefill L=1 T=4k", "rat/gluon", "prefill", 4096, params=(("chunk_size", 1),)),
+    Scenario("rat gluon train T=1008", "rat/gluon", "train", 1008, params=(("chunk_size", 16),)),
+    Scenario("rat gluon prefill T=1000", "rat/gluon", "prefill", 1000, params=(("chunk_size", 16),)),
     Scenario("full train T=4k", "full/triton", "train", 4096),
     Scenario("full train T=32k", "full/triton", "train", 32768),
     Scenario("full prefill T=4k", "full/triton", "prefill", 4096),
