@@ -87,23 +87,41 @@ def _combine(a1, b1, a2, b2):
     return a1 * a2, a2 * b1 + b2
 
 
+@gluon.constexpr_function
+def _scan_layout(L, D):
+    """The layout the scan runs in, a warpgroup's [64, D] rows: f15 (L dividing 16) 16 rows x D / 32 adjacent columns
+    per thread (a 16-row group is whole chunks, so the scan stays in the thread; 8- or 4-byte shared loads), warp w
+    rows 16 w .. 16 w + 15, the lanes across the columns; else (f13) _col_layout, whole 64-row columns per thread."""
+    d, c = (getattr(x, "value", x) for x in (D, L))
+    if 16 % c == 0:
+        return gl.BlockedLayout([16, d // 32], [1, 32], [4, 1], [1, 0])
+    return _col_layout(d)
+
+
 @gluon.jit
 def _scan_rows(x_w, f_w, L: gl.constexpr, D: gl.constexpr):
     """The states s_r = f_r s_(r-1) + (1 - f_r) x_r of a warpgroup's 64 rows (x_w, f_w: [64, D] shared), s = 0 before
-    each chunk's first row (a zero factor there); float32 in _col_layout."""
-    col: gl.constexpr = _col_layout(D)
-    r = gl.arange(0, 64, layout=gl.SliceLayout(1, col))
-    f = f_w.load(col).to(gl.float32)
-    x = x_w.load(col).to(gl.float32)
+    each chunk's first row (a zero factor there); float32 in _scan_layout. f15: where L divides 16 the scan runs on
+    [4, 16, D] (a reshape that only renames registers), along the axis each thread holds, so no lane or warp crosses
+    it and the sequential in-thread scan is the only code (one FFMA per element once the unused factor products go)."""
+    lay: gl.constexpr = _scan_layout(L, D)
+    r = gl.arange(0, 64, layout=gl.SliceLayout(1, lay))
+    f = f_w.load(lay).to(gl.float32)
+    x = x_w.load(lay).to(gl.float32)
     a = gl.where((r % L == 0)[:, None], 0.0, f)
-    _, s = gl.associative_scan((a, (1.0 - f) * x), 0, _combine)
+    b = (1.0 - f) * x
+    if 16 % L == 0:
+        _, s = gl.associative_scan((gl.reshape(a, [4, 16, D]), gl.reshape(b, [4, 16, D])), 1, _combine)
+        s = gl.convert_layout(gl.reshape(s, [64, D]), lay)
+    else:
+        _, s = gl.associative_scan((a, b), 0, _combine)
     return s
 
 
 @gluon.jit
-def _store_last(ST, bh, tw, T, s, D: gl.constexpr):
+def _store_last(ST, bh, tw, T, s, L: gl.constexpr, D: gl.constexpr):
     """The state of row T - 1 (float32, before RoPE) to ST (B*H, D), if this warpgroup holds that row."""
-    col: gl.constexpr = _col_layout(D)
+    col: gl.constexpr = _scan_layout(L, D)
     r = tw + gl.arange(0, 64, layout=gl.SliceLayout(1, col))
     c = gl.arange(0, D, layout=gl.SliceLayout(0, col))
     ptr = ST + bh.to(gl.int64) * D + c[None, :] + 0 * r[:, None]
@@ -145,12 +163,12 @@ def _fprologue(ptrs, strides, sc, q_w, k_w, v_w, f_w, bh, t0, WG: gl.constexpr, 
     mbarrier.wait(kv_bars[0], kv_phase)
     kt = _scan_rows(k_w, f_w, L, D)
     if WRITE_LAST:
-        _store_last(ptrs[10], bh, tw, T, kt, D)
+        _store_last(ptrs[10], bh, tw, T, kt, L, D)
     k_w.store(kt.to(k_w.dtype))
     mbarrier.wait(kv_bars[1], kv_phase)
     vt = _scan_rows(v_w, f_w, L, D)
     if WRITE_LAST:
-        _store_last(ptrs[11], bh, tw, T, vt, D)
+        _store_last(ptrs[11], bh, tw, T, vt, L, D)
     v_w.store(vt.to(v_w.dtype))
     mbarrier.arrive(f_empty, count=1)
     _partition_barrier()
