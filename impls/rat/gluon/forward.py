@@ -185,6 +185,23 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
+def _turn(turn, k, WG: gl.constexpr, PINGPONG: gl.constexpr):
+    """pp: before a warpgroup's k-th issue of products, wait until the other has issued its (k-1)-th (warpgroup 0)
+    or k-th (warpgroup 1), so that one warpgroup's softmax runs under the other's products (FA3's ping-pong)."""
+    if PINGPONG:
+        if WG == 0:
+            mbarrier.wait(turn.index(0), (k - 1) & 1, pred=k > 0)
+        else:
+            mbarrier.wait(turn.index(1), k & 1)
+
+
+@gluon.jit
+def _turn_done(turn, WG: gl.constexpr, PINGPONG: gl.constexpr):
+    if PINGPONG:
+        mbarrier.arrive(turn.index(1 - WG), count=1)
+
+
+@gluon.jit
 def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
     """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
@@ -287,17 +304,19 @@ def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr
 @gluon.jit
 def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2, BN: gl.constexpr,
            STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, MASK: gl.constexpr,
-           EXP_POLY: gl.constexpr, TREE: gl.constexpr):
+           EXP_POLY: gl.constexpr, TREE: gl.constexpr, turn, k0, WG: gl.constexpr, PINGPONG: gl.constexpr):
     """Key block i >= 1 of a tile: S_i issued with P_{i-1} V_{i-1}, the softmax of S_i under the latter."""
     k_ready, v_ready, k_empty, v_empty = bars
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     st = (e0 + i) % STAGES
     pst = (e0 + i - 1) % STAGES
     mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
+    _turn(turn, k0 + i, WG, PINGPONG)
     s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), gl.zeros([64, BN], gl.float32, s_layout),
                       use_acc=False, is_async=True)
     mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
     acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
+    _turn_done(turn, WG, PINGPONG)
     s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
     mbarrier.arrive(k_empty.index(st), count=1)
     p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN, MASK, EXP_POLY, TREE, s_layout)
@@ -311,7 +330,8 @@ def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, col
 @gluon.jit
 def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
             D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr,
-            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr):
+            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, turn, k0, WG: gl.constexpr,
+            PINGPONG: gl.constexpr):
     """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
     S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
     soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. SPLIT (f7): the
@@ -325,8 +345,10 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
     p = gl.zeros([BMW, BN], dtype, p_layout)
     if n_blocks > 0:
         mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
+        _turn(turn, k0, WG, PINGPONG)
         s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), gl.zeros([BMW, BN], gl.float32, s_layout),
                           use_acc=False, is_async=True)
+        _turn_done(turn, WG, PINGPONG)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         mbarrier.arrive(k_empty.index(e0 % STAGES), count=1)
         p32, m_i, l_i, alpha = _softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN, 2, EXP_POLY, TREE, s_layout)
@@ -336,18 +358,20 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
         n_open = gl.maximum(gl.minimum(n_full, n_blocks), 1)
         for i in range(1, n_open):
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
-                                      BN, STAGES, s_layout, o_layout, 0, EXP_POLY, TREE)
+                                      BN, STAGES, s_layout, o_layout, 0, EXP_POLY, TREE, turn, k0, WG, PINGPONG)
         for i in range(n_open, n_blocks):
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
-                                      BN, STAGES, s_layout, o_layout, 1, EXP_POLY, TREE)
+                                      BN, STAGES, s_layout, o_layout, 1, EXP_POLY, TREE, turn, k0, WG, PINGPONG)
     else:
         for i in range(1, n_blocks):
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
-                                      BN, STAGES, s_layout, o_layout, 2, EXP_POLY, TREE)
+                                      BN, STAGES, s_layout, o_layout, 2, EXP_POLY, TREE, turn, k0, WG, PINGPONG)
     if n_blocks > 0:
         last = e0 + n_blocks - 1
         mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
+        _turn(turn, k0 + n_blocks, WG, PINGPONG)
         acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
+        _turn_done(turn, WG, PINGPONG)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
         mbarrier.arrive(v_empty.index(last % STAGES), count=1)
     return acc, m_i, l_i
@@ -357,16 +381,17 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr):
+              SPLIT: gl.constexpr, TREE: gl.constexpr, PINGPONG: gl.constexpr = False):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
     T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, turn = bars
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
+    kk = 0  # pp: product issues so far (per tile n_blocks + 1 where it has key blocks), the same in both warpgroups
     # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
     # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
@@ -390,7 +415,9 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
-                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
+                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE,
+                                turn, kk, WG, PINGPONG)
+        kk += gl.where(n_blocks > 0, n_blocks + 1, 0)
         if AHEAD:  # the next tile's, under this tile's epilogue
             tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
                              s_layout)
@@ -412,18 +439,18 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, PINGPONG: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, PINGPONG)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, PINGPONG: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, PINGPONG)
 
 
 @gluon.jit
@@ -444,13 +471,13 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr):
+            TREE: gl.constexpr, PINGPONG: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
     T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, _turn_bars = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
     G, pid, n_mine = _schedule(NT, n_tiles)
@@ -507,26 +534,30 @@ def fwd_ws_kernel(
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
     SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+    PINGPONG: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
+    turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(turn.index(0), count=1)
+    mbarrier.init(turn.index(1), count=1)
     ptrs = (COS, SIN, O, LSE, SS)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
-    bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
+    bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, turn)
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, PINGPONG)),
         (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, PINGPONG)),
         (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, PINGPONG)),
     ], [4, 1], [240, 24])
 
 
@@ -539,7 +570,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1) -> None:
+                   tree: int = 1, pingpong: bool = False) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -594,6 +625,6 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, PINGPONG=pingpong,
         num_warps=4, maxnreg=168,
     )

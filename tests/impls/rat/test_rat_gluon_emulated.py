@@ -167,6 +167,8 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
      {"EXP_POLY": 4, "TREE": 0, "SPLIT": False}),
     ({"fwd_self_logit": "off"}, "prefill", 1008, 16, 128, {"SELF_LOGIT": False}),
     ({"fwd_exp_poly": 0}, "train", 640, 8, 64, {"EXP_POLY": 0}),
+    ({"fwd_pingpong": True}, "prefill", 1024, 16, 64, {"PINGPONG": True}),
+    ({"fwd_pingpong": True}, "train", 1024, 4, 128, {"PINGPONG": True}),
     ({"bwd_dq_writer": True}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
