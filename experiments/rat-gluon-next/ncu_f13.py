@@ -12,7 +12,7 @@ from ratbench.impls.rat.gluon import RATGluon
 
 
 def main() -> None:
-    impls = {"rat/gluon": RATGluon, "f13": f13_cands.Fused, "f13h": f13_cands.FusedHeads}
+    impls = {"rat/gluon": RATGluon, "f13": f13_cands.Fused, "f13h": f13_cands.FusedHeads, "f13s4": f13_cands.FusedS4}
     names = os.environ.get("IMPLS", "rat/gluon,f13").split(",")
     for D in (128, 64):
         B, T, H, L = 32, 4096, 16, 16

@@ -44,6 +44,10 @@ from ratbench.impls.rat.gluon.consumer import row_layout, tile_blocks, tile_end
 from ratbench.impls.rat.gluon.forward import BM, _ring_barriers, _ring_load
 
 TILE = gl.constexpr(BM)  # query rows per tile (BM, for the kernels)
+# f16's register split of the 4 warpgroups (16 warps at 128 registers a thread at launch): the worker consumer, the
+# scan partition, the loader's warpgroup; the default consumer gets the rest (512 - 168 - 152 - 24 = 168)
+CONSUMER_REGS = gl.constexpr(168)
+SCANNER_REGS = gl.constexpr(152)
 
 
 @gluon.constexpr_function
@@ -148,45 +152,35 @@ def _rows_out(CE, RP, strides, Cs, T, H, bh, tw, x1, x2, ROWS: gl.constexpr, L: 
 
 
 @gluon.jit
-def _fprologue(ptrs, strides, sc, q_w, k_w, v_w, f_w, bh, t0, WG: gl.constexpr, L: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, ROWS_OUT: gl.constexpr, WRITE_LAST: gl.constexpr, s_layout: gl.constexpr,
-               o_layout: gl.constexpr, waits):
-    """Rows t0 + 64 WG .. + 63: the scan (kt, vt into the self entry k_w, v_w in place), the self logit, the chunk
-    ends and the arrival for the flag warp, q_r = RoPE_c(q) in place. Returns acc = vt, m, l, chunk ids (as
-    forward._prologue)."""
+def _fscan_half(ptrs, strides, sc, q_w, k_w, v_w, f_w, ss_w, bh, t0, WG: gl.constexpr, L: gl.constexpr,
+                D: gl.constexpr, ROPE: gl.constexpr, ROWS_OUT: gl.constexpr, WRITE_LAST: gl.constexpr):
+    """f16, in the scan partition: rows t0 + 64 WG .. + 63 of a tile: the scan (kt, vt into the self entry k_w, v_w in
+    place), the self logit q . kt scale2 into ss_w (q not yet rotated: RoPE_c leaves q_t . kt_t as it is), RoPE_c(kt)
+    into k_w for _intra, the chunk ends (and in training every row) out to global memory."""
     T, H, Cs, _NT, _n, _GB, scale2 = sc
-    q_bar, q_phase, kv_bars, kv_phase, f_bar, f_phase, f_empty, ends = waits
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = row_layout(HALF, 4)
     tw = t0 + WG * 64
-    mbarrier.wait(f_bar, f_phase)
-    mbarrier.wait(kv_bars[0], kv_phase)
     kt = _scan_rows(k_w, f_w, L, D)
     if WRITE_LAST:
         _store_last(ptrs[10], bh, tw, T, kt, L, D)
     k_w.store(kt.to(k_w.dtype))
-    mbarrier.wait(kv_bars[1], kv_phase)
     vt = _scan_rows(v_w, f_w, L, D)
     if WRITE_LAST:
         _store_last(ptrs[11], bh, tw, T, vt, L, D)
     v_w.store(vt.to(v_w.dtype))
-    mbarrier.arrive(f_empty, count=1)
     _partition_barrier()
     r = tw + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
+    k1 = k_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    k2 = k_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    ss_w.store(gl.sum(q1 * k1 + q2 * k2, 1) * scale2)
     if ROPE:
         tptr = (r // L)[:, None] * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))[None, :]
         cos = gl.load(ptrs[0] + tptr, mask=(r < T)[:, None], other=1.0)
         sin = gl.load(ptrs[1] + tptr, mask=(r < T)[:, None], other=0.0)
-    k1 = k_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-    k2 = k_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-    mbarrier.wait(q_bar, q_phase)
-    q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-    q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
-    m_i = gl.convert_layout(gl.sum(q1 * k1 + q2 * k2, 1) * scale2, row_s)  # RoPE_c leaves q_t . kt_t as it is
-    if ROPE:
         k1, k2 = k1 * cos - k2 * sin, k2 * cos + k1 * sin
-        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
     _rows_out(ptrs[6], ptrs[8], strides, Cs, T, H, bh, tw, k1, k2, ROWS_OUT, L, D)
     if ROPE:  # the self entry holds RoPE_c(kt) for _intra (each thread rewrites what it loaded)
         k_w.slice(0, HALF, dim=1).store(k1.to(k_w.dtype))
@@ -194,14 +188,30 @@ def _fprologue(ptrs, strides, sc, q_w, k_w, v_w, f_w, bh, t0, WG: gl.constexpr, 
     v1 = v_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
     v2 = v_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
     _rows_out(ptrs[7], ptrs[9], strides, Cs, T, H, bh, tw, v1, v2, ROWS_OUT, L, D)
-    fence_async_shared()  # the self entry's RoPE_c(kt) before the other warpgroup's wgmma reads it
-    _partition_barrier()  # every thread's chunk-end stores before the arrival: the flag warp sets the flags
-    mbarrier.wait(ends[1], ends[2] ^ 1)  # (the flag warp took this slot's last tile: the phases stay in step)
-    mbarrier.arrive(ends[0], count=1)
-    q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
-    q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
-    fence_async_shared()
-    mbarrier.wait(ends[0], ends[2])  # both warpgroups' rows of the self entry are in place (f13: _intra)
+
+
+@gluon.jit
+def _fprologue(ptrs, sc, q_w, v_w, ss_w, t0, WG: gl.constexpr, L: gl.constexpr, D: gl.constexpr,
+               ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """f16, in a consumer warpgroup, once the scan partition is done with the tile: m = the self logit (ss_w), q_r =
+    RoPE_c(q) in place, acc = vt, l = 1. Returns acc, m, l, chunk ids (as forward._prologue)."""
+    T = sc[0]
+    HALF: gl.constexpr = D // 2
+    blk: gl.constexpr = row_layout(HALF, 4)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    tw = t0 + WG * 64
+    m_i = ss_w.load(row_s)
+    if ROPE:
+        r = tw + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
+        tptr = (r // L)[:, None] * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))[None, :]
+        cos = gl.load(ptrs[0] + tptr, mask=(r < T)[:, None], other=1.0)
+        sin = gl.load(ptrs[1] + tptr, mask=(r < T)[:, None], other=0.0)
+        q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+        q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
+        q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
+        q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
+        fence_async_shared()
     acc = v_w.load(o_layout).to(gl.float32)
     l_i = gl.full([64], 1.0, gl.float32, row_s)
     return acc, m_i, l_i, (tw + gl.arange(0, 64, layout=row_s)) // L
@@ -238,8 +248,8 @@ def _fconsumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
                EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles (forward._consumer with _fprologue)."""
     T, H, _Cs, NT, n_tiles, GB, scale2 = sc
-    q_bufs, k_bufs, v_bufs, f_buf = smem
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, f_ready, f_empty, ends_bar, ends_free = bars
+    q_bufs, k_bufs, v_bufs, _f_buf, ss_buf = smem
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, _f_ready, _f_empty, scanned, ss_free = bars
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G = gl.num_programs(0)
@@ -249,11 +259,10 @@ def _fconsumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
         bh, t0, n_blocks, n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
-        waits = (q_ready.index(j % 2), (j // 2) & 1, (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1,
-                 f_ready, j & 1, f_empty, (ends_bar.index(j % 2), ends_free.index(j % 2), (j // 2) & 1))
-        acc, m_i, l_i, crow = _fprologue(
-            ptrs, strides, sc, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64),
-            f_buf.slice(WG * 64, 64), bh, t0, WG, L, D, ROPE, ROWS_OUT, WRITE_LAST, s_layout, o_layout, waits)
+        mbarrier.wait(scanned.index(j % 2), (j // 2) & 1)  # the scan partition is done with tile j (f16)
+        acc, m_i, l_i, crow = _fprologue(ptrs, sc, q_w, v_bufs.index(es).slice(WG * 64, 64),
+                                         ss_buf.index((j % 2) * 2 + WG), t0, WG, L, D, ROPE, s_layout, o_layout)
+        mbarrier.arrive(ss_free.index(j % 2), count=1)
         acc, m_i, l_i = _intra(q_w, k_bufs.index(es), v_bufs.index(es), t0, crow, acc, m_i, l_i, scale2, L, s_layout,
                                o_layout)
         crow = gl.minimum(crow, t0 // L)  # the key blocks: chunk ends before the tile's first chunk
@@ -305,8 +314,8 @@ def _floader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.const
     """The TMA warp: per tile q, the tile's rows of f (once both consumers scanned the previous tile's), of k and v
     (the ring's self entry), then each chunk-end block of K and V once its producers' flags are set."""
     T, H, Cs, NT, n_tiles, GB, _scale2 = sc
-    q_bufs, k_bufs, v_bufs, f_buf = smem
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, f_ready, f_empty, _ends_bar, _ends_free = bars
+    q_bufs, k_bufs, v_bufs, f_buf, _ss_buf = smem
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, f_ready, f_empty, _scanned, _ss_free = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, k_desc, v_desc, f_desc, ke_desc, ve_desc, _qr_desc, _o_desc = descs
     G = gl.num_programs(0)
@@ -333,24 +342,40 @@ def _floader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.const
 
 
 @gluon.jit
-def _fflagger(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+def _fscanner(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
               O_TMA: gl.constexpr, ROWS_OUT: gl.constexpr, WRITE_LAST: gl.constexpr, EXP_POLY: gl.constexpr,
               SPLIT: gl.constexpr, TREE: gl.constexpr):
-    """The flag warp: per tile, once both consumer warpgroups stored their chunk ends (ends_bar), the two 64-row
-    flags (release at GPU scope: their stores, ordered before by the mbarrier, become visible first), so that the
-    release's wait for the stores sits here and not in the consumers' prologue."""
+    """f16: the scan partition (one warpgroup), a tile ahead of the consumers where the ring lets the loader run
+    ahead: per tile, once its f, its self entry (k, v) and q are in and its self-logit slot is free, both 64-row
+    halves (_fscan_half), f handed back, then the tile's two 64-row flags (release at GPU scope, after every thread's
+    chunk-end stores) and the consumers' go (scanned)."""
     T, _H, _Cs, NT, n_tiles, GB, _scale2 = sc
-    ends_bar, ends_free = bars[8], bars[9]
+    q_bufs, k_bufs, v_bufs, f_buf, ss_buf = smem
+    k_ready, v_ready, _k_empty, _v_empty, q_ready, _q_empty, f_ready, f_empty, scanned, ss_free = bars
     G = gl.num_programs(0)
     pid = gl.program_id(0)
+    e = 0
     for j in range(_fcount(n_tiles, NT, GB, G, pid)):
-        bh, t0, _n_blocks, _n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
-        mbarrier.wait(ends_bar.index(j % 2), (j // 2) & 1)
+        bh, t0, n_blocks, _n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
+        es = e % STAGES
+        mbarrier.wait(f_ready, j & 1)
+        mbarrier.wait(k_ready.index(es), (e // STAGES) & 1)
+        mbarrier.wait(v_ready.index(es), (e // STAGES) & 1)
+        mbarrier.wait(q_ready.index(j % 2), (j // 2) & 1)
+        mbarrier.wait(ss_free.index(j % 2), ((j // 2) & 1) ^ 1)
+        for wg in gl.static_range(2):
+            _fscan_half(ptrs, strides, sc, q_bufs.index((j % 2) * 2 + wg), k_bufs.index(es).slice(wg * 64, 64),
+                        v_bufs.index(es).slice(wg * 64, 64), f_buf.slice(wg * 64, 64),
+                        ss_buf.index((j % 2) * 2 + wg), bh, t0, wg, L, D, ROPE, ROWS_OUT, WRITE_LAST)
+        fence_async_shared()  # the self entry's RoPE_c(kt) before the consumers' wgmma reads it (_intra)
+        _partition_barrier()  # every thread's shared and chunk-end stores before the flags and the go
+        mbarrier.arrive(f_empty, count=1)
         flag = ptrs[12] + bh * (NT * 2) + t0 // 64
         _flag_set(flag)
         _flag_set(flag + 1)
-        mbarrier.arrive(ends_free.index(j % 2), count=1)
+        mbarrier.arrive(scanned.index(j % 2), count=1)
+        e += 1 + n_blocks
 
 
 @gluon.jit
@@ -372,17 +397,18 @@ def fwd_fused_kernel(
     f_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     f_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     mbarrier.init(f_ready, count=1)
-    mbarrier.init(f_empty, count=2)
-    ends_bar = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    ends_free = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(f_empty, count=1)  # the scan partition is done with f
+    ss_buf = gl.allocate_shared_memory(gl.float32, [4, 64], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+    scanned = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    ss_free = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(2):
-        mbarrier.init(ends_bar.index(i), count=2)  # both consumer warpgroups' chunk ends stored
-        mbarrier.init(ends_free.index(i), count=1)  # the flag warp set the tile's flags
+        mbarrier.init(scanned.index(i), count=1)  # the scan partition is done with the tile (q buffer i)
+        mbarrier.init(ss_free.index(i), count=2)  # both consumer warpgroups read their self logits
     ptrs = (COS, SIN, O, LSE, O, O, KE, VE, KTR, VT, STK, STV, FLAGS)
     strides = (o_b, o_t, o_h)
     sc = (T, H, Cs, NT, n_tiles, GB, scale2)
-    smem = (q_bufs, k_bufs, v_bufs, f_buf)
-    bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, f_ready, f_empty, ends_bar, ends_free)
+    smem = (q_bufs, k_bufs, v_bufs, f_buf, ss_buf)
+    bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, f_ready, f_empty, scanned, ss_free)
     descs = (q_desc, k_desc, v_desc, f_desc, ke_desc, ve_desc, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
@@ -390,17 +416,17 @@ def fwd_fused_kernel(
                        ROWS_OUT, WRITE_LAST, EXP_POLY, SPLIT, TREE)),
         (_fconsumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
                        ROWS_OUT, WRITE_LAST, EXP_POLY, SPLIT, TREE)),
+        (_fscanner, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                     ROWS_OUT, WRITE_LAST, EXP_POLY, SPLIT, TREE)),
         (_floader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
                     ROWS_OUT, WRITE_LAST, EXP_POLY, SPLIT, TREE)),
-        (_fflagger, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     ROWS_OUT, WRITE_LAST, EXP_POLY, SPLIT, TREE)),
-    ], [4, 1, 1], [240, 24, 24])
+    ], [4, 4, 1], [CONSUMER_REGS, SCANNER_REGS, 24])
 
 
 def fused_supported(T: int, L: int, D: int, dtypes: tuple[torch.dtype, ...]) -> bool:
-    """Whether fwd_fused_kernel takes this shape: chunks inside 64-row halves (L divides 64), head dim 64 or 128, q,
-    k, v, f all of one 16-bit dtype."""
-    return 64 % L == 0 and D in (64, 128) and len(set(dtypes)) == 1 and dtypes[0] in (torch.bfloat16, torch.float16)
+    """Whether fwd_fused_kernel takes this shape: chunks inside 64-row halves (L divides 64), head dim 64 (f16: the
+    scan partition's registers and the ring's shared memory leave no room at 128), q, k, v, f of one 16-bit dtype."""
+    return 64 % L == 0 and D == 64 and len(set(dtypes)) == 1 and dtypes[0] in (torch.bfloat16, torch.float16)
 
 
 def group_heads(BH: int, group: int) -> int:
@@ -463,5 +489,5 @@ def launch_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, f: torch.Ten
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, group_heads(B * H, group), scale2,
         L=L, BN=BM, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
         ROWS_OUT=rows is not None, WRITE_LAST=last_state is not None, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
-        num_warps=4, maxnreg=168,
+        num_warps=4, maxnreg=128,
     )
