@@ -2,6 +2,7 @@
 
     write_report(run_dir)   ->  run_dir/report.md and run_dir/figures/*.png|pdf
     write_reports(pairs, jobs)  the same for many runs, in parallel processes (the figures notebook)
+    find_runs(root)         the run directories under root/reports, those with rows and those without
 
 Tables (bench.tables): implementation x sequence length per mode, median milliseconds with the speed-up over
 the baseline case that differs from the cell's case in the implementation alone (bench.report_rows), one
@@ -149,6 +150,14 @@ def write_reports(pairs: Sequence[tuple[Path, Path]], jobs: int = 1) -> list[Pat
 
     with ProcessPoolExecutor(max_workers=min(jobs, len(pairs))) as pool:
         return list(pool.map(_write_pair, pairs))
+
+
+def find_runs(root: str | Path) -> tuple[list[Path], list[Path]]:
+    """The run directories under ``root``/reports (every folder holding a results.jsonl), sorted: those with rows,
+    and those without (a sweep stopped before its first case finished), which have no report to draw."""
+    found = sorted(p.parent for p in Path(root).glob("reports/**/results.jsonl"))
+    empty = [run for run in found if not R.read_rows(run)]
+    return [run for run in found if run not in empty], empty
 
 
 def parquet_engine() -> str | None:

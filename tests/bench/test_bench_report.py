@@ -98,6 +98,19 @@ def test_empty_results(tmp_path):
         report.write_report(tmp_path)
 
 
+def test_find_runs_sets_apart_the_runs_without_rows(tmp_path, stored):
+    """The figures notebook draws every run under reports/; a sweep stopped before its first case left an empty
+    results.jsonl (and run.json), which has no report: find_runs lists it apart instead of the notebook failing."""
+    runs = tmp_path / "reports" / "runs"
+    for name, text in (("b-full", (stored / "results.jsonl").read_text()), ("a-empty", ""), ("c-blank", "\n\n")):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "results.jsonl").write_text(text)
+    with_rows, without = report.find_runs(tmp_path)
+    assert with_rows == [runs / "b-full"]
+    assert without == [runs / "a-empty", runs / "c-blank"]
+    assert report.find_runs(tmp_path / "nowhere") == ([], [])
+
+
 def test_report_from_a_committed_run(tmp_path):
     """A results file written by an earlier version of the harness (a CPU smoke run) still loads and
     reports: the results format is what the gate and the multi-GPU merge build on."""
