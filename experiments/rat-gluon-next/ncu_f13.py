@@ -14,7 +14,7 @@ from ratbench.impls.rat.gluon import RATGluon
 def main() -> None:
     impls = {"rat/gluon": RATGluon, "f13": f13_cands.Fused, "f13h": f13_cands.FusedHeads, "f13s4": f13_cands.FusedS4}
     names = os.environ.get("IMPLS", "rat/gluon,f13").split(",")
-    for D in (128, 64):
+    for D in (int(d) for d in os.environ.get("HEAD_DIMS", "128,64").split(",")):
         B, T, H, L = 32, 4096, 16, 16
         g = torch.Generator(device="cuda").manual_seed(0)
         q, k, v = (torch.randn(B, T, H, D, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(3))
