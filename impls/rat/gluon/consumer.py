@@ -252,7 +252,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def tile_blocks(q_w, k_bufs, v_bufs, ring, q_empty, qr_desc, j, e, qr_row, n_blocks, n_full, acc, m_i, l_i, crow,
                 scale2, BN: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, STORE_LSE: gl.constexpr,
                 STORE_QR: gl.constexpr, O_TMA: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-                TREE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+                TREE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, QB: gl.constexpr = 2):
     """The CTA's j-th tile after its prologue, the tile's self entry at ring entry e: with STORE_LSE and STORE_QR,
     q_r by TMA to row qr_row of qr_desc (for the backward, b5); with O_TMA the previous tile's o store (issued before
     this tile's RoPE(q)) retired and its q buffer handed back; the self entry released; then the key blocks (ring
@@ -261,7 +261,7 @@ def tile_blocks(q_w, k_bufs, v_bufs, ring, q_empty, qr_desc, j, e, qr_row, n_blo
         tma.async_copy_shared_to_global(qr_desc, [qr_row, 0], q_w)
     if O_TMA and j > 0:
         tma.store_wait(1 if STORE_LSE and STORE_QR else 0)
-        mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
+        mbarrier.arrive(q_empty.index((j - 1) % QB), count=1)
     mbarrier.arrive(ring[2].index(e % STAGES), count=1)
     mbarrier.arrive(ring[3].index(e % STAGES), count=1)
     return _blocks(q_w, k_bufs, v_bufs, ring, e + 1, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN, D, STAGES,
@@ -271,7 +271,7 @@ def tile_blocks(q_w, k_bufs, v_bufs, ring, q_empty, qr_desc, j, e, qr_row, n_blo
 @gluon.jit
 def tile_end(q_w, q_empty, o_desc, O, LSE, o_strides, T, H, bh, tw, j, acc, m_i, l_i, D: gl.constexpr,
              STORE_LSE: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr, s_layout: gl.constexpr,
-             o_layout: gl.constexpr):
+             o_layout: gl.constexpr, QB: gl.constexpr = 2):
     """Rows tw .. tw + 63 of the CTA's j-th tile out: once the q_r store has read q_w, o by TMA through q_w
     (O_TMA; the loader gets q_w back at the next tile) or stored directly after q_w is handed back; lse with
     STORE_LSE."""
@@ -280,5 +280,5 @@ def tile_end(q_w, q_empty, o_desc, O, LSE, o_strides, T, H, bh, tw, j, acc, m_i,
     if O_TMA:
         _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
     else:
-        mbarrier.arrive(q_empty.index(j % 2), count=1)
+        mbarrier.arrive(q_empty.index(j % QB), count=1)
         _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)

@@ -48,6 +48,8 @@ TILE = gl.constexpr(BM)  # query rows per tile (BM, for the kernels)
 # scan partition, the loader's warpgroup; the default consumer gets the rest (512 - 168 - 152 - 24 = 168)
 CONSUMER_REGS = gl.constexpr(168)
 SCANNER_REGS = gl.constexpr(152)
+QB = gl.constexpr(3)  # f16b: q buffers (tiles), so that the loader brings tile j + 1's q, f, k, v while the consumers
+# still hold tile j - 1's q buffer for its o store (two buffers kept the scan partition a tile behind its inputs)
 
 
 @gluon.constexpr_function
@@ -257,7 +259,7 @@ def _fconsumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
     e = 0
     for j in range(_fcount(n_tiles, NT, GB, G, pid)):
         bh, t0, n_blocks, n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
-        q_w = q_bufs.index((j % 2) * 2 + WG)
+        q_w = q_bufs.index((j % QB) * 2 + WG)
         es = e % STAGES
         mbarrier.wait(scanned.index(j % 2), (j // 2) & 1)  # the scan partition is done with tile j (f16)
         acc, m_i, l_i, crow = _fprologue(ptrs, sc, q_w, v_bufs.index(es).slice(WG * 64, 64),
@@ -268,9 +270,10 @@ def _fconsumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
         crow = gl.minimum(crow, t0 // L)  # the key blocks: chunk ends before the tile's first chunk
         acc, m_i, l_i = tile_blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), q_empty, descs[6], j, e,
                                     bh * (NT * 128) + t0 + WG * 64, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN,
-                                    D, STAGES, STORE_LSE, STORE_QR, O_TMA, EXP_POLY, SPLIT, TREE, s_layout, o_layout)
+                                    D, STAGES, STORE_LSE, STORE_QR, O_TMA, EXP_POLY, SPLIT, TREE, s_layout, o_layout,
+                                    QB)
         tile_end(q_w, q_empty, descs[7], ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, j, acc, m_i, l_i, D,
-                 STORE_LSE, STORE_QR, O_TMA, s_layout, o_layout)
+                 STORE_LSE, STORE_QR, O_TMA, s_layout, o_layout, QB)
         e += 1 + n_blocks
     if O_TMA:
         tma.store_wait(0)
@@ -325,8 +328,8 @@ def _floader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.const
         bh, t0, n_blocks, _n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
         row = (bh // H) * T + t0  # q, k, v, f as (B*T, H*D) matrices
         col = (bh % H) * D
-        qb = j % 2
-        mbarrier.wait(q_empty.index(qb), ((j // 2) & 1) ^ 1)
+        qb = j % QB
+        mbarrier.wait(q_empty.index(qb), ((j // QB) & 1) ^ 1)
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
@@ -362,10 +365,10 @@ def _fscanner(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         mbarrier.wait(f_ready, j & 1)
         mbarrier.wait(k_ready.index(es), (e // STAGES) & 1)
         mbarrier.wait(v_ready.index(es), (e // STAGES) & 1)
-        mbarrier.wait(q_ready.index(j % 2), (j // 2) & 1)
+        mbarrier.wait(q_ready.index(j % QB), (j // QB) & 1)
         mbarrier.wait(ss_free.index(j % 2), ((j // 2) & 1) ^ 1)
         for wg in gl.static_range(2):
-            _fscan_half(ptrs, strides, sc, q_bufs.index((j % 2) * 2 + wg), k_bufs.index(es).slice(wg * 64, 64),
+            _fscan_half(ptrs, strides, sc, q_bufs.index((j % QB) * 2 + wg), k_bufs.index(es).slice(wg * 64, 64),
                         v_bufs.index(es).slice(wg * 64, 64), f_buf.slice(wg * 64, 64),
                         ss_buf.index((j % 2) * 2 + wg), bh, t0, wg, L, D, ROPE, ROWS_OUT, WRITE_LAST)
         fence_async_shared()  # the self entry's RoPE_c(kt) before the consumers' wgmma reads it (_intra)
@@ -389,11 +392,16 @@ def fwd_fused_kernel(
     TREE: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
-    q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
+    q_bufs = gl.allocate_shared_memory(dtype, [2 * QB, 64, D], q_desc.layout)  # QB tiles x 2 warpgroups
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
     f_buf = gl.allocate_shared_memory(dtype, [BN, D], f_desc.layout)
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
+    k_ready, v_ready, k_empty, v_empty, _q_ready2, _q_empty2 = _ring_barriers(STAGES)
+    q_ready = gl.allocate_shared_memory(gl.int64, [QB, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [QB, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(QB):
+        mbarrier.init(q_ready.index(i), count=1)
+        mbarrier.init(q_empty.index(i), count=2)
     f_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     f_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     mbarrier.init(f_ready, count=1)
