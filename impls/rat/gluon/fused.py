@@ -333,9 +333,9 @@ def _floader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.const
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
-        mbarrier.wait(f_empty, (j & 1) ^ 1)
-        mbarrier.expect(f_ready, f_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(f_desc, [row, col], f_ready, f_buf)
+        mbarrier.wait(f_empty.index(j % 2), ((j // 2) & 1) ^ 1)
+        mbarrier.expect(f_ready.index(j % 2), f_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(f_desc, [row, col], f_ready.index(j % 2), f_buf.index(j % 2))
         _ring_load(k_desc, v_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
         for i in range(n_blocks):
             _wait_ends(ptrs[12] + bh * (NT * 2), i * BN, gl.minimum((i + 1) * BN, t0 // L), L)
@@ -362,18 +362,18 @@ def _fscanner(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     for j in range(_fcount(n_tiles, NT, GB, G, pid)):
         bh, t0, n_blocks, _n_full = _ftile(j, G, pid, NT, GB, T, L, BN)
         es = e % STAGES
-        mbarrier.wait(f_ready, j & 1)
+        mbarrier.wait(f_ready.index(j % 2), (j // 2) & 1)
         mbarrier.wait(k_ready.index(es), (e // STAGES) & 1)
         mbarrier.wait(v_ready.index(es), (e // STAGES) & 1)
         mbarrier.wait(q_ready.index(j % QB), (j // QB) & 1)
         mbarrier.wait(ss_free.index(j % 2), ((j // 2) & 1) ^ 1)
         for wg in gl.static_range(2):
             _fscan_half(ptrs, strides, sc, q_bufs.index((j % QB) * 2 + wg), k_bufs.index(es).slice(wg * 64, 64),
-                        v_bufs.index(es).slice(wg * 64, 64), f_buf.slice(wg * 64, 64),
+                        v_bufs.index(es).slice(wg * 64, 64), f_buf.index(j % 2).slice(wg * 64, 64),
                         ss_buf.index((j % 2) * 2 + wg), bh, t0, wg, L, D, ROPE, ROWS_OUT, WRITE_LAST)
         fence_async_shared()  # the self entry's RoPE_c(kt) before the consumers' wgmma reads it (_intra)
         _partition_barrier()  # every thread's shared and chunk-end stores before the flags and the go
-        mbarrier.arrive(f_empty, count=1)
+        mbarrier.arrive(f_empty.index(j % 2), count=1)
         flag = ptrs[12] + bh * (NT * 2) + t0 // 64
         _flag_set(flag)
         _flag_set(flag + 1)
@@ -395,17 +395,18 @@ def fwd_fused_kernel(
     q_bufs = gl.allocate_shared_memory(dtype, [2 * QB, 64, D], q_desc.layout)  # QB tiles x 2 warpgroups
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
-    f_buf = gl.allocate_shared_memory(dtype, [BN, D], f_desc.layout)
+    f_buf = gl.allocate_shared_memory(dtype, [2, BN, D], f_desc.layout)  # f16c: two, so f_{j+1} loads under j's scan
     k_ready, v_ready, k_empty, v_empty, _q_ready2, _q_empty2 = _ring_barriers(STAGES)
     q_ready = gl.allocate_shared_memory(gl.int64, [QB, 1], mbarrier.MBarrierLayout())
     q_empty = gl.allocate_shared_memory(gl.int64, [QB, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(QB):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=2)
-    f_ready = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    f_empty = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    mbarrier.init(f_ready, count=1)
-    mbarrier.init(f_empty, count=1)  # the scan partition is done with f
+    f_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    f_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(2):
+        mbarrier.init(f_ready.index(i), count=1)
+        mbarrier.init(f_empty.index(i), count=1)  # the scan partition is done with f
     ss_buf = gl.allocate_shared_memory(gl.float32, [4, 64], gl.SwizzledSharedLayout(1, 1, 1, [0]))
     scanned = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     ss_free = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
