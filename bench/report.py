@@ -155,9 +155,11 @@ def write_reports(pairs: Sequence[tuple[Path, Path]], jobs: int = 1) -> list[Pat
 def find_runs(root: str | Path) -> tuple[list[Path], list[Path]]:
     """The run directories under ``root``/reports (every folder holding a results.jsonl), sorted: those with rows,
     and those without (a sweep stopped before its first case finished), which have no report to draw."""
-    found = sorted(p.parent for p in Path(root).glob("reports/**/results.jsonl"))
-    empty = [run for run in found if not R.read_rows(run)]
-    return [run for run in found if run not in empty], empty
+    with_rows: list[Path] = []
+    without: list[Path] = []
+    for run in sorted(p.parent for p in Path(root).glob("reports/**/results.jsonl")):
+        (with_rows if R.read_rows(run) else without).append(run)
+    return with_rows, without
 
 
 def parquet_engine() -> str | None:
