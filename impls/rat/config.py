@@ -57,6 +57,9 @@ class RATTritonConfig:
     #: chunk ends (impls/rat/gluon/__init__.py, dq_writer_used); b7b and b7c each alone lost (NOTES.md, "Tenth
     #: session")
     bwd_dq_writer: bool = False
+    #: with backward "gluon_ws": bwd_ws_kernel's query tiles per work item; 0: launch_backward's rule (32 up to 256
+    #: chunk ends per head, 128 from 2048 on, else 64)
+    bwd_seg: int = 0
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

@@ -348,7 +348,8 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     copies; key block 0's items store their share of every 64-row tile below T rounded up to 64 and flag it, and
     the others add theirs after the flag (rows from there to Tp are left as they are). One CTA per work item
     (work_items) of seg tiles: by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at
-    each shape measured, NOTES.md b4)."""
+    each shape measured, NOTES.md b4), and 32 up to two key blocks (256 chunk ends), where key block 0's one long item
+    per head otherwise runs on alone after the others (NOTES.md "Seventeenth session")."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -367,7 +368,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     dq_d = TensorDescriptor(dqacc, [BH * Tp, D], [D, 1], [bm, D // 2], lay_dq)
     ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
     if seg is None:
-        seg = 128 if C >= 2048 else 64
+        seg = 32 if C <= 2 * BN.value else 128 if C >= 2048 else 64
     items = work_items(T, C, L, seg, qr.device, first_ahead=flags is not None)
     if len(items) == 0:
         return
@@ -382,7 +383,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False
+                   writer: bool = False, seg: int | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
     bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
@@ -393,7 +394,8 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     128), rows past T finite; without it the pre pass writes it from q (Tp = T rounded up to 64). q is read only
     without qr or with finish_dq (dq's self term); else it may be None. writer (b7b, b7c; without finish_dq): the
     accumulator is not zeroed by the pre pass, key block 0's items store their share first and a writer warp
-    issues the copies (launch_backward's flags); without it the pre pass writes its zeros (b5)."""
+    issues the copies (launch_backward's flags); without it the pre pass writes its zeros (b5). seg: query tiles per
+    work item (launch_backward's rule if None)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -433,7 +435,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)
