@@ -32,3 +32,14 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+class Plain(RATGluon):
+    """rat/gluon's Gluon backward without the dq writer (the pre pass zeroes the accumulator, the MMA warpgroups add
+    their shares by TMA reductions): GLUON_BWD_CONFIG where rat/gluon takes GLUON_WRITER_CONFIG."""
+    description = "rat/gluon with the plain Gluon backward (bwd_dq_writer=False)"
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(base, bwd_dq_writer=False)
