@@ -60,6 +60,9 @@ class RATTritonConfig:
     #: with backward "gluon_ws": bwd_ws_kernel's query tiles per work item; 0: launch_backward's rule (32 up to 256
     #: chunk ends per head, 128 from 2048 on, else 64)
     bwd_seg: int = 0
+    #: with bwd_dq_writer and the one-level scans, up to 256 chunk ends per sequence: dq's accumulator in the inputs'
+    #: 16-bit dtype (each query tile gets at most two shares, stored then added); False: float32 (b17)
+    bwd_dq_acc16: bool = True
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

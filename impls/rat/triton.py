@@ -252,7 +252,7 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         by_scan = scan_finishes_dq(cfg, B, H, T, L)
         dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
                                                  finish_dq=not by_scan, qr=qr, writer=cfg.bwd_dq_writer,
-                                                 seg=cfg.bwd_seg or None)
+                                                 seg=cfg.bwd_seg or None, acc16=cfg.bwd_dq_acc16)
         dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
                                         cfg, dqacc=dq if by_scan else None, qr=qr)
         return (dq_scan if by_scan else dq), dk, dv, df
@@ -344,9 +344,9 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """dk, dv, df and, given dqacc and qr, dq: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan
     (bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel) when long_scan_used (no dqacc there: `scan_finishes_dq`).
-    dqacc: (B*H, Tp, D) float32, sum_j dS_tj K_j (rat/gluon's backward kernel), and qr, RoPE(q) in the same rows,
-    read instead of q (which may be None then): the scan adds each row's self term, scales, rotates back and writes
-    dq (one pass less than rat/gluon's bwd_dq_post_kernel)."""
+    dqacc: (B*H, Tp, D) float32 (or 16-bit: rat/gluon's b17), sum_j dS_tj K_j (rat/gluon's backward kernel), and
+    qr, RoPE(q) in the same rows, read instead of q (which may be None then): the scan adds each row's self term,
+    scales, rotates back and writes dq (one pass less than rat/gluon's bwd_dq_post_kernel)."""
     from ratbench.impls.rat import kernels as K
 
     B, T, H, D = o.shape

@@ -171,12 +171,12 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
     mbarrier.arrive(q_empty.index(s), count=1)
     if WRITER:  # the dq writer warp (_bwd_dq_writer) stores or adds it
         mbarrier.wait(bars[5].index(WG), (i & 1) ^ 1)
-        dq_w.store(dq)
+        dq_w.store(dq.to(dq_w.dtype))
         fence_async_shared()
         mbarrier.arrive(bars[4].index(WG), count=1)
     else:
         tma.store_wait(0)  # the previous tile's reduction has read dq_w
-        dq_w.store(dq)
+        dq_w.store(dq.to(dq_w.dtype))
         fence_async_shared()
         _tma_reduce_add(dq_desc, [bh * Tp + t0, WG * (D // 2)], dq_w)
     return dk, dv
@@ -298,7 +298,7 @@ def bwd_ws_kernel(
     do_bufs = gl.allocate_shared_memory(dtype, [STAGES, BMQ, D], do_desc.layout)
     ld_bufs = gl.allocate_shared_memory(gl.float32, [STAGES, 2, BMQ], ld_desc.layout)
     ds_bufs = gl.allocate_shared_memory(dtype, [2, BN, BMQ], DS_LAYOUT)
-    dq_bufs = gl.allocate_shared_memory(gl.float32, [2, BMQ, D // 2], dq_desc.layout)
+    dq_bufs = gl.allocate_shared_memory(dq_desc.dtype, [2, BMQ, D // 2], dq_desc.layout)
     kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     q_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     q_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -340,16 +340,16 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
                     scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
                     ) -> None:
-    """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
-    rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
-    +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
-    and dV added to dke, dve (B*H, C, D) float32 (zero on entry). With flags (int32, B*H * Tp / 64 * 2 zeros) dqacc
-    need not be written on entry (b7b, b7c): a writer warp of its own (_bwd_dq_writer) issues the dq shares'
-    copies; key block 0's items store their share of every 64-row tile below T rounded up to 64 and flag it, and
-    the others add theirs after the flag (rows from there to Tp are left as they are). One CTA per work item
-    (work_items) of seg tiles: by default 128 from 2048 chunk ends per head on, else 64 (the faster of the two at
-    each shape measured, NOTES.md b4), and 32 up to two key blocks (256 chunk ends), where key block 0's one long item
-    per head otherwise runs on alone after the others (NOTES.md "Seventeenth session")."""
+    """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32 or q's 16-bit dtype, added to) padded to
+    Tp rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
+    +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled) and dV
+    added to dke, dve (B*H, C, D) float32 (zero on entry). With flags (int32, B*H * Tp / 64 * 2 zeros) dqacc need not be
+    written on entry (b7b, b7c): a writer warp of its own (_bwd_dq_writer) issues the dq shares' copies; key block 0's
+    items store their share of every 64-row tile below T rounded up to 64 and flag it, and the others add theirs after
+    the flag (rows from there to Tp are left as they are). One CTA per work item (work_items) of seg tiles: by default
+    128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
+    to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
+    others (NOTES.md "Seventeenth session")."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -360,7 +360,8 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     gdt = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[qr.dtype]
     lay_kv = gl.NVMMASharedLayout.get_default_for([BN.value, D], gdt)
     lay_q = gl.NVMMASharedLayout.get_default_for([bm, D], gdt)
-    lay_dq = gl.NVMMASharedLayout.get_default_for([bm, D // 2], gl.float32)
+    adt = {torch.float32: gl.float32, torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[dqacc.dtype]
+    lay_dq = gl.NVMMASharedLayout.get_default_for([bm, D // 2], adt)
     lay_ld = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)  # plain rows (_ld_row)
     ke_d, ve_d = (TensorDescriptor(x, [BH * Cs, D], [D, 1], [BN.value, D], lay_kv) for x in (ke, ve))
     qr_d = TensorDescriptor(qr, [BH * Tp, D], [D, 1], [bm, D], lay_q)
@@ -383,19 +384,21 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, seg: int | None = None
+                   writer: bool = False, seg: int | None = None, acc16: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
-    bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
-    Returns dq (o's shape and dtype) or, without finish_dq, the float32 accumulator (B*H, Tp, D) holding
-    sum_j dS_tj K_j for the backward scan to finish (bwd_scan_kernel's DQ_OUT: the self term, scale, RoPE^T); Delta
-    (B*H, T) float32; dK (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan; RoPE_c(q)
-    (B*H, Tp, D). qr: RoPE_c(q) as the forward wrote it (B*H, Tp, D), Tp a multiple of 64 (fwd_ws_kernel's: of
-    128), rows past T finite; without it the pre pass writes it from q (Tp = T rounded up to 64). q is read only
-    without qr or with finish_dq (dq's self term); else it may be None. writer (b7b, b7c; without finish_dq): the
-    accumulator is not zeroed by the pre pass, key block 0's items store their share first and a writer warp
-    issues the copies (launch_backward's flags); without it the pre pass writes its zeros (b5). seg: query tiles per
-    work item (launch_backward's rule if None)."""
+    """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq, bwd_dq_post_kernel.
+    do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (o's shape and
+    dtype) or, without finish_dq, the accumulator (B*H, Tp, D; float32, or with acc16 o's dtype) holding sum_j dS_tj K_j
+    for the backward scan to finish (bwd_scan_kernel's DQ_OUT: the self term, scale, RoPE^T); Delta (B*H, T) float32; dK
+    (scaled), dV of the chunk ends (B*H, C, D) float32 for the backward scan; RoPE_c(q) (B*H, Tp, D). qr: RoPE_c(q) as
+    the forward wrote it (B*H, Tp, D), Tp a multiple of 64 (fwd_ws_kernel's: of 128), rows past T finite; without it the
+    pre pass writes it from q (Tp = T rounded up to 64). q is read only without qr or with finish_dq (dq's self term);
+    else it may be None. writer (b7b, b7c; without finish_dq): the accumulator is not zeroed by the pre pass, key block
+    0's items store their share first and a writer warp issues the copies (launch_backward's flags); without it the pre
+    pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17): with
+    writer, without finish_dq and up to two key blocks (2 * BN chunk ends, so that a query tile gets at most two shares:
+    a store, then one addition) the accumulator is in o's 16-bit dtype instead of float32: half its bytes written here
+    and read by the backward scan."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -423,7 +426,8 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     qr_out = qr is None
     if qr_out:
         qr = torch.empty(B * H, Tp, D, device=dev, dtype=q.dtype)
-    dqacc = torch.empty(B * H, Tp, D, device=dev, dtype=torch.float32)
+    acc16 = acc16 and writer and not finish_dq and C <= 2 * BN.value
+    dqacc = torch.empty(B * H, Tp, D, device=dev, dtype=o.dtype if acc16 else torch.float32)
     scale2 = scale * LOG2E
     bwd_ws_pre_kernel[(Tp // PRE_BM, B * H)](
         q, o, ktr, vt, do, cos, sin, lse, delta, ld, qr, dqacc,

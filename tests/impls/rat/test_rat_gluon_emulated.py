@@ -170,11 +170,13 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
+    ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
-    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit): outputs and
-    gradients within the rule, each switch reaching the kernel."""
+    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit) and the backward's
+    (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it): outputs and gradients
+    within the rule, each switch reaching the kernel."""
     k = _emulate(monkeypatch, 3)
     cfg = dataclasses.replace(GLUON, **fields)
     x = _inputs(T, 2, D, seed=4)
@@ -186,6 +188,8 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
         bwd = k["bwd"].launches[0]["args"]
         assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
+        acc16 = fields.get("bwd_dq_writer", False) and fields.get("bwd_dq_acc16", True) and T // L <= 256
+        assert bwd["dq_desc"].base.dtype == (torch.float16 if acc16 else torch.float32)
     else:
         do = None
         with torch.no_grad():
