@@ -233,10 +233,12 @@ def test_gluon_forward_at_every_shape(monkeypatch):
     assert RATGluon(DEFAULT_CONFIG)._config(64, torch.bfloat16) is DEFAULT_CONFIG
 
 
-def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, flags=None):
+def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, seg=None,
+                            flags=None):
     """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends and dS K added to dke,
-    dve and the dq accumulator (with flags, b7b / b7c's writer warp: stored into its rows below T rounded up to 64,
-    the rest left), rows past T carried by lse +inf / Delta 0 as the kernel sees them."""
+    dve and the dq accumulator (float32 or 16-bit: b17; with flags, b7b / b7c's writer warp: stored into its rows
+    below T rounded up to 64, the rest left), rows past T carried by lse +inf / Delta 0 as the kernel sees them. seg
+    (query tiles per work item) splits the work only, not the result."""
     BH, Tp, D = qr.shape
     C = dke.shape[1]
     q = qr.float()
