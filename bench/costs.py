@@ -298,10 +298,11 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
                       reads q and writes RoPE(q)
         backward      bwd_ws_kernel: S^T, dP^T, dV, dK and dq's shares dS K, 5 products; reads RoPE(q), dO, lse and
                       Delta once (the minimum; tiles are re-read from L2), the chunk ends, writes their float32
-                      gradients; the dq accumulator's reductions run in L2 and count once (read and written)
+                      gradients; the dq accumulator's reductions run in L2 and count once (read and written), in
+                      float32 or, where impls.rat.gluon.dq_acc16_used, in the inputs' 16-bit dtype (b17)
         scans         rat/triton's, and where the backward scan finishes dq: reads the accumulator, writes dq
     elsewhere rat/triton's stages."""
-    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, dq_writer_used, gluon_backward_used
+    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, dq_acc16_used, dq_writer_used, gluon_backward_used
     from ratbench.impls.rat.triton import forward_writes_qr, scan_finishes_dq
 
     out = rat_triton_stage_costs(case)
@@ -320,14 +321,15 @@ def rat_gluon_stage_costs(case: Case) -> dict[str, Cost]:
         pre_bytes += n * e
     if by_scan and dq_writer_used(case.seq_len, L, case.head_dim):  # b7b's store-first accumulator: no zeros
         pre_bytes -= 4.0 * n
+    acc = float(e) if by_scan and dq_acc16_used(case.seq_len, L, case.head_dim) else 4.0  # the accumulator's bytes
     if by_scan:
-        out["scans"] = Cost(out["scans"].flops + 4.0 * n, out["scans"].bytes + 4.0 * n + n * e)
+        out["scans"] = Cost(out["scans"].flops + 4.0 * n, out["scans"].bytes + acc * n + n * e)
     else:
         pre_flops, pre_bytes = pre_flops + 4.0 * n, pre_bytes + 2.0 * n * e + 4.0 * n + n * e
     if qr_fwd:
         out["forward"] = Cost(out["forward"].flops, out["forward"].bytes + n * e)
     out["bwd pre/post"] = Cost(pre_flops, pre_bytes)
-    out["backward"] = Cost(5 * prod, 2.0 * n * e + 2 * rows + ends + dends + 8.0 * n)
+    out["backward"] = Cost(5 * prod, 2.0 * n * e + 2 * rows + ends + dends + 2 * acc * n)
     return out
 
 

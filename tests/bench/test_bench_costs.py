@@ -95,3 +95,22 @@ def test_estimate_seconds_orders_cases():
     small, big = (Case(**{**c.to_dict(), "device": "cuda"}) for c in (small, big))
     assert estimate_seconds(big) > estimate_seconds(small) >= 1.0  # at least the timing budget
     assert estimate_seconds(big, available=False) < 0.1
+
+
+def test_rat_gluon_counts_the_16_bit_dq_accumulator_where_it_runs():
+    """rat/gluon's backward stages count dq's accumulator at 2 bytes where impls.rat.gluon.dq_acc16_used (b17: the
+    dq writer, at most 256 chunk ends) and at 4 elsewhere: in the backward kernel (read and written once) and in the
+    backward scan (read)."""
+    from ratbench.bench.costs import rat_gluon_stage_costs
+    from ratbench.impls.rat.gluon import dq_acc16_used
+
+    def stages(T, B):
+        c = Case(impl="rat/gluon", mode="train", batch=B, seq_len=T, heads=16, head_dim=128, dtype="bfloat16",
+                 device="cuda", chunk_size=16)
+        return rat_gluon_stage_costs(c), B * T * 16 * 128
+
+    assert dq_acc16_used(4096, 16, 128) and not dq_acc16_used(8192, 16, 128)
+    (s4, n4), (s8, n8) = stages(4096, 32), stages(8192, 16)
+    assert n4 == n8
+    assert s8["backward"].bytes - s4["backward"].bytes == pytest.approx(2 * (4 - 2) * n4, rel=0.01)
+    assert s8["scans"].bytes - s4["scans"].bytes == pytest.approx((4 - 2) * n4, rel=0.01)

@@ -33,6 +33,8 @@ GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws", bscan_
 GLUON_WRITER_CONFIG = dataclasses.replace(GLUON_BWD_CONFIG, bwd_dq_writer=True)
 #: the most chunk ends per sequence (two key blocks of 128) at which rat/gluon takes GLUON_WRITER_CONFIG at head dim 64
 WRITER_MAX_ENDS = 256
+#: the most chunk ends per sequence at which the dq accumulator is 16-bit (b17): two key blocks of 128
+ACC16_MAX_ENDS = 256
 
 
 def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
@@ -65,6 +67,17 @@ def dq_writer_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
       at 4k / 16k); at head dim 64 faster at 4k (3.61 against 3.76), slower from 8k (4.13 / 7.64 against 4.10 /
       7.20 at 8k / 32k, even at 128k)."""
     return head_dim > 64 or math.ceil(seq_len / chunk_size) <= WRITER_MAX_ENDS
+
+
+def dq_acc16_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
+    """Whether rat/gluon's backward keeps dq's accumulator in the inputs' 16-bit dtype (b17: RATTritonConfig
+    .bwd_dq_acc16, gluon_backward's acc16 in impls/rat/gluon/backward.py) where the backward scan finishes dq
+    (impls.rat.triton.scan_finishes_dq, which the caller checks): with the dq writer, at most ACC16_MAX_ENDS chunk
+    ends per sequence (two key blocks: a query tile's share is stored, then at most one other added). Measured on an
+    H100 (NOTES.md "Seventeenth session"), train step against the float32 accumulator: 4k 5.71 against 6.07 ms (D
+    128, L 16), 3.26 against 3.51 (D 64), 5.30 against 5.64 (L 64); L 64 16k 5.58 against 5.92."""
+    return (gluon_backward_used(seq_len, chunk_size, head_dim) and dq_writer_used(seq_len, chunk_size, head_dim)
+            and seq_len // chunk_size <= ACC16_MAX_ENDS)
 
 
 class RATGluon(RATTriton):

@@ -14,19 +14,21 @@ bwd_ws_kernel  one CTA per work item (work_items, items.py): a block of BN = 128
                    (the j < c(t) mask on the tiles whose rows do not all see the block), dV_w += P^T dO (P^T from
                    registers), dS^T = P^T (dP^T - Delta), dK_w += dS^T Q; dS^T also goes to shared memory and,
                    once both warpgroups wrote theirs (an mbarrier), warpgroup w forms columns 64 w .. of the
-                   tile's dq share dS K (A = dS from shared memory, transposed) and adds it to the float32 dq
-                   accumulator by a TMA reduction (cp.reduce.async.bulk.tensor .add), which runs on while the
-                   warpgroup goes on; it waits for the reduction's read of the staging buffer only before the
-                   next tile's share overwrites it.
+                   tile's dq share dS K (A = dS from shared memory, transposed) and adds it to the dq accumulator
+                   (float32; 16-bit with b17's acc16) by a TMA reduction (cp.reduce.async.bulk.tensor .add), which
+                   runs on while the warpgroup goes on; it waits for the reduction's read of the staging buffer
+                   only before the next tile's share overwrites it.
                dK (times the softmax scale) and dV of the item added to float32 (B*H, C, D) accumulators (atomic
                adds; zero on entry), which rat/triton's dK/dV kernel writes in the same form.
 Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta per 64-row tile with lse +inf past
 T, RoPE(q), the accumulator's start: 0, or nothing where key block 0's items store their share first: b7b,
 with the dq writer b7c, where impls/rat/gluon/__init__.py's dq_writer_used) before; after it the backward scan
 (impls/rat/kernels/scan.py, DQ_OUT) forms the self term's gradients of kt and vt, as in rat/triton, and finishes
-dq = RoPE^T(scale acc + dS_self kt) from the accumulator (b5). With the two-level scans the pre pass starts the
-accumulator with dq's self term and bwd_dq_post_kernel finishes dq (dq = RoPE^T(scale acc)). Versions b0-b5 and
-what was measured: impls/rat/gluon/NOTES.md, "The backward in Gluon" (b7b, b7c: "Tenth session").
+dq = RoPE^T(scale acc + dS_self kt) from the accumulator (b5), which with the writer up to two key blocks is in the
+inputs' 16-bit dtype (b17, dq_acc16_used: a tile gets one stored share and at most one added). With the two-level
+scans the pre pass starts the accumulator with dq's self term and bwd_dq_post_kernel finishes dq (dq = RoPE^T(scale
+acc)). Versions b0-b5 and what was measured: impls/rat/gluon/NOTES.md, "The backward in Gluon" (b7b, b7c: "Tenth
+session"; seg 32 and b17: "Seventeenth session").
 Two things this module takes from Gluon's internals, as its public API has neither (triton 3.6.0 and 3.7.1, checked
 on both): the TMA reduction (hopper.tma has copies only; the op they lower to, ttng.async_tma_reduce, is in Gluon's
 builder, create_async_tma_reduce, which _tma_reduce_add calls) and a shared buffer's reinterpretation
