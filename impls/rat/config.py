@@ -57,6 +57,13 @@ class RATTritonConfig:
     #: chunk ends (impls/rat/gluon/__init__.py, dq_writer_used); b7b and b7c each alone lost (NOTES.md, "Tenth
     #: session")
     bwd_dq_writer: bool = False
+    #: with backward "gluon_ws": each MMA warpgroup of bwd_ws_kernel masks only the query tiles where its own 64 keys
+    #: are not all visible and skips its products on those where none is (b15); False: the key block's bounds for
+    #: both warpgroups (the kernel before b15, kept for the A/B)
+    bwd_wg_mask: bool = True
+    #: with backward "gluon_ws": bwd_ws_kernel's query tiles per work item; 0: launch_backward's rule (128 from 2048
+    #: chunk ends per head on, else 64)
+    bwd_seg: int = 0
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

@@ -102,14 +102,15 @@ def test_prefill_into_the_decode_cache_then_steps(monkeypatch, T0):
     _assert_fa_rule(["o"], [torch.cat(outs, 1)], x, L, True, None)
 
 
-def _mutant(tmp_path: Path, pattern: str, repl: str):
-    """impls/rat/gluon/forward.py with one change (a regular expression that matches once), imported as a module
-    of its own."""
-    src, n = re.subn(pattern, repl, Path(gf.__file__).read_text())
+def _mutant(tmp_path: Path, pattern: str, repl: str, module=gf):
+    """impls/rat/gluon/forward.py (or another module) with one change (a regular expression that matches once),
+    imported as a module of its own."""
+    src, n = re.subn(pattern, repl, Path(module.__file__).read_text())
     assert n == 1, pattern
-    path = tmp_path / "forward_mutant.py"
+    name = Path(module.__file__).stem + "_mutant"
+    path = tmp_path / f"{name}.py"
     path.write_text(src)
-    spec = importlib.util.spec_from_file_location("forward_mutant", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -170,6 +171,8 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
+    ({"bwd_dq_writer": True, "bwd_wg_mask": False}, "train", 1024, 4, 64, {}),
+    ({"bwd_wg_mask": False}, "train", 400, 16, 128, {}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
@@ -186,6 +189,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
         bwd = k["bwd"].launches[0]["args"]
         assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
+        assert bwd["WG_MASK"] == fields.get("bwd_wg_mask", True)
     else:
         do = None
         with torch.no_grad():
@@ -193,3 +197,27 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
     args = k["fwd"].launches[0]["args"]
     assert {n: args[n] for n in constexprs} == constexprs
     _assert_fa_rule(names, ours, x, L, True, do)
+
+
+@pytest.mark.parametrize("pattern,repl", [
+    (r"n_live = n - gl\.minimum\(gl\.maximum\(\(\(j0 \+ WG \* 64 \+ 1\) \* L - lo\) // BMQ, 0\), n\)",
+     "n_live = n - gl.minimum(gl.maximum(((j0 + WG * 64 + 1) * L - lo) // BMQ + 1, 0), n)"),
+    (r"mid = \(j0 \+ WG \* 64 \+ 64\) \* L", "mid = (j0 + WG * 64 + 48) * L"),
+])
+def test_backward_warpgroup_bounds_are_checked(monkeypatch, tmp_path, pattern, repl):
+    """b15's per-warpgroup bounds of bwd_ws_kernel wrong by one tile (a live tile skipped as dead) or by 16 keys (the
+    mask off on tiles where some of the warpgroup's keys are not visible): the gradients fail the rule. At T 1024, L
+    4 warpgroup 1 of key block 0 has 4 dead tiles and both warpgroups masked ones."""
+    mod = _mutant(tmp_path, pattern, repl, gb)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    monkeypatch.setattr(mod, "bwd_ws_kernel", gluon_emu.emulate(mod.bwd_ws_kernel))
+    monkeypatch.setattr(gb, "launch_backward", mod.launch_backward)
+    monkeypatch.setattr(gf, "fwd_ws_kernel", gluon_emu.emulate(gf.fwd_ws_kernel))
+    monkeypatch.setattr(gf, "sm_count", lambda device: 3)
+    x = _inputs(1024, 2, 64, seed=1)
+    do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(2)).half()
+    leaves = [t.clone().requires_grad_(True) for t in x]
+    y = RATTriton(GLUON).forward(*leaves, chunk_size=4)
+    y.backward(do)
+    with pytest.raises(AssertionError, match="'d[kvf]'|'dq'"):
+        _assert_fa_rule(["o", "dq", "dk", "dv", "df"], [y.detach()] + [t.grad for t in leaves], x, 4, True, do)
