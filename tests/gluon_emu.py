@@ -613,6 +613,7 @@ def _flag_wait(p: Ptr) -> torch.Tensor:
 #: inline asm snippets (whitespace collapsed) and what they do here
 ASM: dict[str, Callable[..., Any]] = {
     "cp.async.bulk.wait_group 0; mov.b32 $0, $1;": lambda x: (_store_wait(0), x)[1],
+    "cp.async.bulk.wait_group 2; mov.b32 $0, $1;": lambda x: (_store_wait(2), x)[1],
     "fence.proxy.async.global; mov.b32 $0, $1;": lambda x: x,
     "fence.proxy.async.global; st.release.gpu.global.b32 [$1], 1; mov.b32 $0, 0;":
         lambda p: (_store(p, 1), _t(0))[1],

@@ -57,6 +57,12 @@ class RATTritonConfig:
     #: chunk ends (impls/rat/gluon/__init__.py, dq_writer_used); b7b and b7c each alone lost (NOTES.md, "Tenth
     #: session")
     bwd_dq_writer: bool = False
+    #: with bwd_dq_writer: the writer sets a tile's store-first flags once it has issued the next tile's stores (its
+    #: wait for the writes to reach global memory then overlaps the next tile's: b16); False: at once per tile
+    bwd_flag_lag: bool = True
+    #: with backward "gluon_ws": bwd_ws_kernel's query tiles per work item; 0: launch_backward's rule (128 from 2048
+    #: chunk ends per head on, else 64)
+    bwd_seg: int = 0
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

@@ -77,6 +77,13 @@ def _writes_done(x):
 
 
 @gluon.jit
+def _writes_done_but_2(x):
+    """As _writes_done, but leaves this thread's last two bulk stores (one tile's two copies) in flight."""
+    return gl.inline_asm_elementwise("cp.async.bulk.wait_group 2;\n mov.b32 $0, $1;", "=r,r", [x], gl.int32,
+                                     is_pure=False, pack=1)
+
+
+@gluon.jit
 def _flag_set(ptr):
     """*ptr = 1 with release semantics at GPU scope, after a proxy fence: what this CTA's TMA stores wrote before
     is visible to a CTA that sees the flag (_flag_wait)."""
@@ -217,19 +224,19 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
+                   WRITER: gl.constexpr, FLAG_LAG: gl.constexpr):
     _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
+                   WRITER: gl.constexpr, FLAG_LAG: gl.constexpr):
     _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                WRITER: gl.constexpr):
+                WRITER: gl.constexpr, FLAG_LAG: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -252,12 +259,13 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
+                   WRITER: gl.constexpr, FLAG_LAG: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
     float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. The accumulator starts
     unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
     stores are in global memory; the others wait for the flag before adding. The waits sit here, off the MMA
-    warpgroups' path."""
+    warpgroups' path. With FLAG_LAG (b16) a tile's flags are set once the next tile's stores are issued, so that the
+    wait for its writes overlaps them (the last tile's after the loop)."""
     _T, Tp, _H, _C, _scale, _scale2, n_items = sc
     dq_bufs = smem[6]
     dq_full, dq_empty = bars[4], bars[5]
@@ -279,10 +287,23 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
         for w in gl.static_range(2):
             mbarrier.arrive(dq_empty.index(w), count=1)
         if first:  # every lane past the issuing lane's wait before any sets a flag
-            _writes_done(i)
-            _partition_barrier()
-            _flag_set(flag)
-            _flag_set(flag + 1)
+            if FLAG_LAG:
+                if i > 0:  # the previous tile (t0 + BMQ): its stores written, this tile's two left in flight
+                    _writes_done_but_2(i)
+                    _partition_barrier()
+                    _flag_set(flag + 2)
+                    _flag_set(flag + 3)
+            else:
+                _writes_done(i)
+                _partition_barrier()
+                _flag_set(flag)
+                _flag_set(flag + 1)
+    if FLAG_LAG and first and n > 0:  # the item's last tile (t0 = lo)
+        flag = FLAGS + (bh * (Tp // BMQ) + lo // BMQ) * 2
+        _writes_done(n)
+        _partition_barrier()
+        _flag_set(flag)
+        _flag_set(flag + 1)
 
 
 @gluon.jit
@@ -290,6 +311,7 @@ def bwd_ws_kernel(
     qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
+    FLAG_LAG: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -323,23 +345,23 @@ def bwd_ws_kernel(
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, FLAG_LAG)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, FLAG_LAG)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, FLAG_LAG)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, FLAG_LAG)),
         ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, FLAG_LAG)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, FLAG_LAG)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, FLAG_LAG)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
-                    ) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
+                    flag_lag: bool = True) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32, added to) padded to Tp
     rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled)
@@ -375,14 +397,14 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
         qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
         scale, scale2, len(items), L=L, D=D, STAGES=stages,
         DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
-        num_warps=4, maxnreg=168,
+        FLAG_LAG=flag_lag, num_warps=4, maxnreg=168,
     )
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False
+                   writer: bool = False, flag_lag: bool = True, seg: int | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq,
     bwd_dq_post_kernel. do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward.
@@ -433,7 +455,8 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, flags=flags)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags,
+                    flag_lag=flag_lag)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

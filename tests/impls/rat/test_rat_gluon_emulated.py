@@ -170,6 +170,7 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
+    ({"bwd_dq_writer": True, "bwd_flag_lag": False}, "train", 1024, 4, 64, {}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
@@ -186,6 +187,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
         bwd = k["bwd"].launches[0]["args"]
         assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
+        assert bwd["FLAG_LAG"] == fields.get("bwd_flag_lag", True)
     else:
         do = None
         with torch.no_grad():
