@@ -14,6 +14,7 @@ next tile, so one write latency per tile bounded key block 0's items, and throug
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 
@@ -22,7 +23,7 @@ from ratbench.impls.rat.triton import RATTritonConfig
 
 
 class _Variant(RATGluon):
-    fields: dict = {}
+    fields: ClassVar[dict] = {}
 
     def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
                 chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
@@ -32,12 +33,12 @@ class _Variant(RATGluon):
 
 class B16Off(_Variant):
     description = "rat/gluon with the dq writer flagging each tile once its writes are done (bwd_flag_lag=False)"
-    fields = {"bwd_flag_lag": False}
+    fields: ClassVar[dict] = {"bwd_flag_lag": False}
 
 
 class Seg32(_Variant):
     description = "rat/gluon with bwd_ws_kernel's work items of 32 query tiles (bwd_seg=32)"
-    fields = {"bwd_seg": 32}
+    fields: ClassVar[dict] = {"bwd_seg": 32}
 
 
 def main() -> None:
