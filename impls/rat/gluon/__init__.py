@@ -20,6 +20,7 @@ import math
 import torch
 
 from ratbench.impls.peer_utils import cuda_capability
+from ratbench.impls.rat.gluon.items import KEY_BLOCK
 from ratbench.impls.rat.triton import DEFAULT_CONFIG, RATTriton, RATTritonConfig
 
 #: rat/triton's 16-bit default with the Gluon forward: 128 x 128 tiles, 2 buffers of K and V each (3 do not fit in
@@ -33,8 +34,9 @@ GLUON_BWD_CONFIG = dataclasses.replace(GLUON_CONFIG, backward="gluon_ws", bscan_
 GLUON_WRITER_CONFIG = dataclasses.replace(GLUON_BWD_CONFIG, bwd_dq_writer=True)
 #: the most chunk ends per sequence (two key blocks of 128) at which rat/gluon takes GLUON_WRITER_CONFIG at head dim 64
 WRITER_MAX_ENDS = 256
-#: the most chunk ends per sequence at which the dq accumulator is 16-bit (b17): two key blocks of 128
-ACC16_MAX_ENDS = 256
+#: the most chunk ends per sequence at which the dq accumulator is 16-bit (b17): two of bwd_ws_kernel's key blocks, as
+#: gluon_backward's acc16 rule has it
+ACC16_MAX_ENDS = 2 * KEY_BLOCK
 
 
 def gluon_backward_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
