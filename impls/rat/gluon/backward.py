@@ -60,6 +60,8 @@ _partition_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
 BN = gl.constexpr(KEY_BLOCK)  # chunk ends per CTA: two warpgroups of 64
 BMQ = gl.constexpr(QUERY_TILE)  # query rows per tile
 PRE_BM, PRE_WARPS = 32, 4  # bwd_ws_pre_kernel's rows and warps per program (NOTES.md b4: 7% faster than 64 rows)
+#: Gluon's element types of the tensors launch_backward takes (the dq accumulator: float32 or 16-bit)
+_GL_DTYPES = {torch.float32: gl.float32, torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}
 
 
 @_gl_core.builtin
@@ -359,11 +361,10 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     Cs = ke.shape[2]
     C = dke.shape[1]
     bm = BMQ.value
-    gdt = {torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[qr.dtype]
+    gdt = _GL_DTYPES[qr.dtype]
     lay_kv = gl.NVMMASharedLayout.get_default_for([BN.value, D], gdt)
     lay_q = gl.NVMMASharedLayout.get_default_for([bm, D], gdt)
-    adt = {torch.float32: gl.float32, torch.bfloat16: gl.bfloat16, torch.float16: gl.float16}[dqacc.dtype]
-    lay_dq = gl.NVMMASharedLayout.get_default_for([bm, D // 2], adt)
+    lay_dq = gl.NVMMASharedLayout.get_default_for([bm, D // 2], _GL_DTYPES[dqacc.dtype])
     lay_ld = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)  # plain rows (_ld_row)
     ke_d, ve_d = (TensorDescriptor(x, [BH * Cs, D], [D, 1], [BN.value, D], lay_kv) for x in (ke, ve))
     qr_d = TensorDescriptor(qr, [BH * Tp, D], [D, 1], [bm, D], lay_q)
