@@ -292,10 +292,11 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope, long_s
 
 
 def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
-                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1):
+                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1, roper=False):
     """fwd_ws_kernel's contract in torch (float32): o, lse (base 2) and, given qr, RoPE_c(q) into its rows < T (rows
     past T: zeros, finite as the kernel's); given ss (float32 (B*H, T)), the self logits from there (ktr not read).
-    The softmax's options (exp_poly, split, tree: f6-f8) change the kernel's rounding only, not its contract."""
+    The softmax's options (exp_poly, split, tree: f6-f8) and where q is rotated (roper: f17) change the kernel's
+    rounding only, not its contract."""
     B, _, _, D = q.shape
     C = ke.shape[2]
     c = torch.arange(T) // L
@@ -487,17 +488,17 @@ def test_gluon_backward_route():
 
 
 def test_polynomial_exponential_recipe_and_coefficients(monkeypatch):
-    """f6's _exp2_poly recipe (impls/rat/gluon/forward.py) with its coefficients, run as a Triton kernel in the
+    """f6's exp2_poly recipe (impls/rat/gluon/softmax.py) with its coefficients, run as a Triton kernel in the
     interpreter (Gluon has none): x clamped at -125, j = round(x) by the 1.5 * 2**23 shift, 2**(x - j) by the
     polynomial, j added to the exponent bits. Within 1e-4 relative of 2**x over the softmax's range, about 2**-125
     (not 0, never NaN) for -inf; a wrong coefficient or shift fails."""
     import triton
     import triton.language as tl
 
-    from ratbench.impls.rat.gluon import forward as gf
+    from ratbench.impls.rat.gluon import softmax
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    c = [float(getattr(gf, f"_P{i}").value) for i in range(4)]
+    c = [float(getattr(softmax, f"P{i}").value) for i in range(4)]
 
     @triton.jit
     def poly_kernel(X, Y, P0, P1, P2, P3, N: tl.constexpr):
