@@ -50,10 +50,6 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
-    #: with forward "gluon_ws" and RoPE: q rotated by a partition of fwd_ws_kernel of its own, from rows of the cos
-    #: and sin tables that TMA brings with q, a tile ahead of the consumer warpgroups (f17), where the chunk size L
-    #: is a multiple of 8 that divides 128 or is a multiple of it; elsewhere the consumers rotate q
-    fwd_roper: bool = False
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and

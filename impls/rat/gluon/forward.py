@@ -45,9 +45,6 @@ from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat.gluon.softmax import online_softmax
 
 BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
-ROPE_ROWS = gl.constexpr(8)  # rows the rotating partition (_roper) takes at a time: one chunk's, so L must be a multiple
-#: a barrier of the warps of one partition (triton 3.6 names it thread_barrier, 3.7 barrier)
-_partition_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
 
 
 @gluon.constexpr_function
@@ -82,17 +79,16 @@ def _schedule(NT, n_tiles):
 
 @gluon.jit
 def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr, TR: gl.constexpr):
+            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
     """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
     the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
-    SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load. With the
-    rotating partition (TR > 0) the consumers read no tables."""
+    SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
     bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN)
     COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
     r = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
-    if ROPE and TR == 0:
+    if ROPE:
         vm = ((r < T) & valid)[:, None]
         tptr = (r // L)[:, None] * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))[None, :]
         cos = gl.load(COS + tptr, mask=vm, other=1.0)
@@ -111,26 +107,22 @@ def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.const
 @gluon.jit
 def _prologue(tables, q_w, k_self, v_self, t0, scale2, tw_off, L: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, q_bar, q_phase, kv_bar, kv_phase,
-              SELF_LOGIT: gl.constexpr, TR: gl.constexpr):
+              SELF_LOGIT: gl.constexpr):
     """Rows t0 + tw_off .. + 63 (tables: their _tables). q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place
     (16-bit); the online softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the ring's
     self block k_self, or with SELF_LOGIT the scan's q_t . kt_t from tables), l = 1, acc = vt_t (v_self, read in the
-    accumulator's layout). With the rotating partition (TR > 0, _roper) q_bar is its barrier: q_w holds q_r
-    already, and the self logit takes it in 16 bits, as the products and the backward scan do. Returns acc, m, l,
-    chunk ids."""
+    accumulator's layout). Returns acc, m, l, chunk ids."""
     cos, sin, ss = tables
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
     mbarrier.wait(q_bar, q_phase)
-    if TR == 0 or not SELF_LOGIT:
-        q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-        q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-    if TR == 0:
-        if ROPE:
-            q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
-        q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
-        q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
-        fence_async_shared()
+    q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    if ROPE:
+        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
+    q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
+    q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
+    fence_async_shared()
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     if SELF_LOGIT:
         m_i = ss * scale2
@@ -260,32 +252,31 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr, TR: gl.constexpr):
+              SPLIT: gl.constexpr, TREE: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
-    by TMA, for the backward (b5). With the rotating partition (TR > 0) q_r is in q's buffer when q_roped completes."""
+    by TMA, for the backward (b5)."""
     T, H, NT, n_tiles, scale2 = sc
-    q_bufs, k_bufs, v_bufs = smem[0], smem[1], smem[2]
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, q_roped = bars
-    q_go = q_roped if TR > 0 else q_ready
+    q_bufs, k_bufs, v_bufs = smem
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
     G, pid, n_mine = _schedule(NT, n_tiles)
     # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
     # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
-    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout, TR)
+    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
         bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN)
         if not AHEAD:
-            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout, TR)
+            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
             tables, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, scale2,
-            WG * 64, L, D, ROPE, s_layout, o_layout, q_go.index(j % 2), (j // 2) & 1,
-            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, SELF_LOGIT, TR)
+            WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
+            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, SELF_LOGIT)
         if STORE_LSE and STORE_QR:
             tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
         if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
@@ -297,7 +288,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
                                 acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
         if AHEAD:  # the next tile's, under this tile's epilogue
             tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
-                             s_layout, TR)
+                             s_layout)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
@@ -316,18 +307,18 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, TR: gl.constexpr):
+               TREE: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, TR: gl.constexpr):
+               TREE: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
 
 
 @gluon.jit
@@ -348,16 +339,15 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr, TR: gl.constexpr):
+            TREE: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
-    of K and V, all through the ring but q. With the rotating partition (TR > 0) the TR rows of RoPE_c's cos and sin
-    tables that the tile's rows take come with q (one buffer each per q buffer)."""
+    of K and V, all through the ring but q."""
     T, H, NT, n_tiles, _scale2 = sc
-    q_bufs, k_bufs, v_bufs = smem[0], smem[1], smem[2]
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars[:6]
+    q_bufs, k_bufs, v_bufs = smem
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs = descs[:6]
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
@@ -366,12 +356,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         col = (bh % H) * D
         qb = j % 2
         mbarrier.wait(q_empty.index(qb), ((j // 2) & 1) ^ 1)
-        if TR > 0:
-            mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes + 2 * descs[8].block_type.nbytes)
-            for c in gl.static_range(2):
-                tma.async_copy_global_to_shared(descs[8 + c], [t0 // L, 0], q_ready.index(qb), smem[3].index(2 * qb + c))
-        else:
-            mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
+        mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
         if SELF_LOGIT:  # the self entry carries vt only: its K buffer's phase completes without bytes
@@ -390,49 +375,15 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
 
 
 @gluon.jit
-def _roper(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-           ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-           O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-           TREE: gl.constexpr, TR: gl.constexpr):
-    """The rotating partition (f17, two warps): per tile, once its q and its TR rows of the cos and sin tables are in
-    (q_ready), q_r = RoPE_c(q) in place, ROPE_ROWS rows (one chunk's) at a time, then q_roped for the consumers. It
-    runs a tile ahead of them, off their path (the loader brings the next tile's q while they work on this one)."""
-    _T, _H, NT, n_tiles, _scale2 = sc
-    q_bufs, tab_bufs = smem[0], smem[3]
-    q_ready, q_roped = bars[4], bars[6]
-    HALF: gl.constexpr = D // 2
-    lay: gl.constexpr = gl.BlockedLayout([ROPE_ROWS // 2, HALF // 32], [1, 32], [2, 1], [1, 0])
-    _G, _pid, n_mine = _schedule(NT, n_tiles)
-    for j in range(n_mine):
-        b = j % 2
-        mbarrier.wait(q_ready.index(b), (j // 2) & 1)
-        for h in gl.static_range(2):
-            q_w = q_bufs.index(2 * b + h)
-            for r in gl.static_range(0, 64, ROPE_ROWS):
-                c = tab_bufs.index(2 * b).slice((64 * h + r) // L, 1).load(lay)
-                sn = tab_bufs.index(2 * b + 1).slice((64 * h + r) // L, 1).load(lay)
-                rows = q_w.slice(r, ROPE_ROWS)
-                q1 = rows.slice(0, HALF, dim=1).load(lay).to(gl.float32)
-                q2 = rows.slice(HALF, HALF, dim=1).load(lay).to(gl.float32)
-                rows.slice(0, HALF, dim=1).store((q1 * c - q2 * sn).to(q_w.dtype))
-                rows.slice(HALF, HALF, dim=1).store((q2 * c + q1 * sn).to(q_w.dtype))
-        fence_async_shared()
-        _partition_barrier()
-        mbarrier.arrive(q_roped.index(b), count=1)
-
-
-@gluon.jit
 def _ring_barriers(STAGES: gl.constexpr):
     """The mbarriers of the K / V ring (ready: the TMA's bytes; empty: both consumer warpgroups' releases) and of the
-    two q buffers (q_roped: the rotating partition's q_r is in), initialised: k_ready, v_ready, k_empty, v_empty,
-    q_ready, q_empty, q_roped."""
+    two q buffers, initialised: k_ready, v_ready, k_empty, v_empty, q_ready, q_empty."""
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     q_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     q_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    q_roped = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
@@ -441,51 +392,37 @@ def _ring_barriers(STAGES: gl.constexpr):
     for i in gl.static_range(2):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=2)
-        mbarrier.init(q_roped.index(i), count=1)
-    return k_ready, v_ready, k_empty, v_empty, q_ready, q_empty, q_roped
+    return k_ready, v_ready, k_empty, v_empty, q_ready, q_empty
 
 
 @gluon.jit
 def fwd_ws_kernel(
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc, cos_desc, sin_desc,
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc,
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, TR: gl.constexpr,
+    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
     ptrs = (COS, SIN, O, LSE, SS)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
-    bars = _ring_barriers(STAGES)
-    descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc, cos_desc, sin_desc)
+    smem = (q_bufs, k_bufs, v_bufs)
+    bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
+    descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
-    if TR > 0:  # f17: RoPE(q) by a partition of its own from cos / sin rows that TMA brings with q
-        tab_bufs = gl.allocate_shared_memory(gl.float32, [4, TR, D // 2], cos_desc.layout)  # (cos, sin) x 2 tiles
-        smem = (q_bufs, k_bufs, v_bufs, tab_bufs)
-        gl.warp_specialize([
-            (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)),
-            (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)),
-            (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                       SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)),
-            (_roper, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                      SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)),
-        ], [4, 1, 2], [240, 24, 24])
-    else:
-        smem = (q_bufs, k_bufs, v_bufs)
-        gl.warp_specialize([
-            (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)),
-            (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)),
-            (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                       SELF_LOGIT, EXP_POLY, SPLIT, TREE, TR)),
-        ], [4, 1], [240, 24])
+    gl.warp_specialize([
+        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+    ], [4, 1], [240, 24])
 
 
 def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
@@ -497,7 +434,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1, roper: bool = False) -> None:
+                   tree: int = 1) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -506,10 +443,7 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8). roper (f17): RoPE_c(q) by a partition of its
-    own (_roper) where L is a multiple of ROPE_ROWS and divides 128 or is a multiple of it (a tile's rows then take
-    TR = max(128 / L, 1) rows of cos and sin, which TMA brings with q); elsewhere, and without rope, the consumers
-    rotate q as before. cos, sin: (n, D / 2) contiguous float32 tables, n >= the chunks of T."""
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -549,18 +483,12 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     if self_logit and (ss.shape != (B * H, T) or ss.dtype != torch.float32 or not ss.is_contiguous()):
         raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "
                          f"{tuple(ss.shape)} {ss.dtype}")
-    tr = max(BM // L, 1) if roper and rope and L % ROPE_ROWS.value == 0 and (BM % L == 0 or L % BM == 0) else 0
-    if tr:
-        lay_t = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)
-        tabs = [TensorDescriptor(x, list(x.shape), [x.shape[1], 1], [tr, D // 2], lay_t) for x in (cos, sin)]
-    else:
-        tabs = [q_desc, q_desc]
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
-        *tabs, o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
+        o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, TR=tr,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
         num_warps=4, maxnreg=168,
     )

@@ -171,17 +171,12 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
-    ({"fwd_roper": True}, "prefill", 1024, 16, 128, {"TR": 8}),
-    ({"fwd_roper": True}, "prefill", 1008, 8, 64, {"TR": 16}),
-    ({"fwd_roper": True, "bwd_dq_writer": True}, "train", 1024, 16, 128, {"TR": 8}),
-    ({"fwd_roper": True}, "train", 768, 256, 64, {"TR": 1}),
-    ({"fwd_roper": True}, "prefill", 640, 4, 64, {"TR": 0}),  # L not a multiple of 8: the consumers rotate
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
-    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit, f17's rotating
-    partition where L allows it) and the backward's (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk
-    ends and without it): outputs and gradients within the rule, each switch reaching the kernel."""
+    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit) and the backward's
+    (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it): outputs and gradients
+    within the rule, each switch reaching the kernel."""
     k = _emulate(monkeypatch, 3)
     cfg = dataclasses.replace(GLUON, **fields)
     x = _inputs(T, 2, D, seed=4)
