@@ -610,6 +610,11 @@ def _flag_wait(p: Ptr) -> torch.Tensor:
     return _load(p)
 
 
+def _count_wait(p: Ptr, n: Any) -> torch.Tensor:
+    _wait_until(lambda: int(p.flat[int(_t(p.off))]) >= int(_t(n)), "a count in global memory")
+    return _load(p)
+
+
 #: inline asm snippets (whitespace collapsed) and what they do here
 ASM: dict[str, Callable[..., Any]] = {
     "cp.async.bulk.wait_group 0; mov.b32 $0, $1;": lambda x: (_store_wait(0), x)[1],
@@ -620,6 +625,8 @@ ASM: dict[str, Callable[..., Any]] = {
     "ld.acquire.gpu.global.b32 $0, [$1];": _spin_load,
     "{ .reg .pred p; WAIT: ld.acquire.gpu.global.b32 $0, [$1]; setp.eq.b32 p, $0, 0; @p bra WAIT; "
     "fence.proxy.async.global; }": _flag_wait,
+    "{ .reg .pred p; WAIT: ld.acquire.gpu.global.b32 $0, [$1]; setp.lt.s32 p, $0, $2; @p bra WAIT; "
+    "fence.proxy.async.global; }": _count_wait,
 }
 
 

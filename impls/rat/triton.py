@@ -163,6 +163,9 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         ve = torch.empty_like(ke)
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
     stk, stv = last_state if last_state is not None else (o, o)
+    # f18: the Gluon forward as a dependent launch of the scan, head by head (not in the interpreter: no PDL there)
+    pdl = cfg.forward == "gluon_ws" and cfg.fwd_scan_pdl and not long_scan and not _interpreting()
+    done = torch.zeros(B * H, device=q.device, dtype=torch.int32) if pdl else None
     if long_scan:
         _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T, H, C, L, rope, last_state is not None, cfg)
     else:
@@ -171,7 +174,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
             k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
             ke.stride(0), ke.stride(1), ke.stride(2), q.stride(0), q.stride(1), q.stride(2), T, H, C, L,
             L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, SELF_LOGIT=self_logit,
-            WRITE_KT=not self_logit, **_kw(cfg.scan_warps, 1),
+            WRITE_KT=not self_logit, DONE=done, PDL=pdl, **_kw(cfg.scan_warps, 1),
         )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     if cfg.forward == "gluon_ws":
@@ -180,7 +183,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=cfg.fwd_exp_poly if D == 64 else 0, split=cfg.fwd_split_masked,
-                       tree=cfg.fwd_row_tree)
+                       tree=cfg.fwd_row_tree, scanned=(done, math.ceil(C / cfg.scan_nc)) if pdl else None)
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
