@@ -621,6 +621,8 @@ ASM: dict[str, Callable[..., Any]] = {
     "fence.proxy.async.global; mov.b32 $0, $1;": lambda x: x,
     "fence.proxy.async.global; st.release.gpu.global.b32 [$1], 1; mov.b32 $0, 0;":
         lambda p: (_store(p, 1), _t(0))[1],
+    "cp.async.bulk.wait_group 0; fence.proxy.async.global; mov.b32 $0, $1;": lambda x: (_store_wait(0), x)[1],
+    "griddepcontrol.launch_dependents; mov.b32 $0, $1;": lambda x: x,
     "ld.relaxed.gpu.global.b32 $0, [$1];": _load,
     "ld.acquire.gpu.global.b32 $0, [$1];": _spin_load,
     "{ .reg .pred p; WAIT: ld.acquire.gpu.global.b32 $0, [$1]; setp.eq.b32 p, $0, 0; @p bra WAIT; "

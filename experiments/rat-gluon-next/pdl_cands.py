@@ -1,12 +1,15 @@
-"""f18 (eighteenth session): fwd_ws_kernel as a programmatic dependent launch of scan_kernel, taking each head once
-the scan's programs of that head have counted themselves done (RATTritonConfig.fwd_scan_pdl), against rat/gluon,
-registered beside it for one harness run: `PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl
-rat/gluon,rat/gluon-pdl ... --register rat/gluon-pdl=pdl_cands:Pdl`.
+"""f18 and b18 (eighteenth session): fwd_ws_kernel as a programmatic dependent launch of scan_kernel, taking each head
+once the scan's programs of that head have counted themselves done (f18, RATTritonConfig.fwd_scan_pdl: rat/gluon-pdl),
+and with it the backward scan as a dependent launch of bwd_ws_kernel, each head once the kernel's items of that head
+have counted themselves done (b18, bwd_scan_pdl: rat/gluon-pdl2), against rat/gluon, registered beside it for one
+harness run: `PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl rat/gluon,rat/gluon-pdl,
+rat/gluon-pdl2 ... --register rat/gluon-pdl=pdl_cands:Pdl --register rat/gluon-pdl2=pdl_cands:Pdl2`.
 
 Why: the forward's persistent CTAs need every SM's registers, so they cannot start beside scan_kernel's programs;
 launched after it, they wait for the scan's last wave (8192 programs of 4 warps at every T of the issue's table,
 about 12 waves) and their own launch. As a dependent launch (each scan program lets it start once all have started)
-they take SMs as the last wave frees them and work on the heads whose scan is done."""
+they take SMs as the last wave frees them and work on the heads whose scan is done. The same holds between
+bwd_ws_kernel (one CTA per work item, 11-20 waves at the issue's shapes) and the backward scan."""
 from __future__ import annotations
 
 import dataclasses
@@ -26,9 +29,20 @@ class Pdl(RATGluon):
         return dataclasses.replace(base, fwd_scan_pdl=True)
 
 
+class Pdl2(RATGluon):
+    description = ("rat/gluon with the forward and the backward scan as dependent launches (fwd_scan_pdl=True, "
+                   "bwd_scan_pdl=True, pdl_cands.py)")
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(base, fwd_scan_pdl=True, bwd_scan_pdl=True)
+
+
 def main() -> None:
-    """Print the --register flag."""
+    """Print the --register flags."""
     print("--register rat/gluon-pdl=pdl_cands:Pdl  # fwd_scan_pdl=True")
+    print("--register rat/gluon-pdl2=pdl_cands:Pdl2  # fwd_scan_pdl=True, bwd_scan_pdl=True")
 
 
 if __name__ == "__main__":

@@ -250,14 +250,17 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         do = do.contiguous()
     cos, sin = rope_tables(C, D, o.device) if rope else (o, o)
     if cfg.backward == "gluon_ws":  # Delta, dq and dK, dV of the chunk ends by impls/rat/gluon/backward.py
-        from ratbench.impls.rat.gluon.backward import gluon_backward
+        from ratbench.impls.rat.gluon.backward import gluon_backward, items_counted
 
         by_scan = scan_finishes_dq(cfg, B, H, T, L)
+        pdl = by_scan and cfg.bwd_scan_pdl and not _interpreting()  # b18 (no PDL in the interpreter)
+        counts = torch.zeros(B * H, device=o.device, dtype=torch.int32) if pdl else None
         dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
                                                  finish_dq=not by_scan, qr=qr, writer=cfg.bwd_dq_writer,
-                                                 seg=cfg.bwd_seg or None, acc16=cfg.bwd_dq_acc16)
+                                                 seg=cfg.bwd_seg or None, acc16=cfg.bwd_dq_acc16, counts=counts)
+        counted = (counts, items_counted(T, L, cfg.bwd_seg or None, cfg.bwd_dq_writer, o.device)) if pdl else None
         dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
-                                        cfg, dqacc=dq if by_scan else None, qr=qr)
+                                        cfg, dqacc=dq if by_scan else None, qr=qr, counted=counted)
         return (dq_scan if by_scan else dq), dk, dv, df
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D) (and dq with "dq_first")
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
@@ -343,13 +346,15 @@ def _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L: int, rope: bool, sca
 
 
 def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int, rope: bool, scale: float,
-              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None, qr: torch.Tensor | None = None
+              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None, qr: torch.Tensor | None = None,
+              counted: tuple[torch.Tensor, int] | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """dk, dv, df and, given dqacc and qr, dq: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan
     (bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel) when long_scan_used (no dqacc there: `scan_finishes_dq`).
     dqacc: (B*H, Tp, D) float32 (or 16-bit: rat/gluon's b17), sum_j dS_tj K_j (rat/gluon's backward kernel), and
     qr, RoPE(q) in the same rows, read instead of q (which may be None then): the scan adds each row's self term,
-    scales, rotates back and writes dq (one pass less than rat/gluon's bwd_dq_post_kernel)."""
+    scales, rotates back and writes dq (one pass less than rat/gluon's bwd_dq_post_kernel). counted (b18): (counts,
+    n): the one-level scan as a dependent launch of the backward kernel, each head once counts[b*H + h] reaches n."""
     from ratbench.impls.rat import kernels as K
 
     B, T, H, D = o.shape
@@ -381,6 +386,7 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
         q if dqacc is None else qr, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, *dq_args[:2],
         *ins, *os_, T, H, C, L, scale, scale * K.LOG2E, dq_args[2],
         L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, DQ_OUT=dqacc is not None, **_kw(cfg.bscan_warps, 1),
+        **({} if counted is None else {"DONE": counted[0], "n_wait": counted[1], "PDL": True, "launch_pdl": True}),
     )
     return dk, dv, df, dq
 

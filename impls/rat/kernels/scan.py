@@ -196,12 +196,20 @@ def bwd_scan_kernel(
     Q, K, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQACC, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2, Tp,
     L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, DQ_OUT: tl.constexpr = False,
+    DONE=None, n_wait=0, PDL: tl.constexpr = False,
 ):
     """Direct gradients of kt, vt per row (the self term: dS_self scale q_r and p_self dO, plus dK_c, dV_c at l = L-1),
     then the reverse scan g_l = d_l + f_{l+1} g_{l+1} and dk, dv, df. Q, K, V, F have strides s_*; KTR, VT, DO, DK, DV,
     DF, DQ o_*. The state before row l is read back from the forward's per-token states (un-rotated). DQ_OUT: Q is
-    RoPE(q) (B*H, Tp, D) and dq comes too, from DQACC (as Q, float32: sum_j dS_tj K_j, rat/gluon's) and the self term."""
+    RoPE(q) (B*H, Tp, D) and dq comes too, from DQACC (as Q, float32: sum_j dS_tj K_j, rat/gluon's) and the self term.
+    PDL (rat/gluon's b18, sm_90; launched as a programmatic dependent launch of its backward kernel): the program
+    starts once DONE[b*H + h] (int32, that kernel's count of finished work for the head, acquire at GPU scope) has
+    reached n_wait."""
     bh, b, h, cid, cm, d2, cos, sin = _chunks(COS, SIN, H, C, NC, HALF, ROPE)
+    if PDL:
+        c = tl.atomic_add(DONE + bh, 0, sem="acquire", scope="gpu")
+        while c < n_wait:
+            c = tl.atomic_add(DONE + bh, 0, sem="acquire", scope="gpu")
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     r_off = bh.to(tl.int64) * T

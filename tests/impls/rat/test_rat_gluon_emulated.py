@@ -20,7 +20,7 @@ from ratbench.bench.fa_rule import judge
 from ratbench.impls.rat.gluon import backward as gb
 from ratbench.impls.rat.gluon import forward as gf
 from ratbench.impls.rat.reference import rat_attention
-from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton, rat_forward, rope_tables
 
 GLUON = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", backward="gluon_ws", fwd_bm=128, fwd_bn=128,
                             fwd_stages=2)
@@ -242,3 +242,25 @@ def test_forward_takes_a_head_only_once_its_scan_is_counted(monkeypatch):
         got = RATTriton(GLUON).forward(*x, chunk_size=L)
     assert seen == [3 * H]
     assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("writer,T,L,D", [(True, 1024, 16, 128), (False, 1024, 4, 64)])
+def test_backward_counts_each_heads_items(monkeypatch, writer, T, L, D):
+    """b18: bwd_ws_kernel with counts adds, per head, what items_counted says the backward scan waits for (each item's
+    two MMA warpgroups, and its dq writer), and its gradients equal those of the kernel without counts."""
+    k = _emulate(monkeypatch, 3)
+    H = 2
+    x = _inputs(T, H, D, seed=6)
+    do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(7)).half()
+    with torch.no_grad():
+        o, lse, ktr, vt, ke, ve = rat_forward(*x, L, True, D ** -0.5, GLUON, need_lse=True)
+    cos, sin = rope_tables(T // L, D, o.device)
+    outs = []
+    for counts in (None, torch.zeros(H, dtype=torch.int32)):
+        outs.append(gb.gluon_backward(do, x[0], o, lse, ktr, vt, ke, ve, cos, sin, L, True, D ** -0.5,
+                                      finish_dq=False, writer=writer, counts=counts))
+        if counts is not None:
+            assert counts.tolist() == [gb.items_counted(T, L, None, writer, counts.device)] * H
+    assert k["bwd"].launches[-1]["args"]["COUNT"] is True
+    for a, b in zip(outs[0][:4], outs[1][:4]):
+        assert torch.allclose(a.float(), b.float(), atol=1e-3, rtol=1e-3)
