@@ -15,8 +15,9 @@ export PYTHONPATH=.:experiments/rat-gluon-next
 REG="--register rat/gluon-pdl=pdl_cands:Pdl --register rat/gluon-pdl2=pdl_cands:Pdl2"
 C="--tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures $REG"
 F=rat/gluon,rat/gluon-pdl,rat/gluon-pdl2
-TAILN=14 step op 120 python run_bench.py --impl $F --mode train,prefill --head-dim 128 --chunk-size 16 --seq-len 4k,32k,128k --budget 2 $C --out "$R/op"
-TAILN=6 step check 200 python run_bench.py --preset check-triton --impl rat/gluon-pdl2 --mode train,prefill --device cuda --out "$R/check" --no-progress --no-figures $REG
+TAILN=14 step op 150 python run_bench.py --impl $F --mode train,prefill --head-dim 128 --chunk-size 16 --seq-len 4k,32k,128k --budget 2 $C --out "$R/op"
+left=$(( ${TOTAL:-540} - ($(date +%s) - t0) ))
+[ "$left" -ge 40 ] && TAILN=6 step check "$left" python run_bench.py --preset check-triton --impl rat/gluon-pdl2 --mode train,prefill --device cuda --out "$R/check" --no-progress --no-figures $REG
 left=$(( ${TOTAL:-540} - ($(date +%s) - t0) ))
 [ "$left" -ge 60 ] && TAILN=10 step profile 100 python run_bench.py profile --impl $F --mode train,prefill --head-dim 128 --chunk-size 16 --seq-len 4k,32k,128k --budget 1 $C --out "$R/profile"
 left=$(( ${TOTAL:-540} - ($(date +%s) - t0) ))
