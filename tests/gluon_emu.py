@@ -610,25 +610,16 @@ def _flag_wait(p: Ptr) -> torch.Tensor:
     return _load(p)
 
 
-def _count_wait(p: Ptr, n: Any) -> torch.Tensor:
-    _wait_until(lambda: int(p.flat[int(_t(p.off))]) >= int(_t(n)), "a count in global memory")
-    return _load(p)
-
-
 #: inline asm snippets (whitespace collapsed) and what they do here
 ASM: dict[str, Callable[..., Any]] = {
     "cp.async.bulk.wait_group 0; mov.b32 $0, $1;": lambda x: (_store_wait(0), x)[1],
     "fence.proxy.async.global; mov.b32 $0, $1;": lambda x: x,
     "fence.proxy.async.global; st.release.gpu.global.b32 [$1], 1; mov.b32 $0, 0;":
         lambda p: (_store(p, 1), _t(0))[1],
-    "cp.async.bulk.wait_group 0; fence.proxy.async.global; mov.b32 $0, $1;": lambda x: (_store_wait(0), x)[1],
-    "griddepcontrol.launch_dependents; mov.b32 $0, $1;": lambda x: x,
     "ld.relaxed.gpu.global.b32 $0, [$1];": _load,
     "ld.acquire.gpu.global.b32 $0, [$1];": _spin_load,
     "{ .reg .pred p; WAIT: ld.acquire.gpu.global.b32 $0, [$1]; setp.eq.b32 p, $0, 0; @p bra WAIT; "
     "fence.proxy.async.global; }": _flag_wait,
-    "{ .reg .pred p; WAIT: ld.acquire.gpu.global.b32 $0, [$1]; setp.lt.s32 p, $0, $2; @p bra WAIT; "
-    "fence.proxy.async.global; }": _count_wait,
 }
 
 

@@ -50,14 +50,6 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
-    #: with forward "gluon_ws" and the one-level scan: fwd_ws_kernel launched as a programmatic dependent launch of
-    #: scan_kernel, taking each head once the scan's programs of that head have counted themselves done (f18), so
-    #: that it starts under the scan's last wave instead of after it
-    fwd_scan_pdl: bool = False
-    #: with backward "gluon_ws" where the backward scan finishes dq: the backward scan launched as a programmatic
-    #: dependent launch of bwd_ws_kernel, each head taken once the kernel's items of that head have counted
-    #: themselves done (b18), so that it starts under the kernel's last wave instead of after it
-    bwd_scan_pdl: bool = False
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and

@@ -163,9 +163,6 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         ve = torch.empty_like(ke)
     cos, sin = rope_tables(C, D, q.device) if rope else (o, o)
     stk, stv = last_state if last_state is not None else (o, o)
-    # f18: the Gluon forward as a dependent launch of the scan, head by head (not in the interpreter: no PDL there)
-    pdl = cfg.forward == "gluon_ws" and cfg.fwd_scan_pdl and not long_scan and not _interpreting()
-    done = torch.zeros(B * H, device=q.device, dtype=torch.int32) if pdl else None
     if long_scan:
         _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T, H, C, L, rope, last_state is not None, cfg)
     else:
@@ -174,7 +171,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
             k.stride(0), k.stride(1), k.stride(2), o.stride(0), o.stride(1), o.stride(2),
             ke.stride(0), ke.stride(1), ke.stride(2), q.stride(0), q.stride(1), q.stride(2), T, H, C, L,
             L=L, NC=cfg.scan_nc, HALF=HALF, ROPE=rope, WRITE_LAST=last_state is not None, SELF_LOGIT=self_logit,
-            WRITE_KT=not self_logit, DONE=done, PDL=pdl, **_kw(cfg.scan_warps, 1),
+            WRITE_KT=not self_logit, **_kw(cfg.scan_warps, 1),
         )
     lse = torch.empty(B * H, T, device=q.device, dtype=torch.float32) if need_lse else o
     if cfg.forward == "gluon_ws":
@@ -183,7 +180,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=cfg.fwd_exp_poly if D == 64 else 0, split=cfg.fwd_split_masked,
-                       tree=cfg.fwd_row_tree, scanned=(done, math.ceil(C / cfg.scan_nc)) if pdl else None)
+                       tree=cfg.fwd_row_tree)
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
@@ -250,17 +247,14 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         do = do.contiguous()
     cos, sin = rope_tables(C, D, o.device) if rope else (o, o)
     if cfg.backward == "gluon_ws":  # Delta, dq and dK, dV of the chunk ends by impls/rat/gluon/backward.py
-        from ratbench.impls.rat.gluon.backward import gluon_backward, items_counted
+        from ratbench.impls.rat.gluon.backward import gluon_backward
 
         by_scan = scan_finishes_dq(cfg, B, H, T, L)
-        pdl = by_scan and cfg.bwd_scan_pdl and not _interpreting()  # b18 (no PDL in the interpreter)
-        counts = torch.zeros(B * H, device=o.device, dtype=torch.int32) if pdl else None
         dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
                                                  finish_dq=not by_scan, qr=qr, writer=cfg.bwd_dq_writer,
-                                                 seg=cfg.bwd_seg or None, acc16=cfg.bwd_dq_acc16, counts=counts)
-        counted = (counts, items_counted(T, L, cfg.bwd_seg or None, cfg.bwd_dq_writer, o.device)) if pdl else None
+                                                 seg=cfg.bwd_seg or None, acc16=cfg.bwd_dq_acc16)
         dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
-                                        cfg, dqacc=dq if by_scan else None, qr=qr, counted=counted)
+                                        cfg, dqacc=dq if by_scan else None, qr=qr)
         return (dq_scan if by_scan else dq), dk, dv, df
     # 1. Delta = rowsum(dO * o), q after RoPE in (B*H, T, D) (and dq with "dq_first")
     delta = torch.empty(B * H, T, device=q.device, dtype=torch.float32)
@@ -346,15 +340,13 @@ def _dq(q, ktr, vt, do, cos, sin, ke, ve, lse, delta, o, L: int, rope: bool, sca
 
 
 def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int, rope: bool, scale: float,
-              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None, qr: torch.Tensor | None = None,
-              counted: tuple[torch.Tensor, int] | None = None
+              cfg: RATTritonConfig, dqacc: torch.Tensor | None = None, qr: torch.Tensor | None = None
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """dk, dv, df and, given dqacc and qr, dq: bwd_scan_kernel (stage "bwd_scan"), or the two-level scan
     (bwd_lscan_sum_kernel, carry scan, bwd_lscan_kernel) when long_scan_used (no dqacc there: `scan_finishes_dq`).
     dqacc: (B*H, Tp, D) float32 (or 16-bit: rat/gluon's b17), sum_j dS_tj K_j (rat/gluon's backward kernel), and
     qr, RoPE(q) in the same rows, read instead of q (which may be None then): the scan adds each row's self term,
-    scales, rotates back and writes dq (one pass less than rat/gluon's bwd_dq_post_kernel). counted (b18): (counts,
-    n): the one-level scan as a dependent launch of the backward kernel, each head once counts[b*H + h] reaches n."""
+    scales, rotates back and writes dq (one pass less than rat/gluon's bwd_dq_post_kernel)."""
     from ratbench.impls.rat import kernels as K
 
     B, T, H, D = o.shape
@@ -386,7 +378,6 @@ def _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L: int
         q if dqacc is None else qr, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, dk, dv, df, *dq_args[:2],
         *ins, *os_, T, H, C, L, scale, scale * K.LOG2E, dq_args[2],
         L=L, NC=cfg.bscan_nc, HALF=HALF, ROPE=rope, DQ_OUT=dqacc is not None, **_kw(cfg.bscan_warps, 1),
-        **({} if counted is None else {"DONE": counted[0], "n_wait": counted[1], "PDL": True, "launch_pdl": True}),
     )
     return dk, dv, df, dq
 

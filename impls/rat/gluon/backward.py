@@ -53,7 +53,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, default_seg, work_items
+from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, work_items
 
 #: a barrier of the warps of one partition (triton 3.6 names it thread_barrier, 3.7 barrier)
 _partition_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
@@ -95,31 +95,6 @@ def _flag_wait(ptr):
     return gl.inline_asm_elementwise(
         "{\n .reg .pred p;\n WAIT:\n ld.acquire.gpu.global.b32 $0, [$1];\n setp.eq.b32 p, $0, 0;\n @p bra WAIT;\n"
         " fence.proxy.async.global;\n}", "=r,l", [ptr], gl.int32, is_pure=False, pack=1)
-
-
-@gluon.jit
-def _launch_dependents(x):
-    """griddepcontrol.launch_dependents (b18): a dependent grid may start once every CTA of this one has run it or
-    exited; x (a scalar) is passed through."""
-    return gl.inline_asm_elementwise("griddepcontrol.launch_dependents;\n mov.b32 $0, $1;", "=r,r", [x], gl.int32,
-                                     is_pure=False, pack=1)
-
-
-@gluon.jit
-def _writes_fenced(x):
-    """This thread's bulk (TMA) writes done in global memory (cp.async.bulk.wait_group 0) and ordered by a proxy fence
-    before its later generic accesses (b18's count); x (a scalar) is passed through."""
-    return gl.inline_asm_elementwise("cp.async.bulk.wait_group 0;\n fence.proxy.async.global;\n mov.b32 $0, $1;",
-                                     "=r,r", [x], gl.int32, is_pure=False, pack=1)
-
-
-@gluon.jit
-def _count_done(ptr):
-    """b18: once every warp of this partition is past its writes (a partition barrier), *ptr += 1 with release
-    semantics at GPU scope: the backward scan takes a head once the count is the head's items times the counting
-    partitions."""
-    _partition_barrier()
-    gl.atomic_add(ptr, 1, sem="release", scope="gpu")
 
 
 @gluon.constexpr_function
@@ -213,10 +188,10 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  WRITER: gl.constexpr, WG: gl.constexpr, COUNT: gl.constexpr):
+                  WRITER: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
-    DKE, DVE, ITEMS, _FLAGS, DONE = ptrs
+    DKE, DVE, ITEMS, _FLAGS = ptrs
     _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, dq_bufs = smem[0], smem[1], smem[6]
     kv_bar = bars[0]
@@ -242,26 +217,23 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     ptr = bh.to(gl.int64) * C * D + rows[:, None] * D + cols[None, :]
     gl.atomic_add(DKE + ptr, dk * scale, mask=(rows < C)[:, None], sem="relaxed")
     gl.atomic_add(DVE + ptr, dv, mask=(rows < C)[:, None], sem="relaxed")
-    if COUNT:  # b18 (the reductions of the plain route issued here; with the writer none)
-        _writes_fenced(bh)
-        _count_done(DONE + bh)
 
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, COUNT: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 0, COUNT)
+                   WRITER: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, COUNT: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 1, COUNT)
+                   WRITER: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                WRITER: gl.constexpr, COUNT: gl.constexpr):
+                WRITER: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -284,7 +256,7 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, COUNT: gl.constexpr):
+                   WRITER: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
     float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. The accumulator starts
     unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
@@ -315,17 +287,13 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
             _partition_barrier()
             _flag_set(flag)
             _flag_set(flag + 1)
-    if COUNT:  # b18
-        _writes_fenced(bh)
-        _count_done(ptrs[4] + bh)
 
 
 @gluon.jit
 def bwd_ws_kernel(
-    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS, DONE,
+    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
-    COUNT: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -353,41 +321,39 @@ def bwd_ws_kernel(
             mbarrier.init(dq_full.index(i), count=1)
             mbarrier.init(dq_empty.index(i), count=1)
         bars = (kv_bar, q_ready, q_empty, ds_ready, dq_full, dq_empty)
-    ptrs = (DKE, DVE, ITEMS, FLAGS, DONE)
-    if COUNT:  # b18: the backward scan may launch once every item has started
-        _launch_dependents(n_items)
+    ptrs = (DKE, DVE, ITEMS, FLAGS)
     sc = (T, Tp, H, C, scale, scale2, n_items)
     smem = (k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs)
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, COUNT)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, COUNT)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, COUNT)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, COUNT)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
         ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, COUNT)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, COUNT)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, COUNT)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
-                    counts: torch.Tensor | None = None) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
+                    ) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32 or q's 16-bit dtype, added to) padded to
     Tp rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled) and dV
     added to dke, dve (B*H, C, D) float32 (zero on entry). With flags (int32, B*H * Tp / 64 * 2 zeros) dqacc need not be
     written on entry (b7b, b7c): a writer warp of its own (_bwd_dq_writer) issues the dq shares' copies; key block 0's
     items store their share of every 64-row tile below T rounded up to 64 and flag it, and the others add theirs after
-    the flag (rows from there to Tp are left as they are). One CTA per work item (work_items) of seg tiles (items
-    .default_seg by default). counts (b18: int32 (B*H,), zero on entry): each CTA lets a dependent launch start once
-    all have started (programmatic dependent launch) and, once its writes are done, adds 1 to counts[b*H + h], so that
-    the backward scan, launched so, takes a head once all its items have."""
+    the flag (rows from there to Tp are left as they are). One CTA per work item (work_items) of seg tiles: by default
+    128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
+    to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
+    others (NOTES.md "Seventeenth session")."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -406,32 +372,22 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     dq_d = TensorDescriptor(dqacc, [BH * Tp, D], [D, 1], [bm, D // 2], lay_dq)
     ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
     if seg is None:
-        seg = default_seg(C)
+        seg = 32 if C <= 2 * BN.value else 128 if C >= 2048 else 64
     items = work_items(T, C, L, seg, qr.device, first_ahead=flags is not None)
     if len(items) == 0:
         return
     bwd_ws_kernel[(BH * len(items),)](
-        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags,
-        items if counts is None else counts, T, Tp, H, C, Cs, scale, scale2, len(items), L=L, D=D, STAGES=stages,
+        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
+        scale, scale2, len(items), L=L, D=D, STAGES=stages,
         DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
-        COUNT=counts is not None,
         num_warps=4, maxnreg=168,
     )
-
-
-def items_counted(T: int, L: int, seg: int | None, writer: bool, device: torch.device) -> int:
-    """b18: what launch_backward's counts reach per head once every item of the head is done: the items (work_items
-    as launch_backward takes them) times the partitions that count (the two MMA warpgroups, and the dq writer)."""
-    C = triton.cdiv(T, L)
-    n = work_items(T, C, L, seg or default_seg(C), device, first_ahead=writer).shape[0]
-    return n * (3 if writer else 2)
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, seg: int | None = None, acc16: bool = False,
-                   counts: torch.Tensor | None = None
+                   writer: bool = False, seg: int | None = None, acc16: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq, bwd_dq_post_kernel.
     do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (o's shape and
@@ -445,8 +401,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17): with
     writer, without finish_dq and up to two key blocks (2 * BN chunk ends, so that a query tile gets at most two shares:
     a store, then one addition) the accumulator is in o's 16-bit dtype instead of float32: half its bytes written here
-    and read by the backward scan. counts (b18, without finish_dq): launch_backward's per-head counts of finished
-    items, for the backward scan as a dependent launch (`items_counted`)."""
+    and read by the backward scan."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -487,8 +442,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags,
-                    counts=None if finish_dq else counts)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

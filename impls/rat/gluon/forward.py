@@ -56,15 +56,6 @@ def _row_layout(N, num_warps):
 
 
 @gluon.jit
-def _head_scanned(ptr, n):
-    """Spins until *ptr >= n (acquire, GPU scope: scan_kernel's programs of the head each add 1 after their stores,
-    f18), then fences the async proxy so that a TMA copy issued after it reads what they wrote. Returns *ptr."""
-    return gl.inline_asm_elementwise(
-        "{\n .reg .pred p;\n WAIT:\n ld.acquire.gpu.global.b32 $0, [$1];\n setp.lt.s32 p, $0, $2;\n @p bra WAIT;\n"
-        " fence.proxy.async.global;\n}", "=r,l,r", [ptr, n], gl.int32, is_pure=False, pack=1)
-
-
-@gluon.jit
 def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr):
     """The CTA's j-th tile (_schedule's snake), k of the longest-first order (heads in turn, each head's row tiles
     longest first): its (b*H + h), first row, key blocks (j < c(t) of its last row) and unmasked blocks."""
@@ -87,7 +78,7 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
-def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, n_prog, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
     """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
     the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
@@ -107,8 +98,6 @@ def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, n_prog, L: gl.constexpr, BN: 
         sin = gl.zeros([64, HALF], gl.float32, blk)
     rs = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
     if SELF_LOGIT:
-        if valid and n_prog > 0:  # f18: the forward may start before the scan has finished
-            _head_scanned(ptrs[5] + bh, n_prog)
         ss = gl.load(ss_row + rs, mask=(rs < T) & valid, other=0.0)
     else:
         ss = gl.zeros([64], gl.float32, gl.SliceLayout(1, s_layout))
@@ -267,7 +256,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
-    T, H, NT, n_tiles, scale2, n_prog = sc
+    T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
@@ -276,12 +265,12 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
     # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
-    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, n_prog, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
         bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN)
         if not AHEAD:
-            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, n_prog, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
@@ -298,7 +287,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
                                 acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
         if AHEAD:  # the next tile's, under this tile's epilogue
-            tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, n_prog, L, BN, D, ROPE, SELF_LOGIT,
+            tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
                              s_layout)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
@@ -354,15 +343,13 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
-    T, H, NT, n_tiles, _scale2, n_prog = sc
+    T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
-    scanned = -1  # f18: the last head whose scan this warp waited for
-    spill = gl.cdiv((T - 1) // L, BN) * BN > Cs  # a head's key blocks reach past its Cs chunk-end rows
     for j in range(n_mine):
         bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN)
         row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
@@ -372,11 +359,6 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
-        if n_prog > 0 and bh != scanned:  # f18: kt, vt and the chunk ends of the head are the scan's
-            _head_scanned(ptrs[5] + bh, n_prog)
-            if spill and bh + 1 < n_tiles // NT:  # the head's last key block reads the next head's first rows
-                _head_scanned(ptrs[5] + bh + 1, n_prog)  # (masked, but P = 0 times a NaN there is NaN)
-            scanned = bh
         if SELF_LOGIT:  # the self entry carries vt only: its K buffer's phase completes without bytes
             es = e % STAGES
             mbarrier.wait(k_empty.index(es), ((e // STAGES) & 1) ^ 1)
@@ -415,8 +397,8 @@ def _ring_barriers(STAGES: gl.constexpr):
 
 @gluon.jit
 def fwd_ws_kernel(
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc, DONE,
-    o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2, n_prog,
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc,
+    o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
     SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
@@ -426,9 +408,9 @@ def fwd_ws_kernel(
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
-    ptrs = (COS, SIN, O, LSE, SS, DONE)
+    ptrs = (COS, SIN, O, LSE, SS)
     strides = (o_b, o_t, o_h)
-    sc = (T, H, NT, n_tiles, scale2, n_prog)
+    sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
     bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
@@ -452,7 +434,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1, scanned: tuple[torch.Tensor, int] | None = None) -> None:
+                   tree: int = 1) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -461,9 +443,7 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8). scanned (f18): (done, n): the kernel is launched
-    as a programmatic dependent launch of scan_kernel (its PDL), which may start it before the scan has finished: a
-    tile's head is taken once done[b*H + h] (int32) has reached n, the scan's programs per head."""
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -507,9 +487,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
-        lse if scanned is None else scanned[0], o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
-        0 if scanned is None else scanned[1],
+        o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
         SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
-        num_warps=4, maxnreg=168, launch_pdl=scanned is not None,
+        num_warps=4, maxnreg=168,
     )

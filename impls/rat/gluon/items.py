@@ -12,13 +12,6 @@ QUERY_TILE = 64  # query rows per tile (its BMQ)
 _ITEMS: dict[tuple, torch.Tensor] = {}
 
 
-def default_seg(C: int) -> int:
-    """Query tiles per work item by default: 32 up to two key blocks (256 chunk ends), where key block 0's one long
-    item per head otherwise runs on alone after the others (NOTES.md "Seventeenth session"); 128 from 2048 chunk ends
-    per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4)."""
-    return 32 if C <= 2 * KEY_BLOCK else 128 if C >= 2048 else 64
-
-
 def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahead: bool = False) -> torch.Tensor:
     """bwd_ws_kernel's per-head work items, int32 (n, 3): key block, first query row, 64-row tile count. Key block
     kb's query tiles (rows from the first tile holding a row with c(t) > 128 kb on; with first_ahead for key block

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
-from triton.language.extra.cuda import gdc_launch_dependents
 
 from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _maybe_rope, _rope, _rope_t, _store2
 
@@ -141,17 +140,12 @@ def scan_kernel(
     K, V, F, COS, SIN, KTR, VT, KE, VE, STK, STV, Q, SS,
     s_b, s_t, s_h, o_b, o_t, o_h, e_b, e_h, e_c, q_b, q_t, q_h, T, H, C, n_rows,
     L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, WRITE_LAST: tl.constexpr,
-    SELF_LOGIT: tl.constexpr = False, WRITE_KT: tl.constexpr = True, DONE=None, PDL: tl.constexpr = False,
+    SELF_LOGIT: tl.constexpr = False, WRITE_KT: tl.constexpr = True,
 ):
     """The forward scan: per row RoPE_c(kt) (WRITE_KT) and vt to KTR, VT (strides o_*), the chunk ends to KE, VE
     (e_*), with WRITE_LAST the running state at T - 1 to STK, STV. SELF_LOGIT (rat/gluon): each row's self logit
     q_t . kt_t (float32, un-rotated: RoPE_c of both leaves it as is) to SS (B*H, T), read from Q (strides q_*), so
-    that the attention kernel reads neither kt nor RoPE_c(kt) per row (the prefill writes no KTR then). PDL
-    (rat/gluon's f18, sm_90): the program lets a dependent launch (programmatic dependent launch) start once every
-    program has started, and when done adds 1 to DONE[b*H + h] (int32, release at GPU scope after its stores), so
-    that the attention kernel, launched so, takes a head once all its programs have."""
-    if PDL:
-        gdc_launch_dependents()
+    that the attention kernel reads neither kt nor RoPE_c(kt) per row (the prefill writes no KTR then)."""
     bh, b, h, cid, cm, d2, cos, sin = _chunks(COS, SIN, H, C, NC, HALF, ROPE)
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
@@ -186,9 +180,6 @@ def scan_kernel(
         sptr = bh.to(tl.int64) * 2 * HALF + d2 + 0 * cid[:, None]
         _store2(STK + sptr, kt1, kt2, lm, HALF)
         _store2(STV + sptr, vt1, vt2, lm, HALF)
-    if PDL:  # every thread's stores before the count (the barrier), which one thread adds with release semantics
-        tl.debug_barrier()
-        tl.atomic_add(DONE + bh, 1, sem="release", scope="gpu")
 
 
 @triton.jit
@@ -196,20 +187,12 @@ def bwd_scan_kernel(
     Q, K, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQACC, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2, Tp,
     L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, ROPE: tl.constexpr, DQ_OUT: tl.constexpr = False,
-    DONE=None, n_wait=0, PDL: tl.constexpr = False,
 ):
     """Direct gradients of kt, vt per row (the self term: dS_self scale q_r and p_self dO, plus dK_c, dV_c at l = L-1),
     then the reverse scan g_l = d_l + f_{l+1} g_{l+1} and dk, dv, df. Q, K, V, F have strides s_*; KTR, VT, DO, DK, DV,
     DF, DQ o_*. The state before row l is read back from the forward's per-token states (un-rotated). DQ_OUT: Q is
-    RoPE(q) (B*H, Tp, D) and dq comes too, from DQACC (as Q, float32: sum_j dS_tj K_j, rat/gluon's) and the self term.
-    PDL (rat/gluon's b18, sm_90; launched as a programmatic dependent launch of its backward kernel): the program
-    starts once DONE[b*H + h] (int32, that kernel's count of finished work for the head, acquire at GPU scope) has
-    reached n_wait."""
+    RoPE(q) (B*H, Tp, D) and dq comes too, from DQACC (as Q, float32: sum_j dS_tj K_j, rat/gluon's) and the self term."""
     bh, b, h, cid, cm, d2, cos, sin = _chunks(COS, SIN, H, C, NC, HALF, ROPE)
-    if PDL:
-        c = tl.atomic_add(DONE + bh, 0, sem="acquire", scope="gpu")
-        while c < n_wait:
-            c = tl.atomic_add(DONE + bh, 0, sem="acquire", scope="gpu")
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     r_off = bh.to(tl.int64) * T

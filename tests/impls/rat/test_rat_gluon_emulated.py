@@ -20,7 +20,7 @@ from ratbench.bench.fa_rule import judge
 from ratbench.impls.rat.gluon import backward as gb
 from ratbench.impls.rat.gluon import forward as gf
 from ratbench.impls.rat.reference import rat_attention
-from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton, rat_forward, rope_tables
+from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
 
 GLUON = dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", backward="gluon_ws", fwd_bm=128, fwd_bn=128,
                             fwd_stages=2)
@@ -197,70 +197,3 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
     args = k["fwd"].launches[0]["args"]
     assert {n: args[n] for n in constexprs} == constexprs
     _assert_fa_rule(names, ours, x, L, True, do)
-
-
-def test_forward_takes_a_head_only_once_its_scan_is_counted(monkeypatch):
-    """f18: fwd_ws_kernel launched with `scanned` (a dependent launch of the scan on the GPU) reads a head's scan
-    outputs only once the head's count has reached the scan's programs per head. Here the scan's outputs (vt, the
-    chunk ends, the self logits) are NaN when the kernel starts; a thread writes them back head by head, each head's
-    count after its data, while the kernel runs. The output equals the one from the finished scan, bit for bit. With
-    32 chunk ends a head's key block also reads the next head's first rows (masked, yet a NaN there would reach o
-    through P = 0 times V): the kernel waits for that head too."""
-    import threading
-    import time
-
-    _emulate(monkeypatch, 2)
-    T, L, D, H = 512, 16, 64, 2
-    x = _inputs(T, H, D)
-    with torch.no_grad():
-        want = RATTriton(GLUON).forward(*x, chunk_size=L)
-    launch = gf.launch_forward
-    seen = []
-
-    def late_scan(q, ktr, vt, cos, sin, ke, ve, o, lse, *args, **kw):
-        ss = kw["ss"]
-        outs = [(vt, vt.clone()), (ke, ke.clone()), (ve, ve.clone()), (ss, ss.clone())]
-        for t, _ in outs:
-            t.fill_(float("nan"))
-        done = torch.zeros(H, dtype=torch.int32)
-
-        def write_back():
-            for h in range(H):
-                time.sleep(0.3)
-                for t, saved in outs:  # (B, T, H, D) rows, (B, H, C, D) chunk ends, (B*H, T) logits (B = 1)
-                    sl = (slice(None), slice(None), h) if t is vt else (slice(None), h) if t.dim() == 4 else (h,)
-                    t[sl] = saved[sl]
-                done[h] = 3
-        th = threading.Thread(target=write_back)
-        th.start()
-        launch(q, ktr, vt, cos, sin, ke, ve, o, lse, *args, **{**kw, "scanned": (done, 3)})
-        th.join()
-        seen.append(int(done.sum()))
-
-    monkeypatch.setattr(gf, "launch_forward", late_scan)
-    with torch.no_grad():
-        got = RATTriton(GLUON).forward(*x, chunk_size=L)
-    assert seen == [3 * H]
-    assert torch.equal(got, want)
-
-
-@pytest.mark.parametrize("writer,T,L,D", [(True, 1024, 16, 128), (False, 1024, 4, 64)])
-def test_backward_counts_each_heads_items(monkeypatch, writer, T, L, D):
-    """b18: bwd_ws_kernel with counts adds, per head, what items_counted says the backward scan waits for (each item's
-    two MMA warpgroups, and its dq writer), and its gradients equal those of the kernel without counts."""
-    k = _emulate(monkeypatch, 3)
-    H = 2
-    x = _inputs(T, H, D, seed=6)
-    do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(7)).half()
-    with torch.no_grad():
-        o, lse, ktr, vt, ke, ve = rat_forward(*x, L, True, D ** -0.5, GLUON, need_lse=True)
-    cos, sin = rope_tables(T // L, D, o.device)
-    outs = []
-    for counts in (None, torch.zeros(H, dtype=torch.int32)):
-        outs.append(gb.gluon_backward(do, x[0], o, lse, ktr, vt, ke, ve, cos, sin, L, True, D ** -0.5,
-                                      finish_dq=False, writer=writer, counts=counts))
-        if counts is not None:
-            assert counts.tolist() == [gb.items_counted(T, L, None, writer, counts.device)] * H
-    assert k["bwd"].launches[-1]["args"]["COUNT"] is True
-    for a, b in zip(outs[0][:4], outs[1][:4]):
-        assert torch.allclose(a.float(), b.float(), atol=1e-3, rtol=1e-3)
