@@ -629,6 +629,9 @@ ASM: dict[str, Callable[..., Any]] = {
     "fence.proxy.async.global; }": _flag_wait,
     "{ .reg .pred p; WAIT: ld.acquire.gpu.global.b32 $0, [$1]; setp.lt.s32 p, $0, $2; @p bra WAIT; "
     "fence.proxy.async.global; }": _count_wait,
+    "{ .reg .pred p; .reg .b32 l; mov.u32 l, %laneid; setp.eq.u32 p, l, 0; mov.b32 $0, 0; "
+    "@p atom.relaxed.gpu.global.add.u32 $0, [$1], 1; shfl.sync.idx.b32 $0, $0, 0, 31, -1; }":
+        lambda p: _atomic("add")(p, 1),
 }
 
 

@@ -54,6 +54,9 @@ class RATTritonConfig:
     #: scan_kernel, taking each head once the scan's programs of that head have counted themselves done (f18), so
     #: that it starts under the scan's last wave instead of after it
     fwd_scan_pdl: bool = False
+    #: with forward "gluon_ws": its persistent CTAs take their tiles one at a time from a counter (f19), so that a
+    #: CTA that starts early (f18) or runs fast takes more, instead of a fixed share each
+    fwd_dynamic: bool = False
     #: with backward "gluon_ws" where the backward scan finishes dq: the backward scan launched as a programmatic
     #: dependent launch of bwd_ws_kernel, each head taken once the kernel's items of that head have counted
     #: themselves done (b18), so that it starts under the kernel's last wave instead of after it

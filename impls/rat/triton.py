@@ -165,7 +165,9 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
     stk, stv = last_state if last_state is not None else (o, o)
     # f18: the Gluon forward as a dependent launch of the scan, head by head (not in the interpreter: no PDL there)
     pdl = cfg.forward == "gluon_ws" and cfg.fwd_scan_pdl and not long_scan and not _interpreting()
-    done = torch.zeros(B * H, device=q.device, dtype=torch.int32) if pdl else None
+    dyn = cfg.forward == "gluon_ws" and cfg.fwd_dynamic  # f19: the forward's tiles from a counter
+    counts = torch.zeros(B * H + 1, device=q.device, dtype=torch.int32) if pdl or dyn else None
+    done = counts[:B * H] if pdl else None
     if long_scan:
         _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T, H, C, L, rope, last_state is not None, cfg)
     else:
@@ -183,7 +185,8 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=cfg.fwd_exp_poly if D == 64 else 0, split=cfg.fwd_split_masked,
-                       tree=cfg.fwd_row_tree, scanned=(done, math.ceil(C / cfg.scan_nc)) if pdl else None)
+                       tree=cfg.fwd_row_tree, scanned=(done, math.ceil(C / cfg.scan_nc)) if pdl else None,
+                       tiles=counts[B * H:] if dyn else None)
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,

@@ -1,8 +1,8 @@
 """The RAT forward attention (docs/rat-spec.md, op step 3) as a warp-specialized, persistent Gluon kernel for sm_90.
 
 fwd_ws_kernel  grid: one CTA per multiprocessor (fewer if there are fewer tiles). The 128-row query tiles of all
-               heads, heads in turn and each head's tiles longest first (_tile), are dealt to the CTAs in a snake
-               (_schedule). One CTA = three partitions:
+               heads, heads in turn and each head's tiles longest first (tile), are dealt to the CTAs in a snake
+               (schedule). One CTA = three partitions:
                  _loader (one warp, TMA), running ahead across the CTA's tiles: q of a tile into one of two q
                    buffers (once both consumers are done with the tile two back), then through a ring of STAGES
                    K/V buffers (one mbarrier per buffer and operand, refilled once both consumers released it) the
@@ -43,6 +43,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat.gluon.softmax import online_softmax
+from ratbench.impls.rat.gluon.tiles import grab_tile, head_scanned, kth, schedule, tile, tile_at, tile_id
 
 BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
 
@@ -56,43 +57,11 @@ def _row_layout(N, num_warps):
 
 
 @gluon.jit
-def _head_scanned(ptr, n):
-    """Spins until *ptr >= n (acquire, GPU scope: scan_kernel's programs of the head each add 1 after their stores,
-    f18), then fences the async proxy so that a TMA copy issued after it reads what they wrote. Returns *ptr."""
-    return gl.inline_asm_elementwise(
-        "{\n .reg .pred p;\n WAIT:\n ld.acquire.gpu.global.b32 $0, [$1];\n setp.lt.s32 p, $0, $2;\n @p bra WAIT;\n"
-        " fence.proxy.async.global;\n}", "=r,l,r", [ptr, n], gl.int32, is_pure=False, pack=1)
-
-
-@gluon.jit
-def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr):
-    """The CTA's j-th tile (_schedule's snake), k of the longest-first order (heads in turn, each head's row tiles
-    longest first): its (b*H + h), first row, key blocks (j < c(t) of its last row) and unmasked blocks."""
-    k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
-    bh = k // NT
-    t0 = (NT - 1 - k % NT) * 128
-    hi = (gl.minimum(t0 + 128, T) - 1) // L
-    return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
-
-
-@gluon.jit
-def _schedule(NT, n_tiles):
-    """This CTA's tiles: the j-th is wave j's tile pid (even waves) or G - 1 - pid (odd waves, the snake that evens
-    out the longest-first order across CTAs). Returns G, pid and how many tiles this CTA takes."""
-    G = gl.num_programs(0)
-    pid = gl.program_id(0)
-    last = gl.cdiv(n_tiles, G) - 1
-    x_last = gl.where(last % 2 == 0, pid, G - 1 - pid)
-    return G, pid, last + (last * G + x_last < n_tiles).to(gl.int32)
-
-
-@gluon.jit
-def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, n_prog, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
-    """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
-    the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
+def _tables(ptrs, bh, t0, T, tw_off, valid, n_prog, L: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
+            SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
+    """The prologue's global loads for rows t0 + tw_off .. + 63 of head bh (f11: in the D 128 prefill a tile ahead,
+    under the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
     SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
-    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN)
     COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
@@ -108,7 +77,7 @@ def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, n_prog, L: gl.constexpr, BN: 
     rs = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
     if SELF_LOGIT:
         if valid and n_prog > 0:  # f18: the forward may start before the scan has finished
-            _head_scanned(ptrs[5] + bh, n_prog)
+            head_scanned(ptrs[5] + bh, n_prog)
         ss = gl.load(ss_row + rs, mask=(rs < T) & valid, other=0.0)
     else:
         ss = gl.zeros([64], gl.float32, gl.SliceLayout(1, s_layout))
@@ -260,56 +229,104 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 
 
 @gluon.jit
+def _tile_main(j, e, bh, t0, n_blocks, n_full, tables, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr,
+               D: gl.constexpr, ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
+               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
+               SPLIT: gl.constexpr, TREE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """The CTA's j-th tile (head bh, rows t0 + 64 WG ..), ring entries from e on: prologue (and the q_r store), the
+    releases of the tile before's q buffer and of the self entry, the key blocks. Returns acc, m, l and the q buffer."""
+    NT, scale2 = sc[2], sc[4]
+    q_bufs, k_bufs, v_bufs, _ids = smem
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
+    q_w = q_bufs.index((j % 2) * 2 + WG)
+    es = e % STAGES
+    acc, m_i, l_i, crow = _prologue(
+        tables, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, scale2,
+        WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
+        (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, SELF_LOGIT)
+    if STORE_LSE and STORE_QR:
+        tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
+    if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
+        tma.store_wait(1 if STORE_LSE and STORE_QR else 0)
+        mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
+    mbarrier.arrive(k_empty.index(es), count=1)
+    mbarrier.arrive(v_empty.index(es), count=1)
+    acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
+                            acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
+    return acc, m_i, l_i, q_w
+
+
+@gluon.jit
+def _tile_end(j, bh, t0, acc, m_i, l_i, q_w, ptrs, strides, sc, bars, descs, D: gl.constexpr,
+              STORE_LSE: gl.constexpr, WG: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
+              s_layout: gl.constexpr, o_layout: gl.constexpr):
+    """The j-th tile's epilogue: o (by TMA from q_w, or plain stores after releasing q_w) and lse."""
+    T, H = sc[0], sc[1]
+    q_empty = bars[5]
+    if STORE_LSE and STORE_QR:
+        tma.store_wait(0)  # the q_r store has read q_w
+    if O_TMA:
+        _epilogue_tma(descs[7], ptrs[3], T, H, bh, t0 + WG * 64, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
+    else:
+        mbarrier.arrive(q_empty.index(j % 2), count=1)
+        _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout, o_layout)
+
+
+@gluon.jit
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr):
+              SPLIT: gl.constexpr, TREE: gl.constexpr, DYN: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
-    by TMA, for the backward (b5)."""
-    T, H, NT, n_tiles, scale2, n_prog = sc
-    q_bufs, k_bufs, v_bufs = smem
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
+    by TMA, for the backward (b5). The tiles: schedule's snake, or with DYN (f19) the ones the loader took."""
+    T, _H, NT, n_tiles, _scale2, n_prog = sc
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
-    G, pid, n_mine = _schedule(NT, n_tiles)
     # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
     # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
-    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, n_prog, L, BN, D, ROPE, SELF_LOGIT, s_layout)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
-    for j in range(n_mine):
-        bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN)
-        if not AHEAD:
-            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, n_prog, L, BN, D, ROPE, SELF_LOGIT, s_layout)
-        q_w = q_bufs.index((j % 2) * 2 + WG)
-        es = e % STAGES
-        acc, m_i, l_i, crow = _prologue(
-            tables, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, scale2,
-            WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
-            (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, SELF_LOGIT)
-        if STORE_LSE and STORE_QR:
-            tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
-        if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
-            tma.store_wait(1 if STORE_LSE and STORE_QR else 0)
-            mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
-        mbarrier.arrive(k_empty.index(es), count=1)
-        mbarrier.arrive(v_empty.index(es), count=1)
-        acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
-                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
-        if AHEAD:  # the next tile's, under this tile's epilogue
-            tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, n_prog, L, BN, D, ROPE, SELF_LOGIT,
-                             s_layout)
-        if STORE_LSE and STORE_QR:
-            tma.store_wait(0)  # the q_r store has read q_w
-        if O_TMA:
-            _epilogue_tma(descs[7], ptrs[3], T, H, bh, t0 + WG * 64, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout,
-                          o_layout)
-        else:
-            mbarrier.arrive(q_empty.index(j % 2), count=1)
-            _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout,
-                      o_layout)
-        e += 1 + n_blocks
+    if DYN:
+        k = tile_id(smem[3], bars[4], 0)
+        bh, t0, n_blocks, n_full = tile_at(k, NT, T, L, BN)
+        tables = _tables(ptrs, bh, t0, T, WG * 64, k < n_tiles, n_prog, L, D, ROPE, SELF_LOGIT, s_layout)
+        j = 0
+        while k < n_tiles:
+            bh, t0, n_blocks, n_full = tile_at(k, NT, T, L, BN)
+            if not AHEAD:
+                tables = _tables(ptrs, bh, t0, T, WG * 64, True, n_prog, L, D, ROPE, SELF_LOGIT, s_layout)
+            acc, m_i, l_i, q_w = _tile_main(j, e, bh, t0, n_blocks, n_full, tables, sc, smem, bars, descs, L, BN, D,
+                                            ROPE, STORE_LSE, STAGES, WG, STORE_QR, O_TMA, SELF_LOGIT, EXP_POLY,
+                                            SPLIT, TREE, s_layout, o_layout)
+            if AHEAD:  # the next tile's, under this tile's epilogue
+                k = tile_id(smem[3], bars[4], j + 1)
+                bh1, t01, _nb1, _nf1 = tile_at(k, NT, T, L, BN)
+                tables = _tables(ptrs, bh1, t01, T, WG * 64, k < n_tiles, n_prog, L, D, ROPE, SELF_LOGIT, s_layout)
+            _tile_end(j, bh, t0, acc, m_i, l_i, q_w, ptrs, strides, sc, bars, descs, D, STORE_LSE, WG, STORE_QR,
+                      O_TMA, s_layout, o_layout)
+            if not AHEAD:
+                k = tile_id(smem[3], bars[4], j + 1)
+            e += 1 + n_blocks
+            j += 1
+    else:
+        G, pid, n_mine = schedule(NT, n_tiles)
+        bh, t0, n_blocks, n_full = tile(0, G, pid, NT, T, L, BN)
+        tables = _tables(ptrs, bh, t0, T, WG * 64, n_mine > 0, n_prog, L, D, ROPE, SELF_LOGIT, s_layout)
+        for j in range(n_mine):
+            bh, t0, n_blocks, n_full = tile(j, G, pid, NT, T, L, BN)
+            if not AHEAD:
+                tables = _tables(ptrs, bh, t0, T, WG * 64, j < n_mine, n_prog, L, D, ROPE, SELF_LOGIT, s_layout)
+            acc, m_i, l_i, q_w = _tile_main(j, e, bh, t0, n_blocks, n_full, tables, sc, smem, bars, descs, L, BN, D,
+                                            ROPE, STORE_LSE, STAGES, WG, STORE_QR, O_TMA, SELF_LOGIT, EXP_POLY,
+                                            SPLIT, TREE, s_layout, o_layout)
+            if AHEAD:  # the next tile's, under this tile's epilogue
+                bh1, t01, _nb1, _nf1 = tile(j + 1, G, pid, NT, T, L, BN)
+                tables = _tables(ptrs, bh1, t01, T, WG * 64, j + 1 < n_mine, n_prog, L, D, ROPE, SELF_LOGIT,
+                                 s_layout)
+            _tile_end(j, bh, t0, acc, m_i, l_i, q_w, ptrs, strides, sc, bars, descs, D, STORE_LSE, WG, STORE_QR,
+                      O_TMA, s_layout, o_layout)
+            e += 1 + n_blocks
     if O_TMA:
         tma.store_wait(0)
 
@@ -318,18 +335,18 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, DYN: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, DYN)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, DYN: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, DYN)
 
 
 @gluon.jit
@@ -347,49 +364,78 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 
 
 @gluon.jit
+def _load_tile(j, e, k, scanned, spill, ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr,
+               D: gl.constexpr, STAGES: gl.constexpr, SELF_LOGIT: gl.constexpr):
+    """The CTA's j-th tile, k of the longest-first order, its q buffer free: q, then (once its head's scan is counted,
+    f18) the self entry and the chunk-end blocks through the ring from entry e on. Returns the ring's next entry and
+    the last head waited for."""
+    T, H, NT, n_tiles, _scale2, n_prog = sc
+    q_bufs, k_bufs, v_bufs, _ids = smem
+    k_ready, v_ready, k_empty, v_empty, q_ready, _q_empty = bars
+    ring = (k_ready, v_ready, k_empty, v_empty)
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
+    bh, t0, n_blocks, _n_full = tile_at(k, NT, T, L, BN)
+    row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
+    col = (bh % H) * D
+    qb = j % 2
+    mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
+    tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
+    tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
+    if n_prog > 0 and bh != scanned:  # f18: kt, vt and the chunk ends of the head are the scan's
+        head_scanned(ptrs[5] + bh, n_prog)
+        if spill and bh + 1 < n_tiles // NT:  # the head's last key block reads the next head's first rows
+            head_scanned(ptrs[5] + bh + 1, n_prog)  # (masked, but P = 0 times a NaN there is NaN)
+        scanned = bh
+    if SELF_LOGIT:  # the self entry carries vt only: its K buffer's phase completes without bytes
+        es = e % STAGES
+        mbarrier.wait(k_empty.index(es), ((e // STAGES) & 1) ^ 1)
+        mbarrier.arrive(k_ready.index(es), count=1)
+        mbarrier.wait(v_empty.index(es), ((e // STAGES) & 1) ^ 1)
+        mbarrier.expect(v_ready.index(es), vt_desc.block_type.nbytes)
+        tma.async_copy_global_to_shared(vt_desc, [row, col], v_ready.index(es), v_bufs.index(es))
+    else:
+        _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
+    for i in range(n_blocks):
+        _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring, STAGES)
+    return e + 1 + n_blocks, scanned
+
+
+@gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr):
+            TREE: gl.constexpr, DYN: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
-    of K and V, all through the ring but q."""
-    T, H, NT, n_tiles, _scale2, n_prog = sc
-    q_bufs, k_bufs, v_bufs = smem
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
-    ring = (k_ready, v_ready, k_empty, v_empty)
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
-    G, pid, n_mine = _schedule(NT, n_tiles)
+    of K and V, all through the ring but q. The tiles: schedule's snake, or with DYN (f19) taken one at a time from
+    a counter shared by the CTAs (ptrs[6]), each one's index written to smem[3] before its q_ready arrival."""
+    T, _H, NT, n_tiles, _scale2, _n_prog = sc
+    q_empty = bars[5]
+    Cs = descs[5]
     e = 0
     scanned = -1  # f18: the last head whose scan this warp waited for
     spill = gl.cdiv((T - 1) // L, BN) * BN > Cs  # a head's key blocks reach past its Cs chunk-end rows
-    for j in range(n_mine):
-        bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN)
-        row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
-        col = (bh % H) * D
-        qb = j % 2
-        mbarrier.wait(q_empty.index(qb), ((j // 2) & 1) ^ 1)
-        mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
-        tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
-        if n_prog > 0 and bh != scanned:  # f18: kt, vt and the chunk ends of the head are the scan's
-            _head_scanned(ptrs[5] + bh, n_prog)
-            if spill and bh + 1 < n_tiles // NT:  # the head's last key block reads the next head's first rows
-                _head_scanned(ptrs[5] + bh + 1, n_prog)  # (masked, but P = 0 times a NaN there is NaN)
-            scanned = bh
-        if SELF_LOGIT:  # the self entry carries vt only: its K buffer's phase completes without bytes
-            es = e % STAGES
-            mbarrier.wait(k_empty.index(es), ((e // STAGES) & 1) ^ 1)
-            mbarrier.arrive(k_ready.index(es), count=1)
-            mbarrier.wait(v_empty.index(es), ((e // STAGES) & 1) ^ 1)
-            mbarrier.expect(v_ready.index(es), vt_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(vt_desc, [row, col], v_ready.index(es), v_bufs.index(es))
-        else:
-            _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
-        for i in range(n_blocks):
-            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
-                       STAGES)
-        e += 1 + n_blocks
+    if DYN:
+        ids = smem[3]
+        lay: gl.constexpr = gl.BlockedLayout([1], [32], [1], [0])
+        j = 0
+        mbarrier.wait(q_empty.index(0), 1)
+        k = grab_tile(ptrs[6])
+        ids.index(0).store(gl.full([32], k, gl.int32, lay))
+        while k < n_tiles:
+            e, scanned = _load_tile(j, e, k, scanned, spill, ptrs, sc, smem, bars, descs, L, BN, D, STAGES,
+                                    SELF_LOGIT)
+            j += 1
+            mbarrier.wait(q_empty.index(j % 2), ((j // 2) & 1) ^ 1)
+            k = grab_tile(ptrs[6])
+            ids.index(j % 2).store(gl.full([32], k, gl.int32, lay))
+        mbarrier.arrive(bars[4].index(j % 2), count=1)  # no more tiles: the id without q
+    else:
+        G, pid, n_mine = schedule(NT, n_tiles)
+        for j in range(n_mine):
+            mbarrier.wait(q_empty.index(j % 2), ((j // 2) & 1) ^ 1)
+            e, scanned = _load_tile(j, e, kth(j, G, pid), scanned, spill, ptrs, sc, smem, bars, descs, L, BN, D, STAGES,
+                                    SELF_LOGIT)
 
 
 @gluon.jit
@@ -415,31 +461,35 @@ def _ring_barriers(STAGES: gl.constexpr):
 
 @gluon.jit
 def fwd_ws_kernel(
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc, DONE,
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc, DONE, TILES,
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2, n_prog,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, DYN: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
+    if DYN:  # f19: the two q buffers' tile indices
+        ids = gl.allocate_shared_memory(gl.int32, [2, 32], gl.SwizzledSharedLayout(1, 1, 1, [0]))
+    else:
+        ids = q_bufs
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
-    ptrs = (COS, SIN, O, LSE, SS, DONE)
+    ptrs = (COS, SIN, O, LSE, SS, DONE, TILES)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2, n_prog)
-    smem = (q_bufs, k_bufs, v_bufs)
+    smem = (q_bufs, k_bufs, v_bufs, ids)
     bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, DYN)),
         (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, DYN)),
         (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, DYN)),
     ], [4, 1], [240, 24])
 
 
@@ -452,7 +502,8 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1, scanned: tuple[torch.Tensor, int] | None = None) -> None:
+                   tree: int = 1, scanned: tuple[torch.Tensor, int] | None = None,
+                   tiles: torch.Tensor | None = None) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -463,7 +514,9 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
     loops (f7); tree: the row maximum (1) and sum (2) in trees (f8). scanned (f18): (done, n): the kernel is launched
     as a programmatic dependent launch of scan_kernel (its PDL), which may start it before the scan has finished: a
-    tile's head is taken once done[b*H + h] (int32) has reached n, the scan's programs per head."""
+    tile's head is taken once done[b*H + h] (int32) has reached n, the scan's programs per head. tiles (f19): a
+    zeroed int32 counter from which the CTAs take their tiles one at a time in the longest-first order, instead of
+    each taking a fixed share (schedule's snake)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -507,9 +560,9 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
-        lse if scanned is None else scanned[0], o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
+        lse if scanned is None else scanned[0], lse if tiles is None else tiles, o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         0 if scanned is None else scanned[1],
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, DYN=tiles is not None,
         num_warps=4, maxnreg=168, launch_pdl=scanned is not None,
     )

@@ -171,12 +171,15 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
+    ({"fwd_dynamic": True}, "prefill", 1024, 16, 128, {"DYN": True}),
+    ({"fwd_dynamic": True}, "prefill", 1000, 8, 64, {"DYN": True, "O_TMA": False}),
+    ({"fwd_dynamic": True, "bwd_dq_writer": True}, "train", 1024, 16, 128, {"DYN": True}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
-    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit) and the backward's
-    (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it): outputs and gradients
-    within the rule, each switch reaching the kernel."""
+    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit, f19's tiles from a
+    counter) and the backward's (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without
+    it): outputs and gradients within the rule, each switch reaching the kernel."""
     k = _emulate(monkeypatch, 3)
     cfg = dataclasses.replace(GLUON, **fields)
     x = _inputs(T, 2, D, seed=4)
@@ -199,13 +202,14 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
     _assert_fa_rule(names, ours, x, L, True, do)
 
 
-def test_forward_takes_a_head_only_once_its_scan_is_counted(monkeypatch):
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_forward_takes_a_head_only_once_its_scan_is_counted(monkeypatch, dynamic):
     """f18: fwd_ws_kernel launched with `scanned` (a dependent launch of the scan on the GPU) reads a head's scan
     outputs only once the head's count has reached the scan's programs per head. Here the scan's outputs (vt, the
     chunk ends, the self logits) are NaN when the kernel starts; a thread writes them back head by head, each head's
     count after its data, while the kernel runs. The output equals the one from the finished scan, bit for bit. With
     32 chunk ends a head's key block also reads the next head's first rows (masked, yet a NaN there would reach o
-    through P = 0 times V): the kernel waits for that head too."""
+    through P = 0 times V): the kernel waits for that head too. dynamic: with f19's tiles from a counter."""
     import threading
     import time
 
@@ -233,7 +237,8 @@ def test_forward_takes_a_head_only_once_its_scan_is_counted(monkeypatch):
                 done[h] = 3
         th = threading.Thread(target=write_back)
         th.start()
-        launch(q, ktr, vt, cos, sin, ke, ve, o, lse, *args, **{**kw, "scanned": (done, 3)})
+        tiles = {"tiles": torch.zeros(1, dtype=torch.int32)} if dynamic else {}
+        launch(q, ktr, vt, cos, sin, ke, ve, o, lse, *args, **{**kw, "scanned": (done, 3), **tiles})
         th.join()
         seen.append(int(done.sum()))
 
