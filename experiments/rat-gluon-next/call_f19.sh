@@ -13,7 +13,7 @@ source "$(dirname "$0")/_call.sh"
 export PYTHONPATH=.:experiments/rat-gluon-next
 REG="--register rat/gluon-pdl=pdl_cands:Pdl --register rat/gluon-pdl2=pdl_cands:Pdl2 --register rat/gluon-pdl3=pdl_cands:Pdl3"
 C="--tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures $REG"
-F=rat/gluon,rat/gluon-pdl,rat/gluon-pdl2,rat/gluon-pdl3
+F=${F:-rat/gluon,rat/gluon-pdl,rat/gluon-pdl2,rat/gluon-pdl3}  # a shorter call: F=rat/gluon,rat/gluon-pdl2,rat/gluon-pdl3
 TAILN=14 step op 200 python run_bench.py --impl $F --mode train,prefill --head-dim 128 --chunk-size 16 --seq-len 4k,32k,128k --budget 2 $C --out "$R/op"
 left=$(( ${TOTAL:-500} - ($(date +%s) - t0) ))
 [ "$left" -ge 40 ] && TAILN=6 step check $(( left < 150 ? left : 150 )) python run_bench.py --preset check-triton --impl rat/gluon-pdl3 --mode train,prefill --device cuda --out "$R/check" --no-progress --no-figures $REG
