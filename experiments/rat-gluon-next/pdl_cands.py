@@ -53,11 +53,32 @@ class Pdl3(RATGluon):
         return dataclasses.replace(base, fwd_scan_pdl=True, bwd_scan_pdl=True, fwd_dynamic=True)
 
 
+class Dyn(RATGluon):
+    description = "rat/gluon with the forward's tiles from a counter (fwd_dynamic=True, f19; pdl_cands.py)"
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(base, fwd_dynamic=True)
+
+
+class PdlF(RATGluon):
+    description = ("rat/gluon with the forward as a dependent launch of the scan and its tiles from a counter "
+                   "(fwd_scan_pdl, fwd_dynamic: f18b, f19; pdl_cands.py)")
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(base, fwd_scan_pdl=True, fwd_dynamic=True)
+
+
 def main() -> None:
     """Print the --register flags."""
     print("--register rat/gluon-pdl=pdl_cands:Pdl  # fwd_scan_pdl=True")
     print("--register rat/gluon-pdl2=pdl_cands:Pdl2  # fwd_scan_pdl=True, bwd_scan_pdl=True")
     print("--register rat/gluon-pdl3=pdl_cands:Pdl3  # and fwd_dynamic=True")
+    print("--register rat/gluon-dyn=pdl_cands:Dyn  # fwd_dynamic=True")
+    print("--register rat/gluon-pdlf=pdl_cands:PdlF  # fwd_scan_pdl=True, fwd_dynamic=True")
 
 
 if __name__ == "__main__":

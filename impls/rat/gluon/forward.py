@@ -279,7 +279,10 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
               SPLIT: gl.constexpr, TREE: gl.constexpr, DYN: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
-    by TMA, for the backward (b5). The tiles: schedule's snake, or with DYN (f19) the ones the loader took."""
+    by TMA, for the backward (b5). The tiles: schedule's snake, or with DYN (f19) the ones the loader took; each
+    tile's index is read after its q_ready wait, and so are its tables (a tile ahead too), so that with f18 they need
+    no wait of their own for the head's scan: the loader's acquire of the count comes before its q_ready arrival
+    (release at CTA scope), which the consumers' wait acquires (f18b)."""
     T, _H, NT, n_tiles, _scale2, n_prog = sc
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     o_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, D, 16])
@@ -290,19 +293,19 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     if DYN:
         k = tile_id(smem[3], bars[4], 0)
         bh, t0, n_blocks, n_full = tile_at(k, NT, T, L, BN)
-        tables = _tables(ptrs, bh, t0, T, WG * 64, k < n_tiles, n_prog, L, D, ROPE, SELF_LOGIT, s_layout)
+        tables = _tables(ptrs, bh, t0, T, WG * 64, k < n_tiles, 0, L, D, ROPE, SELF_LOGIT, s_layout)
         j = 0
         while k < n_tiles:
             bh, t0, n_blocks, n_full = tile_at(k, NT, T, L, BN)
             if not AHEAD:
-                tables = _tables(ptrs, bh, t0, T, WG * 64, True, n_prog, L, D, ROPE, SELF_LOGIT, s_layout)
+                tables = _tables(ptrs, bh, t0, T, WG * 64, True, 0, L, D, ROPE, SELF_LOGIT, s_layout)
             acc, m_i, l_i, q_w = _tile_main(j, e, bh, t0, n_blocks, n_full, tables, sc, smem, bars, descs, L, BN, D,
                                             ROPE, STORE_LSE, STAGES, WG, STORE_QR, O_TMA, SELF_LOGIT, EXP_POLY,
                                             SPLIT, TREE, s_layout, o_layout)
             if AHEAD:  # the next tile's, under this tile's epilogue
                 k = tile_id(smem[3], bars[4], j + 1)
                 bh1, t01, _nb1, _nf1 = tile_at(k, NT, T, L, BN)
-                tables = _tables(ptrs, bh1, t01, T, WG * 64, k < n_tiles, n_prog, L, D, ROPE, SELF_LOGIT, s_layout)
+                tables = _tables(ptrs, bh1, t01, T, WG * 64, k < n_tiles, 0, L, D, ROPE, SELF_LOGIT, s_layout)
             _tile_end(j, bh, t0, acc, m_i, l_i, q_w, ptrs, strides, sc, bars, descs, D, STORE_LSE, WG, STORE_QR,
                       O_TMA, s_layout, o_layout)
             if not AHEAD:
@@ -378,14 +381,14 @@ def _load_tile(j, e, k, scanned, spill, ptrs, sc, smem, bars, descs, L: gl.const
     row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
     col = (bh % H) * D
     qb = j % 2
-    mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
-    tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
-    tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
-    if n_prog > 0 and bh != scanned:  # f18: kt, vt and the chunk ends of the head are the scan's
-        head_scanned(ptrs[5] + bh, n_prog)
+    if n_prog > 0 and bh != scanned:  # f18: kt, vt, the chunk ends and the self logits of the head are the scan's
+        head_scanned(ptrs[5] + bh, n_prog)  # (before q_ready's arrival: with f19 the consumers wait for no count)
         if spill and bh + 1 < n_tiles // NT:  # the head's last key block reads the next head's first rows
             head_scanned(ptrs[5] + bh + 1, n_prog)  # (masked, but P = 0 times a NaN there is NaN)
         scanned = bh
+    mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
+    tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
+    tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
     if SELF_LOGIT:  # the self entry carries vt only: its K buffer's phase completes without bytes
         es = e % STAGES
         mbarrier.wait(k_empty.index(es), ((e // STAGES) & 1) ^ 1)
