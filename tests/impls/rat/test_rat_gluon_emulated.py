@@ -71,6 +71,18 @@ def test_prefill_forward_emulated(monkeypatch, T, L, D, rope, n_sm, B):
     _assert_fa_rule(["o"], [o], x, L, rope, None)
 
 
+@pytest.mark.parametrize("HG", [4, 8])
+def test_prefill_head_groups_emulated(monkeypatch, HG):
+    """fwd_head_group: the tiles of HG heads side by side, longest first across the group; with B * H = 6 the
+    last group of 4 holds 2 heads, and a group of 8 all 6."""
+    k = _emulate(monkeypatch, 5)
+    x = _inputs(512, 2, 64, seed=2, B=3)
+    with torch.no_grad():
+        o = RATTriton(dataclasses.replace(GLUON, fwd_head_group=HG)).forward(*x, chunk_size=16)
+    assert k["fwd"].launches[0]["args"]["HG"] == HG
+    _assert_fa_rule(["o"], [o], x, 16, True, None)
+
+
 @pytest.mark.parametrize("T,L,D,n_sm,B", [(1024, 4, 64, 3, 1), (400, 16, 128, 2, 2)])
 def test_training_emulated(monkeypatch, T, L, D, n_sm, B):
     """The training forward (lse, RoPE(q) for the backward) and bwd_ws_kernel: o and every gradient; the second
@@ -171,6 +183,7 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
+    ({"fwd_head_group": 2, "bwd_dq_writer": True}, "train", 1024, 16, 128, {"HG": 2}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
