@@ -8,6 +8,12 @@
 # faster at 32k and 128k and within 0.5% at 4k; the steps move by less (32k train -0.2 to -0.4%, 128k prefill -1%),
 # near the harness's noise, so the profile's forward stage decides. If reading 8 or 16 heads' chunk ends at once costs
 # L2 hits, hg16 and then hg8 lose at 128k first.
+# Call hg (1c72749, H100): every group size slower at 4k (prefill +5%, fwd_ws_kernel 0.661 -> 0.729 ms with groups
+# of 8), which balance cannot explain. That version took the group at run time (three integer divisions per tile, one
+# by a divisor that changes per tile, in the loader warp and in each consumer). Call hg2 (this script at the commit that
+# made HG a constexpr power of two: one division per tile, by NT, as main has): if the divisions were the 4k loss,
+# the groups are now within 0.5% of rat/gluon at 4k and the model's gains show at 32k / 128k; if the 4k loss stays,
+# it is the order itself, and the switch goes.
 # Rule: a group size is adopted where the check passes, its forward kernel is faster at 32k and 128k and no step is
 # slower at any T (0.5%); else the switch goes.
 # Run from the repository root as `rm -rf .git; export RATBENCH_GIT_REV=<commit>; TOTAL=480 bash experiments/rat-gluon-next/call_hg.sh`.

@@ -8,7 +8,8 @@ them out, a wave that crosses from one head into the next mixes the longest tile
 the other. With per-tile costs of 2.8-3.7 us plus 1.57 us per key block (the eighteenth session's fit of the H200
 profile) the most loaded CTA carries 1.0 / 2.4 / 1.4% more than the mean at 4k / 32k / 128k; with groups of 8 heads
 1.0 / 0.7 / 0.14%, of 16 heads 0.8 / 0.4 / 0.05%. The cost: the chunk ends of the group's heads are read at the
-same time (8 heads at 128k: 32 MB against the L2's 50)."""
+same time (8 heads at 128k: 32 MB against the L2's 50). The group is a constexpr power of two (fwd_ws_kernel's HG),
+so that the tile's head and row take one division per tile, by the row tiles per head, as in main."""
 from __future__ import annotations
 
 import dataclasses

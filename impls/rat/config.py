@@ -51,7 +51,8 @@ class RATTritonConfig:
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
     #: with forward "gluon_ws": heads whose 128-row tiles the persistent CTAs take side by side, longest first across
-    #: the group (1: one head at a time, each head's tiles longest first)
+    #: the group (a power of two; the largest power of two dividing B * H is taken; 1: one head at a time, each
+    #: head's tiles longest first)
     fwd_head_group: int = 1
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
@@ -107,8 +108,8 @@ class RATTritonConfig:
             raise ValueError(f"RATTritonConfig: fwd_exp_poly must be 0, 2, 4 or 8, got {self.fwd_exp_poly!r}")
         if self.fwd_row_tree not in (0, 1, 2):
             raise ValueError(f"RATTritonConfig: fwd_row_tree must be 0, 1 or 2, got {self.fwd_row_tree!r}")
-        if self.fwd_head_group < 1:
-            raise ValueError(f"RATTritonConfig: fwd_head_group must be at least 1, got {self.fwd_head_group!r}")
+        if self.fwd_head_group < 1 or self.fwd_head_group & (self.fwd_head_group - 1):
+            raise ValueError(f"RATTritonConfig: fwd_head_group must be a power of two, got {self.fwd_head_group!r}")
         if self.forward == "gluon_ws" and self.fwd_bm != 128:
             raise ValueError(f"RATTritonConfig: forward 'gluon_ws' has a 128-row query tile, got fwd_bm={self.fwd_bm}")
 

@@ -28,6 +28,8 @@ masked loop): impls/rat/gluon/NOTES.md.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 from triton.experimental import gluon
@@ -56,20 +58,14 @@ def _row_layout(N, num_warps):
 
 
 @gluon.jit
-def _tile(j, G, pid, NT, T, HG, BH, L: gl.constexpr, BN: gl.constexpr):
+def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr, HG: gl.constexpr):
     """The CTA's j-th tile (_schedule's snake), k of the longest-first order (groups of HG heads in turn, each
-    group's row tiles longest first, its heads side by side): its (b*H + h), first row, key blocks (j < c(t) of its
-    last row) and unmasked blocks. BH = B * H."""
+    group's row tiles longest first, its heads side by side; HG a power of two dividing B * H): its (b*H + h), first
+    row, key blocks (j < c(t) of its last row) and unmasked blocks."""
     k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
-    if HG == 1:  # an int argument of 1 is a constant to the compiler: main's code
-        bh = k // NT
-        t0 = (NT - 1 - k % NT) * 128
-    else:
-        grp = k // (NT * HG)
-        r = k - grp * (NT * HG)
-        gs = gl.minimum(HG, BH - grp * HG)  # the last group may hold fewer heads
-        bh = grp * HG + r % gs
-        t0 = (NT - 1 - r // gs) * 128
+    kh = k // HG
+    bh = (kh // NT) * HG + k % HG
+    t0 = (NT - 1 - kh % NT) * 128
     hi = (gl.minimum(t0 + 128, T) - 1) // L
     return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
 
@@ -86,12 +82,12 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
-def _tables(ptrs, j, G, pid, NT, T, HG, BH, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
+def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr, HG: gl.constexpr):
     """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
     the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
     SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
-    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, HG, BH, L, BN)
+    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN, HG)
     COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
@@ -260,12 +256,11 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr):
+              SPLIT: gl.constexpr, TREE: gl.constexpr, HG: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
-    T, H, NT, n_tiles, scale2, HG = sc
-    BH = n_tiles // NT
+    T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
@@ -274,12 +269,12 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
     # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
-    tables = _tables(ptrs, 0, G, pid, NT, T, HG, BH, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout, HG)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
-        bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, HG, BH, L, BN)
+        bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN, HG)
         if not AHEAD:
-            tables = _tables(ptrs, j, G, pid, NT, T, HG, BH, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout, HG)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
@@ -296,8 +291,8 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
                                 acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
         if AHEAD:  # the next tile's, under this tile's epilogue
-            tables = _tables(ptrs, j + 1, G, pid, NT, T, HG, BH, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
-                             s_layout)
+            tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
+                             s_layout, HG)
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
@@ -316,18 +311,18 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, HG: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, HG)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, HG: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, HG)
 
 
 @gluon.jit
@@ -348,12 +343,11 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr):
+            TREE: gl.constexpr, HG: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
-    T, H, NT, n_tiles, _scale2, HG = sc
-    BH = n_tiles // NT
+    T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
@@ -361,7 +355,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
-        bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, HG, BH, L, BN)
+        bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN, HG)
         row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
         col = (bh % H) * D
         qb = j % 2
@@ -408,10 +402,10 @@ def _ring_barriers(STAGES: gl.constexpr):
 @gluon.jit
 def fwd_ws_kernel(
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc,
-    o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2, HG,
+    o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, HG: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
@@ -420,18 +414,18 @@ def fwd_ws_kernel(
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
     ptrs = (COS, SIN, O, LSE, SS)
     strides = (o_b, o_t, o_h)
-    sc = (T, H, NT, n_tiles, scale2, HG)
+    sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
     bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, HG)),
         (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, HG)),
         (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, HG)),
     ], [4, 1], [240, 24])
 
 
@@ -497,8 +491,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
-        o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2, head_group,
+        o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, HG=math.gcd(head_group, B * H),
         num_warps=4, maxnreg=168,
     )

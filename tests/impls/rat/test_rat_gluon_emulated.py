@@ -71,15 +71,15 @@ def test_prefill_forward_emulated(monkeypatch, T, L, D, rope, n_sm, B):
     _assert_fa_rule(["o"], [o], x, L, rope, None)
 
 
-@pytest.mark.parametrize("HG", [4, 8])
-def test_prefill_head_groups_emulated(monkeypatch, HG):
-    """fwd_head_group: the tiles of HG heads side by side, longest first across the group; with B * H = 6 the
-    last group of 4 holds 2 heads, and a group of 8 all 6."""
+@pytest.mark.parametrize("HG,B,taken", [(4, 3, 2), (4, 4, 4), (16, 4, 8)])
+def test_prefill_head_groups_emulated(monkeypatch, HG, B, taken):
+    """fwd_head_group: the tiles of a group of heads side by side, longest first across the group; the group is the
+    largest power of two dividing B * H (H 2: 6 heads in groups of 2, 8 in groups of 4 and of 8)."""
     k = _emulate(monkeypatch, 5)
-    x = _inputs(512, 2, 64, seed=2, B=3)
+    x = _inputs(512, 2, 64, seed=2, B=B)
     with torch.no_grad():
         o = RATTriton(dataclasses.replace(GLUON, fwd_head_group=HG)).forward(*x, chunk_size=16)
-    assert k["fwd"].launches[0]["args"]["HG"] == HG
+    assert k["fwd"].launches[0]["args"]["HG"] == taken
     _assert_fa_rule(["o"], [o], x, 16, True, None)
 
 
