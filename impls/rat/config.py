@@ -50,6 +50,9 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
+    #: with forward "gluon_ws": each CTA steps from its tile to the next by adds and selects (constants taken apart
+    #: once per CTA) instead of two integer divisions per tile in each partition (f21)
+    fwd_walk: bool = False
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and

@@ -28,6 +28,7 @@ masked loop): impls/rat/gluon/NOTES.md.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import triton
 from triton.experimental import gluon
@@ -62,8 +63,40 @@ def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr):
     k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
     bh = k // NT
     t0 = (NT - 1 - k % NT) * 128
+    n_blocks, n_full = _tile_blocks(t0, T, L, BN)
+    return bh, t0, n_blocks, n_full
+
+
+@gluon.jit
+def _tile_blocks(t0, T, L: gl.constexpr, BN: gl.constexpr):
+    """The key blocks (j < c(t) of the tile's last row) and unmasked blocks of the tile at row t0."""
     hi = (gl.minimum(t0 + 128, T) - 1) // L
-    return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
+    return gl.cdiv(hi, BN), (t0 // L) // BN
+
+
+@gluon.jit
+def _walk_consts(WALK_T, pid):
+    """f21 (WALK): this CTA's row of walk_table: its first tile as (b, h, r) (batch row, head, place r in the head's
+    longest-first order, first row (NT - 1 - r) * 128), then the snake's two steps taken apart (walk_table). Loaded
+    once: computed in the kernel, the compiler recomputed them per tile, with their divisions."""
+    row = WALK_T + pid * 16
+    return (gl.load(row), gl.load(row + 1), gl.load(row + 2),
+            (gl.load(row + 3), gl.load(row + 4), gl.load(row + 5), gl.load(row + 6), gl.load(row + 7),
+             gl.load(row + 8), gl.load(row + 9), gl.load(row + 10), gl.load(row + 11), gl.load(row + 12)))
+
+
+@gluon.jit
+def _walk_next(b, h, r, j, cs, NT, H):
+    """f21: the (b, h, r) of the CTA's tile j + 1 from tile j's, by adds and selects (walk_table's steps)."""
+    dre, dbe0, dhe0, dbe1, dhe1, dro, dbo0, dho0, dbo1, dho1 = cs
+    even = j % 2 == 0
+    r = r + gl.where(even, dre, dro)
+    c = r >= NT
+    r = gl.where(c, r - NT, r)
+    h = h + gl.where(even, gl.where(c, dhe1, dhe0), gl.where(c, dho1, dho0))
+    c2 = h >= H
+    b = b + gl.where(even, gl.where(c, dbe1, dbe0), gl.where(c, dbo1, dbo0)) + c2.to(gl.int32)
+    return b, gl.where(c2, h - H, h), r
 
 
 @gluon.jit
@@ -78,12 +111,11 @@ def _schedule(NT, n_tiles):
 
 
 @gluon.jit
-def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+def _tables(ptrs, bh, t0, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
     """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
     the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
     SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
-    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN)
     COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
@@ -138,13 +170,11 @@ def _prologue(tables, q_w, k_self, v_self, t0, scale2, tw_off, L: gl.constexpr, 
 
 
 @gluon.jit
-def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
+def _epilogue(O, LSE, o_strides, T, b, h, bh, tw, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
               s_layout: gl.constexpr, o_layout: gl.constexpr):
     """o = acc / l (16-bit, 16-byte stores) and lse = m + log2(l) of rows tw .. tw + 63."""
     BMW: gl.constexpr = 64
     o_b, o_t, o_h = o_strides
-    b = bh // H
-    h = bh % H
     o_base = b.to(gl.int64) * o_b + h.to(gl.int64) * o_h + tw.to(gl.int64) * o_t
     o = acc * gl.convert_layout(1.0 / l_i, gl.SliceLayout(1, o_layout))[:, None]
     ob: gl.constexpr = _row_layout(D, 4)
@@ -164,7 +194,7 @@ def _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout: gl.constexpr):
 
 
 @gluon.jit
-def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
+def _epilogue_tma(o_desc, LSE, T, b, h, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
                   s_layout: gl.constexpr, o_layout: gl.constexpr):
     """_epilogue through shared memory: o = acc / l written into this tile's q buffer (q_w: every product that reads
     it is done) and stored by TMA (o_desc: o as a (B*T, H*D) matrix, T a multiple of 128, so no row of the box is past
@@ -172,7 +202,7 @@ def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr
     o = acc * gl.convert_layout(1.0 / l_i, gl.SliceLayout(1, o_layout))[:, None]
     q_w.store(o.to(q_w.dtype))
     fence_async_shared()
-    tma.async_copy_shared_to_global(o_desc, [(bh // H) * T + tw, (bh % H) * D], q_w)
+    tma.async_copy_shared_to_global(o_desc, [b * T + tw, h * D], q_w)
     if STORE_LSE:
         _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout)
 
@@ -252,7 +282,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr):
+              SPLIT: gl.constexpr, TREE: gl.constexpr, WALK: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
@@ -265,12 +295,25 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
     # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
-    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+    if WALK:  # f21: the tiles by adds, without _tile's divisions
+        wb, wh, wr, cs = _walk_consts(ptrs[5], pid)
+        tables = _tables(ptrs, wb * H + wh, (NT - 1 - wr) * 128, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT,
+                         s_layout)
+    else:
+        bh, t0, _nb, _nf = _tile(0, G, pid, NT, T, L, BN)
+        tables = _tables(ptrs, bh, t0, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
-        bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN)
+        if WALK:
+            bh = wb * H + wh
+            t0 = (NT - 1 - wr) * 128
+            n_blocks, n_full = _tile_blocks(t0, T, L, BN)
+            if AHEAD:  # the next tile now, for its tables under this tile's epilogue
+                nb, nh, nr = _walk_next(wb, wh, wr, j, cs, NT, H)
+        else:
+            bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN)
         if not AHEAD:
-            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+            tables = _tables(ptrs, bh, t0, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
         q_w = q_bufs.index((j % 2) * 2 + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
@@ -287,18 +330,30 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
                                 acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
         if AHEAD:  # the next tile's, under this tile's epilogue
-            tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
-                             s_layout)
+            if WALK:
+                bhn, t0n = nb * H + nh, (NT - 1 - nr) * 128
+            else:
+                bhn, t0n, _nb, _nf = _tile(j + 1, G, pid, NT, T, L, BN)
+            tables = _tables(ptrs, bhn, t0n, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+        if WALK:
+            b, h = wb, wh
+        else:
+            b, h = bh // H, bh % H
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
-            _epilogue_tma(descs[7], ptrs[3], T, H, bh, t0 + WG * 64, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout,
+            _epilogue_tma(descs[7], ptrs[3], T, b, h, bh, t0 + WG * 64, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout,
                           o_layout)
         else:
             mbarrier.arrive(q_empty.index(j % 2), count=1)
-            _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout,
+            _epilogue(ptrs[2], ptrs[3], strides, T, b, h, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout,
                       o_layout)
         e += 1 + n_blocks
+        if WALK:
+            if AHEAD:
+                wb, wh, wr = nb, nh, nr
+            else:  # the next tile only now: nothing more held across the key blocks (the training forward spilled)
+                wb, wh, wr = _walk_next(wb, wh, wr, j, cs, NT, H)
     if O_TMA:
         tma.store_wait(0)
 
@@ -307,18 +362,18 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, WALK: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, WALK)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, WALK: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, WALK)
 
 
 @gluon.jit
@@ -339,7 +394,7 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr):
+            TREE: gl.constexpr, WALK: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
@@ -349,11 +404,21 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
     G, pid, n_mine = _schedule(NT, n_tiles)
+    if WALK:
+        wb, wh, wr, cs = _walk_consts(ptrs[5], pid)
     e = 0
     for j in range(n_mine):
-        bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN)
-        row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
-        col = (bh % H) * D
+        if WALK:
+            bh = wb * H + wh
+            t0 = (NT - 1 - wr) * 128
+            n_blocks, _n_full = _tile_blocks(t0, T, L, BN)
+            row = wb * T + t0
+            col = wh * D
+            wb, wh, wr = _walk_next(wb, wh, wr, j, cs, NT, H)
+        else:
+            bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN)
+            row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
+            col = (bh % H) * D
         qb = j % 2
         mbarrier.wait(q_empty.index(qb), ((j // 2) & 1) ^ 1)
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
@@ -397,18 +462,18 @@ def _ring_barriers(STAGES: gl.constexpr):
 
 @gluon.jit
 def fwd_ws_kernel(
-    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, qr_desc, o_desc,
+    q_desc, kt_desc, vt_desc, ke_desc, ve_desc, COS, SIN, O, LSE, SS, WALK_T, qr_desc, o_desc,
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, WALK: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
-    ptrs = (COS, SIN, O, LSE, SS)
+    ptrs = (COS, SIN, O, LSE, SS, WALK_T)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
     smem = (q_bufs, k_bufs, v_bufs)
@@ -417,12 +482,33 @@ def fwd_ws_kernel(
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, WALK)),
         (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, WALK)),
         (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, WALK)),
     ], [4, 1], [240, 24])
+
+
+_WALKS: dict[tuple, torch.Tensor] = {}
+
+
+def walk_table(G: int, NT: int, H: int, device: torch.device) -> torch.Tensor:
+    """f21: per CTA of fwd_ws_kernel's G, int32 (G, 16): its first tile (k = pid of the longest-first order) as
+    (b, h, r) = (k // NT // H, k // NT % H, k % NT), then for the snake's step after an even tile (2G - 1 - 2 pid)
+    and after an odd one (2 pid + 1): the step's place part (step % NT) and the (batch, head) split of its head part
+    without and with the place's carry (divmod(step // NT + c, H), c = 0, 1). Cached per shape and device."""
+    key = (G, NT, H, str(device))
+    if key not in _WALKS:
+        pid = np.arange(G)
+        cols = [pid // NT // H, pid // NT % H, pid % NT]
+        for step in (2 * G - 1 - 2 * pid, 2 * pid + 1):
+            q = step // NT
+            cols += [step % NT, q // H, q % H, (q + 1) // H, (q + 1) % H]
+        table = np.zeros((G, 16), np.int32)
+        table[:, :len(cols)] = np.stack(cols, 1)
+        _WALKS[key] = torch.from_numpy(table).to(device)
+    return _WALKS[key]
 
 
 def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
@@ -434,7 +520,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1) -> None:
+                   tree: int = 1, walk: bool = False) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -443,7 +529,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8)."""
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); walk: each CTA steps from tile to tile by adds
+    instead of dividing its place in the order (f21)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -485,10 +572,12 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
                          f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
-    fwd_ws_kernel[(min(n_tiles, n_sm),)](
-        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
+    G = min(n_tiles, n_sm)
+    fwd_ws_kernel[(G,)](
+        q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse,
+        walk_table(G, NT, H, q.device) if walk else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, WALK=walk,
         num_warps=4, maxnreg=168,
     )

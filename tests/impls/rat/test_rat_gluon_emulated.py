@@ -71,6 +71,29 @@ def test_prefill_forward_emulated(monkeypatch, T, L, D, rope, n_sm, B):
     _assert_fa_rule(["o"], [o], x, L, rope, None)
 
 
+@pytest.mark.parametrize("mode,T,D,B,n_sm", [("prefill", 512, 64, 3, 5), ("prefill", 1024, 128, 3, 7),
+                                              ("prefill", 1008, 128, 2, 3), ("train", 512, 64, 3, 5)])
+def test_walk_emulated(monkeypatch, mode, T, D, B, n_sm):
+    """f21 (fwd_walk): each CTA steps from tile to tile by adds; with 6 heads of 4-8 row tiles over 3-7 CTAs the
+    steps carry into the next head and the next sequence. The D 128 prefill takes the next tile's tables a tile
+    ahead, T 1008 the plain-store epilogue, training stores lse and RoPE(q)."""
+    k = _emulate(monkeypatch, n_sm)
+    cfg = dataclasses.replace(GLUON, fwd_walk=True)
+    x = _inputs(T, 2, D, seed=3, B=B)
+    if mode == "train":
+        do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(5)).half()
+        leaves = [t.clone().requires_grad_(True) for t in x]
+        y = RATTriton(cfg).forward(*leaves, chunk_size=16)
+        y.backward(do)
+        ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
+    else:
+        do = None
+        with torch.no_grad():
+            ours, names = [RATTriton(cfg).forward(*x, chunk_size=16)], ["o"]
+    assert k["fwd"].launches[0]["args"]["WALK"] is True
+    _assert_fa_rule(names, ours, x, 16, True, do)
+
+
 @pytest.mark.parametrize("T,L,D,n_sm,B", [(1024, 4, 64, 3, 1), (400, 16, 128, 2, 2)])
 def test_training_emulated(monkeypatch, T, L, D, n_sm, B):
     """The training forward (lse, RoPE(q) for the backward) and bwd_ws_kernel: o and every gradient; the second
