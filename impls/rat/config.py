@@ -51,8 +51,9 @@ class RATTritonConfig:
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
     #: with forward "gluon_ws": each CTA steps from its tile to the next by adds and selects (constants taken apart
-    #: once per CTA) instead of two integer divisions per tile in each partition (f21)
-    fwd_walk: bool = False
+    #: once per CTA) instead of integer divisions per tile in each partition (f21): "off", "prefill" (not in the
+    #: training forward, which stores lse and RoPE(q)) or "always"
+    fwd_walk: str = "off"
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and
@@ -105,6 +106,8 @@ class RATTritonConfig:
             raise ValueError(f"RATTritonConfig: fwd_self_logit must be 'off' or 'prefill', got {self.fwd_self_logit!r}")
         if self.fwd_exp_poly not in (0, 2, 4, 8):
             raise ValueError(f"RATTritonConfig: fwd_exp_poly must be 0, 2, 4 or 8, got {self.fwd_exp_poly!r}")
+        if self.fwd_walk not in ("off", "prefill", "always"):
+            raise ValueError(f"RATTritonConfig: fwd_walk must be 'off', 'prefill' or 'always', got {self.fwd_walk!r}")
         if self.fwd_row_tree not in (0, 1, 2):
             raise ValueError(f"RATTritonConfig: fwd_row_tree must be 0, 1 or 2, got {self.fwd_row_tree!r}")
         if self.forward == "gluon_ws" and self.fwd_bm != 128:

@@ -78,7 +78,7 @@ def test_walk_emulated(monkeypatch, mode, T, D, B, n_sm):
     steps carry into the next head and the next sequence. The D 128 prefill takes the next tile's tables a tile
     ahead, T 1008 the plain-store epilogue, training stores lse and RoPE(q)."""
     k = _emulate(monkeypatch, n_sm)
-    cfg = dataclasses.replace(GLUON, fwd_walk=True)
+    cfg = dataclasses.replace(GLUON, fwd_walk="always")
     x = _inputs(T, 2, D, seed=3, B=B)
     if mode == "train":
         do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(5)).half()
@@ -92,6 +92,18 @@ def test_walk_emulated(monkeypatch, mode, T, D, B, n_sm):
             ours, names = [RATTriton(cfg).forward(*x, chunk_size=16)], ["o"]
     assert k["fwd"].launches[0]["args"]["WALK"] is True
     _assert_fa_rule(names, ours, x, 16, True, do)
+
+
+def test_walk_prefill_only_leaves_training_as_main(monkeypatch):
+    """fwd_walk "prefill": the prefill steps by adds, the training forward (lse, RoPE(q)) divides as main does."""
+    k = _emulate(monkeypatch, 3)
+    cfg = dataclasses.replace(GLUON, fwd_walk="prefill")
+    x = _inputs(512, 2, 64, seed=3, B=2)
+    with torch.no_grad():
+        RATTriton(cfg).forward(*x, chunk_size=16)
+    leaves = [t.clone().requires_grad_(True) for t in x]
+    RATTriton(cfg).forward(*leaves, chunk_size=16).sum().backward()
+    assert [ln["args"]["WALK"] for ln in k["fwd"].launches] == [True, False]
 
 
 @pytest.mark.parametrize("T,L,D,n_sm,B", [(1024, 4, 64, 3, 1), (400, 16, 128, 2, 2)])
