@@ -64,6 +64,9 @@ class RATTritonConfig:
     #: with backward "gluon_ws": bwd_ws_kernel's query tiles per work item; 0: launch_backward's rule (32 up to 256
     #: chunk ends per head, 128 from 2048 on, else 64)
     bwd_seg: int = 0
+    #: with backward "gluon_ws": the last heads of bwd_ws_kernel's grid taken in items of 32 query tiles (b19), so
+    #: that the grid ends on short items; 0: every head in items of bwd_seg
+    bwd_tail_heads: int = 0
     #: with bwd_dq_writer and the one-level scans, up to 256 chunk ends per sequence: dq's accumulator in the inputs'
     #: 16-bit dtype (each query tile gets at most two shares, stored then added); False: float32 (b17)
     bwd_dq_acc16: bool = True
@@ -108,6 +111,8 @@ class RATTritonConfig:
             raise ValueError(f"RATTritonConfig: fwd_exp_poly must be 0, 2, 4 or 8, got {self.fwd_exp_poly!r}")
         if self.fwd_walk not in ("off", "prefill", "always"):
             raise ValueError(f"RATTritonConfig: fwd_walk must be 'off', 'prefill' or 'always', got {self.fwd_walk!r}")
+        if self.bwd_tail_heads < 0:
+            raise ValueError(f"RATTritonConfig: bwd_tail_heads must be >= 0, got {self.bwd_tail_heads!r}")
         if self.fwd_row_tree not in (0, 1, 2):
             raise ValueError(f"RATTritonConfig: fwd_row_tree must be 0, 1 or 2, got {self.fwd_row_tree!r}")
         if self.forward == "gluon_ws" and self.fwd_bm != 128:

@@ -53,7 +53,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, work_items
+from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, work_items, work_table
 
 #: a barrier of the warps of one partition (triton 3.6 names it thread_barrier, 3.7 barrier)
 _partition_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
@@ -112,14 +112,20 @@ def _ld_row(ld_s, r: gl.constexpr):
 
 
 @gluon.jit
-def _item(ITEMS, n_items, L: gl.constexpr):
+def _item(ITEMS, n_items, L: gl.constexpr, TABLE: gl.constexpr):
     """This CTA's work item: (b*H + h) and, from the per-head item table ITEMS (n_items rows of key block, first
     row, tile count), the block's chunk ends j0 .. j0 + BN - 1, its query tiles lo .. lo + 64 n - 1 and mid: tiles
-    from row mid on see every key of the block."""
+    from row mid on see every key of the block. With TABLE (b19) ITEMS is the grid's table (work_table: one row of
+    head, key block, first row, tile count per CTA)."""
     pid = gl.program_id(0)
-    it = pid % n_items
-    j0 = gl.load(ITEMS + 3 * it) * BN
-    return pid // n_items, j0, gl.load(ITEMS + 3 * it + 1), gl.load(ITEMS + 3 * it + 2), (j0 + BN) * L
+    if TABLE:
+        row = ITEMS + 4 * pid
+        j0 = gl.load(row + 1) * BN
+        return gl.load(row), j0, gl.load(row + 2), gl.load(row + 3), (j0 + BN) * L
+    else:
+        it = pid % n_items
+        j0 = gl.load(ITEMS + 3 * it) * BN
+        return pid // n_items, j0, gl.load(ITEMS + 3 * it + 1), gl.load(ITEMS + 3 * it + 2), (j0 + BN) * L
 
 
 @gluon.jit
@@ -188,7 +194,7 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  WRITER: gl.constexpr, WG: gl.constexpr):
+                  WRITER: gl.constexpr, TABLE: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
     DKE, DVE, ITEMS, _FLAGS = ptrs
@@ -196,7 +202,7 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     k_smem, v_smem, dq_bufs = smem[0], smem[1], smem[6]
     kv_bar = bars[0]
     dq_desc = descs[4]
-    bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
+    bh, j0, lo, n, mid = _item(ITEMS, n_items, L, TABLE)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -221,25 +227,25 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 0)
+                   WRITER: gl.constexpr, TABLE: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 1)
+                   WRITER: gl.constexpr, TABLE: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                WRITER: gl.constexpr):
+                WRITER: gl.constexpr, TABLE: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
     kv_bar, q_ready, q_empty = bars[0], bars[1], bars[2]
     qr_desc, do_desc, ke_desc, ve_desc, _dq_desc, ld_desc, Cs = descs
-    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
+    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L, TABLE)
     mbarrier.expect(kv_bar, 2 * ke_desc.block_type.nbytes)
     tma.async_copy_global_to_shared(ke_desc, [bh * Cs + j0, 0], kv_bar, k_smem)
     tma.async_copy_global_to_shared(ve_desc, [bh * Cs + j0, 0], kv_bar, v_smem)
@@ -256,7 +262,7 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
+                   WRITER: gl.constexpr, TABLE: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
     float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. The accumulator starts
     unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
@@ -267,7 +273,7 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
     dq_full, dq_empty = bars[4], bars[5]
     dq_desc = descs[4]
     FLAGS = ptrs[3]
-    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
+    bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L, TABLE)
     first = j0 == 0
     for i in range(n):
         t0 = lo + (n - 1 - i) * BMQ
@@ -294,6 +300,7 @@ def bwd_ws_kernel(
     qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
+    TABLE: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -327,23 +334,23 @@ def bwd_ws_kernel(
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE)),
         ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, TABLE)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
-                    ) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
+                    tail_heads: int = 0, tail_seg: int = 32) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32 or q's 16-bit dtype, added to) padded to
     Tp rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled) and dV
@@ -353,7 +360,8 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     the flag (rows from there to Tp are left as they are). One CTA per work item (work_items) of seg tiles: by default
     128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
     to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
-    others (NOTES.md "Seventeenth session")."""
+    others (NOTES.md "Seventeenth session"). With tail_heads the last heads take items of tail_seg tiles and the CTAs
+    their item's row of work_table (b19)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -373,12 +381,14 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
     if seg is None:
         seg = 32 if C <= 2 * BN.value else 128 if C >= 2048 else 64
-    items = work_items(T, C, L, seg, qr.device, first_ahead=flags is not None)
+    table = tail_heads > 0  # b19: one row per CTA, the last heads in short items
+    items = (work_table(T, C, L, BH, seg, qr.device, flags is not None, tail_heads, tail_seg) if table else
+             work_items(T, C, L, seg, qr.device, first_ahead=flags is not None))
     if len(items) == 0:
         return
-    bwd_ws_kernel[(BH * len(items),)](
+    bwd_ws_kernel[(len(items) if table else BH * len(items),)](
         qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
-        scale, scale2, len(items), L=L, D=D, STAGES=stages,
+        scale, scale2, len(items), L=L, D=D, STAGES=stages, TABLE=table,
         DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
         num_warps=4, maxnreg=168,
     )
@@ -387,7 +397,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, seg: int | None = None, acc16: bool = False
+                   writer: bool = False, seg: int | None = None, acc16: bool = False, tail_heads: int = 0
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq, bwd_dq_post_kernel.
     do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (o's shape and
@@ -398,7 +408,8 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     pre pass writes it from q (Tp = T rounded up to 64). q is read only without qr or with finish_dq (dq's self term);
     else it may be None. writer (b7b, b7c; without finish_dq): the accumulator is not zeroed by the pre pass, key block
     0's items store their share first and a writer warp issues the copies (launch_backward's flags); without it the pre
-    pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17): with
+    pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None); tail_heads: the last
+    heads in items of 32 tiles (b19). acc16 (b17): with
     writer, without finish_dq and up to two key blocks (2 * BN chunk ends, so that a query tile gets at most two shares:
     a store, then one addition) the accumulator is in o's 16-bit dtype instead of float32: half its bytes written here
     and read by the backward scan."""
@@ -442,7 +453,8 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags,
+                    tail_heads=tail_heads)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

@@ -43,3 +43,27 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahe
         table = np.concatenate(items).astype(np.int32) if items else np.zeros((0, 3), np.int32)
         _ITEMS[key] = torch.from_numpy(table).to(device)
     return _ITEMS[key]
+
+
+_TABLES: dict[tuple, torch.Tensor] = {}
+
+
+def work_table(T: int, C: int, L: int, BH: int, seg: int, device: torch.device, first_ahead: bool = False,
+               tail_heads: int = 0, tail_seg: int = 32) -> torch.Tensor:
+    """bwd_ws_kernel's whole grid, one row per CTA, int32 (n, 4): (b*H + h), key block, first query row, 64-row tile
+    count. Heads in turn, each with work_items(seg); the last tail_heads heads with work_items(tail_seg) instead
+    (b19): the grid's last CTAs are then items of tail_seg tiles, so the SMs run out of work at closer times (with
+    seg 128 at 32k, L 16 an item is about 130 tiles, 0.3 ms, and the last wave's SMs finish up to that far apart).
+    Each head's key block 0 items stay ahead of the items that wait for them (first_ahead). Cached."""
+    key = (T, C, L, BH, seg, str(device), first_ahead, tail_heads, tail_seg)
+    if key not in _TABLES:
+        tail_heads = min(max(tail_heads, 0), BH)
+        parts = []
+        for first, stop, s in ((0, BH - tail_heads, seg), (BH - tail_heads, BH, tail_seg)):
+            it = work_items(T, C, L, s, torch.device("cpu"), first_ahead).numpy()
+            if stop > first and len(it):
+                bh = np.repeat(np.arange(first, stop), len(it))
+                parts.append(np.concatenate([bh[:, None], np.tile(it, (stop - first, 1))], 1))
+        table = np.concatenate(parts).astype(np.int32) if parts else np.zeros((0, 4), np.int32)
+        _TABLES[key] = torch.from_numpy(np.ascontiguousarray(table)).to(device)
+    return _TABLES[key]

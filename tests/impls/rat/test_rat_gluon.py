@@ -451,6 +451,21 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
             assert first[segs[i]] < i and (segs[i] == 0 or first[segs[i] - 1] < i), (i, items)
 
 
+@pytest.mark.parametrize("T, C, L, BH, seg, tail, ahead", [(32768, 2048, 16, 64, 128, 2, True), (4096, 256, 16, 5, 8, 2, True),
+                                                         (1000, 125, 8, 3, 4, 3, False), (300, 75, 4, 2, 64, 0, False)])
+def test_backward_work_table_heads_in_turn_the_last_with_short_items(T, C, L, BH, seg, tail, ahead):
+    """b19's grid table: every head's items exactly as work_items gives them, heads in turn, the first BH - tail
+    heads with seg tiles per item and the last tail heads with 32."""
+    from ratbench.impls.rat.gluon.items import work_items, work_table
+
+    table = work_table(T, C, L, BH, seg, torch.device("cpu"), ahead, tail, 32).tolist()
+    heads = [r[0] for r in table]
+    assert heads == sorted(heads) and set(heads) == set(range(BH))
+    for h in range(BH):
+        want = work_items(T, C, L, seg if h < BH - tail else 32, torch.device("cpu"), ahead).tolist()
+        assert [r[1:] for r in table if r[0] == h] == want, h
+
+
 def test_gluon_backward_route():
     """rat/gluon's own backward where it measured faster (NOTES.md b4): head dim 64 and L < 64 everywhere, L >= 64
     from T 16k and, with b7c's dq writer, below it (NOTES.md "Eleventh session") but for chunks of 1024 rows and

@@ -206,6 +206,8 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
+    ({"bwd_dq_writer": True, "bwd_seg": 4, "bwd_tail_heads": 1}, "train", 1024, 4, 64, {}),  # b19
+    ({"bwd_seg": 2, "bwd_tail_heads": 1}, "train", 1024, 16, 128, {}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
@@ -225,6 +227,12 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
         acc16 = fields.get("bwd_dq_writer", False) and fields.get("bwd_dq_acc16", True) and T // L <= 256
         assert bwd["dq_desc"].base.dtype == (torch.float16 if acc16 else torch.float32)
+        tail = fields.get("bwd_tail_heads", 0)  # b19: one row per CTA, the last heads' items of 32 tiles
+        assert bwd["TABLE"] == (tail > 0)
+        if tail:
+            items = bwd["ITEMS"]
+            assert items[:, 0].tolist() == sorted(items[:, 0].tolist()) and set(items[:, 0].tolist()) == {0, 1}
+            assert max(items[items[:, 0] == 0, 3].tolist()) <= cfg.bwd_seg < max(items[items[:, 0] == 1, 3].tolist())
     else:
         do = None
         with torch.no_grad():
