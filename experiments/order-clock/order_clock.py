@@ -9,28 +9,24 @@ share of later rows more than 1% lower. Cited by bench/README.md ("A/B of implem
 from __future__ import annotations
 
 import collections
-import json
 import statistics
 import sys
 from pathlib import Path
 
+from ratbench.bench.gate import ROUNDS_FILE
+from ratbench.bench.results import RESULTS, read_rows
+
 
 def _rows(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if r.get("status") == "ok" and r.get("level") == "op" and r.get("sm_clock_mhz_mean"):
-            out.append(r)
-    return out
+    """The op-level ok rows of one results file that carry a mean SM clock."""
+    return [r for r in read_rows(path)
+            if r.get("status") == "ok" and r.get("level") == "op" and r.get("sm_clock_mhz_mean")]
 
 
 def main(root: str = "reports") -> None:
     diffs: dict[tuple, list[float]] = collections.defaultdict(list)
-    for path in sorted(Path(root).rglob("results.jsonl")):
-        if (path.parent / "rounds.jsonl").exists():  # a gate's or calibration's pooled rows
+    for path in sorted(Path(root).rglob(RESULTS)):
+        if (path.parent / ROUNDS_FILE).exists():  # a gate's or calibration's pooled rows
             continue
         groups: dict[tuple, list[dict]] = collections.defaultdict(list)
         for r in _rows(path):
