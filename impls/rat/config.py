@@ -50,6 +50,9 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
+    #: with forward "gluon_ws": a tile's last key block takes its first fwd_bn / 2 keys only (S and P V on half the
+    #: block) where a consumer warpgroup's rows see none past them (f22)
+    fwd_half_last: bool = False
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and
@@ -63,6 +66,10 @@ class RATTritonConfig:
     #: with bwd_dq_writer and the one-level scans, up to 256 chunk ends per sequence: dq's accumulator in the inputs'
     #: 16-bit dtype (each query tile gets at most two shares, stored then added); False: float32 (b17)
     bwd_dq_acc16: bool = True
+    #: with backward "gluon_ws": each MMA warpgroup of bwd_ws_kernel masks only the query tiles where its own 64 keys
+    #: are partly visible and runs no products of its own on those where none is (b15; rejected in the seventeenth
+    #: session from rows that ran second under the power cap, measured again in the twenty-second)
+    bwd_wg_mask: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

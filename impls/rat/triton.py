@@ -180,7 +180,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=cfg.fwd_exp_poly if D == 64 else 0, split=cfg.fwd_split_masked,
-                       tree=cfg.fwd_row_tree)
+                       tree=cfg.fwd_row_tree, half=cfg.fwd_half_last)
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
@@ -252,7 +252,8 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         by_scan = scan_finishes_dq(cfg, B, H, T, L)
         dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
                                                  finish_dq=not by_scan, qr=qr, writer=cfg.bwd_dq_writer,
-                                                 seg=cfg.bwd_seg or None, acc16=cfg.bwd_dq_acc16)
+                                                 seg=cfg.bwd_seg or None, acc16=cfg.bwd_dq_acc16,
+                                                 wg_mask=cfg.bwd_wg_mask)
         dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
                                         cfg, dqacc=dq if by_scan else None, qr=qr)
         return (dq_scan if by_scan else dq), dk, dv, df

@@ -160,18 +160,36 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
 
 
 @gluon.jit
+def _bwd_dead(i, k_cols, ds_buf, ds_bar, D: gl.constexpr, WG: gl.constexpr):
+    """A query tile none of whose rows sees a key of warpgroup WG: no products of its own (P^T = dS^T = 0), zeros
+    for its half of dS^T, then, as _bwd_tile, its columns of the tile's dq share from both halves. Returns dq."""
+    ds_buf.slice(WG * 64, 64).store(gl.zeros([64, BMQ], ds_buf.dtype, _acc_layout(BMQ)))
+    fence_async_shared()
+    mbarrier.arrive(ds_bar, count=1)
+    mbarrier.wait(ds_bar, (i // 2) & 1)
+    zero_q = gl.zeros([BMQ, D // 2], gl.float32, _acc_layout(D // 2))
+    dq = warpgroup_mma(ds_buf.permute((1, 0)), k_cols, zero_q, use_acc=False, is_async=True)
+    return warpgroup_mma_wait(num_outstanding=0, deps=(dq,))
+
+
+@gluon.jit
 def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp, scale2,
-              L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr):
-    """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile, the entry's release and the
-    tile's dq share: added to the accumulator by a TMA reduction, or with WRITER staged for the writer warp.
-    Returns dk, dv."""
+              L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr,
+              DEAD: gl.constexpr):
+    """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile (with DEAD _bwd_dead), the
+    entry's release and the tile's dq share: added to the accumulator by a TMA reduction, or with WRITER staged for
+    the writer warp. Returns dk, dv."""
     _k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, _dq_bufs = smem
     q_ready, q_empty, ds_ready = bars[1], bars[2], bars[3]
     t0 = lo + (n - 1 - i) * BMQ
     s = i % STAGES
     mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
-    dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
-                           ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2, L, D, WG)
+    if DEAD:
+        dq = _bwd_dead(i, k_cols, ds_bufs.index(i % 2), ds_ready.index(i % 2), D, WG)
+    else:
+        dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
+                               ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2, L,
+                               D, WG)
     mbarrier.arrive(q_empty.index(s), count=1)
     if WRITER:  # the dq writer warp (_bwd_dq_writer) stores or adds it
         mbarrier.wait(bars[5].index(WG), (i & 1) ^ 1)
@@ -188,15 +206,21 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  WRITER: gl.constexpr, WG: gl.constexpr):
+                  WRITER: gl.constexpr, WG_MASK: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
-    reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
+    reductions; adds dK (scaled) and dV of its keys to the float32 accumulators. With WG_MASK (b15) the mask runs
+    only on tiles where the warpgroup's own keys are not all visible, and the tiles where none is (the item's last,
+    t0 + BMQ - 1 < (j + 1) L for its first key j) run _bwd_dead in a loop of their own."""
     DKE, DVE, ITEMS, _FLAGS = ptrs
     _T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, dq_bufs = smem[0], smem[1], smem[6]
     kv_bar = bars[0]
     dq_desc = descs[4]
     bh, j0, lo, n, mid = _item(ITEMS, n_items, L)
+    n_live = n
+    if WG_MASK:
+        mid = (j0 + WG * 64 + 64) * L
+        n_live = n - gl.minimum(gl.maximum(((j0 + WG * 64 + 1) * L - lo) // BMQ, 0), n)
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
     keys = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, st_layout))
@@ -208,9 +232,13 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     dk = gl.zeros([64, D], gl.float32, kv_layout)
     dv = gl.zeros([64, D], gl.float32, kv_layout)
     mbarrier.wait(kv_bar, 0)
-    for i in range(n):
+    for i in range(n_live):
         dk, dv = _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp,
-                           scale2, L, D, STAGES, WRITER, WG)
+                           scale2, L, D, STAGES, WRITER, WG, False)
+    if WG_MASK:
+        for i in range(n_live, n):
+            dk, dv = _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid,
+                               Tp, scale2, L, D, STAGES, WRITER, WG, True)
     tma.store_wait(0)
     rows = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, kv_layout))
     cols = gl.arange(0, D, layout=gl.SliceLayout(0, kv_layout))
@@ -221,19 +249,19 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 0)
+                   WRITER: gl.constexpr, WG_MASK: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 1)
+                   WRITER: gl.constexpr, WG_MASK: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                WRITER: gl.constexpr):
+                WRITER: gl.constexpr, WG_MASK: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -256,7 +284,7 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
+                   WRITER: gl.constexpr, WG_MASK: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
     float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. The accumulator starts
     unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
@@ -294,6 +322,7 @@ def bwd_ws_kernel(
     qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
+    WG_MASK: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -327,23 +356,23 @@ def bwd_ws_kernel(
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
         ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
-                    ) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
+                    wg_mask: bool = False) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32 or q's 16-bit dtype, added to) padded to
     Tp rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled) and dV
@@ -353,7 +382,8 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     the flag (rows from there to Tp are left as they are). One CTA per work item (work_items) of seg tiles: by default
     128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
     to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
-    others (NOTES.md "Seventeenth session")."""
+    others (NOTES.md "Seventeenth session"). wg_mask (b15): each MMA warpgroup masks only where its own 64 keys are
+    partly visible and runs no products of its own on tiles where none is."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -380,14 +410,14 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
         qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
         scale, scale2, len(items), L=L, D=D, STAGES=stages,
         DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
-        num_warps=4, maxnreg=168,
+        WG_MASK=wg_mask, num_warps=4, maxnreg=168,
     )
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, seg: int | None = None, acc16: bool = False
+                   writer: bool = False, seg: int | None = None, acc16: bool = False, wg_mask: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq, bwd_dq_post_kernel.
     do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (o's shape and
@@ -442,7 +472,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags, wg_mask=wg_mask)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

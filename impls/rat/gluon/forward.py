@@ -203,20 +203,68 @@ def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, col
 
 
 @gluon.jit
+def _half(q_w, k_bufs, v_bufs, bars, e0, i, acc, p, m_i, l_i, crow, scale2, BN: gl.constexpr, STAGES: gl.constexpr,
+          s_layout: gl.constexpr, o_layout: gl.constexpr, EXP_POLY: gl.constexpr, TREE: gl.constexpr,
+          PREV: gl.constexpr):
+    """The tile's last key block i (ring entry e0 + i) where the warpgroup's rows see none of its keys past BN / 2
+    (f22): S and P V on its first BN / 2 keys only, masked. PREV: P_{i-1} V_{i-1} issued under S (i >= 1), else
+    i = 0 and none is pending. Returns acc (retired), m, l."""
+    k_ready, v_ready, k_empty, v_empty = bars
+    HB: gl.constexpr = BN // 2
+    h_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, HB, 16])
+    row_h: gl.constexpr = gl.SliceLayout(1, h_layout)
+    row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
+    st = (e0 + i) % STAGES
+    mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
+    s = warpgroup_mma(q_w, k_bufs.index(st).slice(0, HB).permute((1, 0)), gl.zeros([64, HB], gl.float32, h_layout),
+                      use_acc=False, is_async=True)
+    if PREV:
+        pst = (e0 + i - 1) % STAGES
+        mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
+        acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
+        s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
+    else:
+        s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
+    mbarrier.arrive(k_empty.index(st), count=1)
+    cols = i * BN + gl.arange(0, HB, layout=gl.SliceLayout(0, h_layout))
+    p32, m_h, l_h, alpha = online_softmax(s, gl.convert_layout(m_i, row_h), gl.convert_layout(l_i, row_h), 0, 0,
+                                          gl.convert_layout(crow, row_h), cols, scale2, HB, 1, EXP_POLY, TREE,
+                                          h_layout)
+    if PREV:
+        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+        mbarrier.arrive(v_empty.index(pst), count=1)
+    acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
+    ph = gl.convert_layout(p32.to(k_bufs.dtype), p_layout)
+    mbarrier.wait(v_ready.index(st), ((e0 + i) // STAGES) & 1)
+    acc = warpgroup_mma(ph, v_bufs.index(st).slice(0, HB), acc, is_async=True)
+    acc, ph = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ph))
+    mbarrier.arrive(v_empty.index(st), count=1)
+    return acc, gl.convert_layout(m_h, row_s), gl.convert_layout(l_h, row_s)
+
+
+@gluon.jit
 def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
             D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr,
-            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr):
+            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+            half=False, HALF: gl.constexpr = False):
     """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
     S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
     soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. SPLIT (f7): the
     unmasked blocks (i < n_full) and the masked ones in two loops, so that the unmasked ones carry no mask (ptxas
-    turns a mask under a branch into selects for every block). Returns acc, m, l."""
+    turns a mask under a branch into selects for every block). HALF (f22) and half: the last block through _half.
+    Returns acc, m, l."""
     k_ready, v_ready, k_empty, v_empty = bars
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
     p = gl.zeros([BMW, BN], dtype, p_layout)
+    if HALF:
+        if half and n_blocks == 1:
+            return _half(q_w, k_bufs, v_bufs, bars, e0, 0, acc, p, m_i, l_i, crow, scale2, BN, STAGES, s_layout,
+                         o_layout, EXP_POLY, TREE, False)
+        n_blocks = n_blocks - half.to(gl.int32)
     if n_blocks > 0:
         mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
         s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), gl.zeros([BMW, BN], gl.float32, s_layout),
@@ -239,6 +287,10 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
         for i in range(1, n_blocks):
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
                                       BN, STAGES, s_layout, o_layout, 2, EXP_POLY, TREE)
+    if HALF:
+        if half:
+            return _half(q_w, k_bufs, v_bufs, bars, e0, n_blocks, acc, p, m_i, l_i, crow, scale2, BN, STAGES,
+                         s_layout, o_layout, EXP_POLY, TREE, True)
     if n_blocks > 0:
         last = e0 + n_blocks - 1
         mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
@@ -252,7 +304,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr):
+              SPLIT: gl.constexpr, TREE: gl.constexpr, HALF: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
@@ -284,8 +336,11 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
             mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
+        # f22: the warpgroup's last row sees no key of the tile's last block past its first BN / 2
+        half = (n_blocks > 0) & ((gl.minimum(t0 + WG * 64 + 64, T) - 1) // L <= (n_blocks - 1) * BN + BN // 2)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
-                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
+                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE,
+                                half, HALF)
         if AHEAD:  # the next tile's, under this tile's epilogue
             tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
                              s_layout)
@@ -307,18 +362,18 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, HALF: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, HALF)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
+               TREE: gl.constexpr, HALF: gl.constexpr):
     _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+              SELF_LOGIT, EXP_POLY, SPLIT, TREE, HALF)
 
 
 @gluon.jit
@@ -339,7 +394,7 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr):
+            TREE: gl.constexpr, HALF: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
@@ -402,6 +457,7 @@ def fwd_ws_kernel(
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
     SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+    HALF: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
@@ -417,11 +473,11 @@ def fwd_ws_kernel(
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, HALF)),
         (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, HALF)),
         (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, HALF)),
     ], [4, 1], [240, 24])
 
 
@@ -434,7 +490,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1) -> None:
+                   tree: int = 1, half: bool = False) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -443,7 +499,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8)."""
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); half: a tile's last key block on its first
+    half only where a warpgroup's rows see no key past it (f22)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -489,6 +546,6 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, HALF=half,
         num_warps=4, maxnreg=168,
     )

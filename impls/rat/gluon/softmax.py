@@ -64,14 +64,15 @@ def halves(x):
 
 @gluon.jit
 def row_max(s, TREE: gl.constexpr, s_layout: gl.constexpr):
-    """max over a [64, 128] accumulator's rows. TREE >= 1 (f8): a thread's 32 elements of a row in 5 levels of
+    """max over a [64, 128] (or [64, 64]) accumulator's rows. TREE >= 1 (f8): a thread's 32 elements of a row in 5 levels of
     independent FMNMX instead of the reduction's chain of 31 (its latency is on the softmax's critical path: the
     warp issues in order), then the 2 shuffles across the row's 4 lanes."""
     if TREE >= 1:
         a, b = halves(s)
         a, b = halves(gl.maximum(a, b))
         a, b = halves(gl.maximum(a, b))
-        a, b = halves(gl.maximum(a, b))
+        if s.shape[1] == 128:  # 64 columns (f22's half block): a thread's 16 in 4 levels
+            a, b = halves(gl.maximum(a, b))
         return gl.convert_layout(gl.max(gl.maximum(a, b), 1), gl.SliceLayout(1, s_layout))
     else:
         return gl.max(s, 1)
@@ -85,7 +86,8 @@ def row_sum(p, TREE: gl.constexpr, s_layout: gl.constexpr):
         a, b = halves(p)
         a, b = halves(a + b)
         a, b = halves(a + b)
-        a, b = halves(a + b)
+        if p.shape[1] == 128:
+            a, b = halves(a + b)
         return gl.convert_layout(gl.sum(a + b, 1), gl.SliceLayout(1, s_layout))
     else:
         return gl.sum(p, 1)

@@ -171,10 +171,18 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
+    # f22: tiles of one key block (half of it or all) and of two (the second half or whole), rows past T
+    ({"fwd_half_last": True}, "prefill", 1024, 4, 64, {"HALF": True}),
+    ({"fwd_half_last": True}, "train", 1024, 4, 128, {"HALF": True}),
+    ({"fwd_half_last": True}, "prefill", 1008, 16, 128, {"HALF": True}),
+    # b15: warpgroup 1 without keys of its own on a key block's first tiles, with and without the writer
+    ({"bwd_wg_mask": True}, "train", 1024, 4, 64, {}),
+    ({"bwd_wg_mask": True, "bwd_dq_writer": True, "fwd_half_last": True}, "train", 1024, 16, 128, {"HALF": True}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
-    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit) and the backward's
+    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit, f22's half blocks) and
+    the backward's
     (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it): outputs and gradients
     within the rule, each switch reaching the kernel."""
     k = _emulate(monkeypatch, 3)
@@ -188,6 +196,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
         bwd = k["bwd"].launches[0]["args"]
         assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
+        assert bwd["WG_MASK"] == fields.get("bwd_wg_mask", False)
         acc16 = fields.get("bwd_dq_writer", False) and fields.get("bwd_dq_acc16", True) and T // L <= 256
         assert bwd["dq_desc"].base.dtype == (torch.float16 if acc16 else torch.float32)
     else:
