@@ -15,6 +15,7 @@ seventeenth session from rows that ran second under the power cap (its 32k kerne
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import torch
 
@@ -24,7 +25,7 @@ from ratbench.impls.rat.triton import RATTritonConfig
 
 class Half(RATGluon):
     description = "rat/gluon with f22: a tile's last key block on its first half where no row sees past it"
-    fields: dict = {"fwd_half_last": True}
+    fields: ClassVar[dict] = {"fwd_half_last": True}
 
     def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
                 chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
@@ -34,9 +35,9 @@ class Half(RATGluon):
 
 class Wgm(Half):
     description = "rat/gluon with b15: the backward's per-warpgroup bounds"
-    fields = {"bwd_wg_mask": True}
+    fields: ClassVar[dict] = {"bwd_wg_mask": True}
 
 
 class HalfWgm(Half):
     description = "rat/gluon with f22 and b15"
-    fields = {"fwd_half_last": True, "bwd_wg_mask": True}
+    fields: ClassVar[dict] = {"fwd_half_last": True, "bwd_wg_mask": True}
