@@ -287,7 +287,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
         for i in range(1, n_blocks):
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
                                       BN, STAGES, s_layout, o_layout, 2, EXP_POLY, TREE)
-    if HALF:
+    if HALF:  # noqa: SIM102 (a constexpr branch around a run-time one: the latter is not compiled without HALF)
         if half:
             return _half(q_w, k_bufs, v_bufs, bars, e0, n_blocks, acc, p, m_i, l_i, crow, scale2, BN, STAGES,
                          s_layout, o_layout, EXP_POLY, TREE, True)
