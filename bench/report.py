@@ -20,7 +20,16 @@ from pathlib import Path
 
 from ratbench.bench import figures as F
 from ratbench.bench import results as R
-from ratbench.bench.report_rows import MODE_TITLE, SECOND_BASELINE, choose_baseline, missing, speedups, with_series
+from ratbench.bench.report_rows import (
+    CLOCK_SPREAD,
+    MODE_TITLE,
+    SECOND_BASELINE,
+    choose_baseline,
+    clock_spreads,
+    missing,
+    speedups,
+    with_series,
+)
 from ratbench.bench.sweep import MODES
 from ratbench.bench.tables import METRICS, detail_table, mode_table, reasons_table, speedup_table, table_frame
 
@@ -61,6 +70,7 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: 
     out.append(f"- speed-ups are over `{baseline}`: each case over the `{baseline}` case that differs from it in "
                "the implementation alone (same shape, dtype, level, compile setting; within a family also the same "
                "chunk size, window, decay); each table names its baseline row" if baseline else "- no baseline")
+    out += _clock_lines(df)
     out.append("")
     for mode in MODES:
         t = mode_table(df, mode, baseline, metrics)
@@ -85,6 +95,20 @@ def markdown(df, meta: dict, baseline: str | None, figures: list[str],  # type: 
         out += ["## Figures", ""] + [f"![{Path(f).stem}](figures/{Path(f).name})" for f in pngs]
         out.append("")
     return "\n".join(out)
+
+
+def _clock_lines(df) -> list[str]:  # type: ignore[no-untyped-def]
+    """A warning where one case's rows ran at SM clocks more than CLOCK_SPREAD apart (the widest case named)."""
+    spreads = clock_spreads(df)
+    if not spreads:
+        return []
+    w = spreads[0]
+    clocks = ", ".join(f"{impl} {mhz:.0f} MHz" for impl, mhz in w.clocks)
+    return [(f"- **SM clocks differ within {len(spreads)} case(s)** by more than {CLOCK_SPREAD:.0%} (NVML's mean over "
+            f"the timed calls; widest: {w.case}, {clocks}, {w.spread:.1%} apart, in the order the rows ran). Under a "
+            "power cap a case's later rows run hotter and slower, so speed-ups there carry the sweep's order; "
+            "`python run_bench.py gate --baseline <this run> --rounds 6` re-measures the cases in rounds with the "
+            "order alternating (bench/README.md, \"A/B of implementations on a power-capped GPU\")")]
 
 
 # ----- entry point --------------------------------------------------------------------------------

@@ -26,6 +26,18 @@ MODE_TITLE = {"train": "train (forward + backward)", "prefill": "prefill (forwar
               "decode": "decode (one step at T - 1)"}
 #: a second baseline shown where it was measured: the strongest SDPA backend on Hopper
 SECOND_BASELINE = "full/sdpa-cudnn"
+#: one case's rows whose mean SM clocks differ by more than this share are named in the report: a sweep runs a
+#: case's implementations one after the other, and on a power-capped GPU the later ones run hotter, at lower clocks
+#: (bench/README.md, "A/B of implementations on a power-capped GPU")
+CLOCK_SPREAD = 0.02
+
+
+@dataclasses.dataclass(frozen=True)
+class ClockSpread:
+    """One case (a shape, across implementations) whose timed rows ran at different mean SM clocks."""
+    case: str
+    clocks: tuple[tuple[str, float], ...]  # (implementation, mean SM clock in MHz), in the order the rows started
+    spread: float  # 1 - lowest / highest
 
 
 def num(x: object) -> float | None:
@@ -161,3 +173,27 @@ def speedups(df, baseline: str | None):  # type: ignore[no-untyped-def]
     df["base_status"] = bstatus
     df["base_n"] = bn
     return df
+
+
+def clock_spreads(df, rel: float = CLOCK_SPREAD) -> list[ClockSpread]:  # type: ignore[no-untyped-def]
+    """The cases whose timed rows (status ok, with NVML's mean SM clock) ran more than ``rel`` apart in clock, the
+    widest first. A case is the comparison key across families (every Case field but the implementation and the
+    family's own ones), so every row a speed-up may set against another is in its group."""
+    if "sm_clock_mhz_mean" not in df.columns:
+        return []
+    key = comparison_key(False)
+    groups: dict[tuple, list] = {}
+    for _, r in df[df.status == "ok"].iterrows():
+        if num(r.get("sm_clock_mhz_mean")):
+            groups.setdefault(_key_of(r, key), []).append(r)
+    out = []
+    for rows in groups.values():
+        mhz = [num(r.get("sm_clock_mhz_mean")) or 0.0 for r in rows]
+        if len(rows) < 2 or 1 - min(mhz) / max(mhz) <= rel:
+            continue
+        rows = sorted(rows, key=lambda r: "" if missing(r.get("started_at")) else str(r.get("started_at")))
+        r0 = rows[0]
+        out.append(ClockSpread(f"{r0['mode']} T={r0['seq_len']} B={r0['batch']}",  # (Series.mode is a method)
+                               tuple((str(r["impl"]), num(r.get("sm_clock_mhz_mean")) or 0.0) for r in rows),
+                               1 - min(mhz) / max(mhz)))
+    return sorted(out, key=lambda c: -c.spread)

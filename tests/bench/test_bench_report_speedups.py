@@ -207,3 +207,31 @@ def test_end_to_end_two_impls_two_chunk_sizes_on_the_cpu(tmp_path, capsys):
         assert got == f"{fmt_ms(ms[('rat/triton', L)])}{mark[('rat/triton', L)]} ({want:.3g}x)", (L, got)
     assert [t.count("(baseline)") for t in tables(md, title)] == [1, 1]
     assert (out / "figures" / "latency_vs_chunk_size.png").exists()
+
+
+def _clocked(tmp_path, clocks, started=("2026-12-06T18:00:00", "2026-12-06T18:00:09")):
+    tmp_path.mkdir()
+    rows = [row("rat/a", "train", 64, 2.0, chunk_size=16), row("rat/b", "train", 64, 2.1, chunk_size=16)]
+    return store(tmp_path, rows, {i: {"sm_clock_mhz_mean": c, "started_at": s}
+                                  for i, (c, s) in enumerate(zip(clocks, started)) if c is not None})
+
+
+def test_report_names_a_case_whose_rows_ran_at_different_clocks(tmp_path):
+    """A sweep's later rows of a power-capped case run at lower clocks (bench/README.md): the report says which
+    case, at what clocks in the order the rows ran, and how to re-measure; rows within 2% or without clocks do not
+    warn."""
+    md = report.markdown(*_compared(_clocked(tmp_path / "far", (1693.0, 1485.0))))
+    line = next(x for x in md.splitlines() if "SM clocks differ" in x)
+    assert "within 1 case(s)" in line and "train T=64 B=2" in line
+    assert "rat/a 1693 MHz, rat/b 1485 MHz, 12.3% apart" in line and "run_bench.py gate" in line
+    spreads = report_rows.clock_spreads(report.load_compared(tmp_path / "far")[0])
+    assert [(s.case, [i for i, _ in s.clocks]) for s in spreads] == [("train T=64 B=2", ["rat/a", "rat/b"])]
+    later_first = _clocked(tmp_path / "swap", (1693.0, 1485.0), started=("2026-12-06T18:00:09", "2026-12-06T18:00:00"))
+    assert "rat/b 1485 MHz, rat/a 1693 MHz" in report.markdown(*_compared(later_first))
+    for name, clocks in (("near", (1980.0, 1960.0)), ("none", (None, None)), ("one", (1980.0, None))):
+        assert "SM clocks differ" not in report.markdown(*_compared(_clocked(tmp_path / name, clocks))), name
+
+
+def _compared(path):
+    df, meta, base, second = report.load_compared(path)
+    return df, meta, base, [], second

@@ -133,8 +133,9 @@ def _mutant_hazard(monkeypatch, tmp_path, pattern: str, repl: str, match: str) -
 
 def test_emulator_fails_a_buffer_released_before_its_product(monkeypatch, tmp_path):
     """V's ring buffer released before P V is retired: the loader refills it while the product still reads it."""
-    _mutant_hazard(monkeypatch, tmp_path, r"( +)(acc, p = warpgroup_mma_wait\(num_outstanding=0, deps=\(acc, p\)\))\n"
-                   r"( +)(mbarrier\.arrive\(v_empty\.index\(pst\), count=1\))\n", r"\1\4\n\3\2\n",
+    # (_block's lines, at 4 spaces: f22's _half has the same two under `if PREV:`)
+    _mutant_hazard(monkeypatch, tmp_path, r"\n(    )(acc, p = warpgroup_mma_wait\(num_outstanding=0, deps=\(acc, p\)\))\n"
+                   r"(    )(mbarrier\.arrive\(v_empty\.index\(pst\), count=1\))\n", r"\n\1\4\n\3\2\n",
                    "loads by TMA into shared memory that an unretired warpgroup_mma reads")
 
 
