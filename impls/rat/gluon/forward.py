@@ -215,8 +215,9 @@ def _half(q_w, k_bufs, v_bufs, bars, e0, i, acc, p, m_i, l_i, crow, scale2, BN: 
     row_h: gl.constexpr = gl.SliceLayout(1, h_layout)
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
-    st = (e0 + i) % STAGES
-    mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
+    e = e0 + i
+    st = e % STAGES
+    mbarrier.wait(k_ready.index(st), (e // STAGES) & 1)
     s = warpgroup_mma(q_w, k_bufs.index(st).slice(0, HB).permute((1, 0)), gl.zeros([64, HB], gl.float32, h_layout),
                       use_acc=False, is_async=True)
     if PREV:
@@ -236,7 +237,7 @@ def _half(q_w, k_bufs, v_bufs, bars, e0, i, acc, p, m_i, l_i, crow, scale2, BN: 
         mbarrier.arrive(v_empty.index(pst), count=1)
     acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
     ph = gl.convert_layout(p32.to(k_bufs.dtype), p_layout)
-    mbarrier.wait(v_ready.index(st), ((e0 + i) // STAGES) & 1)
+    mbarrier.wait(v_ready.index(st), (e // STAGES) & 1)
     acc = warpgroup_mma(ph, v_bufs.index(st).slice(0, HB), acc, is_async=True)
     acc, ph = warpgroup_mma_wait(num_outstanding=0, deps=(acc, ph))
     mbarrier.arrive(v_empty.index(st), count=1)
