@@ -245,27 +245,16 @@ def _half(q_w, k_bufs, v_bufs, bars, e0, i, acc, p, m_i, l_i, crow, scale2, BN: 
 
 
 @gluon.jit
-def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
-            D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr,
-            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
-            half=False, HALF: gl.constexpr = False):
-    """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
-    S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
-    soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. SPLIT (f7): the
-    unmasked blocks (i < n_full) and the masked ones in two loops, so that the unmasked ones carry no mask (ptxas
-    turns a mask under a branch into selects for every block). HALF (f22) and half: the last block through _half.
-    Returns acc, m, l."""
-    k_ready, v_ready, k_empty, v_empty = bars
+def _blocks_open(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
+                 STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, EXP_POLY: gl.constexpr,
+                 SPLIT: gl.constexpr, TREE: gl.constexpr):
+    """_blocks without the last block's P V: returns acc, P of block n_blocks - 1 (zeros without blocks), m, l."""
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
+    k_ready, _v_ready, k_empty, _v_empty = bars
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
     p = gl.zeros([BMW, BN], dtype, p_layout)
-    if HALF:
-        if half and n_blocks == 1:
-            return _half(q_w, k_bufs, v_bufs, bars, e0, 0, acc, p, m_i, l_i, crow, scale2, BN, STAGES, s_layout,
-                         o_layout, EXP_POLY, TREE, False)
-        n_blocks = n_blocks - half.to(gl.int32)
     if n_blocks > 0:
         mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
         s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), gl.zeros([BMW, BN], gl.float32, s_layout),
@@ -288,16 +277,51 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
         for i in range(1, n_blocks):
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
                                       BN, STAGES, s_layout, o_layout, 2, EXP_POLY, TREE)
-    if HALF:  # noqa: SIM102 (a constexpr branch around a run-time one: the latter is not compiled without HALF)
-        if half:
-            return _half(q_w, k_bufs, v_bufs, bars, e0, n_blocks, acc, p, m_i, l_i, crow, scale2, BN, STAGES,
-                         s_layout, o_layout, EXP_POLY, TREE, True)
-    if n_blocks > 0:
-        last = e0 + n_blocks - 1
-        mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
-        acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
-        acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-        mbarrier.arrive(v_empty.index(last % STAGES), count=1)
+    return acc, p, m_i, l_i
+
+
+@gluon.jit
+def _last_pv(acc, p, v_bufs, bars, last, STAGES: gl.constexpr):
+    """O += P V of the tile's last block (ring entry last), then V's buffer released. Returns acc."""
+    _k_ready, v_ready, _k_empty, v_empty = bars
+    mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
+    acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
+    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
+    mbarrier.arrive(v_empty.index(last % STAGES), count=1)
+    return acc
+
+
+@gluon.jit
+def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
+            D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr,
+            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+            half=False, HALF: gl.constexpr = False):
+    """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
+    S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
+    soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. SPLIT (f7): the
+    unmasked blocks (i < n_full) and the masked ones in two loops, so that the unmasked ones carry no mask (ptxas
+    turns a mask under a branch into selects for every block). HALF (f22) and half: the last block through _half.
+    Structured branches only (no early return: a function with several blocks is not inlined, and its wgmma were
+    wrong on the GPU). Returns acc, m, l."""
+    if HALF:
+        p0 = gl.zeros([64, BN], k_bufs.dtype, gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2))
+        if half & (n_blocks == 1):
+            acc, m_i, l_i = _half(q_w, k_bufs, v_bufs, bars, e0, 0, acc, p0, m_i, l_i, crow, scale2, BN, STAGES,
+                                  s_layout, o_layout, EXP_POLY, TREE, False)
+        else:
+            n_main = n_blocks - half.to(gl.int32)
+            acc, p, m_i, l_i = _blocks_open(q_w, k_bufs, v_bufs, bars, e0, n_main, n_full, acc, m_i, l_i, crow,
+                                            scale2, BN, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
+            if half:
+                acc, m_i, l_i = _half(q_w, k_bufs, v_bufs, bars, e0, n_main, acc, p, m_i, l_i, crow, scale2, BN,
+                                      STAGES, s_layout, o_layout, EXP_POLY, TREE, True)
+            elif n_blocks > 0:
+                acc = _last_pv(acc, p, v_bufs, bars, e0 + n_blocks - 1, STAGES)
+    else:
+        acc, p, m_i, l_i = _blocks_open(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2,
+                                        BN, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
+        if n_blocks > 0:
+            acc = _last_pv(acc, p, v_bufs, bars, e0 + n_blocks - 1, STAGES)
     return acc, m_i, l_i
 
 
