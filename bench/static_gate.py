@@ -16,7 +16,9 @@ Checks against the committed baseline (reports/baselines/static-sm90.json), per 
           more; a kernel that had HGMMA and has none; a kernel whose wgmma ptxas serialized (every HGMMA its
           own group) where the baseline's were not; shared memory over 232448 bytes (the H100/H200
           per-block opt-in limit); a launch that no longer compiles; a kernel with spills that is not
-          in the baseline
+          in the baseline; a kernel whose TTGIR keeps more calls than the baseline's (a @jit helper left as a
+          function: one with an early return inside a loop has several blocks, which the inliner cannot put
+          into the loop's body; rat/gluon's f22 compiled so and crashed on the GPU, impls/rat/gluon/NOTES.md)
     note  register changes, fewer HGMMA, kernels gone or new
 A kernel whose id changed only because a constexpr was added or removed (same kernel, warps, stages,
 equal values on the shared constexprs) is compared with its predecessor.
@@ -379,9 +381,15 @@ def _compile_launch(ln: Launch) -> dict:
         return rec
     st.pop("res", None)
     rec.update(st)
+    rec["calls"] = ttgir_calls(ck.asm["ttgir"])
     rec["shared"] = int(ck.metadata.shared)
     rec["spills"] = st.get("LDL", 0) + st.get("STL", 0)
     return rec
+
+
+def ttgir_calls(ttgir: str) -> int:
+    """Calls left in a kernel's TTGIR: helpers the inliner did not inline (0 for every kernel of the baseline)."""
+    return len(re.findall(r"\btt\.call @", ttgir))
 
 
 def _jsonable(v: object) -> object:
@@ -446,6 +454,9 @@ def check(report: dict, baseline: dict | None) -> tuple[list[str], list[str]]:
             b, prev = _predecessor(r, base, set(report["kernels"]))
             if b is not None:
                 notes.append(f"{kid}: compared with {prev} (same kernel and launch; constexprs added or removed)")
+        if r.get("calls", 0) > (b or {}).get("calls", 0):
+            fails.append(f"{kid}: {r['calls']} helper call(s) left in its TTGIR (a @jit helper not inlined: an early "
+                         "return inside a loop's callee; return through structured if / else instead)")
         if b is None or "error" in b:
             if baseline is not None:
                 notes.append(f"{kid}: new kernel (not in the baseline)")

@@ -256,6 +256,11 @@ def test_static_check_rules():
     assert S.check(_report(HGMMA_gsb0=8), _report(HGMMA_gsb0=8)) == ([], [])
     assert S.check(_report(HGMMA_gsb0=2), piped) == ([], [])
     assert not S.serialized(_report(HGMMA=1, HGMMA_gsb0=1)["kernels"]["rat.fwd_kernel [BM=64] w4 s2 bf16 #0"])
+    # a helper left as a function (not inlined) where the baseline had none, with or without a baseline
+    for b in (base, None):
+        fails, _ = S.check(_report(calls=1), b)
+        assert any("helper call(s) left in its TTGIR" in f for f in fails), b
+    assert S.check(_report(calls=1), _report(calls=1)) == ([], [])
 
 
 def test_static_predecessor_when_a_constexpr_is_added():
@@ -333,3 +338,55 @@ def test_static_gate_finds_the_gpu_launches():
     assert any(ln.startswith("rat.fwd_kernel [BM=64 BN=64") and "rat train T=4k" in ln for ln in lines)
     assert any(ln.startswith("linear.recurrent_step_kernel") for ln in lines)
     assert all("bf16" in ln for ln in lines if "  <-  " in ln)
+
+
+GLUON_KERNEL = textwrap.dedent('''
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+
+    @gluon.jit
+    def _twice_early(x, c):
+        if c > 0:
+            return x * 2.0
+        return x
+
+    @gluon.jit
+    def _twice_if_else(x, c):
+        if c > 0:
+            y = x * 2.0
+        else:
+            y = x
+        return y
+
+    @gluon.jit
+    def loop_kernel(X, n, BM: gl.constexpr, EARLY: gl.constexpr):
+        layout: gl.constexpr = gl.BlockedLayout([1], [32], [4], [0])
+        r = gl.arange(0, BM, layout=layout)
+        acc = gl.load(X + r)
+        for i in range(n):
+            if EARLY:
+                acc = _twice_early(acc, i)
+            else:
+                acc = _twice_if_else(acc, i)
+        gl.store(X + r, acc)
+''')
+
+
+def test_static_gate_counts_helpers_left_as_calls(tmp_path):
+    """A Gluon helper with an early return, called in a loop, stays a function in the TTGIR (what f22's _blocks did:
+    it compiled, and crashed on the GPU); the same helper with if / else is inlined."""
+    (tmp_path / "tiny_gluon.py").write_text(GLUON_KERNEL)
+    code = textwrap.dedent('''
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from ratbench.bench import static_gate as S
+        import tiny_gluon as G
+        for early in (True, False):
+            ck = S.compile_sm90(G.loop_kernel, {"X": "*fp32", "n": "i32", "BM": "constexpr", "EARLY": "constexpr"},
+                                {"BM": 128, "EARLY": early}, {(0,): [["tt.divisibility", 16]]}, 4, 2)
+            print(S.ttgir_calls(ck.asm["ttgir"]))
+    ''')
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=_clean_env(),
+                         check=False, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["1", "0"]
