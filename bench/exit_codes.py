@@ -28,8 +28,9 @@ TABLE: tuple[tuple[int, str], ...] = (
     (OK, ("success. run/resume: every case of the sweep has a result (ok, oom, unsupported, unavailable and "
           "skipped are results); compare/gate/static: pass; calibrate: some threshold had no false alarm")),
     (REGRESSION, ("compare/gate: a regression or a broken case (error, oom, wrong), or an improvement with "
-                  "--fail-on-improvement; static: a new spill, lost HGMMA, serialized wgmma, too much shared "
-                  "memory, a kernel that no longer compiles; calibrate: false alarms at every threshold; any "
+                  "--fail-on-improvement; static: a new spill, lost HGMMA, serialized wgmma, a helper left "
+                  "un-inlined, too much shared memory, a kernel that no longer compiles; calibrate: false alarms "
+                  "at every threshold; any "
                   "command: a crash (Python's code for an uncaught exception: a bug)")),
     (USAGE, ("every command: bad arguments or unusable input (one line on stderr, nothing written); "
              "compare/gate: no verdict possible after measuring (cases that cannot run or be compared: "

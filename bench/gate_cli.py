@@ -1,8 +1,8 @@
 """Command lines of ``run_bench.py compare | gate | calibrate | static`` (the perf-regression gate).
 
 Their parsers hang in run_bench.py's one parser tree (``add_parsers``). Exit codes (bench/exit_codes.py):
-0 pass, 1 regression (or a broken case; for ``static``: new spills, lost HGMMA, serialized wgmma, shared memory over the
-limit, a kernel that no longer compiles; for ``calibrate``: no threshold without false alarms), 2 bad
+0 pass, 1 regression (or a broken case; for ``static``: new spills, lost HGMMA, serialized wgmma, a helper left
+un-inlined, shared memory over the limit, a kernel that no longer compiles; for ``calibrate``: no threshold without false alarms), 2 bad
 arguments or unusable input (missing or unreadable baseline, another device, a baseline case that
 cannot run here: one line, nothing written) or a comparison without a verdict (compare.md / gate.md
 say why).

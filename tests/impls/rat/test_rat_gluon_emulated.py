@@ -133,7 +133,7 @@ def _mutant_hazard(monkeypatch, tmp_path, pattern: str, repl: str, match: str) -
 
 def test_emulator_fails_a_buffer_released_before_its_product(monkeypatch, tmp_path):
     """V's ring buffer released before P V is retired: the loader refills it while the product still reads it."""
-    # (_block's lines, at 4 spaces: f22's _half has the same two under `if PREV:`)
+    # (_block's two lines, at its 4 spaces: a helper with the same lines deeper in is left as it is)
     _mutant_hazard(monkeypatch, tmp_path, r"\n(    )(acc, p = warpgroup_mma_wait\(num_outstanding=0, deps=\(acc, p\)\))\n"
                    r"(    )(mbarrier\.arrive\(v_empty\.index\(pst\), count=1\))\n", r"\n\1\4\n\3\2\n",
                    "loads by TMA into shared memory that an unretired warpgroup_mma reads")
