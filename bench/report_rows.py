@@ -188,12 +188,11 @@ def clock_spreads(df, rel: float = CLOCK_SPREAD) -> list[ClockSpread]:  # type: 
             groups.setdefault(_key_of(r, key), []).append(r)
     out = []
     for rows in groups.values():
+        rows = sorted(rows, key=lambda r: "" if missing(r.get("started_at")) else str(r.get("started_at")))
         mhz = [num(r.get("sm_clock_mhz_mean")) or 0.0 for r in rows]
         if len(rows) < 2 or 1 - min(mhz) / max(mhz) <= rel:
             continue
-        rows = sorted(rows, key=lambda r: "" if missing(r.get("started_at")) else str(r.get("started_at")))
         r0 = rows[0]
         out.append(ClockSpread(f"{r0['mode']} T={r0['seq_len']} B={r0['batch']}",  # (Series.mode is a method)
-                               tuple((str(r["impl"]), num(r.get("sm_clock_mhz_mean")) or 0.0) for r in rows),
-                               1 - min(mhz) / max(mhz)))
+                               tuple((str(r["impl"]), m) for r, m in zip(rows, mhz)), 1 - min(mhz) / max(mhz)))
     return sorted(out, key=lambda c: -c.spread)
