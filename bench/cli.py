@@ -480,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = build_parser().parse_known_args(rest)
         if extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}", prog=args.prog)
-        if items and args.command in ("report", "compare", "static"):
+        if items and args.command in ("report", "compare"):
             raise UsageError("--register does not apply to this command", prog=args.prog)
         args.register = list(register(items, args.prog)) if items else []
         return args.func(args, argv)

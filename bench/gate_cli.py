@@ -168,11 +168,28 @@ def _static_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=positive_int, help="compile processes (default: CPU count)")
     p.add_argument("--out", help="also write static.md and static.json here, e.g. reports/runs/static")
     p.add_argument("--list", action="store_true", help="print the launches found, compile nothing")
+    p.add_argument("--impl", help="only these implementations' scenarios (comma-separated), e.g. rat/gluon")
+    p.add_argument("--like", metavar="IMPL",
+                   help="drive the one --impl implementation through IMPL's scenarios: a candidate of your own "
+                        "before any GPU time, e.g. --register rat/gluon-x=mymod:X --impl rat/gluon-x --like rat/gluon")
 
 
 def cmd_static(args: argparse.Namespace, argv: list[str]) -> int:
+    from ratbench import impls
     from ratbench.bench import static_gate
 
+    names = [n.strip() for n in args.impl.split(",") if n.strip()] if args.impl else None
+    for n in names or ():
+        try:
+            impls.load_class(n)
+        except Exception as exc:  # noqa: BLE001 - unknown names and broken registrations alike
+            raise UsageError(f"--impl {n}: {exc}", prog=args.prog) from None
+    try:
+        args.scenarios = static_gate.scenarios_for(names, args.like)
+    except ValueError as exc:
+        raise UsageError(str(exc), prog=args.prog) from None
+    if args.update and names is not None:
+        raise UsageError("--update writes the whole baseline: leave out --impl / --like", prog=args.prog)
     base = None
     if args.baseline != "none" and not args.update and not args.list:
         bp = Path(args.baseline)

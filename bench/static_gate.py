@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +342,31 @@ def _drive(sc: Scenario) -> None:
         raise ValueError(f"unknown mode {sc.mode!r}")
 
 
+def scenarios_for(names: Sequence[str] | None = None, like: str | None = None) -> tuple[Scenario, ...]:
+    """The scenarios to compile: all (``names`` None), those of the implementations ``names``, or, with ``like``,
+    ``like``'s scenarios driven through the one implementation in ``names`` (a candidate registered beside it, e.g.
+    a subclass with other config switches). ValueError names what does not match."""
+    if names is None:
+        if like is not None:
+            raise ValueError("--like goes with --impl NAME (the implementation to drive through its scenarios)")
+        return SCENARIOS
+    with_scenarios = ", ".join(sorted({sc.impl for sc in SCENARIOS}))
+    if like is not None:
+        if len(names) != 1:
+            raise ValueError(f"--like takes one implementation in --impl, got {len(names)}")
+        own = [sc for sc in SCENARIOS if sc.impl == like]
+        if not own:
+            raise ValueError(f"--like {like}: no scenario of the static gate runs it (implementations with "
+                             f"scenarios: {with_scenarios})")
+        return tuple(dataclasses.replace(sc, name=f"{names[0]} as {sc.name}", impl=names[0]) for sc in own)
+    missing = [n for n in names if not any(sc.impl == n for sc in SCENARIOS)]
+    if missing:
+        raise ValueError(f"--impl {','.join(missing)}: no scenario of the static gate runs it (with scenarios: "
+                         f"{with_scenarios}; a candidate of your own: --register it and give --like with the "
+                         "implementation whose scenarios it should take)")
+    return tuple(sc for sc in SCENARIOS if sc.impl in names)
+
+
 def collect_launches(scenarios: tuple[Scenario, ...] = SCENARIOS) -> list[Launch]:
     """Every distinct kernel launch of the scenarios (merged by id, scenarios listed)."""
     if os.environ.get("TRITON_INTERPRET") == "1":
@@ -396,13 +421,13 @@ def _jsonable(v: object) -> object:
     return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
 
 
-def measure(jobs: int | None = None) -> dict:
-    """Compile every launch (in ``jobs`` processes) and return the report (deterministic)."""
+def measure(jobs: int | None = None, scenarios: tuple[Scenario, ...] = SCENARIOS) -> dict:
+    """Compile every launch of ``scenarios`` (in ``jobs`` processes) and return the report (deterministic)."""
     import multiprocessing as mp
 
     import triton
 
-    launches = collect_launches()
+    launches = collect_launches(scenarios)
     jobs = jobs or min(len(launches), os.cpu_count() or 1)
     if jobs > 1:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as ex:
@@ -439,8 +464,9 @@ def _predecessor(r: dict, base: dict, current: set[str]) -> tuple[dict | None, s
     return (base[hits[0]], hits[0]) if len(hits) == 1 else (None, None)
 
 
-def check(report: dict, baseline: dict | None) -> tuple[list[str], list[str]]:
-    """(failures, notes) of a report against a baseline (None: absolute rules only)."""
+def check(report: dict, baseline: dict | None, *, partial: bool = False) -> tuple[list[str], list[str]]:
+    """(failures, notes) of a report against a baseline (None: absolute rules only); ``partial``: the report holds
+    some scenarios only, so the baseline's other kernels are not reported gone."""
     fails, notes = [], []
     base = (baseline or {}).get("kernels", {})
     for kid, r in report["kernels"].items():
@@ -481,7 +507,7 @@ def check(report: dict, baseline: dict | None) -> tuple[list[str], list[str]]:
             notes.append(f"{kid}: registers {b.get('regs')} -> {r.get('regs')}")
         if r["shared"] != b.get("shared"):
             notes.append(f"{kid}: shared memory {b.get('shared')} -> {r['shared']} B")
-    if baseline is not None:
+    if baseline is not None and not partial:
         for kid in sorted(set(base) - set(report["kernels"])):
             notes.append(f"{kid}: gone (in the baseline, not launched now)")
     return fails, notes
@@ -513,16 +539,17 @@ def run(args: argparse.Namespace, base: dict | None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.pop("TRITON_INTERPRET", None) if os.environ.get("TRITON_INTERPRET") == "0" else None
     t0 = time.perf_counter()
+    scenarios = getattr(args, "scenarios", None) or SCENARIOS
     try:
         if args.list:
-            for ln in collect_launches():
+            for ln in collect_launches(scenarios):
                 print(ln.ident, " <- ", ", ".join(ln.scenarios))
             return 0
-        report = measure(args.jobs)
+        report = measure(args.jobs, scenarios)
     except (RuntimeError, FileNotFoundError, ImportError) as exc:
         print(f"run_bench.py static: error: {exc}", file=sys.stderr)
         return 2
-    fails, notes = check(report, base)
+    fails, notes = check(report, base, partial=scenarios is not SCENARIOS)
     md = to_markdown(report, fails, notes, None if base is None else args.baseline)
     print(md)
     if args.out:

@@ -134,6 +134,10 @@ BAD = [
     (["static", "--baseline", "{ws}/missing.json"], "does not exist"),
     (["static", "--baseline", "{ws}/bad.json"], "is not a static-gate report"),
     (["static", "--baseline", "none", "--out", "/proc/ratbench-x"], "cannot write there"),
+    (["static", "--like", "rat/gluon"], "--like goes with --impl"),
+    (["static", "--impl", "rat/nope"], "--impl rat/nope: unknown implementation"),
+    (["static", "--impl", "full/sdpa-math"], "no scenario of the static gate runs it"),
+    (["static", "--impl", "rat/gluon", "--update"], "--update writes the whole baseline"),
 ]
 
 

@@ -261,6 +261,10 @@ def test_static_check_rules():
         fails, _ = S.check(_report(calls=1), b)
         assert any("helper call(s) left in its TTGIR" in f for f in fails), b
     assert S.check(_report(calls=1), _report(calls=1)) == ([], [])
+    # a baseline kernel the report lacks is gone, unless the report holds some scenarios only (--impl / --like)
+    other = {"triton": "x", "kernels": {**base["kernels"], "rat.other [X=1] w4 s1 bf16 #1": {"shared": 0, "spills": 0}}}
+    assert any("gone" in n for n in S.check(_report(), other)[1])
+    assert S.check(_report(), other, partial=True) == ([], [])
 
 
 def test_static_predecessor_when_a_constexpr_is_added():
@@ -338,6 +342,38 @@ def test_static_gate_finds_the_gpu_launches():
     assert any(ln.startswith("rat.fwd_kernel [BM=64 BN=64") and "rat train T=4k" in ln for ln in lines)
     assert any(ln.startswith("linear.recurrent_step_kernel") for ln in lines)
     assert all("bf16" in ln for ln in lines if "  <-  " in ln)
+
+
+CANDIDATE = textwrap.dedent('''
+    import dataclasses
+    from ratbench.impls.rat.gluon import RATGluon
+
+    class Poly0(RATGluon):
+        def _config(self, *args, **kwargs):
+            return dataclasses.replace(super()._config(*args, **kwargs), fwd_exp_poly=0)
+''')
+
+
+def test_static_gate_drives_a_registered_candidate_through_anothers_scenarios(tmp_path):
+    """``static --register NAME=... --impl NAME --like rat/gluon``: rat/gluon's scenarios, run by the candidate (its
+    config reaches the launches: head dim 64 takes f6's polynomial exponentials by default, none here)."""
+    (tmp_path / "static_cand.py").write_text(CANDIDATE)
+    env = _clean_env()
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(tmp_path)])
+
+    def listed(*extra: str) -> list[str]:
+        out = subprocess.run([sys.executable, "run_bench.py", "static", "--list", *extra], capture_output=True,
+                             text=True, env=env, cwd=ROOT, timeout=300, check=False)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return [ln for ln in out.stdout.splitlines() if "  <-  " in ln]
+
+    own = listed("--impl", "rat/gluon")
+    assert own and all(ln.startswith("rat.") for ln in own)
+    assert any("D=64 EXP_POLY=8" in ln for ln in own if ln.startswith("rat.fwd_ws_kernel"))
+    cand = listed("--register", "rat/gluon-p0=static_cand:Poly0", "--impl", "rat/gluon-p0", "--like", "rat/gluon")
+    fwd = [ln for ln in cand if ln.startswith("rat.fwd_ws_kernel")]
+    assert fwd and all("EXP_POLY=0" in ln for ln in fwd)
+    assert all(ln.split("  <-  ")[1].startswith("rat/gluon-p0 as rat gluon ") for ln in cand)
 
 
 GLUON_KERNEL = textwrap.dedent('''
