@@ -178,12 +178,10 @@ def cmd_static(args: argparse.Namespace, argv: list[str]) -> int:
     from ratbench import impls
     from ratbench.bench import static_gate
 
-    names = [n.strip() for n in args.impl.split(",") if n.strip()] if args.impl else None
-    for n in names or ():
-        try:
-            impls.load_class(n)
-        except Exception as exc:  # noqa: BLE001 - unknown names and broken registrations alike
-            raise UsageError(f"--impl {n}: {exc}", prog=args.prog) from None
+    try:  # registered names (--register's were loaded by the CLI already), as run's --impl reads them
+        names = impls.match(args.impl) if args.impl else None
+    except impls.UnknownImplementationError as exc:
+        raise UsageError(f"--impl {args.impl}: unknown implementation ({exc})", prog=args.prog) from None
     try:
         args.scenarios = static_gate.scenarios_for(names, args.like)
     except ValueError as exc:
