@@ -41,3 +41,8 @@ class Wgm(Half):
 class HalfWgm(Half):
     description = "rat/gluon with f22 and b15"
     fields: ClassVar[dict] = {"fwd_half_last": True, "bwd_wg_mask": True}
+
+
+class HalfWgmDkv(Half):
+    description = "rat/gluon with f22, b15 and b20 (dK, dV's accumulators stored first, not zeroed)"
+    fields: ClassVar[dict] = {"fwd_half_last": True, "bwd_wg_mask": True, "bwd_dkv_store": True}

@@ -70,6 +70,10 @@ class RATTritonConfig:
     #: are partly visible and runs no products of its own on those where none is (b15; rejected in the seventeenth
     #: session from rows that ran second under the power cap, measured again in the twenty-second)
     bwd_wg_mask: bool = False
+    #: with backward "gluon_ws": dK and dV's float32 accumulators are not zeroed; each key block's first work item (of
+    #: its last segment) stores its share and flags it, the later ones add after the flag (b20: the two fills, 0.030 ms
+    #: of the 32k training step on the H200, and the first additions' reads of the zeros)
+    bwd_dkv_store: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

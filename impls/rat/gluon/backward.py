@@ -53,7 +53,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma_wait,
 )
 
-from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, work_items
+from ratbench.impls.rat.gluon.items import KEY_BLOCK, QUERY_TILE, seen_key_blocks, work_items
 
 #: a barrier of the warps of one partition (triton 3.6 names it thread_barrier, 3.7 barrier)
 _partition_barrier = getattr(gl, "thread_barrier", None) or gl.barrier
@@ -206,13 +206,13 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  WRITER: gl.constexpr, WG_MASK: gl.constexpr, WG: gl.constexpr):
+                  WRITER: gl.constexpr, WG_MASK: gl.constexpr, DKV_STORE: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; adds dK (scaled) and dV of its keys to the float32 accumulators. With WG_MASK (b15) the mask runs
     only on tiles where the warpgroup's own keys are not all visible, and the tiles where none is (the item's last,
     t0 + BMQ - 1 < (j + 1) L for its first key j) run _bwd_dead in a loop of their own."""
-    DKE, DVE, ITEMS, _FLAGS = ptrs
-    _T, Tp, _H, C, scale, scale2, n_items = sc
+    DKE, DVE, ITEMS = ptrs[0], ptrs[1], ptrs[2]
+    T, Tp, _H, C, scale, scale2, n_items = sc
     k_smem, v_smem, dq_bufs = smem[0], smem[1], smem[6]
     kv_bar = bars[0]
     dq_desc = descs[4]
@@ -243,25 +243,38 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     rows = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, kv_layout))
     cols = gl.arange(0, D, layout=gl.SliceLayout(0, kv_layout))
     ptr = bh.to(gl.int64) * C * D + rows[:, None] * D + cols[None, :]
-    gl.atomic_add(DKE + ptr, dk * scale, mask=(rows < C)[:, None], sem="relaxed")
-    gl.atomic_add(DVE + ptr, dv, mask=(rows < C)[:, None], sem="relaxed")
+    live = (rows < C)[:, None]
+    if DKV_STORE:  # b20: the key block's first item (its last segment) stores, the others add after its flag
+        flag = ptrs[4] + (bh * ((C + BN - 1) // BN) + j0 // BN) * 2 + WG
+        if lo + n * BMQ >= T:
+            gl.store(DKE + ptr, dk * scale, mask=live)
+            gl.store(DVE + ptr, dv, mask=live)
+            _partition_barrier()  # every thread's stores before any sets the flag (release)
+            _flag_set(flag)
+        else:
+            _flag_wait(flag)
+            gl.atomic_add(DKE + ptr, dk * scale, mask=live, sem="relaxed")
+            gl.atomic_add(DVE + ptr, dv, mask=live, sem="relaxed")
+    else:
+        gl.atomic_add(DKE + ptr, dk * scale, mask=live, sem="relaxed")
+        gl.atomic_add(DVE + ptr, dv, mask=live, sem="relaxed")
 
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, WG_MASK: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, 0)
+                   WRITER: gl.constexpr, WG_MASK: gl.constexpr, DKV_STORE: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, WG_MASK: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, 1)
+                   WRITER: gl.constexpr, WG_MASK: gl.constexpr, DKV_STORE: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                WRITER: gl.constexpr, WG_MASK: gl.constexpr):
+                WRITER: gl.constexpr, WG_MASK: gl.constexpr, DKV_STORE: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -284,7 +297,7 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, WG_MASK: gl.constexpr):
+                   WRITER: gl.constexpr, WG_MASK: gl.constexpr, DKV_STORE: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
     float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. The accumulator starts
     unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
@@ -319,10 +332,10 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
 
 @gluon.jit
 def bwd_ws_kernel(
-    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
+    qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS, DKV_FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
-    WG_MASK: gl.constexpr,
+    WG_MASK: gl.constexpr, DKV_STORE: gl.constexpr,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -350,29 +363,29 @@ def bwd_ws_kernel(
             mbarrier.init(dq_full.index(i), count=1)
             mbarrier.init(dq_empty.index(i), count=1)
         bars = (kv_bar, q_ready, q_empty, ds_ready, dq_full, dq_empty)
-    ptrs = (DKE, DVE, ITEMS, FLAGS)
+    ptrs = (DKE, DVE, ITEMS, FLAGS, DKV_FLAGS)
     sc = (T, Tp, H, C, scale, scale2, n_items)
     smem = (k_smem, v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs)
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE)),
         ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, WG_MASK, DKV_STORE)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
                     scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
-                    wg_mask: bool = False) -> None:
+                    wg_mask: bool = False, dkv_flags: torch.Tensor | None = None) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32 or q's 16-bit dtype, added to) padded to
     Tp rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled) and dV
@@ -383,7 +396,10 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
     to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
     others (NOTES.md "Seventeenth session"). wg_mask (b15): each MMA warpgroup masks only where its own 64 keys are
-    partly visible and runs no products of its own on tiles where none is."""
+    partly visible and runs no products of its own on tiles where none is. With dkv_flags (b20; int32, B*H *
+    ceil(C / 128) * 2 zeros) dke and dve need not be written on entry: each key block's first item (the one of its
+    last segment) stores its dK, dV and flags them per warpgroup, its later items add theirs after the flag; the rows
+    of key blocks no query sees are zeroed here."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
@@ -404,21 +420,25 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     if seg is None:
         seg = 32 if C <= 2 * BN.value else 128 if C >= 2048 else 64
     items = work_items(T, C, L, seg, qr.device, first_ahead=flags is not None)
+    if dkv_flags is not None:  # rows of key blocks without an item are not written by the kernel
+        seen = seen_key_blocks(T, C, L) * BN.value
+        dke[:, seen:].zero_()
+        dve[:, seen:].zero_()
     if len(items) == 0:
         return
     bwd_ws_kernel[(BH * len(items),)](
-        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
-        scale, scale2, len(items), L=L, D=D, STAGES=stages,
-        DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
-        WG_MASK=wg_mask, num_warps=4, maxnreg=168,
+        qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags,
+        items if dkv_flags is None else dkv_flags, T, Tp, H, C, Cs, scale, scale2, len(items), L=L, D=D,
+        STAGES=stages, DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
+        WG_MASK=wg_mask, DKV_STORE=dkv_flags is not None, num_warps=4, maxnreg=168,
     )
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, seg: int | None = None, acc16: bool = False, wg_mask: bool = False
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                   writer: bool = False, seg: int | None = None, acc16: bool = False, wg_mask: bool = False,
+                   dkv_store: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq, bwd_dq_post_kernel.
     do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (o's shape and
     dtype) or, without finish_dq, the accumulator (B*H, Tp, D; float32, or with acc16 o's dtype) holding sum_j dS_tj K_j
@@ -431,7 +451,8 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17): with
     writer, without finish_dq and up to two key blocks (2 * BN chunk ends, so that a query tile gets at most two shares:
     a store, then one addition) the accumulator is in o's 16-bit dtype instead of float32: half its bytes written here
-    and read by the backward scan."""
+    and read by the backward scan. dkv_store (b20): dK, dV's accumulators are not zeroed; each key block's first
+    item stores (launch_backward's dkv_flags)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -468,11 +489,15 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
         L=L, BM=PRE_BM, TILE=BMQ.value, HALF=D // 2, ROPE=rope, SELF=finish_dq, QR_OUT=qr_out,
         ZERO=not finish_dq and not writer, num_warps=PRE_WARPS,
     )
-    dke = torch.zeros(B * H, C, D, device=dev, dtype=torch.float32)
-    dve = torch.zeros_like(dke)
-    flags = (None if finish_dq or not writer
-             else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags, wg_mask=wg_mask)
+    dke = (torch.empty if dkv_store else torch.zeros)(B * H, C, D, device=dev, dtype=torch.float32)
+    dve = torch.empty_like(dke) if dkv_store else torch.zeros_like(dke)
+    n_dq = 0 if finish_dq or not writer else B * H * (Tp // BMQ.value) * 2
+    n_dkv = B * H * triton.cdiv(C, BN.value) * 2 if dkv_store else 0
+    all_flags = torch.zeros(n_dq + n_dkv, device=dev, dtype=torch.int32) if n_dq + n_dkv else None
+    flags = all_flags[:n_dq] if n_dq else None
+    dkv_flags = all_flags[n_dq:] if n_dkv else None
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags, wg_mask=wg_mask,
+                    dkv_flags=dkv_flags)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

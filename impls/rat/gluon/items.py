@@ -43,3 +43,10 @@ def work_items(T: int, C: int, L: int, seg: int, device: torch.device, first_ahe
         table = np.concatenate(items).astype(np.int32) if items else np.zeros((0, 3), np.int32)
         _ITEMS[key] = torch.from_numpy(table).to(device)
     return _ITEMS[key]
+
+
+def seen_key_blocks(T: int, C: int, L: int) -> int:
+    """How many of the first key blocks (KEY_BLOCK chunk ends each) some query row below T sees (work_items gives
+    each of them an item in the last segment; the key blocks after them have none): chunk end j is seen from row
+    (j + 1) L on."""
+    return min(triton.cdiv(C, KEY_BLOCK), triton.cdiv(max(T - L, 0), KEY_BLOCK * L))

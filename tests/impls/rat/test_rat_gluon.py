@@ -431,6 +431,23 @@ def test_backward_work_items_cover_each_key_block_query_tile_pair_once(T, C, L, 
     assert order == sorted(order)
 
 
+@pytest.mark.parametrize("T, L", [(131072, 16), (4096, 16), (1032, 8), (1031, 8), (1033, 8), (8256, 64), (8257, 64),
+                                  (40, 8), (8, 8), (2000, 1), (4096, 64)])
+def test_backward_seen_key_blocks(T, L):
+    """b20's host zeroing: seen_key_blocks is the number of key blocks some row below T sees (the rows of the others
+    are zeroed on the host); each of those has an item in the last segment, the one that stores its dK, dV first."""
+    from ratbench.impls.rat.gluon.items import seen_key_blocks, work_items
+
+    C = T // L
+    n = seen_key_blocks(T, C, L)
+    assert n == sum(1 for kb in range(-(-C // 128)) if (T - 1) // L > 128 * kb)
+    for seg in (1, 4, 64):
+        items = work_items(T, C, L, seg, torch.device("cpu")).tolist()
+        last = [kb for kb, lo, m in items if lo + 64 * m >= T]
+        assert len(last) == len(set(last)) and set(range(n)) <= set(last)
+        assert all(kb in last for kb, _, _ in items)
+
+
 @pytest.mark.parametrize("T, C, L, seg", [(4096, 256, 16, 8), (4096, 64, 64, 16), (1000, 125, 8, 4), (200, 50, 4, 64)])
 def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
     """b7b's items (first_ahead, the store-first accumulator): key block 0 visits every 64-row tile below T, even

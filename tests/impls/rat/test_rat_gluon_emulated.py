@@ -207,3 +207,53 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
     args = k["fwd"].launches[0]["args"]
     assert {n: args[n] for n in constexprs} == constexprs
     _assert_fa_rule(names, ours, x, L, True, do)
+
+
+def _nan_accumulators(monkeypatch, store: bool = True) -> list[dict]:
+    """gb.launch_backward with dK, dV's accumulators filled with NaN on entry (what torch.empty may hold), so that a
+    row neither stored by the kernel nor zeroed on the host shows; with store False the kernel is launched without
+    b20's flags (every item adds): the NaN must then reach the gradients. Returns the calls' dkv_flags."""
+    launch, calls = gb.launch_backward, []
+
+    def nan_first(*args, **kwargs):
+        args[6].fill_(float("nan"))
+        args[7].fill_(float("nan"))
+        calls.append(kwargs)
+        if not store:
+            kwargs = {**kwargs, "dkv_flags": None}
+        return launch(*args, **kwargs)
+    monkeypatch.setattr(gb, "launch_backward", nan_first)
+    return calls
+
+
+def _train_emulated(monkeypatch, fields: dict, T: int, L: int, D: int, n_sm: int, store: bool = True):
+    k = _emulate(monkeypatch, n_sm)
+    calls = _nan_accumulators(monkeypatch, store)
+    cfg = dataclasses.replace(GLUON, **fields)
+    x = _inputs(T, 2, D, seed=6)
+    do = torch.randn(x[0].shape, generator=torch.Generator().manual_seed(7)).half()
+    leaves = [t.clone().requires_grad_(True) for t in x]
+    y = RATTriton(cfg).forward(*leaves, chunk_size=L)
+    y.backward(do)
+    assert calls and all(c["dkv_flags"] is not None for c in calls)
+    assert k["bwd"].launches[0]["args"]["DKV_STORE"] is store
+    return [y.detach()] + [t.grad for t in leaves], x, do
+
+
+@pytest.mark.parametrize("fields,T,L,D", [
+    ({"bwd_seg": 4}, 1024, 4, 64),  # two key blocks of 4 and 2 segments
+    ({"bwd_seg": 4}, 1032, 8, 64),  # T past a tile; key block 1 (chunk end 128) seen by no row
+    ({"bwd_seg": 4, "bwd_dq_writer": True, "bwd_wg_mask": True}, 1024, 16, 128),
+])
+def test_dkv_store_emulated(monkeypatch, fields, T, L, D):
+    """b20 (bwd_dkv_store): dK, dV's accumulators start unwritten (NaN here); each key block's first item stores, the
+    later ones add after its flag, the rows of key blocks no row sees are zeroed: every gradient within the rule."""
+    ours, x, do = _train_emulated(monkeypatch, {"bwd_dkv_store": True, **fields}, T, L, D, 3)
+    _assert_fa_rule(["o", "dq", "dk", "dv", "df"], ours, x, L, True, do)
+
+
+def test_dkv_store_emulated_sees_a_missing_store(monkeypatch):
+    """The same accumulators when no item stores (the kernel without b20's flags adds to the NaN): dk is NaN, so the
+    test above would fail a kernel that left rows unwritten."""
+    ours, *_ = _train_emulated(monkeypatch, {"bwd_dkv_store": True, "bwd_seg": 4}, 1024, 4, 64, 3, store=False)
+    assert ours[2].isnan().any()
