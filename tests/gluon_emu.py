@@ -620,6 +620,11 @@ ASM: dict[str, Callable[..., Any]] = {
     "ld.acquire.gpu.global.b32 $0, [$1];": _spin_load,
     "{ .reg .pred p; WAIT: ld.acquire.gpu.global.b32 $0, [$1]; setp.eq.b32 p, $0, 0; @p bra WAIT; "
     "fence.proxy.async.global; }": _flag_wait,
+    "{ .reg .pred p; setp.ne.b32 p, $2, 0; @p fence.proxy.async.global; @p st.release.gpu.global.b32 [$1], 1; "
+    "mov.b32 $0, 0; }": lambda p, c: (_store(p, 1) if int(_t(c)) else None, _t(0))[1],
+    "{ .reg .pred p, q; setp.ne.b32 q, $2, 0; mov.b32 $0, $2; @q bra DONE; WAIT: ld.acquire.gpu.global.b32 $0, "
+    "[$1]; setp.eq.b32 p, $0, 0; @p bra WAIT; fence.proxy.async.global; DONE: }":
+        lambda p, c: _t(c) if int(_t(c)) else _flag_wait(p),
 }
 
 

@@ -97,6 +97,23 @@ def _flag_wait(ptr):
         " fence.proxy.async.global;\n}", "=r,l", [ptr], gl.int32, is_pure=False, pack=1)
 
 
+@gluon.jit
+def _flag_set_if(ptr, pred):
+    """_flag_set where pred (int32) is not 0, else nothing. Returns 0."""
+    return gl.inline_asm_elementwise("{\n .reg .pred p;\n setp.ne.b32 p, $2, 0;\n @p fence.proxy.async.global;\n "
+                                     "@p st.release.gpu.global.b32 [$1], 1;\n mov.b32 $0, 0;\n}", "=r,l,r",
+                                     [ptr, pred], gl.int32, is_pure=False, pack=1)
+
+
+@gluon.jit
+def _flag_wait_unless(ptr, pred):
+    """_flag_wait where pred (int32) is 0, else nothing. Returns pred."""
+    return gl.inline_asm_elementwise(
+        "{\n .reg .pred p, q;\n setp.ne.b32 q, $2, 0;\n mov.b32 $0, $2;\n @q bra DONE;\n WAIT:\n "
+        "ld.acquire.gpu.global.b32 $0, [$1];\n setp.eq.b32 p, $0, 0;\n @p bra WAIT;\n fence.proxy.async.global;\n"
+        " DONE:\n}", "=r,l,r", [ptr, pred], gl.int32, is_pure=False, pack=1)
+
+
 @gluon.constexpr_function
 def _acc_layout(N):
     """A warpgroup's wgmma accumulator layout for N columns (4 warps, instruction m64nNk16)."""
@@ -246,15 +263,14 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     live = (rows < C)[:, None]
     if DKV_STORE:  # b20: the key block's first item (its last segment) stores, the others add after its flag
         flag = ptrs[4] + (bh * ((C + BN - 1) // BN) + j0 // BN) * 2 + WG
-        if lo + n * BMQ >= T:
-            gl.store(DKE + ptr, dk * scale, mask=live)
-            gl.store(DVE + ptr, dv, mask=live)
-            _partition_barrier()  # every thread's stores before any sets the flag (release)
-            _flag_set(flag)
-        else:
-            _flag_wait(flag)
-            gl.atomic_add(DKE + ptr, dk * scale, mask=live, sem="relaxed")
-            gl.atomic_add(DVE + ptr, dv, mask=live, sem="relaxed")
+        first = (lo + n * BMQ >= T).to(gl.int32)
+        _flag_wait_unless(flag, first)
+        gl.store(DKE + ptr, dk * scale, mask=live & (first != 0))
+        gl.store(DVE + ptr, dv, mask=live & (first != 0))
+        gl.atomic_add(DKE + ptr, dk * scale, mask=live & (first == 0), sem="relaxed")
+        gl.atomic_add(DVE + ptr, dv, mask=live & (first == 0), sem="relaxed")
+        _partition_barrier()  # every thread's stores before any sets the flag (release)
+        _flag_set_if(flag, first)
     else:
         gl.atomic_add(DKE + ptr, dk * scale, mask=live, sem="relaxed")
         gl.atomic_add(DVE + ptr, dv, mask=live, sem="relaxed")
