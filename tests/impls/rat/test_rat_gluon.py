@@ -234,11 +234,11 @@ def test_gluon_forward_at_every_shape(monkeypatch):
 
 
 def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, seg=None,
-                            flags=None):
+                            flags=None, wg_mask=False, dkv_flags=None):
     """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends and dS K added to dke,
-    dve and the dq accumulator (float32 or 16-bit: b17; with flags, b7b / b7c's writer warp: stored into its rows
-    below T rounded up to 64, the rest left), rows past T carried by lse +inf / Delta 0 as the kernel sees them. seg
-    (query tiles per work item) splits the work only, not the result."""
+    dve (with dkv_flags, b20: stored) and the dq accumulator (float32 or 16-bit: b17; with flags, b7b / b7c's writer
+    warp: stored into its rows below T rounded up to 64, the rest left), rows past T carried by lse +inf / Delta 0 as
+    the kernel sees them. seg (query tiles per work item) and wg_mask (b15) split the work only, not the result."""
     BH, Tp, D = qr.shape
     C = dke.shape[1]
     q = qr.float()
@@ -250,8 +250,13 @@ def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, sc
     vis = torch.arange(C)[None, :] < (torch.arange(Tp) // L)[:, None]
     p = torch.exp2(q @ k.transpose(1, 2) * scale2 - lsep[..., None]) * vis
     ds = p * (dof @ v.transpose(1, 2) - deltap[..., None])
-    dve.add_(p.transpose(1, 2) @ dof)
-    dke.add_(ds.transpose(1, 2) @ q * scale)
+    if dkv_flags is None:
+        dve.add_(p.transpose(1, 2) @ dof)
+        dke.add_(ds.transpose(1, 2) @ q * scale)
+    else:
+        assert dkv_flags.dtype == torch.int32 and dkv_flags.numel() == BH * -(-C // 128) * 2 and not dkv_flags.any()
+        dve.copy_(p.transpose(1, 2) @ dof)
+        dke.copy_(ds.transpose(1, 2) @ q * scale)
     if flags is None:
         dqacc.add_(ds @ k)
     else:
@@ -282,13 +287,41 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope, long_s
     do = torch.randn(B, T, H, D, generator=g).half()
     out = []
     base = dataclasses.replace(INTERPRET_CONFIG, long_scan=long_scan)
-    for cfg in (base, dataclasses.replace(base, backward="gluon_ws")):
+    gluon = dataclasses.replace(base, backward="gluon_ws")
+    for cfg in (base, gluon, dataclasses.replace(gluon, bwd_dkv_store=True)):
         ins = [x.clone().requires_grad_(True) for x in xs]
         RATTriton(cfg).forward(*ins, chunk_size=L, rope=rope).backward(do)
         out.append([x.grad.float() for x in ins])
-    assert calls == [1]
-    for name, a, b in zip("qkvf", *out):
-        assert torch.allclose(a, b, atol=2e-2, rtol=2e-2), (name, (a - b).abs().max().item())
+    assert calls == [1, 1]
+    for got in out[1:]:
+        for name, a, b in zip("qkvf", got, out[0]):
+            assert torch.allclose(a, b, atol=2e-2, rtol=2e-2), (name, (a - b).abs().max().item())
+
+
+@pytest.mark.parametrize("T, L, zeroed", [(8256, 64, 128), (8192, 64, 128), (4096, 16, 256), (1032, 8, 128)])
+def test_backward_dkv_store_zeroes_unseen_key_blocks(monkeypatch, T, L, zeroed):
+    """b20: launch_backward with dkv_flags zeroes the rows of the key blocks no row below T sees (from zeroed on;
+    none where that is C) and leaves the others to the kernel (here a launch that writes nothing): at T 8256, L 64
+    chunk end 128 is alone in key block 1, seen by no row, and that block has no work item."""
+    from ratbench.impls.rat.gluon import backward as gb
+    from ratbench.impls.rat.gluon.items import work_items
+
+    class NoLaunch:
+        def __getitem__(self, grid):
+            return lambda *a, **kw: None
+    monkeypatch.setattr(gb, "bwd_ws_kernel", NoLaunch())
+    BH, D, C = 2, 64, T // L
+    Tp = -(-T // 64) * 64
+    qr, acc = torch.zeros(BH, Tp, D, dtype=torch.float16), torch.zeros(BH, Tp, D)
+    do, kk = torch.zeros(1, T, BH, D, dtype=torch.float16), torch.zeros(1, BH, C, D, dtype=torch.float16)
+    ld = torch.zeros(BH, Tp // 64, 2, 64)
+    dke, dve = torch.full((BH, C, D), float("nan")), torch.full((BH, C, D), float("nan"))
+    flags = torch.zeros(BH * -(-C // 128) * 2, dtype=torch.int32)
+    gb.launch_backward(qr, do, kk, kk, acc, ld, dke, dve, T, L, 0.1, 0.14, dkv_flags=flags)
+    for x in (dke, dve):
+        assert x[:, :zeroed].isnan().all() and (x[:, zeroed:] == 0).all()
+    if T == 8256:
+        assert 1 not in work_items(T, C, L, 64, torch.device("cpu"))[:, 0].tolist()
 
 
 def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
