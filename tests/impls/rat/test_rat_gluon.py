@@ -325,10 +325,11 @@ def test_backward_dkv_store_zeroes_unseen_key_blocks(monkeypatch, T, L, zeroed):
 
 
 def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
-                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1):
+                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1, half=False):
     """fwd_ws_kernel's contract in torch (float32): o, lse (base 2) and, given qr, RoPE_c(q) into its rows < T (rows
     past T: zeros, finite as the kernel's); given ss (float32 (B*H, T)), the self logits from there (ktr not read).
-    The softmax's options (exp_poly, split, tree: f6-f8) change the kernel's rounding only, not its contract."""
+    The softmax's options (exp_poly, split, tree: f6-f8) change the kernel's rounding only and half (f22) its work
+    only, not its contract."""
     B, _, _, D = q.shape
     C = ke.shape[2]
     c = torch.arange(T) // L
