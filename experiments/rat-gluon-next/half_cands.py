@@ -46,3 +46,16 @@ class HalfWgm(Half):
 class HalfWgmDkv(Half):
     description = "rat/gluon with f22, b15 and b20 (dK, dV's accumulators stored first, not zeroed)"
     fields: ClassVar[dict] = {"fwd_half_last": True, "bwd_wg_mask": True, "bwd_dkv_store": True}
+
+
+CANDIDATES = {"rat/gluon-half": Half, "rat/gluon-wgm": Wgm, "rat/gluon-hw": HalfWgm, "rat/gluon-hwd": HalfWgmDkv}
+
+
+def main() -> None:
+    """Each candidate's `--register` argument and the config fields it sets (what the calls' REG lines name)."""
+    for name, cls in CANDIDATES.items():
+        print(f"--register {name}=half_cands:{cls.__name__}  {cls.fields}  {cls.description}")
+
+
+if __name__ == "__main__":
+    main()
