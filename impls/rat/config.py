@@ -52,7 +52,7 @@ class RATTritonConfig:
     fwd_row_tree: int = 1
     #: with forward "gluon_ws": a tile's last key block takes its first fwd_bn / 2 keys only (S and P V on half the
     #: block) where a consumer warpgroup's rows see none past them (f22)
-    fwd_half_last: bool = False
+    fwd_half_last: bool = True
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and
@@ -69,11 +69,11 @@ class RATTritonConfig:
     #: with backward "gluon_ws": each MMA warpgroup of bwd_ws_kernel masks only the query tiles where its own 64 keys
     #: are partly visible and runs no products of its own on those where none is (b15; rejected in the seventeenth
     #: session from rows that ran second under the power cap, measured again in the twenty-second)
-    bwd_wg_mask: bool = False
+    bwd_wg_mask: bool = True
     #: with backward "gluon_ws": dK and dV's float32 accumulators are not zeroed; each key block's first work item (of
     #: its last segment) stores its share and flags it, the later ones add after the flag (b20: the two fills, 0.030 ms
     #: of the 32k training step on the H200, and the first additions' reads of the zeros)
-    bwd_dkv_store: bool = False
+    bwd_dkv_store: bool = True
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

@@ -179,9 +179,12 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     # b15: warpgroup 1 without keys of its own on a key block's first tiles, with and without the writer
     ({"bwd_wg_mask": True}, "train", 1024, 4, 64, {}),
     ({"bwd_wg_mask": True, "bwd_dq_writer": True, "fwd_half_last": True}, "train", 1024, 16, 128, {"HALF": True}),
+    # ... and all three off (the defaults before the twenty-fifth session)
+    ({"fwd_half_last": False, "bwd_wg_mask": False, "bwd_dkv_store": False}, "train", 1024, 4, 64, {"HALF": False}),
+    ({"fwd_half_last": False}, "prefill", 1008, 16, 128, {"HALF": False}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
-    """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
+    """The forward's versions behind RATTritonConfig's switches, mostly other than the defaults (f6's other shares of
     polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit, f22's half blocks) and
     the backward's
     (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it): outputs and gradients
@@ -196,9 +199,9 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         y.backward(do)
         ours, names = [y.detach()] + [t.grad for t in leaves], ["o", "dq", "dk", "dv", "df"]
         bwd = k["bwd"].launches[0]["args"]
-        assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
-        assert bwd["WG_MASK"] == fields.get("bwd_wg_mask", False)
-        acc16 = fields.get("bwd_dq_writer", False) and fields.get("bwd_dq_acc16", True) and T // L <= 256
+        assert bwd["WRITER"] == cfg.bwd_dq_writer
+        assert bwd["WG_MASK"] == cfg.bwd_wg_mask and bwd["DKV_STORE"] == cfg.bwd_dkv_store
+        acc16 = cfg.bwd_dq_writer and cfg.bwd_dq_acc16 and T // L <= 256
         assert bwd["dq_desc"].base.dtype == (torch.float16 if acc16 else torch.float32)
     else:
         do = None
