@@ -265,7 +265,8 @@ def _run_cases(r, todo: list, spec, progress: bool) -> list:  # type: ignore[no-
                      time_limit_s=spec.time_limit_s)
 
 
-def _conclude(args: argparse.Namespace, run_dir: Path, keys: list[str], spec, session, arrived: bool) -> int:  # type: ignore[no-untyped-def]
+def _conclude(args: argparse.Namespace, run_dir: Path, keys: list[str], spec, session, arrived: bool,  # type: ignore[no-untyped-def]
+              device_lost: str | None = None) -> int:
     """After the cases: the verdict over every session's rows, report.md, the console summary."""
     from ratbench.bench import report
     from ratbench.bench.results import last_rows, noise_summary, read_meta
@@ -284,7 +285,8 @@ def _conclude(args: argparse.Namespace, run_dir: Path, keys: list[str], spec, se
     print(f"results: {run_dir / 'results.jsonl'}\nreport:  {path}")
     if (noise := noise_summary(final, read_meta(run_dir).get("ceilings"))):
         print(noise, file=sys.stderr)
-    explain(code, final, left, run_dir, session=session, arrived=arrived, time_limit_s=spec.time_limit_s)
+    explain(code, final, left, run_dir, session=session, arrived=arrived, time_limit_s=spec.time_limit_s,
+            device_lost=device_lost)
     return code
 
 
@@ -341,7 +343,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         if not session.is_main:
             return exit_codes.OK if arrived else exit_codes.UNFINISHED
     runner.finish(run_dir, rows)
-    return _conclude(args, run_dir, keys, spec, session, arrived)
+    return _conclude(args, run_dir, keys, spec, session, arrived, r.device_lost)
 
 
 def _resume_command(run_dir: Path, session: object | None) -> str:
@@ -350,7 +352,7 @@ def _resume_command(run_dir: Path, session: object | None) -> str:
 
 
 def explain(code: int, rows: list[dict], left: int, run_dir: Path, *, session: object | None = None,
-            arrived: bool = True, time_limit_s: float | None = None) -> None:
+            arrived: bool = True, time_limit_s: float | None = None, device_lost: str | None = None) -> None:
     """What the sweep's exit code means, on stderr: the failed cases, the resume command, or why nothing ran."""
     failed = exit_codes.reasons(rows, exit_codes.FAILED_STATUSES)
     if failed:
@@ -359,6 +361,7 @@ def explain(code: int, rows: list[dict], left: int, run_dir: Path, *, session: o
               f"{_resume_command(run_dir, session)} --retry error,wrong):", *failed, sep="\n", file=sys.stderr)
     if code == exit_codes.UNFINISHED:
         why = ("a rank died" if not arrived else
+               f"the device was lost in {device_lost}, and this process can run no more cases" if device_lost else
                f"time limit ({time_limit_s:g} s) reached" if time_limit_s is not None else "unfinished")
         print(f"{why}: {left} cases not run; finish them with: {_resume_command(run_dir, session)}",
               file=sys.stderr)

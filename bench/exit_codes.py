@@ -36,8 +36,8 @@ TABLE: tuple[tuple[int, str], ...] = (
              "compare/gate: no verdict possible after measuring (cases that cannot run or be compared: "
              "compare.md / gate.md say why)")),
     (FAILED, "run/resume: some case ended error or wrong (listed on stderr and in report.md)"),
-    (UNFINISHED, ("run/resume: cases left without a row (the time limit, a rank that died); the resume command "
-                  "is printed (4 wins over 3)")),
+    (UNFINISHED, ("run/resume: cases left without a row (the time limit, a rank that died, a device lost to a "
+                  "kernel's fault); the resume command is printed (4 wins over 3)")),
     (NOTHING_RUNNABLE, ("run/resume: nothing runnable: every case unsupported, unavailable or skipped; the "
                         "reasons are printed and no figures drawn")),
     (INTERRUPTED, "interrupted (Ctrl-C); run/resume keep the finished cases and print the resume command"),

@@ -193,6 +193,9 @@ def measure(baseline: str | Path, out_dir: str | Path, cfg: GateConfig, *, comma
             row = runner.run_case(c)
             R.append_row(out / ROUNDS_FILE, row)
             per_case[c.key].append(row)
+            if runner.device_lost:  # no later case can run in this process (bench/runner.py)
+                raise GateError(f"the device was lost in {runner.device_lost}; the rows so far are in "
+                                f"{out / ROUNDS_FILE}")
         if progress:
             log.info("gate: round %d/%d done (%.0f s)", r + 1, cfg.rounds, time.perf_counter() - t0)
     (out / R.RESULTS).touch()

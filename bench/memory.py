@@ -22,17 +22,26 @@ def is_oom(exc: BaseException) -> bool:
     return False
 
 
-def free(device: str, collect: bool = False) -> None:
+def free(device: str, collect: bool = False) -> str | None:
     """Return cached device memory after a case (call once the case's tensors are unreferenced).
     ``collect``: also run the garbage collector (after a failure, whose traceback frames form cycles
-    that hold tensors; it takes about 0.5 s with torch loaded, so not after every case)."""
+    that hold tensors; it takes about 0.5 s with torch loaded, so not after every case).
+
+    Returns None, or the error that the device synchronize raised: a kernel's asynchronous fault (an
+    illegal memory access, a launch failure) that CUDA keeps for the rest of the process, so that no
+    later case can run in it (``torch.AcceleratorError`` on torch 2.8 and later, a RuntimeError before)."""
     if collect:
         # the frames of a fresh traceback sit in the young generations: enough on the CPU; on CUDA,
         # where an unfreed tensor can make every later case OOM, a full collection
         gc.collect(2 if device == "cuda" else 1)
     if device == "cuda" and torch.cuda.is_available():
-        torch.cuda.synchronize()
+        try:
+            torch.cuda.synchronize()
+        except RuntimeError as exc:
+            lines = str(exc).strip().splitlines()
+            return f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
         torch.cuda.empty_cache()
+    return None
 
 
 def peak_of(fn: Callable[[], object], reset: Callable[[], None], device: str) -> tuple[int | None, int | None]:

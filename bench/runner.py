@@ -9,6 +9,9 @@ Per case, in order (the first that applies decides the status):
     oom          out of memory while preparing or running; memory is freed and the sweep goes on
     error        any other exception (the message is the row's reason)
     ok           timed (bench.timing), with peak memory, cost-model rates and NVML samples
+A case after which the device synchronize fails (a kernel's fault that CUDA keeps for the whole process, such as an
+illegal memory access) ends error, and the sweep stops there: the cases after it get no row, and a resume runs them
+in a fresh process.
 """
 from __future__ import annotations
 
@@ -44,8 +47,10 @@ class Runner:
     _accuracy: dict[tuple, object] = field(default_factory=dict)
     _slow_series: dict[tuple, str] = field(default_factory=dict)
     _allocated: bool = False
-    #: cases not started because the time limit was reached
+    #: cases not started because the time limit was reached or the device was lost
     left: int = 0
+    #: set when a case left the CUDA context unusable ("<case>: <error>"): the cases after it are not started
+    device_lost: str | None = None
 
     @property
     def policy(self) -> timing.TimingPolicy:
@@ -75,7 +80,7 @@ class Runner:
                 if on_done:
                     on_done(case, None)
                 continue
-            if time_limit_s is not None and rows and time.perf_counter() - t0 > time_limit_s:
+            if self.device_lost or (time_limit_s is not None and rows and time.perf_counter() - t0 > time_limit_s):
                 self.left += 1
                 continue
             if on_start:
@@ -104,8 +109,13 @@ class Runner:
             log.debug("traceback", exc_info=True)
             row = Row.for_case(case, status, reason=reason)
             failed = True
-        if self._allocated:
-            memory.free(case.device, collect=failed)  # the case's tensors (and traceback frames) are gone now
+        if self._allocated:  # the case's tensors (and traceback frames) are gone now
+            lost = memory.free(case.device, collect=failed)
+            if lost:  # a kernel's fault surfaced at the synchronize: no timing of this case can be trusted
+                log.warning("%s: the device is lost (%s); the cases after it are not started", case.short(), lost)
+                self.device_lost = f"{case.short()}: {lost}"
+                if row.status not in ("error", "wrong"):
+                    row = Row.for_case(case, "error", reason=f"the device was lost after this case: {lost}")
         row.started_at, row.wall_s, row.rank = started, time.perf_counter() - t0, self.rank
         row.run_id = self.run_id
         return row

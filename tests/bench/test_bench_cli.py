@@ -126,6 +126,29 @@ def test_time_limit_leaves_cases_for_resume(tmp_path, capsys):
     assert "incomplete" not in (out / "report.md").read_text()
 
 
+def test_a_lost_device_leaves_cases_for_resume(tmp_path, capsys, monkeypatch):
+    """A kernel's fault that CUDA keeps for the process (bench/runner.py): the case ends error, the others are
+    left for a resume in a fresh process, and stderr says why in one line, no traceback."""
+    from ratbench.bench import memory
+
+    out = tmp_path / "run"
+    argv = ["--impl", "full/reference", "--mode", "prefill", "--seq-len", "16,32,64", "--batch", "1", "--heads", "1",
+            "--head-dim", "8", "--device", "cpu", "--repeats", "2", "--no-progress", "--no-figures", "--out", str(out)]
+    monkeypatch.setattr(memory, "free", lambda device, collect=False: "AcceleratorError: CUDA error: an illegal "
+                        "memory access was encountered")
+    assert run_bench.main(argv) == exit_codes.UNFINISHED
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert ("the device was lost in full/reference prefill B=1 T=16: AcceleratorError: CUDA error: an "
+            "illegal memory access was encountered, and this process can run no more cases: 2 cases not run; finish "
+            f"them with: python run_bench.py resume {out}") in " ".join(err.split())
+    rows = load(out)
+    assert len(rows) == 1 and rows.status.tolist() == ["error"]
+    monkeypatch.undo()
+    assert run_bench.main(["resume", str(out), "--no-progress", "--no-figures"]) == exit_codes.FAILED
+    assert len(load(out)) == 3
+
+
 def test_time_limit_before_the_baseline_ran(tmp_path, capsys):
     """--baseline names an implementation of the sweep whose cases the time limit left for resume: the
     report of this session uses the default baseline (said on stderr) instead of failing at the end."""

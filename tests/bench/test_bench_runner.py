@@ -130,6 +130,47 @@ def test_rows_are_appended_as_cases_finish_and_resume_skips_them(tmp_path, fakes
     assert done3 == set(statuses) - failed
 
 
+LOST = "AcceleratorError: CUDA error: an illegal memory access was encountered"
+
+
+def test_free_returns_the_error_of_a_lost_device(monkeypatch):
+    """A kernel's fault surfaces at the synchronize after the case; CUDA keeps it for the process."""
+    from ratbench.bench import memory
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(1))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    assert memory.free("cuda") is None and emptied == [1]
+
+    def fault():
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nSearch for `cudaErrorIllegalAddress'")
+
+    monkeypatch.setattr(torch.cuda, "synchronize", fault)
+    assert memory.free("cuda") == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert emptied == [1]
+    assert memory.free("cpu") is None
+
+
+@pytest.mark.parametrize("after", ["error", "ok"])
+def test_a_lost_device_stops_the_sweep_and_keeps_the_rows(tmp_path, fakes, monkeypatch, after):
+    """The case after which the device is lost ends error (an ok row's timing cannot be trusted); no later
+    case starts, and every case before it keeps its row on disk."""
+    from ratbench.bench import memory
+
+    s = spec(impls=["full/test-broken", "full/reference"], modes=["prefill"], seq_lens=[128, 256])
+    r, cases, _ = runner.start(s, tmp_path, command="pytest", measure_ceilings=False)
+    lose = "full/test-broken" if after == "error" else "full/reference"  # test-broken raises above T 64
+    at = next(i for i, c in enumerate(cases) if c.impl == lose)
+    started = []
+    monkeypatch.setattr(memory, "free", lambda device, collect=False: LOST if started[-1] == lose else None)
+    rows = r.run(cases, on_start=lambda c: started.append(c.impl))
+    assert len(rows) == at + 1 and len(read_rows(tmp_path)) == at + 1 and r.left == len(cases) - at - 1 > 0
+    last = rows[-1]
+    assert last.status == "error" and last.impl == lose
+    assert (LOST in last.reason) == (after == "ok") and r.device_lost == f"{cases[at].short()}: {LOST}"
+
+
 def test_row_roundtrip():
     c = Case(impl="swa/reference", mode="decode", batch=2, seq_len=64, heads=1, head_dim=8, dtype="float32",
              device="cpu", window=16)

@@ -211,6 +211,22 @@ def test_gate_end_to_end_aa_passes_and_slowed_copy_fails(tmp_path, gate_impl):
     assert c["status"] == CMP.REGRESSION and c["ratio"] > 1.15, c  # 1.5 on an idle box
 
 
+def test_gate_stops_where_the_device_was_lost(tmp_path, gate_impl, monkeypatch):
+    """A kernel's fault that CUDA keeps for the process (bench/runner.py): no later round runs, and the
+    verdict is unusable (exit 2) with the case named and the rounds so far on disk."""
+    from ratbench.bench import memory, runner
+
+    spec = SweepSpec(impls=["full/test-gate"], modes=["prefill"], seq_lens=[64, 128], batches=[1], heads=[1],
+                     head_dims=[16], device="cpu", repeats=3, min_repeats=3, case_budget_s=0.0)
+    r, cases, _ = runner.start(spec, tmp_path / "base", command="test", measure_ceilings=False)
+    assert [x.status for x in r.run(cases)] == ["ok", "ok"]
+    monkeypatch.setattr(memory, "free", lambda device, collect=False: "AcceleratorError: CUDA error: an illegal "
+                        "memory access was encountered")
+    v = G.gate(tmp_path / "base", tmp_path / "new", G.GateConfig(rounds=3, samples_per_round=3), CMP.CompareConfig())
+    assert v.exit_code == 2 and "the device was lost in full/test-gate prefill" in v.reason
+    assert len(R.read_rows(tmp_path / "new" / G.ROUNDS_FILE)) == 1
+
+
 def test_gate_unknown_implementation_is_unusable(tmp_path):
     c = Case(impl="full/not-registered", mode="prefill", batch=2, seq_len=64, heads=2, head_dim=32,
              dtype="float32", device="cpu")
