@@ -18,7 +18,10 @@ Checks against the committed baseline (reports/baselines/static-sm90.json), per 
           per-block opt-in limit); a launch that no longer compiles; a kernel with spills that is not
           in the baseline; a kernel whose TTGIR keeps more calls than the baseline's (a @jit helper left as a
           function: one with an early return inside a loop has several blocks, which the inliner cannot put
-          into the loop's body; rat/gluon's f22 compiled so and crashed on the GPU, impls/rat/gluon/NOTES.md)
+          into the loop's body; rat/gluon's f22 compiled so at first, impls/rat/gluon/NOTES.md)
+    fail  (whatever the baseline) an HGMMA that reads wgmma descriptor registers no write reaches along forward
+          paths (bench/sass_flow.py): ptxas 12.8 left them unwritten on one branch of f22's if / else, and
+          the GPU faulted with an out-of-range shared address (NOTES.md, "Twenty-sixth session")
     note  register changes, fewer HGMMA, kernels gone or new
 A kernel whose id changed only because a constexpr was added or removed (same kernel, warps, stages,
 equal values on the shared constexprs) is compared with its predecessor.
@@ -44,6 +47,8 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ratbench.bench.sass_flow import unwritten_hgmma_reads
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +108,7 @@ def sass_stats(cubin: bytes) -> tuple[dict, str]:
     # an HGMMA that closes its own wgmma group: the last k-step of each product, or every one of them where ptxas
     # serialized the pipeline (its info C7512, "insufficient register resources"; each then waits for the last)
     out["HGMMA_gsb0"] = len(re.findall(r"\bHGMMA\.[^;]*\bgsb0\b", sass))
+    out["hgmma_unwritten"] = len(unwritten_hgmma_reads(sass))  # wgmma descriptors ptxas left unwritten
     return out, sass
 
 
@@ -473,6 +479,10 @@ def check(report: dict, baseline: dict | None, *, partial: bool = False) -> tupl
         if "error" in r:
             fails.append(f"{kid}: does not compile: {r['error']}")
             continue
+        if r.get("hgmma_unwritten", 0):
+            fails.append(f"{kid}: {r['hgmma_unwritten']} HGMMA read wgmma descriptor registers that no write reaches "
+                         "(ptxas left them unwritten on a branch: the GPU faults with an out-of-range shared address; "
+                         "bench/sass_flow.py)")
         if r["shared"] > SMEM_LIMIT:
             fails.append(f"{kid}: shared memory {r['shared']} B > {SMEM_LIMIT} B per block (sm_90 limit)")
         b = base.get(kid)

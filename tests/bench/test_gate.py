@@ -272,6 +272,10 @@ def test_static_check_rules():
     assert S.check(_report(HGMMA_gsb0=8), _report(HGMMA_gsb0=8)) == ([], [])
     assert S.check(_report(HGMMA_gsb0=2), piped) == ([], [])
     assert not S.serialized(_report(HGMMA=1, HGMMA_gsb0=1)["kernels"]["rat.fwd_kernel [BM=64] w4 s2 bf16 #0"])
+    # wgmma descriptors that ptxas left unwritten: a failure with or without a baseline (bench/sass_flow.py)
+    for baseline in (base, None):
+        fails, _ = S.check(_report(hgmma_unwritten=2), baseline)
+        assert any("2 HGMMA read wgmma descriptor registers that no write reaches" in f for f in fails)
     # a helper left as a function (not inlined) where the baseline had none, with or without a baseline
     for b in (base, None):
         fails, _ = S.check(_report(calls=1), b)
@@ -281,6 +285,35 @@ def test_static_check_rules():
     other = {"triton": "x", "kernels": {**base["kernels"], "rat.other [X=1] w4 s1 bf16 #1": {"shared": 0, "spills": 0}}}
     assert any("gone" in n for n in S.check(_report(), other)[1])
     assert S.check(_report(), other, partial=True) == ([], [])
+
+
+def _sass(*lines: str) -> str:
+    return "\n".join(f"        /*{16 * i:04x}*/                   {t} ;   /* 0x0 */" for i, t in enumerate(lines))
+
+
+def test_sass_flow_finds_wgmma_descriptors_no_write_reaches():
+    """f22's miscompile in small: an if / else whose else branch issues a wgmma with descriptors only the if branch
+    wrote (ptxas 12.8, the GPU's out-of-range shared address); against the same else branch writing its own, a loop
+    reusing what its first pass wrote, a predicated write, and a wgmma with A from registers (not checked)."""
+    from ratbench.bench import sass_flow as F
+
+    head = ("UMOV UR4, 0x1", "UMOV UR5, 0x40000040")
+    bad = _sass(*head, "@P1 BRA 0x80", "UMOV UR12, UR4", "UMOV UR13, UR5", "UMOV UR14, UR4", "UMOV UR15, UR5",
+                "BRA 0x90", "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR12], R24", "EXIT")
+    found = F.unwritten_hgmma_reads(bad)
+    assert [(f.address, f.registers) for f in found] == [(0x80, (12, 13, 14, 15))]
+    ok = _sass(*head, "@P1 BRA 0x40", "BRA 0x80", "UMOV.64 UR12, UR4", "UIADD3.64 UR14, UR4, 0x2, URZ",
+               "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR12], R24", "EXIT")
+    assert F.unwritten_hgmma_reads(ok) == []
+    # the loop's first pass writes UR12..15 before its HGMMA; the second pass reads them again (a back edge)
+    loop = _sass("UMOV.64 UR12, UR4", "UMOV.64 UR14, UR4", "HGMMA.64x128x16.F32.BF16 R24, gdesc[UR12], R24",
+                 "@P0 BRA 0x20", "EXIT")
+    assert F.unwritten_hgmma_reads(loop) == []
+    # written only where a predicate holds: some path writes it, so no finding (the analysis flags certain misses)
+    maybe = _sass("@P2 UMOV.64 UR12, UR4", "UMOV.64 UR14, UR4", "HGMMA.64x64x16.F32.BF16 R24, gdesc[UR12], RZ, !UPT")
+    assert F.unwritten_hgmma_reads(maybe) == []
+    # A in registers: not checked (in Triton's tl kernels gdesc[URn]'s URn also holds a float scale)
+    assert F.unwritten_hgmma_reads(_sass("HGMMA.64x128x16.F32.BF16 R88, R24, gdesc[UR12].tnspB, R88")) == []
 
 
 def test_static_predecessor_when_a_constexpr_is_added():
