@@ -48,7 +48,13 @@ class HalfWgmDkv(Half):
     fields: ClassVar[dict] = {"fwd_half_last": True, "bwd_wg_mask": True, "bwd_dkv_store": True}
 
 
-CANDIDATES = {"rat/gluon-half": Half, "rat/gluon-wgm": Wgm, "rat/gluon-hw": HalfWgm, "rat/gluon-hwd": HalfWgmDkv}
+class WgmDkv(Half):
+    description = "rat/gluon with b15 and b20, without f22 (its forward crashed on an H100 in call s25)"
+    fields: ClassVar[dict] = {"bwd_wg_mask": True, "bwd_dkv_store": True}
+
+
+CANDIDATES = {"rat/gluon-half": Half, "rat/gluon-wgm": Wgm, "rat/gluon-hw": HalfWgm, "rat/gluon-hwd": HalfWgmDkv,
+              "rat/gluon-wd": WgmDkv}
 
 
 def main() -> None:
