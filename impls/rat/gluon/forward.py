@@ -304,19 +304,18 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
     Structured branches only (no early return: a function with several blocks is not inlined, and its wgmma were
     wrong on the GPU). Returns acc, m, l."""
     if HALF:
-        p0 = gl.zeros([64, BN], k_bufs.dtype, gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2))
-        if half & (n_blocks == 1):
-            acc, m_i, l_i = _half(q_w, k_bufs, v_bufs, bars, e0, 0, acc, p0, m_i, l_i, crow, scale2, BN, STAGES,
-                                  s_layout, o_layout, EXP_POLY, TREE, False)
-        else:
-            n_main = n_blocks - half.to(gl.int32)
-            acc, p, m_i, l_i = _blocks_open(q_w, k_bufs, v_bufs, bars, e0, n_main, n_full, acc, m_i, l_i, crow,
-                                            scale2, BN, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
-            if half:
-                acc, m_i, l_i = _half(q_w, k_bufs, v_bufs, bars, e0, n_main, acc, p, m_i, l_i, crow, scale2, BN,
-                                      STAGES, s_layout, o_layout, EXP_POLY, TREE, True)
-            elif n_blocks > 0:
-                acc = _last_pv(acc, p, v_bufs, bars, e0 + n_blocks - 1, STAGES)
+        # tiles of one block keep it whole: with a branch of its own for them (_half without a P V in flight),
+        # ptxas 12.8 read the first block's wgmma descriptors on the other branch from registers only that branch
+        # wrote (an out-of-range shared address on the GPU; NOTES.md "Twenty-sixth session")
+        half = half & (n_blocks > 1)
+        n_main = n_blocks - half.to(gl.int32)
+        acc, p, m_i, l_i = _blocks_open(q_w, k_bufs, v_bufs, bars, e0, n_main, n_full, acc, m_i, l_i, crow,
+                                        scale2, BN, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
+        if half:
+            acc, m_i, l_i = _half(q_w, k_bufs, v_bufs, bars, e0, n_main, acc, p, m_i, l_i, crow, scale2, BN,
+                                  STAGES, s_layout, o_layout, EXP_POLY, TREE, True)
+        elif n_blocks > 0:
+            acc = _last_pv(acc, p, v_bufs, bars, e0 + n_blocks - 1, STAGES)
     else:
         acc, p, m_i, l_i = _blocks_open(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2,
                                         BN, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)

@@ -172,7 +172,7 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
-    # f22: tiles of one key block (half of it or all) and of two (the second half or whole), rows past T
+    # f22: tiles of one key block (kept whole) and of two (the second half or whole), rows past T
     ({"fwd_half_last": True}, "prefill", 1024, 4, 64, {"HALF": True}),
     ({"fwd_half_last": True}, "train", 1024, 4, 128, {"HALF": True}),
     ({"fwd_half_last": True}, "prefill", 1008, 16, 128, {"HALF": True}),
