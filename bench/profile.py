@@ -170,8 +170,10 @@ def main(args: argparse.Namespace, argv: list[str], build_spec: Callable) -> int
     print(summary(run_dir))
     print(f"results: {run_dir / 'results.jsonl'}\nprofile: {run_dir / PROFILE}\nreport:  {path}")
     if pr.left:
-        print(f"time limit ({spec.time_limit_s:g} s) reached: {pr.left} cases not profiled (profile has no resume: "
-              f"run the rest with another --out)", file=sys.stderr)
+        why = (f"the device was lost in {pr.device_lost}" if pr.device_lost else
+               f"time limit ({spec.time_limit_s:g} s) reached")
+        print(f"{why}: {pr.left} cases not profiled (profile has no resume: run the rest with another --out)",
+              file=sys.stderr)
         return exit_codes.UNFINISHED
     code = exit_codes.verdict(pr.profile_rows, 0)
     if code == exit_codes.FAILED:

@@ -342,6 +342,23 @@ def test_profile_unsupported_case_gets_a_profile_row(tmp_path):
     assert "Not profiled:" in (out / "report.md").read_text()
 
 
+def test_profile_stops_where_the_device_was_lost(tmp_path, capsys, monkeypatch):
+    """A kernel's fault that CUDA keeps for the process (bench/runner.py): the case ends error, the rest are not
+    profiled, and stderr says why in one line (exit 4)."""
+    from ratbench.bench import exit_codes, memory
+
+    monkeypatch.setattr(memory, "free", lambda device, collect=False: "AcceleratorError: CUDA error: an illegal "
+                        "memory access was encountered")
+    out = tmp_path / "p"
+    assert run_bench.main(["profile", "--impl", "rat/reference", "--mode", "prefill", "--seq-len", "32,64", "--batch",
+                           "1", "--heads", "1", "--head-dim", "32", "--chunk-size", "8", "--device", "cpu",
+                           "--repeats", "2", "--no-progress", "--no-figures", "--out", str(out)]) == exit_codes.UNFINISHED
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("the device was lost in rat/reference (L=8) prefill B=1 T=32: AcceleratorError: CUDA error: an illegal memory "
+            "access was encountered: 1 cases not profiled") in err and "Traceback" not in err
+    assert [r["status"] for r in read_rows(out)] == ["error"]
+
+
 @pytest.mark.parametrize("extra,msg", [(["--resume", "x"], "--resume"), (["--top", "0"], "--top"),
                                        (["--impl", "nope/none"], "nope/none")])
 def test_profile_bad_input_one_line_exit_2(tmp_path, capsys, extra, msg):
