@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from ratbench import impls
-from ratbench.bench import accuracy, costs, fa_rule, memory, timing
+from ratbench.bench import accuracy, costs, exit_codes, fa_rule, memory, timing
 from ratbench.bench import cases as C
 from ratbench.bench.device import Ceilings, Nvml, NvmlSampler, now_utc
 from ratbench.bench.results import Row, append_row
@@ -114,7 +114,7 @@ class Runner:
             if lost:  # a kernel's fault surfaced at the synchronize: no timing of this case can be trusted
                 log.warning("%s: the device is lost (%s); the cases after it are not started", case.short(), lost)
                 self.device_lost = f"{case.short()}: {lost}"
-                if row.status not in ("error", "wrong"):
+                if row.status not in exit_codes.FAILED_STATUSES:
                     row = Row.for_case(case, "error", reason=f"the device was lost after this case: {lost}")
         row.started_at, row.wall_s, row.rank = started, time.perf_counter() - t0, self.rank
         row.run_id = self.run_id

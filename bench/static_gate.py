@@ -48,6 +48,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ratbench.bench.sass_flow import parse as parse_sass
 from ratbench.bench.sass_flow import unwritten_hgmma_reads
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,7 @@ def sass_stats(cubin: bytes) -> tuple[dict, str]:
     out: dict = {"res": m.group(0) if m else res.strip()}
     if m:
         out.update(regs=int(m.group(1)), stack=int(m.group(2)), shared_static=int(m.group(3)), local=int(m.group(4)))
-    instr = [ln for ln in sass.splitlines() if re.match(r"\s*/\*[0-9a-f]{4,}\*/\s", ln)]
-    out["instructions"] = len(instr)
+    out["instructions"] = len(parse_sass(sass))
     for op in OPS:
         out[op] = len(re.findall(rf"\b{op}\b", sass))
     # an HGMMA that closes its own wgmma group: the last k-step of each product, or every one of them where ptxas
