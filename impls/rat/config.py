@@ -50,6 +50,12 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
+    #: with forward "gluon_ws", in the prefill: f23 (impls/rat/gluon/xt.py), a tile's last P V and epilogue under the
+    #: next tile's RoPE of q and first S (candidate)
+    fwd_cross_tile: bool = False
+    #: with forward "gluon_ws": f24, a tile's masked key block (its last) first and the unmasked ones in one loop
+    #: without a mask, where the last block is a tile's only masked one (128 a multiple of L or L of 128) (candidate)
+    fwd_masked_first: bool = False
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and

@@ -205,12 +205,14 @@ def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, col
 @gluon.jit
 def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
             D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr,
-            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr):
+            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, MF: gl.constexpr = False):
     """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
     S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
     soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. SPLIT (f7): the
     unmasked blocks (i < n_full) and the masked ones in two loops, so that the unmasked ones carry no mask (ptxas
-    turns a mask under a branch into selects for every block). Returns acc, m, l."""
+    turns a mask under a branch into selects for every block). MF (f24): the loader brings the tile's last block (the
+    only one with a mask: launch_forward's rule) first, so the first block is masked and the others run in one loop
+    without a mask (SPLIT is then not used). Returns acc, m, l."""
     k_ready, v_ready, k_empty, v_empty = bars
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
@@ -223,11 +225,19 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
                           use_acc=False, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         mbarrier.arrive(k_empty.index(e0 % STAGES), count=1)
-        p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN, 2, EXP_POLY, TREE,
-                                              s_layout)
+        if MF:
+            p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, n_blocks - 1, n_full, crow, cols, scale2, BN, 1,
+                                                  EXP_POLY, TREE, s_layout)
+        else:
+            p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN, 2, EXP_POLY, TREE,
+                                                  s_layout)
         acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
-    if SPLIT:
+    if MF:
+        for i in range(1, n_blocks):
+            acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
+                                      BN, STAGES, s_layout, o_layout, 0, EXP_POLY, TREE)
+    elif SPLIT:
         n_open = gl.maximum(gl.minimum(n_full, n_blocks), 1)
         for i in range(1, n_open):
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
@@ -252,7 +262,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr):
+              SPLIT: gl.constexpr, TREE: gl.constexpr, MF: gl.constexpr = False):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
@@ -285,7 +295,8 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
-                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
+                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE,
+                                MF)
         if AHEAD:  # the next tile's, under this tile's epilogue
             tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
                              s_layout)
@@ -307,18 +318,24 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+               TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
+    if XT:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE)
+    else:
+        _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
+                  SELF_LOGIT, EXP_POLY, SPLIT, TREE, MF)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+               TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
+    if XT:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE)
+    else:
+        _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
+                  SELF_LOGIT, EXP_POLY, SPLIT, TREE, MF)
 
 
 @gluon.jit
@@ -339,7 +356,7 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr):
+            TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
     consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
     of K and V, all through the ring but q."""
@@ -348,14 +365,15 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
+    QN: gl.constexpr = 3 if XT else 2  # q buffers (tiles)
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
         bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN)
         row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
         col = (bh % H) * D
-        qb = j % 2
-        mbarrier.wait(q_empty.index(qb), ((j // 2) & 1) ^ 1)
+        qb = j % QN
+        mbarrier.wait(q_empty.index(qb), ((j // QN) & 1) ^ 1)
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
@@ -369,27 +387,28 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         else:
             _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
         for i in range(n_blocks):
-            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
+            b = (i + n_blocks - 1) % n_blocks if MF else i  # MF (f24): the last (masked) block first
+            _ring_load(ke_desc, ve_desc, bh * Cs + b * BN, bh * Cs + b * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
                        STAGES)
         e += 1 + n_blocks
 
 
 @gluon.jit
-def _ring_barriers(STAGES: gl.constexpr):
+def _ring_barriers(STAGES: gl.constexpr, QN: gl.constexpr):
     """The mbarriers of the K / V ring (ready: the TMA's bytes; empty: both consumer warpgroups' releases) and of the
     two q buffers, initialised: k_ready, v_ready, k_empty, v_empty, q_ready, q_empty."""
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    q_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    q_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    q_ready = gl.allocate_shared_memory(gl.int64, [QN, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [QN, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
         mbarrier.init(k_empty.index(i), count=2)
         mbarrier.init(v_empty.index(i), count=2)
-    for i in gl.static_range(2):
+    for i in gl.static_range(QN):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=2)
     return k_ready, v_ready, k_empty, v_empty, q_ready, q_empty
@@ -401,13 +420,15 @@ def fwd_ws_kernel(
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, XT: gl.constexpr = False,
+    MF: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
-    q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
+    QN: gl.constexpr = 3 if XT else 2  # q buffers: tiles x 2 warpgroups (f23, xt.py: three)
+    q_bufs = gl.allocate_shared_memory(dtype, [2 * QN, 64, D], q_desc.layout)
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES, QN)
     ptrs = (COS, SIN, O, LSE, SS)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
@@ -417,11 +438,11 @@ def fwd_ws_kernel(
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, MF)),
         (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, MF)),
         (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, MF)),
     ], [4, 1], [240, 24])
 
 
@@ -434,7 +455,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1) -> None:
+                   tree: int = 1, cross_tile: bool = False, masked_first: bool = False) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -443,7 +464,9 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8)."""
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); cross_tile: f23's consumers (xt.py) where they
+    apply (the prefill with self logits and o by TMA, every tile with a key block); masked_first: f24, the tile's
+    masked key block first, where it is the only masked one (128 a multiple of L or L of 128; f23 takes it too)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -484,11 +507,17 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
         raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "
                          f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
+    one_masked = BM % L == 0 or L % BM == 0  # then a tile's last key block is its only masked one
+    xt = cross_tile and self_logit and not store_lse and o_tma and (min(BM, T) - 1) // L >= 1 and one_masked
+    mf = (masked_first or xt) and one_masked
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, XT=xt, MF=mf,
         num_warps=4, maxnreg=168,
     )
+
+
+from ratbench.impls.rat.gluon.xt import consumer_xt  # noqa: E402 (xt.py imports this module's helpers)
