@@ -29,7 +29,7 @@ from ratbench.impls.rat.triton import RATTritonConfig
 
 class CrossTile(RATGluon):
     description = "rat/gluon with f23: the prefill's tile boundary under the next tile's RoPE and first S (and f24)"
-    fields: ClassVar[dict] = {"fwd_cross_tile": True}
+    fields: ClassVar[dict] = {"fwd_cross_tile": 2}
 
     def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
                 chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
@@ -42,7 +42,23 @@ class MaskedFirst(CrossTile):
     fields: ClassVar[dict] = {"fwd_masked_first": True}
 
 
-CANDIDATES = {"rat/gluon-xt": CrossTile, "rat/gluon-mf": MaskedFirst}
+class CrossEpilogue(CrossTile):
+    description = "rat/gluon with f23b: the prefill's epilogue under the next tile's first S (and f24)"
+    fields: ClassVar[dict] = {"fwd_cross_tile": 1}
+
+
+class Stages3(CrossTile):
+    description = "rat/gluon with a ring of three K / V entries (head dim 64: it fits there only)"
+    fields: ClassVar[dict] = {"fwd_stages": 3}
+
+
+class CrossTile3(CrossTile):
+    description = "rat/gluon with f23 and a ring of three entries (head dim 64)"
+    fields: ClassVar[dict] = {"fwd_cross_tile": 2, "fwd_stages": 3}
+
+
+CANDIDATES = {"rat/gluon-xt": CrossTile, "rat/gluon-mf": MaskedFirst, "rat/gluon-xe": CrossEpilogue,
+              "rat/gluon-s3": Stages3, "rat/gluon-xt3": CrossTile3}
 
 
 def main() -> None:

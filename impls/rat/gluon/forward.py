@@ -319,8 +319,8 @@ def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
                TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
-    if XT:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE)
+    if XT > 0:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE, XT == 2)
     else:
         _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
                   SELF_LOGIT, EXP_POLY, SPLIT, TREE, MF)
@@ -331,8 +331,8 @@ def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
                TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
-    if XT:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE)
+    if XT > 0:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE, XT == 2)
     else:
         _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
                   SELF_LOGIT, EXP_POLY, SPLIT, TREE, MF)
@@ -365,7 +365,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
-    QN: gl.constexpr = 3 if XT else 2  # q buffers (tiles)
+    QN: gl.constexpr = 3 if XT > 0 else 2  # q buffers (tiles)
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
@@ -420,11 +420,11 @@ def fwd_ws_kernel(
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, XT: gl.constexpr = False,
+    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, XT: gl.constexpr = 0,
     MF: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
-    QN: gl.constexpr = 3 if XT else 2  # q buffers: tiles x 2 warpgroups (f23, xt.py: three)
+    QN: gl.constexpr = 3 if XT > 0 else 2  # q buffers: tiles x 2 warpgroups (f23, xt.py: three)
     q_bufs = gl.allocate_shared_memory(dtype, [2 * QN, 64, D], q_desc.layout)
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
@@ -455,7 +455,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1, cross_tile: bool = False, masked_first: bool = False) -> None:
+                   tree: int = 1, cross_tile: int = 0, masked_first: bool = False) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -464,8 +464,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); cross_tile: f23's consumers (xt.py) where they
-    apply (the prefill with self logits and o by TMA, every tile with a key block); masked_first: f24, the tile's
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); cross_tile: f23's consumers (xt.py; 1: the
+    epilogue carried into the next tile, 2: also the last P V) where they apply (the prefill with self logits and o by TMA, every tile with a key block); masked_first: f24, the tile's
     masked key block first, where it is the only masked one (128 a multiple of L or L of 128; f23 takes it too)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
@@ -508,8 +508,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
                          f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
     one_masked = BM % L == 0 or L % BM == 0  # then a tile's last key block is its only masked one
-    xt = cross_tile and self_logit and not store_lse and o_tma and (min(BM, T) - 1) // L >= 1 and one_masked
-    mf = (masked_first or xt) and one_masked
+    xt = cross_tile if cross_tile and self_logit and not store_lse and o_tma and (min(BM, T) - 1) // L >= 1 and one_masked else 0
+    mf = (masked_first or xt > 0) and one_masked
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,

@@ -51,10 +51,11 @@ def _rope_q(tables, q_w, q_bar, q_phase, D: gl.constexpr, ROPE: gl.constexpr):
 @gluon.jit
 def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                 ROPE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr, EXP_POLY: gl.constexpr,
-                TREE: gl.constexpr):
+                TREE: gl.constexpr, CARRY: gl.constexpr):
     """One consumer warpgroup of the prefill (rows 64 WG .. + 63 of each of the CTA's tiles), the tile boundary
     overlapped (module docstring). Ring entries per tile: the self entry (vt), then the key blocks in f24's order (the
-    last, masked one first: forward._loader with MF)."""
+    last, masked one first: forward._loader with MF). CARRY: the last P V carried into the next tile (f23); without
+    it (f23b) only the epilogue is: the P V ends its tile as in main, so its V buffer is not held into the next one."""
     T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
@@ -86,8 +87,11 @@ def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, 
         q_w = q_bufs.index((j % QB) * 2 + WG)
         es = e % STAGES
         pst = pe % STAGES
-        mbarrier.wait(v_ready.index(pst), (pe // STAGES) & 1)
-        acc_c = warpgroup_mma(p_c, v_bufs.index(pst), acc_c, is_async=True)
+        mbarrier.wait(k_ready.index(es), (e // STAGES) & 1)  # the self entry's K buffer holds nothing in the prefill:
+        mbarrier.arrive(k_empty.index(es), count=1)  # hand it back at once (the next block's K goes there)
+        if CARRY:
+            mbarrier.wait(v_ready.index(pst), (pe // STAGES) & 1)
+            acc_c = warpgroup_mma(p_c, v_bufs.index(pst), acc_c, is_async=True)
         _rope_q(tables, q_w, q_ready.index(j % QB), (j // QB) & 1, D, ROPE)
         m_i = tables[2] * scale2
         l_i = gl.full([64], 1.0, gl.float32, row_s)
@@ -96,8 +100,9 @@ def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, 
         mbarrier.wait(k_ready.index(s0), ((e + 1) // STAGES) & 1)
         s = warpgroup_mma(q_w, k_bufs.index(s0).permute((1, 0)), gl.zeros([64, BN], gl.float32, s_layout),
                           use_acc=False, is_async=True)
-        acc_c, p_c = warpgroup_mma_wait(num_outstanding=1, deps=(acc_c, p_c))
-        mbarrier.arrive(v_empty.index(pst), count=1, pred=j > 0)
+        if CARRY:
+            acc_c, p_c = warpgroup_mma_wait(num_outstanding=1, deps=(acc_c, p_c))
+            mbarrier.arrive(v_empty.index(pst), count=1, pred=j > 0)
         if j > 0:  # tile j - 1's epilogue under this tile's first S
             _epilogue_tma(descs[7], ptrs[3], T, H, bh_c, t0_c + WG * 64, q_bufs.index(((j + QB - 1) % QB) * 2 + WG),
                           acc_c, m_c, l_c, D, False, s_layout, o_layout)
@@ -107,7 +112,6 @@ def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, 
                                               TREE, s_layout)
         mbarrier.wait(v_ready.index(es), (e // STAGES) & 1)  # the self entry: acc = vt, rescaled
         acc = v_bufs.index(es).slice(WG * 64, 64).load(o_layout).to(gl.float32) * gl.convert_layout(alpha, row_o)[:, None]
-        mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
         p = gl.convert_layout(p32.to(dtype), p_layout)
         for i in range(1, n_blocks):  # the unmasked blocks (f24's order: the masked one came first)
@@ -117,8 +121,15 @@ def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, 
         mbarrier.arrive(q_empty.index((j + QB - 1) % QB), count=1, pred=j > 0)
         if AHEAD:
             tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, True, s_layout)
-        acc_c = acc
-        p_c = p
+        if CARRY:
+            acc_c = acc
+            p_c = p
+        else:  # the last P V here, as in main
+            pl = (e + n_blocks) % STAGES
+            mbarrier.wait(v_ready.index(pl), ((e + n_blocks) // STAGES) & 1)
+            acc_c = warpgroup_mma(p, v_bufs.index(pl), acc, is_async=True)
+            acc_c, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc_c, p))
+            mbarrier.arrive(v_empty.index(pl), count=1)
         m_c = m_i
         l_c = l_i
         pe = e + n_blocks
@@ -126,11 +137,12 @@ def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, 
         t0_c = t0
         e += 1 + n_blocks
     # the last tile's last P V and epilogue (every CTA has a tile: the grid is at most the tile count)
-    pst = pe % STAGES
-    mbarrier.wait(v_ready.index(pst), (pe // STAGES) & 1)
-    acc_c = warpgroup_mma(p_c, v_bufs.index(pst), acc_c, is_async=True)
-    acc_c, p_c = warpgroup_mma_wait(num_outstanding=0, deps=(acc_c, p_c))
-    mbarrier.arrive(v_empty.index(pst), count=1)
+    if CARRY:
+        pst = pe % STAGES
+        mbarrier.wait(v_ready.index(pst), (pe // STAGES) & 1)
+        acc_c = warpgroup_mma(p_c, v_bufs.index(pst), acc_c, is_async=True)
+        acc_c, p_c = warpgroup_mma_wait(num_outstanding=0, deps=(acc_c, p_c))
+        mbarrier.arrive(v_empty.index(pst), count=1)
     _epilogue_tma(descs[7], ptrs[3], T, H, bh_c, t0_c + WG * 64, q_bufs.index(((n_mine + QB - 1) % QB) * 2 + WG),
                   acc_c, m_c, l_c, D, False, s_layout, o_layout)
     tma.store_wait(0)

@@ -172,12 +172,15 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
-    ({"fwd_cross_tile": True}, "prefill", 1024, 4, 64, {"XT": True, "MF": True}),  # two key blocks
-    ({"fwd_cross_tile": True}, "prefill", 1024, 4, 128, {"XT": True, "MF": True}),
-    ({"fwd_cross_tile": True}, "prefill", 1024, 64, 128, {"XT": True, "MF": True}),  # one key block
-    ({"fwd_cross_tile": True}, "prefill", 1008, 16, 128, {"XT": False, "MF": False}),  # o not by TMA: main's
-    ({"fwd_masked_first": True}, "prefill", 1024, 4, 64, {"XT": False, "MF": True}),
-    ({"fwd_masked_first": True}, "train", 1024, 4, 128, {"XT": False, "MF": True}),
+    ({"fwd_cross_tile": 2}, "prefill", 1024, 4, 64, {"XT": 2, "MF": True}),  # two key blocks
+    ({"fwd_cross_tile": 2}, "prefill", 1024, 4, 128, {"XT": 2, "MF": True}),
+    ({"fwd_cross_tile": 2}, "prefill", 1024, 64, 128, {"XT": 2, "MF": True}),  # one key block
+    ({"fwd_cross_tile": 1}, "prefill", 1024, 4, 128, {"XT": 1, "MF": True}),
+    ({"fwd_cross_tile": 1, "fwd_stages": 3}, "prefill", 1024, 4, 64, {"XT": 1, "MF": True, "STAGES": 3}),
+    ({"fwd_cross_tile": 2, "fwd_stages": 3}, "prefill", 1024, 4, 64, {"XT": 2, "MF": True, "STAGES": 3}),
+    ({"fwd_cross_tile": 2}, "prefill", 1008, 16, 128, {"XT": 0, "MF": False}),  # o not by TMA: main's
+    ({"fwd_masked_first": True}, "prefill", 1024, 4, 64, {"XT": 0, "MF": True}),
+    ({"fwd_masked_first": True}, "train", 1024, 4, 128, {"XT": 0, "MF": True}),
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
