@@ -57,7 +57,12 @@ class CrossTile3(CrossTile):
     fields: ClassVar[dict] = {"fwd_cross_tile": 2, "fwd_stages": 3}
 
 
-CANDIDATES = {"rat/gluon-xt": CrossTile, "rat/gluon-mf": MaskedFirst, "rat/gluon-xe": CrossEpilogue,
+class CrossTileNoAhead(CrossTile):
+    description = "rat/gluon with f23, RoPE's tables loaded at each tile's start (under the carried P V)"
+    fields: ClassVar[dict] = {"fwd_cross_tile": 4}
+
+
+CANDIDATES = {"rat/gluon-xtn": CrossTileNoAhead, "rat/gluon-xt": CrossTile, "rat/gluon-mf": MaskedFirst, "rat/gluon-xe": CrossEpilogue,
               "rat/gluon-s3": Stages3, "rat/gluon-xt3": CrossTile3}
 
 

@@ -320,7 +320,8 @@ def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
                TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
     if XT > 0:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE, XT == 2)
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE, XT % 2 == 0,
+                    D == 128 and XT < 3)
     else:
         _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
                   SELF_LOGIT, EXP_POLY, SPLIT, TREE, MF)
@@ -332,7 +333,8 @@ def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
                TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
     if XT > 0:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE, XT == 2)
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE, XT % 2 == 0,
+                    D == 128 and XT < 3)
     else:
         _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
                   SELF_LOGIT, EXP_POLY, SPLIT, TREE, MF)
@@ -465,7 +467,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
     loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); cross_tile: f23's consumers (xt.py; 1: the
-    epilogue carried into the next tile, 2: also the last P V) where they apply (the prefill with self logits and o by TMA, every tile with a key block); masked_first: f24, the tile's
+    epilogue carried into the next tile, 2: also the last P V; 3 and 4: 1 and 2 with RoPE's tables loaded at the
+    tile's start at head dim 128 too) where they apply (the prefill with self logits and o by TMA, every tile with a key block); masked_first: f24, the tile's
     masked key block first, where it is the only masked one (128 a multiple of L or L of 128; f23 takes it too)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 

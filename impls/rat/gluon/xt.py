@@ -51,11 +51,12 @@ def _rope_q(tables, q_w, q_bar, q_phase, D: gl.constexpr, ROPE: gl.constexpr):
 @gluon.jit
 def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                 ROPE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr, EXP_POLY: gl.constexpr,
-                TREE: gl.constexpr, CARRY: gl.constexpr):
+                TREE: gl.constexpr, CARRY: gl.constexpr, AHEAD: gl.constexpr):
     """One consumer warpgroup of the prefill (rows 64 WG .. + 63 of each of the CTA's tiles), the tile boundary
     overlapped (module docstring). Ring entries per tile: the self entry (vt), then the key blocks in f24's order (the
     last, masked one first: forward._loader with MF). CARRY: the last P V carried into the next tile (f23); without
-    it (f23b) only the epilogue is: the P V ends its tile as in main, so its V buffer is not held into the next one."""
+    it (f23b) only the epilogue is: the P V ends its tile as in main, so its V buffer is not held into the next one.
+    AHEAD: RoPE's tables a tile ahead (forward._consumer's f11 rule), else at the tile's start."""
     T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
@@ -66,7 +67,6 @@ def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, 
     p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     row_o: gl.constexpr = gl.SliceLayout(1, o_layout)
-    AHEAD: gl.constexpr = D == 128  # forward._consumer's f11 rule for the prefill with o by TMA
     G, pid, n_mine = _schedule(NT, n_tiles)
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
     tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, True, s_layout)

@@ -176,6 +176,7 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"fwd_cross_tile": 2}, "prefill", 1024, 4, 128, {"XT": 2, "MF": True}),
     ({"fwd_cross_tile": 2}, "prefill", 1024, 64, 128, {"XT": 2, "MF": True}),  # one key block
     ({"fwd_cross_tile": 1}, "prefill", 1024, 4, 128, {"XT": 1, "MF": True}),
+    ({"fwd_cross_tile": 4}, "prefill", 1024, 4, 128, {"XT": 4, "MF": True}),
     ({"fwd_cross_tile": 1, "fwd_stages": 3}, "prefill", 1024, 4, 64, {"XT": 1, "MF": True, "STAGES": 3}),
     ({"fwd_cross_tile": 2, "fwd_stages": 3}, "prefill", 1024, 4, 64, {"XT": 2, "MF": True, "STAGES": 3}),
     ({"fwd_cross_tile": 2}, "prefill", 1008, 16, 128, {"XT": 0, "MF": False}),  # o not by TMA: main's
