@@ -62,7 +62,18 @@ class CrossTileNoAhead(CrossTile):
     fields: ClassVar[dict] = {"fwd_cross_tile": 4}
 
 
-CANDIDATES = {"rat/gluon-xtn": CrossTileNoAhead, "rat/gluon-xt": CrossTile, "rat/gluon-mf": MaskedFirst, "rat/gluon-xe": CrossEpilogue,
+class CrossEpilogueNoAhead(CrossTile):
+    description = "rat/gluon with f23b, RoPE's tables loaded at each tile's start"
+    fields: ClassVar[dict] = {"fwd_cross_tile": 3}
+
+
+class CrossTileNoAhead3(CrossTile):
+    description = "rat/gluon with f23, RoPE's tables at each tile's start, three ring entries (head dim 64)"
+    fields: ClassVar[dict] = {"fwd_cross_tile": 4, "fwd_stages": 3}
+
+
+CANDIDATES = {"rat/gluon-xtn": CrossTileNoAhead, "rat/gluon-xen": CrossEpilogueNoAhead,
+              "rat/gluon-xtn3": CrossTileNoAhead3, "rat/gluon-xt": CrossTile, "rat/gluon-mf": MaskedFirst, "rat/gluon-xe": CrossEpilogue,
               "rat/gluon-s3": Stages3, "rat/gluon-xt3": CrossTile3}
 
 
