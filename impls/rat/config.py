@@ -50,12 +50,12 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
-    #: with forward "gluon_ws", in the prefill: f23 (impls/rat/gluon/xt.py), a tile's epilogue (1), also its last P V
-    #: (2), under the next tile's first S (and RoPE of q); 0: off (candidate)
-    fwd_cross_tile: int = 0
-    #: with forward "gluon_ws": f24, a tile's masked key block (its last) first and the unmasked ones in one loop
-    #: without a mask, where the last block is a tile's only masked one (128 a multiple of L or L of 128) (candidate)
-    fwd_masked_first: bool = False
+    #: with forward "gluon_ws", in the prefill: f23 (impls/rat/gluon/xt.py), a tile's last P V and epilogue under the
+    #: next tile's RoPE of q and first S, where it applies (gluon/forward.py cross_tile_applies); rat/gluon takes it
+    #: where it measured faster (gluon.cross_tile_used)
+    fwd_cross_tile: bool = False
+    #: ... with a ring of this many K / V entries (3 fit at head dim 64 only)
+    fwd_xt_stages: int = 2
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and

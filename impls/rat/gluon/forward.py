@@ -43,65 +43,10 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat.gluon.softmax import online_softmax
+from ratbench.impls.rat.gluon.tile import _block, _epilogue_tma, _row_layout, _schedule, _store_lse, _tables, _tile
+from ratbench.impls.rat.gluon.xt import consumer_xt
 
 BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
-
-
-@gluon.constexpr_function
-def _row_layout(N, num_warps):
-    """Blocked layout of a [rows, N] 16-bit tile: 8 contiguous elements (16 bytes) per thread."""
-    N, num_warps = (getattr(x, "value", x) for x in (N, num_warps))
-    cols = N // 8
-    return gl.BlockedLayout([1, 8], [32 // cols, cols], [num_warps, 1], [1, 0])
-
-
-@gluon.jit
-def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr):
-    """The CTA's j-th tile (_schedule's snake), k of the longest-first order (heads in turn, each head's row tiles
-    longest first): its (b*H + h), first row, key blocks (j < c(t) of its last row) and unmasked blocks."""
-    k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
-    bh = k // NT
-    t0 = (NT - 1 - k % NT) * 128
-    hi = (gl.minimum(t0 + 128, T) - 1) // L
-    return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
-
-
-@gluon.jit
-def _schedule(NT, n_tiles):
-    """This CTA's tiles: the j-th is wave j's tile pid (even waves) or G - 1 - pid (odd waves, the snake that evens
-    out the longest-first order across CTAs). Returns G, pid and how many tiles this CTA takes."""
-    G = gl.num_programs(0)
-    pid = gl.program_id(0)
-    last = gl.cdiv(n_tiles, G) - 1
-    x_last = gl.where(last % 2 == 0, pid, G - 1 - pid)
-    return G, pid, last + (last * G + x_last < n_tiles).to(gl.int32)
-
-
-@gluon.jit
-def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
-    """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
-    the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
-    SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
-    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN)
-    COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
-    HALF: gl.constexpr = D // 2
-    blk: gl.constexpr = _row_layout(HALF, 4)
-    r = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
-    if ROPE:
-        vm = ((r < T) & valid)[:, None]
-        tptr = (r // L)[:, None] * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))[None, :]
-        cos = gl.load(COS + tptr, mask=vm, other=1.0)
-        sin = gl.load(SIN + tptr, mask=vm, other=0.0)
-    else:
-        cos = gl.full([64, HALF], 1.0, gl.float32, blk)
-        sin = gl.zeros([64, HALF], gl.float32, blk)
-    rs = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
-    if SELF_LOGIT:
-        ss = gl.load(ss_row + rs, mask=(rs < T) & valid, other=0.0)
-    else:
-        ss = gl.zeros([64], gl.float32, gl.SliceLayout(1, s_layout))
-    return cos, sin, ss
 
 
 @gluon.jit
@@ -157,62 +102,14 @@ def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, S
 
 
 @gluon.jit
-def _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout: gl.constexpr):
-    """lse = m + log2(l) (base 2) of rows tw .. tw + 63 (those before T), for the backward."""
-    rl = gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
-    gl.store(LSE + bh.to(gl.int64) * T + tw + rl, m_i + gl.log2(l_i), mask=(tw + rl) < T)
-
-
-@gluon.jit
-def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
-                  s_layout: gl.constexpr, o_layout: gl.constexpr):
-    """_epilogue through shared memory: o = acc / l written into this tile's q buffer (q_w: every product that reads
-    it is done) and stored by TMA (o_desc: o as a (B*T, H*D) matrix, T a multiple of 128, so no row of the box is past
-    its sequence), without waiting for the store; lse as _epilogue."""
-    o = acc * gl.convert_layout(1.0 / l_i, gl.SliceLayout(1, o_layout))[:, None]
-    q_w.store(o.to(q_w.dtype))
-    fence_async_shared()
-    tma.async_copy_shared_to_global(o_desc, [(bh // H) * T + tw, (bh % H) * D], q_w)
-    if STORE_LSE:
-        _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout)
-
-
-@gluon.jit
-def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2, BN: gl.constexpr,
-           STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, MASK: gl.constexpr,
-           EXP_POLY: gl.constexpr, TREE: gl.constexpr):
-    """Key block i >= 1 of a tile: S_i issued with P_{i-1} V_{i-1}, the softmax of S_i under the latter."""
-    k_ready, v_ready, k_empty, v_empty = bars
-    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
-    st = (e0 + i) % STAGES
-    pst = (e0 + i - 1) % STAGES
-    mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
-    s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), gl.zeros([64, BN], gl.float32, s_layout),
-                      use_acc=False, is_async=True)
-    mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
-    acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
-    s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
-    mbarrier.arrive(k_empty.index(st), count=1)
-    p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN, MASK, EXP_POLY, TREE,
-                                          s_layout)
-    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-    mbarrier.arrive(v_empty.index(pst), count=1)
-    acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
-    p = gl.convert_layout(p32.to(k_bufs.dtype), p_layout)
-    return acc, p, m_i, l_i
-
-
-@gluon.jit
 def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow, scale2, BN: gl.constexpr,
             D: gl.constexpr, STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr,
-            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, MF: gl.constexpr = False):
+            EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr):
     """The chunk-end blocks of one tile, ring entries e0 .. e0 + n_blocks - 1 (FA3's intra-warpgroup overlap: issue
     S_i and P_{i-1} V_{i-1}, wait for S_i only, softmax of S_i under P_{i-1} V_{i-1}). K_i's buffer is released as
     soon as S_i is done and V_i's once P_i V_i is, so the loader refills each one iteration ahead. SPLIT (f7): the
     unmasked blocks (i < n_full) and the masked ones in two loops, so that the unmasked ones carry no mask (ptxas
-    turns a mask under a branch into selects for every block). MF (f24): the loader brings the tile's last block (the
-    only one with a mask: launch_forward's rule) first, so the first block is masked and the others run in one loop
-    without a mask (SPLIT is then not used). Returns acc, m, l."""
+    turns a mask under a branch into selects for every block). Returns acc, m, l."""
     k_ready, v_ready, k_empty, v_empty = bars
     BMW: gl.constexpr = 64
     dtype: gl.constexpr = k_bufs.dtype
@@ -225,19 +122,11 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
                           use_acc=False, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         mbarrier.arrive(k_empty.index(e0 % STAGES), count=1)
-        if MF:
-            p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, n_blocks - 1, n_full, crow, cols, scale2, BN, 1,
-                                                  EXP_POLY, TREE, s_layout)
-        else:
-            p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN, 2, EXP_POLY, TREE,
-                                                  s_layout)
+        p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN, 2, EXP_POLY, TREE,
+                                              s_layout)
         acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
         p = gl.convert_layout(p32.to(dtype), p_layout)
-    if MF:
-        for i in range(1, n_blocks):
-            acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
-                                      BN, STAGES, s_layout, o_layout, 0, EXP_POLY, TREE)
-    elif SPLIT:
+    if SPLIT:
         n_open = gl.maximum(gl.minimum(n_full, n_blocks), 1)
         for i in range(1, n_open):
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2,
@@ -262,7 +151,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr, MF: gl.constexpr = False):
+              SPLIT: gl.constexpr, TREE: gl.constexpr):
     """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
     STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
     by TMA, for the backward (b5)."""
@@ -295,8 +184,7 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
         acc, m_i, l_i = _blocks(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, n_blocks, n_full,
-                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE,
-                                MF)
+                                acc, m_i, l_i, crow, scale2, BN, D, STAGES, s_layout, o_layout, EXP_POLY, SPLIT, TREE)
         if AHEAD:  # the next tile's, under this tile's epilogue
             tables = _tables(ptrs, j + 1, G, pid, NT, T, WG * 64, j + 1 < n_mine, L, BN, D, ROPE, SELF_LOGIT,
                              s_layout)
@@ -318,26 +206,24 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
-    if XT > 0:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE, XT % 2 == 0,
-                    D == 128 and XT < 3)
+               TREE: gl.constexpr, XT: gl.constexpr):
+    if XT:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE)
     else:
         _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-                  SELF_LOGIT, EXP_POLY, SPLIT, TREE, MF)
+                  SELF_LOGIT, EXP_POLY, SPLIT, TREE)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
-    if XT > 0:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE, XT % 2 == 0,
-                    D == 128 and XT < 3)
+               TREE: gl.constexpr, XT: gl.constexpr):
+    if XT:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE)
     else:
         _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-                  SELF_LOGIT, EXP_POLY, SPLIT, TREE, MF)
+                  SELF_LOGIT, EXP_POLY, SPLIT, TREE)
 
 
 @gluon.jit
@@ -358,16 +244,16 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr, XT: gl.constexpr, MF: gl.constexpr):
+            TREE: gl.constexpr, XT: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
-    consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
-    of K and V, all through the ring but q."""
+    consumers are done with the tile two back; three back with XT, f23), the self block (kt, vt of the tile's rows)
+    and the chunk-end blocks of K and V, all through the ring but q; with XT the tile's last (masked) block first."""
     T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
-    QN: gl.constexpr = 3 if XT > 0 else 2  # q buffers (tiles)
+    QN: gl.constexpr = 3 if XT else 2  # q buffers (tiles)
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
@@ -389,7 +275,7 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         else:
             _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
         for i in range(n_blocks):
-            b = (i + n_blocks - 1) % n_blocks if MF else i  # MF (f24): the last (masked) block first
+            b = (i + n_blocks - 1) % n_blocks if XT else i
             _ring_load(ke_desc, ve_desc, bh * Cs + b * BN, bh * Cs + b * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
                        STAGES)
         e += 1 + n_blocks
@@ -422,11 +308,11 @@ def fwd_ws_kernel(
     o_b, o_t, o_h, T, H, Cs, NT, n_tiles, scale2,
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
-    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr, XT: gl.constexpr = 0,
-    MF: gl.constexpr = False,
+    SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+    XT: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
-    QN: gl.constexpr = 3 if XT > 0 else 2  # q buffers: tiles x 2 warpgroups (f23, xt.py: three)
+    QN: gl.constexpr = 3 if XT else 2  # q buffers: tiles x 2 warpgroups (f23, xt.py: three)
     q_bufs = gl.allocate_shared_memory(dtype, [2 * QN, 64, D], q_desc.layout)
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
@@ -440,12 +326,19 @@ def fwd_ws_kernel(
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, MF)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
         (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, MF)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
         (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, MF)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
     ], [4, 1], [240, 24])
+
+
+def cross_tile_applies(T: int, L: int, store_lse: bool, self_logit: bool, o_tma: bool) -> bool:
+    """Where f23's consumers (xt.py) can run: the prefill (no lse) with the scan's self logits and o stored by TMA,
+    every tile with a key block (a row of the first tile past chunk 0: L < min(128, T)), and a tile's last key block
+    its only masked one (L divides 128), which their order (that block first, then one loop without a mask) needs."""
+    return not store_lse and self_logit and o_tma and L < min(BM, T) and BM % L == 0
 
 
 def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
@@ -457,7 +350,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1, cross_tile: int = 0, masked_first: bool = False) -> None:
+                   tree: int = 1, cross_tile: bool = False, xt_stages: int = 2) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -466,10 +359,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); cross_tile: f23's consumers (xt.py; 1: the
-    epilogue carried into the next tile, 2: also the last P V; 3 and 4: 1 and 2 with RoPE's tables loaded at the
-    tile's start at head dim 128 too) where they apply (the prefill with self logits and o by TMA, every tile with a key block); masked_first: f24, the tile's
-    masked key block first, where it is the only masked one (128 a multiple of L or L of 128; f23 takes it too)."""
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); cross_tile: f23's consumers (xt.py) where they
+    apply (`cross_tile_applies`), with a ring of xt_stages K / V entries."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -510,17 +401,14 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
         raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "
                          f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
-    one_masked = BM % L == 0 or L % BM == 0  # then a tile's last key block is its only masked one
-    xt = cross_tile if cross_tile and self_logit and not store_lse and o_tma and (min(BM, T) - 1) // L >= 1 and one_masked else 0
-    mf = (masked_first or xt > 0) and one_masked
+    xt = cross_tile and cross_tile_applies(T, L, store_lse, self_logit, o_tma)
+    stages = xt_stages if xt else stages
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, XT=xt, MF=mf,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, XT=xt,
         num_warps=4, maxnreg=168,
     )
 
-
-from ratbench.impls.rat.gluon.xt import consumer_xt  # noqa: E402 (xt.py imports this module's helpers)
