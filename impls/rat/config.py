@@ -50,6 +50,12 @@ class RATTritonConfig:
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
     #: instructions instead of a chain (f8); 0: the reductions' chains
     fwd_row_tree: int = 1
+    #: with forward "gluon_ws", in the prefill: f23 (impls/rat/gluon/xt.py), a tile's last P V and epilogue under the
+    #: next tile's RoPE of q and first S, where it applies (gluon/forward.py cross_tile_applies); rat/gluon takes it
+    #: where it measured faster (gluon.cross_tile_used)
+    fwd_cross_tile: bool = False
+    #: ... with a ring of this many K / V entries (3 fit at head dim 64 only)
+    fwd_xt_stages: int = 2
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key
     #: block 0's items of bwd_ws_kernel store their share of each tile first and flag it, the others add theirs
     #: after the flag (b7b), and a fourth partition of bwd_ws_kernel, one warp, issues the dq shares' TMA copies and

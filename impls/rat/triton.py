@@ -180,7 +180,8 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=cfg.fwd_exp_poly if D == 64 else 0, split=cfg.fwd_split_masked,
-                       tree=cfg.fwd_row_tree)
+                       tree=cfg.fwd_row_tree, cross_tile=cfg.fwd_cross_tile,
+                       xt_stages=cfg.fwd_xt_stages)
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
@@ -458,7 +459,8 @@ class RATTriton(RAT):
         self._check_state(state, q)
         _check_grid(q.shape[0], q.shape[2])
         q, k, v, f = _same_strides(q, k, v, f)
-        cfg = self._config(math.ceil(q.shape[1] / state.chunk_size), q.dtype)
+        cfg = self._config(math.ceil(q.shape[1] / state.chunk_size), q.dtype, seq_len=q.shape[1],
+                           chunk_size=state.chunk_size, head_dim=q.shape[3])
         with torch.no_grad():
             o, *_ = rat_forward(q, k, v, f, state.chunk_size, state.rope, state.scale, cfg, need_lse=False,
                                 ke=state.k_cache, ve=state.v_cache, last_state=(state.kt, state.vt))

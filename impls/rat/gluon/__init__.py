@@ -82,6 +82,26 @@ def dq_acc16_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
             and seq_len // chunk_size <= ACC16_MAX_ENDS)
 
 
+#: the most chunk ends per sequence at which rat/gluon's prefill takes f23 (impls/rat/gluon/xt.py), per head dim
+XT_MAX_ENDS = {128: 512, 64: 2048}
+#: f23's K / V ring entries per head dim (three fit beside its three q buffers at head dim 64 only)
+XT_STAGES = {64: 3}
+
+
+def cross_tile_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
+    """Whether rat/gluon's prefill takes f23, the tile boundary overlapped (RATTritonConfig.fwd_cross_tile; the kernel
+    takes it where it applies: gluon/forward.py cross_tile_applies): where the tiles have few key blocks, so that their
+    boundaries count. Measured on an H100 (NOTES.md "Twenty-seventh session", reports/h100-rat-gluon-s27-2026-12-07;
+    prefill, bf16, H 16, 131,072 tokens, each ratio against rat/gluon in the gate's rounds, every round):
+    - head dim 128, L 16: -0.0 to -2.7% at 4k (256 chunk ends), -0.3 to -3.2% at 8k (512); 16k (1024) -0.8 to +0.7%;
+      32k (2048) +1.0 to +1.3%, slower;
+    - head dim 128, L 64: -1.2 to -2.3% at 4k and 8k, -1.7 to -4.6% at 16k, -4.9 to -7.0% at 32k (512); +1.2 to +1.7%
+      at 128k (2048);
+    - head dim 64, L 16, with three ring entries: -4.5 to -5.0% at 4k, -6.9 to -8.9% at 8k, -8.2 to -8.8% at 16k,
+      -2.7 to -5.4% at 32k (2048); +0.7 to +1.5% at 64k (4096), +3.5 to +5.0% at 128k."""
+    return math.ceil(seq_len / chunk_size) <= XT_MAX_ENDS.get(head_dim, 0)
+
+
 class RATGluon(RATTriton):
     description = ("rat/triton with warp-specialized Gluon attention kernels (TMA loader warp, two wgmma warpgroups): "
                    "the forward (persistent) always, the 5-product backward (dq by TMA reductions) where it "
@@ -111,10 +131,15 @@ class RATGluon(RATTriton):
         """The Gluon forward at every shape: since v4 (persistent CTAs, q and the self term by TMA) it measured faster
         than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
         tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (the shape given:
-        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used`. A config given by the caller is
-        used as given."""
+        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used`; f23's prefill consumers where
+        `cross_tile_used`. A config given by the caller is used as given."""
         if self.config is not None:
             return self.config
-        if None not in (seq_len, chunk_size, head_dim) and gluon_backward_used(seq_len, chunk_size, head_dim):
-            return GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size, head_dim) else GLUON_BWD_CONFIG
-        return GLUON_CONFIG
+        if None in (seq_len, chunk_size, head_dim):
+            return GLUON_CONFIG
+        cfg = GLUON_CONFIG
+        if gluon_backward_used(seq_len, chunk_size, head_dim):
+            cfg = GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size, head_dim) else GLUON_BWD_CONFIG
+        if cross_tile_used(seq_len, chunk_size, head_dim):
+            cfg = dataclasses.replace(cfg, fwd_cross_tile=True, fwd_xt_stages=XT_STAGES.get(head_dim, cfg.fwd_stages))
+        return cfg

@@ -43,65 +43,10 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat.gluon.softmax import online_softmax
+from ratbench.impls.rat.gluon.tile import _block, _epilogue_tma, _row_layout, _schedule, _store_lse, _tables, _tile
+from ratbench.impls.rat.gluon.xt import consumer_xt
 
 BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
-
-
-@gluon.constexpr_function
-def _row_layout(N, num_warps):
-    """Blocked layout of a [rows, N] 16-bit tile: 8 contiguous elements (16 bytes) per thread."""
-    N, num_warps = (getattr(x, "value", x) for x in (N, num_warps))
-    cols = N // 8
-    return gl.BlockedLayout([1, 8], [32 // cols, cols], [num_warps, 1], [1, 0])
-
-
-@gluon.jit
-def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr):
-    """The CTA's j-th tile (_schedule's snake), k of the longest-first order (heads in turn, each head's row tiles
-    longest first): its (b*H + h), first row, key blocks (j < c(t) of its last row) and unmasked blocks."""
-    k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
-    bh = k // NT
-    t0 = (NT - 1 - k % NT) * 128
-    hi = (gl.minimum(t0 + 128, T) - 1) // L
-    return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
-
-
-@gluon.jit
-def _schedule(NT, n_tiles):
-    """This CTA's tiles: the j-th is wave j's tile pid (even waves) or G - 1 - pid (odd waves, the snake that evens
-    out the longest-first order across CTAs). Returns G, pid and how many tiles this CTA takes."""
-    G = gl.num_programs(0)
-    pid = gl.program_id(0)
-    last = gl.cdiv(n_tiles, G) - 1
-    x_last = gl.where(last % 2 == 0, pid, G - 1 - pid)
-    return G, pid, last + (last * G + x_last < n_tiles).to(gl.int32)
-
-
-@gluon.jit
-def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
-    """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
-    the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
-    SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
-    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN)
-    COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
-    HALF: gl.constexpr = D // 2
-    blk: gl.constexpr = _row_layout(HALF, 4)
-    r = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, blk))
-    if ROPE:
-        vm = ((r < T) & valid)[:, None]
-        tptr = (r // L)[:, None] * HALF + gl.arange(0, HALF, layout=gl.SliceLayout(0, blk))[None, :]
-        cos = gl.load(COS + tptr, mask=vm, other=1.0)
-        sin = gl.load(SIN + tptr, mask=vm, other=0.0)
-    else:
-        cos = gl.full([64, HALF], 1.0, gl.float32, blk)
-        sin = gl.zeros([64, HALF], gl.float32, blk)
-    rs = t0 + tw_off + gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
-    if SELF_LOGIT:
-        ss = gl.load(ss_row + rs, mask=(rs < T) & valid, other=0.0)
-    else:
-        ss = gl.zeros([64], gl.float32, gl.SliceLayout(1, s_layout))
-    return cos, sin, ss
 
 
 @gluon.jit
@@ -154,52 +99,6 @@ def _epilogue(O, LSE, o_strides, T, H, bh, tw, acc, m_i, l_i, D: gl.constexpr, S
     gl.store(O + o_base + ro[:, None] * o_t + co[None, :], o, mask=((tw + ro) < T)[:, None])
     if STORE_LSE:
         _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout)
-
-
-@gluon.jit
-def _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout: gl.constexpr):
-    """lse = m + log2(l) (base 2) of rows tw .. tw + 63 (those before T), for the backward."""
-    rl = gl.arange(0, 64, layout=gl.SliceLayout(1, s_layout))
-    gl.store(LSE + bh.to(gl.int64) * T + tw + rl, m_i + gl.log2(l_i), mask=(tw + rl) < T)
-
-
-@gluon.jit
-def _epilogue_tma(o_desc, LSE, T, H, bh, tw, q_w, acc, m_i, l_i, D: gl.constexpr, STORE_LSE: gl.constexpr,
-                  s_layout: gl.constexpr, o_layout: gl.constexpr):
-    """_epilogue through shared memory: o = acc / l written into this tile's q buffer (q_w: every product that reads
-    it is done) and stored by TMA (o_desc: o as a (B*T, H*D) matrix, T a multiple of 128, so no row of the box is past
-    its sequence), without waiting for the store; lse as _epilogue."""
-    o = acc * gl.convert_layout(1.0 / l_i, gl.SliceLayout(1, o_layout))[:, None]
-    q_w.store(o.to(q_w.dtype))
-    fence_async_shared()
-    tma.async_copy_shared_to_global(o_desc, [(bh // H) * T + tw, (bh % H) * D], q_w)
-    if STORE_LSE:
-        _store_lse(LSE, T, bh, tw, m_i, l_i, s_layout)
-
-
-@gluon.jit
-def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, cols, scale2, BN: gl.constexpr,
-           STAGES: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr, MASK: gl.constexpr,
-           EXP_POLY: gl.constexpr, TREE: gl.constexpr):
-    """Key block i >= 1 of a tile: S_i issued with P_{i-1} V_{i-1}, the softmax of S_i under the latter."""
-    k_ready, v_ready, k_empty, v_empty = bars
-    p_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
-    st = (e0 + i) % STAGES
-    pst = (e0 + i - 1) % STAGES
-    mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
-    s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), gl.zeros([64, BN], gl.float32, s_layout),
-                      use_acc=False, is_async=True)
-    mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
-    acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
-    s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
-    mbarrier.arrive(k_empty.index(st), count=1)
-    p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN, MASK, EXP_POLY, TREE,
-                                          s_layout)
-    acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
-    mbarrier.arrive(v_empty.index(pst), count=1)
-    acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
-    p = gl.convert_layout(p32.to(k_bufs.dtype), p_layout)
-    return acc, p, m_i, l_i
 
 
 @gluon.jit
@@ -307,18 +206,24 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+               TREE: gl.constexpr, XT: gl.constexpr):
+    if XT:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE)
+    else:
+        _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
+                  SELF_LOGIT, EXP_POLY, SPLIT, TREE)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr):
-    _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-              SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+               TREE: gl.constexpr, XT: gl.constexpr):
+    if XT:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE)
+    else:
+        _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
+                  SELF_LOGIT, EXP_POLY, SPLIT, TREE)
 
 
 @gluon.jit
@@ -339,23 +244,24 @@ def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGE
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr):
+            TREE: gl.constexpr, XT: gl.constexpr):
     """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
-    consumers are done with the tile two back), the self block (kt, vt of the tile's rows) and the chunk-end blocks
-    of K and V, all through the ring but q."""
+    consumers are done with the tile two back; three back with XT, f23), the self block (kt, vt of the tile's rows)
+    and the chunk-end blocks of K and V, all through the ring but q; with XT the tile's last (masked) block first."""
     T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
+    QN: gl.constexpr = 3 if XT else 2  # q buffers (tiles)
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
         bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN)
         row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
         col = (bh % H) * D
-        qb = j % 2
-        mbarrier.wait(q_empty.index(qb), ((j // 2) & 1) ^ 1)
+        qb = j % QN
+        mbarrier.wait(q_empty.index(qb), ((j // QN) & 1) ^ 1)
         mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
         tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
         tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
@@ -369,27 +275,28 @@ def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.conste
         else:
             _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
         for i in range(n_blocks):
-            _ring_load(ke_desc, ve_desc, bh * Cs + i * BN, bh * Cs + i * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
+            b = (i + n_blocks - 1) % n_blocks if XT else i
+            _ring_load(ke_desc, ve_desc, bh * Cs + b * BN, bh * Cs + b * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
                        STAGES)
         e += 1 + n_blocks
 
 
 @gluon.jit
-def _ring_barriers(STAGES: gl.constexpr):
+def _ring_barriers(STAGES: gl.constexpr, QN: gl.constexpr):
     """The mbarriers of the K / V ring (ready: the TMA's bytes; empty: both consumer warpgroups' releases) and of the
     two q buffers, initialised: k_ready, v_ready, k_empty, v_empty, q_ready, q_empty."""
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    q_ready = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
-    q_empty = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+    q_ready = gl.allocate_shared_memory(gl.int64, [QN, 1], mbarrier.MBarrierLayout())
+    q_empty = gl.allocate_shared_memory(gl.int64, [QN, 1], mbarrier.MBarrierLayout())
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
         mbarrier.init(k_empty.index(i), count=2)
         mbarrier.init(v_empty.index(i), count=2)
-    for i in gl.static_range(2):
+    for i in gl.static_range(QN):
         mbarrier.init(q_ready.index(i), count=1)
         mbarrier.init(q_empty.index(i), count=2)
     return k_ready, v_ready, k_empty, v_empty, q_ready, q_empty
@@ -402,12 +309,14 @@ def fwd_ws_kernel(
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
     SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
+    XT: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
-    q_bufs = gl.allocate_shared_memory(dtype, [4, 64, D], q_desc.layout)  # 2 tiles x 2 warpgroups
+    QN: gl.constexpr = 3 if XT else 2  # q buffers: tiles x 2 warpgroups (f23, xt.py: three)
+    q_bufs = gl.allocate_shared_memory(dtype, [2 * QN, 64, D], q_desc.layout)
     k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
     v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES)
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES, QN)
     ptrs = (COS, SIN, O, LSE, SS)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
@@ -417,12 +326,19 @@ def fwd_ws_kernel(
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     gl.warp_specialize([
         (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
         (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
         (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE)),
+                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
     ], [4, 1], [240, 24])
+
+
+def cross_tile_applies(T: int, L: int, store_lse: bool, self_logit: bool, o_tma: bool) -> bool:
+    """Where f23's consumers (xt.py) can run: the prefill (no lse) with the scan's self logits and o stored by TMA,
+    every tile with a key block (a row of the first tile past chunk 0: L < min(128, T)), and a tile's last key block
+    its only masked one (L divides 128), which their order (that block first, then one loop without a mask) needs."""
+    return not store_lse and self_logit and o_tma and L < min(BM, T) and BM % L == 0
 
 
 def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
@@ -434,7 +350,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1) -> None:
+                   tree: int = 1, cross_tile: bool = False, xt_stages: int = 2) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -443,7 +359,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     backward kernel (impls/rat/gluon/backward.py). ss: each row's self logit q_t . kt_t, float32 (B*H, T), from
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
-    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8)."""
+    loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); cross_tile: f23's consumers (xt.py) where they
+    apply (`cross_tile_applies`), with a ring of xt_stages K / V entries."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -484,11 +401,14 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
         raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "
                          f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
+    xt = cross_tile and cross_tile_applies(T, L, store_lse, self_logit, o_tma)
+    stages = xt_stages if xt else stages
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, XT=xt,
         num_warps=4, maxnreg=168,
     )
+

@@ -292,10 +292,11 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope, long_s
 
 
 def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
-                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1):
+                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1, cross_tile=False, xt_stages=2):
     """fwd_ws_kernel's contract in torch (float32): o, lse (base 2) and, given qr, RoPE_c(q) into its rows < T (rows
     past T: zeros, finite as the kernel's); given ss (float32 (B*H, T)), the self logits from there (ktr not read).
-    The softmax's options (exp_poly, split, tree: f6-f8) change the kernel's rounding only, not its contract."""
+    The softmax's options (exp_poly, split, tree: f6-f8) change the kernel's rounding only, not its contract, and so
+    do f23's consumers (cross_tile, xt_stages)."""
     B, _, _, D = q.shape
     C = ke.shape[2]
     c = torch.arange(T) // L
@@ -451,6 +452,42 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
             assert first[segs[i]] < i and (segs[i] == 0 or first[segs[i] - 1] < i), (i, items)
 
 
+class _NoCrossTile(RATGluon):
+    """rat/gluon's configs without f23's fields (test_cross_tile_route has those): the backward's route apart."""
+
+    def _config(self, *a, **kw):
+        cfg = super()._config(*a, **kw)
+        return cfg if not cfg.fwd_cross_tile else dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2)
+
+
+def test_cross_tile_route():
+    """f23's prefill consumers where they measured faster (NOTES.md "Twenty-seventh session"): up to 512 chunk ends
+    per sequence at head dim 128, 2048 at 64 (with three ring entries), never at other head dims; the rest of the
+    config as without them; the launcher takes them only where they apply (the prefill with self logits and o by
+    TMA, every tile with a key block, the last key block a tile's only masked one)."""
+    from ratbench.impls.rat.gluon import cross_tile_used
+    from ratbench.impls.rat.gluon.forward import cross_tile_applies
+
+    assert cross_tile_used(8192, 16, 128) and not cross_tile_used(16384, 16, 128)
+    assert cross_tile_used(32768, 64, 128) and not cross_tile_used(131072, 64, 128)
+    assert cross_tile_used(32768, 16, 64) and not cross_tile_used(65536, 16, 64)
+    assert not cross_tile_used(4096, 16, 32)
+    g = RATGluon()
+    for T, L, D, want, stages in ((4096, 16, 128, True, 2), (32768, 16, 128, False, 2), (4096, 16, 64, True, 3),
+                                  (131072, 16, 64, False, 2), (16384, 64, 128, True, 2)):
+        cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
+        assert (cfg.fwd_cross_tile, cfg.fwd_xt_stages) == (want, stages), (T, L, D)
+        assert dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2) == _NoCrossTile()._config(
+            T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
+    assert cross_tile_applies(4096, 16, False, True, True) and cross_tile_applies(4096, 64, False, True, True)
+    assert cross_tile_applies(40, 8, False, True, True) and not cross_tile_applies(40, 64, False, True, True)
+    assert not cross_tile_applies(4096, 16, True, False, True)  # training
+    assert not cross_tile_applies(4096, 16, False, False, True)  # no self logits (fwd_self_logit "off")
+    assert not cross_tile_applies(4000, 16, False, True, False)  # o by plain stores
+    assert not cross_tile_applies(4096, 128, False, True, True)  # the first tile has no key block
+    assert not cross_tile_applies(4096, 12, False, True, True)  # a tile can have two masked key blocks
+
+
 def test_gluon_backward_route():
     """rat/gluon's own backward where it measured faster (NOTES.md b4): head dim 64 and L < 64 everywhere, L >= 64
     from T 16k and, with b7c's dq writer, below it (NOTES.md "Eleventh session") but for chunks of 1024 rows and
@@ -467,17 +504,17 @@ def test_gluon_backward_route():
     assert gluon_backward_used(4096, 64, 128) and gluon_backward_used(8192, 128, 128)
     assert not gluon_backward_used(4096, 1024, 128) and not gluon_backward_used(8192, 2048, 128)
     assert gluon_backward_used(4096, 1024, 64) and gluon_backward_used(16384, 2048, 128)
-    g = RATGluon()
-    assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=128) is GLUON_WRITER_CONFIG
-    assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=64) is GLUON_BWD_CONFIG
-    assert g._config(64, torch.bfloat16, seq_len=4096, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
-    assert g._config(4, torch.bfloat16, seq_len=4096, chunk_size=1024, head_dim=128) is GLUON_CONFIG
-    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) is GLUON_WRITER_CONFIG
-    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is GLUON_WRITER_CONFIG
-    assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=128) is GLUON_WRITER_CONFIG
-    assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=64) is GLUON_BWD_CONFIG
-    assert g._config(512, torch.bfloat16, seq_len=32768, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
-    assert g._config(256, torch.bfloat16, seq_len=16384, chunk_size=64, head_dim=128) is GLUON_WRITER_CONFIG
+    g = _NoCrossTile()
+    assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=128) == GLUON_WRITER_CONFIG
+    assert g._config(8192, torch.bfloat16, seq_len=131072, chunk_size=16, head_dim=64) == GLUON_BWD_CONFIG
+    assert g._config(64, torch.bfloat16, seq_len=4096, chunk_size=64, head_dim=128) == GLUON_WRITER_CONFIG
+    assert g._config(4, torch.bfloat16, seq_len=4096, chunk_size=1024, head_dim=128) == GLUON_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=128) == GLUON_WRITER_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) == GLUON_WRITER_CONFIG
+    assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=128) == GLUON_WRITER_CONFIG
+    assert g._config(512, torch.bfloat16, seq_len=8192, chunk_size=16, head_dim=64) == GLUON_BWD_CONFIG
+    assert g._config(512, torch.bfloat16, seq_len=32768, chunk_size=64, head_dim=128) == GLUON_WRITER_CONFIG
+    assert g._config(256, torch.bfloat16, seq_len=16384, chunk_size=64, head_dim=128) == GLUON_WRITER_CONFIG
     assert dq_writer_used(4000, 16, 64) and not dq_writer_used(4112, 16, 64) and not dq_writer_used(131072, 16, 64)
     assert dq_writer_used(4112, 16, 128) and dq_writer_used(131072, 16, 128)
     assert GLUON_WRITER_CONFIG.bwd_dq_writer and not GLUON_BWD_CONFIG.bwd_dq_writer

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import gluon_emu
@@ -19,6 +20,7 @@ import torch
 from ratbench.bench.fa_rule import judge
 from ratbench.impls.rat.gluon import backward as gb
 from ratbench.impls.rat.gluon import forward as gf
+from ratbench.impls.rat.gluon import tile as gt
 from ratbench.impls.rat.reference import rat_attention
 from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
 
@@ -102,17 +104,24 @@ def test_prefill_into_the_decode_cache_then_steps(monkeypatch, T0):
     _assert_fa_rule(["o"], [torch.cat(outs, 1)], x, L, True, None)
 
 
-def _mutant(tmp_path: Path, pattern: str, repl: str):
-    """impls/rat/gluon/forward.py with one change (a regular expression that matches once), imported as a module
-    of its own."""
-    src, n = re.subn(pattern, repl, Path(gf.__file__).read_text())
-    assert n == 1, pattern
-    path = tmp_path / "forward_mutant.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("forward_mutant", path)
+def _load(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _mutant(tmp_path: Path, pattern: str, repl: str, target=gf):
+    """impls/rat/gluon/forward.py with one change (a regular expression that matches once) in it or, target=gt, in
+    the helpers it imports from tile.py, imported as a module of its own."""
+    src, n = re.subn(pattern, repl, Path(target.__file__).read_text())
+    assert n == 1, pattern
+    (tmp_path / f"{target.__name__.rsplit('.', 1)[1]}_mutant.py").write_text(src)
+    if target is gt:  # forward's copy takes its helpers from the mutant tile module
+        sys.modules["tile_mutant"] = _load(tmp_path / "tile_mutant.py", "tile_mutant")
+        fwd = Path(gf.__file__).read_text().replace("from ratbench.impls.rat.gluon.tile import", "from tile_mutant import")
+        (tmp_path / "forward_mutant.py").write_text(fwd)
+    return _load(tmp_path / "forward_mutant.py", "forward_mutant")
 
 
 def _mutant_prefill(monkeypatch, mod, deadlock_s: float = 60.0) -> torch.Tensor:
@@ -125,8 +134,8 @@ def _mutant_prefill(monkeypatch, mod, deadlock_s: float = 60.0) -> torch.Tensor:
         return RATTriton(GLUON).forward(*x, chunk_size=4), x
 
 
-def _mutant_hazard(monkeypatch, tmp_path, pattern: str, repl: str, match: str) -> None:
-    mod = _mutant(tmp_path, pattern, repl)
+def _mutant_hazard(monkeypatch, tmp_path, pattern: str, repl: str, match: str, target=gf) -> None:
+    mod = _mutant(tmp_path, pattern, repl, target)
     with pytest.raises(gluon_emu.HazardError, match=match):
         _mutant_prefill(monkeypatch, mod)
 
@@ -136,7 +145,7 @@ def test_emulator_fails_a_buffer_released_before_its_product(monkeypatch, tmp_pa
     # (_block's two lines, at its 4 spaces: a helper with the same lines deeper in is left as it is)
     _mutant_hazard(monkeypatch, tmp_path, r"\n(    )(acc, p = warpgroup_mma_wait\(num_outstanding=0, deps=\(acc, p\)\))\n"
                    r"(    )(mbarrier\.arrive\(v_empty\.index\(pst\), count=1\))\n", r"\n\1\4\n\3\2\n",
-                   "loads by TMA into shared memory that an unretired warpgroup_mma reads")
+                   "loads by TMA into shared memory that an unretired warpgroup_mma reads", gt)
 
 
 def test_emulator_fails_a_product_that_does_not_wait_for_its_copy(monkeypatch, tmp_path):
@@ -145,7 +154,7 @@ def test_emulator_fails_a_product_that_does_not_wait_for_its_copy(monkeypatch, t
     on a loaded machine)."""
     _mutant_hazard(monkeypatch, tmp_path, r"\n +mbarrier\.wait\(k_ready\.index\(st\), \(\(e0 \+ i\) // STAGES\) & 1\)\n",
                    "\n", "multiplies .* shared memory that a TMA load writes, before waiting"
-                   "|loads by TMA into shared memory that an unretired warpgroup_mma reads")
+                   "|loads by TMA into shared memory that an unretired warpgroup_mma reads", gt)
 
 
 def test_emulator_fails_a_buffer_refilled_before_its_store_read_it(monkeypatch, tmp_path):
@@ -172,10 +181,17 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
+    ({"fwd_cross_tile": True}, "prefill", 1024, 4, 64, {"XT": True, "STAGES": 2}),  # two key blocks
+    ({"fwd_cross_tile": True, "fwd_xt_stages": 3}, "prefill", 1024, 4, 64, {"XT": True, "STAGES": 3}),
+    ({"fwd_cross_tile": True}, "prefill", 1024, 4, 128, {"XT": True}),
+    ({"fwd_cross_tile": True}, "prefill", 1024, 64, 128, {"XT": True}),  # one key block
+    ({"fwd_cross_tile": True}, "prefill", 1008, 16, 128, {"XT": False}),  # o not by TMA: main's consumers
+    ({"fwd_cross_tile": True}, "train", 1024, 4, 128, {"XT": False}),  # the training forward: main's consumers
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
-    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit) and the backward's
+    polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit, f23's prefill
+    consumers where they apply, with two and three ring entries) and the backward's
     (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it): outputs and gradients
     within the rule, each switch reaching the kernel."""
     k = _emulate(monkeypatch, 3)
