@@ -22,6 +22,15 @@ class _Forced(RATGluon):
         return dataclasses.replace(cfg, fwd_cross_tile=self.xt, fwd_xt_stages=3 if self.xt and d == 64 else 2)
 
 
+class XtAll(_Forced):
+    """f23 at every T (registered as rat/gluon-xtall by call_s27g.sh)."""
+
+    description = "rat/gluon with f23 in the prefill at every T (three ring entries at head dim 64)"
+
+    def __init__(self) -> None:
+        super().__init__(True)
+
+
 def main() -> None:
     T, B, D, L = (int(x) for x in os.environ.get("SHAPE", "131072,1,64,16").split(","))
     impl = _Forced(os.environ.get("MODE", "xt") == "xt")
