@@ -33,7 +33,6 @@ import triton
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
-    fence_async_shared,
     mbarrier,
     tma,
     warpgroup_mma,
@@ -43,7 +42,16 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 from ratbench.impls.attention_core import LOG2E
 from ratbench.impls.peer_utils import sm_count
 from ratbench.impls.rat.gluon.softmax import online_softmax
-from ratbench.impls.rat.gluon.tile import _block, _epilogue_tma, _row_layout, _schedule, _store_lse, _tables, _tile
+from ratbench.impls.rat.gluon.tile import (
+    _block,
+    _epilogue_tma,
+    _rope_q,
+    _row_layout,
+    _schedule,
+    _store_lse,
+    _tables,
+    _tile,
+)
 from ratbench.impls.rat.gluon.xt import consumer_xt
 
 BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
@@ -57,17 +65,10 @@ def _prologue(tables, q_w, k_self, v_self, t0, scale2, tw_off, L: gl.constexpr, 
     (16-bit); the online softmax starts from the self term: m = q_r . kt_t scale2 (float32 q_r; kt_t from the ring's
     self block k_self, or with SELF_LOGIT the scan's q_t . kt_t from tables), l = 1, acc = vt_t (v_self, read in the
     accumulator's layout). Returns acc, m, l, chunk ids."""
-    cos, sin, ss = tables
+    ss = tables[2]
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
-    mbarrier.wait(q_bar, q_phase)
-    q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-    q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-    if ROPE:
-        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
-    q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
-    q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
-    fence_async_shared()
+    q1, q2 = _rope_q(tables, q_w, q_bar, q_phase, D, ROPE)
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
     if SELF_LOGIT:
         m_i = ss * scale2
@@ -203,15 +204,25 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 
 
 @gluon.jit
+def _consumer_wg(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+                 ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
+                 STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
+                 SPLIT: gl.constexpr, TREE: gl.constexpr, XT: gl.constexpr):
+    """Consumer warpgroup WG: f23's (xt.py) with XT, else main's."""
+    if XT:
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, WG, EXP_POLY, TREE)
+    else:
+        _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, WG, STORE_QR, O_TMA,
+                  SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+
+
+@gluon.jit
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
                TREE: gl.constexpr, XT: gl.constexpr):
-    if XT:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 0, EXP_POLY, TREE)
-    else:
-        _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-                  SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+    _consumer_wg(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
+                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)
 
 
 @gluon.jit
@@ -219,11 +230,8 @@ def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.con
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
                TREE: gl.constexpr, XT: gl.constexpr):
-    if XT:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, 1, EXP_POLY, TREE)
-    else:
-        _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-                  SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+    _consumer_wg(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
+                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)
 
 
 @gluon.jit

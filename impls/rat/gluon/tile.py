@@ -117,3 +117,21 @@ def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, col
     acc = acc * gl.convert_layout(alpha, gl.SliceLayout(1, o_layout))[:, None]
     p = gl.convert_layout(p32.to(k_bufs.dtype), p_layout)
     return acc, p, m_i, l_i
+
+
+@gluon.jit
+def _rope_q(tables, q_w, q_bar, q_phase, D: gl.constexpr, ROPE: gl.constexpr):
+    """q (TMA-loaded into q_w, once q_bar's phase q_phase completes) becomes q_r = RoPE_c(q) in place (16-bit);
+    returns q_r's two halves in float32 (tables: _tables')."""
+    cos, sin, _ss = tables
+    HALF: gl.constexpr = D // 2
+    blk: gl.constexpr = _row_layout(HALF, 4)
+    mbarrier.wait(q_bar, q_phase)
+    q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    if ROPE:
+        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
+    q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
+    q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
+    fence_async_shared()
+    return q1, q2

@@ -21,7 +21,6 @@ from __future__ import annotations
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
-    fence_async_shared,
     mbarrier,
     tma,
     warpgroup_mma,
@@ -29,25 +28,9 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 
 from ratbench.impls.rat.gluon.softmax import online_softmax
-from ratbench.impls.rat.gluon.tile import _block, _epilogue_tma, _row_layout, _schedule, _tables, _tile
+from ratbench.impls.rat.gluon.tile import _block, _epilogue_tma, _rope_q, _schedule, _tables, _tile
 
 QB = gl.constexpr(3)  # q buffers (tiles) of the cross-tile consumer
-
-
-@gluon.jit
-def _rope_q(tables, q_w, q_bar, q_phase, D: gl.constexpr, ROPE: gl.constexpr):
-    """q (TMA-loaded into q_w) becomes q_r = RoPE_c(q) in place (16-bit), as forward._prologue."""
-    cos, sin, _ss = tables
-    HALF: gl.constexpr = D // 2
-    blk: gl.constexpr = _row_layout(HALF, 4)
-    mbarrier.wait(q_bar, q_phase)
-    q1 = q_w.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-    q2 = q_w.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-    if ROPE:
-        q1, q2 = q1 * cos - q2 * sin, q2 * cos + q1 * sin
-    q_w.slice(0, HALF, dim=1).store(q1.to(q_w.dtype))
-    q_w.slice(HALF, HALF, dim=1).store(q2.to(q_w.dtype))
-    fence_async_shared()
 
 
 @gluon.jit
