@@ -55,6 +55,7 @@ from ratbench.impls.rat.gluon.tile import (
 from ratbench.impls.rat.gluon.xt import consumer_xt
 
 BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
+XT_SMEM = 232_448 - 1024  # shared memory for f23's buffers: sm_90's 227 KB per CTA less room for its barriers
 
 
 @gluon.jit
@@ -410,6 +411,9 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
                          f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
     xt = cross_tile and cross_tile_applies(T, L, store_lse, self_logit, o_tma)
+    if xt and (6 * 64 + 2 * xt_stages * bn) * D * q.element_size() > XT_SMEM:
+        raise ValueError(f"rat/gluon: f23's {xt_stages} K / V ring entries do not fit in shared memory beside its three "
+                         f"q buffers at head dim {D} (fwd_xt_stages)")
     stages = xt_stages if xt else stages
     n_sm = sm_count(q.device) or 132  # an H200's count off the GPU (the static gate compiles with meta tensors)
     fwd_ws_kernel[(min(n_tiles, n_sm),)](

@@ -466,7 +466,7 @@ def test_cross_tile_route():
     config as without them; the launcher takes them only where they apply (the prefill with self logits and o by
     TMA, every tile with a key block, the last key block a tile's only masked one)."""
     from ratbench.impls.rat.gluon import cross_tile_used
-    from ratbench.impls.rat.gluon.forward import cross_tile_applies
+    from ratbench.impls.rat.gluon.forward import cross_tile_applies, launch_forward
 
     assert cross_tile_used(8192, 16, 128) and not cross_tile_used(16384, 16, 128)
     assert cross_tile_used(32768, 64, 128) and not cross_tile_used(131072, 64, 128)
@@ -486,6 +486,12 @@ def test_cross_tile_route():
     assert not cross_tile_applies(4000, 16, False, True, False)  # o by plain stores
     assert not cross_tile_applies(4096, 128, False, True, True)  # the first tile has no key block
     assert not cross_tile_applies(4096, 12, False, True, True)  # a tile can have two masked key blocks
+    meta = torch.device("meta")
+    q = torch.empty(1, 4096, 2, 128, device=meta, dtype=torch.bfloat16)
+    ke, ss = torch.empty(1, 2, 256, 128, device=meta, dtype=torch.bfloat16), torch.empty(2, 4096, device=meta)
+    with pytest.raises(ValueError, match="do not fit in shared memory"):
+        launch_forward(q, q, q, ss, ss, ke, ke, q, ss, 4096, 2, 16, 0.1, True, False, ss=ss, cross_tile=True,
+                       xt_stages=3)
 
 
 def test_gluon_backward_route():
