@@ -98,7 +98,8 @@ def cross_tile_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     - head dim 128, L 64: -1.2 to -2.3% at 4k and 8k, -1.7 to -4.6% at 16k, -4.9 to -7.0% at 32k (512); +1.2 to +1.7%
       at 128k (2048);
     - head dim 64, L 16, with three ring entries: -4.5 to -5.0% at 4k, -6.9 to -8.9% at 8k, -8.2 to -8.8% at 16k,
-      -2.7 to -5.4% at 32k (2048); +0.7 to +1.5% at 64k (4096), +3.5 to +5.0% at 128k."""
+      -2.7 to -5.4% at 32k (2048); +0.7 to +1.5% at 64k (4096), +3.5 to +5.0% at 128k.
+    Other chunk sizes (and L 64 at head dim 64) are carried over by the chunk-end count, not measured."""
     return math.ceil(seq_len / chunk_size) <= XT_MAX_ENDS.get(head_dim, 0)
 
 
