@@ -4,7 +4,7 @@ accumulator) at chunks side by side NC and warps W, against rat/gluon's launches
 
 Each candidate's outputs are compared with the default's (the per-row math is the same, so they must be equal);
 times are medians of interleaved rounds (CUDA events around REPS launches, the order reversed every round).
-Writes $OUT/scan_cands.json and prints a table. Run from the repository root: `python
+Writes $OUT/scan_cands.json and prints a table. Run from the repository root: `PYTHONPATH=. python
 experiments/rat-gluon-next/scan_cands.py [--rounds 7]`."""
 
 from __future__ import annotations
