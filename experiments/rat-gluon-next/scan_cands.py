@@ -3,20 +3,20 @@ and the training's with RoPE_c(kt)) and bwd_scan_kernel (rat/gluon's, finishing 
 accumulator) at chunks side by side NC and warps W, against rat/gluon's launches (scan 16 x 4, backward scan 8 x 4).
 
 Each candidate's outputs are compared with the default's (the per-row math is the same, so they must be equal);
-times are medians of interleaved rounds (CUDA events around REPS launches, the order reversed every round).
-Writes $OUT/scan_cands.json and prints a table. Run from the repository root: `PYTHONPATH=. python
+times are medians of interleaved rounds (experiments/_ab.py). Appends a row per shape and kind to
+$OUT/scan_cands.json as it goes. Run from the repository root: `PYTHONPATH=. python
 experiments/rat-gluon-next/scan_cands.py [--rounds 7]`."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import statistics
+from pathlib import Path
 
 import torch
 
+from experiments._ab import compare_time_record, rat_inputs, result_header
 from ratbench.impls.rat import kernels as K
 from ratbench.impls.rat.triton import rope_tables
 
@@ -28,15 +28,14 @@ BWD = [(8, 4), (4, 4), (16, 4), (8, 2), (8, 8)]
 
 def _inputs(T: int, D: int, L: int, dev: torch.device) -> dict:
     B = TOKENS // T
-    g = torch.Generator(device=dev).manual_seed(0)
+    C = T // L
+    (q, k, v, f), do = rat_inputs(B, T, H, D, device=dev.type)
+    g = torch.Generator(device=dev).manual_seed(1)
 
     def r(*s, dt=torch.bfloat16):
-        return torch.randn(*s, device=dev, dtype=torch.float32, generator=g).to(dt)
+        return torch.randn(*s, device=dev, generator=g).to(dt)
 
-    C = T // L
-    x = {n: r(B, T, H, D) for n in ("q", "k", "v", "do", "ktr", "vt")}
-    x["f"] = torch.sigmoid(r(B, T, H, D, dt=torch.float32)).to(torch.bfloat16)
-    x["qr"] = r(B * H, T, D)
+    x = {"q": q, "k": k, "v": v, "f": f, "do": do, "ktr": r(B, T, H, D), "vt": r(B, T, H, D), "qr": r(B * H, T, D)}
     x["lse"] = r(B * H, T, dt=torch.float32) + 8.0
     x["delta"] = r(B * H, T, dt=torch.float32)
     x["dke"] = r(B * H, C, D, dt=torch.float32)
@@ -87,57 +86,32 @@ def _bwd(x: dict, T: int, D: int, L: int, nc: int, w: int, acc16: bool):
     return launch, [dk, dv, df, dq]
 
 
-def _time(launch, reps: int) -> float:
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(reps):
-        launch()
-    b.record()
-    b.synchronize()
-    return a.elapsed_time(b) / reps
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--shapes", default="64:16,128:16,128:64", help="D:L pairs")
     args = ap.parse_args()
     dev = torch.device("cuda")
     T = 4096
-    rows = []
+    res = result_header(script="scan_cands.py", tokens=TOKENS, heads=H, seq_len=T)
+    path = Path(os.environ.get("OUT", ".")) / "scan_cands.json"
+    kinds = [("scan prefill", FWD, _fwd, True), ("scan train", FWD, _fwd, False),
+             ("bwd_scan acc16", BWD, _bwd, True), ("bwd_scan acc32", BWD, _bwd, False)]
     for shape in args.shapes.split(","):
         D, L = (int(s) for s in shape.split(":"))
         x = _inputs(T, D, L, dev)
-        kinds = [("scan prefill", FWD, _fwd, True), ("scan train", FWD, _fwd, False),
-                 ("bwd_scan acc16", BWD, _bwd, True), ("bwd_scan acc32", BWD, _bwd, False)]
         for kind, cands, make, flag in kinds:
-            built = []
+            fns, got = {}, {}
             for nc, w in cands:
                 launch, outs = make(x, T, D, L, nc, w, flag)
                 launch()
-                torch.cuda.synchronize()
-                built.append(((nc, w), launch, [o.clone() for o in outs]))
-            ref = built[0][2]
-            times = {c: [] for c, _, _ in built}
-            for rnd in range(args.rounds):
-                order = built if rnd % 2 == 0 else built[::-1]
-                for c, launch, _ in order:
-                    times[c].append(_time(launch, args.reps))
-            base = statistics.median(times[built[0][0]])
-            for c, _, outs in built:
-                diff = max((o.float() - r.float()).abs().max().item() for o, r in zip(outs, ref))
-                med = statistics.median(times[c])
-                row = {"D": D, "L": L, "T": T, "kind": kind, "nc": c[0], "warps": c[1], "ms": med,
-                       "rounds_ms": times[c], "vs_default": med / base, "max_diff_vs_default": diff}
-                rows.append(row)
-                print(f"D {D:3d} L {L:2d} {kind:15s} nc {c[0]:2d} w {c[1]}: {med:.4f} ms ({med / base:.3f}x) "
-                      f"diff {diff:.3g}", flush=True)
+                fns[f"{nc}x{w}"] = launch
+                got[f"{nc}x{w}"] = [o.clone() for o in outs]
+            default = f"{cands[0][0]}x{cands[0][1]}"
+            row = {"D": D, "L": L, "kind": kind, "default": default}
+            compare_time_record(res, row, got, fns, lambda _n, d=default: d, path, args.rounds)
         x.clear()
         torch.cuda.empty_cache()
-    out = os.environ.get("OUT", ".")
-    with open(os.path.join(out, "scan_cands.json"), "w") as fh:
-        json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, fh, indent=1)
 
 
 if __name__ == "__main__":
