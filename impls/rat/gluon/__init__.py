@@ -82,6 +82,20 @@ def dq_acc16_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
             and seq_len // chunk_size <= ACC16_MAX_ENDS)
 
 
+#: bwd_scan_kernel's chunks side by side (4 warps) by (head dim, dq accumulator 16-bit) where another count measured
+#: faster than GLUON_BWD_CONFIG's 8: experiments/rat-gluon-next/scan_cands.py on an H100 (NOTES.md "Twenty-ninth
+#: session", reports/h100-rat-gluon-s29-2026-12-07), 4k, interleaved rounds: head dim 64 with the float32 accumulator
+#: 16 (1.277 against 1.333 ms, -4.2%), head dim 128 with the 16-bit one 4 (-1.3% at L 16, -1.9% at L 64); 8 stays
+#: where it was fastest (head dim 64 16-bit: 16 +1.5%, 4 +7.1%; head dim 128 float32: 4 +2.9%, 16 +3.4%)
+BSCAN_NC = {(64, False): 16, (128, True): 4}
+
+
+def bscan_nc(seq_len: int, chunk_size: int, head_dim: int) -> int:
+    """bwd_scan_kernel's chunks side by side for rat/gluon's backward at this shape (BSCAN_NC; the accumulator's dtype
+    by `dq_acc16_used`)."""
+    return BSCAN_NC.get((head_dim, dq_acc16_used(seq_len, chunk_size, head_dim)), GLUON_BWD_CONFIG.bscan_nc)
+
+
 #: the most chunk ends per sequence at which rat/gluon's prefill takes f23 (impls/rat/gluon/xt.py), per head dim
 XT_MAX_ENDS = {128: 512, 64: 2048}
 #: f23's K / V ring entries per head dim (three fit beside its three q buffers at head dim 64 only)
@@ -132,7 +146,8 @@ class RATGluon(RATTriton):
         """The Gluon forward at every shape: since v4 (persistent CTAs, q and the self term by TMA) it measured faster
         than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
         tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (the shape given:
-        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used`; f23's prefill consumers where
+        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used` and the backward scan's launch by
+        `bscan_nc`; f23's prefill consumers where
         `cross_tile_used`. A config given by the caller is used as given."""
         if self.config is not None:
             return self.config
@@ -141,6 +156,9 @@ class RATGluon(RATTriton):
         cfg = GLUON_CONFIG
         if gluon_backward_used(seq_len, chunk_size, head_dim):
             cfg = GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size, head_dim) else GLUON_BWD_CONFIG
+            nc = bscan_nc(seq_len, chunk_size, head_dim)
+            if nc != cfg.bscan_nc:
+                cfg = dataclasses.replace(cfg, bscan_nc=nc)
         if cross_tile_used(seq_len, chunk_size, head_dim):
             cfg = dataclasses.replace(cfg, fwd_cross_tile=True, fwd_xt_stages=XT_STAGES.get(head_dim, cfg.fwd_stages))
         return cfg

@@ -453,11 +453,38 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
 
 
 class _NoCrossTile(RATGluon):
-    """rat/gluon's configs without f23's fields (test_cross_tile_route has those): the backward's route apart."""
+    """rat/gluon's configs without f23's fields (test_cross_tile_route has those) and with the backward scan's launch of
+    GLUON_BWD_CONFIG (test_bscan_route has the rule's): the backward's route apart."""
 
     def _config(self, *a, **kw):
         cfg = super()._config(*a, **kw)
-        return cfg if not cfg.fwd_cross_tile else dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2)
+        if cfg.fwd_cross_tile:
+            cfg = dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2)
+        if cfg.backward == "gluon_ws" and cfg.bscan_nc != 8:
+            cfg = dataclasses.replace(cfg, bscan_nc=8)
+        return cfg
+
+
+def test_bscan_route():
+    """The backward scan's chunks side by side where they measured faster (NOTES.md "Twenty-ninth session"): 16 at head
+    dim 64 with the float32 dq accumulator (more than 256 chunk ends), 4 at head dim 128 with the 16-bit one (at most
+    256), 8 elsewhere; only where the Gluon backward runs; nothing else in the config changes."""
+    from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, bscan_nc
+
+    assert GLUON_BWD_CONFIG.bscan_nc == 8
+    assert bscan_nc(32768, 16, 64) == 16 and bscan_nc(131072, 16, 64) == 16 and bscan_nc(4096, 16, 64) == 8
+    assert bscan_nc(4096, 16, 128) == 4 and bscan_nc(16384, 64, 128) == 4 and bscan_nc(4096, 64, 128) == 4
+    assert bscan_nc(8192, 16, 128) == 8 and bscan_nc(131072, 64, 128) == 8
+    g, plain = RATGluon(), _NoCrossTile()
+    for T, L, D, want in ((4096, 16, 128, 4), (32768, 16, 128, 8), (4096, 16, 64, 8), (32768, 16, 64, 16),
+                          (4096, 64, 128, 4), (131072, 64, 128, 8)):
+        kw = {"seq_len": T, "chunk_size": L, "head_dim": D}
+        cfg = g._config(T // L, torch.bfloat16, **kw)
+        assert cfg.bscan_nc == want, (T, L, D)
+        assert dataclasses.replace(cfg, bscan_nc=8, fwd_cross_tile=False, fwd_xt_stages=2) == plain._config(
+            T // L, torch.bfloat16, **kw)
+    # rat/triton's backward (chunks of 1024 rows at head dim 128 below 16k): its own launch
+    assert g._config(4, torch.bfloat16, seq_len=4096, chunk_size=1024, head_dim=128).bscan_nc == 4
 
 
 def test_cross_tile_route():
@@ -477,8 +504,8 @@ def test_cross_tile_route():
                                   (131072, 16, 64, False, 2), (16384, 64, 128, True, 2)):
         cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
         assert (cfg.fwd_cross_tile, cfg.fwd_xt_stages) == (want, stages), (T, L, D)
-        assert dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2) == _NoCrossTile()._config(
-            T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
+        plain = _NoCrossTile()._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
+        assert dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2, bscan_nc=plain.bscan_nc) == plain
     assert cross_tile_applies(4096, 16, False, True, True) and cross_tile_applies(4096, 64, False, True, True)
     assert cross_tile_applies(40, 8, False, True, True) and not cross_tile_applies(40, 64, False, True, True)
     assert not cross_tile_applies(4096, 16, True, False, True)  # training
