@@ -90,6 +90,12 @@ def dq_acc16_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
 BSCAN_NC = {(64, False): 16, (128, True): 4}
 
 
+#: scan_kernel's chunks side by side (4 warps) by (head dim, chunk size) where another count measured faster than
+#: GLUON_CONFIG's 16, the same rounds as BSCAN_NC: head dim 128, L 16 8 (prefill -1.8%, train -0.5%); 16 stays at L 64
+#: (8: +0.8 / +1.2%) and at head dim 64 (8: +5.4% prefill, -0.9% train); other chunk sizes not measured
+SCAN_NC = {(128, 16): 8}
+
+
 def bscan_nc(seq_len: int, chunk_size: int, head_dim: int) -> int:
     """bwd_scan_kernel's chunks side by side for rat/gluon's backward at this shape (BSCAN_NC; the accumulator's dtype
     by `dq_acc16_used`)."""
@@ -146,19 +152,19 @@ class RATGluon(RATTriton):
         """The Gluon forward at every shape: since v4 (persistent CTAs, q and the self term by TMA) it measured faster
         than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
         tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (the shape given:
-        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used` and the backward scan's launch by
-        `bscan_nc`; f23's prefill consumers where
-        `cross_tile_used`. A config given by the caller is used as given."""
+        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used`; the scans' launches by SCAN_NC
+        and `bscan_nc`; f23's prefill consumers where `cross_tile_used`. A config given by the caller is used as
+        given."""
         if self.config is not None:
             return self.config
         if None in (seq_len, chunk_size, head_dim):
             return GLUON_CONFIG
         cfg = GLUON_CONFIG
+        if (head_dim, chunk_size) in SCAN_NC:
+            cfg = dataclasses.replace(cfg, scan_nc=SCAN_NC[head_dim, chunk_size])
         if gluon_backward_used(seq_len, chunk_size, head_dim):
-            cfg = GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size, head_dim) else GLUON_BWD_CONFIG
-            nc = bscan_nc(seq_len, chunk_size, head_dim)
-            if nc != cfg.bscan_nc:
-                cfg = dataclasses.replace(cfg, bscan_nc=nc)
+            bwd = GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size, head_dim) else GLUON_BWD_CONFIG
+            cfg = dataclasses.replace(bwd, scan_nc=cfg.scan_nc, bscan_nc=bscan_nc(seq_len, chunk_size, head_dim))
         if cross_tile_used(seq_len, chunk_size, head_dim):
             cfg = dataclasses.replace(cfg, fwd_cross_tile=True, fwd_xt_stages=XT_STAGES.get(head_dim, cfg.fwd_stages))
         return cfg
