@@ -83,17 +83,13 @@ def dq_acc16_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
 
 
 #: bwd_scan_kernel's chunks side by side (4 warps) by (head dim, dq accumulator 16-bit) where another count measured
-#: faster than GLUON_BWD_CONFIG's 8: experiments/rat-gluon-next/scan_cands.py on an H100 (NOTES.md "Twenty-ninth
-#: session", reports/h100-rat-gluon-s29-2026-12-07), 4k, interleaved rounds: head dim 64 with the float32 accumulator
-#: 16 (1.277 against 1.333 ms, -4.2%), head dim 128 with the 16-bit one 4 (-1.3% at L 16, -1.9% at L 64); 8 stays
-#: where it was fastest (head dim 64 16-bit: 16 +1.5%, 4 +7.1%; head dim 128 float32: 4 +2.9%, 16 +3.4%)
+#: faster than GLUON_BWD_CONFIG's 8 (NOTES.md "Twenty-ninth session", reports/h100-rat-gluon-s29-2026-12-07; an
+#: H100). Per kernel (experiments/rat-gluon-next/scan_cands.py, 4k, interleaved rounds): head dim 64 with the float32
+#: accumulator 16 (1.277 against 1.333 ms, -4.2%), head dim 128 with the 16-bit one 4 (-1.3% at L 16, -1.9% at L 64);
+#: 8 stays where it was fastest (head dim 64 16-bit: 16 +1.5%, 4 +7.1%; head dim 128 float32: 4 +2.9%, 16 +3.4%).
+#: Train step in the harness's gate rounds against 8, faster in each of 6 rounds: D 64 L 16 32k -0.6 to -1.1%, D 128
+#: 4k L 16 -0.4 to -0.8%, L 64 -0.5 to -1.1%
 BSCAN_NC = {(64, False): 16, (128, True): 4}
-
-
-#: scan_kernel's chunks side by side (4 warps) by (head dim, chunk size) where another count measured faster than
-#: GLUON_CONFIG's 16, the same rounds as BSCAN_NC: head dim 128, L 16 8 (prefill -1.8%, train -0.5%); 16 stays at L 64
-#: (8: +0.8 / +1.2%) and at head dim 64 (8: +5.4% prefill, -0.9% train); other chunk sizes not measured
-SCAN_NC = {(128, 16): 8}
 
 
 def bscan_nc(seq_len: int, chunk_size: int, head_dim: int) -> int:
@@ -152,19 +148,16 @@ class RATGluon(RATTriton):
         """The Gluon forward at every shape: since v4 (persistent CTAs, q and the self term by TMA) it measured faster
         than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
         tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (the shape given:
-        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used`; the scans' launches by SCAN_NC
-        and `bscan_nc`; f23's prefill consumers where `cross_tile_used`. A config given by the caller is used as
-        given."""
+        seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used` and the backward scan's launch by
+        `bscan_nc`; f23's prefill consumers where `cross_tile_used`. A config given by the caller is used as given."""
         if self.config is not None:
             return self.config
         if None in (seq_len, chunk_size, head_dim):
             return GLUON_CONFIG
         cfg = GLUON_CONFIG
-        if (head_dim, chunk_size) in SCAN_NC:
-            cfg = dataclasses.replace(cfg, scan_nc=SCAN_NC[head_dim, chunk_size])
         if gluon_backward_used(seq_len, chunk_size, head_dim):
             bwd = GLUON_WRITER_CONFIG if dq_writer_used(seq_len, chunk_size, head_dim) else GLUON_BWD_CONFIG
-            cfg = dataclasses.replace(bwd, scan_nc=cfg.scan_nc, bscan_nc=bscan_nc(seq_len, chunk_size, head_dim))
+            cfg = dataclasses.replace(bwd, bscan_nc=bscan_nc(seq_len, chunk_size, head_dim))
         if cross_tile_used(seq_len, chunk_size, head_dim):
             cfg = dataclasses.replace(cfg, fwd_cross_tile=True, fwd_xt_stages=XT_STAGES.get(head_dim, cfg.fwd_stages))
         return cfg

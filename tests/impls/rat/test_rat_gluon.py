@@ -453,25 +453,22 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
 
 
 class _NoCrossTile(RATGluon):
-    """rat/gluon's configs without f23's fields (test_cross_tile_route has those) and with the scans' launches of
-    GLUON_CONFIG and GLUON_BWD_CONFIG (test_scan_launch_route has the rules'): the backward's route apart."""
+    """rat/gluon's configs without f23's fields (test_cross_tile_route has those) and with the backward scan's launch of
+    GLUON_BWD_CONFIG (test_bscan_route has the rule's): the backward's route apart."""
 
     def _config(self, *a, **kw):
         cfg = super()._config(*a, **kw)
         if cfg.fwd_cross_tile:
             cfg = dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2)
-        if cfg.scan_nc != 16:
-            cfg = dataclasses.replace(cfg, scan_nc=16)
         if cfg.backward == "gluon_ws" and cfg.bscan_nc != 8:
             cfg = dataclasses.replace(cfg, bscan_nc=8)
         return cfg
 
 
-def test_scan_launch_route():
-    """The scans' chunks side by side where they measured faster (NOTES.md "Twenty-ninth session"): the forward scan 8
-    at head dim 128, L 16, else 16; the backward scan 16 at head dim 64 with the float32 dq accumulator (more than 256
-    chunk ends), 4 at head dim 128 with the 16-bit one (at most 256), 8 elsewhere where the Gluon backward runs;
-    nothing else in the config changes."""
+def test_bscan_route():
+    """The backward scan's chunks side by side where they measured faster (NOTES.md "Twenty-ninth session"): 16 at head
+    dim 64 with the float32 dq accumulator (more than 256 chunk ends), 4 at head dim 128 with the 16-bit one (at most
+    256), 8 elsewhere where the Gluon backward runs; the forward scan's launch and the rest of the config unchanged."""
     from ratbench.impls.rat.gluon import GLUON_BWD_CONFIG, GLUON_CONFIG, bscan_nc
 
     assert GLUON_BWD_CONFIG.bscan_nc == 8 and GLUON_CONFIG.scan_nc == 16
@@ -483,12 +480,11 @@ def test_scan_launch_route():
                           (4096, 64, 128, 4), (131072, 64, 128, 8)):
         kw = {"seq_len": T, "chunk_size": L, "head_dim": D}
         cfg = g._config(T // L, torch.bfloat16, **kw)
-        assert (cfg.bscan_nc, cfg.scan_nc) == (want, 8 if (D, L) == (128, 16) else 16), (T, L, D)
-        assert dataclasses.replace(cfg, scan_nc=16, bscan_nc=8, fwd_cross_tile=False, fwd_xt_stages=2) == plain._config(
+        assert (cfg.bscan_nc, cfg.scan_nc) == (want, 16), (T, L, D)
+        assert dataclasses.replace(cfg, bscan_nc=8, fwd_cross_tile=False, fwd_xt_stages=2) == plain._config(
             T // L, torch.bfloat16, **kw)
     # rat/triton's backward (chunks of 1024 rows at head dim 128 below 16k): its own launch
     assert g._config(4, torch.bfloat16, seq_len=4096, chunk_size=1024, head_dim=128).bscan_nc == 4
-    assert g._config(256, torch.bfloat16).scan_nc == 16  # shape unknown (decode): GLUON_CONFIG
 
 
 def test_cross_tile_route():
@@ -509,8 +505,7 @@ def test_cross_tile_route():
         cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
         assert (cfg.fwd_cross_tile, cfg.fwd_xt_stages) == (want, stages), (T, L, D)
         plain = _NoCrossTile()._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
-        assert dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2, scan_nc=plain.scan_nc,
-                                   bscan_nc=plain.bscan_nc) == plain
+        assert dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2, bscan_nc=plain.bscan_nc) == plain
     assert cross_tile_applies(4096, 16, False, True, True) and cross_tile_applies(4096, 64, False, True, True)
     assert cross_tile_applies(40, 8, False, True, True) and not cross_tile_applies(40, 64, False, True, True)
     assert not cross_tile_applies(4096, 16, True, False, True)  # training
