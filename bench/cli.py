@@ -432,6 +432,9 @@ def cmd_report(args: argparse.Namespace, argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         raise UsageError(str(exc), prog=prog) from None
     print(report.summary_tables(args.results, baseline=args.baseline, metrics=metrics))
+    rounds = report.rounds_summary(args.results, baseline=args.baseline)
+    if rounds:
+        print(rounds)
     if path is not None:
         print(f"report: {path}")
     for f in written:

@@ -38,7 +38,7 @@ from ratbench.bench.timing import noise_columns, quantile
 
 log = logging.getLogger(__name__)
 
-ROUNDS_FILE = "rounds.jsonl"
+ROUNDS_FILE = R.ROUNDS
 
 
 class GateError(RuntimeError):

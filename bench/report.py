@@ -7,6 +7,7 @@
 Tables (bench.tables): implementation x sequence length per mode, median milliseconds with the speed-up over
 the baseline case that differs from the cell's case in the implementation alone (bench.report_rows), one
 table per baseline row; noisy cells end in ~. Then the details of every timed case.
+A gate run (rounds.jsonl beside results.jsonl) adds each row's speed-up round by round (bench.rounds).
 Figures (bench.figures): latency vs T per mode, speed-up vs T, latency vs chunk size, decode latency vs batch,
 a roofline, grouped TFLOP/s bars. Layer and model rows add the paper's section (bench.paper); a profile run its stages
 (bench.profile_report).
@@ -30,6 +31,7 @@ from ratbench.bench.report_rows import (
     speedups,
     with_series,
 )
+from ratbench.bench.rounds import rounds_section
 from ratbench.bench.sweep import MODES
 from ratbench.bench.tables import METRICS, detail_table, mode_table, reasons_table, speedup_table, table_frame
 
@@ -155,6 +157,9 @@ def write_report(path: str | Path, *, baseline: str | None = None, out_dir: str 
     from ratbench.bench import profile_report  # run_bench.py profile: kernels and stages of one call (profile.jsonl)
 
     md += "\n" + profile_report.section(run_dir, meta, out / "figures" if figures else None)
+    rounds = rounds_section(run_dir, base)  # a gate run (rounds.jsonl): each row's speed-up round by round
+    if rounds:
+        md += "\n" + rounds
     report = out / "report.md"
     report.write_text(md, encoding="utf-8")
     return report
@@ -219,6 +224,15 @@ def write_tables(path: str | Path, formats: Sequence[str], *, baseline: str | No
             raise ValueError(f"unknown table format {fmt!r}; valid: {', '.join(FORMATS[1:])}")
         written.append(target)
     return written
+
+
+def rounds_summary(path: str | Path, baseline: str | None = None) -> str:
+    """A gate run's speed-ups round by round (bench.rounds), as the report has them; "" for a run without rounds."""
+    path = Path(path)
+    run_dir = path if path.is_dir() else path.parent
+    if not (run_dir / R.ROUNDS).is_file():
+        return ""
+    return rounds_section(run_dir, choose_baseline(R.load(path), baseline))
 
 
 def summary_tables(path: str | Path, baseline: str | None = None, metrics: Sequence[str] = tuple(METRICS)) -> str:

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 RESULTS = "results.jsonl"
 META = "run.json"
 PROFILE = "profile.jsonl"
+#: a gate run's every round's rows (run_bench.py gate), beside its pooled results.jsonl
+ROUNDS = "rounds.jsonl"
 
 #: every status a row can have
 STATUSES = ("ok", "oom", "error", "wrong", "unsupported", "unavailable", "skipped")

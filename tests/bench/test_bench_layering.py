@@ -56,7 +56,7 @@ def test_reporting_imports_no_measurement():
     graph = _imports()
     # (bench.levels, which measures too, is still reached through the bench.results / bench.sweep cycle)
     measuring = {"bench.profile", "bench.runner", "bench.distributed"}
-    for m in ("bench.report", "bench.paper", "bench.profile_report"):
+    for m in ("bench.report", "bench.paper", "bench.profile_report", "bench.rounds"):
         assert not (_reaches(graph, m) & measuring), (m, _reaches(graph, m) & measuring)
 
 
