@@ -1,11 +1,13 @@
-"""The scans' launch shapes on the GPU (twenty-eighth session): scan_kernel (the prefill's launch with self logits,
-and the training's with RoPE_c(kt)) and bwd_scan_kernel (rat/gluon's, finishing dq from a 16-bit or float32
-accumulator) at chunks side by side NC and warps W, against rat/gluon's launches (scan 16 x 4, backward scan 8 x 4).
+"""The scans' launch shapes on the GPU (twenty-eighth session; measured on an H100 in the twenty-ninth): scan_kernel
+(the prefill's launch with self logits, and the training's with RoPE_c(kt)) and bwd_scan_kernel (rat/gluon's,
+finishing dq from a 16-bit or float32 accumulator) at chunks side by side NC and warps W, against the launches
+rat/gluon had before the twenty-ninth session (scan 16 x 4, backward scan 8 x 4; since then the backward scan's per
+head dim and accumulator: impls.rat.gluon.BSCAN_NC).
 
-Each candidate's outputs are compared with the default's (the per-row math is the same, so they must be equal);
-times are medians of interleaved rounds (experiments/_ab.py). Appends a row per shape and kind to
-$OUT/scan_cands.json as it goes. Run from the repository root: `PYTHONPATH=. python
-experiments/rat-gluon-next/scan_cands.py [--rounds 7]`."""
+Each candidate's outputs are compared with the default's (measured: the forward scan's within 2e-6, the backward
+scan's within one bf16 rounding); times are medians of interleaved rounds (experiments/_ab.py). Appends a row per
+shape and kind to $OUT/scan_cands.json as it goes. Run from the repository root: `PYTHONPATH=. python
+experiments/rat-gluon-next/scan_cands.py [--shapes 64:16,128:16] [--rounds 7]`."""
 
 from __future__ import annotations
 
