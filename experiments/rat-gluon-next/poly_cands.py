@@ -1,6 +1,6 @@
 """rat/gluon's D 64 forward with another share of its softmax's exponentials on the FMA pipe (f6,
 RATTritonConfig.fwd_exp_poly: one in 8 by default; 4 and 0 were emulated in the fifth session and never timed on a
-GPU), registered beside rat/gluon for the harness's A/B (call_s29b.sh): `PYTHONPATH=.:experiments/rat-gluon-next
+GPU), registered beside rat/gluon for the harness's A/B (call_s29b.sh at eb6b2a2, call_s29c.sh): `PYTHONPATH=.:experiments/rat-gluon-next
 python run_bench.py --impl rat/gluon,rat/gluon-ep4,rat/gluon-ep0 ... --register rat/gluon-ep4=poly_cands:Ep4
 --register rat/gluon-ep0=poly_cands:Ep0`."""
 from __future__ import annotations
