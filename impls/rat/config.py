@@ -45,6 +45,8 @@ class RATTritonConfig:
     #: by polynomial on the FMA pipe instead of the MUFU, whose 16 results per clock take as long as the products
     #: there (impls/rat/gluon/NOTES.md f6)
     fwd_exp_poly: int = 8
+    #: ... in the training forward (the launch that stores lse); None: fwd_exp_poly
+    fwd_exp_poly_train: int | None = None
     #: with forward "gluon_ws": the unmasked key blocks in a loop of their own, without the mask's selects (f7)
     fwd_split_masked: bool = True
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
@@ -108,6 +110,9 @@ class RATTritonConfig:
             raise ValueError(f"RATTritonConfig: fwd_self_logit must be 'off' or 'prefill', got {self.fwd_self_logit!r}")
         if self.fwd_exp_poly not in (0, 2, 4, 8):
             raise ValueError(f"RATTritonConfig: fwd_exp_poly must be 0, 2, 4 or 8, got {self.fwd_exp_poly!r}")
+        if self.fwd_exp_poly_train not in (None, 0, 2, 4, 8):
+            raise ValueError("RATTritonConfig: fwd_exp_poly_train must be None, 0, 2, 4 or 8, got "
+                             f"{self.fwd_exp_poly_train!r}")
         if self.fwd_row_tree not in (0, 1, 2):
             raise ValueError(f"RATTritonConfig: fwd_row_tree must be 0, 1 or 2, got {self.fwd_row_tree!r}")
         if self.forward == "gluon_ws" and self.fwd_bm != 128:

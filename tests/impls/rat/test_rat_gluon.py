@@ -380,6 +380,27 @@ def test_forward_softmax_options_reach_the_kernel(monkeypatch, D, fields, want):
         dataclasses.replace(INTERPRET_CONFIG, fwd_exp_poly=3)
 
 
+@pytest.mark.parametrize("train, fields, want", [
+    (False, {"fwd_exp_poly_train": 0}, 8), (True, {"fwd_exp_poly_train": 0}, 0), (True, {}, 8),
+    (True, {"fwd_exp_poly": 4, "fwd_exp_poly_train": 2}, 2), (False, {"fwd_exp_poly": 4, "fwd_exp_poly_train": 2}, 4)])
+def test_training_forward_takes_its_own_share_of_polynomial_exponentials(monkeypatch, train, fields, want):
+    """fwd_exp_poly_train: the training forward's (the launch that stores lse) share of polynomial exponentials,
+    fwd_exp_poly's where None; the prefill keeps fwd_exp_poly."""
+    from ratbench.impls.rat.gluon import forward as gf
+    from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    seen = []
+    monkeypatch.setattr(gf, "launch_forward", lambda *a, **kw: seen.append((kw["exp_poly"], a[14]))
+                        or _emulated_fwd_ws_kernel(*a, **kw))
+    x = [torch.randn(1, 16, 1, 64, requires_grad=train) for _ in range(4)]
+    RATTriton(dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", fwd_bm=128, **fields)).forward(
+        *x, chunk_size=4)
+    assert seen == [(want, train)]
+    with pytest.raises(ValueError, match="fwd_exp_poly_train"):
+        dataclasses.replace(INTERPRET_CONFIG, fwd_exp_poly_train=3)
+
+
 @pytest.mark.parametrize("T,L", [(40, 8), (208, 16)])
 def test_backward_with_rope_q_from_the_forward(monkeypatch, T, L):
     """The training forward writes RoPE_c(q) (fwd_qr; Tq = T rounded up to 128 rows) and the backward's pre pass
