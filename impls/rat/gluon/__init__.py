@@ -119,6 +119,26 @@ def cross_tile_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     return math.ceil(seq_len / chunk_size) <= XT_MAX_ENDS.get(head_dim, 0)
 
 
+#: beside f23's consumers, the most chunk ends per sequence at which rat/gluon's D 64 prefill has every exponential on
+#: the MUFU (`prefill_exp_poly_off`)
+POLY_OFF_XT_MAX_ENDS = 512
+
+
+def prefill_exp_poly_off(seq_len: int, chunk_size: int, head_dim: int) -> bool:
+    """Whether rat/gluon's prefill forward runs every softmax exponential on the MUFU (RATTritonConfig.fwd_exp_poly 0)
+    instead of one in 8 by polynomial (f6; head dim 64 only); the training forward keeps one in 8
+    (fwd_exp_poly_train). Measured on an H100 (NOTES.md "Thirtieth session", reports/h100-rat-gluon-s30-2026-12-07;
+    D 64, L 16, bf16, H 16, 131,072 tokens, speed-up over rat/gluon in each of the gate's rounds):
+    - with f23's consumers: 1.034-1.044 at 4k (256 chunk ends), 1.006-1.022 at 8k (512); 0.991-0.998 at 16k (1024) and
+      0.917-0.974 at 32k (2048), slower in every round;
+    - with main's consumers: 1.026-1.036 at 64k, 1.005-1.036 at 128k;
+    - training (rule: faster in every round at 4k, 32k and 128k): faster in 2 of 4 rounds at 4k, 3 of 4 at 128k; kept.
+    Other chunk sizes are carried over by the chunk-end count, not measured."""
+    if head_dim != 64:
+        return False
+    return not cross_tile_used(seq_len, chunk_size, head_dim) or math.ceil(seq_len / chunk_size) <= POLY_OFF_XT_MAX_ENDS
+
+
 class RATGluon(RATTriton):
     description = ("rat/triton with warp-specialized Gluon attention kernels (TMA loader warp, two wgmma warpgroups): "
                    "the forward (persistent) always, the 5-product backward (dq by TMA reductions) where it "
@@ -149,7 +169,8 @@ class RATGluon(RATTriton):
         than rat/triton's kernels at every shape timed, including the few-chunk-end ones where rat/triton's short
         tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (the shape given:
         seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used` and the backward scan's launch by
-        `bscan_nc`; f23's prefill consumers where `cross_tile_used`. A config given by the caller is used as given."""
+        `bscan_nc`; f23's prefill consumers where `cross_tile_used`; the D 64 prefill's exponentials all on the MUFU where
+        `prefill_exp_poly_off`. A config given by the caller is used as given."""
         if self.config is not None:
             return self.config
         if None in (seq_len, chunk_size, head_dim):
@@ -160,4 +181,7 @@ class RATGluon(RATTriton):
             cfg = dataclasses.replace(bwd, bscan_nc=bscan_nc(seq_len, chunk_size, head_dim))
         if cross_tile_used(seq_len, chunk_size, head_dim):
             cfg = dataclasses.replace(cfg, fwd_cross_tile=True, fwd_xt_stages=XT_STAGES.get(head_dim, cfg.fwd_stages))
+        if prefill_exp_poly_off(seq_len, chunk_size, head_dim):
+            train = cfg.fwd_exp_poly if cfg.fwd_exp_poly_train is None else cfg.fwd_exp_poly_train
+            cfg = dataclasses.replace(cfg, fwd_exp_poly=0, fwd_exp_poly_train=train)
         return cfg

@@ -473,12 +473,20 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
             assert first[segs[i]] < i and (segs[i] == 0 or first[segs[i] - 1] < i), (i, items)
 
 
+def _poly_on(cfg):
+    """cfg with the D 64 prefill's share of polynomial exponentials put back (test_exp_poly_route has the rule's)."""
+    if cfg.fwd_exp_poly_train is None:
+        return cfg
+    return dataclasses.replace(cfg, fwd_exp_poly=cfg.fwd_exp_poly_train, fwd_exp_poly_train=None)
+
+
 class _NoCrossTile(RATGluon):
-    """rat/gluon's configs without f23's fields (test_cross_tile_route has those) and with the backward scan's launch of
-    GLUON_BWD_CONFIG (test_bscan_route has the rule's): the backward's route apart."""
+    """rat/gluon's configs without f23's fields (test_cross_tile_route has those), with the backward scan's launch of
+    GLUON_BWD_CONFIG (test_bscan_route has the rule's) and one in 8 of the D 64 forward's exponentials by polynomial
+    (test_exp_poly_route has the prefill's rule): the backward's route apart."""
 
     def _config(self, *a, **kw):
-        cfg = super()._config(*a, **kw)
+        cfg = _poly_on(super()._config(*a, **kw))
         if cfg.fwd_cross_tile:
             cfg = dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2)
         if cfg.backward == "gluon_ws" and cfg.bscan_nc != 8:
@@ -502,7 +510,7 @@ def test_bscan_route():
         kw = {"seq_len": T, "chunk_size": L, "head_dim": D}
         cfg = g._config(T // L, torch.bfloat16, **kw)
         assert (cfg.bscan_nc, cfg.scan_nc) == (want, 16), (T, L, D)
-        assert dataclasses.replace(cfg, bscan_nc=8, fwd_cross_tile=False, fwd_xt_stages=2) == plain._config(
+        assert dataclasses.replace(_poly_on(cfg), bscan_nc=8, fwd_cross_tile=False, fwd_xt_stages=2) == plain._config(
             T // L, torch.bfloat16, **kw)
     # rat/triton's backward (chunks of 1024 rows at head dim 128 below 16k): its own launch
     assert g._config(4, torch.bfloat16, seq_len=4096, chunk_size=1024, head_dim=128).bscan_nc == 4
@@ -526,7 +534,7 @@ def test_cross_tile_route():
         cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
         assert (cfg.fwd_cross_tile, cfg.fwd_xt_stages) == (want, stages), (T, L, D)
         plain = _NoCrossTile()._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
-        assert dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2, bscan_nc=plain.bscan_nc) == plain
+        assert dataclasses.replace(_poly_on(cfg), fwd_cross_tile=False, fwd_xt_stages=2, bscan_nc=plain.bscan_nc) == plain
     assert cross_tile_applies(4096, 16, False, True, True) and cross_tile_applies(4096, 64, False, True, True)
     assert cross_tile_applies(40, 8, False, True, True) and not cross_tile_applies(40, 64, False, True, True)
     assert not cross_tile_applies(4096, 16, True, False, True)  # training
@@ -540,6 +548,29 @@ def test_cross_tile_route():
     with pytest.raises(ValueError, match="do not fit in shared memory"):
         launch_forward(q, q, q, ss, ss, ke, ke, q, ss, 4096, 2, 16, 0.1, True, False, ss=ss, cross_tile=True,
                        xt_stages=3)
+
+
+def test_exp_poly_route():
+    """The D 64 prefill's exponentials all on the MUFU where that measured faster (NOTES.md "Thirtieth session"):
+    beside f23's consumers up to 512 chunk ends per sequence, and everywhere beyond f23's 2048; the training forward
+    keeps one in 8 by polynomial; head dim 128 untouched; the rest of the config as without it."""
+    from ratbench.impls.rat.gluon import prefill_exp_poly_off
+
+    assert prefill_exp_poly_off(4096, 16, 64) and prefill_exp_poly_off(8192, 16, 64)
+    assert not prefill_exp_poly_off(16384, 16, 64) and not prefill_exp_poly_off(32768, 16, 64)
+    assert prefill_exp_poly_off(65536, 16, 64) and prefill_exp_poly_off(131072, 16, 64)
+    assert prefill_exp_poly_off(32768, 64, 64) and not prefill_exp_poly_off(65536, 64, 64)
+    assert not prefill_exp_poly_off(4096, 16, 128) and not prefill_exp_poly_off(131072, 16, 128)
+    g = RATGluon()
+    for T, L, D, want in ((4096, 16, 64, (0, 8)), (8192, 16, 64, (0, 8)), (16384, 16, 64, (8, None)),
+                          (32768, 16, 64, (8, None)), (65536, 16, 64, (0, 8)), (131072, 16, 64, (0, 8)),
+                          (4096, 16, 128, (8, None))):
+        cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
+        assert (cfg.fwd_exp_poly, cfg.fwd_exp_poly_train) == want, (T, L, D)
+        assert _poly_on(cfg).fwd_exp_poly == 8 and _poly_on(cfg).fwd_exp_poly_train is None
+    assert GLUON_CONFIG.fwd_exp_poly == 8 and GLUON_CONFIG.fwd_exp_poly_train is None
+    given = dataclasses.replace(GLUON_CONFIG, fwd_exp_poly=4)  # a config given by the caller: used as given
+    assert RATGluon(given)._config(4096, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is given
 
 
 def test_gluon_backward_route():
