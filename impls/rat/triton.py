@@ -188,7 +188,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=_exp_poly(cfg, D, need_lse), split=cfg.fwd_split_masked,
                        tree=cfg.fwd_row_tree, cross_tile=cfg.fwd_cross_tile,
-                       xt_stages=cfg.fwd_xt_stages)
+                       xt_stages=cfg.fwd_xt_stages, wgs=cfg.fwd_wgs if D == 64 else 2)
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,

@@ -51,6 +51,7 @@ from ratbench.impls.rat.gluon.tile import (
     _epilogue_tma,
     _rope_q,
     _row_layout,
+    _rows,
     _schedule,
     _store_lse,
     _tables,
@@ -58,7 +59,8 @@ from ratbench.impls.rat.gluon.tile import (
 )
 from ratbench.impls.rat.gluon.xt import consumer_xt
 
-BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows
+BM = 128  # query rows per CTA: two consumer warpgroups of 64 rows (f25: three, 192 rows)
+WG3_MAXNREG = 128  # f25: 16 warps at launch (the loader warp padded to a warpgroup) x 32 x 128 = 65,536
 XT_SMEM = 232_448 - 1024  # shared memory for f23's buffers: sm_90's 227 KB per CTA less room for its barriers
 
 
@@ -124,8 +126,8 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
     p = gl.zeros([BMW, BN], dtype, p_layout)
     if n_blocks > 0:
         mbarrier.wait(k_ready.index(e0 % STAGES), (e0 // STAGES) & 1)
-        s = warpgroup_mma(q_w, k_bufs.index(e0 % STAGES).permute((1, 0)), gl.zeros([BMW, BN], gl.float32, s_layout),
-                          use_acc=False, is_async=True)
+        s = warpgroup_mma(q_w, _rows(k_bufs.index(e0 % STAGES), BN).permute((1, 0)),
+                          gl.zeros([BMW, BN], gl.float32, s_layout), use_acc=False, is_async=True)
         s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
         mbarrier.arrive(k_empty.index(e0 % STAGES), count=1)
         p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, 0, n_full, crow, cols, scale2, BN, 2, EXP_POLY, TREE,
@@ -147,7 +149,7 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
     if n_blocks > 0:
         last = e0 + n_blocks - 1
         mbarrier.wait(v_ready.index(last % STAGES), (last // STAGES) & 1)
-        acc = warpgroup_mma(p, v_bufs.index(last % STAGES), acc, is_async=True)
+        acc = warpgroup_mma(p, _rows(v_bufs.index(last % STAGES), BN), acc, is_async=True)
         acc, p = warpgroup_mma_wait(num_outstanding=0, deps=(acc, p))
         mbarrier.arrive(v_empty.index(last % STAGES), count=1)
     return acc, m_i, l_i
@@ -157,11 +159,13 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-              SPLIT: gl.constexpr, TREE: gl.constexpr):
-    """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles: prologue, blocks, epilogue. With
-    STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = NT * 128) the prologue's q_r also goes there
-    by TMA, for the backward (b5)."""
+              SPLIT: gl.constexpr, TREE: gl.constexpr, NWG: gl.constexpr):
+    """One of NWG consumer warpgroups: rows 64 WG .. + 63 of each of the CTA's tiles (64 NWG rows): prologue, blocks,
+    epilogue. With STORE_LSE and a RoPE(q) output (descs[6], a (B*H*Tq, D) matrix; Tq = T rounded up to 128) the
+    prologue's q_r also goes there by TMA, for the backward (b5); with three warpgroups (f25) only the 64-row boxes
+    below Tq (launch_forward zeroes the rows of Tq past the last tile)."""
     T, H, NT, n_tiles, scale2 = sc
+    BM: gl.constexpr = 64 * NWG
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
@@ -170,20 +174,23 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
     # f11 (NOTES.md "Eleventh session"): _tables a tile ahead in the D 128 prefill with o by TMA, else at the tile's
     # start (the plain-store epilogue spills with them ahead; the training forward and D 64 measured slower)
     AHEAD: gl.constexpr = O_TMA and not STORE_LSE and D == 128
-    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout)
+    tables = _tables(ptrs, 0, G, pid, NT, T, WG * 64, n_mine > 0, L, BN, D, ROPE, SELF_LOGIT, s_layout, BM)
     e = 0  # ring entries consumed so far: per tile its self block (kt, vt of its rows), then its key blocks
     for j in range(n_mine):
-        bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN)
+        bh, t0, n_blocks, n_full = _tile(j, G, pid, NT, T, L, BN, BM)
         if not AHEAD:
-            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout)
-        q_w = q_bufs.index((j % 2) * 2 + WG)
+            tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, SELF_LOGIT, s_layout, BM)
+        q_w = q_bufs.index((j % 2) * NWG + WG)
         es = e % STAGES
         acc, m_i, l_i, crow = _prologue(
             tables, q_w, k_bufs.index(es).slice(WG * 64, 64), v_bufs.index(es).slice(WG * 64, 64), t0, scale2,
             WG * 64, L, D, ROPE, s_layout, o_layout, q_ready.index(j % 2), (j // 2) & 1,
             (k_ready.index(es), v_ready.index(es)), (e // STAGES) & 1, SELF_LOGIT)
         if STORE_LSE and STORE_QR:
-            tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
+            if NWG == 2:
+                tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
+            elif t0 + WG * 64 < gl.cdiv(T, 128) * 128:
+                tma.async_copy_shared_to_global(descs[6], [bh * (gl.cdiv(T, 128) * 128) + t0 + WG * 64, 0], q_w)
         if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
             tma.store_wait(1 if STORE_LSE and STORE_QR else 0)
             mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
@@ -212,92 +219,116 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
 def _consumer_wg(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                  ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
                  STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
-                 SPLIT: gl.constexpr, TREE: gl.constexpr, XT: gl.constexpr):
-    """Consumer warpgroup WG: f23's (xt.py) with XT, else main's."""
+                 SPLIT: gl.constexpr, TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
+    """Consumer warpgroup WG: f23's (xt.py, two warpgroups) with XT, else main's."""
     if XT:
         consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, WG, EXP_POLY, TREE)
     else:
         _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, WG, STORE_QR, O_TMA,
-                  SELF_LOGIT, EXP_POLY, SPLIT, TREE)
+                  SELF_LOGIT, EXP_POLY, SPLIT, TREE, NWG)
 
 
 @gluon.jit
 def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, XT: gl.constexpr):
+               TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
     _consumer_wg(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)
+                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)
 
 
 @gluon.jit
 def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
                O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, XT: gl.constexpr):
+               TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
     _consumer_wg(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)
+                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)
 
 
 @gluon.jit
-def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGES: gl.constexpr):
-    """Ring entry e: a block of desc_k at [row_k, col] once both consumer warpgroups released the K buffer's previous
-    entry, and one of desc_v at [row_v, col] once they released the V buffer's."""
+def _consumer2(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
+               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
+               O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
+               TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
+    _consumer_wg(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 2, STORE_QR, O_TMA,
+                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)
+
+
+@gluon.jit
+def _copy(desc, row, col, bar, buf, ROWS: gl.constexpr, N: gl.constexpr):
+    """Rows row .. row + ROWS - 1 of desc (N boxes: TMA's box is a power of two) into buf's first ROWS rows,
+    completing on bar."""
+    mbarrier.expect(bar, N * desc.block_type.nbytes)
+    if N == 1:
+        tma.async_copy_global_to_shared(desc, [row, col], bar, _rows(buf, ROWS))
+    else:
+        for w in gl.static_range(N):
+            tma.async_copy_global_to_shared(desc, [row + (ROWS // N) * w, col], bar,
+                                            buf.slice((ROWS // N) * w, ROWS // N))
+
+
+@gluon.jit
+def _ring_load(desc_k, desc_v, row_k, row_v, col, e, k_bufs, v_bufs, bars, STAGES: gl.constexpr, ROWS: gl.constexpr,
+               N: gl.constexpr):
+    """Ring entry e: ROWS rows of desc_k at [row_k, col] (N boxes) once every consumer warpgroup released the K
+    buffer's previous entry, and of desc_v at [row_v, col] once they released the V buffer's."""
     k_ready, v_ready, k_empty, v_empty = bars
     s = e % STAGES
     mbarrier.wait(k_empty.index(s), ((e // STAGES) & 1) ^ 1)
-    mbarrier.expect(k_ready.index(s), desc_k.block_type.nbytes)
-    tma.async_copy_global_to_shared(desc_k, [row_k, col], k_ready.index(s), k_bufs.index(s))
+    _copy(desc_k, row_k, col, k_ready.index(s), k_bufs.index(s), ROWS, N)
     mbarrier.wait(v_empty.index(s), ((e // STAGES) & 1) ^ 1)
-    mbarrier.expect(v_ready.index(s), desc_v.block_type.nbytes)
-    tma.async_copy_global_to_shared(desc_v, [row_v, col], v_ready.index(s), v_bufs.index(s))
+    _copy(desc_v, row_v, col, v_ready.index(s), v_bufs.index(s), ROWS, N)
 
 
 @gluon.jit
 def _loader(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
             ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
             O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-            TREE: gl.constexpr, XT: gl.constexpr):
-    """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's q buffer, once both
-    consumers are done with the tile two back; three back with XT, f23), the self block (kt, vt of the tile's rows)
-    and the chunk-end blocks of K and V, all through the ring but q; with XT the tile's last (masked) block first."""
+            TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
+    """The TMA warp, running ahead across the CTA's tiles: per tile q (into the tile's NWG q buffers of 64 rows, once
+    the consumers are done with the tile two back; three back with XT, f23), the self block (kt, vt of the tile's
+    64 NWG rows) and the chunk-end blocks of K and V, all through the ring but q; with XT the tile's last (masked)
+    block first."""
     T, H, NT, n_tiles, _scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = bars
     ring = (k_ready, v_ready, k_empty, v_empty)
     q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, _qr_desc, _o_desc = descs
     QN: gl.constexpr = 3 if XT else 2  # q buffers (tiles)
+    BM: gl.constexpr = 64 * NWG
+    NS: gl.constexpr = 1 if NWG == 2 else NWG  # boxes of the self entry (kt_desc / vt_desc: 128 or 64 rows)
     G, pid, n_mine = _schedule(NT, n_tiles)
     e = 0
     for j in range(n_mine):
-        bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN)
+        bh, t0, n_blocks, _n_full = _tile(j, G, pid, NT, T, L, BN, BM)
         row = (bh // H) * T + t0  # q, kt, vt as (B*T, H*D) matrices
         col = (bh % H) * D
         qb = j % QN
         mbarrier.wait(q_empty.index(qb), ((j // QN) & 1) ^ 1)
-        mbarrier.expect(q_ready.index(qb), 2 * q_desc.block_type.nbytes)
-        tma.async_copy_global_to_shared(q_desc, [row, col], q_ready.index(qb), q_bufs.index(2 * qb))
-        tma.async_copy_global_to_shared(q_desc, [row + 64, col], q_ready.index(qb), q_bufs.index(2 * qb + 1))
+        mbarrier.expect(q_ready.index(qb), NWG * q_desc.block_type.nbytes)
+        for w in gl.static_range(NWG):
+            tma.async_copy_global_to_shared(q_desc, [row + 64 * w, col], q_ready.index(qb),
+                                            q_bufs.index(NWG * qb + w))
         if SELF_LOGIT:  # the self entry carries vt only: its K buffer's phase completes without bytes
             es = e % STAGES
             mbarrier.wait(k_empty.index(es), ((e // STAGES) & 1) ^ 1)
             mbarrier.arrive(k_ready.index(es), count=1)
             mbarrier.wait(v_empty.index(es), ((e // STAGES) & 1) ^ 1)
-            mbarrier.expect(v_ready.index(es), vt_desc.block_type.nbytes)
-            tma.async_copy_global_to_shared(vt_desc, [row, col], v_ready.index(es), v_bufs.index(es))
+            _copy(vt_desc, row, col, v_ready.index(es), v_bufs.index(es), BM, NS)
         else:
-            _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES)
+            _ring_load(kt_desc, vt_desc, row, row, col, e, k_bufs, v_bufs, ring, STAGES, BM, NS)
         for i in range(n_blocks):
             b = (i + n_blocks - 1) % n_blocks if XT else i
             _ring_load(ke_desc, ve_desc, bh * Cs + b * BN, bh * Cs + b * BN, 0, e + 1 + i, k_bufs, v_bufs, ring,
-                       STAGES)
+                       STAGES, BN, 1)
         e += 1 + n_blocks
 
 
 @gluon.jit
-def _ring_barriers(STAGES: gl.constexpr, QN: gl.constexpr):
-    """The mbarriers of the K / V ring (ready: the TMA's bytes; empty: both consumer warpgroups' releases) and of the
-    two q buffers, initialised: k_ready, v_ready, k_empty, v_empty, q_ready, q_empty."""
+def _ring_barriers(STAGES: gl.constexpr, QN: gl.constexpr, NWG: gl.constexpr):
+    """The mbarriers of the K / V ring (ready: the TMA's bytes; empty: the NWG consumer warpgroups' releases) and of
+    the QN q buffers, initialised: k_ready, v_ready, k_empty, v_empty, q_ready, q_empty."""
     k_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     v_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     k_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -307,11 +338,11 @@ def _ring_barriers(STAGES: gl.constexpr, QN: gl.constexpr):
     for i in gl.static_range(STAGES):
         mbarrier.init(k_ready.index(i), count=1)
         mbarrier.init(v_ready.index(i), count=1)
-        mbarrier.init(k_empty.index(i), count=2)
-        mbarrier.init(v_empty.index(i), count=2)
+        mbarrier.init(k_empty.index(i), count=NWG)
+        mbarrier.init(v_empty.index(i), count=NWG)
     for i in gl.static_range(QN):
         mbarrier.init(q_ready.index(i), count=1)
-        mbarrier.init(q_empty.index(i), count=2)
+        mbarrier.init(q_empty.index(i), count=NWG)
     return k_ready, v_ready, k_empty, v_empty, q_ready, q_empty
 
 
@@ -322,14 +353,15 @@ def fwd_ws_kernel(
     L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr, ROPE: gl.constexpr,
     STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr, O_TMA: gl.constexpr,
     SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr, TREE: gl.constexpr,
-    XT: gl.constexpr = False,
+    XT: gl.constexpr = False, NWG: gl.constexpr = 2, RB: gl.constexpr = 128,
 ):
     dtype: gl.constexpr = ke_desc.dtype
-    QN: gl.constexpr = 3 if XT else 2  # q buffers: tiles x 2 warpgroups (f23, xt.py: three)
-    q_bufs = gl.allocate_shared_memory(dtype, [2 * QN, 64, D], q_desc.layout)
-    k_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ke_desc.layout)
-    v_bufs = gl.allocate_shared_memory(dtype, [STAGES, BN, D], ve_desc.layout)
-    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES, QN)
+    QN: gl.constexpr = 3 if XT else 2  # q buffers: tiles x NWG warpgroups (f23, xt.py: three tiles)
+    q_bufs = gl.allocate_shared_memory(dtype, [NWG * QN, 64, D], q_desc.layout)
+    # RB rows per entry: BN, or 256 with three warpgroups (the tile's 192 rows of kt / vt; a power of two)
+    k_bufs = gl.allocate_shared_memory(dtype, [STAGES, RB, D], ke_desc.layout)
+    v_bufs = gl.allocate_shared_memory(dtype, [STAGES, RB, D], ve_desc.layout)
+    k_ready, v_ready, k_empty, v_empty, q_ready, q_empty = _ring_barriers(STAGES, QN, NWG)
     ptrs = (COS, SIN, O, LSE, SS)
     strides = (o_b, o_t, o_h)
     sc = (T, H, NT, n_tiles, scale2)
@@ -337,14 +369,26 @@ def fwd_ws_kernel(
     bars = (k_ready, v_ready, k_empty, v_empty, q_ready, q_empty)
     descs = (q_desc, kt_desc, vt_desc, ke_desc, ve_desc, Cs, qr_desc, o_desc)
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
-    gl.warp_specialize([
-        (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
-        (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
-        (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                     SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT)),
-    ], [4, 1], [240, 24])
+    if NWG == 3:  # f25: three consumer warpgroups of 64 rows, FA3's at head dim 64
+        gl.warp_specialize([
+            (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_consumer2, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                       SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+        ], [4, 4, 1], [160, 160, 24])
+    else:
+        gl.warp_specialize([
+            (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
+                       SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+        ], [4, 1], [240, 24])
 
 
 def cross_tile_applies(T: int, L: int, store_lse: bool, self_logit: bool, o_tma: bool) -> bool:
@@ -363,7 +407,7 @@ def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
 def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int, scale2: float, rope: bool,
                    store_lse: bool, bn: int = 128, stages: int = 2, qr: torch.Tensor | None = None,
                    ss: torch.Tensor | None = None, exp_poly: int = 0, split: bool = True,
-                   tree: int = 1, cross_tile: bool = False, xt_stages: int = 2) -> None:
+                   tree: int = 1, cross_tile: bool = False, xt_stages: int = 2, wgs: int = 2) -> None:
     """fwd_ws_kernel over (B, T, H, D) q, ktr, vt, o and chunk ends ke, ve (B, H, Cs, D). q, ktr and vt are read by
     TMA as (B*T, H*D) matrices (a q of another layout is copied into that one first); each (b, h) slab of the chunk
     ends (Cs * D elements) must be contiguous (TMA reads them as one (B*H*Cs, D) matrix). One CTA per
@@ -373,7 +417,8 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     scan_kernel's SELF_LOGIT; then ktr is not read. exp_poly: one in exp_poly (2, 4, 8) of the softmax's
     exponentials by polynomial on the FMA pipe (f6, for head dim 64); split: unmasked and masked key blocks in two
     loops (f7); tree: the row maximum (1) and sum (2) in trees (f8); cross_tile: f23's consumers (xt.py) where they
-    apply (`cross_tile_applies`), with a ring of xt_stages K / V entries."""
+    apply (`cross_tile_applies`), with a ring of xt_stages K / V entries; wgs: consumer warpgroups of 64 rows per
+    tile (2; 3 at head dim 64: f25, 192-row tiles, main's consumers only: f23's take precedence where they apply)."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     B, _, _, D = q.shape
@@ -384,6 +429,9 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     if exp_poly not in (0, 2, 4, 8) or tree not in (0, 1, 2):
         raise ValueError(f"rat/gluon: the softmax's exponential share must be 0, 2, 4 or 8 and its trees 0, 1 or 2 "
                          f"(a 128-column key block split by register), got exp_poly={exp_poly}, tree={tree}")
+    if wgs not in (2, 3) or (wgs == 3 and D != 64):
+        raise ValueError(f"rat/gluon: the forward has 2 consumer warpgroups, or 3 at head dim 64 (their registers), "
+                         f"got {wgs} at head dim {D}")
     if bn != BM:
         raise ValueError(f"rat/gluon: the key block must be {BM} rows (the ring also carries each tile's own "
                          f"{BM} rows of kt and vt), got fwd_bn={bn}")
@@ -398,23 +446,30 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     lay = gl.NVMMASharedLayout.get_default_for([bn, D], gdt)
     lay_q = gl.NVMMASharedLayout.get_default_for([64, D], gdt)
     ends = [TensorDescriptor(x, [B * H * Cs, D], [D, 1], [bn, D], lay) for x in (ke, ve)]
-    rows = [TensorDescriptor(x, [B * T, H * D], [H * D, 1], [bn, D], lay) for x in (ktr, vt)]
     q_desc = TensorDescriptor(q, [B * T, H * D], [H * D, 1], [64, D], lay_q)
-    NT = triton.cdiv(T, BM)
+    NTq = triton.cdiv(T, BM)  # the RoPE(q) output's rows are T rounded up to 128 whatever the tile
     store_qr = store_lse and qr is not None
-    if store_qr and (qr.shape != (B * H, NT * BM, D) or not qr.is_contiguous() or qr.dtype != q.dtype):
-        raise ValueError(f"rat/gluon: the RoPE(q) output must be a contiguous ({B * H}, {NT * BM}, {D}) {q.dtype} "
+    if store_qr and (qr.shape != (B * H, NTq * BM, D) or not qr.is_contiguous() or qr.dtype != q.dtype):
+        raise ValueError(f"rat/gluon: the RoPE(q) output must be a contiguous ({B * H}, {NTq * BM}, {D}) {q.dtype} "
                          f"tensor, got {tuple(qr.shape)} {qr.dtype}")
-    qr_desc = TensorDescriptor(qr, [B * H * NT * BM, D], [D, 1], [64, D], lay_q) if store_qr else q_desc
-    # o by TMA from the tile's q buffer where no 64-row box crosses into the next sequence's rows; else plain stores
-    o_tma = T % BM == 0 and o.stride() == dense and o.dtype == q.dtype
-    o_desc = TensorDescriptor(o, [B * T, H * D], [H * D, 1], [64, D], lay_q) if o_tma else q_desc
+    qr_desc = TensorDescriptor(qr, [B * H * NTq * BM, D], [D, 1], [64, D], lay_q) if store_qr else q_desc
     self_logit = ss is not None
+    o_ok = o.stride() == dense and o.dtype == q.dtype
+    xt = cross_tile and cross_tile_applies(T, L, store_lse, self_logit, T % BM == 0 and o_ok)
+    nwg = 2 if xt else wgs
+    tile = 64 * nwg
+    NT = triton.cdiv(T, tile)
+    if store_qr and NT * tile < NTq * BM:  # rows of Tq past the last tile: finite for the backward (rows past T)
+        qr[:, NT * tile:].zero_()
+    box = bn if nwg == 2 else 64  # the self entry's TMA box (a power of two): one of 128 rows, or three of 64
+    rows = [TensorDescriptor(x, [B * T, H * D], [H * D, 1], [box, D], lay if nwg == 2 else lay_q) for x in (ktr, vt)]
+    # o by TMA from the tile's q buffer where no 64-row box crosses into the next sequence's rows; else plain stores
+    o_tma = T % tile == 0 and o_ok
+    o_desc = TensorDescriptor(o, [B * T, H * D], [H * D, 1], [64, D], lay_q) if o_tma else q_desc
     if self_logit and (ss.shape != (B * H, T) or ss.dtype != torch.float32 or not ss.is_contiguous()):
         raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "
                          f"{tuple(ss.shape)} {ss.dtype}")
     n_tiles = NT * B * H
-    xt = cross_tile and cross_tile_applies(T, L, store_lse, self_logit, o_tma)
     if xt and (6 * 64 + 2 * xt_stages * bn) * D * q.element_size() > XT_SMEM:
         raise ValueError(f"rat/gluon: f23's {xt_stages} K / V ring entries do not fit in shared memory beside its three "
                          f"q buffers at head dim {D} (fwd_xt_stages)")
@@ -424,7 +479,7 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
         q_desc, rows[0], rows[1], ends[0], ends[1], cos, sin, o, lse, ss if self_logit else lse, qr_desc, o_desc,
         o.stride(0), o.stride(1), o.stride(2), T, H, Cs, NT, n_tiles, scale2,
         L=L, BN=bn, D=D, ROPE=rope, STORE_LSE=store_lse, STAGES=stages, STORE_QR=store_qr, O_TMA=o_tma,
-        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, XT=xt,
-        num_warps=4, maxnreg=168,
+        SELF_LOGIT=self_logit, EXP_POLY=exp_poly, SPLIT=split, TREE=tree, XT=xt, NWG=nwg, RB=bn if nwg == 2 else 256,
+        num_warps=4, maxnreg=168 if nwg == 2 else WG3_MAXNREG,
     )
 

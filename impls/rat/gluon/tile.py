@@ -1,4 +1,4 @@
-"""The pieces fwd_ws_kernel's two consumers share (forward._consumer, main's, and xt.consumer_xt, f23's): the CTA's
+"""The pieces fwd_ws_kernel's consumers share (forward._consumer, main's, and xt.consumer_xt, f23's): the CTA's
 tiles and their order, RoPE's tables, one key block of the online softmax with its products, and the epilogue through
 shared memory by TMA. Versions and measurements: impls/rat/gluon/NOTES.md."""
 from __future__ import annotations
@@ -25,14 +25,24 @@ def _row_layout(N, num_warps):
 
 
 @gluon.jit
-def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr):
-    """The CTA's j-th tile (_schedule's snake), k of the longest-first order (heads in turn, each head's row tiles
-    longest first): its (b*H + h), first row, key blocks (j < c(t) of its last row) and unmasked blocks."""
+def _tile(j, G, pid, NT, T, L: gl.constexpr, BN: gl.constexpr, BM: gl.constexpr = 128):
+    """The CTA's j-th tile of BM rows (_schedule's snake), k of the longest-first order (heads in turn, each head's
+    row tiles longest first): its (b*H + h), first row, key blocks (j < c(t) of its last row) and unmasked blocks."""
     k = j * G + gl.where(j % 2 == 0, pid, G - 1 - pid)
     bh = k // NT
-    t0 = (NT - 1 - k % NT) * 128
-    hi = (gl.minimum(t0 + 128, T) - 1) // L
+    t0 = (NT - 1 - k % NT) * BM
+    hi = (gl.minimum(t0 + BM, T) - 1) // L
     return bh, t0, gl.cdiv(hi, BN), (t0 // L) // BN
+
+
+@gluon.jit
+def _rows(buf, BN: gl.constexpr):
+    """A ring entry's first BN rows: a key block (the entries hold a whole tile's rows of kt and vt, more than BN with
+    three consumer warpgroups, f25)."""
+    if buf.shape[0] > BN:
+        return buf.slice(0, BN)
+    else:
+        return buf
 
 
 @gluon.jit
@@ -48,11 +58,11 @@ def _schedule(NT, n_tiles):
 
 @gluon.jit
 def _tables(ptrs, j, G, pid, NT, T, tw_off, valid, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr):
+            ROPE: gl.constexpr, SELF_LOGIT: gl.constexpr, s_layout: gl.constexpr, BM: gl.constexpr = 128):
     """The prologue's global loads for rows tw_off .. + 63 of the CTA's j-th tile (f11: in the D 128 prefill a tile ahead, under
     the previous tile's epilogue): RoPE_c's cos and sin ([64, D / 2] float32; 1 and 0 without ROPE) and with
     SELF_LOGIT the rows' self logits (the scan's SS, else 0). valid false (no such tile) masks every load."""
-    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN)
+    bh, t0, _nb, _nf = _tile(j, G, pid, NT, T, L, BN, BM)
     COS, SIN, ss_row = ptrs[0], ptrs[1], ptrs[4] + bh.to(gl.int64) * T
     HALF: gl.constexpr = D // 2
     blk: gl.constexpr = _row_layout(HALF, 4)
@@ -104,10 +114,10 @@ def _block(q_w, k_bufs, v_bufs, bars, e0, i, n_full, acc, p, m_i, l_i, crow, col
     st = (e0 + i) % STAGES
     pst = (e0 + i - 1) % STAGES
     mbarrier.wait(k_ready.index(st), ((e0 + i) // STAGES) & 1)
-    s = warpgroup_mma(q_w, k_bufs.index(st).permute((1, 0)), gl.zeros([64, BN], gl.float32, s_layout),
+    s = warpgroup_mma(q_w, _rows(k_bufs.index(st), BN).permute((1, 0)), gl.zeros([64, BN], gl.float32, s_layout),
                       use_acc=False, is_async=True)
     mbarrier.wait(v_ready.index(pst), ((e0 + i - 1) // STAGES) & 1)
-    acc = warpgroup_mma(p, v_bufs.index(pst), acc, is_async=True)
+    acc = warpgroup_mma(p, _rows(v_bufs.index(pst), BN), acc, is_async=True)
     s = warpgroup_mma_wait(num_outstanding=1, deps=(s,))
     mbarrier.arrive(k_empty.index(st), count=1)
     p32, m_i, l_i, alpha = online_softmax(s, m_i, l_i, i, n_full, crow, cols, scale2, BN, MASK, EXP_POLY, TREE,

@@ -187,11 +187,18 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"fwd_cross_tile": True}, "prefill", 1024, 64, 128, {"XT": True}),  # one key block
     ({"fwd_cross_tile": True}, "prefill", 1008, 16, 128, {"XT": False}),  # o not by TMA: main's consumers
     ({"fwd_cross_tile": True}, "train", 1024, 4, 128, {"XT": False}),  # the training forward: main's consumers
+    ({"fwd_wgs": 3}, "train", 1024, 4, 64, {"NWG": 3, "RB": 256}),  # 192-row tiles: q_r boxes past Tq skipped
+    ({"fwd_wgs": 3}, "train", 130, 2, 64, {"NWG": 3}),  # q_r's rows 192..255 zeroed (past the last tile)
+    ({"fwd_wgs": 3}, "prefill", 1024, 4, 64, {"NWG": 3, "SELF_LOGIT": True, "O_TMA": False}),
+    ({"fwd_wgs": 3, "fwd_self_logit": "off"}, "prefill", 1152, 16, 64, {"NWG": 3, "O_TMA": True}),
+    ({"fwd_wgs": 3, "fwd_cross_tile": True}, "prefill", 1024, 4, 64, {"XT": True, "NWG": 2}),  # f23's: two
+    ({"fwd_wgs": 3}, "prefill", 1024, 16, 128, {"NWG": 2}),  # head dim 128: two
 ])
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
     polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit, f23's prefill
-    consumers where they apply, with two and three ring entries) and the backward's
+    consumers where they apply, with two and three ring entries; f25's three consumer warpgroups at head dim 64, not
+    beside f23's or at head dim 128) and the backward's
     (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it): outputs and gradients
     within the rule, each switch reaching the kernel."""
     k = _emulate(monkeypatch, 3)
