@@ -31,7 +31,14 @@ class Wg3Ep0(Wg3):
     exp_poly = 0
 
 
-CANDIDATES = {"rat/gluon-wg3": Wg3, "rat/gluon-wg3e0": Wg3Ep0}
+class Wg3Nx(Wg3):
+    description = "Wg3 without f23's consumers (three warpgroups in the D 64 prefill at every T)"
+
+    def _config(self, *a, **kw) -> RATTritonConfig:
+        return dataclasses.replace(super()._config(*a, **kw), fwd_cross_tile=False)
+
+
+CANDIDATES = {"rat/gluon-wg3": Wg3, "rat/gluon-wg3e0": Wg3Ep0, "rat/gluon-wg3nx": Wg3Nx}
 
 
 def main() -> None:
