@@ -47,9 +47,11 @@ class RATTritonConfig:
     fwd_exp_poly: int = 8
     #: ... in the training forward (the launch that stores lse); None: fwd_exp_poly
     fwd_exp_poly_train: int | None = None
-    #: with forward "gluon_ws": consumer warpgroups of 64 query rows per tile, 2 or 3 (head dim 64 only: f25, FA3's
-    #: tile at that head dim; main's consumers, not f23's)
+    #: with forward "gluon_ws": consumer warpgroups of 64 query rows per tile, 2 or 3 (head dim 64 only, 2 at others:
+    #: f25, FA3's tile at that head dim; main's consumers, not f23's)
     fwd_wgs: int = 2
+    #: ... in the training forward (the launch that stores lse); None: fwd_wgs
+    fwd_wgs_train: int | None = None
     #: with forward "gluon_ws": the unmasked key blocks in a loop of their own, without the mask's selects (f7)
     fwd_split_masked: bool = True
     #: with forward "gluon_ws": the softmax's row maximum (1) and also its sum (2) in trees of independent
@@ -116,8 +118,9 @@ class RATTritonConfig:
         if self.fwd_exp_poly_train not in (None, 0, 2, 4, 8):
             raise ValueError("RATTritonConfig: fwd_exp_poly_train must be None, 0, 2, 4 or 8, got "
                              f"{self.fwd_exp_poly_train!r}")
-        if self.fwd_wgs not in (2, 3):
-            raise ValueError(f"RATTritonConfig: fwd_wgs must be 2 or 3, got {self.fwd_wgs!r}")
+        if self.fwd_wgs not in (2, 3) or self.fwd_wgs_train not in (None, 2, 3):
+            raise ValueError(f"RATTritonConfig: fwd_wgs must be 2 or 3 and fwd_wgs_train None, 2 or 3, got "
+                             f"{self.fwd_wgs!r}, {self.fwd_wgs_train!r}")
         if self.fwd_row_tree not in (0, 1, 2):
             raise ValueError(f"RATTritonConfig: fwd_row_tree must be 0, 1 or 2, got {self.fwd_row_tree!r}")
         if self.forward == "gluon_ws" and self.fwd_bm != 128:

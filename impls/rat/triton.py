@@ -94,6 +94,13 @@ def _exp_poly(cfg: RATTritonConfig, D: int, train: bool) -> int:
     return cfg.fwd_exp_poly_train if train and cfg.fwd_exp_poly_train is not None else cfg.fwd_exp_poly
 
 
+def _wgs(cfg: RATTritonConfig, D: int, train: bool) -> int:
+    """The Gluon forward's consumer warpgroups (3 at head dim 64 only; the training forward's own where set)."""
+    if D != 64:
+        return 2
+    return cfg.fwd_wgs_train if train and cfg.fwd_wgs_train is not None else cfg.fwd_wgs
+
+
 def rope_tables(n: int, D: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin (n', D/2) float32 for chunk indices 0..n'-1 (n' >= n, a power of two), from
     impls.rope.rope_cos_sin (angles in float64, rounded once); cached per device and head dim."""
@@ -188,7 +195,7 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=_exp_poly(cfg, D, need_lse), split=cfg.fwd_split_masked,
                        tree=cfg.fwd_row_tree, cross_tile=cfg.fwd_cross_tile,
-                       xt_stages=cfg.fwd_xt_stages, wgs=cfg.fwd_wgs if D == 64 else 2)
+                       xt_stages=cfg.fwd_xt_stages, wgs=_wgs(cfg, D, need_lse))
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,

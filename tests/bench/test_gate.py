@@ -399,7 +399,7 @@ CANDIDATE = textwrap.dedent('''
 
     class Poly0(RATGluon):
         def _config(self, *args, **kwargs):
-            return dataclasses.replace(super()._config(*args, **kwargs), fwd_exp_poly=0)
+            return dataclasses.replace(super()._config(*args, **kwargs), fwd_exp_poly=0, fwd_exp_poly_train=None)
 ''')
 
 

@@ -292,11 +292,12 @@ def test_backward_passes_around_the_gluon_kernel(monkeypatch, T, L, rope, long_s
 
 
 def _emulated_fwd_ws_kernel(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale2, rope, store_lse, bn=128,
-                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1, cross_tile=False, xt_stages=2):
+                            stages=2, qr=None, ss=None, exp_poly=0, split=True, tree=1, cross_tile=False, xt_stages=2,
+                            wgs=2):
     """fwd_ws_kernel's contract in torch (float32): o, lse (base 2) and, given qr, RoPE_c(q) into its rows < T (rows
     past T: zeros, finite as the kernel's); given ss (float32 (B*H, T)), the self logits from there (ktr not read).
     The softmax's options (exp_poly, split, tree: f6-f8) change the kernel's rounding only, not its contract, and so
-    do f23's consumers (cross_tile, xt_stages)."""
+    do f23's consumers (cross_tile, xt_stages) and f25's three consumer warpgroups (wgs)."""
     B, _, _, D = q.shape
     C = ke.shape[2]
     c = torch.arange(T) // L
@@ -474,10 +475,13 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
 
 
 def _poly_on(cfg):
-    """cfg with the D 64 prefill's share of polynomial exponentials put back (test_exp_poly_route has the rule's)."""
-    if cfg.fwd_exp_poly_train is None:
-        return cfg
-    return dataclasses.replace(cfg, fwd_exp_poly=cfg.fwd_exp_poly_train, fwd_exp_poly_train=None)
+    """cfg with the D 64 prefill's share of polynomial exponentials and its two consumer warpgroups put back
+    (test_exp_poly_route and test_wgs_route have the rules')."""
+    if cfg.fwd_exp_poly_train is not None:
+        cfg = dataclasses.replace(cfg, fwd_exp_poly=cfg.fwd_exp_poly_train, fwd_exp_poly_train=None)
+    if cfg.fwd_wgs_train is not None:
+        cfg = dataclasses.replace(cfg, fwd_wgs=cfg.fwd_wgs_train, fwd_wgs_train=None)
+    return cfg
 
 
 class _NoCrossTile(RATGluon):
@@ -571,6 +575,47 @@ def test_exp_poly_route():
     assert GLUON_CONFIG.fwd_exp_poly == 8 and GLUON_CONFIG.fwd_exp_poly_train is None
     given = dataclasses.replace(GLUON_CONFIG, fwd_exp_poly=4)  # a config given by the caller: used as given
     assert RATGluon(given)._config(4096, torch.bfloat16, seq_len=4096, chunk_size=16, head_dim=64) is given
+
+
+def test_wgs_route():
+    """The D 64 prefill's three consumer warpgroups (f25) where they measured faster (NOTES.md "Thirtieth session"):
+    where f23's consumers do not run (beyond 2048 chunk ends per sequence); the training forward keeps two; head dim
+    128 untouched."""
+    from ratbench.impls.rat.gluon import prefill_wgs3_used
+
+    assert prefill_wgs3_used(65536, 16, 64) and prefill_wgs3_used(131072, 16, 64)
+    assert not prefill_wgs3_used(32768, 16, 64) and not prefill_wgs3_used(4096, 16, 64)
+    assert not prefill_wgs3_used(131072, 64, 64) and prefill_wgs3_used(262144, 64, 64)
+    assert not prefill_wgs3_used(131072, 16, 128)
+    g = RATGluon()
+    for T, L, D, want in ((65536, 16, 64, (3, 2)), (131072, 16, 64, (3, 2)), (32768, 16, 64, (2, None)),
+                          (4096, 16, 64, (2, None)), (131072, 16, 128, (2, None))):
+        cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
+        assert (cfg.fwd_wgs, cfg.fwd_wgs_train) == want, (T, L, D)
+    assert GLUON_CONFIG.fwd_wgs == 2 and GLUON_CONFIG.fwd_wgs_train is None
+    with pytest.raises(ValueError, match="fwd_wgs"):
+        dataclasses.replace(GLUON_CONFIG, fwd_wgs=4)
+    with pytest.raises(ValueError, match="fwd_wgs"):
+        dataclasses.replace(GLUON_CONFIG, fwd_wgs_train=1)
+
+
+@pytest.mark.parametrize("train, D, fields, want", [
+    (False, 64, {"fwd_wgs": 3, "fwd_wgs_train": 2}, 3), (True, 64, {"fwd_wgs": 3, "fwd_wgs_train": 2}, 2),
+    (True, 64, {"fwd_wgs": 3}, 3), (False, 128, {"fwd_wgs": 3}, 2), (False, 64, {}, 2)])
+def test_consumer_warpgroups_reach_the_launcher(monkeypatch, train, D, fields, want):
+    """fwd_wgs (the prefill's; the training forward's fwd_wgs_train where set) reaches launch_forward at head dim 64;
+    other head dims get two."""
+    from ratbench.impls.rat.gluon import forward as gf
+    from ratbench.impls.rat.triton import INTERPRET_CONFIG, RATTriton
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    seen = []
+    monkeypatch.setattr(gf, "launch_forward",
+                        lambda *a, **kw: seen.append(kw["wgs"]) or _emulated_fwd_ws_kernel(*a, **kw))
+    x = [torch.randn(1, 16, 1, D, requires_grad=train) for _ in range(4)]
+    RATTriton(dataclasses.replace(INTERPRET_CONFIG, forward="gluon_ws", fwd_bm=128, **fields)).forward(
+        *x, chunk_size=4)
+    assert seen == [want]
 
 
 def test_gluon_backward_route():
