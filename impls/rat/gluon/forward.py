@@ -156,6 +156,16 @@ def _blocks(q_w, k_bufs, v_bufs, bars, e0, n_blocks, n_full, acc, m_i, l_i, crow
 
 
 @gluon.jit
+def _qr_out(T, tw, STORE: gl.constexpr):
+    """Whether a 64-row box at row tw goes into the RoPE(q) output (STORE: there is one), whose rows are T rounded up
+    to 128 (f25's 192-row tiles reach past them)."""
+    if STORE:
+        return tw < gl.cdiv(T, 128) * 128
+    else:
+        return False
+
+
+@gluon.jit
 def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr,
               STORE_QR: gl.constexpr, O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr,
@@ -189,10 +199,15 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         if STORE_LSE and STORE_QR:
             if NWG == 2:
                 tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
-            elif t0 + WG * 64 < gl.cdiv(T, 128) * 128:
+            elif _qr_out(T, t0 + WG * 64, True):
                 tma.async_copy_shared_to_global(descs[6], [bh * (gl.cdiv(T, 128) * 128) + t0 + WG * 64, 0], q_w)
         if O_TMA and j > 0:  # the previous tile's o (issued before this tile's RoPE(q)) has left its q buffer
-            tma.store_wait(1 if STORE_LSE and STORE_QR else 0)
+            if NWG == 2:
+                tma.store_wait(1 if STORE_LSE and STORE_QR else 0)
+            elif _qr_out(T, t0 + WG * 64, STORE_LSE and STORE_QR):  # f25: this tile's q_r store went out
+                tma.store_wait(1)
+            else:
+                tma.store_wait(0)
             mbarrier.arrive(q_empty.index((j - 1) % 2), count=1)
         mbarrier.arrive(k_empty.index(es), count=1)
         mbarrier.arrive(v_empty.index(es), count=1)
@@ -204,8 +219,9 @@ def _consumer(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.cons
         if STORE_LSE and STORE_QR:
             tma.store_wait(0)  # the q_r store has read q_w
         if O_TMA:
-            _epilogue_tma(descs[7], ptrs[3], T, H, bh, t0 + WG * 64, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout,
-                          o_layout)
+            if NWG == 2 or t0 + WG * 64 < T:  # f25 (T a multiple of 64): a box past T stores nothing
+                _epilogue_tma(descs[7], ptrs[3], T, H, bh, t0 + WG * 64, q_w, acc, m_i, l_i, D, STORE_LSE, s_layout,
+                              o_layout)
         else:
             mbarrier.arrive(q_empty.index(j % 2), count=1)
             _epilogue(ptrs[2], ptrs[3], strides, T, H, bh, t0 + WG * 64, acc, m_i, l_i, D, STORE_LSE, s_layout,
@@ -464,7 +480,7 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     box = bn if nwg == 2 else 64  # the self entry's TMA box (a power of two): one of 128 rows, or three of 64
     rows = [TensorDescriptor(x, [B * T, H * D], [H * D, 1], [box, D], lay if nwg == 2 else lay_q) for x in (ktr, vt)]
     # o by TMA from the tile's q buffer where no 64-row box crosses into the next sequence's rows; else plain stores
-    o_tma = T % tile == 0 and o_ok
+    o_tma = T % (tile if nwg == 2 else 64) == 0 and o_ok  # f25: the boxes past T are not stored
     o_desc = TensorDescriptor(o, [B * T, H * D], [H * D, 1], [64, D], lay_q) if o_tma else q_desc
     if self_logit and (ss.shape != (B * H, T) or ss.dtype != torch.float32 or not ss.is_contiguous()):
         raise ValueError(f"rat/gluon: the self logits must be a contiguous float32 ({B * H}, {T}) tensor, got "

@@ -187,10 +187,11 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"fwd_cross_tile": True}, "prefill", 1024, 64, 128, {"XT": True}),  # one key block
     ({"fwd_cross_tile": True}, "prefill", 1008, 16, 128, {"XT": False}),  # o not by TMA: main's consumers
     ({"fwd_cross_tile": True}, "train", 1024, 4, 128, {"XT": False}),  # the training forward: main's consumers
-    ({"fwd_wgs": 3}, "train", 1024, 4, 64, {"NWG": 3, "RB": 256}),  # 192-row tiles: q_r boxes past Tq skipped
-    ({"fwd_wgs": 3}, "train", 130, 2, 64, {"NWG": 3}),  # q_r's rows 192..255 zeroed (past the last tile)
-    ({"fwd_wgs": 3}, "prefill", 1024, 4, 64, {"NWG": 3, "SELF_LOGIT": True, "O_TMA": False}),
-    ({"fwd_wgs": 3, "fwd_self_logit": "off"}, "prefill", 1152, 16, 64, {"NWG": 3, "O_TMA": True}),
+    # f25's 192-row tiles: o and q_r boxes past T / Tq not stored (T a multiple of 64: o by TMA)
+    ({"fwd_wgs": 3}, "train", 1024, 4, 64, {"NWG": 3, "RB": 256, "O_TMA": True}),
+    ({"fwd_wgs": 3}, "train", 130, 2, 64, {"NWG": 3, "O_TMA": False}),  # q_r's rows 192..255 zeroed (past the tiles)
+    ({"fwd_wgs": 3}, "prefill", 1024, 4, 64, {"NWG": 3, "SELF_LOGIT": True, "O_TMA": True}),
+    ({"fwd_wgs": 3, "fwd_self_logit": "off"}, "prefill", 1000, 8, 64, {"NWG": 3, "O_TMA": False}),
     ({"fwd_wgs": 3, "fwd_cross_tile": True}, "prefill", 1024, 4, 64, {"XT": True, "NWG": 2}),  # f23's: two
     ({"fwd_wgs": 3}, "prefill", 1024, 16, 128, {"NWG": 2}),  # head dim 128: two
 ])
