@@ -245,33 +245,6 @@ def _consumer_wg(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.c
 
 
 @gluon.jit
-def _consumer0(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-               O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
-    _consumer_wg(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR, O_TMA,
-                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)
-
-
-@gluon.jit
-def _consumer1(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-               O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
-    _consumer_wg(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR, O_TMA,
-                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)
-
-
-@gluon.jit
-def _consumer2(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
-               ROPE: gl.constexpr, STORE_LSE: gl.constexpr, STAGES: gl.constexpr, STORE_QR: gl.constexpr,
-               O_TMA: gl.constexpr, SELF_LOGIT: gl.constexpr, EXP_POLY: gl.constexpr, SPLIT: gl.constexpr,
-               TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
-    _consumer_wg(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 2, STORE_QR, O_TMA,
-                 SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)
-
-
-@gluon.jit
 def _copy(desc, row, col, bar, buf, ROWS: gl.constexpr, N: gl.constexpr):
     """Rows row .. row + ROWS - 1 of desc (N boxes: TMA's box is a power of two) into buf's first ROWS rows,
     completing on bar."""
@@ -387,21 +360,21 @@ def fwd_ws_kernel(
     # constexprs written out in each tuple (a constexpr inside a tuple variable becomes an int32 tensor)
     if NWG == 3:  # f25: three consumer warpgroups of 64 rows, FA3's at head dim 64
         gl.warp_specialize([
-            (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
-            (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
-            (_consumer2, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_consumer_wg, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR,
+                            O_TMA, SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_consumer_wg, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR,
+                            O_TMA, SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_consumer_wg, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 2, STORE_QR,
+                            O_TMA, SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
             (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
                        SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
         ], [4, 4, 1], [160, 160, 24])
     else:
         gl.warp_specialize([
-            (_consumer0, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
-            (_consumer1, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
-                         SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_consumer_wg, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 0, STORE_QR,
+                            O_TMA, SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
+            (_consumer_wg, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, 1, STORE_QR,
+                            O_TMA, SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
             (_loader, (ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, STORE_QR, O_TMA,
                        SELF_LOGIT, EXP_POLY, SPLIT, TREE, XT, NWG)),
         ], [4, 1], [240, 24])
