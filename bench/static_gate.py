@@ -151,6 +151,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("rat gluon prefill D=64 T=4k", "rat/gluon", "prefill", 4096, head_dim=64, params=(("chunk_size", 16),)),
     Scenario("rat gluon prefill D=64 T=64k", "rat/gluon", "prefill", 65536, head_dim=64,  # f25: three warpgroups
              params=(("chunk_size", 16),)),
+    Scenario("rat gluon train D=64 T=128k", "rat/gluon", "train", 131072, head_dim=64,  # f25b: three warpgroups
+             params=(("chunk_size", 16),)),
     Scenario("rat gluon train L=64 T=4k", "rat/gluon", "train", 4096, params=(("chunk_size", 64),)),
     Scenario("rat gluon prefill L=64 T=4k", "rat/gluon", "prefill", 4096, params=(("chunk_size", 64),)),
     # launch paths the check preset takes that the timed shapes do not: every row a chunk end (L 1), and a length

@@ -139,17 +139,26 @@ def prefill_exp_poly_off(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     return not cross_tile_used(seq_len, chunk_size, head_dim) or math.ceil(seq_len / chunk_size) <= POLY_OFF_XT_MAX_ENDS
 
 
+#: the fewest chunk ends per sequence at which rat/gluon's D 64 training forward has three consumer warpgroups
+WGS3_TRAIN_MIN_ENDS = 8192
+
+
 def prefill_wgs3_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     """Whether rat/gluon's prefill forward has three consumer warpgroups (f25, RATTritonConfig.fwd_wgs 3: 192-row
-    tiles; head dim 64 where f23's consumers do not run); the training forward keeps two (fwd_wgs_train). Measured on
-    an H100 (NOTES.md "Thirtieth session", reports/h100-rat-gluon-s30-2026-12-07; D 64, L 16, bf16, H 16, 131,072
-    tokens, speed-up over rat/gluon in each of the gate's rounds):
-    - the prefill: 1.038-1.053 at 64k, 1.058-1.086 at 128k; in place of f23's consumers 0.723-0.735 at 16k and
-      0.790-0.811 at 32k (slower);
-    - training: 0.893-0.909 at 4k, 0.942-0.948 at 32k, 0.972-1.017 at 128k (the training forward 0.619 -> 1.04 ms at
-      4k, 5.05 -> 4.83 at 128k).
-    Other chunk sizes are carried over by f23's chunk-end count, not measured."""
+    tiles, o by TMA where T is a multiple of 64: f25b; head dim 64 where f23's consumers do not run). Measured on an
+    H100 (NOTES.md "Thirtieth session", reports/h100-rat-gluon-s30-2026-12-07; D 64, L 16, bf16, H 16, 131,072
+    tokens, speed-up over two warpgroups in each of the gate's rounds): 1.040-1.046 at 64k, 1.078-1.087 at 128k (f25b;
+    f25 before it 1.038-1.053 and 1.058-1.086); in place of f23's consumers 0.723-0.735 at 16k and 0.790-0.811 at 32k
+    (f25, slower). Other chunk sizes are carried over by f23's chunk-end count, not measured."""
     return head_dim == 64 and not cross_tile_used(seq_len, chunk_size, head_dim)
+
+
+def train_wgs3_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
+    """Whether rat/gluon's training forward has three consumer warpgroups (f25b, RATTritonConfig.fwd_wgs_train 3; head
+    dim 64 from WGS3_TRAIN_MIN_ENDS chunk ends per sequence). Measured on an H100 (as `prefill_wgs3_used`; the training
+    step's speed-up over two warpgroups per gate round): 0.963-0.975 at 4k, 0.959-0.967 at 32k (slower in every round),
+    1.017-1.064 at 128k (8192 chunk ends: faster in every round); 64k not measured, so the threshold is 128k's count."""
+    return head_dim == 64 and math.ceil(seq_len / chunk_size) >= WGS3_TRAIN_MIN_ENDS
 
 
 class RATGluon(RATTriton):
@@ -183,8 +192,8 @@ class RATGluon(RATTriton):
         tiles used to win (NOTES.md, "Where it is used"). The Gluon backward where `gluon_backward_used` (the shape given:
         seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used` and the backward scan's launch by
         `bscan_nc`; f23's prefill consumers where `cross_tile_used`; the D 64 prefill's exponentials all on the MUFU where
-        `prefill_exp_poly_off` and its three consumer warpgroups where `prefill_wgs3_used`. A config given by the
-        caller is used as given."""
+        `prefill_exp_poly_off`; three consumer warpgroups in the D 64 forward where `prefill_wgs3_used` and
+        `train_wgs3_used`. A config given by the caller is used as given."""
         if self.config is not None:
             return self.config
         if None in (seq_len, chunk_size, head_dim):
@@ -198,6 +207,8 @@ class RATGluon(RATTriton):
         if prefill_exp_poly_off(seq_len, chunk_size, head_dim):
             train = cfg.fwd_exp_poly if cfg.fwd_exp_poly_train is None else cfg.fwd_exp_poly_train
             cfg = dataclasses.replace(cfg, fwd_exp_poly=0, fwd_exp_poly_train=train)
-        if prefill_wgs3_used(seq_len, chunk_size, head_dim):
-            cfg = dataclasses.replace(cfg, fwd_wgs=3, fwd_wgs_train=2)
+        wgs = (3 if prefill_wgs3_used(seq_len, chunk_size, head_dim) else 2,
+               3 if train_wgs3_used(seq_len, chunk_size, head_dim) else 2)
+        if wgs != (2, 2):
+            cfg = dataclasses.replace(cfg, fwd_wgs=wgs[0], fwd_wgs_train=wgs[1])
         return cfg

@@ -475,12 +475,12 @@ def test_backward_work_items_with_key_block_0_ahead(T, C, L, seg):
 
 
 def _poly_on(cfg):
-    """cfg with the D 64 prefill's share of polynomial exponentials and its two consumer warpgroups put back
-    (test_exp_poly_route and test_wgs_route have the rules')."""
+    """cfg with the D 64 prefill's share of polynomial exponentials and the forward's two consumer warpgroups put
+    back (test_exp_poly_route and test_wgs_route have the rules')."""
     if cfg.fwd_exp_poly_train is not None:
         cfg = dataclasses.replace(cfg, fwd_exp_poly=cfg.fwd_exp_poly_train, fwd_exp_poly_train=None)
-    if cfg.fwd_wgs_train is not None:
-        cfg = dataclasses.replace(cfg, fwd_wgs=cfg.fwd_wgs_train, fwd_wgs_train=None)
+    if (cfg.fwd_wgs, cfg.fwd_wgs_train) != (2, None):
+        cfg = dataclasses.replace(cfg, fwd_wgs=2, fwd_wgs_train=None)
     return cfg
 
 
@@ -578,17 +578,19 @@ def test_exp_poly_route():
 
 
 def test_wgs_route():
-    """The D 64 prefill's three consumer warpgroups (f25) where they measured faster (NOTES.md "Thirtieth session"):
-    where f23's consumers do not run (beyond 2048 chunk ends per sequence); the training forward keeps two; head dim
-    128 untouched."""
-    from ratbench.impls.rat.gluon import prefill_wgs3_used
+    """The D 64 forward's three consumer warpgroups (f25, f25b) where they measured faster (NOTES.md "Thirtieth
+    session"): the prefill where f23's consumers do not run (beyond 2048 chunk ends per sequence), the training
+    forward from 8192; head dim 128 untouched."""
+    from ratbench.impls.rat.gluon import prefill_wgs3_used, train_wgs3_used
 
     assert prefill_wgs3_used(65536, 16, 64) and prefill_wgs3_used(131072, 16, 64)
     assert not prefill_wgs3_used(32768, 16, 64) and not prefill_wgs3_used(4096, 16, 64)
     assert not prefill_wgs3_used(131072, 64, 64) and prefill_wgs3_used(262144, 64, 64)
     assert not prefill_wgs3_used(131072, 16, 128)
+    assert train_wgs3_used(131072, 16, 64) and not train_wgs3_used(65536, 16, 64)
+    assert not train_wgs3_used(131072, 64, 64) and not train_wgs3_used(131072, 16, 128)
     g = RATGluon()
-    for T, L, D, want in ((65536, 16, 64, (3, 2)), (131072, 16, 64, (3, 2)), (32768, 16, 64, (2, None)),
+    for T, L, D, want in ((65536, 16, 64, (3, 2)), (131072, 16, 64, (3, 3)), (32768, 16, 64, (2, None)),
                           (4096, 16, 64, (2, None)), (131072, 16, 128, (2, None))):
         cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
         assert (cfg.fwd_wgs, cfg.fwd_wgs_train) == want, (T, L, D)
