@@ -2,8 +2,9 @@
 
 Same interface, scans and decode state as rat/triton (impls/rat/triton.py). The config field ``forward =
 "gluon_ws"`` routes the forward's attention to impls/rat/gluon/forward.py (fwd_ws_kernel: a TMA loader warp feeding
-two consumer warpgroups; one warpgroup's softmax runs under the other's products, and the wait for its own previous
-P V product sits before its exponentials in ptxas's schedule: NOTES.md, v4); ``backward = "gluon_ws"`` routes the
+two consumer warpgroups, three at head dim 64 on long tiles (f25: `prefill_wgs3_used`, `train_wgs3_used`); one
+warpgroup's softmax runs under the others' products, and the wait for its own previous P V product sits before its
+exponentials in ptxas's schedule: NOTES.md, v4); ``backward = "gluon_ws"`` routes the
 backward's attention to impls/rat/gluon/backward.py (bwd_ws_kernel: five products per tile pair, dq added by TMA
 reductions), which rat/gluon takes where it measured faster than rat/triton's backward (`gluon_backward_used`).
 sm_90 only (wgmma and TMA as Hopper has them), bf16 / fp16, head dims 64 and 128; Gluon has no CPU

@@ -21,6 +21,9 @@ fwd_ws_kernel  grid: one CTA per multiprocessor (fewer if there are fewer tiles)
                consumers are xt.py's instead (f23: a tile's last P V and epilogue under the next tile's RoPE of q and
                first S), with three q buffers, and the loader brings each tile's masked block first. What both
                consumers share (the tiles' order, RoPE of q, a key block, the TMA epilogue) is in tile.py.
+               At head dim 64 on long tiles (rat.gluon.prefill_wgs3_used, train_wgs3_used) three consumer
+               warpgroups of 64 rows take 192-row tiles (f25, FA3's tile there: one warpgroup's softmax under the
+               other two's products), the self entry in three 64-row boxes of a 256-row ring entry.
 Inputs as impls/rat/kernels/forward.py (the Triton kernel this one replaces): RoPE'd kt and vt per token from
 scan_kernel, read with q as (B*T, H*D) matrices; the chunk ends compact (B, H, Cs, D) with Cs >= C (a decode cache
 may be longer), read as one (B*H*Cs, D) matrix. Rows past T of a tile read the next sequence's rows (or TMA's zeros)
