@@ -163,21 +163,6 @@ def test_emulator_fails_a_buffer_refilled_before_its_store_read_it(monkeypatch, 
                    r"\n\1pass\n", "loads by TMA into shared memory that a TMA store has not read yet")
 
 
-def test_emulator_fails_f25s_q_buffer_handed_back_before_the_previous_store(monkeypatch, tmp_path):
-    """f25 (three warpgroups, training): a tile whose q_r box lies past Tq (not stored) must wait for every store
-    before handing the previous tile's q buffer back; waiting for all but one lets the loader refill it under that
-    tile's o store."""
-    mod = _mutant(tmp_path, r"(\n +else:\n +)tma\.store_wait\(0\)(\n +mbarrier\.arrive\(q_empty\.index\(\(j - 1\) % 2\))",
-                  r"\1tma.store_wait(1)\2")
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    monkeypatch.setattr(mod, "fwd_ws_kernel", gluon_emu.emulate(mod.fwd_ws_kernel))
-    monkeypatch.setattr(mod, "sm_count", lambda device: 3)
-    monkeypatch.setattr(gf, "launch_forward", mod.launch_forward)
-    leaves = [t.clone().requires_grad_(True) for t in _inputs(1024, 2, 64, seed=4)]
-    with pytest.raises(gluon_emu.HazardError, match="a TMA store has not read yet"):
-        RATTriton(dataclasses.replace(GLUON, fwd_wgs=3)).forward(*leaves, chunk_size=4)
-
-
 def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     """The loader waiting for the K buffer's release on the phase it has not reached: a deadlock, reported."""
     mod = _mutant(tmp_path, r"mbarrier\.wait\(k_empty\.index\(s\), \(\(e // STAGES\) & 1\) \^ 1\)",
