@@ -87,18 +87,12 @@ def _prec(dtype: torch.dtype) -> str:
 _TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
-def _exp_poly(cfg: RATTritonConfig, D: int, train: bool) -> int:
-    """The Gluon forward's share of polynomial exponentials (head dim 64 only; the training forward's own where set)."""
+def _d64(D: int, train: bool, value: int, train_value: int | None, other: int) -> int:
+    """A Gluon forward option that applies at head dim 64 only (`other` elsewhere): the training forward's own value
+    where set (fwd_exp_poly / fwd_exp_poly_train, fwd_wgs / fwd_wgs_train)."""
     if D != 64:
-        return 0
-    return cfg.fwd_exp_poly_train if train and cfg.fwd_exp_poly_train is not None else cfg.fwd_exp_poly
-
-
-def _wgs(cfg: RATTritonConfig, D: int, train: bool) -> int:
-    """The Gluon forward's consumer warpgroups (3 at head dim 64 only; the training forward's own where set)."""
-    if D != 64:
-        return 2
-    return cfg.fwd_wgs_train if train and cfg.fwd_wgs_train is not None else cfg.fwd_wgs
+        return other
+    return train_value if train and train_value is not None else value
 
 
 def rope_tables(n: int, D: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,9 +187,9 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
 
         launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T, H, L, scale * K.LOG2E, rope, need_lse,
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
-                       exp_poly=_exp_poly(cfg, D, need_lse), split=cfg.fwd_split_masked,
-                       tree=cfg.fwd_row_tree, cross_tile=cfg.fwd_cross_tile,
-                       xt_stages=cfg.fwd_xt_stages, wgs=_wgs(cfg, D, need_lse))
+                       exp_poly=_d64(D, need_lse, cfg.fwd_exp_poly, cfg.fwd_exp_poly_train, 0),
+                       split=cfg.fwd_split_masked, tree=cfg.fwd_row_tree, cross_tile=cfg.fwd_cross_tile,
+                       xt_stages=cfg.fwd_xt_stages, wgs=_d64(D, need_lse, cfg.fwd_wgs, cfg.fwd_wgs_train, 2))
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,
