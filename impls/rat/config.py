@@ -76,6 +76,9 @@ class RATTritonConfig:
     #: with bwd_dq_writer and the one-level scans, up to 256 chunk ends per sequence: dq's accumulator in the inputs'
     #: 16-bit dtype (each query tile gets at most two shares, stored then added); False: float32 (b17)
     bwd_dq_acc16: bool = True
+    #: with backward "gluon_ws" at head dim 64: each MMA warpgroup of bwd_ws_kernel holds its K and V rows in registers
+    #: as the A operands of S^T and dP^T, so those products read only q and dO from shared memory (b21)
+    bwd_kv_regs: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

@@ -188,7 +188,7 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  WRITER: gl.constexpr, WG: gl.constexpr):
+                  WRITER: gl.constexpr, KV_REGS: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
     DKE, DVE, ITEMS, _FLAGS = ptrs
@@ -208,6 +208,10 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
     dk = gl.zeros([64, D], gl.float32, kv_layout)
     dv = gl.zeros([64, D], gl.float32, kv_layout)
     mbarrier.wait(kv_bar, 0)
+    if KV_REGS:  # b21: S^T's and dP^T's A operands from registers, read from shared memory once per item
+        a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=st_layout, k_width=2)
+        k_w = k_w.load(a_layout)
+        v_w = v_w.load(a_layout)
     for i in range(n):
         dk, dv = _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp,
                            scale2, L, D, STAGES, WRITER, WG)
@@ -221,19 +225,19 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 0)
+                   WRITER: gl.constexpr, KV_REGS: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, 1)
+                   WRITER: gl.constexpr, KV_REGS: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                WRITER: gl.constexpr):
+                WRITER: gl.constexpr, KV_REGS: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -256,7 +260,7 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr):
+                   WRITER: gl.constexpr, KV_REGS: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
     float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. The accumulator starts
     unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
@@ -294,6 +298,7 @@ def bwd_ws_kernel(
     qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
+    KV_REGS: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -327,23 +332,23 @@ def bwd_ws_kernel(
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
         ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
-                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None
-                    ) -> None:
+                    scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
+                    kv_regs: bool = False) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32 or q's 16-bit dtype, added to) padded to
     Tp rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled) and dV
@@ -353,10 +358,13 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     the flag (rows from there to Tp are left as they are). One CTA per work item (work_items) of seg tiles: by default
     128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
     to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
-    others (NOTES.md "Seventeenth session")."""
+    others (NOTES.md "Seventeenth session"). kv_regs (b21, head dim 64 only): each MMA warpgroup holds its K and V rows
+    in registers as S^T's and dP^T's A operands (NOTES.md "Thirty-first session")."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
+    if kv_regs and D != 64:
+        raise ValueError(f"rat/gluon: K and V in registers (bwd_kv_regs) is for head dim 64 only, got {D}")
     B, _, H, _ = do.shape
     Cs = ke.shape[2]
     C = dke.shape[1]
@@ -380,14 +388,14 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
         qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
         scale, scale2, len(items), L=L, D=D, STAGES=stages,
         DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
-        num_warps=4, maxnreg=168,
+        KV_REGS=kv_regs, num_warps=4, maxnreg=168,
     )
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, seg: int | None = None, acc16: bool = False
+                   writer: bool = False, seg: int | None = None, acc16: bool = False, kv_regs: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq, bwd_dq_post_kernel.
     do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (o's shape and
@@ -401,7 +409,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17): with
     writer, without finish_dq and up to two key blocks (2 * BN chunk ends, so that a query tile gets at most two shares:
     a store, then one addition) the accumulator is in o's 16-bit dtype instead of float32: half its bytes written here
-    and read by the backward scan."""
+    and read by the backward scan. kv_regs: launch_backward's (b21)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -442,7 +450,8 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags)
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags,
+                    kv_regs=kv_regs)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

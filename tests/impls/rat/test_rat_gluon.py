@@ -87,6 +87,12 @@ def test_gluon_backward_refuses_what_it_cannot_do():
                 torch.empty(2, 192, 128, device="meta", dtype=torch.bfloat16)):  # not a multiple of 64; fewer than T
         with pytest.raises(ValueError, match="RoPE"):
             gluon_backward(q, None, q, lse, *rest, finish_dq=False, qr=bad)
+    from ratbench.impls.rat.gluon.backward import launch_backward
+
+    acc, ld = torch.empty(2, 256, 128, device="meta"), torch.empty(2, 4, 2, 64, device="meta")
+    dke = torch.empty(2, 16, 128, device="meta")
+    with pytest.raises(ValueError, match="head dim 64 only"):  # b21: 32 more registers would spill at 128
+        launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, kv_regs=True)
 
 
 COMPILE = """
@@ -183,7 +189,7 @@ COMPILE_BWD = """
 import json, sys, torch
 from ratbench.bench.static_gate import _compile_launch, _intercept
 from ratbench.impls.rat.gluon.backward import launch_backward
-D, L, dt = json.loads(sys.argv[1])
+D, L, dt, kv_regs = json.loads(sys.argv[1])
 meta, T, H = torch.device("meta"), 1000, 2
 dtype = getattr(torch, dt)
 Tp, C = 1024, -(-T // L)
@@ -194,15 +200,15 @@ acc, ld = torch.empty(H, Tp, D, device=meta), torch.empty(H, Tp // 64, 2, 64, de
 dke = torch.empty(H, C, D, device=meta)
 found = []
 with _intercept("test", found):
-    launch_backward(qr, do, ke, ke, acc, ld, dke, dke, T, L, 0.1, 0.14)
+    launch_backward(qr, do, ke, ke, acc, ld, dke, dke, T, L, 0.1, 0.14, kv_regs=kv_regs)
 assert len(found) == 1, found
 print(json.dumps(_compile_launch(found[0])))
 """
 
 
-@pytest.mark.parametrize("D, L, dt, max_spills", [(64, 16, "bfloat16", 0), (64, 4, "float16", 0),
-                                                  (128, 64, "bfloat16", 30)])
-def test_backward_kernel_compiles_for_sm90(D, L, dt, max_spills):
+@pytest.mark.parametrize("D, L, dt, kv_regs, max_spills", [(64, 16, "bfloat16", False, 0), (64, 4, "float16", False, 0),
+                                                           (128, 64, "bfloat16", False, 30), (64, 16, "bfloat16", True, 0)])
+def test_backward_kernel_compiles_for_sm90(D, L, dt, kv_regs, max_spills):
     """bwd_ws_kernel as launch_backward launches it, compiled for sm_90 at shapes rat/gluon routes to it beside the
     static gate's (D 128, L 16, T 128k): wgmma, TMA loads and the TMA reduction present, shared memory under the
     limit, no spills at head dim 64 and at most the gate baseline's 30 words (17 LDL + 13 STL) at 128."""
@@ -212,7 +218,7 @@ def test_backward_kernel_compiles_for_sm90(D, L, dt, max_spills):
     from ratbench.bench.static_gate import SMEM_LIMIT
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    p = subprocess.run([sys.executable, "-c", COMPILE_BWD, json.dumps([D, L, dt])], cwd=ROOT, env=env,
+    p = subprocess.run([sys.executable, "-c", COMPILE_BWD, json.dumps([D, L, dt, kv_regs])], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=300, check=False)
     assert p.returncode == 0, p.stderr[-2000:]
     rec = json.loads(p.stdout.strip().splitlines()[-1])

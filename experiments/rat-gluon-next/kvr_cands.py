@@ -1,0 +1,33 @@
+"""b21 (K_w and V_w in registers in the D 64 backward, RATTritonConfig.bwd_kv_regs) against rat/gluon, registered for
+the harness's gate rounds (call_s31.sh): `PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl
+rat/gluon,rat/gluon-kvr ... --register rat/gluon-kvr=kvr_cands:KvRegs`."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ratbench.impls.rat.gluon import RATGluon
+from ratbench.impls.rat.triton import RATTritonConfig
+
+
+class KvRegs(RATGluon):
+    description = "rat/gluon with K and V in registers in the D 64 backward (b21)"
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(base, bwd_kv_regs=head_dim == 64 and base.backward == "gluon_ws")
+
+
+CANDIDATES = {"rat/gluon-kvr": KvRegs}
+
+
+def main() -> None:
+    """Each candidate's `--register` argument."""
+    for name, cls in CANDIDATES.items():
+        print(f"--register {name}=kvr_cands:{cls.__name__}  {cls.description}")
+
+
+if __name__ == "__main__":
+    main()
