@@ -1,5 +1,6 @@
-"""b21 (K_w and V_w in registers in the D 64 backward, RATTritonConfig.bwd_kv_regs) against rat/gluon, registered for
-the harness's gate rounds (call_s31.sh): `PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl
+"""b21 (K_w and V_w in registers in the D 64 backward, RATTritonConfig.bwd_kv_regs) and b22 (with it, the warpgroups
+taking turns at a query tile's whole dq share, bwd_dq_owner) against rat/gluon, registered for the harness's gate
+rounds (call_s31.sh, call_s31b.sh): `PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl
 rat/gluon,rat/gluon-kvr ... --register rat/gluon-kvr=kvr_cands:KvRegs`."""
 from __future__ import annotations
 
@@ -13,14 +14,21 @@ from ratbench.impls.rat.triton import RATTritonConfig
 
 class KvRegs(RATGluon):
     description = "rat/gluon with K and V in registers in the D 64 backward (b21)"
+    owner = False
 
     def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
                 chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
         base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
-        return dataclasses.replace(base, bwd_kv_regs=head_dim == 64 and base.backward == "gluon_ws")
+        on = head_dim == 64 and base.backward == "gluon_ws"
+        return dataclasses.replace(base, bwd_kv_regs=on, bwd_dq_owner=on and self.owner)
 
 
-CANDIDATES = {"rat/gluon-kvr": KvRegs}
+class Owner(KvRegs):
+    description = "rat/gluon with b21 and the D 64 backward's dq shares by owners (b22)"
+    owner = True
+
+
+CANDIDATES = {"rat/gluon-kvr": KvRegs, "rat/gluon-own": Owner}
 
 
 def main() -> None:

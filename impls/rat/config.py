@@ -79,6 +79,10 @@ class RATTritonConfig:
     #: with backward "gluon_ws" at head dim 64: each MMA warpgroup of bwd_ws_kernel holds its K and V rows in registers
     #: as the A operands of S^T and dP^T, so those products read only q and dO from shared memory (b21)
     bwd_kv_regs: bool = False
+    #: with backward "gluon_ws" at head dim 64: bwd_ws_kernel's MMA warpgroups take turns forming a query tile's whole
+    #: dq share (one N = 64 product by the tile's owner, which alone waits for the other's dS^T) instead of each forming
+    #: half of it after both wrote dS^T (b22)
+    bwd_dq_owner: bool = False
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

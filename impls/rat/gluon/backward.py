@@ -123,15 +123,14 @@ def _item(ITEMS, n_items, L: gl.constexpr):
 
 
 @gluon.jit
-def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
-              L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
-    """One query tile of warpgroup WG: S^T, dP^T, P^T, dV += P^T dO, dS^T, dK += dS^T Q, then, once both warpgroups
-    wrote their dS^T to ds_buf ([BN, BMQ]), columns D/2 WG .. of the tile's dq share dS K. lse and Delta come from
-    the ring entry ld_s. Returns dk, dv, dq (all retired)."""
+def _bwd_tile_ds(k_w, v_w, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
+                 L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
+    """One query tile of warpgroup WG up to its dS^T: S^T, dP^T, P^T, dV += P^T dO, dS^T (to ds_buf, [BN, BMQ], then an
+    arrival on ds_bar), dK += dS^T Q. lse and Delta come from the ring entry ld_s. Returns dk, dv, P^T, dS^T (the two
+    products still in flight)."""
     dtype: gl.constexpr = q_s.dtype
     st_layout: gl.constexpr = _acc_layout(BMQ)
     kv_layout: gl.constexpr = _acc_layout(D)
-    dq_layout: gl.constexpr = _acc_layout(D // 2)
     op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=kv_layout, k_width=2)
     col: gl.constexpr = gl.SliceLayout(0, st_layout)
     zero_s = gl.zeros([64, BMQ], gl.float32, st_layout)
@@ -152,29 +151,29 @@ def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys
     dk = warpgroup_mma(dsb, q_s, dk, is_async=True)
     fence_async_shared()
     mbarrier.arrive(ds_bar, count=1)
+    return dk, dv, ptb, dsb
+
+
+@gluon.jit
+def _bwd_tile(i, k_w, v_w, k_cols, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
+              L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
+    """One query tile of warpgroup WG: _bwd_tile_ds, then, once both warpgroups wrote their dS^T to ds_buf, columns D/2
+    WG .. of the tile's dq share dS K. Returns dk, dv, dq (all retired)."""
+    dk, dv, ptb, dsb = _bwd_tile_ds(k_w, v_w, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
+                                    L, D, WG)
     mbarrier.wait(ds_bar, (i // 2) & 1)
-    zero_q = gl.zeros([BMQ, D // 2], gl.float32, dq_layout)
+    zero_q = gl.zeros([BMQ, D // 2], gl.float32, _acc_layout(D // 2))
     dq = warpgroup_mma(ds_buf.permute((1, 0)), k_cols, zero_q, use_acc=False, is_async=True)
     dq, dv, dk, ptb, dsb = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
     return dk, dv, dq
 
 
 @gluon.jit
-def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp, scale2,
-              L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr):
-    """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile, the entry's release and the
-    tile's dq share: added to the accumulator by a TMA reduction, or with WRITER staged for the writer warp.
-    Returns dk, dv."""
-    _k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, _dq_bufs = smem
-    q_ready, q_empty, ds_ready = bars[1], bars[2], bars[3]
-    t0 = lo + (n - 1 - i) * BMQ
-    s = i % STAGES
-    mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
-    dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
-                           ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2, L, D, WG)
-    mbarrier.arrive(q_empty.index(s), count=1)
-    if WRITER:  # the dq writer warp (_bwd_dq_writer) stores or adds it
-        mbarrier.wait(bars[5].index(WG), (i & 1) ^ 1)
+def _dq_out(dq, dq_w, dq_desc, bars, row, col, phase, WRITER: gl.constexpr, WG: gl.constexpr):
+    """A dq share from registers: staged in dq_w for the writer warp (_bwd_dq_writer; phase: of this warpgroup's
+    staging, dq_empty waited at phase ^ 1), or added to the accumulator's [row, col] box by a TMA reduction."""
+    if WRITER:
+        mbarrier.wait(bars[5].index(WG), phase ^ 1)
         dq_w.store(dq.to(dq_w.dtype))
         fence_async_shared()
         mbarrier.arrive(bars[4].index(WG), count=1)
@@ -182,13 +181,56 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
         tma.store_wait(0)  # the previous tile's reduction has read dq_w
         dq_w.store(dq.to(dq_w.dtype))
         fence_async_shared()
-        _tma_reduce_add(dq_desc, [bh * Tp + t0, WG * (D // 2)], dq_w)
+        _tma_reduce_add(dq_desc, [row, col], dq_w)
+
+
+@gluon.jit
+def _bwd_tile_owned(i, k_w, v_w, k_smem, q_s, do_s, ld_s, ds_buf, ds_bar, dq_w, dq_desc, bars, dk, dv, keys, qcols,
+                    t0, mid, scale2, row, L: gl.constexpr, D: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr):
+    """b22 (head dim 64): _bwd_tile_ds, then the tile's whole dq share dS K ([BMQ, D]: one N = D product instead of
+    two of D / 2) formed by one warpgroup, the tile's owner (WG == i % 2), once both wrote their dS^T; the other goes
+    on to its next tile without waiting. The owner puts the share out (_dq_out). Returns dk, dv."""
+    dk, dv, ptb, dsb = _bwd_tile_ds(k_w, v_w, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
+                                    L, D, WG)
+    if i % 2 == WG:
+        mbarrier.wait(ds_bar, (i // 2) & 1)
+        zero_q = gl.zeros([BMQ, D], gl.float32, _acc_layout(D))
+        dq = warpgroup_mma(ds_buf.permute((1, 0)), k_smem, zero_q, use_acc=False, is_async=True)
+        dq, dv_r, dk_r, _pt, _ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
+        _dq_out(dq, dq_w, dq_desc, bars, row, 0, (i // 2) & 1, WRITER, WG)
+    else:  # names of their own: the branches' values replace the in-flight accumulators (another type)
+        dv_r, dk_r, _pt, _ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, ptb, dsb))
+    return dk_r, dv_r
+
+
+@gluon.jit
+def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp, scale2,
+              L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, WRITER: gl.constexpr, OWNER: gl.constexpr,
+              WG: gl.constexpr):
+    """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile, the entry's release and the
+    tile's dq share put out (_dq_out); with OWNER _bwd_tile_owned. Returns dk, dv."""
+    k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, _dq_bufs = smem
+    q_ready, q_empty, ds_ready = bars[1], bars[2], bars[3]
+    t0 = lo + (n - 1 - i) * BMQ
+    s = i % STAGES
+    mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
+    if OWNER:
+        dk, dv = _bwd_tile_owned(i, k_w, v_w, k_smem, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
+                                 ds_bufs.index(i % 2), ds_ready.index(i % 2), dq_w, dq_desc, bars, dk, dv, keys,
+                                 qcols, t0, mid, scale2, bh * Tp + t0, L, D, WRITER, WG)
+        mbarrier.arrive(q_empty.index(s), count=1)
+    else:
+        dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
+                               ds_bufs.index(i % 2), ds_ready.index(i % 2), dk, dv, keys, qcols, t0, mid, scale2, L, D,
+                               WG)
+        mbarrier.arrive(q_empty.index(s), count=1)
+        _dq_out(dq, dq_w, dq_desc, bars, bh * Tp + t0, WG * (D // 2), i & 1, WRITER, WG)
     return dk, dv
 
 
 @gluon.jit
 def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                  WRITER: gl.constexpr, KV_REGS: gl.constexpr, WG: gl.constexpr):
+                  WRITER: gl.constexpr, KV_REGS: gl.constexpr, OWNER: gl.constexpr, WG: gl.constexpr):
     """MMA warpgroup WG: keys 64 WG .. 64 WG + 63 of the CTA's block over its query tiles, dq shares added by TMA
     reductions; adds dK (scaled) and dV of its keys to the float32 accumulators."""
     DKE, DVE, ITEMS, _FLAGS = ptrs
@@ -214,7 +256,7 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
         v_w = v_w.load(a_layout)
     for i in range(n):
         dk, dv = _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcols, bh, lo, n, mid, Tp,
-                           scale2, L, D, STAGES, WRITER, WG)
+                           scale2, L, D, STAGES, WRITER, OWNER, WG)
     tma.store_wait(0)
     rows = j0 + WG * 64 + gl.arange(0, 64, layout=gl.SliceLayout(1, kv_layout))
     cols = gl.arange(0, D, layout=gl.SliceLayout(0, kv_layout))
@@ -225,19 +267,19 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 @gluon.jit
 def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, KV_REGS: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, 0)
+                   WRITER: gl.constexpr, KV_REGS: gl.constexpr, OWNER: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER, 0)
 
 
 @gluon.jit
 def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, KV_REGS: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, 1)
+                   WRITER: gl.constexpr, KV_REGS: gl.constexpr, OWNER: gl.constexpr):
+    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER, 1)
 
 
 @gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                WRITER: gl.constexpr, KV_REGS: gl.constexpr):
+                WRITER: gl.constexpr, KV_REGS: gl.constexpr, OWNER: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
     T, Tp, H, _C, _scale, _scale2, n_items = sc
     k_smem, v_smem, q_bufs, do_bufs, ld_bufs, _ds_bufs, _dq_bufs = smem
@@ -260,7 +302,7 @@ def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, S
 
 @gluon.jit
 def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, KV_REGS: gl.constexpr):
+                   WRITER: gl.constexpr, KV_REGS: gl.constexpr, OWNER: gl.constexpr):
     """The dq writer warp (b7c): per query tile, each warpgroup's dq share from its staging buffer (dq_full) to the
     float32 accumulator by TMA, the buffer handed back (dq_empty) once the copy has read it. The accumulator starts
     unwritten (b7b): key block 0's items, which visit every tile, store their shares and flag each tile once the
@@ -276,16 +318,26 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
     for i in range(n):
         t0 = lo + (n - 1 - i) * BMQ
         flag = FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2
-        for w in gl.static_range(2):
-            mbarrier.wait(dq_full.index(w), i & 1)
+        if OWNER:  # b22: the tile's whole share from its owner's buffer (both flags are set together)
+            mbarrier.wait(dq_full.index(i % 2), (i // 2) & 1)
             if first:
-                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
+                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, 0], dq_bufs.index(i % 2))
             else:
-                _flag_wait(flag + w)
-                _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
-        tma.store_wait(0)
-        for w in gl.static_range(2):
-            mbarrier.arrive(dq_empty.index(w), count=1)
+                _flag_wait(flag)
+                _tma_reduce_add(dq_desc, [bh * Tp + t0, 0], dq_bufs.index(i % 2))
+            tma.store_wait(0)
+            mbarrier.arrive(dq_empty.index(i % 2), count=1)
+        else:
+            for w in gl.static_range(2):
+                mbarrier.wait(dq_full.index(w), i & 1)
+                if first:
+                    tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
+                else:
+                    _flag_wait(flag + w)
+                    _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
+            tma.store_wait(0)
+            for w in gl.static_range(2):
+                mbarrier.arrive(dq_empty.index(w), count=1)
         if first:  # every lane past the issuing lane's wait before any sets a flag
             _writes_done(i)
             _partition_barrier()
@@ -298,7 +350,7 @@ def bwd_ws_kernel(
     qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, DKE, DVE, ITEMS, FLAGS,
     T, Tp, H, C, Cs, scale, scale2, n_items,
     L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr, DS_LAYOUT: gl.constexpr, WRITER: gl.constexpr,
-    KV_REGS: gl.constexpr = False,
+    KV_REGS: gl.constexpr = False, OWNER: gl.constexpr = False,
 ):
     dtype: gl.constexpr = ke_desc.dtype
     k_smem = gl.allocate_shared_memory(dtype, [BN, D], ke_desc.layout)
@@ -307,7 +359,7 @@ def bwd_ws_kernel(
     do_bufs = gl.allocate_shared_memory(dtype, [STAGES, BMQ, D], do_desc.layout)
     ld_bufs = gl.allocate_shared_memory(gl.float32, [STAGES, 2, BMQ], ld_desc.layout)
     ds_bufs = gl.allocate_shared_memory(dtype, [2, BN, BMQ], DS_LAYOUT)
-    dq_bufs = gl.allocate_shared_memory(dq_desc.dtype, [2, BMQ, D // 2], dq_desc.layout)
+    dq_bufs = gl.allocate_shared_memory(dq_desc.dtype, [2, BMQ, D if OWNER else D // 2], dq_desc.layout)
     kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     q_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     q_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -332,23 +384,23 @@ def bwd_ws_kernel(
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
-            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
+            (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
         ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
-            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS)),
+            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
+            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
+            (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
         ], [4, 1], [240, 24])
 
 
 def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, dqacc: torch.Tensor,
                     ld: torch.Tensor, dke: torch.Tensor, dve: torch.Tensor, T: int, L: int, scale: float,
                     scale2: float, stages: int = 2, seg: int | None = None, flags: torch.Tensor | None = None,
-                    kv_regs: bool = False) -> None:
+                    kv_regs: bool = False, owner: bool = False) -> None:
     """bwd_ws_kernel: qr (B*H, Tp, D) RoPE'd q and dqacc (same shape, float32 or q's 16-bit dtype, added to) padded to
     Tp rows (a multiple of 64), ld (B*H, Tp / 64, 2, 64) float32 (per 64-row tile its lse row, then its Delta row; lse
     +inf and Delta 0 past T), do (B, T, H, D) contiguous, chunk ends ke, ve contiguous (B, H, Cs, D); dK (scaled) and dV
@@ -359,12 +411,14 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
     to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
     others (NOTES.md "Seventeenth session"). kv_regs (b21, head dim 64 only): each MMA warpgroup holds its K and V rows
-    in registers as S^T's and dP^T's A operands (NOTES.md "Thirty-first session")."""
+    in registers as S^T's and dP^T's A operands; owner (b22, head dim 64 only): the warpgroups take turns forming a
+    tile's whole dq share (NOTES.md "Thirty-first session")."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
-    if kv_regs and D != 64:
-        raise ValueError(f"rat/gluon: K and V in registers (bwd_kv_regs) is for head dim 64 only, got {D}")
+    if (kv_regs or owner) and D != 64:
+        raise ValueError(f"rat/gluon: K and V in registers (bwd_kv_regs) and dq by owners (bwd_dq_owner) are for head "
+                         f"dim 64 only, got {D}")
     B, _, H, _ = do.shape
     Cs = ke.shape[2]
     C = dke.shape[1]
@@ -372,12 +426,13 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     gdt = _GL_DTYPES[qr.dtype]
     lay_kv = gl.NVMMASharedLayout.get_default_for([BN.value, D], gdt)
     lay_q = gl.NVMMASharedLayout.get_default_for([bm, D], gdt)
-    lay_dq = gl.NVMMASharedLayout.get_default_for([bm, D // 2], _GL_DTYPES[dqacc.dtype])
+    dq_cols = D if owner else D // 2
+    lay_dq = gl.NVMMASharedLayout.get_default_for([bm, dq_cols], _GL_DTYPES[dqacc.dtype])
     lay_ld = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)  # plain rows (_ld_row)
     ke_d, ve_d = (TensorDescriptor(x, [BH * Cs, D], [D, 1], [BN.value, D], lay_kv) for x in (ke, ve))
     qr_d = TensorDescriptor(qr, [BH * Tp, D], [D, 1], [bm, D], lay_q)
     do_d = TensorDescriptor(do, [B * T, H * D], [H * D, 1], [bm, D], lay_q)
-    dq_d = TensorDescriptor(dqacc, [BH * Tp, D], [D, 1], [bm, D // 2], lay_dq)
+    dq_d = TensorDescriptor(dqacc, [BH * Tp, D], [D, 1], [bm, dq_cols], lay_dq)
     ld_d = TensorDescriptor(ld, [BH * Tp // bm * 2, bm], [bm, 1], [2, bm], lay_ld)
     if seg is None:
         seg = 32 if C <= 2 * BN.value else 128 if C >= 2048 else 64
@@ -388,15 +443,15 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
         qr_d, do_d, ke_d, ve_d, dq_d, ld_d, dke, dve, items, items if flags is None else flags, T, Tp, H, C, Cs,
         scale, scale2, len(items), L=L, D=D, STAGES=stages,
         DS_LAYOUT=gl.NVMMASharedLayout.get_default_for([BN.value, bm], gdt), WRITER=flags is not None,
-        KV_REGS=kv_regs, num_warps=4, maxnreg=168,
+        KV_REGS=kv_regs, OWNER=owner, num_warps=4, maxnreg=168,
     )
 
 
 def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torch.Tensor, ktr: torch.Tensor,
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
-                   writer: bool = False, seg: int | None = None, acc16: bool = False, kv_regs: bool = False
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                   writer: bool = False, seg: int | None = None, acc16: bool = False, kv_regs: bool = False,
+                   owner: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq, bwd_dq_post_kernel.
     do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (o's shape and
     dtype) or, without finish_dq, the accumulator (B*H, Tp, D; float32, or with acc16 o's dtype) holding sum_j dS_tj K_j
@@ -409,7 +464,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17): with
     writer, without finish_dq and up to two key blocks (2 * BN chunk ends, so that a query tile gets at most two shares:
     a store, then one addition) the accumulator is in o's 16-bit dtype instead of float32: half its bytes written here
-    and read by the backward scan. kv_regs: launch_backward's (b21)."""
+    and read by the backward scan. kv_regs, owner: launch_backward's (b21, b22)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -451,7 +506,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
     launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags,
-                    kv_regs=kv_regs)
+                    kv_regs=kv_regs, owner=owner)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr
     dq = torch.empty_like(o)

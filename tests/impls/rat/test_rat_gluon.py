@@ -91,8 +91,9 @@ def test_gluon_backward_refuses_what_it_cannot_do():
 
     acc, ld = torch.empty(2, 256, 128, device="meta"), torch.empty(2, 4, 2, 64, device="meta")
     dke = torch.empty(2, 16, 128, device="meta")
-    with pytest.raises(ValueError, match="head dim 64 only"):  # b21: 32 more registers would spill at 128
-        launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, kv_regs=True)
+    for kw in ({"kv_regs": True}, {"owner": True}):  # b21, b22: 32 more registers would spill at head dim 128
+        with pytest.raises(ValueError, match="head dim 64 only"):
+            launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, **kw)
 
 
 COMPILE = """
@@ -240,11 +241,11 @@ def test_gluon_forward_at_every_shape(monkeypatch):
 
 
 def _emulated_bwd_ws_kernel(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=2, seg=None,
-                            flags=None):
+                            flags=None, kv_regs=False, owner=False):
     """bwd_ws_kernel's contract in torch (float32, dense): dK (scaled), dV of the chunk ends and dS K added to dke,
     dve and the dq accumulator (float32 or 16-bit: b17; with flags, b7b / b7c's writer warp: stored into its rows
     below T rounded up to 64, the rest left), rows past T carried by lse +inf / Delta 0 as the kernel sees them. seg
-    (query tiles per work item) splits the work only, not the result."""
+    (query tiles per work item), kv_regs and owner (b21, b22) change how the kernel works, not its result."""
     BH, Tp, D = qr.shape
     C = dke.shape[1]
     q = qr.float()
