@@ -162,6 +162,25 @@ def train_wgs3_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     return head_dim == 64 and math.ceil(seq_len / chunk_size) >= WGS3_TRAIN_MIN_ENDS
 
 
+#: the fewest and most chunk ends per sequence at which rat/gluon's D 64 backward holds K and V in registers (b21) and
+#: its warpgroups take turns at a tile's dq share (b22): `bwd_kv_owner_used`
+KV_OWNER_ENDS = (1024, 2048)
+
+
+def bwd_kv_owner_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
+    """Whether rat/gluon's Gluon backward at head dim 64 runs b21 (RATTritonConfig.bwd_kv_regs: each MMA warpgroup's K
+    and V rows in registers as S^T's and dP^T's A operands) with b22 (bwd_dq_owner: the warpgroups take turns at a
+    query tile's whole dq share): between KV_OWNER_ENDS chunk ends per sequence. Measured on an H100 (NOTES.md
+    "Thirty-first session", reports/h100-rat-gluon-s31-2026-12-07; train, D 64, L 16, bf16, H 16, 131,072 tokens,
+    speed-up per gate round over rat/gluon, call s31b's 6 rounds): b21 + b22 1.020-1.029 at 16k and 1.037-1.065 at
+    32k (b21 alone 1.011-1.028 and 1.004-1.041); 4k (the writer's route) 0.989-1.006, slower in 5 of 6; 64k 0.990-1.055
+    and 128k 0.982-1.103 (5 of 6 each; call s31c below). Other chunk sizes are carried over by the chunk-end count, not
+    measured."""
+    ends = math.ceil(seq_len / chunk_size)
+    return (head_dim == 64 and gluon_backward_used(seq_len, chunk_size, head_dim)
+            and KV_OWNER_ENDS[0] <= ends <= KV_OWNER_ENDS[1])
+
+
 class RATGluon(RATTriton):
     description = ("rat/triton with warp-specialized Gluon attention kernels (TMA loader warp, two wgmma warpgroups): "
                    "the forward (persistent) always, the 5-product backward (dq by TMA reductions) where it "
@@ -194,7 +213,8 @@ class RATGluon(RATTriton):
         seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used` and the backward scan's launch by
         `bscan_nc`; f23's prefill consumers where `cross_tile_used`; the D 64 prefill's exponentials all on the MUFU where
         `prefill_exp_poly_off`; three consumer warpgroups in the D 64 forward where `prefill_wgs3_used` and
-        `train_wgs3_used`. A config given by the caller is used as given."""
+        `train_wgs3_used`; the D 64 backward's K and V in registers and dq by owners where `bwd_kv_owner_used`. A config
+        given by the caller is used as given."""
         if self.config is not None:
             return self.config
         if None in (seq_len, chunk_size, head_dim):
@@ -208,6 +228,8 @@ class RATGluon(RATTriton):
         if prefill_exp_poly_off(seq_len, chunk_size, head_dim):
             train = cfg.fwd_exp_poly if cfg.fwd_exp_poly_train is None else cfg.fwd_exp_poly_train
             cfg = dataclasses.replace(cfg, fwd_exp_poly=0, fwd_exp_poly_train=train)
+        if bwd_kv_owner_used(seq_len, chunk_size, head_dim):
+            cfg = dataclasses.replace(cfg, bwd_kv_regs=True, bwd_dq_owner=True)
         wgs = (3 if prefill_wgs3_used(seq_len, chunk_size, head_dim) else 2,
                3 if train_wgs3_used(seq_len, chunk_size, head_dim) else 2)
         if wgs != (2, 2):

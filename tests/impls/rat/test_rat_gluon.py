@@ -608,6 +608,22 @@ def test_wgs_route():
         dataclasses.replace(GLUON_CONFIG, fwd_wgs_train=1)
 
 
+def test_kv_owner_route():
+    """The D 64 backward's b21 + b22 where they measured faster in every gate round (NOTES.md "Thirty-first session"):
+    between KV_OWNER_ENDS chunk ends per sequence; not at 4k (the writer's route), not at head dim 128."""
+    from ratbench.impls.rat.gluon import KV_OWNER_ENDS, bwd_kv_owner_used
+
+    lo, hi = KV_OWNER_ENDS
+    assert bwd_kv_owner_used(16 * lo, 16, 64) and bwd_kv_owner_used(16 * hi, 16, 64)
+    assert not bwd_kv_owner_used(16 * lo - 16, 16, 64) and not bwd_kv_owner_used(16 * hi + 16, 16, 64)
+    assert not bwd_kv_owner_used(4096, 16, 64) and not bwd_kv_owner_used(32768, 16, 128)
+    g = RATGluon()
+    for T, D, want in ((32768, 64, True), (16384, 64, True), (4096, 64, False), (32768, 128, False)):
+        cfg = g._config(T // 16, torch.bfloat16, seq_len=T, chunk_size=16, head_dim=D)
+        assert (cfg.bwd_kv_regs, cfg.bwd_dq_owner) == (want, want), (T, D)
+    assert not GLUON_CONFIG.bwd_kv_regs and not GLUON_CONFIG.bwd_dq_owner
+
+
 @pytest.mark.parametrize("train, D, fields, want", [
     (False, 64, {"fwd_wgs": 3, "fwd_wgs_train": 2}, 3), (True, 64, {"fwd_wgs": 3, "fwd_wgs_train": 2}, 2),
     (True, 64, {"fwd_wgs": 3}, 3), (False, 128, {"fwd_wgs": 3}, 2), (False, 64, {}, 2)])
