@@ -28,7 +28,16 @@ class Owner(KvRegs):
     owner = True
 
 
-CANDIDATES = {"rat/gluon-kvr": KvRegs, "rat/gluon-own": Owner}
+class Owner3(Owner):
+    description = "rat/gluon with b21, b22 and three ring entries in the D 64 backward"
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        cfg = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(cfg, bwd_ws_stages=3 if cfg.bwd_dq_owner else cfg.bwd_ws_stages)
+
+
+CANDIDATES = {"rat/gluon-kvr": KvRegs, "rat/gluon-own": Owner, "rat/gluon-own3": Owner3}
 
 
 def main() -> None:

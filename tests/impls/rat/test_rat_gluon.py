@@ -94,6 +94,9 @@ def test_gluon_backward_refuses_what_it_cannot_do():
     for kw in ({"kv_regs": True}, {"owner": True}):  # b21, b22: 32 more registers would spill at head dim 128
         with pytest.raises(ValueError, match="head dim 64 only"):
             launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, **kw)
+    for st in (1, 3):  # three ring entries fit in shared memory at head dim 64 only
+        with pytest.raises(ValueError, match="ring has 2 entries"):
+            launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, stages=st)
 
 
 COMPILE = """
