@@ -1,6 +1,5 @@
-"""b21 (K_w and V_w in registers in the D 64 backward, RATTritonConfig.bwd_kv_regs), b22 (with it, the warpgroups
-taking turns at a query tile's whole dq share, bwd_dq_owner) and b23 (the same at head dim 128 in two halves) against
-rat/gluon, registered for the harness's gate
+"""b21 (K_w and V_w in registers in the D 64 backward, RATTritonConfig.bwd_kv_regs) and b22 (with it, the warpgroups
+taking turns at a query tile's whole dq share, bwd_dq_owner) against rat/gluon, registered for the harness's gate
 rounds (call_s31.sh, call_s31b.sh): `PYTHONPATH=.:experiments/rat-gluon-next python run_bench.py --impl
 rat/gluon,rat/gluon-kvr ... --register rat/gluon-kvr=kvr_cands:KvRegs`."""
 from __future__ import annotations
@@ -29,26 +28,7 @@ class Owner(KvRegs):
     owner = True
 
 
-class Owner3(Owner):
-    description = "rat/gluon with b21, b22 and three ring entries in the D 64 backward"
-
-    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
-                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
-        cfg = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
-        return dataclasses.replace(cfg, bwd_ws_stages=3 if cfg.bwd_dq_owner else cfg.bwd_ws_stages)
-
-
-class Owner128(RATGluon):
-    description = "rat/gluon with the D 128 backward's dq shares by owners, two halves each (b23)"
-
-    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
-                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
-        base = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
-        on = head_dim == 128 and base.backward == "gluon_ws" and base.bwd_dq_writer
-        return dataclasses.replace(base, bwd_dq_owner=on)
-
-
-CANDIDATES = {"rat/gluon-kvr": KvRegs, "rat/gluon-own": Owner, "rat/gluon-own3": Owner3, "rat/gluon-o128": Owner128}
+CANDIDATES = {"rat/gluon-kvr": KvRegs, "rat/gluon-own": Owner}
 
 
 def main() -> None:
