@@ -17,7 +17,10 @@ bwd_ws_kernel  one CTA per work item (work_items, items.py): a block of BN = 128
                    tile's dq share dS K (A = dS from shared memory, transposed) and adds it to the dq accumulator
                    (float32; 16-bit with b17's acc16) by a TMA reduction (cp.reduce.async.bulk.tensor .add), which
                    runs on while the warpgroup goes on; it waits for the reduction's read of the staging buffer
-                   only before the next tile's share overwrites it.
+                   only before the next tile's share overwrites it. At head dim 64, where rat/gluon takes them
+                   (gluon/__init__.py bwd_kv_owner_used), b21 holds K_w and V_w in registers (S^T's and dP^T's A
+                   operands) and b22 has the warpgroups take turns: tile i's whole share is formed by warpgroup
+                   i % 2 alone, the only one that waits for the other's dS^T.
                dK (times the softmax scale) and dV of the item added to float32 (B*H, C, D) accumulators (atomic
                adds; zero on entry), which rat/triton's dK/dV kernel writes in the same form.
 Around it (impls/rat/gluon/passes.py): bwd_ws_pre_kernel (Delta, lse and Delta per 64-row tile with lse +inf past
