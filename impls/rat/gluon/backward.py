@@ -269,18 +269,6 @@ def _bwd_consumer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr,
 
 
 @gluon.jit
-def _bwd_consumer0(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, KV_REGS: gl.constexpr, OWNER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER, 0)
-
-
-@gluon.jit
-def _bwd_consumer1(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
-                   WRITER: gl.constexpr, KV_REGS: gl.constexpr, OWNER: gl.constexpr):
-    _bwd_consumer(ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER, 1)
-
-
-@gluon.jit
 def _bwd_loader(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr, STAGES: gl.constexpr,
                 WRITER: gl.constexpr, KV_REGS: gl.constexpr, OWNER: gl.constexpr):
     """The TMA warp: K and V of the block, then per query tile RoPE'd q, dO and its lse / Delta rows into the ring."""
@@ -321,26 +309,19 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
     for i in range(n):
         t0 = lo + (n - 1 - i) * BMQ
         flag = FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2
-        if OWNER:  # b22: the tile's whole share from its owner's buffer (both flags are set together)
-            mbarrier.wait(dq_full.index(i % 2), (i // 2) & 1)
+        # per tile one box from each warpgroup's buffer, or with OWNER (b22) the owner's full-width one (both flags
+        # are set together)
+        for w in gl.static_range(1 if OWNER else 2):
+            b = i % 2 if OWNER else w
+            mbarrier.wait(dq_full.index(b), (i // 2) & 1 if OWNER else i & 1)
             if first:
-                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, 0], dq_bufs.index(i % 2))
+                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(b))
             else:
-                _flag_wait(flag)
-                _tma_reduce_add(dq_desc, [bh * Tp + t0, 0], dq_bufs.index(i % 2))
-            tma.store_wait(0)
-            mbarrier.arrive(dq_empty.index(i % 2), count=1)
-        else:
-            for w in gl.static_range(2):
-                mbarrier.wait(dq_full.index(w), i & 1)
-                if first:
-                    tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
-                else:
-                    _flag_wait(flag + w)
-                    _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
-            tma.store_wait(0)
-            for w in gl.static_range(2):
-                mbarrier.arrive(dq_empty.index(w), count=1)
+                _flag_wait(flag + w)
+                _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(b))
+        tma.store_wait(0)
+        for w in gl.static_range(1 if OWNER else 2):
+            mbarrier.arrive(dq_empty.index(i % 2 if OWNER else w), count=1)
         if first:  # every lane past the issuing lane's wait before any sets a flag
             _writes_done(i)
             _partition_barrier()
@@ -387,15 +368,15 @@ def bwd_ws_kernel(
     descs = (qr_desc, do_desc, ke_desc, ve_desc, dq_desc, ld_desc, Cs)
     if WRITER:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
+            (_bwd_consumer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER, 0)),
+            (_bwd_consumer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER, 1)),
             (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
             (_bwd_dq_writer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
         ], [4, 1, 1], [240, 24, 24])  # the writer at 32 left warpgroup 0 232: ptxas serialized every wgmma (NOTES.md)
     else:
         gl.warp_specialize([
-            (_bwd_consumer0, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
-            (_bwd_consumer1, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
+            (_bwd_consumer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER, 0)),
+            (_bwd_consumer, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER, 1)),
             (_bwd_loader, (ptrs, sc, smem, bars, descs, L, D, STAGES, WRITER, KV_REGS, OWNER)),
         ], [4, 1], [240, 24])
 
