@@ -164,7 +164,23 @@ def train_wgs3_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
 
 #: the fewest and most chunk ends per sequence at which rat/gluon's D 64 backward holds K and V in registers (b21) and
 #: its warpgroups take turns at a tile's dq share (b22): `bwd_kv_owner_used`
-KV_OWNER_ENDS = (1024, 2048)
+KV_OWNER_ENDS = (1024, 8192)
+#: the fewest and most chunk ends per sequence at which rat/gluon's training forward takes f23's consumers (f26), by
+#: (head dim, chunk size) measured: `train_cross_tile_used`
+TRAIN_XT_ENDS = {(64, 16): (256, 2048), (128, 64): (512, 512)}
+
+
+def train_cross_tile_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
+    """Whether rat/gluon's training forward takes f23's consumers (f26, RATTritonConfig.fwd_cross_tile_train: a tile's
+    last P V and epilogue under the next tile's RoPE of q, self logit and first S; the kernel takes them where they
+    apply, gluon/forward.py cross_tile_applies): within TRAIN_XT_ENDS chunk ends per sequence at the (head dim, chunk
+    size) measured. Measured on an H100 (NOTES.md "Thirty-second session", reports/h100-rat-gluon-s32-2026-12-07;
+    train, bf16, H 16, 131,072 tokens, speed-up over rat/gluon in each of 4 gate rounds): D 64 L 16 1.013-1.020 at
+    4k, 1.019-1.024 at 16k, 1.023-1.031 at 32k; D 128 L 64 1.002-1.009 at 32k (4k 0.998-1.005, 3 of 4); D 128 L 16
+    0.998-1.001 at 4k and 0.996-1.007 at 16k (not faster in every round). Other shapes are not measured: main's
+    consumers."""
+    lo, hi = TRAIN_XT_ENDS.get((head_dim, chunk_size), (1, 0))
+    return lo <= math.ceil(seq_len / chunk_size) <= hi
 
 
 def bwd_kv_owner_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
@@ -174,8 +190,8 @@ def bwd_kv_owner_used(seq_len: int, chunk_size: int, head_dim: int) -> bool:
     "Thirty-first session", reports/h100-rat-gluon-s31-2026-12-07; train, D 64, L 16, bf16, H 16, 131,072 tokens,
     speed-up per gate round over rat/gluon, call s31b's 6 rounds): b21 + b22 1.020-1.029 at 16k and 1.037-1.065 at
     32k (b21 alone 1.011-1.028 and 1.004-1.041); 4k (the writer's route) 0.989-1.006, slower in 5 of 6; 64k 0.990-1.055
-    and 128k 0.982-1.103 (5 of 6 each; call s31c below). Other chunk sizes are carried over by the chunk-end count, not
-    measured."""
+    and 128k 0.982-1.103 (5 of 6 each); call s32c's 6 rounds (thirty-second session): 1.030-1.071 at 64k and
+    1.036-1.106 at 128k. Other chunk sizes are carried over by the chunk-end count, not measured."""
     ends = math.ceil(seq_len / chunk_size)
     return (head_dim == 64 and gluon_backward_used(seq_len, chunk_size, head_dim)
             and KV_OWNER_ENDS[0] <= ends <= KV_OWNER_ENDS[1])
@@ -213,7 +229,8 @@ class RATGluon(RATTriton):
         seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used` and the backward scan's launch by
         `bscan_nc`; f23's prefill consumers where `cross_tile_used`; the D 64 prefill's exponentials all on the MUFU where
         `prefill_exp_poly_off`; three consumer warpgroups in the D 64 forward where `prefill_wgs3_used` and
-        `train_wgs3_used`; the D 64 backward's K and V in registers and dq by owners where `bwd_kv_owner_used`. A config
+        `train_wgs3_used`; f23's consumers in the training forward where `train_cross_tile_used`; the D 64 backward's K and V
+        in registers and dq by owners where `bwd_kv_owner_used`. A config
         given by the caller is used as given."""
         if self.config is not None:
             return self.config
@@ -228,6 +245,9 @@ class RATGluon(RATTriton):
         if prefill_exp_poly_off(seq_len, chunk_size, head_dim):
             train = cfg.fwd_exp_poly if cfg.fwd_exp_poly_train is None else cfg.fwd_exp_poly_train
             cfg = dataclasses.replace(cfg, fwd_exp_poly=0, fwd_exp_poly_train=train)
+        if train_cross_tile_used(seq_len, chunk_size, head_dim):
+            cfg = dataclasses.replace(cfg, fwd_cross_tile_train=True,
+                                      fwd_xt_stages=XT_STAGES.get(head_dim, cfg.fwd_xt_stages))
         if bwd_kv_owner_used(seq_len, chunk_size, head_dim):
             cfg = dataclasses.replace(cfg, bwd_kv_regs=True, bwd_dq_owner=True)
         wgs = (3 if prefill_wgs3_used(seq_len, chunk_size, head_dim) else 2,

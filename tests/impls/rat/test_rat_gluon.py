@@ -491,18 +491,22 @@ def _poly_on(cfg):
     return cfg
 
 
+def _plain(cfg):
+    """cfg without f23's and f26's fields (test_cross_tile_route, test_train_cross_tile_route have those) and b21 /
+    b22's (test_kv_owner_route), with the backward scan's launch of GLUON_BWD_CONFIG (test_bscan_route has the rule's)
+    and one in 8 of the D 64 forward's exponentials by polynomial (test_exp_poly_route has the prefill's rule)."""
+    out = dataclasses.replace(_poly_on(cfg), fwd_cross_tile=False, fwd_cross_tile_train=False, fwd_xt_stages=2,
+                              bwd_kv_regs=False, bwd_dq_owner=False)
+    if out.backward == "gluon_ws" and out.bscan_nc != 8:
+        out = dataclasses.replace(out, bscan_nc=8)
+    return cfg if out == cfg else out  # the same object where nothing changed (a module's config constants)
+
+
 class _NoCrossTile(RATGluon):
-    """rat/gluon's configs without f23's fields (test_cross_tile_route has those), with the backward scan's launch of
-    GLUON_BWD_CONFIG (test_bscan_route has the rule's) and one in 8 of the D 64 forward's exponentials by polynomial
-    (test_exp_poly_route has the prefill's rule): the backward's route apart."""
+    """rat/gluon's configs as `_plain` makes them: the backward's route apart."""
 
     def _config(self, *a, **kw):
-        cfg = _poly_on(super()._config(*a, **kw))
-        if cfg.fwd_cross_tile:
-            cfg = dataclasses.replace(cfg, fwd_cross_tile=False, fwd_xt_stages=2)
-        if cfg.backward == "gluon_ws" and cfg.bscan_nc != 8:
-            cfg = dataclasses.replace(cfg, bscan_nc=8)
-        return cfg
+        return _plain(super()._config(*a, **kw))
 
 
 def test_bscan_route():
@@ -521,8 +525,7 @@ def test_bscan_route():
         kw = {"seq_len": T, "chunk_size": L, "head_dim": D}
         cfg = g._config(T // L, torch.bfloat16, **kw)
         assert (cfg.bscan_nc, cfg.scan_nc) == (want, 16), (T, L, D)
-        assert dataclasses.replace(_poly_on(cfg), bscan_nc=8, fwd_cross_tile=False, fwd_xt_stages=2) == plain._config(
-            T // L, torch.bfloat16, **kw)
+        assert _plain(cfg) == plain._config(T // L, torch.bfloat16, **kw)
     # rat/triton's backward (chunks of 1024 rows at head dim 128 below 16k): its own launch
     assert g._config(4, torch.bfloat16, seq_len=4096, chunk_size=1024, head_dim=128).bscan_nc == 4
 
@@ -530,7 +533,7 @@ def test_bscan_route():
 def test_cross_tile_route():
     """f23's prefill consumers where they measured faster (NOTES.md "Twenty-seventh session"): up to 512 chunk ends
     per sequence at head dim 128, 2048 at 64 (with three ring entries), never at other head dims; the rest of the
-    config as without them (the training forward's flag, f26, off); the launcher takes them only where they apply (o
+    config as without them; the launcher takes them only where they apply (o
     by TMA, every tile with a key block, the last key block a tile's only masked one)."""
     from ratbench.impls.rat.gluon import cross_tile_used
     from ratbench.impls.rat.gluon.forward import cross_tile_applies, launch_forward
@@ -543,9 +546,8 @@ def test_cross_tile_route():
     for T, L, D, want, stages in ((4096, 16, 128, True, 2), (32768, 16, 128, False, 2), (4096, 16, 64, True, 3),
                                   (131072, 16, 64, False, 2), (16384, 64, 128, True, 2)):
         cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
-        assert (cfg.fwd_cross_tile, cfg.fwd_xt_stages, cfg.fwd_cross_tile_train) == (want, stages, False), (T, L, D)
-        plain = _NoCrossTile()._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
-        assert dataclasses.replace(_poly_on(cfg), fwd_cross_tile=False, fwd_xt_stages=2, bscan_nc=plain.bscan_nc) == plain
+        assert (cfg.fwd_cross_tile, cfg.fwd_xt_stages) == (want, stages), (T, L, D)
+        assert _plain(cfg) == _NoCrossTile()._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
     assert cross_tile_applies(4096, 16, True) and cross_tile_applies(4096, 64, True)
     assert cross_tile_applies(40, 8, True) and not cross_tile_applies(40, 64, True)
     assert not cross_tile_applies(4000, 16, False)  # o by plain stores
@@ -607,8 +609,9 @@ def test_wgs_route():
 
 
 def test_kv_owner_route():
-    """The D 64 backward's b21 + b22 where they measured faster in every gate round (NOTES.md "Thirty-first session"):
-    between KV_OWNER_ENDS chunk ends per sequence; not at 4k (the writer's route), not at head dim 128."""
+    """The D 64 backward's b21 + b22 where they measured faster in every gate round (NOTES.md "Thirty-first session",
+    "Thirty-second session"): between KV_OWNER_ENDS chunk ends per sequence (16k to 128k at L 16); not at 4k (the
+    writer's route), not at head dim 128."""
     from ratbench.impls.rat.gluon import KV_OWNER_ENDS, bwd_kv_owner_used
 
     lo, hi = KV_OWNER_ENDS
@@ -616,10 +619,30 @@ def test_kv_owner_route():
     assert not bwd_kv_owner_used(16 * lo - 16, 16, 64) and not bwd_kv_owner_used(16 * hi + 16, 16, 64)
     assert not bwd_kv_owner_used(4096, 16, 64) and not bwd_kv_owner_used(32768, 16, 128)
     g = RATGluon()
-    for T, D, want in ((32768, 64, True), (16384, 64, True), (4096, 64, False), (32768, 128, False)):
+    for T, D, want in ((32768, 64, True), (16384, 64, True), (131072, 64, True), (4096, 64, False),
+                       (32768, 128, False)):
         cfg = g._config(T // 16, torch.bfloat16, seq_len=T, chunk_size=16, head_dim=D)
         assert (cfg.bwd_kv_regs, cfg.bwd_dq_owner) == (want, want), (T, D)
     assert not GLUON_CONFIG.bwd_kv_regs and not GLUON_CONFIG.bwd_dq_owner
+
+
+def test_train_cross_tile_route():
+    """f26, f23's consumers in the training forward, where they measured faster in every gate round (NOTES.md
+    "Thirty-second session"): D 64 L 16 from 4k to 32k, D 128 L 64 at 32k; nowhere else (D 128 L 16, D 64 at 64k and
+    beyond, chunk sizes not measured); the prefill's route and the ring depth as without it."""
+    from ratbench.impls.rat.gluon import TRAIN_XT_ENDS, train_cross_tile_used
+
+    assert TRAIN_XT_ENDS[(64, 16)] == (256, 2048)
+    assert train_cross_tile_used(4096, 16, 64) and train_cross_tile_used(32768, 16, 64)
+    assert not train_cross_tile_used(2048, 16, 64) and not train_cross_tile_used(65536, 16, 64)
+    assert train_cross_tile_used(32768, 64, 128) and not train_cross_tile_used(4096, 64, 128)
+    assert not train_cross_tile_used(4096, 16, 128) and not train_cross_tile_used(4096, 4, 64)
+    g = RATGluon()
+    for T, L, D, want, stages in ((4096, 16, 64, True, 3), (32768, 16, 64, True, 3), (131072, 16, 64, False, 2),
+                                  (32768, 64, 128, True, 2), (16384, 16, 128, False, 2)):
+        cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
+        assert (cfg.fwd_cross_tile_train, cfg.fwd_xt_stages) == (want, stages), (T, L, D)
+    assert not GLUON_CONFIG.fwd_cross_tile_train
 
 
 @pytest.mark.parametrize("train, D, fields, want", [
