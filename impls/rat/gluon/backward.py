@@ -189,10 +189,11 @@ def _dq_out(dq, dq_w, dq_desc, bars, row, col, phase, WRITER: gl.constexpr, WG: 
 
 @gluon.jit
 def _bwd_tile_owned(i, k_w, v_w, k_smem, q_s, do_s, ld_s, ds_buf, ds_bar, dq_w, dq_desc, bars, dk, dv, keys, qcols,
-                    t0, mid, scale2, row, L: gl.constexpr, D: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr):
+                    t0, mid, scale2, row, L: gl.constexpr, D: gl.constexpr, WG: gl.constexpr):
     """b22 (head dim 64): _bwd_tile_ds, then the tile's whole dq share dS K ([BMQ, D]: one N = D product instead of
     two of D / 2) formed by one warpgroup, the tile's owner (WG == i % 2), once both wrote their dS^T; the other goes
-    on to its next tile without waiting. The owner puts the share out (_dq_out). Returns dk, dv."""
+    on to its next tile without waiting. The owner adds the share by a TMA reduction (_dq_out; through the dq writer it
+    measured slower at every T, NOTES.md "Thirty-second session"). Returns dk, dv."""
     dk, dv, ptb, dsb = _bwd_tile_ds(k_w, v_w, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
                                     L, D, WG)
     if i % 2 == WG:
@@ -200,7 +201,7 @@ def _bwd_tile_owned(i, k_w, v_w, k_smem, q_s, do_s, ld_s, ds_buf, ds_bar, dq_w, 
         zero_q = gl.zeros([BMQ, D], gl.float32, _acc_layout(D))
         dq = warpgroup_mma(ds_buf.permute((1, 0)), k_smem, zero_q, use_acc=False, is_async=True)
         dq, dv_r, dk_r, _pt, _ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
-        _dq_out(dq, dq_w, dq_desc, bars, row, 0, (i // 2) & 1, WRITER, WG)
+        _dq_out(dq, dq_w, dq_desc, bars, row, 0, 0, False, WG)
     else:  # names of their own: the branches' values replace the in-flight accumulators (another type)
         dv_r, dk_r, _pt, _ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, ptb, dsb))
     return dk_r, dv_r
@@ -220,7 +221,7 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
     if OWNER:
         dk, dv = _bwd_tile_owned(i, k_w, v_w, k_smem, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
                                  ds_bufs.index(i % 2), ds_ready.index(i % 2), dq_w, dq_desc, bars, dk, dv, keys,
-                                 qcols, t0, mid, scale2, bh * Tp + t0, L, D, WRITER, WG)
+                                 qcols, t0, mid, scale2, bh * Tp + t0, L, D, WG)
         mbarrier.arrive(q_empty.index(s), count=1)
     else:
         dk, dv, dq = _bwd_tile(i, k_w, v_w, k_cols, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
@@ -309,19 +310,16 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
     for i in range(n):
         t0 = lo + (n - 1 - i) * BMQ
         flag = FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2
-        # per tile one box from each warpgroup's buffer, or with OWNER (b22) the owner's full-width one (both flags
-        # are set together)
-        for w in gl.static_range(1 if OWNER else 2):
-            b = i % 2 if OWNER else w
-            mbarrier.wait(dq_full.index(b), (i // 2) & 1 if OWNER else i & 1)
+        for w in gl.static_range(2):  # per tile one box from each warpgroup's buffer
+            mbarrier.wait(dq_full.index(w), i & 1)
             if first:
-                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(b))
+                tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
             else:
                 _flag_wait(flag + w)
-                _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(b))
+                _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(w))
         tma.store_wait(0)
-        for w in gl.static_range(1 if OWNER else 2):
-            mbarrier.arrive(dq_empty.index(i % 2 if OWNER else w), count=1)
+        for w in gl.static_range(2):
+            mbarrier.arrive(dq_empty.index(w), count=1)
         if first:  # every lane past the issuing lane's wait before any sets a flag
             _writes_done(i)
             _partition_barrier()
@@ -395,14 +393,17 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
     to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
     others (NOTES.md "Seventeenth session"). kv_regs (b21, head dim 64 only): each MMA warpgroup holds its K and V rows
-    in registers as S^T's and dP^T's A operands; owner (b22, head dim 64 only): the warpgroups take turns forming a
-    tile's whole dq share (NOTES.md "Thirty-first session")."""
+    in registers as S^T's and dP^T's A operands; owner (b22, head dim 64 only, without the dq writer): the warpgroups
+    take turns forming a tile's whole dq share (NOTES.md "Thirty-first session", "Thirty-second session")."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
     if (kv_regs or owner) and D != 64:
         raise ValueError(f"rat/gluon: K and V in registers (bwd_kv_regs) and dq by owners (bwd_dq_owner) are for head "
                          f"dim 64 only, got {D}")
+    if owner and flags is not None:
+        raise ValueError("rat/gluon: dq by owners (bwd_dq_owner) adds its shares by TMA reductions; with the dq writer "
+                         "(bwd_dq_writer) it measured slower at every T (impls/rat/gluon/NOTES.md, thirty-second session)")
     B, _, H, _ = do.shape
     Cs = ke.shape[2]
     C = dke.shape[1]

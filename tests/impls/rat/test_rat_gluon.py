@@ -94,6 +94,11 @@ def test_gluon_backward_refuses_what_it_cannot_do():
     for kw in ({"kv_regs": True}, {"owner": True}):  # b21, b22: 32 more registers would spill at head dim 128
         with pytest.raises(ValueError, match="head dim 64 only"):
             launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, **kw)
+    q64, ke64 = q[..., :64], ke[..., :64]  # b22 through the dq writer: measured slower at every T, refused
+    flags = torch.empty(2 * 4 * 2, device="meta", dtype=torch.int32)
+    with pytest.raises(ValueError, match="with the dq writer"):
+        launch_backward(torch.empty(2, 256, 64, device="meta", dtype=torch.bfloat16), q64, ke64, ke64, acc[..., :64],
+                        ld, dke[..., :64], dke[..., :64], 256, 16, 0.1, 0.14, flags=flags, owner=True, kv_regs=True)
 
 
 COMPILE = """
