@@ -61,6 +61,8 @@ class RATTritonConfig:
     #: next tile's RoPE of q and first S, where it applies (gluon/forward.py cross_tile_applies); rat/gluon takes it
     #: where it measured faster (gluon.cross_tile_used)
     fwd_cross_tile: bool = False
+    #: ... in the training forward (f26: the launch that stores lse and RoPE(q), the self logit from kt)
+    fwd_cross_tile_train: bool = False
     #: ... with a ring of this many K / V entries (3 fit at head dim 64 only)
     fwd_xt_stages: int = 2
     #: with backward "gluon_ws" and the one-level scans: dq's float32 accumulator is not zeroed by the pre pass; key

@@ -241,7 +241,8 @@ def _consumer_wg(ptrs, strides, sc, smem, bars, descs, L: gl.constexpr, BN: gl.c
                  SPLIT: gl.constexpr, TREE: gl.constexpr, XT: gl.constexpr, NWG: gl.constexpr):
     """Consumer warpgroup WG: f23's (xt.py, two warpgroups) with XT, else main's."""
     if XT:
-        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, WG, EXP_POLY, TREE)
+        consumer_xt(ptrs, sc, smem, bars, descs, L, BN, D, ROPE, STAGES, WG, EXP_POLY, TREE, STORE_LSE, STORE_QR,
+                    SELF_LOGIT)
     else:
         _consumer(ptrs, strides, sc, smem, bars, descs, L, BN, D, ROPE, STORE_LSE, STAGES, WG, STORE_QR, O_TMA,
                   SELF_LOGIT, EXP_POLY, SPLIT, TREE, NWG)
@@ -383,11 +384,12 @@ def fwd_ws_kernel(
         ], [4, 1], [240, 24])
 
 
-def cross_tile_applies(T: int, L: int, store_lse: bool, self_logit: bool, o_tma: bool) -> bool:
-    """Where f23's consumers (xt.py) can run: the prefill (no lse) with the scan's self logits and o stored by TMA,
-    every tile with a key block (a row of the first tile past chunk 0: L < min(128, T)), and a tile's last key block
-    its only masked one (L divides 128), which their order (that block first, then one loop without a mask) needs."""
-    return not store_lse and self_logit and o_tma and L < min(BM, T) and BM % L == 0
+def cross_tile_applies(T: int, L: int, o_tma: bool) -> bool:
+    """Where f23's consumers (xt.py) can run: o stored by TMA, every tile with a key block (a row of the first tile
+    past chunk 0: L < min(128, T)), and a tile's last key block its only masked one (L divides 128), which their order
+    (that block first, then one loop without a mask) needs. The prefill (with the scan's self logits) and, f26, the
+    training forward (lse, RoPE(q) out, the self logit from kt)."""
+    return o_tma and L < min(BM, T) and BM % L == 0
 
 
 def rope_q_buffer(q: torch.Tensor) -> torch.Tensor:
@@ -447,7 +449,7 @@ def launch_forward(q, ktr, vt, cos, sin, ke, ve, o, lse, T: int, H: int, L: int,
     qr_desc = TensorDescriptor(qr, [B * H * NTq * BM, D], [D, 1], [64, D], lay_q) if store_qr else q_desc
     self_logit = ss is not None
     o_ok = o.stride() == dense and o.dtype == q.dtype
-    xt = cross_tile and cross_tile_applies(T, L, store_lse, self_logit, T % BM == 0 and o_ok)
+    xt = cross_tile and cross_tile_applies(T, L, T % BM == 0 and o_ok)
     nwg = 2 if xt else wgs
     tile = 64 * nwg
     NT = triton.cdiv(T, tile)

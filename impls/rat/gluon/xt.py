@@ -28,7 +28,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 
 from ratbench.impls.rat.gluon.softmax import online_softmax
-from ratbench.impls.rat.gluon.tile import _block, _epilogue_tma, _rope_q, _schedule, _tables, _tile
+from ratbench.impls.rat.gluon.tile import _block, _epilogue_tma, _rope_q, _row_layout, _schedule, _tables, _tile
 
 QB = gl.constexpr(3)  # q buffers (tiles) of the cross-tile consumer
 
@@ -41,23 +41,47 @@ def _carried_pv(p_c, acc_c, v_bufs, v_ready, pe, STAGES: gl.constexpr):
 
 
 @gluon.jit
+def _self_logit(tables, q1, q2, k_self, scale2, D: gl.constexpr, SELF_LOGIT: gl.constexpr,
+                s_layout: gl.constexpr):
+    """The rows' self logits times scale2: the scan's (tables[2]) with SELF_LOGIT, else q_r . kt_t from the self
+    entry's kt (k_self, its K buffer's rows of this warpgroup; f26, training), as forward._prologue."""
+    if SELF_LOGIT:
+        return tables[2] * scale2
+    else:
+        HALF: gl.constexpr = D // 2
+        blk: gl.constexpr = _row_layout(HALF, 4)
+        k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+        k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+        return gl.convert_layout(gl.sum(q1 * k1 + q2 * k2, 1) * scale2, gl.SliceLayout(1, s_layout))
+
+
+@gluon.jit
 def _boundary(j, e, pe, carried, tables, q_w, prev, ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr,
               D: gl.constexpr, ROPE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr, EXP_POLY: gl.constexpr,
-              TREE: gl.constexpr, s_layout: gl.constexpr, o_layout: gl.constexpr):
+              TREE: gl.constexpr, STORE_LSE: gl.constexpr, STORE_QR: gl.constexpr, SELF_LOGIT: gl.constexpr,
+              s_layout: gl.constexpr, o_layout: gl.constexpr):
     """Tile j's start (ring entries: e its self entry, e + 1 its first block, the masked one) overlapped with tile j - 1's
     end (its last P V at entry pe, carried = (P, acc, m, l), and its epilogue into its q buffer prev = (rows, buffer)):
-    returns tile j's acc (vt, rescaled), P of its first block and m, l."""
+    returns tile j's acc (vt, rescaled), P of its first block and m, l. In training (f26) the self logit comes from the
+    self entry's kt, q_r goes out by TMA (STORE_QR) and the epilogue stores lse (STORE_LSE)."""
     T, H, NT, _n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, q_ready, _q_empty = bars
     p_c, acc_c, m_c, l_c = carried
     bh_c, tw_c, q_prev = prev
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
+    bh, t0, n_blocks, n_full = _tile(j, gl.num_programs(0), gl.program_id(0), NT, T, L, BN)
     es = e % STAGES
-    mbarrier.wait(k_ready.index(es), (e // STAGES) & 1)  # the self entry's K buffer holds nothing in the prefill:
-    mbarrier.arrive(k_empty.index(es), count=1)  # handed back at once, so the next block's K can go there
+    mbarrier.wait(k_ready.index(es), (e // STAGES) & 1)
+    if SELF_LOGIT:  # the self entry's K buffer holds nothing in the prefill: handed back at once, so the next
+        mbarrier.arrive(k_empty.index(es), count=1)  # block's K can go there
     acc_c = _carried_pv(p_c, acc_c, v_bufs, v_ready, pe, STAGES)
-    _rope_q(tables, q_w, q_ready.index(j % QB), (j // QB) & 1, D, ROPE)
+    q1, q2 = _rope_q(tables, q_w, q_ready.index(j % QB), (j // QB) & 1, D, ROPE)
+    m0 = _self_logit(tables, q1, q2, k_bufs.index(es).slice(WG * 64, 64), scale2, D, SELF_LOGIT, s_layout)
+    if not SELF_LOGIT:  # f26: kt read, the self entry's K buffer handed back
+        mbarrier.arrive(k_empty.index(es), count=1)
+    if STORE_QR:  # RoPE(q) for the backward (forward._consumer's b5 store; waited for before o goes into q_w)
+        tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
     s0 = (e + 1) % STAGES
     mbarrier.wait(k_ready.index(s0), ((e + 1) // STAGES) & 1)
     s = warpgroup_mma(q_w, k_bufs.index(s0).permute((1, 0)), gl.zeros([64, BN], gl.float32, s_layout),
@@ -65,14 +89,13 @@ def _boundary(j, e, pe, carried, tables, q_w, prev, ptrs, sc, smem, bars, descs,
     acc_c, p_c = warpgroup_mma_wait(num_outstanding=1, deps=(acc_c, p_c))
     mbarrier.arrive(v_empty.index(pe % STAGES), count=1, pred=j > 0)
     if j > 0:  # tile j - 1's epilogue under this tile's first S
-        _epilogue_tma(descs[7], ptrs[3], T, H, bh_c, tw_c, q_bufs.index(q_prev), acc_c, m_c, l_c, D, False, s_layout,
-                      o_layout)
+        _epilogue_tma(descs[7], ptrs[3], T, H, bh_c, tw_c, q_bufs.index(q_prev), acc_c, m_c, l_c, D, STORE_LSE,
+                      s_layout, o_layout)
     s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
     mbarrier.arrive(k_empty.index(s0), count=1)
-    _bh, t0, n_blocks, n_full = _tile(j, gl.num_programs(0), gl.program_id(0), NT, T, L, BN)
     crow = (t0 + WG * 64 + gl.arange(0, 64, layout=row_s)) // L
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
-    p32, m_i, l_i, alpha = online_softmax(s, tables[2] * scale2, gl.full([64], 1.0, gl.float32, row_s), n_blocks - 1,
+    p32, m_i, l_i, alpha = online_softmax(s, m0, gl.full([64], 1.0, gl.float32, row_s), n_blocks - 1,
                                           n_full, crow, cols, scale2, BN, 1, EXP_POLY, TREE, s_layout)
     mbarrier.wait(v_ready.index(es), (e // STAGES) & 1)  # the self term: acc = vt, rescaled
     acc = v_bufs.index(es).slice(WG * 64, 64).load(o_layout).to(gl.float32)
@@ -85,10 +108,10 @@ def _boundary(j, e, pe, carried, tables, q_w, prev, ptrs, sc, smem, bars, descs,
 @gluon.jit
 def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, D: gl.constexpr,
                 ROPE: gl.constexpr, STAGES: gl.constexpr, WG: gl.constexpr, EXP_POLY: gl.constexpr,
-                TREE: gl.constexpr):
-    """One consumer warpgroup of the prefill: rows 64 WG .. + 63 of each of the CTA's tiles, the tile boundary
-    overlapped (module docstring). Ring entries per tile: the self entry (vt), then the key blocks, the last (masked)
-    one first."""
+                TREE: gl.constexpr, STORE_LSE: gl.constexpr, STORE_QR: gl.constexpr, SELF_LOGIT: gl.constexpr):
+    """One consumer warpgroup: rows 64 WG .. + 63 of each of the CTA's tiles, the tile boundary overlapped (module
+    docstring). Ring entries per tile: the self entry (vt; kt too without SELF_LOGIT), then the key blocks, the last
+    (masked) one first."""
     T, H, NT, n_tiles, scale2 = sc
     q_bufs, k_bufs, v_bufs = smem
     k_ready, v_ready, k_empty, v_empty, _q_ready, q_empty = bars
@@ -110,13 +133,14 @@ def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, 
         tables = _tables(ptrs, j, G, pid, NT, T, WG * 64, j < n_mine, L, BN, D, ROPE, True, s_layout)
         q_w = q_bufs.index((j % QB) * 2 + WG)
         acc, p, m_i, l_i = _boundary(j, e, pe, carried, tables, q_w, prev, ptrs, sc, smem, bars, descs, L, BN, D,
-                                     ROPE, STAGES, WG, EXP_POLY, TREE, s_layout, o_layout)
+                                     ROPE, STAGES, WG, EXP_POLY, TREE, STORE_LSE, STORE_QR, SELF_LOGIT, s_layout,
+                                     o_layout)
         crow = (t0 + WG * 64 + gl.arange(0, 64, layout=row_s)) // L
         for i in range(1, n_blocks):  # the unmasked blocks
             acc, p, m_i, l_i = _block(q_w, k_bufs, v_bufs, (k_ready, v_ready, k_empty, v_empty), e + 1, i, n_full, acc,
                                       p, m_i, l_i, crow, cols, scale2, BN, STAGES, s_layout, o_layout, 0, EXP_POLY,
                                       TREE)
-        tma.store_wait(0)  # tile j - 1's o has left its q buffer: the loader may refill it
+        tma.store_wait(0)  # tile j - 1's o has left its q buffer (the loader may refill it); tile j's q_r too
         mbarrier.arrive(q_empty.index((j + QB - 1) % QB), count=1, pred=j > 0)
         carried = (p, acc, m_i, l_i)
         pe = e + n_blocks
@@ -127,6 +151,6 @@ def consumer_xt(ptrs, sc, smem, bars, descs, L: gl.constexpr, BN: gl.constexpr, 
     acc_c = _carried_pv(p_c, acc_c, v_bufs, v_ready, pe, STAGES)
     acc_c, p_c = warpgroup_mma_wait(num_outstanding=0, deps=(acc_c, p_c))
     mbarrier.arrive(v_empty.index(pe % STAGES), count=1)
-    _epilogue_tma(descs[7], ptrs[3], T, H, prev[0], prev[1], q_bufs.index(prev[2]), acc_c, m_c, l_c, D, False,
+    _epilogue_tma(descs[7], ptrs[3], T, H, prev[0], prev[1], q_bufs.index(prev[2]), acc_c, m_c, l_c, D, STORE_LSE,
                   s_layout, o_layout)
     tma.store_wait(0)

@@ -530,8 +530,8 @@ def test_bscan_route():
 def test_cross_tile_route():
     """f23's prefill consumers where they measured faster (NOTES.md "Twenty-seventh session"): up to 512 chunk ends
     per sequence at head dim 128, 2048 at 64 (with three ring entries), never at other head dims; the rest of the
-    config as without them; the launcher takes them only where they apply (the prefill with self logits and o by
-    TMA, every tile with a key block, the last key block a tile's only masked one)."""
+    config as without them (the training forward's flag, f26, off); the launcher takes them only where they apply (o
+    by TMA, every tile with a key block, the last key block a tile's only masked one)."""
     from ratbench.impls.rat.gluon import cross_tile_used
     from ratbench.impls.rat.gluon.forward import cross_tile_applies, launch_forward
 
@@ -543,16 +543,14 @@ def test_cross_tile_route():
     for T, L, D, want, stages in ((4096, 16, 128, True, 2), (32768, 16, 128, False, 2), (4096, 16, 64, True, 3),
                                   (131072, 16, 64, False, 2), (16384, 64, 128, True, 2)):
         cfg = g._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
-        assert (cfg.fwd_cross_tile, cfg.fwd_xt_stages) == (want, stages), (T, L, D)
+        assert (cfg.fwd_cross_tile, cfg.fwd_xt_stages, cfg.fwd_cross_tile_train) == (want, stages, False), (T, L, D)
         plain = _NoCrossTile()._config(T // L, torch.bfloat16, seq_len=T, chunk_size=L, head_dim=D)
         assert dataclasses.replace(_poly_on(cfg), fwd_cross_tile=False, fwd_xt_stages=2, bscan_nc=plain.bscan_nc) == plain
-    assert cross_tile_applies(4096, 16, False, True, True) and cross_tile_applies(4096, 64, False, True, True)
-    assert cross_tile_applies(40, 8, False, True, True) and not cross_tile_applies(40, 64, False, True, True)
-    assert not cross_tile_applies(4096, 16, True, False, True)  # training
-    assert not cross_tile_applies(4096, 16, False, False, True)  # no self logits (fwd_self_logit "off")
-    assert not cross_tile_applies(4000, 16, False, True, False)  # o by plain stores
-    assert not cross_tile_applies(4096, 128, False, True, True)  # the first tile has no key block
-    assert not cross_tile_applies(4096, 12, False, True, True)  # a tile can have two masked key blocks
+    assert cross_tile_applies(4096, 16, True) and cross_tile_applies(4096, 64, True)
+    assert cross_tile_applies(40, 8, True) and not cross_tile_applies(40, 64, True)
+    assert not cross_tile_applies(4000, 16, False)  # o by plain stores
+    assert not cross_tile_applies(4096, 128, True)  # the first tile has no key block
+    assert not cross_tile_applies(4096, 12, True)  # a tile can have two masked key blocks
     meta = torch.device("meta")
     q = torch.empty(1, 4096, 2, 128, device=meta, dtype=torch.bfloat16)
     ke, ss = torch.empty(1, 2, 256, 128, device=meta, dtype=torch.bfloat16), torch.empty(2, 4096, device=meta)

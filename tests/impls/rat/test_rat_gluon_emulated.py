@@ -193,6 +193,11 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"fwd_cross_tile": True}, "prefill", 1024, 64, 128, {"XT": True}),  # one key block
     ({"fwd_cross_tile": True}, "prefill", 1008, 16, 128, {"XT": False}),  # o not by TMA: main's consumers
     ({"fwd_cross_tile": True}, "train", 1024, 4, 128, {"XT": False}),  # the training forward: main's consumers
+    ({"fwd_cross_tile": True, "fwd_self_logit": "off"}, "prefill", 1024, 4, 128, {"XT": True, "SELF_LOGIT": False}),
+    # f26: f23's consumers in the training forward (lse, RoPE(q) out, the self logit from kt)
+    ({"fwd_cross_tile_train": True}, "train", 1024, 4, 128, {"XT": True, "STORE_LSE": True, "STORE_QR": True}),
+    ({"fwd_cross_tile_train": True, "fwd_xt_stages": 3}, "train", 1024, 4, 64, {"XT": True, "STAGES": 3}),
+    ({"fwd_cross_tile_train": True, "bwd_dq_writer": True}, "train", 1024, 64, 128, {"XT": True}),  # one key block
     # f25's 192-row tiles: o and q_r boxes past T / Tq not stored (T a multiple of 64: o by TMA)
     ({"fwd_wgs": 3}, "train", 1024, 4, 64, {"NWG": 3, "RB": 256, "O_TMA": True}),
     ({"fwd_wgs": 3}, "train", 130, 2, 64, {"NWG": 3, "O_TMA": False}),  # q_r's rows 192..255 zeroed (past the tiles)
@@ -204,7 +209,7 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
 def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs):
     """The forward's versions behind RATTritonConfig's switches other than the defaults (f6's other shares of
     polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit, f23's prefill
-    consumers where they apply, with two and three ring entries; f25's three consumer warpgroups at head dim 64, not
+    consumers where they apply, with two and three ring entries, and in training (f26); f25's three consumer warpgroups at head dim 64, not
     beside f23's or at head dim 128) and the backward's
     (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it; b21's K and V in
     registers and b22's dq shares by owners at head dim 64): outputs and gradients
