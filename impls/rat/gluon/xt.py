@@ -70,17 +70,17 @@ def _boundary(j, e, pe, carried, tables, q_w, prev, ptrs, sc, smem, bars, descs,
     p_c, acc_c, m_c, l_c = carried
     bh_c, tw_c, q_prev = prev
     row_s: gl.constexpr = gl.SliceLayout(1, s_layout)
-    bh, t0, n_blocks, n_full = _tile(j, gl.num_programs(0), gl.program_id(0), NT, T, L, BN)
     es = e % STAGES
     mbarrier.wait(k_ready.index(es), (e // STAGES) & 1)
     if SELF_LOGIT:  # the self entry's K buffer holds nothing in the prefill: handed back at once, so the next
         mbarrier.arrive(k_empty.index(es), count=1)  # block's K can go there
     acc_c = _carried_pv(p_c, acc_c, v_bufs, v_ready, pe, STAGES)
     q1, q2 = _rope_q(tables, q_w, q_ready.index(j % QB), (j // QB) & 1, D, ROPE)
-    m0 = _self_logit(tables, q1, q2, k_bufs.index(es).slice(WG * 64, 64), scale2, D, SELF_LOGIT, s_layout)
-    if not SELF_LOGIT:  # f26: kt read, the self entry's K buffer handed back
+    if not SELF_LOGIT:  # f26: the self logit from kt, then the self entry's K buffer handed back
+        m0 = _self_logit(tables, q1, q2, k_bufs.index(es).slice(WG * 64, 64), scale2, D, SELF_LOGIT, s_layout)
         mbarrier.arrive(k_empty.index(es), count=1)
     if STORE_QR:  # RoPE(q) for the backward (forward._consumer's b5 store; waited for before o goes into q_w)
+        bh, t0, _nb, _nf = _tile(j, gl.num_programs(0), gl.program_id(0), NT, T, L, BN)
         tma.async_copy_shared_to_global(descs[6], [bh * (NT * 128) + t0 + WG * 64, 0], q_w)
     s0 = (e + 1) % STAGES
     mbarrier.wait(k_ready.index(s0), ((e + 1) // STAGES) & 1)
@@ -93,8 +93,11 @@ def _boundary(j, e, pe, carried, tables, q_w, prev, ptrs, sc, smem, bars, descs,
                       s_layout, o_layout)
     s = warpgroup_mma_wait(num_outstanding=0, deps=(s,))
     mbarrier.arrive(k_empty.index(s0), count=1)
+    _bh, t0, n_blocks, n_full = _tile(j, gl.num_programs(0), gl.program_id(0), NT, T, L, BN)
     crow = (t0 + WG * 64 + gl.arange(0, 64, layout=row_s)) // L
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
+    if SELF_LOGIT:
+        m0 = _self_logit(tables, q1, q2, k_bufs.index(es), scale2, D, SELF_LOGIT, s_layout)
     p32, m_i, l_i, alpha = online_softmax(s, m0, gl.full([64], 1.0, gl.float32, row_s), n_blocks - 1,
                                           n_full, crow, cols, scale2, BN, 1, EXP_POLY, TREE, s_layout)
     mbarrier.wait(v_ready.index(es), (e // STAGES) & 1)  # the self term: acc = vt, rescaled
