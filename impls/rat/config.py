@@ -85,6 +85,8 @@ class RATTritonConfig:
     #: dq share (one N = 64 product by the tile's owner, which alone waits for the other's dS^T) instead of each forming
     #: half of it after both wrote dS^T (b22)
     bwd_dq_owner: bool = False
+    #: with backward "gluon_ws": bwd_ws_kernel's ring entries of q, dO, lse and Delta (3 fit at head dim 64 only)
+    bwd_ws_stages: int = 2
     dq_bm: int = 128
     dq_bn: int = 64
     dq_warps: int = 8

@@ -188,19 +188,32 @@ def _dq_out(dq, dq_w, dq_desc, bars, row, col, phase, WRITER: gl.constexpr, WG: 
 
 
 @gluon.jit
-def _bwd_tile_owned(i, k_w, v_w, k_smem, q_s, do_s, ld_s, ds_buf, ds_bar, dq_w, dq_desc, bars, dk, dv, keys, qcols,
+def _bwd_tile_owned(i, k_w, v_w, k_smem, q_s, do_s, ld_s, ds_buf, ds_bar, dq_bufs, dq_desc, bars, dk, dv, keys, qcols,
                     t0, mid, scale2, row, L: gl.constexpr, D: gl.constexpr, WRITER: gl.constexpr, WG: gl.constexpr):
-    """b22 (head dim 64): _bwd_tile_ds, then the tile's whole dq share dS K ([BMQ, D]: one N = D product instead of
-    two of D / 2) formed by one warpgroup, the tile's owner (WG == i % 2), once both wrote their dS^T; the other goes
-    on to its next tile without waiting. The owner puts the share out (_dq_out). Returns dk, dv."""
+    """b22 / b23: _bwd_tile_ds, then the tile's whole dq share dS K formed by one warpgroup, the tile's owner (WG == i %
+    2), once both wrote their dS^T; the other goes on to its next tile without waiting. At head dim 64 (b22) one N = D
+    product into the owner's full-width staging buffer; at 128 (b23, with the writer) two N = D / 2 products one after
+    the other (the accumulator of today's halves: no more registers), each into the staging buffer of its columns, as
+    the writer takes them from the two warpgroups now. The owner puts the share out (_dq_out). Returns dk, dv."""
     dk, dv, ptb, dsb = _bwd_tile_ds(k_w, v_w, q_s, do_s, ld_s, ds_buf, ds_bar, dk, dv, keys, qcols, t0, mid, scale2,
                                     L, D, WG)
     if i % 2 == WG:
         mbarrier.wait(ds_bar, (i // 2) & 1)
-        zero_q = gl.zeros([BMQ, D], gl.float32, _acc_layout(D))
-        dq = warpgroup_mma(ds_buf.permute((1, 0)), k_smem, zero_q, use_acc=False, is_async=True)
-        dq, dv_r, dk_r, _pt, _ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
-        _dq_out(dq, dq_w, dq_desc, bars, row, 0, (i // 2) & 1, WRITER, WG)
+        if D == 64:
+            zero_q = gl.zeros([BMQ, D], gl.float32, _acc_layout(D))
+            dq = warpgroup_mma(ds_buf.permute((1, 0)), k_smem, zero_q, use_acc=False, is_async=True)
+            dq, dv_r, dk_r, _pt, _ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
+            _dq_out(dq, dq_bufs.index(WG), dq_desc, bars, row, 0, (i // 2) & 1, WRITER, WG)
+        else:
+            zero_q = gl.zeros([BMQ, D // 2], gl.float32, _acc_layout(D // 2))
+            dq = warpgroup_mma(ds_buf.permute((1, 0)), k_smem.slice(0, D // 2, dim=1), zero_q, use_acc=False,
+                               is_async=True)
+            dq, dv_r, dk_r, _pt, _ds = warpgroup_mma_wait(num_outstanding=0, deps=(dq, dv, dk, ptb, dsb))
+            _dq_out(dq, dq_bufs.index(0), dq_desc, bars, row, 0, i & 1, WRITER, 0)
+            dq = warpgroup_mma(ds_buf.permute((1, 0)), k_smem.slice(D // 2, D // 2, dim=1), zero_q, use_acc=False,
+                               is_async=True)
+            dq = warpgroup_mma_wait(num_outstanding=0, deps=(dq,))
+            _dq_out(dq, dq_bufs.index(1), dq_desc, bars, row, D // 2, i & 1, WRITER, 1)
     else:  # names of their own: the branches' values replace the in-flight accumulators (another type)
         dv_r, dk_r, _pt, _ds = warpgroup_mma_wait(num_outstanding=0, deps=(dv, dk, ptb, dsb))
     return dk_r, dv_r
@@ -212,14 +225,14 @@ def _bwd_step(i, smem, bars, dq_desc, k_w, v_w, k_cols, dq_w, dk, dv, keys, qcol
               WG: gl.constexpr):
     """Query tile i of the item (t0 = lo + (n - 1 - i) BMQ): its ring entry, _bwd_tile, the entry's release and the
     tile's dq share put out (_dq_out); with OWNER _bwd_tile_owned. Returns dk, dv."""
-    k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, _dq_bufs = smem
+    k_smem, _v_smem, q_bufs, do_bufs, ld_bufs, ds_bufs, dq_bufs = smem
     q_ready, q_empty, ds_ready = bars[1], bars[2], bars[3]
     t0 = lo + (n - 1 - i) * BMQ
     s = i % STAGES
     mbarrier.wait(q_ready.index(s), (i // STAGES) & 1)
     if OWNER:
         dk, dv = _bwd_tile_owned(i, k_w, v_w, k_smem, q_bufs.index(s), do_bufs.index(s), ld_bufs.index(s),
-                                 ds_bufs.index(i % 2), ds_ready.index(i % 2), dq_w, dq_desc, bars, dk, dv, keys,
+                                 ds_bufs.index(i % 2), ds_ready.index(i % 2), dq_bufs, dq_desc, bars, dk, dv, keys,
                                  qcols, t0, mid, scale2, bh * Tp + t0, L, D, WRITER, WG)
         mbarrier.arrive(q_empty.index(s), count=1)
     else:
@@ -306,22 +319,23 @@ def _bwd_dq_writer(ptrs, sc, smem, bars, descs, L: gl.constexpr, D: gl.constexpr
     FLAGS = ptrs[3]
     bh, j0, lo, n, _mid = _item(ptrs[2], n_items, L)
     first = j0 == 0
+    FULL: gl.constexpr = OWNER and D == 64
     for i in range(n):
         t0 = lo + (n - 1 - i) * BMQ
         flag = FLAGS + (bh * (Tp // BMQ) + t0 // BMQ) * 2
-        # per tile one box from each warpgroup's buffer, or with OWNER (b22) the owner's full-width one (both flags
-        # are set together)
-        for w in gl.static_range(1 if OWNER else 2):
-            b = i % 2 if OWNER else w
-            mbarrier.wait(dq_full.index(b), (i // 2) & 1 if OWNER else i & 1)
+        # per tile one box from each warpgroup's buffer, or with OWNER at head dim 64 (b22) the owner's full-width
+        # one (both flags are set together); b23's owner (head dim 128) fills the two half-width buffers in turn
+        for w in gl.static_range(1 if FULL else 2):
+            b = i % 2 if FULL else w
+            mbarrier.wait(dq_full.index(b), (i // 2) & 1 if FULL else i & 1)
             if first:
                 tma.async_copy_shared_to_global(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(b))
             else:
                 _flag_wait(flag + w)
                 _tma_reduce_add(dq_desc, [bh * Tp + t0, w * (D // 2)], dq_bufs.index(b))
         tma.store_wait(0)
-        for w in gl.static_range(1 if OWNER else 2):
-            mbarrier.arrive(dq_empty.index(i % 2 if OWNER else w), count=1)
+        for w in gl.static_range(1 if FULL else 2):
+            mbarrier.arrive(dq_empty.index(i % 2 if FULL else w), count=1)
         if first:  # every lane past the issuing lane's wait before any sets a flag
             _writes_done(i)
             _partition_barrier()
@@ -343,7 +357,7 @@ def bwd_ws_kernel(
     do_bufs = gl.allocate_shared_memory(dtype, [STAGES, BMQ, D], do_desc.layout)
     ld_bufs = gl.allocate_shared_memory(gl.float32, [STAGES, 2, BMQ], ld_desc.layout)
     ds_bufs = gl.allocate_shared_memory(dtype, [2, BN, BMQ], DS_LAYOUT)
-    dq_bufs = gl.allocate_shared_memory(dq_desc.dtype, [2, BMQ, D if OWNER else D // 2], dq_desc.layout)
+    dq_bufs = gl.allocate_shared_memory(dq_desc.dtype, [2, BMQ, D if OWNER and D == 64 else D // 2], dq_desc.layout)
     kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     q_ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     q_empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -395,14 +409,19 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     128 from 2048 chunk ends per head on, else 64 (the faster of the two at each shape measured, NOTES.md b4), and 32 up
     to two key blocks (256 chunk ends), where key block 0's one long item per head otherwise runs on alone after the
     others (NOTES.md "Seventeenth session"). kv_regs (b21, head dim 64 only): each MMA warpgroup holds its K and V rows
-    in registers as S^T's and dP^T's A operands; owner (b22, head dim 64 only): the warpgroups take turns forming a
-    tile's whole dq share (NOTES.md "Thirty-first session")."""
+    in registers as S^T's and dP^T's A operands; owner (b22; b23 at head dim 128, with flags only): the warpgroups take
+    turns forming a tile's whole dq share (NOTES.md "Thirty-first session")."""
     from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
     BH, Tp, D = qr.shape
-    if (kv_regs or owner) and D != 64:
-        raise ValueError(f"rat/gluon: K and V in registers (bwd_kv_regs) and dq by owners (bwd_dq_owner) are for head "
-                         f"dim 64 only, got {D}")
+    if stages not in (2, 3) or (stages == 3 and D != 64):
+        raise ValueError(f"rat/gluon: the backward's ring has 2 entries, or 3 at head dim 64 (shared memory), got {stages} "
+                         f"at head dim {D}")
+    if kv_regs and D != 64:
+        raise ValueError(f"rat/gluon: K and V in registers (bwd_kv_regs) are for head dim 64 only, got {D}")
+    if owner and D != 64 and flags is None:
+        raise ValueError("rat/gluon: dq by owners (bwd_dq_owner) at head dim 128 needs the dq writer (bwd_dq_writer): "
+                         "the two warpgroups share its staging buffers")
     B, _, H, _ = do.shape
     Cs = ke.shape[2]
     C = dke.shape[1]
@@ -410,7 +429,7 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
     gdt = _GL_DTYPES[qr.dtype]
     lay_kv = gl.NVMMASharedLayout.get_default_for([BN.value, D], gdt)
     lay_q = gl.NVMMASharedLayout.get_default_for([bm, D], gdt)
-    dq_cols = D if owner else D // 2
+    dq_cols = D if owner and D == 64 else D // 2
     lay_dq = gl.NVMMASharedLayout.get_default_for([bm, dq_cols], _GL_DTYPES[dqacc.dtype])
     lay_ld = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=32, rank=2)  # plain rows (_ld_row)
     ke_d, ve_d = (TensorDescriptor(x, [BH * Cs, D], [D, 1], [BN.value, D], lay_kv) for x in (ke, ve))
@@ -435,7 +454,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
                    vt: torch.Tensor, ke: torch.Tensor, ve: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    L: int, rope: bool, scale: float, finish_dq: bool = True, qr: torch.Tensor | None = None,
                    writer: bool = False, seg: int | None = None, acc16: bool = False, kv_regs: bool = False,
-                   owner: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                   owner: bool = False, stages: int = 2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The attention part of RAT's backward: bwd_ws_pre_kernel, bwd_ws_kernel and, with finish_dq, bwd_dq_post_kernel.
     do, o, ktr, vt share o's (B, T, H, D) strides; lse (B*H, T) base 2 from the forward. Returns dq (o's shape and
     dtype) or, without finish_dq, the accumulator (B*H, Tp, D; float32, or with acc16 o's dtype) holding sum_j dS_tj K_j
@@ -448,7 +467,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17): with
     writer, without finish_dq and up to two key blocks (2 * BN chunk ends, so that a query tile gets at most two shares:
     a store, then one addition) the accumulator is in o's 16-bit dtype instead of float32: half its bytes written here
-    and read by the backward scan. kv_regs, owner: launch_backward's (b21, b22)."""
+    and read by the backward scan. kv_regs, owner, stages: launch_backward's (b21, b22, the ring's entries)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -489,7 +508,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     dve = torch.zeros_like(dke)
     flags = (None if finish_dq or not writer
              else torch.zeros(B * H * (Tp // BMQ.value) * 2, device=dev, dtype=torch.int32))
-    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, seg=seg, flags=flags,
+    launch_backward(qr, do, ke, ve, dqacc, ld, dke, dve, T, L, scale, scale2, stages=stages, seg=seg, flags=flags,
                     kv_regs=kv_regs, owner=owner)
     if not finish_dq:
         return dqacc, delta, dke, dve, qr

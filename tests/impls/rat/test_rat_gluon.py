@@ -91,9 +91,13 @@ def test_gluon_backward_refuses_what_it_cannot_do():
 
     acc, ld = torch.empty(2, 256, 128, device="meta"), torch.empty(2, 4, 2, 64, device="meta")
     dke = torch.empty(2, 16, 128, device="meta")
-    for kw in ({"kv_regs": True}, {"owner": True}):  # b21, b22: 32 more registers would spill at head dim 128
-        with pytest.raises(ValueError, match="head dim 64 only"):
-            launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, **kw)
+    with pytest.raises(ValueError, match="head dim 64 only"):  # b21: 32 more registers would spill at head dim 128
+        launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, kv_regs=True)
+    with pytest.raises(ValueError, match="needs the dq writer"):  # b23 shares the writer's staging buffers
+        launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, owner=True)
+    for st in (1, 3):  # three ring entries fit in shared memory at head dim 64 only
+        with pytest.raises(ValueError, match="ring has 2 entries"):
+            launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, stages=st)
 
 
 COMPILE = """

@@ -187,6 +187,8 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     # b22: the warpgroups take turns at a tile's whole dq share (head dim 64), by reductions and through the writer
     ({"bwd_dq_owner": True, "bwd_kv_regs": True}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_owner": True, "bwd_dq_writer": True}, "train", 1000, 8, 64, {}),
+    ({"bwd_dq_owner": True, "bwd_kv_regs": True, "bwd_ws_stages": 3}, "train", 1024, 4, 64, {}),
+    ({"bwd_dq_owner": True, "bwd_dq_writer": True}, "train", 1024, 16, 128, {}),  # b23: two halves by the owner
     ({"fwd_cross_tile": True}, "prefill", 1024, 4, 64, {"XT": True, "STAGES": 2}),  # two key blocks
     ({"fwd_cross_tile": True, "fwd_xt_stages": 3}, "prefill", 1024, 4, 64, {"XT": True, "STAGES": 3}),
     ({"fwd_cross_tile": True}, "prefill", 1024, 4, 128, {"XT": True}),
@@ -212,7 +214,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
     consumers where they apply, with two and three ring entries, and in training (f26); f25's three consumer warpgroups at head dim 64, not
     beside f23's or at head dim 128) and the backward's
     (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it; b21's K and V in
-    registers and b22's dq shares by owners at head dim 64): outputs and gradients
+    registers and b22's dq shares by owners at head dim 64, b23's at 128): outputs and gradients
     within the rule, each switch reaching the kernel."""
     k = _emulate(monkeypatch, 3)
     cfg = dataclasses.replace(GLUON, **fields)
@@ -227,6 +229,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
         assert bwd["KV_REGS"] == fields.get("bwd_kv_regs", False)
         assert bwd["OWNER"] == fields.get("bwd_dq_owner", False)
+        assert bwd["STAGES"] == fields.get("bwd_ws_stages", 2)
         acc16 = fields.get("bwd_dq_writer", False) and fields.get("bwd_dq_acc16", True) and T // L <= 256
         assert bwd["dq_desc"].base.dtype == (torch.float16 if acc16 else torch.float32)
     else:
