@@ -9,8 +9,8 @@ export PYTHONPATH=.:experiments/rat-gluon-next
 REG="--register rat/gluon-xtt=xtt_cands:XtTrain"
 TAILN=6 step check 90 python run_bench.py --preset check-triton --impl rat/gluon-xtt $REG --mode train --device cuda --out "$R/check" --no-progress --no-figures
 C="--tokens 128k --heads 16 --dtype bf16 --device cuda --no-progress --no-figures $REG --budget 1"
+left() { echo $(( ${TOTAL:-300} - ($(date +%s) - t0) )); }
 S="--seq-len 4k,16k,32k"; ab d64 4 6 70 --impl rat/gluon,rat/gluon-xtt --head-dim 64 --chunk-size 16 --mode train
-S="--seq-len 4k,16k"; ab d128 4 6 50 --impl rat/gluon,rat/gluon-xtt --head-dim 128 --chunk-size 16 --mode train
-left=$(( ${TOTAL:-300} - ($(date +%s) - t0) ))
-S="--seq-len 4k,32k"; [ "$left" -ge 40 ] && ab l64 4 6 $(( left / 2 )) --impl rat/gluon,rat/gluon-xtt --head-dim 128 --chunk-size 64 --mode train
+S="--seq-len 4k,16k"; [ "$(left)" -ge 60 ] && ab d128 4 6 50 --impl rat/gluon,rat/gluon-xtt --head-dim 128 --chunk-size 16 --mode train
+S="--seq-len 4k,32k"; [ "$(left)" -ge 40 ] && ab l64 4 6 $(( $(left) / 2 )) --impl rat/gluon,rat/gluon-xtt --head-dim 128 --chunk-size 64 --mode train
 ls -la "$OUT"

@@ -48,7 +48,17 @@ class Owner128(RATGluon):
         return dataclasses.replace(base, bwd_dq_owner=on)
 
 
-CANDIDATES = {"rat/gluon-kvr": KvRegs, "rat/gluon-own": Owner, "rat/gluon-own3": Owner3, "rat/gluon-o128": Owner128}
+class OwnerW(Owner):
+    description = "rat/gluon with b21, b22 and the dq writer (no zeros from the pre pass) in the D 64 backward"
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        cfg = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(cfg, bwd_dq_writer=cfg.bwd_dq_writer or cfg.bwd_dq_owner)
+
+
+CANDIDATES = {"rat/gluon-kvr": KvRegs, "rat/gluon-own": Owner, "rat/gluon-own3": Owner3, "rat/gluon-o128": Owner128,
+              "rat/gluon-ownw": OwnerW}
 
 
 def main() -> None:
