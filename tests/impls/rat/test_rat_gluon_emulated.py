@@ -187,6 +187,8 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     # b22: the warpgroups take turns at a tile's whole dq share (head dim 64), by reductions and through the writer
     ({"bwd_dq_owner": True, "bwd_kv_regs": True}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_owner": True, "bwd_dq_writer": True}, "train", 1000, 8, 64, {}),
+    # ... with b21 and the writer past two key blocks (the float32 accumulator, store-first flags; kvr_cands.OwnerW)
+    ({"bwd_dq_owner": True, "bwd_kv_regs": True, "bwd_dq_writer": True}, "train", 2048, 4, 64, {}),
     ({"bwd_dq_owner": True, "bwd_kv_regs": True, "bwd_ws_stages": 3}, "train", 1024, 4, 64, {}),
     ({"bwd_dq_owner": True, "bwd_dq_writer": True}, "train", 1024, 16, 128, {}),  # b23: two halves by the owner
     ({"fwd_cross_tile": True}, "prefill", 1024, 4, 64, {"XT": True, "STAGES": 2}),  # two key blocks
