@@ -22,3 +22,16 @@ class Before32(RATGluon):
         if seq_len is not None and chunk_size is not None and math.ceil(seq_len / chunk_size) > 2048:
             cfg = dataclasses.replace(cfg, bwd_kv_regs=False, bwd_dq_owner=False)
         return cfg
+
+
+CANDIDATES = {"rat/gluon-s31": Before32}
+
+
+def main() -> None:
+    """Each candidate's `--register` argument."""
+    for name, cls in CANDIDATES.items():
+        print(f"--register {name}=adopt32_cands:{cls.__name__}  {cls.description}")
+
+
+if __name__ == "__main__":
+    main()
