@@ -189,7 +189,8 @@ def rat_forward(q, k, v, f, L: int, rope: bool, scale: float, cfg: RATTritonConf
                        bn=cfg.fwd_bn, stages=cfg.fwd_stages, qr=qr, ss=ss,
                        exp_poly=_d64(D, need_lse, cfg.fwd_exp_poly, cfg.fwd_exp_poly_train, 0),
                        split=cfg.fwd_split_masked, tree=cfg.fwd_row_tree,
-                       cross_tile=cfg.fwd_cross_tile_train if need_lse else cfg.fwd_cross_tile, xt_stages=cfg.fwd_xt_stages, wgs=_d64(D, need_lse, cfg.fwd_wgs, cfg.fwd_wgs_train, 2))
+                       cross_tile=cfg.fwd_cross_tile_train if need_lse else cfg.fwd_cross_tile,
+                       xt_stages=cfg.fwd_xt_stages, wgs=_d64(D, need_lse, cfg.fwd_wgs, cfg.fwd_wgs_train, 2))
         return o, (lse if need_lse else None), (None if self_logit else ktr), vt, ke, ve
     K.fwd_kernel[(math.ceil(T / cfg.fwd_bm), B * H)](
         q, ktr, vt, cos, sin, ke, ve, o, lse,

@@ -229,8 +229,8 @@ class RATGluon(RATTriton):
         seq_len, chunk_size, head_dim), with b7c's dq writer where `dq_writer_used` and the backward scan's launch by
         `bscan_nc`; f23's prefill consumers where `cross_tile_used`; the D 64 prefill's exponentials all on the MUFU where
         `prefill_exp_poly_off`; three consumer warpgroups in the D 64 forward where `prefill_wgs3_used` and
-        `train_wgs3_used`; f23's consumers in the training forward where `train_cross_tile_used`; the D 64 backward's K and V
-        in registers and dq by owners where `bwd_kv_owner_used`. A config
+        `train_wgs3_used`; f23's consumers in the training forward where `train_cross_tile_used`; the D 64 backward's K
+        and V in registers and dq by owners where `bwd_kv_owner_used`. A config
         given by the caller is used as given."""
         if self.config is not None:
             return self.config

@@ -402,8 +402,9 @@ def launch_backward(qr: torch.Tensor, do: torch.Tensor, ke: torch.Tensor, ve: to
         raise ValueError(f"rat/gluon: K and V in registers (bwd_kv_regs) and dq by owners (bwd_dq_owner) are for head "
                          f"dim 64 only, got {D}")
     if owner and flags is not None:
-        raise ValueError("rat/gluon: dq by owners (bwd_dq_owner) adds its shares by TMA reductions; with the dq writer "
-                         "(bwd_dq_writer) it measured slower at every T (impls/rat/gluon/NOTES.md, thirty-second session)")
+        raise ValueError("rat/gluon: dq by owners (bwd_dq_owner) adds its shares by TMA reductions; with the dq "
+                         "writer (bwd_dq_writer) it measured slower at every T (impls/rat/gluon/NOTES.md, thirty-second "
+                         "session)")
     B, _, H, _ = do.shape
     Cs = ke.shape[2]
     C = dke.shape[1]

@@ -17,8 +17,8 @@ fwd_ws_kernel  grid: one CTA per multiprocessor (fewer if there are fewer tiles)
                    _epilogue: o = acc / l, lse = m + log2(l) (base 2) for the backward; where T is a multiple of
                      128, _epilogue_tma: o through the tile's q buffer by TMA (f2), the buffer handed back to the
                      loader once the store has read it.
-               In the prefill where few key blocks per tile make the boundary count (rat.gluon.cross_tile_used), the
-               consumers are xt.py's instead (f23: a tile's last P V and epilogue under the next tile's RoPE of q and
+               Where few key blocks per tile make the boundary count (rat.gluon.cross_tile_used in the prefill,
+               train_cross_tile_used in training, f26), the consumers are xt.py's instead (f23: a tile's last P V and epilogue under the next tile's RoPE of q and
                first S), with three q buffers, and the loader brings each tile's masked block first. What both
                consumers share (the tiles' order, RoPE of q, a key block, the TMA epilogue) is in tile.py.
                At head dim 64 on long tiles (rat.gluon.prefill_wgs3_used, train_wgs3_used) three consumer

@@ -1,5 +1,6 @@
-"""f23: fwd_ws_kernel's prefill consumers with the tile boundary overlapped (rat/gluon's where few key blocks per tile
-make the boundary count: rat.gluon.cross_tile_used; forward.launch_forward's `cross_tile`).
+"""f23: fwd_ws_kernel's consumers with the tile boundary overlapped (rat/gluon's where few key blocks per tile make the
+boundary count: rat.gluon.cross_tile_used in the prefill, train_cross_tile_used in training (f26);
+forward.launch_forward's `cross_tile`).
 
 In main's consumer (forward._consumer) a warpgroup ends each tile with its last key block's P V, waits for it, runs the
 epilogue (o = acc / l into the tile's q buffer, a TMA store), then the next tile's prologue (RoPE of q in shared memory)
@@ -14,8 +15,10 @@ What that needs: three q buffers (a tile's buffer holds its o until the next til
 bytes of shared memory at head dim 128, of 232,448), and the key blocks in one loop without a mask: the loader brings a
 tile's last block, its only masked one, first (forward._loader with XT; a second, masked loop after the first made
 ptxas serialize every wgmma of the kernel, C7514). RoPE's tables are loaded at each tile's start, under the carried
-P V. Taken in the prefill only (the scan's self logits: no kt in the prologue), with o stored by TMA
-(forward.cross_tile_applies). Versions and measurements: impls/rat/gluon/NOTES.md ("Twenty-seventh session")."""
+P V. The prefill takes the scan's self logits (no kt in the ring's self entry); the training forward (f26) forms the
+self logit from the self entry's kt under the carried P V, sends RoPE(q) out by TMA from the q buffer and stores lse
+in the carried epilogue. o is stored by TMA (forward.cross_tile_applies). Versions and measurements:
+impls/rat/gluon/NOTES.md ("Twenty-seventh session", f26 in "Thirty-second session")."""
 from __future__ import annotations
 
 from triton.experimental import gluon
