@@ -132,6 +132,10 @@ class RATTritonConfig:
                              f"{self.fwd_wgs!r}, {self.fwd_wgs_train!r}")
         if self.fwd_row_tree not in (0, 1, 2):
             raise ValueError(f"RATTritonConfig: fwd_row_tree must be 0, 1 or 2, got {self.fwd_row_tree!r}")
+        if self.bwd_dq_owner and self.bwd_dq_writer:
+            raise ValueError("RATTritonConfig: bwd_dq_owner adds dq's shares by TMA reductions, without the dq writer "
+                             "(bwd_dq_writer): the pair measured slower at every T (impls/rat/gluon/NOTES.md, "
+                             "thirty-second session)")
         if self.forward == "gluon_ws" and self.fwd_bm != 128:
             raise ValueError(f"RATTritonConfig: forward 'gluon_ws' has a 128-row query tile, got fwd_bm={self.fwd_bm}")
 

@@ -94,7 +94,9 @@ def test_gluon_backward_refuses_what_it_cannot_do():
     for kw in ({"kv_regs": True}, {"owner": True}):  # b21, b22: 32 more registers would spill at head dim 128
         with pytest.raises(ValueError, match="head dim 64 only"):
             launch_backward(qr, q, ke, ke, acc, ld, dke, dke, 256, 16, 0.1, 0.14, **kw)
-    q64, ke64 = q[..., :64], ke[..., :64]  # b22 through the dq writer: measured slower at every T, refused
+    with pytest.raises(ValueError, match="without the dq writer"):  # b22 through the dq writer: slower at every T
+        dataclasses.replace(GLUON_CONFIG, bwd_dq_owner=True, bwd_dq_writer=True)
+    q64, ke64 = q[..., :64], ke[..., :64]  # ... refused by the launcher too
     flags = torch.empty(2 * 4 * 2, device="meta", dtype=torch.int32)
     with pytest.raises(ValueError, match="with the dq writer"):
         launch_backward(torch.empty(2, 256, 64, device="meta", dtype=torch.bfloat16), q64, ke64, ke64, acc[..., :64],
