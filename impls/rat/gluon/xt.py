@@ -44,18 +44,14 @@ def _carried_pv(p_c, acc_c, v_bufs, v_ready, pe, STAGES: gl.constexpr):
 
 
 @gluon.jit
-def _self_logit(tables, q1, q2, k_self, scale2, D: gl.constexpr, SELF_LOGIT: gl.constexpr,
-                s_layout: gl.constexpr):
-    """The rows' self logits times scale2: the scan's (tables[2]) with SELF_LOGIT, else q_r . kt_t from the self
-    entry's kt (k_self, its K buffer's rows of this warpgroup; f26, training), as forward._prologue."""
-    if SELF_LOGIT:
-        return tables[2] * scale2
-    else:
-        HALF: gl.constexpr = D // 2
-        blk: gl.constexpr = _row_layout(HALF, 4)
-        k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
-        k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
-        return gl.convert_layout(gl.sum(q1 * k1 + q2 * k2, 1) * scale2, gl.SliceLayout(1, s_layout))
+def _kt_logit(q1, q2, k_self, scale2, D: gl.constexpr, s_layout: gl.constexpr):
+    """f26 (training): the rows' self logits q_r . kt_t times scale2 from the self entry's kt (k_self, its K buffer's
+    rows of this warpgroup), as forward._prologue."""
+    HALF: gl.constexpr = D // 2
+    blk: gl.constexpr = _row_layout(HALF, 4)
+    k1 = k_self.slice(0, HALF, dim=1).load(blk).to(gl.float32)
+    k2 = k_self.slice(HALF, HALF, dim=1).load(blk).to(gl.float32)
+    return gl.convert_layout(gl.sum(q1 * k1 + q2 * k2, 1) * scale2, gl.SliceLayout(1, s_layout))
 
 
 @gluon.jit
@@ -80,7 +76,7 @@ def _boundary(j, e, pe, carried, tables, q_w, prev, ptrs, sc, smem, bars, descs,
     acc_c = _carried_pv(p_c, acc_c, v_bufs, v_ready, pe, STAGES)
     q1, q2 = _rope_q(tables, q_w, q_ready.index(j % QB), (j // QB) & 1, D, ROPE)
     if not SELF_LOGIT:  # f26: the self logit from kt, then the self entry's K buffer handed back
-        m0 = _self_logit(tables, q1, q2, k_bufs.index(es).slice(WG * 64, 64), scale2, D, SELF_LOGIT, s_layout)
+        m0 = _kt_logit(q1, q2, k_bufs.index(es).slice(WG * 64, 64), scale2, D, s_layout)
         mbarrier.arrive(k_empty.index(es), count=1)
     if STORE_QR:  # RoPE(q) for the backward (forward._consumer's b5 store; waited for before o goes into q_w)
         bh, t0, _nb, _nf = _tile(j, gl.num_programs(0), gl.program_id(0), NT, T, L, BN)
@@ -99,8 +95,8 @@ def _boundary(j, e, pe, carried, tables, q_w, prev, ptrs, sc, smem, bars, descs,
     _bh, t0, n_blocks, n_full = _tile(j, gl.num_programs(0), gl.program_id(0), NT, T, L, BN)
     crow = (t0 + WG * 64 + gl.arange(0, 64, layout=row_s)) // L
     cols = gl.arange(0, BN, layout=gl.SliceLayout(0, s_layout))
-    if SELF_LOGIT:
-        m0 = _self_logit(tables, q1, q2, k_bufs.index(es), scale2, D, SELF_LOGIT, s_layout)
+    if SELF_LOGIT:  # the scan's (here, where f23's prefill had it: its SASS as before)
+        m0 = tables[2] * scale2
     p32, m_i, l_i, alpha = online_softmax(s, m0, gl.full([64], 1.0, gl.float32, row_s), n_blocks - 1,
                                           n_full, crow, cols, scale2, BN, 1, EXP_POLY, TREE, s_layout)
     mbarrier.wait(v_ready.index(es), (e // STAGES) & 1)  # the self term: acc = vt, rescaled
