@@ -3,18 +3,18 @@
 # with the next row's loads first, and with heads fastest). On an H100: call_s32d.sh (TOTAL=280: the thirty-second
 # session's adoptions against the routes before them), bscan_mlp.py, then the per-stage profile at D 64 L 16 (train,
 # prefill, 4k / 32k / 128k) in the time left. Run from the repository root as
-# `rm -rf .git; export RATBENCH_GIT_REV=<commit>; bash experiments/rat-gluon-next/call_s33.sh`.
+# `rm -rf .git; export RATBENCH_GIT_REV=<commit>; bash experiments/rat-gluon-next/call_s33.sh` (S33: the seconds it may take, 555).
 D=$(dirname "$0")
-T33=$(date +%s)
+T33=$(date +%s); S33=${S33:-555}
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
-  TOTAL=470 bash "$D/call_c.sh"
+  TOTAL=$(( S33 - 85 )) bash "$D/call_c.sh"
 else
-  TOTAL=280 bash "$D/call_s32d.sh"
+  TOTAL=$(( S33 * 280 / 555 )) bash "$D/call_s32d.sh"
 fi
 NAME=s33
 source "$D/_call.sh"
 export PYTHONPATH=.:experiments/rat-gluon-next
 TAILN=8 step bscan 75 env OUT="$R" python "$D/bscan_mlp.py" --rounds 5
-left=$(( 555 - ($(date +%s) - T33) ))
+left=$(( S33 - ($(date +%s) - T33) ))
 nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 || { [ "$left" -ge 60 ] && TAILN=10 step profile "$left" python run_bench.py profile --impl rat/gluon --mode train,prefill --seq-len 4k,32k,128k --tokens 128k --heads 16 --head-dim 64 --chunk-size 16 --dtype bf16 --device cuda --out "$R/profile"; }
 ls -la "$OUT"
