@@ -165,8 +165,11 @@ def op_h200() -> str:
 
 
 RAT_GLUON_RUN = "reports/h200-rat-gluon-head-2026-12-05/op"
+#: the latest run of the issue's whole table on the H200 (rat/gluon alone; main after the seventeenth session)
+RAT_GLUON_LATEST_RUN = "reports/h200-rat-gluon-s17-2026-12-06/op"
 RAT_GLUON_ROWS = [OpRow("rat/triton", "rat/triton", run=RAT_GLUON_RUN),
-                  OpRow("rat/gluon", "**rat/gluon** (Gluon kernels, sm_90)", run=RAT_GLUON_RUN)]
+                  OpRow("rat/gluon", "**rat/gluon** (Gluon kernels, sm_90), in the same run", run=RAT_GLUON_RUN),
+                  OpRow("rat/gluon", "**rat/gluon**, its latest run of all six cells", run=RAT_GLUON_LATEST_RUN)]
 #: the layer-level rows of both RAT implementations measured side by side (Figure 3's RAT rows, issue 18)
 RAT_GLUON_LAYER_RUN = "reports/h200-rat-gluon-f2-2026-12-04/layer"
 RAT_GLUON_COLUMNS = [("train", 4 * K), ("train", 32 * K), ("train", 128 * K), ("prefill", 4 * K),
@@ -174,7 +177,8 @@ RAT_GLUON_COLUMNS = [("train", 4 * K), ("train", 32 * K), ("train", 128 * K), ("
 
 
 def rat_gluon_h200() -> str:
-    """rat/gluon beside rat/triton in one harness run on the H200 (README "Op level", issue 18)."""
+    """rat/gluon beside rat/triton in one harness run on the H200, and rat/gluon's latest run of the same cells
+    (README "Op level", issue 18)."""
     return _op_table(RAT_GLUON_ROWS, RAT_GLUON_COLUMNS)
 
 
