@@ -12,6 +12,8 @@ issued for one row each.
 - `hf`: the grid's axes swapped, heads fastest, so that the programs running together read the same rows of 16
   heads (the inputs are (B, T, H, D): one 4 KB token row at D 128) rather than 256 B of each row of two or three
   heads.
+- `acc`: bwd_scan_kernel's loop with the dq accumulator's load before the row's stores (in bwd_scan_kernel's SASS
+  it comes after them: ptxas does not move a load above stores it may alias, so each row waits for loads twice).
 - `pfhf`: both; `pf-nc/2`: pf with half the chunks side by side (pf takes 168 registers against 126 at D 128 with 8
   chunks on sm_90, triton 3.7.1: three programs per multiprocessor against four; 96 against 72 at 4 chunks).
 Prediction (written before any GPU run): on the H200 pf 0-6% faster than the product kernel (at most up to about
@@ -44,9 +46,9 @@ from ratbench.impls.rat.triton import rope_tables
 
 TOKENS = 131072
 H = 16
-#: name: (PF, HF, chunks side by side as a share of the product launch's)
-VARIANTS = {"main": (False, False, 1.0), "pf": (True, False, 1.0), "pf-nc/2": (True, False, 0.5),
-            "hf": (False, True, 1.0), "pfhf": (True, True, 1.0)}
+#: name: (PF, HF, chunks side by side as a share of the product launch's, ACC_FIRST)
+VARIANTS = {"main": (False, False, 1.0, False), "pf": (True, False, 1.0, False), "pf-nc/2": (True, False, 0.5, False),
+            "hf": (False, True, 1.0, False), "pfhf": (True, True, 1.0, False), "acc": (False, False, 1.0, True)}
 
 
 @triton.jit
@@ -68,9 +70,11 @@ def bwd_scan_x(
     Q, K_, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQACC, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2, Tp,
     L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, PF: tl.constexpr, HF: tl.constexpr,
+    ACC_FIRST: tl.constexpr = False,
 ):
     """bwd_scan_kernel with DQ_OUT and RoPE (rat/gluon's launch); HF: program (bh, chunk group) instead of (chunk
-    group, bh); PF: the next row's loads before this row's work."""
+    group, bh); PF: the next row's loads before this row's work; ACC_FIRST (without PF): the dq accumulator's load
+    before the row's stores, where bwd_scan_kernel has it after them."""
     if HF:
         pid = tl.program_id(1)
         bh = tl.program_id(0)
@@ -168,10 +172,13 @@ def bwd_scan_x(
                 dk2 += dke2
                 dv1 += dve1
                 dv2 += dve2
+            if ACC_FIRST:
+                a1, a2 = _load2(DQACC + qp, m, 0.0, HALF)
             gk1, gk2, gv1, gv2, fn1, fn2 = _bwd_scan_step(K_, V, F, KTR, VT, DK, DV, DF, ptr, optr, o_t, m, l, dk1,
                                                           dk2, dv1, dv2, gk1, gk2, gv1, gv2, fn1, fn2, cos, sin,
                                                           HALF, True)
-            a1, a2 = _load2(DQACC + qp, m, 0.0, HALF)
+            if not ACC_FIRST:
+                a1, a2 = _load2(DQACC + qp, m, 0.0, HALF)
             a1 = a1 * scale + _ds[:, None] * _kr1
             a2 = a2 * scale + _ds[:, None] * _kr2
             a1, a2 = _rope_t(a1, a2, cos, sin)
@@ -212,12 +219,13 @@ def _launch(x: dict, T: int, D: int, L: int, nc: int, variant: str):
             K.bwd_scan_kernel[(math.ceil(C / nc), B * H)](*args, L=L, NC=nc, HALF=D // 2, ROPE=True, DQ_OUT=True,
                                                           num_warps=4, num_stages=1)
         return launch, outs
-    pf, hf, share = VARIANTS[variant]
+    pf, hf, share, acc_first = VARIANTS[variant]
     nc = max(1, int(nc * share))
     grid = (B * H, math.ceil(C / nc)) if hf else (math.ceil(C / nc), B * H)
 
     def launch():
-        bwd_scan_x[grid](*args, L=L, NC=nc, HALF=D // 2, PF=pf, HF=hf, num_warps=4, num_stages=1)
+        bwd_scan_x[grid](*args, L=L, NC=nc, HALF=D // 2, PF=pf, HF=hf, ACC_FIRST=acc_first, num_warps=4,
+                         num_stages=1)
     return launch, outs
 
 
