@@ -40,7 +40,7 @@ import triton
 import triton.language as tl
 
 from ratbench.impls.rat import kernels as K
-from ratbench.impls.rat.kernels.common import _load2, _rope_t, _store2
+from ratbench.impls.rat.kernels.common import _cos_sin, _load2, _rope_t, _store2
 from ratbench.impls.rat.kernels.scan import _bwd_direct, _bwd_scan_step
 from ratbench.impls.rat.triton import rope_tables
 
@@ -86,9 +86,7 @@ def bwd_scan_x(
     cid = pid * NC + tl.arange(0, NC)
     cm = cid < C
     d2 = tl.arange(0, HALF)[None, :]
-    tptr = cid[:, None] * HALF + d2
-    cos = tl.load(COS + tptr, mask=cm[:, None], other=1.0)
-    sin = tl.load(SIN + tptr, mask=cm[:, None], other=0.0)
+    cos, sin = _cos_sin(COS, SIN, cid, cm, d2, HALF)
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     r_off = bh.to(tl.int64) * T
