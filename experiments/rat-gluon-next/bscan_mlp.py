@@ -14,6 +14,9 @@ issued for one row each.
   heads.
 - `acc`: bwd_scan_kernel's loop with the dq accumulator's load before the row's stores (in bwd_scan_kernel's SASS
   it comes after them: ptxas does not move a load above stores it may alias, so each row waits for loads twice).
+- `cr` (thirty-fourth session): acc, and a row's kt_r, vt carried from the row after it (which loaded them as its
+  previous states) instead of loaded again: 18 global loads per row in its SASS against bwd_scan_kernel's 22 (sm_90,
+  triton 3.7.1, D 128 32k: 127 registers against 126, no spills), all before the row's 8 stores.
 - `pfhf`: both; `pf-nc/2`: pf with half the chunks side by side (pf takes 168 registers against 126 at D 128 with 8
   chunks on sm_90, triton 3.7.1: three programs per multiprocessor against four; 96 against 72 at 4 chunks).
 Prediction (written before any GPU run): on the H200 pf 0-6% faster than the product kernel (at most up to about
@@ -22,7 +25,8 @@ that is faster in every round at D 128 and D 64 on the H200 goes into scan.py.
 
 Outputs are compared with the product kernel's (they do the same arithmetic in the same order: equal up to fused
 multiply-adds). Times: medians of interleaved rounds (experiments/_ab.py). Run from the repository root:
-`PYTHONPATH=. python experiments/rat-gluon-next/bscan_mlp.py [--shapes 128:16:32768,64:16:4096] [--rounds 7]`;
+`PYTHONPATH=. python experiments/rat-gluon-next/bscan_mlp.py [--shapes 128:16:32768,64:16:4096] [--rounds 7]
+[--variants main,acc,cr]`;
 `TRITON_INTERPRET=1 PYTHONPATH=. python experiments/rat-gluon-next/bscan_mlp.py --cpu` checks the variants against
 the product kernel in float32 on the interpreter.
 """
@@ -46,9 +50,11 @@ from ratbench.impls.rat.triton import rope_tables
 
 TOKENS = 131072
 H = 16
-#: name: (PF, HF, chunks side by side as a share of the product launch's, ACC_FIRST)
-VARIANTS = {"main": (False, False, 1.0, False), "pf": (True, False, 1.0, False), "pf-nc/2": (True, False, 0.5, False),
-            "hf": (False, True, 1.0, False), "pfhf": (True, True, 1.0, False), "acc": (False, False, 1.0, True)}
+#: name: (PF, HF, chunks side by side as a share of the product launch's, ACC_FIRST, CR)
+VARIANTS = {"main": (False, False, 1.0, False, False), "pf": (True, False, 1.0, False, False),
+            "pf-nc/2": (True, False, 0.5, False, False), "hf": (False, True, 1.0, False, False),
+            "pfhf": (True, True, 1.0, False, False), "acc": (False, False, 1.0, True, False),
+            "cr": (False, False, 1.0, True, True)}
 
 
 @triton.jit
@@ -70,11 +76,12 @@ def bwd_scan_x(
     Q, K_, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQACC, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2, Tp,
     L: tl.constexpr, NC: tl.constexpr, HALF: tl.constexpr, PF: tl.constexpr, HF: tl.constexpr,
-    ACC_FIRST: tl.constexpr = False,
+    ACC_FIRST: tl.constexpr = False, CR: tl.constexpr = False,
 ):
     """bwd_scan_kernel with DQ_OUT and RoPE (rat/gluon's launch); HF: program (bh, chunk group) instead of (chunk
     group, bh); PF: the next row's loads before this row's work; ACC_FIRST (without PF): the dq accumulator's load
-    before the row's stores, where bwd_scan_kernel has it after them."""
+    before the row's stores, where bwd_scan_kernel has it after them; CR (without PF): a row's kt_r, vt carried from
+    the row after it, which loaded them as its previous states, and all of the row's loads before its stores."""
     if HF:
         pid = tl.program_id(1)
         bh = tl.program_id(0)
@@ -154,6 +161,52 @@ def bwd_scan_x(
             rows, rv, m, ptr, optr, qp = prow, pv, pm, pptr, poptr, pqp
             q1, q2, do1, do2, lse, delta, f1, f2 = nq1, nq2, ndo1, ndo2, nlse, ndelta, nf1, nf2
             k1, k2, v1, v2, a1, a2, kr1, kr2, vt1, vt2 = nk1, nk2, nv1, nv2, na1, na2, kp1, kp2, vp1, vp2
+    elif CR:
+        rows = cid.to(tl.int64) * L + (L - 1)
+        optr = out_off + rows[:, None] * o_t + d2
+        m = (cm & (rows < T))[:, None]
+        kr1, kr2 = _load2(KTR + optr, m, 0.0, HALF)
+        vt1, vt2 = _load2(VT + optr, m, 0.0, HALF)
+        for i in range(n_rows):  # n_rows == L
+            l = L - 1 - i
+            rows = cid.to(tl.int64) * L + l
+            rv = cm & (rows < T)
+            m = rv[:, None]
+            ptr = in_off + rows[:, None] * s_t + d2
+            optr = out_off + rows[:, None] * o_t + d2
+            qp = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2
+            q1, q2, do1, do2, lse, delta, f1, f2, k1, k2, v1, v2, a1, a2 = _row_in(
+                Q, K_, V, F, DO, LSE, DELTA, DQACC, qp, ptr, optr, rows, m, rv, r_off, HALF)
+            pm = (rv & (l > 0))[:, None]
+            kp1, kp2 = _load2(KTR + optr - o_t, pm, 0.0, HALF)
+            vp1, vp2 = _load2(VT + optr - o_t, pm, 0.0, HALF)
+            p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+            ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
+            dk1 = ds_s[:, None] * q1
+            dk2 = ds_s[:, None] * q2
+            dv1 = p_s[:, None] * do1
+            dv2 = p_s[:, None] * do2
+            if l == L - 1:
+                dk1 += dke1
+                dk2 += dke2
+                dv1 += dve1
+                dv2 += dve2
+            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
+            gk1 = dk1 + fn1 * gk1
+            gk2 = dk2 + fn2 * gk2
+            gv1 = dv1 + fn1 * gv1
+            gv2 = dv2 + fn2 * gv2
+            ku1, ku2 = _rope_t(kp1, kp2, cos, sin)
+            _store2(DK + optr, (1.0 - f1) * gk1, (1.0 - f2) * gk2, m, HALF)
+            _store2(DV + optr, (1.0 - f1) * gv1, (1.0 - f2) * gv2, m, HALF)
+            _store2(DF + optr, gk1 * (ku1 - k1) + gv1 * (vp1 - v1), gk2 * (ku2 - k2) + gv2 * (vp2 - v2), m, HALF)
+            a1 = a1 * scale + ds_s[:, None] * kr1
+            a2 = a2 * scale + ds_s[:, None] * kr2
+            a1, a2 = _rope_t(a1, a2, cos, sin)
+            _store2(DQ + optr, a1, a2, m, HALF)
+            fn1 = f1
+            fn2 = f2
+            kr1, kr2, vt1, vt2 = kp1, kp2, vp1, vp2
     else:
         for i in range(n_rows):  # n_rows == L: bwd_scan_kernel's loop with DQ_OUT
             l = L - 1 - i
@@ -217,13 +270,13 @@ def _launch(x: dict, T: int, D: int, L: int, nc: int, variant: str):
             K.bwd_scan_kernel[(math.ceil(C / nc), B * H)](*args, L=L, NC=nc, HALF=D // 2, ROPE=True, DQ_OUT=True,
                                                           num_warps=4, num_stages=1)
         return launch, outs
-    pf, hf, share, acc_first = VARIANTS[variant]
+    pf, hf, share, acc_first, cr = VARIANTS[variant]
     nc = max(1, int(nc * share))
     grid = (B * H, math.ceil(C / nc)) if hf else (math.ceil(C / nc), B * H)
 
     def launch():
-        bwd_scan_x[grid](*args, L=L, NC=nc, HALF=D // 2, PF=pf, HF=hf, ACC_FIRST=acc_first, num_warps=4,
-                         num_stages=1)
+        bwd_scan_x[grid](*args, L=L, NC=nc, HALF=D // 2, PF=pf, HF=hf, ACC_FIRST=acc_first, CR=cr,
+                         num_warps=4, num_stages=1)
     return launch, outs
 
 
@@ -259,8 +312,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--shapes", default="128:16:32768,128:16:4096,64:16:4096,64:16:32768", help="D:L:T")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
     ap.add_argument("--cpu", action="store_true", help="check the variants on the interpreter (TRITON_INTERPRET=1)")
     args = ap.parse_args()
+    names = args.variants.split(",")
+    if unknown := sorted(set(names) - set(VARIANTS)):
+        ap.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     if args.cpu:
         _cpu_check()
         return
@@ -275,14 +332,14 @@ def main() -> None:
         nc = bscan_nc(T, L, D)
         acc16 = dq_acc16_used(T, L, D)
         x = _inputs(TOKENS // T, T, D, L, dev, torch.bfloat16, acc16)
-        errs = _compare(x, T, D, L, nc, list(VARIANTS))
-        fns = {n: _launch(x, T, D, L, nc, n)[0] for n in VARIANTS}
+        errs = _compare(x, T, D, L, nc, names)
+        fns = {n: _launch(x, T, D, L, nc, n)[0] for n in names}
         ms = interleaved(fns, rounds=args.rounds)
         row = {"D": D, "L": L, "T": T, "NC": nc, "acc16": acc16, "max_rel_err": errs,
                **{n + "_ms": median(v) for n, v in ms.items()}, **{n + "_all": v for n, v in ms.items()}}
         gb = (12 if acc16 else 13) * TOKENS * H * D * 2 / 1e9
         print(f"D {D} L {L} T {T} NC {nc}: " + ", ".join(
-            f"{n} {row[n + '_ms']:.4f} ms ({gb / row[n + '_ms']:.0f} GB/s, err {errs[n]:.0e})" for n in VARIANTS),
+            f"{n} {row[n + '_ms']:.4f} ms ({gb / row[n + '_ms']:.0f} GB/s, err {errs[n]:.0e})" for n in names),
             flush=True)
         res["rows"].append(row)
         path.write_text(json.dumps(res, indent=1))
