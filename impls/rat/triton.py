@@ -262,7 +262,8 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         by_scan = scan_finishes_dq(cfg, B, H, T, L)
         dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
                                                  finish_dq=not by_scan, qr=qr, writer=cfg.bwd_dq_writer,
-                                                 seg=cfg.bwd_seg or None, acc16=cfg.bwd_dq_acc16,
+                                                 seg=cfg.bwd_seg or None,
+                                                 acc16=cfg.bwd_dq_acc16 and ke.shape[2] <= cfg.bwd_dq_acc16_max_ends,
                                                  kv_regs=cfg.bwd_kv_regs, owner=cfg.bwd_dq_owner)
         dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
                                         cfg, dqacc=dq if by_scan else None, qr=qr)

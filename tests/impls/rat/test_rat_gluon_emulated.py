@@ -181,6 +181,8 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True}, "train", 1024, 16, 128, {}),
     ({"bwd_dq_writer": True}, "train", 1024, 64, 128, {}),  # one key block, half of it past the chunk ends
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
+    # b25: the 16-bit accumulator beyond two key blocks (512 chunk ends: a tile's share stored, three added)
+    ({"bwd_dq_writer": True, "bwd_dq_acc16_max_ends": 1 << 30}, "train", 1024, 2, 64, {}),
     # b21: K_w and V_w in registers (head dim 64), with and without the dq writer
     ({"bwd_kv_regs": True}, "train", 1024, 4, 64, {}),
     ({"bwd_kv_regs": True, "bwd_dq_writer": True}, "train", 400, 16, 64, {}),
@@ -211,7 +213,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
     polynomial exponentials and none, f8's two-level tree and none, f7 off, main's self logit, f23's prefill
     consumers where they apply, with two and three ring entries, and in training (f26); f25's three consumer warpgroups at head dim 64, not
     beside f23's or at head dim 128) and the backward's
-    (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends and without it; b21's K and V in
+    (b7c's dq writer, with b17's 16-bit accumulator up to 256 chunk ends, beyond (b25) and without it; b21's K and V in
     registers and b22's dq shares by owners at head dim 64): outputs and gradients
     within the rule, each switch reaching the kernel."""
     k = _emulate(monkeypatch, 3)
@@ -227,7 +229,7 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
         assert bwd["KV_REGS"] == fields.get("bwd_kv_regs", False)
         assert bwd["OWNER"] == fields.get("bwd_dq_owner", False)
-        acc16 = fields.get("bwd_dq_writer", False) and fields.get("bwd_dq_acc16", True) and T // L <= 256
+        acc16 = cfg.bwd_dq_writer and cfg.bwd_dq_acc16 and T // L <= cfg.bwd_dq_acc16_max_ends
         assert bwd["dq_desc"].base.dtype == (torch.float16 if acc16 else torch.float32)
     else:
         do = None
