@@ -82,6 +82,9 @@ class RATTritonConfig:
     #: ... the most chunk ends per sequence where it is: 256 (two key blocks, b17's measured range); more is b25, a
     #: candidate until measured (impls/rat/gluon/NOTES.md, "Thirty-fourth session")
     bwd_dq_acc16_max_ends: int = 256
+    #: ... also without bwd_dq_writer: the pre pass's zeros and every share's TMA reduction in 16 bits (b25's
+    #: candidate at head dim 64, where the writer does not run beyond 256 chunk ends)
+    bwd_dq_acc16_plain: bool = False
     #: with backward "gluon_ws" at head dim 64: each MMA warpgroup of bwd_ws_kernel holds its K and V rows in registers
     #: as the A operands of S^T and dP^T, so those products read only q and dO from shared memory (b21)
     bwd_kv_regs: bool = False

@@ -244,6 +244,13 @@ def _lscan_forward(k, v, f, cos, sin, ktr, vt, ke, ve, stk, stv, T: int, H: int,
     _two_level(cfg, B, H, T, L, C, D, k.device, cfg.lscan_nb, False, launch_sum, launch_run)
 
 
+def _acc16(cfg: RATTritonConfig, n_ends: int) -> bool:
+    """Whether the Gluon backward's dq accumulator is 16-bit (b17, b25): RATTritonConfig.bwd_dq_acc16 within
+    bwd_dq_acc16_max_ends chunk ends, with the dq writer or bwd_dq_acc16_plain."""
+    return (cfg.bwd_dq_acc16 and n_ends <= cfg.bwd_dq_acc16_max_ends
+            and (cfg.bwd_dq_writer or cfg.bwd_dq_acc16_plain))
+
+
 def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, scale: float,
                  cfg: RATTritonConfig, qr=None):
     """The backward of rat_forward: (dq, dk, dv, df). cfg.backward "dq_first": bwd_dq_pre_kernel (dq, Delta,
@@ -263,7 +270,7 @@ def rat_backward(do, q, k, v, f, o, lse, ktr, vt, ke, ve, L: int, rope: bool, sc
         dq, delta, dke, dve, qr = gluon_backward(do, q, o, lse, ktr, vt, ke, ve, cos, sin, L, rope, scale,
                                                  finish_dq=not by_scan, qr=qr, writer=cfg.bwd_dq_writer,
                                                  seg=cfg.bwd_seg or None,
-                                                 acc16=cfg.bwd_dq_acc16 and ke.shape[2] <= cfg.bwd_dq_acc16_max_ends,
+                                                 acc16=_acc16(cfg, ke.shape[2]),
                                                  kv_regs=cfg.bwd_kv_regs, owner=cfg.bwd_dq_owner)
         dk, dv, df, dq_scan = _bwd_scan(q, k, v, f, ktr, vt, do, lse, delta, cos, sin, dke, dve, o, L, rope, scale,
                                         cfg, dqacc=dq if by_scan else None, qr=qr)

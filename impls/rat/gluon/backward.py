@@ -447,11 +447,11 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     pre pass writes it from q (Tp = T rounded up to 64). q is read only without qr or with finish_dq (dq's self term);
     else it may be None. writer (b7b, b7c; without finish_dq): the accumulator is not zeroed by the pre pass, key block
     0's items store their share first and a writer warp issues the copies (launch_backward's flags); without it the pre
-    pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17): with
-    writer and without finish_dq the accumulator is in o's 16-bit dtype instead of float32: half its bytes written
-    here and read by the backward scan; a query tile's first share is stored and the others are added by 16-bit TMA
-    reductions (the caller bounds the chunk ends where it asks for it: RATTritonConfig.bwd_dq_acc16_max_ends).
-    kv_regs, owner: launch_backward's (b21, b22)."""
+    pass writes its zeros (b5). seg: query tiles per work item (launch_backward's rule if None). acc16 (b17, b25):
+    without finish_dq the accumulator is in o's 16-bit dtype instead of float32: half its bytes written here (and
+    zeroed by the pre pass without writer) and read by the backward scan; with writer a query tile's first share is
+    stored, the others (without writer all) are added by 16-bit TMA reductions (the caller decides where:
+    impls.rat.triton._acc16). kv_regs, owner: launch_backward's (b21, b22)."""
     from ratbench.impls.attention_core import LOG2E
     from ratbench.impls.rat.gluon.passes import bwd_dq_post_kernel, bwd_ws_pre_kernel
 
@@ -479,7 +479,7 @@ def gluon_backward(do: torch.Tensor, q: torch.Tensor, o: torch.Tensor, lse: torc
     qr_out = qr is None
     if qr_out:
         qr = torch.empty(B * H, Tp, D, device=dev, dtype=q.dtype)
-    acc16 = acc16 and writer and not finish_dq
+    acc16 = acc16 and not finish_dq
     dqacc = torch.empty(B * H, Tp, D, device=dev, dtype=o.dtype if acc16 else torch.float32)
     scale2 = scale * LOG2E
     bwd_ws_pre_kernel[(Tp // PRE_BM, B * H)](

@@ -183,6 +183,10 @@ def test_emulator_fails_a_wait_on_the_wrong_phase(monkeypatch, tmp_path):
     ({"bwd_dq_writer": True, "bwd_dq_acc16": False}, "train", 1024, 16, 128, {}),
     # b25: the 16-bit accumulator beyond two key blocks (512 chunk ends: a tile's share stored, three added)
     ({"bwd_dq_writer": True, "bwd_dq_acc16_max_ends": 1 << 30}, "train", 1024, 2, 64, {}),
+    # ... without the writer: the pre pass's zeros and every share in 16 bits, plain and by owners (b22)
+    ({"bwd_dq_acc16_plain": True, "bwd_dq_acc16_max_ends": 1 << 30}, "train", 1024, 2, 64, {}),
+    ({"bwd_dq_acc16_plain": True, "bwd_dq_acc16_max_ends": 1 << 30, "bwd_dq_owner": True, "bwd_kv_regs": True},
+     "train", 1024, 2, 64, {}),
     # b21: K_w and V_w in registers (head dim 64), with and without the dq writer
     ({"bwd_kv_regs": True}, "train", 1024, 4, 64, {}),
     ({"bwd_kv_regs": True, "bwd_dq_writer": True}, "train", 400, 16, 64, {}),
@@ -229,7 +233,8 @@ def test_config_variants_emulated(monkeypatch, fields, mode, T, L, D, constexprs
         assert bwd["WRITER"] == fields.get("bwd_dq_writer", False)
         assert bwd["KV_REGS"] == fields.get("bwd_kv_regs", False)
         assert bwd["OWNER"] == fields.get("bwd_dq_owner", False)
-        acc16 = cfg.bwd_dq_writer and cfg.bwd_dq_acc16 and T // L <= cfg.bwd_dq_acc16_max_ends
+        acc16 = ((cfg.bwd_dq_writer or cfg.bwd_dq_acc16_plain) and cfg.bwd_dq_acc16
+                 and T // L <= cfg.bwd_dq_acc16_max_ends)
         assert bwd["dq_desc"].base.dtype == (torch.float16 if acc16 else torch.float32)
     else:
         do = None
