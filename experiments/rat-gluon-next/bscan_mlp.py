@@ -17,6 +17,9 @@ issued for one row each.
 - `cr` (thirty-fourth session): acc, and a row's kt_r, vt carried from the row after it (which loaded them as its
   previous states) instead of loaded again: 18 global loads per row in its SASS against bwd_scan_kernel's 22 (sm_90,
   triton 3.7.1, D 128 32k: 127 registers against 126, no spills), all before the row's 8 stores.
+- `acc-nc/2` (thirty-fourth session): acc with half the chunks side by side (at D 128 32k with the float32
+  accumulator 4 instead of 8: 72 registers, seven programs per multiprocessor instead of four; measured only at 4k
+  before, where 4 was 2.9% slower than 8, twenty-ninth session).
 - `pfhf`: both; `pf-nc/2`: pf with half the chunks side by side (pf takes 168 registers against 126 at D 128 with 8
   chunks on sm_90, triton 3.7.1: three programs per multiprocessor against four; 96 against 72 at 4 chunks).
 Prediction (written before any GPU run): on the H200 pf 0-6% faster than the product kernel (at most up to about
@@ -54,7 +57,7 @@ H = 16
 VARIANTS = {"main": (False, False, 1.0, False, False), "pf": (True, False, 1.0, False, False),
             "pf-nc/2": (True, False, 0.5, False, False), "hf": (False, True, 1.0, False, False),
             "pfhf": (True, True, 1.0, False, False), "acc": (False, False, 1.0, True, False),
-            "cr": (False, False, 1.0, True, True)}
+            "cr": (False, False, 1.0, True, True), "acc-nc/2": (False, False, 0.5, True, False)}
 
 
 @triton.jit

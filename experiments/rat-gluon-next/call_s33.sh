@@ -4,18 +4,18 @@
 # fastest (hf)), then fscan_hf.py (the forward scan with heads fastest) if 45 s are left. On an H100: call_s32d.sh
 # (TOTAL=280: the thirty-second session's adoptions against the routes before them), bscan_mlp.py, fscan_hf.py, then
 # the per-stage profile at D 64 L 16 (train, prefill, 4k / 32k / 128k) in the time left. Run from the repository root as
-# `rm -rf .git; export RATBENCH_GIT_REV=<commit>; bash experiments/rat-gluon-next/call_s33.sh` (S33: the seconds it may take, 555).
+# `rm -rf .git; export RATBENCH_GIT_REV=<commit>; bash experiments/rat-gluon-next/call_s33.sh` (S33: the seconds it may take, 565).
 D=$(dirname "$0")
-T33=$(date +%s); S33=${S33:-555}
+T33=$(date +%s); S33=${S33:-565}
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
-  TOTAL=$(( S33 - 85 )) bash "$D/call_c.sh"
+  TOTAL=$(( S33 - 95 )) bash "$D/call_c.sh"
 else
-  TOTAL=$(( S33 * 280 / 555 )) bash "$D/call_s32d.sh"
+  TOTAL=$(( S33 * 280 / 565 )) bash "$D/call_s32d.sh"
 fi
 NAME=s33
 source "$D/_call.sh"
 export PYTHONPATH=.:experiments/rat-gluon-next
-TAILN=8 step bscan 75 env OUT="$R" python "$D/bscan_mlp.py" --rounds 5 --variants main,acc,cr,pf,hf
+TAILN=8 step bscan 90 env OUT="$R" python "$D/bscan_mlp.py" --rounds 5 --variants main,acc,cr,pf,hf,acc-nc/2
 left=$(( S33 - ($(date +%s) - T33) ))
 [ "$left" -ge 45 ] && TAILN=9 step fscan $(( left < 60 ? left : 60 )) env OUT="$R" python "$D/fscan_hf.py" --rounds 5
 left=$(( S33 - ($(date +%s) - T33) ))
