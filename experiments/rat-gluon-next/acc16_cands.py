@@ -41,7 +41,20 @@ class Acc16AllNc4(Acc16All):
     bscan_nc: ClassVar[dict[int, int]] = {128: 4}
 
 
-CANDIDATES = {"rat/gluon-acc16": Acc16All, "rat/gluon-acc16nc4": Acc16AllNc4}
+class Acc16Plain(Acc16All):
+    """b25 without the dq writer at head dim 128 too: the pre pass's zeros (in 16 bits) and every share's TMA
+    reduction, where the writer's kernel cost about what the float32 zeros cost (seventeenth session, call plain on an
+    H100: bwd_ws_kernel 5.31 / 4.97 ms with / without the writer at 32k, the pre pass 0.372 / 0.741; steps equal)."""
+
+    description = "b25 with the plain backward (no dq writer, zeros in 16 bits) at head dim 128"
+
+    def _config(self, n_chunks: int = 1 << 30, dtype: torch.dtype = torch.bfloat16, *, seq_len: int | None = None,
+                chunk_size: int | None = None, head_dim: int | None = None) -> RATTritonConfig:
+        cfg = super()._config(n_chunks, dtype, seq_len=seq_len, chunk_size=chunk_size, head_dim=head_dim)
+        return dataclasses.replace(cfg, bwd_dq_writer=False) if cfg.bwd_dq_acc16_plain else cfg
+
+
+CANDIDATES = {"rat/gluon-acc16": Acc16All, "rat/gluon-acc16nc4": Acc16AllNc4, "rat/gluon-acc16plain": Acc16Plain}
 
 
 def main() -> None:
