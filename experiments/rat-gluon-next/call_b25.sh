@@ -2,9 +2,9 @@
 # (acc16_cands.py; prediction and rule in impls/rat/gluon/NOTES.md "Thirty-fourth session"). Before each shape
 # family's rounds, the FlashAttention rule where b25 changes dq, which the check-triton preset (T <= 4k, 256 chunk
 # ends at L 16) does not reach: train, D 128, L 16 at 8k and 32k (B 1, H 4) and 64k (H 1), L 64 at 32k, D 64 at 8k and
-# 32k (H 4). Then rat/gluon-acc16 (and -acc16nc4 and -acc16plain at D 128 L 16) against rat/gluon in the gate's rounds at D 128 L 16
-# 8k / 32k / 128k, L 64 32k / 128k and D 64 32k / 128k (train, bf16, H 16, 131,072 tokens). Run from the repository
-# root as
+# 32k (H 4). Then rat/gluon-acc16 (and -acc16nc4 and -acc16plain at D 128 L 16) against rat/gluon in the gate's rounds
+# at D 128 L 16 8k / 32k / 128k, L 64 32k / 128k and D 64 32k / 128k (train, bf16, H 16, 131,072 tokens). Run from the
+# repository root as
 # `rm -rf .git; export RATBENCH_GIT_REV=<commit>; TOTAL=480 bash experiments/rat-gluon-next/call_b25.sh`.
 NAME=b25
 source "$(dirname "$0")/_call.sh"
