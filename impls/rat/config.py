@@ -75,9 +75,9 @@ class RATTritonConfig:
     #: with backward "gluon_ws": bwd_ws_kernel's query tiles per work item; 0: launch_backward's rule (32 up to 256
     #: chunk ends per head, 128 from 2048 on, else 64)
     bwd_seg: int = 0
-    #: with bwd_dq_writer and the one-level scans, up to bwd_dq_acc16_max_ends chunk ends per sequence: dq's
-    #: accumulator in the inputs' 16-bit dtype (a query tile's share stored, then the others added); False: float32
-    #: (b17)
+    #: with bwd_dq_writer (or bwd_dq_acc16_plain) and the one-level scans, up to bwd_dq_acc16_max_ends chunk ends per
+    #: sequence: dq's accumulator in the inputs' 16-bit dtype (with the writer a query tile's share stored, then the
+    #: others added); False: float32 (b17)
     bwd_dq_acc16: bool = True
     #: ... the most chunk ends per sequence where it is: 256 (two key blocks, b17's measured range); more is b25, a
     #: candidate until measured (impls/rat/gluon/NOTES.md, "Thirty-fourth session")
