@@ -75,6 +75,40 @@ def _row_in(Q, K_, V, F, DO, LSE, DELTA, DQACC, qp, ptr, optr, rows, m, rv, r_of
 
 
 @triton.jit
+def _row_out(DK, DV, DF, DQ, optr, m, last, q1, q2, do1, do2, lse, delta, f1, f2, k1, k2, v1, v2, a1, a2, kr1, kr2,
+             vt1, vt2, kp1, kp2, vp1, vp2, gk1, gk2, gv1, gv2, fn1, fn2, dke1, dke2, dve1, dve2, cos, sin, scale, scale2,
+             HALF: tl.constexpr):
+    """A row's outputs from its loaded inputs (kp, vp: its previous states, RoPE'd kt and vt of the row before): the
+    self term (as _bwd_direct), dK_c / dV_c at the chunk's last row, the recurrence and dk, dv, df, dq (as
+    _bwd_scan_step and bwd_scan_kernel's DQ_OUT). Returns g (gk1, gk2, gv1, gv2)."""
+    p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
+    ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
+    dk1 = ds_s[:, None] * q1
+    dk2 = ds_s[:, None] * q2
+    dv1 = p_s[:, None] * do1
+    dv2 = p_s[:, None] * do2
+    if last:
+        dk1 += dke1
+        dk2 += dke2
+        dv1 += dve1
+        dv2 += dve2
+    dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
+    gk1 = dk1 + fn1 * gk1
+    gk2 = dk2 + fn2 * gk2
+    gv1 = dv1 + fn1 * gv1
+    gv2 = dv2 + fn2 * gv2
+    ku1, ku2 = _rope_t(kp1, kp2, cos, sin)
+    _store2(DK + optr, (1.0 - f1) * gk1, (1.0 - f2) * gk2, m, HALF)
+    _store2(DV + optr, (1.0 - f1) * gv1, (1.0 - f2) * gv2, m, HALF)
+    _store2(DF + optr, gk1 * (ku1 - k1) + gv1 * (vp1 - v1), gk2 * (ku2 - k2) + gv2 * (vp2 - v2), m, HALF)
+    a1 = a1 * scale + ds_s[:, None] * kr1
+    a2 = a2 * scale + ds_s[:, None] * kr2
+    a1, a2 = _rope_t(a1, a2, cos, sin)
+    _store2(DQ + optr, a1, a2, m, HALF)
+    return gk1, gk2, gv1, gv2
+
+
+@triton.jit
 def bwd_scan_x(
     Q, K_, V, F, KTR, VT, DO, LSE, DELTA, COS, SIN, DKE, DVE, DK, DV, DF, DQACC, DQ,
     s_b, s_t, s_h, o_b, o_t, o_h, T, H, C, n_rows, scale, scale2, Tp,
@@ -134,30 +168,9 @@ def bwd_scan_x(
             nq1, nq2, ndo1, ndo2, nlse, ndelta, nf1, nf2, nk1, nk2, nv1, nv2, na1, na2 = _row_in(
                 Q, K_, V, F, DO, LSE, DELTA, DQACC, pqp, pptr, poptr, prow, pm, pv, r_off, HALF)
             # this row: the self term (as _bwd_direct), the recurrence and its outputs (as _bwd_scan_step)
-            p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
-            ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
-            dk1 = ds_s[:, None] * q1
-            dk2 = ds_s[:, None] * q2
-            dv1 = p_s[:, None] * do1
-            dv2 = p_s[:, None] * do2
-            if l == L - 1:
-                dk1 += dke1
-                dk2 += dke2
-                dv1 += dve1
-                dv2 += dve2
-            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
-            gk1 = dk1 + fn1 * gk1
-            gk2 = dk2 + fn2 * gk2
-            gv1 = dv1 + fn1 * gv1
-            gv2 = dv2 + fn2 * gv2
-            ku1, ku2 = _rope_t(kp1, kp2, cos, sin)
-            _store2(DK + optr, (1.0 - f1) * gk1, (1.0 - f2) * gk2, m, HALF)
-            _store2(DV + optr, (1.0 - f1) * gv1, (1.0 - f2) * gv2, m, HALF)
-            _store2(DF + optr, gk1 * (ku1 - k1) + gv1 * (vp1 - v1), gk2 * (ku2 - k2) + gv2 * (vp2 - v2), m, HALF)
-            a1 = a1 * scale + ds_s[:, None] * kr1
-            a2 = a2 * scale + ds_s[:, None] * kr2
-            a1, a2 = _rope_t(a1, a2, cos, sin)
-            _store2(DQ + optr, a1, a2, m, HALF)
+            gk1, gk2, gv1, gv2 = _row_out(DK, DV, DF, DQ, optr, m, l == L - 1, q1, q2, do1, do2, lse, delta, f1, f2,
+                                          k1, k2, v1, v2, a1, a2, kr1, kr2, vt1, vt2, kp1, kp2, vp1, vp2, gk1, gk2,
+                                          gv1, gv2, fn1, fn2, dke1, dke2, dve1, dve2, cos, sin, scale, scale2, HALF)
             fn1 = f1
             fn2 = f2
             # the row before becomes this row
@@ -183,30 +196,9 @@ def bwd_scan_x(
             pm = (rv & (l > 0))[:, None]
             kp1, kp2 = _load2(KTR + optr - o_t, pm, 0.0, HALF)
             vp1, vp2 = _load2(VT + optr - o_t, pm, 0.0, HALF)
-            p_s = tl.exp2(tl.sum(q1 * kr1 + q2 * kr2, 1) * scale2 - lse)
-            ds_s = scale * p_s * (tl.sum(do1 * vt1 + do2 * vt2, 1) - delta)
-            dk1 = ds_s[:, None] * q1
-            dk2 = ds_s[:, None] * q2
-            dv1 = p_s[:, None] * do1
-            dv2 = p_s[:, None] * do2
-            if l == L - 1:
-                dk1 += dke1
-                dk2 += dke2
-                dv1 += dve1
-                dv2 += dve2
-            dk1, dk2 = _rope_t(dk1, dk2, cos, sin)
-            gk1 = dk1 + fn1 * gk1
-            gk2 = dk2 + fn2 * gk2
-            gv1 = dv1 + fn1 * gv1
-            gv2 = dv2 + fn2 * gv2
-            ku1, ku2 = _rope_t(kp1, kp2, cos, sin)
-            _store2(DK + optr, (1.0 - f1) * gk1, (1.0 - f2) * gk2, m, HALF)
-            _store2(DV + optr, (1.0 - f1) * gv1, (1.0 - f2) * gv2, m, HALF)
-            _store2(DF + optr, gk1 * (ku1 - k1) + gv1 * (vp1 - v1), gk2 * (ku2 - k2) + gv2 * (vp2 - v2), m, HALF)
-            a1 = a1 * scale + ds_s[:, None] * kr1
-            a2 = a2 * scale + ds_s[:, None] * kr2
-            a1, a2 = _rope_t(a1, a2, cos, sin)
-            _store2(DQ + optr, a1, a2, m, HALF)
+            gk1, gk2, gv1, gv2 = _row_out(DK, DV, DF, DQ, optr, m, l == L - 1, q1, q2, do1, do2, lse, delta, f1, f2,
+                                          k1, k2, v1, v2, a1, a2, kr1, kr2, vt1, vt2, kp1, kp2, vp1, vp2, gk1, gk2,
+                                          gv1, gv2, fn1, fn2, dke1, dke2, dve1, dve2, cos, sin, scale, scale2, HALF)
             fn1 = f1
             fn2 = f2
             kr1, kr2, vt1, vt2 = kp1, kp2, vp1, vp2
