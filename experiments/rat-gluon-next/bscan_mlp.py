@@ -61,6 +61,36 @@ VARIANTS = {"main": (False, False, 1.0, False, False), "pf": (True, False, 1.0, 
 
 
 @triton.jit
+def _chunks_hf(COS, SIN, H, C, NC: tl.constexpr, HALF: tl.constexpr, HF: tl.constexpr):
+    """scan.py's _chunks (RoPE on) with the grid's axes swappable: HF, program (bh, chunk group) instead of (chunk
+    group, bh). Returns bh, b, h, the chunk ids and their mask, the half-row's column offsets and cos, sin per chunk.
+    (fscan_hf.py's copy of scan_kernel has these lines of its own: the study scripts import from the repository root
+    only, tests/test_scripts_folded.py.)"""
+    if HF:
+        bh = tl.program_id(0)
+        pid = tl.program_id(1)
+    else:
+        pid = tl.program_id(0)
+        bh = tl.program_id(1)
+    cid = pid * NC + tl.arange(0, NC)
+    cm = cid < C
+    d2 = tl.arange(0, HALF)[None, :]
+    cos, sin = _cos_sin(COS, SIN, cid, cm, d2, HALF)
+    return bh, bh // H, bh % H, cid, cm, d2, cos, sin
+
+
+@triton.jit
+def _row_at(cid, l, cm, T, in_off, out_off, s_t, o_t, bh, Tp, L: tl.constexpr, HALF: tl.constexpr):
+    """Row l of the program's chunks: rows, their mask (rv, and m as a column), the inputs' (ptr), outputs' (optr)
+    and RoPE(q) / accumulator's (qp, (B*H, Tp, D)) offsets."""
+    rows = cid.to(tl.int64) * L + l
+    rv = cm & (rows < T)
+    d2 = tl.arange(0, HALF)[None, :]
+    qp = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2
+    return rows, rv, rv[:, None], in_off + rows[:, None] * s_t + d2, out_off + rows[:, None] * o_t + d2, qp
+
+
+@triton.jit
 def _row_in(Q, K_, V, F, DO, LSE, DELTA, DQACC, qp, ptr, optr, rows, m, rv, r_off, HALF: tl.constexpr):
     """A row's inputs but its kt_r and vt: q_r, dO, lse, Delta, f, k, v and the dq accumulator (float32)."""
     q1, q2 = _load2(Q + qp, m, 0.0, HALF)
@@ -119,18 +149,7 @@ def bwd_scan_x(
     group, bh); PF: the next row's loads before this row's work; ACC_FIRST (without PF): the dq accumulator's load
     before the row's stores, where bwd_scan_kernel has it after them; CR (without PF): a row's kt_r, vt carried from
     the row after it, which loaded them as its previous states, and all of the row's loads before its stores."""
-    if HF:
-        pid = tl.program_id(1)
-        bh = tl.program_id(0)
-    else:
-        pid = tl.program_id(0)
-        bh = tl.program_id(1)
-    b = bh // H
-    h = bh % H
-    cid = pid * NC + tl.arange(0, NC)
-    cm = cid < C
-    d2 = tl.arange(0, HALF)[None, :]
-    cos, sin = _cos_sin(COS, SIN, cid, cm, d2, HALF)
+    bh, b, h, cid, cm, d2, cos, sin = _chunks_hf(COS, SIN, H, C, NC, HALF, HF)
     in_off = b.to(tl.int64) * s_b + h.to(tl.int64) * s_h
     out_off = b.to(tl.int64) * o_b + h.to(tl.int64) * o_h
     r_off = bh.to(tl.int64) * T
@@ -144,12 +163,7 @@ def bwd_scan_x(
     dke1, dke2 = _load2(DKE + eptr, cm[:, None], 0.0, HALF)
     dve1, dve2 = _load2(DVE + eptr, cm[:, None], 0.0, HALF)
     if PF:
-        rows = cid.to(tl.int64) * L + (L - 1)
-        rv = cm & (rows < T)
-        m = rv[:, None]
-        ptr = in_off + rows[:, None] * s_t + d2
-        optr = out_off + rows[:, None] * o_t + d2
-        qp = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2
+        rows, rv, m, ptr, optr, qp = _row_at(cid, L - 1, cm, T, in_off, out_off, s_t, o_t, bh, Tp, L, HALF)
         q1, q2, do1, do2, lse, delta, f1, f2, k1, k2, v1, v2, a1, a2 = _row_in(
             Q, K_, V, F, DO, LSE, DELTA, DQACC, qp, ptr, optr, rows, m, rv, r_off, HALF)
         kr1, kr2 = _load2(KTR + optr, m, 0.0, HALF)
@@ -178,19 +192,12 @@ def bwd_scan_x(
             q1, q2, do1, do2, lse, delta, f1, f2 = nq1, nq2, ndo1, ndo2, nlse, ndelta, nf1, nf2
             k1, k2, v1, v2, a1, a2, kr1, kr2, vt1, vt2 = nk1, nk2, nv1, nv2, na1, na2, kp1, kp2, vp1, vp2
     elif CR:
-        rows = cid.to(tl.int64) * L + (L - 1)
-        optr = out_off + rows[:, None] * o_t + d2
-        m = (cm & (rows < T))[:, None]
+        rows, rv, m, ptr, optr, qp = _row_at(cid, L - 1, cm, T, in_off, out_off, s_t, o_t, bh, Tp, L, HALF)
         kr1, kr2 = _load2(KTR + optr, m, 0.0, HALF)
         vt1, vt2 = _load2(VT + optr, m, 0.0, HALF)
         for i in range(n_rows):  # n_rows == L
             l = L - 1 - i
-            rows = cid.to(tl.int64) * L + l
-            rv = cm & (rows < T)
-            m = rv[:, None]
-            ptr = in_off + rows[:, None] * s_t + d2
-            optr = out_off + rows[:, None] * o_t + d2
-            qp = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2
+            rows, rv, m, ptr, optr, qp = _row_at(cid, l, cm, T, in_off, out_off, s_t, o_t, bh, Tp, L, HALF)
             q1, q2, do1, do2, lse, delta, f1, f2, k1, k2, v1, v2, a1, a2 = _row_in(
                 Q, K_, V, F, DO, LSE, DELTA, DQACC, qp, ptr, optr, rows, m, rv, r_off, HALF)
             pm = (rv & (l > 0))[:, None]
@@ -205,12 +212,7 @@ def bwd_scan_x(
     else:
         for i in range(n_rows):  # n_rows == L: bwd_scan_kernel's loop with DQ_OUT
             l = L - 1 - i
-            rows = cid.to(tl.int64) * L + l
-            rv = cm & (rows < T)
-            m = rv[:, None]
-            ptr = in_off + rows[:, None] * s_t + d2
-            optr = out_off + rows[:, None] * o_t + d2
-            qp = (bh.to(tl.int64) * Tp + rows)[:, None] * (2 * HALF) + d2
+            rows, rv, m, ptr, optr, qp = _row_at(cid, l, cm, T, in_off, out_off, s_t, o_t, bh, Tp, L, HALF)
             dk1, dk2, dv1, dv2, _kr1, _kr2, _ds = _bwd_direct(Q, KTR, VT, DO, LSE, DELTA, qp, optr, rows, m, rv,
                                                               r_off, cos, sin, scale, scale2, HALF, False)
             if l == L - 1:
